@@ -1,0 +1,165 @@
+package gormstore
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// CreateProduct inserts p, its initial stock if any, and its idempotency key.
+func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial *inventory.StockTx, key inventory.IdempotencyRecord) error {
+	return s.write(ctx, func(tx *gorm.DB) error {
+		err := tx.Raw(`INSERT INTO products (sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted, p.Version, p.CreatedAt, p.UpdatedAt,
+		).Scan(&p.ID).Error
+		if err != nil {
+			return err
+		}
+		if key.Key != "" {
+			key.ProductID = p.ID
+			if err := insertIdempotencyKey(tx, key, p.CreatedAt); err != nil {
+				return err
+			}
+		}
+		if initial == nil {
+			return nil
+		}
+		initial.Product.ID = p.ID
+		initial.Level.ProductID = p.ID
+		return s.writeStock(tx, initial, false, 0)
+	})
+}
+
+func insertIdempotencyKey(tx *gorm.DB, rec inventory.IdempotencyRecord, at any) error {
+	return tx.Exec("INSERT INTO idempotency_keys (key, operation, request_hash, product_id, created_at) VALUES (?, ?, ?, ?, ?)",
+		rec.Key, rec.Operation, rec.RequestHash, rec.ProductID, at).Error
+}
+
+// UpdateProduct runs fn on the locked product row and saves its changes.
+func (s *Store) UpdateProduct(ctx context.Context, id int64, key inventory.IdempotencyRecord, fn func(*inventory.Product) (bool, error)) (inventory.Product, error) {
+	var p inventory.Product
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		var err error
+		if p, err = s.lockProduct(tx, id); err != nil {
+			return err
+		}
+		changed, err := fn(&p)
+		if err != nil {
+			return err
+		}
+		if key.Key != "" {
+			if err := insertIdempotencyKey(tx, key, time.Now().UTC()); err != nil {
+				return err
+			}
+		}
+		if !changed {
+			return nil
+		}
+		return tx.Exec(`UPDATE products SET sku = ?, name = ?, price_micros = ?, threshold = ?, version = ?, updated_at = ? WHERE id = ?`,
+			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Version, p.UpdatedAt, p.ID).Error
+	})
+	return p, err
+}
+
+// IdempotencyRecord returns the record of a product mutation's key.
+func (s *Store) IdempotencyRecord(ctx context.Context, key string) (inventory.IdempotencyRecord, bool, error) {
+	var rows []inventory.IdempotencyRecord
+	err := s.db.WithContext(ctx).Raw(
+		"SELECT key, operation, request_hash, product_id FROM idempotency_keys WHERE key = ?", key).Scan(&rows).Error
+	if err != nil || len(rows) == 0 {
+		return inventory.IdempotencyRecord{}, false, translate(err)
+	}
+	return rows[0], true, nil
+}
+
+// lockProduct reads a product and, on PostgreSQL, locks its row until the
+// transaction ends.
+func (s *Store) lockProduct(tx *gorm.DB, id int64) (inventory.Product, error) {
+	var rows []productRow
+	if err := tx.Raw("SELECT "+productColumns+" FROM products WHERE id = ?"+s.forUpdate(), id).Scan(&rows).Error; err != nil {
+		return inventory.Product{}, err
+	}
+	if len(rows) == 0 {
+		return inventory.Product{}, inventory.Errorf(inventory.CodeNotFound, "product %d not found", id)
+	}
+	return rows[0].product(), nil
+}
+
+// Product returns a product by ID.
+func (s *Store) Product(ctx context.Context, id int64) (inventory.Product, error) {
+	var rows []productRow
+	if err := s.db.WithContext(ctx).Raw("SELECT "+productColumns+" FROM products WHERE id = ?", id).Scan(&rows).Error; err != nil {
+		return inventory.Product{}, translate(err)
+	}
+	if len(rows) == 0 {
+		return inventory.Product{}, inventory.Errorf(inventory.CodeNotFound, "product %d not found", id)
+	}
+	return rows[0].product(), nil
+}
+
+// ProductBySKU returns a product by its (normalized) SKU.
+func (s *Store) ProductBySKU(ctx context.Context, sku string) (inventory.Product, error) {
+	var rows []productRow
+	if err := s.db.WithContext(ctx).Raw("SELECT "+productColumns+" FROM products WHERE sku = ?", sku).Scan(&rows).Error; err != nil {
+		return inventory.Product{}, translate(err)
+	}
+	if len(rows) == 0 {
+		return inventory.Product{}, inventory.Errorf(inventory.CodeNotFound, "product with SKU %q not found", sku)
+	}
+	return rows[0].product(), nil
+}
+
+// Products returns a page of products ordered by ID.
+func (s *Store) Products(ctx context.Context, f inventory.ProductFilter, afterID int64, limit int) (inventory.ProductPage, error) {
+	where, args := productWhere(f)
+	where = append(where, "id > ?")
+	args = append(args, afterID, limit+1)
+	var rows []productRow
+	err := s.db.WithContext(ctx).Raw("SELECT "+productColumns+" FROM products WHERE "+strings.Join(where, " AND ")+
+		" ORDER BY id LIMIT ?", args...).Scan(&rows).Error
+	if err != nil {
+		return inventory.ProductPage{}, translate(err)
+	}
+	page := inventory.ProductPage{HasNext: len(rows) > limit}
+	rows = rows[:min(len(rows), limit)]
+	page.Products = make([]inventory.Product, len(rows))
+	for i, r := range rows {
+		page.Products[i] = r.product()
+	}
+	return page, nil
+}
+
+// CountProducts counts the products that match f.
+func (s *Store) CountProducts(ctx context.Context, f inventory.ProductFilter) (int, error) {
+	where, args := productWhere(f)
+	var n int
+	err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM products WHERE "+strings.Join(where, " AND "), args...).Scan(&n).Error
+	return n, translate(err)
+}
+
+func productWhere(f inventory.ProductFilter) ([]string, []any) {
+	where, args := []string{"1 = 1"}, []any{}
+	if f.Text != "" {
+		pattern := "%" + escapeLike(strings.ToLower(f.Text)) + "%"
+		where = append(where, `(lower(sku) LIKE ? ESCAPE '\' OR lower(name) LIKE ? ESCAPE '\')`)
+		args = append(args, pattern, pattern)
+	}
+	if f.LowStock != nil {
+		if *f.LowStock {
+			where = append(where, "stock - reserved < threshold")
+		} else {
+			where = append(where, "stock - reserved >= threshold")
+		}
+	}
+	return where, args
+}
+
+// escapeLike escapes the LIKE wildcards in s, with backslash as the escape.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}

@@ -1,0 +1,111 @@
+package gormstore
+
+import (
+	"database/sql"
+	"time"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// Row types mirror the tables; the domain types carry no storage tags.
+
+const productColumns = "id, sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, created_at, updated_at"
+
+type productRow struct {
+	ID              int64
+	SKU             string `gorm:"column:sku"`
+	Name            string
+	PriceMicros     int64
+	Threshold       int64
+	Stock           int64
+	Reserved        int64
+	LowStockAlerted bool
+	Version         int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+func (r productRow) product() inventory.Product {
+	return inventory.Product{
+		ID: r.ID, SKU: r.SKU, Name: r.Name, Price: inventory.Price(r.PriceMicros), Threshold: r.Threshold,
+		Stock: r.Stock, Reserved: r.Reserved, LowStockAlerted: r.LowStockAlerted, Version: r.Version,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+const levelColumns = "product_id, location_id, stock, reserved, version, lease_token, updated_at"
+
+type levelRow struct {
+	ProductID  int64
+	LocationID int64
+	Stock      int64
+	Reserved   int64
+	Version    int64
+	LeaseToken int64
+	UpdatedAt  time.Time
+}
+
+func (r levelRow) level() inventory.Level {
+	return inventory.Level{
+		ProductID: r.ProductID, LocationID: r.LocationID, Stock: r.Stock, Reserved: r.Reserved,
+		Version: r.Version, LeaseToken: r.LeaseToken, UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+const movementColumns = "seq, product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert, " +
+	"reason, reference, actor, idempotency_key, request_hash, lease_token, trace_id, created_at"
+
+type movementRow struct {
+	Seq            int64
+	ProductID      int64
+	LocationID     int64
+	Type           string
+	Delta          int64
+	QuantityAfter  int64
+	AvailableAfter int64
+	LowStockAlert  bool
+	Reason         string
+	Reference      string
+	Actor          string
+	IdempotencyKey sql.NullString
+	RequestHash    sql.NullString
+	LeaseToken     int64
+	TraceID        string
+	CreatedAt      time.Time
+}
+
+func (r movementRow) movement() inventory.Movement {
+	return inventory.Movement{
+		Seq: r.Seq, ProductID: r.ProductID, LocationID: r.LocationID, Type: inventory.MovementType(r.Type),
+		Delta: r.Delta, QuantityAfter: r.QuantityAfter, AvailableAfter: r.AvailableAfter, LowStockAlert: r.LowStockAlert,
+		Reason: r.Reason, Reference: r.Reference, Actor: r.Actor, IdempotencyKey: r.IdempotencyKey.String,
+		RequestHash: r.RequestHash.String, LeaseToken: r.LeaseToken, TraceID: r.TraceID, CreatedAt: r.CreatedAt.UTC(),
+	}
+}
+
+// movementArgs returns m's values in movementColumns order.
+func movementArgs(m inventory.Movement) []any {
+	return []any{
+		m.Seq, m.ProductID, m.LocationID, string(m.Type), m.Delta, m.QuantityAfter, m.AvailableAfter, m.LowStockAlert,
+		m.Reason, m.Reference, m.Actor, nullable(m.IdempotencyKey), nullableHash(m), m.LeaseToken, m.TraceID, m.CreatedAt.UTC(),
+	}
+}
+
+func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// nullableHash stores a request hash only with its idempotency key: without
+// a key there is nothing to compare it to.
+func nullableHash(m inventory.Movement) sql.NullString {
+	return sql.NullString{String: m.RequestHash, Valid: m.IdempotencyKey != ""}
+}
+
+type locationRow struct {
+	ID        int64
+	Code      string
+	Name      string
+	CreatedAt time.Time
+}
+
+func (r locationRow) location() inventory.Location {
+	return inventory.Location{ID: r.ID, Code: r.Code, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}
+}

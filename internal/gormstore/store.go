@@ -1,0 +1,160 @@
+// Package gormstore implements inventory.Store with GORM on SQLite (the
+// zero-setup default) or PostgreSQL.
+package gormstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// Drivers.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Config says which database to open.
+type Config struct {
+	// Driver is SQLite or Postgres.
+	Driver string
+	// DSN is a SQLite file path (or "file:" URI) or a PostgreSQL DSN.
+	DSN string
+	// MaxOpenConns bounds the connection pool; zero picks a default.
+	MaxOpenConns int
+	Logger       *slog.Logger
+}
+
+// Store is an inventory.Store backed by GORM.
+type Store struct {
+	db      *gorm.DB
+	driver  string
+	log     *slog.Logger
+	writers chan struct{} // SQLite only: one writer at a time, queued in Go
+}
+
+var _ inventory.Store = (*Store)(nil)
+
+// Open connects to the database and applies pending migrations.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	var dialector gorm.Dialector
+	switch cfg.Driver {
+	case SQLite:
+		dialector = sqlite.Open(sqliteDSN(cfg.DSN))
+	case Postgres:
+		dialector = postgres.Open(cfg.DSN)
+	default:
+		return nil, fmt.Errorf("unknown database driver %q (want %q or %q)", cfg.Driver, SQLite, Postgres)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		SkipDefaultTransaction: true,
+		Logger:                 logger.Discard,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", cfg.Driver, err)
+	}
+	s := &Store{db: db, driver: cfg.Driver, log: cfg.Logger}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	maxConns := cfg.MaxOpenConns
+	if maxConns <= 0 {
+		maxConns = 16
+	}
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(maxConns)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	if cfg.Driver == SQLite {
+		s.writers = make(chan struct{}, 1)
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", cfg.Driver, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN adds the connection settings the store relies on to a file
+// path: WAL for concurrent readers, full sync so an acknowledged change
+// survives power loss, foreign keys, a busy timeout for other processes,
+// and immediate transactions so a transaction that reads then writes never
+// fails to upgrade its lock.
+func sqliteDSN(dsn string) string {
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "busy_timeout(10000)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + q.Encode()
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Driver returns SQLite or Postgres.
+func (s *Store) Driver() string { return s.driver }
+
+// Ping checks that the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.WithContext(ctx).Raw("SELECT 1").Scan(&one).Error; err != nil {
+		return translate(err)
+	}
+	return nil
+}
+
+// write runs fn in a read-write transaction. On SQLite, writers queue in Go
+// rather than in SQLite's busy handler, which sleeps in steps of up to 100ms.
+func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.writers != nil {
+		select {
+		case s.writers <- struct{}{}:
+			defer func() { <-s.writers }()
+		case <-ctx.Done():
+			return translate(ctx.Err())
+		}
+	}
+	return translate(s.db.WithContext(ctx).Transaction(fn))
+}
+
+// forUpdate is the row-locking suffix of a SELECT that is followed by a
+// write of the same row. SQLite's immediate transactions already hold the
+// database's write lock.
+func (s *Store) forUpdate() string {
+	if s.driver == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}

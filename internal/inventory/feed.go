@@ -1,0 +1,270 @@
+package inventory
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// The feed publishes committed ledger rows to subscribers in sequence order.
+// It never trusts in-memory hand-offs from writers: a writer only wakes it,
+// and it reads the ledger itself, so what it publishes is exactly what
+// committed, in commit order (the store assigns sequences in commit order),
+// whichever replica wrote it.
+type feed struct {
+	store Store
+	log   *slog.Logger
+	poll  time.Duration
+	wake  chan struct{}
+
+	mu      sync.Mutex
+	last    int64 // highest sequence published
+	subs    map[*subscriber]struct{}
+	started bool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+const (
+	feedPageSize      = 512
+	subscriberBacklog = 1024
+)
+
+type subscriber struct {
+	filter EventFilter
+	ch     chan Movement
+}
+
+func newFeed(store Store, log *slog.Logger, poll time.Duration) *feed {
+	return &feed{store: store, log: log, poll: poll, wake: make(chan struct{}, 1), subs: make(map[*subscriber]struct{})}
+}
+
+func (f *feed) start(ctx context.Context) error {
+	last, err := f.store.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	f.mu.Lock()
+	f.last, f.started, f.cancel, f.done = last, true, cancel, make(chan struct{})
+	f.mu.Unlock()
+	go f.run(ctx)
+	return nil
+}
+
+func (f *feed) stop() {
+	f.mu.Lock()
+	cancel, done := f.cancel, f.done
+	f.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+// notify wakes the feed after a commit. It never blocks.
+func (f *feed) notify() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *feed) run(ctx context.Context) {
+	defer close(f.done)
+	defer f.closeAll()
+	tick := time.NewTicker(f.poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+		case <-tick.C:
+		}
+		f.catchUp(ctx)
+	}
+}
+
+func (f *feed) catchUp(ctx context.Context) {
+	for {
+		f.mu.Lock()
+		last := f.last
+		f.mu.Unlock()
+		page, err := f.store.Movements(ctx, MovementQuery{After: last, HasAfter: true, Limit: feedPageSize})
+		if err != nil {
+			if ctx.Err() == nil {
+				f.log.Warn("event feed: reading the ledger failed; will retry", "after", last, "err", err)
+			}
+			return
+		}
+		for _, m := range page.Movements {
+			f.publish(m)
+		}
+		if !page.HasNext {
+			return
+		}
+	}
+}
+
+func (f *feed) publish(m Movement) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m.Seq <= f.last {
+		return
+	}
+	f.last = m.Seq
+	for s := range f.subs {
+		if !s.filter.match(m) {
+			continue
+		}
+		select {
+		case s.ch <- m:
+		default:
+			// A slow subscriber never stalls the feed: it is dropped and
+			// resumes from the ledger with afterSequence.
+			f.log.Warn("event feed: subscriber lagged; closing it", "seq", m.Seq)
+			delete(f.subs, s)
+			close(s.ch)
+		}
+	}
+}
+
+// subscribe registers a subscriber and returns the sequence from which it
+// receives events live: every later event goes to its channel.
+func (f *feed) subscribe(filter EventFilter) (*subscriber, int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.started {
+		return nil, 0, Errorf(CodeUnavailable, "event feed is not running")
+	}
+	s := &subscriber{filter: filter, ch: make(chan Movement, subscriberBacklog)}
+	f.subs[s] = struct{}{}
+	return s, f.last, nil
+}
+
+func (f *feed) unsubscribe(s *subscriber) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.subs[s]; ok {
+		delete(f.subs, s)
+		close(s.ch)
+	}
+}
+
+func (f *feed) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for s := range f.subs {
+		delete(f.subs, s)
+		close(s.ch)
+	}
+	f.started = false
+}
+
+// EventFilter selects the ledger events a subscription receives.
+type EventFilter struct {
+	// ProductIDs keeps only these products; empty means all.
+	ProductIDs []int64
+	// AlertsOnly keeps only movements that raised a low-stock alert.
+	AlertsOnly bool
+	// AfterSeq, if set, first replays the ledger rows after this sequence.
+	AfterSeq *int64
+}
+
+func (f EventFilter) match(m Movement) bool {
+	if f.AlertsOnly && !m.LowStockAlert {
+		return false
+	}
+	return len(f.ProductIDs) == 0 || slices.Contains(f.ProductIDs, m.ProductID)
+}
+
+// MaxSubscribedProducts bounds EventFilter.ProductIDs.
+const MaxSubscribedProducts = 100
+
+// Subscribe streams ledger events that match filter, in sequence order,
+// until ctx is done. With AfterSeq it first replays what the ledger holds
+// after that sequence, then continues live without gap or duplicate. The
+// channel is closed when ctx is done, when the service stops, or when the
+// subscriber falls too far behind (it may then resubscribe with AfterSeq set
+// to the last sequence it saw).
+func (s *Service) Subscribe(ctx context.Context, filter EventFilter) (<-chan Movement, error) {
+	if len(filter.ProductIDs) > MaxSubscribedProducts {
+		return nil, invalid("productIds", "at most %d productIds", MaxSubscribedProducts)
+	}
+	if a := filter.AfterSeq; a != nil && *a < 0 {
+		return nil, invalid("afterSequence", "afterSequence must not be negative")
+	}
+	filter.ProductIDs = slices.Clone(filter.ProductIDs)
+	for _, id := range filter.ProductIDs {
+		if _, err := s.Product(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	sub, live, err := s.feed.subscribe(filter)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan Movement)
+	go s.forward(ctx, sub, live, out)
+	return out, nil
+}
+
+// forward replays the ledger up to the live point if asked, then relays the
+// live events. It owns out and the subscription, and ends with ctx.
+func (s *Service) forward(ctx context.Context, sub *subscriber, live int64, out chan<- Movement) {
+	defer close(out)
+	defer s.feed.unsubscribe(sub)
+	send := func(m Movement) bool {
+		select {
+		case out <- m:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	last := live
+	if a := sub.filter.AfterSeq; a != nil {
+		last = *a
+		for last < live {
+			page, err := s.store.Movements(ctx, MovementQuery{
+				ProductIDs: sub.filter.ProductIDs, AlertsOnly: sub.filter.AlertsOnly,
+				After: last, HasAfter: true, UpTo: live, Limit: feedPageSize,
+			})
+			if err != nil {
+				s.log.Warn("subscription replay failed; closing it", "after", last, "err", err)
+				return
+			}
+			for _, m := range page.Movements {
+				if !send(m) {
+					return
+				}
+				last = m.Seq
+			}
+			if !page.HasNext {
+				break
+			}
+		}
+	}
+	for {
+		select {
+		case m, ok := <-sub.ch:
+			if !ok {
+				return
+			}
+			if m.Seq <= last {
+				continue
+			}
+			if !send(m) {
+				return
+			}
+			last = m.Seq
+		case <-ctx.Done():
+			return
+		}
+	}
+}

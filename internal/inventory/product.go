@@ -1,0 +1,251 @@
+package inventory
+
+import (
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on input. They are part of the API contract and documented in the
+// schema.
+const (
+	MaxQuantity     = 1_000_000_000 // largest quantity in one stock change
+	MaxStock        = 2_147_483_647 // largest stock of one product (GraphQL Int)
+	MaxNameLength   = 200
+	MaxTextLength   = 500 // reason
+	MaxRefLength    = 200 // reference
+	MaxKeyLength    = 128 // idempotency key
+	MaxPageSize     = 100
+	DefaultPageSize = 20
+)
+
+var skuPattern = regexp.MustCompile(`^[A-Z0-9][A-Z0-9._-]{0,63}$`)
+
+// Product is an item that is stocked. Stock and Reserved are the sums over
+// all locations; they are maintained in the same transaction as the levels.
+type Product struct {
+	ID        int64
+	SKU       string
+	Name      string
+	Price     Price
+	Threshold int64
+	Stock     int64
+	Reserved  int64
+	// LowStockAlerted is the edge-trigger state of the low-stock alert: set
+	// when an alert is raised, cleared (re-armed) when available stock is back
+	// at or above the threshold.
+	LowStockAlerted bool
+	// Version counts edits of the product's own attributes; stock levels
+	// carry their own versions.
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Available is the stock that can still be sold: on hand minus reserved.
+func (p Product) Available() int64 { return p.Stock - p.Reserved }
+
+// LowStock reports whether available stock is below the threshold.
+func (p Product) LowStock() bool { return p.Available() < p.Threshold }
+
+// NewProduct is the input of Service.CreateProduct.
+type NewProduct struct {
+	SKU       string
+	Name      string
+	Price     Price
+	Threshold int64
+	// InitialStock, if positive, is received at InitialLocationID (the default
+	// location if zero) in the same transaction, with an IN ledger row.
+	InitialStock      int64
+	InitialLocationID int64
+	IdempotencyKey    string
+}
+
+// ProductUpdate is the input of Service.UpdateProduct. Nil fields are left
+// unchanged.
+type ProductUpdate struct {
+	ID        int64
+	SKU       *string
+	Name      *string
+	Price     *Price
+	Threshold *int64
+	// ExpectedVersion, if set, makes the update a compare-and-set.
+	ExpectedVersion *int64
+	IdempotencyKey  string
+}
+
+// ProductFilter selects products in Service.Products.
+type ProductFilter struct {
+	// Text matches a substring of the SKU or the name, case-insensitively.
+	Text string
+	// LowStock, if set, keeps only products whose LowStock equals it.
+	LowStock *bool
+}
+
+// ProductPage is a page of products ordered by ID.
+type ProductPage struct {
+	Products []Product
+	HasNext  bool
+}
+
+// NormalizeSKU upper-cases and trims a SKU; SKUs compare case-insensitively.
+func NormalizeSKU(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
+
+func validateSKU(s string) error {
+	if !skuPattern.MatchString(s) {
+		return invalid("sku", "sku must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	return nil
+}
+
+func validateName(field, s string) error {
+	n := utf8.RuneCountInString(s)
+	if n == 0 || n > MaxNameLength {
+		return invalid(field, "%s must be 1 to %d characters", field, MaxNameLength)
+	}
+	return validateText(field, s, MaxNameLength)
+}
+
+func validateText(field, s string, max int) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, "%s must be valid UTF-8", field)
+	}
+	if utf8.RuneCountInString(s) > max {
+		return invalid(field, "%s must be at most %d characters", field, max)
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return invalid(field, "%s must not contain control characters", field)
+	}
+	return nil
+}
+
+func validateThreshold(t int64) error {
+	if t < 0 || t > MaxStock {
+		return invalid("threshold", "threshold must be between 0 and %d", MaxStock)
+	}
+	return nil
+}
+
+func validatePrice(p Price) error {
+	if p < 0 || p > MaxPrice {
+		return invalid("price", "price must be between 0 and %s", MaxPrice)
+	}
+	return nil
+}
+
+func validateIdempotencyKey(k string) error {
+	if len(k) > MaxKeyLength {
+		return invalid("idempotencyKey", "idempotencyKey must be at most %d bytes", MaxKeyLength)
+	}
+	for _, r := range k {
+		if r < 0x21 || r > 0x7e {
+			return invalid("idempotencyKey", "idempotencyKey must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func (np *NewProduct) normalize() error {
+	np.SKU = NormalizeSKU(np.SKU)
+	np.Name = strings.TrimSpace(np.Name)
+	if err := validateSKU(np.SKU); err != nil {
+		return err
+	}
+	if err := validateName("name", np.Name); err != nil {
+		return err
+	}
+	if err := validatePrice(np.Price); err != nil {
+		return err
+	}
+	if err := validateThreshold(np.Threshold); err != nil {
+		return err
+	}
+	if np.InitialStock < 0 || np.InitialStock > MaxQuantity {
+		return invalid("initialStock", "initialStock must be between 0 and %d", MaxQuantity)
+	}
+	if np.InitialLocationID < 0 {
+		return invalid("locationId", "locationId must be a positive id")
+	}
+	return validateIdempotencyKey(np.IdempotencyKey)
+}
+
+func (u *ProductUpdate) normalize() error {
+	if u.ID <= 0 {
+		return invalid("id", "id must be a positive id")
+	}
+	if u.SKU != nil {
+		s := NormalizeSKU(*u.SKU)
+		u.SKU = &s
+		if err := validateSKU(s); err != nil {
+			return err
+		}
+	}
+	if u.Name != nil {
+		s := strings.TrimSpace(*u.Name)
+		u.Name = &s
+		if err := validateName("name", s); err != nil {
+			return err
+		}
+	}
+	if u.Price != nil {
+		if err := validatePrice(*u.Price); err != nil {
+			return err
+		}
+	}
+	if u.Threshold != nil {
+		if err := validateThreshold(*u.Threshold); err != nil {
+			return err
+		}
+	}
+	return validateIdempotencyKey(u.IdempotencyKey)
+}
+
+// apply changes p as u says and reports whether anything changed.
+func (u ProductUpdate) apply(p *Product) bool {
+	changed := false
+	if u.SKU != nil && *u.SKU != p.SKU {
+		p.SKU, changed = *u.SKU, true
+	}
+	if u.Name != nil && *u.Name != p.Name {
+		p.Name, changed = *u.Name, true
+	}
+	if u.Price != nil && *u.Price != p.Price {
+		p.Price, changed = *u.Price, true
+	}
+	if u.Threshold != nil && *u.Threshold != p.Threshold {
+		p.Threshold, changed = *u.Threshold, true
+	}
+	return changed
+}
+
+// Location is a place where stock is kept. Locations are never edited or
+// deleted, so they may be cached by ID.
+type Location struct {
+	ID        int64
+	Code      string
+	Name      string
+	CreatedAt time.Time
+}
+
+// DefaultLocationID is the built-in location used when a request names none.
+const DefaultLocationID int64 = 1
+
+// IsDefault reports whether l is the built-in default location.
+func (l Location) IsDefault() bool { return l.ID == DefaultLocationID }
+
+// NewLocation is the input of Service.CreateLocation.
+type NewLocation struct {
+	Code string
+	Name string
+}
+
+func (nl *NewLocation) normalize() error {
+	nl.Code = NormalizeSKU(nl.Code)
+	nl.Name = strings.TrimSpace(nl.Name)
+	if !skuPattern.MatchString(nl.Code) {
+		return invalid("code", "code must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	return validateName("name", nl.Name)
+}

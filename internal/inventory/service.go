@@ -1,0 +1,329 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shopstack/inventory/internal/lock"
+)
+
+// Config holds what a Service is built from.
+type Config struct {
+	Store  Store
+	Locker lock.Locker
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// TraceID returns the trace id of ctx for the ledger; nil records none.
+	TraceID func(ctx context.Context) string
+	// LockTimeout bounds the wait for a stock lock; zero means 10s.
+	LockTimeout time.Duration
+	// PollInterval is how often the event feed checks the ledger for changes
+	// it was not told about (other replicas); zero means 1s.
+	PollInterval time.Duration
+}
+
+// Service holds the inventory use cases. Its methods validate input, apply
+// the business rules and return *Error values for everything a client can
+// cause or retry.
+type Service struct {
+	store       Store
+	locker      lock.Locker
+	log         *slog.Logger
+	now         func() time.Time
+	traceID     func(context.Context) string
+	lockTimeout time.Duration
+	feed        *feed
+
+	locMu     sync.RWMutex
+	locations map[int64]Location // locations are immutable, so caching them is safe
+}
+
+// NewService returns a Service. Call Start before serving subscriptions and
+// Close when done.
+func NewService(cfg Config) *Service {
+	s := &Service{
+		store:       cfg.Store,
+		locker:      cfg.Locker,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		traceID:     cfg.TraceID,
+		lockTimeout: cfg.LockTimeout,
+		locations:   make(map[int64]Location),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	// Databases keep microseconds; what the service returns must equal what
+	// a later read returns.
+	clock := s.now
+	s.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
+	if s.traceID == nil {
+		s.traceID = func(context.Context) string { return "" }
+	}
+	if s.lockTimeout <= 0 {
+		s.lockTimeout = 10 * time.Second
+	}
+	poll := cfg.PollInterval
+	if poll <= 0 {
+		poll = time.Second
+	}
+	s.feed = newFeed(cfg.Store, s.log, poll)
+	return s
+}
+
+// Start starts the event feed from the current end of the ledger.
+func (s *Service) Start(ctx context.Context) error { return s.feed.start(ctx) }
+
+// Close stops the event feed and ends all subscriptions.
+func (s *Service) Close() { s.feed.stop() }
+
+// Ready reports whether the service can take requests.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// ProductResult is what product mutations return.
+type ProductResult struct {
+	Product Product
+	// Movement is the initial-stock movement of a created product, if any.
+	Movement *Movement
+	Replayed bool
+}
+
+const (
+	opCreateProduct = "createProduct"
+	opUpdateProduct = "updateProduct"
+)
+
+// CreateProduct creates a product, with its initial stock if any.
+func (s *Service) CreateProduct(ctx context.Context, np NewProduct) (ProductResult, error) {
+	if err := np.normalize(); err != nil {
+		return ProductResult{}, err
+	}
+	loc := np.InitialLocationID
+	if loc == 0 {
+		loc = DefaultLocationID
+	}
+	hash := requestHash(opCreateProduct, np.SKU, np.Name, np.Price.String(), itoa(np.Threshold), itoa(np.InitialStock), itoa(loc))
+	rec := IdempotencyRecord{Key: np.IdempotencyKey, Operation: opCreateProduct, RequestHash: hash}
+	if res, ok, err := s.replayProduct(ctx, rec); ok || err != nil {
+		return res, err
+	}
+
+	now := s.now()
+	p := Product{SKU: np.SKU, Name: np.Name, Price: np.Price, Threshold: np.Threshold, Version: 1, CreatedAt: now, UpdatedAt: now}
+	var tx *StockTx
+	if np.InitialStock > 0 {
+		if _, err := s.Location(ctx, loc); err != nil {
+			return ProductResult{}, err
+		}
+		tx = &StockTx{Product: p, Level: Level{LocationID: loc}}
+		m := s.newMovement(ctx, MovementIn, np.InitialStock, "initial stock", "", np.IdempotencyKey, hash)
+		if err := tx.Apply(&m); err != nil {
+			return ProductResult{}, err
+		}
+		p = tx.Product
+	}
+	err := s.store.CreateProduct(ctx, &p, tx, rec)
+	if errors.Is(err, ErrDuplicateKey) {
+		// A concurrent request with the same key won; answer as its retry.
+		if res, ok, err := s.replayProduct(ctx, rec); ok || err != nil {
+			return res, err
+		}
+	}
+	if err != nil {
+		return ProductResult{}, err
+	}
+	res := ProductResult{Product: p}
+	if tx != nil {
+		res.Movement = &tx.Movements()[0]
+		s.feed.notify()
+	}
+	return res, nil
+}
+
+// UpdateProduct changes a product's attributes.
+func (s *Service) UpdateProduct(ctx context.Context, u ProductUpdate) (ProductResult, error) {
+	if err := u.normalize(); err != nil {
+		return ProductResult{}, err
+	}
+	var price *string
+	if u.Price != nil {
+		ps := u.Price.String()
+		price = &ps
+	}
+	hash := requestHash(opUpdateProduct, itoa(u.ID), optString(u.SKU), optString(u.Name), optString(price),
+		optItoa(u.Threshold), optItoa(u.ExpectedVersion))
+	rec := IdempotencyRecord{Key: u.IdempotencyKey, Operation: opUpdateProduct, RequestHash: hash, ProductID: u.ID}
+	if res, ok, err := s.replayProduct(ctx, rec); ok || err != nil {
+		return res, err
+	}
+	now := s.now()
+	p, err := s.store.UpdateProduct(ctx, u.ID, rec, func(p *Product) (bool, error) {
+		if u.ExpectedVersion != nil && *u.ExpectedVersion != p.Version {
+			return false, Errorf(CodeConflict, "product is at version %d, not the expected %d", p.Version, *u.ExpectedVersion)
+		}
+		if !u.apply(p) {
+			return false, nil
+		}
+		p.Version++
+		p.UpdatedAt = now
+		return true, nil
+	})
+	if errors.Is(err, ErrDuplicateKey) {
+		if res, ok, err := s.replayProduct(ctx, rec); ok || err != nil {
+			return res, err
+		}
+	}
+	if err != nil {
+		return ProductResult{}, err
+	}
+	return ProductResult{Product: p}, nil
+}
+
+// replayProduct answers a product mutation whose idempotency key was already
+// used: with the current product if the request is the same, CONFLICT if not.
+func (s *Service) replayProduct(ctx context.Context, rec IdempotencyRecord) (ProductResult, bool, error) {
+	if rec.Key == "" {
+		return ProductResult{}, false, nil
+	}
+	old, ok, err := s.store.IdempotencyRecord(ctx, rec.Key)
+	if err != nil || !ok {
+		return ProductResult{}, false, err
+	}
+	if old.Operation != rec.Operation || old.RequestHash != rec.RequestHash {
+		return ProductResult{}, true, errKeyReused()
+	}
+	p, err := s.store.Product(ctx, old.ProductID)
+	if err != nil {
+		return ProductResult{}, true, err
+	}
+	res := ProductResult{Product: p, Replayed: true}
+	if rec.Operation == opCreateProduct {
+		page, err := s.store.Movements(ctx, MovementQuery{ProductID: p.ID, Limit: 1})
+		if err != nil {
+			return ProductResult{}, true, err
+		}
+		if len(page.Movements) > 0 && page.Movements[0].IdempotencyKey == rec.Key {
+			res.Movement = &page.Movements[0]
+		}
+	}
+	return res, true, nil
+}
+
+func errKeyReused() *Error {
+	return Errorf(CodeConflict, "idempotencyKey was already used for a different request")
+}
+
+// Product returns the product with the given ID.
+func (s *Service) Product(ctx context.Context, id int64) (Product, error) {
+	if id <= 0 {
+		return Product{}, Errorf(CodeNotFound, "product %d not found", id)
+	}
+	return s.store.Product(ctx, id)
+}
+
+// ProductBySKU returns the product with the given SKU (case-insensitive).
+func (s *Service) ProductBySKU(ctx context.Context, sku string) (Product, error) {
+	sku = NormalizeSKU(sku)
+	if err := validateSKU(sku); err != nil {
+		return Product{}, err
+	}
+	return s.store.ProductBySKU(ctx, sku)
+}
+
+// Products returns up to first products with IDs above afterID that match f.
+func (s *Service) Products(ctx context.Context, f ProductFilter, first int, afterID int64) (ProductPage, error) {
+	if err := checkFirst(first); err != nil {
+		return ProductPage{}, err
+	}
+	if err := validateText("filter.text", f.Text, MaxNameLength); err != nil {
+		return ProductPage{}, err
+	}
+	return s.store.Products(ctx, f, afterID, first)
+}
+
+// CountProducts returns how many products match f.
+func (s *Service) CountProducts(ctx context.Context, f ProductFilter) (int, error) {
+	return s.store.CountProducts(ctx, f)
+}
+
+// LowStockProducts returns up to limit products whose available stock is
+// below their threshold, ordered by ID.
+func (s *Service) LowStockProducts(ctx context.Context, limit int) ([]Product, error) {
+	if limit < 1 || limit > 1000 {
+		return nil, invalid("first", "first must be between 1 and 1000")
+	}
+	low := true
+	page, err := s.store.Products(ctx, ProductFilter{LowStock: &low}, 0, limit)
+	return page.Products, err
+}
+
+// Levels returns a product's stock per location.
+func (s *Service) Levels(ctx context.Context, productID int64) ([]Level, error) {
+	return s.store.Levels(ctx, productID)
+}
+
+// Movements returns a page of the ledger.
+func (s *Service) Movements(ctx context.Context, q MovementQuery) (MovementPage, error) {
+	if err := checkFirst(q.Limit); err != nil {
+		return MovementPage{}, err
+	}
+	if q.ProductID > 0 {
+		if _, err := s.store.Product(ctx, q.ProductID); err != nil {
+			return MovementPage{}, err
+		}
+	}
+	return s.store.Movements(ctx, q)
+}
+
+func checkFirst(first int) error {
+	if first < 1 || first > MaxPageSize {
+		return invalid("first", "first must be between 1 and %d", MaxPageSize)
+	}
+	return nil
+}
+
+// CreateLocation adds a location.
+func (s *Service) CreateLocation(ctx context.Context, nl NewLocation) (Location, error) {
+	if err := nl.normalize(); err != nil {
+		return Location{}, err
+	}
+	l := Location{Code: nl.Code, Name: nl.Name, CreatedAt: s.now()}
+	if err := s.store.CreateLocation(ctx, &l); err != nil {
+		return Location{}, err
+	}
+	return l, nil
+}
+
+// Location returns the location with the given ID.
+func (s *Service) Location(ctx context.Context, id int64) (Location, error) {
+	s.locMu.RLock()
+	l, ok := s.locations[id]
+	s.locMu.RUnlock()
+	if ok {
+		return l, nil
+	}
+	if id <= 0 {
+		return Location{}, Errorf(CodeNotFound, "location %d not found", id)
+	}
+	l, err := s.store.Location(ctx, id)
+	if err != nil {
+		return Location{}, err
+	}
+	s.locMu.Lock()
+	s.locations[id] = l
+	s.locMu.Unlock()
+	return l, nil
+}
+
+// Locations returns all locations ordered by ID.
+func (s *Service) Locations(ctx context.Context) ([]Location, error) {
+	return s.store.Locations(ctx)
+}

@@ -1,0 +1,206 @@
+package inventory
+
+import (
+	"errors"
+	"strconv"
+	"time"
+)
+
+// MovementType says why stock moved. The ledger's CHECK references the
+// movement_types table, so a new type is one migration row.
+type MovementType string
+
+// Movement types.
+const (
+	MovementIn     MovementType = "IN"
+	MovementOut    MovementType = "OUT"
+	MovementAdjust MovementType = "ADJUST"
+)
+
+// LevelKey names the stock of one product at one location. It is the unit
+// of locking and of the stock transaction.
+type LevelKey struct {
+	ProductID  int64
+	LocationID int64
+}
+
+// LockName is the distributed-lock key for k.
+func (k LevelKey) LockName() string {
+	return "stock/" + strconv.FormatInt(k.ProductID, 10) + "/" + strconv.FormatInt(k.LocationID, 10)
+}
+
+// Level is the stock of one product at one location.
+type Level struct {
+	ProductID  int64
+	LocationID int64
+	Stock      int64 // on hand
+	Reserved   int64
+	// Version increases with every write of the level.
+	Version int64
+	// LeaseToken is the fencing token of the latest lease that wrote the level.
+	LeaseToken int64
+	UpdatedAt  time.Time
+}
+
+// Available is on hand minus reserved.
+func (l Level) Available() int64 { return l.Stock - l.Reserved }
+
+// Movement is one row of the stock ledger. The ledger explains the stock:
+// for every level, Stock is the sum of its movements' Deltas.
+type Movement struct {
+	// Seq is the ledger sequence: assigned at commit, strictly increasing in
+	// commit order, without gaps.
+	Seq        int64
+	ProductID  int64
+	LocationID int64
+	Type       MovementType
+	Delta      int64
+	// QuantityAfter is the level's on-hand stock after this movement.
+	QuantityAfter int64
+	// AvailableAfter is the product's available stock (all locations) after
+	// this movement.
+	AvailableAfter int64
+	// LowStockAlert is set on the movement that took the product below its
+	// threshold while the alert was armed.
+	LowStockAlert  bool
+	Reason         string
+	Reference      string
+	Actor          string
+	IdempotencyKey string
+	// RequestHash identifies the request that made the movement, so a retry
+	// with the same idempotency key but a different input is told apart.
+	RequestHash string
+	LeaseToken  int64
+	TraceID     string
+	CreatedAt   time.Time
+}
+
+// StockTx is the state one stock transaction reads and changes. The store
+// loads it inside the transaction (with the product row locked), the
+// service's rules change it through Apply, and the store writes back the
+// level, the product totals and the appended movements atomically.
+type StockTx struct {
+	Product Product
+	Level   Level
+	// Replays holds the existing movements for the idempotency keys the
+	// caller asked about.
+	Replays map[string]Movement
+
+	movements []Movement
+}
+
+// Movements returns the movements appended so far; after the store commits,
+// they carry their sequence numbers.
+func (tx *StockTx) Movements() []Movement { return tx.movements }
+
+// Apply checks m against the current state and, if it is allowed, applies
+// it: the level and product totals change, m gets its after-values and alert
+// flag, and it is appended to the transaction. A rejected movement changes
+// nothing.
+func (tx *StockTx) Apply(m *Movement) error {
+	stock := tx.Level.Stock + m.Delta
+	total := tx.Product.Stock + m.Delta
+	switch {
+	case stock < tx.Level.Reserved:
+		return Errorf(CodeInsufficientStock, "insufficient stock: %d available, %d requested",
+			max(tx.Level.Available(), 0), -m.Delta)
+	case total > MaxStock:
+		return invalid("quantity", "stock of a product cannot exceed %d", MaxStock)
+	}
+	tx.Level.Stock = stock
+	tx.Product.Stock = total
+	m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID
+	m.QuantityAfter = stock
+	m.AvailableAfter = tx.Product.Available()
+	m.LowStockAlert = false
+	switch low := tx.Product.LowStock(); {
+	case low && !tx.Product.LowStockAlerted:
+		m.LowStockAlert = true
+		tx.Product.LowStockAlerted = true
+	case !low:
+		tx.Product.LowStockAlerted = false
+	}
+	tx.movements = append(tx.movements, *m)
+	return nil
+}
+
+// Committed records what the store wrote: the appended movements got the
+// sequences firstSeq, firstSeq+1, …, and the level a new version and token.
+func (tx *StockTx) Committed(firstSeq, token int64, at time.Time) {
+	for i := range tx.movements {
+		m := &tx.movements[i]
+		m.Seq = firstSeq + int64(i)
+		// A product's first movement is applied before the product has an ID.
+		m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID
+	}
+	tx.Level.Version++
+	tx.Level.LeaseToken = token
+	tx.Level.UpdatedAt = at
+}
+
+// Store errors the service reacts to by retrying the transaction.
+var (
+	// ErrVersionConflict means a compare-and-set on a level's version found
+	// another writer's change.
+	ErrVersionConflict = errors.New("inventory: stock level changed concurrently")
+	// ErrDuplicateKey means another transaction committed a movement with the
+	// same idempotency key first.
+	ErrDuplicateKey = errors.New("inventory: idempotency key already used")
+)
+
+// StockChange is the input of StockIn and StockOut.
+type StockChange struct {
+	ProductID int64
+	// LocationID is the location; zero means the default location.
+	LocationID     int64
+	Quantity       int64
+	Reason         string
+	Reference      string
+	IdempotencyKey string
+}
+
+// StockAdjustment is the input of AdjustStock: it sets the on-hand quantity
+// at a location.
+type StockAdjustment struct {
+	ProductID  int64
+	LocationID int64
+	// Quantity is the new absolute on-hand quantity.
+	Quantity int64
+	// ChangeFromQuantity, if set, makes the adjustment a compare-and-set: it
+	// fails with CONFLICT unless the current on-hand quantity equals it.
+	ChangeFromQuantity *int64
+	Reason             string
+	Reference          string
+	IdempotencyKey     string
+}
+
+// StockResult is what a stock mutation returns.
+type StockResult struct {
+	Product  Product
+	Level    Level
+	Movement Movement
+	// Replayed is true when an earlier request with the same idempotency key
+	// made the movement; this request changed nothing.
+	Replayed bool
+}
+
+// MovementQuery selects ledger rows in Service.Movements.
+type MovementQuery struct {
+	ProductID  int64 // zero: all products
+	LocationID int64 // zero: all locations
+	// ProductIDs, if not empty, keeps only these products (used by event
+	// replay); it is combined with ProductID.
+	ProductIDs []int64
+	AlertsOnly bool
+	After      int64 // cursor: exclusive bound on Seq in the direction of travel
+	HasAfter   bool
+	UpTo       int64 // if positive, Seq <= UpTo
+	Limit      int
+	Descending bool
+}
+
+// MovementPage is a page of ledger rows.
+type MovementPage struct {
+	Movements []Movement
+	HasNext   bool
+}

@@ -1,0 +1,203 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/shopstack/inventory/internal/lock"
+)
+
+// maxTxAttempts bounds the retries of a stock transaction that lost a race
+// it can recover from (a version conflict or a concurrent duplicate key).
+const maxTxAttempts = 3
+
+// stockOp is one stock mutation, ready to run in a StockTx.
+type stockOp struct {
+	key            LevelKey
+	idempotencyKey string
+	hash           string
+	// movement builds the movement from the current state, or rejects it.
+	movement func(tx *StockTx) (Movement, error)
+}
+
+// StockIn receives stock at a location.
+func (s *Service) StockIn(ctx context.Context, in StockChange) (StockResult, error) {
+	return s.change(ctx, MovementIn, in)
+}
+
+// StockOut removes stock from a location. It fails with INSUFFICIENT_STOCK
+// unless the location has at least the quantity available.
+func (s *Service) StockOut(ctx context.Context, in StockChange) (StockResult, error) {
+	return s.change(ctx, MovementOut, in)
+}
+
+func (s *Service) change(ctx context.Context, typ MovementType, in StockChange) (StockResult, error) {
+	key, err := checkStockRequest(in.ProductID, in.LocationID, in.Reason, in.Reference, in.IdempotencyKey)
+	if err != nil {
+		return StockResult{}, err
+	}
+	if in.Quantity < 1 || in.Quantity > MaxQuantity {
+		return StockResult{}, invalid("quantity", "quantity must be between 1 and %d", MaxQuantity)
+	}
+	hash := requestHash(string(typ), itoa(key.ProductID), itoa(key.LocationID), itoa(in.Quantity), in.Reason, in.Reference)
+	delta := in.Quantity
+	if typ == MovementOut {
+		delta = -delta
+	}
+	return s.applyStock(ctx, stockOp{
+		key:            key,
+		idempotencyKey: in.IdempotencyKey,
+		hash:           hash,
+		movement: func(tx *StockTx) (Movement, error) {
+			return s.newMovement(ctx, typ, delta, in.Reason, in.Reference, in.IdempotencyKey, hash), nil
+		},
+	})
+}
+
+// AdjustStock sets the on-hand quantity at a location, for example after a
+// count. The ledger row records the difference.
+func (s *Service) AdjustStock(ctx context.Context, in StockAdjustment) (StockResult, error) {
+	key, err := checkStockRequest(in.ProductID, in.LocationID, in.Reason, in.Reference, in.IdempotencyKey)
+	if err != nil {
+		return StockResult{}, err
+	}
+	if in.Quantity < 0 || in.Quantity > MaxStock {
+		return StockResult{}, invalid("quantity", "quantity must be between 0 and %d", MaxStock)
+	}
+	if c := in.ChangeFromQuantity; c != nil && (*c < 0 || *c > MaxStock) {
+		return StockResult{}, invalid("changeFromQuantity", "changeFromQuantity must be between 0 and %d", MaxStock)
+	}
+	hash := requestHash(string(MovementAdjust), itoa(key.ProductID), itoa(key.LocationID), itoa(in.Quantity),
+		optItoa(in.ChangeFromQuantity), in.Reason, in.Reference)
+	return s.applyStock(ctx, stockOp{
+		key:            key,
+		idempotencyKey: in.IdempotencyKey,
+		hash:           hash,
+		movement: func(tx *StockTx) (Movement, error) {
+			if c := in.ChangeFromQuantity; c != nil && *c != tx.Level.Stock {
+				return Movement{}, Errorf(CodeConflict, "stock at the location is %d, not the expected %d", tx.Level.Stock, *c)
+			}
+			if in.Quantity < tx.Level.Reserved {
+				return Movement{}, Errorf(CodeInsufficientStock, "cannot set stock to %d: %d units are reserved", in.Quantity, tx.Level.Reserved)
+			}
+			return s.newMovement(ctx, MovementAdjust, in.Quantity-tx.Level.Stock, in.Reason, in.Reference, in.IdempotencyKey, hash), nil
+		},
+	})
+}
+
+func checkStockRequest(productID, locationID int64, reason, reference, key string) (LevelKey, error) {
+	if productID <= 0 {
+		return LevelKey{}, Errorf(CodeNotFound, "product %d not found", productID)
+	}
+	if locationID < 0 {
+		return LevelKey{}, Errorf(CodeNotFound, "location %d not found", locationID)
+	}
+	if locationID == 0 {
+		locationID = DefaultLocationID
+	}
+	if err := validateText("reason", reason, MaxTextLength); err != nil {
+		return LevelKey{}, err
+	}
+	if err := validateText("reference", reference, MaxRefLength); err != nil {
+		return LevelKey{}, err
+	}
+	if err := validateIdempotencyKey(key); err != nil {
+		return LevelKey{}, err
+	}
+	return LevelKey{ProductID: productID, LocationID: locationID}, nil
+}
+
+// newMovement returns a movement stamped with who, when and under which trace.
+func (s *Service) newMovement(ctx context.Context, typ MovementType, delta int64, reason, reference, key, hash string) Movement {
+	return Movement{
+		Type:           typ,
+		Delta:          delta,
+		Reason:         reason,
+		Reference:      reference,
+		Actor:          ActorFrom(ctx),
+		IdempotencyKey: key,
+		RequestHash:    hash,
+		TraceID:        s.traceID(ctx),
+		CreatedAt:      s.now(),
+	}
+}
+
+// applyStock runs op under the lock of its level.
+func (s *Service) applyStock(ctx context.Context, op stockOp) (StockResult, error) {
+	lease, err := s.lock(ctx, op.key)
+	if err != nil {
+		return StockResult{}, err
+	}
+	defer s.unlock(ctx, op.key, lease)
+
+	for attempt := 1; ; attempt++ {
+		res, err := s.stockTx(ctx, op, lease.Token())
+		retry := errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrDuplicateKey)
+		if retry && attempt < maxTxAttempts {
+			continue
+		}
+		if retry {
+			return StockResult{}, &Error{Code: CodeUnavailable, Message: "stock level is busy; retry", Err: err}
+		}
+		if err == nil && !res.Replayed {
+			s.feed.notify()
+		}
+		return res, err
+	}
+}
+
+func (s *Service) stockTx(ctx context.Context, op stockOp, token int64) (StockResult, error) {
+	var keys []string
+	if op.idempotencyKey != "" {
+		keys = []string{op.idempotencyKey}
+	}
+	var res StockResult
+	var state *StockTx
+	err := s.store.UpdateStock(ctx, op.key, token, keys, func(tx *StockTx) error {
+		state = tx
+		if old, ok := tx.Replays[op.idempotencyKey]; ok {
+			if old.RequestHash != op.hash {
+				return errKeyReused()
+			}
+			res = StockResult{Product: tx.Product, Level: tx.Level, Movement: old, Replayed: true}
+			return nil
+		}
+		m, err := op.movement(tx)
+		if err != nil {
+			return err
+		}
+		m.LeaseToken = token
+		return tx.Apply(&m)
+	})
+	if err != nil || res.Replayed {
+		return res, err
+	}
+	return StockResult{Product: state.Product, Level: state.Level, Movement: state.Movements()[0]}, nil
+}
+
+func (s *Service) lock(ctx context.Context, key LevelKey) (lock.Lease, error) {
+	lctx, cancel := context.WithTimeout(ctx, s.lockTimeout)
+	defer cancel()
+	lease, err := s.locker.Lock(lctx, key.LockName())
+	switch {
+	case err == nil:
+		return lease, nil
+	case ctx.Err() != nil:
+		return nil, &Error{Code: CodeUnavailable, Message: "request cancelled while waiting for the stock lock", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, &Error{Code: CodeUnavailable, Message: "timed out waiting for the stock lock; retry", Err: err}
+	default:
+		return nil, &Error{Code: CodeUnavailable, Message: "lock service unavailable; retry", Err: err}
+	}
+}
+
+func (s *Service) unlock(ctx context.Context, key LevelKey, lease lock.Lease) {
+	// Release even if the request was cancelled: the lease must not wait
+	// for its TTL.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := lease.Unlock(uctx); err != nil {
+		s.log.Warn("unlock failed", "key", key.LockName(), "err", err)
+	}
+}

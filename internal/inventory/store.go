@@ -1,0 +1,60 @@
+package inventory
+
+import "context"
+
+// Store is the persistence the Service needs. Implementations translate
+// their own errors: not-found and uniqueness violations become *Error values
+// with CodeNotFound and CodeConflict, connectivity failures CodeUnavailable,
+// and ErrVersionConflict / ErrDuplicateKey are returned as documented.
+type Store interface {
+	// CreateProduct inserts p and, if initial is not nil, the product's first
+	// movement (which must be applied to tx state first) in one transaction.
+	// It fills p.ID and initial.Seq. A taken SKU is CodeConflict; a taken
+	// idempotency key is ErrDuplicateKey.
+	CreateProduct(ctx context.Context, p *Product, initial *StockTx, key IdempotencyRecord) error
+	// UpdateProduct runs fn on the product with its row locked and saves the
+	// result if fn reports a change.
+	UpdateProduct(ctx context.Context, id int64, key IdempotencyRecord, fn func(p *Product) (changed bool, err error)) (Product, error)
+	// IdempotencyRecord looks up a key recorded by a product mutation.
+	IdempotencyRecord(ctx context.Context, key string) (IdempotencyRecord, bool, error)
+
+	Product(ctx context.Context, id int64) (Product, error)
+	ProductBySKU(ctx context.Context, sku string) (Product, error)
+	Products(ctx context.Context, f ProductFilter, afterID int64, limit int) (ProductPage, error)
+	CountProducts(ctx context.Context, f ProductFilter) (int, error)
+
+	CreateLocation(ctx context.Context, l *Location) error
+	Location(ctx context.Context, id int64) (Location, error)
+	Locations(ctx context.Context) ([]Location, error)
+
+	// Levels returns the product's stock levels ordered by location ID.
+	Levels(ctx context.Context, productID int64) ([]Level, error)
+
+	// UpdateStock runs one stock transaction on key: it locks the product,
+	// loads tx (the level is created empty if missing; an unknown product or
+	// location is CodeNotFound), loads Replays for replayKeys, and calls fn.
+	// If fn succeeds and appended movements, the store writes the level
+	// (compare-and-set on its version, recording token), the product totals
+	// and the movements, assigns their sequence numbers and commits. If fn
+	// fails, nothing is written and its error is returned.
+	UpdateStock(ctx context.Context, key LevelKey, token int64, replayKeys []string, fn func(tx *StockTx) error) error
+
+	// Movements returns ledger rows as q selects them.
+	Movements(ctx context.Context, q MovementQuery) (MovementPage, error)
+	// LastSeq returns the highest committed ledger sequence.
+	LastSeq(ctx context.Context) (int64, error)
+	// MaxLeaseToken returns the highest fencing token recorded on any level.
+	MaxLeaseToken(ctx context.Context) (int64, error)
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+}
+
+// IdempotencyRecord remembers a product mutation made with an idempotency
+// key, so a retry returns the original result.
+type IdempotencyRecord struct {
+	Key         string
+	Operation   string
+	RequestHash string
+	ProductID   int64
+}
