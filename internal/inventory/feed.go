@@ -209,14 +209,27 @@ func (s *Service) Subscribe(ctx context.Context, filter EventFilter) (<-chan Mov
 	if err != nil {
 		return nil, err
 	}
+	start := live
+	if filter.AfterSeq != nil {
+		start = *filter.AfterSeq
+	} else {
+		// "From now" means from the ledger's committed end, which the feed
+		// may not have published yet. Read after registering, so nothing
+		// committed later can be missed.
+		if start, err = s.store.LastSeq(ctx); err != nil {
+			s.feed.unsubscribe(sub)
+			return nil, err
+		}
+	}
 	out := make(chan Movement)
-	go s.forward(ctx, sub, live, out)
+	go s.forward(ctx, sub, live, start, out)
 	return out, nil
 }
 
-// forward replays the ledger up to the live point if asked, then relays the
-// live events. It owns out and the subscription, and ends with ctx.
-func (s *Service) forward(ctx context.Context, sub *subscriber, live int64, out chan<- Movement) {
+// forward replays the ledger after start up to the live point (the feed's
+// position when sub registered), then relays live events after start. It
+// owns out and the subscription, and ends with ctx.
+func (s *Service) forward(ctx context.Context, sub *subscriber, live, start int64, out chan<- Movement) {
 	defer close(out)
 	defer s.feed.unsubscribe(sub)
 	send := func(m Movement) bool {
@@ -227,9 +240,8 @@ func (s *Service) forward(ctx context.Context, sub *subscriber, live int64, out 
 			return false
 		}
 	}
-	last := live
-	if a := sub.filter.AfterSeq; a != nil {
-		last = *a
+	last := start
+	if sub.filter.AfterSeq != nil {
 		for last < live {
 			page, err := s.store.Movements(ctx, MovementQuery{
 				ProductIDs: sub.filter.ProductIDs, AlertsOnly: sub.filter.AlertsOnly,

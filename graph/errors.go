@@ -1,0 +1,91 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// extensionCodes is the one table from domain error codes to GraphQL
+// extensions.code. A code missing here is presented as an internal error.
+var extensionCodes = map[inventory.Code]string{
+	inventory.CodeBadInput:           "BAD_USER_INPUT",
+	inventory.CodeNotFound:           "NOT_FOUND",
+	inventory.CodeConflict:           "CONFLICT",
+	inventory.CodeInsufficientStock:  "INSUFFICIENT_STOCK",
+	inventory.CodeStaleLease:         "STALE_LEASE",
+	inventory.CodeReservationExpired: "RESERVATION_EXPIRED",
+	inventory.CodeRateLimited:        "RATE_LIMITED",
+	inventory.CodeUnavailable:        "UNAVAILABLE",
+	inventory.CodeUnauthenticated:    "UNAUTHENTICATED",
+	inventory.CodeForbidden:          "FORBIDDEN",
+}
+
+const internalCode = "INTERNAL_SERVER_ERROR"
+
+// presentError returns the error presenter: domain errors keep their
+// client-facing message and get their code from extensionCodes; gqlgen's
+// parse and validation errors pass through; anything else is logged with
+// the trace id and shown as "Internal error.".
+func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+		ext := map[string]any{}
+		traceID := traceIDOf(ctx)
+		if traceID != "" {
+			ext["traceId"] = traceID
+		}
+		if de, ok := errors.AsType[*inventory.Error](err); ok {
+			if code, known := extensionCodes[de.Code]; known {
+				ext["code"] = code
+				if de.Field != "" {
+					ext["field"] = de.Field
+				}
+				if de.Retryable() {
+					ext["retryable"] = true
+				}
+				if de.RetryAfter > 0 {
+					ext["retryAfterMs"] = de.RetryAfter.Milliseconds()
+				}
+				if de.Err != nil && de.Code == inventory.CodeUnavailable {
+					log.WarnContext(ctx, "request failed (retryable)", "err", err, "traceId", traceID, "path", gqlErr.Path.String())
+				}
+				return &gqlerror.Error{Message: de.Message, Path: gqlErr.Path, Locations: gqlErr.Locations, Extensions: ext}
+			}
+		}
+		if code, ok := gqlErr.Extensions["code"].(string); ok && (code == errcode.ValidationFailed || code == errcode.ParseFailed) {
+			if traceID != "" {
+				gqlErr.Extensions["traceId"] = traceID
+			}
+			return gqlErr
+		}
+		log.ErrorContext(ctx, "internal error", "err", err, "traceId", traceID, "path", gqlErr.Path.String())
+		ext["code"] = internalCode
+		return &gqlerror.Error{Message: "Internal error.", Path: gqlErr.Path, Locations: gqlErr.Locations, Extensions: ext}
+	}
+}
+
+// recoverPanic turns a resolver panic into an internal error, logging the
+// stack once.
+func recoverPanic(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "panic in resolver", "panic", fmt.Sprint(p), "traceId", traceIDOf(ctx), "stack", string(debug.Stack()))
+		return errors.New("panic in resolver")
+	}
+}
+
+func traceIDOf(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		return sc.TraceID().String()
+	}
+	return ""
+}

@@ -1,0 +1,41 @@
+package graph
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// NewHandler returns the GraphQL endpoint: POST and GET (queries only) over
+// HTTP, and subscriptions over WebSocket (graphql-transport-ws, and the
+// older graphql-ws protocol).
+func NewHandler(svc *inventory.Service, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log}}))
+	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 15 * time.Second})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.Use(extension.Introspection{})
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	srv.SetErrorPresenter(presentError(log))
+	srv.SetRecoverFunc(recoverPanic(log))
+	return srv
+}
+
+// NewGraphiQL returns the GraphiQL page for the endpoint at path.
+func NewGraphiQL(path string) http.Handler {
+	return playground.Handler("Inventory GraphQL", path)
+}

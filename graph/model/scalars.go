@@ -1,0 +1,92 @@
+// Package model holds the GraphQL transport types: generated inputs and
+// payloads, hand-written connection and event types, and the custom scalars.
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// MarshalID writes a numeric ID as a GraphQL ID string.
+func MarshalID(id int64) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		_, _ = io.WriteString(w, strconv.Quote(strconv.FormatInt(id, 10)))
+	})
+}
+
+// UnmarshalID reads a GraphQL ID (a string or an integer) as a positive
+// numeric ID.
+func UnmarshalID(v any) (int64, error) {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case json.Number:
+		s = v.String()
+	case int64:
+		s = strconv.FormatInt(v, 10)
+	case int:
+		s = strconv.Itoa(v)
+	default:
+		return 0, inventory.Errorf(inventory.CodeBadInput, "an ID must be a string of digits")
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, inventory.Errorf(inventory.CodeBadInput, "%q is not a valid ID", clip(s))
+	}
+	return id, nil
+}
+
+// MarshalDecimal writes a price as a decimal string.
+func MarshalDecimal(p inventory.Price) graphql.Marshaler {
+	return graphql.WriterFunc(func(w io.Writer) {
+		_, _ = io.WriteString(w, strconv.Quote(p.String()))
+	})
+}
+
+// UnmarshalDecimal reads a price from a decimal string. Numbers are refused:
+// a JSON number may already have passed through a float.
+func UnmarshalDecimal(v any) (inventory.Price, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, inventory.Errorf(inventory.CodeBadInput, "a Decimal must be a string such as \"12.50\"")
+	}
+	return inventory.ParsePrice(s)
+}
+
+func clip(s string) string {
+	if len(s) > 24 {
+		return s[:24] + "…"
+	}
+	return s
+}
+
+// Cursor errors are client errors.
+var errBadCursor = inventory.Errorf(inventory.CodeBadInput, "after is not a cursor returned by this API")
+
+// EncodeCursor makes an opaque Relay cursor from a kind and a position.
+func EncodeCursor(kind string, pos int64) string {
+	return base64url(kind + ":" + strconv.FormatInt(pos, 10))
+}
+
+// DecodeCursor reverses EncodeCursor; a nil cursor is position 0.
+func DecodeCursor(kind string, c *string) (int64, bool, error) {
+	if c == nil || *c == "" {
+		return 0, false, nil
+	}
+	raw, err := unbase64url(*c)
+	if err != nil {
+		return 0, false, errBadCursor
+	}
+	var pos int64
+	if _, err := fmt.Sscanf(raw, kind+":%d", &pos); err != nil || pos < 0 || raw != kind+":"+strconv.FormatInt(pos, 10) {
+		return 0, false, errBadCursor
+	}
+	return pos, true, nil
+}

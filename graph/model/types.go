@@ -1,0 +1,38 @@
+package model
+
+import (
+	"encoding/base64"
+	"time"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// ProductConnection is a page of products; totalCount is resolved only when
+// asked for, with the filter kept here.
+type ProductConnection struct {
+	Edges    []*ProductEdge
+	PageInfo *PageInfo
+	Filter   inventory.ProductFilter
+}
+
+// StockChangedEvent is one committed stock change.
+type StockChangedEvent struct {
+	Sequence int64
+	Movement inventory.Movement
+}
+
+// LowStockAlert is raised by the movement that took a product below its
+// threshold.
+type LowStockAlert struct {
+	Sequence  int64
+	Available int64
+	Movement  inventory.Movement
+	At        time.Time
+}
+
+func base64url(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func unbase64url(s string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return string(b), err
+}

@@ -1,0 +1,18 @@
+// Package graph is the GraphQL transport: gqlgen's generated executor, thin
+// resolvers that decode, call the inventory service and map, and the one
+// table that turns domain errors into extensions.code.
+package graph
+
+//go:generate go tool gqlgen generate
+
+import (
+	"log/slog"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// Resolver is the root of the resolvers and their only dependency holder.
+type Resolver struct {
+	Service *inventory.Service
+	Log     *slog.Logger
+}
