@@ -315,7 +315,7 @@ func TestErrors(t *testing.T) {
 	t.Run("Validation", func(t *testing.T) {
 		for body, code := range map[string]string{
 			`{"query": "{ product(id: \"1\") { nope } }"}`: "GRAPHQL_VALIDATION_FAILED",
-			`{"query": "{ product(id: "}`:                    "GRAPHQL_PARSE_FAILED",
+			`{"query": "{ product(id: "}`:                  "GRAPHQL_PARSE_FAILED",
 			`{"query": "mutation($q: Int!) { stockIn(input: {productId: \"1\", quantity: $q}) { replayed } }", "variables": {"q": "ten"}}`: "GRAPHQL_VALIDATION_FAILED",
 		} {
 			status, errs := e.raw(t, body)
