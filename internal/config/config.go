@@ -1,0 +1,132 @@
+// Package config loads the server's settings from flags and INVENTORY_*
+// environment variables (a flag wins over its variable) and validates them,
+// so a bad setting fails at start-up with a message naming it.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	Addr            string
+	DBDriver        string
+	DBDSN           string
+	DBMaxConns      int
+	LockBackend     string
+	LockTimeout     time.Duration
+	LogLevel        slog.Level
+	ShutdownTimeout time.Duration
+}
+
+// setting is one configuration entry: a flag, its environment variable and
+// its default, all documented in one place.
+type setting struct {
+	flag, env, def, usage string
+	set                   func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"addr", "INVENTORY_ADDR", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)",
+		func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"db-driver", "INVENTORY_DB_DRIVER", "sqlite", "database: sqlite or postgres",
+		func(c *Config, v string) error { c.DBDriver = v; return nil }},
+	{"db-dsn", "INVENTORY_DB_DSN", "inventory.db", "SQLite file path, or PostgreSQL DSN (postgres://user@host:5432/db)",
+		func(c *Config, v string) error { c.DBDSN = v; return nil }},
+	{"db-max-conns", "INVENTORY_DB_MAX_CONNS", "16", "database connection pool size",
+		func(c *Config, v string) (err error) { c.DBMaxConns, err = strconv.Atoi(v); return err }},
+	{"lock-backend", "INVENTORY_LOCK_BACKEND", "local", "lock backend for stock mutations: local (in-process)",
+		func(c *Config, v string) error { c.LockBackend = v; return nil }},
+	{"lock-timeout", "INVENTORY_LOCK_TIMEOUT", "10s", "longest wait for a stock lock before answering UNAVAILABLE",
+		func(c *Config, v string) (err error) { c.LockTimeout, err = time.ParseDuration(v); return err }},
+	{"log-level", "INVENTORY_LOG_LEVEL", "info", "log level: debug, info, warn or error",
+		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"shutdown-timeout", "INVENTORY_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight requests",
+		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return err }},
+}
+
+// ErrHelp is returned by Load when -h or --help was given; the usage has
+// been written.
+var ErrHelp = flag.ErrHelp
+
+// Load reads the configuration from args (without the program name) and
+// getenv. Usage goes to usage on -h/--help.
+func Load(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("inventoryd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	values := make([]string, len(settings))
+	for i, s := range settings {
+		values[i] = s.def
+		if v := getenv(s.env); v != "" {
+			values[i] = v
+		}
+		fs.StringVar(&values[i], s.flag, values[i], s.usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			writeUsage(usage)
+		}
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	var c Config
+	for i, s := range settings {
+		if err := s.set(&c, strings.TrimSpace(values[i])); err != nil {
+			return Config{}, fmt.Errorf("-%s / %s: invalid value %q: %w", s.flag, s.env, values[i], err)
+		}
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		return fmt.Errorf("INVENTORY_ADDR: %q is not host:port", c.Addr)
+	}
+	switch c.DBDriver {
+	case "sqlite":
+	case "postgres":
+		if c.DBDSN == "inventory.db" {
+			return errors.New("INVENTORY_DB_DRIVER=postgres needs INVENTORY_DB_DSN set to a PostgreSQL DSN, e.g. postgres://user@127.0.0.1:5432/inventory")
+		}
+	default:
+		return fmt.Errorf("INVENTORY_DB_DRIVER: %q is not supported (want sqlite or postgres)", c.DBDriver)
+	}
+	if c.DBDSN == "" {
+		return errors.New("INVENTORY_DB_DSN must not be empty")
+	}
+	if c.DBMaxConns < 1 {
+		return fmt.Errorf("INVENTORY_DB_MAX_CONNS: must be at least 1, got %d", c.DBMaxConns)
+	}
+	if c.LockBackend != "local" {
+		return fmt.Errorf("INVENTORY_LOCK_BACKEND: %q is not supported (want local)", c.LockBackend)
+	}
+	if c.LockTimeout <= 0 || c.ShutdownTimeout <= 0 {
+		return errors.New("INVENTORY_LOCK_TIMEOUT and INVENTORY_SHUTDOWN_TIMEOUT must be positive durations such as 10s")
+	}
+	return nil
+}
+
+func writeUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: inventoryd [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Runs the inventory service: GraphQL at /query (GraphiQL at /), REST routes, /healthz, /readyz.")
+	fmt.Fprintln(w, "Each flag can also be set by its environment variable; a flag wins.")
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
+	for _, s := range settings {
+		fmt.Fprintf(tw, "-%s\t%s\t%s\t%s\n", s.flag, s.env, s.def, s.usage)
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,76 @@
+package config_test
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shopstack/inventory/internal/config"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := config.Load(nil, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Config{Addr: "127.0.0.1:8080", DBDriver: "sqlite", DBDSN: "inventory.db", DBMaxConns: 16,
+		LockBackend: "local", LockTimeout: 10 * time.Second, LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second}
+	if c != want {
+		t.Fatalf("defaults = %+v, want %+v", c, want)
+	}
+}
+
+func TestFlagBeatsEnv(t *testing.T) {
+	c, err := config.Load([]string{"-addr", ":0", "--log-level=debug"},
+		env(map[string]string{"INVENTORY_ADDR": "127.0.0.1:9999", "INVENTORY_DB_DSN": "/tmp/x.db", "INVENTORY_LOCK_TIMEOUT": "250ms"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":0" || c.DBDSN != "/tmp/x.db" || c.LockTimeout != 250*time.Millisecond || c.LogLevel != slog.LevelDebug {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		"driver":      {env: map[string]string{"INVENTORY_DB_DRIVER": "mysql"}, want: "INVENTORY_DB_DRIVER"},
+		"pg dsn":      {env: map[string]string{"INVENTORY_DB_DRIVER": "postgres"}, want: "INVENTORY_DB_DSN"},
+		"lock":        {env: map[string]string{"INVENTORY_LOCK_BACKEND": "zookeeper"}, want: "INVENTORY_LOCK_BACKEND"},
+		"duration":    {env: map[string]string{"INVENTORY_LOCK_TIMEOUT": "ten"}, want: "INVENTORY_LOCK_TIMEOUT"},
+		"addr":        {args: []string{"-addr", "8080"}, want: "INVENTORY_ADDR"},
+		"conns":       {args: []string{"-db-max-conns", "0"}, want: "INVENTORY_DB_MAX_CONNS"},
+		"level":       {env: map[string]string{"INVENTORY_LOG_LEVEL": "loud"}, want: "INVENTORY_LOG_LEVEL"},
+		"unknown":     {args: []string{"-nope"}, want: "nope"},
+		"extra args":  {args: []string{"serve"}, want: "serve"},
+		"neg timeout": {env: map[string]string{"INVENTORY_SHUTDOWN_TIMEOUT": "-1s"}, want: "INVENTORY_SHUTDOWN_TIMEOUT"},
+	} {
+		_, err := config.Load(tc.args, env(tc.env), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one naming %s", name, err, tc.want)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	_, err := config.Load([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, config.ErrHelp) {
+		t.Fatalf("err = %v, want ErrHelp", err)
+	}
+	for _, want := range []string{"INVENTORY_ADDR", "INVENTORY_DB_DSN", "-lock-backend", "127.0.0.1:8080"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out.String())
+		}
+	}
+}
