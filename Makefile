@@ -1,0 +1,27 @@
+# Run `make help` for the targets.
+GO ?= go
+
+.PHONY: help run build test generate check-generated lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+run: ## run the service on SQLite with the in-process lock (http://127.0.0.1:8080/)
+	$(GO) run ./cmd/inventoryd
+
+build: ## build bin/inventoryd
+	CGO_ENABLED=0 $(GO) build -o bin/inventoryd ./cmd/inventoryd
+
+test: ## run all tests with -race on SQLite and PostgreSQL (see scripts/test.sh)
+	./scripts/test.sh
+
+generate: ## regenerate graph/ from schema.graphqls
+	$(GO) generate ./...
+
+check-generated: generate ## fail if generated code is stale
+	@git diff --exit-code --stat -- graph/ || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard graph/)" || { echo "untracked generated files in graph/"; exit 1; }
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopstack/inventory/internal/config"
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+)
+
+// run starts the service and serves until ctx is done or SIGINT/SIGTERM
+// arrives, then shuts down gracefully: it stops accepting, lets in-flight
+// requests finish, ends subscriptions, and closes the database. Logs are
+// JSON lines on stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := config.Load(args[1:], getenv, stdout)
+	if errors.Is(err, config.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	store, err := gormstore.Open(ctx, gormstore.Config{Driver: cfg.DBDriver, DSN: cfg.DBDSN, MaxOpenConns: cfg.DBMaxConns, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	// In-process lock tokens continue above every token already written, so
+	// they keep increasing across restarts.
+	base, err := store.MaxLeaseToken(ctx)
+	if err != nil {
+		return fmt.Errorf("read lease tokens: %w", err)
+	}
+	svc := inventory.NewService(inventory.Config{
+		Store:       store,
+		Locker:      memlock.New(base),
+		Logger:      log,
+		TraceID:     traceID,
+		LockTimeout: cfg.LockTimeout,
+	})
+	if err := svc.Start(ctx); err != nil {
+		return fmt.Errorf("start event feed: %w", err)
+	}
+	defer svc.Close()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// Requests run on a context that outlives the shutdown signal, so
+	// in-flight mutations finish; it is cancelled after the HTTP server has
+	// drained, which ends WebSocket connections.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           newHandler(svc, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/",
+		"db", cfg.DBDriver, "lock", cfg.LockBackend)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	svc.Close()
+	cancelBase()
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// traceID returns the OpenTelemetry trace id of ctx, recorded on ledger rows.
+func traceID(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		return sc.TraceID().String()
+	}
+	return ""
+}

@@ -1,0 +1,196 @@
+package rest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+const maxBody = 1 << 20
+
+// statuses is the one table from domain error codes to HTTP statuses.
+var statuses = map[inventory.Code]int{
+	inventory.CodeBadInput:           http.StatusBadRequest,
+	inventory.CodeNotFound:           http.StatusNotFound,
+	inventory.CodeConflict:           http.StatusConflict,
+	inventory.CodeInsufficientStock:  http.StatusConflict,
+	inventory.CodeStaleLease:         http.StatusConflict,
+	inventory.CodeReservationExpired: http.StatusConflict,
+	inventory.CodeRateLimited:        http.StatusTooManyRequests,
+	inventory.CodeUnavailable:        http.StatusServiceUnavailable,
+	inventory.CodeUnauthenticated:    http.StatusUnauthorized,
+	inventory.CodeForbidden:          http.StatusForbidden,
+}
+
+type errorBody struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Field     string `json:"field,omitempty"`
+	Retryable bool   `json:"retryable,omitempty"`
+}
+
+// fail answers err: domain errors with their status and message, anything
+// else as a logged 500 whose text stays in the log.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	de, ok := errors.AsType[*inventory.Error](err)
+	status, known := 0, false
+	if ok {
+		status, known = statuses[de.Code]
+	}
+	if !known {
+		h.log.ErrorContext(r.Context(), "internal error", "err", err, "method", r.Method, "path", r.URL.Path)
+		writeJSON(w, http.StatusInternalServerError, map[string]errorBody{"error": {Code: string(inventory.CodeInternal), Message: "Internal error."}})
+		return
+	}
+	if de.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(de.RetryAfter.Seconds())), 10))
+	}
+	writeJSON(w, status, map[string]errorBody{"error": {Code: string(de.Code), Message: de.Message, Field: de.Field, Retryable: de.Retryable()}})
+}
+
+// decode reads one JSON object of at most maxBody bytes into v, refusing
+// unknown fields and trailing data. It answers the error itself.
+func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]errorBody{"error": {Code: string(inventory.CodeBadInput), Message: "request body is larger than 1 MiB"}})
+		return false
+	}
+	if err != nil {
+		h.fail(w, r, badInput("", "could not read the request body"))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		h.fail(w, r, badInput("", "request body must be a JSON object with the documented fields: "+jsonProblem(err)))
+		return false
+	}
+	if dec.More() {
+		h.fail(w, r, badInput("", "request body must hold exactly one JSON object"))
+		return false
+	}
+	return true
+}
+
+// jsonProblem describes a decoding error without echoing Go type names.
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return "malformed JSON at byte " + strconv.FormatInt(syntax.Offset, 10)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return typ.Field + " has the wrong type"
+		}
+		return "expected an object"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "body is empty or cut short"
+	}
+	return err.Error() // unknown field "x": safe, names only the client's own field
+}
+
+// flexString accepts a JSON string or number and keeps its literal text, so
+// "42" and 42 are the same ID and a price never passes through a float.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*f = flexString(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return &json.UnmarshalTypeError{Value: string(b)}
+	}
+	*f = flexString(n.String())
+	return nil
+}
+
+type product struct {
+	ID        string    `json:"id"`
+	SKU       string    `json:"sku"`
+	Name      string    `json:"name"`
+	Price     string    `json:"price"`
+	Threshold int64     `json:"threshold"`
+	Stock     int64     `json:"stock"`
+	Reserved  int64     `json:"reserved"`
+	Available int64     `json:"available"`
+	LowStock  bool      `json:"lowStock"`
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+func toProduct(p inventory.Product) product {
+	return product{
+		ID: strconv.FormatInt(p.ID, 10), SKU: p.SKU, Name: p.Name, Price: p.Price.String(), Threshold: p.Threshold,
+		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), LowStock: p.LowStock(), Version: p.Version,
+		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+	}
+}
+
+type level struct {
+	LocationID string    `json:"locationId"`
+	Stock      int64     `json:"stock"`
+	Reserved   int64     `json:"reserved"`
+	Available  int64     `json:"available"`
+	Version    int64     `json:"version"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+}
+
+func toLevel(l inventory.Level) level {
+	return level{LocationID: strconv.FormatInt(l.LocationID, 10), Stock: l.Stock, Reserved: l.Reserved,
+		Available: l.Available(), Version: l.Version, UpdatedAt: l.UpdatedAt}
+}
+
+type movement struct {
+	ID             string    `json:"id"`
+	Sequence       int64     `json:"sequence"`
+	ProductID      string    `json:"productId"`
+	LocationID     string    `json:"locationId"`
+	Type           string    `json:"type"`
+	Delta          int64     `json:"delta"`
+	QuantityAfter  int64     `json:"quantityAfter"`
+	AvailableAfter int64     `json:"availableAfter"`
+	LowStockAlert  bool      `json:"lowStockAlert"`
+	Reason         string    `json:"reason"`
+	Reference      string    `json:"reference"`
+	Actor          string    `json:"actor"`
+	IdempotencyKey string    `json:"idempotencyKey,omitempty"`
+	LeaseToken     int64     `json:"leaseToken"`
+	TraceID        string    `json:"traceId,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+func toMovement(m inventory.Movement) movement {
+	return movement{
+		ID: strconv.FormatInt(m.Seq, 10), Sequence: m.Seq, ProductID: strconv.FormatInt(m.ProductID, 10),
+		LocationID: strconv.FormatInt(m.LocationID, 10), Type: string(m.Type), Delta: m.Delta, QuantityAfter: m.QuantityAfter,
+		AvailableAfter: m.AvailableAfter, LowStockAlert: m.LowStockAlert, Reason: m.Reason, Reference: m.Reference,
+		Actor: m.Actor, IdempotencyKey: m.IdempotencyKey, LeaseToken: m.LeaseToken, TraceID: m.TraceID, CreatedAt: m.CreatedAt,
+	}
+}
+
+type stockResponse struct {
+	Product  product  `json:"product"`
+	Level    level    `json:"level"`
+	Movement movement `json:"movement"`
+	Replayed bool     `json:"replayed"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real components.
+#
+# PostgreSQL: unless INVENTORY_TEST_POSTGRES_DSN is set, a fresh database is
+# created on the local server (INVENTORY_TEST_POSTGRES_ADMIN_DSN, default
+# postgres://postgres@127.0.0.1:5432/postgres) and dropped afterwards; each
+# test then works in a schema of its own.
+#
+# Under CI (CI=true) INVENTORY_TEST_STRICT=1 makes any skipped component a
+# failure, and a stopped local PostgreSQL is started first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${CI:-}" = "true" ]; then
+  export INVENTORY_TEST_STRICT=1
+fi
+
+admin="${INVENTORY_TEST_POSTGRES_ADMIN_DSN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
+
+postgres_up() { command -v psql >/dev/null && psql "$admin" -qtAc 'SELECT 1' >/dev/null 2>&1; }
+
+if [ -z "${INVENTORY_TEST_POSTGRES_DSN:-}" ]; then
+  if ! postgres_up && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v pg_ctlcluster >/dev/null; then
+    echo "test: starting the local PostgreSQL cluster"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    for _ in $(seq 1 30); do postgres_up && break; sleep 1; done
+  fi
+  if postgres_up; then
+    db="inventory_test_$(date +%s)_$$"
+    psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
+    trap 'psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+    base="${admin%%\?*}"         # URL without its query
+    query="${admin#"$base"}"      # "?sslmode=disable" or ""
+    export INVENTORY_TEST_POSTGRES_DSN="${base%/*}/$db$query"
+    echo "test: PostgreSQL database $db"
+  else
+    echo "test: PostgreSQL is not reachable at $admin; its tests will skip (and fail under CI)"
+  fi
+fi
+
+go test -race -count=1 ${GO_TEST_FLAGS:-} ./...
