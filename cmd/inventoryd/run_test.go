@@ -215,7 +215,9 @@ func TestConcurrentStockOutThroughAPI(t *testing.T) {
 			var out struct {
 				Product struct {
 					Stock     int
-					Movements struct{ Edges []struct{ Node struct{ Type string } } }
+					Movements struct {
+						Edges []struct{ Node struct{ Type string } }
+					}
 				}
 			}
 			s.graphql(t, `query($id: ID!) { product(id: $id) { stock movements(first: 100, order: DESC) { edges { node { type } } } } }`, map[string]any{"id": id}, &out)
