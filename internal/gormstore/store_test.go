@@ -1,0 +1,148 @@
+package gormstore_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+func forEachDriver(t *testing.T, fn func(t *testing.T, driver string)) {
+	for _, d := range gormstoretest.Drivers {
+		t.Run(d, func(t *testing.T) { fn(t, d) })
+	}
+}
+
+// sqlDB opens a plain connection to the store's database, with the
+// settings the store uses (SQLite enforces foreign keys per connection).
+func sqlDB(t *testing.T, driver, dsn string) *sql.DB {
+	t.Helper()
+	name := "pgx"
+	if driver == gormstore.SQLite {
+		name, dsn = "sqlite", "file:"+dsn+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)"
+	}
+	db, err := sql.Open(name, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func open(t *testing.T, driver, dsn string) *gormstore.Store {
+	t.Helper()
+	s, err := gormstore.Open(context.Background(), gormstore.Config{Driver: driver, DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// product inserts a product with stock 10 at the default location.
+func product(t *testing.T, s *gormstore.Store) inventory.Product {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := inventory.Product{SKU: "P", Name: "p", Version: 1, CreatedAt: now, UpdatedAt: now}
+	tx := &inventory.StockTx{Product: p, Level: inventory.Level{LocationID: inventory.DefaultLocationID}}
+	m := inventory.Movement{Type: inventory.MovementIn, Delta: 10, CreatedAt: now}
+	if err := tx.Apply(&m); err != nil {
+		t.Fatal(err)
+	}
+	p = tx.Product
+	if err := s.CreateProduct(context.Background(), &p, tx, inventory.IdempotencyRecord{}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMigrationsApplyOnce(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		dsn := gormstoretest.DSN(t, driver)
+		s := open(t, driver, dsn)
+		product(t, s)
+		_ = s.Close()
+		s2 := open(t, driver, dsn) // reopening must not re-run 0001 (it would fail on existing tables)
+		if _, err := s2.Product(context.Background(), 1); err != nil {
+			t.Fatalf("data lost across reopen: %v", err)
+		}
+		var n int
+		if err := sqlDB(t, driver, dsn).QueryRow("SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("schema_migrations has %d rows (%v), want 1", n, err)
+		}
+	})
+}
+
+// TestSchemaRejectsInvalidRows writes directly with SQL, bypassing the
+// service: the schema itself must refuse every invalid state.
+func TestSchemaRejectsInvalidRows(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		dsn := gormstoretest.DSN(t, driver)
+		s := open(t, driver, dsn)
+		p := product(t, s)
+		db := sqlDB(t, driver, dsn)
+		for name, stmt := range map[string]string{
+			"negative stock":       "UPDATE stock_levels SET stock = -1",
+			"reserved above stock": "UPDATE stock_levels SET reserved = 11",
+			"negative product":     "UPDATE products SET stock = -5",
+			"duplicate sku":        "INSERT INTO products (sku, name, price_micros, created_at, updated_at) VALUES ('P', 'x', 0, '2026-01-01', '2026-01-01')",
+			"negative price":       "UPDATE products SET price_micros = -1",
+			"unknown movement":     "INSERT INTO stock_movements (seq, product_id, location_id, type, delta, quantity_after, available_after, created_at) VALUES (99, 1, 1, 'STEAL', 1, 1, 1, '2026-01-01')",
+			"movement of nothing":  "INSERT INTO stock_movements (seq, product_id, location_id, type, delta, quantity_after, available_after, created_at) VALUES (99, 42, 1, 'IN', 1, 1, 1, '2026-01-01')",
+			"key without hash":     "INSERT INTO stock_movements (seq, product_id, location_id, type, delta, quantity_after, available_after, idempotency_key, created_at) VALUES (99, 1, 1, 'IN', 1, 1, 1, 'k', '2026-01-01')",
+			"level elsewhere":      "INSERT INTO stock_levels (product_id, location_id, version, updated_at) VALUES (1, 42, 1, '2026-01-01')",
+		} {
+			if _, err := db.Exec(stmt); err == nil {
+				t.Errorf("%s: accepted by the schema", name)
+			}
+		}
+		levels, err := s.Levels(context.Background(), p.ID)
+		if err != nil || len(levels) != 1 || levels[0].Stock != 10 {
+			t.Fatalf("levels after refused writes: %+v %v", levels, err)
+		}
+	})
+}
+
+// TestConcurrentWriterIsDetected changes a level behind the transaction's
+// back (possible on PostgreSQL, where only the product row is locked): the
+// compare-and-set on the version refuses to overwrite it.
+func TestConcurrentWriterIsDetected(t *testing.T) {
+	dsn := gormstoretest.DSN(t, gormstore.Postgres)
+	s := open(t, gormstore.Postgres, dsn)
+	p := product(t, s)
+	db := sqlDB(t, gormstore.Postgres, dsn)
+	key := inventory.LevelKey{ProductID: p.ID, LocationID: inventory.DefaultLocationID}
+	err := s.UpdateStock(context.Background(), key, 7, nil, func(tx *inventory.StockTx) error {
+		if _, err := db.Exec("UPDATE stock_levels SET stock = 3, version = version + 1"); err != nil {
+			return err
+		}
+		m := inventory.Movement{Type: inventory.MovementOut, Delta: -5, CreatedAt: time.Now()}
+		return tx.Apply(&m)
+	})
+	if !errors.Is(err, inventory.ErrVersionConflict) {
+		t.Fatalf("err = %v, want ErrVersionConflict", err)
+	}
+	levels, _ := s.Levels(context.Background(), p.ID)
+	if levels[0].Stock != 3 {
+		t.Fatalf("stock %d: the concurrent write was overwritten", levels[0].Stock)
+	}
+	if last, _ := s.LastSeq(context.Background()); last != 1 {
+		t.Fatalf("ledger sequence advanced to %d by a rolled-back transaction", last)
+	}
+}
+
+func TestUnavailableDatabase(t *testing.T) {
+	_, err := gormstore.Open(context.Background(), gormstore.Config{Driver: gormstore.Postgres, DSN: "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"})
+	if err == nil {
+		t.Fatal("opened a database that does not exist")
+	}
+	_, err = gormstore.Open(context.Background(), gormstore.Config{Driver: "oracle", DSN: "x"})
+	if err == nil {
+		t.Fatal("opened an unknown driver")
+	}
+}
