@@ -3,10 +3,11 @@
 package model
 
 import (
+	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -72,20 +73,21 @@ var errBadCursor = inventory.Errorf(inventory.CodeBadInput, "after is not a curs
 
 // EncodeCursor makes an opaque Relay cursor from a kind and a position.
 func EncodeCursor(kind string, pos int64) string {
-	return base64url(kind + ":" + strconv.FormatInt(pos, 10))
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(pos, 10)))
 }
 
-// DecodeCursor reverses EncodeCursor; a nil cursor is position 0.
-func DecodeCursor(kind string, c *string) (int64, bool, error) {
+// DecodeCursor reverses EncodeCursor; a nil or empty cursor means "from the
+// start" (ok is false).
+func DecodeCursor(kind string, c *string) (pos int64, ok bool, err error) {
 	if c == nil || *c == "" {
 		return 0, false, nil
 	}
-	raw, err := unbase64url(*c)
+	raw, err := base64.RawURLEncoding.DecodeString(*c)
 	if err != nil {
 		return 0, false, errBadCursor
 	}
-	var pos int64
-	if _, err := fmt.Sscanf(raw, kind+":%d", &pos); err != nil || pos < 0 || raw != kind+":"+strconv.FormatInt(pos, 10) {
+	num, found := strings.CutPrefix(string(raw), kind+":")
+	if pos, err = strconv.ParseInt(num, 10, 64); !found || err != nil || pos < 0 {
 		return 0, false, errBadCursor
 	}
 	return pos, true, nil

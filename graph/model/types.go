@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/base64"
 	"time"
 
 	"github.com/shopstack/inventory/internal/inventory"
@@ -28,11 +27,4 @@ type LowStockAlert struct {
 	Available int64
 	Movement  inventory.Movement
 	At        time.Time
-}
-
-func base64url(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-
-func unbase64url(s string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	return string(b), err
 }

@@ -12,12 +12,6 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-func forEachDriver(t *testing.T, fn func(t *testing.T, driver string)) {
-	for _, d := range gormstoretest.Drivers {
-		t.Run(d, func(t *testing.T) { fn(t, d) })
-	}
-}
-
 // sqlDB opens a plain connection to the store's database, with the
 // settings the store uses (SQLite enforces foreign keys per connection).
 func sqlDB(t *testing.T, driver, dsn string) *sql.DB {
@@ -62,7 +56,7 @@ func product(t *testing.T, s *gormstore.Store) inventory.Product {
 }
 
 func TestMigrationsApplyOnce(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		dsn := gormstoretest.DSN(t, driver)
 		s := open(t, driver, dsn)
 		product(t, s)
@@ -81,7 +75,7 @@ func TestMigrationsApplyOnce(t *testing.T) {
 // TestSchemaRejectsInvalidRows writes directly with SQL, bypassing the
 // service: the schema itself must refuse every invalid state.
 func TestSchemaRejectsInvalidRows(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		dsn := gormstoretest.DSN(t, driver)
 		s := open(t, driver, dsn)
 		p := product(t, s)

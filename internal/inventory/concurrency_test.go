@@ -6,13 +6,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
 // TestConcurrentStockOutNeverOversells is the foundation's promise: 500
 // concurrent stock-outs of one unit against 100 in stock sell exactly 100.
 func TestConcurrentStockOutNeverOversells(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		p := mustProduct(t, e.svc, "FLASH", 100, 0)
 		const clients = 500
@@ -52,7 +53,7 @@ func TestConcurrentStockOutNeverOversells(t *testing.T) {
 // TestConcurrentDuplicatesReplay sends the same idempotent request from many
 // goroutines at once: exactly one changes stock, all see the same movement.
 func TestConcurrentDuplicatesReplay(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		p := mustProduct(t, e.svc, "DUP", 10, 0)
 		const clients = 50
@@ -95,7 +96,7 @@ func TestConcurrentDuplicatesReplay(t *testing.T) {
 // TestSequencesFollowCommitOrder writes to many products at once and checks
 // that the ledger's sequences are exactly 1..N: no gaps, no duplicates.
 func TestSequencesFollowCommitOrder(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		ctx := context.Background()
 		var ids []int64

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -23,7 +24,7 @@ func recv(t *testing.T, ch <-chan inventory.Movement) inventory.Movement {
 }
 
 func TestSubscribe(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

@@ -12,13 +12,6 @@ import (
 	"github.com/shopstack/inventory/internal/lock/memlock"
 )
 
-// forEachDriver runs fn as a subtest per database driver.
-func forEachDriver(t *testing.T, fn func(t *testing.T, driver string)) {
-	for _, d := range gormstoretest.Drivers {
-		t.Run(d, func(t *testing.T) { fn(t, d) })
-	}
-}
-
 type env struct {
 	svc   *inventory.Service
 	store *gormstore.Store

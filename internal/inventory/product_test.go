@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
 func TestCreateProduct(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		ctx := context.Background()
 
@@ -73,7 +74,7 @@ func TestCreateProduct(t *testing.T) {
 }
 
 func TestUpdateProduct(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		ctx := context.Background()
 		p := mustProduct(t, e.svc, "UPD", 10, 2)
@@ -111,7 +112,7 @@ func TestUpdateProduct(t *testing.T) {
 }
 
 func TestProductsPaging(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		ctx := context.Background()
 		for i := range 25 {

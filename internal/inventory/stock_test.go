@@ -4,11 +4,12 @@ import (
 	"context"
 	"testing"
 
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
 func TestStockInOut(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		ctx := inventory.WithActor(context.Background(), "clerk")
 		p := mustProduct(t, e.svc, "sku-1", 0, 0)
@@ -90,7 +91,7 @@ func TestStockInOut(t *testing.T) {
 }
 
 func TestAdjustStock(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		ctx := context.Background()
 		p := mustProduct(t, e.svc, "ADJ", 10, 0)
@@ -129,7 +130,7 @@ func TestStockCap(t *testing.T) {
 }
 
 func TestLowStockAlertIsEdgeTriggered(t *testing.T) {
-	forEachDriver(t, func(t *testing.T, driver string) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		ctx := context.Background()
 		p := mustProduct(t, e.svc, "LOW", 10, 5)

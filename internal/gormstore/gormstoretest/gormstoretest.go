@@ -26,6 +26,13 @@ import (
 // Drivers lists the drivers every store test runs against.
 var Drivers = []string{gormstore.SQLite, gormstore.Postgres}
 
+// ForEachDriver runs fn as a subtest per database driver.
+func ForEachDriver(t *testing.T, fn func(t *testing.T, driver string)) {
+	for _, d := range Drivers {
+		t.Run(d, func(t *testing.T) { fn(t, d) })
+	}
+}
+
 // Strict reports whether a missing test dependency must fail the run.
 func Strict() bool { return os.Getenv("INVENTORY_TEST_STRICT") == "1" }
 
