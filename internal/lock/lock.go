@@ -1,10 +1,11 @@
 // Package lock defines the distributed-lock contract that stock mutations go
-// through. Backends live in subpackages; locktest holds the conformance suite
-// every backend must pass.
+// through. Backends live in subpackages (memlock, redislock, etcdlock);
+// locktest holds the conformance suite every backend must pass.
 //
 // A lock serializes writers; it does not guarantee correctness. A lease can
-// lapse while its holder is paused, so every lease carries a fencing token and
-// the database rejects writes made under a superseded lease.
+// lapse while its holder is paused (GC, network), so every lease carries a
+// fencing token and the database rejects writes made under a superseded
+// lease.
 package lock
 
 import (
@@ -15,7 +16,9 @@ import (
 // Locker acquires exclusive leases on keys.
 type Locker interface {
 	// Lock blocks until the lease on key is acquired, ctx is done, or the
-	// backend gives up. Errors wrap ErrNotAcquired or ctx.Err().
+	// backend gives up. Errors wrap ctx.Err() when ctx ended the wait,
+	// ErrNotAcquired when the key stayed taken through every retry, and
+	// ErrUnavailable when the backend could not be reached.
 	Lock(ctx context.Context, key string) (Lease, error)
 }
 
@@ -24,18 +27,31 @@ type Lease interface {
 	// Token is the fencing token: greater than the token of every earlier
 	// lease on the same key.
 	Token() int64
-	// Done is closed when ownership can no longer be assumed (the lease
-	// lapsed or was lost). Backends without expiry return a channel that is
-	// closed only by Unlock.
+	// Done is closed when ownership can no longer be assumed: the lease
+	// lapsed, was lost, or was released. Backends without expiry close it
+	// only in Unlock.
 	Done() <-chan struct{}
-	// Unlock releases the lease. It is idempotent; releasing a lease that was
-	// already lost returns ErrLeaseLost.
+	// Unlock releases the lease. It is idempotent; releasing a lease that
+	// was already lost returns ErrLeaseLost. Pass a context that is not
+	// already cancelled, or the release cannot reach the backend and the
+	// key stays taken until the lease expires.
 	Unlock(ctx context.Context) error
 }
 
+// Checker is implemented by backends that can report their health, for
+// readiness probes.
+type Checker interface {
+	// Check returns nil if the backend answers and can grant leases.
+	Check(ctx context.Context) error
+}
+
 var (
-	// ErrNotAcquired means the backend could not grant the lease.
+	// ErrNotAcquired means the key stayed taken by another holder through
+	// every retry.
 	ErrNotAcquired = errors.New("lock: not acquired")
 	// ErrLeaseLost means the lease lapsed or was taken over before Unlock.
 	ErrLeaseLost = errors.New("lock: lease lost")
+	// ErrUnavailable means the backend could not be reached (or not enough
+	// of it for a quorum).
+	ErrUnavailable = errors.New("lock: backend unavailable")
 )

@@ -21,6 +21,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/testenv"
 )
 
 // Drivers lists the drivers every store test runs against.
@@ -31,18 +32,6 @@ func ForEachDriver(t *testing.T, fn func(t *testing.T, driver string)) {
 	for _, d := range Drivers {
 		t.Run(d, func(t *testing.T) { fn(t, d) })
 	}
-}
-
-// Strict reports whether a missing test dependency must fail the run.
-func Strict() bool { return os.Getenv("INVENTORY_TEST_STRICT") == "1" }
-
-// SkipOrFail skips the test, or fails it in strict mode.
-func SkipOrFail(tb testing.TB, why string) {
-	tb.Helper()
-	if Strict() {
-		tb.Fatalf("INVENTORY_TEST_STRICT=1: %s", why)
-	}
-	tb.Skip(why)
 }
 
 // DSN returns a DSN for a new, empty database of the given driver, removed
@@ -75,7 +64,7 @@ func postgresSchema(tb testing.TB) string {
 	tb.Helper()
 	base := os.Getenv("INVENTORY_TEST_POSTGRES_DSN")
 	if base == "" {
-		SkipOrFail(tb, "INVENTORY_TEST_POSTGRES_DSN is not set")
+		testenv.SkipOrFail(tb, "INVENTORY_TEST_POSTGRES_DSN is not set")
 	}
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
@@ -86,7 +75,7 @@ func postgresSchema(tb testing.TB) string {
 	_, _ = rand.Read(b)
 	schema := "t_" + hex.EncodeToString(b)
 	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		SkipOrFail(tb, "postgres at INVENTORY_TEST_POSTGRES_DSN is not usable: "+err.Error())
+		testenv.SkipOrFail(tb, "postgres at INVENTORY_TEST_POSTGRES_DSN is not usable: "+err.Error())
 	}
 	tb.Cleanup(func() {
 		db, err := sql.Open("pgx", base)

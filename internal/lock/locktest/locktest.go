@@ -13,29 +13,55 @@ import (
 	"github.com/shopstack/inventory/internal/lock"
 )
 
-// Run checks the lock.Locker contract against lockers made by newLocker.
-// Every call of newLocker must return a locker on the same backend state, so
-// that several lockers contend like several replicas.
-func Run(t *testing.T, newLocker func(t *testing.T) lock.Locker) {
-	t.Run("MutualExclusion", func(t *testing.T) { testMutualExclusion(t, newLocker) })
-	t.Run("TokensIncrease", func(t *testing.T) { testTokensIncrease(t, newLocker(t)) })
-	t.Run("UnlockIdempotent", func(t *testing.T) { testUnlockIdempotent(t, newLocker(t)) })
-	t.Run("CancelWhileWaiting", func(t *testing.T) { testCancel(t, newLocker(t)) })
-	t.Run("IndependentKeys", func(t *testing.T) { testIndependentKeys(t, newLocker(t)) })
+// Backend describes the backend under test.
+type Backend struct {
+	// New returns a locker on the shared backend state. Each call must
+	// return a distinct locker (its own connections and sessions), so that
+	// several lockers contend like several replicas.
+	New func(t *testing.T) lock.Locker
+	// TTL is the lease time to live of the lockers New returns; zero for
+	// backends whose leases never lapse (the TTL tests are then skipped).
+	TTL time.Duration
+	// Abandon makes the holder of lease stop maintaining it, as if its
+	// process were paused or had died, without releasing it. Required when
+	// TTL is set.
+	Abandon func(t *testing.T, lease lock.Lease)
 }
 
-func testMutualExclusion(t *testing.T, newLocker func(t *testing.T) lock.Locker) {
+// Run checks the lock.Locker contract.
+func Run(t *testing.T, b Backend) {
+	t.Run("MutualExclusion", func(t *testing.T) { testMutualExclusion(t, b) })
+	t.Run("TokensIncrease", func(t *testing.T) { testTokensIncrease(t, b) })
+	t.Run("UnlockIdempotent", func(t *testing.T) { testUnlockIdempotent(t, b.New(t)) })
+	t.Run("CancelWhileWaiting", func(t *testing.T) { testCancel(t, b.New(t)) })
+	t.Run("DeadlineWhileWaiting", func(t *testing.T) { testDeadline(t, b) })
+	t.Run("IndependentKeys", func(t *testing.T) { testIndependentKeys(t, b.New(t)) })
+	t.Run("LockAllSorted", func(t *testing.T) { testLockAll(t, b) })
+	if b.TTL <= 0 {
+		return
+	}
+	if b.Abandon == nil {
+		t.Fatal("locktest: Backend.Abandon is required when TTL is set")
+	}
+	t.Run("ExpiryFreesKey", func(t *testing.T) { testExpiry(t, b) })
+	t.Run("LongHolderKeepsLease", func(t *testing.T) { testLongHolder(t, b) })
+}
+
+// testMutualExclusion runs 50 goroutines over two lockers (two "replicas")
+// on one key: never more than one inside.
+func testMutualExclusion(t *testing.T, b Backend) {
 	const workers, rounds = 50, 4
-	lockers := []lock.Locker{newLocker(t), newLocker(t)}
+	lockers := []lock.Locker{b.New(t), b.New(t)}
 	key := uniqueKey(t)
 	var inside, maxInside, total atomic.Int64
+	var lastToken atomic.Int64
 	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	errs := make(chan error, workers*rounds)
 	for i := range workers {
 		wg.Go(func() {
 			l := lockers[i%len(lockers)]
 			for range rounds {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				lease, err := l.Lock(ctx, key)
 				if err != nil {
 					cancel()
@@ -48,6 +74,11 @@ func testMutualExclusion(t *testing.T, newLocker func(t *testing.T) lock.Locker)
 					if n <= m || maxInside.CompareAndSwap(m, n) {
 						break
 					}
+				}
+				// Inside the critical section tokens must increase in
+				// acquisition order.
+				if prev := lastToken.Swap(lease.Token()); lease.Token() <= prev {
+					errs <- fmt.Errorf("token %d granted after %d", lease.Token(), prev)
 				}
 				total.Add(1)
 				time.Sleep(100 * time.Microsecond)
@@ -72,12 +103,15 @@ func testMutualExclusion(t *testing.T, newLocker func(t *testing.T) lock.Locker)
 	}
 }
 
-func testTokensIncrease(t *testing.T, l lock.Locker) {
+// testTokensIncrease alternates two lockers on one key: each token is
+// greater than the one before, whichever replica got it.
+func testTokensIncrease(t *testing.T, b Backend) {
 	ctx := context.Background()
+	lockers := []lock.Locker{b.New(t), b.New(t)}
 	key := uniqueKey(t)
 	var last int64
 	for i := range 20 {
-		lease, err := l.Lock(ctx, key)
+		lease, err := lockers[i%2].Lock(ctx, key)
 		if err != nil {
 			t.Fatalf("lock %d: %v", i, err)
 		}
@@ -98,6 +132,11 @@ func testUnlockIdempotent(t *testing.T, l lock.Locker) {
 	lease, err := l.Lock(ctx, key)
 	if err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-lease.Done():
+		t.Fatal("Done() closed while the lease is held")
+	default:
 	}
 	if err := lease.Unlock(ctx); err != nil {
 		t.Fatalf("first unlock: %v", err)
@@ -137,7 +176,7 @@ func testCancel(t *testing.T, l lock.Locker) {
 		}
 		got <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
 	cancel()
 	select {
 	case err := <-got:
@@ -149,19 +188,152 @@ func testCancel(t *testing.T, l lock.Locker) {
 	}
 }
 
+// testDeadline waits on a key another replica holds: the wait ends with
+// context.DeadlineExceeded, told apart from a backend failure.
+func testDeadline(t *testing.T, b Backend) {
+	ctx := context.Background()
+	key := uniqueKey(t)
+	held, err := b.New(t).Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock(ctx)
+	waitCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	lease, err := b.New(t).Lock(waitCtx, key)
+	if err == nil {
+		_ = lease.Unlock(ctx)
+		t.Fatal("a second replica got a held key")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, lock.ErrNotAcquired) {
+		t.Fatalf("Lock past its deadline = %v, want context.DeadlineExceeded or lock.ErrNotAcquired", err)
+	}
+	if errors.Is(err, lock.ErrUnavailable) {
+		t.Fatalf("Lock on a busy key = %v: a taken key is not an unavailable backend", err)
+	}
+}
+
 func testIndependentKeys(t *testing.T, l lock.Locker) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a, err := l.Lock(ctx, uniqueKey(t)+"/a")
+	key := uniqueKey(t)
+	a, err := l.Lock(ctx, key+"/a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Unlock(ctx)
-	b, err := l.Lock(ctx, uniqueKey(t)+"/b")
+	b, err := l.Lock(ctx, key+"/b")
 	if err != nil {
 		t.Fatalf("a held key blocked another key: %v", err)
 	}
 	_ = b.Unlock(ctx)
+}
+
+// testLockAll runs two replicas that lock overlapping key sets given in
+// opposite orders: sorted acquisition means neither deadlocks.
+func testLockAll(t *testing.T, b Backend) {
+	key := uniqueKey(t)
+	sets := [][]string{{key + "/c", key + "/a", key + "/b"}, {key + "/b", key + "/c", key + "/a", key + "/a"}}
+	lockers := []lock.Locker{b.New(t), b.New(t)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 2 {
+		wg.Go(func() {
+			for range 10 {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				leases, err := lock.LockAll(ctx, lockers[i], sets[i])
+				if err != nil {
+					cancel()
+					errs <- err
+					return
+				}
+				if len(leases) != 3 {
+					errs <- fmt.Errorf("LockAll returned %d leases for 3 distinct keys", len(leases))
+				}
+				if err := leases.Unlock(context.Background()); err != nil {
+					errs <- err
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// testExpiry abandons a lease: the key is free again about one TTL later,
+// the abandoned lease's Done fires, its Unlock reports ErrLeaseLost without
+// releasing the new holder, and the new holder's token is greater.
+func testExpiry(t *testing.T, b Backend) {
+	ctx := context.Background()
+	key := uniqueKey(t)
+	old, err := b.New(t).Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Abandon(t, old)
+	start := time.Now()
+	waitCtx, cancel := context.WithTimeout(ctx, 4*b.TTL+5*time.Second)
+	defer cancel()
+	other := b.New(t)
+	newer, err := other.Lock(waitCtx, key)
+	if err != nil {
+		t.Fatalf("key not freed %v after its holder stopped: %v", time.Since(start), err)
+	}
+	defer newer.Unlock(ctx)
+	t.Logf("key freed %v after the holder stopped (TTL %v)", time.Since(start).Round(time.Millisecond), b.TTL)
+	if newer.Token() <= old.Token() {
+		t.Errorf("new token %d is not greater than the lapsed lease's %d", newer.Token(), old.Token())
+	}
+	select {
+	case <-old.Done():
+	case <-time.After(2*b.TTL + 2*time.Second):
+		t.Fatal("Done() of the lapsed lease did not fire")
+	}
+	if err := old.Unlock(ctx); !errors.Is(err, lock.ErrLeaseLost) {
+		t.Errorf("Unlock of a lapsed lease = %v, want lock.ErrLeaseLost", err)
+	}
+	// The lapsed lease's Unlock must not have released the new holder.
+	probeCtx, cancelProbe := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelProbe()
+	if stolen, err := b.New(t).Lock(probeCtx, key); err == nil {
+		_ = stolen.Unlock(ctx)
+		t.Fatal("the key was free while the new holder held it")
+	}
+	select {
+	case <-newer.Done():
+		t.Fatal("the new holder's Done() fired")
+	default:
+	}
+}
+
+// testLongHolder holds a lease for several TTLs: it is kept alive while its
+// holder works, so Done does not fire and nobody else gets the key.
+func testLongHolder(t *testing.T, b Backend) {
+	ctx := context.Background()
+	key := uniqueKey(t)
+	lease, err := b.New(t).Lock(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.Unlock(ctx)
+	probeCtx, cancel := context.WithTimeout(ctx, 2*b.TTL+b.TTL/2)
+	defer cancel()
+	if stolen, err := b.New(t).Lock(probeCtx, key); err == nil {
+		_ = stolen.Unlock(ctx)
+		t.Fatalf("another replica got the key while its holder was still working")
+	}
+	select {
+	case <-lease.Done():
+		t.Fatal("Done() fired while the holder was still working")
+	default:
+	}
+	if err := lease.Unlock(ctx); err != nil {
+		t.Fatalf("unlock after %v: %v", 2*b.TTL+b.TTL/2, err)
+	}
 }
 
 var keySeq atomic.Int64

@@ -14,17 +14,8 @@ import (
 // Locker is an in-process lock.Locker. Leases never lapse. Tokens come from
 // one counter shared by all keys, so they also increase per key.
 type Locker struct {
-	mu    sync.Mutex
-	keys  map[string]*entry
+	gate  lock.Gate
 	token atomic.Int64
-}
-
-// entry is the lock of one key: a one-slot semaphore. refs counts holders
-// and waiters, so the entry is deleted when nobody needs it and the map does
-// not grow with every key ever locked.
-type entry struct {
-	sem  chan struct{}
-	refs int
 }
 
 var _ lock.Locker = (*Locker)(nil)
@@ -33,44 +24,29 @@ var _ lock.Locker = (*Locker)(nil)
 // token already written (for example the largest one stored) so tokens keep
 // increasing across restarts.
 func New(base int64) *Locker {
-	l := &Locker{keys: make(map[string]*entry)}
+	l := &Locker{}
 	l.token.Store(base)
 	return l
 }
 
 // Lock acquires key, waiting until it is free or ctx is done.
 func (l *Locker) Lock(ctx context.Context, key string) (lock.Lease, error) {
-	l.mu.Lock()
-	e := l.keys[key]
-	if e == nil {
-		e = &entry{sem: make(chan struct{}, 1)}
-		l.keys[key] = e
+	leave, err := l.gate.Enter(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("memlock: lock %s: %w", key, err)
 	}
-	e.refs++
-	l.mu.Unlock()
-
-	select {
-	case e.sem <- struct{}{}:
-		return &lease{l: l, key: key, e: e, token: l.token.Add(1), done: make(chan struct{})}, nil
-	case <-ctx.Done():
-		l.release(key, e)
-		return nil, fmt.Errorf("memlock: lock %s: %w", key, ctx.Err())
-	}
+	return &lease{leave: leave, token: l.token.Add(1), done: make(chan struct{})}, nil
 }
 
-func (l *Locker) release(key string, e *entry) {
-	l.mu.Lock()
-	e.refs--
-	if e.refs == 0 {
-		delete(l.keys, key)
-	}
-	l.mu.Unlock()
-}
+// Domain returns "local": in-process tokens are comparable only with tokens
+// of the same process lineage (see lock.Locker).
+func (l *Locker) Domain() string { return "local" }
+
+// KeyCount returns how many keys are held or waited for.
+func (l *Locker) KeyCount() int { return l.gate.Len() }
 
 type lease struct {
-	l     *Locker
-	key   string
-	e     *entry
+	leave func()
 	token int64
 	once  sync.Once
 	done  chan struct{}
@@ -82,15 +58,7 @@ func (le *lease) Done() <-chan struct{} { return le.done }
 func (le *lease) Unlock(context.Context) error {
 	le.once.Do(func() {
 		close(le.done)
-		<-le.e.sem
-		le.l.release(le.key, le.e)
+		le.leave()
 	})
 	return nil
-}
-
-// KeyCount returns how many keys are held or waited for.
-func (l *Locker) KeyCount() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.keys)
 }

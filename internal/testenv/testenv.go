@@ -1,0 +1,21 @@
+// Package testenv decides what a test does when a real component it needs
+// (PostgreSQL, redis-server, etcd) is missing: skip it locally, fail it
+// under INVENTORY_TEST_STRICT=1 (set by `make test` under CI).
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// Strict reports whether a missing test dependency must fail the run.
+func Strict() bool { return os.Getenv("INVENTORY_TEST_STRICT") == "1" }
+
+// SkipOrFail skips the test, or fails it in strict mode.
+func SkipOrFail(tb testing.TB, why string) {
+	tb.Helper()
+	if Strict() {
+		tb.Fatalf("INVENTORY_TEST_STRICT=1: %s", why)
+	}
+	tb.Skip(why)
+}
