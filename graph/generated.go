@@ -142,6 +142,7 @@ type ComplexityRoot struct {
 		Delta          func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IdempotencyKey func(childComplexity int) int
+		LeaseEpoch     func(childComplexity int) int
 		LeaseToken     func(childComplexity int) int
 		Location       func(childComplexity int) int
 		LowStockAlert  func(childComplexity int) int
@@ -222,6 +223,8 @@ type StockMovementResolver interface {
 	Location(ctx context.Context, obj *inventory.Movement) (*inventory.Location, error)
 
 	IdempotencyKey(ctx context.Context, obj *inventory.Movement) (*string, error)
+	LeaseEpoch(ctx context.Context, obj *inventory.Movement) (int64, error)
+	LeaseToken(ctx context.Context, obj *inventory.Movement) (int64, error)
 }
 type SubscriptionResolver interface {
 	LowStockAlerts(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.LowStockAlert, error)
@@ -701,6 +704,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockMovement.IdempotencyKey(childComplexity), true
+	case "StockMovement.leaseEpoch":
+		if e.ComplexityRoot.StockMovement.LeaseEpoch == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.LeaseEpoch(childComplexity), true
 	case "StockMovement.leaseToken":
 		if e.ComplexityRoot.StockMovement.LeaseToken == nil {
 			break
@@ -1078,7 +1087,12 @@ type StockMovement {
   reference: String!
   actor: String!
   idempotencyKey: String
-  "Fencing token of the lock lease under which the movement was written."
+  """
+  Lock epoch of the lease under which the movement was written: it changes
+  when the lock backend (its fencing domain) changes.
+  """
+  leaseEpoch: Int64!
+  "Fencing token of that lease, increasing within its epoch."
   leaseToken: Int64!
   traceId: String!
   createdAt: Time!
@@ -1392,6 +1406,8 @@ func (ec *executionContext) childFields_StockMovement(ctx context.Context, field
 		return ec.fieldContext_StockMovement_actor(ctx, field)
 	case "idempotencyKey":
 		return ec.fieldContext_StockMovement_idempotencyKey(ctx, field)
+	case "leaseEpoch":
+		return ec.fieldContext_StockMovement_leaseEpoch(ctx, field)
 	case "leaseToken":
 		return ec.fieldContext_StockMovement_leaseToken(ctx, field)
 	case "traceId":
@@ -4003,6 +4019,29 @@ func (ec *executionContext) fieldContext_StockMovement_idempotencyKey(_ context.
 	return graphql.NewScalarFieldContext("StockMovement", field, true, true, "String")
 }
 
+func (ec *executionContext) _StockMovement_leaseEpoch(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_leaseEpoch(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovement().LeaseEpoch(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_leaseEpoch(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, true, true, "Int64")
+}
+
 func (ec *executionContext) _StockMovement_leaseToken(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4012,7 +4051,7 @@ func (ec *executionContext) _StockMovement_leaseToken(ctx context.Context, field
 			return ec.fieldContext_StockMovement_leaseToken(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.LeaseToken, nil
+			return ec.Resolvers.StockMovement().LeaseToken(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
@@ -4023,7 +4062,7 @@ func (ec *executionContext) _StockMovement_leaseToken(ctx context.Context, field
 	)
 }
 func (ec *executionContext) fieldContext_StockMovement_leaseToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int64")
+	return graphql.NewScalarFieldContext("StockMovement", field, true, true, "Int64")
 }
 
 func (ec *executionContext) _StockMovement_traceId(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
@@ -6647,11 +6686,18 @@ func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.Selectio
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._StockMovement_idempotencyKey(ctx, field, obj)
 				})
+		case "leaseEpoch":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovement_leaseEpoch(ctx, field, obj)
+				})
 		case "leaseToken":
-			out.Values[i] = ec._StockMovement_leaseToken(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovement_leaseToken(ctx, field, obj)
+				})
 		case "traceId":
 			out.Values[i] = ec._StockMovement_traceId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {

@@ -214,6 +214,16 @@ func (r *stockMovementResolver) IdempotencyKey(ctx context.Context, obj *invento
 	return &obj.IdempotencyKey, nil
 }
 
+// LeaseEpoch is the resolver for the leaseEpoch field.
+func (r *stockMovementResolver) LeaseEpoch(ctx context.Context, obj *inventory.Movement) (int64, error) {
+	return obj.Fence.Epoch, nil
+}
+
+// LeaseToken is the resolver for the leaseToken field.
+func (r *stockMovementResolver) LeaseToken(ctx context.Context, obj *inventory.Movement) (int64, error) {
+	return obj.Fence.Token, nil
+}
+
 // LowStockAlerts is the resolver for the lowStockAlerts field.
 func (r *subscriptionResolver) LowStockAlerts(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.LowStockAlert, error) {
 	events, err := r.Service.Subscribe(ctx, inventory.EventFilter{ProductIDs: productIds, AfterSeq: afterSequence, AlertsOnly: true})

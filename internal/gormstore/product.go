@@ -31,7 +31,9 @@ func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial
 		}
 		initial.Product.ID = p.ID
 		initial.Level.ProductID = p.ID
-		return s.writeStock(tx, initial, false, 0)
+		// A new product's first level is written without a lease: nobody
+		// else can know the product yet.
+		return s.writeStock(tx, initial, inventory.Fence{}, false, 0)
 	})
 }
 

@@ -33,7 +33,7 @@ func (r productRow) product() inventory.Product {
 	}
 }
 
-const levelColumns = "product_id, location_id, stock, reserved, version, lease_token, updated_at"
+const levelColumns = "product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at"
 
 type levelRow struct {
 	ProductID  int64
@@ -41,6 +41,7 @@ type levelRow struct {
 	Stock      int64
 	Reserved   int64
 	Version    int64
+	LeaseEpoch int64
 	LeaseToken int64
 	UpdatedAt  time.Time
 }
@@ -48,12 +49,15 @@ type levelRow struct {
 func (r levelRow) level() inventory.Level {
 	return inventory.Level{
 		ProductID: r.ProductID, LocationID: r.LocationID, Stock: r.Stock, Reserved: r.Reserved,
-		Version: r.Version, LeaseToken: r.LeaseToken, UpdatedAt: r.UpdatedAt.UTC(),
+		Version: r.Version, Fence: inventory.Fence{Epoch: r.LeaseEpoch, Token: r.LeaseToken}, UpdatedAt: r.UpdatedAt.UTC(),
 	}
 }
 
 const movementColumns = "seq, product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert, " +
-	"reason, reference, actor, idempotency_key, request_hash, lease_token, trace_id, created_at"
+	"reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at"
+
+// movementColumnCount is the number of columns in movementColumns.
+const movementColumnCount = 17
 
 type movementRow struct {
 	Seq            int64
@@ -69,6 +73,7 @@ type movementRow struct {
 	Actor          string
 	IdempotencyKey sql.NullString
 	RequestHash    sql.NullString
+	LeaseEpoch     int64
 	LeaseToken     int64
 	TraceID        string
 	CreatedAt      time.Time
@@ -79,7 +84,7 @@ func (r movementRow) movement() inventory.Movement {
 		Seq: r.Seq, ProductID: r.ProductID, LocationID: r.LocationID, Type: inventory.MovementType(r.Type),
 		Delta: r.Delta, QuantityAfter: r.QuantityAfter, AvailableAfter: r.AvailableAfter, LowStockAlert: r.LowStockAlert,
 		Reason: r.Reason, Reference: r.Reference, Actor: r.Actor, IdempotencyKey: r.IdempotencyKey.String,
-		RequestHash: r.RequestHash.String, LeaseToken: r.LeaseToken, TraceID: r.TraceID, CreatedAt: r.CreatedAt.UTC(),
+		RequestHash: r.RequestHash.String, Fence: inventory.Fence{Epoch: r.LeaseEpoch, Token: r.LeaseToken}, TraceID: r.TraceID, CreatedAt: r.CreatedAt.UTC(),
 	}
 }
 
@@ -87,7 +92,7 @@ func (r movementRow) movement() inventory.Movement {
 func movementArgs(m inventory.Movement) []any {
 	return []any{
 		m.Seq, m.ProductID, m.LocationID, string(m.Type), m.Delta, m.QuantityAfter, m.AvailableAfter, m.LowStockAlert,
-		m.Reason, m.Reference, m.Actor, nullable(m.IdempotencyKey), nullableHash(m), m.LeaseToken, m.TraceID, m.CreatedAt.UTC(),
+		m.Reason, m.Reference, m.Actor, nullable(m.IdempotencyKey), nullableHash(m), m.Fence.Epoch, m.Fence.Token, m.TraceID, m.CreatedAt.UTC(),
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 // UpdateStock runs one stock transaction; see inventory.Store.
-func (s *Store) UpdateStock(ctx context.Context, key inventory.LevelKey, token int64, replayKeys []string, fn func(*inventory.StockTx) error) error {
+func (s *Store) UpdateStock(ctx context.Context, key inventory.LevelKey, fence inventory.Fence, replayKeys []string, fn func(*inventory.StockTx) error) error {
 	return s.write(ctx, func(tx *gorm.DB) error {
 		p, err := s.lockProduct(tx, key.ProductID)
 		if err != nil {
@@ -37,7 +37,7 @@ func (s *Store) UpdateStock(ctx context.Context, key inventory.LevelKey, token i
 		if len(st.Movements()) == 0 {
 			return nil
 		}
-		return s.writeStock(tx, st, exists, lvl.Version)
+		return s.writeStock(tx, st, fence, exists, lvl.Version)
 	})
 }
 
@@ -65,18 +65,20 @@ func loadLevel(tx *gorm.DB, key inventory.LevelKey) (inventory.Level, bool, erro
 
 // writeStock persists a StockTx whose movements were applied: the level
 // (compare-and-set on the version it was read at, so a concurrent writer is
-// detected rather than overwritten), the product totals, and the movements
-// with sequences taken last, so the counter's row lock is held only for the
+// detected rather than overwritten, and fenced: a level last written under a
+// newer lease is not touched), the product totals, and the movements with
+// sequences taken last, so the counter's row lock is held only for the
 // insert and the commit.
-func (s *Store) writeStock(tx *gorm.DB, st *inventory.StockTx, exists bool, readVersion int64) error {
+func (s *Store) writeStock(tx *gorm.DB, st *inventory.StockTx, fence inventory.Fence, exists bool, readVersion int64) error {
 	ms := st.Movements()
-	token := ms[0].LeaseToken
 	at := ms[len(ms)-1].CreatedAt
 	l := st.Level
 	if exists {
-		res := tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, lease_token = ?, updated_at = ?
-			WHERE product_id = ? AND location_id = ? AND version = ?`,
-			l.Stock, l.Reserved, token, at, l.ProductID, l.LocationID, readVersion)
+		res := tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, lease_epoch = ?, lease_token = ?, updated_at = ?
+			WHERE product_id = ? AND location_id = ? AND version = ?
+			AND (lease_epoch < ? OR (lease_epoch = ? AND lease_token <= ?))`,
+			l.Stock, l.Reserved, fence.Epoch, fence.Token, at, l.ProductID, l.LocationID, readVersion,
+			fence.Epoch, fence.Epoch, fence.Token)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -84,9 +86,9 @@ func (s *Store) writeStock(tx *gorm.DB, st *inventory.StockTx, exists bool, read
 			return inventory.ErrVersionConflict
 		}
 	} else {
-		res := tx.Exec(`INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_token, updated_at)
-			VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (product_id, location_id) DO NOTHING`,
-			l.ProductID, l.LocationID, l.Stock, l.Reserved, token, at)
+		res := tx.Exec(`INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at)
+			VALUES (?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (product_id, location_id) DO NOTHING`,
+			l.ProductID, l.LocationID, l.Stock, l.Reserved, fence.Epoch, fence.Token, at)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -104,11 +106,11 @@ func (s *Store) writeStock(tx *gorm.DB, st *inventory.StockTx, exists bool, read
 		return err
 	}
 	first := last - int64(len(ms)) + 1
-	st.Committed(first, token, at)
+	st.Committed(first, fence, at)
 	ms = st.Movements()
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", 16), ", ") + ")"
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", movementColumnCount), ", ") + ")"
 	values := make([]string, len(ms))
-	args := make([]any, 0, 16*len(ms))
+	args := make([]any, 0, movementColumnCount*len(ms))
 	for i, m := range ms {
 		values[i] = row
 		args = append(args, movementArgs(m)...)

@@ -65,8 +65,10 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Retryable reports whether the same request may succeed if sent again.
+// A stale lease is: the request changed nothing, and a retry runs under a
+// new lease.
 func (e *Error) Retryable() bool {
-	return e.Code == CodeUnavailable || e.Code == CodeRateLimited
+	return e.Code == CodeUnavailable || e.Code == CodeRateLimited || e.Code == CodeStaleLease
 }
 
 // ErrorCode returns the code of err, or CodeInternal if err is not an *Error.

@@ -9,6 +9,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 )
 
@@ -21,9 +22,15 @@ type env struct {
 func mustService(tb testing.TB, driver string) env {
 	tb.Helper()
 	st := gormstoretest.Open(tb, driver)
+	return env{svc: startService(tb, st, memlock.New(0)), store: st}
+}
+
+// startService starts a service on st with locker, like one replica.
+func startService(tb testing.TB, st inventory.Store, locker lock.Locker) *inventory.Service {
+	tb.Helper()
 	svc := inventory.NewService(inventory.Config{
 		Store:        st,
-		Locker:       memlock.New(0),
+		Locker:       locker,
 		PollInterval: 50 * time.Millisecond,
 		TraceID:      func(context.Context) string { return "trace-test" },
 	})
@@ -31,7 +38,7 @@ func mustService(tb testing.TB, driver string) env {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(svc.Close)
-	return env{svc: svc, store: st}
+	return svc
 }
 
 func mustProduct(tb testing.TB, svc *inventory.Service, sku string, stock, threshold int64) inventory.Product {

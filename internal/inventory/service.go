@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -38,6 +39,11 @@ type Service struct {
 	traceID     func(context.Context) string
 	lockTimeout time.Duration
 	feed        *feed
+	// epoch is the lock epoch of the locker's fencing domain, set by Start.
+	epoch int64
+	// afterLock, if set, runs between acquiring a stock lock and the
+	// transaction (tests use it to stage a lapsed lease).
+	afterLock func(ctx context.Context, key LevelKey, lease lock.Lease)
 
 	locMu     sync.RWMutex
 	locations map[int64]Location // locations are immutable, so caching them is safe
@@ -79,8 +85,19 @@ func NewService(cfg Config) *Service {
 	return s
 }
 
-// Start starts the event feed from the current end of the ledger.
-func (s *Service) Start(ctx context.Context) error { return s.feed.start(ctx) }
+// Start joins (or begins) the lock epoch of the locker's fencing domain and
+// starts the event feed from the current end of the ledger.
+func (s *Service) Start(ctx context.Context) error {
+	epoch, err := s.store.LockEpoch(ctx, s.locker.Domain())
+	if err != nil {
+		return fmt.Errorf("lock epoch: %w", err)
+	}
+	s.epoch = epoch
+	return s.feed.start(ctx)
+}
+
+// LockEpoch returns the lock epoch the service fences its writes with.
+func (s *Service) LockEpoch() int64 { return s.epoch }
 
 // Close stops the event feed and ends all subscriptions.
 func (s *Service) Close() { s.feed.stop() }

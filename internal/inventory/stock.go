@@ -29,6 +29,21 @@ func (k LevelKey) LockName() string {
 	return "stock/" + strconv.FormatInt(k.ProductID, 10) + "/" + strconv.FormatInt(k.LocationID, 10)
 }
 
+// Fence identifies the lease a write is made under: the lock epoch, which
+// changes when the lock backend's fencing domain changes, and the backend's
+// fencing token within it. Fences are ordered by epoch, then token; a level
+// accepts a write only under a fence at least as new as the last one that
+// wrote it.
+type Fence struct {
+	Epoch int64
+	Token int64
+}
+
+// Before reports whether f is older than g.
+func (f Fence) Before(g Fence) bool {
+	return f.Epoch < g.Epoch || (f.Epoch == g.Epoch && f.Token < g.Token)
+}
+
 // Level is the stock of one product at one location.
 type Level struct {
 	ProductID  int64
@@ -37,9 +52,9 @@ type Level struct {
 	Reserved   int64
 	// Version increases with every write of the level.
 	Version int64
-	// LeaseToken is the fencing token of the latest lease that wrote the level.
-	LeaseToken int64
-	UpdatedAt  time.Time
+	// Fence is the fence of the latest lease that wrote the level.
+	Fence     Fence
+	UpdatedAt time.Time
 }
 
 // Available is on hand minus reserved.
@@ -70,9 +85,10 @@ type Movement struct {
 	// RequestHash identifies the request that made the movement, so a retry
 	// with the same idempotency key but a different input is told apart.
 	RequestHash string
-	LeaseToken  int64
-	TraceID     string
-	CreatedAt   time.Time
+	// Fence is the lease the movement was written under.
+	Fence     Fence
+	TraceID   string
+	CreatedAt time.Time
 }
 
 // StockTx is the state one stock transaction reads and changes. The store
@@ -125,8 +141,8 @@ func (tx *StockTx) Apply(m *Movement) error {
 }
 
 // Committed records what the store wrote: the appended movements got the
-// sequences firstSeq, firstSeq+1, …, and the level a new version and token.
-func (tx *StockTx) Committed(firstSeq, token int64, at time.Time) {
+// sequences firstSeq, firstSeq+1, …, and the level a new version and fence.
+func (tx *StockTx) Committed(firstSeq int64, fence Fence, at time.Time) {
 	for i := range tx.movements {
 		m := &tx.movements[i]
 		m.Seq = firstSeq + int64(i)
@@ -134,7 +150,7 @@ func (tx *StockTx) Committed(firstSeq, token int64, at time.Time) {
 		m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID
 	}
 	tx.Level.Version++
-	tx.Level.LeaseToken = token
+	tx.Level.Fence = fence
 	tx.Level.UpdatedAt = at
 }
 

@@ -22,7 +22,7 @@ func TestStockInOut(t *testing.T) {
 				t.Fatalf("stock in: %+v", res)
 			}
 			if m.Seq == 0 || m.Type != inventory.MovementIn || m.Delta != 10 || m.QuantityAfter != 10 || m.AvailableAfter != 10 ||
-				m.Reason != "delivery" || m.Reference != "PO-1" || m.Actor != "clerk" || m.TraceID != "trace-test" || m.LeaseToken == 0 {
+				m.Reason != "delivery" || m.Reference != "PO-1" || m.Actor != "clerk" || m.TraceID != "trace-test" || m.Fence.Token == 0 || m.Fence.Epoch != e.svc.LockEpoch() {
 				t.Fatalf("movement: %+v", m)
 			}
 			res, err = e.svc.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 4})
@@ -30,8 +30,8 @@ func TestStockInOut(t *testing.T) {
 			if res.Product.Stock != 6 || res.Movement.Delta != -4 || res.Movement.Type != inventory.MovementOut || res.Movement.Seq <= m.Seq {
 				t.Fatalf("stock out: %+v", res)
 			}
-			if res.Movement.LeaseToken <= m.LeaseToken {
-				t.Fatalf("lease token %d after %d: must increase", res.Movement.LeaseToken, m.LeaseToken)
+			if !m.Fence.Before(res.Movement.Fence) {
+				t.Fatalf("fence %+v after %+v: must increase", res.Movement.Fence, m.Fence)
 			}
 		})
 		t.Run("ErrInsufficientStock", func(t *testing.T) {

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/shopstack/inventory/internal/lock"
@@ -123,16 +124,26 @@ func (s *Service) newMovement(ctx context.Context, typ MovementType, delta int64
 	}
 }
 
-// applyStock runs op under the lock of its level.
+// applyStock runs op under the lock of its level. The write is fenced on
+// the lease, and rolled back if the lease is lost before the commit.
 func (s *Service) applyStock(ctx context.Context, op stockOp) (StockResult, error) {
 	lease, err := s.lock(ctx, op.key)
 	if err != nil {
 		return StockResult{}, err
 	}
 	defer s.unlock(ctx, op.key, lease)
+	if s.afterLock != nil {
+		s.afterLock(ctx, op.key, lease)
+	}
+	txCtx, stop := leaseContext(ctx, lease)
+	defer stop()
+	fence := Fence{Epoch: s.epoch, Token: lease.Token()}
 
 	for attempt := 1; ; attempt++ {
-		res, err := s.stockTx(ctx, op, lease.Token())
+		res, err := s.stockTx(txCtx, op, lease, fence)
+		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(txCtx), lock.ErrLeaseLost) {
+			err = errLeaseLost(err)
+		}
 		retry := errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrDuplicateKey)
 		if retry && attempt < maxTxAttempts {
 			continue
@@ -147,14 +158,14 @@ func (s *Service) applyStock(ctx context.Context, op stockOp) (StockResult, erro
 	}
 }
 
-func (s *Service) stockTx(ctx context.Context, op stockOp, token int64) (StockResult, error) {
+func (s *Service) stockTx(ctx context.Context, op stockOp, lease lock.Lease, fence Fence) (StockResult, error) {
 	var keys []string
 	if op.idempotencyKey != "" {
 		keys = []string{op.idempotencyKey}
 	}
 	var res StockResult
 	var state *StockTx
-	err := s.store.UpdateStock(ctx, op.key, token, keys, func(tx *StockTx) error {
+	err := s.store.UpdateStock(ctx, op.key, fence, keys, func(tx *StockTx) error {
 		state = tx
 		if old, ok := tx.Replays[op.idempotencyKey]; ok {
 			if old.RequestHash != op.hash {
@@ -163,12 +174,25 @@ func (s *Service) stockTx(ctx context.Context, op stockOp, token int64) (StockRe
 			res = StockResult{Product: tx.Product, Level: tx.Level, Movement: old, Replayed: true}
 			return nil
 		}
+		if fence.Before(tx.Level.Fence) {
+			return staleLease(fence, tx.Level.Fence)
+		}
 		m, err := op.movement(tx)
 		if err != nil {
 			return err
 		}
-		m.LeaseToken = token
-		return tx.Apply(&m)
+		m.Fence = fence
+		if err := tx.Apply(&m); err != nil {
+			return err
+		}
+		// The last moment to give up before the store writes and commits;
+		// a lease lost after this is caught by the fence of the next holder.
+		select {
+		case <-lease.Done():
+			return errLeaseLost(lock.ErrLeaseLost)
+		default:
+			return nil
+		}
 	})
 	if err != nil || res.Replayed {
 		return res, err
@@ -185,11 +209,40 @@ func (s *Service) lock(ctx context.Context, key LevelKey) (lock.Lease, error) {
 		return lease, nil
 	case ctx.Err() != nil:
 		return nil, &Error{Code: CodeUnavailable, Message: "request cancelled while waiting for the stock lock", Err: err}
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, lock.ErrNotAcquired):
 		return nil, &Error{Code: CodeUnavailable, Message: "timed out waiting for the stock lock; retry", Err: err}
 	default:
 		return nil, &Error{Code: CodeUnavailable, Message: "lock service unavailable; retry", Err: err}
 	}
+}
+
+// leaseContext returns a context that is cancelled with cause
+// lock.ErrLeaseLost when the lease is lost, so a transaction still running
+// then is rolled back; stop releases it.
+func leaseContext(ctx context.Context, lease lock.Lease) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-lease.Done():
+			cancel(lock.ErrLeaseLost)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		close(done)
+		cancel(nil)
+	}
+}
+
+func errLeaseLost(cause error) *Error {
+	return &Error{Code: CodeUnavailable, Message: "the stock lock lapsed before the change was committed; nothing changed; retry", Err: cause}
+}
+
+func staleLease(ours, newer Fence) *Error {
+	return &Error{Code: CodeStaleLease,
+		Message: "the stock lock was taken over by a newer holder before this change was written; nothing changed; retry",
+		Err:     fmt.Errorf("fence %+v is older than the level's %+v", ours, newer)}
 }
 
 func (s *Service) unlock(ctx context.Context, key LevelKey, lease lock.Lease) {

@@ -34,17 +34,25 @@ type Store interface {
 	// loads tx (the level is created empty if missing; an unknown product or
 	// location is CodeNotFound), loads Replays for replayKeys, and calls fn.
 	// If fn succeeds and appended movements, the store writes the level
-	// (compare-and-set on its version, recording token), the product totals
-	// and the movements, assigns their sequence numbers and commits. If fn
-	// fails, nothing is written and its error is returned.
-	UpdateStock(ctx context.Context, key LevelKey, token int64, replayKeys []string, fn func(tx *StockTx) error) error
+	// (compare-and-set on its version, and only if the level's fence is not
+	// newer than fence, which it records), the product totals and the
+	// movements, assigns their sequence numbers and commits. A failed
+	// compare-and-set is ErrVersionConflict. If fn fails, nothing is written
+	// and its error is returned. Cancelling ctx before the commit rolls the
+	// transaction back.
+	UpdateStock(ctx context.Context, key LevelKey, fence Fence, replayKeys []string, fn func(tx *StockTx) error) error
 
 	// Movements returns ledger rows as q selects them.
 	Movements(ctx context.Context, q MovementQuery) (MovementPage, error)
 	// LastSeq returns the highest committed ledger sequence.
 	LastSeq(ctx context.Context) (int64, error)
-	// MaxLeaseToken returns the highest fencing token recorded on any level.
+	// MaxLeaseToken returns the highest fencing token recorded on any level,
+	// whatever its epoch.
 	MaxLeaseToken(ctx context.Context) (int64, error)
+	// LockEpoch returns the current lock epoch if it belongs to domain, or
+	// starts a new epoch for domain. Replicas that start together agree on
+	// one epoch.
+	LockEpoch(ctx context.Context, domain string) (int64, error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

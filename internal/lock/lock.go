@@ -6,6 +6,12 @@
 // lapse while its holder is paused (GC, network), so every lease carries a
 // fencing token and the database rejects writes made under a superseded
 // lease.
+//
+// Tokens are comparable only within one fencing domain: the tokens of one
+// backend installation (one etcd cluster, the Redis counters, one process
+// lineage for the in-process lock), which Locker.Domain names. The service
+// starts a new lock epoch when the domain changes, and fences on
+// (epoch, token).
 package lock
 
 import (
@@ -20,6 +26,9 @@ type Locker interface {
 	// ErrNotAcquired when the key stayed taken through every retry, and
 	// ErrUnavailable when the backend could not be reached.
 	Lock(ctx context.Context, key string) (Lease, error)
+	// Domain names the fencing domain of the tokens this locker grants:
+	// tokens from lockers with the same domain are comparable.
+	Domain() string
 }
 
 // Lease is ownership of one key until Unlock or until it lapses.

@@ -168,6 +168,7 @@ type movement struct {
 	Reference      string    `json:"reference"`
 	Actor          string    `json:"actor"`
 	IdempotencyKey string    `json:"idempotencyKey,omitempty"`
+	LeaseEpoch     int64     `json:"leaseEpoch"`
 	LeaseToken     int64     `json:"leaseToken"`
 	TraceID        string    `json:"traceId,omitempty"`
 	CreatedAt      time.Time `json:"createdAt"`
@@ -178,7 +179,7 @@ func toMovement(m inventory.Movement) movement {
 		ID: strconv.FormatInt(m.Seq, 10), Sequence: m.Seq, ProductID: strconv.FormatInt(m.ProductID, 10),
 		LocationID: strconv.FormatInt(m.LocationID, 10), Type: string(m.Type), Delta: m.Delta, QuantityAfter: m.QuantityAfter,
 		AvailableAfter: m.AvailableAfter, LowStockAlert: m.LowStockAlert, Reason: m.Reason, Reference: m.Reference,
-		Actor: m.Actor, IdempotencyKey: m.IdempotencyKey, LeaseToken: m.LeaseToken, TraceID: m.TraceID, CreatedAt: m.CreatedAt,
+		Actor: m.Actor, IdempotencyKey: m.IdempotencyKey, LeaseEpoch: m.Fence.Epoch, LeaseToken: m.Fence.Token, TraceID: m.TraceID, CreatedAt: m.CreatedAt,
 	}
 }
 

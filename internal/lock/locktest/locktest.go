@@ -30,6 +30,9 @@ type Backend struct {
 
 // Run checks the lock.Locker contract.
 func Run(t *testing.T, b Backend) {
+	if d := b.New(t).Domain(); d == "" || len(d) > 200 {
+		t.Fatalf("Domain() = %q, want 1..200 characters", d)
+	}
 	t.Run("MutualExclusion", func(t *testing.T) { testMutualExclusion(t, b) })
 	t.Run("TokensIncrease", func(t *testing.T) { testTokensIncrease(t, b) })
 	t.Run("UnlockIdempotent", func(t *testing.T) { testUnlockIdempotent(t, b.New(t)) })
