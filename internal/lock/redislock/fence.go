@@ -1,0 +1,126 @@
+package redislock
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// fenceTTL is how long an idle key's counter is kept. Losing it is safe (a
+// missing counter restarts from the clock), so it only bounds memory.
+const fenceTTL = 7 * 24 * time.Hour
+
+// nextScript increments the counter KEYS[1] and returns it. A missing
+// counter (new key, or Redis lost its data) starts from the server's clock
+// in microseconds: above every token handed out before, since tokens grow
+// by one per acquisition, far slower than one per microsecond. Numbers
+// travel as decimal strings: Lua's own number-to-string conversion may
+// switch to exponent notation, while values near 1.8e15 are exact doubles.
+var nextScript = redis.NewScript(`
+local c = redis.call('GET', KEYS[1])
+if c then
+	c = tonumber(c)
+else
+	local t = redis.call('TIME')
+	c = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+c = string.format('%d', c + 1)
+redis.call('SET', KEYS[1], c, 'EX', ARGV[1])
+return c
+`)
+
+// raiseScript sets the counter KEYS[1] to max(counter, ARGV[1]).
+var raiseScript = redis.NewScript(`
+local c = redis.call('GET', KEYS[1])
+if (not c) or tonumber(c) < tonumber(ARGV[1]) then
+	redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+else
+	redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+`)
+
+// nextToken returns the fencing token for a lease just acquired on key:
+// greater than the token of every earlier lease on key.
+//
+// With several masters, phase 1 increments the counter on all of them and
+// takes the largest answer of a quorum; phase 2 raises a quorum's counters
+// to that token. Any two quorums intersect, so the next holder's phase 1
+// sees at least this token on one master and goes above it. Phase 2 is
+// skipped when the phase-1 quorum already agrees on the token: NEXT left
+// it on each of them.
+func (l *Locker) nextToken(ctx context.Context, key string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.OpTimeout)
+	defer cancel()
+	k := fencePrefix + key
+	ttl := int64(fenceTTL / time.Second)
+	if len(l.clients) == 1 {
+		return next(ctx, l.clients[0], k, ttl)
+	}
+	answers, err := l.onQuorum(ctx, func(ctx context.Context, c *redis.Client) (int64, error) {
+		return next(ctx, c, k, ttl)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("increment: %w", err)
+	}
+	token := slices.Max(answers)
+	if slices.Min(answers) == token {
+		return token, nil
+	}
+	_, err = l.onQuorum(ctx, func(ctx context.Context, c *redis.Client) (int64, error) {
+		return 0, raiseScript.Run(ctx, c, []string{k}, strconv.FormatInt(token, 10), ttl).Err()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("raise to %d: %w", token, err)
+	}
+	return token, nil
+}
+
+func next(ctx context.Context, c *redis.Client, k string, ttl int64) (int64, error) {
+	s, err := nextScript.Run(ctx, c, []string{k}, ttl).Text()
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+// onQuorum runs fn on every server at once and returns the results of the
+// first quorum to succeed, or an error once a quorum can no longer succeed.
+// Servers still running fn then are left to finish on their own within
+// ctx, which the caller cancels.
+func (l *Locker) onQuorum(ctx context.Context, fn func(context.Context, *redis.Client) (int64, error)) ([]int64, error) {
+	type result struct {
+		i   int
+		v   int64
+		err error
+	}
+	ch := make(chan result, len(l.clients))
+	for i, c := range l.clients {
+		go func() {
+			v, err := fn(ctx, c)
+			ch <- result{i, v, err}
+		}()
+	}
+	var ok []int64
+	var errs []string
+	for range l.clients {
+		r := <-ch
+		if r.err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", l.cfg.Addrs[r.i], r.err))
+		} else {
+			ok = append(ok, r.v)
+		}
+		if len(ok) >= l.quorum {
+			return ok, nil
+		}
+		if len(l.clients)-len(errs) < l.quorum {
+			break
+		}
+	}
+	return nil, fmt.Errorf("%d of %d servers failed, quorum %d: %s", len(errs), len(l.clients), l.quorum, strings.Join(errs, "; "))
+}
