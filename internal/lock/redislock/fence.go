@@ -55,8 +55,7 @@ return 1
 // skipped when the phase-1 quorum already agrees on the token: NEXT left
 // it on each of them.
 func (l *Locker) nextToken(ctx context.Context, key string) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.OpTimeout)
-	defer cancel()
+	ctx = quorumContext(ctx, l.cfg.OpTimeout)
 	k := fencePrefix + key
 	ttl := int64(fenceTTL / time.Second)
 	if len(l.clients) == 1 {
@@ -92,7 +91,7 @@ func next(ctx context.Context, c *redis.Client, k string, ttl int64) (int64, err
 // onQuorum runs fn on every server at once and returns the results of the
 // first quorum to succeed, or an error once a quorum can no longer succeed.
 // Servers still running fn then are left to finish on their own within
-// ctx, which the caller cancels.
+// ctx (see quorumContext).
 func (l *Locker) onQuorum(ctx context.Context, fn func(context.Context, *redis.Client) (int64, error)) ([]int64, error) {
 	type result struct {
 		i   int

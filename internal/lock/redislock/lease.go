@@ -88,9 +88,7 @@ func (le *lease) renew() {
 	if stopped {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), le.l.cfg.OpTimeout)
-	ok, err := le.m.ExtendContext(ctx)
-	cancel()
+	ok, err := le.m.ExtendContext(quorumContext(context.Background(), le.l.cfg.OpTimeout))
 
 	le.mu.Lock()
 	defer le.mu.Unlock()
@@ -155,9 +153,7 @@ func (le *lease) release(ctx context.Context) error {
 	// caller in this process does not find it still taken.
 	defer le.leave()
 
-	ctx, cancel := context.WithTimeout(ctx, le.l.cfg.OpTimeout)
-	defer cancel()
-	ok, err := le.m.UnlockContext(ctx)
+	ok, err := le.m.UnlockContext(quorumContext(ctx, le.l.cfg.OpTimeout))
 	switch {
 	case lapsed:
 		return lock.ErrLeaseLost

@@ -1,11 +1,27 @@
 package redislock
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/go-redsync/redsync/v4"
 )
+
+// quorumContext returns the context of one operation on every server.
+// redsync (in fail-fast mode) and onQuorum return as soon as a quorum
+// answers, leaving the other servers' commands in flight; this context ends
+// after d, not when the caller returns or its context ends, so those
+// commands finish. Cutting them off would leave a lease on a bare quorum,
+// lost with any one of its servers, and a released key behind on a
+// straggler, blocking the key there for a TTL: with one server down, that
+// denies the quorum.
+func quorumContext(ctx context.Context, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
+	time.AfterFunc(d, cancel)
+	return ctx
+}
 
 // redsync reports a failed operation as one error joining an outcome per
 // server; the functions here read those outcomes.

@@ -178,10 +178,9 @@ func (l *Locker) attempt(ctx context.Context, key string) (*lease, error) {
 	)
 	// A failed attempt is followed by a release on every server, which
 	// redsync bounds separately: one budget for both keeps an attempt on
-	// a stalled server at OpTimeout rather than twice that.
-	actx, cancel := context.WithTimeout(ctx, l.cfg.OpTimeout)
-	err := m.TryLockContext(actx)
-	cancel()
+	// a stalled server at OpTimeout rather than twice that. The caller's
+	// cancellation is seen between attempts.
+	err := m.TryLockContext(quorumContext(ctx, l.cfg.OpTimeout))
 	if err != nil {
 		// redsync's errors are kept as text only: their per-server
 		// timeouts must not read as the caller's context.DeadlineExceeded.
@@ -197,9 +196,7 @@ func (l *Locker) attempt(ctx context.Context, key string) (*lease, error) {
 	if err != nil {
 		// Without a token the lease is useless; free the key for others
 		// rather than leaving it taken until the TTL.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.OpTimeout)
-		_, _ = m.UnlockContext(rctx)
-		cancel()
+		_, _ = m.UnlockContext(quorumContext(ctx, l.cfg.OpTimeout))
 		return nil, fmt.Errorf("%w: fencing token: %v", lock.ErrUnavailable, err)
 	}
 	return newLease(l, key, m, token), nil

@@ -93,6 +93,67 @@ func TestQuorum(t *testing.T) {
 	lockUnlock("quorum back")
 }
 
+// TestReleaseReachesEveryMaster checks that a lease is written to at least
+// a quorum and released from every master that answers, not only from the
+// first quorum: a key left behind on a straggler would block that key there
+// for a TTL, and with another master down that denies the quorum.
+func TestReleaseReachesEveryMaster(t *testing.T) {
+	servers := startServers(t, 3)
+	l := newLocker(t, redislock.Config{Addrs: addrs(servers)})
+	ctx := context.Background()
+	clients := make([]*redis.Client, len(servers))
+	for i, s := range servers {
+		clients[i] = redis.NewClient(&redis.Options{Addr: s.Addr})
+		defer clients[i].Close()
+	}
+	count := func(key string) int {
+		n := 0
+		for _, c := range clients {
+			n += int(c.Exists(ctx, redislock.LockKey(key)).Val())
+		}
+		return n
+	}
+	key := t.Name()
+	for i := range 200 {
+		lease, err := l.Lock(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := count(key); n < 2 {
+			t.Fatalf("lease %d held on %d masters, want a quorum", i, n)
+		}
+		if err := lease.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Stragglers finish within OpTimeout; they are fast on loopback.
+		waitUntil(t, func() bool { return count(key) == 0 }, "lease %d released from all masters (left on %d)", i, count(key))
+	}
+	// So with one master gone, the key is free at once, every time.
+	servers[1].Kill(t)
+	for i := range 100 {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		lease, err := l.Lock(lctx, key)
+		cancel()
+		if err != nil {
+			t.Fatalf("lock %d with one master down: %v", i, err)
+		}
+		if err := lease.Unlock(ctx); err != nil {
+			t.Fatalf("unlock %d with one master down: %v", i, err)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for "+format, args...)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestOneMasterRestart kills the only master: Lock and Check fail fast, a
 // held lease's Unlock reports the backend unavailable, and after a restart
 // that lost the counters tokens still go up.
