@@ -1,0 +1,117 @@
+package etcdlock
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/shopstack/inventory/internal/lock"
+)
+
+// lease is one acquisition of a key through the Locker's shared session.
+type lease struct {
+	l     *Locker
+	key   string
+	sess  *concurrency.Session
+	m     *concurrency.Mutex
+	token int64
+	leave func() // leaves the gate; set by acquire
+
+	done     chan struct{}
+	doneOnce sync.Once
+	stopDone func() bool // stops closing done when the session ends
+
+	unlockOnce sync.Once
+	unlockErr  error
+}
+
+func newLease(l *Locker, key string, sess *concurrency.Session, m *concurrency.Mutex) *lease {
+	le := &lease{
+		l:    l,
+		key:  key,
+		sess: sess,
+		m:    m,
+		// The token is the store revision at acquisition (the header of
+		// the request that found this waiter first). Tokens increase
+		// strictly per key: the next holder acquires only after this
+		// holder's key is deleted (by Unlock or by lease expiry), that
+		// delete is a write with a greater revision than any this holder
+		// observed, and the next holder's acquiring request comes after
+		// it, so its header revision is at least the delete's.
+		token: m.Header().Revision,
+		done:  make(chan struct{}),
+	}
+	// One session serves many leases: each lease's Done follows it. The
+	// session's context ends when its lease expires or is revoked, when
+	// keepalives got no answer for a TTL, and on Orphan or Close.
+	le.stopDone = context.AfterFunc(sess.Ctx(), le.closeDone)
+	return le
+}
+
+func (le *lease) Token() int64          { return le.token }
+func (le *lease) Done() <-chan struct{} { return le.done }
+
+func (le *lease) closeDone() { le.doneOnce.Do(func() { close(le.done) }) }
+
+// Unlock deletes the mutex key if this lease still owns it, retrying
+// transient errors as Lock does. It returns lock.ErrLeaseLost if the
+// session was lost or the key is gone (its lease expired or was revoked),
+// and an error wrapping lock.ErrUnavailable (or ctx.Err()) if etcd could
+// not be told; the key is then deleted in the background, and the gate left
+// once that is done. Done is closed in every case. Later calls return the
+// first result.
+func (le *lease) Unlock(ctx context.Context) error {
+	le.unlockOnce.Do(func() {
+		le.stopDone()
+		le.closeDone()
+		if err := le.release(ctx); err != nil {
+			le.unlockErr = fmt.Errorf("etcdlock: unlock %s: %w", le.key, err)
+		}
+	})
+	return le.unlockErr
+}
+
+func (le *lease) release(ctx context.Context) error {
+	r := le.l.newRetrier()
+	maybeApplied := false // a failed try may have deleted the key
+	for {
+		if le.sess.Ctx().Err() != nil {
+			le.leave()
+			return lock.ErrLeaseLost
+		}
+		err := errNotConnected
+		if le.l.connected() {
+			// Like Mutex.Unlock, but only while the key is still ours, so
+			// that a lost key is reported rather than deleted blindly.
+			var resp *clientv3.TxnResponse
+			resp, err = le.l.client.Txn(ctx).
+				If(le.m.IsOwner()).
+				Then(clientv3.OpDelete(le.m.Key())).
+				Commit()
+			switch {
+			case err == nil && resp.Succeeded:
+				le.leave()
+				return nil
+			case err == nil && maybeApplied:
+				// An earlier try may have deleted the key before its
+				// answer was lost; with the session alive, that is the
+				// likelier reason it is gone.
+				le.leave()
+				return nil
+			case err == nil:
+				le.leave()
+				return lock.ErrLeaseLost
+			}
+			maybeApplied = true
+		}
+		if err := r.next(ctx, err); err != nil {
+			// The key may still be there, and a live session's key is
+			// never released by its lease: delete it in the background.
+			le.l.cleanupLater(le.sess, le.m.Key(), le.leave)
+			return err
+		}
+	}
+}
