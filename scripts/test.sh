@@ -7,12 +7,20 @@
 # test then works in a schema of its own.
 #
 # Under CI (CI=true) INVENTORY_TEST_STRICT=1 makes any skipped component a
-# failure, and a stopped local PostgreSQL is started first.
+# failure, a stopped local PostgreSQL is started first, and a missing
+# redis-server is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${CI:-}" = "true" ]; then
   export INVENTORY_TEST_STRICT=1
+fi
+
+# Lock backend tests start their own redis-server processes on free ports
+# (etcd runs embedded in the tests). Under CI a missing server is installed.
+if ! command -v redis-server >/dev/null && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
+  echo "test: installing redis-server"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
 admin="${INVENTORY_TEST_POSTGRES_ADMIN_DSN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"

@@ -8,12 +8,31 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/rest"
 )
 
+// check is one readiness check: a dependency the service cannot serve
+// mutations without.
+type check struct {
+	name string
+	fn   func(context.Context) error
+}
+
+// readiness lists the checks /readyz runs: the database, and the lock
+// backend if it can report its health.
+func readiness(store *gormstore.Store, locker lock.Locker) []check {
+	checks := []check{{"database", store.Ping}}
+	if c, ok := locker.(lock.Checker); ok {
+		checks = append(checks, check{"lock", c.Check})
+	}
+	return checks
+}
+
 // newHandler routes every endpoint of the service.
-func newHandler(svc *inventory.Service, log *slog.Logger) http.Handler {
+func newHandler(svc *inventory.Service, checks []check, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	gql := graph.NewHandler(svc, log)
 	mux.Handle("/query", gql)
@@ -24,12 +43,16 @@ func newHandler(svc *inventory.Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := svc.Ready(ctx); err != nil {
-			log.Warn("not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": map[string]string{"database": "unreachable"}})
-			return
+		status, code, results := "ready", http.StatusOK, map[string]string{}
+		for _, c := range checks {
+			results[c.name] = "ok"
+			if err := c.fn(ctx); err != nil {
+				log.Warn("not ready", "check", c.name, "err", err)
+				results[c.name] = "unreachable"
+				status, code = "unavailable", http.StatusServiceUnavailable
+			}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"database": "ok"}})
+		writeJSON(w, code, map[string]any{"status": status, "checks": results})
 	})
 	restAPI := rest.NewHandler(svc, log)
 	mux.Handle("/product", restAPI)

@@ -18,7 +18,6 @@ import (
 	"github.com/shopstack/inventory/internal/config"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
 )
 
 // run starts the service and serves until ctx is done or SIGINT/SIGTERM
@@ -44,15 +43,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer store.Close()
 
-	// In-process lock tokens continue above every token already written, so
-	// they keep increasing across restarts.
-	base, err := store.MaxLeaseToken(ctx)
+	locker, err := openLocker(ctx, cfg, store, log)
 	if err != nil {
-		return fmt.Errorf("read lease tokens: %w", err)
+		return err
 	}
+	defer locker.Close()
 	svc := inventory.NewService(inventory.Config{
 		Store:       store,
-		Locker:      memlock.New(base),
+		Locker:      locker,
 		Logger:      log,
 		TraceID:     traceID,
 		LockTimeout: cfg.LockTimeout,
@@ -72,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           newHandler(svc, log),
+		Handler:           newHandler(svc, readiness(store, locker), log),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
@@ -81,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/",
-		"db", cfg.DBDriver, "lock", cfg.LockBackend)
+		"db", cfg.DBDriver, "lock", cfg.LockBackend, "lockDomain", locker.Domain(), "lockEpoch", svc.LockEpoch())
 
 	select {
 	case err := <-serveErr:

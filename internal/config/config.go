@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,15 +20,29 @@ import (
 
 // Config is the server's configuration.
 type Config struct {
-	Addr            string
-	DBDriver        string
-	DBDSN           string
-	DBMaxConns      int
-	LockBackend     string
-	LockTimeout     time.Duration
+	Addr          string
+	DBDriver      string
+	DBDSN         string
+	DBMaxConns    int
+	LockBackend   string
+	RedisAddrs    []string
+	EtcdEndpoints []string
+	LockTTL       time.Duration
+	LockTimeout   time.Duration
+	// LockRetryMin and LockRetryMax bound the exponential backoff (with
+	// jitter) between attempts to take a busy key or to reach the backend.
+	LockRetryMin    time.Duration
+	LockRetryMax    time.Duration
 	LogLevel        slog.Level
 	ShutdownTimeout time.Duration
 }
+
+// Lock backends.
+const (
+	LockLocal   = "local"
+	LockRedsync = "redsync"
+	LockEtcd    = "etcd"
+)
 
 // setting is one configuration entry: a flag, its environment variable and
 // its default, all documented in one place.
@@ -44,10 +60,20 @@ var settings = []setting{
 		func(c *Config, v string) error { c.DBDSN = v; return nil }},
 	{"db-max-conns", "INVENTORY_DB_MAX_CONNS", "16", "database connection pool size",
 		func(c *Config, v string) (err error) { c.DBMaxConns, err = strconv.Atoi(v); return err }},
-	{"lock-backend", "INVENTORY_LOCK_BACKEND", "local", "lock backend for stock mutations: local (in-process)",
+	{"lock-backend", "INVENTORY_LOCK_BACKEND", LockLocal, "lock backend for stock mutations: local (in-process, one replica), redsync (Redis) or etcd",
 		func(c *Config, v string) error { c.LockBackend = v; return nil }},
+	{"redis-addrs", "INVENTORY_REDIS_ADDRS", "127.0.0.1:6379", "redsync: Redis host:port list, comma-separated; several independent masters form a Redlock quorum",
+		func(c *Config, v string) (err error) { c.RedisAddrs, err = hostPorts(v); return err }},
+	{"etcd-endpoints", "INVENTORY_ETCD_ENDPOINTS", "127.0.0.1:2379", "etcd: client endpoints (host:port or http://host:port), comma-separated",
+		func(c *Config, v string) (err error) { c.EtcdEndpoints, err = endpoints(v); return err }},
+	{"lock-ttl", "INVENTORY_LOCK_TTL", "8s", "lease time to live of redsync and etcd locks (etcd: whole seconds, at least 2s); a holder that stops renewing loses the key after it",
+		func(c *Config, v string) (err error) { c.LockTTL, err = time.ParseDuration(v); return err }},
 	{"lock-timeout", "INVENTORY_LOCK_TIMEOUT", "10s", "longest wait for a stock lock before answering UNAVAILABLE",
 		func(c *Config, v string) (err error) { c.LockTimeout, err = time.ParseDuration(v); return err }},
+	{"lock-retry-min", "INVENTORY_LOCK_RETRY_MIN", "5ms", "first delay of the exponential backoff (with jitter) between lock attempts",
+		func(c *Config, v string) (err error) { c.LockRetryMin, err = time.ParseDuration(v); return err }},
+	{"lock-retry-max", "INVENTORY_LOCK_RETRY_MAX", "100ms", "largest delay between lock attempts",
+		func(c *Config, v string) (err error) { c.LockRetryMax, err = time.ParseDuration(v); return err }},
 	{"log-level", "INVENTORY_LOG_LEVEL", "info", "log level: debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"shutdown-timeout", "INVENTORY_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight requests",
@@ -108,19 +134,70 @@ func (c Config) validate() error {
 	if c.DBMaxConns < 1 {
 		return fmt.Errorf("INVENTORY_DB_MAX_CONNS: must be at least 1, got %d", c.DBMaxConns)
 	}
-	if c.LockBackend != "local" {
-		return fmt.Errorf("INVENTORY_LOCK_BACKEND: %q is not supported (want local)", c.LockBackend)
+	switch c.LockBackend {
+	case LockLocal, LockRedsync:
+	case LockEtcd:
+		if c.LockTTL < 2*time.Second {
+			return fmt.Errorf("INVENTORY_LOCK_TTL: etcd leases last whole seconds, at least 2s; got %v", c.LockTTL)
+		}
+	default:
+		return fmt.Errorf("INVENTORY_LOCK_BACKEND: %q is not supported (want local, redsync or etcd)", c.LockBackend)
+	}
+	if c.LockTTL < 100*time.Millisecond || c.LockTTL > time.Hour {
+		return fmt.Errorf("INVENTORY_LOCK_TTL: must be between 100ms and 1h, got %v", c.LockTTL)
 	}
 	if c.LockTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("INVENTORY_LOCK_TIMEOUT and INVENTORY_SHUTDOWN_TIMEOUT must be positive durations such as 10s")
 	}
+	if c.LockRetryMin <= 0 || c.LockRetryMax < c.LockRetryMin {
+		return fmt.Errorf("INVENTORY_LOCK_RETRY_MIN (%v) must be positive and INVENTORY_LOCK_RETRY_MAX (%v) at least as large", c.LockRetryMin, c.LockRetryMax)
+	}
 	return nil
+}
+
+// endpoints parses a comma-separated list of distinct etcd endpoints:
+// host:port, or a URL with scheme http or https.
+func endpoints(v string) ([]string, error) {
+	var out []string
+	for e := range strings.SplitSeq(v, ",") {
+		e = strings.TrimSpace(e)
+		hp := e
+		if u, err := url.Parse(e); err == nil && (u.Scheme == "http" || u.Scheme == "https") && (u.Path == "" || u.Path == "/") {
+			hp = u.Host
+		}
+		if _, err := hostPorts(hp); err != nil {
+			return nil, fmt.Errorf("%q is not host:port or http(s)://host:port", e)
+		}
+		if slices.Contains(out, e) {
+			return nil, fmt.Errorf("%s is listed twice", e)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// hostPorts parses a comma-separated list of distinct host:port addresses.
+func hostPorts(v string) ([]string, error) {
+	var out []string
+	for a := range strings.SplitSeq(v, ",") {
+		a = strings.TrimSpace(a)
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%q is not host:port", a)
+		}
+		if slices.Contains(out, a) {
+			return nil, fmt.Errorf("%s is listed twice", a)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 func writeUsage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: inventoryd [flags]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Runs the inventory service: GraphQL at /query (GraphiQL at /), REST routes, /healthz, /readyz.")
+	fmt.Fprintln(w, "Settings for a lock backend other than the chosen one are ignored.")
 	fmt.Fprintln(w, "Each flag can also be set by its environment variable; a flag wins.")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +23,10 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Config{Addr: "127.0.0.1:8080", DBDriver: "sqlite", DBDSN: "inventory.db", DBMaxConns: 16,
-		LockBackend: "local", LockTimeout: 10 * time.Second, LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second}
-	if c != want {
+		LockBackend: "local", RedisAddrs: []string{"127.0.0.1:6379"}, EtcdEndpoints: []string{"127.0.0.1:2379"},
+		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
+		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second}
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults = %+v, want %+v", c, want)
 	}
 }
@@ -54,11 +58,33 @@ func TestBadValues(t *testing.T) {
 		"unknown":     {args: []string{"-nope"}, want: "nope"},
 		"extra args":  {args: []string{"serve"}, want: "serve"},
 		"neg timeout": {env: map[string]string{"INVENTORY_SHUTDOWN_TIMEOUT": "-1s"}, want: "INVENTORY_SHUTDOWN_TIMEOUT"},
+		"redis addr":  {env: map[string]string{"INVENTORY_REDIS_ADDRS": "127.0.0.1:6379,redis"}, want: "INVENTORY_REDIS_ADDRS"},
+		"redis twice": {env: map[string]string{"INVENTORY_REDIS_ADDRS": "a:1, a:1"}, want: "listed twice"},
+		"etcd addr":   {env: map[string]string{"INVENTORY_ETCD_ENDPOINTS": "http://e1"}, want: "INVENTORY_ETCD_ENDPOINTS"},
+		"etcd scheme": {env: map[string]string{"INVENTORY_ETCD_ENDPOINTS": "unix://e1:2379"}, want: "INVENTORY_ETCD_ENDPOINTS"},
+		"etcd ttl":    {env: map[string]string{"INVENTORY_LOCK_BACKEND": "etcd", "INVENTORY_LOCK_TTL": "500ms"}, want: "INVENTORY_LOCK_TTL"},
+		"tiny ttl":    {env: map[string]string{"INVENTORY_LOCK_TTL": "1ms"}, want: "INVENTORY_LOCK_TTL"},
+		"retry order": {env: map[string]string{"INVENTORY_LOCK_RETRY_MIN": "1s", "INVENTORY_LOCK_RETRY_MAX": "10ms"}, want: "INVENTORY_LOCK_RETRY_MAX"},
 	} {
 		_, err := config.Load(tc.args, env(tc.env), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want one naming %s", name, err, tc.want)
 		}
+	}
+}
+
+func TestLockBackends(t *testing.T) {
+	c, err := config.Load([]string{"-lock-backend", "redsync"},
+		env(map[string]string{"INVENTORY_REDIS_ADDRS": "10.0.0.1:6379, 10.0.0.2:6379,10.0.0.3:6379", "INVENTORY_LOCK_TTL": "3s"}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LockBackend != config.LockRedsync || !slices.Equal(c.RedisAddrs, []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"}) || c.LockTTL != 3*time.Second {
+		t.Fatalf("got %+v", c)
+	}
+	c, err = config.Load(nil, env(map[string]string{"INVENTORY_LOCK_BACKEND": "etcd", "INVENTORY_ETCD_ENDPOINTS": "e1:2379,http://e2:2379"}), nil)
+	if err != nil || c.LockBackend != config.LockEtcd || !slices.Equal(c.EtcdEndpoints, []string{"e1:2379", "http://e2:2379"}) {
+		t.Fatalf("etcd: %+v, %v", c, err)
 	}
 }
 

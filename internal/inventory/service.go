@@ -102,9 +102,6 @@ func (s *Service) LockEpoch() int64 { return s.epoch }
 // Close stops the event feed and ends all subscriptions.
 func (s *Service) Close() { s.feed.stop() }
 
-// Ready reports whether the service can take requests.
-func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
-
 // ProductResult is what product mutations return.
 type ProductResult struct {
 	Product Product

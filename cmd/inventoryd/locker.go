@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shopstack/inventory/internal/config"
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/lock"
+	"github.com/shopstack/inventory/internal/lock/etcdlock"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/lock/redislock"
+)
+
+// lockBackend is the configured lock backend and how to release it.
+type lockBackend interface {
+	lock.Locker
+	Close() error
+}
+
+// openLocker builds the lock backend cfg names and waits, up to the lock
+// timeout, until it answers, so a wrong address fails at start-up rather than
+// on the first sale.
+func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, log *slog.Logger) (lockBackend, error) {
+	var l lockBackend
+	switch cfg.LockBackend {
+	case config.LockRedsync:
+		installRedisLogger(log)
+		rl, err := redislock.New(redislock.Config{
+			Addrs: cfg.RedisAddrs, TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("lock backend redsync: %w", err)
+		}
+		l = rl
+	case config.LockEtcd:
+		ectx, cancel := context.WithTimeout(ctx, cfg.LockTimeout)
+		defer cancel()
+		el, err := etcdlock.New(ectx, etcdlock.Config{
+			Endpoints: cfg.EtcdEndpoints, TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("lock backend etcd: %w", err)
+		}
+		l = el
+	default:
+		// In-process tokens continue above every token already written, so
+		// they keep increasing across restarts.
+		base, err := store.MaxLeaseToken(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read lease tokens: %w", err)
+		}
+		return closeless{memlock.New(base)}, nil
+	}
+	if err := waitReady(ctx, l, cfg.LockTimeout, log); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("lock backend %s: %w", cfg.LockBackend, err)
+	}
+	return l, nil
+}
+
+// waitReady polls the backend's health until it answers or timeout passes.
+func waitReady(ctx context.Context, l lock.Locker, timeout time.Duration, log *slog.Logger) error {
+	c, ok := l.(lock.Checker)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := c.Check(ctx)
+		if err == nil {
+			return nil
+		}
+		log.Warn("waiting for the lock backend", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not reachable within %v: %w", timeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// closeless gives the in-process lock a no-op Close.
+type closeless struct{ *memlock.Locker }
+
+func (closeless) Close() error { return nil }
+
+// redisLog routes go-redis's own messages (one per failed dial while Redis
+// is down) to the service's JSON log at debug level: the lock backend
+// reports outages itself, once per failed request. go-redis has one
+// process-wide logger, so it is installed once and follows the latest run.
+var redisLog struct {
+	once   sync.Once
+	logger atomic.Pointer[slog.Logger]
+}
+
+type redisLogger struct{}
+
+func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l := redisLog.logger.Load(); l != nil {
+		l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+	}
+}
+
+func installRedisLogger(log *slog.Logger) {
+	redisLog.logger.Store(log)
+	redisLog.once.Do(func() { redis.SetLogger(redisLogger{}) })
+}
