@@ -31,19 +31,24 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db := s.db.WithContext(ctx)
-	if err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT NOT NULL,
-		applied_at TIMESTAMP NOT NULL)`).Error; err != nil {
+	// PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against itself
+	// either, so it runs under the same lock as the migrations.
+	err = s.write(ctx, func(tx *gorm.DB) error {
+		if err := s.lockMigrations(tx); err != nil {
+			return err
+		}
+		return tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at TIMESTAMP NOT NULL)`).Error
+	})
+	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range all {
 		err := s.write(ctx, func(tx *gorm.DB) error {
-			if s.driver == Postgres {
-				if err := tx.Exec("SELECT pg_advisory_xact_lock(7460221)").Error; err != nil {
-					return err
-				}
+			if err := s.lockMigrations(tx); err != nil {
+				return err
 			}
 			var n int64
 			if err := tx.Raw("SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n).Error; err != nil {
@@ -63,6 +68,15 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// lockMigrations serializes replicas that migrate at the same time, until
+// tx ends. SQLite's immediate transactions already exclude each other.
+func (s *Store) lockMigrations(tx *gorm.DB) error {
+	if s.driver != Postgres {
+		return nil
+	}
+	return tx.Exec("SELECT pg_advisory_xact_lock(7460221)").Error
 }
 
 func loadMigrations(driver string) ([]migration, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,4 +141,30 @@ func TestUnavailableDatabase(t *testing.T) {
 	if err == nil {
 		t.Fatal("opened an unknown driver")
 	}
+}
+
+// TestReplicasMigrateTogether opens several stores on one fresh database at
+// once, as replicas starting together do: every one of them starts.
+func TestReplicasMigrateTogether(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		dsn := gormstoretest.DSN(t, driver)
+		const replicas = 6
+		errs := make([]error, replicas)
+		var wg sync.WaitGroup
+		for i := range replicas {
+			wg.Go(func() {
+				s, err := gormstore.Open(context.Background(), gormstore.Config{Driver: driver, DSN: dsn})
+				if err == nil {
+					_ = s.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("replica %d: %v", i, err)
+			}
+		}
+	})
 }
