@@ -22,8 +22,11 @@ package etcdlock
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,21 +192,63 @@ func New(ctx context.Context, cfg Config) (*Locker, error) {
 		_ = client.Close()
 		return nil, fmt.Errorf("etcdlock: etcd at %v did not answer: %w: %v", cfg.Endpoints, lock.ErrUnavailable, err)
 	}
+	inc, err := incarnation(ctx, client, cfg)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
 	// From here on every KV call, including those concurrency.Mutex makes
 	// with contexts it chooses, is bounded and needs a leader.
 	client.KV = boundedKV{KV: client.KV, timeout: cfg.OpTimeout}
 	l := &Locker{
 		cfg:    cfg,
 		client: client,
-		domain: fmt.Sprintf("etcd/%x", resp.Header.GetClusterId()),
+		domain: fmt.Sprintf("etcd/%x/%s", resp.Header.GetClusterId(), inc),
 	}
 	l.bgCtx, l.bgCancel = context.WithCancel(context.Background())
 	return l, nil
 }
 
-// Domain returns "etcd/<cluster id in hex>": revisions, and so tokens, are
-// comparable only within one cluster.
+// Domain returns "etcd/<cluster id in hex>/<incarnation>": revisions, and
+// so tokens, are comparable only within one cluster's data. The cluster ID
+// alone does not tell: etcd derives it from the configuration, so a cluster
+// rebuilt from scratch with the same settings has the same ID while its
+// revisions start again from 1.
 func (l *Locker) Domain() string { return l.domain }
+
+// incarnation returns the random name this cluster's data was given when a
+// Locker first met it, creating it if missing: it is lost with the data,
+// so a cluster rebuilt from scratch gets a new one. Reading it needs no
+// leader; creating it, once per cluster lifetime, does.
+func incarnation(ctx context.Context, client *clientv3.Client, cfg Config) (string, error) {
+	key := strings.TrimSuffix(cfg.Prefix, "/") + ".incarnation"
+	fail := func(err error) (string, error) {
+		return "", fmt.Errorf("etcdlock: read the cluster incarnation at %v: %w: %v", cfg.Endpoints, lock.ErrUnavailable, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout+cfg.OpTimeout)
+	defer cancel()
+	resp, err := client.Get(rctx, key, clientv3.WithSerializable())
+	if err != nil {
+		return fail(err)
+	}
+	if len(resp.Kvs) == 1 {
+		return string(resp.Kvs[0].Value), nil
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	txn, err := client.Txn(clientv3.WithRequireLeader(rctx)).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, hex.EncodeToString(b))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return fail(err)
+	}
+	if txn.Succeeded {
+		return hex.EncodeToString(b), nil
+	}
+	return string(txn.Responses[0].GetResponseRange().Kvs[0].Value), nil
+}
 
 // Check returns nil if a quorum read answers within OpTimeout, and an error
 // wrapping lock.ErrUnavailable if not.

@@ -276,6 +276,16 @@ func TestDomain(t *testing.T) {
 	if a.Domain() == other.Domain() {
 		t.Errorf("two clusters share domain %q", a.Domain())
 	}
+	// A cluster that lost its data (rebuilt with the same settings keeps
+	// its cluster ID) restarts its revisions: a new domain.
+	if _, err := mustClient(t, c1).Delete(context.Background(), "", clientv3.WithFromKey()); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := mustNew(t, c1, etcdlock.Config{})
+	id := func(d string) string { return d[:strings.LastIndex(d, "/")] }
+	if rebuilt.Domain() == a.Domain() || id(rebuilt.Domain()) != id(a.Domain()) {
+		t.Errorf("after a data loss: domain %q, before %q; want the same cluster ID, another incarnation", rebuilt.Domain(), a.Domain())
+	}
 }
 
 func TestConfigErrors(t *testing.T) {
