@@ -54,7 +54,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:      log,
 		TraceID:     traceID,
 		LockTimeout: cfg.LockTimeout,
+		Strategy:    inventory.Strategy(cfg.StockStrategy),
+		MaxBatch:    cfg.CombineMaxBatch,
+		MaxWaiting:  cfg.CombineMaxWaiting,
 	})
+	if cfg.StockStrategy != string(inventory.StrategyCombine) {
+		log.Warn("benchmark-only stock strategy: not for production", "strategy", cfg.StockStrategy,
+			"oversells", cfg.StockStrategy == string(inventory.StrategyUnsafe))
+	}
 	if err := svc.Start(ctx); err != nil {
 		return fmt.Errorf("start event feed: %w", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/shopstack/inventory/internal/inventory"
 )
 
 // Config is the server's configuration.
@@ -31,10 +33,15 @@ type Config struct {
 	LockTimeout   time.Duration
 	// LockRetryMin and LockRetryMax bound the exponential backoff (with
 	// jitter) between attempts to take a busy key or to reach the backend.
-	LockRetryMin    time.Duration
-	LockRetryMax    time.Duration
-	LogLevel        slog.Level
-	ShutdownTimeout time.Duration
+	LockRetryMin time.Duration
+	LockRetryMax time.Duration
+	// StockStrategy is how stock mutations are applied; anything but
+	// "combine" exists only to reproduce the seed's comparison.
+	StockStrategy     string
+	CombineMaxBatch   int
+	CombineMaxWaiting int
+	LogLevel          slog.Level
+	ShutdownTimeout   time.Duration
 }
 
 // Lock backends.
@@ -74,6 +81,12 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.LockRetryMin, err = time.ParseDuration(v); return err }},
 	{"lock-retry-max", "INVENTORY_LOCK_RETRY_MAX", "100ms", "largest delay between lock attempts",
 		func(c *Config, v string) (err error) { c.LockRetryMax, err = time.ParseDuration(v); return err }},
+	{"stock-strategy", "INVENTORY_STOCK_STRATEGY", "combine", "how stock mutations run: combine (production); benchmark-only: lock-per-request, rowlock, unsafe (oversells!)",
+		func(c *Config, v string) error { c.StockStrategy = v; return nil }},
+	{"combine-max-batch", "INVENTORY_COMBINE_MAX_BATCH", "256", "combine: most requests for one product and location applied in one transaction",
+		func(c *Config, v string) (err error) { c.CombineMaxBatch, err = strconv.Atoi(v); return err }},
+	{"combine-max-waiting", "INVENTORY_COMBINE_MAX_WAITING", "10000", "combine: most stock requests waiting in this replica; beyond it they get a retryable UNAVAILABLE",
+		func(c *Config, v string) (err error) { c.CombineMaxWaiting, err = strconv.Atoi(v); return err }},
 	{"log-level", "INVENTORY_LOG_LEVEL", "info", "log level: debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{"shutdown-timeout", "INVENTORY_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight requests",
@@ -148,6 +161,13 @@ func (c Config) validate() error {
 	}
 	if c.LockTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("INVENTORY_LOCK_TIMEOUT and INVENTORY_SHUTDOWN_TIMEOUT must be positive durations such as 10s")
+	}
+	if !inventory.Strategy(c.StockStrategy).Valid() {
+		return fmt.Errorf("INVENTORY_STOCK_STRATEGY: %q is not supported (want combine; benchmark-only: lock-per-request, rowlock, unsafe)", c.StockStrategy)
+	}
+	if c.CombineMaxBatch < 1 || c.CombineMaxBatch > inventory.MaxBatchLimit || c.CombineMaxWaiting < 1 {
+		return fmt.Errorf("INVENTORY_COMBINE_MAX_BATCH must be 1..%d (got %d) and INVENTORY_COMBINE_MAX_WAITING at least 1 (got %d)",
+			inventory.MaxBatchLimit, c.CombineMaxBatch, c.CombineMaxWaiting)
 	}
 	if c.LockRetryMin <= 0 || c.LockRetryMax < c.LockRetryMin {
 		return fmt.Errorf("INVENTORY_LOCK_RETRY_MIN (%v) must be positive and INVENTORY_LOCK_RETRY_MAX (%v) at least as large", c.LockRetryMin, c.LockRetryMax)

@@ -25,6 +25,7 @@ func TestDefaults(t *testing.T) {
 	want := config.Config{Addr: "127.0.0.1:8080", DBDriver: "sqlite", DBDSN: "inventory.db", DBMaxConns: 16,
 		LockBackend: "local", RedisAddrs: []string{"127.0.0.1:6379"}, EtcdEndpoints: []string{"127.0.0.1:2379"},
 		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
+		StockStrategy: "combine", CombineMaxBatch: 256, CombineMaxWaiting: 10_000,
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults = %+v, want %+v", c, want)
@@ -64,6 +65,8 @@ func TestBadValues(t *testing.T) {
 		"etcd scheme": {env: map[string]string{"INVENTORY_ETCD_ENDPOINTS": "unix://e1:2379"}, want: "INVENTORY_ETCD_ENDPOINTS"},
 		"etcd ttl":    {env: map[string]string{"INVENTORY_LOCK_BACKEND": "etcd", "INVENTORY_LOCK_TTL": "500ms"}, want: "INVENTORY_LOCK_TTL"},
 		"tiny ttl":    {env: map[string]string{"INVENTORY_LOCK_TTL": "1ms"}, want: "INVENTORY_LOCK_TTL"},
+		"strategy":    {env: map[string]string{"INVENTORY_STOCK_STRATEGY": "yolo"}, want: "INVENTORY_STOCK_STRATEGY"},
+		"batch":       {env: map[string]string{"INVENTORY_COMBINE_MAX_BATCH": "0"}, want: "INVENTORY_COMBINE_MAX_BATCH"},
 		"retry order": {env: map[string]string{"INVENTORY_LOCK_RETRY_MIN": "1s", "INVENTORY_LOCK_RETRY_MAX": "10ms"}, want: "INVENTORY_LOCK_RETRY_MAX"},
 	} {
 		_, err := config.Load(tc.args, env(tc.env), nil)

@@ -74,11 +74,18 @@ func (s *Store) writeStock(tx *gorm.DB, st *inventory.StockTx, fence inventory.F
 	at := ms[len(ms)-1].CreatedAt
 	l := st.Level
 	if exists {
-		res := tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, lease_epoch = ?, lease_token = ?, updated_at = ?
-			WHERE product_id = ? AND location_id = ? AND version = ?
-			AND (lease_epoch < ? OR (lease_epoch = ? AND lease_token <= ?))`,
-			l.Stock, l.Reserved, fence.Epoch, fence.Token, at, l.ProductID, l.LocationID, readVersion,
-			fence.Epoch, fence.Epoch, fence.Token)
+		var res *gorm.DB
+		if fence == (inventory.Fence{}) {
+			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, updated_at = ?
+				WHERE product_id = ? AND location_id = ? AND version = ?`,
+				l.Stock, l.Reserved, at, l.ProductID, l.LocationID, readVersion)
+		} else {
+			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, lease_epoch = ?, lease_token = ?, updated_at = ?
+				WHERE product_id = ? AND location_id = ? AND version = ?
+				AND (lease_epoch < ? OR (lease_epoch = ? AND lease_token <= ?))`,
+				l.Stock, l.Reserved, fence.Epoch, fence.Token, at, l.ProductID, l.LocationID, readVersion,
+				fence.Epoch, fence.Epoch, fence.Token)
+		}
 		if res.Error != nil {
 			return res.Error
 		}

@@ -11,3 +11,6 @@ import (
 func SetAfterLock(s *Service, fn func(ctx context.Context, key LevelKey, lease lock.Lease)) {
 	s.afterLock = fn
 }
+
+// Waiting returns how many stock requests are queued or in a batch.
+func Waiting(s *Service) int64 { return s.combiner.waiting.Load() }

@@ -26,7 +26,20 @@ type Config struct {
 	// PollInterval is how often the event feed checks the ledger for changes
 	// it was not told about (other replicas); zero means 1s.
 	PollInterval time.Duration
+	// Strategy is how stock mutations are applied; empty means
+	// StrategyCombine, the only one for production.
+	Strategy Strategy
+	// MaxBatch bounds the requests one combined transaction applies; zero
+	// means 256. At most 1000: every request is a ledger row of one INSERT.
+	MaxBatch int
+	// MaxWaiting bounds the stock requests waiting in this replica, all
+	// levels together; beyond it they fail with a retryable UNAVAILABLE.
+	// Zero means 10000.
+	MaxWaiting int
 }
+
+// MaxBatchLimit is the largest Config.MaxBatch.
+const MaxBatchLimit = 1000
 
 // Service holds the inventory use cases. Its methods validate input, apply
 // the business rules and return *Error values for everything a client can
@@ -39,6 +52,8 @@ type Service struct {
 	traceID     func(context.Context) string
 	lockTimeout time.Duration
 	feed        *feed
+	strategy    Strategy
+	combiner    *combiner
 	// epoch is the lock epoch of the locker's fencing domain, set by Start.
 	epoch int64
 	// afterLock, if set, runs between acquiring a stock lock and the
@@ -82,6 +97,18 @@ func NewService(cfg Config) *Service {
 		poll = time.Second
 	}
 	s.feed = newFeed(cfg.Store, s.log, poll)
+	s.strategy = cfg.Strategy
+	if !s.strategy.Valid() {
+		s.strategy = StrategyCombine
+	}
+	maxBatch, maxWaiting := cfg.MaxBatch, cfg.MaxWaiting
+	if maxBatch <= 0 {
+		maxBatch = 256
+	}
+	if maxWaiting <= 0 {
+		maxWaiting = 10_000
+	}
+	s.combiner = newCombiner(s, min(maxBatch, MaxBatchLimit), maxWaiting)
 	return s
 }
 
@@ -99,8 +126,12 @@ func (s *Service) Start(ctx context.Context) error {
 // LockEpoch returns the lock epoch the service fences its writes with.
 func (s *Service) LockEpoch() int64 { return s.epoch }
 
-// Close stops the event feed and ends all subscriptions.
-func (s *Service) Close() { s.feed.stop() }
+// Close waits for the stock requests in progress, then stops the event feed
+// and ends all subscriptions.
+func (s *Service) Close() {
+	s.combiner.wait()
+	s.feed.stop()
+}
 
 // ProductResult is what product mutations return.
 type ProductResult struct {

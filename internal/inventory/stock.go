@@ -150,7 +150,9 @@ func (tx *StockTx) Committed(firstSeq int64, fence Fence, at time.Time) {
 		m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID
 	}
 	tx.Level.Version++
-	tx.Level.Fence = fence
+	if fence != (Fence{}) {
+		tx.Level.Fence = fence
+	}
 	tx.Level.UpdatedAt = at
 }
 

@@ -35,7 +35,9 @@ type Store interface {
 	// location is CodeNotFound), loads Replays for replayKeys, and calls fn.
 	// If fn succeeds and appended movements, the store writes the level
 	// (compare-and-set on its version, and only if the level's fence is not
-	// newer than fence, which it records), the product totals and the
+	// newer than fence, which it records; the zero Fence marks a write made
+	// without a lease, which neither checks nor moves the level's fence),
+	// the product totals and the
 	// movements, assigns their sequence numbers and commits. A failed
 	// compare-and-set is ErrVersionConflict. If fn fails, nothing is written
 	// and its error is returned. Cancelling ctx before the commit rolls the

@@ -1,0 +1,290 @@
+package inventory_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+)
+
+// TestCombiningKeepsPerRequestResults sends 300 concurrent stock-outs of
+// 1 to 3 units against 200 in stock. Requests are combined (several ledger
+// rows share one lease), yet each gets its own movement, and in sequence
+// order every movement starts where the previous one left the stock.
+func TestCombiningKeepsPerRequestResults(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		e := mustService(t, driver)
+		p := mustProduct(t, e.svc, "COMBINE", 200, 0)
+		const clients = 300
+		results := make([]inventory.StockResult, clients)
+		errs := make([]error, clients)
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Go(func() {
+				results[i], errs[i] = e.svc.StockOut(context.Background(), inventory.StockChange{
+					ProductID: p.ID, Quantity: int64(1 + i%3), IdempotencyKey: fmt.Sprintf("order-%d", i)})
+			})
+		}
+		wg.Wait()
+		var sold int64
+		var ok []inventory.Movement
+		for i, err := range errs {
+			if err != nil {
+				wantCode(t, err, inventory.CodeInsufficientStock)
+				continue
+			}
+			m := results[i].Movement
+			if m.Delta != -int64(1+i%3) || m.IdempotencyKey != fmt.Sprintf("order-%d", i) || results[i].Replayed {
+				t.Fatalf("request %d got movement %+v", i, m)
+			}
+			if results[i].Level.Stock != m.QuantityAfter || results[i].Product.Stock != m.QuantityAfter {
+				t.Fatalf("request %d: level %d / product %d after, movement says %d", i, results[i].Level.Stock, results[i].Product.Stock, m.QuantityAfter)
+			}
+			sold -= m.Delta
+			ok = append(ok, m)
+		}
+		slices.SortFunc(ok, func(a, b inventory.Movement) int { return int(a.Seq - b.Seq) })
+		stock, tokens := int64(200), map[int64]bool{}
+		for _, m := range ok {
+			stock += m.Delta
+			if m.QuantityAfter != stock {
+				t.Fatalf("movement %d leaves %d, want %d", m.Seq, m.QuantityAfter, stock)
+			}
+			tokens[m.Fence.Token] = true
+		}
+		got, _ := e.svc.Product(context.Background(), p.ID)
+		t.Logf("%s: %d sales (%d units) in %d lock acquisitions, stock %d", driver, len(ok), sold, len(tokens), got.Stock)
+		if got.Stock != 200-sold || sold > 200 || got.Stock > 2 {
+			t.Fatalf("stock %d after selling %d of 200", got.Stock, sold)
+		}
+		if len(tokens) >= len(ok) {
+			t.Errorf("%d sales took %d lock acquisitions: requests were not combined", len(ok), len(tokens))
+		}
+		checkLedgerExplainsStock(t, e.svc, p.ID)
+	})
+}
+
+// blockFirstBatch makes the next batch wait, holding its level's lock,
+// until the returned release is called, so that requests pile up behind it.
+func blockFirstBatch(t *testing.T, svc *inventory.Service) (release func()) {
+	gate := make(chan struct{})
+	var once sync.Once
+	inventory.SetAfterLock(svc, func(context.Context, inventory.LevelKey, lock.Lease) {
+		once.Do(func() { <-gate })
+	})
+	var closeOnce sync.Once
+	release = func() { closeOnce.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// waitWaiting polls until n stock requests are queued or in a batch.
+func waitWaiting(t *testing.T, svc *inventory.Service, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for inventory.Waiting(svc) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests waiting, want %d", inventory.Waiting(svc), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBatchAppliesInArrivalOrder queues mixed requests behind a blocked
+// batch: they are applied in arrival order in one transaction, and a
+// rejected request in the middle neither changes anything nor stops the
+// others.
+func TestBatchAppliesInArrivalOrder(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		e := mustService(t, driver)
+		p := mustProduct(t, e.svc, "ORDER", 10, 0)
+		release := blockFirstBatch(t, e.svc)
+		ctx := context.Background()
+		first := make(chan error, 1)
+		go func() {
+			_, err := e.svc.StockIn(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 1})
+			first <- err
+		}()
+		waitWaiting(t, e.svc, 1)
+
+		ten := int64(10)
+		steps := []func() (inventory.StockResult, error){
+			func() (inventory.StockResult, error) { // 11 -> 6
+				return e.svc.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 5, IdempotencyKey: "a"})
+			},
+			func() (inventory.StockResult, error) { // rejected
+				return e.svc.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 100})
+			},
+			func() (inventory.StockResult, error) { // 6 -> 9
+				return e.svc.StockIn(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 3})
+			},
+			func() (inventory.StockResult, error) { // rejected: stock is 9, not 10
+				return e.svc.AdjustStock(ctx, inventory.StockAdjustment{ProductID: p.ID, Quantity: 50, ChangeFromQuantity: &ten})
+			},
+			func() (inventory.StockResult, error) { // same key and input as the first: a replay
+				return e.svc.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 5, IdempotencyKey: "a"})
+			},
+			func() (inventory.StockResult, error) { // same key, other input
+				return e.svc.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 4, IdempotencyKey: "a"})
+			},
+			func() (inventory.StockResult, error) { // 9 -> 2
+				return e.svc.AdjustStock(ctx, inventory.StockAdjustment{ProductID: p.ID, Quantity: 2})
+			},
+		}
+		results := make([]inventory.StockResult, len(steps))
+		errs := make([]error, len(steps))
+		var wg sync.WaitGroup
+		for i, step := range steps {
+			wg.Go(func() { results[i], errs[i] = step() })
+			waitWaiting(t, e.svc, int64(i+2)) // arrival order is submission order
+		}
+		release()
+		wg.Wait()
+		mustNoErr(t, <-first)
+
+		wantAfter := map[int]int64{0: 6, 2: 9, 6: 2}
+		for i, after := range wantAfter {
+			mustNoErr(t, errs[i])
+			if results[i].Movement.QuantityAfter != after || results[i].Replayed {
+				t.Errorf("step %d: %+v, want stock %d after", i, results[i].Movement, after)
+			}
+		}
+		wantCode(t, errs[1], inventory.CodeInsufficientStock)
+		wantCode(t, errs[3], inventory.CodeConflict)
+		wantCode(t, errs[5], inventory.CodeConflict)
+		mustNoErr(t, errs[4])
+		if !results[4].Replayed || results[4].Movement.Seq != results[0].Movement.Seq {
+			t.Errorf("step 4: %+v, want a replay of step 0's movement", results[4])
+		}
+		s0, s2, s6 := results[0].Movement, results[2].Movement, results[6].Movement
+		if s0.Seq+1 != s2.Seq || s2.Seq+1 != s6.Seq || s0.Fence != s6.Fence {
+			t.Errorf("sequences %d, %d, %d under fences %+v, %+v: want consecutive, one lease", s0.Seq, s2.Seq, s6.Seq, s0.Fence, s6.Fence)
+		}
+		checkLedgerExplainsStock(t, e.svc, p.ID)
+	})
+}
+
+// TestCancelledRequestLeavesTheQueue cancels queued requests: they return
+// at once and change nothing; the others are applied.
+func TestCancelledRequestLeavesTheQueue(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		e := mustService(t, driver)
+		p := mustProduct(t, e.svc, "CANCEL", 100, 0)
+		release := blockFirstBatch(t, e.svc)
+		ctx := context.Background()
+		go func() { _, _ = e.svc.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 1}) }()
+		waitWaiting(t, e.svc, 1)
+
+		const n = 10
+		errs := make([]chan error, n)
+		cancels := make([]context.CancelFunc, n)
+		for i := range n {
+			rctx, cancel := context.WithCancel(ctx)
+			cancels[i], errs[i] = cancel, make(chan error, 1)
+			go func() {
+				_, err := e.svc.StockOut(rctx, inventory.StockChange{ProductID: p.ID, Quantity: 1, IdempotencyKey: fmt.Sprintf("c-%d", i)})
+				errs[i] <- err
+			}()
+		}
+		waitWaiting(t, e.svc, n+1)
+		for i := 0; i < n; i += 2 {
+			cancels[i]()
+		}
+		for i := 0; i < n; i += 2 { // cancelled requests return while the batch still blocks
+			wantCode(t, <-errs[i], inventory.CodeUnavailable)
+		}
+		release()
+		for i := 1; i < n; i += 2 {
+			mustNoErr(t, <-errs[i])
+		}
+		for _, m := range ledger(t, e.svc, p.ID) {
+			var i int
+			if _, err := fmt.Sscanf(m.IdempotencyKey, "c-%d", &i); err == nil && i%2 == 0 {
+				t.Errorf("cancelled request %d made movement %d", i, m.Seq)
+			}
+		}
+		got, _ := e.svc.Product(ctx, p.ID)
+		if got.Stock != 100-1-n/2 {
+			t.Errorf("stock %d, want %d", got.Stock, 100-1-n/2)
+		}
+		for _, c := range cancels {
+			c()
+		}
+	})
+}
+
+// TestQueueIsBounded fills the replica's queue: requests beyond the bound
+// are turned away at once with a retryable UNAVAILABLE and a retry hint.
+func TestQueueIsBounded(t *testing.T) {
+	st := gormstoretest.Open(t, "sqlite")
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), MaxWaiting: 5})
+	mustNoErr(t, svc.Start(context.Background()))
+	t.Cleanup(svc.Close)
+	p := mustProduct(t, svc, "BOUND", 100, 0)
+	release := blockFirstBatch(t, svc)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() { mustNoErr(t, stockOutErr(svc, p.ID)) })
+	}
+	waitWaiting(t, svc, 5)
+	err := stockOutErr(svc, p.ID)
+	wantCode(t, err, inventory.CodeUnavailable)
+	if e := err.(*inventory.Error); !e.Retryable() || e.RetryAfter <= 0 {
+		t.Fatalf("queue full: %+v, want retryable with a retry hint", e)
+	}
+	release()
+	wg.Wait()
+	mustNoErr(t, stockOutErr(svc, p.ID))
+	if got, _ := svc.Product(ctx, p.ID); got.Stock != 94 {
+		t.Fatalf("stock %d, want 94", got.Stock)
+	}
+}
+
+func stockOutErr(svc *inventory.Service, productID int64) error {
+	_, err := svc.StockOut(context.Background(), inventory.StockChange{ProductID: productID, Quantity: 1})
+	return err
+}
+
+// TestEveryStrategyIsSafe runs the flash sale with each strategy that is
+// meant to be safe: exactly the stock is sold.
+func TestEveryStrategyIsSafe(t *testing.T) {
+	for _, strategy := range []inventory.Strategy{inventory.StrategyCombine, inventory.StrategyLockPerRequest, inventory.StrategyRowLock} {
+		t.Run(string(strategy), func(t *testing.T) {
+			gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+				svc := inventory.NewService(inventory.Config{Store: gormstoretest.Open(t, driver), Locker: memlock.New(0), Strategy: strategy})
+				mustNoErr(t, svc.Start(context.Background()))
+				t.Cleanup(svc.Close)
+				p := mustProduct(t, svc, "SAFE", 50, 0)
+				var mu sync.Mutex
+				sold := 0
+				var wg sync.WaitGroup
+				for range 200 {
+					wg.Go(func() {
+						err := stockOutErr(svc, p.ID)
+						if err == nil {
+							mu.Lock()
+							sold++
+							mu.Unlock()
+						} else if inventory.ErrorCode(err) != inventory.CodeInsufficientStock {
+							t.Errorf("stock-out: %v", err)
+						}
+					})
+				}
+				wg.Wait()
+				got, _ := svc.Product(context.Background(), p.ID)
+				if sold != 50 || got.Stock != 0 {
+					t.Fatalf("sold %d, stock %d: want 50 and 0", sold, got.Stock)
+				}
+				checkLedgerExplainsStock(t, svc, p.ID)
+			})
+		})
+	}
+}

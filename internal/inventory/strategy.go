@@ -1,0 +1,79 @@
+package inventory
+
+import "context"
+
+// Strategy is how stock mutations are applied. Only StrategyCombine is for
+// production; the others exist to reproduce, on the same server and under
+// the same load, the designs the project is measured against.
+type Strategy string
+
+const (
+	// StrategyCombine queues concurrent requests per level; one worker per
+	// level applies up to a batch of them in arrival order under one lease
+	// and in one transaction, each with its own result and ledger row.
+	StrategyCombine Strategy = "combine"
+	// StrategyLockPerRequest is the seed's design: each request takes the
+	// lock, runs its transaction and releases the lock.
+	StrategyLockPerRequest Strategy = "lock-per-request"
+	// StrategyRowLock takes no distributed lock: each request's transaction
+	// relies on the database row lock alone (SELECT ... FOR UPDATE on
+	// PostgreSQL). Its writes are not fenced.
+	StrategyRowLock Strategy = "rowlock"
+	// StrategyUnsafe decides each request on a level read before its
+	// transaction, without a lock, and writes back values computed from
+	// that read: concurrent changes are lost, so more units are sold than
+	// the stock loses. Benchmark-only: it shows the oversell.
+	StrategyUnsafe Strategy = "unsafe"
+)
+
+// Valid reports whether st names a strategy.
+func (st Strategy) Valid() bool {
+	switch st {
+	case StrategyCombine, StrategyLockPerRequest, StrategyRowLock, StrategyUnsafe:
+		return true
+	}
+	return false
+}
+
+// applyStock runs one stock request with the service's strategy.
+func (s *Service) applyStock(ctx context.Context, op stockOp) (StockResult, error) {
+	var r opResult
+	switch s.strategy {
+	case StrategyLockPerRequest:
+		r = s.applyBatch(ctx, ctx, op.key, []stockOp{op})[0]
+	case StrategyRowLock:
+		r = s.runBatch(ctx, ctx, op.key, []stockOp{op}, nil, Fence{})[0]
+	case StrategyUnsafe:
+		r = s.applyUnsafe(ctx, op)
+	default:
+		r = s.combiner.submit(ctx, op)
+	}
+	return r.res, r.err
+}
+
+// applyUnsafe is StrategyUnsafe: the level and product read before the
+// transaction replace what the transaction read, as in a read-then-write
+// without a lock.
+func (s *Service) applyUnsafe(ctx context.Context, op stockOp) opResult {
+	p, err := s.store.Product(ctx, op.key.ProductID)
+	if err != nil {
+		return opResult{err: err}
+	}
+	levels, err := s.store.Levels(ctx, op.key.ProductID)
+	if err != nil {
+		return opResult{err: err}
+	}
+	var lvl Level
+	for _, l := range levels {
+		if l.LocationID == op.key.LocationID {
+			lvl = l
+		}
+	}
+	stale := op
+	stale.movement = func(tx *StockTx) (Movement, error) {
+		tx.Product.Stock, tx.Product.Reserved = p.Stock, p.Reserved
+		tx.Level.Stock, tx.Level.Reserved = lvl.Stock, lvl.Reserved
+		return op.movement(tx)
+	}
+	return s.runBatch(ctx, ctx, op.key, []stockOp{stale}, nil, Fence{})[0]
+}
