@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+// compare runs each row against a fresh server on a fresh database, one
+// after the other, and returns every row's result; a row that fails does
+// not stop the others.
+func compare(ctx context.Context, cfg config, stderr io.Writer) ([]result, error) {
+	rows, err := selectRows(compareRows(), cfg.rows)
+	if err != nil {
+		return nil, err
+	}
+	logf := func(format string, args ...any) {
+		if !cfg.quiet {
+			fmt.Fprintf(stderr, format+"\n", args...)
+		}
+	}
+	bin := cfg.serverBin
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "invbench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		logf("building ./cmd/inventoryd")
+		if bin, err = buildServer(ctx, dir); err != nil {
+			return nil, err
+		}
+	}
+	c := newClient(cfg.clients, cfg.timeout)
+	var results []result
+	for _, row := range rows {
+		res := compareRow(ctx, cfg, bin, row, c, logf, stderr)
+		if res.err != nil {
+			logf("%s: %v", row.name, res.err)
+		}
+		results = append(results, res)
+		if ctx.Err() != nil {
+			return results, ctx.Err()
+		}
+	}
+	return results, nil
+}
+
+// compareRow provisions the row's database, starts its server, runs and
+// audits the scenario, stops the server and drops the database.
+func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *client, logf func(string, ...any), stderr io.Writer) (res result) {
+	res = result{row: row, clients: cfg.clients}
+	if row.lock == "etcd" && !reachable(ctx, cfg.etcd) {
+		res.skipped = "etcd does not answer at " + cfg.etcd
+		logf("%s: skipped: %s", row.name, res.skipped)
+		return res
+	}
+	var db *database
+	var err error
+	if row.db == "sqlite" {
+		db, err = createSQLite()
+	} else {
+		db, err = createPostgres(ctx, cfg.pgAdminDSN)
+	}
+	if err != nil {
+		res.err = err
+		return res
+	}
+	defer func() {
+		if err := db.drop(ctx); err != nil && res.err == nil {
+			res.err = err
+		}
+	}()
+	srv, err := startServer(ctx, bin, row.serverEnv(db, cfg.redis, cfg.etcd))
+	if err != nil {
+		res.err = err
+		return res
+	}
+	defer func() {
+		if err := srv.stop(); err != nil && res.err == nil && ctx.Err() == nil {
+			res.err = err
+		}
+	}()
+	logf("%s: server %s (%s, lock %s, strategy %s)", row.name, srv.url, row.db, row.lock, row.strategy)
+	c.use(srv.url)
+	w, err := prepare(ctx, c, row.scenario, cfg.products, cfg.stock, cfg.clients)
+	if err != nil {
+		res.err = fmt.Errorf("prepare %s: %w", row.scenario, err)
+		return res
+	}
+	var progress io.Writer
+	if !cfg.quiet {
+		progress = stderr
+	}
+	lc := loadConfig{clients: cfg.clients, duration: cfg.duration, requests: cfg.requests}
+	out, err := measure(ctx, c, w, lc, row, target{pid: srv.pid(), db: &db.ref}, progress)
+	out.err = err
+	return out
+}
+
+// against measures one scenario against a running server (-url).
+func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) {
+	row := rowSpec{name: cfg.scenario, scenario: cfg.scenario, strategy: "-", db: "-", lock: "-"}
+	c := newClient(cfg.clients, cfg.timeout)
+	c.use(cfg.url)
+	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients)
+	if err != nil {
+		return result{row: row}, fmt.Errorf("prepare %s: %w", cfg.scenario, err)
+	}
+	var t target
+	if cfg.ledgerDSN != "" {
+		t.db = &dbRef{driver: "pgx", dsn: cfg.ledgerDSN}
+	}
+	var progress io.Writer
+	if !cfg.quiet {
+		progress = stderr
+	}
+	lc := loadConfig{clients: cfg.clients, duration: cfg.duration, requests: cfg.requests}
+	res, err := measure(ctx, c, w, lc, row, t, progress)
+	res.err = err
+	return res, nil
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// errHelp is returned by parseConfig for -h: usage was printed, exit 0.
+var errHelp = errors.New("help requested")
+
+// config is the tool's command line.
+type config struct {
+	url        string
+	scenario   string
+	clients    int
+	duration   time.Duration
+	requests   int
+	stock      int
+	products   int
+	timeout    time.Duration
+	ledgerDSN  string
+	compare    bool
+	rows       []string
+	serverBin  string
+	pgAdminDSN string
+	redis      string
+	etcd       string
+	format     string
+	quiet      bool
+	cpuProfile string
+}
+
+// defaultPGAdminDSN is the local PostgreSQL the tests use too.
+const defaultPGAdminDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// parseConfig reads the flags. The PostgreSQL admin DSN defaults to
+// INVENTORY_TEST_POSTGRES_ADMIN_DSN, as for `make test`.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("invbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage:\n  invbench -url http://127.0.0.1:8080 [-scenario flash] [-clients 64] [-duration 10s | -requests N]\n  invbench -compare [-rows %s] [-duration 10s] [-clients 64] [-format markdown]\n\nflags:\n",
+			strings.Join(rowNames(compareRows()), ","))
+		fs.PrintDefaults()
+	}
+	pgAdmin := getenv("INVENTORY_TEST_POSTGRES_ADMIN_DSN")
+	if pgAdmin == "" {
+		pgAdmin = defaultPGAdminDSN
+	}
+	var rows string
+	fs.StringVar(&c.url, "url", "", "base URL of a running server (its GraphQL endpoint is URL/query)")
+	fs.StringVar(&c.scenario, "scenario", "flash", "with -url: flash, spread, mixed or ceiling")
+	fs.IntVar(&c.clients, "clients", 64, "concurrent clients, each with one request in flight")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each run sends requests")
+	fs.IntVar(&c.requests, "requests", 0, "if positive, send this many requests per run instead of running for -duration")
+	fs.IntVar(&c.stock, "stock", 10_000_000, "initial stock of each product (large, so a run never sells out)")
+	fs.IntVar(&c.products, "products", 0, "products of spread and mixed (0: 1000 for spread, 100 for mixed)")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "longest wait for one response")
+	fs.StringVar(&c.ledgerDSN, "ledger-dsn", "", "with -url: PostgreSQL DSN of the server's database, to count the ledger with SQL instead of paging through GraphQL")
+	fs.BoolVar(&c.compare, "compare", false, "start a fresh server per row (strategy, database, lock) and compare them")
+	fs.StringVar(&rows, "rows", "", "with -compare: comma-separated rows to run (default: all)")
+	fs.StringVar(&c.serverBin, "server-bin", "", "with -compare: inventoryd binary to run (default: build ./cmd/inventoryd)")
+	fs.StringVar(&c.pgAdminDSN, "pg-admin-dsn", pgAdmin, "with -compare: PostgreSQL URL allowed to create and drop databases (default from INVENTORY_TEST_POSTGRES_ADMIN_DSN)")
+	fs.StringVar(&c.redis, "redis", "127.0.0.1:6379", "with -compare: Redis for the redsync rows (used only by the server)")
+	fs.StringVar(&c.etcd, "etcd", "127.0.0.1:2379", "with -compare: comma-separated etcd endpoints; the etcd rows are skipped if none answers")
+	fs.StringVar(&c.format, "format", "text", "report format: text or markdown")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if rows != "" {
+		c.rows = strings.Split(rows, ",")
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	switch {
+	case c.compare == (c.url != ""):
+		return errors.New("give either -url (a running server) or -compare")
+	case c.clients < 1:
+		return errors.New("-clients must be at least 1")
+	case c.requests < 0 || (c.requests == 0 && c.duration <= 0):
+		return errors.New("-duration must be positive, or -requests at least 1")
+	case c.stock < 1 || c.stock > 1_000_000_000:
+		return errors.New("-stock must be 1..1000000000")
+	case c.products < 0:
+		return errors.New("-products must not be negative")
+	case c.timeout <= 0:
+		return errors.New("-timeout must be positive")
+	case c.format != "text" && c.format != "markdown":
+		return fmt.Errorf("-format %q: want text or markdown", c.format)
+	}
+	if !c.compare {
+		if !validScenario(c.scenario) {
+			return fmt.Errorf("-scenario %q: want flash, spread, mixed or ceiling", c.scenario)
+		}
+		return nil
+	}
+	_, err := selectRows(compareRows(), c.rows)
+	return err
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEndToEnd builds ./cmd/inventoryd and drives it through the tool's own
+// code: a compare row on SQLite with the local lock (a fresh server and
+// database, the flash scenario, the audit with SQL, the report), then the
+// other scenarios against a running server, audited through GraphQL.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := buildServer(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("compare", func(t *testing.T) {
+		cfg, err := parseConfig([]string{"-compare", "-rows", "flash/combine/sqlite", "-duration", "2s",
+			"-clients", "8", "-server-bin", bin}, func(string) string { return "" }, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var progress bytes.Buffer
+		results, err := compare(ctx, cfg, &progress)
+		if err != nil || len(results) != 1 {
+			t.Fatalf("compare: %d results, err %v", len(results), err)
+		}
+		if !strings.Contains(progress.String(), "flash/combine/sqlite") || !strings.Contains(progress.String(), " ops/s ") {
+			t.Errorf("no progress line on stderr:\n%s", progress.String())
+		}
+		r := results[0]
+		if r.err != nil {
+			t.Fatalf("row failed: %v", r.err)
+		}
+		a := r.audit
+		if a == nil {
+			t.Fatal("no audit")
+		}
+		t.Logf("%d requests in %v: sold %d, stock %d -> %d, ledger %d, errors %v",
+			r.requests, r.elapsed, a.sold, a.initial, a.final, a.ledger, r.errors)
+		if a.sold == 0 || a.oversold() != 0 || a.ledger != a.sold || a.initial != 10_000_000 || r.failed() {
+			t.Errorf("audit %+v: want sold > 0, oversold 0, ledger == sold", *a)
+		}
+		if r.p50 <= 0 || r.p99 < r.p50 {
+			t.Errorf("p50 %v, p99 %v", r.p50, r.p99)
+		}
+		for _, format := range []string{"text", "markdown"} {
+			var out bytes.Buffer
+			if err := render(&out, format, header(cfg, time.Now()), results); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s report:\n%s", format, out.String())
+			for _, want := range []string{"GOMAXPROCS", "flash/combine/sqlite", "oversold", thousands(a.sold)} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("%s report lacks %q", format, want)
+				}
+			}
+		}
+	})
+
+	t.Run("url", func(t *testing.T) {
+		srv, err := startServer(ctx, bin, map[string]string{
+			"INVENTORY_DB_DRIVER": "sqlite", "INVENTORY_DB_DSN": t.TempDir() + "/inventory.db",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := srv.stop(); err != nil {
+				t.Error(err)
+			}
+		}()
+		for _, args := range [][]string{
+			{"-scenario", "flash", "-duration", "1s"},
+			{"-scenario", "mixed", "-requests", "400", "-products", "20", "-format", "markdown"},
+			{"-scenario", "ceiling", "-requests", "200"},
+		} {
+			var stdout, stderr bytes.Buffer
+			args = append([]string{"invbench", "-url", srv.url, "-clients", "8"}, args...)
+			if err := run(ctx, args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+				t.Fatalf("run %q: %v\n%s\n%s", args, err, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), "ops/s") || !strings.Contains(stdout.String(), " ok ") && args[6] != "ceiling" {
+				t.Errorf("run %q printed:\n%s\nstderr:\n%s", args, stdout.String(), stderr.String())
+			}
+			t.Logf("%q:\n%s", args[5:], stdout.String())
+		}
+	})
+}

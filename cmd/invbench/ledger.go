@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	_ "github.com/glebarez/go-sqlite"  // database/sql driver "sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+)
+
+// dbRef names a database the tool may read: driver "pgx" or "sqlite".
+type dbRef struct{ driver, dsn string }
+
+// stockOf returns the products' summed stock, read through GraphQL, a
+// hundred products a query.
+func stockOf(ctx context.Context, c *client, ids []string) (int64, error) {
+	var total int64
+	for len(ids) > 0 {
+		n := min(len(ids), 100)
+		var q strings.Builder
+		vars := map[string]any{}
+		q.WriteString("query(")
+		for i := range n {
+			fmt.Fprintf(&q, "$p%d: ID!,", i)
+			vars["p"+strconv.Itoa(i)] = ids[i]
+		}
+		q.WriteString(") {")
+		for i := range n {
+			fmt.Fprintf(&q, " p%d: product(id: $p%d) { stock }", i, i)
+		}
+		q.WriteString(" }")
+		var out map[string]struct{ Stock int64 }
+		if err := c.query(ctx, q.String(), vars, &out); err != nil {
+			return 0, fmt.Errorf("read stock: %w", err)
+		}
+		if len(out) != n {
+			return 0, fmt.Errorf("read stock: %d of %d products answered", len(out), n)
+		}
+		for _, p := range out {
+			total += p.Stock
+		}
+		ids = ids[n:]
+	}
+	return total, nil
+}
+
+// ledgerOuts counts the products' OUT movements: with one SQL query if db is
+// known, else by paging through the GraphQL ledger.
+func ledgerOuts(ctx context.Context, c *client, db *dbRef, ids []string) (int64, error) {
+	if db != nil {
+		if n, ok, err := ledgerOutsSQL(ctx, *db, ids); ok || err != nil {
+			return n, err
+		}
+	}
+	var total int64
+	for _, id := range ids {
+		n, err := ledgerOutsGraphQL(ctx, c, id)
+		if err != nil {
+			return 0, fmt.Errorf("page ledger of product %s: %w", id, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// ledgerOutsSQL counts with SQL; ok is false if the IDs are not the
+// integers the store uses, so the caller falls back to GraphQL.
+func ledgerOutsSQL(ctx context.Context, db dbRef, ids []string) (n int64, ok bool, err error) {
+	list := make([]string, len(ids))
+	for i, id := range ids {
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+			return 0, false, nil
+		}
+		list[i] = id
+	}
+	conn, err := sql.Open(db.driver, db.dsn)
+	if err != nil {
+		return 0, false, fmt.Errorf("open ledger database: %w", err)
+	}
+	defer conn.Close()
+	// The IDs are integers checked above, so they can be spelled inline.
+	q := "SELECT COUNT(*) FROM stock_movements WHERE type = 'OUT' AND product_id IN (" + strings.Join(list, ",") + ")"
+	if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+		return 0, false, fmt.Errorf("count ledger: %w", err)
+	}
+	return n, true, nil
+}
+
+// ledgerOutsGraphQL pages through one product's ledger, oldest first.
+func ledgerOutsGraphQL(ctx context.Context, c *client, id string) (int64, error) {
+	const q = `query($id: ID!, $after: String) { stockMovements(productId: $id, first: 100, after: $after, order: ASC) {
+		edges { node { type } } pageInfo { hasNextPage endCursor } } }`
+	var n int64
+	var after *string
+	for {
+		var out struct {
+			StockMovements struct {
+				Edges    []struct{ Node struct{ Type string } }
+				PageInfo struct {
+					HasNextPage bool
+					EndCursor   *string
+				}
+			}
+		}
+		if err := c.query(ctx, q, map[string]any{"id": id, "after": after}, &out); err != nil {
+			return 0, err
+		}
+		for _, e := range out.StockMovements.Edges {
+			if e.Node.Type == "OUT" {
+				n++
+			}
+		}
+		pi := out.StockMovements.PageInfo
+		if !pi.HasNextPage || pi.EndCursor == nil {
+			return n, nil
+		}
+		after = pi.EndCursor
+	}
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// result is one row of the report.
+type result struct {
+	row           rowSpec
+	clients       int
+	elapsed       time.Duration
+	requests      int64
+	errors        map[string]int64
+	p50, p95, p99 time.Duration
+	audit         *audit // nil unless the scenario sells
+	cpu           cpuUse
+	skipped       string // why the row did not run
+	err           error  // why the row failed
+}
+
+func (r result) opsPerSec() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.requests) / r.elapsed.Seconds()
+}
+
+// failed reports whether the row failed, or shows an oversell or a ledger
+// mismatch although its strategy claims to be safe.
+func (r result) failed() bool {
+	return r.err != nil || (r.row.safe() && r.audit != nil && len(r.audit.problems()) > 0)
+}
+
+// target is a server to measure: its process (pid 0 if not ours) and, if
+// the tool knows it, its database.
+type target struct {
+	pid int
+	db  *dbRef
+}
+
+// measure runs a prepared workload against the client's server, timed, and
+// audits it: stock before and after through GraphQL, the ledger through SQL
+// if t.db is known.
+func measure(ctx context.Context, c *client, w *workload, cfg loadConfig, row rowSpec, t target, progress io.Writer) (result, error) {
+	res := result{row: row, clients: cfg.clients}
+	var a audit
+	if w.sells() {
+		initial, err := stockOf(ctx, c, w.productIDs)
+		if err != nil {
+			return res, fmt.Errorf("before the run: %w", err)
+		}
+		a.initial = initial
+	}
+	before := sampleCPU(t.pid)
+	lr := runLoad(ctx, c, w, cfg, row.name, progress)
+	res.cpu = before.until(sampleCPU(t.pid))
+	res.elapsed, res.requests, res.errors = lr.elapsed, lr.tally.requests(), lr.tally.errors()
+	ps := percentiles(lr.tally.latencies, 50, 95, 99)
+	res.p50, res.p95, res.p99 = ps[0], ps[1], ps[2]
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("interrupted: %w", err)
+	}
+	if !w.sells() {
+		return res, nil
+	}
+	a.sold, a.unknown = lr.tally.sold, lr.tally.unknown
+	final, err := stockOf(ctx, c, w.productIDs)
+	if err != nil {
+		return res, fmt.Errorf("audit: %w", err)
+	}
+	a.final = final
+	if a.ledger, err = ledgerOuts(ctx, c, t.db, w.productIDs); err != nil {
+		return res, fmt.Errorf("audit: %w", err)
+	}
+	res.audit = &a
+	return res, nil
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// header describes the machine and the run, for the top of the report.
+func header(cfg config, now time.Time) string {
+	load := cfg.duration.String() + " per row"
+	if cfg.requests > 0 {
+		load = thousands(int64(cfg.requests)) + " requests per row"
+	}
+	return fmt.Sprintf("invbench %s · %s %s/%s · GOMAXPROCS %d · %s · %d clients, %s",
+		now.UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		runtime.GOMAXPROCS(0), cpuModel(), cfg.clients, load)
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo, with the CPU count.
+func cpuModel() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s × %d", model, runtime.NumCPU())
+}
+
+// columns names the report's columns; the first five describe the row.
+func columns() []string {
+	return []string{"row", "strategy", "db", "lock", "clients", "time", "requests", "ops/s",
+		"p50 ms", "p95 ms", "p99 ms", "errors", "sold", "initial", "final", "ledger", "oversold", "audit",
+		"×lock-per-request", "×ceiling", "cpu tool/server/all", "seed"}
+}
+
+// render writes the report: header, table, then notes on ratios, skipped
+// and failed rows.
+func render(w io.Writer, format, head string, results []result) error {
+	cells := make([][]string, len(results))
+	for i, r := range results {
+		cells[i] = rowCells(r, results)
+	}
+	var err error
+	if format == "markdown" {
+		err = renderMarkdown(w, head, cells)
+	} else {
+		err = renderText(w, head, cells)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(w, notes(results))
+	return err
+}
+
+func renderText(w io.Writer, head string, cells [][]string) error {
+	fmt.Fprintln(w, head)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(columns(), "\t"))
+	for _, row := range cells {
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
+
+func renderMarkdown(w io.Writer, head string, cells [][]string) error {
+	fmt.Fprintf(w, "%s\n\n| %s |\n|", head, strings.Join(columns(), " | "))
+	for range columns() {
+		io.WriteString(w, "---|")
+	}
+	io.WriteString(w, "\n")
+	for _, row := range cells {
+		esc := make([]string, len(row))
+		for i, c := range row {
+			esc[i] = strings.ReplaceAll(c, "|", `\|`)
+		}
+		if _, err := fmt.Fprintf(w, "| %s |\n", strings.Join(esc, " | ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowCells renders one result in the order of columns.
+func rowCells(r result, all []result) []string {
+	c := []string{r.row.name, r.row.strategy, r.row.db, r.row.lock, strconv.Itoa(r.clients)}
+	seed := r.row.seed
+	if seed == "" {
+		seed = "-"
+	}
+	switch {
+	case r.skipped != "":
+		return append(append(c, dashes("skipped")...), seed)
+	case r.requests == 0 && r.err != nil:
+		return append(append(c, dashes("FAILED")...), seed)
+	}
+	c = append(c, fmt.Sprintf("%.1fs", r.elapsed.Seconds()), thousands(r.requests), thousands(int64(r.opsPerSec()+0.5)),
+		ms(r.p50), ms(r.p95), ms(r.p99), formatCounts(r.errors))
+	if a := r.audit; a != nil {
+		c = append(c, thousands(a.sold), thousands(a.initial), thousands(a.final), thousands(a.ledger),
+			strconv.FormatInt(a.oversold(), 10), auditCell(r))
+	} else {
+		c = append(c, "-", "-", "-", "-", "-", auditCell(r))
+	}
+	lpr, ceil := "-", "-"
+	if r.row.production() {
+		lpr = ratio(r, find(all, func(o rowSpec) bool {
+			return o.strategy == "lock-per-request" && o.scenario == "flash" && o.lock == r.row.lock
+		}))
+		ceil = ratio(r, find(all, func(o rowSpec) bool { return o.scenario == "ceiling" }))
+	}
+	return append(c, lpr, ceil, r.cpu.String(), seed)
+}
+
+// auditCell sums up the audit: ok, FAIL for a safe strategy with a problem,
+// or the flags (an unsafe strategy is expected to oversell).
+func auditCell(r result) string {
+	switch {
+	case r.err != nil:
+		return "FAILED"
+	case r.audit == nil:
+		return "-"
+	case r.row.safe() && len(r.audit.problems()) > 0:
+		return "FAIL: " + r.audit.flags()
+	case !r.row.safe() && r.audit.oversold() > 0:
+		return r.audit.flags() + " (expected)"
+	}
+	return r.audit.flags()
+}
+
+// dashes fills the cells from time to cpu of a row that did not run, with
+// mark in the audit column.
+func dashes(mark string) []string {
+	cols := columns()
+	c := make([]string, len(cols)-6)
+	for i := range c {
+		c[i] = "-"
+	}
+	c[slices.Index(cols, "audit")-5] = mark
+	return c
+}
+
+func find(all []result, match func(rowSpec) bool) *result {
+	for i := range all {
+		if match(all[i].row) && all[i].requests > 0 && all[i].err == nil {
+			return &all[i]
+		}
+	}
+	return nil
+}
+
+func ratio(r result, base *result) string {
+	if base == nil || base.opsPerSec() == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", r.opsPerSec()/base.opsPerSec())
+}
+
+// notes explains the columns and lists skipped and failed rows.
+func notes(results []result) string {
+	var b strings.Builder
+	b.WriteString("\nops/s counts every answered request; errors are by extensions.code. oversold = sold − (initial − final).\n")
+	b.WriteString("×lock-per-request: ops/s over flash/lock-per-request on the same lock backend; ×ceiling: over { __typename }.\n")
+	b.WriteString("cpu: % of one core during the timed run: this tool / the server / the whole machine (PostgreSQL, Redis, etcd included).\n")
+	for _, r := range results {
+		switch {
+		case r.skipped != "":
+			fmt.Fprintf(&b, "- %s: skipped: %s\n", r.row.name, r.skipped)
+		case r.err != nil:
+			fmt.Fprintf(&b, "- %s: FAILED: %v\n", r.row.name, r.err)
+		case r.audit == nil:
+		case r.row.safe() && len(r.audit.problems()) > 0:
+			fmt.Fprintf(&b, "- %s: FAILED audit: %s\n", r.row.name, strings.Join(r.audit.problems(), "; "))
+		case !r.row.safe() && r.audit.oversold() > 0:
+			fmt.Fprintf(&b, "- %s: oversold %d units (%s is unsafe by design)\n", r.row.name, r.audit.oversold(), r.row.strategy)
+		}
+	}
+	return b.String()
+}
+
+// ms renders a duration in milliseconds.
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64)
+}
+
+// thousands renders n with comma separators.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// rowSpec is one row of the comparison: a scenario against a server with a
+// stock strategy, a database and a lock backend.
+type rowSpec struct {
+	name     string
+	scenario string
+	strategy string // INVENTORY_STOCK_STRATEGY
+	db       string // sqlite or postgres
+	lock     string // local, redsync, etcd, or none (the strategy takes no lock)
+	// seed is the seed document's figure for the row, if it has one.
+	seed string
+}
+
+// safe reports whether the strategy claims never to oversell.
+func (r rowSpec) safe() bool { return r.strategy != "unsafe" }
+
+// production reports whether the row runs the production strategy on a
+// stock scenario, and so gets the speed-up ratios.
+func (r rowSpec) production() bool { return r.strategy == "combine" && r.scenario != "ceiling" }
+
+// compareRows lists the comparison's rows in the order they run: the
+// ceiling, the seed's table, the production path, then the other backends.
+func compareRows() []rowSpec {
+	return []rowSpec{
+		{name: "ceiling", scenario: "ceiling", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "flash/unsafe", scenario: "flash", strategy: "unsafe", db: "postgres", lock: "none", seed: "no lock: 8,500 QPS, 237 oversold"},
+		{name: "flash/rowlock", scenario: "flash", strategy: "rowlock", db: "postgres", lock: "none", seed: "row lock: 1,200 QPS, 0 oversold"},
+		{name: "flash/lock-per-request", scenario: "flash", strategy: "lock-per-request", db: "postgres", lock: "redsync", seed: "Redsync: 4,500 QPS, 0 oversold"},
+		{name: "flash/combine", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "spread/combine", scenario: "spread", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "flash/combine/sqlite", scenario: "flash", strategy: "combine", db: "sqlite", lock: "local"},
+		{name: "flash/combine/etcd", scenario: "flash", strategy: "combine", db: "postgres", lock: "etcd"},
+		{name: "flash/lock-per-request/etcd", scenario: "flash", strategy: "lock-per-request", db: "postgres", lock: "etcd"},
+	}
+}
+
+func rowNames(rows []rowSpec) []string {
+	names := make([]string, len(rows))
+	for i, r := range rows {
+		names[i] = r.name
+	}
+	return names
+}
+
+// selectRows keeps the named rows, in the comparison's order; no names
+// keeps all.
+func selectRows(all []rowSpec, names []string) ([]rowSpec, error) {
+	if len(names) == 0 {
+		return all, nil
+	}
+	known := rowNames(all)
+	for _, n := range names {
+		if !slices.Contains(known, strings.TrimSpace(n)) {
+			return nil, fmt.Errorf("-rows: unknown row %q (rows: %s)", n, strings.Join(known, ", "))
+		}
+	}
+	var out []rowSpec
+	for _, r := range all {
+		if slices.ContainsFunc(names, func(n string) bool { return strings.TrimSpace(n) == r.name }) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// serverEnv is the server's configuration for the row.
+func (r rowSpec) serverEnv(db *database, redis, etcd string) map[string]string {
+	env := map[string]string{
+		"INVENTORY_DB_DRIVER":      db.driver,
+		"INVENTORY_DB_DSN":         db.dsn,
+		"INVENTORY_STOCK_STRATEGY": r.strategy,
+		"INVENTORY_LOCK_BACKEND":   r.lock,
+		"INVENTORY_LOG_LEVEL":      "info", // the listening line is at info
+	}
+	switch r.lock {
+	case "none":
+		// The strategy takes no lock; the server still wants a backend.
+		env["INVENTORY_LOCK_BACKEND"] = "local"
+	case "redsync":
+		env["INVENTORY_REDIS_ADDRS"] = redis
+	case "etcd":
+		env["INVENTORY_ETCD_ENDPOINTS"] = etcd
+	}
+	return env
+}

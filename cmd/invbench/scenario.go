@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// reqKind says what a request does, for the tally and the audit.
+type reqKind uint8
+
+const (
+	kindRead reqKind = iota
+	kindStockOut
+)
+
+// Queries. A stock-out asks for its movement, so OK means a ledger row.
+const (
+	stockOutQuery = `mutation($id: ID!, $key: String!) { stockOut(input: {productId: $id, quantity: 1, idempotencyKey: $key}) { movement { sequence } } }`
+	productQuery  = `query($id: ID!) { product(id: $id) { id stock available } }`
+	listQuery     = `{ products(first: 20) { edges { node { id stock } } } }`
+	ceilingQuery  = `{ __typename }`
+	keyMark       = "__INVBENCH_KEY__"
+)
+
+// movementField is what an OK stock-out response must contain.
+var movementField = []byte(`"sequence"`)
+
+func validScenario(name string) bool {
+	switch name {
+	case "flash", "spread", "mixed", "ceiling":
+		return true
+	}
+	return false
+}
+
+// productCount is how many products a scenario creates; override, if
+// positive, replaces the default of spread and mixed.
+func productCount(scenario string, override int) int {
+	switch scenario {
+	case "flash":
+		return 1
+	case "spread":
+		if override > 0 {
+			return override
+		}
+		return 1000
+	case "mixed":
+		if override > 0 {
+			return override
+		}
+		return 100
+	}
+	return 0
+}
+
+// workload is a prepared scenario: its products exist and every request
+// body is marshalled but for the idempotency key.
+type workload struct {
+	scenario   string
+	runID      string
+	productIDs []string
+	// outHead and outTail surround the idempotency key of a stock-out body,
+	// per product; read holds product(id) bodies, per product.
+	outHead, outTail [][]byte
+	read             [][]byte
+	list, ceiling    []byte
+}
+
+// sells reports whether the scenario sells, and so has an audit.
+func (w *workload) sells() bool { return len(w.productIDs) > 0 }
+
+// worker is one client's state: its own random source, scratch buffers and
+// tally, so the loop shares nothing but the progress counters.
+type worker struct {
+	id    int
+	seq   int
+	rng   uint64
+	body  []byte
+	resp  bytes.Buffer
+	gql   gqlResponse
+	tally tally
+}
+
+// rand returns a pseudo-random number below n (xorshift: the tool must stay
+// cheap, and the choice of product needs no quality).
+func (wk *worker) rand(n int) int {
+	wk.rng ^= wk.rng << 13
+	wk.rng ^= wk.rng >> 7
+	wk.rng ^= wk.rng << 17
+	return int(wk.rng % uint64(n))
+}
+
+// next returns the worker's next request body and what it does.
+func (w *workload) next(wk *worker) ([]byte, reqKind) {
+	switch w.scenario {
+	case "ceiling":
+		return w.ceiling, kindRead
+	case "mixed":
+		switch r := wk.rand(10); {
+		case r < 6:
+			return w.read[wk.rand(len(w.read))], kindRead
+		case r < 8:
+			return w.list, kindRead
+		}
+	}
+	p := 0
+	if len(w.productIDs) > 1 {
+		p = wk.rand(len(w.productIDs))
+	}
+	wk.seq++
+	b := append(wk.body[:0], w.outHead[p]...)
+	b = append(b, w.runID...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(wk.id), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(wk.seq), 10)
+	b = append(b, w.outTail[p]...)
+	wk.body = b
+	return b, kindStockOut
+}
+
+// newRunID returns a random tag for SKUs and idempotency keys, so runs
+// against one database never collide.
+func newRunID() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return strings.ToUpper(hex.EncodeToString(b))
+}
+
+// prepare creates the scenario's products (untimed) and marshals its
+// request bodies.
+func prepare(ctx context.Context, c *client, scenario string, products, stock, parallel int) (*workload, error) {
+	w := &workload{scenario: scenario, runID: newRunID()}
+	var err error
+	if w.ceiling, err = json.Marshal(map[string]string{"query": ceilingQuery}); err != nil {
+		return nil, err
+	}
+	if w.list, err = json.Marshal(map[string]string{"query": listQuery}); err != nil {
+		return nil, err
+	}
+	n := productCount(scenario, products)
+	if w.productIDs, err = createProducts(ctx, c, strings.ToUpper(scenario)+"-"+w.runID, n, stock, parallel); err != nil {
+		return nil, err
+	}
+	for _, id := range w.productIDs {
+		body, err := json.Marshal(map[string]any{"query": stockOutQuery, "variables": map[string]string{"id": id, "key": keyMark}})
+		if err != nil {
+			return nil, err
+		}
+		head, tail, _ := bytes.Cut(body, []byte(keyMark))
+		w.outHead, w.outTail = append(w.outHead, head), append(w.outTail, tail)
+		read, err := json.Marshal(map[string]any{"query": productQuery, "variables": map[string]string{"id": id}})
+		if err != nil {
+			return nil, err
+		}
+		w.read = append(w.read, read)
+	}
+	return w, nil
+}
+
+// createProducts creates n products with the given stock, parallel at a
+// time, and returns their IDs in SKU order.
+func createProducts(ctx context.Context, c *client, skuPrefix string, n, stock, parallel int) ([]string, error) {
+	ids := make([]string, n)
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(parallel, 16, n) {
+		wg.Go(func() {
+			for i := range next {
+				ids[i], errs[i] = createProduct(ctx, c, fmt.Sprintf("%s-%d", skuPrefix, i), stock)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("create product %d of %d: %w", i+1, n, err)
+		}
+	}
+	return ids, nil
+}
+
+func createProduct(ctx context.Context, c *client, sku string, stock int) (string, error) {
+	var out struct {
+		CreateProduct struct{ Product struct{ ID string } }
+	}
+	err := c.query(ctx, `mutation($sku: String!, $stock: Int!) { createProduct(input: {sku: $sku, name: "invbench", price: "1.00", initialStock: $stock}) { product { id } } }`,
+		map[string]any{"sku": sku, "stock": stock}, &out)
+	if err != nil {
+		return "", err
+	}
+	return out.CreateProduct.Product.ID, nil
+}
