@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 )
@@ -19,7 +20,7 @@ func TestFencedWrites(t *testing.T) {
 		p := product(t, s)
 		key := inventory.LevelKey{ProductID: p.ID, LocationID: inventory.DefaultLocationID}
 		write := func(f inventory.Fence) error {
-			return s.UpdateStock(context.Background(), key, f, nil, func(tx *inventory.StockTx) error {
+			return updateOne(s, key, f, func(tx *inventory.StockTx) error {
 				m := inventory.Movement{Type: inventory.MovementIn, Delta: 1, Fence: f, CreatedAt: time.Now()}
 				return tx.Apply(&m)
 			})
@@ -56,6 +57,12 @@ func TestFencedWrites(t *testing.T) {
 
 // TestLockEpochs: replicas with the same fencing domain share an epoch; a
 // different domain starts the next one, and so does switching back.
+// updateOne runs a stock transaction on one level.
+func updateOne(s *gormstore.Store, key inventory.LevelKey, f inventory.Fence, fn func(*inventory.StockTx) error) error {
+	return s.UpdateStocks(context.Background(), []inventory.LevelWork{{Key: key, Fence: f}},
+		func(txs []*inventory.StockTx) error { return fn(txs[0]) }, nil)
+}
+
 func TestLockEpochs(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		s := gormstoretest.Open(t, driver)

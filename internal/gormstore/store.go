@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -55,7 +57,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	case SQLite:
 		dialector = sqlite.Open(sqliteDSN(cfg.DSN))
 	case Postgres:
-		dialector = postgres.Open(cfg.DSN)
+		pgCfg, err := postgresConfig(cfg.DSN)
+		if err != nil {
+			return nil, err
+		}
+		dialector = postgres.New(postgres.Config{Conn: stdlib.OpenDB(*pgCfg)})
 	default:
 		return nil, fmt.Errorf("unknown database driver %q (want %q or %q)", cfg.Driver, SQLite, Postgres)
 	}
@@ -112,6 +118,23 @@ func sqliteDSN(dsn string) string {
 		sep = "&"
 	}
 	return dsn + sep + q.Encode()
+}
+
+// postgresConfig parses a PostgreSQL DSN and sets plan_cache_mode to
+// force_custom_plan unless the DSN sets it: prepared statements are then
+// planned for their parameters and the tables' current size. A generic
+// plan cached while a table was small (a new ledger) keeps scanning it
+// whole as it grows, until an ANALYZE happens to replace it: the replay
+// check of a 32-request batch was seen taking 3-6ms instead of 0.05ms.
+func postgresConfig(dsn string) (*pgx.ConnConfig, error) {
+	c, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("INVENTORY_DB_DSN: %w", err)
+	}
+	if _, ok := c.RuntimeParams["plan_cache_mode"]; !ok {
+		c.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
+	return c, nil
 }
 
 // Close closes the database.

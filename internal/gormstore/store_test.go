@@ -113,7 +113,7 @@ func TestConcurrentWriterIsDetected(t *testing.T) {
 	p := product(t, s)
 	db := sqlDB(t, gormstore.Postgres, dsn)
 	key := inventory.LevelKey{ProductID: p.ID, LocationID: inventory.DefaultLocationID}
-	err := s.UpdateStock(context.Background(), key, inventory.Fence{Epoch: 1, Token: 7}, nil, func(tx *inventory.StockTx) error {
+	err := updateOne(s, key, inventory.Fence{Epoch: 1, Token: 7}, func(tx *inventory.StockTx) error {
 		if _, err := db.Exec("UPDATE stock_levels SET stock = 3, version = version + 1"); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/shopstack/inventory/internal/lock"
 )
@@ -13,14 +14,22 @@ type opResult struct {
 	err error
 }
 
-// applyBatch runs ops, all on one level, in arrival order under one lease
-// and in one transaction, and returns each op's own outcome: a rejected op
-// (insufficient stock, a reused idempotency key, a stale lease) changes
-// nothing and does not affect the others. Errors of the lock or of the
-// transaction as a whole are every op's outcome. lockCtx bounds the wait
-// for the lock; the transaction runs on ctx.
-func (s *Service) applyBatch(ctx, lockCtx context.Context, key LevelKey, ops []stockOp) []opResult {
-	lease, err := s.lock(lockCtx, key)
+// levelJob is the requests for one level in a stock transaction, and then
+// their outcomes.
+type levelJob struct {
+	key   LevelKey
+	ops   []stockOp
+	fence Fence
+	// lost is closed when the job's lease is lost and its write may no
+	// longer be made; nil for writes made without a lease.
+	lost    <-chan struct{}
+	results []opResult
+}
+
+// lockAndRun runs ops, all on one level, under a lease of their own and in
+// a transaction of their own.
+func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) []opResult {
+	lease, err := s.lock(ctx, key)
 	if err != nil {
 		return fail(len(ops), err)
 	}
@@ -28,67 +37,115 @@ func (s *Service) applyBatch(ctx, lockCtx context.Context, key LevelKey, ops []s
 	if s.afterLock != nil {
 		s.afterLock(ctx, key, lease)
 	}
-	txCtx, stop := leaseContext(ctx, lease)
-	defer stop()
-	return s.runBatch(ctx, txCtx, key, ops, lease.Done(), Fence{Epoch: s.epoch, Token: lease.Token()})
+	job := &levelJob{key: key, ops: ops, fence: Fence{Epoch: s.epoch, Token: lease.Token()}, lost: lease.Done()}
+	s.runJobs(ctx, []*levelJob{job})
+	return job.results
 }
 
-// runBatch runs the batch transaction, retrying it when it lost a race it
-// can recover from. done is closed when the write may no longer be made
-// (the lease was lost); nil if it may always be.
-func (s *Service) runBatch(ctx, txCtx context.Context, key LevelKey, ops []stockOp, done <-chan struct{}, fence Fence) []opResult {
-	for attempt := 1; ; attempt++ {
-		results, wrote, err := s.batchTx(txCtx, key, ops, done, fence)
-		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(txCtx), lock.ErrLeaseLost) {
-			err = errLeaseLost(err)
+// runJobs runs jobs, levels of distinct products, in one stock transaction
+// and sets each job's results: each op in arrival order with its own
+// outcome (a rejected op changes nothing and does not affect the others).
+// It retries the transaction when it lost a race it can recover from. A job
+// whose lease is lost before the commit is not written and fails with a
+// retryable UNAVAILABLE; errors of the transaction as a whole are every
+// op's outcome.
+func (s *Service) runJobs(ctx context.Context, jobs []*levelJob) {
+	for attempt := 1; len(jobs) > 0; {
+		lostAtCommit, err := s.jobsTx(ctx, jobs)
+		if len(lostAtCommit) > 0 {
+			// Rolled back: those jobs fail, the others run again.
+			for _, j := range lostAtCommit {
+				j.results = fail(len(j.ops), errLeaseLost(lock.ErrLeaseLost))
+			}
+			jobs = slices.DeleteFunc(jobs, func(j *levelJob) bool { return slices.Contains(lostAtCommit, j) })
+			continue
 		}
 		retry := errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrDuplicateKey)
 		if retry && attempt < maxTxAttempts {
+			attempt++
 			continue
 		}
 		if retry {
 			err = &Error{Code: CodeUnavailable, Message: "stock level is busy; retry", Err: err}
 		}
 		if err != nil {
-			return fail(len(ops), err)
+			for _, j := range jobs {
+				j.results = fail(len(j.ops), err)
+			}
 		}
-		if wrote {
-			s.feed.notify()
-		}
-		return results
+		return
 	}
 }
 
-// batchTx is one attempt at the batch transaction. wrote reports whether it
-// committed movements.
-func (s *Service) batchTx(ctx context.Context, key LevelKey, ops []stockOp, done <-chan struct{}, fence Fence) (results []opResult, wrote bool, err error) {
-	keys := make([]string, 0, len(ops))
-	for _, op := range ops {
-		if op.idempotencyKey != "" {
-			keys = append(keys, op.idempotencyKey)
+// errLostAtCommit rolls back a transaction in which a lease was lost.
+var errLostAtCommit = errors.New("inventory: lease lost before commit")
+
+// jobsTx is one attempt at the transaction of jobs. On success it sets
+// every job's results. If a lease was lost during the writes, it rolls back
+// and returns the jobs that lost theirs.
+func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []*levelJob, err error) {
+	works := make([]LevelWork, len(jobs))
+	for i, j := range jobs {
+		works[i] = LevelWork{Key: j.key, Fence: j.fence}
+		for _, op := range j.ops {
+			if op.idempotencyKey != "" {
+				works[i].ReplayKeys = append(works[i].ReplayKeys, op.idempotencyKey)
+			}
 		}
 	}
-	var state *StockTx
-	var steps []batchStep
-	err = s.store.UpdateStock(ctx, key, fence, keys, func(tx *StockTx) error {
-		state = tx
-		steps = applyOps(tx, ops, fence)
-		if len(tx.Movements()) == 0 {
-			return nil
+	var txs []*StockTx
+	steps := make([][]batchStep, len(jobs))
+	err = s.store.UpdateStocks(ctx, works, func(t []*StockTx) error {
+		txs = t
+		for i, tx := range t {
+			steps[i] = nil
+			if tx.Err == nil && !closed(jobs[i].lost) {
+				steps[i] = applyOps(tx, jobs[i].ops, jobs[i].fence)
+			}
 		}
-		// The last moment to give up before the store writes and commits;
-		// a lease lost after this is caught by the fence of the next holder.
-		select {
-		case <-done:
-			return errLeaseLost(lock.ErrLeaseLost)
-		default:
-			return nil
+		return nil
+	}, func() error {
+		for _, j := range jobs {
+			if closed(j.lost) {
+				lostAtCommit = append(lostAtCommit, j)
+			}
 		}
+		if len(lostAtCommit) > 0 {
+			return errLostAtCommit
+		}
+		return nil
 	})
-	if err != nil {
-		return nil, false, err
+	if errors.Is(err, errLostAtCommit) {
+		return lostAtCommit, nil
 	}
-	return finishSteps(state, steps), len(state.Movements()) > 0, nil
+	if err != nil {
+		return nil, err
+	}
+	wrote := false
+	for i, j := range jobs {
+		switch {
+		case txs[i].Err != nil:
+			j.results = fail(len(j.ops), txs[i].Err)
+		case steps[i] == nil: // lost its lease before the writes
+			j.results = fail(len(j.ops), errLeaseLost(lock.ErrLeaseLost))
+		default:
+			j.results = finishSteps(txs[i], steps[i])
+			wrote = wrote || len(txs[i].Movements()) > 0
+		}
+	}
+	if wrote {
+		s.feed.notify()
+	}
+	return nil, nil
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // batchStep is what applyOps decided for one op.

@@ -72,17 +72,21 @@ func TestCombiningKeepsPerRequestResults(t *testing.T) {
 }
 
 // blockFirstBatch makes the next batch wait, holding its level's lock,
-// until the returned release is called, so that requests pile up behind it.
-func blockFirstBatch(t *testing.T, svc *inventory.Service) (release func()) {
-	gate := make(chan struct{})
+// until release is called, so that requests pile up behind it. entered is
+// closed once that batch is waiting: requests sent after it are not in it.
+func blockFirstBatch(t *testing.T, svc *inventory.Service) (entered <-chan struct{}, release func()) {
+	gate, in := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	inventory.SetAfterLock(svc, func(context.Context, inventory.LevelKey, lock.Lease) {
-		once.Do(func() { <-gate })
+		once.Do(func() {
+			close(in)
+			<-gate
+		})
 	})
 	var closeOnce sync.Once
 	release = func() { closeOnce.Do(func() { close(gate) }) }
 	t.Cleanup(release)
-	return release
+	return in, release
 }
 
 // waitWaiting polls until n stock requests are queued or in a batch.
@@ -105,14 +109,14 @@ func TestBatchAppliesInArrivalOrder(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		p := mustProduct(t, e.svc, "ORDER", 10, 0)
-		release := blockFirstBatch(t, e.svc)
+		entered, release := blockFirstBatch(t, e.svc)
 		ctx := context.Background()
 		first := make(chan error, 1)
 		go func() {
 			_, err := e.svc.StockIn(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 1})
 			first <- err
 		}()
-		waitWaiting(t, e.svc, 1)
+		<-entered
 
 		ten := int64(10)
 		steps := []func() (inventory.StockResult, error){
@@ -177,10 +181,10 @@ func TestCancelledRequestLeavesTheQueue(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		p := mustProduct(t, e.svc, "CANCEL", 100, 0)
-		release := blockFirstBatch(t, e.svc)
+		entered, release := blockFirstBatch(t, e.svc)
 		ctx := context.Background()
 		go func() { _, _ = e.svc.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 1}) }()
-		waitWaiting(t, e.svc, 1)
+		<-entered
 
 		const n = 10
 		errs := make([]chan error, n)
@@ -228,7 +232,7 @@ func TestQueueIsBounded(t *testing.T) {
 	mustNoErr(t, svc.Start(context.Background()))
 	t.Cleanup(svc.Close)
 	p := mustProduct(t, svc, "BOUND", 100, 0)
-	release := blockFirstBatch(t, svc)
+	_, release := blockFirstBatch(t, svc)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for range 5 {

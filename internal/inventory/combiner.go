@@ -5,31 +5,41 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopstack/inventory/internal/lock"
 )
 
-// combiner is StrategyCombine. Each level with requests waiting has one
-// worker goroutine, started on demand and ended when its queue is empty,
-// that takes up to maxBatch requests at a time and applies them with
-// applyBatch: one lock acquisition and one transaction for the whole batch.
-// The busier a level, the larger its batches, so the cost per request falls
-// with load.
+// combiner is StrategyCombine, in two stages.
+//
+// Each level with requests waiting has one worker goroutine, started on
+// demand and ended when its queue is empty. It takes up to maxBatch
+// requests at a time as a level job, under a lease it keeps while its queue
+// stays busy (up to maxHold, so that other replicas get their turn).
+//
+// Level workers hand their jobs to the committer, which runs the jobs
+// waiting for it, one per product, in one transaction: one commit, and one
+// update of the ledger sequence, for many levels. The busier the service,
+// the larger the batches and groups, so the cost per request falls with
+// load.
 type combiner struct {
 	s          *Service
 	maxBatch   int
 	maxWaiting int64
-	waiting    atomic.Int64 // requests queued or in a batch, all levels
+	waiting    atomic.Int64 // requests queued or in a job, all levels
 
 	mu      sync.Mutex
 	queues  map[LevelKey]*levelQueue
 	workers sync.WaitGroup
+
+	commit committer
 }
 
 type levelQueue struct {
 	reqs []*pending
 }
 
-// pending is one request in a queue. The worker takes it, or its caller
-// cancels it, whichever comes first.
+// pending is one request in a queue. The level worker takes it, or its
+// caller cancels it, whichever comes first.
 type pending struct {
 	op    stockOp
 	state atomic.Int32
@@ -42,12 +52,18 @@ const (
 	cancelled
 )
 
-// combinerBusyRetry is the retry hint of a request turned away because too
-// many are waiting.
-const combinerBusyRetry = 100 * time.Millisecond
+const (
+	// combinerBusyRetry is the retry hint of a request turned away because
+	// too many are waiting.
+	combinerBusyRetry = 100 * time.Millisecond
+	// maxHold bounds how long a level worker keeps its lease across jobs.
+	maxHold = 20 * time.Millisecond
+)
 
 func newCombiner(s *Service, maxBatch, maxWaiting int) *combiner {
-	return &combiner{s: s, maxBatch: maxBatch, maxWaiting: int64(maxWaiting), queues: make(map[LevelKey]*levelQueue)}
+	c := &combiner{s: s, maxBatch: maxBatch, maxWaiting: int64(maxWaiting), queues: make(map[LevelKey]*levelQueue)}
+	c.commit = committer{s: s, maxOps: MaxBatchLimit}
+	return c
 }
 
 // submit queues op behind the other requests for its level and waits for
@@ -86,21 +102,49 @@ func (c *combiner) submit(ctx context.Context, op stockOp) opResult {
 // work serves the queue of key until it is empty.
 func (c *combiner) work(key LevelKey, q *levelQueue) {
 	defer c.workers.Done()
+	ctx := context.Background()
+	var lease lock.Lease
+	var since time.Time
+	release := func() {
+		if lease != nil {
+			c.s.unlock(ctx, key, lease)
+			lease = nil
+		}
+	}
+	defer release()
 	for {
 		batch := c.take(key, q)
 		if batch == nil {
 			return
 		}
-		ops := make([]stockOp, len(batch))
-		for i, p := range batch {
-			ops[i] = p.op
+		if lease != nil && (closed(lease.Done()) || time.Since(since) > maxHold) {
+			release()
 		}
-		results := c.s.applyBatch(context.Background(), context.Background(), key, ops)
-		for i, p := range batch {
-			p.done <- results[i]
+		if lease == nil {
+			l, err := c.s.lock(ctx, key)
+			if err != nil {
+				c.answer(batch, fail(len(batch), err))
+				continue
+			}
+			if c.s.afterLock != nil {
+				c.s.afterLock(ctx, key, l)
+			}
+			lease, since = l, time.Now()
 		}
-		c.waiting.Add(-int64(len(batch)))
+		job := &levelJob{key: key, ops: make([]stockOp, len(batch)), fence: Fence{Epoch: c.s.epoch, Token: lease.Token()}, lost: lease.Done()}
+		for i, p := range batch {
+			job.ops[i] = p.op
+		}
+		c.commit.run(job)
+		c.answer(batch, job.results)
 	}
+}
+
+func (c *combiner) answer(batch []*pending, results []opResult) {
+	for i, p := range batch {
+		p.done <- results[i]
+	}
+	c.waiting.Add(-int64(len(batch)))
 }
 
 // take removes up to maxBatch live requests from the head of q, dropping
@@ -130,4 +174,85 @@ func (c *combiner) take(key LevelKey, q *levelQueue) []*pending {
 }
 
 // wait waits for the workers to finish the requests they have.
-func (c *combiner) wait() { c.workers.Wait() }
+func (c *combiner) wait() {
+	c.workers.Wait()
+	c.commit.wg.Wait()
+}
+
+// committer runs level jobs in group transactions. Its goroutine runs
+// while jobs are waiting.
+type committer struct {
+	s      *Service
+	maxOps int
+
+	mu      sync.Mutex
+	jobs    []*groupEntry
+	running bool
+	wg      sync.WaitGroup
+}
+
+type groupEntry struct {
+	job  *levelJob
+	done chan struct{}
+}
+
+// run has job committed in the next group and waits for its results.
+func (g *committer) run(job *levelJob) {
+	e := &groupEntry{job: job, done: make(chan struct{})}
+	g.mu.Lock()
+	g.jobs = append(g.jobs, e)
+	if !g.running {
+		g.running = true
+		g.wg.Add(1)
+		go g.loop()
+	}
+	g.mu.Unlock()
+	<-e.done
+}
+
+func (g *committer) loop() {
+	defer g.wg.Done()
+	for {
+		group := g.take()
+		if group == nil {
+			return
+		}
+		jobs := make([]*levelJob, len(group))
+		for i, e := range group {
+			jobs[i] = e.job
+		}
+		g.s.runJobs(context.Background(), jobs)
+		for _, e := range group {
+			close(e.done)
+		}
+	}
+}
+
+// take removes the next group from the waiting jobs: in arrival order, one
+// job per product, up to maxOps requests (the first job always). With none
+// waiting it ends the loop and returns nil.
+func (g *committer) take() []*groupEntry {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var group []*groupEntry
+	products := map[int64]bool{}
+	ops := 0
+	rest := g.jobs[:0]
+	for _, e := range g.jobs {
+		pid := e.job.key.ProductID
+		if products[pid] || (len(group) > 0 && ops+len(e.job.ops) > g.maxOps) {
+			rest = append(rest, e)
+			continue
+		}
+		products[pid] = true
+		ops += len(e.job.ops)
+		group = append(group, e)
+	}
+	clear(g.jobs[len(rest):])
+	g.jobs = rest
+	if len(group) == 0 {
+		g.running = false
+		return nil
+	}
+	return group
+}

@@ -101,6 +101,9 @@ type StockTx struct {
 	// Replays holds the existing movements for the idempotency keys the
 	// caller asked about.
 	Replays map[string]Movement
+	// Err, set by the store, says why the level cannot be changed (its
+	// product or location does not exist).
+	Err error
 
 	movements []Movement
 }
@@ -108,6 +111,10 @@ type StockTx struct {
 // Movements returns the movements appended so far; after the store commits,
 // they carry their sequence numbers.
 func (tx *StockTx) Movements() []Movement { return tx.movements }
+
+// Discard drops the appended movements: the store then leaves the level
+// and its product untouched.
+func (tx *StockTx) Discard() { tx.movements = nil }
 
 // Apply checks m against the current state and, if it is allowed, applies
 // it: the level and product totals change, m gets its after-values and alert

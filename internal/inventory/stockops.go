@@ -141,25 +141,6 @@ func (s *Service) lock(ctx context.Context, key LevelKey) (lock.Lease, error) {
 	}
 }
 
-// leaseContext returns a context that is cancelled with cause
-// lock.ErrLeaseLost when the lease is lost, so a transaction still running
-// then is rolled back; stop releases it.
-func leaseContext(ctx context.Context, lease lock.Lease) (_ context.Context, stop func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-lease.Done():
-			cancel(lock.ErrLeaseLost)
-		case <-done:
-		}
-	}()
-	return ctx, func() {
-		close(done)
-		cancel(nil)
-	}
-}
-
 func errLeaseLost(cause error) *Error {
 	return &Error{Code: CodeUnavailable, Message: "the stock lock lapsed before the change was committed; nothing changed; retry", Err: cause}
 }

@@ -30,19 +30,22 @@ type Store interface {
 	// Levels returns the product's stock levels ordered by location ID.
 	Levels(ctx context.Context, productID int64) ([]Level, error)
 
-	// UpdateStock runs one stock transaction on key: it locks the product,
-	// loads tx (the level is created empty if missing; an unknown product or
-	// location is CodeNotFound), loads Replays for replayKeys, and calls fn.
-	// If fn succeeds and appended movements, the store writes the level
-	// (compare-and-set on its version, and only if the level's fence is not
-	// newer than fence, which it records; the zero Fence marks a write made
-	// without a lease, which neither checks nor moves the level's fence),
-	// the product totals and the
-	// movements, assigns their sequence numbers and commits. A failed
-	// compare-and-set is ErrVersionConflict. If fn fails, nothing is written
-	// and its error is returned. Cancelling ctx before the commit rolls the
-	// transaction back.
-	UpdateStock(ctx context.Context, key LevelKey, fence Fence, replayKeys []string, fn func(tx *StockTx) error) error
+	// UpdateStocks runs one stock transaction over the levels of works, each
+	// of a different product. It locks their products (in ID order), loads
+	// a StockTx per work (in works order; if the product or location does
+	// not exist, its Err says so and it must be left alone; a missing level
+	// of an existing location starts empty), with the Replays of the work's
+	// replay keys, and calls apply. Then, for every StockTx that appended
+	// movements, it writes the level (compare-and-set on its version, and
+	// only if the level's fence is not newer than the work's, which it
+	// records; the zero Fence marks a write made without a lease, which
+	// neither checks nor moves the level's fence), the product totals and
+	// the movements, with consecutive sequences in works order. A failed
+	// compare-and-set is ErrVersionConflict; a concurrently used idempotency
+	// key is ErrDuplicateKey. Last, beforeCommit (if not nil) may still roll
+	// everything back by returning an error. If apply fails, nothing is
+	// written and its error is returned.
+	UpdateStocks(ctx context.Context, works []LevelWork, apply func(txs []*StockTx) error, beforeCommit func() error) error
 
 	// Movements returns ledger rows as q selects them.
 	Movements(ctx context.Context, q MovementQuery) (MovementPage, error)
@@ -58,6 +61,16 @@ type Store interface {
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+}
+
+// LevelWork is one level's part of a stock transaction.
+type LevelWork struct {
+	Key LevelKey
+	// Fence is the lease the level is written under.
+	Fence Fence
+	// ReplayKeys are idempotency keys whose existing movements the
+	// transaction loads into the level's StockTx.Replays.
+	ReplayKeys []string
 }
 
 // IdempotencyRecord remembers a product mutation made with an idempotency

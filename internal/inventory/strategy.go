@@ -40,21 +40,28 @@ func (s *Service) applyStock(ctx context.Context, op stockOp) (StockResult, erro
 	var r opResult
 	switch s.strategy {
 	case StrategyLockPerRequest:
-		r = s.applyBatch(ctx, ctx, op.key, []stockOp{op})[0]
+		r = s.lockAndRun(ctx, op.key, []stockOp{op})[0]
 	case StrategyRowLock:
-		r = s.runBatch(ctx, ctx, op.key, []stockOp{op}, nil, Fence{})[0]
+		r = s.runUnlocked(ctx, op)
 	case StrategyUnsafe:
-		r = s.applyUnsafe(ctx, op)
+		r = s.runUnsafe(ctx, op)
 	default:
 		r = s.combiner.submit(ctx, op)
 	}
 	return r.res, r.err
 }
 
-// applyUnsafe is StrategyUnsafe: the level and product read before the
+// runUnlocked runs op in a transaction of its own, without a lease.
+func (s *Service) runUnlocked(ctx context.Context, op stockOp) opResult {
+	job := &levelJob{key: op.key, ops: []stockOp{op}}
+	s.runJobs(ctx, []*levelJob{job})
+	return job.results[0]
+}
+
+// runUnsafe is StrategyUnsafe: the level and product read before the
 // transaction replace what the transaction read, as in a read-then-write
 // without a lock.
-func (s *Service) applyUnsafe(ctx context.Context, op stockOp) opResult {
+func (s *Service) runUnsafe(ctx context.Context, op stockOp) opResult {
 	p, err := s.store.Product(ctx, op.key.ProductID)
 	if err != nil {
 		return opResult{err: err}
@@ -75,5 +82,5 @@ func (s *Service) applyUnsafe(ctx context.Context, op stockOp) opResult {
 		tx.Level.Stock, tx.Level.Reserved = lvl.Stock, lvl.Reserved
 		return op.movement(tx)
 	}
-	return s.runBatch(ctx, ctx, op.key, []stockOp{stale}, nil, Fence{})[0]
+	return s.runUnlocked(ctx, stale)
 }

@@ -1,0 +1,109 @@
+package gormstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+func newProduct(t *testing.T, s *gormstore.Store, sku string) inventory.Product {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	p := inventory.Product{SKU: sku, Name: sku, Version: 1, CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateProduct(context.Background(), &p, nil, inventory.IdempotencyRecord{}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func receive(tx *inventory.StockTx, n int64) error {
+	m := inventory.Movement{Type: inventory.MovementIn, Delta: n, CreatedAt: time.Now()}
+	return tx.Apply(&m)
+}
+
+// TestUpdateStocksGroup writes several levels in one transaction: levels
+// of unknown products or locations are reported on their own StockTx and
+// left alone, the others are written, with consecutive sequences in order.
+func TestUpdateStocksGroup(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := gormstoretest.Open(t, driver)
+		a, b := newProduct(t, s, "A"), newProduct(t, s, "B")
+		fence := inventory.Fence{Epoch: 1, Token: 5}
+		works := []inventory.LevelWork{
+			{Key: inventory.LevelKey{ProductID: b.ID, LocationID: 1}, Fence: fence},
+			{Key: inventory.LevelKey{ProductID: 999, LocationID: 1}, Fence: fence},
+			{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 77}, Fence: fence},
+		}
+		var got []*inventory.StockTx
+		err := s.UpdateStocks(context.Background(), works, func(txs []*inventory.StockTx) error {
+			got = txs
+			if txs[0].Err != nil {
+				return txs[0].Err
+			}
+			if err := receive(txs[0], 3); err != nil {
+				return err
+			}
+			return receive(txs[0], 4)
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inventory.ErrorCode(got[1].Err) != inventory.CodeNotFound || inventory.ErrorCode(got[2].Err) != inventory.CodeNotFound {
+			t.Fatalf("unknown product / location: %v, %v; want NOT_FOUND each", got[1].Err, got[2].Err)
+		}
+		ms := got[0].Movements()
+		if ms[0].Seq == 0 || ms[1].Seq != ms[0].Seq+1 || got[0].Level.Fence != fence || got[0].Level.Version != 1 {
+			t.Fatalf("committed: %+v level %+v", ms, got[0].Level)
+		}
+		levels, _ := s.Levels(context.Background(), b.ID)
+		if len(levels) != 1 || levels[0].Stock != 7 {
+			t.Fatalf("levels of B: %+v", levels)
+		}
+
+		// A group with a conflicting level writes nothing at all.
+		works = []inventory.LevelWork{
+			{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}, Fence: fence},
+			{Key: inventory.LevelKey{ProductID: b.ID, LocationID: 1}, Fence: inventory.Fence{Epoch: 1, Token: 4}},
+		}
+		err = s.UpdateStocks(context.Background(), works, func(txs []*inventory.StockTx) error {
+			for _, tx := range txs {
+				if err := receive(tx, 1); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, nil)
+		if !errors.Is(err, inventory.ErrVersionConflict) {
+			t.Fatalf("stale fence in a group: %v, want ErrVersionConflict", err)
+		}
+		if levels, _ := s.Levels(context.Background(), a.ID); len(levels) != 0 {
+			t.Fatalf("a failed group wrote A's level: %+v", levels)
+		}
+
+		// beforeCommit can still roll everything back.
+		stop := errors.New("stop")
+		err = s.UpdateStocks(context.Background(), works[:1], func(txs []*inventory.StockTx) error { return receive(txs[0], 1) },
+			func() error { return stop })
+		if !errors.Is(err, stop) {
+			t.Fatalf("beforeCommit error: %v", err)
+		}
+		if last, _ := s.LastSeq(context.Background()); last != ms[1].Seq {
+			t.Fatalf("ledger sequence %d after rolled-back groups, want %d", last, ms[1].Seq)
+		}
+	})
+}
+
+func TestUpdateStocksRefusesTwoLevelsOfOneProduct(t *testing.T) {
+	s := gormstoretest.Open(t, gormstore.SQLite)
+	a := newProduct(t, s, "A")
+	works := []inventory.LevelWork{{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}}, {Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}}}
+	err := s.UpdateStocks(context.Background(), works, func([]*inventory.StockTx) error { return nil }, nil)
+	if err == nil {
+		t.Fatal("accepted two levels of one product in one transaction")
+	}
+}
