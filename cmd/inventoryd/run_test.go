@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -292,5 +293,25 @@ func TestGracefulShutdown(t *testing.T) {
 	s2.graphql(t, `query($id: ID!) { product(id: $id) { stock } }`, map[string]any{"id": id}, &out)
 	if sold := 1000 - out.Product.Stock; sold != nAcked {
 		t.Fatalf("%d units sold in the database, %d acknowledged", sold, nAcked)
+	}
+}
+
+// TestPprofOnItsOwnListener: profiles are served only where
+// INVENTORY_PPROF_ADDR says, never on the API's listener.
+func TestPprofOnItsOwnListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	env := envFor(t, gormstore.SQLite)
+	env["INVENTORY_PPROF_ADDR"] = addr
+	s := startServer(t, env)
+	if code, body := get(t, "http://"+addr+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("GET pprof index = %d", code)
+	}
+	if code, _ := get(t, s.url+"/debug/pprof/"); code != 404 {
+		t.Errorf("the API listener serves profiles: %d", code)
 	}
 }

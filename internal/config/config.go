@@ -42,6 +42,8 @@ type Config struct {
 	CombineMaxWaiting int
 	LogLevel          slog.Level
 	ShutdownTimeout   time.Duration
+	// PprofAddr, if set, serves net/http/pprof on a listener of its own.
+	PprofAddr string
 }
 
 // Lock backends.
@@ -89,6 +91,8 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.CombineMaxWaiting, err = strconv.Atoi(v); return err }},
 	{"log-level", "INVENTORY_LOG_LEVEL", "info", "log level: debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"pprof-addr", "INVENTORY_PPROF_ADDR", "", "if set, serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it private",
+		func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{"shutdown-timeout", "INVENTORY_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight requests",
 		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return err }},
 }
@@ -140,6 +144,11 @@ func (c Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("INVENTORY_DB_DRIVER: %q is not supported (want sqlite or postgres)", c.DBDriver)
+	}
+	if c.PprofAddr != "" {
+		if _, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" {
+			return fmt.Errorf("INVENTORY_PPROF_ADDR: %q is not host:port", c.PprofAddr)
+		}
 	}
 	if c.DBDSN == "" {
 		return errors.New("INVENTORY_DB_DSN must not be empty")

@@ -15,6 +15,9 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
+// sqlStateWriteCheck is raised by stock_write_check (migration 0003).
+const sqlStateWriteCheck = "IV001"
+
 // SQLite extended result codes.
 const (
 	sqliteBusy             = 5
@@ -36,6 +39,9 @@ func translate(err error) error {
 	}
 	if errors.Is(err, inventory.ErrVersionConflict) || errors.Is(err, inventory.ErrDuplicateKey) {
 		return err
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == sqlStateWriteCheck {
+		return inventory.ErrVersionConflict
 	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return inventory.Errorf(inventory.CodeNotFound, "not found")

@@ -114,3 +114,20 @@ type locationRow struct {
 func (r locationRow) location() inventory.Location {
 	return inventory.Location{ID: r.ID, Code: r.Code, Name: r.Name, CreatedAt: r.CreatedAt.UTC()}
 }
+
+// The fields methods return pointers to a row's fields in the order of its
+// columns constant, for scanning without GORM (the PostgreSQL hot path).
+
+func (r *productRow) fields() []any {
+	return []any{&r.ID, &r.SKU, &r.Name, &r.PriceMicros, &r.Threshold, &r.Stock, &r.Reserved, &r.LowStockAlerted,
+		&r.Version, &r.CreatedAt, &r.UpdatedAt}
+}
+
+func (r *levelRow) fields() []any {
+	return []any{&r.ProductID, &r.LocationID, &r.Stock, &r.Reserved, &r.Version, &r.LeaseEpoch, &r.LeaseToken, &r.UpdatedAt}
+}
+
+func (r *movementRow) fields() []any {
+	return []any{&r.Seq, &r.ProductID, &r.LocationID, &r.Type, &r.Delta, &r.QuantityAfter, &r.AvailableAfter, &r.LowStockAlert,
+		&r.Reason, &r.Reference, &r.Actor, &r.IdempotencyKey, &r.RequestHash, &r.LeaseEpoch, &r.LeaseToken, &r.TraceID, &r.CreatedAt}
+}

@@ -13,32 +13,54 @@ import (
 )
 
 // UpdateStocks runs one stock transaction over several levels; see
-// inventory.Store. On PostgreSQL it costs the same number of statements
-// whatever the number of levels: reads and writes are batched.
+// inventory.Store. Its cost in statements does not grow with the number of
+// levels and movements on PostgreSQL (see pgUpdateStocks); on SQLite,
+// which runs in process, statements cost no round trips.
 func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
 	if len(works) == 0 {
 		return nil
+	}
+	if err := checkDistinctProducts(works); err != nil {
+		return err
+	}
+	if s.driver == Postgres {
+		return s.pgUpdateStocks(ctx, works, apply, beforeCommit)
 	}
 	return s.write(ctx, func(tx *gorm.DB) error {
 		items, err := s.loadStock(tx, works)
 		if err != nil {
 			return err
 		}
-		txs := make([]*inventory.StockTx, len(items))
-		for i := range items {
-			txs[i] = items[i].st
-		}
-		if err := apply(txs); err != nil {
-			return err
-		}
-		if err := s.writeStocks(tx, items); err != nil {
+		if err := apply(stockTxs(items)); err != nil {
 			return err
 		}
 		if beforeCommit != nil {
-			return beforeCommit()
+			if err := beforeCommit(); err != nil {
+				return err
+			}
 		}
-		return nil
+		return s.writeStocks(tx, items)
 	})
+}
+
+func checkDistinctProducts(works []inventory.LevelWork) error {
+	ids := make([]int64, len(works))
+	for i, w := range works {
+		ids[i] = w.Key.ProductID
+	}
+	slices.Sort(ids)
+	if len(slices.Compact(ids)) != len(works) {
+		return fmt.Errorf("stock transaction: two levels of one product")
+	}
+	return nil
+}
+
+func stockTxs(items []stockItem) []*inventory.StockTx {
+	txs := make([]*inventory.StockTx, len(items))
+	for i := range items {
+		txs[i] = items[i].st
+	}
+	return txs
 }
 
 // stockItem is one level of a stock transaction.
@@ -49,63 +71,31 @@ type stockItem struct {
 	readVersion int64 // its version when read
 }
 
-// loadStock locks the products of works in ID order and reads their levels
-// and replays, in three statements.
-func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork) ([]stockItem, error) {
-	ids := make([]int64, len(works))
-	var keys []string
-	for i, w := range works {
-		ids[i] = w.Key.ProductID
-		keys = append(keys, w.ReplayKeys...)
-	}
-	slices.Sort(ids)
-	if len(slices.Compact(slices.Clone(ids))) != len(ids) {
-		return nil, fmt.Errorf("stock transaction: two levels of one product")
-	}
-	var products map[int64]inventory.Product
-	var levels map[inventory.LevelKey]inventory.Level
-	var err error
-	if s.driver == Postgres {
-		products, levels, err = pgLoad(tx, works)
-	} else {
-		products, levels, err = loadProductsAndLevels(tx, ids, works)
-	}
-	if err != nil {
-		return nil, err
-	}
-	replays := map[string]inventory.Movement{}
-	if len(keys) > 0 {
-		q := "SELECT " + movementColumns + " FROM stock_movements WHERE idempotency_key IN ?"
-		if s.driver == Postgres {
-			q = "SELECT " + movementColumns + " FROM stock_movements WHERE idempotency_key = ANY(?::text[])"
-		}
-		var arg any = keys
-		if s.driver == Postgres {
-			arg = pgArray[string](keys)
-		}
-		var rows []movementRow
-		if err := tx.Raw(q, arg).Scan(&rows).Error; err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			replays[r.IdempotencyKey.String] = r.movement()
-		}
-	}
-	items := make([]stockItem, len(works))
-	var missing []int64 // locations of levels not found
+// stockData is what a stock transaction reads before applying: the
+// products, the levels that exist, and the movements of the replay keys.
+type stockData struct {
+	products map[int64]inventory.Product
+	levels   map[inventory.LevelKey]inventory.Level
+	replays  map[string]inventory.Movement
+}
+
+// buildItems makes the StockTx of each work from what was read. It
+// returns the locations of the levels not found, which may not exist.
+func buildItems(works []inventory.LevelWork, d stockData) (items []stockItem, missing []int64) {
+	items = make([]stockItem, len(works))
 	for i, w := range works {
 		st := &inventory.StockTx{Replays: map[string]inventory.Movement{}}
 		for _, k := range w.ReplayKeys {
-			if m, ok := replays[k]; ok {
+			if m, ok := d.replays[k]; ok {
 				st.Replays[k] = m
 			}
 		}
-		p, ok := products[w.Key.ProductID]
+		p, ok := d.products[w.Key.ProductID]
 		st.Product = p
 		if !ok {
 			st.Err = inventory.Errorf(inventory.CodeNotFound, "product %d not found", w.Key.ProductID)
 		}
-		l, exists := levels[w.Key]
+		l, exists := d.levels[w.Key]
 		if !exists {
 			l = inventory.Level{ProductID: w.Key.ProductID, LocationID: w.Key.LocationID}
 			missing = append(missing, w.Key.LocationID)
@@ -113,22 +103,60 @@ func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork) ([]stockItem
 		st.Level = l
 		items[i] = stockItem{st: st, fence: w.Fence, exists: exists, readVersion: l.Version}
 	}
+	return items, missing
+}
+
+// markUnknownLocations sets Err on the new levels whose location is not
+// among found.
+func markUnknownLocations(items []stockItem, found []int64) {
+	for _, it := range items {
+		if !it.exists && it.st.Err == nil && !slices.Contains(found, it.st.Level.LocationID) {
+			it.st.Err = inventory.Errorf(inventory.CodeNotFound, "location %d not found", it.st.Level.LocationID)
+		}
+	}
+}
+
+func replayKeys(works []inventory.LevelWork) []string {
+	var keys []string
+	for _, w := range works {
+		keys = append(keys, w.ReplayKeys...)
+	}
+	return keys
+}
+
+// loadStock reads a stock transaction's data on SQLite, whose immediate
+// transaction already holds the database's write lock.
+func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork) ([]stockItem, error) {
+	ids := make([]int64, len(works))
+	for i, w := range works {
+		ids[i] = w.Key.ProductID
+	}
+	d := stockData{replays: map[string]inventory.Movement{}}
+	var err error
+	if d.products, d.levels, err = loadProductsAndLevels(tx, ids, works); err != nil {
+		return nil, err
+	}
+	if keys := replayKeys(works); len(keys) > 0 {
+		var rows []movementRow
+		if err := tx.Raw("SELECT "+movementColumns+" FROM stock_movements WHERE idempotency_key IN ?", keys).Scan(&rows).Error; err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			d.replays[r.IdempotencyKey.String] = r.movement()
+		}
+	}
+	items, missing := buildItems(works, d)
 	if len(missing) > 0 {
 		var found []int64
 		if err := tx.Raw("SELECT id FROM locations WHERE id IN ?", missing).Scan(&found).Error; err != nil {
 			return nil, err
 		}
-		for _, it := range items {
-			if !it.exists && it.st.Err == nil && !slices.Contains(found, it.st.Level.LocationID) {
-				it.st.Err = inventory.Errorf(inventory.CodeNotFound, "location %d not found", it.st.Level.LocationID)
-			}
-		}
+		markUnknownLocations(items, found)
 	}
 	return items, nil
 }
 
-// loadProductsAndLevels reads the products (ids sorted) and the levels of
-// works; SQLite's immediate transaction already holds the write lock.
+// loadProductsAndLevels reads the products and the levels of works.
 func loadProductsAndLevels(tx *gorm.DB, ids []int64, works []inventory.LevelWork) (map[int64]inventory.Product, map[inventory.LevelKey]inventory.Level, error) {
 	var prows []productRow
 	if err := tx.Raw("SELECT "+productColumns+" FROM products WHERE id IN ? ORDER BY id", ids).Scan(&prows).Error; err != nil {
@@ -161,28 +189,33 @@ func loadLevels(tx *gorm.DB, works []inventory.LevelWork) (map[inventory.LevelKe
 	return out, nil
 }
 
-// writeStocks persists the items that appended movements: their levels
-// (compare-and-set on the version each was read at, and fenced), product
-// totals, and movements, with sequences taken last, so the counter's row
-// lock is held only for the insert and the commit.
-func (s *Store) writeStocks(tx *gorm.DB, items []stockItem) error {
-	var changed []stockItem
-	n := 0
+// changedItems returns the items that appended movements, and how many.
+func changedItems(items []stockItem) (changed []stockItem, n int) {
 	for _, it := range items {
 		if len(it.st.Movements()) > 0 {
 			changed = append(changed, it)
 			n += len(it.st.Movements())
 		}
 	}
+	return changed, n
+}
+
+// writeStocks persists the items that appended movements: their levels
+// (compare-and-set on the version each was read at, and fenced), product
+// totals, and movements, with sequences taken last, so the counter's row
+// lock is held only for the insert and the commit.
+func (s *Store) writeStocks(tx *gorm.DB, items []stockItem) error {
+	changed, n := changedItems(items)
 	if len(changed) == 0 {
 		return nil
 	}
-	if s.driver == Postgres {
-		first, err := pgWrite(tx, changed, n)
-		if err != nil {
+	if s.driver == Postgres { // a new product's initial stock
+		var out struct{ Last int64 }
+		sql, args := pgWrite(changed, n)
+		if err := tx.Raw(sql, args...).Scan(&out).Error; err != nil {
 			return err
 		}
-		committed(changed, first)
+		committed(changed, out.Last-int64(n)+1)
 		return nil
 	}
 	if err := s.writeLevels(tx, changed); err != nil {

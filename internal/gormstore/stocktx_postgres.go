@@ -1,61 +1,188 @@
 package gormstore
 
 import (
+	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
-	"gorm.io/gorm"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-// On PostgreSQL a stock transaction is six round trips whatever the number
-// of levels and movements: BEGIN, a read that locks the products, a read of
-// their levels, a read of the replays, one statement for all writes,
-// COMMIT. Rows travel as typed arrays through unnest, so each
-// statement's text is the same for every transaction and is parsed once.
-// The product rows are locked from the first read to the commit, so every
-// round trip saved there is time the next batch on the product waits less.
+// On PostgreSQL a stock transaction is two round trips, whatever the number
+// of levels and movements. It runs on one of the pool's connections through
+// pgx, with pipelining, which database/sql (and so GORM) does not offer:
+//
+//  1. BEGIN, lock the products in ID order, read their levels, read the
+//     replays. The server runs them in order, so the levels are read after
+//     the lock is held (in READ COMMITTED a statement sees the new version
+//     only of rows it locked itself; a later statement sees all of them).
+//  2. One statement for all writes, and COMMIT. A lost compare-and-set makes
+//     the write statement fail (stock_write_check), which aborts the
+//     transaction, so COMMIT then rolls back.
+//
+// The products are locked from the first trip to the commit: every round
+// trip saved there is time the next batch on the product waits less. The
+// statements' texts are the same for every transaction (rows travel as
+// typed arrays through unnest), so pgx prepares each once per connection.
 
-// pgLoad locks the products of works in ID order, then reads their levels.
-// Two statements: in READ COMMITTED each statement reads its own snapshot,
-// and a statement that waited for a row lock sees the latest version only
-// of the rows it locked; the levels must be read after the lock is held.
-func pgLoad(tx *gorm.DB, works []inventory.LevelWork) (map[int64]inventory.Product, map[inventory.LevelKey]inventory.Level, error) {
+const (
+	pgLockProductsSQL = "SELECT " + productColumns + " FROM products WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
+	pgLevelsSQL       = `SELECT l.product_id, l.location_id, l.stock, l.reserved, l.version, l.lease_epoch, l.lease_token, l.updated_at
+		FROM unnest($1::bigint[], $2::bigint[]) AS k (pid, lid)
+		JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid`
+	pgReplaysSQL   = "SELECT " + movementColumns + " FROM stock_movements WHERE idempotency_key = ANY($1::text[])"
+	pgLocationsSQL = "SELECT id FROM locations WHERE id = ANY($1::bigint[])"
+)
+
+// pgUpdateStocks is UpdateStocks on PostgreSQL.
+func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return translate(err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		err := pgStockTx(ctx, c, works, apply, beforeCommit)
+		if c.PgConn().TxStatus() != 'I' {
+			// A failure left the transaction open: end it, or have the pool
+			// drop the connection.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if _, rerr := c.Exec(rctx, "ROLLBACK"); rerr != nil {
+				return errors.Join(err, driver.ErrBadConn)
+			}
+		}
+		return err
+	})
+	return translate(err)
+}
+
+func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
+	items, err := pgLoad(ctx, c, works)
+	if err != nil {
+		return err
+	}
+	if err := apply(stockTxs(items)); err != nil {
+		return err
+	}
+	if beforeCommit != nil {
+		if err := beforeCommit(); err != nil {
+			return err
+		}
+	}
+	changed, n := changedItems(items)
+	b := &pgx.Batch{}
+	if len(changed) > 0 {
+		sql, args := pgWrite(changed, n)
+		b.Queue(pgNumbered(sql), args...)
+	}
+	b.Queue("COMMIT")
+	br := c.SendBatch(ctx, b)
+	var last int64
+	if len(changed) > 0 {
+		var ok bool
+		if err := br.QueryRow().Scan(&last, &ok); err != nil {
+			_ = br.Close()
+			return err
+		}
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("stock transaction: COMMIT answered %q", tag.String())
+	}
+	committed(changed, last-int64(n)+1)
+	return nil
+}
+
+// pgLoad runs the first round trip: BEGIN, and the reads.
+func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork) ([]stockItem, error) {
 	pids := make([]int64, len(works))
 	lids := make([]int64, len(works))
 	for i, w := range works {
 		pids[i], lids[i] = w.Key.ProductID, w.Key.LocationID
 	}
-	var prows []productRow
-	if err := tx.Raw("SELECT "+productColumns+" FROM products WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE", a(pids)).Scan(&prows).Error; err != nil {
-		return nil, nil, err
+	keys := replayKeys(works)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(pgLockProductsSQL, pids)
+	b.Queue(pgLevelsSQL, pids, lids)
+	if len(keys) > 0 {
+		b.Queue(pgReplaysSQL, keys)
 	}
-	products := make(map[int64]inventory.Product, len(prows))
-	for _, r := range prows {
-		products[r.ID] = r.product()
+	br := c.SendBatch(ctx, b)
+	d, err := pgReadStockData(br, len(keys) > 0)
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
-	var lrows []levelRow
-	err := tx.Raw(`SELECT l.product_id, l.location_id, l.stock, l.reserved, l.version, l.lease_epoch, l.lease_token, l.updated_at
-		FROM unnest(?::bigint[], ?::bigint[]) AS k (pid, lid)
-		JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid`, a(pids), a(lids)).Scan(&lrows).Error
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	levels := make(map[inventory.LevelKey]inventory.Level, len(lrows))
-	for _, r := range lrows {
-		levels[inventory.LevelKey{ProductID: r.ProductID, LocationID: r.LocationID}] = r.level()
+	items, missing := buildItems(works, d)
+	if len(missing) > 0 {
+		rows, _ := c.Query(ctx, pgLocationsSQL, missing)
+		found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, err
+		}
+		markUnknownLocations(items, found)
 	}
-	return products, levels, nil
+	return items, nil
+}
+
+func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
+	d := stockData{products: map[int64]inventory.Product{}, levels: map[inventory.LevelKey]inventory.Level{}, replays: map[string]inventory.Movement{}}
+	if _, err := br.Exec(); err != nil {
+		return d, err
+	}
+	var p productRow
+	rows, _ := br.Query()
+	if _, err := pgx.ForEachRow(rows, p.fields(), func() error { d.products[p.ID] = p.product(); return nil }); err != nil {
+		return d, err
+	}
+	var l levelRow
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, l.fields(), func() error {
+		d.levels[inventory.LevelKey{ProductID: l.ProductID, LocationID: l.LocationID}] = l.level()
+		return nil
+	}); err != nil {
+		return d, err
+	}
+	if withReplays {
+		var m movementRow
+		rows, _ = br.Query()
+		if _, err := pgx.ForEachRow(rows, m.fields(), func() error { d.replays[m.IdempotencyKey.String] = m.movement(); return nil }); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }
 
 // pgWriteSQL writes a stock transaction: it takes n sequences, updates the
 // existing levels (compare-and-set on the version read, fenced unless the
 // write is unfenced), inserts the new ones, saves the product totals and
 // inserts the movements numbered from the first sequence taken. It returns
-// the last sequence and how many levels it updated and inserted, so the
-// caller can tell a lost compare-and-set and roll back.
+// the last sequence, and fails (SQLSTATE IV001) if a level was not updated
+// or inserted as expected. Placeholders are GORM's; pgNumbered turns them
+// into pgx's.
 const pgWriteSQL = `WITH sq AS (
 		UPDATE ledger_sequence SET last = last + ?::bigint WHERE id = 1 RETURNING last
 	), lv AS (
@@ -89,11 +216,12 @@ const pgWriteSQL = `WITH sq AS (
 			WITH ORDINALITY AS m (product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert,
 				reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at, ord)
 	)
-	SELECT (SELECT last FROM sq) AS last, (SELECT count(*) FROM lv) AS updated, (SELECT count(*) FROM nl) AS inserted`
+	SELECT (SELECT last FROM sq) AS last,
+		stock_write_check((SELECT count(*) FROM lv) = ?::bigint AND (SELECT count(*) FROM nl) = ?::bigint) AS ok`
 
-// pgWrite runs pgWriteSQL for the changed items and returns the sequence
-// of the first movement.
-func pgWrite(tx *gorm.DB, items []stockItem, n int) (int64, error) {
+// pgWrite returns pgWriteSQL and its arguments for the changed items,
+// which hold n movements in all.
+func pgWrite(items []stockItem, n int) (string, []any) {
 	var upd struct {
 		pid, lid, stock, reserved, readver, epoch, token []int64
 		fenced                                           []bool
@@ -129,26 +257,33 @@ func pgWrite(tx *gorm.DB, items []stockItem, n int) (int64, error) {
 			mv.pid, mv.lid, mv.delta, mv.qty, mv.avail = append(mv.pid, l.ProductID), append(mv.lid, l.LocationID), append(mv.delta, m.Delta), append(mv.qty, m.QuantityAfter), append(mv.avail, m.AvailableAfter)
 			mv.epoch, mv.token, mv.alert = append(mv.epoch, m.Fence.Epoch), append(mv.token, m.Fence.Token), append(mv.alert, m.LowStockAlert)
 			mv.typ, mv.reason, mv.ref, mv.actor, mv.trace = append(mv.typ, string(m.Type)), append(mv.reason, m.Reason), append(mv.ref, m.Reference), append(mv.actor, m.Actor), append(mv.trace, m.TraceID)
-			key, hash := nullable(m.IdempotencyKey), nullableHash(m)
-			mv.key, mv.hash = append(mv.key, nullPtr(key)), append(mv.hash, nullPtr(hash))
+			mv.key, mv.hash = append(mv.key, nullPtr(nullable(m.IdempotencyKey))), append(mv.hash, nullPtr(nullableHash(m)))
 			mv.at = append(mv.at, m.CreatedAt.UTC())
 		}
 	}
-	var out struct{ Last, Updated, Inserted int64 }
-	err := tx.Raw(pgWriteSQL, n,
+	return pgWriteSQL, []any{n,
 		a(upd.pid), a(upd.lid), a(upd.stock), a(upd.reserved), a(upd.readver), a(upd.fenced), a(upd.epoch), a(upd.token), a(upd.at),
 		a(ins.pid), a(ins.lid), a(ins.stock), a(ins.reserved), a(ins.epoch), a(ins.token), a(ins.at),
 		a(prod.id), a(prod.stock), a(prod.reserved), a(prod.alerted),
 		n, a(mv.pid), a(mv.lid), a(mv.typ), a(mv.delta), a(mv.qty), a(mv.avail), a(mv.alert), a(mv.reason), a(mv.ref), a(mv.actor),
 		a(mv.key), a(mv.hash), a(mv.epoch), a(mv.token), a(mv.trace), a(mv.at),
-	).Scan(&out).Error
-	if err != nil {
-		return 0, err
+		len(upd.pid), len(ins.pid),
 	}
-	if out.Updated != int64(len(upd.pid)) || out.Inserted != int64(len(ins.pid)) {
-		return 0, inventory.ErrVersionConflict
+}
+
+// pgNumbered rewrites GORM's ? placeholders as pgx's $1, $2, ….
+func pgNumbered(sql string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range sql {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
 	}
-	return out.Last - int64(n) + 1, nil
+	return b.String()
 }
 
 // pgArray passes a slice as one array parameter: GORM would expand a bare

@@ -42,9 +42,10 @@ type Store interface {
 	// neither checks nor moves the level's fence), the product totals and
 	// the movements, with consecutive sequences in works order. A failed
 	// compare-and-set is ErrVersionConflict; a concurrently used idempotency
-	// key is ErrDuplicateKey. Last, beforeCommit (if not nil) may still roll
-	// everything back by returning an error. If apply fails, nothing is
-	// written and its error is returned.
+	// key is ErrDuplicateKey. beforeCommit (if not nil) runs after apply, as
+	// late as the store can before writing and committing; its error rolls
+	// everything back. If apply fails, nothing is written and its error is
+	// returned.
 	UpdateStocks(ctx context.Context, works []LevelWork, apply func(txs []*StockTx) error, beforeCommit func() error) error
 
 	// Movements returns ledger rows as q selects them.
