@@ -60,7 +60,7 @@ func TestFencedWrites(t *testing.T) {
 // updateOne runs a stock transaction on one level.
 func updateOne(s *gormstore.Store, key inventory.LevelKey, f inventory.Fence, fn func(*inventory.StockTx) error) error {
 	return s.UpdateStocks(context.Background(), []inventory.LevelWork{{Key: key, Fence: f}},
-		inventory.StockCallbacks{Apply: func(txs []*inventory.StockTx) error { return fn(txs[0]) }})
+		func(txs []*inventory.StockTx) error { return fn(txs[0]) }, nil)
 }
 
 func TestLockEpochs(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 // inventory.Store. Its cost in statements does not grow with the number of
 // levels and movements on PostgreSQL (see pgUpdateStocks); on SQLite,
 // which runs in process, statements cost no round trips.
-func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, cb inventory.StockCallbacks) error {
+func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
 	if len(works) == 0 {
 		return nil
 	}
@@ -24,23 +24,18 @@ func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, c
 		return err
 	}
 	if s.driver == Postgres {
-		return s.pgUpdateStocks(ctx, works, cb)
+		return s.pgUpdateStocks(ctx, works, apply, beforeCommit)
 	}
 	return s.write(ctx, func(tx *gorm.DB) error {
-		// The immediate transaction holds the database's write lock, and
-		// writers queue for it in order (see write).
-		if cb.Locked != nil {
-			cb.Locked()
-		}
 		items, err := s.loadStock(tx, works)
 		if err != nil {
 			return err
 		}
-		if err := cb.Apply(stockTxs(items)); err != nil {
+		if err := apply(stockTxs(items)); err != nil {
 			return err
 		}
-		if cb.BeforeCommit != nil {
-			if err := cb.BeforeCommit(); err != nil {
+		if beforeCommit != nil {
+			if err := beforeCommit(); err != nil {
 				return err
 			}
 		}

@@ -43,7 +43,7 @@ const (
 )
 
 // pgUpdateStocks is UpdateStocks on PostgreSQL.
-func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork, cb inventory.StockCallbacks) error {
+func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
@@ -55,7 +55,7 @@ func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork,
 	defer conn.Close()
 	err = conn.Raw(func(dc any) error {
 		c := dc.(*stdlib.Conn).Conn()
-		err := pgStockTx(ctx, c, works, cb)
+		err := pgStockTx(ctx, c, works, apply, beforeCommit)
 		if c.PgConn().TxStatus() != 'I' {
 			// A failure left the transaction open: end it, or have the pool
 			// drop the connection.
@@ -70,16 +70,16 @@ func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork,
 	return translate(err)
 }
 
-func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, cb inventory.StockCallbacks) error {
-	items, err := pgLoad(ctx, c, works, cb.Locked)
+func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
+	items, err := pgLoad(ctx, c, works)
 	if err != nil {
 		return err
 	}
-	if err := cb.Apply(stockTxs(items)); err != nil {
+	if err := apply(stockTxs(items)); err != nil {
 		return err
 	}
-	if cb.BeforeCommit != nil {
-		if err := cb.BeforeCommit(); err != nil {
+	if beforeCommit != nil {
+		if err := beforeCommit(); err != nil {
 			return err
 		}
 	}
@@ -113,9 +113,8 @@ func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, cb
 	return nil
 }
 
-// pgLoad runs the first round trip: BEGIN, and the reads. locked, if set,
-// is called once the products are locked.
-func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, locked func()) ([]stockItem, error) {
+// pgLoad runs the first round trip: BEGIN, and the reads.
+func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork) ([]stockItem, error) {
 	pids := make([]int64, len(works))
 	lids := make([]int64, len(works))
 	for i, w := range works {
@@ -130,7 +129,7 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, locke
 		b.Queue(pgReplaysSQL, keys)
 	}
 	br := c.SendBatch(ctx, b)
-	d, err := pgReadStockData(br, len(keys) > 0, locked)
+	d, err := pgReadStockData(br, len(keys) > 0)
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -149,7 +148,7 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, locke
 	return items, nil
 }
 
-func pgReadStockData(br pgx.BatchResults, withReplays bool, locked func()) (stockData, error) {
+func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
 	d := stockData{products: map[int64]inventory.Product{}, levels: map[inventory.LevelKey]inventory.Level{}, replays: map[string]inventory.Movement{}}
 	if _, err := br.Exec(); err != nil {
 		return d, err
@@ -158,9 +157,6 @@ func pgReadStockData(br pgx.BatchResults, withReplays bool, locked func()) (stoc
 	rows, _ := br.Query()
 	if _, err := pgx.ForEachRow(rows, p.fields(), func() error { d.products[p.ID] = p.product(); return nil }); err != nil {
 		return d, err
-	}
-	if locked != nil {
-		locked()
 	}
 	var l levelRow
 	rows, _ = br.Query()

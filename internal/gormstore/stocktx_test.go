@@ -40,7 +40,7 @@ func TestUpdateStocksGroup(t *testing.T) {
 			{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 77}, Fence: fence},
 		}
 		var got []*inventory.StockTx
-		err := s.UpdateStocks(context.Background(), works, inventory.StockCallbacks{Apply: func(txs []*inventory.StockTx) error {
+		err := s.UpdateStocks(context.Background(), works, func(txs []*inventory.StockTx) error {
 			got = txs
 			if txs[0].Err != nil {
 				return txs[0].Err
@@ -49,7 +49,7 @@ func TestUpdateStocksGroup(t *testing.T) {
 				return err
 			}
 			return receive(txs[0], 4)
-		}})
+		}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,14 +70,14 @@ func TestUpdateStocksGroup(t *testing.T) {
 			{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}, Fence: fence},
 			{Key: inventory.LevelKey{ProductID: b.ID, LocationID: 1}, Fence: inventory.Fence{Epoch: 1, Token: 4}},
 		}
-		err = s.UpdateStocks(context.Background(), works, inventory.StockCallbacks{Apply: func(txs []*inventory.StockTx) error {
+		err = s.UpdateStocks(context.Background(), works, func(txs []*inventory.StockTx) error {
 			for _, tx := range txs {
 				if err := receive(tx, 1); err != nil {
 					return err
 				}
 			}
 			return nil
-		}})
+		}, nil)
 		if !errors.Is(err, inventory.ErrVersionConflict) {
 			t.Fatalf("stale fence in a group: %v, want ErrVersionConflict", err)
 		}
@@ -87,10 +87,8 @@ func TestUpdateStocksGroup(t *testing.T) {
 
 		// beforeCommit can still roll everything back.
 		stop := errors.New("stop")
-		err = s.UpdateStocks(context.Background(), works[:1], inventory.StockCallbacks{
-			Apply:        func(txs []*inventory.StockTx) error { return receive(txs[0], 1) },
-			BeforeCommit: func() error { return stop },
-		})
+		err = s.UpdateStocks(context.Background(), works[:1], func(txs []*inventory.StockTx) error { return receive(txs[0], 1) },
+			func() error { return stop })
 		if !errors.Is(err, stop) {
 			t.Fatalf("beforeCommit error: %v", err)
 		}
@@ -104,48 +102,8 @@ func TestUpdateStocksRefusesTwoLevelsOfOneProduct(t *testing.T) {
 	s := gormstoretest.Open(t, gormstore.SQLite)
 	a := newProduct(t, s, "A")
 	works := []inventory.LevelWork{{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}}, {Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}}}
-	err := s.UpdateStocks(context.Background(), works, inventory.StockCallbacks{Apply: func([]*inventory.StockTx) error { return nil }})
+	err := s.UpdateStocks(context.Background(), works, func([]*inventory.StockTx) error { return nil }, nil)
 	if err == nil {
 		t.Fatal("accepted two levels of one product in one transaction")
 	}
-}
-
-// TestLockedOrdersTransactions starts a second transaction on a product
-// once the first has called Locked: the second runs after the first
-// commits, and sees its change.
-func TestLockedOrdersTransactions(t *testing.T) {
-	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
-		s := gormstoretest.Open(t, driver)
-		a := newProduct(t, s, "A")
-		key := inventory.LevelKey{ProductID: a.ID, LocationID: 1}
-		locked, release := make(chan struct{}), make(chan struct{})
-		first := make(chan error, 1)
-		go func() {
-			first <- s.UpdateStocks(context.Background(), []inventory.LevelWork{{Key: key}}, inventory.StockCallbacks{
-				Locked: func() { close(locked) },
-				Apply: func(txs []*inventory.StockTx) error {
-					<-release // hold the lock while the second one starts
-					return receive(txs[0], 5)
-				},
-			})
-		}()
-		<-locked
-		second := make(chan int64, 1)
-		go func() {
-			_ = s.UpdateStocks(context.Background(), []inventory.LevelWork{{Key: key}}, inventory.StockCallbacks{
-				Apply: func(txs []*inventory.StockTx) error {
-					second <- txs[0].Level.Stock
-					return receive(txs[0], 1)
-				},
-			})
-		}()
-		time.Sleep(50 * time.Millisecond) // the second is now waiting for the lock
-		close(release)
-		if err := <-first; err != nil {
-			t.Fatal(err)
-		}
-		if got := <-second; got != 5 {
-			t.Fatalf("the second transaction read stock %d, want the first one's 5", got)
-		}
-	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 
 	"github.com/shopstack/inventory/internal/lock"
 )
@@ -39,7 +38,7 @@ func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) [
 		s.afterLock(ctx, key, lease)
 	}
 	job := &levelJob{key: key, ops: ops, fence: Fence{Epoch: s.epoch, Token: lease.Token()}, lost: lease.Done()}
-	s.runJobs(ctx, []*levelJob{job}, nil)
+	s.runJobs(ctx, []*levelJob{job})
 	return job.results
 }
 
@@ -49,14 +48,10 @@ func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) [
 // It retries the transaction when it lost a race it can recover from. A job
 // whose lease is lost before the commit is not written and fails with a
 // retryable UNAVAILABLE; errors of the transaction as a whole are every
-// op's outcome. locked (if set) is called when the products are locked,
-// at most once.
-func (s *Service) runJobs(ctx context.Context, jobs []*levelJob, locked func()) {
-	if locked != nil {
-		locked = sync.OnceFunc(locked)
-	}
+// op's outcome.
+func (s *Service) runJobs(ctx context.Context, jobs []*levelJob) {
 	for attempt := 1; len(jobs) > 0; {
-		lostAtCommit, err := s.jobsTx(ctx, jobs, locked)
+		lostAtCommit, err := s.jobsTx(ctx, jobs)
 		if len(lostAtCommit) > 0 {
 			// Rolled back: those jobs fail, the others run again.
 			for _, j := range lostAtCommit {
@@ -88,7 +83,7 @@ var errLostAtCommit = errors.New("inventory: lease lost before commit")
 // jobsTx is one attempt at the transaction of jobs. On success it sets
 // every job's results. If a lease was lost during the writes, it rolls back
 // and returns the jobs that lost theirs.
-func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, locked func()) (lostAtCommit []*levelJob, err error) {
+func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []*levelJob, err error) {
 	works := make([]LevelWork, len(jobs))
 	for i, j := range jobs {
 		works[i] = LevelWork{Key: j.key, Fence: j.fence}
@@ -100,29 +95,25 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, locked func()) (
 	}
 	var txs []*StockTx
 	steps := make([][]batchStep, len(jobs))
-	err = s.store.UpdateStocks(ctx, works, StockCallbacks{
-		Locked: locked,
-		Apply: func(t []*StockTx) error {
-			txs = t
-			for i, tx := range t {
-				steps[i] = nil
-				if tx.Err == nil && !closed(jobs[i].lost) {
-					steps[i] = applyOps(tx, jobs[i].ops, jobs[i].fence)
-				}
+	err = s.store.UpdateStocks(ctx, works, func(t []*StockTx) error {
+		txs = t
+		for i, tx := range t {
+			steps[i] = nil
+			if tx.Err == nil && !closed(jobs[i].lost) {
+				steps[i] = applyOps(tx, jobs[i].ops, jobs[i].fence)
 			}
-			return nil
-		},
-		BeforeCommit: func() error {
-			for _, j := range jobs {
-				if closed(j.lost) {
-					lostAtCommit = append(lostAtCommit, j)
-				}
+		}
+		return nil
+	}, func() error {
+		for _, j := range jobs {
+			if closed(j.lost) {
+				lostAtCommit = append(lostAtCommit, j)
 			}
-			if len(lostAtCommit) > 0 {
-				return errLostAtCommit
-			}
-			return nil
-		},
+		}
+		if len(lostAtCommit) > 0 {
+			return errLostAtCommit
+		}
+		return nil
 	})
 	if errors.Is(err, errLostAtCommit) {
 		return lostAtCommit, nil

@@ -14,20 +14,13 @@ import (
 // Each level with requests waiting has one worker goroutine, started on
 // demand and ended when its queue is empty. It takes up to maxBatch
 // requests at a time as a level job, under a lease it keeps while its queue
-// stays busy (up to maxHold, so that other replicas get their turn), with
-// up to maxJobsInFlight jobs in the committer at once.
+// stays busy (up to maxHold, so that other replicas get their turn).
 //
 // Level workers hand their jobs to the committer, which runs the jobs
 // waiting for it, one per product, in one transaction: one commit, and one
-// update of the ledger sequence, for many levels; up to maxGroupsInFlight
-// transactions overlap. The busier the service, the larger the batches and
-// groups, so the cost per request falls with load.
-//
-// Requests of a level are applied in arrival order: a job is submitted
-// after the previous one, and its transaction starts once the previous one
-// holds the product's lock. The exception is a transaction that must be
-// retried (a lost race on a version or an idempotency key) while the next
-// one already waits for the lock: the next one then commits first.
+// update of the ledger sequence, for many levels. The busier the service,
+// the larger the batches and groups, so the cost per request falls with
+// load.
 type combiner struct {
 	s          *Service
 	maxBatch   int
@@ -106,37 +99,13 @@ func (c *combiner) submit(ctx context.Context, op stockOp) opResult {
 	}
 }
 
-// maxJobsInFlight bounds the jobs of one level in the committer at once:
-// while one commits, the next is already waiting for its products' locks in
-// the database, so it starts the moment the first commits.
-const maxJobsInFlight = 2
-
-// flightJob is a level job handed to the committer.
-type flightJob struct {
-	batch []*pending
-	job   *levelJob
-	done  <-chan struct{}
-}
-
 // work serves the queue of key until it is empty.
 func (c *combiner) work(key LevelKey, q *levelQueue) {
 	defer c.workers.Done()
 	ctx := context.Background()
 	var lease lock.Lease
 	var since time.Time
-	var inFlight []flightJob
-	finishOldest := func() {
-		f := inFlight[0]
-		<-f.done
-		c.answer(f.batch, f.job.results)
-		inFlight = inFlight[1:]
-	}
-	// release drains the jobs in flight first: they are written under the
-	// lease, and a write after its release would be fenced off.
 	release := func() {
-		for len(inFlight) > 0 {
-			finishOldest()
-		}
 		if lease != nil {
 			c.s.unlock(ctx, key, lease)
 			lease = nil
@@ -144,19 +113,9 @@ func (c *combiner) work(key LevelKey, q *levelQueue) {
 	}
 	defer release()
 	for {
-		if len(inFlight) == maxJobsInFlight {
-			finishOldest()
-		}
-		batch := c.take(q)
-		if len(batch) == 0 {
-			if len(inFlight) > 0 {
-				finishOldest()
-				continue
-			}
-			if c.retire(key, q) {
-				return
-			}
-			continue
+		batch := c.take(key, q)
+		if batch == nil {
+			return
 		}
 		if lease != nil && (closed(lease.Done()) || time.Since(since) > maxHold) {
 			release()
@@ -176,7 +135,8 @@ func (c *combiner) work(key LevelKey, q *levelQueue) {
 		for i, p := range batch {
 			job.ops[i] = p.op
 		}
-		inFlight = append(inFlight, flightJob{batch: batch, job: job, done: c.commit.submit(job)})
+		c.commit.run(job)
+		c.answer(batch, job.results)
 	}
 }
 
@@ -188,8 +148,9 @@ func (c *combiner) answer(batch []*pending, results []opResult) {
 }
 
 // take removes up to maxBatch live requests from the head of q, dropping
-// the cancelled ones.
-func (c *combiner) take(q *levelQueue) []*pending {
+// the cancelled ones. With none left it removes the queue and returns nil:
+// the worker ends, and the next request starts a new one.
+func (c *combiner) take(key LevelKey, q *levelQueue) []*pending {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var batch []*pending
@@ -205,23 +166,93 @@ func (c *combiner) take(q *levelQueue) []*pending {
 	}
 	clear(q.reqs[:n])
 	q.reqs = q.reqs[n:]
-	return batch
-}
-
-// retire removes q if it is still empty, and reports whether it did: the
-// worker then ends, and the next request for key starts a new one.
-func (c *combiner) retire(key LevelKey, q *levelQueue) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(q.reqs) > 0 {
-		return false
+	if len(batch) == 0 {
+		delete(c.queues, key)
+		return nil
 	}
-	delete(c.queues, key)
-	return true
+	return batch
 }
 
 // wait waits for the workers to finish the requests they have.
 func (c *combiner) wait() {
 	c.workers.Wait()
 	c.commit.wg.Wait()
+}
+
+// committer runs level jobs in group transactions. Its goroutine runs
+// while jobs are waiting.
+type committer struct {
+	s      *Service
+	maxOps int
+
+	mu      sync.Mutex
+	jobs    []*groupEntry
+	running bool
+	wg      sync.WaitGroup
+}
+
+type groupEntry struct {
+	job  *levelJob
+	done chan struct{}
+}
+
+// run has job committed in the next group and waits for its results.
+func (g *committer) run(job *levelJob) {
+	e := &groupEntry{job: job, done: make(chan struct{})}
+	g.mu.Lock()
+	g.jobs = append(g.jobs, e)
+	if !g.running {
+		g.running = true
+		g.wg.Add(1)
+		go g.loop()
+	}
+	g.mu.Unlock()
+	<-e.done
+}
+
+func (g *committer) loop() {
+	defer g.wg.Done()
+	for {
+		group := g.take()
+		if group == nil {
+			return
+		}
+		jobs := make([]*levelJob, len(group))
+		for i, e := range group {
+			jobs[i] = e.job
+		}
+		g.s.runJobs(context.Background(), jobs)
+		for _, e := range group {
+			close(e.done)
+		}
+	}
+}
+
+// take removes the next group from the waiting jobs: in arrival order, one
+// job per product, up to maxOps requests (the first job always). With none
+// waiting it ends the loop and returns nil.
+func (g *committer) take() []*groupEntry {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var group []*groupEntry
+	products := map[int64]bool{}
+	ops := 0
+	rest := g.jobs[:0]
+	for _, e := range g.jobs {
+		pid := e.job.key.ProductID
+		if products[pid] || (len(group) > 0 && ops+len(e.job.ops) > g.maxOps) {
+			rest = append(rest, e)
+			continue
+		}
+		products[pid] = true
+		ops += len(e.job.ops)
+		group = append(group, e)
+	}
+	clear(g.jobs[len(rest):])
+	g.jobs = rest
+	if len(group) == 0 {
+		g.running = false
+		return nil
+	}
+	return group
 }

@@ -31,24 +31,22 @@ type Store interface {
 	Levels(ctx context.Context, productID int64) ([]Level, error)
 
 	// UpdateStocks runs one stock transaction over the levels of works, each
-	// of a different product. It locks their products (in ID order) and
-	// calls cb.Locked (if set): a transaction started after that on any of
-	// these products runs after this one. It loads a StockTx per work (in
-	// works order; if the product or location does not exist, its Err says
-	// so and it must be left alone; a missing level of an existing location
-	// starts empty), with the Replays of the work's replay keys, and calls
-	// cb.Apply. Then, for every StockTx that appended movements, it writes
-	// the level (compare-and-set on its version, and only if the level's
-	// fence is not newer than the work's, which it records; the zero Fence
-	// marks a write made without a lease, which neither checks nor moves the
-	// level's fence), the product totals and the movements, with consecutive
-	// sequences in works order. A failed compare-and-set is
-	// ErrVersionConflict; a concurrently used idempotency key is
-	// ErrDuplicateKey. cb.BeforeCommit (if set) runs after Apply, as late as
-	// the store can before writing and committing; its error rolls
-	// everything back. If Apply fails, nothing is written and its error is
+	// of a different product. It locks their products (in ID order), loads
+	// a StockTx per work (in works order; if the product or location does
+	// not exist, its Err says so and it must be left alone; a missing level
+	// of an existing location starts empty), with the Replays of the work's
+	// replay keys, and calls apply. Then, for every StockTx that appended
+	// movements, it writes the level (compare-and-set on its version, and
+	// only if the level's fence is not newer than the work's, which it
+	// records; the zero Fence marks a write made without a lease, which
+	// neither checks nor moves the level's fence), the product totals and
+	// the movements, with consecutive sequences in works order. A failed
+	// compare-and-set is ErrVersionConflict; a concurrently used idempotency
+	// key is ErrDuplicateKey. beforeCommit (if not nil) runs after apply, as
+	// late as the store can before writing and committing; its error rolls
+	// everything back. If apply fails, nothing is written and its error is
 	// returned.
-	UpdateStocks(ctx context.Context, works []LevelWork, cb StockCallbacks) error
+	UpdateStocks(ctx context.Context, works []LevelWork, apply func(txs []*StockTx) error, beforeCommit func() error) error
 
 	// Movements returns ledger rows as q selects them.
 	Movements(ctx context.Context, q MovementQuery) (MovementPage, error)
@@ -64,14 +62,6 @@ type Store interface {
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
-}
-
-// StockCallbacks are the points at which a stock transaction calls back;
-// see Store.UpdateStocks.
-type StockCallbacks struct {
-	Locked       func()
-	Apply        func(txs []*StockTx) error
-	BeforeCommit func() error
 }
 
 // LevelWork is one level's part of a stock transaction.

@@ -54,7 +54,7 @@ func (s *Service) applyStock(ctx context.Context, op stockOp) (StockResult, erro
 // runUnlocked runs op in a transaction of its own, without a lease.
 func (s *Service) runUnlocked(ctx context.Context, op stockOp) opResult {
 	job := &levelJob{key: op.key, ops: []stockOp{op}}
-	s.runJobs(ctx, []*levelJob{job}, nil)
+	s.runJobs(ctx, []*levelJob{job})
 	return job.results[0]
 }
 
