@@ -91,6 +91,9 @@ func (f *feed) run(ctx context.Context) {
 }
 
 func (f *feed) catchUp(ctx context.Context) {
+	if f.skipToEnd(ctx) {
+		return
+	}
 	for {
 		f.mu.Lock()
 		last := f.last
@@ -109,6 +112,31 @@ func (f *feed) catchUp(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// skipToEnd moves the feed to the ledger's end without reading the rows in
+// between when nobody is subscribed, and reports whether it did. A
+// subscriber registering meanwhile either stops the skip (it holds f.mu
+// first) or registers at the new end and replays what it asks for from the
+// ledger.
+func (f *feed) skipToEnd(ctx context.Context) bool {
+	f.mu.Lock()
+	idle := len(f.subs) == 0
+	f.mu.Unlock()
+	if !idle {
+		return false
+	}
+	end, err := f.store.LastSeq(ctx)
+	if err != nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.subs) > 0 {
+		return false
+	}
+	f.last = max(f.last, end)
+	return true
 }
 
 func (f *feed) publish(m Movement) {
