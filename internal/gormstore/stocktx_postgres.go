@@ -33,6 +33,16 @@ import (
 // statements' texts are the same for every transaction (rows travel as
 // typed arrays through unnest), so pgx prepares each once per connection.
 
+// pgPlanSettings steer the planner for the stock transaction only. Its
+// statements, and the foreign-key checks of the rows it inserts, are key
+// lookups: they are planned once per connection (a custom plan each time
+// cost more than running the statement; with three foreign keys per ledger
+// row it was most of PostgreSQL's time), and never as sequential scans, so
+// a plan made while a table was small stays right as it grows. The session
+// default stays force_custom_plan (see postgresConfig) for every other
+// query.
+var pgPlanSettings = []string{"SET LOCAL plan_cache_mode = force_generic_plan", "SET LOCAL enable_seqscan = off"}
+
 const (
 	pgLockProductsSQL = "SELECT " + productColumns + " FROM products WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
 	pgLevelsSQL       = `SELECT l.product_id, l.location_id, l.stock, l.reserved, l.version, l.lease_epoch, l.lease_token, l.updated_at
@@ -123,6 +133,9 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork) ([]st
 	keys := replayKeys(works)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
+	for _, set := range pgPlanSettings {
+		b.Queue(set)
+	}
 	b.Queue(pgLockProductsSQL, pids)
 	b.Queue(pgLevelsSQL, pids, lids)
 	if len(keys) > 0 {
@@ -150,8 +163,10 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork) ([]st
 
 func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
 	d := stockData{products: map[int64]inventory.Product{}, levels: map[inventory.LevelKey]inventory.Level{}, replays: map[string]inventory.Movement{}}
-	if _, err := br.Exec(); err != nil {
-		return d, err
+	for range 1 + len(pgPlanSettings) { // BEGIN, the settings
+		if _, err := br.Exec(); err != nil {
+			return d, err
+		}
 	}
 	var p productRow
 	rows, _ := br.Query()

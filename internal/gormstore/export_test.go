@@ -1,0 +1,91 @@
+package gormstore
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// HotPathPlans returns the plans that the stock transaction's statements
+// get under its plan settings on PostgreSQL: the generic plans cached for
+// a connection's lifetime.
+func HotPathPlans(ctx context.Context, s *Store) (map[string]string, error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	plans := map[string]string{}
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			return err
+		}
+		defer c.Exec(ctx, "ROLLBACK")
+		for _, set := range pgPlanSettings {
+			if _, err := c.Exec(ctx, set); err != nil {
+				return err
+			}
+		}
+		for name, sql := range map[string]string{
+			"lock products": pgLockProductsSQL, "levels": pgLevelsSQL, "replays": pgReplaysSQL, "write": pgNumbered(pgWriteSQL),
+		} {
+			if _, err := c.Exec(ctx, "PREPARE hot AS "+sql); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			rows, err := c.Query(ctx, "EXPLAIN EXECUTE hot("+placeholderArgs(sql)+")")
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			var lines []string
+			for rows.Next() {
+				var line string
+				if err := rows.Scan(&line); err != nil {
+					return err
+				}
+				lines = append(lines, line)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			plans[name] = strings.Join(lines, "\n")
+			if _, err := c.Exec(ctx, "DEALLOCATE hot"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return plans, err
+}
+
+var paramCast = regexp.MustCompile(`\$(\d+)::(\w+)(\[\])?`)
+
+// placeholderArgs returns a value for each typed parameter of sql: empty
+// arrays, zeros, false and NULL timestamps, in parameter order.
+func placeholderArgs(sql string) string {
+	byNum := map[string]string{}
+	n := 0
+	for _, m := range paramCast.FindAllStringSubmatch(sql, -1) {
+		v := "0"
+		switch {
+		case m[3] != "":
+			v = "'{}'"
+		case m[2] == "boolean":
+			v = "false"
+		}
+		byNum[m[1]] = v
+		n = max(n, len(byNum))
+	}
+	args := make([]string, n)
+	for i := range n {
+		args[i] = byNum[fmt.Sprint(i+1)]
+	}
+	return strings.Join(args, ", ")
+}

@@ -1,0 +1,31 @@
+package gormstore_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+)
+
+// TestHotPathPlansUseIndexes checks, on a new and nearly empty schema
+// where a sequential scan looks cheapest, that the stock transaction's
+// statements get no sequential scan in the generic plans cached for a
+// connection's lifetime: such a plan would read a whole table on every
+// transaction as it grows.
+func TestHotPathPlansUseIndexes(t *testing.T) {
+	s := gormstoretest.Open(t, gormstore.Postgres)
+	plans, err := gormstore.HotPathPlans(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plans) != 4 {
+		t.Fatalf("%d plans, want 4", len(plans))
+	}
+	for name, plan := range plans {
+		if strings.Contains(plan, "Seq Scan") {
+			t.Errorf("%s: the cached plan has a sequential scan:\n%s", name, plan)
+		}
+	}
+}
