@@ -31,13 +31,8 @@ func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, a
 		if err != nil {
 			return err
 		}
-		if err := apply(stockTxs(items)); err != nil {
+		if err := applyItems(items, apply, beforeCommit); err != nil {
 			return err
-		}
-		if beforeCommit != nil {
-			if err := beforeCommit(); err != nil {
-				return err
-			}
 		}
 		return s.writeStocks(tx, items)
 	})
@@ -55,12 +50,21 @@ func checkDistinctProducts(works []inventory.LevelWork) error {
 	return nil
 }
 
-func stockTxs(items []stockItem) []*inventory.StockTx {
+// applyItems hands the loaded levels to apply, then runs beforeCommit (if
+// set): the caller's part of every stock transaction, between its reads and
+// its writes.
+func applyItems(items []stockItem, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
 	txs := make([]*inventory.StockTx, len(items))
 	for i := range items {
 		txs[i] = items[i].st
 	}
-	return txs
+	if err := apply(txs); err != nil {
+		return err
+	}
+	if beforeCommit != nil {
+		return beforeCommit()
+	}
+	return nil
 }
 
 // stockItem is one level of a stock transaction.

@@ -85,13 +85,8 @@ func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, ap
 	if err != nil {
 		return err
 	}
-	if err := apply(stockTxs(items)); err != nil {
+	if err := applyItems(items, apply, beforeCommit); err != nil {
 		return err
-	}
-	if beforeCommit != nil {
-		if err := beforeCommit(); err != nil {
-			return err
-		}
 	}
 	changed, n := changedItems(items)
 	b := &pgx.Batch{}
