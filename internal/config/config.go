@@ -77,7 +77,7 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.EtcdEndpoints, err = endpoints(v); return err }},
 	{"lock-ttl", "INVENTORY_LOCK_TTL", "8s", "lease time to live of redsync and etcd locks (etcd: whole seconds, at least 2s); a holder that stops renewing loses the key after it",
 		func(c *Config, v string) (err error) { c.LockTTL, err = time.ParseDuration(v); return err }},
-	{"lock-timeout", "INVENTORY_LOCK_TIMEOUT", "10s", "longest wait for a stock lock before answering UNAVAILABLE",
+	{"lock-timeout", "INVENTORY_LOCK_TIMEOUT", "10s", "longest wait for a stock lock, or a combined stock transaction, before answering UNAVAILABLE",
 		func(c *Config, v string) (err error) { c.LockTimeout, err = time.ParseDuration(v); return err }},
 	{"lock-retry-min", "INVENTORY_LOCK_RETRY_MIN", "5ms", "first delay of the exponential backoff (with jitter) between lock attempts",
 		func(c *Config, v string) (err error) { c.LockRetryMin, err = time.ParseDuration(v); return err }},

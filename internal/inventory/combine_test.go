@@ -2,12 +2,14 @@ package inventory_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
@@ -290,5 +292,41 @@ func TestEveryStrategyIsSafe(t *testing.T) {
 				checkLedgerExplainsStock(t, svc, p.ID)
 			})
 		})
+	}
+}
+
+// TestStalledDatabaseFailsTheGroup stalls the database under a combined
+// transaction (another session holds the product's row lock): its requests
+// get a retryable UNAVAILABLE after about the lock timeout instead of
+// waiting for the database. (On SQLite a lock held by another process is
+// bounded by SQLite's busy timeout instead: its driver does not stop
+// waiting when the context ends.)
+func TestStalledDatabaseFailsTheGroup(t *testing.T) {
+	dsn := gormstoretest.DSN(t, gormstore.Postgres)
+	st := mustOpen(t, gormstore.Postgres, dsn)
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), LockTimeout: 300 * time.Millisecond})
+	mustNoErr(t, svc.Start(context.Background()))
+	t.Cleanup(svc.Close)
+	p := mustProduct(t, svc, "STALL", 10, 0)
+
+	other, err := sql.Open("pgx", dsn)
+	mustNoErr(t, err)
+	defer other.Close()
+	tx, err := other.Begin()
+	mustNoErr(t, err)
+	defer tx.Rollback()
+	_, err = tx.Exec("SELECT id FROM products WHERE id = $1 FOR UPDATE", p.ID)
+	mustNoErr(t, err)
+
+	start := time.Now()
+	err = stockOutErr(svc, p.ID)
+	wantCode(t, err, inventory.CodeUnavailable)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a stalled database held the request %v (lock timeout 300ms)", took)
+	}
+	mustNoErr(t, tx.Rollback())
+	mustNoErr(t, stockOutErr(svc, p.ID))
+	if got, _ := svc.Product(context.Background(), p.ID); got.Stock != 9 {
+		t.Fatalf("stock %d, want 9: the timed-out request must change nothing", got.Stock)
 	}
 }

@@ -221,7 +221,12 @@ func (g *committer) loop() {
 		for i, e := range group {
 			jobs[i] = e.job
 		}
-		g.s.runJobs(context.Background(), jobs)
+		// The transaction serves many requests, so no request's context
+		// bounds it: the lock timeout does, so a stalled database fails the
+		// group with UNAVAILABLE rather than holding its requests.
+		ctx, cancel := context.WithTimeout(context.Background(), g.s.lockTimeout)
+		g.s.runJobs(ctx, jobs)
+		cancel()
 		for _, e := range group {
 			close(e.done)
 		}

@@ -21,7 +21,8 @@ type Config struct {
 	Now func() time.Time
 	// TraceID returns the trace id of ctx for the ledger; nil records none.
 	TraceID func(ctx context.Context) string
-	// LockTimeout bounds the wait for a stock lock; zero means 10s.
+	// LockTimeout bounds the wait for a stock lock, and a combined stock
+	// transaction; zero means 10s.
 	LockTimeout time.Duration
 	// PollInterval is how often the event feed checks the ledger for changes
 	// it was not told about (other replicas); zero means 1s.
