@@ -344,3 +344,87 @@ var keySeq atomic.Int64
 func uniqueKey(t *testing.T) string {
 	return fmt.Sprintf("locktest/%s/%d/%d", t.Name(), time.Now().UnixNano(), keySeq.Add(1))
 }
+
+// RunElector checks the Elector contract: one leader at a time among
+// several replicas, the next one leads after the leader resigns, and, for
+// backends whose leases lapse (ttl > 0; abandon as in Backend), after the
+// leader stops renewing.
+func RunElector(t *testing.T, newElector func(t *testing.T) lock.Elector, ttl time.Duration, abandon func(t *testing.T, l lock.Lease)) {
+	t.Run("OneLeader", func(t *testing.T) {
+		name := uniqueKey(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var leaders, maxLeaders, terms atomic.Int64
+		var wg sync.WaitGroup
+		for range 3 {
+			e := newElector(t)
+			wg.Go(func() {
+				for range 3 {
+					lease, err := e.Campaign(ctx, name)
+					if err != nil {
+						t.Errorf("campaign: %v", err)
+						return
+					}
+					n := leaders.Add(1)
+					for {
+						m := maxLeaders.Load()
+						if n <= m || maxLeaders.CompareAndSwap(m, n) {
+							break
+						}
+					}
+					terms.Add(1)
+					time.Sleep(5 * time.Millisecond)
+					leaders.Add(-1)
+					if err := lease.Unlock(ctx); err != nil {
+						t.Errorf("resign: %v", err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if maxLeaders.Load() != 1 || terms.Load() != 9 {
+			t.Errorf("%d leaders at once over %d terms, want 1 over 9", maxLeaders.Load(), terms.Load())
+		}
+	})
+	t.Run("CancelCampaign", func(t *testing.T) {
+		name := uniqueKey(t)
+		leader, err := newElector(t).Campaign(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer leader.Unlock(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if l, err := newElector(t).Campaign(ctx, name); err == nil {
+			_ = l.Unlock(context.Background())
+			t.Fatal("two leaders")
+		} else if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("campaign past its deadline = %v, want context.DeadlineExceeded", err)
+		}
+	})
+	if ttl <= 0 {
+		return
+	}
+	t.Run("LeaderDies", func(t *testing.T) {
+		name := uniqueKey(t)
+		leader, err := newElector(t).Campaign(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		abandon(t, leader)
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 4*ttl+5*time.Second)
+		defer cancel()
+		next, err := newElector(t).Campaign(ctx, name)
+		if err != nil {
+			t.Fatalf("no new leader %v after the leader stopped: %v", time.Since(start), err)
+		}
+		defer next.Unlock(context.Background())
+		t.Logf("new leader %v after the leader stopped (TTL %v)", time.Since(start).Round(time.Millisecond), ttl)
+		select {
+		case <-leader.Done():
+		case <-time.After(2*ttl + 2*time.Second):
+			t.Fatal("the old leader's Done did not fire")
+		}
+	})
+}

@@ -41,3 +41,8 @@ func TestKeysAreForgotten(t *testing.T) {
 		t.Fatalf("%d keys kept after all leases were released, want 0", n)
 	}
 }
+
+func TestElector(t *testing.T) {
+	shared := memlock.New(0)
+	locktest.RunElector(t, func(*testing.T) lock.Elector { return lock.LockElector{Locker: shared} }, 0, nil)
+}

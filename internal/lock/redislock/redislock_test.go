@@ -441,3 +441,11 @@ func wantUnavailable(t *testing.T, l lock.Locker, key string) {
 	}
 	t.Logf("unavailable after %v: %v", took.Round(time.Millisecond), err)
 }
+
+// TestElector: leadership through the lock, kept alive by lease renewal.
+func TestElector(t *testing.T) {
+	servers := startServers(t, 1)
+	locktest.RunElector(t, func(t *testing.T) lock.Elector {
+		return lock.LockElector{Locker: newLocker(t, redislock.Config{Addrs: addrs(servers), TTL: suiteTTL}), Retry: 50 * time.Millisecond}
+	}, suiteTTL, func(_ *testing.T, l lock.Lease) { redislock.Abandon(l) })
+}
