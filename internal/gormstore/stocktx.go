@@ -20,7 +20,7 @@ func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, a
 	if len(works) == 0 {
 		return nil
 	}
-	if err := checkDistinctProducts(works); err != nil {
+	if err := checkDistinctLevels(works); err != nil {
 		return err
 	}
 	if s.driver == Postgres {
@@ -38,14 +38,13 @@ func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, a
 	})
 }
 
-func checkDistinctProducts(works []inventory.LevelWork) error {
-	ids := make([]int64, len(works))
-	for i, w := range works {
-		ids[i] = w.Key.ProductID
-	}
-	slices.Sort(ids)
-	if len(slices.Compact(ids)) != len(works) {
-		return fmt.Errorf("stock transaction: two levels of one product")
+func checkDistinctLevels(works []inventory.LevelWork) error {
+	seen := make(map[inventory.LevelKey]bool, len(works))
+	for _, w := range works {
+		if seen[w.Key] {
+			return fmt.Errorf("stock transaction: level %+v twice", w.Key)
+		}
+		seen[w.Key] = true
 	}
 	return nil
 }
@@ -78,7 +77,7 @@ type stockItem struct {
 // stockData is what a stock transaction reads before applying: the
 // products, the levels that exist, and the movements of the replay keys.
 type stockData struct {
-	products map[int64]inventory.Product
+	products map[int64]*inventory.Product // shared by the levels of each
 	levels   map[inventory.LevelKey]inventory.Level
 	replays  map[string]inventory.Movement
 }
@@ -95,10 +94,11 @@ func buildItems(works []inventory.LevelWork, d stockData) (items []stockItem, mi
 			}
 		}
 		p, ok := d.products[w.Key.ProductID]
-		st.Product = p
 		if !ok {
+			p = &inventory.Product{ID: w.Key.ProductID}
 			st.Err = inventory.Errorf(inventory.CodeNotFound, "product %d not found", w.Key.ProductID)
 		}
+		st.Product = p
 		l, exists := d.levels[w.Key]
 		if !exists {
 			l = inventory.Level{ProductID: w.Key.ProductID, LocationID: w.Key.LocationID}
@@ -161,14 +161,15 @@ func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork) ([]stockItem
 }
 
 // loadProductsAndLevels reads the products and the levels of works.
-func loadProductsAndLevels(tx *gorm.DB, ids []int64, works []inventory.LevelWork) (map[int64]inventory.Product, map[inventory.LevelKey]inventory.Level, error) {
+func loadProductsAndLevels(tx *gorm.DB, ids []int64, works []inventory.LevelWork) (map[int64]*inventory.Product, map[inventory.LevelKey]inventory.Level, error) {
 	var prows []productRow
 	if err := tx.Raw("SELECT "+productColumns+" FROM products WHERE id IN ? ORDER BY id", ids).Scan(&prows).Error; err != nil {
 		return nil, nil, err
 	}
-	products := make(map[int64]inventory.Product, len(prows))
+	products := make(map[int64]*inventory.Product, len(prows))
 	for _, r := range prows {
-		products[r.ID] = r.product()
+		p := r.product()
+		products[r.ID] = &p
 	}
 	levels, err := loadLevels(tx, works)
 	return products, levels, err
@@ -327,16 +328,29 @@ func (s *Store) updateLevels(tx *gorm.DB, items []stockItem) (int64, error) {
 	return n, nil
 }
 
-// writeProducts saves the product totals of the items on SQLite.
+// writeProducts saves the product totals of the items on SQLite, once per
+// product.
 func (s *Store) writeProducts(tx *gorm.DB, items []stockItem) error {
-	for _, it := range items {
-		p := it.st.Product
+	for _, p := range distinctProducts(items) {
 		if err := tx.Exec("UPDATE products SET stock = ?, reserved = ?, low_stock_alerted = ? WHERE id = ?",
 			p.Stock, p.Reserved, p.LowStockAlerted, p.ID).Error; err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// distinctProducts returns the products of items, each once.
+func distinctProducts(items []stockItem) []*inventory.Product {
+	seen := map[int64]bool{}
+	var out []*inventory.Product
+	for _, it := range items {
+		if p := it.st.Product; !seen[p.ID] {
+			seen[p.ID] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // lastAt is when the item's last movement was made: the level's new

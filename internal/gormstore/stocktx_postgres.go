@@ -157,7 +157,7 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork) ([]st
 }
 
 func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
-	d := stockData{products: map[int64]inventory.Product{}, levels: map[inventory.LevelKey]inventory.Level{}, replays: map[string]inventory.Movement{}}
+	d := stockData{products: map[int64]*inventory.Product{}, levels: map[inventory.LevelKey]inventory.Level{}, replays: map[string]inventory.Movement{}}
 	for range 1 + len(pgPlanSettings) { // BEGIN, the settings
 		if _, err := br.Exec(); err != nil {
 			return d, err
@@ -165,7 +165,7 @@ func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
 	}
 	var p productRow
 	rows, _ := br.Query()
-	if _, err := pgx.ForEachRow(rows, p.fields(), func() error { d.products[p.ID] = p.product(); return nil }); err != nil {
+	if _, err := pgx.ForEachRow(rows, p.fields(), func() error { pp := p.product(); d.products[p.ID] = &pp; return nil }); err != nil {
 		return d, err
 	}
 	var l levelRow
@@ -253,7 +253,7 @@ func pgWrite(items []stockItem, n int) (string, []any) {
 		at                                        []time.Time
 	}
 	for _, it := range items {
-		l, p, f, at := it.st.Level, it.st.Product, it.fence, lastAt(it.st)
+		l, f, at := it.st.Level, it.fence, lastAt(it.st)
 		if it.exists {
 			upd.pid, upd.lid, upd.stock, upd.reserved = append(upd.pid, l.ProductID), append(upd.lid, l.LocationID), append(upd.stock, l.Stock), append(upd.reserved, l.Reserved)
 			upd.readver, upd.fenced = append(upd.readver, it.readVersion), append(upd.fenced, f != (inventory.Fence{}))
@@ -262,7 +262,6 @@ func pgWrite(items []stockItem, n int) (string, []any) {
 			ins.pid, ins.lid, ins.stock, ins.reserved = append(ins.pid, l.ProductID), append(ins.lid, l.LocationID), append(ins.stock, l.Stock), append(ins.reserved, l.Reserved)
 			ins.epoch, ins.token, ins.at = append(ins.epoch, f.Epoch), append(ins.token, f.Token), append(ins.at, at)
 		}
-		prod.id, prod.stock, prod.reserved, prod.alerted = append(prod.id, p.ID), append(prod.stock, p.Stock), append(prod.reserved, p.Reserved), append(prod.alerted, p.LowStockAlerted)
 		for _, m := range it.st.Movements() {
 			mv.pid, mv.lid, mv.delta, mv.qty, mv.avail = append(mv.pid, l.ProductID), append(mv.lid, l.LocationID), append(mv.delta, m.Delta), append(mv.qty, m.QuantityAfter), append(mv.avail, m.AvailableAfter)
 			mv.epoch, mv.token, mv.alert = append(mv.epoch, m.Fence.Epoch), append(mv.token, m.Fence.Token), append(mv.alert, m.LowStockAlert)
@@ -270,6 +269,9 @@ func pgWrite(items []stockItem, n int) (string, []any) {
 			mv.key, mv.hash = append(mv.key, nullPtr(nullable(m.IdempotencyKey))), append(mv.hash, nullPtr(nullableHash(m)))
 			mv.at = append(mv.at, m.CreatedAt.UTC())
 		}
+	}
+	for _, p := range distinctProducts(items) {
+		prod.id, prod.stock, prod.reserved, prod.alerted = append(prod.id, p.ID), append(prod.stock, p.Stock), append(prod.reserved, p.Reserved), append(prod.alerted, p.LowStockAlerted)
 	}
 	return pgWriteSQL, []any{n,
 		a(upd.pid), a(upd.lid), a(upd.stock), a(upd.reserved), a(upd.readver), a(upd.fenced), a(upd.epoch), a(upd.token), a(upd.at),

@@ -98,12 +98,37 @@ func TestUpdateStocksGroup(t *testing.T) {
 	})
 }
 
-func TestUpdateStocksRefusesTwoLevelsOfOneProduct(t *testing.T) {
-	s := gormstoretest.Open(t, gormstore.SQLite)
-	a := newProduct(t, s, "A")
-	works := []inventory.LevelWork{{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}}, {Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}}}
-	err := s.UpdateStocks(context.Background(), works, func([]*inventory.StockTx) error { return nil }, nil)
-	if err == nil {
-		t.Fatal("accepted two levels of one product in one transaction")
-	}
+// TestUpdateStocksTwoLevelsOfOneProduct changes two locations of one
+// product in one transaction: they share the product, whose totals are
+// written once. The same level twice is refused.
+func TestUpdateStocksTwoLevelsOfOneProduct(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		s := gormstoretest.Open(t, driver)
+		a := newProduct(t, s, "A")
+		loc := inventory.Location{Code: "B", Name: "b", CreatedAt: time.Now()}
+		if err := s.CreateLocation(context.Background(), &loc); err != nil {
+			t.Fatal(err)
+		}
+		works := []inventory.LevelWork{{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}}, {Key: inventory.LevelKey{ProductID: a.ID, LocationID: loc.ID}}}
+		err := s.UpdateStocks(context.Background(), works, func(txs []*inventory.StockTx) error {
+			if txs[0].Product != txs[1].Product {
+				t.Error("two levels of one product got two products")
+			}
+			if err := receive(txs[0], 3); err != nil {
+				return err
+			}
+			return receive(txs[1], 4)
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Product(context.Background(), a.ID)
+		if err != nil || got.Stock != 7 {
+			t.Fatalf("product stock %d (%v), want 7", got.Stock, err)
+		}
+		works[1] = works[0]
+		if err := s.UpdateStocks(context.Background(), works, func([]*inventory.StockTx) error { return nil }, nil); err == nil {
+			t.Fatal("accepted one level twice in one transaction")
+		}
+	})
 }

@@ -44,12 +44,11 @@ func product(t *testing.T, s *gormstore.Store) inventory.Product {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	p := inventory.Product{SKU: "P", Name: "p", Version: 1, CreatedAt: now, UpdatedAt: now}
-	tx := &inventory.StockTx{Product: p, Level: inventory.Level{LocationID: inventory.DefaultLocationID}}
+	tx := &inventory.StockTx{Product: &p, Level: inventory.Level{LocationID: inventory.DefaultLocationID}}
 	m := inventory.Movement{Type: inventory.MovementIn, Delta: 10, CreatedAt: now}
 	if err := tx.Apply(&m); err != nil {
 		t.Fatal(err)
 	}
-	p = tx.Product
 	if err := s.CreateProduct(context.Background(), &p, tx, inventory.IdempotencyRecord{}); err != nil {
 		t.Fatal(err)
 	}

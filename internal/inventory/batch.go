@@ -177,7 +177,7 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence) []batchStep {
 				st.err = errKeyReused()
 				continue
 			}
-			st.res = StockResult{Product: tx.Product, Level: tx.Level, Movement: old, Replayed: true}
+			st.res = StockResult{Product: *tx.Product, Level: tx.Level, Movement: old, Replayed: true}
 			continue
 		}
 		if j, ok := made[k]; ok && k != "" {
@@ -202,7 +202,7 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence) []batchStep {
 			continue
 		}
 		st.movement = len(tx.Movements()) - 1
-		st.res = StockResult{Product: tx.Product, Level: tx.Level}
+		st.res = StockResult{Product: *tx.Product, Level: tx.Level}
 		if k != "" {
 			made[k] = i
 		}

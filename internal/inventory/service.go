@@ -169,12 +169,11 @@ func (s *Service) CreateProduct(ctx context.Context, np NewProduct) (ProductResu
 		if _, err := s.Location(ctx, loc); err != nil {
 			return ProductResult{}, err
 		}
-		tx = &StockTx{Product: p, Level: Level{LocationID: loc}}
+		tx = &StockTx{Product: &p, Level: Level{LocationID: loc}}
 		m := s.newMovement(ctx, MovementIn, np.InitialStock, "initial stock", "", np.IdempotencyKey, hash)
 		if err := tx.Apply(&m); err != nil {
 			return ProductResult{}, err
 		}
-		p = tx.Product
 	}
 	err := s.store.CreateProduct(ctx, &p, tx, rec)
 	if errors.Is(err, ErrDuplicateKey) {

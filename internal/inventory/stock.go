@@ -96,7 +96,9 @@ type Movement struct {
 // service's rules change it through Apply, and the store writes back the
 // level, the product totals and the appended movements atomically.
 type StockTx struct {
-	Product Product
+	// Product is the level's product, shared by the StockTx of all its
+	// levels in one transaction, so its totals stay one value.
+	Product *Product
 	Level   Level
 	// Replays holds the existing movements for the idempotency keys the
 	// caller asked about.
