@@ -33,7 +33,7 @@ func (r productRow) product() inventory.Product {
 	}
 }
 
-const levelColumns = "product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at"
+const levelColumns = "product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at, next_expiry"
 
 type levelRow struct {
 	ProductID  int64
@@ -44,20 +44,29 @@ type levelRow struct {
 	LeaseEpoch int64
 	LeaseToken int64
 	UpdatedAt  time.Time
+	NextExpiry sql.NullTime
 }
 
 func (r levelRow) level() inventory.Level {
-	return inventory.Level{
+	l := inventory.Level{
 		ProductID: r.ProductID, LocationID: r.LocationID, Stock: r.Stock, Reserved: r.Reserved,
 		Version: r.Version, Fence: inventory.Fence{Epoch: r.LeaseEpoch, Token: r.LeaseToken}, UpdatedAt: r.UpdatedAt.UTC(),
 	}
+	if r.NextExpiry.Valid {
+		l.NextExpiry = r.NextExpiry.Time.UTC()
+	}
+	return l
 }
 
+// nullTime stores the zero time as NULL.
+func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t.UTC(), Valid: !t.IsZero()} }
+
 const movementColumns = "seq, product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert, " +
-	"reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at"
+	"reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at, " +
+	"reserved_delta, reservation_id"
 
 // movementColumnCount is the number of columns in movementColumns.
-const movementColumnCount = 17
+const movementColumnCount = 19
 
 type movementRow struct {
 	Seq            int64
@@ -77,10 +86,13 @@ type movementRow struct {
 	LeaseToken     int64
 	TraceID        string
 	CreatedAt      time.Time
+	ReservedDelta  int64
+	ReservationID  sql.NullInt64
 }
 
 func (r movementRow) movement() inventory.Movement {
 	return inventory.Movement{
+		ReservedDelta: r.ReservedDelta, ReservationID: r.ReservationID.Int64,
 		Seq: r.Seq, ProductID: r.ProductID, LocationID: r.LocationID, Type: inventory.MovementType(r.Type),
 		Delta: r.Delta, QuantityAfter: r.QuantityAfter, AvailableAfter: r.AvailableAfter, LowStockAlert: r.LowStockAlert,
 		Reason: r.Reason, Reference: r.Reference, Actor: r.Actor, IdempotencyKey: r.IdempotencyKey.String,
@@ -93,6 +105,7 @@ func movementArgs(m inventory.Movement) []any {
 	return []any{
 		m.Seq, m.ProductID, m.LocationID, string(m.Type), m.Delta, m.QuantityAfter, m.AvailableAfter, m.LowStockAlert,
 		m.Reason, m.Reference, m.Actor, nullable(m.IdempotencyKey), nullableHash(m), m.Fence.Epoch, m.Fence.Token, m.TraceID, m.CreatedAt.UTC(),
+		m.ReservedDelta, sql.NullInt64{Int64: m.ReservationID, Valid: m.ReservationID != 0},
 	}
 }
 
@@ -124,10 +137,11 @@ func (r *productRow) fields() []any {
 }
 
 func (r *levelRow) fields() []any {
-	return []any{&r.ProductID, &r.LocationID, &r.Stock, &r.Reserved, &r.Version, &r.LeaseEpoch, &r.LeaseToken, &r.UpdatedAt}
+	return []any{&r.ProductID, &r.LocationID, &r.Stock, &r.Reserved, &r.Version, &r.LeaseEpoch, &r.LeaseToken, &r.UpdatedAt, &r.NextExpiry}
 }
 
 func (r *movementRow) fields() []any {
 	return []any{&r.Seq, &r.ProductID, &r.LocationID, &r.Type, &r.Delta, &r.QuantityAfter, &r.AvailableAfter, &r.LowStockAlert,
-		&r.Reason, &r.Reference, &r.Actor, &r.IdempotencyKey, &r.RequestHash, &r.LeaseEpoch, &r.LeaseToken, &r.TraceID, &r.CreatedAt}
+		&r.Reason, &r.Reference, &r.Actor, &r.IdempotencyKey, &r.RequestHash, &r.LeaseEpoch, &r.LeaseToken, &r.TraceID, &r.CreatedAt,
+		&r.ReservedDelta, &r.ReservationID}
 }

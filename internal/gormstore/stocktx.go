@@ -284,10 +284,10 @@ func (s *Store) writeLevels(tx *gorm.DB, items []stockItem) error {
 		var args []any
 		for i, it := range news {
 			l, at := it.st.Level, lastAt(it.st)
-			values[i] = "(?, ?, ?, ?, 1, ?, ?, ?)"
-			args = append(args, l.ProductID, l.LocationID, l.Stock, l.Reserved, it.fence.Epoch, it.fence.Token, at)
+			values[i] = "(?, ?, ?, ?, 1, ?, ?, ?, ?)"
+			args = append(args, l.ProductID, l.LocationID, l.Stock, l.Reserved, it.fence.Epoch, it.fence.Token, at, nullTime(l.NextExpiry))
 		}
-		res := tx.Exec(`INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at)
+		res := tx.Exec(`INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at, next_expiry)
 			VALUES `+strings.Join(values, ", ")+` ON CONFLICT (product_id, location_id) DO NOTHING`, args...)
 		if res.Error != nil {
 			return res.Error
@@ -311,14 +311,15 @@ func (s *Store) updateLevels(tx *gorm.DB, items []stockItem) (int64, error) {
 		l, f := it.st.Level, it.fence
 		var res *gorm.DB
 		if f == (inventory.Fence{}) {
-			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, updated_at = ?
+			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, updated_at = ?, next_expiry = ?
 				WHERE product_id = ? AND location_id = ? AND version = ?`,
-				l.Stock, l.Reserved, lastAt(it.st), l.ProductID, l.LocationID, it.readVersion)
+				l.Stock, l.Reserved, lastAt(it.st), nullTime(l.NextExpiry), l.ProductID, l.LocationID, it.readVersion)
 		} else {
-			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, lease_epoch = ?, lease_token = ?, updated_at = ?
+			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, lease_epoch = ?, lease_token = ?, updated_at = ?,
+				next_expiry = ?
 				WHERE product_id = ? AND location_id = ? AND version = ?
 				AND (lease_epoch < ? OR (lease_epoch = ? AND lease_token <= ?))`,
-				l.Stock, l.Reserved, f.Epoch, f.Token, lastAt(it.st), l.ProductID, l.LocationID, it.readVersion, f.Epoch, f.Epoch, f.Token)
+				l.Stock, l.Reserved, f.Epoch, f.Token, lastAt(it.st), nullTime(l.NextExpiry), l.ProductID, l.LocationID, it.readVersion, f.Epoch, f.Epoch, f.Token)
 		}
 		if res.Error != nil {
 			return 0, res.Error

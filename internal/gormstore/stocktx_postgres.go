@@ -45,7 +45,8 @@ var pgPlanSettings = []string{"SET LOCAL plan_cache_mode = force_generic_plan", 
 
 const (
 	pgLockProductsSQL = "SELECT " + productColumns + " FROM products WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
-	pgLevelsSQL       = `SELECT l.product_id, l.location_id, l.stock, l.reserved, l.version, l.lease_epoch, l.lease_token, l.updated_at
+	pgLevelsSQL       = `SELECT l.product_id, l.location_id, l.stock, l.reserved, l.version, l.lease_epoch, l.lease_token, l.updated_at,
+			l.next_expiry
 		FROM unnest($1::bigint[], $2::bigint[]) AS k (pid, lid)
 		JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid`
 	pgReplaysSQL   = "SELECT " + movementColumns + " FROM stock_movements WHERE idempotency_key = ANY($1::text[])"
@@ -199,17 +200,18 @@ const pgWriteSQL = `WITH sq AS (
 		UPDATE stock_levels AS l SET stock = v.stock, reserved = v.reserved, version = l.version + 1,
 			lease_epoch = CASE WHEN v.fenced THEN v.epoch ELSE l.lease_epoch END,
 			lease_token = CASE WHEN v.fenced THEN v.token ELSE l.lease_token END,
-			updated_at = v.at
-		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[], ?::bigint[], ?::bigint[], ?::timestamptz[])
-			AS v (pid, lid, stock, reserved, readver, fenced, epoch, token, at)
+			updated_at = v.at, next_expiry = v.next
+		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[], ?::bigint[], ?::bigint[], ?::timestamptz[],
+			?::timestamptz[])
+			AS v (pid, lid, stock, reserved, readver, fenced, epoch, token, at, next)
 		WHERE l.product_id = v.pid AND l.location_id = v.lid AND l.version = v.readver
 		AND (NOT v.fenced OR l.lease_epoch < v.epoch OR (l.lease_epoch = v.epoch AND l.lease_token <= v.token))
 		RETURNING 1
 	), nl AS (
-		INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at)
-		SELECT pid, lid, stock, reserved, 1, epoch, token, at
-		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[])
-			AS v (pid, lid, stock, reserved, epoch, token, at)
+		INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at, next_expiry)
+		SELECT pid, lid, stock, reserved, 1, epoch, token, at, next
+		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::timestamptz[])
+			AS v (pid, lid, stock, reserved, epoch, token, at, next)
 		ON CONFLICT (product_id, location_id) DO NOTHING
 		RETURNING 1
 	), pr AS (
@@ -220,11 +222,13 @@ const pgWriteSQL = `WITH sq AS (
 		INSERT INTO stock_movements (` + movementColumns + `)
 		SELECT sq.last - ?::bigint + m.ord, m.product_id, m.location_id, m.type, m.delta, m.quantity_after,
 			m.available_after, m.low_stock_alert, m.reason, m.reference, m.actor, m.idempotency_key,
-			m.request_hash, m.lease_epoch, m.lease_token, m.trace_id, m.created_at
+			m.request_hash, m.lease_epoch, m.lease_token, m.trace_id, m.created_at, m.reserved_delta, m.reservation_id
 		FROM sq, unnest(?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[],
-			?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::timestamptz[])
+			?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::timestamptz[],
+			?::bigint[], ?::bigint[])
 			WITH ORDINALITY AS m (product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert,
-				reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at, ord)
+				reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at,
+				reserved_delta, reservation_id, ord)
 	)
 	SELECT (SELECT last FROM sq) AS last,
 		stock_write_check((SELECT count(*) FROM lv) = ?::bigint AND (SELECT count(*) FROM nl) = ?::bigint) AS ok`
@@ -236,21 +240,24 @@ func pgWrite(items []stockItem, n int) (string, []any) {
 		pid, lid, stock, reserved, readver, epoch, token []int64
 		fenced                                           []bool
 		at                                               []time.Time
+		next                                             []*time.Time
 	}
 	var ins struct {
 		pid, lid, stock, reserved, epoch, token []int64
 		at                                      []time.Time
+		next                                    []*time.Time
 	}
 	var prod struct {
 		id, stock, reserved []int64
 		alerted             []bool
 	}
 	var mv struct {
-		pid, lid, delta, qty, avail, epoch, token []int64
-		typ, reason, ref, actor, trace            []string
-		key, hash                                 []*string
-		alert                                     []bool
-		at                                        []time.Time
+		pid, lid, delta, qty, avail, epoch, token, rdelta []int64
+		typ, reason, ref, actor, trace                    []string
+		key, hash                                         []*string
+		resv                                              []*int64
+		alert                                             []bool
+		at                                                []time.Time
 	}
 	for _, it := range items {
 		l, f, at := it.st.Level, it.fence, lastAt(it.st)
@@ -258,9 +265,11 @@ func pgWrite(items []stockItem, n int) (string, []any) {
 			upd.pid, upd.lid, upd.stock, upd.reserved = append(upd.pid, l.ProductID), append(upd.lid, l.LocationID), append(upd.stock, l.Stock), append(upd.reserved, l.Reserved)
 			upd.readver, upd.fenced = append(upd.readver, it.readVersion), append(upd.fenced, f != (inventory.Fence{}))
 			upd.epoch, upd.token, upd.at = append(upd.epoch, f.Epoch), append(upd.token, f.Token), append(upd.at, at)
+			upd.next = append(upd.next, timePtr(l.NextExpiry))
 		} else {
 			ins.pid, ins.lid, ins.stock, ins.reserved = append(ins.pid, l.ProductID), append(ins.lid, l.LocationID), append(ins.stock, l.Stock), append(ins.reserved, l.Reserved)
 			ins.epoch, ins.token, ins.at = append(ins.epoch, f.Epoch), append(ins.token, f.Token), append(ins.at, at)
+			ins.next = append(ins.next, timePtr(l.NextExpiry))
 		}
 		for _, m := range it.st.Movements() {
 			mv.pid, mv.lid, mv.delta, mv.qty, mv.avail = append(mv.pid, l.ProductID), append(mv.lid, l.LocationID), append(mv.delta, m.Delta), append(mv.qty, m.QuantityAfter), append(mv.avail, m.AvailableAfter)
@@ -268,17 +277,18 @@ func pgWrite(items []stockItem, n int) (string, []any) {
 			mv.typ, mv.reason, mv.ref, mv.actor, mv.trace = append(mv.typ, string(m.Type)), append(mv.reason, m.Reason), append(mv.ref, m.Reference), append(mv.actor, m.Actor), append(mv.trace, m.TraceID)
 			mv.key, mv.hash = append(mv.key, nullPtr(nullable(m.IdempotencyKey))), append(mv.hash, nullPtr(nullableHash(m)))
 			mv.at = append(mv.at, m.CreatedAt.UTC())
+			mv.rdelta, mv.resv = append(mv.rdelta, m.ReservedDelta), append(mv.resv, idPtr(m.ReservationID))
 		}
 	}
 	for _, p := range distinctProducts(items) {
 		prod.id, prod.stock, prod.reserved, prod.alerted = append(prod.id, p.ID), append(prod.stock, p.Stock), append(prod.reserved, p.Reserved), append(prod.alerted, p.LowStockAlerted)
 	}
 	return pgWriteSQL, []any{n,
-		a(upd.pid), a(upd.lid), a(upd.stock), a(upd.reserved), a(upd.readver), a(upd.fenced), a(upd.epoch), a(upd.token), a(upd.at),
-		a(ins.pid), a(ins.lid), a(ins.stock), a(ins.reserved), a(ins.epoch), a(ins.token), a(ins.at),
+		a(upd.pid), a(upd.lid), a(upd.stock), a(upd.reserved), a(upd.readver), a(upd.fenced), a(upd.epoch), a(upd.token), a(upd.at), a(upd.next),
+		a(ins.pid), a(ins.lid), a(ins.stock), a(ins.reserved), a(ins.epoch), a(ins.token), a(ins.at), a(ins.next),
 		a(prod.id), a(prod.stock), a(prod.reserved), a(prod.alerted),
 		n, a(mv.pid), a(mv.lid), a(mv.typ), a(mv.delta), a(mv.qty), a(mv.avail), a(mv.alert), a(mv.reason), a(mv.ref), a(mv.actor),
-		a(mv.key), a(mv.hash), a(mv.epoch), a(mv.token), a(mv.trace), a(mv.at),
+		a(mv.key), a(mv.hash), a(mv.epoch), a(mv.token), a(mv.trace), a(mv.at), a(mv.rdelta), a(mv.resv),
 		len(upd.pid), len(ins.pid),
 	}
 }
@@ -307,6 +317,23 @@ func (a pgArray[T]) Value() (driver.Value, error) { return []T(a), nil }
 
 // a wraps a column's values as one array parameter.
 func a[T any](v []T) pgArray[T] { return pgArray[T](v) }
+
+// timePtr is nil for the zero time (stored as NULL).
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// idPtr is nil for the zero ID (stored as NULL).
+func idPtr(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
+}
 
 func nullPtr(s sql.NullString) *string {
 	if !s.Valid {

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -15,6 +16,13 @@ const (
 	MovementIn     MovementType = "IN"
 	MovementOut    MovementType = "OUT"
 	MovementAdjust MovementType = "ADJUST"
+	// Reservation movements. RESERVE holds units (reserved +q); COMMIT
+	// sells held units (stock -q, reserved -q); RELEASE and EXPIRE give
+	// them back (reserved -q).
+	MovementReserve MovementType = "RESERVE"
+	MovementCommit  MovementType = "COMMIT"
+	MovementRelease MovementType = "RELEASE"
+	MovementExpire  MovementType = "EXPIRE"
 )
 
 // LevelKey names the stock of one product at one location. It is the unit
@@ -53,8 +61,12 @@ type Level struct {
 	// Version increases with every write of the level.
 	Version int64
 	// Fence is the fence of the latest lease that wrote the level.
-	Fence     Fence
-	UpdatedAt time.Time
+	Fence Fence
+	// NextExpiry is no later than the earliest expiry of the level's active
+	// reservation items (zero: none). When it has passed, a stock
+	// transaction on the level releases what has expired first.
+	NextExpiry time.Time
+	UpdatedAt  time.Time
 }
 
 // Available is on hand minus reserved.
@@ -69,7 +81,12 @@ type Movement struct {
 	ProductID  int64
 	LocationID int64
 	Type       MovementType
-	Delta      int64
+	// Delta is the change of the level's on-hand stock.
+	Delta int64
+	// ReservedDelta is the change of the level's reserved stock.
+	ReservedDelta int64
+	// ReservationID is the reservation a reservation movement belongs to.
+	ReservationID int64
 	// QuantityAfter is the level's on-hand stock after this movement.
 	QuantityAfter int64
 	// AvailableAfter is the product's available stock (all locations) after
@@ -123,17 +140,21 @@ func (tx *StockTx) Discard() { tx.movements = nil }
 // flag, and it is appended to the transaction. A rejected movement changes
 // nothing.
 func (tx *StockTx) Apply(m *Movement) error {
-	stock := tx.Level.Stock + m.Delta
-	total := tx.Product.Stock + m.Delta
+	stock, reserved := tx.Level.Stock+m.Delta, tx.Level.Reserved+m.ReservedDelta
+	total, totalReserved := tx.Product.Stock+m.Delta, tx.Product.Reserved+m.ReservedDelta
 	switch {
-	case stock < tx.Level.Reserved:
+	case reserved < 0 || totalReserved < 0:
+		return fmt.Errorf("inventory: %s movement of %d would leave %d reserved", m.Type, m.ReservedDelta, reserved)
+	case stock < reserved:
+		// What the movement asks of the available stock: units taken out,
+		// plus units newly held.
 		return Errorf(CodeInsufficientStock, "insufficient stock: %d available, %d requested",
-			max(tx.Level.Available(), 0), -m.Delta)
+			max(tx.Level.Available(), 0), m.ReservedDelta-m.Delta)
 	case total > MaxStock:
 		return invalid("quantity", "stock of a product cannot exceed %d", MaxStock)
 	}
-	tx.Level.Stock = stock
-	tx.Product.Stock = total
+	tx.Level.Stock, tx.Level.Reserved = stock, reserved
+	tx.Product.Stock, tx.Product.Reserved = total, totalReserved
 	m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID
 	m.QuantityAfter = stock
 	m.AvailableAfter = tx.Product.Available()
