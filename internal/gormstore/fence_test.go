@@ -59,8 +59,8 @@ func TestFencedWrites(t *testing.T) {
 // different domain starts the next one, and so does switching back.
 // updateOne runs a stock transaction on one level.
 func updateOne(s *gormstore.Store, key inventory.LevelKey, f inventory.Fence, fn func(*inventory.StockTx) error) error {
-	return s.UpdateStocks(context.Background(), []inventory.LevelWork{{Key: key, Fence: f}},
-		func(txs []*inventory.StockTx) error { return fn(txs[0]) }, nil)
+	return s.UpdateStocks(context.Background(), []inventory.LevelWork{{Key: key, Fence: f}}, inventory.StockOptions{Now: time.Now()},
+		inventory.StockCallbacks{Apply: func(set *inventory.StockSet) error { return fn(set.Levels[0]) }})
 }
 
 func TestLockEpochs(t *testing.T) {

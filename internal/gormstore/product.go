@@ -33,7 +33,7 @@ func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial
 		initial.Level.ProductID = p.ID
 		// A new product's first level is written without a lease: nobody
 		// else can know the product yet.
-		return s.writeStocks(tx, []stockItem{{st: initial}})
+		return s.writeStocks(tx, nil, []stockItem{{st: initial, now: p.CreatedAt}})
 	})
 }
 

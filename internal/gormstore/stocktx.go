@@ -16,25 +16,25 @@ import (
 // inventory.Store. Its cost in statements does not grow with the number of
 // levels and movements on PostgreSQL (see pgUpdateStocks); on SQLite,
 // which runs in process, statements cost no round trips.
-func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
-	if len(works) == 0 {
+func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, opts inventory.StockOptions, cb inventory.StockCallbacks) error {
+	if len(works) == 0 && len(opts.Reservations) == 0 && opts.NewReservations == 0 {
 		return nil
 	}
 	if err := checkDistinctLevels(works); err != nil {
 		return err
 	}
 	if s.driver == Postgres {
-		return s.pgUpdateStocks(ctx, works, apply, beforeCommit)
+		return s.pgUpdateStocks(ctx, works, opts, cb)
 	}
 	return s.write(ctx, func(tx *gorm.DB) error {
-		items, err := s.loadStock(tx, works)
+		set, items, err := s.loadStock(tx, works, opts)
 		if err != nil {
 			return err
 		}
-		if err := applyItems(items, apply, beforeCommit); err != nil {
+		if err := applySet(set, cb); err != nil {
 			return err
 		}
-		return s.writeStocks(tx, items)
+		return s.writeStocks(tx, set, items)
 	})
 }
 
@@ -49,19 +49,15 @@ func checkDistinctLevels(works []inventory.LevelWork) error {
 	return nil
 }
 
-// applyItems hands the loaded levels to apply, then runs beforeCommit (if
-// set): the caller's part of every stock transaction, between its reads and
-// its writes.
-func applyItems(items []stockItem, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
-	txs := make([]*inventory.StockTx, len(items))
-	for i := range items {
-		txs[i] = items[i].st
-	}
-	if err := apply(txs); err != nil {
+// applySet hands the loaded set to cb.Apply, then runs cb.BeforeCommit (if
+// set): the caller's part of every stock transaction, between its reads
+// and its writes.
+func applySet(set *inventory.StockSet, cb inventory.StockCallbacks) error {
+	if err := cb.Apply(set); err != nil {
 		return err
 	}
-	if beforeCommit != nil {
-		return beforeCommit()
+	if cb.BeforeCommit != nil {
+		return cb.BeforeCommit()
 	}
 	return nil
 }
@@ -70,8 +66,10 @@ func applyItems(items []stockItem, apply func([]*inventory.StockTx) error, befor
 type stockItem struct {
 	st          *inventory.StockTx
 	fence       inventory.Fence
-	exists      bool  // the level row exists
-	readVersion int64 // its version when read
+	exists      bool      // the level row exists
+	readVersion int64     // its version when read
+	readExpiry  time.Time // its NextExpiry when read
+	now         time.Time // the transaction's clock reading
 }
 
 // stockData is what a stock transaction reads before applying: the
@@ -84,7 +82,7 @@ type stockData struct {
 
 // buildItems makes the StockTx of each work from what was read. It
 // returns the locations of the levels not found, which may not exist.
-func buildItems(works []inventory.LevelWork, d stockData) (items []stockItem, missing []int64) {
+func buildItems(works []inventory.LevelWork, d stockData, now time.Time) (items []stockItem, missing []int64) {
 	items = make([]stockItem, len(works))
 	for i, w := range works {
 		st := &inventory.StockTx{Replays: map[string]inventory.Movement{}}
@@ -105,7 +103,7 @@ func buildItems(works []inventory.LevelWork, d stockData) (items []stockItem, mi
 			missing = append(missing, w.Key.LocationID)
 		}
 		st.Level = l
-		items[i] = stockItem{st: st, fence: w.Fence, exists: exists, readVersion: l.Version}
+		items[i] = stockItem{st: st, fence: w.Fence, exists: exists, readVersion: l.Version, readExpiry: l.NextExpiry, now: now}
 	}
 	return items, missing
 }
@@ -130,7 +128,7 @@ func replayKeys(works []inventory.LevelWork) []string {
 
 // loadStock reads a stock transaction's data on SQLite, whose immediate
 // transaction already holds the database's write lock.
-func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork) ([]stockItem, error) {
+func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
 	ids := make([]int64, len(works))
 	for i, w := range works {
 		ids[i] = w.Key.ProductID
@@ -138,26 +136,98 @@ func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork) ([]stockItem
 	d := stockData{replays: map[string]inventory.Movement{}}
 	var err error
 	if d.products, d.levels, err = loadProductsAndLevels(tx, ids, works); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if keys := replayKeys(works); len(keys) > 0 {
 		var rows []movementRow
 		if err := tx.Raw("SELECT "+movementColumns+" FROM stock_movements WHERE idempotency_key IN ?", keys).Scan(&rows).Error; err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, r := range rows {
 			d.replays[r.IdempotencyKey.String] = r.movement()
 		}
 	}
-	items, missing := buildItems(works, d)
+	items, missing := buildItems(works, d, opts.Now)
 	if len(missing) > 0 {
 		var found []int64
 		if err := tx.Raw("SELECT id FROM locations WHERE id IN ?", missing).Scan(&found).Error; err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		markUnknownLocations(items, found)
 	}
-	return items, nil
+	set := &inventory.StockSet{Now: opts.Now, Reservations: map[int64]*inventory.Reservation{}}
+	for _, it := range items {
+		set.Levels = append(set.Levels, it.st)
+	}
+	if due := dueLevels(items, opts.Now); len(due) > 0 {
+		if err := loadExpired(tx, due, opts.Now); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(opts.Reservations) > 0 {
+		rs, err := s.loadReservations(tx, "SELECT "+reservationColumns+" FROM reservations WHERE id IN ?", opts.Reservations)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range rs {
+			set.Reservations[rs[i].ID] = &rs[i]
+		}
+	}
+	if opts.NewReservations > 0 {
+		var last int64
+		if err := tx.Raw(`SELECT max(coalesce((SELECT max(id) FROM reservations), 0),
+			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reservations'), 0))`).Scan(&last).Error; err != nil {
+			return nil, nil, err
+		}
+		for i := range opts.NewReservations {
+			set.NewIDs = append(set.NewIDs, last+1+int64(i))
+		}
+	}
+	return set, items, nil
+}
+
+// dueLevels returns the items whose level's NextExpiry has passed at now:
+// some of their reservation items may have expired.
+func dueLevels(items []stockItem, now time.Time) map[inventory.LevelKey]*stockItem {
+	due := map[inventory.LevelKey]*stockItem{}
+	for i := range items {
+		l := items[i].st.Level
+		if items[i].exists && !l.NextExpiry.IsZero() && !now.Before(l.NextExpiry) {
+			due[inventory.LevelKey{ProductID: l.ProductID, LocationID: l.LocationID}] = &items[i]
+		}
+	}
+	return due
+}
+
+// expiredRow is an expired active reservation item of a due level.
+type expiredRow struct {
+	ProductID, LocationID, ReservationID, Quantity int64
+}
+
+// loadExpired gives each due level its expired items and the earliest
+// expiry of the others, on SQLite (in process: a query per level costs no
+// round trip).
+func loadExpired(tx *gorm.DB, due map[inventory.LevelKey]*stockItem, now time.Time) error {
+	for k, it := range due {
+		var rows []expiredRow
+		if err := tx.Raw(`SELECT product_id, location_id, reservation_id, quantity FROM reservation_items
+			WHERE product_id = ? AND location_id = ? AND active AND expires_at <= ? ORDER BY expires_at, reservation_id`,
+			k.ProductID, k.LocationID, now.UTC()).Scan(&rows).Error; err != nil {
+			return err
+		}
+		for _, r := range rows {
+			it.st.Expired = append(it.st.Expired, inventory.ReservedItem{ReservationID: r.ReservationID, Quantity: r.Quantity})
+		}
+		var next []time.Time
+		if err := tx.Raw(`SELECT expires_at FROM reservation_items WHERE product_id = ? AND location_id = ? AND active AND expires_at > ?
+			ORDER BY expires_at LIMIT 1`, k.ProductID, k.LocationID, now.UTC()).Scan(&next).Error; err != nil {
+			return err
+		}
+		if len(next) == 1 {
+			it.st.NextActiveExpiry = next[0].UTC()
+		}
+	}
+	return nil
 }
 
 // loadProductsAndLevels reads the products and the levels of works.
@@ -194,10 +264,11 @@ func loadLevels(tx *gorm.DB, works []inventory.LevelWork) (map[inventory.LevelKe
 	return out, nil
 }
 
-// changedItems returns the items that appended movements, and how many.
+// changedItems returns the items to write (they appended movements or
+// changed their NextExpiry), and how many movements they hold.
 func changedItems(items []stockItem) (changed []stockItem, n int) {
 	for _, it := range items {
-		if len(it.st.Movements()) > 0 {
+		if len(it.st.Movements()) > 0 || !it.st.Level.NextExpiry.Equal(it.readExpiry) {
 			changed = append(changed, it)
 			n += len(it.st.Movements())
 		}
@@ -209,25 +280,39 @@ func changedItems(items []stockItem) (changed []stockItem, n int) {
 // (compare-and-set on the version each was read at, and fenced), product
 // totals, and movements, with sequences taken last, so the counter's row
 // lock is held only for the insert and the commit.
-func (s *Store) writeStocks(tx *gorm.DB, items []stockItem) error {
+func (s *Store) writeStocks(tx *gorm.DB, set *inventory.StockSet, items []stockItem) error {
 	changed, n := changedItems(items)
-	if len(changed) == 0 {
+	var rw reservationWrites
+	if set != nil {
+		rw = reservationChanges(set)
+	}
+	if len(changed) == 0 && rw.empty() {
 		return nil
 	}
 	if s.driver == Postgres { // a new product's initial stock
 		var out struct{ Last int64 }
-		sql, args := pgWrite(changed, n)
+		sql, args := pgWrite(changed, n, rw)
 		if err := tx.Raw(sql, args...).Scan(&out).Error; err != nil {
 			return err
 		}
 		committed(changed, out.Last-int64(n)+1)
 		return nil
 	}
-	if err := s.writeLevels(tx, changed); err != nil {
+	if len(changed) > 0 {
+		if err := s.writeLevels(tx, changed); err != nil {
+			return err
+		}
+		if err := s.writeProducts(tx, changed); err != nil {
+			return err
+		}
+	}
+	// After the levels: items reference them.
+	if err := writeReservations(tx, rw); err != nil {
 		return err
 	}
-	if err := s.writeProducts(tx, changed); err != nil {
-		return err
+	if n == 0 {
+		committed(changed, 0)
+		return nil
 	}
 	var last int64
 	if err := tx.Raw("UPDATE ledger_sequence SET last = last + ? WHERE id = 1 RETURNING last", n).Scan(&last).Error; err != nil {
@@ -245,7 +330,7 @@ func (s *Store) writeStocks(tx *gorm.DB, items []stockItem) error {
 // records the levels' new version and fence.
 func committed(items []stockItem, first int64) {
 	for _, it := range items {
-		it.st.Committed(first, it.fence, lastAt(it.st))
+		it.st.Committed(first, it.fence, it.lastAt())
 		first += int64(len(it.st.Movements()))
 	}
 }
@@ -283,7 +368,7 @@ func (s *Store) writeLevels(tx *gorm.DB, items []stockItem) error {
 		values := make([]string, len(news))
 		var args []any
 		for i, it := range news {
-			l, at := it.st.Level, lastAt(it.st)
+			l, at := it.st.Level, it.lastAt()
 			values[i] = "(?, ?, ?, ?, 1, ?, ?, ?, ?)"
 			args = append(args, l.ProductID, l.LocationID, l.Stock, l.Reserved, it.fence.Epoch, it.fence.Token, at, nullTime(l.NextExpiry))
 		}
@@ -313,13 +398,13 @@ func (s *Store) updateLevels(tx *gorm.DB, items []stockItem) (int64, error) {
 		if f == (inventory.Fence{}) {
 			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, updated_at = ?, next_expiry = ?
 				WHERE product_id = ? AND location_id = ? AND version = ?`,
-				l.Stock, l.Reserved, lastAt(it.st), nullTime(l.NextExpiry), l.ProductID, l.LocationID, it.readVersion)
+				l.Stock, l.Reserved, it.lastAt(), nullTime(l.NextExpiry), l.ProductID, l.LocationID, it.readVersion)
 		} else {
 			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, lease_epoch = ?, lease_token = ?, updated_at = ?,
 				next_expiry = ?
 				WHERE product_id = ? AND location_id = ? AND version = ?
 				AND (lease_epoch < ? OR (lease_epoch = ? AND lease_token <= ?))`,
-				l.Stock, l.Reserved, f.Epoch, f.Token, lastAt(it.st), nullTime(l.NextExpiry), l.ProductID, l.LocationID, it.readVersion, f.Epoch, f.Epoch, f.Token)
+				l.Stock, l.Reserved, f.Epoch, f.Token, it.lastAt(), nullTime(l.NextExpiry), l.ProductID, l.LocationID, it.readVersion, f.Epoch, f.Epoch, f.Token)
 		}
 		if res.Error != nil {
 			return 0, res.Error
@@ -354,9 +439,12 @@ func distinctProducts(items []stockItem) []*inventory.Product {
 	return out
 }
 
-// lastAt is when the item's last movement was made: the level's new
-// updated_at.
-func lastAt(st *inventory.StockTx) time.Time {
-	ms := st.Movements()
+// lastAt is the level's new updated_at: when its last movement was made,
+// or the transaction's clock reading if it made none.
+func (it stockItem) lastAt() time.Time {
+	ms := it.st.Movements()
+	if len(ms) == 0 {
+		return it.now.UTC()
+	}
 	return ms[len(ms)-1].CreatedAt.UTC()
 }

@@ -54,7 +54,7 @@ const (
 )
 
 // pgUpdateStocks is UpdateStocks on PostgreSQL.
-func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
+func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork, opts inventory.StockOptions, cb inventory.StockCallbacks) error {
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork,
 	defer conn.Close()
 	err = conn.Raw(func(dc any) error {
 		c := dc.(*stdlib.Conn).Conn()
-		err := pgStockTx(ctx, c, works, apply, beforeCommit)
+		err := pgStockTx(ctx, c, works, opts, cb)
 		if c.PgConn().TxStatus() != 'I' {
 			// A failure left the transaction open: end it, or have the pool
 			// drop the connection.
@@ -81,24 +81,26 @@ func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork,
 	return translate(err)
 }
 
-func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, apply func([]*inventory.StockTx) error, beforeCommit func() error) error {
-	items, err := pgLoad(ctx, c, works)
+func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, opts inventory.StockOptions, cb inventory.StockCallbacks) error {
+	set, items, err := pgLoad(ctx, c, works, opts)
 	if err != nil {
 		return err
 	}
-	if err := applyItems(items, apply, beforeCommit); err != nil {
+	if err := applySet(set, cb); err != nil {
 		return err
 	}
 	changed, n := changedItems(items)
+	rw := reservationChanges(set)
+	write := len(changed) > 0 || !rw.empty()
 	b := &pgx.Batch{}
-	if len(changed) > 0 {
-		sql, args := pgWrite(changed, n)
+	if write {
+		sql, args := pgWrite(changed, n, rw)
 		b.Queue(pgNumbered(sql), args...)
 	}
 	b.Queue("COMMIT")
 	br := c.SendBatch(ctx, b)
 	var last int64
-	if len(changed) > 0 {
+	if write {
 		var ok bool
 		if err := br.QueryRow().Scan(&last, &ok); err != nil {
 			_ = br.Close()
@@ -119,8 +121,9 @@ func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, ap
 	return nil
 }
 
-// pgLoad runs the first round trip: BEGIN, and the reads.
-func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork) ([]stockItem, error) {
+// pgLoad runs the first round trip: BEGIN, and the reads; and, if some
+// levels' NextExpiry has passed, a second one for their expired items.
+func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
 	pids := make([]int64, len(works))
 	lids := make([]int64, len(works))
 	for i, w := range works {
@@ -137,24 +140,112 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork) ([]st
 	if len(keys) > 0 {
 		b.Queue(pgReplaysSQL, keys)
 	}
+	if len(opts.Reservations) > 0 {
+		b.Queue(pgLockReservationsSQL, opts.Reservations)
+		b.Queue(pgReservationItemsSQL, opts.Reservations)
+	}
+	if opts.NewReservations > 0 {
+		b.Queue(pgNewReservationIDsSQL, opts.NewReservations)
+	}
 	br := c.SendBatch(ctx, b)
+	set := &inventory.StockSet{Now: opts.Now, Reservations: map[int64]*inventory.Reservation{}}
 	d, err := pgReadStockData(br, len(keys) > 0)
+	if err == nil && len(opts.Reservations) > 0 {
+		err = pgReadReservations(br, set)
+	}
+	if err == nil && opts.NewReservations > 0 {
+		rows, _ := br.Query()
+		set.NewIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	items, missing := buildItems(works, d)
+	items, missing := buildItems(works, d, opts.Now)
+	for _, it := range items {
+		set.Levels = append(set.Levels, it.st)
+	}
 	if len(missing) > 0 {
 		rows, _ := c.Query(ctx, pgLocationsSQL, missing)
 		found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		markUnknownLocations(items, found)
 	}
-	return items, nil
+	if due := dueLevels(items, opts.Now); len(due) > 0 {
+		if err := pgLoadExpired(ctx, c, due, opts.Now); err != nil {
+			return nil, nil, err
+		}
+	}
+	return set, items, nil
+}
+
+const (
+	pgLockReservationsSQL  = "SELECT " + reservationColumns + " FROM reservations WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
+	pgReservationItemsSQL  = "SELECT " + itemColumns + " FROM reservation_items WHERE reservation_id = ANY($1::bigint[]) ORDER BY reservation_id, product_id, location_id"
+	pgNewReservationIDsSQL = "SELECT nextval(pg_get_serial_sequence('reservations', 'id')) FROM generate_series(1, $1::int)"
+	// pgExpiredSQL returns the expired active items of the levels, and
+	// pgNextExpirySQL the earliest expiry of each level's other active
+	// items: one index probe per level, never all of a hot level's items.
+	pgExpiredSQL = `SELECT i.product_id, i.location_id, i.reservation_id, i.quantity
+		FROM unnest($1::bigint[], $2::bigint[]) AS k (pid, lid)
+		JOIN reservation_items i ON i.product_id = k.pid AND i.location_id = k.lid AND i.active AND i.expires_at <= $3
+		ORDER BY i.expires_at, i.reservation_id`
+	pgNextExpirySQL = `SELECT k.pid, k.lid, (SELECT min(i.expires_at) FROM reservation_items i
+			WHERE i.product_id = k.pid AND i.location_id = k.lid AND i.active AND i.expires_at > $3)
+		FROM unnest($1::bigint[], $2::bigint[]) AS k (pid, lid)`
+)
+
+func pgReadReservations(br pgx.BatchResults, set *inventory.StockSet) error {
+	var r reservationRow
+	rows, _ := br.Query()
+	if _, err := pgx.ForEachRow(rows, r.fields(), func() error { set.Reservations[r.ID] = r.reservation(); return nil }); err != nil {
+		return err
+	}
+	var items []itemRow
+	var it itemRow
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, it.fields(), func() error { items = append(items, it); return nil }); err != nil {
+		return err
+	}
+	attachItems(set.Reservations, items)
+	return nil
+}
+
+// pgLoadExpired gives each due level its expired items and the earliest
+// expiry of the others, in one round trip.
+func pgLoadExpired(ctx context.Context, c *pgx.Conn, due map[inventory.LevelKey]*stockItem, now time.Time) error {
+	var pids, lids []int64
+	for k := range due {
+		pids, lids = append(pids, k.ProductID), append(lids, k.LocationID)
+	}
+	b := &pgx.Batch{}
+	b.Queue(pgExpiredSQL, pids, lids, now.UTC())
+	b.Queue(pgNextExpirySQL, pids, lids, now.UTC())
+	br := c.SendBatch(ctx, b)
+	defer br.Close()
+	var r expiredRow
+	rows, _ := br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&r.ProductID, &r.LocationID, &r.ReservationID, &r.Quantity}, func() error {
+		it := due[inventory.LevelKey{ProductID: r.ProductID, LocationID: r.LocationID}]
+		it.st.Expired = append(it.st.Expired, inventory.ReservedItem{ReservationID: r.ReservationID, Quantity: r.Quantity})
+		return nil
+	}); err != nil {
+		return err
+	}
+	var pid, lid int64
+	var next *time.Time
+	rows, _ = br.Query()
+	_, err := pgx.ForEachRow(rows, []any{&pid, &lid, &next}, func() error {
+		if next != nil {
+			due[inventory.LevelKey{ProductID: pid, LocationID: lid}].st.NextActiveExpiry = next.UTC()
+		}
+		return nil
+	})
+	return err
 }
 
 func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
@@ -229,13 +320,39 @@ const pgWriteSQL = `WITH sq AS (
 			WITH ORDINALITY AS m (product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert,
 				reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at,
 				reserved_delta, reservation_id, ord)
+	), rn AS (
+		INSERT INTO reservations (id, status, expires_at, reference, actor, idempotency_key, request_hash, version, created_at, updated_at)
+		SELECT id, 'ACTIVE', exp, ref, actor, key, hash, 1, at, at
+		FROM unnest(?::bigint[], ?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[])
+			AS v (id, exp, ref, actor, key, hash, at)
+	), rin AS (
+		INSERT INTO reservation_items (reservation_id, product_id, location_id, quantity, expires_at, active)
+		SELECT rid, pid, lid, qty, exp, TRUE
+		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[]) AS v (rid, pid, lid, qty, exp)
+	), rio AS (
+		UPDATE reservation_items AS i SET active = FALSE
+		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v (rid, pid, lid)
+		WHERE i.reservation_id = v.rid AND i.product_id = v.pid AND i.location_id = v.lid
+	), rs AS (
+		UPDATE reservations AS r SET status = v.status, updated_at = v.at, version = r.version + 1
+		FROM (SELECT DISTINCT ON (rid) rid, status, at FROM unnest(?::bigint[], ?::text[], ?::timestamptz[]) AS u (rid, status, at)
+			ORDER BY rid) AS v
+		WHERE r.id = v.rid AND r.status = 'ACTIVE'
+	), re AS (
+		UPDATE reservations AS r SET expires_at = v.exp, updated_at = v.at, version = r.version + 1
+		FROM unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[]) AS v (rid, exp, at)
+		WHERE r.id = v.rid
+	), rie AS (
+		UPDATE reservation_items AS i SET expires_at = v.exp
+		FROM unnest(?::bigint[], ?::timestamptz[]) AS v (rid, exp)
+		WHERE i.reservation_id = v.rid AND i.active
 	)
 	SELECT (SELECT last FROM sq) AS last,
 		stock_write_check((SELECT count(*) FROM lv) = ?::bigint AND (SELECT count(*) FROM nl) = ?::bigint) AS ok`
 
 // pgWrite returns pgWriteSQL and its arguments for the changed items,
-// which hold n movements in all.
-func pgWrite(items []stockItem, n int) (string, []any) {
+// which hold n movements in all, and the reservation writes.
+func pgWrite(items []stockItem, n int, rw reservationWrites) (string, []any) {
 	var upd struct {
 		pid, lid, stock, reserved, readver, epoch, token []int64
 		fenced                                           []bool
@@ -260,7 +377,7 @@ func pgWrite(items []stockItem, n int) (string, []any) {
 		at                                                []time.Time
 	}
 	for _, it := range items {
-		l, f, at := it.st.Level, it.fence, lastAt(it.st)
+		l, f, at := it.st.Level, it.fence, it.lastAt()
 		if it.exists {
 			upd.pid, upd.lid, upd.stock, upd.reserved = append(upd.pid, l.ProductID), append(upd.lid, l.LocationID), append(upd.stock, l.Stock), append(upd.reserved, l.Reserved)
 			upd.readver, upd.fenced = append(upd.readver, it.readVersion), append(upd.fenced, f != (inventory.Fence{}))
@@ -283,13 +400,57 @@ func pgWrite(items []stockItem, n int) (string, []any) {
 	for _, p := range distinctProducts(items) {
 		prod.id, prod.stock, prod.reserved, prod.alerted = append(prod.id, p.ID), append(prod.stock, p.Stock), append(prod.reserved, p.Reserved), append(prod.alerted, p.LowStockAlerted)
 	}
-	return pgWriteSQL, []any{n,
+	r := pgReservationArgs(rw)
+	return pgWriteSQL, append([]any{n,
 		a(upd.pid), a(upd.lid), a(upd.stock), a(upd.reserved), a(upd.readver), a(upd.fenced), a(upd.epoch), a(upd.token), a(upd.at), a(upd.next),
 		a(ins.pid), a(ins.lid), a(ins.stock), a(ins.reserved), a(ins.epoch), a(ins.token), a(ins.at), a(ins.next),
 		a(prod.id), a(prod.stock), a(prod.reserved), a(prod.alerted),
 		n, a(mv.pid), a(mv.lid), a(mv.typ), a(mv.delta), a(mv.qty), a(mv.avail), a(mv.alert), a(mv.reason), a(mv.ref), a(mv.actor),
 		a(mv.key), a(mv.hash), a(mv.epoch), a(mv.token), a(mv.trace), a(mv.at), a(mv.rdelta), a(mv.resv),
-		len(upd.pid), len(ins.pid),
+	}, append(r, len(upd.pid), len(ins.pid))...)
+}
+
+// pgReservationArgs returns the arguments of pgWriteSQL's reservation
+// statements, in order.
+func pgReservationArgs(rw reservationWrites) []any {
+	var rn struct {
+		id                     []int64
+		exp, at                []time.Time
+		ref, actor             []string
+		key, hash              []*string
+		rid, pid, lid, qty     []int64
+		iexp                   []time.Time
+		orid, opid, olid, srid []int64
+		sstatus                []string
+		sat                    []time.Time
+		erid                   []int64
+		eexp, eat              []time.Time
+	}
+	for _, r := range rw.created {
+		rn.id, rn.exp, rn.at = append(rn.id, r.ID), append(rn.exp, r.ExpiresAt.UTC()), append(rn.at, r.CreatedAt.UTC())
+		rn.ref, rn.actor = append(rn.ref, r.Reference), append(rn.actor, r.Actor)
+		key := nullable(r.IdempotencyKey)
+		hash := sql.NullString{String: r.RequestHash, Valid: r.IdempotencyKey != ""}
+		rn.key, rn.hash = append(rn.key, nullPtr(key)), append(rn.hash, nullPtr(hash))
+		for _, it := range r.Items {
+			rn.rid, rn.pid, rn.lid, rn.qty = append(rn.rid, r.ID), append(rn.pid, it.ProductID), append(rn.lid, it.LocationID), append(rn.qty, it.Quantity)
+			rn.iexp = append(rn.iexp, r.ExpiresAt.UTC())
+		}
+	}
+	for _, c := range rw.closed {
+		rn.orid, rn.opid, rn.olid = append(rn.orid, c.reservationID), append(rn.opid, c.productID), append(rn.olid, c.locationID)
+		rn.srid, rn.sstatus, rn.sat = append(rn.srid, c.reservationID), append(rn.sstatus, string(c.status)), append(rn.sat, c.at)
+	}
+	for id, until := range rw.extended {
+		rn.erid, rn.eexp, rn.eat = append(rn.erid, id), append(rn.eexp, until.UTC()), append(rn.eat, rw.now)
+	}
+	return []any{
+		a(rn.id), a(rn.exp), a(rn.ref), a(rn.actor), a(rn.key), a(rn.hash), a(rn.at),
+		a(rn.rid), a(rn.pid), a(rn.lid), a(rn.qty), a(rn.iexp),
+		a(rn.orid), a(rn.opid), a(rn.olid),
+		a(rn.srid), a(rn.sstatus), a(rn.sat),
+		a(rn.erid), a(rn.eexp), a(rn.eat),
+		a(rn.erid), a(rn.eexp),
 	}
 }
 

@@ -40,7 +40,8 @@ func TestUpdateStocksGroup(t *testing.T) {
 			{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 77}, Fence: fence},
 		}
 		var got []*inventory.StockTx
-		err := s.UpdateStocks(context.Background(), works, func(txs []*inventory.StockTx) error {
+		err := s.UpdateStocks(context.Background(), works, inventory.StockOptions{Now: time.Now()}, inventory.StockCallbacks{Apply: func(set *inventory.StockSet) error {
+			txs := set.Levels
 			got = txs
 			if txs[0].Err != nil {
 				return txs[0].Err
@@ -49,7 +50,7 @@ func TestUpdateStocksGroup(t *testing.T) {
 				return err
 			}
 			return receive(txs[0], 4)
-		}, nil)
+		}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,14 +71,15 @@ func TestUpdateStocksGroup(t *testing.T) {
 			{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}, Fence: fence},
 			{Key: inventory.LevelKey{ProductID: b.ID, LocationID: 1}, Fence: inventory.Fence{Epoch: 1, Token: 4}},
 		}
-		err = s.UpdateStocks(context.Background(), works, func(txs []*inventory.StockTx) error {
+		err = s.UpdateStocks(context.Background(), works, inventory.StockOptions{Now: time.Now()}, inventory.StockCallbacks{Apply: func(set *inventory.StockSet) error {
+			txs := set.Levels
 			for _, tx := range txs {
 				if err := receive(tx, 1); err != nil {
 					return err
 				}
 			}
 			return nil
-		}, nil)
+		}})
 		if !errors.Is(err, inventory.ErrVersionConflict) {
 			t.Fatalf("stale fence in a group: %v, want ErrVersionConflict", err)
 		}
@@ -87,8 +89,10 @@ func TestUpdateStocksGroup(t *testing.T) {
 
 		// beforeCommit can still roll everything back.
 		stop := errors.New("stop")
-		err = s.UpdateStocks(context.Background(), works[:1], func(txs []*inventory.StockTx) error { return receive(txs[0], 1) },
-			func() error { return stop })
+		err = s.UpdateStocks(context.Background(), works[:1], inventory.StockOptions{Now: time.Now()}, inventory.StockCallbacks{
+			Apply:        func(set *inventory.StockSet) error { return receive(set.Levels[0], 1) },
+			BeforeCommit: func() error { return stop },
+		})
 		if !errors.Is(err, stop) {
 			t.Fatalf("beforeCommit error: %v", err)
 		}
@@ -110,7 +114,8 @@ func TestUpdateStocksTwoLevelsOfOneProduct(t *testing.T) {
 			t.Fatal(err)
 		}
 		works := []inventory.LevelWork{{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}}, {Key: inventory.LevelKey{ProductID: a.ID, LocationID: loc.ID}}}
-		err := s.UpdateStocks(context.Background(), works, func(txs []*inventory.StockTx) error {
+		err := s.UpdateStocks(context.Background(), works, inventory.StockOptions{Now: time.Now()}, inventory.StockCallbacks{Apply: func(set *inventory.StockSet) error {
+			txs := set.Levels
 			if txs[0].Product != txs[1].Product {
 				t.Error("two levels of one product got two products")
 			}
@@ -118,7 +123,7 @@ func TestUpdateStocksTwoLevelsOfOneProduct(t *testing.T) {
 				return err
 			}
 			return receive(txs[1], 4)
-		}, nil)
+		}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +132,7 @@ func TestUpdateStocksTwoLevelsOfOneProduct(t *testing.T) {
 			t.Fatalf("product stock %d (%v), want 7", got.Stock, err)
 		}
 		works[1] = works[0]
-		if err := s.UpdateStocks(context.Background(), works, func([]*inventory.StockTx) error { return nil }, nil); err == nil {
+		if err := s.UpdateStocks(context.Background(), works, inventory.StockOptions{Now: time.Now()}, inventory.StockCallbacks{Apply: func(*inventory.StockSet) error { return nil }}); err == nil {
 			t.Fatal("accepted one level twice in one transaction")
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/shopstack/inventory/internal/lock"
 )
@@ -95,25 +96,29 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []
 	}
 	var txs []*StockTx
 	steps := make([][]batchStep, len(jobs))
-	err = s.store.UpdateStocks(ctx, works, func(t []*StockTx) error {
-		txs = t
-		for i, tx := range t {
-			steps[i] = nil
-			if tx.Err == nil && !closed(jobs[i].lost) {
-				steps[i] = applyOps(tx, jobs[i].ops, jobs[i].fence)
+	now := s.now()
+	err = s.store.UpdateStocks(ctx, works, StockOptions{Now: now}, StockCallbacks{
+		Apply: func(set *StockSet) error {
+			txs = set.Levels
+			for i, tx := range txs {
+				steps[i] = nil
+				if tx.Err == nil && !closed(jobs[i].lost) {
+					steps[i] = applyOps(tx, jobs[i].ops, jobs[i].fence, now)
+				}
 			}
-		}
-		return nil
-	}, func() error {
-		for _, j := range jobs {
-			if closed(j.lost) {
-				lostAtCommit = append(lostAtCommit, j)
+			return nil
+		},
+		BeforeCommit: func() error {
+			for _, j := range jobs {
+				if closed(j.lost) {
+					lostAtCommit = append(lostAtCommit, j)
+				}
 			}
-		}
-		if len(lostAtCommit) > 0 {
-			return errLostAtCommit
-		}
-		return nil
+			if len(lostAtCommit) > 0 {
+				return errLostAtCommit
+			}
+			return nil
+		},
 	})
 	if errors.Is(err, errLostAtCommit) {
 		return lostAtCommit, nil
@@ -163,11 +168,16 @@ type batchStep struct {
 // applyOps applies ops to tx in order, each under the rules a request alone
 // would meet: a retry's key is replayed (or is a CONFLICT if reused for
 // another input), a level written under a newer lease is STALE_LEASE, and
-// a rejected movement changes nothing.
-func applyOps(tx *StockTx, ops []stockOp, fence Fence) []batchStep {
+// a rejected movement changes nothing. First it releases the level's
+// expired reservation items, so they stop counting before any op is
+// judged. An op without a movement (a touch) only does that.
+func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time) []batchStep {
 	steps := make([]batchStep, len(ops))
 	made := map[string]int{} // idempotency key -> op that made a movement
 	stale := fence != (Fence{}) && fence.Before(tx.Level.Fence)
+	if !stale {
+		releaseExpired(tx, fence, now)
+	}
 	for i, op := range ops {
 		st := &steps[i]
 		st.movement, st.sameAs = -1, -1
@@ -192,6 +202,9 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence) []batchStep {
 			st.err = staleLease(fence, tx.Level.Fence)
 			continue
 		}
+		if op.movement == nil {
+			continue
+		}
 		m, err := op.movement(tx)
 		if err == nil {
 			m.Fence = fence
@@ -209,6 +222,28 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence) []batchStep {
 	}
 	return steps
 }
+
+// releaseExpired releases the level's reservation items that expired, with
+// an EXPIRE movement each, and makes the level's NextExpiry exact again.
+func releaseExpired(tx *StockTx, fence Fence, now time.Time) {
+	for _, it := range tx.Expired {
+		m := Movement{Type: MovementExpire, ReservedDelta: -it.Quantity, ReservationID: it.ReservationID,
+			Reason: "reservation expired", Actor: systemActor, Fence: fence, CreatedAt: now}
+		if err := tx.Apply(&m); err != nil {
+			// Releasing held units cannot fail while the level's reserved
+			// is the sum of its active items; if it does, the level is
+			// left for reconcile rather than failing its requests.
+			continue
+		}
+	}
+	if !tx.Level.NextExpiry.IsZero() && !now.Before(tx.Level.NextExpiry) {
+		tx.Level.NextExpiry = tx.NextActiveExpiry
+	}
+}
+
+// systemActor is the actor of changes no client asked for, such as
+// expiry.
+const systemActor = "system"
 
 // finishSteps turns the steps of a committed transaction into results: the
 // movements carry their sequences, and the levels their committed version.

@@ -123,6 +123,12 @@ type StockTx struct {
 	// Err, set by the store, says why the level cannot be changed (its
 	// product or location does not exist).
 	Err error
+	// Expired are the level's active reservation items that had expired
+	// when the transaction began (loaded only when the level's NextExpiry
+	// had passed), and NextActiveExpiry the earliest expiry of its other
+	// active items (zero: none).
+	Expired          []ReservedItem
+	NextActiveExpiry time.Time
 
 	movements []Movement
 }

@@ -1,6 +1,9 @@
 package inventory
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store is the persistence the Service needs. Implementations translate
 // their own errors: not-found and uniqueness violations become *Error values
@@ -30,23 +33,47 @@ type Store interface {
 	// Levels returns the product's stock levels ordered by location ID.
 	Levels(ctx context.Context, productID int64) ([]Level, error)
 
-	// UpdateStocks runs one stock transaction over the levels of works, each
-	// of a different product. It locks their products (in ID order), loads
-	// a StockTx per work (in works order; if the product or location does
-	// not exist, its Err says so and it must be left alone; a missing level
-	// of an existing location starts empty), with the Replays of the work's
-	// replay keys, and calls apply. Then, for every StockTx that appended
-	// movements, it writes the level (compare-and-set on its version, and
-	// only if the level's fence is not newer than the work's, which it
-	// records; the zero Fence marks a write made without a lease, which
-	// neither checks nor moves the level's fence), the product totals and
-	// the movements, with consecutive sequences in works order. A failed
-	// compare-and-set is ErrVersionConflict; a concurrently used idempotency
-	// key is ErrDuplicateKey. beforeCommit (if not nil) runs after apply, as
-	// late as the store can before writing and committing; its error rolls
-	// everything back. If apply fails, nothing is written and its error is
+	// UpdateStocks runs one stock transaction over the levels of works.
+	// It locks their products (in ID order) and loads a StockTx per work (in
+	// works order; if the product or location does not exist, its Err says
+	// so and it must be left alone; a missing level of an existing location
+	// starts empty) with the Replays of the work's replay keys. For a level
+	// whose NextExpiry is not after opts.Now it also loads the active items
+	// that have expired (StockTx.Expired) and the earliest expiry of the
+	// others (StockTx.NextActiveExpiry). It loads and locks the reservations
+	// of opts.Reservations, allocates opts.NewReservations IDs, and calls
+	// cb.Apply with the set.
+	//
+	// Then it writes, for every level that appended movements or changed its
+	// NextExpiry, the level (compare-and-set on its version, and only if the
+	// level's fence is not newer than the work's, which it records; the zero
+	// Fence marks a write made without a lease, which neither checks nor
+	// moves the level's fence), the product totals and the movements, with
+	// consecutive sequences in works order; the reservations created and
+	// extended; and what reservation movements imply: a COMMIT, RELEASE or
+	// EXPIRE movement deactivates its item and makes an ACTIVE reservation
+	// COMMITTED, RELEASED or EXPIRED. A failed compare-and-set is
+	// ErrVersionConflict; a concurrently used idempotency key is
+	// ErrDuplicateKey. cb.BeforeCommit (if set) runs after Apply, as late as
+	// the store can before writing and committing; its error rolls
+	// everything back. If Apply fails, nothing is written and its error is
 	// returned.
-	UpdateStocks(ctx context.Context, works []LevelWork, apply func(txs []*StockTx) error, beforeCommit func() error) error
+	UpdateStocks(ctx context.Context, works []LevelWork, opts StockOptions, cb StockCallbacks) error
+
+	// Reservation returns a reservation with its items.
+	Reservation(ctx context.Context, id int64) (Reservation, error)
+	// ReservationByKey returns the reservation created with an idempotency
+	// key.
+	ReservationByKey(ctx context.Context, key string) (Reservation, bool, error)
+	// Reservations returns up to limit reservations with IDs above afterID
+	// that match f at now, ordered by ID.
+	Reservations(ctx context.Context, f ReservationFilter, now time.Time, afterID int64, limit int) (ReservationPage, error)
+	// DueLevels returns up to limit levels holding active items that
+	// expired at now.
+	DueLevels(ctx context.Context, now time.Time, limit int) ([]LevelKey, error)
+	// ExpiredReserved returns, per level of the products, the quantity of
+	// active items that expired at now (levels without any are left out).
+	ExpiredReserved(ctx context.Context, productIDs []int64, now time.Time) (map[LevelKey]int64, error)
 
 	// Movements returns ledger rows as q selects them.
 	Movements(ctx context.Context, q MovementQuery) (MovementPage, error)
@@ -62,6 +89,24 @@ type Store interface {
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+}
+
+// StockCallbacks are the points at which a stock transaction calls back;
+// see Store.UpdateStocks.
+type StockCallbacks struct {
+	Apply        func(set *StockSet) error
+	BeforeCommit func() error
+}
+
+// StockOptions are what a stock transaction loads besides its levels; see
+// Store.UpdateStocks.
+type StockOptions struct {
+	// Now is the transaction's clock reading.
+	Now time.Time
+	// Reservations are loaded and locked, with their items.
+	Reservations []int64
+	// NewReservations is how many reservation IDs to allocate.
+	NewReservations int
 }
 
 // LevelWork is one level's part of a stock transaction.

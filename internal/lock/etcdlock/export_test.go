@@ -16,3 +16,11 @@ func LeaseID(le lock.Lease) clientv3.LeaseID { return le.(*lease).sess.Lease() }
 
 // GateLen returns how many keys are held or waited for in l's gate.
 func (l *Locker) GateLen() int { return l.gate.Len() }
+
+// AbandonLeader is Abandon for a lease Campaign returned: the leader's
+// session is no longer kept alive, its key lapses a TTL later.
+func AbandonLeader(le lock.Lease) { le.(*electLease).sess.Orphan() }
+
+// LeaderLeaseID returns the etcd lease of the session le, a lease Campaign
+// returned, was won through.
+func LeaderLeaseID(le lock.Lease) clientv3.LeaseID { return le.(*electLease).sess.Lease() }
