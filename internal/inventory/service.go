@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ type Config struct {
 	// levels together; beyond it they fail with a retryable UNAVAILABLE.
 	// Zero means 10000.
 	MaxWaiting int
+	// MaxReservationTTL bounds how long a reservation holds stock in one
+	// go (at creation and at each extension); zero means 24h.
+	MaxReservationTTL time.Duration
 }
 
 // MaxBatchLimit is the largest Config.MaxBatch.
@@ -55,6 +59,8 @@ type Service struct {
 	feed        *feed
 	strategy    Strategy
 	combiner    *combiner
+
+	maxReservationTTL time.Duration
 	// epoch is the lock epoch of the locker's fencing domain, set by Start.
 	epoch int64
 	// afterLock, if set, runs between acquiring a stock lock and the
@@ -110,6 +116,10 @@ func NewService(cfg Config) *Service {
 		maxWaiting = 10_000
 	}
 	s.combiner = newCombiner(s, min(maxBatch, MaxBatchLimit), maxWaiting)
+	s.maxReservationTTL = cfg.MaxReservationTTL
+	if s.maxReservationTTL <= 0 {
+		s.maxReservationTTL = DefaultMaxReservationTTL
+	}
 	return s
 }
 
@@ -271,7 +281,11 @@ func (s *Service) Product(ctx context.Context, id int64) (Product, error) {
 	if id <= 0 {
 		return Product{}, Errorf(CodeNotFound, "product %d not found", id)
 	}
-	return s.store.Product(ctx, id)
+	p, err := s.store.Product(ctx, id)
+	if err != nil {
+		return Product{}, err
+	}
+	return p, s.withoutExpired(ctx, []*Product{&p})
 }
 
 // ProductBySKU returns the product with the given SKU (case-insensitive).
@@ -280,7 +294,11 @@ func (s *Service) ProductBySKU(ctx context.Context, sku string) (Product, error)
 	if err := validateSKU(sku); err != nil {
 		return Product{}, err
 	}
-	return s.store.ProductBySKU(ctx, sku)
+	p, err := s.store.ProductBySKU(ctx, sku)
+	if err != nil {
+		return Product{}, err
+	}
+	return p, s.withoutExpired(ctx, []*Product{&p})
 }
 
 // Products returns up to first products with IDs above afterID that match f.
@@ -291,7 +309,16 @@ func (s *Service) Products(ctx context.Context, f ProductFilter, first int, afte
 	if err := validateText("filter.text", f.Text, MaxNameLength); err != nil {
 		return ProductPage{}, err
 	}
-	return s.store.Products(ctx, f, afterID, first)
+	page, err := s.store.Products(ctx, f, afterID, first)
+	if err != nil {
+		return ProductPage{}, err
+	}
+	err = s.withoutExpired(ctx, pointers(page.Products))
+	if f.LowStock != nil && *f.LowStock {
+		// Released expired units can take a product off the list.
+		page.Products = slices.DeleteFunc(page.Products, func(p Product) bool { return !p.LowStock() })
+	}
+	return page, err
 }
 
 // CountProducts returns how many products match f.
@@ -307,12 +334,59 @@ func (s *Service) LowStockProducts(ctx context.Context, limit int) ([]Product, e
 	}
 	low := true
 	page, err := s.store.Products(ctx, ProductFilter{LowStock: &low}, 0, limit)
-	return page.Products, err
+	if err != nil {
+		return nil, err
+	}
+	err = s.withoutExpired(ctx, pointers(page.Products))
+	return slices.DeleteFunc(page.Products, func(p Product) bool { return !p.LowStock() }), err
 }
 
 // Levels returns a product's stock per location.
 func (s *Service) Levels(ctx context.Context, productID int64) ([]Level, error) {
-	return s.store.Levels(ctx, productID)
+	levels, err := s.store.Levels(ctx, productID)
+	if err != nil || !slices.ContainsFunc(levels, func(l Level) bool { return l.Reserved > 0 }) {
+		return levels, err
+	}
+	expired, err := s.store.ExpiredReserved(ctx, []int64{productID}, s.now())
+	for i := range levels {
+		levels[i].Reserved -= expired[LevelKey{ProductID: productID, LocationID: levels[i].LocationID}]
+	}
+	return levels, err
+}
+
+// withoutExpired takes out of the products' reserved the units still held
+// by reservations that have expired but were not released yet: an expired
+// reservation stops counting at once, not when the reaper gets to it.
+func (s *Service) withoutExpired(ctx context.Context, ps []*Product) error {
+	var ids []int64
+	for _, p := range ps {
+		if p.Reserved > 0 {
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	expired, err := s.store.ExpiredReserved(ctx, ids, s.now())
+	if err != nil {
+		return err
+	}
+	byProduct := map[int64]int64{}
+	for k, q := range expired {
+		byProduct[k.ProductID] += q
+	}
+	for _, p := range ps {
+		p.Reserved -= byProduct[p.ID]
+	}
+	return nil
+}
+
+func pointers(ps []Product) []*Product {
+	out := make([]*Product, len(ps))
+	for i := range ps {
+		out[i] = &ps[i]
+	}
+	return out
 }
 
 // Movements returns a page of the ledger.

@@ -129,15 +129,22 @@ func (s *Service) lock(ctx context.Context, key LevelKey) (lock.Lease, error) {
 	lctx, cancel := context.WithTimeout(ctx, s.lockTimeout)
 	defer cancel()
 	lease, err := s.locker.Lock(lctx, key.LockName())
+	if err != nil {
+		return nil, lockError(ctx, err)
+	}
+	return lease, nil
+}
+
+// lockError is the client's error for a lock that could not be taken for a
+// request whose context is ctx.
+func lockError(ctx context.Context, err error) *Error {
 	switch {
-	case err == nil:
-		return lease, nil
 	case ctx.Err() != nil:
-		return nil, &Error{Code: CodeUnavailable, Message: "request cancelled while waiting for the stock lock", Err: err}
+		return &Error{Code: CodeUnavailable, Message: "request cancelled while waiting for the stock lock", Err: err}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, lock.ErrNotAcquired):
-		return nil, &Error{Code: CodeUnavailable, Message: "timed out waiting for the stock lock; retry", Err: err}
+		return &Error{Code: CodeUnavailable, Message: "timed out waiting for the stock lock; retry", Err: err}
 	default:
-		return nil, &Error{Code: CodeUnavailable, Message: "lock service unavailable; retry", Err: err}
+		return &Error{Code: CodeUnavailable, Message: "lock service unavailable; retry", Err: err}
 	}
 }
 

@@ -225,6 +225,36 @@ func TestRedisOneServerDown(t *testing.T) {
 	waitWake(t, "A", a, wakeTimeout)
 }
 
+// TestRedisPausedServer: a server that stalls (SIGSTOP: it keeps its
+// connections but answers nothing) holds up neither the wake-ups through
+// the other server nor Close for more than the Redis timeout.
+func TestRedisPausedServer(t *testing.T) {
+	s1, s2 := redistest.Start(t), redistest.Start(t)
+	addrs := []string{s1.Addr, s2.Addr}
+	a := newRedis(t, RedisConfig{Addrs: addrs})
+	b := newRedis(t, RedisConfig{Addrs: addrs})
+	waitSubscribers(t, s1.Addr, DefaultRedisChannel, 2)
+	waitSubscribers(t, s2.Addr, DefaultRedisChannel, 2)
+
+	s2.Pause(t)
+	for seq := int64(1); seq <= 3; seq++ {
+		start := time.Now()
+		a.Announce(seq)
+		waitWake(t, "B", b, wakeTimeout)
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("wake-up %d took %v with one server paused", seq, d)
+		}
+		time.Sleep(300 * time.Millisecond) // A's send to s2 is in flight
+	}
+	start := time.Now()
+	closeAndCheck(t, "A", a)
+	closeAndCheck(t, "B", b)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Close took %v with a server paused", d)
+	}
+	s2.Resume(t)
+}
+
 func TestRedisConfig(t *testing.T) {
 	for _, cfg := range []RedisConfig{
 		{},
