@@ -34,6 +34,8 @@ type ResolverRoot interface {
 	Product() ProductResolver
 	ProductConnection() ProductConnectionResolver
 	Query() QueryResolver
+	ReservationEvent() ReservationEventResolver
+	ReservationItem() ReservationItemResolver
 	StockChangedEvent() StockChangedEventResolver
 	StockLevel() StockLevelResolver
 	StockMovement() StockMovementResolver
@@ -62,12 +64,16 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AdjustStock    func(childComplexity int, input model.AdjustStockInput) int
-		CreateLocation func(childComplexity int, input model.CreateLocationInput) int
-		CreateProduct  func(childComplexity int, input model.CreateProductInput) int
-		StockIn        func(childComplexity int, input model.StockChangeInput) int
-		StockOut       func(childComplexity int, input model.StockChangeInput) int
-		UpdateProduct  func(childComplexity int, input model.UpdateProductInput) int
+		AdjustStock        func(childComplexity int, input model.AdjustStockInput) int
+		CommitReservation  func(childComplexity int, id int64) int
+		CreateLocation     func(childComplexity int, input model.CreateLocationInput) int
+		CreateProduct      func(childComplexity int, input model.CreateProductInput) int
+		ExtendReservation  func(childComplexity int, id int64, ttlSeconds int64) int
+		ReleaseReservation func(childComplexity int, id int64) int
+		ReserveStock       func(childComplexity int, input model.ReserveStockInput) int
+		StockIn            func(childComplexity int, input model.StockChangeInput) int
+		StockOut           func(childComplexity int, input model.StockChangeInput) int
+		UpdateProduct      func(childComplexity int, input model.UpdateProductInput) int
 	}
 
 	PageInfo struct {
@@ -117,7 +123,50 @@ type ComplexityRoot struct {
 		Product          func(childComplexity int, id int64) int
 		ProductBySku     func(childComplexity int, sku string) int
 		Products         func(childComplexity int, first *int64, after *string, filter *model.ProductFilter) int
+		Reservation      func(childComplexity int, id int64) int
+		Reservations     func(childComplexity int, status *inventory.ReservationStatus, first *int64, after *string) int
 		StockMovements   func(childComplexity int, productID *int64, locationID *int64, first *int64, after *string, order *model.SortOrder) int
+	}
+
+	Reservation struct {
+		Actor     func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Items     func(childComplexity int) int
+		Reference func(childComplexity int) int
+		Status    func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+		Version   func(childComplexity int) int
+	}
+
+	ReservationConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ReservationEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ReservationEvent struct {
+		Movement    func(childComplexity int) int
+		Reservation func(childComplexity int) int
+		Sequence    func(childComplexity int) int
+		Type        func(childComplexity int) int
+	}
+
+	ReservationItem struct {
+		Active   func(childComplexity int) int
+		Location func(childComplexity int) int
+		Product  func(childComplexity int) int
+		Quantity func(childComplexity int) int
+	}
+
+	ReservationPayload struct {
+		Replayed    func(childComplexity int) int
+		Reservation func(childComplexity int) int
 	}
 
 	StockChangedEvent struct {
@@ -150,6 +199,8 @@ type ComplexityRoot struct {
 		QuantityAfter  func(childComplexity int) int
 		Reason         func(childComplexity int) int
 		Reference      func(childComplexity int) int
+		Reservation    func(childComplexity int) int
+		ReservedDelta  func(childComplexity int) int
 		Sequence       func(childComplexity int) int
 		TraceID        func(childComplexity int) int
 		Type           func(childComplexity int) int
@@ -173,8 +224,9 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		LowStockAlerts func(childComplexity int, productIds []int64, afterSequence *int64) int
-		StockChanged   func(childComplexity int, productIds []int64, afterSequence *int64) int
+		LowStockAlerts    func(childComplexity int, productIds []int64, afterSequence *int64) int
+		ReservationEvents func(childComplexity int, reservationIds []int64, afterSequence *int64) int
+		StockChanged      func(childComplexity int, productIds []int64, afterSequence *int64) int
 	}
 }
 
@@ -194,6 +246,10 @@ type MutationResolver interface {
 	StockIn(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error)
 	StockOut(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error)
 	AdjustStock(ctx context.Context, input model.AdjustStockInput) (*model.StockPayload, error)
+	ReserveStock(ctx context.Context, input model.ReserveStockInput) (*model.ReservationPayload, error)
+	CommitReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
+	ReleaseReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
+	ExtendReservation(ctx context.Context, id int64, ttlSeconds int64) (*model.ReservationPayload, error)
 }
 type ProductResolver interface {
 	Levels(ctx context.Context, obj *inventory.Product) ([]*inventory.Level, error)
@@ -209,6 +265,15 @@ type QueryResolver interface {
 	LowStockProducts(ctx context.Context, first *int64) ([]*inventory.Product, error)
 	StockMovements(ctx context.Context, productID *int64, locationID *int64, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error)
 	Locations(ctx context.Context) ([]*inventory.Location, error)
+	Reservation(ctx context.Context, id int64) (*inventory.Reservation, error)
+	Reservations(ctx context.Context, status *inventory.ReservationStatus, first *int64, after *string) (*model.ReservationConnection, error)
+}
+type ReservationEventResolver interface {
+	Reservation(ctx context.Context, obj *model.ReservationEvent) (*inventory.Reservation, error)
+}
+type ReservationItemResolver interface {
+	Product(ctx context.Context, obj *inventory.ReservationItem) (*inventory.Product, error)
+	Location(ctx context.Context, obj *inventory.ReservationItem) (*inventory.Location, error)
 }
 type StockChangedEventResolver interface {
 	Product(ctx context.Context, obj *model.StockChangedEvent) (*inventory.Product, error)
@@ -222,6 +287,8 @@ type StockMovementResolver interface {
 	Product(ctx context.Context, obj *inventory.Movement) (*inventory.Product, error)
 	Location(ctx context.Context, obj *inventory.Movement) (*inventory.Location, error)
 
+	Reservation(ctx context.Context, obj *inventory.Movement) (*inventory.Reservation, error)
+
 	IdempotencyKey(ctx context.Context, obj *inventory.Movement) (*string, error)
 	LeaseEpoch(ctx context.Context, obj *inventory.Movement) (int64, error)
 	LeaseToken(ctx context.Context, obj *inventory.Movement) (int64, error)
@@ -229,6 +296,7 @@ type StockMovementResolver interface {
 type SubscriptionResolver interface {
 	LowStockAlerts(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.LowStockAlert, error)
 	StockChanged(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.StockChangedEvent, error)
+	ReservationEvents(ctx context.Context, reservationIds []int64, afterSequence *int64) (<-chan *model.ReservationEvent, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -328,6 +396,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AdjustStock(childComplexity, args["input"].(model.AdjustStockInput)), true
+	case "Mutation.commitReservation":
+		if e.ComplexityRoot.Mutation.CommitReservation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_commitReservation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CommitReservation(childComplexity, args["id"].(int64)), true
 	case "Mutation.createLocation":
 		if e.ComplexityRoot.Mutation.CreateLocation == nil {
 			break
@@ -350,6 +429,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateProduct(childComplexity, args["input"].(model.CreateProductInput)), true
+	case "Mutation.extendReservation":
+		if e.ComplexityRoot.Mutation.ExtendReservation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_extendReservation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ExtendReservation(childComplexity, args["id"].(int64), args["ttlSeconds"].(int64)), true
+	case "Mutation.releaseReservation":
+		if e.ComplexityRoot.Mutation.ReleaseReservation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_releaseReservation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReleaseReservation(childComplexity, args["id"].(int64)), true
+	case "Mutation.reserveStock":
+		if e.ComplexityRoot.Mutation.ReserveStock == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reserveStock_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReserveStock(childComplexity, args["input"].(model.ReserveStockInput)), true
 	case "Mutation.stockIn":
 		if e.ComplexityRoot.Mutation.StockIn == nil {
 			break
@@ -600,6 +712,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Products(childComplexity, args["first"].(*int64), args["after"].(*string), args["filter"].(*model.ProductFilter)), true
+	case "Query.reservation":
+		if e.ComplexityRoot.Query.Reservation == nil {
+			break
+		}
+
+		args, err := ec.field_Query_reservation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Reservation(childComplexity, args["id"].(int64)), true
+	case "Query.reservations":
+		if e.ComplexityRoot.Query.Reservations == nil {
+			break
+		}
+
+		args, err := ec.field_Query_reservations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Reservations(childComplexity, args["status"].(*inventory.ReservationStatus), args["first"].(*int64), args["after"].(*string)), true
 	case "Query.stockMovements":
 		if e.ComplexityRoot.Query.StockMovements == nil {
 			break
@@ -611,6 +745,150 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.StockMovements(childComplexity, args["productId"].(*int64), args["locationId"].(*int64), args["first"].(*int64), args["after"].(*string), args["order"].(*model.SortOrder)), true
+
+	case "Reservation.actor":
+		if e.ComplexityRoot.Reservation.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.Actor(childComplexity), true
+	case "Reservation.createdAt":
+		if e.ComplexityRoot.Reservation.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.CreatedAt(childComplexity), true
+	case "Reservation.expiresAt":
+		if e.ComplexityRoot.Reservation.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.ExpiresAt(childComplexity), true
+	case "Reservation.id":
+		if e.ComplexityRoot.Reservation.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.ID(childComplexity), true
+	case "Reservation.items":
+		if e.ComplexityRoot.Reservation.Items == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.Items(childComplexity), true
+	case "Reservation.reference":
+		if e.ComplexityRoot.Reservation.Reference == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.Reference(childComplexity), true
+	case "Reservation.status":
+		if e.ComplexityRoot.Reservation.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.Status(childComplexity), true
+	case "Reservation.updatedAt":
+		if e.ComplexityRoot.Reservation.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.UpdatedAt(childComplexity), true
+	case "Reservation.version":
+		if e.ComplexityRoot.Reservation.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.Version(childComplexity), true
+
+	case "ReservationConnection.edges":
+		if e.ComplexityRoot.ReservationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationConnection.Edges(childComplexity), true
+	case "ReservationConnection.pageInfo":
+		if e.ComplexityRoot.ReservationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationConnection.PageInfo(childComplexity), true
+
+	case "ReservationEdge.cursor":
+		if e.ComplexityRoot.ReservationEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationEdge.Cursor(childComplexity), true
+	case "ReservationEdge.node":
+		if e.ComplexityRoot.ReservationEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationEdge.Node(childComplexity), true
+
+	case "ReservationEvent.movement":
+		if e.ComplexityRoot.ReservationEvent.Movement == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationEvent.Movement(childComplexity), true
+	case "ReservationEvent.reservation":
+		if e.ComplexityRoot.ReservationEvent.Reservation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationEvent.Reservation(childComplexity), true
+	case "ReservationEvent.sequence":
+		if e.ComplexityRoot.ReservationEvent.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationEvent.Sequence(childComplexity), true
+	case "ReservationEvent.type":
+		if e.ComplexityRoot.ReservationEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationEvent.Type(childComplexity), true
+
+	case "ReservationItem.active":
+		if e.ComplexityRoot.ReservationItem.Active == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationItem.Active(childComplexity), true
+	case "ReservationItem.location":
+		if e.ComplexityRoot.ReservationItem.Location == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationItem.Location(childComplexity), true
+	case "ReservationItem.product":
+		if e.ComplexityRoot.ReservationItem.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationItem.Product(childComplexity), true
+	case "ReservationItem.quantity":
+		if e.ComplexityRoot.ReservationItem.Quantity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationItem.Quantity(childComplexity), true
+
+	case "ReservationPayload.replayed":
+		if e.ComplexityRoot.ReservationPayload.Replayed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationPayload.Replayed(childComplexity), true
+	case "ReservationPayload.reservation":
+		if e.ComplexityRoot.ReservationPayload.Reservation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationPayload.Reservation(childComplexity), true
 
 	case "StockChangedEvent.movement":
 		if e.ComplexityRoot.StockChangedEvent.Movement == nil {
@@ -752,6 +1030,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockMovement.Reference(childComplexity), true
+	case "StockMovement.reservation":
+		if e.ComplexityRoot.StockMovement.Reservation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.Reservation(childComplexity), true
+	case "StockMovement.reservedDelta":
+		if e.ComplexityRoot.StockMovement.ReservedDelta == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.ReservedDelta(childComplexity), true
 	case "StockMovement.sequence":
 		if e.ComplexityRoot.StockMovement.Sequence == nil {
 			break
@@ -833,6 +1123,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.LowStockAlerts(childComplexity, args["productIds"].([]int64), args["afterSequence"].(*int64)), true
+	case "Subscription.reservationEvents":
+		if e.ComplexityRoot.Subscription.ReservationEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_reservationEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ReservationEvents(childComplexity, args["reservationIds"].([]int64), args["afterSequence"].(*int64)), true
 	case "Subscription.stockChanged":
 		if e.ComplexityRoot.Subscription.StockChanged == nil {
 			break
@@ -858,6 +1159,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateLocationInput", ec.unmarshalInputCreateLocationInput),
 			graphql.NewInputUnmarshaler("CreateProductInput", ec.unmarshalInputCreateProductInput),
 			graphql.NewInputUnmarshaler("ProductFilter", ec.unmarshalInputProductFilter),
+			graphql.NewInputUnmarshaler("ReservationItemInput", ec.unmarshalInputReservationItemInput),
+			graphql.NewInputUnmarshaler("ReserveStockInput", ec.unmarshalInputReserveStockInput),
 			graphql.NewInputUnmarshaler("StockChangeInput", ec.unmarshalInputStockChangeInput),
 			graphql.NewInputUnmarshaler("UpdateProductInput", ec.unmarshalInputUpdateProductInput),
 		)
@@ -981,6 +1284,14 @@ type Query {
   stockMovements(productId: ID, locationId: ID, first: Int = 50, after: String, order: SortOrder = DESC): StockMovementConnection!
   "All locations; the first is the built-in default location."
   locations: [Location!]!
+  "A reservation by ID. Unknown IDs fail with NOT_FOUND."
+  reservation(id: ID!): Reservation
+  """
+  Reservations ordered by ID, as a Relay connection; status filters by the
+  status as of now (an ACTIVE reservation past its expiry is EXPIRED).
+  first: 1..100.
+  """
+  reservations(status: ReservationStatus, first: Int = 20, after: String): ReservationConnection!
 }
 
 type Mutation {
@@ -994,6 +1305,26 @@ type Mutation {
   stockOut(input: StockChangeInput!): StockPayload!
   "Sets the on-hand quantity at a location, e.g. after a count. The ledger records the difference."
   adjustStock(input: AdjustStockInput!): StockPayload!
+  """
+  Holds stock at one or more levels, all or nothing, until the reservation is
+  committed, released or expires. Held units leave available at once. Fails
+  with INSUFFICIENT_STOCK, holding nothing, if any item is short.
+  """
+  reserveStock(input: ReserveStockInput!): ReservationPayload!
+  """
+  Sells a reservation's held units. Committing again is a replay; after
+  expiry it fails with RESERVATION_EXPIRED; a released reservation is a
+  CONFLICT.
+  """
+  commitReservation(id: ID!): ReservationPayload!
+  """
+  Gives a reservation's held units back. Releasing again, or releasing an
+  expired reservation, changes nothing (replayed: true); a committed one is a
+  CONFLICT.
+  """
+  releaseReservation(id: ID!): ReservationPayload!
+  "Makes an active reservation hold its stock for ttlSeconds from now (up to the configured maximum)."
+  extendReservation(id: ID!, ttlSeconds: Int!): ReservationPayload!
 }
 
 type Subscription {
@@ -1010,6 +1341,13 @@ type Subscription {
   the subscription completes; resubscribe with the last sequence seen.
   """
   stockChanged(productIds: [ID!], afterSequence: Int64): StockChangedEvent!
+  """
+  Every reservation change (its RESERVE, COMMIT, RELEASE and EXPIRE ledger
+  rows, one event per item) in sequence order, from any replica. With
+  afterSequence, missed events are replayed from the ledger first. Without
+  reservationIds, all reservations.
+  """
+  reservationEvents(reservationIds: [ID!], afterSequence: Int64): ReservationEvent!
 }
 
 type Product {
@@ -1060,6 +1398,14 @@ enum MovementType {
   IN
   OUT
   ADJUST
+  "Units held by a reservation (reservedDelta > 0)."
+  RESERVE
+  "A reservation's held units sold (delta < 0, reservedDelta < 0)."
+  COMMIT
+  "A reservation's held units given back."
+  RELEASE
+  "An expired reservation's held units given back."
+  EXPIRE
 }
 
 enum SortOrder {
@@ -1077,6 +1423,10 @@ type StockMovement {
   type: MovementType!
   "Signed change of on-hand stock at the location."
   delta: Int!
+  "Signed change of reserved stock at the location."
+  reservedDelta: Int!
+  "The reservation of a RESERVE, COMMIT, RELEASE or EXPIRE movement."
+  reservation: Reservation
   "On-hand stock at the location after this movement."
   quantityAfter: Int!
   "The product's available stock (all locations) after this movement."
@@ -1114,6 +1464,82 @@ type LowStockAlert {
   movement: StockMovement!
   product: Product!
   at: Time!
+}
+
+enum ReservationStatus {
+  "Holding its stock."
+  ACTIVE
+  "Sold."
+  COMMITTED
+  "Given back."
+  RELEASED
+  "Past its expiry: it holds nothing (its units are given back with EXPIRE movements)."
+  EXPIRED
+}
+
+type Reservation {
+  id: ID!
+  "As of now: an ACTIVE reservation past expiresAt is EXPIRED."
+  status: ReservationStatus!
+  items: [ReservationItem!]!
+  expiresAt: Time!
+  reference: String!
+  actor: String!
+  "Counts the reservation's changes."
+  version: Int!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+type ReservationItem {
+  product: Product!
+  location: Location!
+  quantity: Int!
+  "True while the item holds its units."
+  active: Boolean!
+}
+
+type ReservationPayload {
+  reservation: Reservation!
+  "True when the reservation was already in the state asked for; nothing changed."
+  replayed: Boolean!
+}
+
+type ReservationConnection {
+  edges: [ReservationEdge!]!
+  pageInfo: PageInfo!
+}
+
+type ReservationEdge {
+  cursor: String!
+  node: Reservation!
+}
+
+type ReservationEvent {
+  sequence: Int64!
+  "RESERVE, COMMIT, RELEASE or EXPIRE."
+  type: MovementType!
+  "The reservation as it is now."
+  reservation: Reservation!
+  movement: StockMovement!
+}
+
+input ReserveStockInput {
+  "1..100 items, each a different product and location."
+  items: [ReservationItemInput!]!
+  "How long the reservation holds its stock: 1..the configured maximum (default 900)."
+  ttlSeconds: Int
+  reference: String
+  "A retry with the same key and input returns the original reservation; with a different input, CONFLICT."
+  idempotencyKey: String
+}
+
+input ReservationItemInput {
+  productId: ID!
+  "Defaults to the built-in default location."
+  locationId: ID
+  "1..1000000000."
+  quantity: Int!
 }
 
 input ProductFilter {
@@ -1348,6 +1774,88 @@ func (ec *executionContext) childFields_ProductPayload(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type ProductPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_Reservation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Reservation_id(ctx, field)
+	case "status":
+		return ec.fieldContext_Reservation_status(ctx, field)
+	case "items":
+		return ec.fieldContext_Reservation_items(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Reservation_expiresAt(ctx, field)
+	case "reference":
+		return ec.fieldContext_Reservation_reference(ctx, field)
+	case "actor":
+		return ec.fieldContext_Reservation_actor(ctx, field)
+	case "version":
+		return ec.fieldContext_Reservation_version(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Reservation_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Reservation_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Reservation", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ReservationConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ReservationConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ReservationEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ReservationEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sequence":
+		return ec.fieldContext_ReservationEvent_sequence(ctx, field)
+	case "type":
+		return ec.fieldContext_ReservationEvent_type(ctx, field)
+	case "reservation":
+		return ec.fieldContext_ReservationEvent_reservation(ctx, field)
+	case "movement":
+		return ec.fieldContext_ReservationEvent_movement(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationItem(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_ReservationItem_product(ctx, field)
+	case "location":
+		return ec.fieldContext_ReservationItem_location(ctx, field)
+	case "quantity":
+		return ec.fieldContext_ReservationItem_quantity(ctx, field)
+	case "active":
+		return ec.fieldContext_ReservationItem_active(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationItem", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "reservation":
+		return ec.fieldContext_ReservationPayload_reservation(ctx, field)
+	case "replayed":
+		return ec.fieldContext_ReservationPayload_replayed(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_StockChangedEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "sequence":
@@ -1392,6 +1900,10 @@ func (ec *executionContext) childFields_StockMovement(ctx context.Context, field
 		return ec.fieldContext_StockMovement_type(ctx, field)
 	case "delta":
 		return ec.fieldContext_StockMovement_delta(ctx, field)
+	case "reservedDelta":
+		return ec.fieldContext_StockMovement_reservedDelta(ctx, field)
+	case "reservation":
+		return ec.fieldContext_StockMovement_reservation(ctx, field)
 	case "quantityAfter":
 		return ec.fieldContext_StockMovement_quantityAfter(ctx, field)
 	case "availableAfter":
@@ -1582,6 +2094,20 @@ func (ec *executionContext) field_Mutation_adjustStock_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_commitReservation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createLocation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1602,6 +2128,56 @@ func (ec *executionContext) field_Mutation_createProduct_args(ctx context.Contex
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.CreateProductInput, error) {
 			return ec.unmarshalNCreateProductInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCreateProductInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_extendReservation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ttlSeconds",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNInt2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ttlSeconds"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_releaseReservation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_reserveStock_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ReserveStockInput, error) {
+			return ec.unmarshalNReserveStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReserveStockInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1768,6 +2344,50 @@ func (ec *executionContext) field_Query_products_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_reservation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_reservations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*inventory.ReservationStatus, error) {
+			return ec.unmarshalOReservationStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOInt2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_stockMovements_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1825,6 +2445,28 @@ func (ec *executionContext) field_Subscription_lowStockAlerts_args(ctx context.C
 		return nil, err
 	}
 	args["productIds"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "afterSequence",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOInt642ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["afterSequence"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_reservationEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reservationIds",
+		func(ctx context.Context, v any) ([]int64, error) {
+			return ec.unmarshalOID2ᚕint64ᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reservationIds"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "afterSequence",
 		func(ctx context.Context, v any) (*int64, error) {
 			return ec.unmarshalOInt642ᚖint64(ctx, v)
@@ -2461,6 +3103,182 @@ func (ec *executionContext) fieldContext_Mutation_adjustStock(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_adjustStock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_reserveStock(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reserveStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReserveStock(ctx, fc.Args["input"].(model.ReserveStockInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
+			return ec.marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reserveStock(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reserveStock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_commitReservation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_commitReservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CommitReservation(ctx, fc.Args["id"].(int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
+			return ec.marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_commitReservation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_commitReservation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_releaseReservation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_releaseReservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReleaseReservation(ctx, fc.Args["id"].(int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
+			return ec.marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_releaseReservation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_releaseReservation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_extendReservation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_extendReservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ExtendReservation(ctx, fc.Args["id"].(int64), fc.Args["ttlSeconds"].(int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
+			return ec.marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_extendReservation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_extendReservation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -3392,6 +4210,94 @@ func (ec *executionContext) fieldContext_Query_locations(_ context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_reservation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_reservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Reservation(ctx, fc.Args["id"].(int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalOReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_reservation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_reservation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_reservations(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_reservations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Reservations(ctx, fc.Args["status"].(*inventory.ReservationStatus), fc.Args["first"].(*int64), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationConnection) graphql.Marshaler {
+			return ec.marshalNReservationConnection2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_reservations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_reservations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3466,6 +4372,616 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Reservation_id(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Reservation_status(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v inventory.ReservationStatus) graphql.Marshaler {
+			return ec.marshalNReservationStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "ReservationStatus")
+}
+
+func (ec *executionContext) _Reservation_items(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_items(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Items, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []inventory.ReservationItem) graphql.Marshaler {
+			return ec.marshalNReservationItem2ᚕgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationItemᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_items(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Reservation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationItem(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Reservation_expiresAt(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Reservation_reference(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_reference(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reference, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_reference(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "String")
+}
+
+func (ec *executionContext) _Reservation_actor(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "String")
+}
+
+func (ec *executionContext) _Reservation_version(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Reservation_createdAt(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Reservation_updatedAt(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ReservationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ReservationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ReservationEdge) graphql.Marshaler {
+			return ec.marshalNReservationEdge2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ReservationConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ReservationEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ReservationEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ReservationEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalNReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationEvent_sequence(ctx context.Context, field graphql.CollectedField, obj *model.ReservationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationEvent_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationEvent_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationEvent", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _ReservationEvent_type(ctx context.Context, field graphql.CollectedField, obj *model.ReservationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v inventory.MovementType) graphql.Marshaler {
+			return ec.marshalNMovementType2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovementType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationEvent", field, false, false, "MovementType")
+}
+
+func (ec *executionContext) _ReservationEvent_reservation(ctx context.Context, field graphql.CollectedField, obj *model.ReservationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationEvent_reservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ReservationEvent().Reservation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalNReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationEvent_reservation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationEvent_movement(ctx context.Context, field graphql.CollectedField, obj *model.ReservationEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationEvent_movement(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Movement, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v inventory.Movement) graphql.Marshaler {
+			return ec.marshalNStockMovement2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovement(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationEvent_movement(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockMovement(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationItem_product(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationItem_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ReservationItem().Product(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationItem_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationItem",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationItem_location(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationItem_location(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ReservationItem().Location(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Location) graphql.Marshaler {
+			return ec.marshalNLocation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLocation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationItem_location(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationItem",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Location(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationItem_quantity(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationItem_quantity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quantity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationItem_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationItem", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReservationItem_active(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationItem_active(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Active, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationItem_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationItem", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ReservationPayload_reservation(ctx context.Context, field graphql.CollectedField, obj *model.ReservationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationPayload_reservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reservation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalNReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationPayload_reservation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationPayload_replayed(ctx context.Context, field graphql.CollectedField, obj *model.ReservationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationPayload_replayed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Replayed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationPayload_replayed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _StockChangedEvent_sequence(ctx context.Context, field graphql.CollectedField, obj *model.StockChangedEvent) (ret graphql.Marshaler) {
@@ -3856,6 +5372,61 @@ func (ec *executionContext) _StockMovement_delta(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_StockMovement_delta(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockMovement_reservedDelta(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_reservedDelta(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReservedDelta, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_reservedDelta(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockMovement_reservation(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_reservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovement().Reservation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalOReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_reservation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockMovement",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _StockMovement_quantityAfter(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
@@ -4431,6 +6002,50 @@ func (ec *executionContext) fieldContext_Subscription_stockChanged(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_stockChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_reservationEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_reservationEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ReservationEvents(ctx, fc.Args["reservationIds"].([]int64), fc.Args["afterSequence"].(*int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationEvent) graphql.Marshaler {
+			return ec.marshalNReservationEvent2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_reservationEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationEvent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_reservationEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5783,6 +7398,125 @@ func UnmarshalProductFilter(ctx context.Context, raw any) (model.ProductFilter, 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputReservationItemInput(ctx context.Context, obj any) (model.ReservationItemInput, error) {
+	var it model.ReservationItemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "locationId", "quantity"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "locationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
+			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LocationID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReservationItemInput unmarshals raw into the ReservationItemInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReservationItemInput(ctx context.Context, raw any) (model.ReservationItemInput, error) {
+	var out model.ReservationItemInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReservationItemInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputReserveStockInput(ctx context.Context, obj any) (model.ReserveStockInput, error) {
+	var it model.ReserveStockInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"items", "ttlSeconds", "reference", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "items":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("items"))
+			data, err := ec.unmarshalNReservationItemInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationItemInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Items = data
+		case "ttlSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ttlSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TTLSeconds = data
+		case "reference":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reference"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reference = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReserveStockInput unmarshals raw into the ReserveStockInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReserveStockInput(ctx context.Context, raw any) (model.ReserveStockInput, error) {
+	var out model.ReserveStockInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReserveStockInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputStockChangeInput(ctx context.Context, obj any) (model.StockChangeInput, error) {
 	var it model.StockChangeInput
 	if obj == nil {
@@ -6122,6 +7856,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "adjustStock":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_adjustStock(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reserveStock":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reserveStock(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "commitReservation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_commitReservation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "releaseReservation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_releaseReservation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "extendReservation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_extendReservation(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -6471,6 +8233,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_locations(ctx, field)
 				})
+		case "reservation":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_reservation(ctx, field)
+				})
+		case "reservations":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_reservations(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -6484,6 +8258,292 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationImplementors = []string{"Reservation"}
+
+func (ec *executionContext) _Reservation(ctx context.Context, sel ast.SelectionSet, obj *inventory.Reservation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Reservation")
+		case "id":
+			out.Values[i] = ec._Reservation_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._Reservation_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "items":
+			out.Values[i] = ec._Reservation_items(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Reservation_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reference":
+			out.Values[i] = ec._Reservation_reference(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._Reservation_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "version":
+			out.Values[i] = ec._Reservation_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._Reservation_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Reservation_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationConnectionImplementors = []string{"ReservationConnection"}
+
+func (ec *executionContext) _ReservationConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ReservationConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationConnection")
+		case "edges":
+			out.Values[i] = ec._ReservationConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ReservationConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationEdgeImplementors = []string{"ReservationEdge"}
+
+func (ec *executionContext) _ReservationEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ReservationEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationEdge")
+		case "cursor":
+			out.Values[i] = ec._ReservationEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ReservationEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationEventImplementors = []string{"ReservationEvent"}
+
+func (ec *executionContext) _ReservationEvent(ctx context.Context, sel ast.SelectionSet, obj *model.ReservationEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationEvent")
+		case "sequence":
+			out.Values[i] = ec._ReservationEvent_sequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "type":
+			out.Values[i] = ec._ReservationEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reservation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ReservationEvent_reservation(ctx, field, obj)
+				})
+		case "movement":
+			out.Values[i] = ec._ReservationEvent_movement(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationItemImplementors = []string{"ReservationItem"}
+
+func (ec *executionContext) _ReservationItem(ctx context.Context, sel ast.SelectionSet, obj *inventory.ReservationItem) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationItemImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationItem")
+		case "product":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ReservationItem_product(ctx, field, obj)
+				})
+		case "location":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ReservationItem_location(ctx, field, obj)
+				})
+		case "quantity":
+			out.Values[i] = ec._ReservationItem_quantity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "active":
+			out.Values[i] = ec._ReservationItem_active(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationPayloadImplementors = []string{"ReservationPayload"}
+
+func (ec *executionContext) _ReservationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ReservationPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationPayload")
+		case "reservation":
+			out.Values[i] = ec._ReservationPayload_reservation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "replayed":
+			out.Values[i] = ec._ReservationPayload_replayed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -6650,6 +8710,17 @@ func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.Selectio
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "reservedDelta":
+			out.Values[i] = ec._StockMovement_reservedDelta(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reservation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovement_reservation(ctx, field, obj)
+				})
 		case "quantityAfter":
 			out.Values[i] = ec._StockMovement_quantityAfter(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -6866,6 +8937,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_lowStockAlerts(ctx, fields[0])
 	case "stockChanged":
 		return ec._Subscription_stockChanged(ctx, fields[0])
+	case "reservationEvents":
+		return ec._Subscription_reservationEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -7367,14 +9440,22 @@ func (ec *executionContext) marshalNMovementType2githubᚗcomᚋshopstackᚋinve
 
 var (
 	unmarshalNMovementType2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovementType = map[string]inventory.MovementType{
-		"IN":     inventory.MovementIn,
-		"OUT":    inventory.MovementOut,
-		"ADJUST": inventory.MovementAdjust,
+		"IN":      inventory.MovementIn,
+		"OUT":     inventory.MovementOut,
+		"ADJUST":  inventory.MovementAdjust,
+		"RESERVE": inventory.MovementReserve,
+		"COMMIT":  inventory.MovementCommit,
+		"RELEASE": inventory.MovementRelease,
+		"EXPIRE":  inventory.MovementExpire,
 	}
 	marshalNMovementType2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovementType = map[inventory.MovementType]string{
-		inventory.MovementIn:     "IN",
-		inventory.MovementOut:    "OUT",
-		inventory.MovementAdjust: "ADJUST",
+		inventory.MovementIn:      "IN",
+		inventory.MovementOut:     "OUT",
+		inventory.MovementAdjust:  "ADJUST",
+		inventory.MovementReserve: "RESERVE",
+		inventory.MovementCommit:  "COMMIT",
+		inventory.MovementRelease: "RELEASE",
+		inventory.MovementExpire:  "EXPIRE",
 	}
 )
 
@@ -7448,6 +9529,136 @@ func (ec *executionContext) marshalNProductPayload2ᚖgithubᚗcomᚋshopstack�
 		return graphql.Null
 	}
 	return ec._ProductPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Reservation!")
+		return graphql.Null
+	}
+	return ec._Reservation(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReservationConnection2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationConnection(ctx context.Context, sel ast.SelectionSet, v *model.ReservationConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReservationConnection!")
+		return graphql.Null
+	}
+	return ec._ReservationConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReservationEdge2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ReservationEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReservationEdge2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNReservationEdge2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationEdge(ctx context.Context, sel ast.SelectionSet, v *model.ReservationEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReservationEdge!")
+		return graphql.Null
+	}
+	return ec._ReservationEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReservationEvent2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationEvent(ctx context.Context, sel ast.SelectionSet, v *model.ReservationEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReservationEvent!")
+		return graphql.Null
+	}
+	return ec._ReservationEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReservationItem2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationItem(ctx context.Context, sel ast.SelectionSet, v inventory.ReservationItem) graphql.Marshaler {
+	return ec._ReservationItem(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNReservationItem2ᚕgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationItemᚄ(ctx context.Context, sel ast.SelectionSet, v []inventory.ReservationItem) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReservationItem2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationItem(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNReservationItemInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationItemInputᚄ(ctx context.Context, v any) ([]*model.ReservationItemInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.ReservationItemInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNReservationItemInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationItemInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNReservationItemInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationItemInput(ctx context.Context, v any) (*model.ReservationItemInput, error) {
+	res, err := ec.unmarshalInputReservationItemInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx context.Context, sel ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReservationPayload!")
+		return graphql.Null
+	}
+	return ec._ReservationPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNReservationStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus(ctx context.Context, v any) (inventory.ReservationStatus, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNReservationStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReservationStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus(ctx context.Context, sel ast.SelectionSet, v inventory.ReservationStatus) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNReservationStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ReservationStatus!")
+	}
+	return res
+}
+
+var (
+	unmarshalNReservationStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus = map[string]inventory.ReservationStatus{
+		"ACTIVE":    inventory.ReservationActive,
+		"COMMITTED": inventory.ReservationCommitted,
+		"RELEASED":  inventory.ReservationReleased,
+		"EXPIRED":   inventory.ReservationExpired,
+	}
+	marshalNReservationStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus = map[inventory.ReservationStatus]string{
+		inventory.ReservationActive:    "ACTIVE",
+		inventory.ReservationCommitted: "COMMITTED",
+		inventory.ReservationReleased:  "RELEASED",
+		inventory.ReservationExpired:   "EXPIRED",
+	}
+)
+
+func (ec *executionContext) unmarshalNReserveStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReserveStockInput(ctx context.Context, v any) (model.ReserveStockInput, error) {
+	res, err := ec.unmarshalInputReserveStockInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNStockChangeInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockChangeInput(ctx context.Context, v any) (model.StockChangeInput, error) {
@@ -7865,6 +10076,47 @@ func (ec *executionContext) unmarshalOProductFilter2ᚖgithubᚗcomᚋshopstack�
 	res, err := ec.unmarshalInputProductFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
+
+func (ec *executionContext) marshalOReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Reservation(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOReservationStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus(ctx context.Context, v any) (*inventory.ReservationStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOReservationStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOReservationStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus(ctx context.Context, sel ast.SelectionSet, v *inventory.ReservationStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOReservationStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus[*v])
+	return res
+}
+
+var (
+	unmarshalOReservationStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus = map[string]inventory.ReservationStatus{
+		"ACTIVE":    inventory.ReservationActive,
+		"COMMITTED": inventory.ReservationCommitted,
+		"RELEASED":  inventory.ReservationReleased,
+		"EXPIRED":   inventory.ReservationExpired,
+	}
+	marshalOReservationStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus = map[inventory.ReservationStatus]string{
+		inventory.ReservationActive:    "ACTIVE",
+		inventory.ReservationCommitted: "COMMITTED",
+		inventory.ReservationReleased:  "RELEASED",
+		inventory.ReservationExpired:   "EXPIRED",
+	}
+)
 
 func (ec *executionContext) unmarshalOSortOrder2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐSortOrder(ctx context.Context, v any) (*model.SortOrder, error) {
 	if v == nil {

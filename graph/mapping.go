@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"time"
 
 	"github.com/shopstack/inventory/graph/model"
 	"github.com/shopstack/inventory/internal/inventory"
@@ -9,9 +10,63 @@ import (
 
 // Cursor kinds: a cursor of one connection is refused by another.
 const (
-	productCursor  = "product"
-	movementCursor = "movement"
+	productCursor     = "product"
+	movementCursor    = "movement"
+	reservationCursor = "reservation"
 )
+
+func (r *Resolver) reservation(ctx context.Context, id int64) (*inventory.Reservation, error) {
+	res, err := r.Service.Reservation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// ttl maps a ttlSeconds argument to a duration the service checks: absent
+// is zero (the default), and a value out of range stays out of range
+// rather than overflowing into one that looks valid.
+func ttl(seconds *int64) time.Duration {
+	const limit = int64(100 * 365 * 24 * time.Hour / time.Second)
+	switch {
+	case seconds == nil:
+		return 0
+	case *seconds <= 0:
+		return -time.Second
+	case *seconds > limit:
+		return time.Duration(limit) * time.Second
+	}
+	return time.Duration(*seconds) * time.Second
+}
+
+func reservationPayload(res inventory.ReservationResult, err error) (*model.ReservationPayload, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &model.ReservationPayload{Reservation: &res.Reservation, Replayed: res.Replayed}, nil
+}
+
+func (r *Resolver) reservations(ctx context.Context, status *inventory.ReservationStatus, first *int64, after *string) (*model.ReservationConnection, error) {
+	afterID, hasAfter, err := model.DecodeCursor(reservationCursor, after)
+	if err != nil {
+		return nil, err
+	}
+	page, err := r.Service.Reservations(ctx, inventory.ReservationFilter{Status: deref(status)}, int(derefOr(first, inventory.DefaultPageSize)), afterID)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.ReservationConnection{Edges: make([]*model.ReservationEdge, len(page.Reservations))}
+	for i := range page.Reservations {
+		res := &page.Reservations[i]
+		conn.Edges[i] = &model.ReservationEdge{Cursor: model.EncodeCursor(reservationCursor, res.ID), Node: res}
+	}
+	if n := len(conn.Edges); n > 0 {
+		conn.PageInfo = pageInfo(page.HasNext, hasAfter, conn.Edges[0].Cursor, conn.Edges[n-1].Cursor)
+	} else {
+		conn.PageInfo = pageInfo(page.HasNext, hasAfter, "", "")
+	}
+	return conn, nil
+}
 
 func (r *Resolver) product(ctx context.Context, id int64) (*inventory.Product, error) {
 	p, err := r.Service.Product(ctx, id)

@@ -92,6 +92,34 @@ func (r *mutationResolver) AdjustStock(ctx context.Context, input model.AdjustSt
 	}))
 }
 
+// ReserveStock is the resolver for the reserveStock field.
+func (r *mutationResolver) ReserveStock(ctx context.Context, input model.ReserveStockInput) (*model.ReservationPayload, error) {
+	in := inventory.NewReservation{
+		TTL:            ttl(input.TTLSeconds),
+		Reference:      deref(input.Reference),
+		IdempotencyKey: deref(input.IdempotencyKey),
+	}
+	for _, it := range input.Items {
+		in.Items = append(in.Items, inventory.ReservationItemInput{ProductID: it.ProductID, LocationID: deref(it.LocationID), Quantity: it.Quantity})
+	}
+	return reservationPayload(r.Service.ReserveStock(ctx, in))
+}
+
+// CommitReservation is the resolver for the commitReservation field.
+func (r *mutationResolver) CommitReservation(ctx context.Context, id int64) (*model.ReservationPayload, error) {
+	return reservationPayload(r.Service.CommitReservation(ctx, id))
+}
+
+// ReleaseReservation is the resolver for the releaseReservation field.
+func (r *mutationResolver) ReleaseReservation(ctx context.Context, id int64) (*model.ReservationPayload, error) {
+	return reservationPayload(r.Service.ReleaseReservation(ctx, id))
+}
+
+// ExtendReservation is the resolver for the extendReservation field.
+func (r *mutationResolver) ExtendReservation(ctx context.Context, id int64, ttlSeconds int64) (*model.ReservationPayload, error) {
+	return reservationPayload(r.Service.ExtendReservation(ctx, id, ttl(&ttlSeconds)))
+}
+
 // Levels is the resolver for the levels field.
 func (r *productResolver) Levels(ctx context.Context, obj *inventory.Product) ([]*inventory.Level, error) {
 	levels, err := r.Service.Levels(ctx, obj.ID)
@@ -176,6 +204,31 @@ func (r *queryResolver) Locations(ctx context.Context) ([]*inventory.Location, e
 	return pointers(locs), nil
 }
 
+// Reservation is the resolver for the reservation field.
+func (r *queryResolver) Reservation(ctx context.Context, id int64) (*inventory.Reservation, error) {
+	return r.reservation(ctx, id)
+}
+
+// Reservations is the resolver for the reservations field.
+func (r *queryResolver) Reservations(ctx context.Context, status *inventory.ReservationStatus, first *int64, after *string) (*model.ReservationConnection, error) {
+	return r.reservations(ctx, status, first, after)
+}
+
+// Reservation is the resolver for the reservation field.
+func (r *reservationEventResolver) Reservation(ctx context.Context, obj *model.ReservationEvent) (*inventory.Reservation, error) {
+	return r.reservation(ctx, obj.Movement.ReservationID)
+}
+
+// Product is the resolver for the product field.
+func (r *reservationItemResolver) Product(ctx context.Context, obj *inventory.ReservationItem) (*inventory.Product, error) {
+	return r.product(ctx, obj.ProductID)
+}
+
+// Location is the resolver for the location field.
+func (r *reservationItemResolver) Location(ctx context.Context, obj *inventory.ReservationItem) (*inventory.Location, error) {
+	return r.location(ctx, obj.LocationID)
+}
+
 // Product is the resolver for the product field.
 func (r *stockChangedEventResolver) Product(ctx context.Context, obj *model.StockChangedEvent) (*inventory.Product, error) {
 	return r.product(ctx, obj.Movement.ProductID)
@@ -204,6 +257,14 @@ func (r *stockMovementResolver) Product(ctx context.Context, obj *inventory.Move
 // Location is the resolver for the location field.
 func (r *stockMovementResolver) Location(ctx context.Context, obj *inventory.Movement) (*inventory.Location, error) {
 	return r.location(ctx, obj.LocationID)
+}
+
+// Reservation is the resolver for the reservation field.
+func (r *stockMovementResolver) Reservation(ctx context.Context, obj *inventory.Movement) (*inventory.Reservation, error) {
+	if obj.ReservationID == 0 {
+		return nil, nil
+	}
+	return r.reservation(ctx, obj.ReservationID)
 }
 
 // IdempotencyKey is the resolver for the idempotencyKey field.
@@ -246,6 +307,17 @@ func (r *subscriptionResolver) StockChanged(ctx context.Context, productIds []in
 	}), nil
 }
 
+// ReservationEvents is the resolver for the reservationEvents field.
+func (r *subscriptionResolver) ReservationEvents(ctx context.Context, reservationIds []int64, afterSequence *int64) (<-chan *model.ReservationEvent, error) {
+	events, err := r.Service.Subscribe(ctx, inventory.EventFilter{Reservations: true, ReservationIDs: reservationIds, AfterSeq: afterSequence})
+	if err != nil {
+		return nil, err
+	}
+	return relay(ctx, events, func(m inventory.Movement) *model.ReservationEvent {
+		return &model.ReservationEvent{Sequence: m.Seq, Type: m.Type, Movement: m}
+	}), nil
+}
+
 // LowStockAlert returns LowStockAlertResolver implementation.
 func (r *Resolver) LowStockAlert() LowStockAlertResolver { return &lowStockAlertResolver{r} }
 
@@ -262,6 +334,12 @@ func (r *Resolver) ProductConnection() ProductConnectionResolver {
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
+
+// ReservationEvent returns ReservationEventResolver implementation.
+func (r *Resolver) ReservationEvent() ReservationEventResolver { return &reservationEventResolver{r} }
+
+// ReservationItem returns ReservationItemResolver implementation.
+func (r *Resolver) ReservationItem() ReservationItemResolver { return &reservationItemResolver{r} }
 
 // StockChangedEvent returns StockChangedEventResolver implementation.
 func (r *Resolver) StockChangedEvent() StockChangedEventResolver {
@@ -283,6 +361,8 @@ type (
 	productResolver           struct{ *Resolver }
 	productConnectionResolver struct{ *Resolver }
 	queryResolver             struct{ *Resolver }
+	reservationEventResolver  struct{ *Resolver }
+	reservationItemResolver   struct{ *Resolver }
 	stockChangedEventResolver struct{ *Resolver }
 	stockLevelResolver        struct{ *Resolver }
 	stockMovementResolver     struct{ *Resolver }

@@ -74,6 +74,40 @@ type ProductPayload struct {
 type Query struct {
 }
 
+type ReservationConnection struct {
+	Edges    []*ReservationEdge `json:"edges"`
+	PageInfo *PageInfo          `json:"pageInfo"`
+}
+
+type ReservationEdge struct {
+	Cursor string                 `json:"cursor"`
+	Node   *inventory.Reservation `json:"node"`
+}
+
+type ReservationItemInput struct {
+	ProductID int64 `json:"productId"`
+	// Defaults to the built-in default location.
+	LocationID *int64 `json:"locationId,omitempty"`
+	// 1..1000000000.
+	Quantity int64 `json:"quantity"`
+}
+
+type ReservationPayload struct {
+	Reservation *inventory.Reservation `json:"reservation"`
+	// True when the reservation was already in the state asked for; nothing changed.
+	Replayed bool `json:"replayed"`
+}
+
+type ReserveStockInput struct {
+	// 1..100 items, each a different product and location.
+	Items []*ReservationItemInput `json:"items"`
+	// How long the reservation holds its stock: 1..the configured maximum (default 900).
+	TTLSeconds *int64  `json:"ttlSeconds,omitempty"`
+	Reference  *string `json:"reference,omitempty"`
+	// A retry with the same key and input returns the original reservation; with a different input, CONFLICT.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
 type StockChangeInput struct {
 	ProductID int64 `json:"productId"`
 	// Defaults to the built-in default location.

@@ -28,3 +28,10 @@ type LowStockAlert struct {
 	Movement  inventory.Movement
 	At        time.Time
 }
+
+// ReservationEvent is one ledger row of a reservation change.
+type ReservationEvent struct {
+	Sequence int64
+	Type     inventory.MovementType
+	Movement inventory.Movement
+}

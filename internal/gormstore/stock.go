@@ -37,6 +37,12 @@ func (s *Store) Movements(ctx context.Context, q inventory.MovementQuery) (inven
 	if q.AlertsOnly {
 		where = append(where, "low_stock_alert")
 	}
+	if q.Reservations {
+		where = append(where, "reservation_id IS NOT NULL")
+	}
+	if len(q.ReservationIDs) > 0 {
+		where, args = append(where, "reservation_id IN ?"), append(args, q.ReservationIDs)
+	}
 	order := "ASC"
 	if q.Descending {
 		order = "DESC"

@@ -200,12 +200,19 @@ type EventFilter struct {
 	ProductIDs []int64
 	// AlertsOnly keeps only movements that raised a low-stock alert.
 	AlertsOnly bool
+	// Reservations keeps only reservation movements, of ReservationIDs
+	// if not empty.
+	Reservations   bool
+	ReservationIDs []int64
 	// AfterSeq, if set, first replays the ledger rows after this sequence.
 	AfterSeq *int64
 }
 
 func (f EventFilter) match(m Movement) bool {
 	if f.AlertsOnly && !m.LowStockAlert {
+		return false
+	}
+	if f.Reservations && (m.ReservationID == 0 || len(f.ReservationIDs) > 0 && !slices.Contains(f.ReservationIDs, m.ReservationID)) {
 		return false
 	}
 	return len(f.ProductIDs) == 0 || slices.Contains(f.ProductIDs, m.ProductID)
@@ -227,9 +234,18 @@ func (s *Service) Subscribe(ctx context.Context, filter EventFilter) (<-chan Mov
 	if a := filter.AfterSeq; a != nil && *a < 0 {
 		return nil, invalid("afterSequence", "afterSequence must not be negative")
 	}
+	if len(filter.ReservationIDs) > MaxSubscribedProducts {
+		return nil, invalid("reservationIds", "at most %d reservationIds", MaxSubscribedProducts)
+	}
 	filter.ProductIDs = slices.Clone(filter.ProductIDs)
+	filter.ReservationIDs = slices.Clone(filter.ReservationIDs)
 	for _, id := range filter.ProductIDs {
 		if _, err := s.Product(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range filter.ReservationIDs {
+		if _, err := s.Reservation(ctx, id); err != nil {
 			return nil, err
 		}
 	}
@@ -273,6 +289,7 @@ func (s *Service) forward(ctx context.Context, sub *subscriber, live, start int6
 		for last < live {
 			page, err := s.store.Movements(ctx, MovementQuery{
 				ProductIDs: sub.filter.ProductIDs, AlertsOnly: sub.filter.AlertsOnly,
+				Reservations: sub.filter.Reservations, ReservationIDs: sub.filter.ReservationIDs,
 				After: last, HasAfter: true, UpTo: live, Limit: feedPageSize,
 			})
 			if err != nil {

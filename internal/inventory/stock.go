@@ -246,11 +246,15 @@ type MovementQuery struct {
 	// replay); it is combined with ProductID.
 	ProductIDs []int64
 	AlertsOnly bool
-	After      int64 // cursor: exclusive bound on Seq in the direction of travel
-	HasAfter   bool
-	UpTo       int64 // if positive, Seq <= UpTo
-	Limit      int
-	Descending bool
+	// Reservations keeps only reservation movements, of ReservationIDs if
+	// not empty.
+	Reservations   bool
+	ReservationIDs []int64
+	After          int64 // cursor: exclusive bound on Seq in the direction of travel
+	HasAfter       bool
+	UpTo           int64 // if positive, Seq <= UpTo
+	Limit          int
+	Descending     bool
 }
 
 // MovementPage is a page of ledger rows.
