@@ -326,3 +326,80 @@ func TestReservationsList(t *testing.T) {
 		}
 	})
 }
+
+// TestReaperReleasesExpired: with nothing writing to the level, the elected
+// reaper releases an expired reservation (an EXPIRE row, reserved back to
+// zero in the store itself).
+func TestReaperReleasesExpired(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		c := &clock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+		st := gormstoretest.Open(t, driver)
+		svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), Now: c.Now, ReapInterval: 10 * time.Millisecond})
+		mustNoErr(t, svc.Start(context.Background()))
+		t.Cleanup(svc.Close)
+		p := mustProduct(t, svc, "REAP", 10, 0)
+		res, err := reserve(svc, 10*time.Second, item(p.ID, 3))
+		mustNoErr(t, err)
+		c.Advance(11 * time.Second)
+		waitUntil(t, "the reaper's EXPIRE row", func() bool {
+			for _, m := range ledger(t, svc, p.ID) {
+				if m.Type == inventory.MovementExpire && m.ReservationID == res.Reservation.ID {
+					return true
+				}
+			}
+			return false
+		})
+		levels, err := st.Levels(context.Background(), p.ID)
+		mustNoErr(t, err)
+		if levels[0].Reserved != 0 {
+			t.Fatalf("stored reserved %d after the reaper ran", levels[0].Reserved)
+		}
+		r, err := st.Reservation(context.Background(), res.Reservation.ID)
+		mustNoErr(t, err)
+		if r.Status != inventory.ReservationExpired || r.Items[0].Active {
+			t.Fatalf("stored reservation after the reaper ran: %+v", r)
+		}
+		checkLedgerExplainsStock(t, svc, p.ID)
+	})
+}
+
+// TestOneReaperAmongReplicas runs two replicas electing through one
+// locker: exactly one leads; when it stops, the other takes over.
+func TestOneReaperAmongReplicas(t *testing.T) {
+	dsn := gormstoretest.DSN(t, "sqlite")
+	shared := memlock.New(0)
+	start := func() *inventory.Service {
+		svc := inventory.NewService(inventory.Config{Store: mustOpen(t, "sqlite", dsn), Locker: shared, ReapInterval: 10 * time.Millisecond})
+		mustNoErr(t, svc.Start(context.Background()))
+		return svc
+	}
+	a, b := start(), start()
+	defer b.Close()
+	waitUntil(t, "a leader", func() bool { return a.Leading() != b.Leading() })
+	leader, other := a, b
+	if b.Leading() {
+		leader, other = b, a
+	}
+	for range 20 {
+		if a.Leading() && b.Leading() {
+			t.Fatal("two replicas lead")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	leader.Close()
+	waitUntil(t, "the other replica to lead", other.Leading)
+	if other == a {
+		a.Close()
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

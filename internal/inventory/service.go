@@ -41,6 +41,12 @@ type Config struct {
 	// MaxReservationTTL bounds how long a reservation holds stock in one
 	// go (at creation and at each extension); zero means 24h.
 	MaxReservationTTL time.Duration
+	// Elector elects the replica that releases expired reservations; nil
+	// means a lock.LockElector on Locker.
+	Elector lock.Elector
+	// ReapInterval is how often the elected replica looks for expired
+	// reservations; zero means 1s.
+	ReapInterval time.Duration
 }
 
 // MaxBatchLimit is the largest Config.MaxBatch.
@@ -61,6 +67,7 @@ type Service struct {
 	combiner    *combiner
 
 	maxReservationTTL time.Duration
+	reaper            *reaper
 	// epoch is the lock epoch of the locker's fencing domain, set by Start.
 	epoch int64
 	// afterLock, if set, runs between acquiring a stock lock and the
@@ -120,6 +127,13 @@ func NewService(cfg Config) *Service {
 	if s.maxReservationTTL <= 0 {
 		s.maxReservationTTL = DefaultMaxReservationTTL
 	}
+	s.reaper = &reaper{s: s, elector: cfg.Elector, interval: cfg.ReapInterval}
+	if s.reaper.elector == nil {
+		s.reaper.elector = lock.LockElector{Locker: cfg.Locker}
+	}
+	if s.reaper.interval <= 0 {
+		s.reaper.interval = time.Second
+	}
 	return s
 }
 
@@ -131,7 +145,11 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("lock epoch: %w", err)
 	}
 	s.epoch = epoch
-	return s.feed.start(ctx)
+	if err := s.feed.start(ctx); err != nil {
+		return err
+	}
+	s.reaper.start(ctx)
+	return nil
 }
 
 // LockEpoch returns the lock epoch the service fences its writes with.
@@ -140,6 +158,7 @@ func (s *Service) LockEpoch() int64 { return s.epoch }
 // Close waits for the stock requests in progress, then stops the event feed
 // and ends all subscriptions.
 func (s *Service) Close() {
+	s.reaper.stop()
 	s.combiner.wait()
 	s.feed.stop()
 }
