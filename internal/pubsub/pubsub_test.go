@@ -129,13 +129,15 @@ func leakCheck(t *testing.T, slack int, libFrames ...string) func() {
 	libBefore := len(goroutines(libFrames...))
 	return func() {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		start := time.Now()
+		deadline := start.Add(10 * time.Second)
 		for {
 			own := goroutines(ownFrames...)
 			lib := goroutines(libFrames...)
 			now := runtime.NumGoroutine()
 			if len(own) == 0 && len(lib) <= libBefore && now <= before+slack {
-				t.Logf("goroutines: %d before, %d after (%d/%d of the clients)", before, now, libBefore, len(lib))
+				t.Logf("goroutines: %d before, %d after (%d/%d of the clients), gone %v after the check began",
+					before, now, libBefore, len(lib), time.Since(start).Round(time.Millisecond))
 				return
 			}
 			if time.Now().After(deadline) {
