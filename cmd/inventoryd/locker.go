@@ -12,10 +12,12 @@ import (
 
 	"github.com/shopstack/inventory/internal/config"
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/lock/redislock"
+	"github.com/shopstack/inventory/internal/pubsub"
 )
 
 // lockBackend is the configured lock backend and how to release it.
@@ -85,6 +87,50 @@ func waitReady(ctx context.Context, l lock.Locker, timeout time.Duration, log *s
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// elector is the backend's own election if it has one (etcd), else
+// leadership through its lock.
+func elector(l lock.Locker) lock.Elector {
+	if e, ok := l.(lock.Elector); ok {
+		return e
+	}
+	return lock.LockElector{Locker: l}
+}
+
+// fanout is a cross-replica fan-out that can be closed.
+type fanout interface {
+	inventory.Fanout
+	Close() error
+}
+
+// openFanout returns the fan-out of the configured backend: Redis pub/sub
+// for redsync, an etcd watch for etcd, none for the in-process lock (one
+// replica).
+func openFanout(ctx context.Context, cfg config.Config, log *slog.Logger) (fanout, error) {
+	switch cfg.LockBackend {
+	case config.LockRedsync:
+		f, err := pubsub.NewRedis(pubsub.RedisConfig{Addrs: cfg.RedisAddrs, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("event fan-out over Redis: %w", err)
+		}
+		return f, nil
+	case config.LockEtcd:
+		f, err := pubsub.NewEtcd(ctx, pubsub.EtcdConfig{Endpoints: cfg.EtcdEndpoints, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("event fan-out over etcd: %w", err)
+		}
+		return f, nil
+	}
+	return nil, nil
+}
+
+// fanoutOrNil keeps a nil fan-out a nil interface.
+func fanoutOrNil(f fanout) inventory.Fanout {
+	if f == nil {
+		return nil
+	}
+	return f
 }
 
 // closeless gives the in-process lock a no-op Close.

@@ -48,15 +48,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer locker.Close()
+	fanout, err := openFanout(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if fanout != nil {
+		defer fanout.Close()
+	}
 	svc := inventory.NewService(inventory.Config{
-		Store:       store,
-		Locker:      locker,
-		Logger:      log,
-		TraceID:     traceID,
-		LockTimeout: cfg.LockTimeout,
-		Strategy:    inventory.Strategy(cfg.StockStrategy),
-		MaxBatch:    cfg.CombineMaxBatch,
-		MaxWaiting:  cfg.CombineMaxWaiting,
+		Store:             store,
+		Locker:            locker,
+		Elector:           elector(locker),
+		Logger:            log,
+		TraceID:           traceID,
+		LockTimeout:       cfg.LockTimeout,
+		PollInterval:      cfg.EventPollInterval,
+		Strategy:          inventory.Strategy(cfg.StockStrategy),
+		MaxBatch:          cfg.CombineMaxBatch,
+		MaxWaiting:        cfg.CombineMaxWaiting,
+		MaxReservationTTL: cfg.ReservationMaxTTL,
+		ReapInterval:      cfg.ReapInterval,
+		Fanout:            fanoutOrNil(fanout),
 	})
 	if cfg.StockStrategy != string(inventory.StrategyCombine) {
 		log.Warn("benchmark-only stock strategy: not for production", "strategy", cfg.StockStrategy,

@@ -23,6 +23,21 @@ type server struct {
 	url  string
 	stop context.CancelFunc
 	done chan error
+
+	mu   sync.Mutex
+	logs []string // the messages it logged
+}
+
+// logged reports whether the server logged a message containing msg.
+func (s *server) logged(msg string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.logs {
+		if strings.Contains(l, msg) {
+			return true
+		}
+	}
+	return false
 }
 
 // startServer calls run on :0 with the given environment and waits for its
@@ -43,7 +58,13 @@ func startServer(t *testing.T, env map[string]string) *server {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			s.mu.Lock()
+			s.logs = append(s.logs, line.Msg)
+			s.mu.Unlock()
+			if line.Msg == "listening" {
 				addr <- line.Addr
 			}
 		}

@@ -43,7 +43,10 @@ type Config struct {
 	LogLevel          slog.Level
 	ShutdownTimeout   time.Duration
 	// PprofAddr, if set, serves net/http/pprof on a listener of its own.
-	PprofAddr string
+	PprofAddr         string
+	EventPollInterval time.Duration
+	ReservationMaxTTL time.Duration
+	ReapInterval      time.Duration
 }
 
 // Lock backends.
@@ -91,6 +94,12 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.CombineMaxWaiting, err = strconv.Atoi(v); return err }},
 	{"log-level", "INVENTORY_LOG_LEVEL", "info", "log level: debug, info, warn or error",
 		func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{"reservation-max-ttl", "INVENTORY_RESERVATION_MAX_TTL", "24h", "longest a reservation holds stock in one go (at creation and at each extension)",
+		func(c *Config, v string) (err error) { c.ReservationMaxTTL, err = time.ParseDuration(v); return err }},
+	{"reap-interval", "INVENTORY_REAP_INTERVAL", "1s", "how often the elected replica releases expired reservations (reads and writes stop counting them at once anyway)",
+		func(c *Config, v string) (err error) { c.ReapInterval, err = time.ParseDuration(v); return err }},
+	{"event-poll-interval", "INVENTORY_EVENT_POLL_INTERVAL", "1s", "how often the event feed reads the ledger without being woken (by a local commit, or another replica's through Redis or etcd)",
+		func(c *Config, v string) (err error) { c.EventPollInterval, err = time.ParseDuration(v); return err }},
 	{"pprof-addr", "INVENTORY_PPROF_ADDR", "", "if set, serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it private",
 		func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{"shutdown-timeout", "INVENTORY_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight requests",
@@ -144,6 +153,9 @@ func (c Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("INVENTORY_DB_DRIVER: %q is not supported (want sqlite or postgres)", c.DBDriver)
+	}
+	if c.ReservationMaxTTL < time.Second || c.ReapInterval <= 0 || c.EventPollInterval <= 0 {
+		return errors.New("INVENTORY_RESERVATION_MAX_TTL (at least 1s), INVENTORY_REAP_INTERVAL and INVENTORY_EVENT_POLL_INTERVAL must be positive durations")
 	}
 	if c.PprofAddr != "" {
 		if _, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" {

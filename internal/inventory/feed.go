@@ -14,10 +14,11 @@ import (
 // committed, in commit order (the store assigns sequences in commit order),
 // whichever replica wrote it.
 type feed struct {
-	store Store
-	log   *slog.Logger
-	poll  time.Duration
-	wake  chan struct{}
+	store  Store
+	log    *slog.Logger
+	poll   time.Duration
+	wake   chan struct{}
+	fanout Fanout // nil: one replica
 
 	mu      sync.Mutex
 	last    int64 // highest sequence published
@@ -38,8 +39,22 @@ type subscriber struct {
 	ch     chan Movement
 }
 
-func newFeed(store Store, log *slog.Logger, poll time.Duration) *feed {
-	return &feed{store: store, log: log, poll: poll, wake: make(chan struct{}, 1), subs: make(map[*subscriber]struct{})}
+// Fanout carries "the ledger advanced" between replicas, so that a commit
+// on one replica wakes the event feeds of the others at once. It is only a
+// wake-up: the ledger is the source of truth, and the feeds also poll it,
+// so a lost or late message delays events but never loses them.
+type Fanout interface {
+	// Announce tells the other replicas that the ledger reached seq. It
+	// never blocks for long: implementations coalesce and send in the
+	// background, the latest sequence winning.
+	Announce(seq int64)
+	// Wakeups receives a value whenever another replica announced
+	// (coalesced).
+	Wakeups() <-chan struct{}
+}
+
+func newFeed(store Store, log *slog.Logger, poll time.Duration, fanout Fanout) *feed {
+	return &feed{store: store, log: log, poll: poll, wake: make(chan struct{}, 1), fanout: fanout, subs: make(map[*subscriber]struct{})}
 }
 
 func (f *feed) start(ctx context.Context) error {
@@ -79,14 +94,29 @@ func (f *feed) run(ctx context.Context) {
 	defer f.closeAll()
 	tick := time.NewTicker(f.poll)
 	defer tick.Stop()
+	var remote <-chan struct{}
+	if f.fanout != nil {
+		remote = f.fanout.Wakeups()
+	}
 	for {
+		local := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-f.wake:
+			local = true
+		case <-remote:
 		case <-tick.C:
 		}
 		f.catchUp(ctx)
+		if local && f.fanout != nil {
+			// This replica committed: tell the others where the ledger
+			// is now (coalesced: one announce for a burst of commits).
+			f.mu.Lock()
+			last := f.last
+			f.mu.Unlock()
+			f.fanout.Announce(last)
+		}
 	}
 }
 

@@ -47,6 +47,9 @@ type Config struct {
 	// ReapInterval is how often the elected replica looks for expired
 	// reservations; zero means 1s.
 	ReapInterval time.Duration
+	// Fanout wakes other replicas' event feeds when this one commits, and
+	// this one's when they do; nil for a single replica.
+	Fanout Fanout
 }
 
 // MaxBatchLimit is the largest Config.MaxBatch.
@@ -110,7 +113,7 @@ func NewService(cfg Config) *Service {
 	if poll <= 0 {
 		poll = time.Second
 	}
-	s.feed = newFeed(cfg.Store, s.log, poll)
+	s.feed = newFeed(cfg.Store, s.log, poll, cfg.Fanout)
 	s.strategy = cfg.Strategy
 	if !s.strategy.Valid() {
 		s.strategy = StrategyCombine

@@ -35,6 +35,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopstack/inventory/internal/inventory"
 )
 
 // Backoff between retries of a failed send or a failed watch.
@@ -211,3 +213,8 @@ func (w *wakeups) deliver(msg string) {
 
 // close closes the channel; no deliver may run then or later.
 func (w *wakeups) close() { close(w.ch) }
+
+var (
+	_ inventory.Fanout = (*Redis)(nil)
+	_ inventory.Fanout = (*Etcd)(nil)
+)
