@@ -1,6 +1,8 @@
 package graph_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -397,4 +399,77 @@ func TestSubscriptionStockChanged(t *testing.T) {
 	if a := alert.LowStockAlerts; a.Sequence != ev.StockChanged.Sequence || a.Available != 2 || a.Threshold != 3 || a.Product.SKU != "SUB" || a.Movement.Delta != -3 {
 		t.Fatalf("alert %+v", a)
 	}
+}
+
+// TestSubscriptionOverSSE watches stockChanged the way curl would: a POST
+// with Accept: text/event-stream on a real HTTP server, reading "next"
+// events as they are flushed.
+func TestSubscriptionOverSSE(t *testing.T) {
+	e := newEnv(t)
+	srv := httptest.NewServer(e.h)
+	defer srv.Close()
+	var created struct {
+		CreateProduct struct {
+			Product  productJSON
+			Movement struct{ Sequence int64 }
+		}
+	}
+	e.must(t, createProduct, &created, client.Var("sku", "SSE"), client.Var("stock", 5), client.Var("threshold", 0))
+	p := created.CreateProduct.Product
+
+	// afterSequence makes delivery independent of when the subscription
+	// is registered: the stock-out comes replayed or live, once.
+	body, _ := json.Marshal(map[string]any{
+		"query":     `subscription($ids: [ID!], $after: Int64) { stockChanged(productIds: $ids, afterSequence: $after) { sequence movement { delta } product { stock } } }`,
+		"variables": map[string]any{"ids": []string{p.ID}, "after": created.CreateProduct.Movement.Sequence},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/query", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	var out struct{ StockOut stockPayload }
+	e.must(t, stockOut, &out, client.Var("id", p.ID), client.Var("qty", 2), client.Var("key", nil))
+
+	var event string
+	for lines.Scan() {
+		line := lines.Text()
+		if v, ok := strings.CutPrefix(line, "event: "); ok {
+			event = v
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		if event != "next" {
+			t.Fatalf("event %q: %s", event, data)
+		}
+		var ev struct {
+			Data struct {
+				StockChanged struct {
+					Sequence int64
+					Movement struct{ Delta int }
+					Product  struct{ Stock int }
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		if c := ev.Data.StockChanged; c.Sequence != out.StockOut.Movement.Sequence || c.Movement.Delta != -2 || c.Product.Stock != 3 {
+			t.Fatalf("event %s", data)
+		}
+		return
+	}
+	t.Fatalf("stream ended: %v", lines.Err())
 }

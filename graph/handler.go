@@ -17,7 +17,8 @@ import (
 
 // NewHandler returns the GraphQL endpoint: POST and GET (queries only) over
 // HTTP, and subscriptions over WebSocket (graphql-transport-ws, and the
-// older graphql-ws protocol).
+// older graphql-ws protocol) or over server-sent events (a POST with
+// Accept: text/event-stream, which curl can watch).
 func NewHandler(svc *inventory.Service, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -25,6 +26,7 @@ func NewHandler(svc *inventory.Service, log *slog.Logger) http.Handler {
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log}}))
 	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 15 * time.Second})
 	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second}) // before POST, which would take the request too
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
