@@ -3,6 +3,7 @@ package inventory_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,6 +125,9 @@ func TestReservationAllOrNothing(t *testing.T) {
 		a, b := mustProduct(t, svc, "A", 5, 0), mustProduct(t, svc, "B", 1, 0)
 		_, err := reserve(svc, time.Minute, item(b.ID, 2), item(a.ID, 3))
 		wantCode(t, err, inventory.CodeInsufficientStock)
+		if want := "insufficient stock of B at location 1: 1 available, 2 requested"; !strings.Contains(err.Error(), want) {
+			t.Fatalf("%v: the message should name the short item (%q)", err, want)
+		}
 		wantAvailable(t, svc, a.ID, 5, 0)
 		_, err = reserve(svc, time.Minute, item(a.ID, 1), item(a.ID, 1))
 		wantCode(t, err, inventory.CodeBadInput)

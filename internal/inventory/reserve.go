@@ -73,6 +73,11 @@ func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (Reservat
 			m := s.newMovement(ctx, MovementReserve, 0, "", in.Reference, "", "")
 			m.ReservedDelta, m.ReservationID, m.Fence = it.Quantity, id, fences[it.Key()]
 			if err := tx.Apply(&m); err != nil {
+				if ErrorCode(err) == CodeInsufficientStock && len(items) > 1 {
+					// Say which item is short.
+					return Errorf(CodeInsufficientStock, "insufficient stock of %s at location %d: %d available, %d requested",
+						tx.Product.SKU, tx.Level.LocationID, max(tx.Level.Available(), 0), it.Quantity)
+				}
 				return err
 			}
 			if tx.Level.NextExpiry.IsZero() || r.ExpiresAt.Before(tx.Level.NextExpiry) {
