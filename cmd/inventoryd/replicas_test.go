@@ -37,7 +37,9 @@ func TestReplicas(t *testing.T) {
 			t.Run("ReservationExpiresAcross", func(t *testing.T) { testReservationExpiresAcross(t, a, b) })
 			t.Run("NoOverReservation", func(t *testing.T) { testNoOverReservation(t, a, b) })
 			t.Run("ReplayAfterReconnect", func(t *testing.T) { testReplayAfterReconnect(t, a, b) })
-			t.Run("LeaderStops", func(t *testing.T) { testLeaderStops(t, a, b) })
+			var survivor *server
+			t.Run("LeaderStops", func(t *testing.T) { survivor = testLeaderStops(t, a, b) })
+			t.Run("LeaderKilled", func(t *testing.T) { testLeaderKilled(t, env, survivor) })
 		})
 	}
 }
@@ -290,23 +292,50 @@ func testReplayAfterReconnect(t *testing.T, a, b *server) {
 
 // testLeaderStops stops the replica that runs the reaper: the other takes
 // the duty over and releases the next expired reservation.
-func testLeaderStops(t *testing.T, a, b *server) {
+func testLeaderStops(t *testing.T, a, b *server) (survivor *server) {
 	waitFor(t, "a reaper leader", func() bool { return a.logged("reaper: leading") || b.logged("reaper: leading") })
 	leader, other := a, b
 	if b.logged("reaper: leading") && !a.logged("reaper: leading") {
 		leader, other = b, a
 	}
-	leader.stop()
-	if err := <-leader.done; err != nil {
-		t.Fatalf("leader stopped with %v", err)
-	}
-	leader.done <- nil // for the cleanup
+	leader.shutdown(t)
 	waitFor(t, "the other replica to lead", func() bool { return other.logged("reaper: leading") })
+	wantExpiryOn(t, other, "TAKEOVER")
+	return other
+}
 
-	id, since := other.product(t, "TAKEOVER", 5, 0)
-	c := dialWS(t, other.url)
+// testLeaderKilled: a leader that dies without resigning (SIGKILL of its
+// process) is replaced once its lease lapses, within about two lock TTLs.
+func testLeaderKilled(t *testing.T, env map[string]string, survivor *server) {
+	if survivor == nil {
+		t.Skip("LeaderStops failed")
+	}
+	// A child process takes over from the survivor, then a fresh replica
+	// joins and waits behind it.
+	child := startProcess(t, env)
+	survivor.shutdown(t)
+	waitFor(t, "the child process to lead", func() bool { return child.logged("reaper: leading") })
+	next := startServer(t, env)
+	if next.logged("reaper: leading") {
+		t.Fatal("two leaders")
+	}
+
+	child.kill()
+	killed := time.Now()
+	waitFor(t, "a replica to lead after the leader was killed", func() bool { return next.logged("reaper: leading") })
+	ttl, _ := time.ParseDuration(env["INVENTORY_LOCK_TTL"])
+	t.Logf("leader killed: the other replica led %v later (lock TTL %v)", time.Since(killed).Round(time.Millisecond), ttl)
+	wantExpiryOn(t, next, "AFTERKILL")
+}
+
+// wantExpiryOn reserves stock for a second on s, the reaper's leader, and
+// waits for the EXPIRE event on s's subscription.
+func wantExpiryOn(t *testing.T, s *server, sku string) {
+	t.Helper()
+	id, since := s.product(t, sku, 5, 0)
+	c := dialWS(t, s.url)
 	c.subscribe("res", `subscription($after: Int64) { reservationEvents(afterSequence: $after) { type } }`, map[string]any{"after": since})
-	r := other.graphql(t, `mutation($id: ID!) { reserveStock(input: {items: [{productId: $id, quantity: 2}], ttlSeconds: 1}) {
+	r := s.graphql(t, `mutation($id: ID!) { reserveStock(input: {items: [{productId: $id, quantity: 2}], ttlSeconds: 1}) {
 		reservation { id } } }`, map[string]any{"id": id}, nil)
 	if len(r.Errors) > 0 {
 		t.Fatalf("reserveStock: %+v", r.Errors)
@@ -315,6 +344,6 @@ func testLeaderStops(t *testing.T, a, b *server) {
 	c.nextData(t, "res", 5*time.Second, &ev)
 	c.nextData(t, "res", 10*time.Second, &ev)
 	if ev.ReservationEvents.Type != "EXPIRE" {
-		t.Fatalf("event %+v, want the new leader's EXPIRE", ev)
+		t.Fatalf("event %+v, want the leader's EXPIRE", ev)
 	}
 }

@@ -9,8 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,10 +21,12 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 )
 
-// server is a running instance of run on a free port.
+// server is a running instance of run on a free port: in this process, or
+// in a child process that a test can kill outright.
 type server struct {
 	url  string
-	stop context.CancelFunc
+	stop func() // asks it to shut down gracefully
+	kill func() // child processes only: SIGKILL, no shutdown at all
 	done chan error
 
 	mu   sync.Mutex
@@ -40,8 +45,18 @@ func (s *server) logged(msg string) bool {
 	return false
 }
 
-// startServer calls run on :0 with the given environment and waits for its
-// "listening" log line.
+// shutdown stops s gracefully and waits until it has.
+func (s *server) shutdown(t *testing.T) {
+	t.Helper()
+	s.stop()
+	if err := <-s.done; err != nil {
+		t.Fatalf("server stopped with %v", err)
+	}
+	s.done <- nil // for the cleanup
+}
+
+// startServer runs the service in this process on a free port, configured
+// by env alone.
 func startServer(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -53,9 +68,67 @@ func startServer(t *testing.T, env map[string]string) *server {
 		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
 		s.done <- err
 	}()
+	s.await(t, pr)
+	return s
+}
+
+// childEnv marks the environment of a child process started by
+// startProcess: TestMain runs the service instead of the tests.
+const childEnv = "INVENTORYD_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// startProcess runs the service in a child process (this test binary,
+// see TestMain) on a free port, configured by env alone.
+func startProcess(t *testing.T, env map[string]string) *server {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-addr", "127.0.0.1:0")
+	cmd.Env = []string{childEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{
+		stop: func() { _ = cmd.Process.Signal(syscall.SIGTERM) },
+		kill: func() { _ = cmd.Process.Kill() },
+		done: make(chan error, 1),
+	}
+	// Wait only after the logs are read to the end, as StdoutPipe requires.
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = io.Copy(pw, out)
+		err := cmd.Wait()
+		pw.CloseWithError(fmt.Errorf("process exited: %v", err))
+		s.done <- err
+	}()
+	s.await(t, pr)
+	return s
+}
+
+// await records the log lines s writes to r until it is listening, sets its
+// URL, and registers its shutdown as a cleanup.
+func (s *server) await(t *testing.T, r io.Reader) {
+	t.Helper()
 	addr := make(chan string, 1)
 	go func() {
-		sc := bufio.NewScanner(pr)
+		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			var line struct{ Msg, Addr string }
 			if json.Unmarshal(sc.Bytes(), &line) != nil {
@@ -68,6 +141,7 @@ func startServer(t *testing.T, env map[string]string) *server {
 				addr <- line.Addr
 			}
 		}
+		_, _ = io.Copy(io.Discard, r)
 		close(addr)
 	}()
 	select {
@@ -87,7 +161,6 @@ func startServer(t *testing.T, env map[string]string) *server {
 			t.Error("server did not stop within 30s")
 		}
 	})
-	return s
 }
 
 func envFor(t *testing.T, driver string) map[string]string {
