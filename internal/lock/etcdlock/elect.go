@@ -288,34 +288,5 @@ func (le *electLease) Unlock(ctx context.Context) error {
 // looks at whether it succeeded, to report a lost key, and can retry:
 // Resign forgets the key after its first request, failed or not.
 func (le *electLease) resign(ctx context.Context) error {
-	r := le.l.newRetrier()
-	maybeApplied := false // a failed try may have deleted the key
-	for {
-		if le.sess.Ctx().Err() != nil {
-			le.leave()
-			return lock.ErrLeaseLost
-		}
-		err := errNotConnected
-		if le.l.connected() {
-			var resp *clientv3.TxnResponse
-			resp, err = le.l.client.Txn(ctx).
-				If(clientv3.Compare(clientv3.CreateRevision(le.key), "=", le.rev)).
-				Then(clientv3.OpDelete(le.key)).
-				Commit()
-			switch {
-			case err == nil && (resp.Succeeded || maybeApplied):
-				le.leave()
-				return nil
-			case err == nil:
-				le.leave()
-				return lock.ErrLeaseLost
-			}
-			maybeApplied = true
-		}
-		if err := r.next(ctx, err); err != nil {
-			// A live session's key is never released by its lease.
-			le.l.cleanupLater(le.sess, le.key, le.leave)
-			return err
-		}
-	}
+	return le.l.deleteOwned(ctx, le.sess, le.key, clientv3.Compare(clientv3.CreateRevision(le.key), "=", le.rev), le.leave)
 }

@@ -75,42 +75,43 @@ func (le *lease) Unlock(ctx context.Context) error {
 }
 
 func (le *lease) release(ctx context.Context) error {
-	r := le.l.newRetrier()
+	// Like Mutex.Unlock, but only while the key is still ours, so that a
+	// lost key is reported rather than deleted blindly.
+	return le.l.deleteOwned(ctx, le.sess, le.m.Key(), le.m.IsOwner(), le.leave)
+}
+
+// deleteOwned deletes key, held through sess, while owned holds, retrying
+// transient errors as Lock does, and leaves the gate (leave) once the key
+// is gone. It returns lock.ErrLeaseLost if the session was lost or the key
+// is gone already, and the retrier's error if etcd could not be told; the
+// key is then deleted in the background, since a live session's key is
+// never released by its lease.
+func (l *Locker) deleteOwned(ctx context.Context, sess *concurrency.Session, key string, owned clientv3.Cmp, leave func()) error {
+	r := l.newRetrier()
 	maybeApplied := false // a failed try may have deleted the key
 	for {
-		if le.sess.Ctx().Err() != nil {
-			le.leave()
+		if sess.Ctx().Err() != nil {
+			leave()
 			return lock.ErrLeaseLost
 		}
 		err := errNotConnected
-		if le.l.connected() {
-			// Like Mutex.Unlock, but only while the key is still ours, so
-			// that a lost key is reported rather than deleted blindly.
+		if l.connected() {
 			var resp *clientv3.TxnResponse
-			resp, err = le.l.client.Txn(ctx).
-				If(le.m.IsOwner()).
-				Then(clientv3.OpDelete(le.m.Key())).
-				Commit()
+			resp, err = l.client.Txn(ctx).If(owned).Then(clientv3.OpDelete(key)).Commit()
 			switch {
-			case err == nil && resp.Succeeded:
-				le.leave()
-				return nil
-			case err == nil && maybeApplied:
-				// An earlier try may have deleted the key before its
-				// answer was lost; with the session alive, that is the
-				// likelier reason it is gone.
-				le.leave()
+			case err == nil && (resp.Succeeded || maybeApplied):
+				// A key gone after a try whose answer was lost was most
+				// likely deleted by that try: the session is alive.
+				leave()
 				return nil
 			case err == nil:
-				le.leave()
+				leave()
 				return lock.ErrLeaseLost
 			}
 			maybeApplied = true
 		}
 		if err := r.next(ctx, err); err != nil {
-			// The key may still be there, and a live session's key is
-			// never released by its lease: delete it in the background.
-			le.l.cleanupLater(le.sess, le.m.Key(), le.leave)
+			l.cleanupLater(sess, key, leave)
 			return err
 		}
 	}
