@@ -29,6 +29,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	HotProduct() HotProductResolver
 	LowStockAlert() LowStockAlertResolver
 	Mutation() MutationResolver
 	Product() ProductResolver
@@ -46,6 +47,64 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	BreakerFlowRule struct {
+		ErrorRatio  func(childComplexity int) int
+		MinRequests func(childComplexity int) int
+		OpenMs      func(childComplexity int) int
+		Resource    func(childComplexity int) int
+		SlowMs      func(childComplexity int) int
+		SlowRatio   func(childComplexity int) int
+		WindowMs    func(childComplexity int) int
+	}
+
+	CircuitBreaker struct {
+		Resource func(childComplexity int) int
+		Since    func(childComplexity int) int
+		State    func(childComplexity int) int
+	}
+
+	FlowBlockedCount struct {
+		Count    func(childComplexity int) int
+		Resource func(childComplexity int) int
+		Rule     func(childComplexity int) int
+	}
+
+	FlowControl struct {
+		Blocked        func(childComplexity int) int
+		BreakerRules   func(childComplexity int) int
+		Breakers       func(childComplexity int) int
+		HotProducts    func(childComplexity int) int
+		HotspotRule    func(childComplexity int) int
+		LastError      func(childComplexity int) int
+		LastErrorAt    func(childComplexity int) int
+		LoadedAt       func(childComplexity int) int
+		OperationRules func(childComplexity int) int
+		Source         func(childComplexity int) int
+	}
+
+	HotProduct struct {
+		Admitted  func(childComplexity int) int
+		Blocked   func(childComplexity int) int
+		Product   func(childComplexity int) int
+		ProductID func(childComplexity int) int
+	}
+
+	HotspotFlowRule struct {
+		Behavior       func(childComplexity int) int
+		Burst          func(childComplexity int) int
+		MaxQueueMs     func(childComplexity int) int
+		Operations     func(childComplexity int) int
+		Overrides      func(childComplexity int) int
+		QPS            func(childComplexity int) int
+		UnresolvedSkus func(childComplexity int) int
+	}
+
+	HotspotOverride struct {
+		ProductID func(childComplexity int) int
+		QPS       func(childComplexity int) int
+		Sku       func(childComplexity int) int
+	}
+
 	Location struct {
 		Code      func(childComplexity int) int
 		CreatedAt func(childComplexity int) int
@@ -74,6 +133,14 @@ type ComplexityRoot struct {
 		StockIn            func(childComplexity int, input model.StockChangeInput) int
 		StockOut           func(childComplexity int, input model.StockChangeInput) int
 		UpdateProduct      func(childComplexity int, input model.UpdateProductInput) int
+	}
+
+	OperationFlowRule struct {
+		Behavior    func(childComplexity int) int
+		Concurrency func(childComplexity int) int
+		MaxQueueMs  func(childComplexity int) int
+		Operation   func(childComplexity int) int
+		QPS         func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -118,6 +185,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		FlowControl      func(childComplexity int, hotProducts *int64) int
 		Locations        func(childComplexity int) int
 		LowStockProducts func(childComplexity int, first *int64) int
 		Product          func(childComplexity int, id int64) int
@@ -234,6 +302,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type HotProductResolver interface {
+	Product(ctx context.Context, obj *model.HotProduct) (*inventory.Product, error)
+}
 type LowStockAlertResolver interface {
 	Threshold(ctx context.Context, obj *model.LowStockAlert) (int64, error)
 
@@ -267,6 +338,7 @@ type QueryResolver interface {
 	Locations(ctx context.Context) ([]*inventory.Location, error)
 	Reservation(ctx context.Context, id int64) (*inventory.Reservation, error)
 	Reservations(ctx context.Context, status *inventory.ReservationStatus, first *int64, after *string) (*model.ReservationConnection, error)
+	FlowControl(ctx context.Context, hotProducts *int64) (*model.FlowControl, error)
 }
 type ReservationEventResolver interface {
 	Reservation(ctx context.Context, obj *model.ReservationEvent) (*inventory.Reservation, error)
@@ -316,6 +388,235 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "BreakerFlowRule.errorRatio":
+		if e.ComplexityRoot.BreakerFlowRule.ErrorRatio == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakerFlowRule.ErrorRatio(childComplexity), true
+	case "BreakerFlowRule.minRequests":
+		if e.ComplexityRoot.BreakerFlowRule.MinRequests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakerFlowRule.MinRequests(childComplexity), true
+	case "BreakerFlowRule.openMs":
+		if e.ComplexityRoot.BreakerFlowRule.OpenMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakerFlowRule.OpenMs(childComplexity), true
+	case "BreakerFlowRule.resource":
+		if e.ComplexityRoot.BreakerFlowRule.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakerFlowRule.Resource(childComplexity), true
+	case "BreakerFlowRule.slowMs":
+		if e.ComplexityRoot.BreakerFlowRule.SlowMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakerFlowRule.SlowMs(childComplexity), true
+	case "BreakerFlowRule.slowRatio":
+		if e.ComplexityRoot.BreakerFlowRule.SlowRatio == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakerFlowRule.SlowRatio(childComplexity), true
+	case "BreakerFlowRule.windowMs":
+		if e.ComplexityRoot.BreakerFlowRule.WindowMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BreakerFlowRule.WindowMs(childComplexity), true
+
+	case "CircuitBreaker.resource":
+		if e.ComplexityRoot.CircuitBreaker.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CircuitBreaker.Resource(childComplexity), true
+	case "CircuitBreaker.since":
+		if e.ComplexityRoot.CircuitBreaker.Since == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CircuitBreaker.Since(childComplexity), true
+	case "CircuitBreaker.state":
+		if e.ComplexityRoot.CircuitBreaker.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CircuitBreaker.State(childComplexity), true
+
+	case "FlowBlockedCount.count":
+		if e.ComplexityRoot.FlowBlockedCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowBlockedCount.Count(childComplexity), true
+	case "FlowBlockedCount.resource":
+		if e.ComplexityRoot.FlowBlockedCount.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowBlockedCount.Resource(childComplexity), true
+	case "FlowBlockedCount.rule":
+		if e.ComplexityRoot.FlowBlockedCount.Rule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowBlockedCount.Rule(childComplexity), true
+
+	case "FlowControl.blocked":
+		if e.ComplexityRoot.FlowControl.Blocked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.Blocked(childComplexity), true
+	case "FlowControl.breakerRules":
+		if e.ComplexityRoot.FlowControl.BreakerRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.BreakerRules(childComplexity), true
+	case "FlowControl.breakers":
+		if e.ComplexityRoot.FlowControl.Breakers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.Breakers(childComplexity), true
+	case "FlowControl.hotProducts":
+		if e.ComplexityRoot.FlowControl.HotProducts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.HotProducts(childComplexity), true
+	case "FlowControl.hotspotRule":
+		if e.ComplexityRoot.FlowControl.HotspotRule == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.HotspotRule(childComplexity), true
+	case "FlowControl.lastError":
+		if e.ComplexityRoot.FlowControl.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.LastError(childComplexity), true
+	case "FlowControl.lastErrorAt":
+		if e.ComplexityRoot.FlowControl.LastErrorAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.LastErrorAt(childComplexity), true
+	case "FlowControl.loadedAt":
+		if e.ComplexityRoot.FlowControl.LoadedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.LoadedAt(childComplexity), true
+	case "FlowControl.operationRules":
+		if e.ComplexityRoot.FlowControl.OperationRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.OperationRules(childComplexity), true
+	case "FlowControl.source":
+		if e.ComplexityRoot.FlowControl.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlowControl.Source(childComplexity), true
+
+	case "HotProduct.admitted":
+		if e.ComplexityRoot.HotProduct.Admitted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotProduct.Admitted(childComplexity), true
+	case "HotProduct.blocked":
+		if e.ComplexityRoot.HotProduct.Blocked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotProduct.Blocked(childComplexity), true
+	case "HotProduct.product":
+		if e.ComplexityRoot.HotProduct.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotProduct.Product(childComplexity), true
+	case "HotProduct.productId":
+		if e.ComplexityRoot.HotProduct.ProductID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotProduct.ProductID(childComplexity), true
+
+	case "HotspotFlowRule.behavior":
+		if e.ComplexityRoot.HotspotFlowRule.Behavior == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotFlowRule.Behavior(childComplexity), true
+	case "HotspotFlowRule.burst":
+		if e.ComplexityRoot.HotspotFlowRule.Burst == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotFlowRule.Burst(childComplexity), true
+	case "HotspotFlowRule.maxQueueMs":
+		if e.ComplexityRoot.HotspotFlowRule.MaxQueueMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotFlowRule.MaxQueueMs(childComplexity), true
+	case "HotspotFlowRule.operations":
+		if e.ComplexityRoot.HotspotFlowRule.Operations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotFlowRule.Operations(childComplexity), true
+	case "HotspotFlowRule.overrides":
+		if e.ComplexityRoot.HotspotFlowRule.Overrides == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotFlowRule.Overrides(childComplexity), true
+	case "HotspotFlowRule.qps":
+		if e.ComplexityRoot.HotspotFlowRule.QPS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotFlowRule.QPS(childComplexity), true
+	case "HotspotFlowRule.unresolvedSkus":
+		if e.ComplexityRoot.HotspotFlowRule.UnresolvedSkus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotFlowRule.UnresolvedSkus(childComplexity), true
+
+	case "HotspotOverride.productId":
+		if e.ComplexityRoot.HotspotOverride.ProductID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotOverride.ProductID(childComplexity), true
+	case "HotspotOverride.qps":
+		if e.ComplexityRoot.HotspotOverride.QPS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotOverride.QPS(childComplexity), true
+	case "HotspotOverride.sku":
+		if e.ComplexityRoot.HotspotOverride.Sku == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HotspotOverride.Sku(childComplexity), true
 
 	case "Location.code":
 		if e.ComplexityRoot.Location.Code == nil {
@@ -496,6 +797,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.UpdateProduct(childComplexity, args["input"].(model.UpdateProductInput)), true
 
+	case "OperationFlowRule.behavior":
+		if e.ComplexityRoot.OperationFlowRule.Behavior == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OperationFlowRule.Behavior(childComplexity), true
+	case "OperationFlowRule.concurrency":
+		if e.ComplexityRoot.OperationFlowRule.Concurrency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OperationFlowRule.Concurrency(childComplexity), true
+	case "OperationFlowRule.maxQueueMs":
+		if e.ComplexityRoot.OperationFlowRule.MaxQueueMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OperationFlowRule.MaxQueueMs(childComplexity), true
+	case "OperationFlowRule.operation":
+		if e.ComplexityRoot.OperationFlowRule.Operation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OperationFlowRule.Operation(childComplexity), true
+	case "OperationFlowRule.qps":
+		if e.ComplexityRoot.OperationFlowRule.QPS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OperationFlowRule.QPS(childComplexity), true
+
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
 			break
@@ -661,6 +993,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ProductPayload.Replayed(childComplexity), true
+
+	case "Query.flowControl":
+		if e.ComplexityRoot.Query.FlowControl == nil {
+			break
+		}
+
+		args, err := ec.field_Query_flowControl_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.FlowControl(childComplexity, args["hotProducts"].(*int64)), true
 
 	case "Query.locations":
 		if e.ComplexityRoot.Query.Locations == nil {
@@ -1292,6 +1636,12 @@ type Query {
   first: 1..100.
   """
   reservations(status: ReservationStatus, first: Int = 20, after: String): ReservationConnection!
+  """
+  Flow control on the replica that answers (an admin query): the rules in
+  force, the circuit breakers, refusals since start, and the products with
+  the most stock requests over the last ten seconds. hotProducts: 0..100.
+  """
+  flowControl(hotProducts: Int = 10): FlowControl!
 }
 
 type Mutation {
@@ -1650,6 +2000,104 @@ type StockPayload {
   "True when an earlier request with the same idempotencyKey made this movement; nothing changed now."
   replayed: Boolean!
 }
+
+"Flow control on one replica. Limits count per replica."
+type FlowControl {
+  "The rules file, or \"defaults\"."
+  source: String!
+  "When the rules in force were loaded."
+  loadedAt: Time!
+  "Why the rules file was last refused, if it was since the rules in force were loaded; they stay in force."
+  lastError: String
+  lastErrorAt: Time
+  operationRules: [OperationFlowRule!]!
+  hotspotRule: HotspotFlowRule
+  breakerRules: [BreakerFlowRule!]!
+  breakers: [CircuitBreaker!]!
+  "Requests refused since start, by operation (or breaker resource) and rule."
+  blocked: [FlowBlockedCount!]!
+  "Most requested products first."
+  hotProducts: [HotProduct!]!
+}
+
+enum FlowBehavior {
+  "Refuse a request over the limit at once with RATE_LIMITED."
+  REJECT
+  "Queue it, spacing requests evenly, for up to maxQueueMs; refuse it if it would wait longer."
+  THROTTLE
+}
+
+type OperationFlowRule {
+  "A root query or mutation field; the REST routes count as the field they run."
+  operation: String!
+  "Requests per second; null: no limit."
+  qps: Float
+  "Requests in progress at once; null: no limit."
+  concurrency: Int
+  behavior: FlowBehavior!
+  maxQueueMs: Int
+}
+
+"A per-product limit on the stock mutations it covers."
+type HotspotFlowRule {
+  "Each product's requests per second."
+  qps: Int!
+  burst: Int!
+  behavior: FlowBehavior!
+  maxQueueMs: Int
+  operations: [String!]!
+  overrides: [HotspotOverride!]!
+  "Override SKUs that no product has yet; looked up again every ten seconds."
+  unresolvedSkus: [String!]!
+}
+
+type HotspotOverride {
+  productId: ID
+  sku: String
+  qps: Int!
+}
+
+type BreakerFlowRule {
+  "lock or database."
+  resource: String!
+  errorRatio: Float
+  slowMs: Int
+  slowRatio: Float
+  minRequests: Int!
+  windowMs: Int!
+  openMs: Int!
+}
+
+enum CircuitBreakerState {
+  CLOSED
+  "Refusing calls with UNAVAILABLE until openMs has passed."
+  OPEN
+  "Letting a probe through; it closes if the probe succeeds, else opens again."
+  HALF_OPEN
+}
+
+type CircuitBreaker {
+  resource: String!
+  state: CircuitBreakerState!
+  since: Time!
+}
+
+type FlowBlockedCount {
+  resource: String!
+  "qps, concurrency, hotspot or breaker."
+  rule: String!
+  count: Int64!
+}
+
+type HotProduct {
+  productId: ID!
+  "Null if the product no longer exists."
+  product: Product
+  "Stock requests admitted on this replica over the last ten seconds."
+  admitted: Int64!
+  "Stock requests refused on this replica over the last ten seconds."
+  blocked: Int64!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1657,6 +2105,122 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_BreakerFlowRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "resource":
+		return ec.fieldContext_BreakerFlowRule_resource(ctx, field)
+	case "errorRatio":
+		return ec.fieldContext_BreakerFlowRule_errorRatio(ctx, field)
+	case "slowMs":
+		return ec.fieldContext_BreakerFlowRule_slowMs(ctx, field)
+	case "slowRatio":
+		return ec.fieldContext_BreakerFlowRule_slowRatio(ctx, field)
+	case "minRequests":
+		return ec.fieldContext_BreakerFlowRule_minRequests(ctx, field)
+	case "windowMs":
+		return ec.fieldContext_BreakerFlowRule_windowMs(ctx, field)
+	case "openMs":
+		return ec.fieldContext_BreakerFlowRule_openMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BreakerFlowRule", field.Name)
+}
+
+func (ec *executionContext) childFields_CircuitBreaker(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "resource":
+		return ec.fieldContext_CircuitBreaker_resource(ctx, field)
+	case "state":
+		return ec.fieldContext_CircuitBreaker_state(ctx, field)
+	case "since":
+		return ec.fieldContext_CircuitBreaker_since(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CircuitBreaker", field.Name)
+}
+
+func (ec *executionContext) childFields_FlowBlockedCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "resource":
+		return ec.fieldContext_FlowBlockedCount_resource(ctx, field)
+	case "rule":
+		return ec.fieldContext_FlowBlockedCount_rule(ctx, field)
+	case "count":
+		return ec.fieldContext_FlowBlockedCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FlowBlockedCount", field.Name)
+}
+
+func (ec *executionContext) childFields_FlowControl(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "source":
+		return ec.fieldContext_FlowControl_source(ctx, field)
+	case "loadedAt":
+		return ec.fieldContext_FlowControl_loadedAt(ctx, field)
+	case "lastError":
+		return ec.fieldContext_FlowControl_lastError(ctx, field)
+	case "lastErrorAt":
+		return ec.fieldContext_FlowControl_lastErrorAt(ctx, field)
+	case "operationRules":
+		return ec.fieldContext_FlowControl_operationRules(ctx, field)
+	case "hotspotRule":
+		return ec.fieldContext_FlowControl_hotspotRule(ctx, field)
+	case "breakerRules":
+		return ec.fieldContext_FlowControl_breakerRules(ctx, field)
+	case "breakers":
+		return ec.fieldContext_FlowControl_breakers(ctx, field)
+	case "blocked":
+		return ec.fieldContext_FlowControl_blocked(ctx, field)
+	case "hotProducts":
+		return ec.fieldContext_FlowControl_hotProducts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FlowControl", field.Name)
+}
+
+func (ec *executionContext) childFields_HotProduct(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "productId":
+		return ec.fieldContext_HotProduct_productId(ctx, field)
+	case "product":
+		return ec.fieldContext_HotProduct_product(ctx, field)
+	case "admitted":
+		return ec.fieldContext_HotProduct_admitted(ctx, field)
+	case "blocked":
+		return ec.fieldContext_HotProduct_blocked(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HotProduct", field.Name)
+}
+
+func (ec *executionContext) childFields_HotspotFlowRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "qps":
+		return ec.fieldContext_HotspotFlowRule_qps(ctx, field)
+	case "burst":
+		return ec.fieldContext_HotspotFlowRule_burst(ctx, field)
+	case "behavior":
+		return ec.fieldContext_HotspotFlowRule_behavior(ctx, field)
+	case "maxQueueMs":
+		return ec.fieldContext_HotspotFlowRule_maxQueueMs(ctx, field)
+	case "operations":
+		return ec.fieldContext_HotspotFlowRule_operations(ctx, field)
+	case "overrides":
+		return ec.fieldContext_HotspotFlowRule_overrides(ctx, field)
+	case "unresolvedSkus":
+		return ec.fieldContext_HotspotFlowRule_unresolvedSkus(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HotspotFlowRule", field.Name)
+}
+
+func (ec *executionContext) childFields_HotspotOverride(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "productId":
+		return ec.fieldContext_HotspotOverride_productId(ctx, field)
+	case "sku":
+		return ec.fieldContext_HotspotOverride_sku(ctx, field)
+	case "qps":
+		return ec.fieldContext_HotspotOverride_qps(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HotspotOverride", field.Name)
+}
 
 func (ec *executionContext) childFields_Location(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -1690,6 +2254,22 @@ func (ec *executionContext) childFields_LowStockAlert(ctx context.Context, field
 		return ec.fieldContext_LowStockAlert_at(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LowStockAlert", field.Name)
+}
+
+func (ec *executionContext) childFields_OperationFlowRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "operation":
+		return ec.fieldContext_OperationFlowRule_operation(ctx, field)
+	case "qps":
+		return ec.fieldContext_OperationFlowRule_qps(ctx, field)
+	case "concurrency":
+		return ec.fieldContext_OperationFlowRule_concurrency(ctx, field)
+	case "behavior":
+		return ec.fieldContext_OperationFlowRule_behavior(ctx, field)
+	case "maxQueueMs":
+		return ec.fieldContext_OperationFlowRule_maxQueueMs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OperationFlowRule", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2272,6 +2852,20 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_flowControl_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "hotProducts",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOInt2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["hotProducts"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_lowStockProducts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2573,6 +3167,929 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _BreakerFlowRule_resource(ctx context.Context, field graphql.CollectedField, obj *model.BreakerFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BreakerFlowRule_resource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BreakerFlowRule_resource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BreakerFlowRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _BreakerFlowRule_errorRatio(ctx context.Context, field graphql.CollectedField, obj *model.BreakerFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BreakerFlowRule_errorRatio(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorRatio, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BreakerFlowRule_errorRatio(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BreakerFlowRule", field, false, false, "Float")
+}
+
+func (ec *executionContext) _BreakerFlowRule_slowMs(ctx context.Context, field graphql.CollectedField, obj *model.BreakerFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BreakerFlowRule_slowMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SlowMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BreakerFlowRule_slowMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BreakerFlowRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BreakerFlowRule_slowRatio(ctx context.Context, field graphql.CollectedField, obj *model.BreakerFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BreakerFlowRule_slowRatio(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SlowRatio, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BreakerFlowRule_slowRatio(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BreakerFlowRule", field, false, false, "Float")
+}
+
+func (ec *executionContext) _BreakerFlowRule_minRequests(ctx context.Context, field graphql.CollectedField, obj *model.BreakerFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BreakerFlowRule_minRequests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MinRequests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BreakerFlowRule_minRequests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BreakerFlowRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BreakerFlowRule_windowMs(ctx context.Context, field graphql.CollectedField, obj *model.BreakerFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BreakerFlowRule_windowMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BreakerFlowRule_windowMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BreakerFlowRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BreakerFlowRule_openMs(ctx context.Context, field graphql.CollectedField, obj *model.BreakerFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BreakerFlowRule_openMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OpenMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BreakerFlowRule_openMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BreakerFlowRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CircuitBreaker_resource(ctx context.Context, field graphql.CollectedField, obj *model.CircuitBreaker) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CircuitBreaker_resource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CircuitBreaker_resource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CircuitBreaker", field, false, false, "String")
+}
+
+func (ec *executionContext) _CircuitBreaker_state(ctx context.Context, field graphql.CollectedField, obj *model.CircuitBreaker) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CircuitBreaker_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CircuitBreakerState) graphql.Marshaler {
+			return ec.marshalNCircuitBreakerState2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreakerState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CircuitBreaker_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CircuitBreaker", field, false, false, "CircuitBreakerState")
+}
+
+func (ec *executionContext) _CircuitBreaker_since(ctx context.Context, field graphql.CollectedField, obj *model.CircuitBreaker) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CircuitBreaker_since(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Since, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CircuitBreaker_since(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CircuitBreaker", field, false, false, "Time")
+}
+
+func (ec *executionContext) _FlowBlockedCount_resource(ctx context.Context, field graphql.CollectedField, obj *model.FlowBlockedCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowBlockedCount_resource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Resource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowBlockedCount_resource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlowBlockedCount", field, false, false, "String")
+}
+
+func (ec *executionContext) _FlowBlockedCount_rule(ctx context.Context, field graphql.CollectedField, obj *model.FlowBlockedCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowBlockedCount_rule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rule, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowBlockedCount_rule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlowBlockedCount", field, false, false, "String")
+}
+
+func (ec *executionContext) _FlowBlockedCount_count(ctx context.Context, field graphql.CollectedField, obj *model.FlowBlockedCount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowBlockedCount_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowBlockedCount_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlowBlockedCount", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _FlowControl_source(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlowControl", field, false, false, "String")
+}
+
+func (ec *executionContext) _FlowControl_loadedAt(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_loadedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LoadedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_loadedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlowControl", field, false, false, "Time")
+}
+
+func (ec *executionContext) _FlowControl_lastError(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlowControl", field, false, false, "String")
+}
+
+func (ec *executionContext) _FlowControl_lastErrorAt(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_lastErrorAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastErrorAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_lastErrorAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FlowControl", field, false, false, "Time")
+}
+
+func (ec *executionContext) _FlowControl_operationRules(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_operationRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OperationRules, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.OperationFlowRule) graphql.Marshaler {
+			return ec.marshalNOperationFlowRule2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐOperationFlowRuleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_operationRules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FlowControl",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OperationFlowRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FlowControl_hotspotRule(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_hotspotRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HotspotRule, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.HotspotFlowRule) graphql.Marshaler {
+			return ec.marshalOHotspotFlowRule2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotspotFlowRule(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_hotspotRule(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FlowControl",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HotspotFlowRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FlowControl_breakerRules(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_breakerRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BreakerRules, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.BreakerFlowRule) graphql.Marshaler {
+			return ec.marshalNBreakerFlowRule2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBreakerFlowRuleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_breakerRules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FlowControl",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BreakerFlowRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FlowControl_breakers(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_breakers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Breakers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CircuitBreaker) graphql.Marshaler {
+			return ec.marshalNCircuitBreaker2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreakerᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_breakers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FlowControl",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CircuitBreaker(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FlowControl_blocked(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_blocked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Blocked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.FlowBlockedCount) graphql.Marshaler {
+			return ec.marshalNFlowBlockedCount2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowBlockedCountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_blocked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FlowControl",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FlowBlockedCount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FlowControl_hotProducts(ctx context.Context, field graphql.CollectedField, obj *model.FlowControl) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FlowControl_hotProducts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HotProducts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.HotProduct) graphql.Marshaler {
+			return ec.marshalNHotProduct2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotProductᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FlowControl_hotProducts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FlowControl",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HotProduct(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HotProduct_productId(ctx context.Context, field graphql.CollectedField, obj *model.HotProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotProduct_productId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProductID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotProduct_productId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotProduct", field, false, false, "ID")
+}
+
+func (ec *executionContext) _HotProduct_product(ctx context.Context, field graphql.CollectedField, obj *model.HotProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotProduct_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.HotProduct().Product(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
+			return ec.marshalOProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HotProduct_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HotProduct",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HotProduct_admitted(ctx context.Context, field graphql.CollectedField, obj *model.HotProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotProduct_admitted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Admitted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotProduct_admitted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotProduct", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _HotProduct_blocked(ctx context.Context, field graphql.CollectedField, obj *model.HotProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotProduct_blocked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Blocked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt642int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotProduct_blocked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotProduct", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _HotspotFlowRule_qps(ctx context.Context, field graphql.CollectedField, obj *model.HotspotFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotFlowRule_qps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QPS, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotFlowRule_qps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotspotFlowRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _HotspotFlowRule_burst(ctx context.Context, field graphql.CollectedField, obj *model.HotspotFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotFlowRule_burst(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Burst, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotFlowRule_burst(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotspotFlowRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _HotspotFlowRule_behavior(ctx context.Context, field graphql.CollectedField, obj *model.HotspotFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotFlowRule_behavior(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Behavior, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.FlowBehavior) graphql.Marshaler {
+			return ec.marshalNFlowBehavior2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowBehavior(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotFlowRule_behavior(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotspotFlowRule", field, false, false, "FlowBehavior")
+}
+
+func (ec *executionContext) _HotspotFlowRule_maxQueueMs(ctx context.Context, field graphql.CollectedField, obj *model.HotspotFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotFlowRule_maxQueueMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxQueueMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotFlowRule_maxQueueMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotspotFlowRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _HotspotFlowRule_operations(ctx context.Context, field graphql.CollectedField, obj *model.HotspotFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotFlowRule_operations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Operations, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotFlowRule_operations(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotspotFlowRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _HotspotFlowRule_overrides(ctx context.Context, field graphql.CollectedField, obj *model.HotspotFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotFlowRule_overrides(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Overrides, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.HotspotOverride) graphql.Marshaler {
+			return ec.marshalNHotspotOverride2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotspotOverrideᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotFlowRule_overrides(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "HotspotFlowRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_HotspotOverride(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _HotspotFlowRule_unresolvedSkus(ctx context.Context, field graphql.CollectedField, obj *model.HotspotFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotFlowRule_unresolvedSkus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UnresolvedSkus, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotFlowRule_unresolvedSkus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotspotFlowRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _HotspotOverride_productId(ctx context.Context, field graphql.CollectedField, obj *model.HotspotOverride) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotOverride_productId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ProductID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOID2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotOverride_productId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotspotOverride", field, false, false, "ID")
+}
+
+func (ec *executionContext) _HotspotOverride_sku(ctx context.Context, field graphql.CollectedField, obj *model.HotspotOverride) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotOverride_sku(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sku, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotOverride_sku(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotspotOverride", field, false, false, "String")
+}
+
+func (ec *executionContext) _HotspotOverride_qps(ctx context.Context, field graphql.CollectedField, obj *model.HotspotOverride) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_HotspotOverride_qps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QPS, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_HotspotOverride_qps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("HotspotOverride", field, false, false, "Int")
+}
 
 func (ec *executionContext) _Location_id(ctx context.Context, field graphql.CollectedField, obj *inventory.Location) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -3283,6 +4800,121 @@ func (ec *executionContext) fieldContext_Mutation_extendReservation(ctx context.
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _OperationFlowRule_operation(ctx context.Context, field graphql.CollectedField, obj *model.OperationFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OperationFlowRule_operation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Operation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OperationFlowRule_operation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OperationFlowRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _OperationFlowRule_qps(ctx context.Context, field graphql.CollectedField, obj *model.OperationFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OperationFlowRule_qps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QPS, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OperationFlowRule_qps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OperationFlowRule", field, false, false, "Float")
+}
+
+func (ec *executionContext) _OperationFlowRule_concurrency(ctx context.Context, field graphql.CollectedField, obj *model.OperationFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OperationFlowRule_concurrency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Concurrency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OperationFlowRule_concurrency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OperationFlowRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _OperationFlowRule_behavior(ctx context.Context, field graphql.CollectedField, obj *model.OperationFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OperationFlowRule_behavior(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Behavior, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.FlowBehavior) graphql.Marshaler {
+			return ec.marshalNFlowBehavior2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowBehavior(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OperationFlowRule_behavior(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OperationFlowRule", field, false, false, "FlowBehavior")
+}
+
+func (ec *executionContext) _OperationFlowRule_maxQueueMs(ctx context.Context, field graphql.CollectedField, obj *model.OperationFlowRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OperationFlowRule_maxQueueMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxQueueMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OperationFlowRule_maxQueueMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OperationFlowRule", field, false, false, "Int")
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
@@ -4292,6 +5924,50 @@ func (ec *executionContext) fieldContext_Query_reservations(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_reservations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_flowControl(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_flowControl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().FlowControl(ctx, fc.Args["hotProducts"].(*int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.FlowControl) graphql.Marshaler {
+			return ec.marshalNFlowControl2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowControl(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_flowControl(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FlowControl(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_flowControl_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7686,6 +9362,388 @@ func UnmarshalUpdateProductInput(ctx context.Context, raw any) (model.UpdateProd
 
 // region    **************************** object.gotpl ****************************
 
+var breakerFlowRuleImplementors = []string{"BreakerFlowRule"}
+
+func (ec *executionContext) _BreakerFlowRule(ctx context.Context, sel ast.SelectionSet, obj *model.BreakerFlowRule) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, breakerFlowRuleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BreakerFlowRule")
+		case "resource":
+			out.Values[i] = ec._BreakerFlowRule_resource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errorRatio":
+			out.Values[i] = ec._BreakerFlowRule_errorRatio(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "slowMs":
+			out.Values[i] = ec._BreakerFlowRule_slowMs(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "slowRatio":
+			out.Values[i] = ec._BreakerFlowRule_slowRatio(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "minRequests":
+			out.Values[i] = ec._BreakerFlowRule_minRequests(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "windowMs":
+			out.Values[i] = ec._BreakerFlowRule_windowMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "openMs":
+			out.Values[i] = ec._BreakerFlowRule_openMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var circuitBreakerImplementors = []string{"CircuitBreaker"}
+
+func (ec *executionContext) _CircuitBreaker(ctx context.Context, sel ast.SelectionSet, obj *model.CircuitBreaker) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, circuitBreakerImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CircuitBreaker")
+		case "resource":
+			out.Values[i] = ec._CircuitBreaker_resource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "state":
+			out.Values[i] = ec._CircuitBreaker_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "since":
+			out.Values[i] = ec._CircuitBreaker_since(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var flowBlockedCountImplementors = []string{"FlowBlockedCount"}
+
+func (ec *executionContext) _FlowBlockedCount(ctx context.Context, sel ast.SelectionSet, obj *model.FlowBlockedCount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, flowBlockedCountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FlowBlockedCount")
+		case "resource":
+			out.Values[i] = ec._FlowBlockedCount_resource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rule":
+			out.Values[i] = ec._FlowBlockedCount_rule(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._FlowBlockedCount_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var flowControlImplementors = []string{"FlowControl"}
+
+func (ec *executionContext) _FlowControl(ctx context.Context, sel ast.SelectionSet, obj *model.FlowControl) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, flowControlImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FlowControl")
+		case "source":
+			out.Values[i] = ec._FlowControl_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "loadedAt":
+			out.Values[i] = ec._FlowControl_loadedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastError":
+			out.Values[i] = ec._FlowControl_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastErrorAt":
+			out.Values[i] = ec._FlowControl_lastErrorAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "operationRules":
+			out.Values[i] = ec._FlowControl_operationRules(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hotspotRule":
+			out.Values[i] = ec._FlowControl_hotspotRule(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "breakerRules":
+			out.Values[i] = ec._FlowControl_breakerRules(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "breakers":
+			out.Values[i] = ec._FlowControl_breakers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "blocked":
+			out.Values[i] = ec._FlowControl_blocked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hotProducts":
+			out.Values[i] = ec._FlowControl_hotProducts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var hotProductImplementors = []string{"HotProduct"}
+
+func (ec *executionContext) _HotProduct(ctx context.Context, sel ast.SelectionSet, obj *model.HotProduct) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hotProductImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HotProduct")
+		case "productId":
+			out.Values[i] = ec._HotProduct_productId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "product":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._HotProduct_product(ctx, field, obj)
+				})
+		case "admitted":
+			out.Values[i] = ec._HotProduct_admitted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "blocked":
+			out.Values[i] = ec._HotProduct_blocked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var hotspotFlowRuleImplementors = []string{"HotspotFlowRule"}
+
+func (ec *executionContext) _HotspotFlowRule(ctx context.Context, sel ast.SelectionSet, obj *model.HotspotFlowRule) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hotspotFlowRuleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HotspotFlowRule")
+		case "qps":
+			out.Values[i] = ec._HotspotFlowRule_qps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "burst":
+			out.Values[i] = ec._HotspotFlowRule_burst(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "behavior":
+			out.Values[i] = ec._HotspotFlowRule_behavior(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxQueueMs":
+			out.Values[i] = ec._HotspotFlowRule_maxQueueMs(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "operations":
+			out.Values[i] = ec._HotspotFlowRule_operations(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "overrides":
+			out.Values[i] = ec._HotspotFlowRule_overrides(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unresolvedSkus":
+			out.Values[i] = ec._HotspotFlowRule_unresolvedSkus(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var hotspotOverrideImplementors = []string{"HotspotOverride"}
+
+func (ec *executionContext) _HotspotOverride(ctx context.Context, sel ast.SelectionSet, obj *model.HotspotOverride) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, hotspotOverrideImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("HotspotOverride")
+		case "productId":
+			out.Values[i] = ec._HotspotOverride_productId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sku":
+			out.Values[i] = ec._HotspotOverride_sku(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "qps":
+			out.Values[i] = ec._HotspotOverride_qps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var locationImplementors = []string{"Location"}
 
 func (ec *executionContext) _Location(ctx context.Context, sel ast.SelectionSet, obj *inventory.Location) graphql.Marshaler {
@@ -7886,6 +9944,59 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 				return ec._Mutation_extendReservation(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var operationFlowRuleImplementors = []string{"OperationFlowRule"}
+
+func (ec *executionContext) _OperationFlowRule(ctx context.Context, sel ast.SelectionSet, obj *model.OperationFlowRule) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, operationFlowRuleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OperationFlowRule")
+		case "operation":
+			out.Values[i] = ec._OperationFlowRule_operation(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "qps":
+			out.Values[i] = ec._OperationFlowRule_qps(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "concurrency":
+			out.Values[i] = ec._OperationFlowRule_concurrency(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "behavior":
+			out.Values[i] = ec._OperationFlowRule_behavior(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxQueueMs":
+			out.Values[i] = ec._OperationFlowRule_maxQueueMs(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -8244,6 +10355,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_reservations(ctx, field)
+				})
+		case "flowControl":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_flowControl(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -9325,6 +11442,64 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNBreakerFlowRule2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBreakerFlowRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.BreakerFlowRule) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNBreakerFlowRule2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBreakerFlowRule(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNBreakerFlowRule2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBreakerFlowRule(ctx context.Context, sel ast.SelectionSet, v *model.BreakerFlowRule) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BreakerFlowRule!")
+		return graphql.Null
+	}
+	return ec._BreakerFlowRule(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCircuitBreaker2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreakerᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CircuitBreaker) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCircuitBreaker2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreaker(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCircuitBreaker2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreaker(ctx context.Context, sel ast.SelectionSet, v *model.CircuitBreaker) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CircuitBreaker!")
+		return graphql.Null
+	}
+	return ec._CircuitBreaker(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCircuitBreakerState2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreakerState(ctx context.Context, v any) (model.CircuitBreakerState, error) {
+	var res model.CircuitBreakerState
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCircuitBreakerState2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreakerState(ctx context.Context, sel ast.SelectionSet, v model.CircuitBreakerState) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNCreateLocationInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCreateLocationInput(ctx context.Context, v any) (model.CreateLocationInput, error) {
 	res, err := ec.unmarshalInputCreateLocationInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9347,6 +11522,96 @@ func (ec *executionContext) marshalNDecimal2githubᚗcomᚋshopstackᚋinventory
 		graphql.AddInvalidNullFromMarshaler(ctx, "Decimal!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNFlowBehavior2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowBehavior(ctx context.Context, v any) (model.FlowBehavior, error) {
+	var res model.FlowBehavior
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFlowBehavior2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowBehavior(ctx context.Context, sel ast.SelectionSet, v model.FlowBehavior) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNFlowBlockedCount2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowBlockedCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FlowBlockedCount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFlowBlockedCount2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowBlockedCount(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNFlowBlockedCount2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowBlockedCount(ctx context.Context, sel ast.SelectionSet, v *model.FlowBlockedCount) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FlowBlockedCount!")
+		return graphql.Null
+	}
+	return ec._FlowBlockedCount(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNFlowControl2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowControl(ctx context.Context, sel ast.SelectionSet, v *model.FlowControl) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FlowControl!")
+		return graphql.Null
+	}
+	return ec._FlowControl(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHotProduct2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotProductᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.HotProduct) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHotProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotProduct(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNHotProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotProduct(ctx context.Context, sel ast.SelectionSet, v *model.HotProduct) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "HotProduct!")
+		return graphql.Null
+	}
+	return ec._HotProduct(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNHotspotOverride2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotspotOverrideᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.HotspotOverride) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHotspotOverride2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotspotOverride(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNHotspotOverride2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotspotOverride(ctx context.Context, sel ast.SelectionSet, v *model.HotspotOverride) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "HotspotOverride!")
+		return graphql.Null
+	}
+	return ec._HotspotOverride(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNID2int64(ctx context.Context, v any) (int64, error) {
@@ -9458,6 +11723,30 @@ var (
 		inventory.MovementExpire:  "EXPIRE",
 	}
 )
+
+func (ec *executionContext) marshalNOperationFlowRule2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐOperationFlowRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.OperationFlowRule) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOperationFlowRule2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐOperationFlowRule(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNOperationFlowRule2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐOperationFlowRule(ctx context.Context, sel ast.SelectionSet, v *model.OperationFlowRule) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OperationFlowRule!")
+		return graphql.Null
+	}
+	return ec._OperationFlowRule(ctx, sel, v)
+}
 
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
@@ -9764,6 +12053,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 	return res
 }
 
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
 	res, err := graphql.UnmarshalTime(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -9973,6 +12291,30 @@ func (ec *executionContext) marshalODecimal2ᚖgithubᚗcomᚋshopstackᚋinvent
 	return res
 }
 
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) marshalOHotspotFlowRule2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐHotspotFlowRule(ctx context.Context, sel ast.SelectionSet, v *model.HotspotFlowRule) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._HotspotFlowRule(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOID2ᚕint64ᚄ(ctx context.Context, v any) ([]int64, error) {
 	if v == nil {
 		return nil, nil
@@ -10156,6 +12498,24 @@ func (ec *executionContext) marshalOString2ᚖstring(ctx context.Context, sel as
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalString(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalTime(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalTime(*v)
 	return res
 }
 

@@ -41,7 +41,7 @@ func newEnv(t *testing.T) env {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	h := graph.NewHandler(svc, nil)
+	h := graph.NewHandler(svc, nil, graph.Options{})
 	return env{c: client.New(h), h: h, store: st}
 }
 

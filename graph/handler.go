@@ -19,11 +19,11 @@ import (
 // HTTP, and subscriptions over WebSocket (graphql-transport-ws, and the
 // older graphql-ws protocol) or over server-sent events (a POST with
 // Accept: text/event-stream, which curl can watch).
-func NewHandler(svc *inventory.Service, log *slog.Logger) http.Handler {
+func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log}}))
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log, Flow: opts.Flow}}))
 	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 15 * time.Second})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second}) // before POST, which would take the request too
@@ -32,9 +32,22 @@ func NewHandler(svc *inventory.Service, log *slog.Logger) http.Handler {
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	if opts.Admission != nil {
+		srv.AroundFields(admit(opts.Admission))
+	}
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
 	return srv
+}
+
+// Options are the endpoint's optional parts.
+type Options struct {
+	// Admission is asked before every root query and mutation field runs;
+	// nil admits everything.
+	Admission inventory.Admission
+	// Flow answers the flowControl query; nil makes it fail with
+	// UNAVAILABLE.
+	Flow FlowReporter
 }
 
 // NewGraphiQL returns the GraphiQL page for the endpoint at path.

@@ -15,4 +15,5 @@ import (
 type Resolver struct {
 	Service *inventory.Service
 	Log     *slog.Logger
+	Flow    FlowReporter
 }

@@ -12,6 +12,18 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
+// Product is the resolver for the product field.
+func (r *hotProductResolver) Product(ctx context.Context, obj *model.HotProduct) (*inventory.Product, error) {
+	p, err := r.Service.Product(ctx, obj.ProductID)
+	if inventory.ErrorCode(err) == inventory.CodeNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
 // Threshold is the resolver for the threshold field.
 func (r *lowStockAlertResolver) Threshold(ctx context.Context, obj *model.LowStockAlert) (int64, error) {
 	p, err := r.Service.Product(ctx, obj.Movement.ProductID)
@@ -214,6 +226,21 @@ func (r *queryResolver) Reservations(ctx context.Context, status *inventory.Rese
 	return r.reservations(ctx, status, first, after)
 }
 
+// FlowControl is the resolver for the flowControl field.
+func (r *queryResolver) FlowControl(ctx context.Context, hotProducts *int64) (*model.FlowControl, error) {
+	n := int64(10)
+	if hotProducts != nil {
+		n = *hotProducts
+	}
+	if n < 0 || n > 100 {
+		return nil, &inventory.Error{Code: inventory.CodeBadInput, Field: "hotProducts", Message: "hotProducts must be 0..100"}
+	}
+	if r.Flow == nil {
+		return nil, inventory.Errorf(inventory.CodeUnavailable, "flow control is not running on this server")
+	}
+	return r.Flow.FlowControl(int(n)), nil
+}
+
 // Reservation is the resolver for the reservation field.
 func (r *reservationEventResolver) Reservation(ctx context.Context, obj *model.ReservationEvent) (*inventory.Reservation, error) {
 	return r.reservation(ctx, obj.Movement.ReservationID)
@@ -318,6 +345,9 @@ func (r *subscriptionResolver) ReservationEvents(ctx context.Context, reservatio
 	}), nil
 }
 
+// HotProduct returns HotProductResolver implementation.
+func (r *Resolver) HotProduct() HotProductResolver { return &hotProductResolver{r} }
+
 // LowStockAlert returns LowStockAlertResolver implementation.
 func (r *Resolver) LowStockAlert() LowStockAlertResolver { return &lowStockAlertResolver{r} }
 
@@ -356,6 +386,7 @@ func (r *Resolver) StockMovement() StockMovementResolver { return &stockMovement
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
 type (
+	hotProductResolver        struct{ *Resolver }
 	lowStockAlertResolver     struct{ *Resolver }
 	mutationResolver          struct{ *Resolver }
 	productResolver           struct{ *Resolver }

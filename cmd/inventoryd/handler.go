@@ -7,7 +7,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
@@ -32,9 +36,9 @@ func readiness(store *gormstore.Store, locker lock.Locker) []check {
 }
 
 // newHandler routes every endpoint of the service.
-func newHandler(svc *inventory.Service, checks []check, log *slog.Logger) http.Handler {
+func newHandler(svc *inventory.Service, fc *flow.Controller, reg *prometheus.Registry, checks []check, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	gql := graph.NewHandler(svc, log)
+	gql := graph.NewHandler(svc, log, graph.Options{Admission: fc, Flow: flowReporter{fc}})
 	mux.Handle("/query", gql)
 	mux.Handle("GET /{$}", graph.NewGraphiQL("/query"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +58,8 @@ func newHandler(svc *inventory.Service, checks []check, log *slog.Logger) http.H
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": results})
 	})
-	restAPI := rest.NewHandler(svc, log)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	restAPI := rest.NewHandler(svc, fc, log)
 	mux.Handle("/product", restAPI)
 	mux.Handle("/product/", restAPI)
 	mux.Handle("/stock/", restAPI)

@@ -13,9 +13,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopstack/inventory/internal/config"
+	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
 )
@@ -55,9 +58,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fanout != nil {
 		defer fanout.Close()
 	}
+	fc, err := openFlow(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer fc.Close()
 	svc := inventory.NewService(inventory.Config{
-		Store:             store,
-		Locker:            locker,
+		Store:             fc.GuardStore(store),
+		Locker:            fc.GuardLocker(locker),
 		Elector:           elector(locker),
 		Logger:            log,
 		TraceID:           traceID,
@@ -89,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           newHandler(svc, readiness(store, locker), log),
+		Handler:           newHandler(svc, fc, newRegistry(fc), readiness(store, locker), log),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
@@ -123,6 +131,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newRegistry is the registry /metrics serves: the Go runtime, the process,
+// and flow control.
+func newRegistry(fc *flow.Controller) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), fc)
+	return reg
 }
 
 // traceID returns the OpenTelemetry trace id of ctx, recorded on ledger rows.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
@@ -21,6 +22,23 @@ type AdjustStockInput struct {
 	Reason             *string `json:"reason,omitempty"`
 	Reference          *string `json:"reference,omitempty"`
 	IdempotencyKey     *string `json:"idempotencyKey,omitempty"`
+}
+
+type BreakerFlowRule struct {
+	// lock or database.
+	Resource    string   `json:"resource"`
+	ErrorRatio  *float64 `json:"errorRatio,omitempty"`
+	SlowMs      *int64   `json:"slowMs,omitempty"`
+	SlowRatio   *float64 `json:"slowRatio,omitempty"`
+	MinRequests int64    `json:"minRequests"`
+	WindowMs    int64    `json:"windowMs"`
+	OpenMs      int64    `json:"openMs"`
+}
+
+type CircuitBreaker struct {
+	Resource string              `json:"resource"`
+	State    CircuitBreakerState `json:"state"`
+	Since    time.Time           `json:"since"`
 }
 
 type CreateLocationInput struct {
@@ -41,7 +59,63 @@ type CreateProductInput struct {
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
+type FlowBlockedCount struct {
+	Resource string `json:"resource"`
+	// qps, concurrency, hotspot or breaker.
+	Rule  string `json:"rule"`
+	Count int64  `json:"count"`
+}
+
+// Flow control on one replica. Limits count per replica.
+type FlowControl struct {
+	// The rules file, or "defaults".
+	Source string `json:"source"`
+	// When the rules in force were loaded.
+	LoadedAt time.Time `json:"loadedAt"`
+	// Why the rules file was last refused, if it was since the rules in force were loaded; they stay in force.
+	LastError      *string              `json:"lastError,omitempty"`
+	LastErrorAt    *time.Time           `json:"lastErrorAt,omitempty"`
+	OperationRules []*OperationFlowRule `json:"operationRules"`
+	HotspotRule    *HotspotFlowRule     `json:"hotspotRule,omitempty"`
+	BreakerRules   []*BreakerFlowRule   `json:"breakerRules"`
+	Breakers       []*CircuitBreaker    `json:"breakers"`
+	// Requests refused since start, by operation (or breaker resource) and rule.
+	Blocked []*FlowBlockedCount `json:"blocked"`
+	// Most requested products first.
+	HotProducts []*HotProduct `json:"hotProducts"`
+}
+
+// A per-product limit on the stock mutations it covers.
+type HotspotFlowRule struct {
+	// Each product's requests per second.
+	QPS        int64              `json:"qps"`
+	Burst      int64              `json:"burst"`
+	Behavior   FlowBehavior       `json:"behavior"`
+	MaxQueueMs *int64             `json:"maxQueueMs,omitempty"`
+	Operations []string           `json:"operations"`
+	Overrides  []*HotspotOverride `json:"overrides"`
+	// Override SKUs that no product has yet; looked up again every ten seconds.
+	UnresolvedSkus []string `json:"unresolvedSkus"`
+}
+
+type HotspotOverride struct {
+	ProductID *int64  `json:"productId,omitempty"`
+	Sku       *string `json:"sku,omitempty"`
+	QPS       int64   `json:"qps"`
+}
+
 type Mutation struct {
+}
+
+type OperationFlowRule struct {
+	// A root query or mutation field; the REST routes count as the field they run.
+	Operation string `json:"operation"`
+	// Requests per second; null: no limit.
+	QPS *float64 `json:"qps,omitempty"`
+	// Requests in progress at once; null: no limit.
+	Concurrency *int64       `json:"concurrency,omitempty"`
+	Behavior    FlowBehavior `json:"behavior"`
+	MaxQueueMs  *int64       `json:"maxQueueMs,omitempty"`
 }
 
 type PageInfo struct {
@@ -152,6 +226,122 @@ type UpdateProductInput struct {
 	Price           *inventory.Price `json:"price,omitempty"`
 	Threshold       *int64           `json:"threshold,omitempty"`
 	IdempotencyKey  *string          `json:"idempotencyKey,omitempty"`
+}
+
+type CircuitBreakerState string
+
+const (
+	CircuitBreakerStateClosed CircuitBreakerState = "CLOSED"
+	// Refusing calls with UNAVAILABLE until openMs has passed.
+	CircuitBreakerStateOpen CircuitBreakerState = "OPEN"
+	// Letting a probe through; it closes if the probe succeeds, else opens again.
+	CircuitBreakerStateHalfOpen CircuitBreakerState = "HALF_OPEN"
+)
+
+var AllCircuitBreakerState = []CircuitBreakerState{
+	CircuitBreakerStateClosed,
+	CircuitBreakerStateOpen,
+	CircuitBreakerStateHalfOpen,
+}
+
+func (e CircuitBreakerState) IsValid() bool {
+	switch e {
+	case CircuitBreakerStateClosed, CircuitBreakerStateOpen, CircuitBreakerStateHalfOpen:
+		return true
+	}
+	return false
+}
+
+func (e CircuitBreakerState) String() string {
+	return string(e)
+}
+
+func (e *CircuitBreakerState) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CircuitBreakerState(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CircuitBreakerState", str)
+	}
+	return nil
+}
+
+func (e CircuitBreakerState) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CircuitBreakerState) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CircuitBreakerState) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type FlowBehavior string
+
+const (
+	// Refuse a request over the limit at once with RATE_LIMITED.
+	FlowBehaviorReject FlowBehavior = "REJECT"
+	// Queue it, spacing requests evenly, for up to maxQueueMs; refuse it if it would wait longer.
+	FlowBehaviorThrottle FlowBehavior = "THROTTLE"
+)
+
+var AllFlowBehavior = []FlowBehavior{
+	FlowBehaviorReject,
+	FlowBehaviorThrottle,
+}
+
+func (e FlowBehavior) IsValid() bool {
+	switch e {
+	case FlowBehaviorReject, FlowBehaviorThrottle:
+		return true
+	}
+	return false
+}
+
+func (e FlowBehavior) String() string {
+	return string(e)
+}
+
+func (e *FlowBehavior) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FlowBehavior(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FlowBehavior", str)
+	}
+	return nil
+}
+
+func (e FlowBehavior) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FlowBehavior) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FlowBehavior) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type SortOrder string

@@ -35,3 +35,26 @@ type ReservationEvent struct {
 	Type     inventory.MovementType
 	Movement inventory.Movement
 }
+
+// HotProduct is one of flowControl's hot products; its product is resolved
+// only when asked for.
+type HotProduct struct {
+	ProductID int64
+	Admitted  int64
+	Blocked   int64
+}
+
+// ProductIDs names the product whose stock the input moves.
+func (in StockChangeInput) ProductIDs() []int64 { return []int64{in.ProductID} }
+
+// ProductIDs names the product whose stock the input moves.
+func (in AdjustStockInput) ProductIDs() []int64 { return []int64{in.ProductID} }
+
+// ProductIDs names the products whose stock the input holds.
+func (in ReserveStockInput) ProductIDs() []int64 {
+	ids := make([]int64, len(in.Items))
+	for i, it := range in.Items {
+		ids[i] = it.ProductID
+	}
+	return ids
+}

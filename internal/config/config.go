@@ -47,6 +47,10 @@ type Config struct {
 	EventPollInterval time.Duration
 	ReservationMaxTTL time.Duration
 	ReapInterval      time.Duration
+	// FlowRules is the flow-control rules file; empty means the defaults.
+	FlowRules string
+	// FlowCheckInterval is how often the rules file is checked for changes.
+	FlowCheckInterval time.Duration
 }
 
 // Lock backends.
@@ -100,6 +104,10 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.ReapInterval, err = time.ParseDuration(v); return err }},
 	{"event-poll-interval", "INVENTORY_EVENT_POLL_INTERVAL", "1s", "how often the event feed reads the ledger without being woken (by a local commit, or another replica's through Redis or etcd)",
 		func(c *Config, v string) (err error) { c.EventPollInterval, err = time.ParseDuration(v); return err }},
+	{"flow-rules", "INVENTORY_FLOW_RULES", "", "flow-control rules file (YAML or JSON, see deploy/flow-rules.yaml); reloaded when it changes; empty: breakers only, no limits",
+		func(c *Config, v string) error { c.FlowRules = v; return nil }},
+	{"flow-check-interval", "INVENTORY_FLOW_CHECK_INTERVAL", "1s", "how often the flow-control rules file is checked for changes",
+		func(c *Config, v string) (err error) { c.FlowCheckInterval, err = time.ParseDuration(v); return err }},
 	{"pprof-addr", "INVENTORY_PPROF_ADDR", "", "if set, serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it private",
 		func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{"shutdown-timeout", "INVENTORY_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight requests",
@@ -153,6 +161,9 @@ func (c Config) validate() error {
 		}
 	default:
 		return fmt.Errorf("INVENTORY_DB_DRIVER: %q is not supported (want sqlite or postgres)", c.DBDriver)
+	}
+	if c.FlowCheckInterval <= 0 {
+		return errors.New("INVENTORY_FLOW_CHECK_INTERVAL must be a positive duration")
 	}
 	if c.ReservationMaxTTL < time.Second || c.ReapInterval <= 0 || c.EventPollInterval <= 0 {
 		return errors.New("INVENTORY_RESERVATION_MAX_TTL (at least 1s), INVENTORY_REAP_INTERVAL and INVENTORY_EVENT_POLL_INTERVAL must be positive durations")

@@ -137,7 +137,12 @@ func (s *Service) lock(ctx context.Context, key LevelKey) (lock.Lease, error) {
 
 // lockError is the client's error for a lock that could not be taken for a
 // request whose context is ctx.
+// An *Error from the locker (a circuit breaker refusing the call) is passed
+// on as it is.
 func lockError(ctx context.Context, err error) *Error {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e
+	}
 	switch {
 	case ctx.Err() != nil:
 		return &Error{Code: CodeUnavailable, Message: "request cancelled while waiting for the stock lock", Err: err}

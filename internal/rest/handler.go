@@ -15,22 +15,41 @@ import (
 // Handler serves the REST routes.
 type Handler struct {
 	svc *inventory.Service
+	adm inventory.Admission
 	log *slog.Logger
 	mux *http.ServeMux
 }
 
-// NewHandler returns the REST routes over svc. A nil log discards.
-func NewHandler(svc *inventory.Service, log *slog.Logger) *Handler {
+// NewHandler returns the REST routes over svc. Each route is admitted by
+// adm as the GraphQL operation it runs (a refusal is 429 with
+// Retry-After); a nil adm admits everything. A nil log discards.
+func NewHandler(svc *inventory.Service, adm inventory.Admission, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{svc: svc, log: log, mux: http.NewServeMux()}
-	h.mux.HandleFunc("POST /product", h.createProduct)
-	h.mux.HandleFunc("GET /product", h.productBySKU)
-	h.mux.HandleFunc("GET /product/{id}", h.product)
-	h.mux.HandleFunc("POST /stock/in", h.stock(svc.StockIn))
-	h.mux.HandleFunc("POST /stock/out", h.stock(svc.StockOut))
+	if adm == nil {
+		adm = inventory.AdmitAll{}
+	}
+	h := &Handler{svc: svc, adm: adm, log: log, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /product", h.admitted("createProduct", h.createProduct))
+	h.mux.HandleFunc("GET /product", h.admitted("productBySku", h.productBySKU))
+	h.mux.HandleFunc("GET /product/{id}", h.admitted("product", h.product))
+	h.mux.HandleFunc("POST /stock/in", h.stock("stockIn", svc.StockIn))
+	h.mux.HandleFunc("POST /stock/out", h.stock("stockOut", svc.StockOut))
 	return h
+}
+
+// admitted runs next if the admission control admits op.
+func (h *Handler) admitted(op string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		done, err := h.adm.Admit(r.Context(), op, nil)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		defer done(nil)
+		next(w, r)
+	}
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
@@ -133,7 +152,7 @@ type stockRequest struct {
 	Reference string      `json:"reference"`
 }
 
-func (h *Handler) stock(apply func(context.Context, inventory.StockChange) (inventory.StockResult, error)) http.HandlerFunc {
+func (h *Handler) stock(op string, apply func(context.Context, inventory.StockChange) (inventory.StockResult, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req stockRequest
 		if !h.decode(w, r, &req) {
@@ -159,7 +178,13 @@ func (h *Handler) stock(apply func(context.Context, inventory.StockChange) (inve
 				return
 			}
 		}
+		done, err := h.adm.Admit(r.Context(), op, []int64{in.ProductID})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
 		res, err := apply(r.Context(), in)
+		done(err)
 		if err != nil {
 			h.fail(w, r, err)
 			return

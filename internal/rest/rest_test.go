@@ -28,7 +28,7 @@ func newEnv(t *testing.T) env {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	return env{h: rest.NewHandler(svc, nil), store: st}
+	return env{h: rest.NewHandler(svc, nil, nil), store: st}
 }
 
 type response struct {

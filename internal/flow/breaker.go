@@ -1,0 +1,148 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/alibaba/sentinel-golang/api"
+	"github.com/alibaba/sentinel-golang/core/base"
+	"github.com/alibaba/sentinel-golang/core/circuitbreaker"
+
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock"
+)
+
+// breakerState is what the controller knows of one resource's breakers.
+type breakerState struct {
+	state   circuitbreaker.State
+	since   time.Time
+	retryMs uint32 // of the breaker that opened
+}
+
+// breakerListener follows every breaker of the process and tells the
+// controller owning it.
+type breakerListener struct{}
+
+func (breakerListener) OnTransformToClosed(_ circuitbreaker.State, r circuitbreaker.Rule) {
+	transition(r, circuitbreaker.Closed)
+}
+
+func (breakerListener) OnTransformToOpen(_ circuitbreaker.State, r circuitbreaker.Rule, snapshot any) {
+	transition(r, circuitbreaker.Open)
+}
+
+func (breakerListener) OnTransformToHalfOpen(_ circuitbreaker.State, r circuitbreaker.Rule) {
+	transition(r, circuitbreaker.HalfOpen)
+}
+
+func transition(r circuitbreaker.Rule, to circuitbreaker.State) {
+	c, res := controllerOf(r.Resource)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	b := c.breakers[res]
+	if b == nil {
+		b = &breakerState{}
+		c.breakers[res] = b
+	}
+	b.state, b.since, b.retryMs = to, time.Now(), r.RetryTimeoutMs
+	c.mu.Unlock()
+	switch to {
+	case circuitbreaker.Open:
+		c.log.Warn("circuit breaker open: calls fail fast until a probe succeeds", "resource", res,
+			"strategy", r.Strategy.String(), "openFor", (time.Duration(r.RetryTimeoutMs) * time.Millisecond).String())
+	case circuitbreaker.HalfOpen:
+		c.log.Info("circuit breaker half-open: probing", "resource", res)
+	default:
+		c.log.Info("circuit breaker closed", "resource", res)
+	}
+}
+
+// guard runs call under the breakers of resource: refused at once while
+// open, and its error counted when failed says it is one.
+func (c *Controller) guard(resource string, call func() error, failed func(error) bool) error {
+	e, b := api.Entry(c.scope+resource, api.WithTrafficType(base.Outbound))
+	if b != nil {
+		c.metrics.blocked(resource, ruleBreaker)
+		return c.breakerOpen(resource, b)
+	}
+	err := call()
+	if err != nil && failed(err) {
+		api.TraceError(e, err)
+	}
+	e.Exit()
+	return err
+}
+
+// breakerOpen is the client's error while a breaker refuses calls.
+func (c *Controller) breakerOpen(resource string, b *base.BlockError) *inventory.Error {
+	what := map[string]string{ResourceLock: "the lock service", ResourceDatabase: "the database"}[resource]
+	e := inventory.Unavailable(what+" is failing, so calls to it are paused for a moment; retry", b)
+	e.RetryAfter = time.Second
+	c.mu.RLock()
+	if s := c.breakers[resource]; s != nil && s.state == circuitbreaker.Open {
+		open := time.Duration(s.retryMs)*time.Millisecond - time.Since(s.since)
+		e.RetryAfter = max(open, 10*time.Millisecond)
+	}
+	c.mu.RUnlock()
+	return e
+}
+
+// GuardLocker returns l with its acquisitions under the lock breaker. A
+// failure is an unreachable backend (lock.ErrUnavailable); waiting for a
+// busy key is not.
+func (c *Controller) GuardLocker(l lock.Locker) lock.Locker { return guardedLocker{l, c} }
+
+type guardedLocker struct {
+	lock.Locker
+	c *Controller
+}
+
+func (g guardedLocker) Lock(ctx context.Context, key string) (lock.Lease, error) {
+	var lease lock.Lease
+	err := g.c.guard(ResourceLock, func() (err error) {
+		lease, err = g.Locker.Lock(ctx, key)
+		return err
+	}, func(err error) bool { return errors.Is(err, lock.ErrUnavailable) })
+	return lease, err
+}
+
+// GuardStore returns s with its writes (the stock transaction, product
+// creation and updates) under the database breaker. A failure is an
+// unavailable or internal error; domain outcomes, version conflicts,
+// duplicate keys, lost leases and cancelled requests are not.
+func (c *Controller) GuardStore(s inventory.Store) inventory.Store { return guardedStore{s, c} }
+
+type guardedStore struct {
+	inventory.Store
+	c *Controller
+}
+
+func storeFailed(err error) bool {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, inventory.ErrVersionConflict),
+		errors.Is(err, inventory.ErrDuplicateKey), errors.Is(err, lock.ErrLeaseLost):
+		return false
+	}
+	code := inventory.ErrorCode(err)
+	return code == inventory.CodeUnavailable || code == inventory.CodeInternal
+}
+
+func (g guardedStore) UpdateStocks(ctx context.Context, works []inventory.LevelWork, opts inventory.StockOptions, cb inventory.StockCallbacks) error {
+	return g.c.guard(ResourceDatabase, func() error { return g.Store.UpdateStocks(ctx, works, opts, cb) }, storeFailed)
+}
+
+func (g guardedStore) CreateProduct(ctx context.Context, p *inventory.Product, initial *inventory.StockTx, key inventory.IdempotencyRecord) error {
+	return g.c.guard(ResourceDatabase, func() error { return g.Store.CreateProduct(ctx, p, initial, key) }, storeFailed)
+}
+
+func (g guardedStore) UpdateProduct(ctx context.Context, id int64, key inventory.IdempotencyRecord, fn func(p *inventory.Product) (bool, error)) (inventory.Product, error) {
+	var p inventory.Product
+	err := g.c.guard(ResourceDatabase, func() (err error) {
+		p, err = g.Store.UpdateProduct(ctx, id, key, fn)
+		return err
+	}, storeFailed)
+	return p, err
+}
