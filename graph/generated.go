@@ -2047,7 +2047,7 @@ type HotspotFlowRule {
   maxQueueMs: Int
   operations: [String!]!
   overrides: [HotspotOverride!]!
-  "Override SKUs that no product has yet; looked up again every ten seconds."
+  "Override SKUs that no product has yet; looked up again every ten checks of the rules file (10s by default)."
   unresolvedSkus: [String!]!
 }
 

@@ -291,10 +291,11 @@ type tally struct {
 	byCode  map[string]int
 	okeys   map[string]bool
 	samples map[string]string
+	seen    map[[2]string]bool // code and message
 }
 
 func newTally() *tally {
-	return &tally{byCode: map[string]int{}, okeys: map[string]bool{}, samples: map[string]string{}}
+	return &tally{byCode: map[string]int{}, okeys: map[string]bool{}, samples: map[string]string{}, seen: map[[2]string]bool{}}
 }
 
 // add returns the recorder of key's outcome.
@@ -303,6 +304,9 @@ func (t *tally) add(key string) func(code, message string) {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		t.byCode[code]++
+		if len(t.seen) < 100 {
+			t.seen[[2]string{code, message}] = true
+		}
 		if code == "OK" {
 			t.okeys[key] = true
 		} else if _, ok := t.samples[code]; !ok {
@@ -316,6 +320,18 @@ func (t *tally) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return fmt.Sprintf("%v, samples %q", t.byCode, t.samples)
+}
+
+// has reports whether an outcome had code and a message containing part.
+func (t *tally) has(code, part string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k := range t.seen {
+		if k[0] == code && strings.Contains(k[1], part) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *tally) counts() map[string]int {

@@ -94,7 +94,7 @@ type HotspotFlowRule struct {
 	MaxQueueMs *int64             `json:"maxQueueMs,omitempty"`
 	Operations []string           `json:"operations"`
 	Overrides  []*HotspotOverride `json:"overrides"`
-	// Override SKUs that no product has yet; looked up again every ten seconds.
+	// Override SKUs that no product has yet; looked up again every ten checks of the rules file (10s by default).
 	UnresolvedSkus []string `json:"unresolvedSkus"`
 }
 

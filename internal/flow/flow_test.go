@@ -336,3 +336,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestExampleFile: the README's example rules file is valid.
+func TestExampleFile(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/flow-rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := flow.Parse(data, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Operations) != 3 || r.Hotspot == nil || len(r.Hotspot.Overrides) != 2 || len(r.Breakers) != 2 {
+		t.Errorf("example rules = %+v", r)
+	}
+	c, _ := start(t, string(data), map[string]int64{"FLASH-2026": 9})
+	if s := c.Status(); len(s.UnresolvedSKUs) != 0 {
+		t.Errorf("unresolved = %v", s.UnresolvedSKUs)
+	}
+}

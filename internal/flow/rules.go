@@ -20,7 +20,8 @@ type Rules struct {
 	// Hotspot limits each product on its own, across the stock mutations.
 	Hotspot *HotspotRule `json:"hotspot,omitempty"`
 	// Breakers stop calling the lock backend or the database while they
-	// fail, so requests fail fast instead of piling up.
+	// fail, so requests fail fast instead of piling up. Without the
+	// section, the default breakers apply; "breakers: []" turns them off.
 	Breakers []BreakerRule `json:"breakers,omitempty"`
 }
 
@@ -139,7 +140,7 @@ func Parse(data []byte, operations []string) (Rules, error) {
 		return r, errors.New("the rules file is empty")
 	}
 	if err := yaml.UnmarshalStrict(data, &r); err != nil {
-		return Rules{}, fmt.Errorf("parse: %w", err)
+		return Rules{}, fmt.Errorf("parse: %s", parseError(err))
 	}
 	r.setDefaults()
 	if err := r.check(operations); err != nil {
@@ -148,7 +149,23 @@ func Parse(data []byte, operations []string) (Rules, error) {
 	return r, nil
 }
 
+// parseError drops the YAML-to-JSON conversion's layers from err: what is
+// left names the field or the line.
+func parseError(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "json: "); i >= 0 {
+		return msg[i+len("json: "):]
+	}
+	if i := strings.Index(msg, "yaml: "); i >= 0 {
+		return msg[i:]
+	}
+	return msg
+}
+
 func (r *Rules) setDefaults() {
+	if r.Breakers == nil {
+		r.Breakers = Defaults().Breakers
+	}
 	for i := range r.Operations {
 		o := &r.Operations[i]
 		if o.Behaviour == "" {

@@ -22,7 +22,7 @@ type Status struct {
 	LastErrorAt time.Time
 	Rules       Rules
 	// UnresolvedSKUs are hot-spot override SKUs no product has (yet);
-	// they are looked up again every ten seconds.
+	// they are looked up again every ten checks of the rules file.
 	UnresolvedSKUs []string
 	Breakers       []BreakerStatus
 	Blocked        []BlockedCount

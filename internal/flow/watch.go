@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// skuRetryInterval is how often override SKUs that were not found are
-// looked up again.
-const skuRetryInterval = 10 * time.Second
+// skuRetryChecks is after how many checks of the rules file override SKUs
+// that were not found are looked up again (10s with the default interval).
+const skuRetryChecks = 10
 
 // watch reloads the rules file when its content changes. Reading it every
 // CheckInterval (instead of watching for events) works the same for
@@ -37,7 +37,7 @@ func (c *Controller) check() {
 	data, err := os.ReadFile(c.cfg.RulesFile)
 	c.mu.RLock()
 	same := err == nil && bytes.Equal(data, c.lastData)
-	unresolved := len(c.cur.unresolved) > 0 && time.Since(c.skuRetry) >= skuRetryInterval
+	unresolved := len(c.cur.unresolved) > 0 && time.Since(c.skuRetry) >= skuRetryChecks*c.cfg.CheckInterval
 	lastErr := c.lastErr
 	c.mu.RUnlock()
 	switch {

@@ -34,6 +34,9 @@ type errorBody struct {
 	Message   string `json:"message"`
 	Field     string `json:"field,omitempty"`
 	Retryable bool   `json:"retryable,omitempty"`
+	// RetryAfterMs is the hint of RATE_LIMITED and some UNAVAILABLE
+	// answers, also sent (in whole seconds) as Retry-After.
+	RetryAfterMs int64 `json:"retryAfterMs,omitempty"`
 }
 
 // fail answers err: domain errors with their status and message, anything
@@ -52,7 +55,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if de.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(de.RetryAfter.Seconds())), 10))
 	}
-	writeJSON(w, status, map[string]errorBody{"error": {Code: string(de.Code), Message: de.Message, Field: de.Field, Retryable: de.Retryable()}})
+	writeJSON(w, status, map[string]errorBody{"error": {Code: string(de.Code), Message: de.Message, Field: de.Field, Retryable: de.Retryable(), RetryAfterMs: de.RetryAfter.Milliseconds()}})
 }
 
 // decode reads one JSON object of at most maxBody bytes into v, refusing
