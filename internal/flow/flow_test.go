@@ -355,3 +355,23 @@ func TestExampleFile(t *testing.T) {
 		t.Errorf("unresolved = %v", s.UnresolvedSKUs)
 	}
 }
+
+// BenchmarkAdmit is the cost flow control adds to a stock mutation: the
+// hot-spot entry, the operation's entry and the hot-product count.
+func BenchmarkAdmit(b *testing.B) {
+	c, err := flow.New(context.Background(), flow.Config{Operations: ops, LogDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.RunParallel(func(pb *testing.PB) {
+		ids := []int64{1}
+		for pb.Next() {
+			done, err := c.Admit(context.Background(), "stockOut", ids)
+			if err != nil {
+				b.Fatal(err)
+			}
+			done(nil)
+		}
+	})
+}
