@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/redistest"
+	"github.com/shopstack/inventory/internal/testenv"
 )
 
 // writeRules replaces the rules file as an editor would.
@@ -261,11 +263,86 @@ breakers:
 	s.audit(t, id, stock, codes.acked())
 }
 
+// breakerState asks for the breakers only: it must answer while the
+// database is unreachable.
 func breakerState(t *testing.T, s *server, resource string) string {
-	for _, b := range s.flowControl(t).Breakers {
+	var out struct{ FlowControl flowControl }
+	if r := s.graphql(t, `{ flowControl { breakers { resource state } } }`, nil, &out); len(r.Errors) > 0 {
+		t.Fatalf("flowControl: %+v", r.Errors)
+	}
+	for _, b := range out.FlowControl.Breakers {
 		if b.Resource == resource {
 			return b.State
 		}
 	}
 	return ""
+}
+
+// TestDatabaseBreaker: with the database unreachable (its connections cut
+// by a proxy), the database breaker opens and stock mutations fail fast;
+// after the network returns, a probe closes it. Each sale that failed is
+// retried with its idempotency key, as a client would: whatever happened
+// to it, it is then in the ledger exactly once.
+func TestDatabaseBreaker(t *testing.T) {
+	u, err := url.Parse(gormstoretest.DSN(t, gormstore.Postgres))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := testenv.NewProxy(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	u.Host = p.Addr()
+	rules := filepath.Join(t.TempDir(), "flow-rules.yaml")
+	writeRules(t, rules, `
+breakers:
+  - resource: database
+    errorRatio: 0.5
+    minRequests: 5
+    windowMs: 1000
+    openMs: 500
+`)
+	s := startServer(t, map[string]string{"INVENTORY_DB_DRIVER": gormstore.Postgres, "INVENTORY_DB_DSN": u.String(),
+		"INVENTORY_FLOW_RULES": rules, "INVENTORY_LOCK_TIMEOUT": "5s"})
+	const stock = 100_000
+	id := s.createProduct(t, "DB-BREAK", stock)
+	codes := newTally()
+	stop := s.sellInBackground(id, "dbb", codes)
+	defer stop()
+	waitFor(t, "sales before the cut", func() bool { return codes.counts()["OK"] >= 50 })
+	p.Cut()
+	waitFor(t, "the breaker open", func() bool { return breakerState(t, s, "database") == "OPEN" })
+	waitFor(t, "a refusal by the open breaker", func() bool { return codes.has("UNAVAILABLE", "the database is failing") })
+	p.Restore()
+	waitFor(t, "the breaker closed", func() bool { return breakerState(t, s, "database") == "CLOSED" })
+	okBefore := codes.counts()["OK"]
+	waitFor(t, "sales after the restore", func() bool { return codes.counts()["OK"] >= okBefore+50 })
+	stop()
+	t.Logf("outcomes: %v", codes)
+	for code := range codes.counts() {
+		if code != "OK" && code != "UNAVAILABLE" {
+			t.Errorf("outcome %s: want only OK or UNAVAILABLE", code)
+		}
+	}
+	acked := codes.acked()
+	failed := codes.failed()
+	retried := newTally()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < len(failed); i += 8 {
+				retried.add(failed[i])(s.stockOut(id, failed[i]))
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d failed sales retried with their keys: %v", len(failed), retried)
+	if n := retried.counts()["OK"]; n != len(failed) {
+		t.Fatalf("retries: %v", retried)
+	}
+	for k := range retried.acked() {
+		acked[k] = true
+	}
+	s.audit(t, id, stock, acked)
 }

@@ -292,10 +292,11 @@ type tally struct {
 	okeys   map[string]bool
 	samples map[string]string
 	seen    map[[2]string]bool // code and message
+	others  map[string]bool    // keys of the outcomes that were not OK
 }
 
 func newTally() *tally {
-	return &tally{byCode: map[string]int{}, okeys: map[string]bool{}, samples: map[string]string{}, seen: map[[2]string]bool{}}
+	return &tally{byCode: map[string]int{}, okeys: map[string]bool{}, samples: map[string]string{}, seen: map[[2]string]bool{}, others: map[string]bool{}}
 }
 
 // add returns the recorder of key's outcome.
@@ -309,7 +310,10 @@ func (t *tally) add(key string) func(code, message string) {
 		}
 		if code == "OK" {
 			t.okeys[key] = true
-		} else if _, ok := t.samples[code]; !ok {
+			return
+		}
+		t.others[key] = true
+		if _, ok := t.samples[code]; !ok {
 			t.samples[code] = message
 		}
 	}
@@ -340,6 +344,17 @@ func (t *tally) counts() map[string]int {
 	out := make(map[string]int, len(t.byCode))
 	for k, v := range t.byCode {
 		out[k] = v
+	}
+	return out
+}
+
+// failed returns the keys whose outcome was not OK.
+func (t *tally) failed() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.others))
+	for k := range t.others {
+		out = append(out, k)
 	}
 	return out
 }

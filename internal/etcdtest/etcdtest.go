@@ -20,6 +20,8 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/shopstack/inventory/internal/testenv"
 )
 
 // startTimeout bounds how long a cluster may take to become ready and
@@ -34,7 +36,7 @@ type Cluster struct {
 
 type member struct {
 	etcd    *embed.Etcd
-	proxy   *proxy // in front of the client URL; see Kill
+	proxy   *testenv.Proxy // in front of the client URL; see Kill
 	stopped bool
 	// stopping silences the member's logger: a stopping server logs its
 	// closed listeners as errors.
@@ -110,7 +112,7 @@ func start(tb testing.TB, members int) (*Cluster, error) {
 		}
 		m := &member{etcd: e, stopping: stoppings[i]}
 		c.members = append(c.members, m)
-		if m.proxy, err = newProxy(cfg.ListenClientUrls[0].Host); err != nil {
+		if m.proxy, err = testenv.NewProxy(cfg.ListenClientUrls[0].Host); err != nil {
 			c.stopAll()
 			return nil, fmt.Errorf("proxy for %s: %w", cfg.Name, err)
 		}
@@ -154,7 +156,7 @@ func (c *Cluster) Endpoints() []string {
 	defer c.mu.Unlock()
 	eps := make([]string, len(c.members))
 	for i, m := range c.members {
-		eps[i] = "http://" + m.proxy.addr()
+		eps[i] = "http://" + m.proxy.Addr()
 	}
 	return eps
 }
@@ -187,7 +189,7 @@ func (c *Cluster) Kill(tb testing.TB, i int) {
 func (m *member) stop() {
 	m.stopping.Store(true)
 	if m.proxy != nil {
-		m.proxy.close()
+		m.proxy.Close()
 	}
 	m.etcd.Server.HardStop()
 	m.etcd.Close()

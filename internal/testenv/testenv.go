@@ -1,6 +1,7 @@
-// Package testenv decides what a test does when a real component it needs
-// (PostgreSQL, redis-server, etcd) is missing: skip it locally, fail it
-// under INVENTORY_TEST_STRICT=1 (set by `make test` under CI).
+// Package testenv holds what tests share about their environment: what a
+// test does when a real component it needs (PostgreSQL, redis-server, etcd)
+// is missing (skip it locally, fail it under INVENTORY_TEST_STRICT=1, set by
+// `make test` under CI), and a TCP proxy that cuts connections on demand.
 package testenv
 
 import (
