@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stopPprof()
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/",
-		"db", cfg.DBDriver, "lock", cfg.LockBackend, "lockDomain", locker.Domain(), "lockEpoch", svc.LockEpoch())
+		"db", cfg.DBDriver, "lock", cfg.LockBackend, "lockDomain", locker.Domain(), "lockEpoch", svc.LockEpoch(), "flowRules", fc.Status().Source)
 
 	select {
 	case err := <-serveErr:
