@@ -254,12 +254,7 @@ breakers:
 	okBefore := codes.counts()["OK"]
 	waitFor(t, "sales after the restart", func() bool { return codes.counts()["OK"] >= okBefore+50 })
 	stop()
-	t.Logf("outcomes: %v", codes)
-	for code := range codes.counts() {
-		if code != "OK" && code != "UNAVAILABLE" {
-			t.Errorf("outcome %s: want only OK or UNAVAILABLE", code)
-		}
-	}
+	codes.wantOKOrUnavailable(t)
 	s.audit(t, id, stock, codes.acked())
 }
 
@@ -319,12 +314,7 @@ breakers:
 	okBefore := codes.counts()["OK"]
 	waitFor(t, "sales after the restore", func() bool { return codes.counts()["OK"] >= okBefore+50 })
 	stop()
-	t.Logf("outcomes: %v", codes)
-	for code := range codes.counts() {
-		if code != "OK" && code != "UNAVAILABLE" {
-			t.Errorf("outcome %s: want only OK or UNAVAILABLE", code)
-		}
-	}
+	codes.wantOKOrUnavailable(t)
 	acked := codes.acked()
 	failed := codes.failed()
 	retried := newTally()

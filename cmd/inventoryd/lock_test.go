@@ -111,12 +111,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	okBefore := codes.counts()["OK"]
 	waitFor(t, "sales after the restart", func() bool { return codes.counts()["OK"] >= okBefore+50 })
 	stop()
-	t.Logf("outcomes: %v", codes)
-	for code := range codes.counts() {
-		if code != "OK" && code != "UNAVAILABLE" {
-			t.Errorf("outcome %s: want only OK or UNAVAILABLE", code)
-		}
-	}
+	codes.wantOKOrUnavailable(t)
 	if code, _ := get(t, s.url+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz after the restart = %d", code)
 	}
@@ -324,6 +319,18 @@ func (t *tally) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return fmt.Sprintf("%v, samples %q", t.byCode, t.samples)
+}
+
+// wantOKOrUnavailable logs the outcomes and fails tb if any was neither
+// OK nor UNAVAILABLE (which stockOut reports only when retryable).
+func (t *tally) wantOKOrUnavailable(tb testing.TB) {
+	tb.Helper()
+	tb.Logf("outcomes: %v", t)
+	for code := range t.counts() {
+		if code != "OK" && code != "UNAVAILABLE" {
+			tb.Errorf("outcome %s: want only OK or UNAVAILABLE", code)
+		}
+	}
 }
 
 // has reports whether an outcome had code and a message containing part.
