@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shopstack/inventory/internal/lock"
 )
 
@@ -25,6 +27,9 @@ type levelJob struct {
 	// longer be made; nil for writes made without a lease.
 	lost    <-chan struct{}
 	results []opResult
+	// sc is the span of the batch the job is, which the transaction that
+	// commits it links to.
+	sc trace.SpanContext
 }
 
 // lockAndRun runs ops, all on one level, under a lease of their own and in
@@ -38,7 +43,8 @@ func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) [
 	if s.afterLock != nil {
 		s.afterLock(ctx, key, lease)
 	}
-	job := &levelJob{key: key, ops: ops, fence: Fence{Epoch: s.epoch, Token: lease.Token()}, lost: lease.Done()}
+	job := &levelJob{key: key, ops: ops, fence: Fence{Epoch: s.epoch, Token: lease.Token()}, lost: lease.Done(),
+		sc: trace.SpanContextFromContext(ctx)}
 	s.runJobs(ctx, []*levelJob{job})
 	return job.results
 }
@@ -51,7 +57,27 @@ func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) [
 // retryable UNAVAILABLE; errors of the transaction as a whole are every
 // op's outcome.
 func (s *Service) runJobs(ctx context.Context, jobs []*levelJob) {
-	for attempt := 1; len(jobs) > 0; {
+	parent := trace.SpanContextFromContext(ctx)
+	scs := make([]trace.SpanContext, 0, len(jobs))
+	requests := 0
+	for _, j := range jobs {
+		if !j.sc.Equal(parent) {
+			scs = append(scs, j.sc)
+		}
+		requests += len(j.ops)
+	}
+	ctx, span := s.tracer.Start(ctx, "inventory.transaction", trace.WithLinks(linksTo(scs)...),
+		trace.WithAttributes(attrLevels.Int(len(jobs)), attrRequests.Int(requests)))
+	attempts, err := s.runJobsTx(ctx, jobs)
+	span.SetAttributes(attrTxAttempts.Int(attempts))
+	endSpan(span, err)
+}
+
+// runJobsTx is runJobs in its span. It returns the attempts it made and
+// the error of the transaction as a whole, if any.
+func (s *Service) runJobsTx(ctx context.Context, jobs []*levelJob) (int, error) {
+	attempt := 1
+	for len(jobs) > 0 {
 		lostAtCommit, err := s.jobsTx(ctx, jobs)
 		if len(lostAtCommit) > 0 {
 			// Rolled back: those jobs fail, the others run again.
@@ -74,8 +100,9 @@ func (s *Service) runJobs(ctx context.Context, jobs []*levelJob) {
 				j.results = fail(len(j.ops), err)
 			}
 		}
-		return
+		return attempt, err
 	}
+	return attempt, nil
 }
 
 // errLostAtCommit rolls back a transaction in which a lease was lost.
@@ -126,8 +153,9 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []
 	if err != nil {
 		return nil, err
 	}
-	wrote := false
+	requests := 0
 	for i, j := range jobs {
+		requests += len(j.ops)
 		switch {
 		case txs[i].Err != nil:
 			j.results = fail(len(j.ops), txs[i].Err)
@@ -135,13 +163,25 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []
 			j.results = fail(len(j.ops), errLeaseLost(lock.ErrLeaseLost))
 		default:
 			j.results = finishSteps(txs[i], steps[i])
-			wrote = wrote || len(txs[i].Movements()) > 0
 		}
 	}
-	if wrote {
+	s.committed(requests, txs)
+	return nil, nil
+}
+
+// committed wakes the event feed if the transaction of txs wrote
+// movements, and tells the observer.
+func (s *Service) committed(requests int, txs []*StockTx) {
+	var ms []Movement
+	for _, tx := range txs {
+		if tx != nil && tx.Err == nil {
+			ms = append(ms, tx.Movements()...)
+		}
+	}
+	if len(ms) > 0 {
 		s.feed.notify()
 	}
-	return nil, nil
+	s.obs.Committed(requests, ms)
 }
 
 func closed(ch <-chan struct{}) bool {

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shopstack/inventory/internal/lock"
 )
 
@@ -41,7 +43,9 @@ type levelQueue struct {
 // pending is one request in a queue. The level worker takes it, or its
 // caller cancels it, whichever comes first.
 type pending struct {
-	op    stockOp
+	op stockOp
+	// sc is the request's span, which the batch that serves it links to.
+	sc    trace.SpanContext
 	state atomic.Int32
 	done  chan opResult // buffered: the worker never blocks on it
 }
@@ -76,7 +80,7 @@ func (c *combiner) submit(ctx context.Context, op stockOp) opResult {
 		return opResult{err: &Error{Code: CodeUnavailable, RetryAfter: combinerBusyRetry,
 			Message: "too many stock requests are waiting; retry shortly"}}
 	}
-	p := &pending{op: op, done: make(chan opResult, 1)}
+	p := &pending{op: op, sc: trace.SpanContextFromContext(ctx), done: make(chan opResult, 1)}
 	c.mu.Lock()
 	q := c.queues[op.key]
 	if q == nil {
@@ -120,9 +124,11 @@ func (c *combiner) work(key LevelKey, q *levelQueue) {
 		if lease != nil && (closed(lease.Done()) || time.Since(since) > maxHold) {
 			release()
 		}
+		bctx, span := c.startBatch(ctx, key, batch, lease != nil)
 		if lease == nil {
-			l, err := c.s.lock(ctx, key)
+			l, err := c.s.lock(bctx, key)
 			if err != nil {
+				endSpan(span, err)
 				c.answer(batch, fail(len(batch), err))
 				continue
 			}
@@ -131,13 +137,30 @@ func (c *combiner) work(key LevelKey, q *levelQueue) {
 			}
 			lease, since = l, time.Now()
 		}
-		job := &levelJob{key: key, ops: make([]stockOp, len(batch)), fence: Fence{Epoch: c.s.epoch, Token: lease.Token()}, lost: lease.Done()}
+		span.SetAttributes(attrFenceToken.Int64(lease.Token()))
+		job := &levelJob{key: key, ops: make([]stockOp, len(batch)), fence: Fence{Epoch: c.s.epoch, Token: lease.Token()},
+			lost: lease.Done(), sc: span.SpanContext()}
 		for i, p := range batch {
 			job.ops[i] = p.op
 		}
 		c.commit.run(job)
+		span.End()
 		c.answer(batch, job.results)
 	}
+}
+
+// startBatch starts the span of a batch: a child of its first request's
+// span, linked to all of them, so each request's trace leads to the batch
+// that served it.
+func (c *combiner) startBatch(ctx context.Context, key LevelKey, batch []*pending, leaseHeld bool) (context.Context, trace.Span) {
+	scs := make([]trace.SpanContext, len(batch))
+	for i, p := range batch {
+		scs[i] = p.sc
+	}
+	return c.s.tracer.Start(trace.ContextWithSpanContext(ctx, batch[0].sc), "inventory.batch",
+		trace.WithLinks(linksTo(scs)...),
+		trace.WithAttributes(attrProduct.Int64(key.ProductID), attrLocation.Int64(key.LocationID),
+			attrRequests.Int(len(batch)), attrLeaseReused.Bool(leaseHeld)))
 }
 
 func (c *combiner) answer(batch []*pending, results []opResult) {
@@ -224,7 +247,7 @@ func (g *committer) loop() {
 		// The transaction serves many requests, so no request's context
 		// bounds it: the lock timeout does, so a stalled database fails the
 		// group with UNAVAILABLE rather than holding its requests.
-		ctx, cancel := context.WithTimeout(context.Background(), g.s.lockTimeout)
+		ctx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.Background(), jobs[0].sc), g.s.lockTimeout)
 		g.s.runJobs(ctx, jobs)
 		cancel()
 		for _, e := range group {

@@ -97,7 +97,7 @@ func (r *reaper) reapOnce(ctx context.Context) (int, error) {
 	var wg sync.WaitGroup
 	errs := make([]error, len(keys))
 	for i, k := range keys {
-		wg.Go(func() { _, errs[i] = r.s.applyStock(ctx, stockOp{key: k}) })
+		wg.Go(func() { _, errs[i] = r.s.applyStock(ctx, stockOp{typ: MovementExpire, key: k}) })
 	}
 	wg.Wait()
 	for _, err := range errs {

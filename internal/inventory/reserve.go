@@ -49,7 +49,9 @@ type ReservationResult struct {
 // ReserveStock holds stock at one or more levels, all or nothing, until the
 // reservation is committed, released or expires. The held units leave
 // available at once.
-func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (ReservationResult, error) {
+func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (_ ReservationResult, err error) {
+	ctx, span := s.startSpan(ctx, "inventory.ReserveStock", attrItems.Int(len(in.Items)))
+	defer func() { endSpan(span, err) }()
 	items, ttl, err := s.checkNewReservation(&in)
 	if err != nil {
 		return ReservationResult{}, err
@@ -188,13 +190,17 @@ func (s *Service) replayReservation(ctx context.Context, key, hash string) (Rese
 
 // CommitReservation turns an active reservation into a sale: its units
 // leave the stock with a COMMIT ledger row per item.
-func (s *Service) CommitReservation(ctx context.Context, id int64) (ReservationResult, error) {
+func (s *Service) CommitReservation(ctx context.Context, id int64) (_ ReservationResult, err error) {
+	ctx, span := s.startSpan(ctx, "inventory.CommitReservation", attrReservation.Int64(id))
+	defer func() { endSpan(span, err) }()
 	return s.closeReservation(ctx, id, ReservationCommitted)
 }
 
 // ReleaseReservation gives an active reservation's units back. Releasing
 // one that expired succeeds too: its units are back either way.
-func (s *Service) ReleaseReservation(ctx context.Context, id int64) (ReservationResult, error) {
+func (s *Service) ReleaseReservation(ctx context.Context, id int64) (_ ReservationResult, err error) {
+	ctx, span := s.startSpan(ctx, "inventory.ReleaseReservation", attrReservation.Int64(id))
+	defer func() { endSpan(span, err) }()
 	return s.closeReservation(ctx, id, ReservationReleased)
 }
 
@@ -265,7 +271,9 @@ func closedAlready(r Reservation, to ReservationStatus) (ReservationResult, bool
 
 // ExtendReservation makes an active reservation hold its stock for ttl from
 // now.
-func (s *Service) ExtendReservation(ctx context.Context, id int64, ttl time.Duration) (ReservationResult, error) {
+func (s *Service) ExtendReservation(ctx context.Context, id int64, ttl time.Duration) (_ ReservationResult, err error) {
+	ctx, span := s.startSpan(ctx, "inventory.ExtendReservation", attrReservation.Int64(id))
+	defer func() { endSpan(span, err) }()
 	if err := s.checkTTL(ttl); err != nil {
 		return ReservationResult{}, err
 	}
@@ -347,8 +355,10 @@ func (s *Service) reservationTx(ctx context.Context, keys []LevelKey, load []int
 	}
 	for attempt := 1; ; attempt++ {
 		now := s.now()
+		var txs []*StockTx
 		err = s.store.UpdateStocks(ctx, works, StockOptions{Now: now, Reservations: load, NewReservations: create}, StockCallbacks{
 			Apply: func(set *StockSet) error {
+				txs = set.Levels
 				for i, tx := range set.Levels {
 					if tx.Err != nil {
 						return tx.Err
@@ -376,7 +386,7 @@ func (s *Service) reservationTx(ctx context.Context, keys []LevelKey, load []int
 			err = &Error{Code: CodeUnavailable, Message: "stock level is busy; retry", Err: err}
 		}
 		if err == nil {
-			s.feed.notify()
+			s.committed(1, txs)
 		}
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/shopstack/inventory/internal/lock"
 )
 
@@ -50,6 +52,11 @@ type Config struct {
 	// Fanout wakes other replicas' event feeds when this one commits, and
 	// this one's when they do; nil for a single replica.
 	Fanout Fanout
+	// TracerProvider makes the service's spans: one per mutation, one per
+	// combined batch and per stock transaction; nil makes none.
+	TracerProvider trace.TracerProvider
+	// Observer is told of committed stock transactions; nil tells no one.
+	Observer Observer
 }
 
 // MaxBatchLimit is the largest Config.MaxBatch.
@@ -68,6 +75,8 @@ type Service struct {
 	feed        *feed
 	strategy    Strategy
 	combiner    *combiner
+	tracer      trace.Tracer
+	obs         Observer
 
 	maxReservationTTL time.Duration
 	reaper            *reaper
@@ -91,7 +100,12 @@ func NewService(cfg Config) *Service {
 		now:         cfg.Now,
 		traceID:     cfg.TraceID,
 		lockTimeout: cfg.LockTimeout,
+		tracer:      newTracer(cfg.TracerProvider),
+		obs:         cfg.Observer,
 		locations:   make(map[int64]Location),
+	}
+	if s.obs == nil {
+		s.obs = noObserver{}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -180,7 +194,9 @@ const (
 )
 
 // CreateProduct creates a product, with its initial stock if any.
-func (s *Service) CreateProduct(ctx context.Context, np NewProduct) (ProductResult, error) {
+func (s *Service) CreateProduct(ctx context.Context, np NewProduct) (_ ProductResult, err error) {
+	ctx, span := s.startSpan(ctx, "inventory.CreateProduct")
+	defer func() { endSpan(span, err) }()
 	if err := np.normalize(); err != nil {
 		return ProductResult{}, err
 	}
@@ -207,7 +223,7 @@ func (s *Service) CreateProduct(ctx context.Context, np NewProduct) (ProductResu
 			return ProductResult{}, err
 		}
 	}
-	err := s.store.CreateProduct(ctx, &p, tx, rec)
+	err = s.store.CreateProduct(ctx, &p, tx, rec)
 	if errors.Is(err, ErrDuplicateKey) {
 		// A concurrent request with the same key won; answer as its retry.
 		if res, ok, err := s.replayProduct(ctx, rec); ok || err != nil {
@@ -220,13 +236,15 @@ func (s *Service) CreateProduct(ctx context.Context, np NewProduct) (ProductResu
 	res := ProductResult{Product: p}
 	if tx != nil {
 		res.Movement = &tx.Movements()[0]
-		s.feed.notify()
+		s.committed(1, []*StockTx{tx})
 	}
 	return res, nil
 }
 
 // UpdateProduct changes a product's attributes.
-func (s *Service) UpdateProduct(ctx context.Context, u ProductUpdate) (ProductResult, error) {
+func (s *Service) UpdateProduct(ctx context.Context, u ProductUpdate) (_ ProductResult, err error) {
+	ctx, span := s.startSpan(ctx, "inventory.UpdateProduct", attrProduct.Int64(u.ID))
+	defer func() { endSpan(span, err) }()
 	if err := u.normalize(); err != nil {
 		return ProductResult{}, err
 	}
@@ -432,7 +450,9 @@ func checkFirst(first int) error {
 }
 
 // CreateLocation adds a location.
-func (s *Service) CreateLocation(ctx context.Context, nl NewLocation) (Location, error) {
+func (s *Service) CreateLocation(ctx context.Context, nl NewLocation) (_ Location, err error) {
+	ctx, span := s.startSpan(ctx, "inventory.CreateLocation")
+	defer func() { endSpan(span, err) }()
 	if err := nl.normalize(); err != nil {
 		return Location{}, err
 	}

@@ -15,6 +15,7 @@ const maxTxAttempts = 3
 
 // stockOp is one stock mutation, ready to run in a StockTx.
 type stockOp struct {
+	typ            MovementType
 	key            LevelKey
 	idempotencyKey string
 	hash           string
@@ -47,6 +48,7 @@ func (s *Service) change(ctx context.Context, typ MovementType, in StockChange) 
 		delta = -delta
 	}
 	return s.applyStock(ctx, stockOp{
+		typ:            typ,
 		key:            key,
 		idempotencyKey: in.IdempotencyKey,
 		hash:           hash,
@@ -72,6 +74,7 @@ func (s *Service) AdjustStock(ctx context.Context, in StockAdjustment) (StockRes
 	hash := requestHash(string(MovementAdjust), itoa(key.ProductID), itoa(key.LocationID), itoa(in.Quantity),
 		optItoa(in.ChangeFromQuantity), in.Reason, in.Reference)
 	return s.applyStock(ctx, stockOp{
+		typ:            MovementAdjust,
 		key:            key,
 		idempotencyKey: in.IdempotencyKey,
 		hash:           hash,

@@ -35,9 +35,25 @@ func (st Strategy) Valid() bool {
 	return false
 }
 
+// stockSpanNames names the span of a stock request by its movement type,
+// after the Service method that made it.
+var stockSpanNames = map[MovementType]string{
+	MovementIn:     "inventory.StockIn",
+	MovementOut:    "inventory.StockOut",
+	MovementAdjust: "inventory.AdjustStock",
+	MovementExpire: "inventory.ReleaseExpired", // the reaper's touch of a level
+}
+
 // applyStock runs one stock request with the service's strategy.
 func (s *Service) applyStock(ctx context.Context, op stockOp) (StockResult, error) {
+	ctx, span := s.startSpan(ctx, stockSpanNames[op.typ], attrProduct.Int64(op.key.ProductID), attrLocation.Int64(op.key.LocationID))
 	var r opResult
+	defer func() {
+		if span.IsRecording() && r.err == nil {
+			span.SetAttributes(attrReplayed.Bool(r.res.Replayed), attrFenceToken.Int64(r.res.Movement.Fence.Token))
+		}
+		endSpan(span, r.err)
+	}()
 	switch s.strategy {
 	case StrategyLockPerRequest:
 		r = s.lockAndRun(ctx, op.key, []stockOp{op})[0]
