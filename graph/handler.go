@@ -11,6 +11,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
@@ -24,7 +26,11 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 		log = slog.New(slog.DiscardHandler)
 	}
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log, Flow: opts.Flow}}))
-	srv.AddTransport(transport.Websocket{KeepAlivePingInterval: 15 * time.Second})
+	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second}
+	if opts.Propagator != nil {
+		ws.InitFunc = wsTraceInit(opts.Propagator)
+	}
+	srv.AddTransport(ws)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second}) // before POST, which would take the request too
 	srv.AddTransport(transport.GET{})
@@ -32,11 +38,17 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	if opts.TracerProvider != nil {
+		srv.Use(tracing{tracer: opts.TracerProvider.Tracer(tracerName)})
+	}
 	if opts.Admission != nil {
 		srv.AroundFields(admit(opts.Admission))
 	}
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
+	if opts.Propagator != nil {
+		return extractTrace(opts.Propagator, srv)
+	}
 	return srv
 }
 
@@ -48,6 +60,12 @@ type Options struct {
 	// Flow answers the flowControl query; nil makes it fail with
 	// UNAVAILABLE.
 	Flow FlowReporter
+	// TracerProvider makes a server span per operation and a span per
+	// resolver that does I/O; nil makes none.
+	TracerProvider trace.TracerProvider
+	// Propagator continues callers' traces: from HTTP headers, and from
+	// a WebSocket's connection_init payload. Nil starts every trace anew.
+	Propagator propagation.TextMapPropagator
 }
 
 // NewGraphiQL returns the GraphiQL page for the endpoint at path.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopstack/inventory/graph"
 	"github.com/shopstack/inventory/internal/flow"
@@ -35,10 +37,25 @@ func readiness(store *gormstore.Store, locker lock.Locker) []check {
 	return checks
 }
 
+// handlerDeps are what the endpoints are built from.
+type handlerDeps struct {
+	svc  *inventory.Service
+	flow *flow.Controller
+	// admission is flow control with its outcomes counted.
+	admission  inventory.Admission
+	registry   *prometheus.Registry
+	checks     []check
+	tracer     trace.TracerProvider // nil: tracing off
+	propagator propagation.TextMapPropagator
+	log        *slog.Logger
+}
+
 // newHandler routes every endpoint of the service.
-func newHandler(svc *inventory.Service, fc *flow.Controller, reg *prometheus.Registry, checks []check, log *slog.Logger) http.Handler {
+func newHandler(d handlerDeps) http.Handler {
+	svc, checks, log := d.svc, d.checks, d.log
 	mux := http.NewServeMux()
-	gql := graph.NewHandler(svc, log, graph.Options{Admission: fc, Flow: flowReporter{fc}})
+	gql := graph.NewHandler(svc, log, graph.Options{Admission: d.admission, Flow: flowReporter{d.flow},
+		TracerProvider: d.tracer, Propagator: d.propagator})
 	mux.Handle("/query", gql)
 	mux.Handle("GET /{$}", graph.NewGraphiQL("/query"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -58,8 +75,8 @@ func newHandler(svc *inventory.Service, fc *flow.Controller, reg *prometheus.Reg
 		}
 		writeJSON(w, code, map[string]any{"status": status, "checks": results})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
-	restAPI := rest.NewHandler(svc, fc, log)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	restAPI := rest.NewHandler(svc, d.admission, log)
 	mux.Handle("/product", restAPI)
 	mux.Handle("/product/", restAPI)
 	mux.Handle("/stock/", restAPI)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
 	"github.com/shopstack/inventory/internal/config"
 	"github.com/shopstack/inventory/internal/gormstore"
@@ -18,6 +20,7 @@ import (
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/lock/redislock"
 	"github.com/shopstack/inventory/internal/pubsub"
+	"github.com/shopstack/inventory/internal/telemetry"
 )
 
 // lockBackend is the configured lock backend and how to release it.
@@ -29,14 +32,20 @@ type lockBackend interface {
 // openLocker builds the lock backend cfg names and waits, up to the lock
 // timeout, until it answers, so a wrong address fails at start-up rather than
 // on the first sale.
-func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, log *slog.Logger) (lockBackend, error) {
+// With tracing on (tp not nil), the backend's Redis or etcd calls made for
+// a traced request get spans.
+func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, tp trace.TracerProvider, log *slog.Logger) (lockBackend, error) {
 	var l lockBackend
 	switch cfg.LockBackend {
 	case config.LockRedsync:
 		installRedisLogger(log)
-		rl, err := redislock.New(redislock.Config{
+		rcfg := redislock.Config{
 			Addrs: cfg.RedisAddrs, TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
-		})
+		}
+		if tp != nil {
+			rcfg.Instrument = telemetry.InstrumentRedis(tp)
+		}
+		rl, err := redislock.New(rcfg)
 		if err != nil {
 			return nil, fmt.Errorf("lock backend redsync: %w", err)
 		}
@@ -44,9 +53,13 @@ func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, 
 	case config.LockEtcd:
 		ectx, cancel := context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
-		el, err := etcdlock.New(ectx, etcdlock.Config{
+		ecfg := etcdlock.Config{
 			Endpoints: cfg.EtcdEndpoints, TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
-		})
+		}
+		if tp != nil {
+			ecfg.DialOptions = []grpc.DialOption{telemetry.GRPCDialOption(tp)}
+		}
+		el, err := etcdlock.New(ectx, ecfg)
 		if err != nil {
 			return nil, fmt.Errorf("lock backend etcd: %w", err)
 		}

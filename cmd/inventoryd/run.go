@@ -15,12 +15,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopstack/inventory/internal/config"
 	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/telemetry"
 )
 
 // run starts the service and serves until ctx is done or SIGINT/SIGTERM
@@ -40,13 +40,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	store, err := gormstore.Open(ctx, gormstore.Config{Driver: cfg.DBDriver, DSN: cfg.DBDSN, MaxOpenConns: cfg.DBMaxConns, Logger: log})
+	obs, err := openTelemetry(ctx, cfg, getenv, log)
+	if err != nil {
+		return err
+	}
+	defer obs.shutdown(log)
+	store, err := gormstore.Open(ctx, gormstore.Config{Driver: cfg.DBDriver, DSN: cfg.DBDSN, MaxOpenConns: cfg.DBMaxConns,
+		Logger: log, TracerProvider: obs.traced})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 
-	locker, err := openLocker(ctx, cfg, store, log)
+	locker, err := openLocker(ctx, cfg, store, obs.traced, log)
 	if err != nil {
 		return err
 	}
@@ -65,10 +71,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer fc.Close()
 	svc := inventory.NewService(inventory.Config{
 		Store:             fc.GuardStore(store),
-		Locker:            fc.GuardLocker(locker),
+		Locker:            telemetry.Locker(fc.GuardLocker(locker), cfg.LockBackend, obs.traced, obs.metrics),
 		Elector:           elector(locker),
 		Logger:            log,
-		TraceID:           traceID,
 		LockTimeout:       cfg.LockTimeout,
 		PollInterval:      cfg.EventPollInterval,
 		Strategy:          inventory.Strategy(cfg.StockStrategy),
@@ -77,7 +82,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxReservationTTL: cfg.ReservationMaxTTL,
 		ReapInterval:      cfg.ReapInterval,
 		Fanout:            fanoutOrNil(fanout),
+		TracerProvider:    obs.traced,
+		Observer:          obs.metrics,
 	})
+	obs.metrics.WatchService(svc)
 	if cfg.StockStrategy != string(inventory.StrategyCombine) {
 		log.Warn("benchmark-only stock strategy: not for production", "strategy", cfg.StockStrategy,
 			"oversells", cfg.StockStrategy == string(inventory.StrategyUnsafe))
@@ -97,7 +105,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
-		Handler:           newHandler(svc, fc, newRegistry(fc), readiness(store, locker), log),
+		Handler: newHandler(handlerDeps{svc: svc, flow: fc, admission: obs.metrics.Admission(fc), registry: newRegistry(fc, obs.metrics),
+			checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, log: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
@@ -134,17 +143,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // newRegistry is the registry /metrics serves: the Go runtime, the process,
-// and flow control.
-func newRegistry(fc *flow.Controller) *prometheus.Registry {
+// flow control and the service.
+func newRegistry(fc *flow.Controller, m *telemetry.Metrics) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), fc)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), fc, m)
 	return reg
-}
-
-// traceID returns the OpenTelemetry trace id of ctx, recorded on ledger rows.
-func traceID(ctx context.Context) string {
-	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
-		return sc.TraceID().String()
-	}
-	return ""
 }

@@ -51,6 +51,9 @@ type Config struct {
 	FlowRules string
 	// FlowCheckInterval is how often the rules file is checked for changes.
 	FlowCheckInterval time.Duration
+	// OTLPEndpoint is where traces go (OTLP); empty leaves tracing to the
+	// standard OTEL_* variables, and off without them.
+	OTLPEndpoint string
 }
 
 // Lock backends.
@@ -108,6 +111,8 @@ var settings = []setting{
 		func(c *Config, v string) error { c.FlowRules = v; return nil }},
 	{"flow-check-interval", "INVENTORY_FLOW_CHECK_INTERVAL", "1s", "how often the flow-control rules file is checked for changes",
 		func(c *Config, v string) (err error) { c.FlowCheckInterval, err = time.ParseDuration(v); return err }},
+	{"otlp-endpoint", "INVENTORY_OTLP_ENDPOINT", "", "send traces over OTLP to this collector: host:port (gRPC, plain text) or a URL; OTEL_EXPORTER_OTLP_* variables are honoured too; empty and unset: tracing off",
+		func(c *Config, v string) error { c.OTLPEndpoint = v; return nil }},
 	{"pprof-addr", "INVENTORY_PPROF_ADDR", "", "if set, serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it private",
 		func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{"shutdown-timeout", "INVENTORY_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight requests",

@@ -192,6 +192,13 @@ func (s *Store) Reservations(ctx context.Context, f inventory.ReservationFilter,
 	return page, nil
 }
 
+// ActiveReservations counts the reservations holding stock at now.
+func (s *Store) ActiveReservations(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM reservations WHERE status = 'ACTIVE' AND expires_at > ?", now.UTC()).Scan(&n).Error
+	return n, translate(err)
+}
+
 // loadReservations runs a query for reservation rows and loads their items.
 func (s *Store) loadReservations(db *gorm.DB, query string, args ...any) ([]inventory.Reservation, error) {
 	var rows []reservationRow

@@ -13,6 +13,7 @@ import (
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -35,6 +36,9 @@ type Config struct {
 	// MaxOpenConns bounds the connection pool; zero picks a default.
 	MaxOpenConns int
 	Logger       *slog.Logger
+	// TracerProvider makes a span per SQL statement (and per pipelined
+	// batch on PostgreSQL), without bound values; nil makes none.
+	TracerProvider trace.TracerProvider
 }
 
 // Store is an inventory.Store backed by GORM.
@@ -61,6 +65,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
+		if cfg.TracerProvider != nil {
+			pgCfg.Tracer = pgBatchTracer{cfg.TracerProvider.Tracer(scope)}
+		}
 		dialector = postgres.New(postgres.Config{Conn: stdlib.OpenDB(*pgCfg)})
 	default:
 		return nil, fmt.Errorf("unknown database driver %q (want %q or %q)", cfg.Driver, SQLite, Postgres)
@@ -72,6 +79,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", cfg.Driver, err)
+	}
+	if cfg.TracerProvider != nil {
+		if err := instrument(db, cfg.TracerProvider, dbSystem(cfg.Driver)); err != nil {
+			return nil, fmt.Errorf("trace SQL: %w", err)
+		}
 	}
 	s := &Store{db: db, driver: cfg.Driver, log: cfg.Logger}
 	sqlDB, err := db.DB()

@@ -71,6 +71,13 @@ func (e *Error) Retryable() bool {
 	return e.Code == CodeUnavailable || e.Code == CodeRateLimited || e.Code == CodeStaleLease
 }
 
+// ServerFault reports whether c is a failure of the service or its
+// dependencies rather than an answer to the client's request: traces mark
+// only those as errors.
+func (c Code) ServerFault() bool {
+	return c == CodeInternal || c == CodeUnavailable || c == CodeStaleLease
+}
+
 // ErrorCode returns the code of err, or CodeInternal if err is not an *Error.
 func ErrorCode(err error) Code {
 	if e, ok := errors.AsType[*Error](err); ok {

@@ -205,6 +205,13 @@ func (f *feed) subscribe(filter EventFilter) (*subscriber, int64, error) {
 	return s, f.last, nil
 }
 
+// count returns how many subscribers the feed serves.
+func (f *feed) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.subs)
+}
+
 func (f *feed) unsubscribe(s *subscriber) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -250,6 +257,9 @@ func (f EventFilter) match(m Movement) bool {
 
 // MaxSubscribedProducts bounds EventFilter.ProductIDs.
 const MaxSubscribedProducts = 100
+
+// Subscriptions returns how many subscriptions this replica serves.
+func (s *Service) Subscriptions() int { return s.feed.count() }
 
 // Subscribe streams ledger events that match filter, in sequence order,
 // until ctx is done. With AfterSeq it first replays what the ledger holds

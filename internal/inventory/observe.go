@@ -60,17 +60,19 @@ func endSpan(span trace.Span, err error) {
 	if err != nil && span.IsRecording() {
 		code := ErrorCode(err)
 		span.SetAttributes(attrErrorType.String(string(code)))
-		if serverFault(code) {
+		if code.ServerFault() {
 			span.SetStatus(codes.Error, string(code))
 		}
 	}
 	span.End()
 }
 
-// serverFault reports whether code is a failure of the service or its
-// dependencies rather than an answer to the client's request.
-func serverFault(code Code) bool {
-	return code == CodeInternal || code == CodeUnavailable || code == CodeStaleLease
+// spanTraceID returns the trace id of ctx's span, or "" without one.
+func spanTraceID(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		return sc.TraceID().String()
+	}
+	return ""
 }
 
 // linksTo returns a link to each valid span context in scs, for a span

@@ -102,6 +102,12 @@ func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (_ Reserv
 	return ReservationResult{Reservation: r}, err
 }
 
+// ActiveReservations counts the reservations holding stock now,
+// cluster-wide.
+func (s *Service) ActiveReservations(ctx context.Context) (int64, error) {
+	return s.store.ActiveReservations(ctx, s.now())
+}
+
 // checkNewReservation validates in and returns its items (levels sorted,
 // default location filled in) and TTL.
 func (s *Service) checkNewReservation(in *NewReservation) ([]ReservationItem, time.Duration, error) {

@@ -22,7 +22,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// TraceID returns the trace id of ctx for the ledger; nil records none.
+	// TraceID returns the trace id of ctx for the ledger; nil means the
+	// OpenTelemetry trace id of ctx's span, if any.
 	TraceID func(ctx context.Context) string
 	// LockTimeout bounds the wait for a stock lock, and a combined stock
 	// transaction; zero means 10s.
@@ -118,7 +119,7 @@ func NewService(cfg Config) *Service {
 	clock := s.now
 	s.now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
 	if s.traceID == nil {
-		s.traceID = func(context.Context) string { return "" }
+		s.traceID = spanTraceID
 	}
 	if s.lockTimeout <= 0 {
 		s.lockTimeout = 10 * time.Second

@@ -68,6 +68,8 @@ type Store interface {
 	// Reservations returns up to limit reservations with IDs above afterID
 	// that match f at now, ordered by ID.
 	Reservations(ctx context.Context, f ReservationFilter, now time.Time, afterID int64, limit int) (ReservationPage, error)
+	// ActiveReservations counts the reservations holding stock at now.
+	ActiveReservations(ctx context.Context, now time.Time) (int64, error)
 	// DueLevels returns up to limit levels holding active items that
 	// expired at now.
 	DueLevels(ctx context.Context, now time.Time, limit int) ([]LevelKey, error)

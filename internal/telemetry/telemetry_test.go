@@ -3,58 +3,16 @@ package telemetry_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shopstack/inventory/internal/telemetry"
+	"github.com/shopstack/inventory/internal/telemetry/telemetrytest"
 )
-
-// receiver is an OTLP trace receiver: what a collector does with the
-// exporter's requests, minus the forwarding.
-type receiver struct {
-	collectortrace.UnimplementedTraceServiceServer
-	mu   sync.Mutex
-	reqs []*collectortrace.ExportTraceServiceRequest
-}
-
-func (r *receiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.reqs = append(r.reqs, req)
-	return &collectortrace.ExportTraceServiceResponse{}, nil
-}
-
-// spans returns the names of the spans received and the resource
-// attributes they came with.
-func (r *receiver) spans() ([]string, map[string]string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var names []string
-	attrs := map[string]string{}
-	for _, req := range r.reqs {
-		for _, rs := range req.GetResourceSpans() {
-			for _, kv := range rs.GetResource().GetAttributes() {
-				attrs[kv.GetKey()] = stringValue(kv.GetValue())
-			}
-			for _, ss := range rs.GetScopeSpans() {
-				for _, s := range ss.GetSpans() {
-					names = append(names, s.GetName())
-				}
-			}
-		}
-	}
-	return names, attrs
-}
-
-func stringValue(v *commonpb.AnyValue) string { return v.GetStringValue() }
 
 func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
@@ -79,36 +37,27 @@ func export(t *testing.T, cfg telemetry.Config) {
 	}
 }
 
-func check(t *testing.T, r *receiver) {
+func check(t *testing.T, r *telemetrytest.Receiver) {
 	t.Helper()
-	names, attrs := r.spans()
-	if len(names) != 1 || names[0] != "stockOut" {
-		t.Errorf("spans received: %v", names)
+	spans := r.Spans()
+	if len(spans) != 1 || spans[0].Name != "stockOut" {
+		t.Fatalf("spans received: %+v", spans)
 	}
 	for k, want := range map[string]string{"service.name": "inventory", "service.version": "v9.9.9", "service.instance.id": "replica-a"} {
-		if attrs[k] != want {
-			t.Errorf("resource %s = %q, want %q", k, attrs[k], want)
+		if got := spans[0].Resource[k]; got != want {
+			t.Errorf("resource %s = %q, want %q", k, got, want)
 		}
 	}
 }
 
 func TestExportOverGRPC(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &receiver{}
-	srv := grpc.NewServer()
-	collectortrace.RegisterTraceServiceServer(srv, r)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
-
-	export(t, telemetry.Config{Endpoint: ln.Addr().String()})
+	r := telemetrytest.NewReceiver(t)
+	export(t, telemetry.Config{Endpoint: r.Addr()})
 	check(t, r)
 }
 
 func TestExportOverHTTP(t *testing.T) {
-	r := &receiver{}
+	r := telemetrytest.NewReceiver(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		var in collectortrace.ExportTraceServiceRequest
@@ -116,7 +65,7 @@ func TestExportOverHTTP(t *testing.T) {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		_, _ = r.Export(req.Context(), &in)
+		r.Add(&in)
 		out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		_, _ = w.Write(out)

@@ -65,6 +65,8 @@ type Config struct {
 	ErrorRetries int
 	// Prefix is prepended to every lock key. Default "/inventory/lock/".
 	Prefix string
+	// DialOptions are added to the etcd client's (tracing).
+	DialOptions []grpc.DialOption
 }
 
 const (
@@ -174,10 +176,10 @@ func New(ctx context.Context, cfg Config) (*Locker, error) {
 		// Failures reach callers as errors; the client's own retry
 		// warnings would only repeat them in the log.
 		Logger: zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		DialOptions: append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMax},
 			MinConnectTimeout: cfg.DialTimeout,
-		})},
+		})}, cfg.DialOptions...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcdlock: connect to %v: %w", cfg.Endpoints, err)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"slices"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Defaults of Config fields left zero.
@@ -42,6 +44,8 @@ type Config struct {
 	// OpTimeout bounds each Redis command (dial, read, write). Default
 	// min(1s, TTL/4); at most TTL/2.
 	OpTimeout time.Duration
+	// Instrument, if set, is applied to each Redis client (tracing).
+	Instrument func(redis.UniversalClient) error
 }
 
 // withDefaults returns cfg with defaults filled in, or an error naming the

@@ -78,6 +78,11 @@ func New(cfg Config) (*Locker, error) {
 			DisableIdentity:          true,
 			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 		})
+		if cfg.Instrument != nil {
+			if err := cfg.Instrument(c); err != nil {
+				return nil, fmt.Errorf("redislock: instrument client of %s: %w", addr, err)
+			}
+		}
 		l.clients = append(l.clients, c)
 		pools = append(pools, goredis.NewPool(c))
 	}
