@@ -1,7 +1,7 @@
 # Run `make help` for the targets.
 GO ?= go
 
-.PHONY: help run build test generate check-generated lint
+.PHONY: help run build test generate check-generated check-compose lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,3 +25,8 @@ check-generated: generate ## fail if generated code is stale
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+
+check-compose: ## validate docker-compose.yml (installs docker-compose under CI if missing)
+	@command -v docker-compose >/dev/null || { [ "$$CI" = "true" ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+	docker-compose -f docker-compose.yml config -q

@@ -142,10 +142,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// newRegistry is the registry /metrics serves: the Go runtime, the process,
-// flow control and the service.
+// newRegistry is the registry /metrics serves.
 func newRegistry(fc *flow.Controller, m *telemetry.Metrics) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), fc, m)
+	reg.MustRegister(metricCollectors(fc, m)...)
 	return reg
+}
+
+// metricCollectors are what /metrics reports: the Go runtime, the process,
+// flow control and the service.
+func metricCollectors(fc *flow.Controller, m *telemetry.Metrics) []prometheus.Collector {
+	return []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), fc, m}
 }
