@@ -39,7 +39,7 @@ func newTracedEnv(t *testing.T, driver string) tracedEnv {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	svc := inventory.NewService(inventory.Config{Store: st, Locker: telemetry.Locker(memlock.New(0), "memory", tp, nil),
-		TracerProvider: tp, PollInterval: 50 * time.Millisecond})
+		TracerProvider: tp, PollInterval: 50 * time.Millisecond, ReapInterval: 50 * time.Millisecond})
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +176,38 @@ func TestSubscriptionTraceFromInit(t *testing.T) {
 	f := one(t, tr, "Subscription.lowStockAlerts")
 	if f.ParentID == "" {
 		t.Errorf("subscription field span has no parent:\n%s", tr)
+	}
+}
+
+// TestExpiryTraced: the rows the reaper writes carry the trace of the
+// transaction that wrote them, as every ledger row does.
+func TestExpiryTraced(t *testing.T) {
+	e := newTracedEnv(t, gormstore.SQLite)
+	e.post(t, "cbf92f3577b34da6a3ce929d0e0e4736", `mutation { createProduct(input: {sku: "T-1", name: "Tee", price: "9.99", initialStock: 5}) { product { id } } }`)
+	resp := e.post(t, "dbf92f3577b34da6a3ce929d0e0e4736", `mutation { reserveStock(input: {items: [{productId: 1, quantity: 2}], ttlSeconds: 1}) { reservation { id } } }`)
+	if resp["errors"] != nil {
+		t.Fatalf("reserveStock: %v", resp["errors"])
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp = e.post(t, "ebf92f3577b34da6a3ce929d0e0e4736", `{ stockMovements(productId: 1, first: 1) { edges { node { type traceId } } } }`)
+		edges := resp["data"].(map[string]any)["stockMovements"].(map[string]any)["edges"].([]any)
+		node := edges[0].(map[string]any)["node"].(map[string]any)
+		if node["type"] == "EXPIRE" {
+			id, _ := node["traceId"].(string)
+			if id == "" {
+				t.Fatal("the EXPIRE row has no trace id")
+			}
+			tr := telemetrytest.TraceOf(telemetrytest.FromStubs(e.exp.GetSpans()), id)
+			if len(tr.Find("inventory.ReleaseExpired")) != 1 || len(tr.Find("inventory.transaction")) != 1 {
+				t.Errorf("the EXPIRE row's trace:\n%s", tr)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no EXPIRE row within 10s; newest is %v", node)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

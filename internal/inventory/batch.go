@@ -123,14 +123,14 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []
 	}
 	var txs []*StockTx
 	steps := make([][]batchStep, len(jobs))
-	now := s.now()
+	now, traceID := s.now(), s.traceID(ctx)
 	err = s.store.UpdateStocks(ctx, works, StockOptions{Now: now}, StockCallbacks{
 		Apply: func(set *StockSet) error {
 			txs = set.Levels
 			for i, tx := range txs {
 				steps[i] = nil
 				if tx.Err == nil && !closed(jobs[i].lost) {
-					steps[i] = applyOps(tx, jobs[i].ops, jobs[i].fence, now)
+					steps[i] = applyOps(tx, jobs[i].ops, jobs[i].fence, now, traceID)
 				}
 			}
 			return nil
@@ -211,12 +211,12 @@ type batchStep struct {
 // a rejected movement changes nothing. First it releases the level's
 // expired reservation items, so they stop counting before any op is
 // judged. An op without a movement (a touch) only does that.
-func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time) []batchStep {
+func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time, traceID string) []batchStep {
 	steps := make([]batchStep, len(ops))
 	made := map[string]int{} // idempotency key -> op that made a movement
 	stale := fence != (Fence{}) && fence.Before(tx.Level.Fence)
 	if !stale {
-		releaseExpired(tx, fence, now)
+		releaseExpired(tx, fence, now, traceID)
 	}
 	for i, op := range ops {
 		st := &steps[i]
@@ -264,11 +264,13 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time) []batchSte
 }
 
 // releaseExpired releases the level's reservation items that expired, with
-// an EXPIRE movement each, and makes the level's NextExpiry exact again.
-func releaseExpired(tx *StockTx, fence Fence, now time.Time) {
+// an EXPIRE movement each (recorded under traceID, the trace of the
+// transaction that released them), and makes the level's NextExpiry exact
+// again.
+func releaseExpired(tx *StockTx, fence Fence, now time.Time, traceID string) {
 	for _, it := range tx.Expired {
 		m := Movement{Type: MovementExpire, ReservedDelta: -it.Quantity, ReservationID: it.ReservationID,
-			Reason: "reservation expired", Actor: systemActor, Fence: fence, CreatedAt: now}
+			Reason: "reservation expired", Actor: systemActor, Fence: fence, TraceID: traceID, CreatedAt: now}
 		if err := tx.Apply(&m); err != nil {
 			// Releasing held units cannot fail while the level's reserved
 			// is the sum of its active items; if it does, the level is

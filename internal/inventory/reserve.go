@@ -372,7 +372,7 @@ func (s *Service) reservationTx(ctx context.Context, keys []LevelKey, load []int
 					if f := works[i].Fence; f.Before(tx.Level.Fence) {
 						return staleLease(f, tx.Level.Fence)
 					}
-					releaseExpired(tx, works[i].Fence, now)
+					releaseExpired(tx, works[i].Fence, now, s.traceID(ctx))
 				}
 				return fn(set, fences)
 			},
