@@ -150,11 +150,12 @@ func (c *combiner) work(key LevelKey, q *levelQueue) {
 }
 
 // startBatch starts the span of a batch: a child of its first request's
-// span, linked to all of them, so each request's trace leads to the batch
-// that served it.
+// span, linked to the others', so each request's trace leads to the batch
+// that served it. (A link to the parent too would make Jaeger drop the
+// parent reference.)
 func (c *combiner) startBatch(ctx context.Context, key LevelKey, batch []*pending, leaseHeld bool) (context.Context, trace.Span) {
-	scs := make([]trace.SpanContext, len(batch))
-	for i, p := range batch {
+	scs := make([]trace.SpanContext, len(batch)-1)
+	for i, p := range batch[1:] {
 		scs[i] = p.sc
 	}
 	return c.s.tracer.Start(trace.ContextWithSpanContext(ctx, batch[0].sc), "inventory.batch",
