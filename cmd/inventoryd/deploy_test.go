@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/yaml"
 
@@ -84,6 +86,16 @@ func TestDashboard(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatalf("dashboard JSON: %v", err)
+	}
+	// Grafana's own schema (the foundation SDK is generated from it):
+	// every field known, every required one present, values valid.
+	plugins.RegisterDefaultPlugins()
+	var schema dashboard.Dashboard
+	if err := schema.UnmarshalJSONStrict(b); err != nil {
+		t.Fatalf("the dashboard does not match Grafana's schema: %v", err)
+	}
+	if err := schema.Validate(); err != nil {
+		t.Fatalf("the dashboard is not valid for Grafana: %v", err)
 	}
 	var ds struct{ Datasources []struct{ UID string } }
 	readYAML(t, "deploy/otel/grafana/provisioning/datasources/prometheus.yaml", &ds)
