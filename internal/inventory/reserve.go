@@ -348,13 +348,7 @@ func (s *Service) reservationTx(ctx context.Context, keys []LevelKey, load []int
 	if err != nil {
 		return err
 	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := leases.Unlock(uctx); err != nil {
-			s.log.Warn("unlock failed", "err", err)
-		}
-	}()
+	defer s.unlockAll(ctx, leases)
 	works := make([]LevelWork, len(keys))
 	for i, k := range keys {
 		works[i] = LevelWork{Key: k, Fence: fences[k]}

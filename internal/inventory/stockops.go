@@ -156,6 +156,9 @@ func lockError(ctx context.Context, err error) *Error {
 	}
 }
 
+// unlockTimeout bounds the release of leases.
+const unlockTimeout = 5 * time.Second
+
 func errLeaseLost(cause error) *Error {
 	return &Error{Code: CodeUnavailable, Message: "the stock lock lapsed before the change was committed; nothing changed; retry", Err: cause}
 }
@@ -169,9 +172,18 @@ func staleLease(ours, newer Fence) *Error {
 func (s *Service) unlock(ctx context.Context, key LevelKey, lease lock.Lease) {
 	// Release even if the request was cancelled: the lease must not wait
 	// for its TTL.
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
 	defer cancel()
 	if err := lease.Unlock(uctx); err != nil {
 		s.log.Warn("unlock failed", "key", key.LockName(), "err", err)
+	}
+}
+
+// unlockAll releases leases, even if the request was cancelled.
+func (s *Service) unlockAll(ctx context.Context, leases lock.Leases) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+	defer cancel()
+	if err := leases.Unlock(uctx); err != nil {
+		s.log.Warn("unlock failed", "err", err)
 	}
 }

@@ -1,0 +1,340 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/shopstack/inventory/internal/lock"
+)
+
+// MaxBulkItems bounds the items of one bulk adjustment: its applied items
+// are ledger rows of one transaction.
+const MaxBulkItems = MaxBatchLimit
+
+// BulkErrorPolicy says what a bulk adjustment does with items that fail.
+type BulkErrorPolicy string
+
+// Bulk error policies.
+const (
+	// BulkRejectEverything applies all items or none: one failing item
+	// rejects the call, and nothing changes.
+	BulkRejectEverything BulkErrorPolicy = "REJECT_EVERYTHING"
+	// BulkRejectFailedRows applies the good items; each failing item is
+	// reported FAILED with its error.
+	BulkRejectFailedRows BulkErrorPolicy = "REJECT_FAILED_ROWS"
+	// BulkIgnoreFailed applies the good items; failing items are SKIPPED,
+	// their errors given for the record, and the call counts as complete.
+	BulkIgnoreFailed BulkErrorPolicy = "IGNORE_FAILED"
+)
+
+// BulkItem is one line of a bulk adjustment: a change of one level by
+// Delta, or to the absolute Quantity (exactly one of the two).
+type BulkItem struct {
+	ProductID  int64
+	LocationID int64 // 0: the default location
+	Delta      *int64
+	Quantity   *int64
+	// ChangeFromQuantity, if set, makes the item fail with CONFLICT unless
+	// the level's on-hand stock equals it.
+	ChangeFromQuantity *int64
+}
+
+// BulkAdjustment is a bulk adjustment request.
+type BulkAdjustment struct {
+	Items  []BulkItem
+	Policy BulkErrorPolicy // empty: BulkRejectEverything
+	Reason string
+	// Reference is recorded on every ledger row, e.g. the stock-take's ID.
+	Reference string
+	// IdempotencyKey makes the call safe to retry: items already applied
+	// under it are replayed, never applied twice.
+	IdempotencyKey string
+}
+
+// BulkRowStatus is what became of one item.
+type BulkRowStatus string
+
+// Bulk row statuses.
+const (
+	BulkApplied    BulkRowStatus = "APPLIED"
+	BulkReplayed   BulkRowStatus = "REPLAYED"    // applied by an earlier call with the same key
+	BulkFailed     BulkRowStatus = "FAILED"      // see Err
+	BulkNotApplied BulkRowStatus = "NOT_APPLIED" // good, but another item rejected the call
+	BulkSkipped    BulkRowStatus = "SKIPPED"     // failed under BulkIgnoreFailed; see Err
+)
+
+// BulkRow is the outcome of one item, by its index in the request.
+type BulkRow struct {
+	Index  int
+	Status BulkRowStatus
+	// Result is the level and movement of an applied or replayed item.
+	Result StockResult
+	Err    *Error
+}
+
+// BulkResult is the outcome of a bulk adjustment.
+type BulkResult struct {
+	// Applied counts the items applied (or replayed); Failed the others
+	// that failed (FAILED or SKIPPED).
+	Applied, Failed int
+	// Rejected is set when BulkRejectEverything rejected the call: nothing
+	// changed.
+	Rejected bool
+	Rows     []BulkRow
+}
+
+// maxBulkKeyLength leaves room for the item suffix of the idempotency key
+// ("/999").
+const maxBulkKeyLength = MaxKeyLength - 4
+
+// errNotApplied marks a good item of a rejected call.
+var errNotApplied = &Error{Code: CodeConflict, Message: "not applied: another item rejected the call"}
+
+// BulkAdjustStock adjusts many levels in one call, as after a stock-take.
+// The levels are locked in sorted order and the items applied in one
+// transaction, one ADJUST ledger row each, as in.Policy says. A failure of
+// the call as a whole (the lock or the database) is returned as an error,
+// and nothing was applied.
+func (s *Service) BulkAdjustStock(ctx context.Context, in BulkAdjustment) (_ BulkResult, err error) {
+	ctx, span := s.startSpan(ctx, "inventory.BulkAdjustStock", attrItems.Int(len(in.Items)))
+	defer func() { endSpan(span, err) }()
+	if err := in.check(); err != nil {
+		return BulkResult{}, err
+	}
+	rows := make([]BulkRow, len(in.Items))
+	ops := make([]stockOp, 0, len(in.Items))
+	opRow := make([]int, 0, len(in.Items))
+	callHash := requestHash("bulkAdjustStock", string(in.Policy), in.Reason, in.Reference, itoa(int64(len(in.Items))))
+	seen := make(map[LevelKey]int, len(in.Items))
+	for i, it := range in.Items {
+		rows[i].Index = i
+		op, err := s.bulkOp(ctx, i, it, in, callHash)
+		if err == nil {
+			if j, dup := seen[op.key]; dup {
+				err = invalid(fmt.Sprintf("items[%d]", i), "the level of product %d at location %d is also items[%d]", op.key.ProductID, op.key.LocationID, j)
+			}
+			seen[op.key] = i
+		}
+		if err != nil {
+			rows[i].Err = asError(err)
+			continue
+		}
+		ops, opRow = append(ops, op), append(opRow, i)
+	}
+	invalidRows := len(in.Items) - len(ops)
+	var results []opResult
+	if len(ops) > 0 && !(invalidRows > 0 && in.Policy == BulkRejectEverything) {
+		results, err = s.bulkTx(ctx, ops, in.Policy == BulkRejectEverything)
+		if err != nil {
+			return BulkResult{}, err
+		}
+	}
+	return in.result(rows, results, opRow), nil
+}
+
+// check validates what applies to the call as a whole.
+func (in *BulkAdjustment) check() error {
+	if len(in.Items) == 0 || len(in.Items) > MaxBulkItems {
+		return invalid("items", "a bulk adjustment has 1 to %d items", MaxBulkItems)
+	}
+	switch in.Policy {
+	case "":
+		in.Policy = BulkRejectEverything
+	case BulkRejectEverything, BulkRejectFailedRows, BulkIgnoreFailed:
+	default:
+		return invalid("errorPolicy", "unknown error policy %q", in.Policy)
+	}
+	if err := validateText("reason", in.Reason, MaxTextLength); err != nil {
+		return err
+	}
+	if err := validateText("reference", in.Reference, MaxRefLength); err != nil {
+		return err
+	}
+	if len(in.IdempotencyKey) > maxBulkKeyLength {
+		return invalid("idempotencyKey", "a bulk adjustment's idempotencyKey must be at most %d bytes", maxBulkKeyLength)
+	}
+	return validateIdempotencyKey(in.IdempotencyKey)
+}
+
+// bulkOp validates item i and returns its stock operation. The item's
+// idempotency key is the call's with the item's index appended, so a retry
+// replays exactly the items the first call applied.
+func (s *Service) bulkOp(ctx context.Context, i int, it BulkItem, in BulkAdjustment, callHash string) (stockOp, error) {
+	field := func(name string) string { return fmt.Sprintf("items[%d].%s", i, name) }
+	key, err := checkStockRequest(it.ProductID, it.LocationID, "", "", "")
+	if err != nil {
+		return stockOp{}, err
+	}
+	switch {
+	case (it.Delta == nil) == (it.Quantity == nil):
+		return stockOp{}, invalid(field("delta"), "items[%d] needs exactly one of delta and quantity", i)
+	case it.Delta != nil && (*it.Delta == 0 || *it.Delta < -MaxStock || *it.Delta > MaxStock):
+		return stockOp{}, invalid(field("delta"), "delta must be between %d and %d, and not 0", -MaxStock, MaxStock)
+	case it.Quantity != nil && (*it.Quantity < 0 || *it.Quantity > MaxStock):
+		return stockOp{}, invalid(field("quantity"), "quantity must be between 0 and %d", MaxStock)
+	case it.ChangeFromQuantity != nil && (*it.ChangeFromQuantity < 0 || *it.ChangeFromQuantity > MaxStock):
+		return stockOp{}, invalid(field("changeFromQuantity"), "changeFromQuantity must be between 0 and %d", MaxStock)
+	}
+	op := stockOp{typ: MovementAdjust, key: key,
+		hash: requestHash(callHash, itoa(int64(i)), itoa(key.ProductID), itoa(key.LocationID), optItoa(it.Delta), optItoa(it.Quantity), optItoa(it.ChangeFromQuantity))}
+	if in.IdempotencyKey != "" {
+		op.idempotencyKey = in.IdempotencyKey + "/" + strconv.Itoa(i)
+	}
+	op.movement = func(tx *StockTx) (Movement, error) {
+		if c := it.ChangeFromQuantity; c != nil && *c != tx.Level.Stock {
+			return Movement{}, Errorf(CodeConflict, "stock of product %d at location %d is %d, not the expected %d", key.ProductID, key.LocationID, tx.Level.Stock, *c)
+		}
+		delta := int64(0)
+		if it.Delta != nil {
+			delta = *it.Delta
+		} else {
+			delta = *it.Quantity - tx.Level.Stock
+		}
+		if after := tx.Level.Stock + delta; after < tx.Level.Reserved {
+			return Movement{}, Errorf(CodeInsufficientStock, "stock of product %d at location %d cannot be %d: %d on hand, %d reserved",
+				key.ProductID, key.LocationID, after, tx.Level.Stock, tx.Level.Reserved)
+		}
+		return s.newMovement(ctx, MovementAdjust, delta, in.Reason, in.Reference, op.idempotencyKey, op.hash), nil
+	}
+	return op, nil
+}
+
+// errBulkRejected rolls back a bulk transaction an item rejected.
+var errBulkRejected = errors.New("inventory: bulk adjustment rejected")
+
+// bulkTx applies ops, one per level, under their leases, taken in sorted
+// order, in one transaction. With allOrNothing a failing op rolls it back,
+// and the others' results are errNotApplied. It retries races it can
+// recover from.
+func (s *Service) bulkTx(ctx context.Context, ops []stockOp, allOrNothing bool) (_ []opResult, err error) {
+	keys := make([]LevelKey, len(ops))
+	for i, op := range ops {
+		keys[i] = op.key
+	}
+	leases, fences, err := s.lockLevels(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	defer s.unlockAll(ctx, leases)
+	ctx, span := s.startSpan(ctx, "inventory.transaction", attrLevels.Int(len(ops)), attrRequests.Int(len(ops)))
+	defer func() { endSpan(span, err) }()
+	works := make([]LevelWork, len(ops))
+	for i, op := range ops {
+		works[i] = LevelWork{Key: op.key, Fence: fences[op.key]}
+		if op.idempotencyKey != "" {
+			works[i].ReplayKeys = []string{op.idempotencyKey}
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		now, traceID := s.now(), s.traceID(ctx)
+		var txs []*StockTx
+		steps := make([][]batchStep, len(ops))
+		err = s.store.UpdateStocks(ctx, works, StockOptions{Now: now}, StockCallbacks{
+			Apply: func(set *StockSet) error {
+				txs = set.Levels
+				failed := false
+				for i, tx := range txs {
+					steps[i] = nil
+					if tx.Err != nil {
+						failed = true
+						continue
+					}
+					steps[i] = applyOps(tx, ops[i:i+1], works[i].Fence, now, traceID)
+					failed = failed || steps[i][0].err != nil
+				}
+				if failed && allOrNothing {
+					return errBulkRejected
+				}
+				return nil
+			},
+			BeforeCommit: func() error {
+				for _, l := range leases {
+					if closed(l.Done()) {
+						return errLeaseLost(lock.ErrLeaseLost)
+					}
+				}
+				return nil
+			},
+		})
+		if (errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrDuplicateKey)) && attempt < maxTxAttempts {
+			continue
+		}
+		switch {
+		case errors.Is(err, errBulkRejected):
+			return bulkResults(txs, steps, errNotApplied), nil
+		case errors.Is(err, ErrVersionConflict), errors.Is(err, ErrDuplicateKey):
+			return nil, &Error{Code: CodeUnavailable, Message: "stock levels are busy; retry", Err: err}
+		case err != nil:
+			return nil, err
+		}
+		s.committed(len(ops), txs)
+		return bulkResults(txs, steps, nil), nil
+	}
+}
+
+// bulkResults turns a bulk transaction's steps into one result per level.
+// notApplied, if set, is the outcome of the ops that succeeded in a
+// transaction that was rolled back.
+func bulkResults(txs []*StockTx, steps [][]batchStep, notApplied *Error) []opResult {
+	results := make([]opResult, len(txs))
+	for i, tx := range txs {
+		switch {
+		case tx.Err != nil:
+			results[i].err = tx.Err
+		case steps[i][0].err != nil:
+			results[i].err = steps[i][0].err
+		case notApplied != nil:
+			results[i].err = notApplied
+		default:
+			results[i] = finishSteps(tx, steps[i])[0]
+		}
+	}
+	return results
+}
+
+// result assembles the call's result: rows holds the invalid items'
+// errors; results are the outcomes of the ops of the items opRow names.
+func (in BulkAdjustment) result(rows []BulkRow, results []opResult, opRow []int) BulkResult {
+	for k, r := range results {
+		row := &rows[opRow[k]]
+		if r.err != nil {
+			row.Err = asError(r.err)
+			continue
+		}
+		row.Result, row.Status = r.res, BulkApplied
+		if r.res.Replayed {
+			row.Status = BulkReplayed
+		}
+	}
+	var out BulkResult
+	for i := range rows {
+		row := &rows[i]
+		switch {
+		case row.Err == errNotApplied:
+			row.Status, row.Err = BulkNotApplied, nil
+		case row.Err != nil && in.Policy == BulkIgnoreFailed:
+			row.Status = BulkSkipped
+			out.Failed++
+		case row.Err != nil:
+			row.Status = BulkFailed
+			out.Failed++
+		case row.Status == "": // a good item of a call rejected before its transaction
+			row.Status = BulkNotApplied
+		default:
+			out.Applied++
+		}
+	}
+	out.Rejected = in.Policy == BulkRejectEverything && out.Failed > 0
+	out.Rows = rows
+	return out
+}
+
+// asError returns err as an *Error; any other error is an internal one.
+func asError(err error) *Error {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e
+	}
+	return &Error{Code: CodeInternal, Message: "internal error", Err: err}
+}
