@@ -12,6 +12,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shopstack/inventory/graph/model"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -31,6 +32,21 @@ var extensionCodes = map[inventory.Code]string{
 }
 
 const internalCode = "INTERNAL_SERVER_ERROR"
+
+// rowError presents the error of one item of a bulk call as presentError
+// would present it as a whole.
+func rowError(ctx context.Context, log *slog.Logger, e *inventory.Error) *model.BulkRowError {
+	code, known := extensionCodes[e.Code]
+	if !known {
+		log.ErrorContext(ctx, "internal error in a bulk item", "err", e, "traceId", traceIDOf(ctx))
+		return &model.BulkRowError{Code: internalCode, Message: "Internal error."}
+	}
+	out := &model.BulkRowError{Code: code, Message: e.Message}
+	if e.Field != "" {
+		out.Field = &e.Field
+	}
+	return out
+}
 
 // presentError returns the error presenter: domain errors keep their
 // client-facing message and get their code from extensionCodes; gqlgen's

@@ -57,6 +57,27 @@ type ComplexityRoot struct {
 		WindowMs    func(childComplexity int) int
 	}
 
+	BulkAdjustStockPayload struct {
+		Applied  func(childComplexity int) int
+		Failed   func(childComplexity int) int
+		Rejected func(childComplexity int) int
+		Rows     func(childComplexity int) int
+	}
+
+	BulkRowError struct {
+		Code    func(childComplexity int) int
+		Field   func(childComplexity int) int
+		Message func(childComplexity int) int
+	}
+
+	BulkRowResult struct {
+		Error    func(childComplexity int) int
+		Index    func(childComplexity int) int
+		Level    func(childComplexity int) int
+		Movement func(childComplexity int) int
+		Status   func(childComplexity int) int
+	}
+
 	CircuitBreaker struct {
 		Resource func(childComplexity int) int
 		Since    func(childComplexity int) int
@@ -124,6 +145,7 @@ type ComplexityRoot struct {
 
 	Mutation struct {
 		AdjustStock        func(childComplexity int, input model.AdjustStockInput) int
+		BulkAdjustStock    func(childComplexity int, input model.BulkAdjustStockInput) int
 		CommitReservation  func(childComplexity int, id int64) int
 		CreateLocation     func(childComplexity int, input model.CreateLocationInput) int
 		CreateProduct      func(childComplexity int, input model.CreateProductInput) int
@@ -317,6 +339,7 @@ type MutationResolver interface {
 	StockIn(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error)
 	StockOut(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error)
 	AdjustStock(ctx context.Context, input model.AdjustStockInput) (*model.StockPayload, error)
+	BulkAdjustStock(ctx context.Context, input model.BulkAdjustStockInput) (*model.BulkAdjustStockPayload, error)
 	ReserveStock(ctx context.Context, input model.ReserveStockInput) (*model.ReservationPayload, error)
 	CommitReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
 	ReleaseReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
@@ -431,6 +454,81 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.BreakerFlowRule.WindowMs(childComplexity), true
+
+	case "BulkAdjustStockPayload.applied":
+		if e.ComplexityRoot.BulkAdjustStockPayload.Applied == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkAdjustStockPayload.Applied(childComplexity), true
+	case "BulkAdjustStockPayload.failed":
+		if e.ComplexityRoot.BulkAdjustStockPayload.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkAdjustStockPayload.Failed(childComplexity), true
+	case "BulkAdjustStockPayload.rejected":
+		if e.ComplexityRoot.BulkAdjustStockPayload.Rejected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkAdjustStockPayload.Rejected(childComplexity), true
+	case "BulkAdjustStockPayload.rows":
+		if e.ComplexityRoot.BulkAdjustStockPayload.Rows == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkAdjustStockPayload.Rows(childComplexity), true
+
+	case "BulkRowError.code":
+		if e.ComplexityRoot.BulkRowError.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkRowError.Code(childComplexity), true
+	case "BulkRowError.field":
+		if e.ComplexityRoot.BulkRowError.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkRowError.Field(childComplexity), true
+	case "BulkRowError.message":
+		if e.ComplexityRoot.BulkRowError.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkRowError.Message(childComplexity), true
+
+	case "BulkRowResult.error":
+		if e.ComplexityRoot.BulkRowResult.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkRowResult.Error(childComplexity), true
+	case "BulkRowResult.index":
+		if e.ComplexityRoot.BulkRowResult.Index == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkRowResult.Index(childComplexity), true
+	case "BulkRowResult.level":
+		if e.ComplexityRoot.BulkRowResult.Level == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkRowResult.Level(childComplexity), true
+	case "BulkRowResult.movement":
+		if e.ComplexityRoot.BulkRowResult.Movement == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkRowResult.Movement(childComplexity), true
+	case "BulkRowResult.status":
+		if e.ComplexityRoot.BulkRowResult.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BulkRowResult.Status(childComplexity), true
 
 	case "CircuitBreaker.resource":
 		if e.ComplexityRoot.CircuitBreaker.Resource == nil {
@@ -697,6 +795,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AdjustStock(childComplexity, args["input"].(model.AdjustStockInput)), true
+	case "Mutation.bulkAdjustStock":
+		if e.ComplexityRoot.Mutation.BulkAdjustStock == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bulkAdjustStock_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BulkAdjustStock(childComplexity, args["input"].(model.BulkAdjustStockInput)), true
 	case "Mutation.commitReservation":
 		if e.ComplexityRoot.Mutation.CommitReservation == nil {
 			break
@@ -1500,6 +1609,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AdjustStockInput", ec.unmarshalInputAdjustStockInput),
+			graphql.NewInputUnmarshaler("BulkAdjustStockInput", ec.unmarshalInputBulkAdjustStockInput),
+			graphql.NewInputUnmarshaler("BulkStockItemInput", ec.unmarshalInputBulkStockItemInput),
 			graphql.NewInputUnmarshaler("CreateLocationInput", ec.unmarshalInputCreateLocationInput),
 			graphql.NewInputUnmarshaler("CreateProductInput", ec.unmarshalInputCreateProductInput),
 			graphql.NewInputUnmarshaler("ProductFilter", ec.unmarshalInputProductFilter),
@@ -1655,6 +1766,15 @@ type Mutation {
   stockOut(input: StockChangeInput!): StockPayload!
   "Sets the on-hand quantity at a location, e.g. after a count. The ledger records the difference."
   adjustStock(input: AdjustStockInput!): StockPayload!
+  """
+  Adjusts many levels in one call, as after a stock-take: each item adds a
+  delta or sets an absolute quantity. The levels are locked in sorted order
+  and the items applied in one transaction, one ADJUST ledger row per
+  applied item. errorPolicy decides what a failing item does. At most 1000
+  items. A retry with the same idempotencyKey replays the items already
+  applied and never applies them twice.
+  """
+  bulkAdjustStock(input: BulkAdjustStockInput!): BulkAdjustStockPayload!
   """
   Holds stock at one or more levels, all or nothing, until the reservation is
   committed, released or expires. Held units leave available at once. Fails
@@ -1993,6 +2113,81 @@ type ProductPayload {
   replayed: Boolean!
 }
 
+"What a bulk adjustment does with items that fail."
+enum BulkErrorPolicy {
+  "One failing item rejects the call: nothing changes (the default)."
+  REJECT_EVERYTHING
+  "The good items apply; each failing item is FAILED with its error."
+  REJECT_FAILED_ROWS
+  "The good items apply; failing items are SKIPPED (their errors given for the record)."
+  IGNORE_FAILED
+}
+
+input BulkAdjustStockInput {
+  "1..1000 items, each a different product and location."
+  items: [BulkStockItemInput!]!
+  errorPolicy: BulkErrorPolicy = REJECT_EVERYTHING
+  "Recorded on every ledger row."
+  reason: String
+  "Recorded on every ledger row, e.g. the stock-take's ID."
+  reference: String
+  "At most 124 bytes: each item's movement gets it with /<index> appended."
+  idempotencyKey: String
+}
+
+"Exactly one of delta and quantity."
+input BulkStockItemInput {
+  productId: ID!
+  "Defaults to the built-in default location."
+  locationId: ID
+  "Units to add (negative: remove); not 0."
+  delta: Int
+  "The new absolute on-hand quantity."
+  quantity: Int
+  "If set, the item fails with CONFLICT unless the on-hand quantity equals it."
+  changeFromQuantity: Int
+}
+
+enum BulkRowStatus {
+  APPLIED
+  "Applied by an earlier call with the same idempotencyKey; nothing changed now."
+  REPLAYED
+  FAILED
+  "A good item of a call that REJECT_EVERYTHING rejected."
+  NOT_APPLIED
+  "A failing item under IGNORE_FAILED."
+  SKIPPED
+}
+
+type BulkAdjustStockPayload {
+  "Items applied (or replayed)."
+  applied: Int!
+  "Items that failed (FAILED or SKIPPED)."
+  failed: Int!
+  "True when REJECT_EVERYTHING rejected the call: nothing changed."
+  rejected: Boolean!
+  "One per item, in request order."
+  rows: [BulkRowResult!]!
+}
+
+type BulkRowResult {
+  "The item's index in the request."
+  index: Int!
+  status: BulkRowStatus!
+  "The level after an applied or replayed item."
+  level: StockLevel
+  movement: StockMovement
+  error: BulkRowError
+}
+
+"Why an item failed: code is one of the error codes of extensions.code."
+type BulkRowError {
+  code: String!
+  message: String!
+  "The input field at fault, for BAD_USER_INPUT."
+  field: String
+}
+
 type StockPayload {
   product: Product!
   level: StockLevel!
@@ -2124,6 +2319,48 @@ func (ec *executionContext) childFields_BreakerFlowRule(ctx context.Context, fie
 		return ec.fieldContext_BreakerFlowRule_openMs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type BreakerFlowRule", field.Name)
+}
+
+func (ec *executionContext) childFields_BulkAdjustStockPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "applied":
+		return ec.fieldContext_BulkAdjustStockPayload_applied(ctx, field)
+	case "failed":
+		return ec.fieldContext_BulkAdjustStockPayload_failed(ctx, field)
+	case "rejected":
+		return ec.fieldContext_BulkAdjustStockPayload_rejected(ctx, field)
+	case "rows":
+		return ec.fieldContext_BulkAdjustStockPayload_rows(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BulkAdjustStockPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_BulkRowError(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_BulkRowError_code(ctx, field)
+	case "message":
+		return ec.fieldContext_BulkRowError_message(ctx, field)
+	case "field":
+		return ec.fieldContext_BulkRowError_field(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BulkRowError", field.Name)
+}
+
+func (ec *executionContext) childFields_BulkRowResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "index":
+		return ec.fieldContext_BulkRowResult_index(ctx, field)
+	case "status":
+		return ec.fieldContext_BulkRowResult_status(ctx, field)
+	case "level":
+		return ec.fieldContext_BulkRowResult_level(ctx, field)
+	case "movement":
+		return ec.fieldContext_BulkRowResult_movement(ctx, field)
+	case "error":
+		return ec.fieldContext_BulkRowResult_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BulkRowResult", field.Name)
 }
 
 func (ec *executionContext) childFields_CircuitBreaker(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2666,6 +2903,20 @@ func (ec *executionContext) field_Mutation_adjustStock_args(ctx context.Context,
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.AdjustStockInput, error) {
 			return ec.unmarshalNAdjustStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐAdjustStockInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_bulkAdjustStock_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.BulkAdjustStockInput, error) {
+			return ec.unmarshalNBulkAdjustStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkAdjustStockInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3327,6 +3578,318 @@ func (ec *executionContext) _BreakerFlowRule_openMs(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_BreakerFlowRule_openMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("BreakerFlowRule", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BulkAdjustStockPayload_applied(ctx context.Context, field graphql.CollectedField, obj *model.BulkAdjustStockPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkAdjustStockPayload_applied(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Applied, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkAdjustStockPayload_applied(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkAdjustStockPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BulkAdjustStockPayload_failed(ctx context.Context, field graphql.CollectedField, obj *model.BulkAdjustStockPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkAdjustStockPayload_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkAdjustStockPayload_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkAdjustStockPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BulkAdjustStockPayload_rejected(ctx context.Context, field graphql.CollectedField, obj *model.BulkAdjustStockPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkAdjustStockPayload_rejected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rejected, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkAdjustStockPayload_rejected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkAdjustStockPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _BulkAdjustStockPayload_rows(ctx context.Context, field graphql.CollectedField, obj *model.BulkAdjustStockPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkAdjustStockPayload_rows(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Rows, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.BulkRowResult) graphql.Marshaler {
+			return ec.marshalNBulkRowResult2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkAdjustStockPayload_rows(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BulkAdjustStockPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkRowResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BulkRowError_code(ctx context.Context, field graphql.CollectedField, obj *model.BulkRowError) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkRowError_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkRowError_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkRowError", field, false, false, "String")
+}
+
+func (ec *executionContext) _BulkRowError_message(ctx context.Context, field graphql.CollectedField, obj *model.BulkRowError) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkRowError_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkRowError_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkRowError", field, false, false, "String")
+}
+
+func (ec *executionContext) _BulkRowError_field(ctx context.Context, field graphql.CollectedField, obj *model.BulkRowError) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkRowError_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BulkRowError_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkRowError", field, false, false, "String")
+}
+
+func (ec *executionContext) _BulkRowResult_index(ctx context.Context, field graphql.CollectedField, obj *model.BulkRowResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkRowResult_index(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Index, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkRowResult_index(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkRowResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _BulkRowResult_status(ctx context.Context, field graphql.CollectedField, obj *model.BulkRowResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkRowResult_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BulkRowStatus) graphql.Marshaler {
+			return ec.marshalNBulkRowStatus2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BulkRowResult_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BulkRowResult", field, false, false, "BulkRowStatus")
+}
+
+func (ec *executionContext) _BulkRowResult_level(ctx context.Context, field graphql.CollectedField, obj *model.BulkRowResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkRowResult_level(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Level, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Level) graphql.Marshaler {
+			return ec.marshalOStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevel(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BulkRowResult_level(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BulkRowResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockLevel(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BulkRowResult_movement(ctx context.Context, field graphql.CollectedField, obj *model.BulkRowResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkRowResult_movement(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Movement, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Movement) graphql.Marshaler {
+			return ec.marshalOStockMovement2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovement(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BulkRowResult_movement(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BulkRowResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockMovement(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BulkRowResult_error(ctx context.Context, field graphql.CollectedField, obj *model.BulkRowResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BulkRowResult_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BulkRowError) graphql.Marshaler {
+			return ec.marshalOBulkRowError2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowError(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_BulkRowResult_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BulkRowResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkRowError(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _CircuitBreaker_resource(ctx context.Context, field graphql.CollectedField, obj *model.CircuitBreaker) (ret graphql.Marshaler) {
@@ -4620,6 +5183,50 @@ func (ec *executionContext) fieldContext_Mutation_adjustStock(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_adjustStock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_bulkAdjustStock(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_bulkAdjustStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().BulkAdjustStock(ctx, fc.Args["input"].(model.BulkAdjustStockInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BulkAdjustStockPayload) graphql.Marshaler {
+			return ec.marshalNBulkAdjustStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkAdjustStockPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_bulkAdjustStock(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BulkAdjustStockPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_bulkAdjustStock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8885,6 +9492,150 @@ func UnmarshalAdjustStockInput(ctx context.Context, raw any) (model.AdjustStockI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputBulkAdjustStockInput(ctx context.Context, obj any) (model.BulkAdjustStockInput, error) {
+	var it model.BulkAdjustStockInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["errorPolicy"]; !present {
+		asMap["errorPolicy"] = "REJECT_EVERYTHING"
+	}
+
+	fieldsInOrder := [...]string{"items", "errorPolicy", "reason", "reference", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "items":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("items"))
+			data, err := ec.unmarshalNBulkStockItemInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkStockItemInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Items = data
+		case "errorPolicy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("errorPolicy"))
+			data, err := ec.unmarshalOBulkErrorPolicy2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkErrorPolicy(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ErrorPolicy = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "reference":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reference"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reference = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalBulkAdjustStockInput unmarshals raw into the BulkAdjustStockInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalBulkAdjustStockInput(ctx context.Context, raw any) (model.BulkAdjustStockInput, error) {
+	var out model.BulkAdjustStockInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "BulkAdjustStockInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputBulkStockItemInput(ctx context.Context, obj any) (model.BulkStockItemInput, error) {
+	var it model.BulkStockItemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "locationId", "delta", "quantity", "changeFromQuantity"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "locationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
+			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LocationID = data
+		case "delta":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("delta"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Delta = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		case "changeFromQuantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("changeFromQuantity"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ChangeFromQuantity = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalBulkStockItemInput unmarshals raw into the BulkStockItemInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalBulkStockItemInput(ctx context.Context, raw any) (model.BulkStockItemInput, error) {
+	var out model.BulkStockItemInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "BulkStockItemInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateLocationInput(ctx context.Context, obj any) (model.CreateLocationInput, error) {
 	var it model.CreateLocationInput
 	if obj == nil {
@@ -9425,6 +10176,150 @@ func (ec *executionContext) _BreakerFlowRule(ctx context.Context, sel ast.Select
 	return out
 }
 
+var bulkAdjustStockPayloadImplementors = []string{"BulkAdjustStockPayload"}
+
+func (ec *executionContext) _BulkAdjustStockPayload(ctx context.Context, sel ast.SelectionSet, obj *model.BulkAdjustStockPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bulkAdjustStockPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BulkAdjustStockPayload")
+		case "applied":
+			out.Values[i] = ec._BulkAdjustStockPayload_applied(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._BulkAdjustStockPayload_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rejected":
+			out.Values[i] = ec._BulkAdjustStockPayload_rejected(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "rows":
+			out.Values[i] = ec._BulkAdjustStockPayload_rows(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var bulkRowErrorImplementors = []string{"BulkRowError"}
+
+func (ec *executionContext) _BulkRowError(ctx context.Context, sel ast.SelectionSet, obj *model.BulkRowError) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bulkRowErrorImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BulkRowError")
+		case "code":
+			out.Values[i] = ec._BulkRowError_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._BulkRowError_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "field":
+			out.Values[i] = ec._BulkRowError_field(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var bulkRowResultImplementors = []string{"BulkRowResult"}
+
+func (ec *executionContext) _BulkRowResult(ctx context.Context, sel ast.SelectionSet, obj *model.BulkRowResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bulkRowResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BulkRowResult")
+		case "index":
+			out.Values[i] = ec._BulkRowResult_index(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._BulkRowResult_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "level":
+			out.Values[i] = ec._BulkRowResult_level(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "movement":
+			out.Values[i] = ec._BulkRowResult_movement(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._BulkRowResult_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var circuitBreakerImplementors = []string{"CircuitBreaker"}
 
 func (ec *executionContext) _CircuitBreaker(ctx context.Context, sel ast.SelectionSet, obj *model.CircuitBreaker) graphql.Marshaler {
@@ -9914,6 +10809,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "adjustStock":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_adjustStock(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bulkAdjustStock":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_bulkAdjustStock(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -11466,6 +12368,72 @@ func (ec *executionContext) marshalNBreakerFlowRule2ᚖgithubᚗcomᚋshopstack�
 	return ec._BreakerFlowRule(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNBulkAdjustStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkAdjustStockInput(ctx context.Context, v any) (model.BulkAdjustStockInput, error) {
+	res, err := ec.unmarshalInputBulkAdjustStockInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBulkAdjustStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkAdjustStockPayload(ctx context.Context, sel ast.SelectionSet, v *model.BulkAdjustStockPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BulkAdjustStockPayload!")
+		return graphql.Null
+	}
+	return ec._BulkAdjustStockPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNBulkRowResult2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.BulkRowResult) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNBulkRowResult2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNBulkRowResult2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowResult(ctx context.Context, sel ast.SelectionSet, v *model.BulkRowResult) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BulkRowResult!")
+		return graphql.Null
+	}
+	return ec._BulkRowResult(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNBulkRowStatus2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowStatus(ctx context.Context, v any) (model.BulkRowStatus, error) {
+	var res model.BulkRowStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBulkRowStatus2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowStatus(ctx context.Context, sel ast.SelectionSet, v model.BulkRowStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNBulkStockItemInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkStockItemInputᚄ(ctx context.Context, v any) ([]*model.BulkStockItemInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.BulkStockItemInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNBulkStockItemInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkStockItemInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNBulkStockItemInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkStockItemInput(ctx context.Context, v any) (*model.BulkStockItemInput, error) {
+	res, err := ec.unmarshalInputBulkStockItemInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNCircuitBreaker2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreakerᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CircuitBreaker) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -12273,6 +13241,29 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) unmarshalOBulkErrorPolicy2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkErrorPolicy(ctx context.Context, v any) (*model.BulkErrorPolicy, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.BulkErrorPolicy)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOBulkErrorPolicy2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkErrorPolicy(ctx context.Context, sel ast.SelectionSet, v *model.BulkErrorPolicy) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOBulkRowError2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowError(ctx context.Context, sel ast.SelectionSet, v *model.BulkRowError) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._BulkRowError(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalODecimal2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐPrice(ctx context.Context, v any) (*inventory.Price, error) {
 	if v == nil {
 		return nil, nil
@@ -12474,6 +13465,13 @@ func (ec *executionContext) marshalOSortOrder2ᚖgithubᚗcomᚋshopstackᚋinve
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevel(ctx context.Context, sel ast.SelectionSet, v *inventory.Level) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._StockLevel(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOStockMovement2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovement(ctx context.Context, sel ast.SelectionSet, v *inventory.Movement) graphql.Marshaler {

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/shopstack/inventory/graph/model"
@@ -135,6 +136,24 @@ func stockPayload(res inventory.StockResult, err error) (*model.StockPayload, er
 		return nil, err
 	}
 	return &model.StockPayload{Product: &res.Product, Level: &res.Level, Movement: &res.Movement, Replayed: res.Replayed}, nil
+}
+
+// bulkPayload maps a bulk adjustment's result; row errors get their codes
+// from the one table, and an internal one is logged, never shown.
+func bulkPayload(ctx context.Context, log *slog.Logger, res inventory.BulkResult) *model.BulkAdjustStockPayload {
+	out := &model.BulkAdjustStockPayload{Applied: int64(res.Applied), Failed: int64(res.Failed), Rejected: res.Rejected,
+		Rows: make([]*model.BulkRowResult, len(res.Rows))}
+	for i, row := range res.Rows {
+		r := &model.BulkRowResult{Index: int64(row.Index), Status: model.BulkRowStatus(row.Status)}
+		switch {
+		case row.Err != nil:
+			r.Error = rowError(ctx, log, row.Err)
+		case row.Status == inventory.BulkApplied || row.Status == inventory.BulkReplayed:
+			r.Level, r.Movement = &row.Result.Level, &row.Result.Movement
+		}
+		out.Rows[i] = r
+	}
+	return out
 }
 
 // relay converts a service event stream into a GraphQL one. It ends when

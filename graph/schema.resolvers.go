@@ -104,6 +104,28 @@ func (r *mutationResolver) AdjustStock(ctx context.Context, input model.AdjustSt
 	}))
 }
 
+// BulkAdjustStock is the resolver for the bulkAdjustStock field.
+func (r *mutationResolver) BulkAdjustStock(ctx context.Context, input model.BulkAdjustStockInput) (*model.BulkAdjustStockPayload, error) {
+	in := inventory.BulkAdjustment{
+		Items:          make([]inventory.BulkItem, len(input.Items)),
+		Reason:         deref(input.Reason),
+		Reference:      deref(input.Reference),
+		IdempotencyKey: deref(input.IdempotencyKey),
+	}
+	if input.ErrorPolicy != nil {
+		in.Policy = inventory.BulkErrorPolicy(*input.ErrorPolicy)
+	}
+	for i, it := range input.Items {
+		in.Items[i] = inventory.BulkItem{ProductID: it.ProductID, LocationID: deref(it.LocationID),
+			Delta: it.Delta, Quantity: it.Quantity, ChangeFromQuantity: it.ChangeFromQuantity}
+	}
+	res, err := r.Service.BulkAdjustStock(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return bulkPayload(ctx, r.Log, res), nil
+}
+
 // ReserveStock is the resolver for the reserveStock field.
 func (r *mutationResolver) ReserveStock(ctx context.Context, input model.ReserveStockInput) (*model.ReservationPayload, error) {
 	in := inventory.NewReservation{

@@ -35,6 +35,60 @@ type BreakerFlowRule struct {
 	OpenMs      int64    `json:"openMs"`
 }
 
+type BulkAdjustStockInput struct {
+	// 1..1000 items, each a different product and location.
+	Items       []*BulkStockItemInput `json:"items"`
+	ErrorPolicy *BulkErrorPolicy      `json:"errorPolicy,omitempty"`
+	// Recorded on every ledger row.
+	Reason *string `json:"reason,omitempty"`
+	// Recorded on every ledger row, e.g. the stock-take's ID.
+	Reference *string `json:"reference,omitempty"`
+	// At most 124 bytes: each item's movement gets it with /<index> appended.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+type BulkAdjustStockPayload struct {
+	// Items applied (or replayed).
+	Applied int64 `json:"applied"`
+	// Items that failed (FAILED or SKIPPED).
+	Failed int64 `json:"failed"`
+	// True when REJECT_EVERYTHING rejected the call: nothing changed.
+	Rejected bool `json:"rejected"`
+	// One per item, in request order.
+	Rows []*BulkRowResult `json:"rows"`
+}
+
+// Why an item failed: code is one of the error codes of extensions.code.
+type BulkRowError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// The input field at fault, for BAD_USER_INPUT.
+	Field *string `json:"field,omitempty"`
+}
+
+type BulkRowResult struct {
+	// The item's index in the request.
+	Index  int64         `json:"index"`
+	Status BulkRowStatus `json:"status"`
+	// The level after an applied or replayed item.
+	Level    *inventory.Level    `json:"level,omitempty"`
+	Movement *inventory.Movement `json:"movement,omitempty"`
+	Error    *BulkRowError       `json:"error,omitempty"`
+}
+
+// Exactly one of delta and quantity.
+type BulkStockItemInput struct {
+	ProductID int64 `json:"productId"`
+	// Defaults to the built-in default location.
+	LocationID *int64 `json:"locationId,omitempty"`
+	// Units to add (negative: remove); not 0.
+	Delta *int64 `json:"delta,omitempty"`
+	// The new absolute on-hand quantity.
+	Quantity *int64 `json:"quantity,omitempty"`
+	// If set, the item fails with CONFLICT unless the on-hand quantity equals it.
+	ChangeFromQuantity *int64 `json:"changeFromQuantity,omitempty"`
+}
+
 type CircuitBreaker struct {
 	Resource string              `json:"resource"`
 	State    CircuitBreakerState `json:"state"`
@@ -226,6 +280,131 @@ type UpdateProductInput struct {
 	Price           *inventory.Price `json:"price,omitempty"`
 	Threshold       *int64           `json:"threshold,omitempty"`
 	IdempotencyKey  *string          `json:"idempotencyKey,omitempty"`
+}
+
+// What a bulk adjustment does with items that fail.
+type BulkErrorPolicy string
+
+const (
+	// One failing item rejects the call: nothing changes (the default).
+	BulkErrorPolicyRejectEverything BulkErrorPolicy = "REJECT_EVERYTHING"
+	// The good items apply; each failing item is FAILED with its error.
+	BulkErrorPolicyRejectFailedRows BulkErrorPolicy = "REJECT_FAILED_ROWS"
+	// The good items apply; failing items are SKIPPED (their errors given for the record).
+	BulkErrorPolicyIgnoreFailed BulkErrorPolicy = "IGNORE_FAILED"
+)
+
+var AllBulkErrorPolicy = []BulkErrorPolicy{
+	BulkErrorPolicyRejectEverything,
+	BulkErrorPolicyRejectFailedRows,
+	BulkErrorPolicyIgnoreFailed,
+}
+
+func (e BulkErrorPolicy) IsValid() bool {
+	switch e {
+	case BulkErrorPolicyRejectEverything, BulkErrorPolicyRejectFailedRows, BulkErrorPolicyIgnoreFailed:
+		return true
+	}
+	return false
+}
+
+func (e BulkErrorPolicy) String() string {
+	return string(e)
+}
+
+func (e *BulkErrorPolicy) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = BulkErrorPolicy(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid BulkErrorPolicy", str)
+	}
+	return nil
+}
+
+func (e BulkErrorPolicy) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *BulkErrorPolicy) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e BulkErrorPolicy) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type BulkRowStatus string
+
+const (
+	BulkRowStatusApplied BulkRowStatus = "APPLIED"
+	// Applied by an earlier call with the same idempotencyKey; nothing changed now.
+	BulkRowStatusReplayed BulkRowStatus = "REPLAYED"
+	BulkRowStatusFailed   BulkRowStatus = "FAILED"
+	// A good item of a call that REJECT_EVERYTHING rejected.
+	BulkRowStatusNotApplied BulkRowStatus = "NOT_APPLIED"
+	// A failing item under IGNORE_FAILED.
+	BulkRowStatusSkipped BulkRowStatus = "SKIPPED"
+)
+
+var AllBulkRowStatus = []BulkRowStatus{
+	BulkRowStatusApplied,
+	BulkRowStatusReplayed,
+	BulkRowStatusFailed,
+	BulkRowStatusNotApplied,
+	BulkRowStatusSkipped,
+}
+
+func (e BulkRowStatus) IsValid() bool {
+	switch e {
+	case BulkRowStatusApplied, BulkRowStatusReplayed, BulkRowStatusFailed, BulkRowStatusNotApplied, BulkRowStatusSkipped:
+		return true
+	}
+	return false
+}
+
+func (e BulkRowStatus) String() string {
+	return string(e)
+}
+
+func (e *BulkRowStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = BulkRowStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid BulkRowStatus", str)
+	}
+	return nil
+}
+
+func (e BulkRowStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *BulkRowStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e BulkRowStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type CircuitBreakerState string
