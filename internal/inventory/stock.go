@@ -23,6 +23,11 @@ const (
 	MovementCommit  MovementType = "COMMIT"
 	MovementRelease MovementType = "RELEASE"
 	MovementExpire  MovementType = "EXPIRE"
+	// CORRECTION is written by RepairDrift: its Delta makes the ledger
+	// explain the level's stored stock (which it does not change), and its
+	// ReservedDelta brings the reserved units back to what the active
+	// reservations hold.
+	MovementCorrection MovementType = "CORRECTION"
 )
 
 // LevelKey names the stock of one product at one location. It is the unit

@@ -68,6 +68,11 @@ type Store interface {
 	// Reservations returns up to limit reservations with IDs above afterID
 	// that match f at now, ordered by ID.
 	Reservations(ctx context.Context, f ReservationFilter, now time.Time, afterID int64, limit int) (ReservationPage, error)
+	// AuditLevels returns, for each level of productIDs at locationIDs
+	// (empty: all), its stored values beside the sum of its ledger deltas
+	// and of its active reservation items, read in one statement, ordered
+	// by product and location.
+	AuditLevels(ctx context.Context, productIDs, locationIDs []int64) ([]LevelAudit, error)
 	// ActiveReservations counts the reservations holding stock at now.
 	ActiveReservations(ctx context.Context, now time.Time) (int64, error)
 	// DueLevels returns up to limit levels holding active items that
