@@ -68,3 +68,36 @@ func TestBulkAdjustStock(t *testing.T) {
 		t.Errorf("no items: %+v", errs)
 	}
 }
+
+func TestReconcileAndRepair(t *testing.T) {
+	e := newEnv(t)
+	if errs := e.do(t, `mutation { createProduct(input: {sku: "R", name: "N", price: "1.00", initialStock: 5}) { product { id } } }`, nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var out struct {
+		Reconcile struct {
+			LevelsChecked int
+			Drifts        []struct{ Stock, LedgerStock int }
+		}
+	}
+	e.must(t, `{ reconcile { levelsChecked drifts { product { sku } location { id } stock ledgerStock reserved heldReserved } } }`, &out)
+	if out.Reconcile.LevelsChecked != 1 || len(out.Reconcile.Drifts) != 0 {
+		t.Errorf("%+v", out.Reconcile)
+	}
+	var rep struct {
+		RepairDrift struct {
+			Before   struct{ Stock, LedgerStock int }
+			Repaired bool
+			Movement *struct{ Type string }
+			Level    struct{ Stock int }
+		}
+	}
+	e.must(t, `mutation { repairDrift(productId: 1, reason: "check") { before { stock ledgerStock } repaired movement { type } level { stock } } }`, &rep)
+	if r := rep.RepairDrift; r.Repaired || r.Movement != nil || r.Before.Stock != 5 || r.Before.LedgerStock != 5 || r.Level.Stock != 5 {
+		t.Errorf("%+v", r)
+	}
+	errs := e.do(t, `mutation { repairDrift(productId: 1, locationId: 42, reason: "x") { repaired } }`, nil)
+	if len(errs) != 1 || errs[0].Extensions["code"] != "NOT_FOUND" {
+		t.Errorf("unknown level: %+v", errs)
+	}
+}

@@ -30,6 +30,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	HotProduct() HotProductResolver
+	LevelDrift() LevelDriftResolver
 	LowStockAlert() LowStockAlertResolver
 	Mutation() MutationResolver
 	Product() ProductResolver
@@ -126,6 +127,15 @@ type ComplexityRoot struct {
 		Sku       func(childComplexity int) int
 	}
 
+	LevelDrift struct {
+		HeldReserved func(childComplexity int) int
+		LedgerStock  func(childComplexity int) int
+		Location     func(childComplexity int) int
+		Product      func(childComplexity int) int
+		Reserved     func(childComplexity int) int
+		Stock        func(childComplexity int) int
+	}
+
 	Location struct {
 		Code      func(childComplexity int) int
 		CreatedAt func(childComplexity int) int
@@ -151,6 +161,7 @@ type ComplexityRoot struct {
 		CreateProduct      func(childComplexity int, input model.CreateProductInput) int
 		ExtendReservation  func(childComplexity int, id int64, ttlSeconds int64) int
 		ReleaseReservation func(childComplexity int, id int64) int
+		RepairDrift        func(childComplexity int, productID int64, locationID *int64, reason string) int
 		ReserveStock       func(childComplexity int, input model.ReserveStockInput) int
 		StockIn            func(childComplexity int, input model.StockChangeInput) int
 		StockOut           func(childComplexity int, input model.StockChangeInput) int
@@ -213,9 +224,22 @@ type ComplexityRoot struct {
 		Product          func(childComplexity int, id int64) int
 		ProductBySku     func(childComplexity int, sku string) int
 		Products         func(childComplexity int, first *int64, after *string, filter *model.ProductFilter) int
+		Reconcile        func(childComplexity int, productIds []int64, locationIds []int64) int
 		Reservation      func(childComplexity int, id int64) int
 		Reservations     func(childComplexity int, status *inventory.ReservationStatus, first *int64, after *string) int
 		StockMovements   func(childComplexity int, productID *int64, locationID *int64, first *int64, after *string, order *model.SortOrder) int
+	}
+
+	ReconcileReport struct {
+		Drifts        func(childComplexity int) int
+		LevelsChecked func(childComplexity int) int
+	}
+
+	RepairDriftPayload struct {
+		Before   func(childComplexity int) int
+		Level    func(childComplexity int) int
+		Movement func(childComplexity int) int
+		Repaired func(childComplexity int) int
 	}
 
 	Reservation struct {
@@ -327,6 +351,10 @@ type ComplexityRoot struct {
 type HotProductResolver interface {
 	Product(ctx context.Context, obj *model.HotProduct) (*inventory.Product, error)
 }
+type LevelDriftResolver interface {
+	Product(ctx context.Context, obj *inventory.LevelAudit) (*inventory.Product, error)
+	Location(ctx context.Context, obj *inventory.LevelAudit) (*inventory.Location, error)
+}
 type LowStockAlertResolver interface {
 	Threshold(ctx context.Context, obj *model.LowStockAlert) (int64, error)
 
@@ -340,6 +368,7 @@ type MutationResolver interface {
 	StockOut(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error)
 	AdjustStock(ctx context.Context, input model.AdjustStockInput) (*model.StockPayload, error)
 	BulkAdjustStock(ctx context.Context, input model.BulkAdjustStockInput) (*model.BulkAdjustStockPayload, error)
+	RepairDrift(ctx context.Context, productID int64, locationID *int64, reason string) (*model.RepairDriftPayload, error)
 	ReserveStock(ctx context.Context, input model.ReserveStockInput) (*model.ReservationPayload, error)
 	CommitReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
 	ReleaseReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
@@ -362,6 +391,7 @@ type QueryResolver interface {
 	Reservation(ctx context.Context, id int64) (*inventory.Reservation, error)
 	Reservations(ctx context.Context, status *inventory.ReservationStatus, first *int64, after *string) (*model.ReservationConnection, error)
 	FlowControl(ctx context.Context, hotProducts *int64) (*model.FlowControl, error)
+	Reconcile(ctx context.Context, productIds []int64, locationIds []int64) (*model.ReconcileReport, error)
 }
 type ReservationEventResolver interface {
 	Reservation(ctx context.Context, obj *model.ReservationEvent) (*inventory.Reservation, error)
@@ -716,6 +746,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.HotspotOverride.Sku(childComplexity), true
 
+	case "LevelDrift.heldReserved":
+		if e.ComplexityRoot.LevelDrift.HeldReserved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LevelDrift.HeldReserved(childComplexity), true
+	case "LevelDrift.ledgerStock":
+		if e.ComplexityRoot.LevelDrift.LedgerStock == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LevelDrift.LedgerStock(childComplexity), true
+	case "LevelDrift.location":
+		if e.ComplexityRoot.LevelDrift.Location == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LevelDrift.Location(childComplexity), true
+	case "LevelDrift.product":
+		if e.ComplexityRoot.LevelDrift.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LevelDrift.Product(childComplexity), true
+	case "LevelDrift.reserved":
+		if e.ComplexityRoot.LevelDrift.Reserved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LevelDrift.Reserved(childComplexity), true
+	case "LevelDrift.stock":
+		if e.ComplexityRoot.LevelDrift.Stock == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LevelDrift.Stock(childComplexity), true
+
 	case "Location.code":
 		if e.ComplexityRoot.Location.Code == nil {
 			break
@@ -861,6 +928,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReleaseReservation(childComplexity, args["id"].(int64)), true
+	case "Mutation.repairDrift":
+		if e.ComplexityRoot.Mutation.RepairDrift == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_repairDrift_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RepairDrift(childComplexity, args["productId"].(int64), args["locationId"].(*int64), args["reason"].(string)), true
 	case "Mutation.reserveStock":
 		if e.ComplexityRoot.Mutation.ReserveStock == nil {
 			break
@@ -1165,6 +1243,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Products(childComplexity, args["first"].(*int64), args["after"].(*string), args["filter"].(*model.ProductFilter)), true
+	case "Query.reconcile":
+		if e.ComplexityRoot.Query.Reconcile == nil {
+			break
+		}
+
+		args, err := ec.field_Query_reconcile_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Reconcile(childComplexity, args["productIds"].([]int64), args["locationIds"].([]int64)), true
 	case "Query.reservation":
 		if e.ComplexityRoot.Query.Reservation == nil {
 			break
@@ -1198,6 +1287,44 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.StockMovements(childComplexity, args["productId"].(*int64), args["locationId"].(*int64), args["first"].(*int64), args["after"].(*string), args["order"].(*model.SortOrder)), true
+
+	case "ReconcileReport.drifts":
+		if e.ComplexityRoot.ReconcileReport.Drifts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReconcileReport.Drifts(childComplexity), true
+	case "ReconcileReport.levelsChecked":
+		if e.ComplexityRoot.ReconcileReport.LevelsChecked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReconcileReport.LevelsChecked(childComplexity), true
+
+	case "RepairDriftPayload.before":
+		if e.ComplexityRoot.RepairDriftPayload.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RepairDriftPayload.Before(childComplexity), true
+	case "RepairDriftPayload.level":
+		if e.ComplexityRoot.RepairDriftPayload.Level == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RepairDriftPayload.Level(childComplexity), true
+	case "RepairDriftPayload.movement":
+		if e.ComplexityRoot.RepairDriftPayload.Movement == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RepairDriftPayload.Movement(childComplexity), true
+	case "RepairDriftPayload.repaired":
+		if e.ComplexityRoot.RepairDriftPayload.Repaired == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RepairDriftPayload.Repaired(childComplexity), true
 
 	case "Reservation.actor":
 		if e.ComplexityRoot.Reservation.Actor == nil {
@@ -1753,6 +1880,15 @@ type Query {
   the most stock requests over the last ten seconds. hotProducts: 0..100.
   """
   flowControl(hotProducts: Int = 10): FlowControl!
+  """
+  Admin: recomputes each level's stock from its ledger and its reserved
+  units from its active reservations, and lists every level whose stored
+  values disagree, with the numbers. productIds and locationIds (at most
+  1000 each) narrow the levels checked; without them all are checked. Each
+  level is read in one snapshot, so a healthy system reports no drift, even
+  under load.
+  """
+  reconcile(productIds: [ID!], locationIds: [ID!]): ReconcileReport!
 }
 
 type Mutation {
@@ -1775,6 +1911,15 @@ type Mutation {
   applied and never applies them twice.
   """
   bulkAdjustStock(input: BulkAdjustStockInput!): BulkAdjustStockPayload!
+  """
+  Admin: makes a drifted level agree with its history, under its lock, with
+  one CORRECTION ledger row. Its delta accounts for the stock the ledger
+  did not explain: the stored stock stays (sales were judged against it; a
+  count corrects it). Its reservedDelta brings reserved back to what the
+  active reservations hold. A level without drift is left alone (movement
+  null).
+  """
+  repairDrift(productId: ID!, locationId: ID, reason: String!): RepairDriftPayload!
   """
   Holds stock at one or more levels, all or nothing, until the reservation is
   committed, released or expires. Held units leave available at once. Fails
@@ -1876,6 +2021,8 @@ enum MovementType {
   RELEASE
   "An expired reservation's held units given back."
   EXPIRE
+  "Written by repairDrift: delta accounts for stock the ledger did not explain; reservedDelta brings reserved back to what the active reservations hold."
+  CORRECTION
 }
 
 enum SortOrder {
@@ -2188,6 +2335,36 @@ type BulkRowError {
   field: String
 }
 
+type ReconcileReport {
+  levelsChecked: Int!
+  "The levels that disagree with their history, by product and location."
+  drifts: [LevelDrift!]!
+}
+
+"A level's stored values beside what its history says."
+type LevelDrift {
+  product: Product!
+  location: Location!
+  "Stored on-hand stock."
+  stock: Int!
+  "The sum of the level's ledger deltas."
+  ledgerStock: Int!
+  "Stored reserved units."
+  reserved: Int!
+  "The sum of the level's active reservation items."
+  heldReserved: Int!
+}
+
+type RepairDriftPayload {
+  "The level's audit before the repair."
+  before: LevelDrift!
+  "False when the level had no drift: nothing changed."
+  repaired: Boolean!
+  "The CORRECTION row written."
+  movement: StockMovement
+  level: StockLevel!
+}
+
 type StockPayload {
   product: Product!
   level: StockLevel!
@@ -2459,6 +2636,24 @@ func (ec *executionContext) childFields_HotspotOverride(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type HotspotOverride", field.Name)
 }
 
+func (ec *executionContext) childFields_LevelDrift(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_LevelDrift_product(ctx, field)
+	case "location":
+		return ec.fieldContext_LevelDrift_location(ctx, field)
+	case "stock":
+		return ec.fieldContext_LevelDrift_stock(ctx, field)
+	case "ledgerStock":
+		return ec.fieldContext_LevelDrift_ledgerStock(ctx, field)
+	case "reserved":
+		return ec.fieldContext_LevelDrift_reserved(ctx, field)
+	case "heldReserved":
+		return ec.fieldContext_LevelDrift_heldReserved(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LevelDrift", field.Name)
+}
+
 func (ec *executionContext) childFields_Location(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2589,6 +2784,30 @@ func (ec *executionContext) childFields_ProductPayload(ctx context.Context, fiel
 		return ec.fieldContext_ProductPayload_replayed(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ProductPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ReconcileReport(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "levelsChecked":
+		return ec.fieldContext_ReconcileReport_levelsChecked(ctx, field)
+	case "drifts":
+		return ec.fieldContext_ReconcileReport_drifts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReconcileReport", field.Name)
+}
+
+func (ec *executionContext) childFields_RepairDriftPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "before":
+		return ec.fieldContext_RepairDriftPayload_before(ctx, field)
+	case "repaired":
+		return ec.fieldContext_RepairDriftPayload_repaired(ctx, field)
+	case "movement":
+		return ec.fieldContext_RepairDriftPayload_movement(ctx, field)
+	case "level":
+		return ec.fieldContext_RepairDriftPayload_level(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RepairDriftPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Reservation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3003,6 +3222,36 @@ func (ec *executionContext) field_Mutation_releaseReservation_args(ctx context.C
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_repairDrift_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productId",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["productId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "locationId",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOID2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["locationId"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "reason",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reason"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_reserveStock_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3186,6 +3435,28 @@ func (ec *executionContext) field_Query_products_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["filter"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_reconcile_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productIds",
+		func(ctx context.Context, v any) ([]int64, error) {
+			return ec.unmarshalOID2ᚕint64ᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["productIds"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "locationIds",
+		func(ctx context.Context, v any) ([]int64, error) {
+			return ec.unmarshalOID2ᚕint64ᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["locationIds"] = arg1
 	return args, nil
 }
 
@@ -4654,6 +4925,162 @@ func (ec *executionContext) fieldContext_HotspotOverride_qps(_ context.Context, 
 	return graphql.NewScalarFieldContext("HotspotOverride", field, false, false, "Int")
 }
 
+func (ec *executionContext) _LevelDrift_product(ctx context.Context, field graphql.CollectedField, obj *inventory.LevelAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LevelDrift_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LevelDrift().Product(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LevelDrift_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LevelDrift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LevelDrift_location(ctx context.Context, field graphql.CollectedField, obj *inventory.LevelAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LevelDrift_location(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.LevelDrift().Location(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Location) graphql.Marshaler {
+			return ec.marshalNLocation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLocation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LevelDrift_location(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LevelDrift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Location(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LevelDrift_stock(ctx context.Context, field graphql.CollectedField, obj *inventory.LevelAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LevelDrift_stock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Stock, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LevelDrift_stock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LevelDrift", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LevelDrift_ledgerStock(ctx context.Context, field graphql.CollectedField, obj *inventory.LevelAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LevelDrift_ledgerStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LedgerStock, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LevelDrift_ledgerStock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LevelDrift", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LevelDrift_reserved(ctx context.Context, field graphql.CollectedField, obj *inventory.LevelAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LevelDrift_reserved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reserved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LevelDrift_reserved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LevelDrift", field, false, false, "Int")
+}
+
+func (ec *executionContext) _LevelDrift_heldReserved(ctx context.Context, field graphql.CollectedField, obj *inventory.LevelAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LevelDrift_heldReserved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeldReserved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LevelDrift_heldReserved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LevelDrift", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Location_id(ctx context.Context, field graphql.CollectedField, obj *inventory.Location) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5227,6 +5654,50 @@ func (ec *executionContext) fieldContext_Mutation_bulkAdjustStock(ctx context.Co
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_bulkAdjustStock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_repairDrift(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_repairDrift(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RepairDrift(ctx, fc.Args["productId"].(int64), fc.Args["locationId"].(*int64), fc.Args["reason"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RepairDriftPayload) graphql.Marshaler {
+			return ec.marshalNRepairDriftPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐRepairDriftPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_repairDrift(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RepairDriftPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_repairDrift_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6581,6 +7052,50 @@ func (ec *executionContext) fieldContext_Query_flowControl(ctx context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_reconcile(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_reconcile(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Reconcile(ctx, fc.Args["productIds"].([]int64), fc.Args["locationIds"].([]int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ReconcileReport) graphql.Marshaler {
+			return ec.marshalNReconcileReport2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReconcileReport(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_reconcile(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReconcileReport(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_reconcile_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6652,6 +7167,180 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReconcileReport_levelsChecked(ctx context.Context, field graphql.CollectedField, obj *model.ReconcileReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReconcileReport_levelsChecked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LevelsChecked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReconcileReport_levelsChecked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReconcileReport", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReconcileReport_drifts(ctx context.Context, field graphql.CollectedField, obj *model.ReconcileReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReconcileReport_drifts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Drifts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*inventory.LevelAudit) graphql.Marshaler {
+			return ec.marshalNLevelDrift2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevelAuditᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReconcileReport_drifts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReconcileReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LevelDrift(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RepairDriftPayload_before(ctx context.Context, field graphql.CollectedField, obj *model.RepairDriftPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RepairDriftPayload_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.LevelAudit) graphql.Marshaler {
+			return ec.marshalNLevelDrift2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevelAudit(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RepairDriftPayload_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RepairDriftPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LevelDrift(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RepairDriftPayload_repaired(ctx context.Context, field graphql.CollectedField, obj *model.RepairDriftPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RepairDriftPayload_repaired(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Repaired, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RepairDriftPayload_repaired(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RepairDriftPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RepairDriftPayload_movement(ctx context.Context, field graphql.CollectedField, obj *model.RepairDriftPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RepairDriftPayload_movement(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Movement, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Movement) graphql.Marshaler {
+			return ec.marshalOStockMovement2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovement(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RepairDriftPayload_movement(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RepairDriftPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockMovement(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RepairDriftPayload_level(ctx context.Context, field graphql.CollectedField, obj *model.RepairDriftPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RepairDriftPayload_level(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Level, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Level) graphql.Marshaler {
+			return ec.marshalNStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevel(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RepairDriftPayload_level(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RepairDriftPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockLevel(ctx, field)
 		},
 	}
 	return fc, nil
@@ -10639,6 +11328,66 @@ func (ec *executionContext) _HotspotOverride(ctx context.Context, sel ast.Select
 	return out
 }
 
+var levelDriftImplementors = []string{"LevelDrift"}
+
+func (ec *executionContext) _LevelDrift(ctx context.Context, sel ast.SelectionSet, obj *inventory.LevelAudit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, levelDriftImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LevelDrift")
+		case "product":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LevelDrift_product(ctx, field, obj)
+				})
+		case "location":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._LevelDrift_location(ctx, field, obj)
+				})
+		case "stock":
+			out.Values[i] = ec._LevelDrift_stock(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ledgerStock":
+			out.Values[i] = ec._LevelDrift_ledgerStock(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reserved":
+			out.Values[i] = ec._LevelDrift_reserved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "heldReserved":
+			out.Values[i] = ec._LevelDrift_heldReserved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var locationImplementors = []string{"Location"}
 
 func (ec *executionContext) _Location(ctx context.Context, sel ast.SelectionSet, obj *inventory.Location) graphql.Marshaler {
@@ -10816,6 +11565,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "bulkAdjustStock":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_bulkAdjustStock(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "repairDrift":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_repairDrift(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -11264,6 +12020,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_flowControl(ctx, field)
 				})
+		case "reconcile":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_reconcile(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -11277,6 +12039,92 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reconcileReportImplementors = []string{"ReconcileReport"}
+
+func (ec *executionContext) _ReconcileReport(ctx context.Context, sel ast.SelectionSet, obj *model.ReconcileReport) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reconcileReportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReconcileReport")
+		case "levelsChecked":
+			out.Values[i] = ec._ReconcileReport_levelsChecked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "drifts":
+			out.Values[i] = ec._ReconcileReport_drifts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var repairDriftPayloadImplementors = []string{"RepairDriftPayload"}
+
+func (ec *executionContext) _RepairDriftPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RepairDriftPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, repairDriftPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RepairDriftPayload")
+		case "before":
+			out.Values[i] = ec._RepairDriftPayload_before(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "repaired":
+			out.Values[i] = ec._RepairDriftPayload_repaired(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "movement":
+			out.Values[i] = ec._RepairDriftPayload_movement(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "level":
+			out.Values[i] = ec._RepairDriftPayload_level(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -12624,6 +13472,30 @@ func (ec *executionContext) marshalNInt642int64(ctx context.Context, sel ast.Sel
 	return res
 }
 
+func (ec *executionContext) marshalNLevelDrift2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevelAuditᚄ(ctx context.Context, sel ast.SelectionSet, v []*inventory.LevelAudit) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLevelDrift2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevelAudit(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLevelDrift2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevelAudit(ctx context.Context, sel ast.SelectionSet, v *inventory.LevelAudit) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LevelDrift!")
+		return graphql.Null
+	}
+	return ec._LevelDrift(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNLocation2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLocationᚄ(ctx context.Context, sel ast.SelectionSet, v []*inventory.Location) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -12673,22 +13545,24 @@ func (ec *executionContext) marshalNMovementType2githubᚗcomᚋshopstackᚋinve
 
 var (
 	unmarshalNMovementType2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovementType = map[string]inventory.MovementType{
-		"IN":      inventory.MovementIn,
-		"OUT":     inventory.MovementOut,
-		"ADJUST":  inventory.MovementAdjust,
-		"RESERVE": inventory.MovementReserve,
-		"COMMIT":  inventory.MovementCommit,
-		"RELEASE": inventory.MovementRelease,
-		"EXPIRE":  inventory.MovementExpire,
+		"IN":         inventory.MovementIn,
+		"OUT":        inventory.MovementOut,
+		"ADJUST":     inventory.MovementAdjust,
+		"RESERVE":    inventory.MovementReserve,
+		"COMMIT":     inventory.MovementCommit,
+		"RELEASE":    inventory.MovementRelease,
+		"EXPIRE":     inventory.MovementExpire,
+		"CORRECTION": inventory.MovementCorrection,
 	}
 	marshalNMovementType2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovementType = map[inventory.MovementType]string{
-		inventory.MovementIn:      "IN",
-		inventory.MovementOut:     "OUT",
-		inventory.MovementAdjust:  "ADJUST",
-		inventory.MovementReserve: "RESERVE",
-		inventory.MovementCommit:  "COMMIT",
-		inventory.MovementRelease: "RELEASE",
-		inventory.MovementExpire:  "EXPIRE",
+		inventory.MovementIn:         "IN",
+		inventory.MovementOut:        "OUT",
+		inventory.MovementAdjust:     "ADJUST",
+		inventory.MovementReserve:    "RESERVE",
+		inventory.MovementCommit:     "COMMIT",
+		inventory.MovementRelease:    "RELEASE",
+		inventory.MovementExpire:     "EXPIRE",
+		inventory.MovementCorrection: "CORRECTION",
 	}
 )
 
@@ -12786,6 +13660,22 @@ func (ec *executionContext) marshalNProductPayload2ᚖgithubᚗcomᚋshopstack�
 		return graphql.Null
 	}
 	return ec._ProductPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReconcileReport2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReconcileReport(ctx context.Context, sel ast.SelectionSet, v *model.ReconcileReport) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReconcileReport!")
+		return graphql.Null
+	}
+	return ec._ReconcileReport(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRepairDriftPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐRepairDriftPayload(ctx context.Context, sel ast.SelectionSet, v *model.RepairDriftPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RepairDriftPayload!")
+		return graphql.Null
+	}
+	return ec._RepairDriftPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {

@@ -24,6 +24,16 @@ func (r *hotProductResolver) Product(ctx context.Context, obj *model.HotProduct)
 	return &p, nil
 }
 
+// Product is the resolver for the product field.
+func (r *levelDriftResolver) Product(ctx context.Context, obj *inventory.LevelAudit) (*inventory.Product, error) {
+	return r.product(ctx, obj.Key.ProductID)
+}
+
+// Location is the resolver for the location field.
+func (r *levelDriftResolver) Location(ctx context.Context, obj *inventory.LevelAudit) (*inventory.Location, error) {
+	return r.location(ctx, obj.Key.LocationID)
+}
+
 // Threshold is the resolver for the threshold field.
 func (r *lowStockAlertResolver) Threshold(ctx context.Context, obj *model.LowStockAlert) (int64, error) {
 	p, err := r.Service.Product(ctx, obj.Movement.ProductID)
@@ -124,6 +134,15 @@ func (r *mutationResolver) BulkAdjustStock(ctx context.Context, input model.Bulk
 		return nil, err
 	}
 	return bulkPayload(ctx, r.Log, res), nil
+}
+
+// RepairDrift is the resolver for the repairDrift field.
+func (r *mutationResolver) RepairDrift(ctx context.Context, productID int64, locationID *int64, reason string) (*model.RepairDriftPayload, error) {
+	res, err := r.Service.RepairDrift(ctx, inventory.LevelKey{ProductID: productID, LocationID: deref(locationID)}, reason)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RepairDriftPayload{Before: &res.Before, Repaired: res.Movement != nil, Movement: res.Movement, Level: &res.Level}, nil
 }
 
 // ReserveStock is the resolver for the reserveStock field.
@@ -263,6 +282,19 @@ func (r *queryResolver) FlowControl(ctx context.Context, hotProducts *int64) (*m
 	return r.Flow.FlowControl(int(n)), nil
 }
 
+// Reconcile is the resolver for the reconcile field.
+func (r *queryResolver) Reconcile(ctx context.Context, productIds []int64, locationIds []int64) (*model.ReconcileReport, error) {
+	report, err := r.Service.Reconcile(ctx, productIds, locationIds)
+	if err != nil {
+		return nil, err
+	}
+	out := &model.ReconcileReport{LevelsChecked: int64(report.Levels), Drifts: make([]*inventory.LevelAudit, len(report.Drifts))}
+	for i := range report.Drifts {
+		out.Drifts[i] = &report.Drifts[i]
+	}
+	return out, nil
+}
+
 // Reservation is the resolver for the reservation field.
 func (r *reservationEventResolver) Reservation(ctx context.Context, obj *model.ReservationEvent) (*inventory.Reservation, error) {
 	return r.reservation(ctx, obj.Movement.ReservationID)
@@ -370,6 +402,9 @@ func (r *subscriptionResolver) ReservationEvents(ctx context.Context, reservatio
 // HotProduct returns HotProductResolver implementation.
 func (r *Resolver) HotProduct() HotProductResolver { return &hotProductResolver{r} }
 
+// LevelDrift returns LevelDriftResolver implementation.
+func (r *Resolver) LevelDrift() LevelDriftResolver { return &levelDriftResolver{r} }
+
 // LowStockAlert returns LowStockAlertResolver implementation.
 func (r *Resolver) LowStockAlert() LowStockAlertResolver { return &lowStockAlertResolver{r} }
 
@@ -409,6 +444,7 @@ func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionRes
 
 type (
 	hotProductResolver        struct{ *Resolver }
+	levelDriftResolver        struct{ *Resolver }
 	lowStockAlertResolver     struct{ *Resolver }
 	mutationResolver          struct{ *Resolver }
 	productResolver           struct{ *Resolver }

@@ -37,6 +37,7 @@ var ioFields = map[string]bool{
 	"Product.movements":            true,
 	"ProductConnection.totalCount": true,
 	"HotProduct.product":           true,
+	"LevelDrift.product":           true,
 	"LowStockAlert.product":        true,
 	"ReservationEvent.reservation": true,
 	"ReservationItem.product":      true,

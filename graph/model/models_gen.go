@@ -202,6 +202,22 @@ type ProductPayload struct {
 type Query struct {
 }
 
+type ReconcileReport struct {
+	LevelsChecked int64 `json:"levelsChecked"`
+	// The levels that disagree with their history, by product and location.
+	Drifts []*inventory.LevelAudit `json:"drifts"`
+}
+
+type RepairDriftPayload struct {
+	// The level's audit before the repair.
+	Before *inventory.LevelAudit `json:"before"`
+	// False when the level had no drift: nothing changed.
+	Repaired bool `json:"repaired"`
+	// The CORRECTION row written.
+	Movement *inventory.Movement `json:"movement,omitempty"`
+	Level    *inventory.Level    `json:"level"`
+}
+
 type ReservationConnection struct {
 	Edges    []*ReservationEdge `json:"edges"`
 	PageInfo *PageInfo          `json:"pageInfo"`
