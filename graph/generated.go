@@ -2282,9 +2282,10 @@ input BulkAdjustStockInput {
   idempotencyKey: String
 }
 
-"Exactly one of delta and quantity."
+"Exactly one of productId and sku, and exactly one of delta and quantity."
 input BulkStockItemInput {
-  productId: ID!
+  productId: ID
+  sku: String
   "Defaults to the built-in default location."
   locationId: ID
   "Units to add (negative: remove); not 0."
@@ -10266,7 +10267,7 @@ func (ec *executionContext) unmarshalInputBulkStockItemInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"productId", "locationId", "delta", "quantity", "changeFromQuantity"}
+	fieldsInOrder := [...]string{"productId", "sku", "locationId", "delta", "quantity", "changeFromQuantity"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -10275,11 +10276,18 @@ func (ec *executionContext) unmarshalInputBulkStockItemInput(ctx context.Context
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProductID = data
+		case "sku":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sku"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sku = data
 		case "locationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
 			data, err := ec.unmarshalOID2ᚖint64(ctx, v)

@@ -126,7 +126,7 @@ func (r *mutationResolver) BulkAdjustStock(ctx context.Context, input model.Bulk
 		in.Policy = inventory.BulkErrorPolicy(*input.ErrorPolicy)
 	}
 	for i, it := range input.Items {
-		in.Items[i] = inventory.BulkItem{ProductID: it.ProductID, LocationID: deref(it.LocationID),
+		in.Items[i] = inventory.BulkItem{ProductID: deref(it.ProductID), SKU: deref(it.Sku), LocationID: deref(it.LocationID),
 			Delta: it.Delta, Quantity: it.Quantity, ChangeFromQuantity: it.ChangeFromQuantity}
 	}
 	res, err := r.Service.BulkAdjustStock(ctx, in)

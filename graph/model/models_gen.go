@@ -76,9 +76,10 @@ type BulkRowResult struct {
 	Error    *BulkRowError       `json:"error,omitempty"`
 }
 
-// Exactly one of delta and quantity.
+// Exactly one of productId and sku, and exactly one of delta and quantity.
 type BulkStockItemInput struct {
-	ProductID int64 `json:"productId"`
+	ProductID *int64  `json:"productId,omitempty"`
+	Sku       *string `json:"sku,omitempty"`
 	// Defaults to the built-in default location.
 	LocationID *int64 `json:"locationId,omitempty"`
 	// Units to add (negative: remove); not 0.

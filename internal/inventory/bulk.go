@@ -30,9 +30,11 @@ const (
 )
 
 // BulkItem is one line of a bulk adjustment: a change of one level by
-// Delta, or to the absolute Quantity (exactly one of the two).
+// Delta, or to the absolute Quantity (exactly one of the two). The product
+// is named by ProductID or by SKU (exactly one of the two).
 type BulkItem struct {
 	ProductID  int64
+	SKU        string
 	LocationID int64 // 0: the default location
 	Delta      *int64
 	Quantity   *int64
@@ -163,6 +165,19 @@ func (in *BulkAdjustment) check() error {
 // replays exactly the items the first call applied.
 func (s *Service) bulkOp(ctx context.Context, i int, it BulkItem, in BulkAdjustment, callHash string) (stockOp, error) {
 	field := func(name string) string { return fmt.Sprintf("items[%d].%s", i, name) }
+	if (it.ProductID == 0) == (it.SKU == "") {
+		return stockOp{}, invalid(field("productId"), "items[%d] needs exactly one of productId and sku", i)
+	}
+	if it.SKU != "" {
+		p, err := s.store.ProductBySKU(ctx, NormalizeSKU(it.SKU))
+		if ErrorCode(err) == CodeNotFound {
+			return stockOp{}, Errorf(CodeNotFound, "no product has SKU %q", it.SKU)
+		}
+		if err != nil {
+			return stockOp{}, err
+		}
+		it.ProductID = p.ID
+	}
 	key, err := checkStockRequest(it.ProductID, it.LocationID, "", "", "")
 	if err != nil {
 		return stockOp{}, err

@@ -267,3 +267,23 @@ func TestBulkAgainstConcurrentSales(t *testing.T) {
 		}
 	})
 }
+
+func TestBulkAdjustBySKU(t *testing.T) {
+	e := mustService(t, "sqlite")
+	p := mustProduct(t, e.svc, "MUG-1", 5, 0)
+	res, err := e.svc.BulkAdjustStock(context.Background(), inventory.BulkAdjustment{Policy: inventory.BulkRejectFailedRows, Items: []inventory.BulkItem{
+		{SKU: "mug-1", Quantity: ptr(12)},              // SKUs are case-insensitive
+		{SKU: "NOPE-9", Quantity: ptr(1)},              // unknown
+		{SKU: "MUG-1", ProductID: p.ID, Delta: ptr(1)}, // both
+	}})
+	mustNoErr(t, err)
+	if r := res.Rows[0]; r.Status != inventory.BulkApplied || r.Result.Level.Stock != 12 {
+		t.Errorf("row 0: %s %+v", r.Status, r.Err)
+	}
+	if r := res.Rows[1]; r.Status != inventory.BulkFailed || r.Err.Code != inventory.CodeNotFound || r.Err.Message != `no product has SKU "NOPE-9"` {
+		t.Errorf("row 1: %s %+v", r.Status, r.Err)
+	}
+	if r := res.Rows[2]; r.Status != inventory.BulkFailed || r.Err.Field != "items[2].productId" {
+		t.Errorf("row 2: %s %+v", r.Status, r.Err)
+	}
+}
