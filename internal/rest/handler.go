@@ -36,6 +36,7 @@ func NewHandler(svc *inventory.Service, adm inventory.Admission, log *slog.Logge
 	h.mux.HandleFunc("GET /product/{id}", h.admitted("product", h.product))
 	h.mux.HandleFunc("POST /stock/in", h.stock("stockIn", svc.StockIn))
 	h.mux.HandleFunc("POST /stock/out", h.stock("stockOut", svc.StockOut))
+	h.mux.HandleFunc("POST /stock/bulk", h.stockBulk)
 	return h
 }
 
