@@ -277,6 +277,26 @@ func (s *server) audit(t *testing.T, id string, initial int, acked map[string]bo
 	if p.Product.Stock != initial-len(acked) {
 		t.Errorf("stock %d, want %d - %d acknowledged sales", p.Product.Stock, initial, len(acked))
 	}
+	s.noDrift(t)
+}
+
+// noDrift asks reconcile, the oracle of every level: stock must be the sum
+// of its ledger and reserved what its active reservations hold.
+func (s *server) noDrift(t *testing.T) {
+	t.Helper()
+	var out struct {
+		Reconcile struct {
+			LevelsChecked int
+			Drifts        []map[string]any
+		}
+	}
+	resp := s.graphql(t, `{ reconcile { levelsChecked drifts { product { id } location { id } stock ledgerStock reserved heldReserved } } }`, nil, &out)
+	if len(resp.Errors) > 0 {
+		t.Fatalf("reconcile: %+v", resp.Errors)
+	}
+	if out.Reconcile.LevelsChecked == 0 || len(out.Reconcile.Drifts) > 0 {
+		t.Errorf("reconcile checked %d levels; drifts: %v", out.Reconcile.LevelsChecked, out.Reconcile.Drifts)
+	}
 }
 
 // tally records each request's outcome by idempotency key, and one sample
