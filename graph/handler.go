@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -26,10 +27,7 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 		log = slog.New(slog.DiscardHandler)
 	}
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log, Flow: opts.Flow}}))
-	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second}
-	if opts.Propagator != nil {
-		ws.InitFunc = wsTraceInit(opts.Propagator)
-	}
+	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitFunc: wsInit(opts)}
 	srv.AddTransport(ws)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second}) // before POST, which would take the request too
@@ -40,6 +38,9 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	if opts.TracerProvider != nil {
 		srv.Use(tracing{tracer: opts.TracerProvider.Tracer(tracerName)})
+	}
+	if opts.Authorize {
+		srv.AroundFields(authorize)
 	}
 	if opts.Admission != nil {
 		srv.AroundFields(admit(opts.Admission))
@@ -66,6 +67,31 @@ type Options struct {
 	// Propagator continues callers' traces: from HTTP headers, and from
 	// a WebSocket's connection_init payload. Nil starts every trace anew.
 	Propagator propagation.TextMapPropagator
+	// Authorize makes every root field check its caller's role
+	// (inventory.Authorize): the principal the HTTP layer or
+	// AuthenticateInit put in the context.
+	Authorize bool
+	// AuthenticateInit authenticates a WebSocket connection from its
+	// connection_init payload; an error refuses the connection. Nil
+	// accepts every connection as it is.
+	AuthenticateInit func(ctx context.Context, payload map[string]any) (context.Context, error)
+}
+
+// wsInit is the WebSocket connection_init handling: the trace context the
+// payload carries, then its authentication.
+func wsInit(opts Options) transport.WebsocketInitFunc {
+	return func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		if opts.Propagator != nil {
+			ctx, _, _ = wsTraceInit(opts.Propagator)(ctx, payload)
+		}
+		if opts.AuthenticateInit != nil {
+			var err error
+			if ctx, err = opts.AuthenticateInit(ctx, payload); err != nil {
+				return ctx, nil, err
+			}
+		}
+		return ctx, nil, nil
+	}
 }
 
 // NewGraphiQL returns the GraphiQL page for the endpoint at path.

@@ -171,7 +171,8 @@ func TestComposeStack(t *testing.T) {
 	}
 	for _, name := range []string{"inventory-a", "inventory-b"} {
 		env := compose.Services[name].Environment
-		if env["INVENTORY_OTLP_ENDPOINT"] != "otel-collector:4317" || env["INVENTORY_DB_DRIVER"] != "postgres" || env["INVENTORY_ADDR"] != ":8080" {
+		if env["INVENTORY_OTLP_ENDPOINT"] != "otel-collector:4317" || env["INVENTORY_DB_DRIVER"] != "postgres" || env["INVENTORY_ADDR"] != ":8080" ||
+			env["INVENTORY_AUTH_TOKENS"] == "" { // without tokens a replica would listen on loopback only
 			t.Errorf("%s environment %v", name, env)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
@@ -47,6 +48,7 @@ type handlerDeps struct {
 	checks     []check
 	tracer     trace.TracerProvider // nil: tracing off
 	propagator propagation.TextMapPropagator
+	tokens     *auth.Tokens // nil: no authentication (loopback only)
 	log        *slog.Logger
 }
 
@@ -55,7 +57,10 @@ func newHandler(d handlerDeps) http.Handler {
 	svc, checks, log := d.svc, d.checks, d.log
 	mux := http.NewServeMux()
 	gql := graph.NewHandler(svc, log, graph.Options{Admission: d.admission, Flow: flowReporter{d.flow},
-		TracerProvider: d.tracer, Propagator: d.propagator})
+		TracerProvider: d.tracer, Propagator: d.propagator, Authorize: true,
+		AuthenticateInit: func(ctx context.Context, payload map[string]any) (context.Context, error) {
+			return auth.FromInitPayload(ctx, d.tokens, payload)
+		}})
 	mux.Handle("/query", gql)
 	mux.Handle("GET /{$}", graph.NewGraphiQL("/query"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -76,14 +81,26 @@ func newHandler(d handlerDeps) http.Handler {
 		writeJSON(w, code, map[string]any{"status": status, "checks": results})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
-	restAPI := rest.NewHandler(svc, d.admission, log)
+	restAPI := rest.NewHandler(svc, d.admission, log, rest.RequireRoles())
 	mux.Handle("/product", restAPI)
 	mux.Handle("/product/", restAPI)
 	mux.Handle("/stock/", restAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "NOT_FOUND", "message": "no such endpoint; GraphQL is at /query"}})
 	})
-	return mux
+	return auth.Middleware(d.tokens, "/query", public, mux)
+}
+
+// public are the requests that need no token: the GraphiQL page, health,
+// readiness and metrics.
+func public(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/metrics":
+		return r.Method == http.MethodGet
+	case "/":
+		return r.Method == http.MethodGet
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/config"
 	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/gormstore"
@@ -40,6 +41,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
+	tokens, err := auth.Parse(cfg.AuthTokens)
+	if err != nil {
+		return err
+	}
+	if tokens == nil {
+		addr, changed := loopbackOnly(cfg.Addr)
+		if changed {
+			log.Warn("no INVENTORY_AUTH_TOKENS: every caller would be admin, so the server listens on loopback only", "asked", cfg.Addr, "addr", addr)
+		}
+		cfg.Addr = addr
+	}
 	obs, err := openTelemetry(ctx, cfg, getenv, log)
 	if err != nil {
 		return err
@@ -106,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancelBase()
 	srv := &http.Server{
 		Handler: newHandler(handlerDeps{svc: svc, flow: fc, admission: obs.metrics.Admission(fc), registry: newRegistry(fc, obs.metrics),
-			checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, log: log}),
+			checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
@@ -122,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stopPprof()
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/",
-		"db", cfg.DBDriver, "lock", cfg.LockBackend, "lockDomain", locker.Domain(), "lockEpoch", svc.LockEpoch(), "flowRules", fc.Status().Source)
+		"db", cfg.DBDriver, "lock", cfg.LockBackend, "auth", authMode(tokens), "lockDomain", locker.Domain(), "lockEpoch", svc.LockEpoch(), "flowRules", fc.Status().Source)
 
 	select {
 	case err := <-serveErr:
@@ -140,6 +152,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// loopbackOnly returns addr with its host made a loopback address if it
+// is not one, and whether it changed.
+func loopbackOnly(addr string) (string, bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, false
+	}
+	if host == "localhost" {
+		return addr, false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return addr, false
+	}
+	return net.JoinHostPort("127.0.0.1", port), true
+}
+
+// authMode says how callers are authenticated, for the start-up log.
+func authMode(t *auth.Tokens) string {
+	if t == nil {
+		return "none (loopback only)"
+	}
+	return fmt.Sprintf("bearer tokens (%d)", t.Len())
 }
 
 // newRegistry is the registry /metrics serves.

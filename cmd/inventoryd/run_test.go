@@ -63,8 +63,12 @@ func startServer(t *testing.T, env map[string]string) *server {
 	pr, pw := io.Pipe()
 	s := &server{stop: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string { return env[k] }
+	args := []string{"inventoryd", "-addr", "127.0.0.1:0"}
+	if env["INVENTORY_ADDR"] != "" {
+		args = args[:1]
+	}
 	go func() {
-		err := run(ctx, []string{"inventoryd", "-addr", "127.0.0.1:0"}, getenv, pw, pw)
+		err := run(ctx, args, getenv, pw, pw)
 		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
 		s.done <- err
 	}()

@@ -28,6 +28,17 @@ type wsMessage struct {
 
 func dialWS(t *testing.T, url string) *wsClient {
 	t.Helper()
+	c, first, err := dialWSInit(t, url, `{}`)
+	if err != nil || first.Type != "connection_ack" {
+		t.Fatalf("got %s (%v), want connection_ack", first.Type, err)
+	}
+	return c
+}
+
+// dialWSInit connects with a connection_init payload and returns the
+// server's answer to it.
+func dialWSInit(t *testing.T, url, payload string) (*wsClient, wsMessage, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, resp, err := websocket.Dial(ctx, strings.Replace(url, "http://", "ws://", 1)+"/query",
@@ -40,11 +51,9 @@ func dialWS(t *testing.T, url string) *wsClient {
 	}
 	c := &wsClient{t: t, conn: conn}
 	t.Cleanup(func() { _ = conn.CloseNow() })
-	c.send(wsMessage{Type: "connection_init", Payload: json.RawMessage(`{}`)})
-	if m := c.read(); m.Type != "connection_ack" {
-		t.Fatalf("got %s, want connection_ack", m.Type)
-	}
-	return c
+	c.send(wsMessage{Type: "connection_init", Payload: json.RawMessage(payload)})
+	m, err := c.next()
+	return c, m, err
 }
 
 func (c *wsClient) send(m wsMessage) {

@@ -54,6 +54,9 @@ type Config struct {
 	// OTLPEndpoint is where traces go (OTLP); empty leaves tracing to the
 	// standard OTEL_* variables, and off without them.
 	OTLPEndpoint string
+	// AuthTokens lists the bearer tokens, "name:role:token,…"; empty: no
+	// authentication, and the server listens on loopback only.
+	AuthTokens string
 }
 
 // Lock backends.
@@ -111,6 +114,8 @@ var settings = []setting{
 		func(c *Config, v string) error { c.FlowRules = v; return nil }},
 	{"flow-check-interval", "INVENTORY_FLOW_CHECK_INTERVAL", "1s", "how often the flow-control rules file is checked for changes",
 		func(c *Config, v string) (err error) { c.FlowCheckInterval, err = time.ParseDuration(v); return err }},
+	{"auth-tokens", "INVENTORY_AUTH_TOKENS", "", "bearer tokens as name:role:token,… (roles reader, operator, admin; tokens of 16+ characters); empty: no authentication and loopback only",
+		func(c *Config, v string) error { c.AuthTokens = v; return nil }},
 	{"otlp-endpoint", "INVENTORY_OTLP_ENDPOINT", "", "send traces over OTLP to this collector: host:port (gRPC, plain text) or a URL; OTEL_EXPORTER_OTLP_* variables are honoured too; empty and unset: tracing off",
 		func(c *Config, v string) error { c.OTLPEndpoint = v; return nil }},
 	{"pprof-addr", "INVENTORY_PPROF_ADDR", "", "if set, serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it private",

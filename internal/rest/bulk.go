@@ -37,33 +37,44 @@ type bulkResponse struct {
 // those of bulkAdjustStock. The answer is one result per line; a call that
 // REJECT_EVERYTHING rejected answers 409 Conflict.
 func (h *Handler) stockBulk(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]errorBody{"error": {Code: string(inventory.CodeBadInput), Message: "request body is larger than 1 MiB"}})
-		return
-	}
-	if err != nil {
-		h.fail(w, r, badInput("", "could not read the request body"))
-		return
-	}
-	items, lines, err := parseStockTake(string(body))
+	done, err := h.admit(r, "bulkAdjustStock", nil)
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	status, out, err := h.runStockTake(w, r)
+	done(err)
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]errorBody{"error": {Code: string(inventory.CodeBadInput), Message: errBodyTooLarge.Message}})
+	case err != nil:
+		h.fail(w, r, err)
+	default:
+		writeJSON(w, status, out)
+	}
+}
+
+var errBodyTooLarge = &inventory.Error{Code: inventory.CodeBadInput, Message: "request body is larger than 1 MiB"}
+
+// runStockTake reads the CSV of r, runs it, and returns the answer.
+func (h *Handler) runStockTake(w http.ResponseWriter, r *http.Request) (int, bulkResponse, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+		return 0, bulkResponse{}, errBodyTooLarge
+	}
+	if err != nil {
+		return 0, bulkResponse{}, badInput("", "could not read the request body")
+	}
+	items, lines, err := parseStockTake(string(body))
+	if err != nil {
+		return 0, bulkResponse{}, err
 	}
 	q := r.URL.Query()
 	in := inventory.BulkAdjustment{Items: items, Policy: inventory.BulkErrorPolicy(q.Get("errorPolicy")),
 		Reason: q.Get("reason"), Reference: q.Get("reference"), IdempotencyKey: r.Header.Get("Idempotency-Key")}
-	done, err := h.adm.Admit(r.Context(), "bulkAdjustStock", nil)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
 	res, err := h.svc.BulkAdjustStock(r.Context(), in)
-	done(err)
 	if err != nil {
-		h.fail(w, r, err)
-		return
+		return 0, bulkResponse{}, err
 	}
 	out := bulkResponse{Applied: res.Applied, Failed: res.Failed, Rejected: res.Rejected, Rows: make([]bulkRow, len(res.Rows))}
 	for i, row := range res.Rows {
@@ -77,11 +88,10 @@ func (h *Handler) stockBulk(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Rows[i] = br
 	}
-	status := http.StatusOK
 	if res.Rejected {
-		status = http.StatusConflict
+		return http.StatusConflict, out, nil
 	}
-	writeJSON(w, status, out)
+	return http.StatusOK, out, nil
 }
 
 // rowError presents one line's error as fail presents a request's.

@@ -18,12 +18,22 @@ type Handler struct {
 	adm inventory.Admission
 	log *slog.Logger
 	mux *http.ServeMux
+	// authorize makes each route check its caller's role.
+	authorize bool
 }
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// RequireRoles makes each route check, as the GraphQL operation it runs,
+// that the principal in the request's context may run it
+// (inventory.Authorize).
+func RequireRoles() Option { return func(h *Handler) { h.authorize = true } }
 
 // NewHandler returns the REST routes over svc. Each route is admitted by
 // adm as the GraphQL operation it runs (a refusal is 429 with
 // Retry-After); a nil adm admits everything. A nil log discards.
-func NewHandler(svc *inventory.Service, adm inventory.Admission, log *slog.Logger) *Handler {
+func NewHandler(svc *inventory.Service, adm inventory.Admission, log *slog.Logger, opts ...Option) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -31,6 +41,9 @@ func NewHandler(svc *inventory.Service, adm inventory.Admission, log *slog.Logge
 		adm = inventory.AdmitAll{}
 	}
 	h := &Handler{svc: svc, adm: adm, log: log, mux: http.NewServeMux()}
+	for _, o := range opts {
+		o(h)
+	}
 	h.mux.HandleFunc("POST /product", h.admitted("createProduct", h.createProduct))
 	h.mux.HandleFunc("GET /product", h.admitted("productBySku", h.productBySKU))
 	h.mux.HandleFunc("GET /product/{id}", h.admitted("product", h.product))
@@ -43,7 +56,7 @@ func NewHandler(svc *inventory.Service, adm inventory.Admission, log *slog.Logge
 // admitted runs next if the admission control admits op.
 func (h *Handler) admitted(op string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		done, err := h.adm.Admit(r.Context(), op, nil)
+		done, err := h.admit(r, op, nil)
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -51,6 +64,17 @@ func (h *Handler) admitted(op string, next http.HandlerFunc) http.HandlerFunc {
 		defer done(nil)
 		next(w, r)
 	}
+}
+
+// admit lets the request run operation op: its caller's role, then flow
+// control. An admitted request calls done with its outcome.
+func (h *Handler) admit(r *http.Request, op string, productIDs []int64) (done func(error), err error) {
+	if h.authorize {
+		if err := inventory.Authorize(r.Context(), op); err != nil {
+			return nil, err
+		}
+	}
+	return h.adm.Admit(r.Context(), op, productIDs)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
@@ -179,7 +203,7 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 				return
 			}
 		}
-		done, err := h.adm.Admit(r.Context(), op, []int64{in.ProductID})
+		done, err := h.admit(r, op, []int64{in.ProductID})
 		if err != nil {
 			h.fail(w, r, err)
 			return
