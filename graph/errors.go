@@ -33,6 +33,13 @@ var extensionCodes = map[inventory.Code]string{
 
 const internalCode = "INTERNAL_SERVER_ERROR"
 
+// requestErrorCodes are gqlgen's codes for a request refused before it
+// ran: presented as they are.
+var requestErrorCodes = map[string]bool{
+	errcode.ParseFailed: true, errcode.ValidationFailed: true,
+	"COMPLEXITY_LIMIT_EXCEEDED": true, depthLimitCode: true,
+}
+
 // rowError presents the error of one item of a bulk call as presentError
 // would present it as a whole.
 func rowError(ctx context.Context, log *slog.Logger, e *inventory.Error) *model.BulkRowError {
@@ -78,7 +85,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 				return &gqlerror.Error{Message: de.Message, Path: gqlErr.Path, Locations: gqlErr.Locations, Extensions: ext}
 			}
 		}
-		if code, ok := gqlErr.Extensions["code"].(string); ok && (code == errcode.ValidationFailed || code == errcode.ParseFailed) {
+		if code, ok := gqlErr.Extensions["code"].(string); ok && requestErrorCodes[code] {
 			if traceID != "" {
 				gqlErr.Extensions["traceId"] = traceID
 			}

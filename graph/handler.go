@@ -11,6 +11,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -26,15 +27,18 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log, Flow: opts.Flow}}))
-	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitFunc: wsInit(opts)}
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log, Flow: opts.Flow}, Complexity: complexity()}))
+	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitFunc: wsInit(opts),
+		// Pages of other origins may subscribe only if listed: a
+		// browser sends its cookies and tokens with any page's socket.
+		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{OriginPatterns: opts.WebSocketOrigins}}}
 	srv.AddTransport(ws)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second}) // before POST, which would take the request too
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.Use(extension.Introspection{})
+	useLimits(srv, opts.Limits)
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
 	if opts.TracerProvider != nil {
 		srv.Use(tracing{tracer: opts.TracerProvider.Tracer(tracerName)})
@@ -47,10 +51,11 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	}
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
+	var h http.Handler = srv
 	if opts.Propagator != nil {
-		return extractTrace(opts.Propagator, srv)
+		h = extractTrace(opts.Propagator, h)
 	}
-	return srv
+	return limitBody(h)
 }
 
 // Options are the endpoint's optional parts.
@@ -67,6 +72,11 @@ type Options struct {
 	// Propagator continues callers' traces: from HTTP headers, and from
 	// a WebSocket's connection_init payload. Nil starts every trace anew.
 	Propagator propagation.TextMapPropagator
+	// Limits bound what one request may ask.
+	Limits Limits
+	// WebSocketOrigins are the host patterns of other origins whose pages
+	// may open WebSocket subscriptions; none: same origin only.
+	WebSocketOrigins []string
 	// Authorize makes every root field check its caller's role
 	// (inventory.Authorize): the principal the HTTP layer or
 	// AuthenticateInit put in the context.

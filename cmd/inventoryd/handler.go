@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,10 @@ type handlerDeps struct {
 	propagator propagation.TextMapPropagator
 	tokens     *auth.Tokens // nil: no authentication (loopback only)
 	log        *slog.Logger
+	// GraphQL request limits.
+	introspection           bool
+	maxDepth, maxComplexity int
+	wsOrigins               []string
 }
 
 // newHandler routes every endpoint of the service.
@@ -57,7 +62,8 @@ func newHandler(d handlerDeps) http.Handler {
 	svc, checks, log := d.svc, d.checks, d.log
 	mux := http.NewServeMux()
 	gql := graph.NewHandler(svc, log, graph.Options{Admission: d.admission, Flow: flowReporter{d.flow},
-		TracerProvider: d.tracer, Propagator: d.propagator, Authorize: true,
+		TracerProvider: d.tracer, Propagator: d.propagator, Authorize: true, WebSocketOrigins: d.wsOrigins,
+		Limits: graph.Limits{MaxDepth: d.maxDepth, MaxComplexity: d.maxComplexity, NoIntrospection: !d.introspection},
 		AuthenticateInit: func(ctx context.Context, payload map[string]any) (context.Context, error) {
 			return auth.FromInitPayload(ctx, d.tokens, payload)
 		}})
@@ -88,7 +94,28 @@ func newHandler(d handlerDeps) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "NOT_FOUND", "message": "no such endpoint; GraphQL is at /query"}})
 	})
-	return auth.Middleware(d.tokens, "/query", public, mux)
+	return deadlines(auth.Middleware(d.tokens, "/query", public, mux))
+}
+
+// Per-request I/O deadlines: a client gets this long to send its request
+// and to take the answer. Subscriptions (WebSocket and server-sent
+// events) live as long as they like.
+const (
+	readDeadline  = 30 * time.Second
+	writeDeadline = 2 * time.Minute
+)
+
+func deadlines(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		streaming := strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+		if !streaming {
+			rc := http.NewResponseController(w)
+			now := time.Now()
+			_ = rc.SetReadDeadline(now.Add(readDeadline))
+			_ = rc.SetWriteDeadline(now.Add(writeDeadline))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // public are the requests that need no token: the GraphiQL page, health,

@@ -118,8 +118,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancelBase()
 	srv := &http.Server{
 		Handler: newHandler(handlerDeps{svc: svc, flow: fc, admission: obs.metrics.Admission(fc), registry: newRegistry(fc, obs.metrics),
-			checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log}),
+			checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log,
+			introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins}),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

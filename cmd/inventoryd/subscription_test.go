@@ -212,4 +212,21 @@ func TestWebSocketRefusesForeignOrigin(t *testing.T) {
 	if resp != nil && resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("status %d, want 403", resp.StatusCode)
 	}
+
+	// An origin listed in INVENTORY_WS_ORIGINS may.
+	env := envFor(t, gormstore.SQLite)
+	env["INVENTORY_WS_ORIGINS"] = "shop.example, *.partner.example"
+	s = startServer(t, env)
+	for origin, ok := range map[string]bool{"https://shop.example": true, "https://pos.partner.example": true, "https://evil.example": false} {
+		conn, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http://", "ws://", 1)+"/query", &websocket.DialOptions{
+			Subprotocols: []string{"graphql-transport-ws"},
+			HTTPHeader:   http.Header{"Origin": []string{origin}},
+		})
+		if (err == nil) != ok {
+			t.Errorf("origin %s: err %v, want allowed %v", origin, err, ok)
+		}
+		if conn != nil {
+			_ = conn.CloseNow()
+		}
+	}
 }

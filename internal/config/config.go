@@ -57,6 +57,13 @@ type Config struct {
 	// AuthTokens lists the bearer tokens, "name:role:token,…"; empty: no
 	// authentication, and the server listens on loopback only.
 	AuthTokens string
+	// Introspection answers __schema and __type queries.
+	Introspection bool
+	// MaxQueryDepth and MaxQueryComplexity bound one GraphQL operation.
+	MaxQueryDepth, MaxQueryComplexity int
+	// WSOrigins are the host patterns of other origins whose pages may
+	// open WebSocket subscriptions; none: same origin only.
+	WSOrigins []string
 }
 
 // Lock backends.
@@ -116,6 +123,14 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.FlowCheckInterval, err = time.ParseDuration(v); return err }},
 	{"auth-tokens", "INVENTORY_AUTH_TOKENS", "", "bearer tokens as name:role:token,… (roles reader, operator, admin; tokens of 16+ characters); empty: no authentication and loopback only",
 		func(c *Config, v string) error { c.AuthTokens = v; return nil }},
+	{"introspection", "INVENTORY_INTROSPECTION", "true", "answer GraphQL introspection (__schema, __type); GraphiQL needs it",
+		func(c *Config, v string) (err error) { c.Introspection, err = strconv.ParseBool(v); return err }},
+	{"max-query-depth", "INVENTORY_MAX_QUERY_DEPTH", "10", "deepest nesting of a GraphQL operation (introspection aside); deeper ones get DEPTH_LIMIT_EXCEEDED",
+		func(c *Config, v string) (err error) { c.MaxQueryDepth, err = positive(v); return err }},
+	{"max-query-complexity", "INVENTORY_MAX_QUERY_COMPLEXITY", "5000", "largest cost of a GraphQL operation (a field 1, a page its size times its items); costlier ones get COMPLEXITY_LIMIT_EXCEEDED",
+		func(c *Config, v string) (err error) { c.MaxQueryComplexity, err = positive(v); return err }},
+	{"ws-origins", "INVENTORY_WS_ORIGINS", "", "comma-separated host patterns (e.g. shop.example.com,*.example.com) of other origins whose pages may open WebSocket subscriptions; empty: same origin only",
+		func(c *Config, v string) error { c.WSOrigins = splitList(v); return nil }},
 	{"otlp-endpoint", "INVENTORY_OTLP_ENDPOINT", "", "send traces over OTLP to this collector: host:port (gRPC, plain text) or a URL; OTEL_EXPORTER_OTLP_* variables are honoured too; empty and unset: tracing off",
 		func(c *Config, v string) error { c.OTLPEndpoint = v; return nil }},
 	{"pprof-addr", "INVENTORY_PPROF_ADDR", "", "if set, serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it private",
@@ -215,6 +230,26 @@ func (c Config) validate() error {
 		return fmt.Errorf("INVENTORY_LOCK_RETRY_MIN (%v) must be positive and INVENTORY_LOCK_RETRY_MAX (%v) at least as large", c.LockRetryMin, c.LockRetryMax)
 	}
 	return nil
+}
+
+// splitList returns the non-empty items of a comma-separated list.
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// positive parses a whole number of at least 1.
+func positive(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err == nil && n < 1 {
+		err = fmt.Errorf("must be at least 1")
+	}
+	return n, err
 }
 
 // endpoints parses a comma-separated list of distinct etcd endpoints:
