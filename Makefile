@@ -1,7 +1,7 @@
 # Run `make help` for the targets.
 GO ?= go
 
-.PHONY: help run build test generate check-generated check-compose lint
+.PHONY: help run build test fuzz generate check-generated check-compose lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -14,6 +14,13 @@ build: ## build bin/inventoryd
 
 test: ## run all tests with -race on SQLite and PostgreSQL (see scripts/test.sh)
 	./scripts/test.sh
+
+FUZZTIME ?= 10s
+fuzz: ## run each fuzz target for FUZZTIME (default 10s); a failing input lands in testdata/fuzz/
+	$(GO) test -run '^$$' -fuzz '^FuzzGraphQL$$' -fuzztime $(FUZZTIME) ./graph
+	$(GO) test -run '^$$' -fuzz '^FuzzREST$$' -fuzztime $(FUZZTIME) ./internal/rest
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePrice$$' -fuzztime $(FUZZTIME) ./internal/inventory
+	$(GO) test -run '^$$' -fuzz '^FuzzProductInput$$' -fuzztime $(FUZZTIME) ./internal/inventory
 
 generate: ## regenerate graph/ from schema.graphqls
 	$(GO) generate ./...

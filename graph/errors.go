@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -31,7 +32,10 @@ var extensionCodes = map[inventory.Code]string{
 	inventory.CodeForbidden:          "FORBIDDEN",
 }
 
-const internalCode = "INTERNAL_SERVER_ERROR"
+const (
+	internalCode   = "INTERNAL_SERVER_ERROR"
+	badRequestCode = "BAD_REQUEST"
+)
 
 // requestErrorCodes are gqlgen's codes for a request refused before it
 // ran: presented as they are.
@@ -84,6 +88,16 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 				}
 				return &gqlerror.Error{Message: de.Message, Path: gqlErr.Path, Locations: gqlErr.Locations, Extensions: ext}
 			}
+		}
+		if ge, ok := err.(*gqlerror.Error); ok && ge.Err == nil && len(ge.Path) == 0 && ge.Extensions["code"] == nil {
+			// The transport's own complaint about the request (its text
+			// echoes the body and Go's decoder): a generic answer.
+			ext["code"] = badRequestCode
+			msg := "the request is not a GraphQL request: send JSON {\"query\": …, \"variables\": {…}}"
+			if strings.Contains(ge.Message, "request body too large") {
+				msg = fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes)
+			}
+			return &gqlerror.Error{Message: msg, Extensions: ext}
 		}
 		if code, ok := gqlErr.Extensions["code"].(string); ok && requestErrorCodes[code] {
 			if traceID != "" {

@@ -20,7 +20,7 @@ type env struct {
 	store *gormstore.Store
 }
 
-func newEnv(t *testing.T) env {
+func newEnv(t testing.TB) env {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
 	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
