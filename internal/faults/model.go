@@ -1,0 +1,153 @@
+// Package faults checks the service under faults the way Jepsen does:
+// clients record every request's invocation and outcome, unknown outcomes
+// included, and each product's history is checked for linearizability
+// against a model of its stock (porcupine). The fault cases themselves
+// run with `make test-faults` (build tag faults).
+package faults
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Op kinds.
+const (
+	OpIn   = "in"
+	OpOut  = "out"
+	OpRead = "read"
+)
+
+// Outcome kinds.
+const (
+	OK           = "ok"
+	Insufficient = "insufficient"
+	// Unknown is a request whose outcome the client never learned (every
+	// attempt timed out or the servers went away): it may or may not
+	// have happened, once.
+	Unknown = "unknown"
+)
+
+// Input is what a client asked of one product's stock.
+type Input struct {
+	Kind string
+	Qty  int64
+}
+
+// Output is what it learned: for OK, the stock right after its change (or
+// the stock read).
+type Output struct {
+	Kind  string
+	After int64
+}
+
+// StockModel is one product's stock at one location, starting at
+// initial: stock-in adds, stock-out takes if enough is there and is
+// refused otherwise, a read sees the stock. An unknown outcome may or may
+// not have happened.
+func StockModel(initial int64) porcupine.Model {
+	m := porcupine.NondeterministicModel{
+		Init:              func() []any { return []any{initial} },
+		Step:              step,
+		DescribeOperation: describe,
+	}
+	return m.ToModel()
+}
+
+func step(state, input, output any) []any {
+	s, in, out := state.(int64), input.(Input), output.(Output)
+	next, applies := s, true
+	switch in.Kind {
+	case OpIn:
+		next = s + in.Qty
+	case OpOut:
+		applies = s >= in.Qty
+		if applies {
+			next = s - in.Qty
+		}
+	case OpRead:
+		if out.Kind == OK && out.After == s {
+			return []any{s}
+		}
+		return nil
+	}
+	switch out.Kind {
+	case OK:
+		if applies && out.After == next {
+			return []any{next}
+		}
+	case Insufficient:
+		if in.Kind == OpOut && !applies {
+			return []any{s}
+		}
+	case Unknown:
+		if applies && next != s {
+			return []any{s, next}
+		}
+		return []any{s}
+	}
+	return nil
+}
+
+func describe(input, output any) string {
+	in, out := input.(Input), output.(Output)
+	return fmt.Sprintf("%s(%d) -> %s %d", in.Kind, in.Qty, out.Kind, out.After)
+}
+
+// History records the operations of many clients on many products.
+type History struct {
+	start time.Time
+	mu    sync.Mutex
+	ops   map[int64][]porcupine.Operation // by product
+}
+
+// NewHistory starts a history; times are taken from now.
+func NewHistory() *History {
+	return &History{start: time.Now(), ops: map[int64][]porcupine.Operation{}}
+}
+
+// Call records that client invoked in on product; the returned func
+// records the outcome.
+func (h *History) Call(client int, product int64, in Input) (ret func(Output)) {
+	call := time.Since(h.start).Nanoseconds()
+	return func(out Output) {
+		end := time.Since(h.start).Nanoseconds()
+		if out.Kind == Unknown {
+			end = math.MaxInt64 // it may take effect at any time from now on
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.ops[product] = append(h.ops[product], porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: end})
+	}
+}
+
+// Result is the check of one product's history.
+type Result struct {
+	Product    int64
+	Ops        int
+	Unknown    int
+	Linearized porcupine.CheckResult
+}
+
+// Check checks each product's history, starting from its initial stock.
+func (h *History) Check(initial map[int64]int64, timeout time.Duration) []Result {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Result
+	for product, ops := range h.ops {
+		r := Result{Product: product, Ops: len(ops)}
+		for _, op := range ops {
+			if op.Output.(Output).Kind == Unknown {
+				r.Unknown++
+			}
+		}
+		r.Linearized = porcupine.CheckOperationsTimeout(StockModel(initial[product]), ops, timeout)
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Product < out[j].Product })
+	return out
+}
