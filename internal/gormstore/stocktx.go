@@ -78,6 +78,8 @@ type stockData struct {
 	products map[int64]*inventory.Product // shared by the levels of each
 	levels   map[inventory.LevelKey]inventory.Level
 	replays  map[string]inventory.Movement
+	// rejections are the remembered refusals of the replay keys.
+	rejections map[string]inventory.Rejection
 }
 
 // buildItems makes the StockTx of each work from what was read. It
@@ -85,10 +87,13 @@ type stockData struct {
 func buildItems(works []inventory.LevelWork, d stockData, now time.Time) (items []stockItem, missing []int64) {
 	items = make([]stockItem, len(works))
 	for i, w := range works {
-		st := &inventory.StockTx{Replays: map[string]inventory.Movement{}}
+		st := &inventory.StockTx{Replays: map[string]inventory.Movement{}, Rejections: map[string]inventory.Rejection{}}
 		for _, k := range w.ReplayKeys {
 			if m, ok := d.replays[k]; ok {
 				st.Replays[k] = m
+			}
+			if r, ok := d.rejections[k]; ok {
+				st.Rejections[k] = r
 			}
 		}
 		p, ok := d.products[w.Key.ProductID]
@@ -133,7 +138,7 @@ func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork, opts invento
 	for i, w := range works {
 		ids[i] = w.Key.ProductID
 	}
-	d := stockData{replays: map[string]inventory.Movement{}}
+	d := stockData{replays: map[string]inventory.Movement{}, rejections: map[string]inventory.Rejection{}}
 	var err error
 	if d.products, d.levels, err = loadProductsAndLevels(tx, ids, works); err != nil {
 		return nil, nil, err
@@ -145,6 +150,13 @@ func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork, opts invento
 		}
 		for _, r := range rows {
 			d.replays[r.IdempotencyKey.String] = r.movement()
+		}
+		var rejections []rejectionRow
+		if err := tx.Raw(rejectionsSQL+" IN ?", keys).Scan(&rejections).Error; err != nil {
+			return nil, nil, err
+		}
+		for _, r := range rejections {
+			d.rejections[r.IdempotencyKey] = r.rejection()
 		}
 	}
 	items, missing := buildItems(works, d, opts.Now)
@@ -281,6 +293,9 @@ func changedItems(items []stockItem) (changed []stockItem, n int) {
 // totals, and movements, with sequences taken last, so the counter's row
 // lock is held only for the insert and the commit.
 func (s *Store) writeStocks(tx *gorm.DB, set *inventory.StockSet, items []stockItem) error {
+	if err := insertRejections(tx, items); err != nil {
+		return err
+	}
 	changed, n := changedItems(items)
 	var rw reservationWrites
 	if set != nil {
@@ -324,6 +339,44 @@ func (s *Store) writeStocks(tx *gorm.DB, set *inventory.StockSet, items []stockI
 		ms = append(ms, it.st.Movements()...)
 	}
 	return insertMovements(tx, ms)
+}
+
+// rejectionsSQL reads remembered refusals; the caller adds the key filter.
+const rejectionsSQL = "SELECT idempotency_key, request_hash, code, message FROM stock_rejections WHERE idempotency_key"
+
+type rejectionRow struct {
+	IdempotencyKey, RequestHash, Code, Message string
+}
+
+func (r rejectionRow) rejection() inventory.Rejection {
+	return inventory.Rejection{Key: r.IdempotencyKey, RequestHash: r.RequestHash, Code: inventory.Code(r.Code), Message: r.Message}
+}
+
+// newRejections returns the refusals the items recorded.
+func newRejections(items []stockItem) []inventory.Rejection {
+	var out []inventory.Rejection
+	for _, it := range items {
+		out = append(out, it.st.NewRejections()...)
+	}
+	return out
+}
+
+// insertRejections remembers the items' final refusals (SQLite, and a new
+// product's transaction on PostgreSQL).
+func insertRejections(tx *gorm.DB, items []stockItem) error {
+	rs := newRejections(items)
+	if len(rs) == 0 {
+		return nil
+	}
+	values := make([]string, len(rs))
+	args := make([]any, 0, 5*len(rs))
+	now := items[0].now.UTC()
+	for i, r := range rs {
+		values[i] = "(?, ?, ?, ?, ?)"
+		args = append(args, r.Key, r.RequestHash, string(r.Code), r.Message, now)
+	}
+	return tx.Exec("INSERT INTO stock_rejections (idempotency_key, request_hash, code, message, created_at) VALUES "+
+		strings.Join(values, ", ")+" ON CONFLICT (idempotency_key) DO NOTHING", args...).Error
 }
 
 // committed numbers the items' movements from first on, in order, and

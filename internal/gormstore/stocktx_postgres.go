@@ -93,12 +93,22 @@ func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, op
 	rw := reservationChanges(set)
 	write := len(changed) > 0 || !rw.empty()
 	b := &pgx.Batch{}
+	rejections := newRejections(items)
+	if len(rejections) > 0 {
+		b.Queue(pgInsertRejectionsSQL, pgRejectionArgs(rejections, opts.Now)...)
+	}
 	if write {
 		sql, args := pgWrite(changed, n, rw)
 		b.Queue(pgNumbered(sql), args...)
 	}
 	b.Queue("COMMIT")
 	br := c.SendBatch(ctx, b)
+	if len(rejections) > 0 {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return err
+		}
+	}
 	var last int64
 	if write {
 		var ok bool
@@ -121,6 +131,19 @@ func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, op
 	return nil
 }
 
+// pgInsertRejectionsSQL remembers final refusals, in the write round trip.
+const pgInsertRejectionsSQL = `INSERT INTO stock_rejections (idempotency_key, request_hash, code, message, created_at)
+	SELECT k, h, c, m, $5 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS r (k, h, c, m)
+	ON CONFLICT (idempotency_key) DO NOTHING`
+
+func pgRejectionArgs(rs []inventory.Rejection, now time.Time) []any {
+	keys, hashes, codes, messages := make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs))
+	for i, r := range rs {
+		keys[i], hashes[i], codes[i], messages[i] = r.Key, r.RequestHash, string(r.Code), r.Message
+	}
+	return []any{keys, hashes, codes, messages, now.UTC()}
+}
+
 // pgLoad runs the first round trip: BEGIN, and the reads; and, if some
 // levels' NextExpiry has passed, a second one for their expired items.
 func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
@@ -139,6 +162,7 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, opts 
 	b.Queue(pgLevelsSQL, pids, lids)
 	if len(keys) > 0 {
 		b.Queue(pgReplaysSQL, keys)
+		b.Queue(rejectionsSQL+" = ANY($1::text[])", keys)
 	}
 	if len(opts.Reservations) > 0 {
 		b.Queue(pgLockReservationsSQL, opts.Reservations)
@@ -249,7 +273,8 @@ func pgLoadExpired(ctx context.Context, c *pgx.Conn, due map[inventory.LevelKey]
 }
 
 func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
-	d := stockData{products: map[int64]*inventory.Product{}, levels: map[inventory.LevelKey]inventory.Level{}, replays: map[string]inventory.Movement{}}
+	d := stockData{products: map[int64]*inventory.Product{}, levels: map[inventory.LevelKey]inventory.Level{},
+		replays: map[string]inventory.Movement{}, rejections: map[string]inventory.Rejection{}}
 	for range 1 + len(pgPlanSettings) { // BEGIN, the settings
 		if _, err := br.Exec(); err != nil {
 			return d, err
@@ -272,6 +297,14 @@ func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
 		var m movementRow
 		rows, _ = br.Query()
 		if _, err := pgx.ForEachRow(rows, m.fields(), func() error { d.replays[m.IdempotencyKey.String] = m.movement(); return nil }); err != nil {
+			return d, err
+		}
+		var r rejectionRow
+		rows, _ = br.Query()
+		if _, err := pgx.ForEachRow(rows, []any{&r.IdempotencyKey, &r.RequestHash, &r.Code, &r.Message}, func() error {
+			d.rejections[r.IdempotencyKey] = r.rejection()
+			return nil
+		}); err != nil {
 			return d, err
 		}
 	}

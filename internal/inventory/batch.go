@@ -213,7 +213,8 @@ type batchStep struct {
 // judged. An op without a movement (a touch) only does that.
 func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time, traceID string) []batchStep {
 	steps := make([]batchStep, len(ops))
-	made := map[string]int{} // idempotency key -> op that made a movement
+	made := map[string]int{}    // idempotency key -> op that made a movement
+	refused := map[string]int{} // idempotency key -> op finally refused
 	stale := fence != (Fence{}) && fence.Before(tx.Level.Fence)
 	if !stale {
 		releaseExpired(tx, fence, now, traceID)
@@ -230,12 +231,26 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time, traceID st
 			st.res = StockResult{Product: *tx.Product, Level: tx.Level, Movement: old, Replayed: true}
 			continue
 		}
+		if rj, ok := tx.Rejections[k]; ok && k != "" {
+			st.err = errKeyReused()
+			if rj.RequestHash == op.hash {
+				st.err = &Error{Code: rj.Code, Message: rj.Message}
+			}
+			continue
+		}
 		if j, ok := made[k]; ok && k != "" {
 			if ops[j].hash != op.hash {
 				st.err = errKeyReused()
 				continue
 			}
 			st.sameAs = j
+			continue
+		}
+		if j, ok := refused[k]; ok && k != "" {
+			st.err = errKeyReused()
+			if ops[j].hash == op.hash {
+				st.err = steps[j].err
+			}
 			continue
 		}
 		if stale {
@@ -252,6 +267,10 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time, traceID st
 		}
 		if err != nil {
 			st.err = err
+			if e, ok := errors.AsType[*Error](err); ok && k != "" && final(e) {
+				tx.Reject(Rejection{Key: k, RequestHash: op.hash, Code: e.Code, Message: e.Message})
+				refused[k] = i
+			}
 			continue
 		}
 		st.movement = len(tx.Movements()) - 1
@@ -262,6 +281,11 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time, traceID st
 	}
 	return steps
 }
+
+// final reports whether a refusal stands for good: a retry of the same
+// request could not succeed (a retryable error changed nothing and is
+// judged again; an internal one is not the client's to remember).
+func final(e *Error) bool { return !e.Retryable() && e.Code != CodeInternal }
 
 // releaseExpired releases the level's reservation items that expired, with
 // an EXPIRE movement each (recorded under traceID, the trace of the

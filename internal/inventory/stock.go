@@ -134,9 +134,29 @@ type StockTx struct {
 	// active items (zero: none).
 	Expired          []ReservedItem
 	NextActiveExpiry time.Time
+	// Rejections are the earlier refusals of the replay keys the caller
+	// asked about.
+	Rejections map[string]Rejection
 
 	movements []Movement
+	rejected  []Rejection
 }
+
+// Rejection is a stock request refused for a reason a retry cannot
+// change, remembered by its idempotency key, so that a late duplicate of
+// the request is refused alike rather than applied after the client was
+// told no.
+type Rejection struct {
+	Key, RequestHash string
+	Code             Code
+	Message          string
+}
+
+// Reject records a final refusal, written with the transaction.
+func (tx *StockTx) Reject(r Rejection) { tx.rejected = append(tx.rejected, r) }
+
+// NewRejections returns the refusals recorded by Reject.
+func (tx *StockTx) NewRejections() []Rejection { return tx.rejected }
 
 // Movements returns the movements appended so far; after the store commits,
 // they carry their sequence numbers.
