@@ -1,7 +1,7 @@
 # Run `make help` for the targets.
 GO ?= go
 
-.PHONY: help run build test fuzz generate check-generated check-compose lint
+.PHONY: help run build test test-faults fuzz generate check-generated check-compose lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -14,6 +14,9 @@ build: ## build bin/inventoryd
 
 test: ## run all tests with -race on SQLite and PostgreSQL (see scripts/test.sh)
 	./scripts/test.sh
+
+test-faults: ## the fault suite: replicas as processes, faults injected, histories checked (see docs/RELIABILITY.md)
+	TEST_TAGS=faults GO_TEST_PKGS=./internal/faults GO_TEST_FLAGS="-v -run TestFaults" ./scripts/test.sh
 
 FUZZTIME ?= 10s
 fuzz: ## run each fuzz target for FUZZTIME (default 10s); a failing input lands in testdata/fuzz/

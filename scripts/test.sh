@@ -46,4 +46,5 @@ if [ -z "${INVENTORY_TEST_POSTGRES_DSN:-}" ]; then
   fi
 fi
 
-go test -race -count=1 ${GO_TEST_FLAGS:-} ./...
+# TEST_TAGS and GO_TEST_PKGS let `make test-faults` reuse this set-up.
+go test -race -count=1 -tags "${TEST_TAGS:-}" ${GO_TEST_FLAGS:-} ${GO_TEST_PKGS:-./...}

@@ -110,9 +110,9 @@ func NewHistory() *History {
 	return &History{start: time.Now(), ops: map[int64][]porcupine.Operation{}}
 }
 
-// Call records that client invoked in on product; the returned func
-// records the outcome.
-func (h *History) Call(client int, product int64, in Input) (ret func(Output)) {
+// Call records that client invoked in on product (with idempotency key,
+// if any); the returned func records the outcome.
+func (h *History) Call(client int, product int64, in Input, key string) (ret func(Output)) {
 	call := time.Since(h.start).Nanoseconds()
 	return func(out Output) {
 		end := time.Since(h.start).Nanoseconds()
@@ -121,7 +121,7 @@ func (h *History) Call(client int, product int64, in Input) (ret func(Output)) {
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.ops[product] = append(h.ops[product], porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: end})
+		h.ops[product] = append(h.ops[product], porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: end, Metadata: key})
 	}
 }
 
@@ -150,4 +150,11 @@ func (h *History) Check(initial map[int64]int64, timeout time.Duration) []Result
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Product < out[j].Product })
 	return out
+}
+
+// Ops returns the operations recorded on product.
+func (h *History) Ops(product int64) []porcupine.Operation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]porcupine.Operation(nil), h.ops[product]...)
 }

@@ -1,0 +1,327 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/shopstack/inventory/internal/etcdtest"
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/redistest"
+	"github.com/shopstack/inventory/internal/testenv"
+)
+
+// The suite's shape: two replicas share PostgreSQL and a lock backend;
+// eight clients send stock-outs and stock-ins with idempotency keys,
+// retrying as a client should, for runFor; the fault strikes at faultAt
+// and is healed by its own function. Then each product's history must be
+// linearizable, and the database must agree: no level drifted from its
+// ledger, every acknowledged change is in the ledger exactly once, every
+// unknown one at most once, nothing negative.
+const (
+	runFor   = 8 * time.Second
+	faultAt  = 2 * time.Second
+	products = 3
+	initial  = 40
+	clients  = 8
+)
+
+// setup is a case's deployment: the environment of its replicas, and the
+// fault it injects into them (which returns once healed, or when ctx
+// ends).
+type setup struct {
+	env      map[string]string
+	replicas int
+	// timeout is the clients' HTTP timeout; 0 means 5s.
+	timeout time.Duration
+	// retryFor is how long a client retries one request before it gives
+	// up, its outcome unknown; 0 means 20s.
+	retryFor time.Duration
+	fault    func(ctx context.Context, t *testing.T, rs []*replica)
+}
+
+func pgEnv(t *testing.T) (map[string]string, string) {
+	dsn := gormstoretest.DSN(t, gormstore.Postgres)
+	return map[string]string{"INVENTORY_DB_DRIVER": gormstore.Postgres, "INVENTORY_DB_DSN": dsn, "INVENTORY_LOCK_TIMEOUT": "5s"}, dsn
+}
+
+func redsync(env map[string]string, addrs ...string) map[string]string {
+	env = maps.Clone(env)
+	env["INVENTORY_LOCK_BACKEND"], env["INVENTORY_REDIS_ADDRS"], env["INVENTORY_LOCK_TTL"] = "redsync", strings.Join(addrs, ","), "2s"
+	return env
+}
+
+// sleep waits d or until ctx ends, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func TestFaults(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, base map[string]string) setup
+	}{
+		{"none", func(t *testing.T, base map[string]string) setup {
+			return setup{env: redsync(base, redistest.Start(t).Addr), replicas: 2}
+		}},
+		{"redis killed and restarted", func(t *testing.T, base map[string]string) setup {
+			r := redistest.Start(t)
+			return setup{env: redsync(base, r.Addr), replicas: 2, fault: func(ctx context.Context, t *testing.T, _ []*replica) {
+				r.Kill(t)
+				sleep(ctx, 2*time.Second)
+				r.Restart(t)
+			}}
+		}},
+		{"one of three Redlock masters down", func(t *testing.T, base map[string]string) setup {
+			rs := []*redistest.Server{redistest.Start(t), redistest.Start(t), redistest.Start(t)}
+			return setup{env: redsync(base, rs[0].Addr, rs[1].Addr, rs[2].Addr), replicas: 2, fault: func(ctx context.Context, t *testing.T, _ []*replica) {
+				rs[1].Kill(t)
+			}}
+		}},
+		{"lock holder paused past its TTL", func(t *testing.T, base map[string]string) setup {
+			return setup{env: redsync(base, redistest.Start(t).Addr), replicas: 2, timeout: 1500 * time.Millisecond,
+				fault: func(ctx context.Context, t *testing.T, rs []*replica) {
+					rs[0].pause(5 * time.Second) // the TTL is 2s
+				}}
+		}},
+		{"replica killed with SIGKILL mid-batch", func(t *testing.T, base map[string]string) setup {
+			return setup{env: redsync(base, redistest.Start(t).Addr), replicas: 2, fault: func(ctx context.Context, t *testing.T, rs []*replica) {
+				rs[0].kill()
+				sleep(ctx, time.Second)
+				rs[0].start()
+			}}
+		}},
+		{"etcd member lost of three", func(t *testing.T, base map[string]string) setup {
+			c := etcdtest.Start(t, 3)
+			env := maps.Clone(base)
+			env["INVENTORY_LOCK_BACKEND"], env["INVENTORY_ETCD_ENDPOINTS"], env["INVENTORY_LOCK_TTL"] = "etcd", strings.Join(c.Endpoints(), ","), "2s"
+			return setup{env: env, replicas: 2, fault: func(ctx context.Context, t *testing.T, _ []*replica) {
+				c.Kill(t, c.Leader(t))
+			}}
+		}},
+		{"database connections cut mid-transaction", func(t *testing.T, base map[string]string) setup {
+			u, err := url.Parse(base["INVENTORY_DB_DSN"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := testenv.NewProxy(u.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.Close)
+			u.Host = p.Addr()
+			env := redsync(base, redistest.Start(t).Addr)
+			env["INVENTORY_DB_DSN"] = u.String()
+			return setup{env: env, replicas: 2, fault: func(ctx context.Context, t *testing.T, _ []*replica) {
+				for range 3 {
+					p.Cut() // every open connection reset, new ones refused
+					if !sleep(ctx, 500*time.Millisecond) {
+						break
+					}
+					p.Restore()
+					sleep(ctx, 500*time.Millisecond)
+				}
+				p.Restore()
+			}}
+		}},
+		{"client timeouts and retries", func(t *testing.T, base map[string]string) setup {
+			// Clients give up after 50ms: some outcomes stay unknown.
+			return setup{env: redsync(base, redistest.Start(t).Addr), replicas: 2, timeout: 20 * time.Millisecond, retryFor: 50 * time.Millisecond}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			base, dsn := pgEnv(t)
+			runCase(t, c.setup(t, base), dsn)
+		})
+	}
+}
+
+// runCase deploys s, runs the workload with its fault, and checks.
+func runCase(t *testing.T, s setup, dsn string) {
+	rs := make([]*replica, s.replicas)
+	for i := range rs {
+		rs[i] = startReplica(t, s.env)
+	}
+	timeout := s.timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	admin := &client{t: t, replicas: rs[:1], http: &http.Client{Timeout: 10 * time.Second}, retryFor: 30 * time.Second}
+	var ids []int64
+	for i := range products {
+		var out struct {
+			CreateProduct struct{ Product struct{ ID string } }
+		}
+		q := fmt.Sprintf(`mutation { createProduct(input: {sku: "F-%d", name: "Fault", price: "1.00", initialStock: %d}) { product { id } } }`, i, initial)
+		if code, err := admin.do(q, nil, &out); code != "OK" || err != nil {
+			t.Fatalf("createProduct: %s %v", code, err)
+		}
+		var id int64
+		fmt.Sscan(out.CreateProduct.Product.ID, &id)
+		ids = append(ids, id)
+	}
+
+	retryFor := s.retryFor
+	if retryFor == 0 {
+		retryFor = 20 * time.Second
+	}
+	h := NewHistory()
+	cs := make([]*client, clients)
+	for i := range cs {
+		cs[i] = &client{t: t, id: i, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runFor)
+	defer cancel()
+	var faultDone sync.WaitGroup
+	if s.fault != nil {
+		faultDone.Go(func() {
+			if sleep(ctx, faultAt) {
+				s.fault(ctx, t, rs)
+			}
+		})
+	}
+	acked := workload(ctx, h, cs, ids)
+	faultDone.Wait()
+
+	// Reads after the dust settles: each product's final stock.
+	reader := &client{t: t, id: clients, replicas: rs, http: &http.Client{Timeout: 10 * time.Second}, retryFor: 30 * time.Second}
+	for _, id := range ids {
+		ret := h.Call(reader.id, id, Input{Kind: OpRead}, "")
+		var out struct{ Product struct{ Stock int64 } }
+		code, err := reader.do(`query($id: ID!) { product(id: $id) { stock } }`, map[string]any{"id": id}, &out)
+		if code != "OK" || err != nil {
+			t.Fatalf("read product %d: %s %v", id, code, err)
+		}
+		ret(Output{Kind: OK, After: out.Product.Stock})
+	}
+
+	init := map[int64]int64{}
+	for _, id := range ids {
+		init[id] = initial
+	}
+	total, unknown, linearizable := 0, 0, true
+	for _, r := range h.Check(init, time.Minute) {
+		total, unknown = total+r.Ops, unknown+r.Unknown
+		if r.Linearized != "Ok" {
+			linearizable = false
+			explain(t, dsn, h.Ops(r.Product))
+			t.Errorf("product %d: %d operations (%d unknown): linearizability %s", r.Product, r.Ops, r.Unknown, r.Linearized)
+		}
+	}
+	n := 0
+	acked.Range(func(any, any) bool { n++; return true })
+	lost, dup, negative := checkLedger(t, dsn, acked)
+	drift := reconcile(t, admin)
+	t.Logf("RESULT | %s | %d | %d | %d | %v | %d | %d | %d | %d |",
+		strings.TrimPrefix(t.Name(), "TestFaults/"), total, n, unknown, linearizable, negative, lost, dup, drift)
+}
+
+// checkLedger compares the ledger with what clients were told: every
+// acknowledged key once, no key twice, no level negative.
+func checkLedger(t *testing.T, dsn string, acked *sync.Map) (lost, dup, negative int) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT idempotency_key, count(*) FROM stock_movements WHERE idempotency_key IS NOT NULL GROUP BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := map[string]int{}
+	for rows.Next() {
+		var k string
+		var c int
+		if err := rows.Scan(&k, &c); err != nil {
+			t.Fatal(err)
+		}
+		seen[k] = c
+		if c > 1 {
+			dup++
+			t.Errorf("key %s is in the ledger %d times", k, c)
+		}
+	}
+	acked.Range(func(k, _ any) bool {
+		if seen[k.(string)] == 0 {
+			lost++
+			t.Errorf("acknowledged change %s is not in the ledger", k)
+		}
+		return true
+	})
+	if err := db.QueryRow("SELECT count(*) FROM stock_levels WHERE stock < 0 OR reserved < 0 OR stock < reserved").Scan(&negative); err != nil {
+		t.Fatal(err)
+	}
+	if negative > 0 {
+		t.Errorf("%d levels are negative or over-reserved", negative)
+	}
+	return lost, dup, negative
+}
+
+// reconcile asks the service whether any level drifted from its history.
+func reconcile(t *testing.T, c *client) int {
+	var out struct {
+		Reconcile struct {
+			LevelsChecked int
+			Drifts        []json.RawMessage
+		}
+	}
+	if code, err := c.do(`{ reconcile { levelsChecked drifts { stock ledgerStock reserved heldReserved } } }`, nil, &out); code != "OK" || err != nil {
+		t.Fatalf("reconcile: %s %v", code, err)
+	}
+	if len(out.Reconcile.Drifts) > 0 {
+		t.Errorf("drift: %s", out.Reconcile.Drifts)
+	}
+	return len(out.Reconcile.Drifts)
+}
+
+// explain compares each acknowledged change of a non-linearizable
+// history with its ledger row.
+func explain(t *testing.T, dsn string, ops []porcupine.Operation) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	shown := 0
+	for _, op := range ops {
+		key, _ := op.Metadata.(string)
+		out := op.Output.(Output)
+		if key == "" {
+			continue
+		}
+		var seq, after int64
+		err := db.QueryRow("SELECT seq, quantity_after FROM stock_movements WHERE idempotency_key = $1", key).Scan(&seq, &after)
+		switch {
+		case out.Kind == OK && (err != nil || after != out.After):
+			t.Logf("%s %v: told after=%d, ledger seq %d after %d (%v)", key, op.Input, out.After, seq, after, err)
+			shown++
+		case out.Kind == Insufficient && err == nil:
+			t.Logf("%s %v: told insufficient, but the ledger has it: seq %d after %d", key, op.Input, seq, after)
+			shown++
+		}
+		if shown > 20 {
+			return
+		}
+	}
+}
