@@ -15,14 +15,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/anishathalye/porcupine"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/redistest"
-	"github.com/shopstack/inventory/internal/testenv"
 )
 
 // The suite's shape: two replicas share PostgreSQL and a lock backend;
@@ -118,29 +121,41 @@ func TestFaults(t *testing.T) {
 				c.Kill(t, c.Leader(t))
 			}}
 		}},
-		{"database connections cut mid-transaction", func(t *testing.T, base map[string]string) setup {
+		{"database connections reset mid-transaction (toxiproxy)", func(t *testing.T, base map[string]string) setup {
 			u, err := url.Parse(base["INVENTORY_DB_DSN"])
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := testenv.NewProxy(u.Host)
-			if err != nil {
+			srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+			srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
+			p := toxiproxy.NewProxy(srv, "postgres", "127.0.0.1:0", u.Host)
+			if err := p.Start(); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(p.Close)
-			u.Host = p.Addr()
+			t.Cleanup(p.Stop)
+			u.Host = p.Listen
 			env := redsync(base, redistest.Start(t).Addr)
 			env["INVENTORY_DB_DSN"] = u.String()
+			toxic := func(ctx context.Context, spec string, d time.Duration) {
+				w, err := p.Toxics.AddToxicJson(strings.NewReader(spec))
+				if err != nil {
+					t.Errorf("toxic %s: %v", spec, err)
+					return
+				}
+				sleep(ctx, d)
+				if err := p.Toxics.RemoveToxic(context.Background(), w.Name); err != nil {
+					t.Errorf("remove toxic %s: %v", w.Name, err)
+				}
+			}
 			return setup{env: env, replicas: 2, fault: func(ctx context.Context, t *testing.T, _ []*replica) {
-				for range 3 {
-					p.Cut() // every open connection reset, new ones refused
-					if !sleep(ctx, 500*time.Millisecond) {
-						break
-					}
-					p.Restore()
+				for range 2 {
+					// Every connection is reset as soon as data flows: in the
+					// middle of reads, writes and commits.
+					toxic(ctx, `{"name": "reset", "type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 0}}`, 500*time.Millisecond)
 					sleep(ctx, 500*time.Millisecond)
 				}
-				p.Restore()
+				// Then a slow database: 200ms more on every answer.
+				toxic(ctx, `{"name": "slow", "type": "latency", "stream": "downstream", "attributes": {"latency": 200, "jitter": 50}}`, time.Second)
 			}}
 		}},
 		{"client timeouts and retries", func(t *testing.T, base map[string]string) setup {
@@ -230,10 +245,14 @@ func runCase(t *testing.T, s setup, dsn string) {
 	}
 	n := 0
 	acked.Range(func(any, any) bool { n++; return true })
+	var retries int64
+	for _, c := range cs {
+		retries += c.retries.Load()
+	}
 	lost, dup, negative := checkLedger(t, dsn, acked)
 	drift := reconcile(t, admin)
-	t.Logf("RESULT | %s | %d | %d | %d | %v | %d | %d | %d | %d |",
-		strings.TrimPrefix(t.Name(), "TestFaults/"), total, n, unknown, linearizable, negative, lost, dup, drift)
+	t.Logf("RESULT | %s | %d | %d | %d | %d | %v | %d | %d | %d | %d |",
+		strings.TrimPrefix(t.Name(), "TestFaults/"), total, n, retries, unknown, linearizable, negative, lost, dup, drift)
 }
 
 // checkLedger compares the ledger with what clients were told: every

@@ -160,6 +160,8 @@ type client struct {
 	// is recorded as unknown.
 	retryFor time.Duration
 	next     atomic.Int64
+	// retries counts the attempts that failed and were retried.
+	retries atomic.Int64
 }
 
 // errUnknown is a request whose outcome the client never learned.
@@ -200,6 +202,7 @@ func (c *client) do(query string, vars map[string]any, out any) (code string, er
 			// An earlier attempt may have gone through unanswered.
 			return "", errUnknown
 		}
+		c.retries.Add(1)
 		time.Sleep(backoff + rand.N(backoff))
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}
