@@ -48,3 +48,35 @@ func TestRefusalIsFinal(t *testing.T) {
 		checkLedgerExplainsStock(t, e.svc, p.ID)
 	})
 }
+
+// TestReservationRefusalIsFinal: the same for reservations.
+func TestReservationRefusalIsFinal(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		e := mustService(t, driver)
+		ctx := context.Background()
+		p := mustProduct(t, e.svc, "HOLD", 1, 0)
+		hold := inventory.NewReservation{Items: []inventory.ReservationItemInput{{ProductID: p.ID, Quantity: 2}}, IdempotencyKey: "cart-9"}
+		_, err := e.svc.ReserveStock(ctx, hold)
+		wantCode(t, err, inventory.CodeInsufficientStock)
+		_, err = e.svc.StockIn(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 5})
+		mustNoErr(t, err)
+		_, err = e.svc.ReserveStock(ctx, hold)
+		wantCode(t, err, inventory.CodeInsufficientStock)
+		other := hold
+		other.Items = []inventory.ReservationItemInput{{ProductID: p.ID, Quantity: 1}}
+		_, err = e.svc.ReserveStock(ctx, other)
+		wantCode(t, err, inventory.CodeConflict)
+		if got, _ := e.svc.Product(ctx, p.ID); got.Reserved != 0 {
+			t.Errorf("reserved %d, want 0: the refused reservation was made", got.Reserved)
+		}
+		hold.IdempotencyKey = "cart-10"
+		if _, err := e.svc.ReserveStock(ctx, hold); err != nil {
+			t.Errorf("a fresh key: %v", err)
+		}
+		// A stock movement's key and a reservation's do not collide.
+		if _, err := e.svc.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 1, IdempotencyKey: "cart-9"}); err != nil {
+			t.Errorf("a stock-out with a reservation's key: %v", err)
+		}
+		checkLedgerExplainsStock(t, e.svc, p.ID)
+	})
+}

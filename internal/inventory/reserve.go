@@ -65,7 +65,11 @@ func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (_ Reserv
 		keys[i] = it.Key()
 	}
 	var id int64
-	err = s.reservationTx(ctx, keys, nil, 1, func(set *StockSet, fences map[LevelKey]Fence) error {
+	var remember *Rejection
+	if in.IdempotencyKey != "" {
+		remember = &Rejection{Key: reserveKeyPrefix + in.IdempotencyKey, RequestHash: hash}
+	}
+	err = s.reservationTx(ctx, keys, nil, 1, remember, func(set *StockSet, fences map[LevelKey]Fence) error {
 		id = set.NewIDs[0]
 		r := &Reservation{ID: id, Status: ReservationActive, Items: items, ExpiresAt: set.Now.Add(ttl),
 			Reference: in.Reference, Actor: ActorFrom(ctx), IdempotencyKey: in.IdempotencyKey, RequestHash: hash,
@@ -220,7 +224,7 @@ func (s *Service) closeReservation(ctx context.Context, id int64, to Reservation
 		return res, err
 	}
 	replayed := false
-	err = s.reservationTx(ctx, reservationKeys(r), []int64{id}, 0, func(set *StockSet, fences map[LevelKey]Fence) error {
+	err = s.reservationTx(ctx, reservationKeys(r), []int64{id}, 0, nil, func(set *StockSet, fences map[LevelKey]Fence) error {
 		r := set.Reservations[id]
 		if r == nil {
 			return Errorf(CodeNotFound, "reservation %d not found", id)
@@ -290,7 +294,7 @@ func (s *Service) ExtendReservation(ctx context.Context, id int64, ttl time.Dura
 	if _, done, err := closedAlready(r, ReservationActive); done || err != nil {
 		return ReservationResult{}, extendError(r, err)
 	}
-	err = s.reservationTx(ctx, reservationKeys(r), []int64{id}, 0, func(set *StockSet, _ map[LevelKey]Fence) error {
+	err = s.reservationTx(ctx, reservationKeys(r), []int64{id}, 0, nil, func(set *StockSet, _ map[LevelKey]Fence) error {
 		r := set.Reservations[id]
 		if r == nil {
 			return Errorf(CodeNotFound, "reservation %d not found", id)
@@ -342,7 +346,11 @@ func levelOf(set *StockSet, key LevelKey) *StockTx {
 // leases, taken in sorted order. Before fn, every level must be
 // changeable (it exists, and no newer lease wrote it) and has its expired
 // items released. It retries races it can recover from.
-func (s *Service) reservationTx(ctx context.Context, keys []LevelKey, load []int64, create int,
+//
+// With remember set, a final refusal by fn is remembered under its key,
+// and a request whose key was refused before gets the same refusal: a
+// late duplicate is never applied after the client was told no.
+func (s *Service) reservationTx(ctx context.Context, keys []LevelKey, load []int64, create int, remember *Rejection,
 	fn func(set *StockSet, fences map[LevelKey]Fence) error) error {
 	leases, fences, err := s.lockLevels(ctx, keys)
 	if err != nil {
@@ -353,6 +361,77 @@ func (s *Service) reservationTx(ctx context.Context, keys []LevelKey, load []int
 	for i, k := range keys {
 		works[i] = LevelWork{Key: k, Fence: fences[k]}
 	}
+	if remember != nil {
+		works[0].ReplayKeys = []string{remember.Key}
+		fn = refusalsRemembered(remember, fn)
+	}
+	err = s.reservationTxn(ctx, works, leases, load, create, fn)
+	if e, ok := errors.AsType[*refusal](err); ok {
+		if e.fresh {
+			s.rememberRefusal(ctx, works[0], *remember, e.err)
+		}
+		return e.err
+	}
+	return err
+}
+
+// reserveKeyPrefix sets reservations' idempotency keys apart from stock
+// movements' among the remembered refusals.
+const reserveKeyPrefix = "reserve:"
+
+// refusal is fn's final refusal of a request whose refusals are
+// remembered: fresh, or the earlier one replayed.
+type refusal struct {
+	err   *Error
+	fresh bool
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+
+// refusalsRemembered wraps fn: an earlier refusal of the key is replayed,
+// and fn's final refusals are marked to be remembered.
+func refusalsRemembered(r *Rejection, fn func(*StockSet, map[LevelKey]Fence) error) func(*StockSet, map[LevelKey]Fence) error {
+	return func(set *StockSet, fences map[LevelKey]Fence) error {
+		if old, ok := set.Levels[0].Rejections[r.Key]; ok {
+			if old.RequestHash != r.RequestHash {
+				return errKeyReused()
+			}
+			return &refusal{err: &Error{Code: old.Code, Message: old.Message}}
+		}
+		err := fn(set, fences)
+		if e, ok := errors.AsType[*Error](err); ok && final(e) {
+			return &refusal{err: e, fresh: true}
+		}
+		return err
+	}
+}
+
+// rememberRefusal writes a refusal, in a transaction of its own: the one
+// that judged it rolled back. The request still holds its leases, so
+// nothing changed in between.
+func (s *Service) rememberRefusal(ctx context.Context, w LevelWork, r Rejection, e *Error) {
+	r.Code, r.Message = e.Code, e.Message
+	w.ReplayKeys = nil
+	err := s.store.UpdateStocks(ctx, []LevelWork{w}, StockOptions{Now: s.now()}, StockCallbacks{
+		Apply: func(set *StockSet) error {
+			set.Levels[0].Reject(r)
+			return nil
+		},
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "could not remember a refusal", "key", r.Key, "err", err)
+	}
+}
+
+// reservationTxn runs fn in stock transactions over works, under leases,
+// until it commits or fails for good.
+func (s *Service) reservationTxn(ctx context.Context, works []LevelWork, leases lock.Leases, load []int64, create int,
+	fn func(set *StockSet, fences map[LevelKey]Fence) error) error {
+	fences := make(map[LevelKey]Fence, len(works))
+	for _, w := range works {
+		fences[w.Key] = w.Fence
+	}
+	var err error
 	for attempt := 1; ; attempt++ {
 		now := s.now()
 		var txs []*StockTx
