@@ -64,6 +64,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer store.Close()
 
+	clock, err := newDBClock(ctx, store.Clock, cfg.ClockSkew, log)
+	if err != nil {
+		return fmt.Errorf("read the database's clock: %w", err)
+	}
+	defer clock.Close()
 	locker, err := openLocker(ctx, cfg, store, obs.traced, log)
 	if err != nil {
 		return err
@@ -83,6 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer fc.Close()
 	svc := inventory.NewService(inventory.Config{
 		Store:             fc.GuardStore(store),
+		Now:               clock.Now,
 		Locker:            telemetry.Locker(fc.GuardLocker(locker), cfg.LockBackend, obs.traced, obs.metrics),
 		Elector:           elector(locker),
 		Logger:            log,

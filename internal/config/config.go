@@ -61,6 +61,9 @@ type Config struct {
 	Introspection bool
 	// MaxQueryDepth and MaxQueryComplexity bound one GraphQL operation.
 	MaxQueryDepth, MaxQueryComplexity int
+	// ClockSkew pretends this host's clock is off by this much (fault
+	// tests only): the service corrects it to the database's clock.
+	ClockSkew time.Duration
 	// WSOrigins are the host patterns of other origins whose pages may
 	// open WebSocket subscriptions; none: same origin only.
 	WSOrigins []string
@@ -131,6 +134,8 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.MaxQueryComplexity, err = positive(v); return err }},
 	{"ws-origins", "INVENTORY_WS_ORIGINS", "", "comma-separated host patterns (e.g. shop.example.com,*.example.com) of other origins whose pages may open WebSocket subscriptions; empty: same origin only",
 		func(c *Config, v string) error { c.WSOrigins = splitList(v); return nil }},
+	{"clock-skew", "INVENTORY_CLOCK_SKEW", "0s", "fault testing only: pretend this host's clock is off by this much; the service follows the database's clock anyway",
+		func(c *Config, v string) (err error) { c.ClockSkew, err = time.ParseDuration(v); return err }},
 	{"otlp-endpoint", "INVENTORY_OTLP_ENDPOINT", "", "send traces over OTLP to this collector: host:port (gRPC, plain text) or a URL; OTEL_EXPORTER_OTLP_* variables are honoured too; empty and unset: tracing off",
 		func(c *Config, v string) error { c.OTLPEndpoint = v; return nil }},
 	{"pprof-addr", "INVENTORY_PPROF_ADDR", "", "if set, serve Go profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; keep it private",

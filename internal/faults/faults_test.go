@@ -54,7 +54,14 @@ type setup struct {
 	// retryFor is how long a client retries one request before it gives
 	// up, its outcome unknown; 0 means 20s.
 	retryFor time.Duration
-	fault    func(ctx context.Context, t *testing.T, rs []*replica)
+	// reservations adds two clients that reserve units of two more
+	// products and commit or release them; every commit must succeed
+	// (their TTL is far longer than the run) and the stock must lose
+	// exactly the committed units.
+	reservations bool
+	// env2, if set, is the second replica's environment.
+	env2  map[string]string
+	fault func(ctx context.Context, t *testing.T, rs []*replica)
 }
 
 func pgEnv(t *testing.T) (map[string]string, string) {
@@ -158,6 +165,18 @@ func TestFaults(t *testing.T) {
 				toxic(ctx, `{"name": "slow", "type": "latency", "stream": "downstream", "attributes": {"latency": 200, "jitter": 50}}`, time.Second)
 			}}
 		}},
+		{"replica with a skewed clock", func(t *testing.T, base map[string]string) setup {
+			// One replica's clock runs 3 minutes ahead: were it trusted,
+			// that replica would expire the other's 30-second
+			// reservations as soon as it saw them, and keep its own for
+			// 3 minutes too long.
+			env := redsync(base, redistest.Start(t).Addr)
+			skewed := maps.Clone(env)
+			skewed["INVENTORY_CLOCK_SKEW"] = "3m"
+			skewed["INVENTORY_REAP_INTERVAL"] = "100ms"
+			env["INVENTORY_REAP_INTERVAL"] = "100ms"
+			return setup{env: env, env2: skewed, replicas: 2, reservations: true}
+		}},
 		{"client timeouts and retries", func(t *testing.T, base map[string]string) setup {
 			// Clients give up after 50ms: some outcomes stay unknown.
 			return setup{env: redsync(base, redistest.Start(t).Addr), replicas: 2, timeout: 20 * time.Millisecond, retryFor: 50 * time.Millisecond}
@@ -175,7 +194,11 @@ func TestFaults(t *testing.T) {
 func runCase(t *testing.T, s setup, dsn string) {
 	rs := make([]*replica, s.replicas)
 	for i := range rs {
-		rs[i] = startReplica(t, s.env)
+		env := s.env
+		if i == 1 && s.env2 != nil {
+			env = s.env2
+		}
+		rs[i] = startReplica(t, env)
 	}
 	timeout := s.timeout
 	if timeout == 0 {
@@ -215,8 +238,34 @@ func runCase(t *testing.T, s setup, dsn string) {
 			}
 		})
 	}
+	var held *holds
+	var holdIDs []int64
+	var holdWG sync.WaitGroup
+	if s.reservations {
+		held = &holds{committed: map[int64]int64{}, outcomes: map[string]int{}}
+		for i := range 2 {
+			var out struct {
+				CreateProduct struct{ Product struct{ ID string } }
+			}
+			q := fmt.Sprintf(`mutation { createProduct(input: {sku: "H-%d", name: "Held", price: "1.00", initialStock: 100000}) { product { id } } }`, i)
+			if code, err := admin.do(q, nil, &out); code != "OK" || err != nil {
+				t.Fatalf("createProduct: %s %v", code, err)
+			}
+			var id int64
+			fmt.Sscan(out.CreateProduct.Product.ID, &id)
+			holdIDs = append(holdIDs, id)
+		}
+		for i := range 2 {
+			c := &client{t: t, id: 100 + i, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}
+			holdWG.Go(func() { c.reserveLoop(ctx, holdIDs, 30*time.Second, held) })
+		}
+	}
 	acked := workload(ctx, h, cs, ids)
+	holdWG.Wait()
 	faultDone.Wait()
+	if held != nil {
+		checkHolds(t, admin, holdIDs, held)
+	}
 
 	// Reads after the dust settles: each product's final stock.
 	reader := &client{t: t, id: clients, replicas: rs, http: &http.Client{Timeout: 10 * time.Second}, retryFor: 30 * time.Second}
@@ -341,6 +390,29 @@ func explain(t *testing.T, dsn string, ops []porcupine.Operation) {
 		}
 		if shown > 20 {
 			return
+		}
+	}
+}
+
+// checkHolds checks the reservation workload: every reservation made was
+// committed or released as asked (none expired: their TTL outlasts the
+// run), and each product lost exactly the committed units.
+func checkHolds(t *testing.T, c *client, ids []int64, h *holds) {
+	t.Logf("reservation outcomes: %v", h.outcomes)
+	for what, n := range h.outcomes {
+		if !strings.HasSuffix(what, " OK") && n > 0 {
+			t.Errorf("%d × %s", n, what)
+		}
+	}
+	for _, id := range ids {
+		var out struct {
+			Product struct{ Stock, Reserved int64 }
+		}
+		if code, err := c.do(`query($id: ID!) { product(id: $id) { stock reserved } }`, map[string]any{"id": id}, &out); code != "OK" || err != nil {
+			t.Fatalf("read product %d: %s %v", id, code, err)
+		}
+		if want := 100000 - h.committed[id]; out.Product.Stock != want || out.Product.Reserved != 0 {
+			t.Errorf("product %d: stock %d, reserved %d; want %d and 0", id, out.Product.Stock, out.Product.Reserved, want)
 		}
 	}
 }

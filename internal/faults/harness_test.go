@@ -257,3 +257,55 @@ func workload(ctx context.Context, h *History, clients []*client, products []int
 	wg.Wait()
 	return acked
 }
+
+// holds counts a reservation workload's outcomes.
+type holds struct {
+	mu        sync.Mutex
+	committed map[int64]int64 // units sold through committed reservations, by product
+	outcomes  map[string]int  // "reserve OK", "commit RESERVATION_EXPIRED", …
+}
+
+func (h *holds) count(what string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.outcomes[what]++
+}
+
+// reserveLoop reserves 1–2 units of a product for ttl, then commits or
+// releases the reservation, until ctx is done.
+func (c *client) reserveLoop(ctx context.Context, products []int64, ttl time.Duration, h *holds) {
+	r := rand.New(rand.NewPCG(uint64(c.id), 7))
+	for n := 0; ctx.Err() == nil; n++ {
+		product, qty := products[r.IntN(len(products))], 1+r.Int64N(2)
+		var res map[string]struct{ Reservation struct{ ID string } }
+		code, err := c.do(`mutation($id: ID!, $q: Int!, $ttl: Int!, $key: String) { reserveStock(input: {items: [{productId: $id, quantity: $q}], ttlSeconds: $ttl, idempotencyKey: $key}) { reservation { id } } }`,
+			map[string]any{"id": product, "q": qty, "ttl": int(ttl.Seconds()), "key": fmt.Sprintf("r%d-%d", c.id, n)}, &res)
+		if err != nil {
+			h.count("reserve unknown")
+			continue
+		}
+		h.count("reserve " + code)
+		if code != "OK" {
+			continue
+		}
+		id := res["reserveStock"].Reservation.ID
+		time.Sleep(time.Duration(r.IntN(100)) * time.Millisecond)
+		c.next.Add(int64(r.IntN(2))) // closed on the replica that made it, or on the other
+		op := "commitReservation"
+		if r.IntN(2) == 0 {
+			op = "releaseReservation"
+		}
+		code, err = c.do(`mutation($id: ID!) { `+op+`(id: $id) { reservation { status } } }`, map[string]any{"id": id}, &res)
+		switch {
+		case err != nil:
+			h.count(op + " unknown")
+		default:
+			h.count(op + " " + code)
+			if op == "commitReservation" && code == "OK" {
+				h.mu.Lock()
+				h.committed[product] += qty
+				h.mu.Unlock()
+			}
+		}
+	}
+}

@@ -170,6 +170,18 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Clock returns the database's clock reading. SQLite's is this host's.
+func (s *Store) Clock(ctx context.Context) (time.Time, error) {
+	if s.driver != Postgres {
+		return time.Now(), nil
+	}
+	var now time.Time
+	if err := s.db.WithContext(ctx).Raw("SELECT clock_timestamp()").Scan(&now).Error; err != nil {
+		return time.Time{}, translate(err)
+	}
+	return now, nil
+}
+
 // write runs fn in a read-write transaction. On SQLite, writers queue in Go
 // rather than in SQLite's busy handler, which sleeps in steps of up to 100ms.
 func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
