@@ -32,6 +32,9 @@ type config struct {
 	format     string
 	quiet      bool
 	cpuProfile string
+	soak       time.Duration
+	soakLoad   float64
+	soakSample time.Duration
 }
 
 // defaultPGAdminDSN is the local PostgreSQL the tests use too.
@@ -71,6 +74,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.format, "format", "text", "report format: text or markdown")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file")
+	fs.DurationVar(&c.soak, "soak", 0, "with -url: measure the peak for 10s, then hold -soak-load of it this long, checking the server's goroutines and memory stay flat")
+	fs.Float64Var(&c.soakLoad, "soak-load", 0.8, "with -soak: the fraction of the peak to hold")
+	fs.DurationVar(&c.soakSample, "soak-sample", 30*time.Second, "with -soak: how often the server's /metrics are read")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, errHelp
@@ -100,6 +106,8 @@ func (c config) validate() error {
 		return errors.New("-products must not be negative")
 	case c.timeout <= 0:
 		return errors.New("-timeout must be positive")
+	case c.soak > 0 && (c.url == "" || c.soakLoad <= 0 || c.soakLoad > 1 || c.soakSample <= 0):
+		return errors.New("-soak needs -url, -soak-load in (0, 1] and a positive -soak-sample")
 	case c.format != "text" && c.format != "markdown":
 		return fmt.Errorf("-format %q: want text or markdown", c.format)
 	}

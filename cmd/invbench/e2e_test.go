@@ -94,5 +94,20 @@ func TestEndToEnd(t *testing.T) {
 			}
 			t.Logf("%q:\n%s", args[5:], stdout.String())
 		}
+
+		// A short soak: peak for 1s, then half of it for 3s, sampled
+		// every 500ms; the server stays flat.
+		var stdout, stderr bytes.Buffer
+		args := []string{"invbench", "-url", srv.url, "-clients", "8", "-scenario", "mixed", "-products", "20",
+			"-duration", "1s", "-soak", "3s", "-soak-load", "0.5", "-soak-sample", "500ms", "-quiet"}
+		if err := run(ctx, args, func(string) string { return "" }, &stdout, &stderr); err != nil {
+			t.Fatalf("soak: %v\n%s\n%s", err, stdout.String(), stderr.String())
+		}
+		for _, want := range []string{"soaking at 50%", "| goroutines |", ": flat"} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("soak report lacks %q:\n%s", want, stdout.String())
+			}
+		}
+		t.Logf("soak:\n%s", stdout.String())
 	})
 }

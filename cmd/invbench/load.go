@@ -15,6 +15,11 @@ type loadConfig struct {
 	duration time.Duration
 	// requests, if positive, replaces duration: that many requests in all.
 	requests int
+	// rate, if positive, paces the requests to this many a second, all
+	// workers together.
+	rate float64
+	// counters, if set, are counted into (by a caller that samples them).
+	counters *counters
 }
 
 // loadResult is one timed run.
@@ -36,16 +41,28 @@ type counters struct {
 // once a second, unless it is nil.
 func runLoad(ctx context.Context, c *client, w *workload, cfg loadConfig, label string, progress io.Writer) loadResult {
 	var (
-		cnt     counters
+		cnt     = cfg.counters
 		tickets atomic.Int64
+		paced   atomic.Int64
 		wg      sync.WaitGroup
 	)
+	if cnt == nil {
+		cnt = new(counters)
+	}
 	workers := make([]*worker, cfg.clients)
 	start := time.Now()
 	deadline := start.Add(cfg.duration)
 	more := func() bool {
 		if ctx.Err() != nil {
 			return false
+		}
+		if cfg.rate > 0 {
+			at := start.Add(time.Duration(float64(paced.Add(1)) / cfg.rate * float64(time.Second)))
+			select {
+			case <-time.After(time.Until(at)):
+			case <-ctx.Done():
+				return false
+			}
 		}
 		if cfg.requests > 0 {
 			return tickets.Add(1) <= int64(cfg.requests)
@@ -56,12 +73,12 @@ func runLoad(ctx context.Context, c *client, w *workload, cfg loadConfig, label 
 		wk := &worker{id: i, rng: uint64(i+1) * 0x9E3779B97F4A7C15}
 		wk.tally.latencies = make([]time.Duration, 0, 4096)
 		workers[i] = wk
-		wg.Go(func() { loop(ctx, c, w, wk, more, &cnt) })
+		wg.Go(func() { loop(ctx, c, w, wk, more, cnt) })
 	}
 	stop := make(chan struct{})
 	var pwg sync.WaitGroup
 	if progress != nil {
-		pwg.Go(func() { printProgress(progress, label, start, &cnt, stop) })
+		pwg.Go(func() { printProgress(progress, label, start, cnt, stop) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)

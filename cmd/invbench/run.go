@@ -36,6 +36,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if cfg.soak > 0 {
+		return soak(ctx, cfg, stdout, stderr)
+	}
 	started := time.Now()
 	var results []result
 	if cfg.compare {

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// soakSample is the server's state at one moment of a soak.
+type soakSample struct {
+	at                    time.Duration
+	requests, errors      int64 // in the window before it
+	goroutines, rss, heap float64
+}
+
+// soak measures the server's peak (-duration at full concurrency, at most
+// 10 s), then holds cfg.soakLoad of it for cfg.soak, reading the server's
+// /metrics every cfg.soakSample: its goroutines and memory must stay flat.
+func soak(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	c := newClient(cfg.clients, cfg.timeout)
+	c.use(cfg.url)
+	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients)
+	if err != nil {
+		return fmt.Errorf("prepare %s: %w", cfg.scenario, err)
+	}
+	peak := runLoad(ctx, c, w, loadConfig{clients: cfg.clients, duration: min(cfg.duration, 10*time.Second)}, "peak", progressTo(cfg, stderr))
+	peakRate := float64(peak.tally.requests()) / peak.elapsed.Seconds()
+	target := cfg.soakLoad * peakRate
+	fmt.Fprintf(stdout, "peak %s ops/s over %s; soaking at %.0f%%: %s ops/s for %s\n",
+		thousands(int64(peakRate)), peak.elapsed.Round(time.Second), 100*cfg.soakLoad, thousands(int64(target)), cfg.soak)
+
+	metricsURL := strings.TrimSuffix(cfg.url, "/") + "/metrics"
+	var samples []soakSample
+	var cnt counters
+	first, err := readServer(ctx, metricsURL)
+	if err != nil {
+		return err
+	}
+	samples = append(samples, first)
+	start := time.Now()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(cfg.soakSample)
+		defer t.Stop()
+		var lastReq, lastErr int64
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				s, err := readServer(ctx, metricsURL)
+				if err != nil {
+					fmt.Fprintf(stderr, "soak: %v\n", err)
+					continue
+				}
+				s.at = time.Since(start)
+				req, errs := cnt.requests.Load(), cnt.errors.Load()
+				s.requests, s.errors = req-lastReq, errs-lastErr
+				lastReq, lastErr = req, errs
+				samples = append(samples, s)
+				fmt.Fprintf(stderr, "soak %6s %10s req %6s err %6.0f goroutines %7.1f MiB RSS %7.1f MiB heap\n",
+					s.at.Round(time.Second), thousands(s.requests), thousands(s.errors), s.goroutines, s.rss/(1<<20), s.heap/(1<<20))
+			}
+		}
+	})
+	res := runLoad(ctx, c, w, loadConfig{clients: cfg.clients, duration: cfg.soak, rate: target, counters: &cnt}, "soak", nil)
+	close(stop)
+	wg.Wait()
+	return soakReport(stdout, samples, res, cfg)
+}
+
+func progressTo(cfg config, stderr io.Writer) io.Writer {
+	if cfg.quiet {
+		return nil
+	}
+	return stderr
+}
+
+// soakReport prints the samples and the verdict: after the first quarter,
+// goroutines and heap may not grow by more than a quarter (plus room for
+// the requests in flight).
+func soakReport(out io.Writer, samples []soakSample, res loadResult, cfg config) error {
+	fmt.Fprintf(out, "| at | ops/s | errors | goroutines | RSS MiB | heap MiB |\n|---|---|---|---|---|---|\n")
+	for _, s := range samples[1:] {
+		fmt.Fprintf(out, "| %s | %s | %d | %.0f | %.1f | %.1f |\n", s.at.Round(100*time.Millisecond),
+			thousands(int64(float64(s.requests)/cfg.soakSample.Seconds())), s.errors, s.goroutines, s.rss/(1<<20), s.heap/(1<<20))
+	}
+	p := percentiles(res.tally.latencies, 50, 99)
+	fmt.Fprintf(out, "\n%s requests in %s (%s ops/s), p50 %s, p99 %s, outcomes %v\n", thousands(res.tally.requests()),
+		res.elapsed.Round(time.Second), thousands(int64(float64(res.tally.requests())/res.elapsed.Seconds())),
+		p[0].Round(10*time.Microsecond), p[1].Round(10*time.Microsecond), res.tally.outcomes)
+	if len(samples) < 5 {
+		return fmt.Errorf("soak: %d samples are too few to judge; run longer or sample more often", len(samples)-1)
+	}
+	// Compare the first and the last third of the samples after the first
+	// quarter (the warm-up): in-flight requests make single samples noisy.
+	settled := samples[1+len(samples[1:])/4:]
+	third := max(1, len(settled)/3)
+	mean := func(ss []soakSample, f func(soakSample) float64) float64 {
+		sum := 0.0
+		for _, s := range ss {
+			sum += f(s)
+		}
+		return sum / float64(len(ss))
+	}
+	goroutines := func(s soakSample) float64 { return s.goroutines }
+	heap := func(s soakSample) float64 { return s.heap }
+	g0, g1 := mean(settled[:third], goroutines), mean(settled[len(settled)-third:], goroutines)
+	h0, h1 := mean(settled[:third], heap), mean(settled[len(settled)-third:], heap)
+	// Goroutines follow the requests in flight and the levels being
+	// worked on: up to two per client, whatever the time.
+	flat := g1 <= g0*1.25+float64(2*cfg.clients)+10 && h1 <= h0*1.25+(8<<20)
+	fmt.Fprintf(out, "after warm-up, first third -> last third: goroutines %.0f -> %.0f, heap %.1f -> %.1f MiB: %s\n",
+		g0, g1, h0/(1<<20), h1/(1<<20), map[bool]string{true: "flat", false: "GROWING"}[flat])
+	if !flat {
+		return fmt.Errorf("soak: the server's goroutines or heap grew")
+	}
+	return nil
+}
+
+// readServer reads goroutines, resident memory and heap in use from a
+// server's /metrics.
+func readServer(ctx context.Context, url string) (soakSample, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return soakSample{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return soakSample{}, fmt.Errorf("read %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	var s soakSample
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_goroutines":
+			s.goroutines = v
+		case "process_resident_memory_bytes":
+			s.rss = v
+		case "go_memstats_heap_inuse_bytes":
+			s.heap = v
+		}
+	}
+	return s, sc.Err()
+}
