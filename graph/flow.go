@@ -24,23 +24,6 @@ type productKeyed interface {
 	ProductIDs() []int64
 }
 
-// authorize checks, before each root field runs, that the caller's role
-// may run it. Introspection needs only a caller.
-func authorize(ctx context.Context, next graphql.Resolver) (any, error) {
-	fc := graphql.GetFieldContext(ctx)
-	if fc == nil || fc.Object != "Query" && fc.Object != "Mutation" && fc.Object != "Subscription" {
-		return next(ctx)
-	}
-	op := fc.Field.Name
-	if strings.HasPrefix(op, "__") {
-		op = "products" // what a reader may do
-	}
-	if err := inventory.Authorize(ctx, op); err != nil {
-		return nil, err
-	}
-	return next(ctx)
-}
-
 // admit asks the admission control before each root query and mutation
 // field runs; the field's name is the operation. Subscriptions and
 // introspection pass.
