@@ -24,6 +24,8 @@ const (
 type client struct {
 	http     *http.Client
 	endpoint string
+	// auth is the Authorization header, for servers with tokens.
+	auth string
 }
 
 // newClient returns a client whose pool keeps a connection per worker alive.
@@ -41,6 +43,14 @@ func newClient(clients int, timeout time.Duration) *client {
 func (c *client) use(baseURL string) {
 	c.http.CloseIdleConnections()
 	c.endpoint = strings.TrimSuffix(baseURL, "/") + "/query"
+}
+
+// bearer makes the client send token as its bearer token ("" sends none).
+func (c *client) bearer(token string) {
+	c.auth = ""
+	if token != "" {
+		c.auth = "Bearer " + token
+	}
 }
 
 // gqlResponse is the part of a GraphQL response the tool reads.
@@ -64,6 +74,9 @@ func (c *client) post(ctx context.Context, body []byte, buf *bytes.Buffer, r *gq
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, err

@@ -104,6 +104,7 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	row := rowSpec{name: cfg.scenario, scenario: cfg.scenario, strategy: "-", db: "-", lock: "-"}
 	c := newClient(cfg.clients, cfg.timeout)
 	c.use(cfg.url)
+	c.bearer(cfg.token)
 	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients)
 	if err != nil {
 		return result{row: row}, fmt.Errorf("prepare %s: %w", cfg.scenario, err)

@@ -32,6 +32,7 @@ type config struct {
 	format     string
 	quiet      bool
 	cpuProfile string
+	token      string
 	soak       time.Duration
 	soakLoad   float64
 	soakSample time.Duration
@@ -74,6 +75,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.format, "format", "text", "report format: text or markdown")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile to this file")
+	fs.StringVar(&c.token, "token", "", "with -url: a bearer token (admin, since the tool creates its products) for a server with INVENTORY_AUTH_TOKENS; default from INVENTORY_TOKEN")
 	fs.DurationVar(&c.soak, "soak", 0, "with -url: measure the peak for 10s, then hold -soak-load of it this long, checking the server's goroutines and memory stay flat")
 	fs.Float64Var(&c.soakLoad, "soak-load", 0.8, "with -soak: the fraction of the peak to hold")
 	fs.DurationVar(&c.soakSample, "soak-sample", 30*time.Second, "with -soak: how often the server's /metrics are read")
@@ -82,6 +84,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return c, errHelp
 		}
 		return c, err
+	}
+	if c.token == "" {
+		c.token = getenv("INVENTORY_TOKEN")
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())

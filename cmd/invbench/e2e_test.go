@@ -110,4 +110,25 @@ func TestEndToEnd(t *testing.T) {
 		}
 		t.Logf("soak:\n%s", stdout.String())
 	})
+
+	t.Run("token", func(t *testing.T) {
+		const token = "bench-admin-token-0123"
+		srv, err := startServer(ctx, bin, map[string]string{
+			"INVENTORY_DB_DRIVER": "sqlite", "INVENTORY_DB_DSN": t.TempDir() + "/inventory.db",
+			"INVENTORY_AUTH_TOKENS": "bench:admin:" + token,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = srv.stop() }()
+		args := []string{"invbench", "-url", srv.url, "-clients", "4", "-scenario", "flash", "-requests", "100"}
+		var stdout, stderr bytes.Buffer
+		if err := run(ctx, args, func(string) string { return "" }, &stdout, &stderr); err == nil {
+			t.Error("a run without the token succeeded against a server that needs one")
+		}
+		env := func(k string) string { return map[string]string{"INVENTORY_TOKEN": token}[k] }
+		if err := run(ctx, args, env, &stdout, &stderr); err != nil {
+			t.Errorf("with INVENTORY_TOKEN: %v\n%s", err, stdout.String())
+		}
+	})
 }
