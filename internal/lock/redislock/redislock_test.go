@@ -114,6 +114,11 @@ func TestReleaseReachesEveryMaster(t *testing.T) {
 		return n
 	}
 	key := t.Name()
+	// A SET that timed out on the client may still land on its master
+	// after the release (a loaded machine delays the server): that key
+	// then lives out its TTL. Such stragglers must stay rare; a release
+	// that missed a master would leave the key every time.
+	late := 0
 	for i := range 200 {
 		lease, err := l.Lock(ctx, key)
 		if err != nil {
@@ -125,22 +130,52 @@ func TestReleaseReachesEveryMaster(t *testing.T) {
 		if err := lease.Unlock(ctx); err != nil {
 			t.Fatal(err)
 		}
-		// Stragglers finish within OpTimeout; they are fast on loopback.
-		waitUntil(t, func() bool { return count(key) == 0 }, "lease %d released from all masters (left on %d)", i, count(key))
+		if waitFor(2*time.Second, func() bool { return count(key) == 0 }) {
+			continue
+		}
+		late++
+		if !waitFor(redislock.DefaultTTL+time.Second, func() bool { return count(key) == 0 }) {
+			t.Fatalf("lease %d is still on %d masters a TTL after its release", i, count(key))
+		}
 	}
-	// So with one master gone, the key is free at once, every time.
+	if late > 4 {
+		t.Fatalf("%d of 200 leases stayed on a master after their release, want stragglers rare", late)
+	}
+	// So with one master gone, the key is free at once, nearly every time.
 	servers[1].Kill(t)
+	slow := 0
 	for i := range 100 {
-		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		lctx, cancel := context.WithTimeout(ctx, redislock.DefaultTTL+2*time.Second)
+		start := time.Now()
 		lease, err := l.Lock(lctx, key)
 		cancel()
 		if err != nil {
 			t.Fatalf("lock %d with one master down: %v", i, err)
 		}
+		if time.Since(start) > time.Second {
+			slow++
+		}
 		if err := lease.Unlock(ctx); err != nil {
 			t.Fatalf("unlock %d with one master down: %v", i, err)
 		}
 	}
+	if slow > 2 {
+		t.Fatalf("%d of 100 locks with one master down waited over 1s", slow)
+	}
+	t.Logf("stragglers: %d of 200 releases; slow locks with a master down: %d of 100", late, slow)
+}
+
+// waitFor polls cond until it holds or d passes, and reports whether it
+// held.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
 
 func waitUntil(t *testing.T, cond func() bool, format string, args ...any) {
