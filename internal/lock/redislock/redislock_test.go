@@ -178,17 +178,6 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	return true
 }
 
-func waitUntil(t *testing.T, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for "+format, args...)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestOneMasterRestart kills the only master: Lock and Check fail fast, a
 // held lease's Unlock reports the backend unavailable, and after a restart
 // that lost the counters tokens still go up.
