@@ -205,19 +205,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 		timeout = 5 * time.Second
 	}
 	admin := &client{t: t, replicas: rs[:1], http: &http.Client{Timeout: 10 * time.Second}, retryFor: 30 * time.Second}
-	var ids []int64
-	for i := range products {
-		var out struct {
-			CreateProduct struct{ Product struct{ ID string } }
-		}
-		q := fmt.Sprintf(`mutation { createProduct(input: {sku: "F-%d", name: "Fault", price: "1.00", initialStock: %d}) { product { id } } }`, i, initial)
-		if code, err := admin.do(q, nil, &out); code != "OK" || err != nil {
-			t.Fatalf("createProduct: %s %v", code, err)
-		}
-		var id int64
-		fmt.Sscan(out.CreateProduct.Product.ID, &id)
-		ids = append(ids, id)
-	}
+	ids := createProducts(t, admin, "F", products, initial)
 
 	retryFor := s.retryFor
 	if retryFor == 0 {
@@ -243,18 +231,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 	var holdWG sync.WaitGroup
 	if s.reservations {
 		held = &holds{committed: map[int64]int64{}, outcomes: map[string]int{}}
-		for i := range 2 {
-			var out struct {
-				CreateProduct struct{ Product struct{ ID string } }
-			}
-			q := fmt.Sprintf(`mutation { createProduct(input: {sku: "H-%d", name: "Held", price: "1.00", initialStock: 100000}) { product { id } } }`, i)
-			if code, err := admin.do(q, nil, &out); code != "OK" || err != nil {
-				t.Fatalf("createProduct: %s %v", code, err)
-			}
-			var id int64
-			fmt.Sscan(out.CreateProduct.Product.ID, &id)
-			holdIDs = append(holdIDs, id)
-		}
+		holdIDs = createProducts(t, admin, "H", 2, heldStock)
 		for i := range 2 {
 			c := &client{t: t, id: 100 + i, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}
 			holdWG.Go(func() { c.reserveLoop(ctx, holdIDs, 30*time.Second, held) })
@@ -394,6 +371,26 @@ func explain(t *testing.T, dsn string, ops []porcupine.Operation) {
 	}
 }
 
+// heldStock is the initial stock of the reservation workload's products.
+const heldStock = 100_000
+
+// createProducts creates n products with SKUs prefix-0…, each with stock
+// units, and returns their IDs.
+func createProducts(t *testing.T, admin *client, prefix string, n int, stock int64) []int64 {
+	ids := make([]int64, n)
+	for i := range ids {
+		var out struct {
+			CreateProduct struct{ Product struct{ ID string } }
+		}
+		q := fmt.Sprintf(`mutation { createProduct(input: {sku: "%s-%d", name: "Fault", price: "1.00", initialStock: %d}) { product { id } } }`, prefix, i, stock)
+		if code, err := admin.do(q, nil, &out); code != "OK" || err != nil {
+			t.Fatalf("createProduct: %s %v", code, err)
+		}
+		fmt.Sscan(out.CreateProduct.Product.ID, &ids[i])
+	}
+	return ids
+}
+
 // checkHolds checks the reservation workload: every reservation made was
 // committed or released as asked (none expired: their TTL outlasts the
 // run), and each product lost exactly the committed units.
@@ -411,7 +408,7 @@ func checkHolds(t *testing.T, c *client, ids []int64, h *holds) {
 		if code, err := c.do(`query($id: ID!) { product(id: $id) { stock reserved } }`, map[string]any{"id": id}, &out); code != "OK" || err != nil {
 			t.Fatalf("read product %d: %s %v", id, code, err)
 		}
-		if want := 100000 - h.committed[id]; out.Product.Stock != want || out.Product.Reserved != 0 {
+		if want := heldStock - h.committed[id]; out.Product.Stock != want || out.Product.Reserved != 0 {
 			t.Errorf("product %d: stock %d, reserved %d; want %d and 0", id, out.Product.Stock, out.Product.Reserved, want)
 		}
 	}

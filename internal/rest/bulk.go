@@ -46,15 +46,13 @@ func (h *Handler) stockBulk(w http.ResponseWriter, r *http.Request) {
 	done(err)
 	switch {
 	case errors.Is(err, errBodyTooLarge):
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]errorBody{"error": {Code: string(inventory.CodeBadInput), Message: errBodyTooLarge.Message}})
+		tooLarge(w)
 	case err != nil:
 		h.fail(w, r, err)
 	default:
 		writeJSON(w, status, out)
 	}
 }
-
-var errBodyTooLarge = &inventory.Error{Code: inventory.CodeBadInput, Message: "request body is larger than 1 MiB"}
 
 // runStockTake reads the CSV of r, runs it, and returns the answer.
 func (h *Handler) runStockTake(w http.ResponseWriter, r *http.Request) (int, bulkResponse, error) {

@@ -58,12 +58,19 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, map[string]errorBody{"error": {Code: string(de.Code), Message: de.Message, Field: de.Field, Retryable: de.Retryable(), RetryAfterMs: de.RetryAfter.Milliseconds()}})
 }
 
+var errBodyTooLarge = &inventory.Error{Code: inventory.CodeBadInput, Message: "request body is larger than 1 MiB"}
+
+// tooLarge answers 413 for a body over maxBody.
+func tooLarge(w http.ResponseWriter) {
+	writeJSON(w, http.StatusRequestEntityTooLarge, map[string]errorBody{"error": {Code: string(errBodyTooLarge.Code), Message: errBodyTooLarge.Message}})
+}
+
 // decode reads one JSON object of at most maxBody bytes into v, refusing
 // unknown fields and trailing data. It answers the error itself.
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]errorBody{"error": {Code: string(inventory.CodeBadInput), Message: "request body is larger than 1 MiB"}})
+		tooLarge(w)
 		return false
 	}
 	if err != nil {
