@@ -220,10 +220,10 @@ type ComplexityRoot struct {
 	Query struct {
 		FlowControl      func(childComplexity int, hotProducts *int64) int
 		Locations        func(childComplexity int) int
-		LowStockProducts func(childComplexity int, first *int64) int
-		Product          func(childComplexity int, id int64) int
-		ProductBySku     func(childComplexity int, sku string) int
-		Products         func(childComplexity int, first *int64, after *string, filter *model.ProductFilter) int
+		LowStockProducts func(childComplexity int, first *int64, consistency *model.ReadConsistency) int
+		Product          func(childComplexity int, id int64, consistency *model.ReadConsistency) int
+		ProductBySku     func(childComplexity int, sku string, consistency *model.ReadConsistency) int
+		Products         func(childComplexity int, first *int64, after *string, filter *model.ProductFilter, consistency *model.ReadConsistency) int
 		Reconcile        func(childComplexity int, productIds []int64, locationIds []int64) int
 		Reservation      func(childComplexity int, id int64) int
 		Reservations     func(childComplexity int, status *inventory.ReservationStatus, first *int64, after *string) int
@@ -382,10 +382,10 @@ type ProductConnectionResolver interface {
 	TotalCount(ctx context.Context, obj *model.ProductConnection) (int64, error)
 }
 type QueryResolver interface {
-	Product(ctx context.Context, id int64) (*inventory.Product, error)
-	ProductBySku(ctx context.Context, sku string) (*inventory.Product, error)
-	Products(ctx context.Context, first *int64, after *string, filter *model.ProductFilter) (*model.ProductConnection, error)
-	LowStockProducts(ctx context.Context, first *int64) ([]*inventory.Product, error)
+	Product(ctx context.Context, id int64, consistency *model.ReadConsistency) (*inventory.Product, error)
+	ProductBySku(ctx context.Context, sku string, consistency *model.ReadConsistency) (*inventory.Product, error)
+	Products(ctx context.Context, first *int64, after *string, filter *model.ProductFilter, consistency *model.ReadConsistency) (*model.ProductConnection, error)
+	LowStockProducts(ctx context.Context, first *int64, consistency *model.ReadConsistency) ([]*inventory.Product, error)
 	StockMovements(ctx context.Context, productID *int64, locationID *int64, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error)
 	Locations(ctx context.Context) ([]*inventory.Location, error)
 	Reservation(ctx context.Context, id int64) (*inventory.Reservation, error)
@@ -1209,7 +1209,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.LowStockProducts(childComplexity, args["first"].(*int64)), true
+		return e.ComplexityRoot.Query.LowStockProducts(childComplexity, args["first"].(*int64), args["consistency"].(*model.ReadConsistency)), true
 	case "Query.product":
 		if e.ComplexityRoot.Query.Product == nil {
 			break
@@ -1220,7 +1220,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Product(childComplexity, args["id"].(int64)), true
+		return e.ComplexityRoot.Query.Product(childComplexity, args["id"].(int64), args["consistency"].(*model.ReadConsistency)), true
 	case "Query.productBySku":
 		if e.ComplexityRoot.Query.ProductBySku == nil {
 			break
@@ -1231,7 +1231,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.ProductBySku(childComplexity, args["sku"].(string)), true
+		return e.ComplexityRoot.Query.ProductBySku(childComplexity, args["sku"].(string), args["consistency"].(*model.ReadConsistency)), true
 	case "Query.products":
 		if e.ComplexityRoot.Query.Products == nil {
 			break
@@ -1242,7 +1242,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Products(childComplexity, args["first"].(*int64), args["after"].(*string), args["filter"].(*model.ProductFilter)), true
+		return e.ComplexityRoot.Query.Products(childComplexity, args["first"].(*int64), args["after"].(*string), args["filter"].(*model.ProductFilter), args["consistency"].(*model.ReadConsistency)), true
 	case "Query.reconcile":
 		if e.ComplexityRoot.Query.Reconcile == nil {
 			break
@@ -1851,14 +1851,26 @@ scalar Int64
 scalar Time
 
 type Query {
-  "A product by ID. Unknown IDs fail with NOT_FOUND."
-  product(id: ID!): Product
-  "A product by SKU (case-insensitive). Unknown SKUs fail with NOT_FOUND."
-  productBySku(sku: String!): Product
-  "Products ordered by ID, as a Relay connection. first: 1..100."
-  products(first: Int = 20, after: String, filter: ProductFilter): ProductConnection!
-  "Products whose available stock is below their threshold, ordered by ID. first: 1..1000."
-  lowStockProducts(first: Int = 100): [Product!]!
+  """
+  A product by ID. Unknown IDs fail with NOT_FOUND. consistency applies to
+  the field and everything under it.
+  """
+  product(id: ID!, consistency: ReadConsistency = CACHED): Product
+  """
+  A product by SKU (case-insensitive). Unknown SKUs fail with NOT_FOUND.
+  consistency applies to the field and everything under it.
+  """
+  productBySku(sku: String!, consistency: ReadConsistency = CACHED): Product
+  """
+  Products ordered by ID, as a Relay connection. first: 1..100. consistency
+  applies to the field and everything under it.
+  """
+  products(first: Int = 20, after: String, filter: ProductFilter, consistency: ReadConsistency = CACHED): ProductConnection!
+  """
+  Products whose available stock is below their threshold, ordered by ID.
+  first: 1..1000. consistency applies to the field and everything under it.
+  """
+  lowStockProducts(first: Int = 100, consistency: ReadConsistency = CACHED): [Product!]!
   """
   The stock ledger, newest first unless order is ASC. Without productId, all
   products. first: 1..100.
@@ -2023,6 +2035,24 @@ enum MovementType {
   EXPIRE
   "Written by repairDrift: delta accounts for stock the ledger did not explain; reservedDelta brings reserved back to what the active reservations hold."
   CORRECTION
+}
+
+"""
+Where a product read is answered. Every replica keeps a read model of the
+products it is asked for, advanced by the ledger; stock changes are always
+judged by the database, never by it.
+"""
+enum ReadConsistency {
+  """
+  From the answering replica's read model (the default): a client sees its
+  own changes on the replica it made them on at once, and changes made on
+  other replicas about one pub/sub hop later (milliseconds; the ledger poll
+  interval, 1s by default, at worst). An expired reservation stops counting
+  at once either way.
+  """
+  CACHED
+  "From the database: every change committed before the read began."
+  STRONG
 }
 
 enum SortOrder {
@@ -3378,6 +3408,14 @@ func (ec *executionContext) field_Query_lowStockProducts_args(ctx context.Contex
 		return nil, err
 	}
 	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "consistency",
+		func(ctx context.Context, v any) (*model.ReadConsistency, error) {
+			return ec.unmarshalOReadConsistency2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReadConsistency(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["consistency"] = arg1
 	return args, nil
 }
 
@@ -3392,6 +3430,14 @@ func (ec *executionContext) field_Query_productBySku_args(ctx context.Context, r
 		return nil, err
 	}
 	args["sku"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "consistency",
+		func(ctx context.Context, v any) (*model.ReadConsistency, error) {
+			return ec.unmarshalOReadConsistency2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReadConsistency(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["consistency"] = arg1
 	return args, nil
 }
 
@@ -3406,6 +3452,14 @@ func (ec *executionContext) field_Query_product_args(ctx context.Context, rawArg
 		return nil, err
 	}
 	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "consistency",
+		func(ctx context.Context, v any) (*model.ReadConsistency, error) {
+			return ec.unmarshalOReadConsistency2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReadConsistency(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["consistency"] = arg1
 	return args, nil
 }
 
@@ -3436,6 +3490,14 @@ func (ec *executionContext) field_Query_products_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["filter"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "consistency",
+		func(ctx context.Context, v any) (*model.ReadConsistency, error) {
+			return ec.unmarshalOReadConsistency2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReadConsistency(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["consistency"] = arg3
 	return args, nil
 }
 
@@ -6679,7 +6741,7 @@ func (ec *executionContext) _Query_product(ctx context.Context, field graphql.Co
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Product(ctx, fc.Args["id"].(int64))
+			return ec.Resolvers.Query().Product(ctx, fc.Args["id"].(int64), fc.Args["consistency"].(*model.ReadConsistency))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
@@ -6723,7 +6785,7 @@ func (ec *executionContext) _Query_productBySku(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().ProductBySku(ctx, fc.Args["sku"].(string))
+			return ec.Resolvers.Query().ProductBySku(ctx, fc.Args["sku"].(string), fc.Args["consistency"].(*model.ReadConsistency))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
@@ -6767,7 +6829,7 @@ func (ec *executionContext) _Query_products(ctx context.Context, field graphql.C
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Products(ctx, fc.Args["first"].(*int64), fc.Args["after"].(*string), fc.Args["filter"].(*model.ProductFilter))
+			return ec.Resolvers.Query().Products(ctx, fc.Args["first"].(*int64), fc.Args["after"].(*string), fc.Args["filter"].(*model.ProductFilter), fc.Args["consistency"].(*model.ReadConsistency))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ProductConnection) graphql.Marshaler {
@@ -6811,7 +6873,7 @@ func (ec *executionContext) _Query_lowStockProducts(ctx context.Context, field g
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().LowStockProducts(ctx, fc.Args["first"].(*int64))
+			return ec.Resolvers.Query().LowStockProducts(ctx, fc.Args["first"].(*int64), fc.Args["consistency"].(*model.ReadConsistency))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*inventory.Product) graphql.Marshaler {
@@ -14306,6 +14368,22 @@ func (ec *executionContext) unmarshalOProductFilter2ᚖgithubᚗcomᚋshopstack�
 	}
 	res, err := ec.unmarshalInputProductFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOReadConsistency2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReadConsistency(ctx context.Context, v any) (*model.ReadConsistency, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.ReadConsistency)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOReadConsistency2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReadConsistency(ctx context.Context, sel ast.SelectionSet, v *model.ReadConsistency) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {

@@ -27,7 +27,12 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log, Flow: opts.Flow}, Complexity: complexity()}))
+	wait := opts.LoaderWait
+	if wait <= 0 {
+		wait = DefaultLoaderWait
+	}
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Service: svc, Log: log, Flow: opts.Flow, loaderWait: wait},
+		Complexity: complexity()}))
 	ws := transport.Websocket{KeepAlivePingInterval: 15 * time.Second, InitFunc: wsInit(opts),
 		// Pages of other origins may subscribe only if listed: a
 		// browser sends its cookies and tokens with any page's socket.
@@ -40,6 +45,7 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	useLimits(srv, opts.Limits)
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	srv.Use(loading{svc: svc, wait: wait})
 	if opts.TracerProvider != nil {
 		srv.Use(tracing{tracer: opts.TracerProvider.Tracer(tracerName)})
 	}
@@ -74,6 +80,9 @@ type Options struct {
 	Propagator propagation.TextMapPropagator
 	// Limits bound what one request may ask.
 	Limits Limits
+	// LoaderWait is how long the loaders of nested fields collect keys
+	// before they load; zero means DefaultLoaderWait.
+	LoaderWait time.Duration
 	// WebSocketOrigins are the host patterns of other origins whose pages
 	// may open WebSocket subscriptions; none: same origin only.
 	WebSocketOrigins []string

@@ -47,8 +47,10 @@ func complexity() ComplexityRoot {
 		}
 		return 1 + child*int(min(n, inventory.MaxPageSize))
 	}
-	c.Query.Products = func(child int, first *int64, _ *string, _ *model.ProductFilter) int { return page(child, first, 20) }
-	c.Query.LowStockProducts = func(child int, first *int64) int { return page(child, first, 100) }
+	c.Query.Products = func(child int, first *int64, _ *string, _ *model.ProductFilter, _ *model.ReadConsistency) int {
+		return page(child, first, 20)
+	}
+	c.Query.LowStockProducts = func(child int, first *int64, _ *model.ReadConsistency) int { return page(child, first, 100) }
 	c.Query.StockMovements = func(child int, _, _ *int64, first *int64, _ *string, _ *model.SortOrder) int {
 		return page(child, first, 50)
 	}

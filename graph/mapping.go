@@ -17,7 +17,7 @@ const (
 )
 
 func (r *Resolver) reservation(ctx context.Context, id int64) (*inventory.Reservation, error) {
-	res, err := r.Service.Reservation(ctx, id)
+	res, err := r.load(ctx).reservations.Load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -70,33 +70,32 @@ func (r *Resolver) reservations(ctx context.Context, status *inventory.Reservati
 }
 
 func (r *Resolver) product(ctx context.Context, id int64) (*inventory.Product, error) {
-	p, err := r.Service.Product(ctx, id)
+	ps, err := r.load(ctx).stocks.Load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return &p, nil
+	return &ps.Product, nil
 }
 
 func (r *Resolver) location(ctx context.Context, id int64) (*inventory.Location, error) {
-	l, err := r.Service.Location(ctx, id)
+	l, err := r.load(ctx).locations.Load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	return &l, nil
 }
 
-func (r *Resolver) movements(ctx context.Context, q inventory.MovementQuery, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error) {
+// movementQuery decodes a movements field's paging arguments.
+func movementQuery(first *int64, after *string, order *model.SortOrder) (inventory.MovementQuery, error) {
 	pos, hasAfter, err := model.DecodeCursor(movementCursor, after)
 	if err != nil {
-		return nil, err
+		return inventory.MovementQuery{}, err
 	}
-	q.After, q.HasAfter = pos, hasAfter
-	q.Limit = int(derefOr(first, 50))
-	q.Descending = order == nil || *order == model.SortOrderDesc
-	page, err := r.Service.Movements(ctx, q)
-	if err != nil {
-		return nil, err
-	}
+	return inventory.MovementQuery{After: pos, HasAfter: hasAfter, Limit: int(derefOr(first, 50)),
+		Descending: order == nil || *order == model.SortOrderDesc}, nil
+}
+
+func movementConnection(page inventory.MovementPage, hasAfter bool) *model.StockMovementConnection {
 	conn := &model.StockMovementConnection{Edges: make([]*model.StockMovementEdge, len(page.Movements))}
 	for i := range page.Movements {
 		m := &page.Movements[i]
@@ -107,7 +106,7 @@ func (r *Resolver) movements(ctx context.Context, q inventory.MovementQuery, fir
 	} else {
 		conn.PageInfo = pageInfo(page.HasNext, hasAfter, "", "")
 	}
-	return conn, nil
+	return conn
 }
 
 // pageInfo describes a page whose edges run from cursor first to cursor

@@ -7,6 +7,7 @@ package graph
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
@@ -16,4 +17,6 @@ type Resolver struct {
 	Service *inventory.Service
 	Log     *slog.Logger
 	Flow    FlowReporter
+	// loaderWait is how long nested fields' loaders collect keys.
+	loaderWait time.Duration
 }

@@ -14,14 +14,11 @@ import (
 
 // Product is the resolver for the product field.
 func (r *hotProductResolver) Product(ctx context.Context, obj *model.HotProduct) (*inventory.Product, error) {
-	p, err := r.Service.Product(ctx, obj.ProductID)
+	p, err := r.product(ctx, obj.ProductID)
 	if inventory.ErrorCode(err) == inventory.CodeNotFound {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return p, err
 }
 
 // Product is the resolver for the product field.
@@ -36,7 +33,7 @@ func (r *levelDriftResolver) Location(ctx context.Context, obj *inventory.LevelA
 
 // Threshold is the resolver for the threshold field.
 func (r *lowStockAlertResolver) Threshold(ctx context.Context, obj *model.LowStockAlert) (int64, error) {
-	p, err := r.Service.Product(ctx, obj.Movement.ProductID)
+	p, err := r.product(ctx, obj.Movement.ProductID)
 	if err != nil {
 		return 0, err
 	}
@@ -175,16 +172,25 @@ func (r *mutationResolver) ExtendReservation(ctx context.Context, id int64, ttlS
 
 // Levels is the resolver for the levels field.
 func (r *productResolver) Levels(ctx context.Context, obj *inventory.Product) ([]*inventory.Level, error) {
-	levels, err := r.Service.Levels(ctx, obj.ID)
+	ps, err := r.load(ctx).stocks.Load(ctx, obj.ID)
 	if err != nil {
 		return nil, err
 	}
-	return pointers(levels), nil
+	return pointers(ps.Levels), nil
 }
 
 // Movements is the resolver for the movements field.
 func (r *productResolver) Movements(ctx context.Context, obj *inventory.Product, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error) {
-	return r.movements(ctx, inventory.MovementQuery{ProductID: obj.ID}, first, after, order)
+	q, err := movementQuery(first, after, order)
+	if err != nil {
+		return nil, err
+	}
+	page, err := r.load(ctx).movements.Load(ctx, movementsKey{productID: obj.ID, page: movementPage{
+		limit: q.Limit, after: q.After, hasAfter: q.HasAfter, descending: q.Descending}})
+	if err != nil {
+		return nil, err
+	}
+	return movementConnection(page, q.HasAfter), nil
 }
 
 // TotalCount is the resolver for the totalCount field.
@@ -194,21 +200,30 @@ func (r *productConnectionResolver) TotalCount(ctx context.Context, obj *model.P
 }
 
 // Product is the resolver for the product field.
-func (r *queryResolver) Product(ctx context.Context, id int64) (*inventory.Product, error) {
-	return r.product(ctx, id)
-}
-
-// ProductBySku is the resolver for the productBySku field.
-func (r *queryResolver) ProductBySku(ctx context.Context, sku string) (*inventory.Product, error) {
-	p, err := r.Service.ProductBySKU(ctx, sku)
+func (r *queryResolver) Product(ctx context.Context, id int64, consistency *model.ReadConsistency) (*inventory.Product, error) {
+	// consistency is in ctx already: the loading extension put it there,
+	// for this field and those under it.
+	ps, err := r.Service.ProductStock(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return &p, nil
+	r.load(ctx).prime(ps)
+	return &ps.Product, nil
+}
+
+// ProductBySku is the resolver for the productBySku field.
+func (r *queryResolver) ProductBySku(ctx context.Context, sku string, consistency *model.ReadConsistency) (*inventory.Product, error) {
+	// consistency is in ctx already (see Product).
+	ps, err := r.Service.ProductStockBySKU(ctx, sku)
+	if err != nil {
+		return nil, err
+	}
+	r.load(ctx).prime(ps)
+	return &ps.Product, nil
 }
 
 // Products is the resolver for the products field.
-func (r *queryResolver) Products(ctx context.Context, first *int64, after *string, filter *model.ProductFilter) (*model.ProductConnection, error) {
+func (r *queryResolver) Products(ctx context.Context, first *int64, after *string, filter *model.ProductFilter, consistency *model.ReadConsistency) (*model.ProductConnection, error) {
 	afterID, _, err := model.DecodeCursor(productCursor, after)
 	if err != nil {
 		return nil, err
@@ -221,9 +236,10 @@ func (r *queryResolver) Products(ctx context.Context, first *int64, after *strin
 	if err != nil {
 		return nil, err
 	}
+	r.load(ctx).prime(page.Products...)
 	conn := &model.ProductConnection{Filter: f, Edges: make([]*model.ProductEdge, len(page.Products))}
 	for i := range page.Products {
-		p := &page.Products[i]
+		p := &page.Products[i].Product
 		conn.Edges[i] = &model.ProductEdge{Cursor: model.EncodeCursor(productCursor, p.ID), Node: p}
 	}
 	if n := len(conn.Edges); n > 0 {
@@ -235,17 +251,32 @@ func (r *queryResolver) Products(ctx context.Context, first *int64, after *strin
 }
 
 // LowStockProducts is the resolver for the lowStockProducts field.
-func (r *queryResolver) LowStockProducts(ctx context.Context, first *int64) ([]*inventory.Product, error) {
-	products, err := r.Service.LowStockProducts(ctx, int(derefOr(first, 100)))
+func (r *queryResolver) LowStockProducts(ctx context.Context, first *int64, consistency *model.ReadConsistency) ([]*inventory.Product, error) {
+	// consistency is in ctx already (see Product).
+	stocks, err := r.Service.LowStockProducts(ctx, int(derefOr(first, 100)))
 	if err != nil {
 		return nil, err
 	}
-	return pointers(products), nil
+	r.load(ctx).prime(stocks...)
+	out := make([]*inventory.Product, len(stocks))
+	for i := range stocks {
+		out[i] = &stocks[i].Product
+	}
+	return out, nil
 }
 
 // StockMovements is the resolver for the stockMovements field.
 func (r *queryResolver) StockMovements(ctx context.Context, productID *int64, locationID *int64, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error) {
-	return r.movements(ctx, inventory.MovementQuery{ProductID: deref(productID), LocationID: deref(locationID)}, first, after, order)
+	q, err := movementQuery(first, after, order)
+	if err != nil {
+		return nil, err
+	}
+	q.ProductID, q.LocationID = deref(productID), deref(locationID)
+	page, err := r.Service.Movements(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return movementConnection(page, q.HasAfter), nil
 }
 
 // Locations is the resolver for the locations field.

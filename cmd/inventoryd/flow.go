@@ -19,8 +19,8 @@ func openFlow(ctx context.Context, cfg config.Config, store *gormstore.Store, lo
 		RulesFile:  cfg.FlowRules,
 		Operations: graph.Operations(),
 		ResolveSKU: func(ctx context.Context, sku string) (int64, error) {
-			p, err := store.ProductBySKU(ctx, inventory.NormalizeSKU(sku))
-			return p.ID, err
+			ps, err := store.ProductStockBySKU(ctx, inventory.NormalizeSKU(sku))
+			return ps.Product.ID, err
 		},
 		Logger:        log,
 		CheckInterval: cfg.FlowCheckInterval,

@@ -540,6 +540,70 @@ func (e FlowBehavior) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Where a product read is answered. Every replica keeps a read model of the
+// products it is asked for, advanced by the ledger; stock changes are always
+// judged by the database, never by it.
+type ReadConsistency string
+
+const (
+	// From the answering replica's read model (the default): a client sees its
+	// own changes on the replica it made them on at once, and changes made on
+	// other replicas about one pub/sub hop later (milliseconds; the ledger poll
+	// interval, 1s by default, at worst). An expired reservation stops counting
+	// at once either way.
+	ReadConsistencyCached ReadConsistency = "CACHED"
+	// From the database: every change committed before the read began.
+	ReadConsistencyStrong ReadConsistency = "STRONG"
+)
+
+var AllReadConsistency = []ReadConsistency{
+	ReadConsistencyCached,
+	ReadConsistencyStrong,
+}
+
+func (e ReadConsistency) IsValid() bool {
+	switch e {
+	case ReadConsistencyCached, ReadConsistencyStrong:
+		return true
+	}
+	return false
+}
+
+func (e ReadConsistency) String() string {
+	return string(e)
+}
+
+func (e *ReadConsistency) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ReadConsistency(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ReadConsistency", str)
+	}
+	return nil
+}
+
+func (e ReadConsistency) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ReadConsistency) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ReadConsistency) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 type SortOrder string
 
 const (

@@ -48,7 +48,7 @@ func TestFencedWrites(t *testing.T) {
 				want++
 			}
 		}
-		levels, err := s.Levels(context.Background(), p.ID)
+		levels, err := levelsOf(s, p.ID)
 		if err != nil || levels[0].Stock != want || levels[0].Fence != (inventory.Fence{Epoch: 2, Token: 2}) {
 			t.Fatalf("level = %+v (%v), want stock %d under fence {2 2}", levels, err, want)
 		}

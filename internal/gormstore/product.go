@@ -13,9 +13,13 @@ import (
 // CreateProduct inserts p, its initial stock if any, and its idempotency key.
 func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial *inventory.StockTx, key inventory.IdempotencyRecord) error {
 	return s.write(ctx, func(tx *gorm.DB) error {
-		err := tx.Raw(`INSERT INTO products (sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted, p.Version, p.CreatedAt, p.UpdatedAt,
+		rev, err := nextRevision(tx)
+		if err != nil {
+			return err
+		}
+		err = tx.Raw(`INSERT INTO products (sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, created_at, updated_at,
+			revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted, p.Version, p.CreatedAt, p.UpdatedAt, rev,
 		).Scan(&p.ID).Error
 		if err != nil {
 			return err
@@ -35,6 +39,15 @@ func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial
 		// else can know the product yet.
 		return s.writeStocks(tx, nil, []stockItem{{st: initial, now: p.CreatedAt}})
 	})
+}
+
+// nextRevision takes the next catalog revision. The counter's row stays
+// locked until the transaction ends, so revisions become visible in order
+// (see migration 0008).
+func nextRevision(tx *gorm.DB) (int64, error) {
+	var rev int64
+	err := tx.Raw("UPDATE catalog_sequence SET last = last + 1 WHERE id = 1 RETURNING last").Scan(&rev).Error
+	return rev, err
 }
 
 func insertIdempotencyKey(tx *gorm.DB, rec inventory.IdempotencyRecord, at any) error {
@@ -62,8 +75,12 @@ func (s *Store) UpdateProduct(ctx context.Context, id int64, key inventory.Idemp
 		if !changed {
 			return nil
 		}
-		return tx.Exec(`UPDATE products SET sku = ?, name = ?, price_micros = ?, threshold = ?, version = ?, updated_at = ? WHERE id = ?`,
-			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Version, p.UpdatedAt, p.ID).Error
+		rev, err := nextRevision(tx)
+		if err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE products SET sku = ?, name = ?, price_micros = ?, threshold = ?, version = ?, updated_at = ?, revision = ? WHERE id = ?`,
+			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Version, p.UpdatedAt, rev, p.ID).Error
 	})
 	return p, err
 }
@@ -104,36 +121,17 @@ func (s *Store) Product(ctx context.Context, id int64) (inventory.Product, error
 	return rows[0].product(), nil
 }
 
-// ProductBySKU returns a product by its (normalized) SKU.
-func (s *Store) ProductBySKU(ctx context.Context, sku string) (inventory.Product, error) {
-	var rows []productRow
-	if err := s.db.WithContext(ctx).Raw("SELECT "+productColumns+" FROM products WHERE sku = ?", sku).Scan(&rows).Error; err != nil {
-		return inventory.Product{}, translate(err)
-	}
-	if len(rows) == 0 {
-		return inventory.Product{}, inventory.Errorf(inventory.CodeNotFound, "product with SKU %q not found", sku)
-	}
-	return rows[0].product(), nil
-}
-
-// Products returns a page of products ordered by ID.
-func (s *Store) Products(ctx context.Context, f inventory.ProductFilter, afterID int64, limit int) (inventory.ProductPage, error) {
+// ProductIDs returns a page of the IDs of the products that match f.
+func (s *Store) ProductIDs(ctx context.Context, f inventory.ProductFilter, afterID int64, limit int) (inventory.IDPage, error) {
 	where, args := productWhere(f)
 	where = append(where, "id > ?")
 	args = append(args, afterID, limit+1)
-	var rows []productRow
-	err := s.db.WithContext(ctx).Raw("SELECT "+productColumns+" FROM products WHERE "+strings.Join(where, " AND ")+
-		" ORDER BY id LIMIT ?", args...).Scan(&rows).Error
+	var ids []int64
+	err := s.db.WithContext(ctx).Raw("SELECT id FROM products WHERE "+strings.Join(where, " AND ")+" ORDER BY id LIMIT ?", args...).Scan(&ids).Error
 	if err != nil {
-		return inventory.ProductPage{}, translate(err)
+		return inventory.IDPage{}, translate(err)
 	}
-	page := inventory.ProductPage{HasNext: len(rows) > limit}
-	rows = rows[:min(len(rows), limit)]
-	page.Products = make([]inventory.Product, len(rows))
-	for i, r := range rows {
-		page.Products[i] = r.product()
-	}
-	return page, nil
+	return inventory.IDPage{IDs: ids[:min(len(ids), limit)], HasNext: len(ids) > limit}, nil
 }
 
 // CountProducts counts the products that match f.

@@ -160,6 +160,16 @@ func (s *Store) Reservation(ctx context.Context, id int64) (inventory.Reservatio
 	return rs[0], nil
 }
 
+// ReservationsByIDs returns the reservations of ids, with their items,
+// ordered by ID.
+func (s *Store) ReservationsByIDs(ctx context.Context, ids []int64) ([]inventory.Reservation, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rs, err := s.loadReservations(s.db.WithContext(ctx), "SELECT "+reservationColumns+" FROM reservations WHERE id IN ? ORDER BY id", ids)
+	return rs, translate(err)
+}
+
 // ReservationByKey returns the reservation created with an idempotency key.
 func (s *Store) ReservationByKey(ctx context.Context, key string) (inventory.Reservation, bool, error) {
 	rs, err := s.loadReservations(s.db.WithContext(ctx), "SELECT "+reservationColumns+" FROM reservations WHERE idempotency_key = ?", key)

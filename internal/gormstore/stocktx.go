@@ -101,7 +101,7 @@ func buildItems(works []inventory.LevelWork, d stockData, now time.Time) (items 
 			p = &inventory.Product{ID: w.Key.ProductID}
 			st.Err = inventory.Errorf(inventory.CodeNotFound, "product %d not found", w.Key.ProductID)
 		}
-		st.Product = p
+		st.Product, st.ReadSeq = p, p.LastSeq
 		l, exists := d.levels[w.Key]
 		if !exists {
 			l = inventory.Level{ProductID: w.Key.ProductID, LocationID: w.Key.LocationID}
@@ -317,9 +317,6 @@ func (s *Store) writeStocks(tx *gorm.DB, set *inventory.StockSet, items []stockI
 		if err := s.writeLevels(tx, changed); err != nil {
 			return err
 		}
-		if err := s.writeProducts(tx, changed); err != nil {
-			return err
-		}
 	}
 	// After the levels: items reference them.
 	if err := writeReservations(tx, rw); err != nil {
@@ -327,13 +324,17 @@ func (s *Store) writeStocks(tx *gorm.DB, set *inventory.StockSet, items []stockI
 	}
 	if n == 0 {
 		committed(changed, 0)
-		return nil
+		return s.writeProducts(tx, changed)
 	}
 	var last int64
 	if err := tx.Raw("UPDATE ledger_sequence SET last = last + ? WHERE id = 1 RETURNING last", n).Scan(&last).Error; err != nil {
 		return err
 	}
+	// Numbered first: a product's last_seq is its last movement's.
 	committed(changed, last-int64(n)+1)
+	if err := s.writeProducts(tx, changed); err != nil {
+		return err
+	}
 	var ms []inventory.Movement
 	for _, it := range changed {
 		ms = append(ms, it.st.Movements()...)
@@ -467,12 +468,12 @@ func (s *Store) updateLevels(tx *gorm.DB, items []stockItem) (int64, error) {
 	return n, nil
 }
 
-// writeProducts saves the product totals of the items on SQLite, once per
-// product.
+// writeProducts saves the product totals of the items and their last
+// sequence on SQLite, once per product.
 func (s *Store) writeProducts(tx *gorm.DB, items []stockItem) error {
 	for _, p := range distinctProducts(items) {
-		if err := tx.Exec("UPDATE products SET stock = ?, reserved = ?, low_stock_alerted = ? WHERE id = ?",
-			p.Stock, p.Reserved, p.LowStockAlerted, p.ID).Error; err != nil {
+		if err := tx.Exec("UPDATE products SET stock = ?, reserved = ?, low_stock_alerted = ?, last_seq = ? WHERE id = ?",
+			p.Stock, p.Reserved, p.LowStockAlerted, p.LastSeq, p.ID).Error; err != nil {
 			return err
 		}
 	}

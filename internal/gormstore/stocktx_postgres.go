@@ -313,7 +313,8 @@ func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
 
 // pgWriteSQL writes a stock transaction: it takes n sequences, updates the
 // existing levels (compare-and-set on the version read, fenced unless the
-// write is unfenced), inserts the new ones, saves the product totals and
+// write is unfenced), inserts the new ones, saves the product totals (and
+// each product's last sequence: its last movement's, ord of n) and
 // inserts the movements numbered from the first sequence taken. It returns
 // the last sequence, and fails (SQLSTATE IV001) if a level was not updated
 // or inserted as expected. Placeholders are GORM's; pgNumbered turns them
@@ -339,8 +340,9 @@ const pgWriteSQL = `WITH sq AS (
 		ON CONFLICT (product_id, location_id) DO NOTHING
 		RETURNING 1
 	), pr AS (
-		UPDATE products AS p SET stock = v.stock, reserved = v.reserved, low_stock_alerted = v.alerted
-		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[]) AS v (id, stock, reserved, alerted)
+		UPDATE products AS p SET stock = v.stock, reserved = v.reserved, low_stock_alerted = v.alerted,
+			last_seq = CASE WHEN v.ord > 0 THEN sq.last - ?::bigint + v.ord ELSE p.last_seq END
+		FROM sq, unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[], ?::bigint[]) AS v (id, stock, reserved, alerted, ord)
 		WHERE p.id = v.id
 	), mv AS (
 		INSERT INTO stock_movements (` + movementColumns + `)
@@ -398,9 +400,10 @@ func pgWrite(items []stockItem, n int, rw reservationWrites) (string, []any) {
 		next                                    []*time.Time
 	}
 	var prod struct {
-		id, stock, reserved []int64
-		alerted             []bool
+		id, stock, reserved, ord []int64
+		alerted                  []bool
 	}
+	lastOrd := map[int64]int64{} // product -> ordinal of its last movement
 	var mv struct {
 		pid, lid, delta, qty, avail, epoch, token, rdelta []int64
 		typ, reason, ref, actor, trace                    []string
@@ -428,16 +431,18 @@ func pgWrite(items []stockItem, n int, rw reservationWrites) (string, []any) {
 			mv.key, mv.hash = append(mv.key, nullPtr(nullable(m.IdempotencyKey))), append(mv.hash, nullPtr(nullableHash(m)))
 			mv.at = append(mv.at, m.CreatedAt.UTC())
 			mv.rdelta, mv.resv = append(mv.rdelta, m.ReservedDelta), append(mv.resv, idPtr(m.ReservationID))
+			lastOrd[l.ProductID] = int64(len(mv.pid))
 		}
 	}
 	for _, p := range distinctProducts(items) {
 		prod.id, prod.stock, prod.reserved, prod.alerted = append(prod.id, p.ID), append(prod.stock, p.Stock), append(prod.reserved, p.Reserved), append(prod.alerted, p.LowStockAlerted)
+		prod.ord = append(prod.ord, lastOrd[p.ID])
 	}
 	r := pgReservationArgs(rw)
 	return pgWriteSQL, append([]any{n,
 		a(upd.pid), a(upd.lid), a(upd.stock), a(upd.reserved), a(upd.readver), a(upd.fenced), a(upd.epoch), a(upd.token), a(upd.at), a(upd.next),
 		a(ins.pid), a(ins.lid), a(ins.stock), a(ins.reserved), a(ins.epoch), a(ins.token), a(ins.at), a(ins.next),
-		a(prod.id), a(prod.stock), a(prod.reserved), a(prod.alerted),
+		n, a(prod.id), a(prod.stock), a(prod.reserved), a(prod.alerted), a(prod.ord),
 		n, a(mv.pid), a(mv.lid), a(mv.typ), a(mv.delta), a(mv.qty), a(mv.avail), a(mv.alert), a(mv.reason), a(mv.ref), a(mv.actor),
 		a(mv.key), a(mv.hash), a(mv.epoch), a(mv.token), a(mv.trace), a(mv.at), a(mv.rdelta), a(mv.resv),
 	}, append(r, len(upd.pid), len(ins.pid))...)

@@ -61,7 +61,7 @@ func TestUpdateStocksGroup(t *testing.T) {
 		if ms[0].Seq == 0 || ms[1].Seq != ms[0].Seq+1 || got[0].Level.Fence != fence || got[0].Level.Version != 1 {
 			t.Fatalf("committed: %+v level %+v", ms, got[0].Level)
 		}
-		levels, _ := s.Levels(context.Background(), b.ID)
+		levels, _ := levelsOf(s, b.ID)
 		if len(levels) != 1 || levels[0].Stock != 7 {
 			t.Fatalf("levels of B: %+v", levels)
 		}
@@ -83,7 +83,7 @@ func TestUpdateStocksGroup(t *testing.T) {
 		if !errors.Is(err, inventory.ErrVersionConflict) {
 			t.Fatalf("stale fence in a group: %v, want ErrVersionConflict", err)
 		}
-		if levels, _ := s.Levels(context.Background(), a.ID); len(levels) != 0 {
+		if levels, _ := levelsOf(s, a.ID); len(levels) != 0 {
 			t.Fatalf("a failed group wrote A's level: %+v", levels)
 		}
 

@@ -169,14 +169,20 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []
 	return nil, nil
 }
 
-// committed wakes the event feed if the transaction of txs wrote
-// movements, and tells the observer.
+// committed tells the read model of the transaction of txs, wakes the
+// event feed if it wrote movements, and tells the observer. It runs before
+// the transaction's requests are answered.
 func (s *Service) committed(requests int, txs []*StockTx) {
 	var ms []Movement
+	written := txs[:0:0]
 	for _, tx := range txs {
 		if tx != nil && tx.Err == nil {
 			ms = append(ms, tx.Movements()...)
+			written = append(written, tx)
 		}
+	}
+	if s.reads != nil && len(written) > 0 {
+		s.reads.Committed(written)
 	}
 	if len(ms) > 0 {
 		s.feed.notify()

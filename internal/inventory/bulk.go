@@ -169,14 +169,14 @@ func (s *Service) bulkOp(ctx context.Context, i int, it BulkItem, in BulkAdjustm
 		return stockOp{}, invalid(field("productId"), "items[%d] needs exactly one of productId and sku", i)
 	}
 	if it.SKU != "" {
-		p, err := s.store.ProductBySKU(ctx, NormalizeSKU(it.SKU))
+		ps, err := s.store.ProductStockBySKU(ctx, NormalizeSKU(it.SKU))
 		if ErrorCode(err) == CodeNotFound {
 			return stockOp{}, Errorf(CodeNotFound, "no product has SKU %q", it.SKU)
 		}
 		if err != nil {
 			return stockOp{}, err
 		}
-		it.ProductID = p.ID
+		it.ProductID = ps.Product.ID
 	}
 	key, err := checkStockRequest(it.ProductID, it.LocationID, "", "", "")
 	if err != nil {

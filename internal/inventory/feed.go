@@ -19,6 +19,10 @@ type feed struct {
 	poll   time.Duration
 	wake   chan struct{}
 	fanout Fanout // nil: one replica
+	// wakeOthers, if set, is called (and must not block) whenever the
+	// ledger may have advanced on another replica: a nudge, or a tick of
+	// the poll.
+	wakeOthers func()
 
 	mu      sync.Mutex
 	last    int64 // highest sequence published
@@ -109,6 +113,9 @@ func (f *feed) run(ctx context.Context) {
 		case <-tick.C:
 		}
 		f.catchUp(ctx)
+		if !local && f.wakeOthers != nil {
+			f.wakeOthers()
+		}
 		if local && f.fanout != nil {
 			// This replica committed: tell the others where the ledger
 			// is now (coalesced: one announce for a burst of commits).

@@ -124,3 +124,12 @@ func checkLedgerExplainsStock(tb testing.TB, svc *inventory.Service, productID i
 		tb.Errorf("product stock %d, sum of levels %d", p.Stock, total)
 	}
 }
+
+// storeLevels reads a product's levels from the database.
+func storeLevels(st inventory.Store, productID int64) ([]inventory.Level, error) {
+	stocks, err := st.ProductStocks(context.Background(), []int64{productID})
+	if err != nil || len(stocks) == 0 {
+		return nil, err
+	}
+	return stocks[0].Levels, nil
+}

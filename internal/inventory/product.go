@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -39,7 +40,10 @@ type Product struct {
 	LowStockAlerted bool
 	// Version counts edits of the product's own attributes; stock levels
 	// carry their own versions.
-	Version   int64
+	Version int64
+	// LastSeq is the ledger sequence of the product's latest movement (0:
+	// none yet): its totals and levels are as of it.
+	LastSeq   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -84,10 +88,30 @@ type ProductFilter struct {
 	LowStock *bool
 }
 
+// ProductStock is a product with all its stock levels, read together: the
+// levels add up to the product's totals.
+type ProductStock struct {
+	Product Product
+	// Levels are ordered by location ID.
+	Levels []Level
+}
+
+// clone returns a copy of ps whose levels the caller may change.
+func (ps ProductStock) clone() ProductStock {
+	ps.Levels = slices.Clone(ps.Levels)
+	return ps
+}
+
 // ProductPage is a page of products ordered by ID.
 type ProductPage struct {
-	Products []Product
+	Products []ProductStock
 	HasNext  bool
+}
+
+// IDPage is a page of product IDs in ascending order.
+type IDPage struct {
+	IDs     []int64
+	HasNext bool
 }
 
 // NormalizeSKU upper-cases and trims a SKU; SKUs compare case-insensitively.

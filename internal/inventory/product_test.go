@@ -131,8 +131,8 @@ func TestProductsPaging(t *testing.T) {
 			page, err := e.svc.Products(ctx, inventory.ProductFilter{}, 10, after)
 			mustNoErr(t, err)
 			for _, p := range page.Products {
-				seen = append(seen, p.ID)
-				after = p.ID
+				seen = append(seen, p.Product.ID)
+				after = p.Product.ID
 			}
 			if !page.HasNext {
 				break

@@ -353,7 +353,7 @@ func TestReaperReleasesExpired(t *testing.T) {
 			}
 			return false
 		})
-		levels, err := st.Levels(context.Background(), p.ID)
+		levels, err := storeLevels(st, p.ID)
 		mustNoErr(t, err)
 		if levels[0].Reserved != 0 {
 			t.Fatalf("stored reserved %d after the reaper ran", levels[0].Reserved)

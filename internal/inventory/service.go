@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -58,6 +57,10 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// Observer is told of committed stock transactions; nil tells no one.
 	Observer Observer
+	// ReadModel answers product and level reads that do not ask for
+	// ReadStrong; nil sends every read to the Store. The service keeps it
+	// current.
+	ReadModel ReadModel
 }
 
 // MaxBatchLimit is the largest Config.MaxBatch.
@@ -78,6 +81,7 @@ type Service struct {
 	combiner    *combiner
 	tracer      trace.Tracer
 	obs         Observer
+	reads       ReadModel // nil: none
 
 	maxReservationTTL time.Duration
 	reaper            *reaper
@@ -103,6 +107,7 @@ func NewService(cfg Config) *Service {
 		lockTimeout: cfg.LockTimeout,
 		tracer:      newTracer(cfg.TracerProvider),
 		obs:         cfg.Observer,
+		reads:       cfg.ReadModel,
 		locations:   make(map[int64]Location),
 	}
 	if s.obs == nil {
@@ -129,6 +134,9 @@ func NewService(cfg Config) *Service {
 		poll = time.Second
 	}
 	s.feed = newFeed(cfg.Store, s.log, poll, cfg.Fanout)
+	if s.reads != nil {
+		s.feed.wakeOthers = s.reads.Wake
+	}
 	s.strategy = cfg.Strategy
 	if !s.strategy.Valid() {
 		s.strategy = StrategyCombine
@@ -239,6 +247,7 @@ func (s *Service) CreateProduct(ctx context.Context, np NewProduct) (_ ProductRe
 		res.Movement = &tx.Movements()[0]
 		s.committed(1, []*StockTx{tx})
 	}
+	s.productSaved(p)
 	return res, nil
 }
 
@@ -280,7 +289,16 @@ func (s *Service) UpdateProduct(ctx context.Context, u ProductUpdate) (_ Product
 	if err != nil {
 		return ProductResult{}, err
 	}
+	s.productSaved(p)
 	return ProductResult{Product: p}, nil
+}
+
+// productSaved tells the read model of a product this replica created or
+// edited.
+func (s *Service) productSaved(p Product) {
+	if s.reads != nil {
+		s.reads.ProductSaved(p)
+	}
 }
 
 // replayProduct answers a product mutation whose idempotency key was already
@@ -317,139 +335,6 @@ func errKeyReused() *Error {
 	return Errorf(CodeConflict, "idempotencyKey was already used for a different request")
 }
 
-// Product returns the product with the given ID.
-func (s *Service) Product(ctx context.Context, id int64) (Product, error) {
-	if id <= 0 {
-		return Product{}, Errorf(CodeNotFound, "product %d not found", id)
-	}
-	p, err := s.store.Product(ctx, id)
-	if err != nil {
-		return Product{}, err
-	}
-	return p, s.withoutExpired(ctx, []*Product{&p})
-}
-
-// ProductBySKU returns the product with the given SKU (case-insensitive).
-func (s *Service) ProductBySKU(ctx context.Context, sku string) (Product, error) {
-	sku = NormalizeSKU(sku)
-	if err := validateSKU(sku); err != nil {
-		return Product{}, err
-	}
-	p, err := s.store.ProductBySKU(ctx, sku)
-	if err != nil {
-		return Product{}, err
-	}
-	return p, s.withoutExpired(ctx, []*Product{&p})
-}
-
-// Products returns up to first products with IDs above afterID that match f.
-func (s *Service) Products(ctx context.Context, f ProductFilter, first int, afterID int64) (ProductPage, error) {
-	if err := checkFirst(first); err != nil {
-		return ProductPage{}, err
-	}
-	if err := validateText("filter.text", f.Text, MaxNameLength); err != nil {
-		return ProductPage{}, err
-	}
-	page, err := s.store.Products(ctx, f, afterID, first)
-	if err != nil {
-		return ProductPage{}, err
-	}
-	err = s.withoutExpired(ctx, pointers(page.Products))
-	if f.LowStock != nil && *f.LowStock {
-		// Released expired units can take a product off the list.
-		page.Products = slices.DeleteFunc(page.Products, func(p Product) bool { return !p.LowStock() })
-	}
-	return page, err
-}
-
-// CountProducts returns how many products match f.
-func (s *Service) CountProducts(ctx context.Context, f ProductFilter) (int, error) {
-	return s.store.CountProducts(ctx, f)
-}
-
-// LowStockProducts returns up to limit products whose available stock is
-// below their threshold, ordered by ID.
-func (s *Service) LowStockProducts(ctx context.Context, limit int) ([]Product, error) {
-	if limit < 1 || limit > 1000 {
-		return nil, invalid("first", "first must be between 1 and 1000")
-	}
-	low := true
-	page, err := s.store.Products(ctx, ProductFilter{LowStock: &low}, 0, limit)
-	if err != nil {
-		return nil, err
-	}
-	err = s.withoutExpired(ctx, pointers(page.Products))
-	return slices.DeleteFunc(page.Products, func(p Product) bool { return !p.LowStock() }), err
-}
-
-// Levels returns a product's stock per location.
-func (s *Service) Levels(ctx context.Context, productID int64) ([]Level, error) {
-	levels, err := s.store.Levels(ctx, productID)
-	if err != nil || !slices.ContainsFunc(levels, func(l Level) bool { return l.Reserved > 0 }) {
-		return levels, err
-	}
-	expired, err := s.store.ExpiredReserved(ctx, []int64{productID}, s.now())
-	for i := range levels {
-		levels[i].Reserved -= expired[LevelKey{ProductID: productID, LocationID: levels[i].LocationID}]
-	}
-	return levels, err
-}
-
-// withoutExpired takes out of the products' reserved the units still held
-// by reservations that have expired but were not released yet: an expired
-// reservation stops counting at once, not when the reaper gets to it.
-func (s *Service) withoutExpired(ctx context.Context, ps []*Product) error {
-	var ids []int64
-	for _, p := range ps {
-		if p.Reserved > 0 {
-			ids = append(ids, p.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	expired, err := s.store.ExpiredReserved(ctx, ids, s.now())
-	if err != nil {
-		return err
-	}
-	byProduct := map[int64]int64{}
-	for k, q := range expired {
-		byProduct[k.ProductID] += q
-	}
-	for _, p := range ps {
-		p.Reserved -= byProduct[p.ID]
-	}
-	return nil
-}
-
-func pointers(ps []Product) []*Product {
-	out := make([]*Product, len(ps))
-	for i := range ps {
-		out[i] = &ps[i]
-	}
-	return out
-}
-
-// Movements returns a page of the ledger.
-func (s *Service) Movements(ctx context.Context, q MovementQuery) (MovementPage, error) {
-	if err := checkFirst(q.Limit); err != nil {
-		return MovementPage{}, err
-	}
-	if q.ProductID > 0 {
-		if _, err := s.store.Product(ctx, q.ProductID); err != nil {
-			return MovementPage{}, err
-		}
-	}
-	return s.store.Movements(ctx, q)
-}
-
-func checkFirst(first int) error {
-	if first < 1 || first > MaxPageSize {
-		return invalid("first", "first must be between 1 and %d", MaxPageSize)
-	}
-	return nil
-}
-
 // CreateLocation adds a location.
 func (s *Service) CreateLocation(ctx context.Context, nl NewLocation) (_ Location, err error) {
 	ctx, span := s.startSpan(ctx, "inventory.CreateLocation")
@@ -462,30 +347,4 @@ func (s *Service) CreateLocation(ctx context.Context, nl NewLocation) (_ Locatio
 		return Location{}, err
 	}
 	return l, nil
-}
-
-// Location returns the location with the given ID.
-func (s *Service) Location(ctx context.Context, id int64) (Location, error) {
-	s.locMu.RLock()
-	l, ok := s.locations[id]
-	s.locMu.RUnlock()
-	if ok {
-		return l, nil
-	}
-	if id <= 0 {
-		return Location{}, Errorf(CodeNotFound, "location %d not found", id)
-	}
-	l, err := s.store.Location(ctx, id)
-	if err != nil {
-		return Location{}, err
-	}
-	s.locMu.Lock()
-	s.locations[id] = l
-	s.locMu.Unlock()
-	return l, nil
-}
-
-// Locations returns all locations ordered by ID.
-func (s *Service) Locations(ctx context.Context) ([]Location, error) {
-	return s.store.Locations(ctx)
 }

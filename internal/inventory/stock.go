@@ -119,9 +119,13 @@ type Movement struct {
 // level, the product totals and the appended movements atomically.
 type StockTx struct {
 	// Product is the level's product, shared by the StockTx of all its
-	// levels in one transaction, so its totals stay one value.
+	// levels in one transaction, so its totals stay one value. After the
+	// commit its LastSeq is its latest movement's sequence.
 	Product *Product
 	Level   Level
+	// ReadSeq is the product's LastSeq as the transaction read it: the
+	// state the transaction changed is the product's as of ReadSeq.
+	ReadSeq int64
 	// Replays holds the existing movements for the idempotency keys the
 	// caller asked about.
 	Replays map[string]Movement
@@ -209,6 +213,7 @@ func (tx *StockTx) Committed(firstSeq int64, fence Fence, at time.Time) {
 		m.Seq = firstSeq + int64(i)
 		// A product's first movement is applied before the product has an ID.
 		m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID
+		tx.Product.LastSeq = max(tx.Product.LastSeq, m.Seq)
 	}
 	tx.Level.Version++
 	if fence != (Fence{}) {

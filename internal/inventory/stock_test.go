@@ -168,7 +168,7 @@ func TestLowStockAlertIsEdgeTriggered(t *testing.T) {
 		}
 		low, err := e.svc.LowStockProducts(ctx, 10)
 		mustNoErr(t, err)
-		if len(low) != 1 || low[0].ID != p.ID {
+		if len(low) != 1 || low[0].Product.ID != p.ID {
 			t.Fatalf("lowStockProducts = %+v", low)
 		}
 	})

@@ -22,16 +22,12 @@ type Store interface {
 	IdempotencyRecord(ctx context.Context, key string) (IdempotencyRecord, bool, error)
 
 	Product(ctx context.Context, id int64) (Product, error)
-	ProductBySKU(ctx context.Context, sku string) (Product, error)
-	Products(ctx context.Context, f ProductFilter, afterID int64, limit int) (ProductPage, error)
-	CountProducts(ctx context.Context, f ProductFilter) (int, error)
+	// StockReader's methods read the database itself: they are exact.
+	StockReader
 
 	CreateLocation(ctx context.Context, l *Location) error
 	Location(ctx context.Context, id int64) (Location, error)
 	Locations(ctx context.Context) ([]Location, error)
-
-	// Levels returns the product's stock levels ordered by location ID.
-	Levels(ctx context.Context, productID int64) ([]Level, error)
 
 	// UpdateStocks runs one stock transaction over the levels of works.
 	// It locks their products (in ID order) and loads a StockTx per work (in
@@ -62,6 +58,9 @@ type Store interface {
 
 	// Reservation returns a reservation with its items.
 	Reservation(ctx context.Context, id int64) (Reservation, error)
+	// ReservationsByIDs returns the reservations of ids that exist, with
+	// their items, ordered by ID.
+	ReservationsByIDs(ctx context.Context, ids []int64) ([]Reservation, error)
 	// ReservationByKey returns the reservation created with an idempotency
 	// key.
 	ReservationByKey(ctx context.Context, key string) (Reservation, bool, error)
@@ -84,6 +83,10 @@ type Store interface {
 
 	// Movements returns ledger rows as q selects them.
 	Movements(ctx context.Context, q MovementQuery) (MovementPage, error)
+	// MovementsByProducts returns, for each of productIDs, the page of its
+	// ledger rows that q (whose ProductID and ProductIDs it ignores)
+	// selects, in one statement whatever the number of products.
+	MovementsByProducts(ctx context.Context, productIDs []int64, q MovementQuery) (map[int64]MovementPage, error)
 	// LastSeq returns the highest committed ledger sequence.
 	LastSeq(ctx context.Context) (int64, error)
 	// MaxLeaseToken returns the highest fencing token recorded on any level,
@@ -96,6 +99,24 @@ type Store interface {
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+}
+
+// StockReader reads products with their levels. The Store reads the
+// database; a ReadModel answers from memory what it can and reads the rest
+// from the Store. Each method's cost in statements does not grow with the
+// number of products it returns.
+type StockReader interface {
+	// ProductStocks returns the products of ids that exist, each with its
+	// levels as of one snapshot, ordered by ID.
+	ProductStocks(ctx context.Context, ids []int64) ([]ProductStock, error)
+	// ProductStockBySKU returns the product with a (normalized) SKU and its
+	// levels; an unknown SKU is CodeNotFound.
+	ProductStockBySKU(ctx context.Context, sku string) (ProductStock, error)
+	// ProductIDs returns up to limit IDs above afterID of the products that
+	// match f.
+	ProductIDs(ctx context.Context, f ProductFilter, afterID int64, limit int) (IDPage, error)
+	// CountProducts counts the products that match f.
+	CountProducts(ctx context.Context, f ProductFilter) (int, error)
 }
 
 // StockCallbacks are the points at which a stock transaction calls back;

@@ -1,6 +1,9 @@
 package inventory
 
-import "context"
+import (
+	"cmp"
+	"context"
+)
 
 // Strategy is how stock mutations are applied. Only StrategyCombine is for
 // production; the others exist to reproduce, on the same server and under
@@ -78,16 +81,13 @@ func (s *Service) runUnlocked(ctx context.Context, op stockOp) opResult {
 // transaction replace what the transaction read, as in a read-then-write
 // without a lock.
 func (s *Service) runUnsafe(ctx context.Context, op stockOp) opResult {
-	p, err := s.store.Product(ctx, op.key.ProductID)
-	if err != nil {
-		return opResult{err: err}
+	stocks, err := s.store.ProductStocks(ctx, []int64{op.key.ProductID})
+	if err != nil || len(stocks) == 0 {
+		return opResult{err: cmp.Or(err, error(Errorf(CodeNotFound, "product %d not found", op.key.ProductID)))}
 	}
-	levels, err := s.store.Levels(ctx, op.key.ProductID)
-	if err != nil {
-		return opResult{err: err}
-	}
+	p := stocks[0].Product
 	var lvl Level
-	for _, l := range levels {
+	for _, l := range stocks[0].Levels {
 		if l.LocationID == op.key.LocationID {
 			lvl = l
 		}

@@ -1,0 +1,187 @@
+package graph
+
+import (
+	"context"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vikstrous/dataloadgen"
+
+	"github.com/shopstack/inventory/graph/model"
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// Nested fields load through dataloaders (github.com/vikstrous/dataloadgen,
+// as gqlgen's documentation recommends): the fields of all the parents in
+// one response that need, say, a product's levels wait a moment and are
+// answered by one call to the service, so a query costs a number of
+// statements that does not grow with its page size. Root fields prime the
+// loaders with what they read, so nested fields under them load nothing
+// again.
+
+// DefaultLoaderWait is how long a loader collects keys before it loads
+// them: long enough for the resolvers of one list, started together, to
+// join one batch.
+const DefaultLoaderWait = time.Millisecond
+
+// Batch capacities: a batch this large loads at once. SQLite joins at most
+// 500 subqueries in one statement, and the movements load joins one per
+// product.
+const (
+	maxBatch          = 1000
+	maxMovementsBatch = 100
+)
+
+// loaders are one response's dataloaders. What they cache is as new as the
+// response: each response (each event of a subscription) gets loaders of
+// its own, and so does each mutation (see loading).
+type loaders struct {
+	stocks       *dataloadgen.Loader[int64, inventory.ProductStock]
+	movements    *dataloadgen.Loader[movementsKey, inventory.MovementPage]
+	reservations *dataloadgen.Loader[int64, inventory.Reservation]
+	locations    *dataloadgen.Loader[int64, inventory.Location]
+}
+
+// movementsKey is one product's page of movements as a field asks for it.
+type movementsKey struct {
+	productID int64
+	page      movementPage
+}
+
+// movementPage is a movements field's arguments: the same for every
+// parent of the field in a query, so all of them load in one statement.
+type movementPage struct {
+	limit      int
+	after      int64
+	hasAfter   bool
+	descending bool
+}
+
+func (p movementPage) query() inventory.MovementQuery {
+	return inventory.MovementQuery{Limit: p.limit, After: p.after, HasAfter: p.hasAfter, Descending: p.descending}
+}
+
+func newLoaders(svc *inventory.Service, wait time.Duration) *loaders {
+	opts := []dataloadgen.Option{dataloadgen.WithWait(wait), dataloadgen.WithBatchCapacity(maxBatch)}
+	return &loaders{
+		stocks: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.ProductStock, []error) {
+			stocks, err := svc.ProductStocks(ctx, ids)
+			return byKey(ids, stocks, err, func(ps inventory.ProductStock) int64 { return ps.Product.ID }, "product")
+		}, opts...),
+		movements: dataloadgen.NewLoader(func(ctx context.Context, keys []movementsKey) ([]inventory.MovementPage, []error) {
+			return loadMovements(ctx, svc, keys)
+		}, dataloadgen.WithWait(wait), dataloadgen.WithBatchCapacity(maxMovementsBatch)),
+		reservations: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.Reservation, []error) {
+			rs, err := svc.ReservationsByIDs(ctx, ids)
+			return byKey(ids, rs, err, func(r inventory.Reservation) int64 { return r.ID }, "reservation")
+		}, opts...),
+		locations: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.Location, []error) {
+			locs, err := svc.LocationsByIDs(ctx, ids)
+			var found []inventory.Location
+			for _, l := range locs {
+				found = append(found, l)
+			}
+			return byKey(ids, found, err, func(l inventory.Location) int64 { return l.ID }, "location")
+		}, opts...),
+	}
+}
+
+// byKey orders values by keys for a loader: a key without a value is
+// NOT_FOUND, and an error of the whole load is every key's.
+func byKey[V any](keys []int64, values []V, err error, key func(V) int64, what string) ([]V, []error) {
+	if err != nil {
+		return nil, []error{err}
+	}
+	found := make(map[int64]V, len(values))
+	for _, v := range values {
+		found[key(v)] = v
+	}
+	out, errs := make([]V, len(keys)), make([]error, len(keys))
+	for i, k := range keys {
+		v, ok := found[k]
+		if !ok {
+			errs[i] = inventory.Errorf(inventory.CodeNotFound, "%s %d not found", what, k)
+		}
+		out[i] = v
+	}
+	return out, errs
+}
+
+// loadMovements loads the pages of keys: one call per distinct page
+// (normally one), each for all its products.
+func loadMovements(ctx context.Context, svc *inventory.Service, keys []movementsKey) ([]inventory.MovementPage, []error) {
+	ids := map[movementPage][]int64{}
+	for _, k := range keys {
+		ids[k.page] = append(ids[k.page], k.productID)
+	}
+	out, errs := make([]inventory.MovementPage, len(keys)), make([]error, len(keys))
+	for page, productIDs := range ids {
+		pages, err := svc.MovementsByProducts(ctx, productIDs, page.query())
+		for i, k := range keys {
+			if k.page == page {
+				out[i], errs[i] = pages[k.productID], err
+			}
+		}
+	}
+	return out, errs
+}
+
+// prime caches stocks a root field read, for the fields under it.
+func (l *loaders) prime(stocks ...inventory.ProductStock) {
+	for _, ps := range stocks {
+		l.stocks.Prime(ps.Product.ID, ps)
+	}
+}
+
+type loadersKey struct{}
+
+// load returns ctx's loaders: those the loading extension put there, or
+// new ones for a resolver run without it.
+func (r *Resolver) load(ctx context.Context) *loaders {
+	if l, ok := ctx.Value(loadersKey{}).(*loaders); ok {
+		return l
+	}
+	return newLoaders(r.Service, r.loaderWait)
+}
+
+// loading is the extension that gives each response its loaders, and
+// the reads that ask for consistency STRONG theirs.
+type loading struct {
+	svc  *inventory.Service
+	wait time.Duration
+}
+
+var (
+	_ graphql.HandlerExtension     = loading{}
+	_ graphql.ResponseInterceptor  = loading{}
+	_ graphql.RootFieldInterceptor = loading{}
+)
+
+func (loading) ExtensionName() string                   { return "Loaders" }
+func (loading) Validate(graphql.ExecutableSchema) error { return nil }
+
+// InterceptResponse gives each response loaders of its own: a query's
+// root fields share theirs, and each event of a subscription reads anew.
+func (l loading) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	return next(context.WithValue(ctx, loadersKey{}, newLoaders(l.svc, l.wait)))
+}
+
+// InterceptRootField gives each mutation loaders of its own, so a later
+// mutation of the document is never answered with what an earlier one
+// loaded; and it makes a root field with consistency STRONG read the
+// database, its nested fields included.
+func (l loading) InterceptRootField(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+	oc, rc := graphql.GetOperationContext(ctx), graphql.GetRootFieldContext(ctx)
+	strong := false
+	if rc != nil && oc != nil {
+		strong = rc.Field.ArgumentMap(oc.Variables)["consistency"] == string(model.ReadConsistencyStrong)
+	}
+	if strong {
+		ctx = inventory.WithConsistency(ctx, inventory.ReadStrong)
+	}
+	if strong || (oc != nil && oc.Operation != nil && oc.Operation.Operation == ast.Mutation) {
+		ctx = context.WithValue(ctx, loadersKey{}, newLoaders(l.svc, l.wait))
+	}
+	return next(ctx)
+}

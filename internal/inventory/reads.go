@@ -1,0 +1,247 @@
+package inventory
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+)
+
+// The read path. Product and level reads go to the read model if there is
+// one (Config.ReadModel) and ctx does not ask for ReadStrong, else to the
+// database; either way each method costs a number of statements that does
+// not grow with the number of products it returns, and an expired
+// reservation stops counting at once, not when the reaper gets to it.
+
+// reader returns what answers ctx's product and level reads.
+func (s *Service) reader(ctx context.Context) StockReader {
+	if s.reads == nil || ConsistencyFrom(ctx) == ReadStrong {
+		return s.store
+	}
+	return s.reads
+}
+
+// ProductStocks returns the products of ids that exist, with their levels,
+// ordered by ID.
+func (s *Service) ProductStocks(ctx context.Context, ids []int64) ([]ProductStock, error) {
+	stocks, err := s.reader(ctx).ProductStocks(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return stocks, s.withoutExpired(ctx, stocks)
+}
+
+// ProductStock returns the product with the given ID and its levels.
+func (s *Service) ProductStock(ctx context.Context, id int64) (ProductStock, error) {
+	var stocks []ProductStock
+	var err error
+	if id > 0 {
+		stocks, err = s.ProductStocks(ctx, []int64{id})
+	}
+	if err != nil || len(stocks) == 0 {
+		return ProductStock{}, cmp.Or(err, error(Errorf(CodeNotFound, "product %d not found", id)))
+	}
+	return stocks[0], nil
+}
+
+// Product returns the product with the given ID.
+func (s *Service) Product(ctx context.Context, id int64) (Product, error) {
+	ps, err := s.ProductStock(ctx, id)
+	return ps.Product, err
+}
+
+// ProductStockBySKU returns the product with the given SKU
+// (case-insensitive) and its levels.
+func (s *Service) ProductStockBySKU(ctx context.Context, sku string) (ProductStock, error) {
+	sku = NormalizeSKU(sku)
+	if err := validateSKU(sku); err != nil {
+		return ProductStock{}, err
+	}
+	ps, err := s.reader(ctx).ProductStockBySKU(ctx, sku)
+	if err != nil {
+		return ProductStock{}, err
+	}
+	stocks := []ProductStock{ps}
+	return stocks[0], s.withoutExpired(ctx, stocks)
+}
+
+// ProductBySKU returns the product with the given SKU (case-insensitive).
+func (s *Service) ProductBySKU(ctx context.Context, sku string) (Product, error) {
+	ps, err := s.ProductStockBySKU(ctx, sku)
+	return ps.Product, err
+}
+
+// Products returns up to first products with IDs above afterID that match
+// f, with their levels.
+func (s *Service) Products(ctx context.Context, f ProductFilter, first int, afterID int64) (ProductPage, error) {
+	if err := checkFirst(first); err != nil {
+		return ProductPage{}, err
+	}
+	if err := validateText("filter.text", f.Text, MaxNameLength); err != nil {
+		return ProductPage{}, err
+	}
+	ids, err := s.reader(ctx).ProductIDs(ctx, f, afterID, first)
+	if err != nil {
+		return ProductPage{}, err
+	}
+	stocks, err := s.ProductStocks(ctx, ids.IDs)
+	if f.LowStock != nil {
+		// The values shown decide: released expired units can take a
+		// product off the low list.
+		stocks = slices.DeleteFunc(stocks, func(ps ProductStock) bool { return ps.Product.LowStock() != *f.LowStock })
+	}
+	return ProductPage{Products: stocks, HasNext: ids.HasNext}, err
+}
+
+// CountProducts returns how many products match f.
+func (s *Service) CountProducts(ctx context.Context, f ProductFilter) (int, error) {
+	return s.reader(ctx).CountProducts(ctx, f)
+}
+
+// LowStockProducts returns up to limit products whose available stock is
+// below their threshold, ordered by ID, with their levels.
+func (s *Service) LowStockProducts(ctx context.Context, limit int) ([]ProductStock, error) {
+	if limit < 1 || limit > 1000 {
+		return nil, invalid("first", "first must be between 1 and 1000")
+	}
+	low := true
+	ids, err := s.reader(ctx).ProductIDs(ctx, ProductFilter{LowStock: &low}, 0, limit)
+	if err != nil {
+		return nil, err
+	}
+	stocks, err := s.ProductStocks(ctx, ids.IDs)
+	return slices.DeleteFunc(stocks, func(ps ProductStock) bool { return !ps.Product.LowStock() }), err
+}
+
+// withoutExpired takes out of the stocks' reserved units the units still
+// held by reservations that have expired but were not released yet. Only
+// levels whose NextExpiry has passed can hold such units, so a read costs a
+// statement more only between an expiry and its release.
+func (s *Service) withoutExpired(ctx context.Context, stocks []ProductStock) error {
+	now := s.now()
+	var due []int64
+	for _, ps := range stocks {
+		if slices.ContainsFunc(ps.Levels, func(l Level) bool { return mayHoldExpired(l, now) }) {
+			due = append(due, ps.Product.ID)
+		}
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	expired, err := s.store.ExpiredReserved(ctx, due, now)
+	if err != nil {
+		return err
+	}
+	for i := range stocks {
+		ps := &stocks[i]
+		for j := range ps.Levels {
+			q := expired[LevelKey{ProductID: ps.Product.ID, LocationID: ps.Levels[j].LocationID}]
+			ps.Levels[j].Reserved -= q
+			ps.Product.Reserved -= q
+		}
+	}
+	return nil
+}
+
+// mayHoldExpired reports whether some of l's reserved units may belong to
+// reservations expired at now: its NextExpiry (no later than its earliest
+// active item's expiry) has passed, or is unknown.
+func mayHoldExpired(l Level, now time.Time) bool {
+	return l.Reserved > 0 && (l.NextExpiry.IsZero() || !now.Before(l.NextExpiry))
+}
+
+// Levels returns a product's stock per location.
+func (s *Service) Levels(ctx context.Context, productID int64) ([]Level, error) {
+	ps, err := s.ProductStock(ctx, productID)
+	return ps.Levels, err
+}
+
+// Movements returns a page of the ledger.
+func (s *Service) Movements(ctx context.Context, q MovementQuery) (MovementPage, error) {
+	if err := checkFirst(q.Limit); err != nil {
+		return MovementPage{}, err
+	}
+	if q.ProductID > 0 {
+		if _, err := s.Product(ctx, q.ProductID); err != nil {
+			return MovementPage{}, err
+		}
+	}
+	return s.store.Movements(ctx, q)
+}
+
+// MovementsByProducts returns, for each product of ids, the page of its
+// ledger that q selects (q's ProductID and ProductIDs are ignored).
+func (s *Service) MovementsByProducts(ctx context.Context, ids []int64, q MovementQuery) (map[int64]MovementPage, error) {
+	if err := checkFirst(q.Limit); err != nil {
+		return nil, err
+	}
+	return s.store.MovementsByProducts(ctx, ids, q)
+}
+
+func checkFirst(first int) error {
+	if first < 1 || first > MaxPageSize {
+		return invalid("first", "first must be between 1 and %d", MaxPageSize)
+	}
+	return nil
+}
+
+// ReservationsByIDs returns the reservations of ids that exist, with their
+// status as of now, ordered by ID.
+func (s *Service) ReservationsByIDs(ctx context.Context, ids []int64) ([]Reservation, error) {
+	rs, err := s.store.ReservationsByIDs(ctx, ids)
+	now := s.now()
+	for i := range rs {
+		rs[i].Status = rs[i].StatusAt(now)
+	}
+	return rs, err
+}
+
+// Location returns the location with the given ID.
+func (s *Service) Location(ctx context.Context, id int64) (Location, error) {
+	locs, err := s.LocationsByIDs(ctx, []int64{id})
+	if err != nil {
+		return Location{}, err
+	}
+	l, ok := locs[id]
+	if !ok {
+		return Location{}, Errorf(CodeNotFound, "location %d not found", id)
+	}
+	return l, nil
+}
+
+// LocationsByIDs returns the locations of ids that exist. Locations are
+// never edited or deleted, so they are cached; a miss reads them all (there
+// are few), once.
+func (s *Service) LocationsByIDs(ctx context.Context, ids []int64) (map[int64]Location, error) {
+	out := make(map[int64]Location, len(ids))
+	s.locMu.RLock()
+	for _, id := range ids {
+		if l, ok := s.locations[id]; ok {
+			out[id] = l
+		}
+	}
+	s.locMu.RUnlock()
+	if len(out) == len(ids) || !slices.ContainsFunc(ids, func(id int64) bool { _, ok := out[id]; return !ok && id > 0 }) {
+		return out, nil
+	}
+	all, err := s.store.Locations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.locMu.Lock()
+	for _, l := range all {
+		s.locations[l.ID] = l
+	}
+	s.locMu.Unlock()
+	for _, id := range ids {
+		if i := slices.IndexFunc(all, func(l Location) bool { return l.ID == id }); i >= 0 {
+			out[id] = all[i]
+		}
+	}
+	return out, nil
+}
+
+// Locations returns all locations ordered by ID.
+func (s *Service) Locations(ctx context.Context) ([]Location, error) {
+	return s.store.Locations(ctx)
+}
