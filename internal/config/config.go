@@ -130,7 +130,7 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.Introspection, err = strconv.ParseBool(v); return err }},
 	{"max-query-depth", "INVENTORY_MAX_QUERY_DEPTH", "10", "deepest nesting of a GraphQL operation (introspection aside); deeper ones get DEPTH_LIMIT_EXCEEDED",
 		func(c *Config, v string) (err error) { c.MaxQueryDepth, err = positive(v); return err }},
-	{"max-query-complexity", "INVENTORY_MAX_QUERY_COMPLEXITY", "5000", "largest cost of a GraphQL operation (a field 1, a page its size times its items); costlier ones get COMPLEXITY_LIMIT_EXCEEDED",
+	{"max-query-complexity", "INVENTORY_MAX_QUERY_COMPLEXITY", "10000", "largest cost of a GraphQL operation (a field 1, a page its size times its items); costlier ones get COMPLEXITY_LIMIT_EXCEEDED",
 		func(c *Config, v string) (err error) { c.MaxQueryComplexity, err = positive(v); return err }},
 	{"ws-origins", "INVENTORY_WS_ORIGINS", "", "comma-separated host patterns (e.g. shop.example.com,*.example.com) of other origins whose pages may open WebSocket subscriptions; empty: same origin only",
 		func(c *Config, v string) error { c.WSOrigins = splitList(v); return nil }},

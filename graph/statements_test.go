@@ -1,0 +1,144 @@
+package graph_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+)
+
+// sqlScope is the instrumentation scope of the store's statement spans.
+const sqlScope = "github.com/shopstack/inventory/internal/gormstore"
+
+// countingEnv is an endpoint that counts the SQL statements each request
+// runs, through the store's tracing: every statement made for a request
+// is a span of its trace.
+type countingEnv struct {
+	h   http.Handler
+	svc *inventory.Service
+	exp *tracetest.InMemoryExporter
+}
+
+func newCountingEnv(t *testing.T, driver string) countingEnv {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	st, err := gormstore.Open(context.Background(), gormstore.Config{Driver: driver, DSN: gormstoretest.DSN(t, driver), TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), TracerProvider: tp})
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	// A generous wait: the count must not depend on how fast a busy
+	// machine starts the resolvers of one page.
+	h := graph.NewHandler(svc, nil, graph.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}, LoaderWait: 250 * time.Millisecond})
+	return countingEnv{h: h, svc: svc, exp: exp}
+}
+
+// statements runs query and returns the SQL statements it ran, and its
+// response's data.
+func (e countingEnv) statements(t *testing.T, query string) ([]string, map[string]any) {
+	t.Helper()
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	traceID := hex.EncodeToString(b)
+	body, _ := json.Marshal(map[string]string{"query": query})
+	req := httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(string(body)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	var resp struct {
+		Data   map[string]any
+		Errors []gqlError
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || len(resp.Errors) > 0 {
+		t.Fatalf("query failed: %s (%v)", rec.Body, err)
+	}
+	var stmts []string
+	for _, s := range e.exp.GetSpans() {
+		if s.SpanContext.TraceID().String() == traceID && s.InstrumentationScope.Name == sqlScope {
+			stmts = append(stmts, s.Name)
+		}
+	}
+	return stmts, resp.Data
+}
+
+// seedCatalog creates n products, each with two levels and three
+// movements.
+func seedCatalog(t *testing.T, svc *inventory.Service, n int) {
+	t.Helper()
+	ctx := context.Background()
+	loc, err := svc.CreateLocation(ctx, inventory.NewLocation{Code: "SHOP", Name: "Shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		res, err := svc.CreateProduct(ctx, inventory.NewProduct{SKU: fmt.Sprintf("CAT-%03d", i), Name: "Item", InitialStock: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := res.Product.ID
+		if _, err := svc.StockIn(ctx, inventory.StockChange{ProductID: id, LocationID: loc.ID, Quantity: 5}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.StockOut(ctx, inventory.StockChange{ProductID: id, Quantity: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// storefrontPage is the deepest page a storefront asks for: products with
+// their stock per location, their latest movements, and each movement's
+// product and location.
+const storefrontPage = `{ products(first: %d%s) { edges { node { id sku available lowStock
+	levels { location { code } available }
+	movements(first: 5) { edges { node { sequence type product { sku } location { code } } } } } } } }`
+
+// TestStatementsPerPage checks that a page's SQL statements do not grow
+// with its size: the nested fields of all its products load in batches.
+func TestStatementsPerPage(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		e := newCountingEnv(t, driver)
+		seedCatalog(t, e.svc, 100)
+		for _, consistency := range []string{", consistency: STRONG"} {
+			var counts []int
+			for _, n := range []int{10, 100} {
+				stmts, data := e.statements(t, fmt.Sprintf(storefrontPage, n, consistency))
+				edges := data["products"].(map[string]any)["edges"].([]any)
+				node := edges[n-1].(map[string]any)["node"].(map[string]any)
+				if len(edges) != n || len(node["levels"].([]any)) != 2 || len(node["movements"].(map[string]any)["edges"].([]any)) != 3 {
+					t.Fatalf("page of %d%s: %d products, last %+v", n, consistency, len(edges), node)
+				}
+				t.Logf("page of %d%s: %d statements %v", n, consistency, len(stmts), stmts)
+				if len(stmts) > 6 {
+					t.Errorf("page of %d%s: %d statements, want at most 6: %v", n, consistency, len(stmts), stmts)
+				}
+				counts = append(counts, len(stmts))
+			}
+			if counts[1] > counts[0] {
+				t.Errorf("%s: a page of 100 took %d statements, one of 10 took %d", consistency, counts[1], counts[0])
+			}
+		}
+	})
+}
