@@ -21,6 +21,7 @@ import (
 	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/readmodel"
 	"github.com/shopstack/inventory/internal/telemetry"
 )
 
@@ -86,6 +87,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer fc.Close()
+	reads, err := openReadModel(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	if reads != nil {
+		defer reads.Close()
+	}
 	svc := inventory.NewService(inventory.Config{
 		Store:             fc.GuardStore(store),
 		Now:               clock.Now,
@@ -102,8 +110,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Fanout:            fanoutOrNil(fanout),
 		TracerProvider:    obs.traced,
 		Observer:          obs.metrics,
+		ReadModel:         readModelOrNil(reads),
 	})
 	obs.metrics.WatchService(svc)
+	if reads != nil {
+		obs.metrics.WatchReadModel(reads)
+	}
 	if cfg.StockStrategy != string(inventory.StrategyCombine) {
 		log.Warn("benchmark-only stock strategy: not for production", "strategy", cfg.StockStrategy,
 			"oversells", cfg.StockStrategy == string(inventory.StrategyUnsafe))
@@ -160,6 +172,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openReadModel starts the read model, unless it is turned off (nil).
+func openReadModel(ctx context.Context, cfg config.Config, store *gormstore.Store, log *slog.Logger) (*readmodel.View, error) {
+	if cfg.ReadModelProducts == 0 {
+		return nil, nil
+	}
+	view := readmodel.New(readmodel.Config{Source: store, Capacity: cfg.ReadModelProducts, Logger: log})
+	if err := view.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start the read model: %w", err)
+	}
+	return view, nil
+}
+
+// readModelOrNil keeps a nil view a nil interface.
+func readModelOrNil(v *readmodel.View) inventory.ReadModel {
+	if v == nil {
+		return nil
+	}
+	return v
 }
 
 // loopbackOnly returns addr with its host made a loopback address if it

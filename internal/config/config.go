@@ -45,6 +45,9 @@ type Config struct {
 	// PprofAddr, if set, serves net/http/pprof on a listener of its own.
 	PprofAddr         string
 	EventPollInterval time.Duration
+	// ReadModelProducts bounds the products the read model holds; zero
+	// turns it off (every read goes to the database).
+	ReadModelProducts int
 	ReservationMaxTTL time.Duration
 	ReapInterval      time.Duration
 	// FlowRules is the flow-control rules file; empty means the defaults.
@@ -120,6 +123,8 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.ReapInterval, err = time.ParseDuration(v); return err }},
 	{"event-poll-interval", "INVENTORY_EVENT_POLL_INTERVAL", "1s", "how often the event feed reads the ledger without being woken (by a local commit, or another replica's through Redis or etcd)",
 		func(c *Config, v string) (err error) { c.EventPollInterval, err = time.ParseDuration(v); return err }},
+	{"read-model-products", "INVENTORY_READ_MODEL_PRODUCTS", "100000", "most products the read model keeps in memory to answer product reads (least recently used go first); 0: every read goes to the database",
+		func(c *Config, v string) (err error) { c.ReadModelProducts, err = nonNegative(v); return err }},
 	{"flow-rules", "INVENTORY_FLOW_RULES", "", "flow-control rules file (YAML or JSON, see deploy/flow-rules.yaml); reloaded when it changes; empty: breakers only, no limits",
 		func(c *Config, v string) error { c.FlowRules = v; return nil }},
 	{"flow-check-interval", "INVENTORY_FLOW_CHECK_INTERVAL", "1s", "how often the flow-control rules file is checked for changes",
@@ -249,6 +254,14 @@ func splitList(v string) []string {
 }
 
 // positive parses a whole number of at least 1.
+func nonNegative(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err == nil && n < 0 {
+		err = fmt.Errorf("must not be negative")
+	}
+	return n, err
+}
+
 func positive(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err == nil && n < 1 {
