@@ -21,6 +21,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/readmodel"
 )
 
 // sqlScope is the instrumentation scope of the store's statement spans.
@@ -44,7 +45,12 @@ func newCountingEnv(t *testing.T, driver string) countingEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), TracerProvider: tp})
+	view := readmodel.New(readmodel.Config{Source: st})
+	if err := view.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(view.Close)
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), TracerProvider: tp, ReadModel: view})
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -116,28 +122,36 @@ const storefrontPage = `{ products(first: %d%s) { edges { node { id sku availabl
 	movements(first: 5) { edges { node { sequence type product { sku } location { code } } } } } } } }`
 
 // TestStatementsPerPage checks that a page's SQL statements do not grow
-// with its size: the nested fields of all its products load in batches.
+// with its size: the nested fields of all its products load in batches,
+// from the database (STRONG) or from the read model (the first read of a
+// page fills it, the next takes only the movements from the database).
 func TestStatementsPerPage(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := newCountingEnv(t, driver)
 		seedCatalog(t, e.svc, 100)
-		for _, consistency := range []string{", consistency: STRONG"} {
+		for _, run := range []struct{ name, arg string }{
+			{"STRONG", ", consistency: STRONG"}, {"CACHED, cold", ""}, {"CACHED, warm", ""},
+		} {
+			consistency := run.name
 			var counts []int
 			for _, n := range []int{10, 100} {
-				stmts, data := e.statements(t, fmt.Sprintf(storefrontPage, n, consistency))
+				stmts, data := e.statements(t, fmt.Sprintf(storefrontPage, n, run.arg))
 				edges := data["products"].(map[string]any)["edges"].([]any)
 				node := edges[n-1].(map[string]any)["node"].(map[string]any)
 				if len(edges) != n || len(node["levels"].([]any)) != 2 || len(node["movements"].(map[string]any)["edges"].([]any)) != 3 {
-					t.Fatalf("page of %d%s: %d products, last %+v", n, consistency, len(edges), node)
+					t.Fatalf("page of %d, %s: %d products, last %+v", n, consistency, len(edges), node)
 				}
-				t.Logf("page of %d%s: %d statements %v", n, consistency, len(stmts), stmts)
+				t.Logf("page of %d, %s: %d statements %v", n, consistency, len(stmts), stmts)
 				if len(stmts) > 6 {
-					t.Errorf("page of %d%s: %d statements, want at most 6: %v", n, consistency, len(stmts), stmts)
+					t.Errorf("page of %d, %s: %d statements, want at most 6: %v", n, consistency, len(stmts), stmts)
 				}
 				counts = append(counts, len(stmts))
 			}
 			if counts[1] > counts[0] {
 				t.Errorf("%s: a page of 100 took %d statements, one of 10 took %d", consistency, counts[1], counts[0])
+			}
+			if consistency == "CACHED, warm" && (counts[0] > 1 || counts[1] > 1) {
+				t.Errorf("warm pages took %v statements, want only the movements' one", counts)
 			}
 		}
 	})

@@ -12,14 +12,13 @@ import (
 
 // CreateProduct inserts p, its initial stock if any, and its idempotency key.
 func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial *inventory.StockTx, key inventory.IdempotencyRecord) error {
-	return s.write(ctx, func(tx *gorm.DB) error {
-		rev, err := nextRevision(tx)
-		if err != nil {
+	return s.write(ctx, func(tx *gorm.DB) (err error) {
+		if p.Revision, err = nextRevision(tx); err != nil {
 			return err
 		}
 		err = tx.Raw(`INSERT INTO products (sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, created_at, updated_at,
 			revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted, p.Version, p.CreatedAt, p.UpdatedAt, rev,
+			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted, p.Version, p.CreatedAt, p.UpdatedAt, p.Revision,
 		).Scan(&p.ID).Error
 		if err != nil {
 			return err
@@ -75,12 +74,11 @@ func (s *Store) UpdateProduct(ctx context.Context, id int64, key inventory.Idemp
 		if !changed {
 			return nil
 		}
-		rev, err := nextRevision(tx)
-		if err != nil {
+		if p.Revision, err = nextRevision(tx); err != nil {
 			return err
 		}
 		return tx.Exec(`UPDATE products SET sku = ?, name = ?, price_micros = ?, threshold = ?, version = ?, updated_at = ?, revision = ? WHERE id = ?`,
-			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Version, p.UpdatedAt, rev, p.ID).Error
+			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Version, p.UpdatedAt, p.Revision, p.ID).Error
 	})
 	return p, err
 }

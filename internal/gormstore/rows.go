@@ -9,7 +9,7 @@ import (
 
 // Row types mirror the tables; the domain types carry no storage tags.
 
-const productColumns = "id, sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, last_seq, created_at, updated_at"
+const productColumns = "id, sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, last_seq, revision, created_at, updated_at"
 
 type productRow struct {
 	ID              int64
@@ -22,6 +22,7 @@ type productRow struct {
 	LowStockAlerted bool
 	Version         int64
 	LastSeq         int64
+	Revision        int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 }
@@ -29,7 +30,7 @@ type productRow struct {
 func (r productRow) product() inventory.Product {
 	return inventory.Product{
 		ID: r.ID, SKU: r.SKU, Name: r.Name, Price: inventory.Price(r.PriceMicros), Threshold: r.Threshold,
-		Stock: r.Stock, Reserved: r.Reserved, LowStockAlerted: r.LowStockAlerted, Version: r.Version, LastSeq: r.LastSeq,
+		Stock: r.Stock, Reserved: r.Reserved, LowStockAlerted: r.LowStockAlerted, Version: r.Version, LastSeq: r.LastSeq, Revision: r.Revision,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 }
@@ -134,7 +135,7 @@ func (r locationRow) location() inventory.Location {
 
 func (r *productRow) fields() []any {
 	return []any{&r.ID, &r.SKU, &r.Name, &r.PriceMicros, &r.Threshold, &r.Stock, &r.Reserved, &r.LowStockAlerted,
-		&r.Version, &r.LastSeq, &r.CreatedAt, &r.UpdatedAt}
+		&r.Version, &r.LastSeq, &r.Revision, &r.CreatedAt, &r.UpdatedAt}
 }
 
 func (r *levelRow) fields() []any {

@@ -43,7 +43,10 @@ type Product struct {
 	Version int64
 	// LastSeq is the ledger sequence of the product's latest movement (0:
 	// none yet): its totals and levels are as of it.
-	LastSeq   int64
+	LastSeq int64
+	// Revision is the catalog revision of the product's creation or latest
+	// edit: product mutations are numbered in commit order.
+	Revision  int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

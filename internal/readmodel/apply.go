@@ -29,7 +29,7 @@ func (v *View) Committed(txs []*inventory.StockTx) {
 		v.apply(levels[id])
 	}
 	if last > 0 {
-		v.cur.committed(first, last)
+		v.ledger.committed(first, last)
 	}
 }
 
@@ -74,6 +74,7 @@ func (v *View) ProductSaved(p inventory.Product) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.gen++
+	v.catalog.committed(p.Revision, p.Revision)
 	e := v.products[p.ID]
 	switch {
 	case e == nil:

@@ -70,7 +70,7 @@ func setStock(p *inventory.Product, from inventory.Product) {
 // setAttributes copies the attributes of from into p.
 func setAttributes(p *inventory.Product, from inventory.Product) {
 	p.SKU, p.Name, p.Price, p.Threshold = from.SKU, from.Name, from.Price, from.Threshold
-	p.Version, p.CreatedAt, p.UpdatedAt = from.Version, from.CreatedAt, from.UpdatedAt
+	p.Version, p.Revision, p.CreatedAt, p.UpdatedAt = from.Version, from.Revision, from.CreatedAt, from.UpdatedAt
 }
 
 // putLevel puts l among ps's levels, in location order, unless ps holds a

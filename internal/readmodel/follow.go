@@ -8,9 +8,10 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-// cursor is where the view is in the ledger: every change up to at is in
-// it. This replica's commits move it without a read when they follow on
-// from it; other replicas' are read from the ledger.
+// cursor is where the view is in a change log (the ledger, or the
+// catalog's edits): every change up to at is in it. This replica's changes
+// move it without a read when they follow on from it; other replicas' are
+// read from the log.
 type cursor struct {
 	at, end int64
 	// local are this replica's committed ranges of sequences beyond at,
@@ -76,7 +77,7 @@ func (v *View) run(ctx context.Context) {
 func (v *View) catchUp(ctx context.Context) error {
 	for {
 		v.mu.RLock()
-		at := v.cur.at
+		at := v.ledger.at
 		v.mu.RUnlock()
 		changes, err := v.src.LedgerChanges(ctx, at, pageSize)
 		if err != nil {
@@ -91,7 +92,7 @@ func (v *View) catchUp(ctx context.Context) error {
 	}
 	for {
 		v.mu.RLock()
-		rev := v.rev
+		rev := v.catalog.at
 		v.mu.RUnlock()
 		changes, err := v.src.CatalogChanges(ctx, rev, pageSize)
 		if err != nil {
@@ -118,24 +119,25 @@ func (v *View) passLedger(changes []inventory.Change) []int64 {
 				stale = append(stale, c.ProductID)
 			}
 		}
-		v.cur.pass(c.Pos)
+		v.ledger.pass(c.Pos)
 	}
 	return stale
 }
 
-// passCatalog moves the view past catalog changes and returns the products
-// it holds among them.
+// passCatalog moves the view past catalog changes made elsewhere and
+// returns the products it holds among them.
 func (v *View) passCatalog(changes []inventory.Change) []int64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var held []int64
 	for _, c := range changes {
+		if c.Pos <= v.catalog.at { // this replica's, applied already
+			continue
+		}
 		if v.products[c.ProductID] != nil {
 			held = append(held, c.ProductID)
 		}
-		v.rev = max(v.rev, c.Pos)
-	}
-	if len(changes) > 0 {
+		v.catalog.pass(c.Pos)
 		v.gen++
 	}
 	return held

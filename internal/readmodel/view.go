@@ -81,13 +81,12 @@ type View struct {
 	// fills counts the database reads in flight per product: a commit of a
 	// product being read leaves a floor the read must reach to be kept.
 	fills map[int64]int
-	cur   cursor
-	// rev is the catalog revision the view is at, and gen counts the
-	// catalog changes it has seen: a cached page of IDs is good while gen
-	// is what it was when the page was read.
-	rev   int64
-	gen   uint64
-	pages map[pageKey]cachedPage
+	// ledger and catalog are where the view is in the ledger and in the
+	// catalog's edits; gen counts the catalog changes it has seen: a cached
+	// page of IDs is good while gen is what it was when the page was read.
+	ledger, catalog cursor
+	gen             uint64
+	pages           map[pageKey]cachedPage
 
 	wake   chan struct{}
 	cancel context.CancelFunc
@@ -122,8 +121,8 @@ func (v *View) Start(ctx context.Context) error {
 		return err
 	}
 	v.mu.Lock()
-	v.cur.start(seq)
-	v.rev = max(v.rev, rev)
+	v.ledger.start(seq)
+	v.catalog.start(rev)
 	v.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	v.cancel, v.done = cancel, make(chan struct{})
@@ -144,5 +143,5 @@ func (v *View) Stats() inventory.ReadModelStats {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return inventory.ReadModelStats{Hits: v.hits.Load(), Misses: v.misses.Load(), Products: len(v.products), Capacity: v.cap,
-		Seq: v.cur.at, LedgerSeq: v.cur.end}
+		Seq: v.ledger.at, LedgerSeq: v.ledger.end}
 }
