@@ -84,7 +84,9 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 	}()
 	logf("%s: server %s (%s, lock %s, strategy %s)", row.name, srv.url, row.db, row.lock, row.strategy)
 	c.use(srv.url)
-	w, err := prepare(ctx, c, row.scenario, cfg.products, cfg.stock, cfg.clients)
+	clients, writers := row.load(cfg.clients, cfg.writers)
+	res.clients = clients
+	w, err := prepare(ctx, c, row.scenario, cfg.products, cfg.stock, cfg.clients, writers)
 	if err != nil {
 		res.err = fmt.Errorf("prepare %s: %w", row.scenario, err)
 		return res
@@ -93,7 +95,7 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 	if !cfg.quiet {
 		progress = stderr
 	}
-	lc := loadConfig{clients: cfg.clients, duration: cfg.duration, requests: cfg.requests}
+	lc := loadConfig{clients: clients, duration: cfg.duration, requests: cfg.requests}
 	out, err := measure(ctx, c, w, lc, row, target{pid: srv.pid(), db: &db.ref}, progress)
 	out.err = err
 	return out
@@ -105,7 +107,7 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	c := newClient(cfg.clients, cfg.timeout)
 	c.use(cfg.url)
 	c.bearer(cfg.token)
-	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients)
+	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)
 	if err != nil {
 		return result{row: row}, fmt.Errorf("prepare %s: %w", cfg.scenario, err)
 	}

@@ -36,6 +36,7 @@ type config struct {
 	soak       time.Duration
 	soakLoad   float64
 	soakSample time.Duration
+	writers    int
 }
 
 // defaultPGAdminDSN is the local PostgreSQL the tests use too.
@@ -58,12 +59,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	var rows string
 	fs.StringVar(&c.url, "url", "", "base URL of a running server (its GraphQL endpoint is URL/query)")
-	fs.StringVar(&c.scenario, "scenario", "flash", "with -url: flash, spread, mixed or ceiling")
+	fs.StringVar(&c.scenario, "scenario", "flash", "with -url: "+strings.Join(scenarios, ", "))
+	fs.IntVar(&c.writers, "writers", 8, "flash-reads: clients that sell the hot product; the others read its page")
 	fs.IntVar(&c.clients, "clients", 64, "concurrent clients, each with one request in flight")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each run sends requests")
 	fs.IntVar(&c.requests, "requests", 0, "if positive, send this many requests per run instead of running for -duration")
 	fs.IntVar(&c.stock, "stock", 10_000_000, "initial stock of each product (large, so a run never sells out)")
-	fs.IntVar(&c.products, "products", 0, "products of spread and mixed (0: 1000 for spread, 100 for mixed)")
+	fs.IntVar(&c.products, "products", 0, "products of spread, mixed and product (0: 1000 for spread, 100 for the others)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "longest wait for one response")
 	fs.StringVar(&c.ledgerDSN, "ledger-dsn", "", "with -url: PostgreSQL DSN of the server's database, to count the ledger with SQL instead of paging through GraphQL")
 	fs.BoolVar(&c.compare, "compare", false, "start a fresh server per row (strategy, database, lock) and compare them")
@@ -109,6 +111,8 @@ func (c config) validate() error {
 		return errors.New("-stock must be 1..1000000000")
 	case c.products < 0:
 		return errors.New("-products must not be negative")
+	case c.writers < 0 || c.writers >= c.clients && c.scenario == "flash-reads":
+		return errors.New("-writers must be at least 0 and fewer than -clients")
 	case c.timeout <= 0:
 		return errors.New("-timeout must be positive")
 	case c.soak > 0 && (c.url == "" || c.soakLoad <= 0 || c.soakLoad > 1 || c.soakSample <= 0):
@@ -118,7 +122,7 @@ func (c config) validate() error {
 	}
 	if !c.compare {
 		if !validScenario(c.scenario) {
-			return fmt.Errorf("-scenario %q: want flash, spread, mixed or ceiling", c.scenario)
+			return fmt.Errorf("-scenario %q: want one of %s", c.scenario, strings.Join(scenarios, ", "))
 		}
 		return nil
 	}

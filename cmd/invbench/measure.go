@@ -13,6 +13,7 @@ type result struct {
 	clients       int
 	elapsed       time.Duration
 	requests      int64
+	reads, writes int64
 	errors        map[string]int64
 	p50, p95, p99 time.Duration
 	audit         *audit // nil unless the scenario sells
@@ -21,11 +22,14 @@ type result struct {
 	err           error  // why the row failed
 }
 
-func (r result) opsPerSec() float64 {
+func (r result) opsPerSec() float64 { return r.perSec(r.requests) }
+
+// perSec is n requests over the run's time.
+func (r result) perSec(n int64) float64 {
 	if r.elapsed <= 0 {
 		return 0
 	}
-	return float64(r.requests) / r.elapsed.Seconds()
+	return float64(n) / r.elapsed.Seconds()
 }
 
 // failed reports whether the row failed, or shows an oversell or a ledger
@@ -58,6 +62,7 @@ func measure(ctx context.Context, c *client, w *workload, cfg loadConfig, row ro
 	lr := runLoad(ctx, c, w, cfg, row.name, progress)
 	res.cpu = before.until(sampleCPU(t.pid))
 	res.elapsed, res.requests, res.errors = lr.elapsed, lr.tally.requests(), lr.tally.errors()
+	res.reads, res.writes = lr.tally.reads, lr.tally.writes
 	ps := percentiles(lr.tally.latencies, 50, 95, 99)
 	res.p50, res.p95, res.p99 = ps[0], ps[1], ps[2]
 	if err := ctx.Err(); err != nil {

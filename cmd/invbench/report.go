@@ -39,7 +39,7 @@ func cpuModel() string {
 
 // columns names the report's columns; the first five describe the row.
 func columns() []string {
-	return []string{"row", "strategy", "db", "lock", "clients", "time", "requests", "ops/s",
+	return []string{"row", "strategy", "db", "lock", "clients", "time", "requests", "ops/s", "reads/s", "writes/s",
 		"p50 ms", "p95 ms", "p99 ms", "errors", "sold", "initial", "final", "ledger", "oversold", "audit",
 		"×lock-per-request", "×ceiling", "cpu tool/server/all", "seed"}
 }
@@ -106,6 +106,7 @@ func rowCells(r result, all []result) []string {
 		return append(append(c, dashes("FAILED")...), seed)
 	}
 	c = append(c, fmt.Sprintf("%.1fs", r.elapsed.Seconds()), thousands(r.requests), thousands(int64(r.opsPerSec()+0.5)),
+		thousands(int64(r.perSec(r.reads)+0.5)), thousands(int64(r.perSec(r.writes)+0.5)),
 		ms(r.p50), ms(r.p95), ms(r.p99), formatCounts(r.errors))
 	if a := r.audit; a != nil {
 		c = append(c, thousands(a.sold), thousands(a.initial), thousands(a.final), thousands(a.ledger),
@@ -115,9 +116,11 @@ func rowCells(r result, all []result) []string {
 	}
 	lpr, ceil := "-", "-"
 	if r.row.production() {
-		lpr = ratio(r, find(all, func(o rowSpec) bool {
-			return o.strategy == "lock-per-request" && o.scenario == "flash" && o.lock == r.row.lock
-		}))
+		if sells(r.row.scenario) {
+			lpr = ratio(r, find(all, func(o rowSpec) bool {
+				return o.strategy == "lock-per-request" && o.scenario == "flash" && o.lock == r.row.lock
+			}))
+		}
 		ceil = ratio(r, find(all, func(o rowSpec) bool { return o.scenario == "ceiling" }))
 	}
 	return append(c, lpr, ceil, r.cpu.String(), seed)
@@ -173,6 +176,7 @@ func notes(results []result) string {
 	b.WriteString("\nops/s counts every answered request; errors are by extensions.code. oversold = sold − (initial − final).\n")
 	b.WriteString("×lock-per-request: ops/s over flash/lock-per-request on the same lock backend; ×ceiling: over { __typename }.\n")
 	b.WriteString("cpu: % of one core during the timed run: this tool / the server / the whole machine (PostgreSQL, Redis, etcd included).\n")
+	b.WriteString(flashReadsNote(results))
 	for _, r := range results {
 		switch {
 		case r.skipped != "":
@@ -187,6 +191,20 @@ func notes(results []result) string {
 		}
 	}
 	return b.String()
+}
+
+// flashReadsNote compares flash-reads with its parts run alone: its reads
+// with the readers alone, its sales with the writers alone.
+func flashReadsNote(results []result) string {
+	part := func(alone string) *result {
+		return find(results, func(o rowSpec) bool { return o.scenario == "flash-reads" && o.alone == alone })
+	}
+	both, reads, writes := part(""), part("reads"), part("writes")
+	if both == nil || reads == nil || writes == nil || reads.opsPerSec() == 0 || writes.opsPerSec() == 0 {
+		return ""
+	}
+	return fmt.Sprintf("flash-reads: reads %.2f× the readers alone, sales %.2f× the writers alone.\n",
+		both.perSec(both.reads)/reads.opsPerSec(), both.perSec(both.writes)/writes.opsPerSec())
 }
 
 // ms renders a duration in milliseconds.

@@ -16,6 +16,21 @@ type rowSpec struct {
 	lock     string // local, redsync, etcd, or none (the strategy takes no lock)
 	// seed is the seed document's figure for the row, if it has one.
 	seed string
+	// alone, for flash-reads, runs one part of it on its own: "reads" (the
+	// readers, no sale) or "writes" (the writers, no reader).
+	alone string
+}
+
+// load returns how many clients the row runs, and how many of them sell
+// in flash-reads, from the tool's -clients and -writers.
+func (r rowSpec) load(clients, writers int) (int, int) {
+	switch r.alone {
+	case "reads":
+		return clients - writers, 0
+	case "writes":
+		return writers, writers
+	}
+	return clients, writers
 }
 
 // safe reports whether the strategy claims never to oversell.
@@ -35,6 +50,11 @@ func compareRows() []rowSpec {
 		{name: "flash/lock-per-request", scenario: "flash", strategy: "lock-per-request", db: "postgres", lock: "redsync", seed: "Redsync: 4,500 QPS, 0 oversold"},
 		{name: "flash/combine", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync"},
 		{name: "spread/combine", scenario: "spread", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "product", scenario: "product", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "storefront", scenario: "storefront", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "flash-reads", scenario: "flash-reads", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "flash-reads/reads-alone", scenario: "flash-reads", strategy: "combine", db: "postgres", lock: "redsync", alone: "reads"},
+		{name: "flash-reads/writes-alone", scenario: "flash-reads", strategy: "combine", db: "postgres", lock: "redsync", alone: "writes"},
 		{name: "flash/combine/sqlite", scenario: "flash", strategy: "combine", db: "sqlite", lock: "local"},
 		{name: "flash/combine/etcd", scenario: "flash", strategy: "combine", db: "postgres", lock: "etcd"},
 		{name: "flash/lock-per-request/etcd", scenario: "flash", strategy: "lock-per-request", db: "postgres", lock: "etcd"},

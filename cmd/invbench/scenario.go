@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,15 +27,25 @@ const (
 	productQuery  = `query($id: ID!) { product(id: $id) { id stock available } }`
 	listQuery     = `{ products(first: 20) { edges { node { id stock } } } }`
 	ceilingQuery  = `{ __typename }`
-	keyMark       = "__INVBENCH_KEY__"
+	// pageQuery is a shopper's product page, and storefrontQuery a category
+	// page of 50 products with their stock per location.
+	pageQuery       = `query($id: ID!) { product(id: $id) { id sku name price available lowStock } }`
+	storefrontQuery = `{ products(first: 50) { edges { node { id sku name price available lowStock levels { location { code } available } } } } }`
+	keyMark         = "__INVBENCH_KEY__"
 )
+
+// scenarios are the workloads the tool knows.
+var scenarios = []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads"}
 
 // movementField is what an OK stock-out response must contain.
 var movementField = []byte(`"sequence"`)
 
-func validScenario(name string) bool {
-	switch name {
-	case "flash", "spread", "mixed", "ceiling":
+func validScenario(name string) bool { return slices.Contains(scenarios, name) }
+
+// sells reports whether a scenario sells, and so has an audit.
+func sells(scenario string) bool {
+	switch scenario {
+	case "flash", "spread", "mixed", "flash-reads":
 		return true
 	}
 	return false
@@ -44,14 +55,16 @@ func validScenario(name string) bool {
 // positive, replaces the default of spread and mixed.
 func productCount(scenario string, override int) int {
 	switch scenario {
-	case "flash":
+	case "flash", "flash-reads":
 		return 1
+	case "storefront":
+		return 50
 	case "spread":
 		if override > 0 {
 			return override
 		}
 		return 1000
-	case "mixed":
+	case "mixed", "product":
 		if override > 0 {
 			return override
 		}
@@ -67,14 +80,16 @@ type workload struct {
 	runID      string
 	productIDs []string
 	// outHead and outTail surround the idempotency key of a stock-out body,
-	// per product; read holds product(id) bodies, per product.
-	outHead, outTail [][]byte
-	read             [][]byte
-	list, ceiling    []byte
+	// per product; read and page hold product(id) bodies, per product.
+	outHead, outTail          [][]byte
+	read, page                [][]byte
+	list, ceiling, storefront []byte
+	// writers is how many workers sell in flash-reads; the others read.
+	writers int
 }
 
 // sells reports whether the scenario sells, and so has an audit.
-func (w *workload) sells() bool { return len(w.productIDs) > 0 }
+func (w *workload) sells() bool { return sells(w.scenario) }
 
 // worker is one client's state: its own random source, scratch buffers and
 // tally, so the loop shares nothing but the progress counters.
@@ -102,6 +117,14 @@ func (w *workload) next(wk *worker) ([]byte, reqKind) {
 	switch w.scenario {
 	case "ceiling":
 		return w.ceiling, kindRead
+	case "storefront":
+		return w.storefront, kindRead
+	case "product":
+		return w.page[wk.rand(len(w.page))], kindRead
+	case "flash-reads":
+		if wk.id >= w.writers {
+			return w.page[0], kindRead
+		}
 	case "mixed":
 		switch r := wk.rand(10); {
 		case r < 6:
@@ -136,15 +159,15 @@ func newRunID() string {
 
 // prepare creates the scenario's products (untimed) and marshals its
 // request bodies.
-func prepare(ctx context.Context, c *client, scenario string, products, stock, parallel int) (*workload, error) {
-	w := &workload{scenario: scenario, runID: newRunID()}
+func prepare(ctx context.Context, c *client, scenario string, products, stock, parallel, writers int) (*workload, error) {
+	w := &workload{scenario: scenario, runID: newRunID(), writers: writers}
+	for body, query := range map[*[]byte]string{&w.ceiling: ceilingQuery, &w.list: listQuery, &w.storefront: storefrontQuery} {
+		var err error
+		if *body, err = json.Marshal(map[string]string{"query": query}); err != nil {
+			return nil, err
+		}
+	}
 	var err error
-	if w.ceiling, err = json.Marshal(map[string]string{"query": ceilingQuery}); err != nil {
-		return nil, err
-	}
-	if w.list, err = json.Marshal(map[string]string{"query": listQuery}); err != nil {
-		return nil, err
-	}
 	n := productCount(scenario, products)
 	if w.productIDs, err = createProducts(ctx, c, strings.ToUpper(scenario)+"-"+w.runID, n, stock, parallel); err != nil {
 		return nil, err
@@ -160,7 +183,11 @@ func prepare(ctx context.Context, c *client, scenario string, products, stock, p
 		if err != nil {
 			return nil, err
 		}
-		w.read = append(w.read, read)
+		page, err := json.Marshal(map[string]any{"query": pageQuery, "variables": map[string]string{"id": id}})
+		if err != nil {
+			return nil, err
+		}
+		w.read, w.page = append(w.read, read), append(w.page, page)
 	}
 	return w, nil
 }

@@ -26,7 +26,7 @@ func soak(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	c := newClient(cfg.clients, cfg.timeout)
 	c.use(cfg.url)
 	c.bearer(cfg.token)
-	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients)
+	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)
 	if err != nil {
 		return fmt.Errorf("prepare %s: %w", cfg.scenario, err)
 	}

@@ -16,6 +16,8 @@ type tally struct {
 	// sold counts OK stock-outs of one unit; unknown counts stock-outs whose
 	// result never arrived, so the tool cannot tell whether they sold.
 	sold, unknown int64
+	// reads and writes count the requests of each kind.
+	reads, writes int64
 }
 
 func (t *tally) record(lat time.Duration, kind reqKind, out string) {
@@ -25,8 +27,10 @@ func (t *tally) record(lat time.Duration, kind reqKind, out string) {
 	}
 	t.outcomes[out]++
 	if kind != kindStockOut {
+		t.reads++
 		return
 	}
+	t.writes++
 	switch out {
 	case outcomeOK:
 		t.sold++
@@ -46,6 +50,8 @@ func (t *tally) merge(o *tally) {
 	}
 	t.sold += o.sold
 	t.unknown += o.unknown
+	t.reads += o.reads
+	t.writes += o.writes
 }
 
 func (t *tally) requests() int64 { return int64(len(t.latencies)) }
