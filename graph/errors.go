@@ -37,6 +37,22 @@ const (
 	badRequestCode = "BAD_REQUEST"
 )
 
+// fieldOutcome returns the error the field of ctx's field context answered
+// with, as a domain error of its code (nil if it answered without one), so
+// outcomes are counted by code.
+func fieldOutcome(ctx context.Context) error {
+	errs := graphql.GetFieldErrors(ctx, graphql.GetFieldContext(ctx))
+	if len(errs) == 0 {
+		return nil
+	}
+	for code, ext := range extensionCodes {
+		if errs[0].Extensions["code"] == ext {
+			return &inventory.Error{Code: code, Message: errs[0].Message}
+		}
+	}
+	return &inventory.Error{Code: inventory.CodeInternal, Message: errs[0].Message}
+}
+
 // requestErrorCodes are gqlgen's codes for a request refused before it
 // ran: presented as they are.
 var requestErrorCodes = map[string]bool{

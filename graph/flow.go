@@ -18,33 +18,42 @@ type FlowReporter interface {
 	FlowControl(hotProducts int) *model.FlowControl
 }
 
-// productKeyed is an input naming the products whose stock it moves, for
-// per-product flow control.
-type productKeyed interface {
-	ProductIDs() []int64
-}
-
 // admit asks the admission control before each root query and mutation
-// field runs; the field's name is the operation. Subscriptions and
-// introspection pass.
-func admit(a inventory.Admission) graphql.FieldMiddleware {
-	return func(ctx context.Context, next graphql.Resolver) (any, error) {
-		fc := graphql.GetFieldContext(ctx)
-		if fc == nil || fc.Object != "Query" && fc.Object != "Mutation" || strings.HasPrefix(fc.Field.Name, "__") {
+// field runs; the field's name is the operation, and its outcome is the
+// code of its error, if any. Subscriptions and introspection pass.
+func admit(a inventory.Admission) graphql.RootFieldMiddleware {
+	return func(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+		rc, oc := graphql.GetRootFieldContext(ctx), graphql.GetOperationContext(ctx)
+		if rc == nil || strings.HasPrefix(rc.Field.Name, "__") {
 			return next(ctx)
 		}
-		var ids []int64
-		if in, ok := fc.Args["input"].(productKeyed); ok {
-			ids = in.ProductIDs()
-		}
-		done, err := a.Admit(ctx, fc.Field.Name, ids)
+		done, err := a.Admit(ctx, rc.Field.Name, productKeys(rc.Field.ArgumentMap(oc.Variables)["input"]))
 		if err != nil {
-			return nil, err
+			return refuse(ctx, err)
 		}
-		res, err := next(ctx)
-		done(err)
-		return res, err
+		res := next(ctx)
+		done(fieldOutcome(rootFieldContext(ctx)))
+		return res
 	}
+}
+
+// productKeys returns the products whose stock a mutation's input moves,
+// for per-product flow control: its productId, or its items' (a
+// reservation's). Other inputs name none.
+func productKeys(input any) []int64 {
+	in, _ := input.(map[string]any)
+	if id, err := model.UnmarshalID(in["productId"]); in["productId"] != nil && err == nil {
+		return []int64{id}
+	}
+	items, _ := in["items"].([]any)
+	var ids []int64
+	for _, it := range items {
+		item, _ := it.(map[string]any)
+		if id, err := model.UnmarshalID(item["productId"]); item["productId"] != nil && err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // Operations returns the names flow-control rules may limit: every root

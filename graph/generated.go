@@ -39,7 +39,6 @@ type ResolverRoot interface {
 	ReservationEvent() ReservationEventResolver
 	ReservationItem() ReservationItemResolver
 	StockChangedEvent() StockChangedEventResolver
-	StockLevel() StockLevelResolver
 	StockMovement() StockMovementResolver
 	Subscription() SubscriptionResolver
 }
@@ -375,7 +374,7 @@ type MutationResolver interface {
 	ExtendReservation(ctx context.Context, id int64, ttlSeconds int64) (*model.ReservationPayload, error)
 }
 type ProductResolver interface {
-	Levels(ctx context.Context, obj *inventory.Product) ([]*inventory.Level, error)
+	Levels(ctx context.Context, obj *inventory.Product) ([]*model.StockLevel, error)
 	Movements(ctx context.Context, obj *inventory.Product, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error)
 }
 type ProductConnectionResolver interface {
@@ -402,9 +401,6 @@ type ReservationItemResolver interface {
 }
 type StockChangedEventResolver interface {
 	Product(ctx context.Context, obj *model.StockChangedEvent) (*inventory.Product, error)
-}
-type StockLevelResolver interface {
-	Location(ctx context.Context, obj *inventory.Level) (*inventory.Location, error)
 }
 type StockMovementResolver interface {
 	ID(ctx context.Context, obj *inventory.Movement) (int64, error)
@@ -4142,8 +4138,8 @@ func (ec *executionContext) _BulkRowResult_level(ctx context.Context, field grap
 			return obj.Level, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Level) graphql.Marshaler {
-			return ec.marshalOStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevel(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StockLevel) graphql.Marshaler {
+			return ec.marshalOStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockLevel(ctx, selections, v)
 		},
 		true,
 		false,
@@ -6438,8 +6434,8 @@ func (ec *executionContext) _Product_levels(ctx context.Context, field graphql.C
 			return ec.Resolvers.Product().Levels(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*inventory.Level) graphql.Marshaler {
-			return ec.marshalNStockLevel2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevelᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.StockLevel) graphql.Marshaler {
+			return ec.marshalNStockLevel2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockLevelᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7389,8 +7385,8 @@ func (ec *executionContext) _RepairDriftPayload_level(ctx context.Context, field
 			return obj.Level, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Level) graphql.Marshaler {
-			return ec.marshalNStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevel(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StockLevel) graphql.Marshaler {
+			return ec.marshalNStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockLevel(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8106,7 +8102,7 @@ func (ec *executionContext) fieldContext_StockChangedEvent_product(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _StockLevel_location(ctx context.Context, field graphql.CollectedField, obj *inventory.Level) (ret graphql.Marshaler) {
+func (ec *executionContext) _StockLevel_location(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8115,7 +8111,7 @@ func (ec *executionContext) _StockLevel_location(ctx context.Context, field grap
 			return ec.fieldContext_StockLevel_location(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.StockLevel().Location(ctx, obj)
+			return obj.Location, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Location) graphql.Marshaler {
@@ -8129,8 +8125,8 @@ func (ec *executionContext) fieldContext_StockLevel_location(_ context.Context, 
 	fc = &graphql.FieldContext{
 		Object:     "StockLevel",
 		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
+		IsMethod:   false,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Location(ctx, field)
 		},
@@ -8138,7 +8134,7 @@ func (ec *executionContext) fieldContext_StockLevel_location(_ context.Context, 
 	return fc, nil
 }
 
-func (ec *executionContext) _StockLevel_stock(ctx context.Context, field graphql.CollectedField, obj *inventory.Level) (ret graphql.Marshaler) {
+func (ec *executionContext) _StockLevel_stock(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8161,7 +8157,7 @@ func (ec *executionContext) fieldContext_StockLevel_stock(_ context.Context, fie
 	return graphql.NewScalarFieldContext("StockLevel", field, false, false, "Int")
 }
 
-func (ec *executionContext) _StockLevel_reserved(ctx context.Context, field graphql.CollectedField, obj *inventory.Level) (ret graphql.Marshaler) {
+func (ec *executionContext) _StockLevel_reserved(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8184,7 +8180,7 @@ func (ec *executionContext) fieldContext_StockLevel_reserved(_ context.Context, 
 	return graphql.NewScalarFieldContext("StockLevel", field, false, false, "Int")
 }
 
-func (ec *executionContext) _StockLevel_available(ctx context.Context, field graphql.CollectedField, obj *inventory.Level) (ret graphql.Marshaler) {
+func (ec *executionContext) _StockLevel_available(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8207,7 +8203,7 @@ func (ec *executionContext) fieldContext_StockLevel_available(_ context.Context,
 	return graphql.NewScalarFieldContext("StockLevel", field, true, false, "Int")
 }
 
-func (ec *executionContext) _StockLevel_version(ctx context.Context, field graphql.CollectedField, obj *inventory.Level) (ret graphql.Marshaler) {
+func (ec *executionContext) _StockLevel_version(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8230,7 +8226,7 @@ func (ec *executionContext) fieldContext_StockLevel_version(_ context.Context, f
 	return graphql.NewScalarFieldContext("StockLevel", field, false, false, "Int")
 }
 
-func (ec *executionContext) _StockLevel_updatedAt(ctx context.Context, field graphql.CollectedField, obj *inventory.Level) (ret graphql.Marshaler) {
+func (ec *executionContext) _StockLevel_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8880,8 +8876,8 @@ func (ec *executionContext) _StockPayload_level(ctx context.Context, field graph
 			return obj.Level, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Level) graphql.Marshaler {
-			return ec.marshalNStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevel(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StockLevel) graphql.Marshaler {
+			return ec.marshalNStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockLevel(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12545,7 +12541,7 @@ func (ec *executionContext) _StockChangedEvent(ctx context.Context, sel ast.Sele
 
 var stockLevelImplementors = []string{"StockLevel"}
 
-func (ec *executionContext) _StockLevel(ctx context.Context, sel ast.SelectionSet, obj *inventory.Level) graphql.Marshaler {
+func (ec *executionContext) _StockLevel(ctx context.Context, sel ast.SelectionSet, obj *model.StockLevel) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, stockLevelImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -12555,35 +12551,34 @@ func (ec *executionContext) _StockLevel(ctx context.Context, sel ast.SelectionSe
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("StockLevel")
 		case "location":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._StockLevel_location(ctx, field, obj)
-				})
+			out.Values[i] = ec._StockLevel_location(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "stock":
 			out.Values[i] = ec._StockLevel_stock(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "reserved":
 			out.Values[i] = ec._StockLevel_reserved(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "available":
 			out.Values[i] = ec._StockLevel_available(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "version":
 			out.Values[i] = ec._StockLevel_version(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "updatedAt":
 			out.Values[i] = ec._StockLevel_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -13891,11 +13886,11 @@ func (ec *executionContext) marshalNStockChangedEvent2ᚖgithubᚗcomᚋshopstac
 	return ec._StockChangedEvent(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNStockLevel2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevelᚄ(ctx context.Context, sel ast.SelectionSet, v []*inventory.Level) graphql.Marshaler {
+func (ec *executionContext) marshalNStockLevel2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockLevelᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.StockLevel) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevel(ctx, sel, v[i])
+		return ec.marshalNStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockLevel(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -13907,7 +13902,7 @@ func (ec *executionContext) marshalNStockLevel2ᚕᚖgithubᚗcomᚋshopstackᚋ
 	return ret
 }
 
-func (ec *executionContext) marshalNStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevel(ctx context.Context, sel ast.SelectionSet, v *inventory.Level) graphql.Marshaler {
+func (ec *executionContext) marshalNStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockLevel(ctx context.Context, sel ast.SelectionSet, v *model.StockLevel) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "StockLevel!")
 		return graphql.Null
@@ -14443,7 +14438,7 @@ func (ec *executionContext) marshalOSortOrder2ᚖgithubᚗcomᚋshopstackᚋinve
 	return v
 }
 
-func (ec *executionContext) marshalOStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLevel(ctx context.Context, sel ast.SelectionSet, v *inventory.Level) graphql.Marshaler {
+func (ec *executionContext) marshalOStockLevel2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockLevel(ctx context.Context, sel ast.SelectionSet, v *model.StockLevel) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

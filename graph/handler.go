@@ -50,10 +50,11 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 		srv.Use(tracing{tracer: opts.TracerProvider.Tracer(tracerName)})
 	}
 	if opts.Authorize {
-		srv.AroundFields(authorize)
+		srv.AroundRootFields(authorize)
+		srv.Use(subscriptionAuth{present: presentError(log)})
 	}
 	if opts.Admission != nil {
-		srv.AroundFields(admit(opts.Admission))
+		srv.AroundRootFields(admit(opts.Admission))
 	}
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))

@@ -14,11 +14,11 @@ import (
 
 // Nested fields load through dataloaders (github.com/vikstrous/dataloadgen,
 // as gqlgen's documentation recommends): the fields of all the parents in
-// one response that need, say, a product's levels wait a moment and are
+// one response that need, say, a product's movements wait a moment and are
 // answered by one call to the service, so a query costs a number of
 // statements that does not grow with its page size. Root fields prime the
 // loaders with what they read, so nested fields under them load nothing
-// again.
+// again. Locations need no loader: the service keeps them all in memory.
 
 // DefaultLoaderWait is how long a loader collects keys before it loads
 // them: long enough for the resolvers of one list, started together, to
@@ -40,7 +40,6 @@ type loaders struct {
 	stocks       *dataloadgen.Loader[int64, inventory.ProductStock]
 	movements    *dataloadgen.Loader[movementsKey, inventory.MovementPage]
 	reservations *dataloadgen.Loader[int64, inventory.Reservation]
-	locations    *dataloadgen.Loader[int64, inventory.Location]
 }
 
 // movementsKey is one product's page of movements as a field asks for it.
@@ -75,14 +74,6 @@ func newLoaders(svc *inventory.Service, wait time.Duration) *loaders {
 		reservations: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.Reservation, []error) {
 			rs, err := svc.ReservationsByIDs(ctx, ids)
 			return byKey(ids, rs, err, func(r inventory.Reservation) int64 { return r.ID }, "reservation")
-		}, opts...),
-		locations: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.Location, []error) {
-			locs, err := svc.LocationsByIDs(ctx, ids)
-			var found []inventory.Location
-			for _, l := range locs {
-				found = append(found, l)
-			}
-			return byKey(ids, found, err, func(l inventory.Location) int64 { return l.ID }, "location")
 		}, opts...),
 	}
 }

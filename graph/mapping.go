@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
 	"github.com/shopstack/inventory/graph/model"
@@ -78,7 +77,7 @@ func (r *Resolver) product(ctx context.Context, id int64) (*inventory.Product, e
 }
 
 func (r *Resolver) location(ctx context.Context, id int64) (*inventory.Location, error) {
-	l, err := r.load(ctx).locations.Load(ctx, id)
+	l, err := r.Service.Location(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -130,29 +129,63 @@ func stockChange(in model.StockChangeInput) inventory.StockChange {
 	}
 }
 
-func stockPayload(res inventory.StockResult, err error) (*model.StockPayload, error) {
+func (r *Resolver) stockPayload(ctx context.Context, res inventory.StockResult, err error) (*model.StockPayload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &model.StockPayload{Product: &res.Product, Level: &res.Level, Movement: &res.Movement, Replayed: res.Replayed}, nil
+	levels, err := r.stockLevels(ctx, res.Level)
+	if err != nil {
+		return nil, err
+	}
+	return &model.StockPayload{Product: &res.Product, Level: levels[0], Movement: &res.Movement, Replayed: res.Replayed}, nil
+}
+
+// stockLevels returns levels with their locations.
+func (r *Resolver) stockLevels(ctx context.Context, levels ...inventory.Level) ([]*model.StockLevel, error) {
+	ids := make([]int64, len(levels))
+	for i, l := range levels {
+		ids[i] = l.LocationID
+	}
+	locs, err := r.Service.LocationsByIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.StockLevel, len(levels))
+	for i, l := range levels {
+		loc, ok := locs[l.LocationID]
+		if !ok {
+			return nil, inventory.Errorf(inventory.CodeNotFound, "location %d not found", l.LocationID)
+		}
+		out[i] = &model.StockLevel{Level: l, Location: &loc}
+	}
+	return out, nil
 }
 
 // bulkPayload maps a bulk adjustment's result; row errors get their codes
 // from the one table, and an internal one is logged, never shown.
-func bulkPayload(ctx context.Context, log *slog.Logger, res inventory.BulkResult) *model.BulkAdjustStockPayload {
+func (r *Resolver) bulkPayload(ctx context.Context, res inventory.BulkResult) (*model.BulkAdjustStockPayload, error) {
 	out := &model.BulkAdjustStockPayload{Applied: int64(res.Applied), Failed: int64(res.Failed), Rejected: res.Rejected,
 		Rows: make([]*model.BulkRowResult, len(res.Rows))}
+	var levels []inventory.Level
+	var rows []*model.BulkRowResult // the rows with a level, in order
 	for i, row := range res.Rows {
-		r := &model.BulkRowResult{Index: int64(row.Index), Status: model.BulkRowStatus(row.Status)}
+		out.Rows[i] = &model.BulkRowResult{Index: int64(row.Index), Status: model.BulkRowStatus(row.Status)}
 		switch {
 		case row.Err != nil:
-			r.Error = rowError(ctx, log, row.Err)
+			out.Rows[i].Error = rowError(ctx, r.Log, row.Err)
 		case row.Status == inventory.BulkApplied || row.Status == inventory.BulkReplayed:
-			r.Level, r.Movement = &row.Result.Level, &row.Result.Movement
+			out.Rows[i].Movement = &row.Result.Movement
+			levels, rows = append(levels, row.Result.Level), append(rows, out.Rows[i])
 		}
-		out.Rows[i] = r
 	}
-	return out
+	withLocations, err := r.stockLevels(ctx, levels...)
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range withLocations {
+		rows[i].Level = l
+	}
+	return out, nil
 }
 
 // relay converts a service event stream into a GraphQL one. It ends when

@@ -90,17 +90,19 @@ func (r *mutationResolver) CreateLocation(ctx context.Context, input model.Creat
 
 // StockIn is the resolver for the stockIn field.
 func (r *mutationResolver) StockIn(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error) {
-	return stockPayload(r.Service.StockIn(ctx, stockChange(input)))
+	res, err := r.Service.StockIn(ctx, stockChange(input))
+	return r.stockPayload(ctx, res, err)
 }
 
 // StockOut is the resolver for the stockOut field.
 func (r *mutationResolver) StockOut(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error) {
-	return stockPayload(r.Service.StockOut(ctx, stockChange(input)))
+	res, err := r.Service.StockOut(ctx, stockChange(input))
+	return r.stockPayload(ctx, res, err)
 }
 
 // AdjustStock is the resolver for the adjustStock field.
 func (r *mutationResolver) AdjustStock(ctx context.Context, input model.AdjustStockInput) (*model.StockPayload, error) {
-	return stockPayload(r.Service.AdjustStock(ctx, inventory.StockAdjustment{
+	res, err := r.Service.AdjustStock(ctx, inventory.StockAdjustment{
 		ProductID:          input.ProductID,
 		LocationID:         deref(input.LocationID),
 		Quantity:           input.Quantity,
@@ -108,7 +110,8 @@ func (r *mutationResolver) AdjustStock(ctx context.Context, input model.AdjustSt
 		Reason:             deref(input.Reason),
 		Reference:          deref(input.Reference),
 		IdempotencyKey:     deref(input.IdempotencyKey),
-	}))
+	})
+	return r.stockPayload(ctx, res, err)
 }
 
 // BulkAdjustStock is the resolver for the bulkAdjustStock field.
@@ -130,7 +133,7 @@ func (r *mutationResolver) BulkAdjustStock(ctx context.Context, input model.Bulk
 	if err != nil {
 		return nil, err
 	}
-	return bulkPayload(ctx, r.Log, res), nil
+	return r.bulkPayload(ctx, res)
 }
 
 // RepairDrift is the resolver for the repairDrift field.
@@ -139,7 +142,11 @@ func (r *mutationResolver) RepairDrift(ctx context.Context, productID int64, loc
 	if err != nil {
 		return nil, err
 	}
-	return &model.RepairDriftPayload{Before: &res.Before, Repaired: res.Movement != nil, Movement: res.Movement, Level: &res.Level}, nil
+	levels, err := r.stockLevels(ctx, res.Level)
+	if err != nil {
+		return nil, err
+	}
+	return &model.RepairDriftPayload{Before: &res.Before, Repaired: res.Movement != nil, Movement: res.Movement, Level: levels[0]}, nil
 }
 
 // ReserveStock is the resolver for the reserveStock field.
@@ -171,12 +178,12 @@ func (r *mutationResolver) ExtendReservation(ctx context.Context, id int64, ttlS
 }
 
 // Levels is the resolver for the levels field.
-func (r *productResolver) Levels(ctx context.Context, obj *inventory.Product) ([]*inventory.Level, error) {
+func (r *productResolver) Levels(ctx context.Context, obj *inventory.Product) ([]*model.StockLevel, error) {
 	ps, err := r.load(ctx).stocks.Load(ctx, obj.ID)
 	if err != nil {
 		return nil, err
 	}
-	return pointers(ps.Levels), nil
+	return r.stockLevels(ctx, ps.Levels...)
 }
 
 // Movements is the resolver for the movements field.
@@ -346,11 +353,6 @@ func (r *stockChangedEventResolver) Product(ctx context.Context, obj *model.Stoc
 	return r.product(ctx, obj.Movement.ProductID)
 }
 
-// Location is the resolver for the location field.
-func (r *stockLevelResolver) Location(ctx context.Context, obj *inventory.Level) (*inventory.Location, error) {
-	return r.location(ctx, obj.LocationID)
-}
-
 // ID is the resolver for the id field.
 func (r *stockMovementResolver) ID(ctx context.Context, obj *inventory.Movement) (int64, error) {
 	return obj.Seq, nil
@@ -464,9 +466,6 @@ func (r *Resolver) StockChangedEvent() StockChangedEventResolver {
 	return &stockChangedEventResolver{r}
 }
 
-// StockLevel returns StockLevelResolver implementation.
-func (r *Resolver) StockLevel() StockLevelResolver { return &stockLevelResolver{r} }
-
 // StockMovement returns StockMovementResolver implementation.
 func (r *Resolver) StockMovement() StockMovementResolver { return &stockMovementResolver{r} }
 
@@ -484,7 +483,6 @@ type (
 	reservationEventResolver  struct{ *Resolver }
 	reservationItemResolver   struct{ *Resolver }
 	stockChangedEventResolver struct{ *Resolver }
-	stockLevelResolver        struct{ *Resolver }
 	stockMovementResolver     struct{ *Resolver }
 	subscriptionResolver      struct{ *Resolver }
 )

@@ -111,8 +111,8 @@ func (c config) validate() error {
 		return errors.New("-stock must be 1..1000000000")
 	case c.products < 0:
 		return errors.New("-products must not be negative")
-	case c.writers < 0 || c.writers >= c.clients && c.scenario == "flash-reads":
-		return errors.New("-writers must be at least 0 and fewer than -clients")
+	case c.writers < 0 || c.writers > c.clients && (c.compare || c.scenario == "flash-reads"):
+		return errors.New("-writers must be 0..-clients")
 	case c.timeout <= 0:
 		return errors.New("-timeout must be positive")
 	case c.soak > 0 && (c.url == "" || c.soakLoad <= 0 || c.soakLoad > 1 || c.soakSample <= 0):

@@ -71,7 +71,7 @@ type BulkRowResult struct {
 	Index  int64         `json:"index"`
 	Status BulkRowStatus `json:"status"`
 	// The level after an applied or replayed item.
-	Level    *inventory.Level    `json:"level,omitempty"`
+	Level    *StockLevel         `json:"level,omitempty"`
 	Movement *inventory.Movement `json:"movement,omitempty"`
 	Error    *BulkRowError       `json:"error,omitempty"`
 }
@@ -216,7 +216,7 @@ type RepairDriftPayload struct {
 	Repaired bool `json:"repaired"`
 	// The CORRECTION row written.
 	Movement *inventory.Movement `json:"movement,omitempty"`
-	Level    *inventory.Level    `json:"level"`
+	Level    *StockLevel         `json:"level"`
 }
 
 type ReservationConnection struct {
@@ -279,7 +279,7 @@ type StockMovementEdge struct {
 
 type StockPayload struct {
 	Product  *inventory.Product  `json:"product"`
-	Level    *inventory.Level    `json:"level"`
+	Level    *StockLevel         `json:"level"`
 	Movement *inventory.Movement `json:"movement"`
 	// True when an earlier request with the same idempotencyKey made this movement; nothing changed now.
 	Replayed bool `json:"replayed"`

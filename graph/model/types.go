@@ -44,17 +44,10 @@ type HotProduct struct {
 	Blocked   int64
 }
 
-// ProductIDs names the product whose stock the input moves.
-func (in StockChangeInput) ProductIDs() []int64 { return []int64{in.ProductID} }
-
-// ProductIDs names the product whose stock the input moves.
-func (in AdjustStockInput) ProductIDs() []int64 { return []int64{in.ProductID} }
-
-// ProductIDs names the products whose stock the input holds.
-func (in ReserveStockInput) ProductIDs() []int64 {
-	ids := make([]int64, len(in.Items))
-	for i, it := range in.Items {
-		ids[i] = it.ProductID
-	}
-	return ids
+// StockLevel is a level with its location. The location is resolved with
+// the level (it is a lookup in memory), so the field needs no resolver, and
+// no goroutine of its own per level of a page.
+type StockLevel struct {
+	inventory.Level
+	Location *inventory.Location
 }

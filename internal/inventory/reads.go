@@ -210,18 +210,16 @@ func (s *Service) Location(ctx context.Context, id int64) (Location, error) {
 }
 
 // LocationsByIDs returns the locations of ids that exist. Locations are
-// never edited or deleted, so they are cached; a miss reads them all (there
-// are few), once.
+// never edited or deleted, so they are kept in memory: a miss reads them
+// all (there are few), one reader at a time.
 func (s *Service) LocationsByIDs(ctx context.Context, ids []int64) (map[int64]Location, error) {
-	out := make(map[int64]Location, len(ids))
-	s.locMu.RLock()
-	for _, id := range ids {
-		if l, ok := s.locations[id]; ok {
-			out[id] = l
-		}
+	out, missing := s.cachedLocations(ids)
+	if !missing {
+		return out, nil
 	}
-	s.locMu.RUnlock()
-	if len(out) == len(ids) || !slices.ContainsFunc(ids, func(id int64) bool { _, ok := out[id]; return !ok && id > 0 }) {
+	s.locLoad.Lock()
+	defer s.locLoad.Unlock()
+	if out, missing = s.cachedLocations(ids); !missing { // another reader loaded them
 		return out, nil
 	}
 	all, err := s.store.Locations(ctx)
@@ -233,12 +231,25 @@ func (s *Service) LocationsByIDs(ctx context.Context, ids []int64) (map[int64]Lo
 		s.locations[l.ID] = l
 	}
 	s.locMu.Unlock()
+	out, _ = s.cachedLocations(ids)
+	return out, nil
+}
+
+// cachedLocations returns the locations of ids in memory, and whether one
+// that may exist is missing.
+func (s *Service) cachedLocations(ids []int64) (map[int64]Location, bool) {
+	out := make(map[int64]Location, len(ids))
+	missing := false
+	s.locMu.RLock()
+	defer s.locMu.RUnlock()
 	for _, id := range ids {
-		if i := slices.IndexFunc(all, func(l Location) bool { return l.ID == id }); i >= 0 {
-			out[id] = all[i]
+		if l, ok := s.locations[id]; ok {
+			out[id] = l
+		} else if id > 0 {
+			missing = true
 		}
 	}
-	return out, nil
+	return out, missing
 }
 
 // Locations returns all locations ordered by ID.

@@ -93,6 +93,7 @@ type Service struct {
 
 	locMu     sync.RWMutex
 	locations map[int64]Location // locations are immutable, so caching them is safe
+	locLoad   sync.Mutex         // one reader of all locations at a time
 }
 
 // NewService returns a Service. Call Start before serving subscriptions and

@@ -1,0 +1,67 @@
+package graph_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/readmodel"
+)
+
+// BenchmarkStorefront serves the storefront's 50-product page, and a
+// product page, from the read model, in process (no network): what
+// GraphQL execution costs per page.
+func BenchmarkStorefront(b *testing.B) {
+	st := gormstoretest.Open(b, gormstore.SQLite)
+	view := readmodel.New(readmodel.Config{Source: st})
+	if err := view.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(view.Close)
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), ReadModel: view})
+	if err := svc.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(svc.Close)
+	var first int64
+	for i := range 50 {
+		res, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "SF-" + strconv.Itoa(i), Name: "Item", InitialStock: 10})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			first = res.Product.ID
+		}
+	}
+	h := graph.NewHandler(svc, nil, graph.Options{})
+	for _, q := range []struct{ name, query string }{
+		{"page", `{ products(first: 50) { edges { node { id sku name price available lowStock levels { location { code } available } } } } }`},
+		{"product", `{ product(id: ` + strconv.FormatInt(first, 10) + `) { id sku name price available lowStock } }`},
+		{"typename", `{ __typename }`},
+	} {
+		body, _ := json.Marshal(map[string]string{"query": q.query})
+		b.Run(q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(string(body)))
+					req.Header.Set("Content-Type", "application/json")
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					if rec.Code != 200 || strings.Contains(rec.Body.String(), `"errors"`) {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
+				}
+			})
+		})
+	}
+}
