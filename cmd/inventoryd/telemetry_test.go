@@ -122,6 +122,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	if len(r.Errors) > 0 {
 		t.Fatalf("reserveStock: %+v", r.Errors)
 	}
+	for range 2 { // a miss that fills the read model, then a hit
+		if r := s.graphql(t, fmt.Sprintf(`{ product(id: %q) { available } }`, id), nil, nil); len(r.Errors) > 0 {
+			t.Fatalf("product: %+v", r.Errors)
+		}
+	}
 
 	status, body := get(t, s.url+"/metrics")
 	if status != http.StatusOK {
@@ -150,6 +155,20 @@ func TestMetricsEndpoint(t *testing.T) {
 		if got, ok := sample(mfs[c.name], c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
+	}
+	for _, c := range []struct {
+		name string
+		min  float64
+	}{
+		{"inventory_read_model_hits_total", 1}, {"inventory_read_model_misses_total", 1}, {"inventory_read_model_products", 1},
+		{"inventory_read_model_capacity", 100_000}, {"inventory_read_model_sequence", 4},
+	} {
+		if got, ok := sample(mfs[c.name], nil); !ok || got < c.min {
+			t.Errorf("%s = %v (found %v), want at least %v", c.name, got, ok, c.min)
+		}
+	}
+	if got, ok := sample(mfs["inventory_read_model_lag_sequences"], nil); !ok || got != 0 {
+		t.Errorf("inventory_read_model_lag_sequences = %v (found %v): behind this replica's own commits", got, ok)
 	}
 	// Each sale's worker takes the level's lock, unless the previous one
 	// still held it (a worker keeps its lease while requests keep coming);
