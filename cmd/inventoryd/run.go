@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -41,6 +42,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(cfg.GCPercent))
+	}
 
 	tokens, err := auth.Parse(cfg.AuthTokens)
 	if err != nil {
