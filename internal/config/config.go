@@ -46,7 +46,7 @@ type Config struct {
 	PprofAddr string
 	// GCPercent is the garbage collector's GOGC, unless the GOGC variable
 	// is set.
-	GCPercent int
+	GCPercent         int
 	EventPollInterval time.Duration
 	// ReadModelProducts bounds the products the read model holds; zero
 	// turns it off (every read goes to the database).
