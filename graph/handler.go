@@ -45,7 +45,6 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	useLimits(srv, opts.Limits)
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
-	srv.Use(loading{svc: svc, wait: wait})
 	if opts.TracerProvider != nil {
 		srv.Use(tracing{tracer: opts.TracerProvider.Tracer(tracerName)})
 	}
@@ -56,6 +55,12 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	if opts.Admission != nil {
 		srv.AroundRootFields(admit(opts.Admission))
 	}
+	// Root field interceptors run in the order they are added: answers are
+	// served after authorization and admission, and before any loading.
+	if opts.Answers != nil {
+		srv.Use(opts.Answers)
+	}
+	srv.Use(loading{svc: svc, wait: wait})
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
 	var h http.Handler = srv
@@ -84,6 +89,9 @@ type Options struct {
 	// LoaderWait is how long the loaders of nested fields collect keys
 	// before they load; zero means DefaultLoaderWait.
 	LoaderWait time.Duration
+	// Answers, if set, caches the answers of root fields served from the
+	// read model.
+	Answers *Answers
 	// WebSocketOrigins are the host patterns of other origins whose pages
 	// may open WebSocket subscriptions; none: same origin only.
 	WebSocketOrigins []string

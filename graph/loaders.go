@@ -5,10 +5,8 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vikstrous/dataloadgen"
 
-	"github.com/shopstack/inventory/graph/model"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -33,9 +31,10 @@ const (
 	maxMovementsBatch = 100
 )
 
-// loaders are one response's dataloaders. What they cache is as new as the
-// response: each response (each event of a subscription) gets loaders of
-// its own, and so does each mutation (see loading).
+// loaders are one root field's dataloaders (or, for a subscription, one
+// event's). What they cache is as new as the field: a later mutation of a
+// document is never answered with what an earlier one loaded, and what a
+// field reads is recorded in its own read log (see Answers).
 type loaders struct {
 	stocks       *dataloadgen.Loader[int64, inventory.ProductStock]
 	movements    *dataloadgen.Loader[movementsKey, inventory.MovementPage]
@@ -136,8 +135,9 @@ func (r *Resolver) load(ctx context.Context) *loaders {
 	return newLoaders(r.Service, r.loaderWait)
 }
 
-// loading is the extension that gives each response its loaders, and
-// the reads that ask for consistency STRONG theirs.
+// loading is the extension that gives each root field (and each
+// subscription event) its loaders, and makes a field that asks for
+// consistency STRONG read the database.
 type loading struct {
 	svc  *inventory.Service
 	wait time.Duration
@@ -152,27 +152,19 @@ var (
 func (loading) ExtensionName() string                   { return "Loaders" }
 func (loading) Validate(graphql.ExecutableSchema) error { return nil }
 
-// InterceptResponse gives each response loaders of its own: a query's
-// root fields share theirs, and each event of a subscription reads anew.
+// InterceptResponse gives each response loaders of its own: each event of
+// a subscription reads anew (root fields get their own, below).
 func (l loading) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	return next(context.WithValue(ctx, loadersKey{}, newLoaders(l.svc, l.wait)))
 }
 
-// InterceptRootField gives each mutation loaders of its own, so a later
-// mutation of the document is never answered with what an earlier one
-// loaded; and it makes a root field with consistency STRONG read the
-// database, its nested fields included.
+// InterceptRootField gives each root field loaders of its own, and makes
+// one with consistency STRONG read the database, its nested fields
+// included.
 func (l loading) InterceptRootField(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
 	oc, rc := graphql.GetOperationContext(ctx), graphql.GetRootFieldContext(ctx)
-	strong := false
-	if rc != nil && oc != nil {
-		strong = rc.Field.ArgumentMap(oc.Variables)["consistency"] == string(model.ReadConsistencyStrong)
-	}
-	if strong {
+	if rc != nil && oc != nil && strongRead(oc, rc) {
 		ctx = inventory.WithConsistency(ctx, inventory.ReadStrong)
 	}
-	if strong || (oc != nil && oc.Operation != nil && oc.Operation.Operation == ast.Mutation) {
-		ctx = context.WithValue(ctx, loadersKey{}, newLoaders(l.svc, l.wait))
-	}
-	return next(ctx)
+	return next(context.WithValue(ctx, loadersKey{}, newLoaders(l.svc, l.wait)))
 }

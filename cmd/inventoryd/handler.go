@@ -55,6 +55,7 @@ type handlerDeps struct {
 	introspection           bool
 	maxDepth, maxComplexity int
 	wsOrigins               []string
+	answers                 *graph.Answers // nil: no answer cache
 }
 
 // newHandler routes every endpoint of the service.
@@ -62,7 +63,7 @@ func newHandler(d handlerDeps) http.Handler {
 	svc, checks, log := d.svc, d.checks, d.log
 	mux := http.NewServeMux()
 	gql := graph.NewHandler(svc, log, graph.Options{Admission: d.admission, Flow: flowReporter{d.flow},
-		TracerProvider: d.tracer, Propagator: d.propagator, Authorize: true, WebSocketOrigins: d.wsOrigins,
+		TracerProvider: d.tracer, Propagator: d.propagator, Authorize: true, WebSocketOrigins: d.wsOrigins, Answers: d.answers,
 		Limits: graph.Limits{MaxDepth: d.maxDepth, MaxComplexity: d.maxComplexity, NoIntrospection: !d.introspection},
 		AuthenticateInit: func(ctx context.Context, payload map[string]any) (context.Context, error) {
 			return auth.FromInitPayload(ctx, d.tokens, payload)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/shopstack/inventory/graph"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/config"
 	"github.com/shopstack/inventory/internal/flow"
@@ -117,8 +118,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadModel:         readModelOrNil(reads),
 	})
 	obs.metrics.WatchService(svc)
+	var answers *graph.Answers
 	if reads != nil {
 		obs.metrics.WatchReadModel(reads)
+		if cfg.AnswerCacheMB > 0 {
+			answers = graph.NewAnswers(svc, cfg.AnswerCacheMB<<20)
+			obs.metrics.WatchAnswers(func() telemetry.CacheStats {
+				s := answers.Stats()
+				return telemetry.CacheStats{Hits: s.Hits, Misses: s.Misses, Entries: s.Answers, Bytes: s.Bytes}
+			})
+		}
 	}
 	if cfg.StockStrategy != string(inventory.StrategyCombine) {
 		log.Warn("benchmark-only stock strategy: not for production", "strategy", cfg.StockStrategy,
@@ -141,7 +150,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{
 		Handler: newHandler(handlerDeps{svc: svc, flow: fc, admission: obs.metrics.Admission(fc), registry: newRegistry(fc, obs.metrics),
 			checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log,
-			introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins}),
+			introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins,
+			answers: answers}),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,

@@ -51,6 +51,9 @@ type Config struct {
 	// ReadModelProducts bounds the products the read model holds; zero
 	// turns it off (every read goes to the database).
 	ReadModelProducts int
+	// AnswerCacheMB bounds the cached answers of root fields served from
+	// the read model, in MiB; zero turns the cache off.
+	AnswerCacheMB int
 	ReservationMaxTTL time.Duration
 	ReapInterval      time.Duration
 	// FlowRules is the flow-control rules file; empty means the defaults.
@@ -128,6 +131,8 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.EventPollInterval, err = time.ParseDuration(v); return err }},
 	{"read-model-products", "INVENTORY_READ_MODEL_PRODUCTS", "100000", "most products the read model keeps in memory to answer product reads (least recently used go first); 0: every read goes to the database",
 		func(c *Config, v string) (err error) { c.ReadModelProducts, err = nonNegative(v); return err }},
+	{"answer-cache-mb", "INVENTORY_ANSWER_CACHE_MB", "32", "MiB of rendered GraphQL answers kept while the read-model products they show are unchanged (a category page is read far more often than it changes); 0: off",
+		func(c *Config, v string) (err error) { c.AnswerCacheMB, err = nonNegative(v); return err }},
 	{"flow-rules", "INVENTORY_FLOW_RULES", "", "flow-control rules file (YAML or JSON, see deploy/flow-rules.yaml); reloaded when it changes; empty: breakers only, no limits",
 		func(c *Config, v string) error { c.FlowRules = v; return nil }},
 	{"flow-check-interval", "INVENTORY_FLOW_CHECK_INTERVAL", "1s", "how often the flow-control rules file is checked for changes",

@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 		LockBackend: "local", RedisAddrs: []string{"127.0.0.1:6379"}, EtcdEndpoints: []string{"127.0.0.1:2379"},
 		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
 		StockStrategy: "combine", CombineMaxBatch: 256, CombineMaxWaiting: 10_000,
-		ReservationMaxTTL: 24 * time.Hour, ReapInterval: time.Second, EventPollInterval: time.Second, ReadModelProducts: 100_000, GCPercent: 400, FlowCheckInterval: time.Second,
+		ReservationMaxTTL: 24 * time.Hour, ReapInterval: time.Second, EventPollInterval: time.Second, ReadModelProducts: 100_000, AnswerCacheMB: 32, GCPercent: 400, FlowCheckInterval: time.Second,
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second, Introspection: true, MaxQueryDepth: 10, MaxQueryComplexity: 10000}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults = %+v, want %+v", c, want)

@@ -16,9 +16,19 @@ import (
 // reader returns what answers ctx's product and level reads.
 func (s *Service) reader(ctx context.Context) StockReader {
 	if s.reads == nil || ConsistencyFrom(ctx) == ReadStrong {
+		ReadLogFrom(ctx).Unusable()
 		return s.store
 	}
 	return s.reads
+}
+
+// Current reports whether what deps records is unchanged: an answer read
+// from it may be served again.
+func (s *Service) Current(deps ReadDeps) bool {
+	if s.reads == nil || !deps.Until.IsZero() && !s.now().Before(deps.Until) {
+		return false
+	}
+	return s.reads.Current(deps)
 }
 
 // ProductStocks returns the products of ids that exist, with their levels,
@@ -118,16 +128,22 @@ func (s *Service) LowStockProducts(ctx context.Context, limit int) ([]ProductSto
 // levels whose NextExpiry has passed can hold such units, so a read costs a
 // statement more only between an expiry and its release.
 func (s *Service) withoutExpired(ctx context.Context, stocks []ProductStock) error {
-	now := s.now()
+	now, log := s.now(), ReadLogFrom(ctx)
 	var due []int64
 	for _, ps := range stocks {
 		if slices.ContainsFunc(ps.Levels, func(l Level) bool { return mayHoldExpired(l, now) }) {
 			due = append(due, ps.Product.ID)
 		}
+		for _, l := range ps.Levels {
+			if l.Reserved > 0 && !l.NextExpiry.IsZero() {
+				log.Until(l.NextExpiry) // its reserved units may stop counting then
+			}
+		}
 	}
 	if len(due) == 0 {
 		return nil
 	}
+	log.Unusable()
 	expired, err := s.store.ExpiredReserved(ctx, due, now)
 	if err != nil {
 		return err
@@ -158,6 +174,7 @@ func (s *Service) Levels(ctx context.Context, productID int64) ([]Level, error) 
 
 // Movements returns a page of the ledger.
 func (s *Service) Movements(ctx context.Context, q MovementQuery) (MovementPage, error) {
+	ReadLogFrom(ctx).Unusable() // the ledger is read from the database
 	if err := checkFirst(q.Limit); err != nil {
 		return MovementPage{}, err
 	}
@@ -172,6 +189,7 @@ func (s *Service) Movements(ctx context.Context, q MovementQuery) (MovementPage,
 // MovementsByProducts returns, for each product of ids, the page of its
 // ledger that q selects (q's ProductID and ProductIDs are ignored).
 func (s *Service) MovementsByProducts(ctx context.Context, ids []int64, q MovementQuery) (map[int64]MovementPage, error) {
+	ReadLogFrom(ctx).Unusable()
 	if err := checkFirst(q.Limit); err != nil {
 		return nil, err
 	}
@@ -188,6 +206,7 @@ func checkFirst(first int) error {
 // ReservationsByIDs returns the reservations of ids that exist, with their
 // status as of now, ordered by ID.
 func (s *Service) ReservationsByIDs(ctx context.Context, ids []int64) ([]Reservation, error) {
+	ReadLogFrom(ctx).Unusable()
 	rs, err := s.store.ReservationsByIDs(ctx, ids)
 	now := s.now()
 	for i := range rs {

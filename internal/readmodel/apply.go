@@ -46,6 +46,7 @@ func (v *View) apply(txs []*inventory.StockTx) {
 		}
 	case !e.complete:
 		e.drop(p.LastSeq, p.Version)
+		v.touch(e)
 	case e.ps.Product.LastSeq == readSeq:
 		v.update(p.ID, e, func() {
 			setStock(&e.ps.Product, p)
@@ -83,6 +84,7 @@ func (v *View) ProductSaved(p inventory.Product) {
 		}
 	case !e.complete:
 		e.drop(0, p.Version)
+		v.touch(e)
 	case p.Version > e.ps.Product.Version:
 		v.update(p.ID, e, func() { setAttributes(&e.ps.Product, p) })
 	}

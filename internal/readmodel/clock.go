@@ -38,6 +38,7 @@ func (v *View) add(id int64, e *entry) {
 		v.clock.slots[e.slot] = id
 	}
 	v.products[id] = e
+	v.touch(e)
 	if e.complete {
 		v.bySKU[e.ps.Product.SKU] = id
 	}

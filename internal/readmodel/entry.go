@@ -19,6 +19,9 @@ type entry struct {
 	seq, version int64
 	slot         int         // its place on the clock
 	used         atomic.Bool // read since the clock's hand last passed
+	// stamp is new with every state the entry takes: an answer rendered
+	// from the entry is current while the stamp is the one it read.
+	stamp uint64
 }
 
 func (e *entry) at() (seq, version int64) {

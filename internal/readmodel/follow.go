@@ -150,6 +150,6 @@ func (v *View) refresh(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := v.fill(ids, false, func() ([]inventory.ProductStock, error) { return v.src.ProductStocks(ctx, ids) })
+	_, err := v.fill(nil, ids, false, func() ([]inventory.ProductStock, error) { return v.src.ProductStocks(ctx, ids) })
 	return err
 }

@@ -3,6 +3,7 @@ package readmodel
 import (
 	"cmp"
 	"context"
+	"reflect"
 	"slices"
 
 	"github.com/shopstack/inventory/internal/inventory"
@@ -14,11 +15,13 @@ import (
 func (v *View) ProductStocks(ctx context.Context, ids []int64) ([]inventory.ProductStock, error) {
 	out := make([]inventory.ProductStock, 0, len(ids))
 	var missing []int64
+	log := inventory.ReadLogFrom(ctx)
 	v.mu.RLock()
 	for _, id := range ids {
 		if e := v.products[id]; e != nil && e.complete {
 			e.used.Store(true)
 			out = append(out, clone(e.ps))
+			log.Product(id, e.stamp)
 		} else {
 			missing = append(missing, id)
 		}
@@ -29,7 +32,7 @@ func (v *View) ProductStocks(ctx context.Context, ids []int64) ([]inventory.Prod
 		return out, nil
 	}
 	v.misses.Add(int64(len(missing)))
-	read, err := v.fill(missing, true, func() ([]inventory.ProductStock, error) { return v.src.ProductStocks(ctx, missing) })
+	read, err := v.fill(log, missing, true, func() ([]inventory.ProductStock, error) { return v.src.ProductStocks(ctx, missing) })
 	if err != nil {
 		return nil, err
 	}
@@ -40,6 +43,7 @@ func (v *View) ProductStocks(ctx context.Context, ids []int64) ([]inventory.Prod
 
 // ProductStockBySKU returns the product with a (normalized) SKU.
 func (v *View) ProductStockBySKU(ctx context.Context, sku string) (inventory.ProductStock, error) {
+	log := inventory.ReadLogFrom(ctx)
 	v.mu.RLock()
 	e := v.products[v.bySKU[sku]]
 	hit := e != nil && e.complete && e.ps.Product.SKU == sku
@@ -47,6 +51,7 @@ func (v *View) ProductStockBySKU(ctx context.Context, sku string) (inventory.Pro
 	if hit {
 		e.used.Store(true)
 		ps = clone(e.ps)
+		log.Product(ps.Product.ID, e.stamp)
 	}
 	v.mu.RUnlock()
 	if hit {
@@ -54,7 +59,7 @@ func (v *View) ProductStockBySKU(ctx context.Context, sku string) (inventory.Pro
 		return ps, nil
 	}
 	v.misses.Add(1)
-	read, err := v.fill(nil, true, func() ([]inventory.ProductStock, error) {
+	read, err := v.fill(log, nil, true, func() ([]inventory.ProductStock, error) {
 		ps, err := v.src.ProductStockBySKU(ctx, sku)
 		return []inventory.ProductStock{ps}, err
 	})
@@ -66,11 +71,11 @@ func (v *View) ProductStockBySKU(ctx context.Context, sku string) (inventory.Pro
 
 // fill reads products from the database and keeps them (adding those it
 // does not hold if add is set); it returns, for each, the newest state the
-// view knows. ids are the products read, nil if unknown yet (a read by
-// SKU). While the read is in flight, a commit of one of its products
-// leaves a floor the read must reach to be kept: it may have read the
-// state before the commit.
-func (v *View) fill(ids []int64, add bool, read func() ([]inventory.ProductStock, error)) ([]inventory.ProductStock, error) {
+// view knows, and records it in log. ids are the products read, nil if
+// unknown yet (a read by SKU). While the read is in flight, a commit of
+// one of its products leaves a floor the read must reach to be kept: it
+// may have read the state before the commit.
+func (v *View) fill(log *inventory.ReadLog, ids []int64, add bool, read func() ([]inventory.ProductStock, error)) ([]inventory.ProductStock, error) {
 	v.mu.Lock()
 	v.register(ids, 1)
 	v.mu.Unlock()
@@ -83,6 +88,12 @@ func (v *View) fill(ids []int64, add bool, read func() ([]inventory.ProductStock
 	}
 	for i, ps := range stocks {
 		stocks[i] = v.keep(ps, add)
+		if e := v.products[ps.Product.ID]; e != nil && e.complete && e.ps.Product.LastSeq == stocks[i].Product.LastSeq &&
+			e.ps.Product.Version == stocks[i].Product.Version {
+			log.Product(ps.Product.ID, e.stamp)
+		} else {
+			log.Unusable() // not kept: the view cannot vouch for it later
+		}
 	}
 	return stocks, nil
 }
@@ -118,20 +129,24 @@ func (v *View) keep(ps inventory.ProductStock, add bool) inventory.ProductStock 
 		return ps
 	case !e.complete:
 		if e.newer(ps.Product.LastSeq, ps.Product.Version) {
-			e.ps, e.complete = clone(ps), true
-			v.bySKU[ps.Product.SKU] = id
+			v.update(id, e, func() { e.ps, e.complete = clone(ps), true })
 		}
 		return ps
 	}
-	v.update(id, e, func() { e.merge(ps) })
+	merged := entry{ps: clone(e.ps)}
+	merged.merge(ps)
+	if !reflect.DeepEqual(merged.ps, e.ps) {
+		v.update(id, e, func() { e.ps = merged.ps })
+	}
 	return clone(e.ps)
 }
 
-// update changes a complete entry with fn, keeping the SKU index right.
-// The caller holds the lock.
+// update changes a complete entry with fn, gives it a new stamp, and keeps
+// the SKU index right. The caller holds the lock.
 func (v *View) update(id int64, e *entry, fn func()) {
 	sku := e.ps.Product.SKU
 	fn()
+	v.touch(e)
 	if e.complete && e.ps.Product.SKU == sku {
 		return
 	}
@@ -165,9 +180,10 @@ type cachedPage struct {
 // filtered by lowStock change with every sale, and are read anew.
 func (v *View) ProductIDs(ctx context.Context, f inventory.ProductFilter, afterID int64, limit int) (inventory.IDPage, error) {
 	if f.LowStock != nil {
+		inventory.ReadLogFrom(ctx).Unusable()
 		return v.src.ProductIDs(ctx, f, afterID, limit)
 	}
-	c, err := v.cached(pageKey{text: f.Text, after: afterID, limit: limit}, func() (cachedPage, error) {
+	c, err := v.cached(ctx, pageKey{text: f.Text, after: afterID, limit: limit}, func() (cachedPage, error) {
 		page, err := v.src.ProductIDs(ctx, f, afterID, limit)
 		return cachedPage{page: page}, err
 	})
@@ -178,9 +194,10 @@ func (v *View) ProductIDs(ctx context.Context, f inventory.ProductFilter, afterI
 // ProductIDs does.
 func (v *View) CountProducts(ctx context.Context, f inventory.ProductFilter) (int, error) {
 	if f.LowStock != nil {
+		inventory.ReadLogFrom(ctx).Unusable()
 		return v.src.CountProducts(ctx, f)
 	}
-	c, err := v.cached(pageKey{text: f.Text, count: true}, func() (cachedPage, error) {
+	c, err := v.cached(ctx, pageKey{text: f.Text, count: true}, func() (cachedPage, error) {
 		n, err := v.src.CountProducts(ctx, f)
 		return cachedPage{count: n}, err
 	})
@@ -188,13 +205,16 @@ func (v *View) CountProducts(ctx context.Context, f inventory.ProductFilter) (in
 }
 
 // cached returns the page of key, reading and keeping it if the view has
-// none of the current catalog generation.
-func (v *View) cached(key pageKey, read func() (cachedPage, error)) (cachedPage, error) {
+// none of the current catalog generation, and records in ctx's log which
+// generation it is of.
+func (v *View) cached(ctx context.Context, key pageKey, read func() (cachedPage, error)) (cachedPage, error) {
+	log := inventory.ReadLogFrom(ctx)
 	v.mu.RLock()
 	c, ok := v.pages[key]
 	gen := v.gen
 	v.mu.RUnlock()
 	if ok && c.gen == gen {
+		log.Catalog(gen)
 		return c, nil
 	}
 	c, err := read()
@@ -208,6 +228,9 @@ func (v *View) cached(key pageKey, read func() (cachedPage, error)) (cachedPage,
 			clear(v.pages)
 		}
 		v.pages[key] = c
+		log.Catalog(gen)
+	} else {
+		log.Unusable()
 	}
 	v.mu.Unlock()
 	return c, nil

@@ -87,6 +87,8 @@ type View struct {
 	ledger, catalog cursor
 	gen             uint64
 	pages           map[pageKey]cachedPage
+	// stamps gives entries their stamps.
+	stamps uint64
 
 	wake   chan struct{}
 	cancel context.CancelFunc
@@ -136,6 +138,30 @@ func (v *View) Close() {
 		v.cancel()
 		<-v.done
 	}
+}
+
+// touch gives e a new stamp: it changed. The caller holds the lock.
+func (v *View) touch(e *entry) {
+	v.stamps++
+	e.stamp = v.stamps
+}
+
+// Current reports whether the products and pages deps records are still
+// what the view holds.
+func (v *View) Current(deps inventory.ReadDeps) bool {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if deps.Catalog && deps.Gen != v.gen {
+		return false
+	}
+	for id, stamp := range deps.Products {
+		e := v.products[id]
+		if e == nil || !e.complete || e.stamp != stamp {
+			return false
+		}
+		e.used.Store(true)
+	}
+	return true
 }
 
 // Stats describes the view now.

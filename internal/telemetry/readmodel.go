@@ -50,3 +50,41 @@ func (c *readModelCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.seq, prometheus.GaugeValue, float64(s.Seq))
 	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(s.LedgerSeq-s.Seq, 0)))
 }
+
+// CacheStats describe the cache of rendered answers.
+type CacheStats struct {
+	Hits, Misses   int64
+	Entries, Bytes int
+}
+
+// WatchAnswers adds the metrics of the cache of rendered answers, read
+// from stats at scrape time. Call it before the metrics are registered.
+func (m *Metrics) WatchAnswers(stats func() CacheStats) {
+	m.stats = append(m.stats, &answersCollector{stats: stats,
+		hits: prometheus.NewDesc("inventory_answer_cache_hits_total",
+			"GraphQL root fields answered with an answer rendered before, its read-model products unchanged.", nil, nil),
+		misses: prometheus.NewDesc("inventory_answer_cache_misses_total",
+			"GraphQL root fields the answer cache could serve but had no current answer for.", nil, nil),
+		entries: prometheus.NewDesc("inventory_answer_cache_answers", "Answers cached.", nil, nil),
+		bytes:   prometheus.NewDesc("inventory_answer_cache_bytes", "Bytes of answers cached (INVENTORY_ANSWER_CACHE_MB bounds them).", nil, nil),
+	})
+}
+
+type answersCollector struct {
+	stats                        func() CacheStats
+	hits, misses, entries, bytes *prometheus.Desc
+}
+
+func (c *answersCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.entries, c.bytes} {
+		ch <- d
+	}
+}
+
+func (c *answersCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.Entries))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.Bytes))
+}
