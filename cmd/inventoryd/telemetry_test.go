@@ -122,8 +122,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	if len(r.Errors) > 0 {
 		t.Fatalf("reserveStock: %+v", r.Errors)
 	}
-	for range 2 { // a miss that fills the read model, then a hit
-		if r := s.graphql(t, fmt.Sprintf(`{ product(id: %q) { available } }`, id), nil, nil); len(r.Errors) > 0 {
+	// A read model miss, then the same answer from the answer cache, then a
+	// read model hit (an answer with movements is never cached).
+	for _, q := range []string{`{ product(id: %q) { available } }`, `{ product(id: %q) { available } }`,
+		`{ product(id: %q) { available movements(first: 1) { edges { node { sequence } } } } }`} {
+		if r := s.graphql(t, fmt.Sprintf(q, id), nil, nil); len(r.Errors) > 0 {
 			t.Fatalf("product: %+v", r.Errors)
 		}
 	}
@@ -162,6 +165,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	}{
 		{"inventory_read_model_hits_total", 1}, {"inventory_read_model_misses_total", 1}, {"inventory_read_model_products", 1},
 		{"inventory_read_model_capacity", 100_000}, {"inventory_read_model_sequence", 4},
+		{"inventory_answer_cache_hits_total", 1}, {"inventory_answer_cache_misses_total", 1}, {"inventory_answer_cache_answers", 1},
+		{"inventory_answer_cache_bytes", 10},
 	} {
 		if got, ok := sample(mfs[c.name], nil); !ok || got < c.min {
 			t.Errorf("%s = %v (found %v), want at least %v", c.name, got, ok, c.min)

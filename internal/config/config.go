@@ -53,7 +53,7 @@ type Config struct {
 	ReadModelProducts int
 	// AnswerCacheMB bounds the cached answers of root fields served from
 	// the read model, in MiB; zero turns the cache off.
-	AnswerCacheMB int
+	AnswerCacheMB     int
 	ReservationMaxTTL time.Duration
 	ReapInterval      time.Duration
 	// FlowRules is the flow-control rules file; empty means the defaults.
