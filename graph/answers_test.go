@@ -13,12 +13,10 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/graph"
-	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
-	"github.com/shopstack/inventory/internal/readmodel"
 )
 
 // countingAdmission admits everything and counts what it admitted.
@@ -39,22 +37,7 @@ type answersEnv struct {
 
 func newAnswersEnv(t *testing.T, driver, dsn string, locker lock.Locker, now func() time.Time) answersEnv {
 	t.Helper()
-	st, err := gormstore.Open(context.Background(), gormstore.Config{Driver: driver, DSN: dsn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	view := readmodel.New(readmodel.Config{Source: st})
-	if err := view.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(view.Close)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: locker, ReadModel: view, Now: now,
-		PollInterval: 20 * time.Millisecond, ReapInterval: time.Hour})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := startReplica(t, replica{driver: driver, dsn: dsn, locker: locker, now: now})
 	e := answersEnv{svc: svc, answers: graph.NewAnswers(svc, 1<<20), admit: &countingAdmission{}}
 	e.h = graph.NewHandler(svc, nil, graph.Options{Answers: e.answers, Admission: e.admit})
 	return e

@@ -14,24 +14,13 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
-	"github.com/shopstack/inventory/internal/readmodel"
 )
 
 // BenchmarkStorefront serves the storefront's 50-product page, and a
 // product page, from the read model, in process (no network): what
 // GraphQL execution costs per page.
 func BenchmarkStorefront(b *testing.B) {
-	st := gormstoretest.Open(b, gormstore.SQLite)
-	view := readmodel.New(readmodel.Config{Source: st})
-	if err := view.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(view.Close)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), ReadModel: view})
-	if err := svc.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(svc.Close)
+	svc := startReplica(b, replica{driver: gormstore.SQLite, dsn: gormstoretest.DSN(b, gormstore.SQLite), locker: memlock.New(0)})
 	var first int64
 	for i := range 50 {
 		res, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "SF-" + strconv.Itoa(i), Name: "Item", InitialStock: 10})

@@ -8,11 +8,9 @@ import (
 	"github.com/99designs/gqlgen/client"
 
 	"github.com/shopstack/inventory/graph"
-	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
-	"github.com/shopstack/inventory/internal/readmodel"
 )
 
 // TestConsistency serves GraphQL from a replica whose read model another
@@ -22,25 +20,9 @@ import (
 func TestConsistency(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		dsn, locker := gormstoretest.DSN(t, driver), memlock.New(0)
-		replica := func(poll time.Duration) *inventory.Service {
-			st, err := gormstore.Open(context.Background(), gormstore.Config{Driver: driver, DSN: dsn})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = st.Close() })
-			view := readmodel.New(readmodel.Config{Source: st})
-			if err := view.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(view.Close)
-			svc := inventory.NewService(inventory.Config{Store: st, Locker: locker, ReadModel: view, PollInterval: poll})
-			if err := svc.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(svc.Close)
-			return svc
-		}
-		here, there := replica(time.Hour), replica(time.Hour) // neither polls during the test
+		// Neither replica polls during the test.
+		here := startReplica(t, replica{driver: driver, dsn: dsn, locker: locker, poll: time.Hour})
+		there := startReplica(t, replica{driver: driver, dsn: dsn, locker: locker, poll: time.Hour})
 		c := client.New(graph.NewHandler(here, nil, graph.Options{}))
 		res, err := here.CreateProduct(context.Background(), inventory.NewProduct{SKU: "CONS", Name: "c", InitialStock: 10})
 		if err != nil {

@@ -17,11 +17,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/shopstack/inventory/graph"
-	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
-	"github.com/shopstack/inventory/internal/readmodel"
 )
 
 // sqlScope is the instrumentation scope of the store's statement spans.
@@ -40,21 +38,7 @@ func newCountingEnv(t *testing.T, driver string) countingEnv {
 	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	st, err := gormstore.Open(context.Background(), gormstore.Config{Driver: driver, DSN: gormstoretest.DSN(t, driver), TracerProvider: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	view := readmodel.New(readmodel.Config{Source: st})
-	if err := view.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(view.Close)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), TracerProvider: tp, ReadModel: view})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := startReplica(t, replica{driver: driver, dsn: gormstoretest.DSN(t, driver), locker: memlock.New(0), tracer: tp})
 	// A generous wait: the count must not depend on how fast a busy
 	// machine starts the resolvers of one page.
 	h := graph.NewHandler(svc, nil, graph.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}, LoaderWait: 250 * time.Millisecond})
