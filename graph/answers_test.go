@@ -90,6 +90,16 @@ func TestAnswers(t *testing.T) {
 			t.Fatalf("the cached answer %s differs from an exact read %s", first, exact)
 		}
 
+		// A refused sale changes nothing: the answer stays.
+		warm := e.post(t, answersPage, false)
+		if _, err := e.svc.StockOut(ctx, inventory.StockChange{ProductID: ids[1], Quantity: 1000}); inventory.ErrorCode(err) != inventory.CodeInsufficientStock {
+			t.Fatalf("a sale of 1000: %v", err)
+		}
+		before := hits()
+		if got := e.post(t, answersPage, false); got != warm || hits() != before+1 {
+			t.Fatalf("after a refused sale: %d hits, %s", hits()-before, got)
+		}
+
 		changes := []struct {
 			what   string
 			change func()
@@ -139,14 +149,14 @@ func TestAnswers(t *testing.T) {
 		}
 
 		// Never cached: the ledger, an exact read, an error.
-		before := e.answers.Stats()
+		stats := e.answers.Stats()
 		for range 2 {
 			e.post(t, fmt.Sprintf(`{ product(id: "%d") { sku movements(first: 1) { edges { node { sequence } } } } }`, ids[1]), false)
 			e.post(t, fmt.Sprintf(`{ product(id: "%d", consistency: STRONG) { sku } }`, ids[1]), false)
 			e.post(t, `{ product(id: "999") { sku } }`, true)
 		}
-		if after := e.answers.Stats(); after.Hits != before.Hits || after.Answers != before.Answers {
-			t.Fatalf("uncacheable reads were cached: %+v -> %+v", before, after)
+		if after := e.answers.Stats(); after.Hits != stats.Hits || after.Answers != stats.Answers {
+			t.Fatalf("uncacheable reads were cached: %+v -> %+v", stats, after)
 		}
 	})
 }

@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -97,12 +96,6 @@ type ProductStock struct {
 	Product Product
 	// Levels are ordered by location ID.
 	Levels []Level
-}
-
-// clone returns a copy of ps whose levels the caller may change.
-func (ps ProductStock) clone() ProductStock {
-	ps.Levels = slices.Clone(ps.Levels)
-	return ps
 }
 
 // ProductPage is a page of products ordered by ID.

@@ -1,6 +1,8 @@
 package readmodel
 
 import (
+	"reflect"
+
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -48,15 +50,17 @@ func (v *View) apply(txs []*inventory.StockTx) {
 		e.drop(p.LastSeq, p.Version)
 		v.touch(e)
 	case e.ps.Product.LastSeq == readSeq:
-		v.update(p.ID, e, func() {
-			setStock(&e.ps.Product, p)
-			for _, tx := range txs {
-				putLevel(&e.ps, tx.Level)
-			}
-			if p.Version > e.ps.Product.Version {
-				setAttributes(&e.ps.Product, p)
-			}
-		})
+		next := clone(e.ps)
+		setStock(&next.Product, p)
+		for _, tx := range txs {
+			putLevel(&next, tx.Level)
+		}
+		if p.Version > next.Product.Version {
+			setAttributes(&next.Product, p)
+		}
+		if !reflect.DeepEqual(next, e.ps) { // a transaction that refused everything changed nothing
+			v.update(p.ID, e, func() { e.ps = next })
+		}
 	case e.ps.Product.LastSeq < p.LastSeq:
 		// The view missed a change of the product (another replica's, not
 		// read yet): what it holds is no base for this one. The next read
