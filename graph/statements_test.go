@@ -4,11 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,9 +25,8 @@ const sqlScope = "github.com/shopstack/inventory/internal/gormstore"
 // runs, through the store's tracing: every statement made for a request
 // is a span of its trace.
 type countingEnv struct {
-	h   http.Handler
+	tracedEnv
 	svc *inventory.Service
-	exp *tracetest.InMemoryExporter
 }
 
 func newCountingEnv(t *testing.T, driver string) countingEnv {
@@ -42,7 +37,7 @@ func newCountingEnv(t *testing.T, driver string) countingEnv {
 	// A generous wait: the count must not depend on how fast a busy
 	// machine starts the resolvers of one page.
 	h := graph.NewHandler(svc, nil, graph.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}, LoaderWait: 250 * time.Millisecond})
-	return countingEnv{h: h, svc: svc, exp: exp}
+	return countingEnv{tracedEnv: tracedEnv{h: h, exp: exp}, svc: svc}
 }
 
 // statements runs query and returns the SQL statements it ran, and its
@@ -52,18 +47,9 @@ func (e countingEnv) statements(t *testing.T, query string) ([]string, map[strin
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	traceID := hex.EncodeToString(b)
-	body, _ := json.Marshal(map[string]string{"query": query})
-	req := httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
-	rec := httptest.NewRecorder()
-	e.h.ServeHTTP(rec, req)
-	var resp struct {
-		Data   map[string]any
-		Errors []gqlError
-	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || len(resp.Errors) > 0 {
-		t.Fatalf("query failed: %s (%v)", rec.Body, err)
+	resp := e.post(t, traceID, query)
+	if resp["errors"] != nil {
+		t.Fatalf("query failed: %v", resp["errors"])
 	}
 	var stmts []string
 	for _, s := range e.exp.GetSpans() {
@@ -71,7 +57,8 @@ func (e countingEnv) statements(t *testing.T, query string) ([]string, map[strin
 			stmts = append(stmts, s.Name)
 		}
 	}
-	return stmts, resp.Data
+	data, _ := resp["data"].(map[string]any)
+	return stmts, data
 }
 
 // seedCatalog creates n products, each with two levels and three
