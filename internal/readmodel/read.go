@@ -28,16 +28,18 @@ func (v *View) ProductStocks(ctx context.Context, ids []int64) ([]inventory.Prod
 	}
 	v.mu.RUnlock()
 	v.hits.Add(int64(len(out)))
-	if len(missing) == 0 {
-		return out, nil
+	if len(missing) > 0 {
+		v.misses.Add(int64(len(missing)))
+		read, err := v.fill(log, missing, true, func() ([]inventory.ProductStock, error) { return v.src.ProductStocks(ctx, missing) })
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, read...)
 	}
-	v.misses.Add(int64(len(missing)))
-	read, err := v.fill(log, missing, true, func() ([]inventory.ProductStock, error) { return v.src.ProductStocks(ctx, missing) })
-	if err != nil {
-		return nil, err
+	byID := func(a, b inventory.ProductStock) int { return cmp.Compare(a.Product.ID, b.Product.ID) }
+	if !slices.IsSortedFunc(out, byID) {
+		slices.SortFunc(out, byID)
 	}
-	out = append(out, read...)
-	slices.SortFunc(out, func(a, b inventory.ProductStock) int { return cmp.Compare(a.Product.ID, b.Product.ID) })
 	return out, nil
 }
 

@@ -341,3 +341,18 @@ func TestExpiryIsExact(t *testing.T) {
 		}
 	})
 }
+
+// TestOrderedByID: products come back ordered by ID, held or read.
+func TestOrderedByID(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		r := newReplica(t, driver, gormstoretest.DSN(t, driver), memlock.New(0), replicaOptions{})
+		a, b, c := create(t, r.svc, "O-A", 1), create(t, r.svc, "O-B", 1), create(t, r.svc, "O-C", 1)
+		for _, round := range []string{"read", "held"} {
+			got, err := r.view.ProductStocks(context.Background(), []int64{c.ID, a.ID, b.ID})
+			mustNoErr(t, err)
+			if len(got) != 3 || got[0].Product.ID != a.ID || got[1].Product.ID != b.ID || got[2].Product.ID != c.ID {
+				t.Fatalf("%s: %d products, not in ID order", round, len(got))
+			}
+		}
+	})
+}
