@@ -212,11 +212,11 @@ func selectsFromMemory(set ast.SelectionSet) bool {
 				return false
 			}
 		case *ast.InlineFragment:
-			if !selectsFromMemory(s.SelectionSet) {
+			if s.Directives.ForName("defer") != nil || !selectsFromMemory(s.SelectionSet) {
 				return false
 			}
 		case *ast.FragmentSpread:
-			if s.Definition == nil || !selectsFromMemory(s.Definition.SelectionSet) {
+			if s.Directives.ForName("defer") != nil || s.Definition == nil || !selectsFromMemory(s.Definition.SelectionSet) {
 				return false
 			}
 		default:
