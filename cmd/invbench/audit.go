@@ -15,8 +15,16 @@ type audit struct {
 	// unknown counts stock-outs without an answer: each may or may not have
 	// sold, so it explains up to one unit of difference.
 	unknown int64
-	// ledger counts the OUT rows of the products' ledger.
+	// ledger counts the rows of the products' ledger that took stock out
+	// (OUT and COMMIT).
 	ledger int64
+	// reservedBefore and reservedAfter are the products' summed reserved
+	// units; in a run that only holds (holds), every OK hold (held) of one
+	// unit must be among them. Holds whose answer was lost are not counted
+	// in held, and may explain more.
+	reservedBefore, reservedAfter int64
+	holds                         bool
+	held                          int64
 }
 
 // lost is what the stock lost.
@@ -44,10 +52,13 @@ func (a audit) problems() []string {
 		p = append(p, fmt.Sprintf("ledger misses %d acknowledged sales", a.sold-a.ledger))
 	}
 	if extra := a.ledger - a.sold; extra > a.unknown {
-		p = append(p, fmt.Sprintf("ledger has %d OUT rows nobody was told about (%d outcomes unknown)", extra, a.unknown))
+		p = append(p, fmt.Sprintf("ledger has %d OUT or COMMIT rows nobody was told about (%d outcomes unknown)", extra, a.unknown))
 	}
 	if a.ledger != a.lost() {
-		p = append(p, fmt.Sprintf("ledger (%d OUT) does not explain the stock change (%d)", a.ledger, a.lost()))
+		p = append(p, fmt.Sprintf("ledger (%d OUT and COMMIT) does not explain the stock change (%d)", a.ledger, a.lost()))
+	}
+	if gain := a.reservedAfter - a.reservedBefore; a.holds && gain < a.held {
+		p = append(p, fmt.Sprintf("%d units held, but reserved grew by %d", a.held, gain))
 	}
 	return p
 }

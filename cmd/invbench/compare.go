@@ -86,7 +86,11 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 	c.use(srv.url)
 	clients, writers := row.load(cfg.clients, cfg.writers)
 	res.clients = clients
-	w, err := prepare(ctx, c, row.scenario, cfg.products, cfg.stock, cfg.clients, writers)
+	products := cfg.products
+	if row.products > 0 {
+		products = row.products
+	}
+	w, err := prepare(ctx, c, row.scenario, products, cfg.stock, cfg.clients, writers)
 	if err != nil {
 		res.err = fmt.Errorf("prepare %s: %w", row.scenario, err)
 		return res

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,16 +99,25 @@ func TestEndToEnd(t *testing.T) {
 			t.Logf("%q:\n%s", args[5:], stdout.String())
 		}
 
-		// Every request of the read scenarios succeeds.
-		for _, scenario := range []string{"product", "storefront", "flash-reads"} {
+		// Every request of the read and reservation scenarios succeeds,
+		// and the reservation scenarios pass their audit.
+		for _, scenario := range []string{"product", "storefront", "flash-reads", "reserve", "checkout"} {
 			cfg, err := parseConfig([]string{"-url", srv.url, "-clients", "4", "-writers", "1", "-scenario", scenario, "-requests", "100", "-quiet"},
 				func(string) string { return "" }, &bytes.Buffer{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r, err := against(ctx, cfg, &bytes.Buffer{})
-			if err != nil || r.err != nil || len(r.errors) > 0 || r.reads == 0 || (scenario == "flash-reads") != (r.writes > 0) {
-				t.Errorf("%s: %d reads, %d writes, errors %v, err %v / %v", scenario, r.reads, r.writes, r.errors, err, r.err)
+			reads := !slices.Contains([]string{"reserve", "checkout"}, scenario)
+			writes := !slices.Contains([]string{"product", "storefront"}, scenario)
+			if err != nil || r.err != nil || len(r.errors) > 0 || (r.reads > 0) != reads || (r.writes > 0) != writes || r.failed() {
+				t.Errorf("%s: %d reads, %d writes, errors %v, err %v / %v, audit %+v", scenario, r.reads, r.writes, r.errors, err, r.err, r.audit)
+			}
+			if a := r.audit; scenario == "checkout" && (a == nil || a.sold == 0 || a.lost() != a.sold) {
+				t.Errorf("checkout: audit %+v: want units sold, each out of stock", a)
+			}
+			if a := r.audit; scenario == "reserve" && (a == nil || a.held != 100 || a.reservedAfter-a.reservedBefore != 100) {
+				t.Errorf("reserve: audit %+v: want 100 units held", a)
 			}
 		}
 

@@ -14,10 +14,9 @@ import (
 // dbRef names a database the tool may read: driver "pgx" or "sqlite".
 type dbRef struct{ driver, dsn string }
 
-// stockOf returns the products' summed stock, read through GraphQL, a
-// hundred products a query.
-func stockOf(ctx context.Context, c *client, ids []string) (int64, error) {
-	var total int64
+// stockOf returns the products' summed stock and reserved units, read
+// through GraphQL, a hundred products a query.
+func stockOf(ctx context.Context, c *client, ids []string) (stock, reserved int64, err error) {
 	for len(ids) > 0 {
 		n := min(len(ids), 100)
 		var q strings.Builder
@@ -29,26 +28,27 @@ func stockOf(ctx context.Context, c *client, ids []string) (int64, error) {
 		}
 		q.WriteString(") {")
 		for i := range n {
-			fmt.Fprintf(&q, " p%d: product(id: $p%d) { stock }", i, i)
+			fmt.Fprintf(&q, " p%d: product(id: $p%d) { stock reserved }", i, i)
 		}
 		q.WriteString(" }")
-		var out map[string]struct{ Stock int64 }
+		var out map[string]struct{ Stock, Reserved int64 }
 		if err := c.query(ctx, q.String(), vars, &out); err != nil {
-			return 0, fmt.Errorf("read stock: %w", err)
+			return 0, 0, fmt.Errorf("read stock: %w", err)
 		}
 		if len(out) != n {
-			return 0, fmt.Errorf("read stock: %d of %d products answered", len(out), n)
+			return 0, 0, fmt.Errorf("read stock: %d of %d products answered", len(out), n)
 		}
 		for _, p := range out {
-			total += p.Stock
+			stock, reserved = stock+p.Stock, reserved+p.Reserved
 		}
 		ids = ids[n:]
 	}
-	return total, nil
+	return stock, reserved, nil
 }
 
-// ledgerOuts counts the products' OUT movements: with one SQL query if db is
-// known, else by paging through the GraphQL ledger.
+// ledgerOuts counts the products' movements that took stock out (OUT and
+// COMMIT): with one SQL query if db is known, else by paging through the
+// GraphQL ledger.
 func ledgerOuts(ctx context.Context, c *client, db *dbRef, ids []string) (int64, error) {
 	if db != nil {
 		if n, ok, err := ledgerOutsSQL(ctx, *db, ids); ok || err != nil {
@@ -82,7 +82,7 @@ func ledgerOutsSQL(ctx context.Context, db dbRef, ids []string) (n int64, ok boo
 	}
 	defer conn.Close()
 	// The IDs are integers checked above, so they can be spelled inline.
-	q := "SELECT COUNT(*) FROM stock_movements WHERE type = 'OUT' AND product_id IN (" + strings.Join(list, ",") + ")"
+	q := "SELECT COUNT(*) FROM stock_movements WHERE type IN ('OUT', 'COMMIT') AND product_id IN (" + strings.Join(list, ",") + ")"
 	if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
 		return 0, false, fmt.Errorf("count ledger: %w", err)
 	}
@@ -109,7 +109,7 @@ func ledgerOutsGraphQL(ctx context.Context, c *client, id string) (int64, error)
 			return 0, err
 		}
 		for _, e := range out.StockMovements.Edges {
-			if e.Node.Type == "OUT" {
+			if e.Node.Type == "OUT" || e.Node.Type == "COMMIT" {
 				n++
 			}
 		}

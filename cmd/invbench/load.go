@@ -96,14 +96,11 @@ func runLoad(ctx context.Context, c *client, w *workload, cfg loadConfig, label 
 func loop(ctx context.Context, c *client, w *workload, wk *worker, more func() bool, cnt *counters) {
 	for more() {
 		body, kind := w.next(wk)
-		var want []byte
-		if kind == kindStockOut {
-			want = movementField
-		}
 		start := time.Now()
 		status, err := c.post(ctx, body, &wk.resp, &wk.gql)
-		out := outcome(status, err, &wk.gql, want)
+		out := outcome(status, err, &wk.gql, kind.want())
 		wk.tally.record(time.Since(start), kind, out)
+		w.observe(wk, kind, out)
 		cnt.requests.Add(1)
 		if out != outcomeOK {
 			cnt.errors.Add(1)

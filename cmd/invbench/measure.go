@@ -52,11 +52,11 @@ func measure(ctx context.Context, c *client, w *workload, cfg loadConfig, row ro
 	res := result{row: row, clients: cfg.clients}
 	var a audit
 	if w.sells() {
-		initial, err := stockOf(ctx, c, w.productIDs)
+		initial, reserved, err := stockOf(ctx, c, w.productIDs)
 		if err != nil {
 			return res, fmt.Errorf("before the run: %w", err)
 		}
-		a.initial = initial
+		a.initial, a.reservedBefore = initial, reserved
 	}
 	before := sampleCPU(t.pid)
 	lr := runLoad(ctx, c, w, cfg, row.name, progress)
@@ -72,11 +72,14 @@ func measure(ctx context.Context, c *client, w *workload, cfg loadConfig, row ro
 		return res, nil
 	}
 	a.sold, a.unknown = lr.tally.sold, lr.tally.unknown
-	final, err := stockOf(ctx, c, w.productIDs)
+	if w.scenario == "reserve" {
+		a.holds, a.held = true, lr.tally.held
+	}
+	final, reserved, err := stockOf(ctx, c, w.productIDs)
 	if err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}
-	a.final = final
+	a.final, a.reservedAfter = final, reserved
 	if a.ledger, err = ledgerOuts(ctx, c, t.db, w.productIDs); err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}

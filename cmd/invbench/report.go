@@ -177,6 +177,7 @@ func notes(results []result) string {
 	b.WriteString("×lock-per-request: ops/s over flash/lock-per-request on the same lock backend; ×ceiling: over { __typename }.\n")
 	b.WriteString("cpu: % of one core during the timed run: this tool / the server / the whole machine (PostgreSQL, Redis, etcd included).\n")
 	b.WriteString(flashReadsNote(results))
+	b.WriteString(reservationNote(results))
 	for _, r := range results {
 		switch {
 		case r.skipped != "":
@@ -205,6 +206,31 @@ func flashReadsNote(results []result) string {
 	}
 	return fmt.Sprintf("flash-reads: reads %.2f× the readers alone, sales %.2f× the writers alone.\n",
 		both.perSec(both.reads)/reads.opsPerSec(), both.perSec(both.writes)/writes.opsPerSec())
+}
+
+// reservationNote compares the reservation rows with flash/combine: holds
+// a second for reserve, completed checkouts (commits) a second for
+// checkout.
+func reservationNote(results []result) string {
+	flash := find(results, func(o rowSpec) bool { return o.name == "flash/combine" })
+	if flash == nil || flash.opsPerSec() == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range results {
+		if r.err != nil || r.requests == 0 || r.audit == nil {
+			continue
+		}
+		switch r.row.scenario {
+		case "reserve":
+			fmt.Fprintf(&b, "%s: %s holds/s, %.2f× flash/combine.\n", r.row.name, thousands(int64(r.perSec(r.audit.held)+0.5)),
+				r.perSec(r.audit.held)/flash.opsPerSec())
+		case "checkout":
+			fmt.Fprintf(&b, "%s: %s checkouts/s completed, %.2f× flash/combine.\n", r.row.name, thousands(int64(r.perSec(r.audit.sold)+0.5)),
+				r.perSec(r.audit.sold)/flash.opsPerSec())
+		}
+	}
+	return b.String()
 }
 
 // ms renders a duration in milliseconds.

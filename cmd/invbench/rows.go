@@ -19,6 +19,8 @@ type rowSpec struct {
 	// alone, for flash-reads, runs one part of it on its own: "reads" (the
 	// readers, no sale) or "writes" (the writers, no reader).
 	alone string
+	// products, if positive, replaces -products for the row.
+	products int
 }
 
 // load returns how many clients the row runs, and how many of them sell
@@ -55,6 +57,10 @@ func compareRows() []rowSpec {
 		{name: "flash-reads", scenario: "flash-reads", strategy: "combine", db: "postgres", lock: "redsync"},
 		{name: "flash-reads/reads-alone", scenario: "flash-reads", strategy: "combine", db: "postgres", lock: "redsync", alone: "reads"},
 		{name: "flash-reads/writes-alone", scenario: "flash-reads", strategy: "combine", db: "postgres", lock: "redsync", alone: "writes"},
+		{name: "reserve", scenario: "reserve", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "reserve/spread", scenario: "reserve", strategy: "combine", db: "postgres", lock: "redsync", products: 1000},
+		{name: "checkout", scenario: "checkout", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "checkout/spread", scenario: "checkout", strategy: "combine", db: "postgres", lock: "redsync", products: 1000},
 		{name: "flash/combine/sqlite", scenario: "flash", strategy: "combine", db: "sqlite", lock: "local"},
 		{name: "flash/combine/etcd", scenario: "flash", strategy: "combine", db: "postgres", lock: "etcd"},
 		{name: "flash/lock-per-request/etcd", scenario: "flash", strategy: "lock-per-request", db: "postgres", lock: "etcd"},

@@ -19,7 +19,24 @@ type reqKind uint8
 const (
 	kindRead reqKind = iota
 	kindStockOut
+	kindReserve
+	kindCommit
+	kindRelease
 )
+
+// want is what an OK answer of a kind must contain, so that OK means the
+// change was made; nil for reads.
+func (k reqKind) want() []byte {
+	switch k {
+	case kindStockOut:
+		return movementField
+	case kindReserve:
+		return reservationField
+	case kindCommit, kindRelease:
+		return statusField
+	}
+	return nil
+}
 
 // Queries. A stock-out asks for its movement, so OK means a ledger row.
 const (
@@ -35,7 +52,7 @@ const (
 )
 
 // scenarios are the workloads the tool knows.
-var scenarios = []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads"}
+var scenarios = []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads", "reserve", "checkout"}
 
 // movementField is what an OK stock-out response must contain.
 var movementField = []byte(`"sequence"`)
@@ -45,7 +62,7 @@ func validScenario(name string) bool { return slices.Contains(scenarios, name) }
 // sells reports whether a scenario sells, and so has an audit.
 func sells(scenario string) bool {
 	switch scenario {
-	case "flash", "spread", "mixed", "flash-reads":
+	case "flash", "spread", "mixed", "flash-reads", "reserve", "checkout":
 		return true
 	}
 	return false
@@ -69,6 +86,8 @@ func productCount(scenario string, override int) int {
 			return override
 		}
 		return 100
+	case "reserve", "checkout":
+		return max(override, 1)
 	}
 	return 0
 }
@@ -86,6 +105,11 @@ type workload struct {
 	list, ceiling, storefront []byte
 	// writers is how many workers sell in flash-reads; the others read.
 	writers int
+	// resHead and resTail surround the idempotency key of a reserve body,
+	// per product; the commit and release bodies surround a reservation ID.
+	resHead, resTail         [][]byte
+	commitHead, commitTail   []byte
+	releaseHead, releaseTail []byte
 }
 
 // sells reports whether the scenario sells, and so has an audit.
@@ -101,6 +125,9 @@ type worker struct {
 	resp  bytes.Buffer
 	gql   gqlResponse
 	tally tally
+	// pending is the reservation ID of the worker's checkout in progress
+	// (a JSON string's text), empty if none.
+	pending string
 }
 
 // rand returns a pseudo-random number below n (xorshift: the tool must stay
@@ -125,6 +152,8 @@ func (w *workload) next(wk *worker) ([]byte, reqKind) {
 		if wk.id >= w.writers {
 			return w.page[0], kindRead
 		}
+	case "reserve", "checkout":
+		return w.nextReservation(wk)
 	case "mixed":
 		switch r := wk.rand(10); {
 		case r < 6:
@@ -188,6 +217,9 @@ func prepare(ctx context.Context, c *client, scenario string, products, stock, p
 			return nil, err
 		}
 		w.read, w.page = append(w.read, read), append(w.page, page)
+	}
+	if err := w.reservationBodies(); err != nil {
+		return nil, err
 	}
 	return w, nil
 }

@@ -13,9 +13,12 @@ import (
 type tally struct {
 	latencies []time.Duration
 	outcomes  map[string]int64
-	// sold counts OK stock-outs of one unit; unknown counts stock-outs whose
-	// result never arrived, so the tool cannot tell whether they sold.
+	// sold counts OK stock-outs and commits of one unit; unknown counts
+	// those whose result never arrived, so the tool cannot tell whether
+	// they sold.
 	sold, unknown int64
+	// held counts OK holds of one unit.
+	held int64
 	// reads and writes count the requests of each kind.
 	reads, writes int64
 }
@@ -26,15 +29,18 @@ func (t *tally) record(lat time.Duration, kind reqKind, out string) {
 		t.outcomes = map[string]int64{}
 	}
 	t.outcomes[out]++
-	if kind != kindStockOut {
+	if kind == kindRead {
 		t.reads++
 		return
 	}
 	t.writes++
-	switch out {
-	case outcomeOK:
+	switch {
+	case kind == kindReserve && out == outcomeOK:
+		t.held++
+	case kind != kindStockOut && kind != kindCommit:
+	case out == outcomeOK:
 		t.sold++
-	case outcomeTransport, outcomeBad:
+	case out == outcomeTransport, out == outcomeBad:
 		t.unknown++
 	}
 }
@@ -50,6 +56,7 @@ func (t *tally) merge(o *tally) {
 	}
 	t.sold += o.sold
 	t.unknown += o.unknown
+	t.held += o.held
 	t.reads += o.reads
 	t.writes += o.writes
 }
