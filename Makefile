@@ -32,9 +32,10 @@ check-generated: generate ## fail if generated code is stale
 	@git diff --exit-code --stat -- graph/ || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git ls-files --others --exclude-standard graph/)" || { echo "untracked generated files in graph/"; exit 1; }
 
-lint: ## gofmt and go vet
+lint: ## gofmt and go vet (also of the benchmark build, -tags benchstrategies)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags benchstrategies ./...
 
 check-compose: ## validate docker-compose.yml (installs docker-compose under CI if missing)
 	@command -v docker-compose >/dev/null || { [ "$$CI" = "true" ] && command -v apt-get >/dev/null && \

@@ -48,3 +48,9 @@ fi
 
 # TEST_TAGS and GO_TEST_PKGS let `make test-faults` reuse this set-up.
 go test -race -count=1 -tags "${TEST_TAGS:-}" ${GO_TEST_FLAGS:-} ${GO_TEST_PKGS:-./...}
+
+# The benchmark-only stock strategies exist only in a benchstrategies build
+# (internal/inventory/strategy.go): their own tests run in one.
+if [ -z "${GO_TEST_PKGS:-}" ]; then
+  go test -race -count=1 -tags benchstrategies -run 'Strateg' ./internal/inventory/
+fi

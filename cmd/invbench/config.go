@@ -70,7 +70,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.ledgerDSN, "ledger-dsn", "", "with -url: PostgreSQL DSN of the server's database, to count the ledger with SQL instead of paging through GraphQL")
 	fs.BoolVar(&c.compare, "compare", false, "start a fresh server per row (strategy, database, lock) and compare them")
 	fs.StringVar(&rows, "rows", "", "with -compare: comma-separated rows to run (default: all)")
-	fs.StringVar(&c.serverBin, "server-bin", "", "with -compare: inventoryd binary to run (default: build ./cmd/inventoryd)")
+	fs.StringVar(&c.serverBin, "server-bin", "", "with -compare: inventoryd binary to run (default: build ./cmd/inventoryd with -tags benchstrategies, which the rows of other strategies need)")
 	fs.StringVar(&c.pgAdminDSN, "pg-admin-dsn", pgAdmin, "with -compare: PostgreSQL URL allowed to create and drop databases (default from INVENTORY_TEST_POSTGRES_ADMIN_DSN)")
 	fs.StringVar(&c.redis, "redis", "127.0.0.1:6379", "with -compare: Redis for the redsync rows (used only by the server)")
 	fs.StringVar(&c.etcd, "etcd", "127.0.0.1:2379", "with -compare: comma-separated etcd endpoints; the etcd rows are skipped if none answers")

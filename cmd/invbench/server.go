@@ -30,7 +30,8 @@ func buildServer(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("find module root (run from the repository): %w", err)
 	}
 	bin := filepath.Join(dir, "inventoryd")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/inventoryd")
+	// The comparison's other strategies exist only in such a build.
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "benchstrategies", "-o", bin, "./cmd/inventoryd")
 	cmd.Dir = strings.TrimSpace(string(root))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build inventoryd: %w\n%s", err, out)

@@ -130,8 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	if cfg.StockStrategy != string(inventory.StrategyCombine) {
-		log.Warn("benchmark-only stock strategy: not for production", "strategy", cfg.StockStrategy,
-			"oversells", cfg.StockStrategy == string(inventory.StrategyUnsafe))
+		log.Warn("benchmark-only stock strategy (a benchstrategies build): not for production", "strategy", cfg.StockStrategy)
 	}
 	if err := svc.Start(ctx); err != nil {
 		return fmt.Errorf("start event feed: %w", err)

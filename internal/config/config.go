@@ -115,7 +115,7 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.LockRetryMin, err = time.ParseDuration(v); return err }},
 	{"lock-retry-max", "INVENTORY_LOCK_RETRY_MAX", "100ms", "largest delay between lock attempts",
 		func(c *Config, v string) (err error) { c.LockRetryMax, err = time.ParseDuration(v); return err }},
-	{"stock-strategy", "INVENTORY_STOCK_STRATEGY", "combine", "how stock mutations run: combine (production); benchmark-only: lock-per-request, rowlock, unsafe (oversells!)",
+	{"stock-strategy", "INVENTORY_STOCK_STRATEGY", "combine", "how stock mutations run: combine; a benchmark build (-tags benchstrategies, as invbench -compare makes) also knows lock-per-request, rowlock and unsafe (oversells!)",
 		func(c *Config, v string) error { c.StockStrategy = v; return nil }},
 	{"combine-max-batch", "INVENTORY_COMBINE_MAX_BATCH", "256", "combine: most requests for one product and location applied in one transaction",
 		func(c *Config, v string) (err error) { c.CombineMaxBatch, err = strconv.Atoi(v); return err }},
@@ -240,7 +240,8 @@ func (c Config) validate() error {
 		return errors.New("INVENTORY_LOCK_TIMEOUT and INVENTORY_SHUTDOWN_TIMEOUT must be positive durations such as 10s")
 	}
 	if !inventory.Strategy(c.StockStrategy).Valid() {
-		return fmt.Errorf("INVENTORY_STOCK_STRATEGY: %q is not supported (want combine; benchmark-only: lock-per-request, rowlock, unsafe)", c.StockStrategy)
+		return fmt.Errorf("INVENTORY_STOCK_STRATEGY: %q is not supported by this binary (it knows %v; the benchmark-only ones "+
+			"are built with -tags benchstrategies)", c.StockStrategy, inventory.Strategies())
 	}
 	if c.CombineMaxBatch < 1 || c.CombineMaxBatch > inventory.MaxBatchLimit || c.CombineMaxWaiting < 1 {
 		return fmt.Errorf("INVENTORY_COMBINE_MAX_BATCH must be 1..%d (got %d) and INVENTORY_COMBINE_MAX_WAITING at least 1 (got %d)",

@@ -32,23 +32,6 @@ type levelJob struct {
 	sc trace.SpanContext
 }
 
-// lockAndRun runs ops, all on one level, under a lease of their own and in
-// a transaction of their own.
-func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) []opResult {
-	lease, err := s.lock(ctx, key)
-	if err != nil {
-		return fail(len(ops), err)
-	}
-	defer s.unlock(ctx, key, lease)
-	if s.afterLock != nil {
-		s.afterLock(ctx, key, lease)
-	}
-	job := &levelJob{key: key, ops: ops, fence: Fence{Epoch: s.epoch, Token: lease.Token()}, lost: lease.Done(),
-		sc: trace.SpanContextFromContext(ctx)}
-	s.runJobs(ctx, []*levelJob{job})
-	return job.results
-}
-
 // runJobs runs jobs, levels of distinct products, in one stock transaction
 // and sets each job's results: each op in arrival order with its own
 // outcome (a rejected op changes nothing and does not affect the others).
