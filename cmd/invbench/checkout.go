@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"strconv"
 )
 
 // The reservation scenarios. reserve holds one unit per request and never
@@ -69,20 +68,8 @@ func (w *workload) nextReservation(wk *worker) ([]byte, reqKind) {
 		wk.pending = ""
 		return wk.body, kind
 	}
-	p := 0
-	if len(w.productIDs) > 1 {
-		p = wk.rand(len(w.productIDs))
-	}
-	wk.seq++
-	b := append(wk.body[:0], w.resHead[p]...)
-	b = append(b, w.runID...)
-	b = append(b, '-')
-	b = strconv.AppendInt(b, int64(wk.id), 10)
-	b = append(b, '-')
-	b = strconv.AppendInt(b, int64(wk.seq), 10)
-	b = append(b, w.resTail[p]...)
-	wk.body = b
-	return b, kindReserve
+	p := w.pick(wk)
+	return w.keyed(wk, w.resHead[p], w.resTail[p]), kindReserve
 }
 
 // observe reads what a checkout needs from an answer: the reservation a

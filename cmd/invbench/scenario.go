@@ -162,20 +162,33 @@ func (w *workload) next(wk *worker) ([]byte, reqKind) {
 			return w.list, kindRead
 		}
 	}
-	p := 0
+	p := w.pick(wk)
+	return w.keyed(wk, w.outHead[p], w.outTail[p]), kindStockOut
+}
+
+// pick chooses one of the scenario's products for the worker's next
+// change.
+func (w *workload) pick(wk *worker) int {
 	if len(w.productIDs) > 1 {
-		p = wk.rand(len(w.productIDs))
+		return wk.rand(len(w.productIDs))
 	}
+	return 0
+}
+
+// keyed returns the body head + a new idempotency key + tail, built in the
+// worker's buffer: the run's tag, the worker and its count, so keys never
+// repeat.
+func (w *workload) keyed(wk *worker, head, tail []byte) []byte {
 	wk.seq++
-	b := append(wk.body[:0], w.outHead[p]...)
+	b := append(wk.body[:0], head...)
 	b = append(b, w.runID...)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, int64(wk.id), 10)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, int64(wk.seq), 10)
-	b = append(b, w.outTail[p]...)
+	b = append(b, tail...)
 	wk.body = b
-	return b, kindStockOut
+	return b
 }
 
 // newRunID returns a random tag for SKUs and idempotency keys, so runs
