@@ -18,39 +18,73 @@ type opResult struct {
 }
 
 // levelJob is the requests for one level in a stock transaction, and then
-// their outcomes.
+// their outcomes. A job over several levels holds a single request that
+// spans them (a levelsOp); its levels are that request's, in its order.
 type levelJob struct {
-	key   LevelKey
-	ops   []stockOp
-	fence Fence
-	// lost is closed when the job's lease is lost and its write may no
-	// longer be made; nil for writes made without a lease.
-	lost    <-chan struct{}
+	levels []jobLevel
+	ops    []stockOp
+	// results are the ops' outcomes, in ops order.
 	results []opResult
 	// sc is the span of the batch the job is, which the transaction that
 	// commits it links to.
 	sc trace.SpanContext
 }
 
-// runJobs runs jobs, levels of distinct products, in one stock transaction
-// and sets each job's results: each op in arrival order with its own
-// outcome (a rejected op changes nothing and does not affect the others).
-// It retries the transaction when it lost a race it can recover from. A job
-// whose lease is lost before the commit is not written and fails with a
+// jobLevel is one level of a job and the lease it is written under.
+type jobLevel struct {
+	key   LevelKey
+	fence Fence
+	// lost is closed when the lease is lost and the write may no longer be
+	// made; nil for writes made without a lease.
+	lost <-chan struct{}
+}
+
+// leased is the jobLevel of key written under lease.
+func (s *Service) leased(key LevelKey, lease lock.Lease) jobLevel {
+	return jobLevel{key: key, fence: Fence{Epoch: s.epoch, Token: lease.Token()}, lost: lease.Done()}
+}
+
+// leaseLost reports whether the lease of one of j's levels is lost.
+func (j *levelJob) leaseLost() bool {
+	for _, l := range j.levels {
+		if closed(l.lost) {
+			return true
+		}
+	}
+	return false
+}
+
+// products lists the products of j's levels.
+func (j *levelJob) products() []int64 {
+	ids := make([]int64, 0, len(j.levels))
+	for _, l := range j.levels {
+		if !slices.Contains(ids, l.key.ProductID) {
+			ids = append(ids, l.key.ProductID)
+		}
+	}
+	return ids
+}
+
+// runJobs runs jobs, of distinct products, in one stock transaction and
+// sets each job's results: each op in arrival order with its own outcome (a
+// rejected op changes nothing and does not affect the others). It retries
+// the transaction when it lost a race it can recover from. A job whose
+// lease is lost before the commit is not written and fails with a
 // retryable UNAVAILABLE; errors of the transaction as a whole are every
 // op's outcome.
 func (s *Service) runJobs(ctx context.Context, jobs []*levelJob) {
 	parent := trace.SpanContextFromContext(ctx)
 	scs := make([]trace.SpanContext, 0, len(jobs))
-	requests := 0
+	levels, requests := 0, 0
 	for _, j := range jobs {
 		if !j.sc.Equal(parent) {
 			scs = append(scs, j.sc)
 		}
+		levels += len(j.levels)
 		requests += len(j.ops)
 	}
 	ctx, span := s.tracer.Start(ctx, "inventory.transaction", trace.WithLinks(linksTo(scs)...),
-		trace.WithAttributes(attrLevels.Int(len(jobs)), attrRequests.Int(requests)))
+		trace.WithAttributes(attrLevels.Int(levels), attrRequests.Int(requests)))
 	attempts, err := s.runJobsTx(ctx, jobs)
 	span.SetAttributes(attrTxAttempts.Int(attempts))
 	endSpan(span, err)
@@ -95,32 +129,50 @@ var errLostAtCommit = errors.New("inventory: lease lost before commit")
 // every job's results. If a lease was lost during the writes, it rolls back
 // and returns the jobs that lost theirs.
 func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []*levelJob, err error) {
-	works := make([]LevelWork, len(jobs))
+	var works []LevelWork
+	first := make([]int, len(jobs)) // index in works of each job's first level
+	opts := StockOptions{Now: s.now()}
 	for i, j := range jobs {
-		works[i] = LevelWork{Key: j.key, Fence: j.fence}
+		first[i] = len(works)
+		for _, l := range j.levels {
+			works = append(works, LevelWork{Key: l.key, Fence: l.fence})
+		}
 		for _, op := range j.ops {
 			if op.idempotencyKey != "" {
-				works[i].ReplayKeys = append(works[i].ReplayKeys, op.idempotencyKey)
+				works[first[i]].ReplayKeys = append(works[first[i]].ReplayKeys, op.idempotencyKey)
+			}
+			if lo := op.levels; lo != nil {
+				if lo.load != 0 {
+					opts.Reservations = append(opts.Reservations, lo.load)
+				}
+				if lo.create {
+					opts.NewReservations++
+				}
 			}
 		}
 	}
-	var txs []*StockTx
+	var set *StockSet
 	steps := make([][]batchStep, len(jobs))
-	now, traceID := s.now(), s.traceID(ctx)
-	err = s.store.UpdateStocks(ctx, works, StockOptions{Now: now}, StockCallbacks{
-		Apply: func(set *StockSet) error {
-			txs = set.Levels
-			for i, tx := range txs {
+	now, traceID := opts.Now, s.traceID(ctx)
+	err = s.store.UpdateStocks(ctx, works, opts, StockCallbacks{
+		Apply: func(st *StockSet) error {
+			set = st
+			ids := st.NewIDs
+			for i, j := range jobs {
 				steps[i] = nil
-				if tx.Err == nil && !closed(jobs[i].lost) {
-					steps[i] = applyOps(tx, jobs[i].ops, jobs[i].fence, now, traceID)
+				jt := jobTxs{txs: st.Levels[first[i] : first[i]+len(j.levels)], set: st, newIDs: &ids}
+				if jt.err() == nil && !j.leaseLost() {
+					for _, l := range j.levels {
+						jt.fences = append(jt.fences, l.fence)
+					}
+					steps[i] = applyOps(jt, j.ops, now, traceID)
 				}
 			}
 			return nil
 		},
 		BeforeCommit: func() error {
 			for _, j := range jobs {
-				if closed(j.lost) {
+				if j.leaseLost() {
 					lostAtCommit = append(lostAtCommit, j)
 				}
 			}
@@ -139,17 +191,49 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []
 	requests := 0
 	for i, j := range jobs {
 		requests += len(j.ops)
+		jt := jobTxs{txs: set.Levels[first[i] : first[i]+len(j.levels)]}
 		switch {
-		case txs[i].Err != nil:
-			j.results = fail(len(j.ops), txs[i].Err)
+		case jt.err() != nil:
+			j.results = fail(len(j.ops), jt.err())
 		case steps[i] == nil: // lost its lease before the writes
 			j.results = fail(len(j.ops), errLeaseLost(lock.ErrLeaseLost))
 		default:
-			j.results = finishSteps(txs[i], steps[i])
+			j.results = finishSteps(jt.txs[0], steps[i])
 		}
 	}
-	s.committed(requests, txs)
+	s.committed(requests, set.Levels)
 	return nil, nil
+}
+
+// jobTxs is a job's levels in its transaction: their StockTx and the fences
+// they are written under, in the job's order.
+type jobTxs struct {
+	txs    []*StockTx
+	fences []Fence
+	// set and newIDs (the reservation IDs not yet taken) serve levelsOps.
+	set    *StockSet
+	newIDs *[]int64
+}
+
+// err is the first level's reason it cannot be changed, if any.
+func (jt jobTxs) err() error {
+	for _, tx := range jt.txs {
+		if tx.Err != nil {
+			return tx.Err
+		}
+	}
+	return nil
+}
+
+// stale returns the STALE_LEASE error if a newer lease wrote one of the
+// levels, or nil. A write made without a lease is never stale.
+func (jt jobTxs) stale() error {
+	for i, tx := range jt.txs {
+		if f := jt.fences[i]; f != (Fence{}) && f.Before(tx.Level.Fence) {
+			return staleLease(f, tx.Level.Fence)
+		}
+	}
+	return nil
 }
 
 // committed tells the read model of the transaction of txs, wakes the
@@ -194,20 +278,23 @@ type batchStep struct {
 	sameAs int
 }
 
-// applyOps applies ops to tx in order, each under the rules a request alone
+// applyOps applies ops to jt in order, each under the rules a request alone
 // would meet: a retry's key is replayed (or is a CONFLICT if reused for
 // another input), a level written under a newer lease is STALE_LEASE, and
-// a rejected movement changes nothing. First it releases the level's
-// expired reservation items, so they stop counting before any op is
-// judged. An op without a movement (a touch) only does that.
-func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time, traceID string) []batchStep {
+// a rejected request changes nothing. First it releases the levels' expired
+// reservation items, so they stop counting before any op is judged. An op
+// without a movement (a touch) only does that.
+func applyOps(jt jobTxs, ops []stockOp, now time.Time, traceID string) []batchStep {
 	steps := make([]batchStep, len(ops))
 	made := map[string]int{}    // idempotency key -> op that made a movement
 	refused := map[string]int{} // idempotency key -> op finally refused
-	stale := fence != (Fence{}) && fence.Before(tx.Level.Fence)
-	if !stale {
-		releaseExpired(tx, fence, now, traceID)
+	stale := jt.stale()
+	if stale == nil {
+		for i, tx := range jt.txs {
+			releaseExpired(tx, jt.fences[i], now, traceID)
+		}
 	}
+	tx, fence := jt.txs[0], jt.fences[0]
 	for i, op := range ops {
 		st := &steps[i]
 		st.movement, st.sameAs = -1, -1
@@ -242,17 +329,23 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time, traceID st
 			}
 			continue
 		}
-		if stale {
-			st.err = staleLease(fence, tx.Level.Fence)
+		if stale != nil {
+			st.err = stale
 			continue
 		}
-		if op.movement == nil {
+		var err error
+		before := len(tx.Movements())
+		switch {
+		case op.levels != nil:
+			st.res.Replayed, err = applyLevelsOp(jt, op.levels)
+		case op.movement != nil:
+			var m Movement
+			if m, err = op.movement(tx); err == nil {
+				m.Fence = fence
+				err = tx.Apply(&m)
+			}
+		default:
 			continue
-		}
-		m, err := op.movement(tx)
-		if err == nil {
-			m.Fence = fence
-			err = tx.Apply(&m)
 		}
 		if err != nil {
 			st.err = err
@@ -262,13 +355,36 @@ func applyOps(tx *StockTx, ops []stockOp, fence Fence, now time.Time, traceID st
 			}
 			continue
 		}
-		st.movement = len(tx.Movements()) - 1
-		st.res = StockResult{Product: *tx.Product, Level: tx.Level}
+		if len(tx.Movements()) > before {
+			st.movement = before
+		}
+		st.res.Product, st.res.Level = *tx.Product, tx.Level
 		if k != "" {
 			made[k] = i
 		}
 	}
 	return steps
+}
+
+// applyLevelsOp applies a levelsOp to all of jt's levels, all or nothing: if
+// it fails, the levels and products are as they were.
+func applyLevelsOp(jt jobTxs, op *levelsOp) (replayed bool, err error) {
+	marks := make([]txMark, len(jt.txs))
+	for i, tx := range jt.txs {
+		marks[i] = tx.mark()
+	}
+	lt := levelsTx{set: jt.set, levels: jt.txs, fences: jt.fences}
+	if op.create {
+		lt.newID = (*jt.newIDs)[0]
+		*jt.newIDs = (*jt.newIDs)[1:]
+	}
+	replayed, err = op.apply(lt)
+	if err != nil {
+		for i, tx := range jt.txs {
+			tx.restore(marks[i])
+		}
+	}
+	return replayed, err
 }
 
 // final reports whether a refusal stands for good: a retry of the same
@@ -316,7 +432,7 @@ func finishSteps(tx *StockTx, steps []batchStep) []opResult {
 		case st.sameAs >= 0:
 			results[i] = results[st.sameAs]
 			results[i].res.Replayed = true
-		default: // a replay of an earlier transaction
+		default: // a replay, or a request that made no movement
 			results[i].res = st.res
 		}
 	}

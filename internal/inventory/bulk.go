@@ -228,7 +228,7 @@ func (s *Service) bulkTx(ctx context.Context, ops []stockOp, allOrNothing bool) 
 	for i, op := range ops {
 		keys[i] = op.key
 	}
-	leases, fences, err := s.lockLevels(ctx, keys)
+	leases, held, err := s.lockLevels(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +237,7 @@ func (s *Service) bulkTx(ctx context.Context, ops []stockOp, allOrNothing bool) 
 	defer func() { endSpan(span, err) }()
 	works := make([]LevelWork, len(ops))
 	for i, op := range ops {
-		works[i] = LevelWork{Key: op.key, Fence: fences[op.key]}
+		works[i] = LevelWork{Key: op.key, Fence: held[op.key].fence}
 		if op.idempotencyKey != "" {
 			works[i].ReplayKeys = []string{op.idempotencyKey}
 		}
@@ -256,7 +256,7 @@ func (s *Service) bulkTx(ctx context.Context, ops []stockOp, allOrNothing bool) 
 						failed = true
 						continue
 					}
-					steps[i] = applyOps(tx, ops[i:i+1], works[i].Fence, now, traceID)
+					steps[i] = applyOps(jobTxs{txs: txs[i : i+1], fences: []Fence{works[i].Fence}}, ops[i:i+1], now, traceID)
 					failed = failed || steps[i][0].err != nil
 				}
 				if failed && allOrNothing {

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,6 +104,28 @@ func (c *combiner) submit(ctx context.Context, op stockOp) opResult {
 	}
 }
 
+// runLevels runs a levelsOp. On one level it is combined with the level's
+// other requests; over several it takes their leases itself (in the
+// order lockLevels takes them in, so that no two such requests deadlock)
+// and is committed, alone in its job, with the next group.
+func (s *Service) runLevels(ctx context.Context, op stockOp) opResult {
+	keys := op.levels.keys
+	if len(keys) == 1 {
+		return s.combiner.submit(ctx, op)
+	}
+	leases, held, err := s.lockLevels(ctx, keys)
+	if err != nil {
+		return opResult{err: err}
+	}
+	defer s.unlockAll(ctx, leases)
+	job := &levelJob{levels: make([]jobLevel, len(keys)), ops: []stockOp{op}, sc: trace.SpanContextFromContext(ctx)}
+	for i, k := range keys {
+		job.levels[i] = held[k]
+	}
+	s.combiner.commit.run(job)
+	return job.results[0]
+}
+
 // work serves the queue of key until it is empty.
 func (c *combiner) work(key LevelKey, q *levelQueue) {
 	defer c.workers.Done()
@@ -138,8 +161,7 @@ func (c *combiner) work(key LevelKey, q *levelQueue) {
 			lease, since = l, time.Now()
 		}
 		span.SetAttributes(attrFenceToken.Int64(lease.Token()))
-		job := &levelJob{key: key, ops: make([]stockOp, len(batch)), fence: Fence{Epoch: c.s.epoch, Token: lease.Token()},
-			lost: lease.Done(), sc: span.SpanContext()}
+		job := &levelJob{levels: []jobLevel{c.s.leased(key, lease)}, ops: make([]stockOp, len(batch)), sc: span.SpanContext()}
 		for i, p := range batch {
 			job.ops[i] = p.op
 		}
@@ -172,24 +194,38 @@ func (c *combiner) answer(batch []*pending, results []opResult) {
 }
 
 // take removes up to maxBatch live requests from the head of q, dropping
-// the cancelled ones. With none left it removes the queue and returns nil:
+// the cancelled ones. A request on a reservation that an earlier request
+// of the batch changes stays queued for the next batch, so each sees the
+// other's outcome. With none left it removes the queue and returns nil:
 // the worker ends, and the next request starts a new one.
 func (c *combiner) take(key LevelKey, q *levelQueue) []*pending {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var batch []*pending
+	var batch, later []*pending
+	var loads []int64
 	n := 0
 	for n < len(q.reqs) && len(batch) < c.maxBatch {
 		p := q.reqs[n]
 		n++
+		id := p.op.loads()
+		if id != 0 && slices.Contains(loads, id) {
+			later = append(later, p)
+			continue
+		}
 		if p.state.CompareAndSwap(queued, taken) {
 			batch = append(batch, p)
+			if id != 0 {
+				loads = append(loads, id)
+			}
 		} else {
 			c.waiting.Add(-1)
 		}
 	}
 	clear(q.reqs[:n])
 	q.reqs = q.reqs[n:]
+	if len(later) > 0 {
+		q.reqs = append(later, q.reqs...)
+	}
 	if len(batch) == 0 {
 		delete(c.queues, key)
 		return nil
@@ -257,8 +293,8 @@ func (g *committer) loop() {
 	}
 }
 
-// take removes the next group from the waiting jobs: in arrival order, one
-// job per product, up to maxOps requests (the first job always). With none
+// take removes the next group from the waiting jobs: in arrival order, no
+// two jobs on one product, up to maxOps requests (the first job always). With none
 // waiting it ends the loop and returns nil.
 func (g *committer) take() []*groupEntry {
 	g.mu.Lock()
@@ -268,12 +304,15 @@ func (g *committer) take() []*groupEntry {
 	ops := 0
 	rest := g.jobs[:0]
 	for _, e := range g.jobs {
-		pid := e.job.key.ProductID
-		if products[pid] || (len(group) > 0 && ops+len(e.job.ops) > g.maxOps) {
+		pids := e.job.products()
+		if slices.ContainsFunc(pids, func(id int64) bool { return products[id] }) ||
+			(len(group) > 0 && ops+len(e.job.ops) > g.maxOps) {
 			rest = append(rest, e)
 			continue
 		}
-		products[pid] = true
+		for _, id := range pids {
+			products[id] = true
+		}
 		ops += len(e.job.ops)
 		group = append(group, e)
 	}

@@ -2,13 +2,10 @@ package inventory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"time"
-
-	"github.com/shopstack/inventory/internal/lock"
 )
 
 // Reservation limits.
@@ -64,46 +61,43 @@ func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (_ Reserv
 	for i, it := range items {
 		keys[i] = it.Key()
 	}
-	var id int64
-	var remember *Rejection
+	key := ""
 	if in.IdempotencyKey != "" {
-		remember = &Rejection{Key: reserveKeyPrefix + in.IdempotencyKey, RequestHash: hash}
+		key = reserveKeyPrefix + in.IdempotencyKey
 	}
-	err = s.reservationTx(ctx, keys, nil, 1, remember, func(set *StockSet, fences map[LevelKey]Fence) error {
-		id = set.NewIDs[0]
-		r := &Reservation{ID: id, Status: ReservationActive, Items: items, ExpiresAt: set.Now.Add(ttl),
-			Reference: in.Reference, Actor: ActorFrom(ctx), IdempotencyKey: in.IdempotencyKey, RequestHash: hash,
-			Version: 1, CreatedAt: set.Now, UpdatedAt: set.Now}
-		for _, it := range items {
-			tx := levelOf(set, it.Key())
-			m := s.newMovement(ctx, MovementReserve, 0, "", in.Reference, "", "")
-			m.ReservedDelta, m.ReservationID, m.Fence = it.Quantity, id, fences[it.Key()]
-			if err := tx.Apply(&m); err != nil {
-				if ErrorCode(err) == CodeInsufficientStock && len(items) > 1 {
-					// Say which item is short.
-					return Errorf(CodeInsufficientStock, "insufficient stock of %s at location %d: %d available, %d requested",
-						tx.Product.SKU, tx.Level.LocationID, max(tx.Level.Available(), 0), it.Quantity)
+	r := s.runLevels(ctx, stockOp{typ: MovementReserve, key: keys[0], idempotencyKey: key, hash: hash,
+		levels: &levelsOp{keys: keys, create: true, apply: func(lt levelsTx) (bool, error) {
+			r := &Reservation{ID: lt.newID, Status: ReservationActive, Items: items, ExpiresAt: lt.set.Now.Add(ttl),
+				Reference: in.Reference, Actor: ActorFrom(ctx), IdempotencyKey: in.IdempotencyKey, RequestHash: hash,
+				Version: 1, CreatedAt: lt.set.Now, UpdatedAt: lt.set.Now}
+			for i, it := range items {
+				tx, fence := lt.levels[i], lt.fences[i]
+				m := s.newMovement(ctx, MovementReserve, 0, "", in.Reference, "", "")
+				if i == 0 && key != "" {
+					// The ledger row answers a retry, as a stock movement's does.
+					m.IdempotencyKey, m.RequestHash = key, hash
 				}
-				return err
+				m.ReservedDelta, m.ReservationID, m.Fence = it.Quantity, r.ID, fence
+				if err := tx.Apply(&m); err != nil {
+					if ErrorCode(err) == CodeInsufficientStock && len(items) > 1 {
+						// Say which item is short.
+						return false, Errorf(CodeInsufficientStock, "insufficient stock of %s at location %d: %d available, %d requested",
+							tx.Product.SKU, tx.Level.LocationID, max(tx.Level.Available(), 0), it.Quantity)
+					}
+					return false, err
+				}
+				if tx.Level.NextExpiry.IsZero() || r.ExpiresAt.Before(tx.Level.NextExpiry) {
+					tx.Level.NextExpiry = r.ExpiresAt
+				}
 			}
-			if tx.Level.NextExpiry.IsZero() || r.ExpiresAt.Before(tx.Level.NextExpiry) {
-				tx.Level.NextExpiry = r.ExpiresAt
-			}
-		}
-		set.Create(r)
-		return nil
-	})
-	if errors.Is(err, ErrDuplicateKey) {
-		// A concurrent request with the same key won; answer as its retry.
-		if res, ok, err := s.replayReservation(ctx, in.IdempotencyKey, hash); ok || err != nil {
-			return res, err
-		}
+			lt.set.Create(r)
+			return false, nil
+		}}})
+	if r.err != nil {
+		return ReservationResult{}, r.err
 	}
-	if err != nil {
-		return ReservationResult{}, err
-	}
-	r, err := s.Reservation(ctx, id)
-	return ReservationResult{Reservation: r}, err
+	res, err := s.Reservation(ctx, r.res.Movement.ReservationID)
+	return ReservationResult{Reservation: res, Replayed: r.res.Replayed}, err
 }
 
 // ActiveReservations counts the reservations holding stock now,
@@ -223,42 +217,44 @@ func (s *Service) closeReservation(ctx context.Context, id int64, to Reservation
 	if res, done, err := closedAlready(r, to); done || err != nil {
 		return res, err
 	}
-	replayed := false
-	err = s.reservationTx(ctx, reservationKeys(r), []int64{id}, 0, nil, func(set *StockSet, fences map[LevelKey]Fence) error {
-		r := set.Reservations[id]
-		if r == nil {
-			return Errorf(CodeNotFound, "reservation %d not found", id)
-		}
-		cur := *r
-		cur.Status = r.StatusAt(set.Now)
-		if res, done, err := closedAlready(cur, to); done || err != nil {
-			replayed = res.Replayed
-			return err
-		}
-		typ, delta := MovementRelease, int64(0)
-		if to == ReservationCommitted {
-			typ = MovementCommit
-		}
-		for _, it := range r.Items {
-			if !it.Active {
-				continue
+	typ := MovementRelease
+	if to == ReservationCommitted {
+		typ = MovementCommit
+	}
+	keys := reservationKeys(r)
+	res := s.runLevels(ctx, stockOp{typ: typ, key: keys[0], levels: &levelsOp{keys: keys, load: id,
+		apply: func(lt levelsTx) (bool, error) {
+			r := lt.set.Reservations[id]
+			if r == nil {
+				return false, Errorf(CodeNotFound, "reservation %d not found", id)
 			}
-			if typ == MovementCommit {
-				delta = -it.Quantity
+			cur := *r
+			cur.Status = r.StatusAt(lt.set.Now)
+			if res, done, err := closedAlready(cur, to); done || err != nil {
+				return res.Replayed, err
 			}
-			m := s.newMovement(ctx, typ, delta, "", r.Reference, "", "")
-			m.ReservedDelta, m.ReservationID, m.Fence = -it.Quantity, id, fences[it.Key()]
-			if err := levelOf(set, it.Key()).Apply(&m); err != nil {
-				return fmt.Errorf("%s reservation %d: %w", typ, id, err)
+			for _, it := range r.Items {
+				if !it.Active {
+					continue
+				}
+				delta := int64(0)
+				if typ == MovementCommit {
+					delta = -it.Quantity
+				}
+				tx, fence := lt.level(it.Key())
+				m := s.newMovement(ctx, typ, delta, "", r.Reference, "", "")
+				m.ReservedDelta, m.ReservationID, m.Fence = -it.Quantity, id, fence
+				if err := tx.Apply(&m); err != nil {
+					return false, fmt.Errorf("%s reservation %d: %w", typ, id, err)
+				}
 			}
-		}
-		return nil
-	})
-	if err != nil {
-		return ReservationResult{}, err
+			return false, nil
+		}}})
+	if res.err != nil {
+		return ReservationResult{}, res.err
 	}
 	r, err = s.Reservation(ctx, id)
-	return ReservationResult{Reservation: r, Replayed: replayed}, err
+	return ReservationResult{Reservation: r, Replayed: res.res.Replayed}, err
 }
 
 // closedAlready tells whether moving r to status has nothing left to do
@@ -294,21 +290,23 @@ func (s *Service) ExtendReservation(ctx context.Context, id int64, ttl time.Dura
 	if _, done, err := closedAlready(r, ReservationActive); done || err != nil {
 		return ReservationResult{}, extendError(r, err)
 	}
-	err = s.reservationTx(ctx, reservationKeys(r), []int64{id}, 0, nil, func(set *StockSet, _ map[LevelKey]Fence) error {
-		r := set.Reservations[id]
-		if r == nil {
-			return Errorf(CodeNotFound, "reservation %d not found", id)
-		}
-		cur := *r
-		cur.Status = r.StatusAt(set.Now)
-		if _, done, err := closedAlready(cur, ReservationActive); done || err != nil {
-			return extendError(cur, err)
-		}
-		set.Extend(id, set.Now.Add(ttl))
-		return nil
-	})
-	if err != nil {
-		return ReservationResult{}, err
+	keys := reservationKeys(r)
+	res := s.runLevels(ctx, stockOp{key: keys[0], levels: &levelsOp{keys: keys, load: id,
+		apply: func(lt levelsTx) (bool, error) {
+			r := lt.set.Reservations[id]
+			if r == nil {
+				return false, Errorf(CodeNotFound, "reservation %d not found", id)
+			}
+			cur := *r
+			cur.Status = r.StatusAt(lt.set.Now)
+			if _, done, err := closedAlready(cur, ReservationActive); done || err != nil {
+				return false, extendError(cur, err)
+			}
+			lt.set.Extend(id, lt.set.Now.Add(ttl))
+			return false, nil
+		}}})
+	if res.err != nil {
+		return ReservationResult{}, res.err
 	}
 	r, err = s.Reservation(ctx, id)
 	return ReservationResult{Reservation: r}, err
@@ -333,167 +331,10 @@ func reservationKeys(r Reservation) []LevelKey {
 	return keys
 }
 
-func levelOf(set *StockSet, key LevelKey) *StockTx {
-	for _, tx := range set.Levels {
-		if tx.Level.ProductID == key.ProductID && tx.Level.LocationID == key.LocationID {
-			return tx
-		}
-	}
-	return nil
-}
-
-// reservationTx runs fn in one stock transaction over keys, under their
-// leases, taken in sorted order. Before fn, every level must be
-// changeable (it exists, and no newer lease wrote it) and has its expired
-// items released. It retries races it can recover from.
-//
-// With remember set, a final refusal by fn is remembered under its key,
-// and a request whose key was refused before gets the same refusal: a
-// late duplicate is never applied after the client was told no.
-func (s *Service) reservationTx(ctx context.Context, keys []LevelKey, load []int64, create int, remember *Rejection,
-	fn func(set *StockSet, fences map[LevelKey]Fence) error) error {
-	leases, fences, err := s.lockLevels(ctx, keys)
-	if err != nil {
-		return err
-	}
-	defer s.unlockAll(ctx, leases)
-	works := make([]LevelWork, len(keys))
-	for i, k := range keys {
-		works[i] = LevelWork{Key: k, Fence: fences[k]}
-	}
-	if remember != nil {
-		works[0].ReplayKeys = []string{remember.Key}
-		fn = refusalsRemembered(remember, fn)
-	}
-	err = s.reservationTxn(ctx, works, leases, load, create, fn)
-	if e, ok := errors.AsType[*refusal](err); ok {
-		if e.fresh {
-			s.rememberRefusal(ctx, works[0], *remember, e.err)
-		}
-		return e.err
-	}
-	return err
-}
-
 // reserveKeyPrefix sets reservations' idempotency keys apart from stock
-// movements' among the remembered refusals.
+// movements': a reservation made with key K records "reserve:K" on its
+// first RESERVE movement, and a final refusal of it under the same key.
 const reserveKeyPrefix = "reserve:"
-
-// refusal is fn's final refusal of a request whose refusals are
-// remembered: fresh, or the earlier one replayed.
-type refusal struct {
-	err   *Error
-	fresh bool
-}
-
-func (r *refusal) Error() string { return r.err.Error() }
-
-// refusalsRemembered wraps fn: an earlier refusal of the key is replayed,
-// and fn's final refusals are marked to be remembered.
-func refusalsRemembered(r *Rejection, fn func(*StockSet, map[LevelKey]Fence) error) func(*StockSet, map[LevelKey]Fence) error {
-	return func(set *StockSet, fences map[LevelKey]Fence) error {
-		if old, ok := set.Levels[0].Rejections[r.Key]; ok {
-			if old.RequestHash != r.RequestHash {
-				return errKeyReused()
-			}
-			return &refusal{err: &Error{Code: old.Code, Message: old.Message}}
-		}
-		err := fn(set, fences)
-		if e, ok := errors.AsType[*Error](err); ok && final(e) {
-			return &refusal{err: e, fresh: true}
-		}
-		return err
-	}
-}
-
-// rememberRefusal writes a refusal, in a transaction of its own: the one
-// that judged it rolled back. The request still holds its leases, so
-// nothing changed in between.
-func (s *Service) rememberRefusal(ctx context.Context, w LevelWork, r Rejection, e *Error) {
-	r.Code, r.Message = e.Code, e.Message
-	w.ReplayKeys = nil
-	err := s.store.UpdateStocks(ctx, []LevelWork{w}, StockOptions{Now: s.now()}, StockCallbacks{
-		Apply: func(set *StockSet) error {
-			set.Levels[0].Reject(r)
-			return nil
-		},
-	})
-	if err != nil {
-		s.log.WarnContext(ctx, "could not remember a refusal", "key", r.Key, "err", err)
-	}
-}
-
-// reservationTxn runs fn in stock transactions over works, under leases,
-// until it commits or fails for good.
-func (s *Service) reservationTxn(ctx context.Context, works []LevelWork, leases lock.Leases, load []int64, create int,
-	fn func(set *StockSet, fences map[LevelKey]Fence) error) error {
-	fences := make(map[LevelKey]Fence, len(works))
-	for _, w := range works {
-		fences[w.Key] = w.Fence
-	}
-	var err error
-	for attempt := 1; ; attempt++ {
-		now := s.now()
-		var txs []*StockTx
-		err = s.store.UpdateStocks(ctx, works, StockOptions{Now: now, Reservations: load, NewReservations: create}, StockCallbacks{
-			Apply: func(set *StockSet) error {
-				txs = set.Levels
-				for i, tx := range set.Levels {
-					if tx.Err != nil {
-						return tx.Err
-					}
-					if f := works[i].Fence; f.Before(tx.Level.Fence) {
-						return staleLease(f, tx.Level.Fence)
-					}
-					releaseExpired(tx, works[i].Fence, now, s.traceID(ctx))
-				}
-				return fn(set, fences)
-			},
-			BeforeCommit: func() error {
-				for _, l := range leases {
-					if closed(l.Done()) {
-						return errLeaseLost(lock.ErrLeaseLost)
-					}
-				}
-				return nil
-			},
-		})
-		if (errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrDuplicateKey) && create == 0) && attempt < maxTxAttempts {
-			continue
-		}
-		if errors.Is(err, ErrVersionConflict) {
-			err = &Error{Code: CodeUnavailable, Message: "stock level is busy; retry", Err: err}
-		}
-		if err == nil {
-			s.committed(1, txs)
-		}
-		return err
-	}
-}
-
-// lockLevels takes the leases of keys in sorted order and returns the
-// fence of each level.
-func (s *Service) lockLevels(ctx context.Context, keys []LevelKey) (lock.Leases, map[LevelKey]Fence, error) {
-	names := make([]string, len(keys))
-	byName := make(map[string]LevelKey, len(keys))
-	for i, k := range keys {
-		names[i] = k.LockName()
-		byName[names[i]] = k
-	}
-	lctx, cancel := context.WithTimeout(ctx, s.lockTimeout)
-	defer cancel()
-	leases, err := lock.LockAll(lctx, s.locker, names)
-	if err != nil {
-		return nil, nil, lockError(ctx, err)
-	}
-	slices.Sort(names)
-	names = slices.Compact(names)
-	fences := make(map[LevelKey]Fence, len(keys))
-	for i, name := range names {
-		fences[byName[name]] = Fence{Epoch: s.epoch, Token: leases[i].Token()}
-	}
-	return leases, fences, nil
-}
 
 // Reservation returns a reservation, with its status as of now.
 func (s *Service) Reservation(ctx context.Context, id int64) (Reservation, error) {

@@ -205,6 +205,27 @@ func (tx *StockTx) Apply(m *Movement) error {
 	return nil
 }
 
+// txMark is a StockTx's state at one point of the transaction, which
+// restore goes back to.
+type txMark struct {
+	level              Level
+	product            Product
+	movements, rejects int
+}
+
+func (tx *StockTx) mark() txMark {
+	return txMark{level: tx.Level, product: *tx.Product, movements: len(tx.movements), rejects: len(tx.rejected)}
+}
+
+// restore undoes what was applied to tx since m. Levels of one product
+// share it, so their marks are taken before any of them changes.
+func (tx *StockTx) restore(m txMark) {
+	tx.Level, *tx.Product = m.level, m.product
+	clear(tx.movements[m.movements:])
+	tx.movements = tx.movements[:m.movements]
+	tx.rejected = tx.rejected[:m.rejects]
+}
+
 // Committed records what the store wrote: the appended movements got the
 // sequences firstSeq, firstSeq+1, …, and the level a new version and fence.
 func (tx *StockTx) Committed(firstSeq int64, fence Fence, at time.Time) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/shopstack/inventory/internal/lock"
@@ -21,6 +22,53 @@ type stockOp struct {
 	hash           string
 	// movement builds the movement from the current state, or rejects it.
 	movement func(tx *StockTx) (Movement, error)
+	// levels, instead of movement, is a request over one or more levels
+	// (key is its first): a reservation's.
+	levels *levelsOp
+}
+
+// levelsOp is a request that changes all its levels or none: a
+// reservation's transition. Requests on one level are combined with the
+// level's other requests; requests on several run in a job of their own.
+type levelsOp struct {
+	// keys are its levels, without repeats; keys[0] is the op's key.
+	keys []LevelKey
+	// load is the reservation the transaction loads and locks for it (zero:
+	// none); create says it needs a new reservation ID.
+	load   int64
+	create bool
+	// apply makes the request's changes in lt, or refuses it. replayed says
+	// the request found its work done already and changed nothing.
+	apply func(lt levelsTx) (replayed bool, err error)
+}
+
+// levelsTx is what a levelsOp sees of its transaction.
+type levelsTx struct {
+	set *StockSet
+	// levels and fences are the op's levels and the leases they are
+	// written under, in the op's keys order.
+	levels []*StockTx
+	fences []Fence
+	// newID is the reservation ID allocated to an op that creates one.
+	newID int64
+}
+
+// loads is the reservation op loads, or zero.
+func (op stockOp) loads() int64 {
+	if op.levels == nil {
+		return 0
+	}
+	return op.levels.load
+}
+
+// level returns the StockTx of key.
+func (lt levelsTx) level(key LevelKey) (*StockTx, Fence) {
+	for i, tx := range lt.levels {
+		if tx.Level.ProductID == key.ProductID && tx.Level.LocationID == key.LocationID {
+			return tx, lt.fences[i]
+		}
+	}
+	return nil, Fence{}
 }
 
 // StockIn receives stock at a location.
@@ -136,6 +184,31 @@ func (s *Service) lock(ctx context.Context, key LevelKey) (lock.Lease, error) {
 		return nil, lockError(ctx, err)
 	}
 	return lease, nil
+}
+
+// lockLevels takes the leases of keys in the order of their lock names,
+// the one order every holder of several leases takes them in, and returns
+// each level with its lease.
+func (s *Service) lockLevels(ctx context.Context, keys []LevelKey) (lock.Leases, map[LevelKey]jobLevel, error) {
+	names := make([]string, len(keys))
+	byName := make(map[string]LevelKey, len(keys))
+	for i, k := range keys {
+		names[i] = k.LockName()
+		byName[names[i]] = k
+	}
+	lctx, cancel := context.WithTimeout(ctx, s.lockTimeout)
+	defer cancel()
+	leases, err := lock.LockAll(lctx, s.locker, names)
+	if err != nil {
+		return nil, nil, lockError(ctx, err)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	levels := make(map[LevelKey]jobLevel, len(keys))
+	for i, name := range names {
+		levels[byName[name]] = s.leased(byName[name], leases[i])
+	}
+	return leases, levels, nil
 }
 
 // lockError is the client's error for a lock that could not be taken for a

@@ -45,15 +45,14 @@ func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) [
 	if s.afterLock != nil {
 		s.afterLock(ctx, key, lease)
 	}
-	job := &levelJob{key: key, ops: ops, fence: Fence{Epoch: s.epoch, Token: lease.Token()}, lost: lease.Done(),
-		sc: trace.SpanContextFromContext(ctx)}
+	job := &levelJob{levels: []jobLevel{s.leased(key, lease)}, ops: ops, sc: trace.SpanContextFromContext(ctx)}
 	s.runJobs(ctx, []*levelJob{job})
 	return job.results
 }
 
 // runUnlocked runs op in a transaction of its own, without a lease.
 func (s *Service) runUnlocked(ctx context.Context, op stockOp) opResult {
-	job := &levelJob{key: op.key, ops: []stockOp{op}}
+	job := &levelJob{levels: []jobLevel{{key: op.key}}, ops: []stockOp{op}}
 	s.runJobs(ctx, []*levelJob{job})
 	return job.results[0]
 }
