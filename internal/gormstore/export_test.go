@@ -89,3 +89,22 @@ func placeholderArgs(sql string) string {
 	}
 	return strings.Join(args, ", ")
 }
+
+// Exec runs sql on the store's database.
+func Exec(ctx context.Context, s *Store, sql string, args ...any) error {
+	return s.db.WithContext(ctx).Exec(sql, args...).Error
+}
+
+// Migration returns the SQL of the store's migration number version.
+func Migration(s *Store, version int) (string, error) {
+	all, err := loadMigrations(s.driver)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range all {
+		if m.version == version {
+			return m.sql, nil
+		}
+	}
+	return "", fmt.Errorf("no migration %d", version)
+}

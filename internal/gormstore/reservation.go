@@ -170,15 +170,6 @@ func (s *Store) ReservationsByIDs(ctx context.Context, ids []int64) ([]inventory
 	return rs, translate(err)
 }
 
-// ReservationByKey returns the reservation created with an idempotency key.
-func (s *Store) ReservationByKey(ctx context.Context, key string) (inventory.Reservation, bool, error) {
-	rs, err := s.loadReservations(s.db.WithContext(ctx), "SELECT "+reservationColumns+" FROM reservations WHERE idempotency_key = ?", key)
-	if err != nil || len(rs) == 0 {
-		return inventory.Reservation{}, false, translate(err)
-	}
-	return rs[0], true, nil
-}
-
 // Reservations returns a page of reservations matching f at now.
 func (s *Store) Reservations(ctx context.Context, f inventory.ReservationFilter, now time.Time, afterID int64, limit int) (inventory.ReservationPage, error) {
 	where, args := []string{"id > ?"}, []any{afterID}

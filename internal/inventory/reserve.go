@@ -54,9 +54,6 @@ func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (_ Reserv
 		return ReservationResult{}, err
 	}
 	hash := reservationHash(items, ttl, in.Reference)
-	if res, ok, err := s.replayReservation(ctx, in.IdempotencyKey, hash); ok || err != nil {
-		return res, err
-	}
 	keys := make([]LevelKey, len(items))
 	for i, it := range items {
 		keys[i] = it.Key()
@@ -65,8 +62,12 @@ func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (_ Reserv
 	if in.IdempotencyKey != "" {
 		key = reserveKeyPrefix + in.IdempotencyKey
 	}
+	// made is the reservation the latest run of apply made: if the request
+	// is answered with a fresh reservation, this one was committed.
+	var made *Reservation
 	r := s.runLevels(ctx, stockOp{typ: MovementReserve, key: keys[0], idempotencyKey: key, hash: hash,
 		levels: &levelsOp{keys: keys, create: true, apply: func(lt levelsTx) (bool, error) {
+			made = nil
 			r := &Reservation{ID: lt.newID, Status: ReservationActive, Items: items, ExpiresAt: lt.set.Now.Add(ttl),
 				Reference: in.Reference, Actor: ActorFrom(ctx), IdempotencyKey: in.IdempotencyKey, RequestHash: hash,
 				Version: 1, CreatedAt: lt.set.Now, UpdatedAt: lt.set.Now}
@@ -91,13 +92,18 @@ func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (_ Reserv
 				}
 			}
 			lt.set.Create(r)
+			made = r
 			return false, nil
 		}}})
-	if r.err != nil {
+	switch {
+	case r.err != nil:
 		return ReservationResult{}, r.err
+	case r.res.Replayed:
+		// A retry: the reservation as it is now.
+		res, err := s.Reservation(ctx, r.res.Movement.ReservationID)
+		return ReservationResult{Reservation: res, Replayed: true}, err
 	}
-	res, err := s.Reservation(ctx, r.res.Movement.ReservationID)
-	return ReservationResult{Reservation: res, Replayed: r.res.Replayed}, err
+	return ReservationResult{Reservation: *made}, nil
 }
 
 // ActiveReservations counts the reservations holding stock now,
@@ -173,23 +179,6 @@ func reservationHash(items []ReservationItem, ttl time.Duration, reference strin
 		fields = append(fields, itoa(it.ProductID), itoa(it.LocationID), itoa(it.Quantity))
 	}
 	return requestHash(reservationReplayOp, fields...)
-}
-
-// replayReservation answers a reservation whose idempotency key was already
-// used: with that reservation if the request is the same, CONFLICT if not.
-func (s *Service) replayReservation(ctx context.Context, key, hash string) (ReservationResult, bool, error) {
-	if key == "" {
-		return ReservationResult{}, false, nil
-	}
-	r, ok, err := s.store.ReservationByKey(ctx, key)
-	if err != nil || !ok {
-		return ReservationResult{}, false, err
-	}
-	if r.RequestHash != hash {
-		return ReservationResult{}, true, errKeyReused()
-	}
-	r.Status = r.StatusAt(s.now())
-	return ReservationResult{Reservation: r, Replayed: true}, true, nil
 }
 
 // CommitReservation turns an active reservation into a sale: its units

@@ -61,9 +61,6 @@ type Store interface {
 	// ReservationsByIDs returns the reservations of ids that exist, with
 	// their items, ordered by ID.
 	ReservationsByIDs(ctx context.Context, ids []int64) ([]Reservation, error)
-	// ReservationByKey returns the reservation created with an idempotency
-	// key.
-	ReservationByKey(ctx context.Context, key string) (Reservation, bool, error)
 	// Reservations returns up to limit reservations with IDs above afterID
 	// that match f at now, ordered by ID.
 	Reservations(ctx context.Context, f ReservationFilter, now time.Time, afterID int64, limit int) (ReservationPage, error)
