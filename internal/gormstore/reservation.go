@@ -148,6 +148,33 @@ func writeReservations(tx *gorm.DB, w reservationWrites) error {
 	return nil
 }
 
+// written makes the reservations set loaded what w wrote to them, as the
+// statements above do: a closed item is inactive, the first closed item of
+// an ACTIVE reservation closes it, and an extension moves its expiry.
+func (w reservationWrites) written(set *inventory.StockSet) {
+	for _, c := range w.closed {
+		r := set.Reservations[c.reservationID]
+		if r == nil {
+			continue
+		}
+		for i := range r.Items {
+			if it := &r.Items[i]; it.ProductID == c.productID && it.LocationID == c.locationID {
+				it.Active = false
+			}
+		}
+		if r.Status == inventory.ReservationActive {
+			r.Status, r.UpdatedAt = c.status, c.at
+			r.Version++
+		}
+	}
+	for id, until := range w.extended {
+		if r := set.Reservations[id]; r != nil {
+			r.ExpiresAt, r.UpdatedAt = until.UTC(), w.now
+			r.Version++
+		}
+	}
+}
+
 // Reservation returns a reservation with its items.
 func (s *Store) Reservation(ctx context.Context, id int64) (inventory.Reservation, error) {
 	rs, err := s.loadReservations(s.db.WithContext(ctx), "SELECT "+reservationColumns+" FROM reservations WHERE id = ?", id)

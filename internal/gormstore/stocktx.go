@@ -322,6 +322,7 @@ func (s *Store) writeStocks(tx *gorm.DB, set *inventory.StockSet, items []stockI
 	if err := writeReservations(tx, rw); err != nil {
 		return err
 	}
+	rw.written(set)
 	if n == 0 {
 		committed(changed, 0)
 		return s.writeProducts(tx, changed)

@@ -128,6 +128,7 @@ func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, op
 		return fmt.Errorf("stock transaction: COMMIT answered %q", tag.String())
 	}
 	committed(changed, last-int64(n)+1)
+	rw.written(set)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -103,6 +104,7 @@ func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (_ Reserv
 		res, err := s.Reservation(ctx, r.res.Movement.ReservationID)
 		return ReservationResult{Reservation: res, Replayed: true}, err
 	}
+	s.resLevels.put(made.ID, keys)
 	return ReservationResult{Reservation: *made}, nil
 }
 
@@ -199,24 +201,22 @@ func (s *Service) ReleaseReservation(ctx context.Context, id int64) (_ Reservati
 
 // closeReservation commits or releases reservation id.
 func (s *Service) closeReservation(ctx context.Context, id int64, to ReservationStatus) (ReservationResult, error) {
-	r, err := s.Reservation(ctx, id)
+	keys, err := s.reservationLevels(ctx, id)
 	if err != nil {
 		return ReservationResult{}, err
-	}
-	if res, done, err := closedAlready(r, to); done || err != nil {
-		return res, err
 	}
 	typ := MovementRelease
 	if to == ReservationCommitted {
 		typ = MovementCommit
 	}
-	keys := reservationKeys(r)
+	var loaded *Reservation // as the store leaves it at the commit
 	res := s.runLevels(ctx, stockOp{typ: typ, key: keys[0], levels: &levelsOp{keys: keys, load: id,
 		apply: func(lt levelsTx) (bool, error) {
 			r := lt.set.Reservations[id]
 			if r == nil {
 				return false, Errorf(CodeNotFound, "reservation %d not found", id)
 			}
+			loaded = r
 			cur := *r
 			cur.Status = r.StatusAt(lt.set.Now)
 			if res, done, err := closedAlready(cur, to); done || err != nil {
@@ -242,8 +242,15 @@ func (s *Service) closeReservation(ctx context.Context, id int64, to Reservation
 	if res.err != nil {
 		return ReservationResult{}, res.err
 	}
-	r, err = s.Reservation(ctx, id)
-	return ReservationResult{Reservation: r, Replayed: res.res.Replayed}, err
+	return ReservationResult{Reservation: s.asOfNow(loaded), Replayed: res.res.Replayed}, nil
+}
+
+// asOfNow returns a copy of r with its status as of now.
+func (s *Service) asOfNow(r *Reservation) Reservation {
+	out := *r
+	out.Items = slices.Clone(r.Items)
+	out.Status = r.StatusAt(s.now())
+	return out
 }
 
 // closedAlready tells whether moving r to status has nothing left to do
@@ -272,20 +279,18 @@ func (s *Service) ExtendReservation(ctx context.Context, id int64, ttl time.Dura
 	if err := s.checkTTL(ttl); err != nil {
 		return ReservationResult{}, err
 	}
-	r, err := s.Reservation(ctx, id)
+	keys, err := s.reservationLevels(ctx, id)
 	if err != nil {
 		return ReservationResult{}, err
 	}
-	if _, done, err := closedAlready(r, ReservationActive); done || err != nil {
-		return ReservationResult{}, extendError(r, err)
-	}
-	keys := reservationKeys(r)
+	var loaded *Reservation // as the store leaves it at the commit
 	res := s.runLevels(ctx, stockOp{key: keys[0], levels: &levelsOp{keys: keys, load: id,
 		apply: func(lt levelsTx) (bool, error) {
 			r := lt.set.Reservations[id]
 			if r == nil {
 				return false, Errorf(CodeNotFound, "reservation %d not found", id)
 			}
+			loaded = r
 			cur := *r
 			cur.Status = r.StatusAt(lt.set.Now)
 			if _, done, err := closedAlready(cur, ReservationActive); done || err != nil {
@@ -297,8 +302,7 @@ func (s *Service) ExtendReservation(ctx context.Context, id int64, ttl time.Dura
 	if res.err != nil {
 		return ReservationResult{}, res.err
 	}
-	r, err = s.Reservation(ctx, id)
-	return ReservationResult{Reservation: r}, err
+	return ReservationResult{Reservation: s.asOfNow(loaded)}, nil
 }
 
 // extendError is the error of extending r, which is not active.
@@ -318,6 +322,55 @@ func reservationKeys(r Reservation) []LevelKey {
 		keys[i] = it.Key()
 	}
 	return keys
+}
+
+// reservationLevels returns the levels reservation id holds stock at: the
+// queues its requests join. A reservation's items never change, so they
+// are remembered once known.
+func (s *Service) reservationLevels(ctx context.Context, id int64) ([]LevelKey, error) {
+	if keys, ok := s.resLevels.get(id); ok {
+		return keys, nil
+	}
+	r, err := s.Reservation(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	keys := reservationKeys(r)
+	s.resLevels.put(id, keys)
+	return keys, nil
+}
+
+// levelsCache maps reservation IDs to their levels, holding at most max.
+type levelsCache struct {
+	mu  sync.Mutex
+	m   map[int64][]LevelKey
+	max int
+}
+
+// maxCachedReservations bounds the reservations whose levels a service
+// remembers (about 100 bytes each).
+const maxCachedReservations = 1 << 17
+
+func (c *levelsCache) get(id int64) ([]LevelKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys, ok := c.m[id]
+	return keys, ok
+}
+
+func (c *levelsCache) put(id int64, keys []LevelKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[int64][]LevelKey)
+	}
+	if len(c.m) >= c.max {
+		for k := range c.m { // an arbitrary one: map order is random
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[id] = keys
 }
 
 // reserveKeyPrefix sets reservations' idempotency keys apart from stock

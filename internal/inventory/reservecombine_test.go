@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -126,6 +127,58 @@ func TestRefusedReservationLeavesItsLevels(t *testing.T) {
 		mustNoErr(t, err)
 		if report.Levels != 2 || len(report.Drifts) > 0 {
 			t.Errorf("reconcile: %+v", report)
+		}
+	})
+}
+
+// TestReservationAnswersAreWhatWasWritten compares what each reservation
+// mutation answers (built from the transaction, not read back) with the
+// reservation read afterwards.
+func TestReservationAnswersAreWhatWasWritten(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		svc, clk := clockService(t, driver)
+		ctx := context.Background()
+		a, b := mustProduct(t, svc, "ANS-A", 5, 0), mustProduct(t, svc, "ANS-B", 5, 0)
+		same := func(what string, got inventory.ReservationResult, err error) {
+			t.Helper()
+			mustNoErr(t, err)
+			want, err := svc.Reservation(ctx, got.Reservation.ID)
+			mustNoErr(t, err)
+			g := got.Reservation
+			for _, ts := range []*time.Time{&g.ExpiresAt, &g.CreatedAt, &g.UpdatedAt, &want.ExpiresAt, &want.CreatedAt, &want.UpdatedAt} {
+				*ts = ts.UTC().Truncate(time.Microsecond)
+			}
+			if fmt.Sprint(g) != fmt.Sprint(want) {
+				t.Errorf("%s answered\n%+v\nthen read\n%+v", what, g, want)
+			}
+		}
+		for _, to := range []string{"commit", "release"} {
+			res, err := svc.ReserveStock(ctx, inventory.NewReservation{TTL: time.Minute, IdempotencyKey: "ans-" + to,
+				Items: []inventory.ReservationItemInput{item(a.ID, 1), item(b.ID, 2)}})
+			same("reserve", res, err)
+			id := res.Reservation.ID
+			clk.Advance(time.Second)
+			res, err = svc.ExtendReservation(ctx, id, 2*time.Minute)
+			same("extend", res, err)
+			clk.Advance(time.Second)
+			if to == "commit" {
+				res, err = svc.CommitReservation(ctx, id)
+			} else {
+				res, err = svc.ReleaseReservation(ctx, id)
+			}
+			same(to, res, err)
+			if res.Reservation.Version != 3 || res.Reservation.Items[0].Active {
+				t.Errorf("%s: %+v", to, res.Reservation)
+			}
+			res, err = svc.CommitReservation(ctx, id)
+			if to == "commit" {
+				same("commit again", res, err)
+				if !res.Replayed {
+					t.Errorf("commit again: %+v, want a replay", res)
+				}
+			} else {
+				wantCode(t, err, inventory.CodeConflict)
+			}
 		}
 	})
 }

@@ -79,6 +79,7 @@ type Service struct {
 	feed        *feed
 	strategy    Strategy
 	combiner    *combiner
+	resLevels   levelsCache
 	tracer      trace.Tracer
 	obs         Observer
 	reads       ReadModel // nil: none
@@ -149,6 +150,7 @@ func NewService(cfg Config) *Service {
 	if maxWaiting <= 0 {
 		maxWaiting = 10_000
 	}
+	s.resLevels.max = maxCachedReservations
 	s.combiner = newCombiner(s, min(maxBatch, MaxBatchLimit), maxWaiting)
 	s.maxReservationTTL = cfg.MaxReservationTTL
 	if s.maxReservationTTL <= 0 {

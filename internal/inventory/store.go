@@ -48,7 +48,8 @@ type Store interface {
 	// consecutive sequences in works order; the reservations created and
 	// extended; and what reservation movements imply: a COMMIT, RELEASE or
 	// EXPIRE movement deactivates its item and makes an ACTIVE reservation
-	// COMMITTED, RELEASED or EXPIRED. A failed compare-and-set is
+	// COMMITTED, RELEASED or EXPIRED; after the commit, the loaded
+	// reservations are as written. A failed compare-and-set is
 	// ErrVersionConflict; a concurrently used idempotency key is
 	// ErrDuplicateKey. cb.BeforeCommit (if set) runs after Apply, as late as
 	// the store can before writing and committing; its error rolls
