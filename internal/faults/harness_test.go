@@ -260,9 +260,8 @@ func workload(ctx context.Context, h *History, clients []*client, products []int
 
 // holds counts a reservation workload's outcomes.
 type holds struct {
-	mu        sync.Mutex
-	committed map[int64]int64 // units sold through committed reservations, by product
-	outcomes  map[string]int  // "reserve OK", "commit RESERVATION_EXPIRED", …
+	mu       sync.Mutex
+	outcomes map[string]int // "reserve OK", "commit INSUFFICIENT_STOCK", …
 }
 
 func (h *holds) count(what string) {
@@ -272,17 +271,25 @@ func (h *holds) count(what string) {
 }
 
 // reserveLoop reserves 1–2 units of a product for ttl, then commits or
-// releases the reservation, until ctx is done.
-func (c *client) reserveLoop(ctx context.Context, products []int64, ttl time.Duration, h *holds) {
+// releases the reservation, recording both in hist, until ctx is done.
+func (c *client) reserveLoop(ctx context.Context, hist *History, products []int64, ttl time.Duration, h *holds) {
 	r := rand.New(rand.NewPCG(uint64(c.id), 7))
 	for n := 0; ctx.Err() == nil; n++ {
 		product, qty := products[r.IntN(len(products))], 1+r.Int64N(2)
+		key := fmt.Sprintf("r%d-%d", c.id, n)
+		ret := hist.Call(c.id, product, Input{Kind: OpReserve, Qty: qty}, reserveKeyPrefix+key)
 		var res map[string]struct{ Reservation struct{ ID string } }
 		code, err := c.do(`mutation($id: ID!, $q: Int!, $ttl: Int!, $key: String) { reserveStock(input: {items: [{productId: $id, quantity: $q}], ttlSeconds: $ttl, idempotencyKey: $key}) { reservation { id } } }`,
-			map[string]any{"id": product, "q": qty, "ttl": int(ttl.Seconds()), "key": fmt.Sprintf("r%d-%d", c.id, n)}, &res)
-		if err != nil {
+			map[string]any{"id": product, "q": qty, "ttl": int(ttl.Seconds()), "key": key}, &res)
+		switch {
+		case err != nil:
+			ret(Output{Kind: Unknown})
 			h.count("reserve unknown")
 			continue
+		case code == "OK":
+			ret(Output{Kind: OK})
+		case code == "INSUFFICIENT_STOCK":
+			ret(Output{Kind: Insufficient})
 		}
 		h.count("reserve " + code)
 		if code != "OK" {
@@ -291,21 +298,26 @@ func (c *client) reserveLoop(ctx context.Context, products []int64, ttl time.Dur
 		id := res["reserveStock"].Reservation.ID
 		time.Sleep(time.Duration(r.IntN(100)) * time.Millisecond)
 		c.next.Add(int64(r.IntN(2))) // closed on the replica that made it, or on the other
-		op := "commitReservation"
+		op, kind := "commitReservation", OpCommit
 		if r.IntN(2) == 0 {
-			op = "releaseReservation"
+			op, kind = "releaseReservation", OpRelease
 		}
+		ret = hist.Call(c.id, product, Input{Kind: kind, Qty: qty}, "")
 		code, err = c.do(`mutation($id: ID!) { `+op+`(id: $id) { reservation { status } } }`, map[string]any{"id": id}, &res)
 		switch {
 		case err != nil:
+			ret(Output{Kind: Unknown})
 			h.count(op + " unknown")
+		case code == "OK":
+			ret(Output{Kind: OK})
+			h.count(op + " OK")
 		default:
+			// Left out of the history: checkHolds fails the case.
 			h.count(op + " " + code)
-			if op == "commitReservation" && code == "OK" {
-				h.mu.Lock()
-				h.committed[product] += qty
-				h.mu.Unlock()
-			}
 		}
 	}
 }
+
+// reserveKeyPrefix is what the ledger's RESERVE row puts before a
+// reservation's idempotency key.
+const reserveKeyPrefix = "reserve:"

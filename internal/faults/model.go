@@ -1,7 +1,7 @@
 // Package faults checks the service under faults the way Jepsen does:
 // clients record every request's invocation and outcome, unknown outcomes
 // included, and each product's history is checked for linearizability
-// against a model of its stock (porcupine). The fault cases themselves
+// against a model of its stock and reserved units (porcupine). The fault cases themselves
 // run with `make test-faults` (build tag faults).
 package faults
 
@@ -15,11 +15,15 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
-// Op kinds.
+// Op kinds. A reservation's ops carry its quantity: each client closes
+// only reservations it made, once, so the model needs no IDs.
 const (
-	OpIn   = "in"
-	OpOut  = "out"
-	OpRead = "read"
+	OpIn      = "in"
+	OpOut     = "out"
+	OpRead    = "read"
+	OpReserve = "reserve"
+	OpCommit  = "commit"
+	OpRelease = "release"
 )
 
 // Outcome kinds.
@@ -38,54 +42,69 @@ type Input struct {
 	Qty  int64
 }
 
-// Output is what it learned: for OK, the stock right after its change (or
-// the stock read).
+// Output is what it learned: for OK, the stock right after a stock change,
+// or the stock and reserved units read (a reservation's ops learn neither).
 type Output struct {
-	Kind  string
-	After int64
+	Kind     string
+	After    int64
+	Reserved int64
 }
 
-// StockModel is one product's stock at one location, starting at
-// initial: stock-in adds, stock-out takes if enough is there and is
-// refused otherwise, a read sees the stock. An unknown outcome may or may
-// not have happened.
+// state is one product's stock and reserved units.
+type state struct{ stock, reserved int64 }
+
+// StockModel is one product's stock at one location, starting at initial
+// with nothing reserved: stock-in adds; stock-out takes, and a
+// reservation holds, if that much is available (stock minus reserved) and
+// is refused otherwise; a commit sells held units, a release gives them
+// back; a read sees stock and reserved. An unknown outcome may or may not
+// have happened, once.
 func StockModel(initial int64) porcupine.Model {
 	m := porcupine.NondeterministicModel{
-		Init:              func() []any { return []any{initial} },
+		Init:              func() []any { return []any{state{stock: initial}} },
 		Step:              step,
 		DescribeOperation: describe,
 	}
 	return m.ToModel()
 }
 
-func step(state, input, output any) []any {
-	s, in, out := state.(int64), input.(Input), output.(Output)
+func step(st, input, output any) []any {
+	s, in, out := st.(state), input.(Input), output.(Output)
 	next, applies := s, true
+	available := s.stock - s.reserved
 	switch in.Kind {
 	case OpIn:
-		next = s + in.Qty
+		next.stock += in.Qty
 	case OpOut:
-		applies = s >= in.Qty
-		if applies {
-			next = s - in.Qty
-		}
+		applies = available >= in.Qty
+		next.stock -= in.Qty
+	case OpReserve:
+		applies = available >= in.Qty
+		next.reserved += in.Qty
+	case OpCommit:
+		applies = s.reserved >= in.Qty
+		next.stock, next.reserved = s.stock-in.Qty, s.reserved-in.Qty
+	case OpRelease:
+		applies = s.reserved >= in.Qty
+		next.reserved -= in.Qty
 	case OpRead:
-		if out.Kind == OK && out.After == s {
+		if out.Kind == OK && out.After == s.stock && out.Reserved == s.reserved {
 			return []any{s}
 		}
 		return nil
 	}
+	changesStock := in.Kind == OpIn || in.Kind == OpOut
 	switch out.Kind {
 	case OK:
-		if applies && out.After == next {
+		if applies && (!changesStock || out.After == next.stock) {
 			return []any{next}
 		}
 	case Insufficient:
-		if in.Kind == OpOut && !applies {
+		if (in.Kind == OpOut || in.Kind == OpReserve) && !applies {
 			return []any{s}
 		}
 	case Unknown:
-		if applies && next != s {
+		if applies {
 			return []any{s, next}
 		}
 		return []any{s}
@@ -95,6 +114,9 @@ func step(state, input, output any) []any {
 
 func describe(input, output any) string {
 	in, out := input.(Input), output.(Output)
+	if in.Kind == OpRead {
+		return fmt.Sprintf("read -> stock %d reserved %d", out.After, out.Reserved)
+	}
 	return fmt.Sprintf("%s(%d) -> %s %d", in.Kind, in.Qty, out.Kind, out.After)
 }
 

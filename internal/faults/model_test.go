@@ -12,7 +12,8 @@ func op(client int, call, ret int64, in Input, out Output) porcupine.Operation {
 }
 
 // TestStockModel: the model accepts what a correct service may answer and
-// refuses an oversell and a lost update, whatever the interleaving.
+// refuses an oversell, a lost update and a wrong refusal, whatever the
+// interleaving, with reservations holding units too.
 func TestStockModel(t *testing.T) {
 	out1, in2 := Input{OpOut, 1}, Input{OpIn, 2}
 	for name, c := range map[string]struct {
@@ -20,26 +21,52 @@ func TestStockModel(t *testing.T) {
 		want bool
 	}{
 		"concurrent sales of the last unit: one wins": {[]porcupine.Operation{
-			op(0, 0, 10, out1, Output{OK, 0}), op(1, 1, 11, out1, Output{Insufficient, 0}),
+			op(0, 0, 10, out1, Output{Kind: OK}), op(1, 1, 11, out1, Output{Kind: Insufficient}),
 		}, true},
 		"both sell the last unit (oversell)": {[]porcupine.Operation{
-			op(0, 0, 10, out1, Output{OK, 0}), op(1, 1, 11, out1, Output{OK, 0}),
+			op(0, 0, 10, out1, Output{Kind: OK}), op(1, 1, 11, out1, Output{Kind: OK}),
 		}, false},
 		"a receipt overlapping a sale": {[]porcupine.Operation{
-			op(0, 0, 10, in2, Output{OK, 3}), op(1, 1, 11, out1, Output{OK, 2}), op(2, 20, 21, Input{OpRead, 0}, Output{OK, 2}),
+			op(0, 0, 10, in2, Output{Kind: OK, After: 3}), op(1, 1, 11, out1, Output{Kind: OK, After: 2}), op(2, 20, 21, Input{OpRead, 0}, Output{Kind: OK, After: 2}),
 		}, true},
 		"a lost update: the read misses a change": {[]porcupine.Operation{
-			op(0, 0, 10, in2, Output{OK, 3}), op(1, 20, 21, Input{OpRead, 0}, Output{OK, 1}),
+			op(0, 0, 10, in2, Output{Kind: OK, After: 3}), op(1, 20, 21, Input{OpRead, 0}, Output{Kind: OK, After: 1}),
 		}, false},
 		"an unknown sale that happened": {[]porcupine.Operation{
-			op(0, 0, math.MaxInt64, out1, Output{Unknown, 0}), op(1, 20, 21, Input{OpRead, 0}, Output{OK, 0}),
+			op(0, 0, math.MaxInt64, out1, Output{Kind: Unknown}), op(1, 20, 21, Input{OpRead, 0}, Output{Kind: OK}),
 		}, true},
 		"an unknown sale that did not": {[]porcupine.Operation{
-			op(0, 0, math.MaxInt64, out1, Output{Unknown, 0}), op(1, 20, 21, Input{OpRead, 0}, Output{OK, 1}),
+			op(0, 0, math.MaxInt64, out1, Output{Kind: Unknown}), op(1, 20, 21, Input{OpRead, 0}, Output{Kind: OK, After: 1}),
 		}, true},
 		"an unknown sale cannot happen twice": {[]porcupine.Operation{
-			op(0, 0, math.MaxInt64, Input{OpIn, 5}, Output{Unknown, 0}), op(1, 20, 21, Input{OpRead, 0}, Output{OK, 11}),
+			op(0, 0, math.MaxInt64, Input{OpIn, 5}, Output{Kind: Unknown}), op(1, 20, 21, Input{OpRead, 0}, Output{Kind: OK, After: 11}),
 		}, false},
+		"a hold and a sale of the last unit: one wins": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpReserve, 1}, Output{Kind: OK}), op(1, 1, 11, out1, Output{Kind: Insufficient}),
+			op(2, 20, 21, Input{OpRead, 0}, Output{Kind: OK, After: 1, Reserved: 1}),
+		}, true},
+		"a sale of a held unit (oversell)": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpReserve, 1}, Output{Kind: OK}), op(1, 20, 30, out1, Output{Kind: OK}),
+		}, false},
+		"a hold refused while the unit is available": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpReserve, 1}, Output{Kind: Insufficient}),
+		}, false},
+		"a committed hold is sold": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpReserve, 1}, Output{Kind: OK}), op(0, 20, 30, Input{OpCommit, 1}, Output{Kind: OK}),
+			op(1, 40, 41, Input{OpRead, 0}, Output{Kind: OK, After: 0, Reserved: 0}),
+		}, true},
+		"a released hold is back": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpReserve, 1}, Output{Kind: OK}), op(0, 20, 30, Input{OpRelease, 1}, Output{Kind: OK}),
+			op(1, 40, 50, out1, Output{Kind: OK, After: 0}),
+		}, true},
+		"a release that kept its units held": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpReserve, 1}, Output{Kind: OK}), op(0, 20, 30, Input{OpRelease, 1}, Output{Kind: OK}),
+			op(1, 40, 41, Input{OpRead, 0}, Output{Kind: OK, After: 1, Reserved: 1}),
+		}, false},
+		"an unknown hold that happened still holds": {[]porcupine.Operation{
+			op(0, 0, math.MaxInt64, Input{OpReserve, 1}, Output{Kind: Unknown}), op(1, 20, 21, out1, Output{Kind: Insufficient}),
+			op(2, 30, 31, Input{OpRead, 0}, Output{Kind: OK, After: 1, Reserved: 1}),
+		}, true},
 	} {
 		if got := porcupine.CheckOperations(StockModel(1), c.ops); got != c.want {
 			t.Errorf("%s: linearizable %v, want %v", name, got, c.want)
