@@ -239,7 +239,9 @@ func runCase(t *testing.T, s setup, dsn string) {
 	reader := &client{t: t, id: clients, replicas: rs, http: &http.Client{Timeout: 10 * time.Second}, retryFor: 30 * time.Second}
 	for _, id := range ids {
 		ret := h.Call(reader.id, id, Input{Kind: OpRead}, "")
-		var out struct{ Product struct{ Stock, Reserved int64 } }
+		var out struct {
+			Product struct{ Stock, Reserved int64 }
+		}
 		code, err := reader.do(`query($id: ID!) { product(id: $id, consistency: STRONG) { stock reserved } }`, map[string]any{"id": id}, &out)
 		if code != "OK" || err != nil {
 			t.Fatalf("read product %d: %s %v", id, code, err)
