@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -159,7 +160,11 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, opts 
 	for _, set := range pgPlanSettings {
 		b.Queue(set)
 	}
-	b.Queue(pgLockProductsSQL, pids)
+	if opts.SkipLocked {
+		b.Queue(pgLockProductsSQL+" SKIP LOCKED", pids)
+	} else {
+		b.Queue(pgLockProductsSQL, pids)
+	}
 	b.Queue(pgLevelsSQL, pids, lids)
 	if len(keys) > 0 {
 		b.Queue(pgReplaysSQL, keys)
@@ -192,6 +197,11 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, opts 
 	for _, it := range items {
 		set.Levels = append(set.Levels, it.st)
 	}
+	if opts.SkipLocked {
+		if err := pgMarkBusy(ctx, c, items, d); err != nil {
+			return nil, nil, err
+		}
+	}
 	if len(missing) > 0 {
 		rows, _ := c.Query(ctx, pgLocationsSQL, missing)
 		found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
@@ -206,6 +216,32 @@ func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, opts 
 		}
 	}
 	return set, items, nil
+}
+
+// pgMarkBusy tells the products that SKIP LOCKED left out because another
+// transaction holds them from those that do not exist: their levels get
+// ErrLevelBusy.
+func pgMarkBusy(ctx context.Context, c *pgx.Conn, items []stockItem, d stockData) error {
+	var absent []int64
+	for _, it := range items {
+		if id := it.st.Level.ProductID; d.products[id] == nil && !slices.Contains(absent, id) {
+			absent = append(absent, id)
+		}
+	}
+	if len(absent) == 0 {
+		return nil
+	}
+	rows, _ := c.Query(ctx, "SELECT id FROM products WHERE id = ANY($1::bigint[])", absent)
+	held, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if slices.Contains(held, it.st.Level.ProductID) {
+			it.st.Err = inventory.ErrLevelBusy
+		}
+	}
+	return nil
 }
 
 const (

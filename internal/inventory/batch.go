@@ -28,6 +28,9 @@ type levelJob struct {
 	// sc is the span of the batch the job is, which the transaction that
 	// commits it links to.
 	sc trace.SpanContext
+	// busy says the transaction skipped the job, without results: another
+	// transaction holds one of its products.
+	busy bool
 }
 
 // jobLevel is one level of a job and the lease it is written under.
@@ -71,8 +74,9 @@ func (j *levelJob) products() []int64 {
 // the transaction when it lost a race it can recover from. A job whose
 // lease is lost before the commit is not written and fails with a
 // retryable UNAVAILABLE; errors of the transaction as a whole are every
-// op's outcome.
-func (s *Service) runJobs(ctx context.Context, jobs []*levelJob) {
+// op's outcome. With skipLocked, a job whose product row another
+// transaction holds is not waited for: it is left busy, without results.
+func (s *Service) runJobs(ctx context.Context, jobs []*levelJob, skipLocked bool) {
 	parent := trace.SpanContextFromContext(ctx)
 	scs := make([]trace.SpanContext, 0, len(jobs))
 	levels, requests := 0, 0
@@ -85,17 +89,17 @@ func (s *Service) runJobs(ctx context.Context, jobs []*levelJob) {
 	}
 	ctx, span := s.tracer.Start(ctx, "inventory.transaction", trace.WithLinks(linksTo(scs)...),
 		trace.WithAttributes(attrLevels.Int(levels), attrRequests.Int(requests)))
-	attempts, err := s.runJobsTx(ctx, jobs)
+	attempts, err := s.runJobsTx(ctx, jobs, skipLocked)
 	span.SetAttributes(attrTxAttempts.Int(attempts))
 	endSpan(span, err)
 }
 
 // runJobsTx is runJobs in its span. It returns the attempts it made and
 // the error of the transaction as a whole, if any.
-func (s *Service) runJobsTx(ctx context.Context, jobs []*levelJob) (int, error) {
+func (s *Service) runJobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool) (int, error) {
 	attempt := 1
 	for len(jobs) > 0 {
-		lostAtCommit, err := s.jobsTx(ctx, jobs)
+		lostAtCommit, err := s.jobsTx(ctx, jobs, skipLocked)
 		if len(lostAtCommit) > 0 {
 			// Rolled back: those jobs fail, the others run again.
 			for _, j := range lostAtCommit {
@@ -128,11 +132,12 @@ var errLostAtCommit = errors.New("inventory: lease lost before commit")
 // jobsTx is one attempt at the transaction of jobs. On success it sets
 // every job's results. If a lease was lost during the writes, it rolls back
 // and returns the jobs that lost theirs.
-func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []*levelJob, err error) {
+func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool) (lostAtCommit []*levelJob, err error) {
 	var works []LevelWork
 	first := make([]int, len(jobs)) // index in works of each job's first level
-	opts := StockOptions{Now: s.now()}
+	opts := StockOptions{Now: s.now(), SkipLocked: skipLocked}
 	for i, j := range jobs {
+		j.busy = false
 		first[i] = len(works)
 		for _, l := range j.levels {
 			works = append(works, LevelWork{Key: l.key, Fence: l.fence})
@@ -190,8 +195,12 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob) (lostAtCommit []
 	}
 	requests := 0
 	for i, j := range jobs {
-		requests += len(j.ops)
 		jt := jobTxs{txs: set.Levels[first[i] : first[i]+len(j.levels)]}
+		if errors.Is(jt.err(), ErrLevelBusy) {
+			j.busy = true
+			continue
+		}
+		requests += len(j.ops)
 		switch {
 		case jt.err() != nil:
 			j.results = fail(len(j.ops), jt.err())
@@ -215,14 +224,19 @@ type jobTxs struct {
 	newIDs *[]int64
 }
 
-// err is the first level's reason it cannot be changed, if any.
+// err is why the job's levels cannot be changed, if one cannot: busy
+// first, since a busy level was not read.
 func (jt jobTxs) err() error {
+	var err error
 	for _, tx := range jt.txs {
-		if tx.Err != nil {
+		if errors.Is(tx.Err, ErrLevelBusy) {
 			return tx.Err
 		}
+		if err == nil {
+			err = tx.Err
+		}
 	}
-	return nil
+	return err
 }
 
 // stale returns the STALE_LEASE error if a newer lease wrote one of the

@@ -294,3 +294,55 @@ func TestStalledDatabaseFailsTheGroup(t *testing.T) {
 		t.Fatalf("stock %d, want 9: the timed-out request must change nothing", got.Stock)
 	}
 }
+
+// TestHeldRowStallsNoOtherLevel holds a product's row from another
+// connection, as a slow transaction elsewhere would: a stock-out of that
+// product waits for it, and a stock-out of another product, sent after,
+// is committed meanwhile. (On SQLite every writer takes the database's
+// one write lock, so there is nothing to tell apart.)
+func TestHeldRowStallsNoOtherLevel(t *testing.T) {
+	dsn := gormstoretest.DSN(t, gormstore.Postgres)
+	st := mustOpen(t, gormstore.Postgres, dsn)
+	// A lock timeout longer than the test: the held request must not give
+	// up before the row is let go.
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), LockTimeout: time.Minute})
+	mustNoErr(t, svc.Start(context.Background()))
+	t.Cleanup(svc.Close)
+	held, free := mustProduct(t, svc, "HELD", 10, 0), mustProduct(t, svc, "FREE", 10, 0)
+
+	other, err := sql.Open("pgx", dsn)
+	mustNoErr(t, err)
+	defer other.Close()
+	tx, err := other.Begin()
+	mustNoErr(t, err)
+	defer tx.Rollback()
+	var holder int
+	mustNoErr(t, tx.QueryRow("SELECT pg_backend_pid() FROM products WHERE id = $1 FOR UPDATE", held.ID).Scan(&holder))
+
+	heldDone := make(chan error, 1)
+	go func() { heldDone <- stockOutErr(svc, held.ID) }()
+	// Wait until a transaction of the service waits for the row.
+	for waiting := 0; waiting == 0; {
+		mustNoErr(t, other.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder).Scan(&waiting))
+		select {
+		case err := <-heldDone:
+			t.Fatalf("the stock-out of the held product returned while its row was held: %v", err)
+		default:
+		}
+	}
+
+	mustNoErr(t, stockOutErr(svc, free.ID))
+	select {
+	case err := <-heldDone:
+		t.Fatalf("the held product's stock-out returned (%v) before its row was let go", err)
+	default:
+	}
+	mustNoErr(t, tx.Rollback())
+	mustNoErr(t, <-heldDone)
+	for _, p := range []inventory.Product{held, free} {
+		if got, _ := svc.Product(context.Background(), p.ID); got.Stock != 9 {
+			t.Errorf("%s: stock %d, want 9", p.SKU, got.Stock)
+		}
+		checkLedgerExplainsStock(t, svc, p.ID)
+	}
+}

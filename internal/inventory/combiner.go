@@ -283,14 +283,31 @@ func (g *committer) loop() {
 		}
 		// The transaction serves many requests, so no request's context
 		// bounds it: the lock timeout does, so a stalled database fails the
-		// group with UNAVAILABLE rather than holding its requests.
+		// group with UNAVAILABLE rather than holding its requests. It
+		// does not wait for a product row another transaction holds: the
+		// jobs on one run alone, so that they wait, and nothing else does.
 		ctx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.Background(), jobs[0].sc), g.s.lockTimeout)
-		g.s.runJobs(ctx, jobs)
+		g.s.runJobs(ctx, jobs, true)
 		cancel()
 		for _, e := range group {
+			if e.job.busy {
+				g.wg.Add(1)
+				go g.runAlone(e)
+				continue
+			}
 			close(e.done)
 		}
 	}
+}
+
+// runAlone runs a job whose product row another transaction held, in a
+// transaction of its own that waits for the row up to the lock timeout.
+func (g *committer) runAlone(e *groupEntry) {
+	defer g.wg.Done()
+	ctx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.Background(), e.job.sc), g.s.lockTimeout)
+	defer cancel()
+	g.s.runJobs(ctx, []*levelJob{e.job}, false)
+	close(e.done)
 }
 
 // take removes the next group from the waiting jobs: in arrival order, no

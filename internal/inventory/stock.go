@@ -251,6 +251,9 @@ var (
 	// ErrDuplicateKey means another transaction committed a movement with the
 	// same idempotency key first.
 	ErrDuplicateKey = errors.New("inventory: idempotency key already used")
+	// ErrLevelBusy is the Err of a level that a transaction with
+	// StockOptions.SkipLocked did not wait for.
+	ErrLevelBusy = errors.New("inventory: stock level is locked by another transaction")
 )
 
 // StockChange is the input of StockIn and StockOut.

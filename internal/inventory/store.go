@@ -133,6 +133,10 @@ type StockOptions struct {
 	Reservations []int64
 	// NewReservations is how many reservation IDs to allocate.
 	NewReservations int
+	// SkipLocked, on a store with row locks, does not wait for a product
+	// row that another transaction holds: the StockTx of its levels get
+	// ErrLevelBusy as their Err and are left alone.
+	SkipLocked bool
 }
 
 // LevelWork is one level's part of a stock transaction.

@@ -46,14 +46,14 @@ func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) [
 		s.afterLock(ctx, key, lease)
 	}
 	job := &levelJob{levels: []jobLevel{s.leased(key, lease)}, ops: ops, sc: trace.SpanContextFromContext(ctx)}
-	s.runJobs(ctx, []*levelJob{job})
+	s.runJobs(ctx, []*levelJob{job}, false)
 	return job.results
 }
 
 // runUnlocked runs op in a transaction of its own, without a lease.
 func (s *Service) runUnlocked(ctx context.Context, op stockOp) opResult {
 	job := &levelJob{levels: []jobLevel{{key: op.key}}, ops: []stockOp{op}}
-	s.runJobs(ctx, []*levelJob{job})
+	s.runJobs(ctx, []*levelJob{job}, false)
 	return job.results[0]
 }
 
