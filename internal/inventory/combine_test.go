@@ -346,3 +346,38 @@ func TestHeldRowStallsNoOtherLevel(t *testing.T) {
 		checkLedgerExplainsStock(t, svc, p.ID)
 	}
 }
+
+// TestHeldLockStallsNoOtherLevel holds a level's lock, as another replica
+// would: a stock-out of that level waits for it, and one of another
+// level, sent after, is committed meanwhile.
+func TestHeldLockStallsNoOtherLevel(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		locker := memlock.New(0)
+		st := gormstoretest.Open(t, driver)
+		svc := inventory.NewService(inventory.Config{Store: st, Locker: locker, LockTimeout: time.Minute})
+		mustNoErr(t, svc.Start(context.Background()))
+		t.Cleanup(svc.Close)
+		held, free := mustProduct(t, svc, "LOCKED", 10, 0), mustProduct(t, svc, "UNLOCKED", 10, 0)
+
+		key := inventory.LevelKey{ProductID: held.ID, LocationID: inventory.DefaultLocationID}
+		lease, err := locker.Lock(context.Background(), key.LockName())
+		mustNoErr(t, err)
+		heldDone := make(chan error, 1)
+		go func() { heldDone <- stockOutErr(svc, held.ID) }()
+		waitWaiting(t, svc, 1)
+
+		mustNoErr(t, stockOutErr(svc, free.ID))
+		select {
+		case err := <-heldDone:
+			t.Fatalf("the held level's stock-out returned (%v) before its lock was let go", err)
+		default:
+		}
+		mustNoErr(t, lease.Unlock(context.Background()))
+		mustNoErr(t, <-heldDone)
+		for _, p := range []inventory.Product{held, free} {
+			if got, _ := svc.Product(context.Background(), p.ID); got.Stock != 9 {
+				t.Errorf("%s: stock %d, want 9", p.SKU, got.Stock)
+			}
+		}
+	})
+}
