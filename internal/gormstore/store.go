@@ -1,5 +1,26 @@
-// Package gormstore implements inventory.Store with GORM on SQLite (the
-// zero-setup default) or PostgreSQL.
+// Package gormstore implements inventory.Store on SQLite (the zero-setup
+// default) or PostgreSQL.
+//
+// What GORM does here: it opens both databases (its SQLite driver is pure
+// Go, so `make run` needs no C toolchain), runs transactions (s.write;
+// SQLite's are IMMEDIATE, its writers queued in Go), maps result rows onto
+// the row structs (rows.go) with Raw(...).Scan, and carries the tracing
+// callbacks (trace.go) that give every statement a span.
+//
+// What runs outside it, and why:
+//   - Every statement is SQL text of ours, through Raw and Exec, not GORM's
+//     query builder or models: the rules the schema enforces (a version
+//     compare-and-set, the fence predicate, the ledger numbering, the
+//     reservation transitions) are in that text, and a builder would hide
+//     them. The SQL differs between the databases only where their dialects
+//     do (arrays and data-modifying CTEs on PostgreSQL).
+//   - The stock transaction on PostgreSQL (stocktx_postgres.go) runs on a
+//     pool connection through pgx directly: it pipelines BEGIN and its
+//     reads in one round trip, and its one write statement with COMMIT in
+//     a second, which database/sql, and so GORM, cannot do.
+//   - Migrations (migrate.go) are versioned SQL files, not AutoMigrate: the
+//     schema's CHECK constraints and indexes are part of the correctness
+//     model and are reviewed as SQL.
 package gormstore
 
 import (
