@@ -2059,7 +2059,11 @@ enum SortOrder {
 "One row of the stock ledger. For every level, stock is the sum of its movements' deltas."
 type StockMovement {
   id: ID!
-  "Ledger sequence: strictly increasing in commit order, without gaps."
+  """
+  Ledger sequence: unique, increasing in commit order for each product, and a
+  total order across products in which events are delivered; numbers may be
+  skipped.
+  """
   sequence: Int64!
   product: Product!
   location: Location!

@@ -6,16 +6,22 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-// Both logs are numbered from a one-row counter whose row lock is held to
-// the commit, so a reader that sees a position sees every position below
-// it: reading "after the last position seen" never skips a change.
+// Reading "after the last position seen" never skips a change. The catalog
+// is numbered from a one-row counter whose row lock is held to the commit
+// (only product mutations take it), so a reader that sees a revision sees
+// every revision below it. The ledger is read up to its watermark
+// (LastSeq), below which every sequence taken has committed or never will.
 
 // LedgerChanges returns, in order, the sequence and product of up to limit
-// ledger rows after seq.
+// ledger rows after seq, up to the watermark (LastSeq).
 func (s *Store) LedgerChanges(ctx context.Context, after int64, limit int) ([]inventory.Change, error) {
+	upTo, err := s.LastSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []inventory.Change
-	err := s.db.WithContext(ctx).Raw("SELECT seq AS pos, product_id FROM stock_movements WHERE seq > ? ORDER BY seq LIMIT ?",
-		after, limit).Scan(&out).Error
+	err = s.db.WithContext(ctx).Raw("SELECT seq AS pos, product_id FROM stock_movements WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+		after, upTo, limit).Scan(&out).Error
 	return out, translate(err)
 }
 

@@ -62,6 +62,20 @@ func movementPage(rows []movementRow, limit int) inventory.MovementPage {
 
 // Movements returns ledger rows as q selects them.
 func (s *Store) Movements(ctx context.Context, q inventory.MovementQuery) (inventory.MovementPage, error) {
+	if q.HasAfter && !q.Descending && s.driver == Postgres {
+		// Following the ledger: up to the watermark, so that a row
+		// committed later below it cannot be skipped (see LastSeq).
+		w, err := s.pgWatermark(ctx)
+		if err != nil {
+			return inventory.MovementPage{}, translate(err)
+		}
+		if w <= q.After {
+			return inventory.MovementPage{}, nil
+		}
+		if q.UpTo <= 0 || w < q.UpTo {
+			q.UpTo = w
+		}
+	}
 	where, args, order := movementFilter(q)
 	if q.ProductID > 0 {
 		where, args = append(where, "product_id = ?"), append(args, q.ProductID)
@@ -117,13 +131,6 @@ func (s *Store) MovementsByProducts(ctx context.Context, productIDs []int64, q i
 		out[id] = movementPage(byProduct[id], limit)
 	}
 	return out, nil
-}
-
-// LastSeq returns the highest committed ledger sequence.
-func (s *Store) LastSeq(ctx context.Context) (int64, error) {
-	var last int64
-	err := s.db.WithContext(ctx).Raw("SELECT last FROM ledger_sequence WHERE id = 1").Scan(&last).Error
-	return last, translate(err)
 }
 
 // MaxLeaseToken returns the highest fencing token recorded on a level.

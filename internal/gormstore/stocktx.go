@@ -3,6 +3,7 @@ package gormstore
 import (
 	"context"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgtype"
 	"slices"
 	"strings"
 	"time"
@@ -305,12 +306,16 @@ func (s *Store) writeStocks(tx *gorm.DB, set *inventory.StockSet, items []stockI
 		return nil
 	}
 	if s.driver == Postgres { // a new product's initial stock
-		var out struct{ Last int64 }
-		sql, args := pgWrite(changed, n, rw)
-		if err := tx.Raw(sql, args...).Scan(&out).Error; err != nil {
+		if err := tx.Exec(pgWritingSQL).Error; err != nil {
 			return err
 		}
-		committed(changed, out.Last-int64(n)+1)
+		var seqs []int64
+		var ok bool
+		sql, args := pgWrite(changed, n, rw)
+		if err := tx.Raw(sql, args...).Row().Scan(pgtype.NewMap().SQLScanner(&seqs), &ok); err != nil {
+			return err
+		}
+		committed(changed, seqs)
 		return nil
 	}
 	if len(changed) > 0 {
@@ -324,15 +329,19 @@ func (s *Store) writeStocks(tx *gorm.DB, set *inventory.StockSet, items []stockI
 	}
 	rw.written(set)
 	if n == 0 {
-		committed(changed, 0)
+		committed(changed, nil)
 		return s.writeProducts(tx, changed)
 	}
 	var last int64
 	if err := tx.Raw("UPDATE ledger_sequence SET last = last + ? WHERE id = 1 RETURNING last", n).Scan(&last).Error; err != nil {
 		return err
 	}
+	seqs := make([]int64, n)
+	for i := range seqs {
+		seqs[i] = last - int64(n) + 1 + int64(i)
+	}
 	// Numbered first: a product's last_seq is its last movement's.
-	committed(changed, last-int64(n)+1)
+	committed(changed, seqs)
 	if err := s.writeProducts(tx, changed); err != nil {
 		return err
 	}
@@ -381,12 +390,13 @@ func insertRejections(tx *gorm.DB, items []stockItem) error {
 		strings.Join(values, ", ")+" ON CONFLICT (idempotency_key) DO NOTHING", args...).Error
 }
 
-// committed numbers the items' movements from first on, in order, and
+// committed gives the items' movements, in order, the sequences seqs, and
 // records the levels' new version and fence.
-func committed(items []stockItem, first int64) {
+func committed(items []stockItem, seqs []int64) {
 	for _, it := range items {
-		it.st.Committed(first, it.fence, it.lastAt())
-		first += int64(len(it.st.Movements()))
+		n := len(it.st.Movements())
+		it.st.Committed(seqs[:n], it.fence, it.lastAt())
+		seqs = seqs[n:]
 	}
 }
 

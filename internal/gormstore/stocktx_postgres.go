@@ -99,6 +99,7 @@ func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, op
 		b.Queue(pgInsertRejectionsSQL, pgRejectionArgs(rejections, opts.Now)...)
 	}
 	if write {
+		b.Queue(pgWritingSQL)
 		sql, args := pgWrite(changed, n, rw)
 		b.Queue(pgNumbered(sql), args...)
 	}
@@ -110,10 +111,14 @@ func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, op
 			return err
 		}
 	}
-	var last int64
+	var seqs []int64
 	if write {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return err
+		}
 		var ok bool
-		if err := br.QueryRow().Scan(&last, &ok); err != nil {
+		if err := br.QueryRow().Scan(&seqs, &ok); err != nil {
 			_ = br.Close()
 			return err
 		}
@@ -128,10 +133,23 @@ func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, op
 	if tag.String() != "COMMIT" {
 		return fmt.Errorf("stock transaction: COMMIT answered %q", tag.String())
 	}
-	committed(changed, last-int64(n)+1)
+	committed(changed, seqs)
 	rw.written(set)
 	return nil
 }
+
+// pgWritingSQL is run by every transaction that writes ledger rows, just
+// before the statement that takes their sequences: it holds pgWritingKey,
+// shared, to its end. A reader that wants every sequence up to the last one
+// taken waits for the holders it sees (pgWatermark). The statement that
+// follows it waits for no row lock (its rows are locked through their
+// products in the first round trip), so holders are brief.
+const pgWritingSQL = "SELECT pg_advisory_xact_lock_shared(" + pgWritingKey + ")"
+
+// pgWritingKey is the advisory lock of ledger writers: a class of our own
+// (the migrations' lock is 7460221), and the ledger sequence's OID, so that
+// stores in other schemas of the database do not wait for each other.
+const pgWritingKey = "7460222, 'ledger_seq'::regclass::oid::int"
 
 // pgInsertRejectionsSQL remembers final refusals, in the write round trip.
 const pgInsertRejectionsSQL = `INSERT INTO stock_rejections (idempotency_key, request_hash, code, message, created_at)
@@ -348,16 +366,18 @@ func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
 	return d, nil
 }
 
-// pgWriteSQL writes a stock transaction: it takes n sequences, updates the
+// pgWriteSQL writes a stock transaction: it takes n sequences from
+// ledger_seq (the ord-th smallest is the ord-th movement's), updates the
 // existing levels (compare-and-set on the version read, fenced unless the
 // write is unfenced), inserts the new ones, saves the product totals (and
-// each product's last sequence: its last movement's, ord of n) and
-// inserts the movements numbered from the first sequence taken. It returns
-// the last sequence, and fails (SQLSTATE IV001) if a level was not updated
-// or inserted as expected. Placeholders are GORM's; pgNumbered turns them
+// each product's last sequence: its last movement's) and inserts the
+// movements. It returns the sequences in movement order, and fails
+// (SQLSTATE IV001) if a level was not updated or inserted as expected. It
+// runs after pgWritingSQL, in the same transaction. Placeholders are GORM's; pgNumbered turns them
 // into pgx's.
 const pgWriteSQL = `WITH sq AS (
-		UPDATE ledger_sequence SET last = last + ?::bigint WHERE id = 1 RETURNING last
+		SELECT row_number() OVER (ORDER BY s) AS ord, s AS seq
+		FROM (SELECT nextval('ledger_seq') AS s FROM generate_series(1, ?::bigint)) AS g
 	), lv AS (
 		UPDATE stock_levels AS l SET stock = v.stock, reserved = v.reserved, version = l.version + 1,
 			lease_epoch = CASE WHEN v.fenced THEN v.epoch ELSE l.lease_epoch END,
@@ -378,20 +398,22 @@ const pgWriteSQL = `WITH sq AS (
 		RETURNING 1
 	), pr AS (
 		UPDATE products AS p SET stock = v.stock, reserved = v.reserved, low_stock_alerted = v.alerted,
-			last_seq = CASE WHEN v.ord > 0 THEN sq.last - ?::bigint + v.ord ELSE p.last_seq END
-		FROM sq, unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[], ?::bigint[]) AS v (id, stock, reserved, alerted, ord)
+			last_seq = coalesce(sq.seq, p.last_seq)
+		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[], ?::bigint[]) AS v (id, stock, reserved, alerted, ord)
+			LEFT JOIN sq ON sq.ord = v.ord
 		WHERE p.id = v.id
 	), mv AS (
 		INSERT INTO stock_movements (` + movementColumns + `)
-		SELECT sq.last - ?::bigint + m.ord, m.product_id, m.location_id, m.type, m.delta, m.quantity_after,
+		SELECT sq.seq, m.product_id, m.location_id, m.type, m.delta, m.quantity_after,
 			m.available_after, m.low_stock_alert, m.reason, m.reference, m.actor, m.idempotency_key,
 			m.request_hash, m.lease_epoch, m.lease_token, m.trace_id, m.created_at, m.reserved_delta, m.reservation_id
-		FROM sq, unnest(?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[],
+		FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[],
 			?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::timestamptz[],
 			?::bigint[], ?::bigint[])
 			WITH ORDINALITY AS m (product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert,
 				reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at,
 				reserved_delta, reservation_id, ord)
+			JOIN sq ON sq.ord = m.ord
 	), rn AS (
 		INSERT INTO reservations (id, status, expires_at, reference, actor, idempotency_key, request_hash, version, created_at, updated_at)
 		SELECT id, 'ACTIVE', exp, ref, actor, key, hash, 1, at, at
@@ -419,7 +441,7 @@ const pgWriteSQL = `WITH sq AS (
 		FROM unnest(?::bigint[], ?::timestamptz[]) AS v (rid, exp)
 		WHERE i.reservation_id = v.rid AND i.active
 	)
-	SELECT (SELECT last FROM sq) AS last,
+	SELECT (SELECT coalesce(array_agg(seq ORDER BY ord), '{}') FROM sq) AS seqs,
 		stock_write_check((SELECT count(*) FROM lv) = ?::bigint AND (SELECT count(*) FROM nl) = ?::bigint) AS ok`
 
 // pgWrite returns pgWriteSQL and its arguments for the changed items,
@@ -479,8 +501,8 @@ func pgWrite(items []stockItem, n int, rw reservationWrites) (string, []any) {
 	return pgWriteSQL, append([]any{n,
 		a(upd.pid), a(upd.lid), a(upd.stock), a(upd.reserved), a(upd.readver), a(upd.fenced), a(upd.epoch), a(upd.token), a(upd.at), a(upd.next),
 		a(ins.pid), a(ins.lid), a(ins.stock), a(ins.reserved), a(ins.epoch), a(ins.token), a(ins.at), a(ins.next),
-		n, a(prod.id), a(prod.stock), a(prod.reserved), a(prod.alerted), a(prod.ord),
-		n, a(mv.pid), a(mv.lid), a(mv.typ), a(mv.delta), a(mv.qty), a(mv.avail), a(mv.alert), a(mv.reason), a(mv.ref), a(mv.actor),
+		a(prod.id), a(prod.stock), a(prod.reserved), a(prod.alerted), a(prod.ord),
+		a(mv.pid), a(mv.lid), a(mv.typ), a(mv.delta), a(mv.qty), a(mv.avail), a(mv.alert), a(mv.reason), a(mv.ref), a(mv.actor),
 		a(mv.key), a(mv.hash), a(mv.epoch), a(mv.token), a(mv.trace), a(mv.at), a(mv.rdelta), a(mv.resv),
 	}, append(r, len(upd.pid), len(ins.pid))...)
 }

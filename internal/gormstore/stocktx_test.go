@@ -58,7 +58,7 @@ func TestUpdateStocksGroup(t *testing.T) {
 			t.Fatalf("unknown product / location: %v, %v; want NOT_FOUND each", got[1].Err, got[2].Err)
 		}
 		ms := got[0].Movements()
-		if ms[0].Seq == 0 || ms[1].Seq != ms[0].Seq+1 || got[0].Level.Fence != fence || got[0].Level.Version != 1 {
+		if ms[0].Seq == 0 || ms[1].Seq <= ms[0].Seq || got[0].Level.Fence != fence || got[0].Level.Version != 1 {
 			t.Fatalf("committed: %+v level %+v", ms, got[0].Level)
 		}
 		levels, _ := levelsOf(s, b.ID)
@@ -96,8 +96,8 @@ func TestUpdateStocksGroup(t *testing.T) {
 		if !errors.Is(err, stop) {
 			t.Fatalf("beforeCommit error: %v", err)
 		}
-		if last, _ := s.LastSeq(context.Background()); last != ms[1].Seq {
-			t.Fatalf("ledger sequence %d after rolled-back groups, want %d", last, ms[1].Seq)
+		if page, err := s.Movements(context.Background(), inventory.MovementQuery{After: ms[1].Seq, HasAfter: true, Limit: 10}); err != nil || len(page.Movements) > 0 {
+			t.Fatalf("ledger rows after rolled-back groups: %+v (%v)", page.Movements, err)
 		}
 	})
 }

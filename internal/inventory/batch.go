@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -266,7 +267,7 @@ func (s *Service) committed(requests int, txs []*StockTx) {
 		s.reads.Committed(written)
 	}
 	if len(ms) > 0 {
-		s.feed.notify()
+		s.feed.notify(slices.MaxFunc(ms, func(a, b Movement) int { return cmp.Compare(a.Seq, b.Seq) }).Seq)
 	}
 	s.obs.Committed(requests, ms)
 }

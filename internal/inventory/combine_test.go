@@ -170,8 +170,8 @@ func TestBatchAppliesInArrivalOrder(t *testing.T) {
 			t.Errorf("step 4: %+v, want a replay of step 0's movement", results[4])
 		}
 		s0, s2, s6 := results[0].Movement, results[2].Movement, results[6].Movement
-		if s0.Seq+1 != s2.Seq || s2.Seq+1 != s6.Seq || s0.Fence != s6.Fence {
-			t.Errorf("sequences %d, %d, %d under fences %+v, %+v: want consecutive, one lease", s0.Seq, s2.Seq, s6.Seq, s0.Fence, s6.Fence)
+		if s0.Seq >= s2.Seq || s2.Seq >= s6.Seq || s0.Fence != s6.Fence {
+			t.Errorf("sequences %d, %d, %d under fences %+v, %+v: want increasing, one lease", s0.Seq, s2.Seq, s6.Seq, s0.Fence, s6.Fence)
 		}
 		checkLedgerExplainsStock(t, e.svc, p.ID)
 	})

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,11 @@ type feed struct {
 	// ledger may have advanced on another replica: a nudge, or a tick of
 	// the poll.
 	wakeOthers func()
+
+	// committed is the highest sequence this replica committed: what it
+	// announces to the others, who read the ledger up to their own
+	// watermark.
+	committed atomic.Int64
 
 	mu      sync.Mutex
 	last    int64 // highest sequence published
@@ -85,8 +91,15 @@ func (f *feed) stop() {
 	<-done
 }
 
-// notify wakes the feed after a commit. It never blocks.
-func (f *feed) notify() {
+// notify wakes the feed after a commit whose highest sequence is seq. It
+// never blocks.
+func (f *feed) notify(seq int64) {
+	for cur := f.committed.Load(); seq > cur && !f.committed.CompareAndSwap(cur, seq); cur = f.committed.Load() {
+	}
+	f.wakeUp()
+}
+
+func (f *feed) wakeUp() {
 	select {
 	case f.wake <- struct{}{}:
 	default:
@@ -103,7 +116,7 @@ func (f *feed) run(ctx context.Context) {
 		remote = f.fanout.Wakeups()
 	}
 	for {
-		local := false
+		local, ticked := false, false
 		select {
 		case <-ctx.Done():
 			return
@@ -111,24 +124,29 @@ func (f *feed) run(ctx context.Context) {
 			local = true
 		case <-remote:
 		case <-tick.C:
+			ticked = true
 		}
-		f.catchUp(ctx)
+		f.catchUp(ctx, ticked)
 		if !local && f.wakeOthers != nil {
 			f.wakeOthers()
 		}
 		if local && f.fanout != nil {
-			// This replica committed: tell the others where the ledger
-			// is now (coalesced: one announce for a burst of commits).
-			f.mu.Lock()
-			last := f.last
-			f.mu.Unlock()
-			f.fanout.Announce(last)
+			// This replica committed: tell the others (coalesced: one
+			// announce for a burst of commits).
+			f.fanout.Announce(f.committed.Load())
 		}
 	}
 }
 
-func (f *feed) catchUp(ctx context.Context) {
-	if f.skipToEnd(ctx) {
+// catchUp publishes the ledger's rows after the feed's position, up to the
+// watermark. With nobody subscribed it only moves the position to the
+// watermark, and only on the poll's tick: finding the watermark waits for
+// the writers in flight, and no one is waiting for these events.
+func (f *feed) catchUp(ctx context.Context, ticked bool) {
+	if f.idle() {
+		if ticked {
+			f.skipToEnd(ctx)
+		}
 		return
 	}
 	for {
@@ -151,29 +169,27 @@ func (f *feed) catchUp(ctx context.Context) {
 	}
 }
 
-// skipToEnd moves the feed to the ledger's end without reading the rows in
-// between when nobody is subscribed, and reports whether it did. A
-// subscriber registering meanwhile either stops the skip (it holds f.mu
-// first) or registers at the new end and replays what it asks for from the
-// ledger.
-func (f *feed) skipToEnd(ctx context.Context) bool {
+func (f *feed) idle() bool {
 	f.mu.Lock()
-	idle := len(f.subs) == 0
-	f.mu.Unlock()
-	if !idle {
-		return false
-	}
+	defer f.mu.Unlock()
+	return len(f.subs) == 0
+}
+
+// skipToEnd moves the feed to the ledger's watermark without reading the
+// rows in between, if nobody is subscribed. A subscriber registering
+// meanwhile either stops the skip (it holds f.mu first) or registers at
+// the new end and replays what it asks for from the ledger.
+func (f *feed) skipToEnd(ctx context.Context) {
 	end, err := f.store.LastSeq(ctx)
 	if err != nil {
-		return false
+		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.subs) > 0 {
-		return false
+		return
 	}
 	f.last = max(f.last, end)
-	return true
 }
 
 func (f *feed) publish(m Movement) {
@@ -209,6 +225,9 @@ func (f *feed) subscribe(filter EventFilter) (*subscriber, int64, error) {
 	}
 	s := &subscriber{filter: filter, ch: make(chan Movement, subscriberBacklog)}
 	f.subs[s] = struct{}{}
+	// An idle feed's position may be behind the ledger (it is moved on
+	// the poll's tick only): catch up now, rather than at the next commit.
+	f.wakeUp()
 	return s, f.last, nil
 }
 

@@ -2,11 +2,14 @@ package inventory_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock/memlock"
 )
 
 func recv(t *testing.T, ch <-chan inventory.Movement) inventory.Movement {
@@ -131,4 +134,76 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 			t.Fatalf("subscription neither completed nor closed (got %d events)", got)
 		}
 	}
+}
+
+// TestFeedMissesNothingAcrossReplicas runs two services on one database,
+// both writing to the same products at once, so that their transactions
+// take ledger sequences in one order and commit in another. A subscriber on
+// one of them, and the read model following the other's commits, must see
+// every movement exactly once, in sequence order.
+func TestFeedMissesNothingAcrossReplicas(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		dsn := gormstoretest.DSN(t, driver)
+		locker := memlock.New(0) // one lock service for both replicas
+		st := mustOpen(t, driver, dsn)
+		a := startService(t, st, locker)
+		b := startService(t, mustOpen(t, driver, dsn), locker)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var ids []int64
+		for i := range 6 {
+			ids = append(ids, mustProduct(t, a, fmt.Sprintf("TWO-%d", i), 0, 0).ID)
+		}
+		start, err := st.LastSeq(ctx)
+		mustNoErr(t, err)
+		events, err := a.Subscribe(ctx, inventory.EventFilter{AfterSeq: &start})
+		mustNoErr(t, err)
+
+		const perWriter = 40
+		var wg sync.WaitGroup
+		for w := range 8 {
+			svc := []*inventory.Service{a, b}[w%2]
+			wg.Go(func() {
+				for i := range perWriter {
+					if _, err := svc.StockIn(ctx, inventory.StockChange{ProductID: ids[(w+i)%len(ids)], Quantity: 1}); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		seen := map[int64]bool{}
+		last := start
+		for range 8 * perWriter {
+			m := recv(t, events)
+			if m.Seq <= last || seen[m.Seq] {
+				t.Fatalf("event seq %d after %d: out of order or twice", m.Seq, last)
+			}
+			seen[m.Seq], last = true, m.Seq
+		}
+		for after, more := start, true; more; {
+			page, err := a.Movements(ctx, inventory.MovementQuery{After: after, HasAfter: true, Limit: inventory.MaxPageSize})
+			mustNoErr(t, err)
+			for _, m := range page.Movements {
+				if !seen[m.Seq] {
+					t.Errorf("movement %d is in the ledger but was never delivered", m.Seq)
+				}
+				after = m.Seq
+			}
+			more = page.HasNext
+		}
+		// Each replica's reads, through its read model, end where the
+		// ledger does.
+		for _, svc := range []*inventory.Service{a, b} {
+			waitUntil(t, "the read model to catch up", func() bool {
+				total := int64(0)
+				for _, id := range ids {
+					p, err := svc.Product(ctx, id)
+					mustNoErr(t, err)
+					total += p.Stock
+				}
+				return total == 8*perWriter
+			})
+		}
+	})
 }

@@ -80,8 +80,11 @@ func (l Level) Available() int64 { return l.Stock - l.Reserved }
 // Movement is one row of the stock ledger. The ledger explains the stock:
 // for every level, Stock is the sum of its movements' Deltas.
 type Movement struct {
-	// Seq is the ledger sequence: assigned at commit, strictly increasing in
-	// commit order, without gaps.
+	// Seq is the ledger sequence: unique, and increasing in commit order
+	// for each product. Across products it is a total order that readers
+	// of the ledger see without gaps: a movement becomes visible to them
+	// only once every lower sequence is committed or never will be (see
+	// Store.LastSeq). The numbers themselves may skip values.
 	Seq        int64
 	ProductID  int64
 	LocationID int64
@@ -227,11 +230,11 @@ func (tx *StockTx) restore(m txMark) {
 }
 
 // Committed records what the store wrote: the appended movements got the
-// sequences firstSeq, firstSeq+1, …, and the level a new version and fence.
-func (tx *StockTx) Committed(firstSeq int64, fence Fence, at time.Time) {
+// sequences seqs (increasing), and the level a new version and fence.
+func (tx *StockTx) Committed(seqs []int64, fence Fence, at time.Time) {
 	for i := range tx.movements {
 		m := &tx.movements[i]
-		m.Seq = firstSeq + int64(i)
+		m.Seq = seqs[i]
 		// A product's first movement is applied before the product has an ID.
 		m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID
 		tx.Product.LastSeq = max(tx.Product.LastSeq, m.Seq)

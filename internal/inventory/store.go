@@ -85,7 +85,10 @@ type Store interface {
 	// ledger rows that q (whose ProductID and ProductIDs it ignores)
 	// selects, in one statement whatever the number of products.
 	MovementsByProducts(ctx context.Context, productIDs []int64, q MovementQuery) (map[int64]MovementPage, error)
-	// LastSeq returns the highest committed ledger sequence.
+	// LastSeq returns the ledger's watermark: every sequence up to it that
+	// was ever taken is committed or never will be, so a reader that has
+	// read the ledger up to it has missed nothing below it. Movements with
+	// After (ascending) read only up to it.
 	LastSeq(ctx context.Context) (int64, error)
 	// MaxLeaseToken returns the highest fencing token recorded on any level,
 	// whatever its epoch.
