@@ -201,43 +201,53 @@ func (s *Service) ReleaseReservation(ctx context.Context, id int64) (_ Reservati
 
 // closeReservation commits or releases reservation id.
 func (s *Service) closeReservation(ctx context.Context, id int64, to ReservationStatus) (ReservationResult, error) {
-	keys, err := s.reservationLevels(ctx, id)
-	if err != nil {
-		return ReservationResult{}, err
-	}
 	typ := MovementRelease
 	if to == ReservationCommitted {
 		typ = MovementCommit
 	}
+	return s.changeReservation(ctx, id, typ, func(lt levelsTx, r *Reservation) (bool, error) {
+		if res, done, err := closedAlready(*r, to); done || err != nil {
+			return res.Replayed, err
+		}
+		for _, it := range r.Items {
+			if !it.Active {
+				continue
+			}
+			delta := int64(0)
+			if typ == MovementCommit {
+				delta = -it.Quantity
+			}
+			tx, fence := lt.level(it.Key())
+			m := s.newMovement(ctx, typ, delta, "", r.Reference, "", "")
+			m.ReservedDelta, m.ReservationID, m.Fence = -it.Quantity, id, fence
+			if err := tx.Apply(&m); err != nil {
+				return false, fmt.Errorf("%s reservation %d: %w", typ, id, err)
+			}
+		}
+		return false, nil
+	})
+}
+
+// changeReservation runs fn on reservation id in a stock transaction over
+// its levels, and answers with the reservation as the transaction left it.
+// fn sees a copy of the reservation with its status as of the
+// transaction's clock; it reports whether the request was a replay.
+func (s *Service) changeReservation(ctx context.Context, id int64, typ MovementType,
+	fn func(lt levelsTx, r *Reservation) (replayed bool, err error)) (ReservationResult, error) {
+	keys, err := s.reservationLevels(ctx, id)
+	if err != nil {
+		return ReservationResult{}, err
+	}
 	var loaded *Reservation // as the store leaves it at the commit
 	res := s.runLevels(ctx, stockOp{typ: typ, key: keys[0], levels: &levelsOp{keys: keys, load: id,
 		apply: func(lt levelsTx) (bool, error) {
-			r := lt.set.Reservations[id]
-			if r == nil {
+			loaded = lt.set.Reservations[id]
+			if loaded == nil {
 				return false, Errorf(CodeNotFound, "reservation %d not found", id)
 			}
-			loaded = r
-			cur := *r
-			cur.Status = r.StatusAt(lt.set.Now)
-			if res, done, err := closedAlready(cur, to); done || err != nil {
-				return res.Replayed, err
-			}
-			for _, it := range r.Items {
-				if !it.Active {
-					continue
-				}
-				delta := int64(0)
-				if typ == MovementCommit {
-					delta = -it.Quantity
-				}
-				tx, fence := lt.level(it.Key())
-				m := s.newMovement(ctx, typ, delta, "", r.Reference, "", "")
-				m.ReservedDelta, m.ReservationID, m.Fence = -it.Quantity, id, fence
-				if err := tx.Apply(&m); err != nil {
-					return false, fmt.Errorf("%s reservation %d: %w", typ, id, err)
-				}
-			}
-			return false, nil
+			cur := *loaded
+			cur.Status = loaded.StatusAt(lt.set.Now)
+			return fn(lt, &cur)
 		}}})
 	if res.err != nil {
 		return ReservationResult{}, res.err
@@ -279,30 +289,13 @@ func (s *Service) ExtendReservation(ctx context.Context, id int64, ttl time.Dura
 	if err := s.checkTTL(ttl); err != nil {
 		return ReservationResult{}, err
 	}
-	keys, err := s.reservationLevels(ctx, id)
-	if err != nil {
-		return ReservationResult{}, err
-	}
-	var loaded *Reservation // as the store leaves it at the commit
-	res := s.runLevels(ctx, stockOp{key: keys[0], levels: &levelsOp{keys: keys, load: id,
-		apply: func(lt levelsTx) (bool, error) {
-			r := lt.set.Reservations[id]
-			if r == nil {
-				return false, Errorf(CodeNotFound, "reservation %d not found", id)
-			}
-			loaded = r
-			cur := *r
-			cur.Status = r.StatusAt(lt.set.Now)
-			if _, done, err := closedAlready(cur, ReservationActive); done || err != nil {
-				return false, extendError(cur, err)
-			}
-			lt.set.Extend(id, lt.set.Now.Add(ttl))
-			return false, nil
-		}}})
-	if res.err != nil {
-		return ReservationResult{}, res.err
-	}
-	return ReservationResult{Reservation: s.asOfNow(loaded)}, nil
+	return s.changeReservation(ctx, id, "", func(lt levelsTx, r *Reservation) (bool, error) {
+		if _, done, err := closedAlready(*r, ReservationActive); done || err != nil {
+			return false, extendError(*r, err)
+		}
+		lt.set.Extend(id, lt.set.Now.Add(ttl))
+		return false, nil
+	})
 }
 
 // extendError is the error of extending r, which is not active.
