@@ -450,33 +450,37 @@ func (s *Store) writeLevels(tx *gorm.DB, items []stockItem) error {
 	return nil
 }
 
-// updateLevels updates existing levels on SQLite, one statement per level:
-// in process, there are no round trips to save.
+// levelWriteSQL is the rule for writing a level, for both databases: a
+// compare-and-set on the version the transaction read, and, for a write
+// made under a lease (fenced), only if no newer lease wrote the level,
+// which then records the lease. The rows v (pid, lid, stock, reserved,
+// readver, fenced, epoch, token, at, next) come from %s: typed arrays on
+// PostgreSQL, a VALUES list on SQLite.
+const levelWriteSQL = `UPDATE stock_levels AS l SET stock = v.stock, reserved = v.reserved, version = l.version + 1,
+			lease_epoch = CASE WHEN v.fenced THEN v.epoch ELSE l.lease_epoch END,
+			lease_token = CASE WHEN v.fenced THEN v.token ELSE l.lease_token END,
+			updated_at = v.at, next_expiry = v.next
+		FROM %s
+		WHERE l.product_id = v.pid AND l.location_id = v.lid AND l.version = v.readver
+		AND (NOT v.fenced OR l.lease_epoch < v.epoch OR (l.lease_epoch = v.epoch AND l.lease_token <= v.token))`
+
+// updateLevels writes the existing levels of items on SQLite, in one
+// statement, and returns how many it wrote.
 func (s *Store) updateLevels(tx *gorm.DB, items []stockItem) (int64, error) {
 	if len(items) == 0 {
 		return 0, nil
 	}
-	var n int64
-	for _, it := range items {
+	values := make([]string, len(items))
+	var args []any
+	for i, it := range items {
 		l, f := it.st.Level, it.fence
-		var res *gorm.DB
-		if f == (inventory.Fence{}) {
-			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, updated_at = ?, next_expiry = ?
-				WHERE product_id = ? AND location_id = ? AND version = ?`,
-				l.Stock, l.Reserved, it.lastAt(), nullTime(l.NextExpiry), l.ProductID, l.LocationID, it.readVersion)
-		} else {
-			res = tx.Exec(`UPDATE stock_levels SET stock = ?, reserved = ?, version = version + 1, lease_epoch = ?, lease_token = ?, updated_at = ?,
-				next_expiry = ?
-				WHERE product_id = ? AND location_id = ? AND version = ?
-				AND (lease_epoch < ? OR (lease_epoch = ? AND lease_token <= ?))`,
-				l.Stock, l.Reserved, f.Epoch, f.Token, it.lastAt(), nullTime(l.NextExpiry), l.ProductID, l.LocationID, it.readVersion, f.Epoch, f.Epoch, f.Token)
-		}
-		if res.Error != nil {
-			return 0, res.Error
-		}
-		n += res.RowsAffected
+		values[i] = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+		args = append(args, l.ProductID, l.LocationID, l.Stock, l.Reserved, it.readVersion, f != (inventory.Fence{}),
+			f.Epoch, f.Token, it.lastAt(), nullTime(l.NextExpiry))
 	}
-	return n, nil
+	res := tx.Exec("WITH v (pid, lid, stock, reserved, readver, fenced, epoch, token, at, next) AS (VALUES "+
+		strings.Join(values, ", ")+") "+fmt.Sprintf(levelWriteSQL, "v"), args...)
+	return res.RowsAffected, res.Error
 }
 
 // writeProducts saves the product totals of the items and their last

@@ -366,6 +366,11 @@ func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
 	return d, nil
 }
 
+// pgLevelWriteSQL is levelWriteSQL over typed arrays.
+var pgLevelWriteSQL = fmt.Sprintf(levelWriteSQL, `unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[],
+			?::bigint[], ?::bigint[], ?::timestamptz[], ?::timestamptz[])
+			AS v (pid, lid, stock, reserved, readver, fenced, epoch, token, at, next)`)
+
 // pgWriteSQL writes a stock transaction: it takes n sequences from
 // ledger_seq (the ord-th smallest is the ord-th movement's), updates the
 // existing levels (compare-and-set on the version read, fenced unless the
@@ -375,19 +380,11 @@ func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
 // (SQLSTATE IV001) if a level was not updated or inserted as expected. It
 // runs after pgWritingSQL, in the same transaction. Placeholders are GORM's; pgNumbered turns them
 // into pgx's.
-const pgWriteSQL = `WITH sq AS (
+var pgWriteSQL = `WITH sq AS (
 		SELECT row_number() OVER (ORDER BY s) AS ord, s AS seq
 		FROM (SELECT nextval('ledger_seq') AS s FROM generate_series(1, ?::bigint)) AS g
 	), lv AS (
-		UPDATE stock_levels AS l SET stock = v.stock, reserved = v.reserved, version = l.version + 1,
-			lease_epoch = CASE WHEN v.fenced THEN v.epoch ELSE l.lease_epoch END,
-			lease_token = CASE WHEN v.fenced THEN v.token ELSE l.lease_token END,
-			updated_at = v.at, next_expiry = v.next
-		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[], ?::bigint[], ?::bigint[], ?::timestamptz[],
-			?::timestamptz[])
-			AS v (pid, lid, stock, reserved, readver, fenced, epoch, token, at, next)
-		WHERE l.product_id = v.pid AND l.location_id = v.lid AND l.version = v.readver
-		AND (NOT v.fenced OR l.lease_epoch < v.epoch OR (l.lease_epoch = v.epoch AND l.lease_token <= v.token))
+		` + pgLevelWriteSQL + `
 		RETURNING 1
 	), nl AS (
 		INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at, next_expiry)
