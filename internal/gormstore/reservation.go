@@ -3,6 +3,7 @@ package gormstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"time"
 
@@ -110,6 +111,34 @@ func (w reservationWrites) empty() bool {
 	return len(w.created) == 0 && len(w.closed) == 0 && len(w.extended) == 0
 }
 
+// What reservation movements imply, for both databases: a COMMIT, RELEASE
+// or EXPIRE movement deactivates its item, and the first of an ACTIVE
+// reservation closes it; an extension moves an active reservation's expiry.
+// The rows v come from %s: typed arrays on PostgreSQL, a VALUES list on
+// SQLite (execValues).
+const (
+	itemsClosedSQL = `UPDATE reservation_items AS i SET active = FALSE FROM %s
+		WHERE i.reservation_id = v.rid AND i.product_id = v.pid AND i.location_id = v.lid`
+	reservationsClosedSQL = `UPDATE reservations AS r SET status = v.status, updated_at = v.at, version = r.version + 1 FROM %s
+		WHERE r.id = v.rid AND r.status = 'ACTIVE'`
+	reservationsExtendedSQL = `UPDATE reservations AS r SET expires_at = v.exp, updated_at = v.at, version = r.version + 1 FROM %s
+		WHERE r.id = v.rid`
+	itemsExtendedSQL = `UPDATE reservation_items AS i SET expires_at = v.exp FROM %s
+		WHERE i.reservation_id = v.rid AND i.active`
+)
+
+// execValues runs stmt (one of the statements above) on SQLite over rows,
+// as the VALUES list v with the columns cols.
+func execValues(tx *gorm.DB, stmt, cols string, rows [][]any) error {
+	values := make([]string, len(rows))
+	var args []any
+	for i, r := range rows {
+		values[i] = "(" + strings.TrimSuffix(strings.Repeat("?, ", len(r)), ", ") + ")"
+		args = append(args, r...)
+	}
+	return tx.Exec("WITH v ("+cols+") AS (VALUES "+strings.Join(values, ", ")+") "+fmt.Sprintf(stmt, "v"), args...).Error
+}
+
 // writeReservations applies w on SQLite.
 func writeReservations(tx *gorm.DB, w reservationWrites) error {
 	for _, r := range w.created {
@@ -126,22 +155,33 @@ func writeReservations(tx *gorm.DB, w reservationWrites) error {
 			}
 		}
 	}
-	for _, c := range w.closed {
-		if err := tx.Exec("UPDATE reservation_items SET active = FALSE WHERE reservation_id = ? AND product_id = ? AND location_id = ?",
-			c.reservationID, c.productID, c.locationID).Error; err != nil {
+	if len(w.closed) > 0 {
+		var items, closes [][]any
+		seen := map[int64]bool{}
+		for _, c := range w.closed {
+			items = append(items, []any{c.reservationID, c.productID, c.locationID})
+			if !seen[c.reservationID] {
+				seen[c.reservationID] = true
+				closes = append(closes, []any{c.reservationID, string(c.status), c.at})
+			}
+		}
+		if err := execValues(tx, itemsClosedSQL, "rid, pid, lid", items); err != nil {
 			return err
 		}
-		if err := tx.Exec("UPDATE reservations SET status = ?, updated_at = ?, version = version + 1 WHERE id = ? AND status = 'ACTIVE'",
-			string(c.status), c.at, c.reservationID).Error; err != nil {
+		if err := execValues(tx, reservationsClosedSQL, "rid, status, at", closes); err != nil {
 			return err
 		}
 	}
-	for id, until := range w.extended {
-		if err := tx.Exec("UPDATE reservations SET expires_at = ?, updated_at = ?, version = version + 1 WHERE id = ?",
-			until.UTC(), w.now, id).Error; err != nil {
+	if len(w.extended) > 0 {
+		var exts, items [][]any
+		for id, until := range w.extended {
+			exts = append(exts, []any{id, until.UTC(), w.now})
+			items = append(items, []any{id, until.UTC()})
+		}
+		if err := execValues(tx, reservationsExtendedSQL, "rid, exp, at", exts); err != nil {
 			return err
 		}
-		if err := tx.Exec("UPDATE reservation_items SET expires_at = ? WHERE reservation_id = ? AND active", until.UTC(), id).Error; err != nil {
+		if err := execValues(tx, itemsExtendedSQL, "rid, exp", items); err != nil {
 			return err
 		}
 	}

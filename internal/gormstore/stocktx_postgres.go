@@ -421,22 +421,14 @@ var pgWriteSQL = `WITH sq AS (
 		SELECT rid, pid, lid, qty, exp, TRUE
 		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[]) AS v (rid, pid, lid, qty, exp)
 	), rio AS (
-		UPDATE reservation_items AS i SET active = FALSE
-		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v (rid, pid, lid)
-		WHERE i.reservation_id = v.rid AND i.product_id = v.pid AND i.location_id = v.lid
+		` + fmt.Sprintf(itemsClosedSQL, "unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS v (rid, pid, lid)") + `
 	), rs AS (
-		UPDATE reservations AS r SET status = v.status, updated_at = v.at, version = r.version + 1
-		FROM (SELECT DISTINCT ON (rid) rid, status, at FROM unnest(?::bigint[], ?::text[], ?::timestamptz[]) AS u (rid, status, at)
-			ORDER BY rid) AS v
-		WHERE r.id = v.rid AND r.status = 'ACTIVE'
+		` + fmt.Sprintf(reservationsClosedSQL, `(SELECT DISTINCT ON (rid) rid, status, at
+			FROM unnest(?::bigint[], ?::text[], ?::timestamptz[]) AS u (rid, status, at) ORDER BY rid) AS v`) + `
 	), re AS (
-		UPDATE reservations AS r SET expires_at = v.exp, updated_at = v.at, version = r.version + 1
-		FROM unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[]) AS v (rid, exp, at)
-		WHERE r.id = v.rid
+		` + fmt.Sprintf(reservationsExtendedSQL, "unnest(?::bigint[], ?::timestamptz[], ?::timestamptz[]) AS v (rid, exp, at)") + `
 	), rie AS (
-		UPDATE reservation_items AS i SET expires_at = v.exp
-		FROM unnest(?::bigint[], ?::timestamptz[]) AS v (rid, exp)
-		WHERE i.reservation_id = v.rid AND i.active
+		` + fmt.Sprintf(itemsExtendedSQL, "unnest(?::bigint[], ?::timestamptz[]) AS v (rid, exp)") + `
 	)
 	SELECT (SELECT coalesce(array_agg(seq ORDER BY ord), '{}') FROM sq) AS seqs,
 		stock_write_check((SELECT count(*) FROM lv) = ?::bigint AND (SELECT count(*) FROM nl) = ?::bigint) AS ok`
