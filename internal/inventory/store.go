@@ -45,7 +45,7 @@ type Store interface {
 	// level's fence is not newer than the work's, which it records; the zero
 	// Fence marks a write made without a lease, which neither checks nor
 	// moves the level's fence), the product totals and the movements, with
-	// consecutive sequences in works order; the reservations created and
+	// increasing sequences in works order; the reservations created and
 	// extended; and what reservation movements imply: a COMMIT, RELEASE or
 	// EXPIRE movement deactivates its item and makes an ACTIVE reservation
 	// COMMITTED, RELEASED or EXPIRED; after the commit, the loaded
