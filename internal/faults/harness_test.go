@@ -270,46 +270,71 @@ func (h *holds) count(what string) {
 	h.outcomes[what]++
 }
 
-// reserveLoop reserves 1–2 units of a product for ttl, then commits or
-// releases the reservation, recording both in hist, until ctx is done.
+// reserveLoop holds units for ttl, then commits or releases the
+// reservation, recording both in hist for each product, until ctx is done.
+// Two holds in three are 1–2 units of one product; the third is a cart of
+// one unit of each of two products, held and closed all or nothing.
 func (c *client) reserveLoop(ctx context.Context, hist *History, products []int64, ttl time.Duration, h *holds) {
 	r := rand.New(rand.NewPCG(uint64(c.id), 7))
 	for n := 0; ctx.Err() == nil; n++ {
-		product, qty := products[r.IntN(len(products))], 1+r.Int64N(2)
+		type line struct{ product, qty int64 }
+		lines := []line{{products[r.IntN(len(products))], 1 + r.Int64N(2)}}
+		kind, what := OpReserve, "reserve"
+		if r.IntN(3) == 0 && len(products) > 1 {
+			i := r.IntN(len(products))
+			lines = []line{{products[i], 1}, {products[(i+1)%len(products)], 1}}
+			kind, what = OpCartItem, "cart"
+		}
 		key := fmt.Sprintf("r%d-%d", c.id, n)
-		ret := hist.Call(c.id, product, Input{Kind: OpReserve, Qty: qty}, reserveKeyPrefix+key)
+		items := make([]map[string]any, len(lines))
+		rets := make([]func(Output), len(lines))
+		for i, l := range lines {
+			items[i] = map[string]any{"productId": l.product, "quantity": l.qty}
+			hkey := ""
+			if i == 0 {
+				hkey = reserveKeyPrefix + key
+			}
+			rets[i] = hist.Call(c.id, l.product, Input{Kind: kind, Qty: l.qty}, hkey)
+		}
+		record := func(out Output) {
+			for _, ret := range rets {
+				ret(out)
+			}
+		}
 		var res map[string]struct{ Reservation struct{ ID string } }
-		code, err := c.do(`mutation($id: ID!, $q: Int!, $ttl: Int!, $key: String) { reserveStock(input: {items: [{productId: $id, quantity: $q}], ttlSeconds: $ttl, idempotencyKey: $key}) { reservation { id } } }`,
-			map[string]any{"id": product, "q": qty, "ttl": int(ttl.Seconds()), "key": key}, &res)
+		code, err := c.do(`mutation($items: [ReservationItemInput!]!, $ttl: Int!, $key: String) { reserveStock(input: {items: $items, ttlSeconds: $ttl, idempotencyKey: $key}) { reservation { id } } }`,
+			map[string]any{"items": items, "ttl": int(ttl.Seconds()), "key": key}, &res)
 		switch {
 		case err != nil:
-			ret(Output{Kind: Unknown})
-			h.count("reserve unknown")
+			record(Output{Kind: Unknown})
+			h.count(what + " unknown")
 			continue
 		case code == "OK":
-			ret(Output{Kind: OK})
+			record(Output{Kind: OK})
 		case code == "INSUFFICIENT_STOCK":
-			ret(Output{Kind: Insufficient})
+			record(Output{Kind: Insufficient})
 		}
-		h.count("reserve " + code)
+		h.count(what + " " + code)
 		if code != "OK" {
 			continue
 		}
 		id := res["reserveStock"].Reservation.ID
 		time.Sleep(time.Duration(r.IntN(100)) * time.Millisecond)
 		c.next.Add(int64(r.IntN(2))) // closed on the replica that made it, or on the other
-		op, kind := "commitReservation", OpCommit
+		op, close := "commitReservation", OpCommit
 		if r.IntN(2) == 0 {
-			op, kind = "releaseReservation", OpRelease
+			op, close = "releaseReservation", OpRelease
 		}
-		ret = hist.Call(c.id, product, Input{Kind: kind, Qty: qty}, "")
+		for i, l := range lines {
+			rets[i] = hist.Call(c.id, l.product, Input{Kind: close, Qty: l.qty}, "")
+		}
 		code, err = c.do(`mutation($id: ID!) { `+op+`(id: $id) { reservation { status } } }`, map[string]any{"id": id}, &res)
 		switch {
 		case err != nil:
-			ret(Output{Kind: Unknown})
+			record(Output{Kind: Unknown})
 			h.count(op + " unknown")
 		case code == "OK":
-			ret(Output{Kind: OK})
+			record(Output{Kind: OK})
 			h.count(op + " OK")
 		default:
 			// Left out of the history: checkHolds fails the case.

@@ -22,8 +22,12 @@ const (
 	OpOut     = "out"
 	OpRead    = "read"
 	OpReserve = "reserve"
-	OpCommit  = "commit"
-	OpRelease = "release"
+	// OpCartItem is one product's item of a reservation over several: it
+	// holds like OpReserve, but may be refused for another product's
+	// shortage, so a refusal says nothing about this product.
+	OpCartItem = "cart-item"
+	OpCommit   = "commit"
+	OpRelease  = "release"
 )
 
 // Outcome kinds.
@@ -78,7 +82,7 @@ func step(st, input, output any) []any {
 	case OpOut:
 		applies = available >= in.Qty
 		next.stock -= in.Qty
-	case OpReserve:
+	case OpReserve, OpCartItem:
 		applies = available >= in.Qty
 		next.reserved += in.Qty
 	case OpCommit:
@@ -100,7 +104,7 @@ func step(st, input, output any) []any {
 			return []any{next}
 		}
 	case Insufficient:
-		if (in.Kind == OpOut || in.Kind == OpReserve) && !applies {
+		if (in.Kind == OpOut || in.Kind == OpReserve) && !applies || in.Kind == OpCartItem {
 			return []any{s}
 		}
 	case Unknown:

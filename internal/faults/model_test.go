@@ -63,6 +63,14 @@ func TestStockModel(t *testing.T) {
 			op(0, 0, 10, Input{OpReserve, 1}, Output{Kind: OK}), op(0, 20, 30, Input{OpRelease, 1}, Output{Kind: OK}),
 			op(1, 40, 41, Input{OpRead, 0}, Output{Kind: OK, After: 1, Reserved: 1}),
 		}, false},
+		"a cart refused for another product's shortage": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpCartItem, 1}, Output{Kind: Insufficient}),
+			op(1, 20, 21, Input{OpRead, 0}, Output{Kind: OK, After: 1, Reserved: 0}),
+		}, true},
+		"a cart applied to one product only": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpCartItem, 1}, Output{Kind: OK}),
+			op(1, 20, 21, Input{OpRead, 0}, Output{Kind: OK, After: 1, Reserved: 0}),
+		}, false},
 		"an unknown hold that happened still holds": {[]porcupine.Operation{
 			op(0, 0, math.MaxInt64, Input{OpReserve, 1}, Output{Kind: Unknown}), op(1, 20, 21, out1, Output{Kind: Insufficient}),
 			op(2, 30, 31, Input{OpRead, 0}, Output{Kind: OK, After: 1, Reserved: 1}),
