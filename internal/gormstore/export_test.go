@@ -108,3 +108,10 @@ func Migration(s *Store, version int) (string, error) {
 	}
 	return "", fmt.Errorf("no migration %d", version)
 }
+
+// Setting returns a run-time parameter of one of the store's connections.
+func Setting(ctx context.Context, s *Store, name string) (string, error) {
+	var v string
+	err := s.db.WithContext(ctx).Raw("SELECT current_setting(?)", name).Scan(&v).Error
+	return v, err
+}

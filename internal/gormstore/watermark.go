@@ -21,6 +21,10 @@ func (s *Store) LastSeq(ctx context.Context) (int64, error) {
 	return last, translate(err)
 }
 
+// slowWatermark is how long a ledger reader waits for writers before the
+// store warns: a writer holds the lock for one statement and a commit.
+const slowWatermark = time.Second
+
 // pgWatermark reads the last sequence taken, then waits for the ledger
 // writers it sees (the holders of pgWritingKey) to end. A writer that took
 // a sequence up to that one held the lock before it did, so it is among
@@ -42,8 +46,14 @@ func (s *Store) pgWatermark(ctx context.Context) (int64, error) {
 	if err := db.Raw(holdersSQL).Row().Scan(m.SQLScanner(&holders)); err != nil {
 		return 0, err
 	}
-	wait := 200 * time.Microsecond
+	wait, start, warned := 200*time.Microsecond, time.Now(), false
 	for len(holders) > 0 {
+		if !warned && time.Since(start) > slowWatermark {
+			warned = true
+			s.log.WarnContext(ctx, "ledger readers are waiting for a writer that took sequences and has not ended",
+				"waited", time.Since(start).Round(time.Millisecond), "holders", holders,
+				"see", "pg_locks.virtualtransaction; a silent client's transaction ends after idle_in_transaction_session_timeout")
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -120,3 +120,23 @@ func TestWatermarkWaitsForLowerSequences(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionSettings: a store's PostgreSQL sessions end a transaction
+// left idle by a silent client (so that its locks, which ledger readers may
+// wait for, do not outlive it), unless the DSN says otherwise.
+func TestSessionSettings(t *testing.T) {
+	dsn := gormstoretest.DSN(t, gormstore.Postgres)
+	for _, c := range []struct{ dsn, want string }{
+		{dsn, "30s"},
+		{dsn + "&idle_in_transaction_session_timeout=5s", "5s"},
+	} {
+		s := open(t, gormstore.Postgres, c.dsn)
+		got, err := gormstore.Setting(context.Background(), s, "idle_in_transaction_session_timeout")
+		if err != nil || got != c.want {
+			t.Errorf("idle_in_transaction_session_timeout = %q (%v), want %q", got, err, c.want)
+		}
+		if mode, _ := gormstore.Setting(context.Background(), s, "plan_cache_mode"); mode != "force_custom_plan" {
+			t.Errorf("plan_cache_mode = %q, want force_custom_plan", mode)
+		}
+	}
+}
