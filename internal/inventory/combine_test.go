@@ -327,7 +327,7 @@ func TestHeldRowStallsNoOtherLevel(t *testing.T) {
 		select {
 		case err := <-heldDone:
 			t.Fatalf("the stock-out of the held product returned while its row was held: %v", err)
-		default:
+		case <-time.After(5 * time.Millisecond):
 		}
 	}
 
