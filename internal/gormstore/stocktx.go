@@ -434,11 +434,11 @@ func (s *Store) writeLevels(tx *gorm.DB, items []stockItem) error {
 		var args []any
 		for i, it := range news {
 			l, at := it.st.Level, it.lastAt()
-			values[i] = "(?, ?, ?, ?, 1, ?, ?, ?, ?)"
+			values[i] = "(?, ?, ?, ?, ?, ?, ?, ?)"
 			args = append(args, l.ProductID, l.LocationID, l.Stock, l.Reserved, it.fence.Epoch, it.fence.Token, at, nullTime(l.NextExpiry))
 		}
-		res := tx.Exec(`INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at, next_expiry)
-			VALUES `+strings.Join(values, ", ")+` ON CONFLICT (product_id, location_id) DO NOTHING`, args...)
+		res := tx.Exec("WITH v (pid, lid, stock, reserved, epoch, token, at, next) AS (VALUES "+strings.Join(values, ", ")+") "+
+			fmt.Sprintf(levelInsertSQL, "v"), args...)
 		if res.Error != nil {
 			return res.Error
 		}
@@ -463,6 +463,16 @@ const levelWriteSQL = `UPDATE stock_levels AS l SET stock = v.stock, reserved = 
 		FROM %s
 		WHERE l.product_id = v.pid AND l.location_id = v.lid AND l.version = v.readver
 		AND (NOT v.fenced OR l.lease_epoch < v.epoch OR (l.lease_epoch = v.epoch AND l.lease_token <= v.token))`
+
+// levelInsertSQL creates levels, for both databases: version 1, under the
+// lease that wrote them; one that a concurrent transaction created first
+// is left alone (and the caller, seeing fewer rows, retries). The rows v
+// (pid, lid, stock, reserved, epoch, token, at, next) come from %s. (WHERE
+// true: SQLite's parser needs it before ON CONFLICT.)
+const levelInsertSQL = `INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token,
+			updated_at, next_expiry)
+		SELECT pid, lid, stock, reserved, 1, epoch, token, at, next FROM %s WHERE true
+		ON CONFLICT (product_id, location_id) DO NOTHING`
 
 // updateLevels writes the existing levels of items on SQLite, in one
 // statement, and returns how many it wrote.

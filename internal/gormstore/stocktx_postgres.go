@@ -387,11 +387,8 @@ var pgWriteSQL = `WITH sq AS (
 		` + pgLevelWriteSQL + `
 		RETURNING 1
 	), nl AS (
-		INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at, next_expiry)
-		SELECT pid, lid, stock, reserved, 1, epoch, token, at, next
-		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::timestamptz[])
-			AS v (pid, lid, stock, reserved, epoch, token, at, next)
-		ON CONFLICT (product_id, location_id) DO NOTHING
+		` + fmt.Sprintf(levelInsertSQL, `unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[],
+			?::timestamptz[], ?::timestamptz[]) AS v (pid, lid, stock, reserved, epoch, token, at, next)`) + `
 		RETURNING 1
 	), pr AS (
 		UPDATE products AS p SET stock = v.stock, reserved = v.reserved, low_stock_alerted = v.alerted,
