@@ -157,6 +157,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Streaming responses (SSE subscriptions) would hold the shutdown to its
+	// timeout: they end when it starts. (WebSockets are hijacked, which
+	// Shutdown does not wait for; cancelBase ends them.)
+	srv.RegisterOnShutdown(svc.EndSubscriptions)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if cfg.PprofAddr != "" {

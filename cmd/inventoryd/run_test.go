@@ -413,3 +413,42 @@ func TestPprofOnItsOwnListener(t *testing.T) {
 		t.Errorf("the API listener serves profiles: %d", code)
 	}
 }
+
+// TestShutdownEndsEventStreams stops a server with an SSE subscription
+// open: the stream ends and the server stops cleanly, well within its
+// shutdown timeout, instead of waiting it out for the stream.
+func TestShutdownEndsEventStreams(t *testing.T) {
+	env := envFor(t, gormstore.SQLite)
+	env["INVENTORY_SHUTDOWN_TIMEOUT"] = "1m"
+	s := startServer(t, env)
+	req, err := http.NewRequest(http.MethodPost, s.url+"/query",
+		strings.NewReader(`{"query":"subscription { stockChanged { sequence } }"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("Content-Type %q, want an event stream", ct)
+	}
+	streamEnded := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		streamEnded <- err
+	}()
+	start := time.Now()
+	s.stop()
+	if err := <-s.done; err != nil {
+		t.Fatalf("run: %v (after %v)", err, time.Since(start).Round(time.Millisecond))
+	}
+	s.done <- nil // for the cleanup
+	if err := <-streamEnded; err != nil {
+		t.Errorf("the stream ended with %v, want a clean end", err)
+	}
+	t.Logf("stopped %v after SIGTERM with a stream open", time.Since(start).Round(time.Millisecond))
+}

@@ -192,6 +192,12 @@ func (s *Service) Close() {
 	s.feed.stop()
 }
 
+// EndSubscriptions ends every subscription (their channels close) and
+// refuses new ones. A server calls it when it starts shutting down, so
+// that streaming responses end and their connections can drain rather
+// than hold the shutdown to its timeout.
+func (s *Service) EndSubscriptions() { s.feed.closeAll() }
+
 // ProductResult is what product mutations return.
 type ProductResult struct {
 	Product Product
