@@ -273,17 +273,10 @@ func TestStalledDatabaseFailsTheGroup(t *testing.T) {
 	t.Cleanup(svc.Close)
 	p := mustProduct(t, svc, "STALL", 10, 0)
 
-	other, err := sql.Open("pgx", dsn)
-	mustNoErr(t, err)
-	defer other.Close()
-	tx, err := other.Begin()
-	mustNoErr(t, err)
-	defer tx.Rollback()
-	_, err = tx.Exec("SELECT id FROM products WHERE id = $1 FOR UPDATE", p.ID)
-	mustNoErr(t, err)
+	tx, _, _ := holdProductRow(t, dsn, p.ID)
 
 	start := time.Now()
-	err = stockOutErr(svc, p.ID)
+	err := stockOutErr(svc, p.ID)
 	wantCode(t, err, inventory.CodeUnavailable)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("a stalled database held the request %v (lock timeout 300ms)", took)
@@ -293,6 +286,22 @@ func TestStalledDatabaseFailsTheGroup(t *testing.T) {
 	if got, _ := svc.Product(context.Background(), p.ID); got.Stock != 9 {
 		t.Fatalf("stock %d, want 9: the timed-out request must change nothing", got.Stock)
 	}
+}
+
+// holdProductRow locks a product's row from a connection of its own, as a
+// slow transaction elsewhere would, until tx ends (at the latest when the
+// test does). It returns the transaction, its database, and its backend's
+// process ID.
+func holdProductRow(t *testing.T, dsn string, productID int64) (tx *sql.Tx, db *sql.DB, pid int) {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	mustNoErr(t, err)
+	t.Cleanup(func() { db.Close() })
+	tx, err = db.Begin()
+	mustNoErr(t, err)
+	t.Cleanup(func() { _ = tx.Rollback() })
+	mustNoErr(t, tx.QueryRow("SELECT pg_backend_pid() FROM products WHERE id = $1 FOR UPDATE", productID).Scan(&pid))
+	return tx, db, pid
 }
 
 // TestHeldRowStallsNoOtherLevel holds a product's row from another
@@ -310,14 +319,7 @@ func TestHeldRowStallsNoOtherLevel(t *testing.T) {
 	t.Cleanup(svc.Close)
 	held, free := mustProduct(t, svc, "HELD", 10, 0), mustProduct(t, svc, "FREE", 10, 0)
 
-	other, err := sql.Open("pgx", dsn)
-	mustNoErr(t, err)
-	defer other.Close()
-	tx, err := other.Begin()
-	mustNoErr(t, err)
-	defer tx.Rollback()
-	var holder int
-	mustNoErr(t, tx.QueryRow("SELECT pg_backend_pid() FROM products WHERE id = $1 FOR UPDATE", held.ID).Scan(&holder))
+	tx, other, holder := holdProductRow(t, dsn, held.ID)
 
 	heldDone := make(chan error, 1)
 	go func() { heldDone <- stockOutErr(svc, held.ID) }()
