@@ -18,55 +18,13 @@ type opResult struct {
 	err error
 }
 
-// levelJob is the requests for one level in a stock transaction, and then
-// their outcomes. A job over several levels holds a single request that
-// spans them (a levelsOp); its levels are that request's, in its order.
-type levelJob struct {
-	levels []jobLevel
-	ops    []stockOp
-	// results are the ops' outcomes, in ops order.
-	results []opResult
-	// sc is the span of the batch the job is, which the transaction that
-	// commits it links to.
-	sc trace.SpanContext
-	// busy says the transaction skipped the job, without results: another
-	// transaction holds one of its products.
-	busy bool
-}
-
-// jobLevel is one level of a job and the lease it is written under.
-type jobLevel struct {
-	key   LevelKey
-	fence Fence
-	// lost is closed when the lease is lost and the write may no longer be
-	// made; nil for writes made without a lease.
-	lost <-chan struct{}
-}
-
-// leased is the jobLevel of key written under lease.
-func (s *Service) leased(key LevelKey, lease lock.Lease) jobLevel {
-	return jobLevel{key: key, fence: Fence{Epoch: s.epoch, Token: lease.Token()}, lost: lease.Done()}
-}
-
-// leaseLost reports whether the lease of one of j's levels is lost.
-func (j *levelJob) leaseLost() bool {
-	for _, l := range j.levels {
-		if closed(l.lost) {
-			return true
-		}
+// fence is the fence of a write under lease; the zero Fence for a write
+// made without one.
+func (s *Service) fence(lease lock.Lease) Fence {
+	if lease == nil {
+		return Fence{}
 	}
-	return false
-}
-
-// products lists the products of j's levels.
-func (j *levelJob) products() []int64 {
-	ids := make([]int64, 0, len(j.levels))
-	for _, l := range j.levels {
-		if !slices.Contains(ids, l.key.ProductID) {
-			ids = append(ids, l.key.ProductID)
-		}
-	}
-	return ids
+	return Fence{Epoch: s.epoch, Token: lease.Token()}
 }
 
 // runJobs runs jobs, of distinct products, in one stock transaction and
@@ -82,11 +40,11 @@ func (s *Service) runJobs(ctx context.Context, jobs []*levelJob, skipLocked bool
 	scs := make([]trace.SpanContext, 0, len(jobs))
 	levels, requests := 0, 0
 	for _, j := range jobs {
-		if !j.sc.Equal(parent) {
-			scs = append(scs, j.sc)
+		if !j.SC.Equal(parent) {
+			scs = append(scs, j.SC)
 		}
-		levels += len(j.levels)
-		requests += len(j.ops)
+		levels += len(j.Levels)
+		requests += len(j.Ops)
 	}
 	ctx, span := s.tracer.Start(ctx, "inventory.transaction", trace.WithLinks(linksTo(scs)...),
 		trace.WithAttributes(attrLevels.Int(levels), attrRequests.Int(requests)))
@@ -104,7 +62,7 @@ func (s *Service) runJobsTx(ctx context.Context, jobs []*levelJob, skipLocked bo
 		if len(lostAtCommit) > 0 {
 			// Rolled back: those jobs fail, the others run again.
 			for _, j := range lostAtCommit {
-				j.results = fail(len(j.ops), errLeaseLost(lock.ErrLeaseLost))
+				j.Results = fail(len(j.Ops), errLeaseLost(lock.ErrLeaseLost))
 			}
 			jobs = slices.DeleteFunc(jobs, func(j *levelJob) bool { return slices.Contains(lostAtCommit, j) })
 			continue
@@ -119,7 +77,7 @@ func (s *Service) runJobsTx(ctx context.Context, jobs []*levelJob, skipLocked bo
 		}
 		if err != nil {
 			for _, j := range jobs {
-				j.results = fail(len(j.ops), err)
+				j.Results = fail(len(j.Ops), err)
 			}
 		}
 		return attempt, err
@@ -138,12 +96,12 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool)
 	first := make([]int, len(jobs)) // index in works of each job's first level
 	opts := StockOptions{Now: s.now(), SkipLocked: skipLocked}
 	for i, j := range jobs {
-		j.busy = false
+		j.Busy = false
 		first[i] = len(works)
-		for _, l := range j.levels {
-			works = append(works, LevelWork{Key: l.key, Fence: l.fence})
+		for _, l := range j.Levels {
+			works = append(works, LevelWork{Key: l.Key, Fence: s.fence(l.Lease)})
 		}
-		for _, op := range j.ops {
+		for _, op := range j.Ops {
 			if op.idempotencyKey != "" {
 				works[first[i]].ReplayKeys = append(works[first[i]].ReplayKeys, op.idempotencyKey)
 			}
@@ -166,19 +124,19 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool)
 			ids := st.NewIDs
 			for i, j := range jobs {
 				steps[i] = nil
-				jt := jobTxs{txs: st.Levels[first[i] : first[i]+len(j.levels)], set: st, newIDs: &ids}
-				if jt.err() == nil && !j.leaseLost() {
-					for _, l := range j.levels {
-						jt.fences = append(jt.fences, l.fence)
+				jt := jobTxs{txs: st.Levels[first[i] : first[i]+len(j.Levels)], set: st, newIDs: &ids}
+				if jt.err() == nil && !j.LeaseLost() {
+					for _, l := range j.Levels {
+						jt.fences = append(jt.fences, s.fence(l.Lease))
 					}
-					steps[i] = applyOps(jt, j.ops, now, traceID)
+					steps[i] = applyOps(jt, j.Ops, now, traceID)
 				}
 			}
 			return nil
 		},
 		BeforeCommit: func() error {
 			for _, j := range jobs {
-				if j.leaseLost() {
+				if j.LeaseLost() {
 					lostAtCommit = append(lostAtCommit, j)
 				}
 			}
@@ -196,19 +154,19 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool)
 	}
 	requests := 0
 	for i, j := range jobs {
-		jt := jobTxs{txs: set.Levels[first[i] : first[i]+len(j.levels)]}
+		jt := jobTxs{txs: set.Levels[first[i] : first[i]+len(j.Levels)]}
 		if errors.Is(jt.err(), ErrLevelBusy) {
-			j.busy = true
+			j.Busy = true
 			continue
 		}
-		requests += len(j.ops)
+		requests += len(j.Ops)
 		switch {
 		case jt.err() != nil:
-			j.results = fail(len(j.ops), jt.err())
+			j.Results = fail(len(j.Ops), jt.err())
 		case steps[i] == nil: // lost its lease before the writes
-			j.results = fail(len(j.ops), errLeaseLost(lock.ErrLeaseLost))
+			j.Results = fail(len(j.Ops), errLeaseLost(lock.ErrLeaseLost))
 		default:
-			j.results = finishSteps(jt.txs[0], steps[i])
+			j.Results = finishSteps(jt.txs[0], steps[i])
 		}
 	}
 	s.committed(requests, set.Levels)

@@ -237,7 +237,7 @@ func (s *Service) bulkTx(ctx context.Context, ops []stockOp, allOrNothing bool) 
 	defer func() { endSpan(span, err) }()
 	works := make([]LevelWork, len(ops))
 	for i, op := range ops {
-		works[i] = LevelWork{Key: op.key, Fence: held[op.key].fence}
+		works[i] = LevelWork{Key: op.key, Fence: s.fence(held[op.key])}
 		if op.idempotencyKey != "" {
 			works[i].ReplayKeys = []string{op.idempotencyKey}
 		}

@@ -13,4 +13,4 @@ func SetAfterLock(s *Service, fn func(ctx context.Context, key LevelKey, lease l
 }
 
 // Waiting returns how many stock requests are queued or in a batch.
-func Waiting(s *Service) int64 { return s.combiner.waiting.Load() }
+func Waiting(s *Service) int64 { return s.pipe.Waiting() }

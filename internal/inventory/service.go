@@ -78,7 +78,7 @@ type Service struct {
 	lockTimeout time.Duration
 	feed        *feed
 	strategy    Strategy
-	combiner    *combiner
+	pipe        *stockPipeline
 	resLevels   levelsCache
 	tracer      trace.Tracer
 	obs         Observer
@@ -151,7 +151,7 @@ func NewService(cfg Config) *Service {
 		maxWaiting = 10_000
 	}
 	s.resLevels.max = maxCachedReservations
-	s.combiner = newCombiner(s, min(maxBatch, MaxBatchLimit), maxWaiting)
+	s.pipe = newPipeline(s, min(maxBatch, MaxBatchLimit), maxWaiting)
 	s.maxReservationTTL = cfg.MaxReservationTTL
 	if s.maxReservationTTL <= 0 {
 		s.maxReservationTTL = DefaultMaxReservationTTL
@@ -188,7 +188,7 @@ func (s *Service) LockEpoch() int64 { return s.epoch }
 // and ends all subscriptions.
 func (s *Service) Close() {
 	s.reaper.stop()
-	s.combiner.wait()
+	s.pipe.Wait()
 	s.feed.stop()
 }
 

@@ -188,8 +188,8 @@ func (s *Service) lock(ctx context.Context, key LevelKey) (lock.Lease, error) {
 
 // lockLevels takes the leases of keys in the order of their lock names,
 // the one order every holder of several leases takes them in, and returns
-// each level with its lease.
-func (s *Service) lockLevels(ctx context.Context, keys []LevelKey) (lock.Leases, map[LevelKey]jobLevel, error) {
+// each level's lease.
+func (s *Service) lockLevels(ctx context.Context, keys []LevelKey) (lock.Leases, map[LevelKey]lock.Lease, error) {
 	names := make([]string, len(keys))
 	byName := make(map[string]LevelKey, len(keys))
 	for i, k := range keys {
@@ -204,9 +204,9 @@ func (s *Service) lockLevels(ctx context.Context, keys []LevelKey) (lock.Leases,
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
-	levels := make(map[LevelKey]jobLevel, len(keys))
+	levels := make(map[LevelKey]lock.Lease, len(keys))
 	for i, name := range names {
-		levels[byName[name]] = s.leased(byName[name], leases[i])
+		levels[byName[name]] = leases[i]
 	}
 	return leases, levels, nil
 }

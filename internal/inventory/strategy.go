@@ -55,7 +55,7 @@ func (s *Service) applyStock(ctx context.Context, op stockOp) (StockResult, erro
 	if run := benchStrategies[s.strategy]; run != nil {
 		r = run(s, ctx, op)
 	} else {
-		r = s.combiner.submit(ctx, op)
+		r = s.submit(ctx, op)
 	}
 	return r.res, r.err
 }

@@ -45,16 +45,16 @@ func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) [
 	if s.afterLock != nil {
 		s.afterLock(ctx, key, lease)
 	}
-	job := &levelJob{levels: []jobLevel{s.leased(key, lease)}, ops: ops, sc: trace.SpanContextFromContext(ctx)}
+	job := &levelJob{Levels: []jobLevel{{Key: key, Lease: lease}}, Ops: ops, SC: trace.SpanContextFromContext(ctx)}
 	s.runJobs(ctx, []*levelJob{job}, false)
-	return job.results
+	return job.Results
 }
 
 // runUnlocked runs op in a transaction of its own, without a lease.
 func (s *Service) runUnlocked(ctx context.Context, op stockOp) opResult {
-	job := &levelJob{levels: []jobLevel{{key: op.key}}, ops: []stockOp{op}}
+	job := &levelJob{Levels: []jobLevel{{Key: op.key}}, Ops: []stockOp{op}}
 	s.runJobs(ctx, []*levelJob{job}, false)
-	return job.results[0]
+	return job.Results[0]
 }
 
 // runUnsafe is StrategyUnsafe: the level and product read before the

@@ -1,0 +1,326 @@
+// Package pipeline is the write pipeline every stock change goes through,
+// in two stages.
+//
+// Requests queue by the key they write (a stock level). Each key with
+// requests waiting has one worker goroutine, started on demand and ended
+// when its queue is empty. It takes up to MaxBatch requests at a time as a
+// job, under a lease it keeps while its queue stays busy (up to MaxHold, so
+// that other replicas get their turn).
+//
+// Workers hand their jobs to the committer, which runs the jobs waiting for
+// it, no two on one row, in one transaction: one commit for many keys. The
+// busier the service, the larger the batches and groups, so the cost per
+// request falls with load. A job whose row another transaction holds runs
+// alone, so that it waits and nothing else does.
+//
+// The package knows nothing of stock: what a request does, how a group
+// commits and how a lease is taken come from its Backend.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopstack/inventory/internal/lock"
+)
+
+// Backend is what the pipeline needs from its user. K is the key requests
+// queue by, O a request, R its outcome.
+type Backend[K comparable, O, R any] interface {
+	// Lock takes key's lease for a batch; Unlock returns it.
+	Lock(ctx context.Context, key K) (lock.Lease, error)
+	Unlock(ctx context.Context, key K, lease lock.Lease)
+	// StartBatch starts the span of a batch on key, a child of ctx's span
+	// linked to the other requests' (links). held is the lease the batch
+	// reuses, or nil when it takes one.
+	StartBatch(ctx context.Context, key K, links []trace.SpanContext, held lock.Lease) (context.Context, trace.Span)
+	// Commit runs jobs in one transaction and sets each job's Results. With
+	// skipLocked it does not wait for a row another transaction holds: it
+	// marks the jobs on such a row Busy instead, without results.
+	Commit(ctx context.Context, jobs []*Job[K, O, R], skipLocked bool)
+	// Row is the row a key's writes lock: a group holds no two jobs that
+	// share one.
+	Row(key K) int64
+	// Serial returns a nonzero ID for a request that must see the outcome
+	// of any earlier request with the same ID: the two never share a batch.
+	Serial(op O) int64
+}
+
+// Job is a batch of requests on its levels, and then their outcomes.
+type Job[K comparable, O, R any] struct {
+	Levels []Held[K]
+	Ops    []O
+	// Results are the Ops' outcomes, in Ops order.
+	Results []R
+	// SC is the span of the batch, which the transaction that commits it
+	// links to.
+	SC trace.SpanContext
+	// Busy says the transaction skipped the job: another holds its row.
+	Busy bool
+}
+
+// Held is a key a job writes and the lease it writes it under (nil for a
+// write made without one).
+type Held[K comparable] struct {
+	Key   K
+	Lease lock.Lease
+}
+
+// LeaseLost reports whether the lease of one of j's levels is lost, so
+// that its writes may no longer be made.
+func (j *Job[K, O, R]) LeaseLost() bool {
+	for _, l := range j.Levels {
+		if l.Lease != nil && closed(l.Lease.Done()) {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrFull refuses a request when MaxWaiting requests are waiting already.
+var ErrFull = errors.New("pipeline: too many requests waiting")
+
+// ErrCancelled is the outcome of a request cancelled before a worker took
+// it: it had no effect.
+var ErrCancelled = errors.New("pipeline: request cancelled while queued")
+
+// Config sizes a Pipeline.
+type Config struct {
+	// MaxBatch is the most requests in one job (default 256).
+	MaxBatch int
+	// MaxWaiting is the most requests queued or in a job; beyond it,
+	// Submit refuses with ErrFull (default 10,000).
+	MaxWaiting int
+	// MaxGroup is the most requests in one group transaction; a job larger
+	// than that runs alone (default 1,024).
+	MaxGroup int
+	// MaxHold bounds how long a worker keeps its lease across jobs
+	// (default 20ms).
+	MaxHold time.Duration
+	// CommitTimeout bounds a group transaction, which serves many requests
+	// and so is bounded by no request's context (default 5s).
+	CommitTimeout time.Duration
+}
+
+// Pipeline queues, combines and group-commits requests. Its zero value is
+// not usable; call New.
+type Pipeline[K comparable, O, R any] struct {
+	b       Backend[K, O, R]
+	cfg     Config
+	waiting atomic.Int64 // requests queued or in a job, all keys
+
+	mu      sync.Mutex
+	queues  map[K]*queue[O, R]
+	workers sync.WaitGroup
+
+	commit committer[K, O, R]
+}
+
+type queue[O, R any] struct {
+	reqs []*pending[O, R]
+}
+
+// pending is one request in a queue. A worker takes it, or its caller
+// cancels it, whichever comes first.
+type pending[O, R any] struct {
+	op O
+	// sc is the request's span, which the batch that serves it links to.
+	sc    trace.SpanContext
+	state atomic.Int32
+	done  chan outcome[R] // buffered: the worker never blocks on it
+}
+
+type outcome[R any] struct {
+	r   R
+	err error
+}
+
+const (
+	queued int32 = iota
+	taken
+	cancelled
+)
+
+// New returns a pipeline that runs its requests with b.
+func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O, R] {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.MaxWaiting <= 0 {
+		cfg.MaxWaiting = 10_000
+	}
+	if cfg.MaxGroup <= 0 {
+		cfg.MaxGroup = 1024
+	}
+	if cfg.MaxHold <= 0 {
+		cfg.MaxHold = 20 * time.Millisecond
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = 5 * time.Second
+	}
+	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[O, R])}
+	p.commit = committer[K, O, R]{b: b, maxOps: cfg.MaxGroup, timeout: cfg.CommitTimeout}
+	return p
+}
+
+// Submit queues op on key behind the other requests for key and waits for
+// its outcome. The error is ErrFull, ErrCancelled, or the Backend's Lock
+// error, none of which had any effect. A request cancelled once a worker
+// has taken it still waits for its outcome, since its transaction may
+// commit.
+func (p *Pipeline[K, O, R]) Submit(ctx context.Context, key K, op O) (R, error) {
+	if p.waiting.Add(1) > int64(p.cfg.MaxWaiting) {
+		p.waiting.Add(-1)
+		var zero R
+		return zero, ErrFull
+	}
+	r := &pending[O, R]{op: op, sc: trace.SpanContextFromContext(ctx), done: make(chan outcome[R], 1)}
+	p.mu.Lock()
+	q := p.queues[key]
+	if q == nil {
+		q = &queue[O, R]{}
+		p.queues[key] = q
+		p.workers.Add(1)
+		go p.work(key, q)
+	}
+	q.reqs = append(q.reqs, r)
+	p.mu.Unlock()
+
+	select {
+	case o := <-r.done:
+		return o.r, o.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(queued, cancelled) {
+			var zero R
+			return zero, ErrCancelled
+		}
+		o := <-r.done
+		return o.r, o.err
+	}
+}
+
+// Run has job, whose leases its caller holds, committed in the next group
+// and waits until it has its Results.
+func (p *Pipeline[K, O, R]) Run(job *Job[K, O, R]) { p.commit.run(job) }
+
+// Waiting returns the number of requests queued or in a job.
+func (p *Pipeline[K, O, R]) Waiting() int64 { return p.waiting.Load() }
+
+// Wait waits for the workers and the committer to finish the requests
+// they have.
+func (p *Pipeline[K, O, R]) Wait() {
+	p.workers.Wait()
+	p.commit.wg.Wait()
+}
+
+// work serves the queue of key until it is empty.
+func (p *Pipeline[K, O, R]) work(key K, q *queue[O, R]) {
+	defer p.workers.Done()
+	ctx := context.Background()
+	var lease lock.Lease
+	var since time.Time
+	release := func() {
+		if lease != nil {
+			p.b.Unlock(ctx, key, lease)
+			lease = nil
+		}
+	}
+	defer release()
+	for {
+		batch := p.take(key, q)
+		if batch == nil {
+			return
+		}
+		if lease != nil && (closed(lease.Done()) || time.Since(since) > p.cfg.MaxHold) {
+			release()
+		}
+		links := make([]trace.SpanContext, len(batch)-1)
+		for i, r := range batch[1:] {
+			links[i] = r.sc
+		}
+		bctx, span := p.b.StartBatch(trace.ContextWithSpanContext(ctx, batch[0].sc), key, links, lease)
+		if lease == nil {
+			l, err := p.b.Lock(bctx, key)
+			if err != nil {
+				span.End()
+				p.answer(batch, nil, err)
+				continue
+			}
+			lease, since = l, time.Now()
+		}
+		job := &Job[K, O, R]{Levels: []Held[K]{{Key: key, Lease: lease}}, Ops: make([]O, len(batch)), SC: span.SpanContext()}
+		for i, r := range batch {
+			job.Ops[i] = r.op
+		}
+		p.commit.run(job)
+		span.End()
+		p.answer(batch, job.Results, nil)
+	}
+}
+
+// answer gives each request of batch its result, or err.
+func (p *Pipeline[K, O, R]) answer(batch []*pending[O, R], results []R, err error) {
+	for i, r := range batch {
+		if err != nil {
+			r.done <- outcome[R]{err: err}
+		} else {
+			r.done <- outcome[R]{r: results[i]}
+		}
+	}
+	p.waiting.Add(-int64(len(batch)))
+}
+
+// take removes up to MaxBatch live requests from the head of q, dropping
+// the cancelled ones. A request whose Serial an earlier request of the
+// batch has stays queued for the next batch, so it sees the other's
+// outcome. With none left it removes the queue and returns nil: the worker
+// ends, and the next request starts a new one.
+func (p *Pipeline[K, O, R]) take(key K, q *queue[O, R]) []*pending[O, R] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var batch, later []*pending[O, R]
+	var serials []int64
+	n := 0
+	for n < len(q.reqs) && len(batch) < p.cfg.MaxBatch {
+		r := q.reqs[n]
+		n++
+		id := p.b.Serial(r.op)
+		if id != 0 && slices.Contains(serials, id) {
+			later = append(later, r)
+			continue
+		}
+		if r.state.CompareAndSwap(queued, taken) {
+			batch = append(batch, r)
+			if id != 0 {
+				serials = append(serials, id)
+			}
+		} else {
+			p.waiting.Add(-1)
+		}
+	}
+	clear(q.reqs[:n])
+	q.reqs = q.reqs[n:]
+	if len(later) > 0 {
+		q.reqs = append(later, q.reqs...)
+	}
+	if len(batch) == 0 {
+		delete(p.queues, key)
+		return nil
+	}
+	return batch
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

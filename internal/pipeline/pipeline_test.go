@@ -1,0 +1,221 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/shopstack/inventory/internal/lock"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/pipeline"
+)
+
+// key is a counter on a row; op adds to its counter.
+type key struct{ row, n int64 }
+
+type op struct {
+	add    int64
+	serial int64
+}
+
+// counters is a Backend whose "transaction" adds each op to its key's
+// counter and answers with the new value. It records what it was asked
+// to do, so the tests can check how requests were combined.
+type counters struct {
+	locker *memlock.Locker
+
+	mu     sync.Mutex
+	values map[key]int64
+	groups [][]*pipeline.Job[key, op, int64]
+	// busyRows are rows a transaction with skipLocked finds held.
+	busyRows map[int64]bool
+	alone    int
+	// gate, when set, holds every Commit until it is closed.
+	gate chan struct{}
+}
+
+func newCounters() *counters {
+	return &counters{locker: memlock.New(1), values: map[key]int64{}, busyRows: map[int64]bool{}}
+}
+
+func (c *counters) Lock(ctx context.Context, k key) (lock.Lease, error) {
+	return c.locker.Lock(ctx, fmt.Sprint(k))
+}
+
+func (c *counters) Unlock(ctx context.Context, _ key, l lock.Lease) { _ = l.Unlock(ctx) }
+
+func (c *counters) StartBatch(ctx context.Context, _ key, _ []trace.SpanContext, _ lock.Lease) (context.Context, trace.Span) {
+	return noop.NewTracerProvider().Tracer("").Start(ctx, "batch")
+}
+
+func (c *counters) Commit(_ context.Context, jobs []*pipeline.Job[key, op, int64], skipLocked bool) {
+	if c.gate != nil {
+		<-c.gate
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.groups = append(c.groups, jobs)
+	if !skipLocked {
+		c.alone++
+	}
+	for _, j := range jobs {
+		k := j.Levels[0].Key
+		if skipLocked && c.busyRows[k.row] {
+			j.Busy = true
+			continue
+		}
+		j.Results = make([]int64, len(j.Ops))
+		for i, o := range j.Ops {
+			c.values[k] += o.add
+			j.Results[i] = c.values[k]
+		}
+	}
+}
+
+func (c *counters) Row(k key) int64 { return k.row }
+
+func (c *counters) Serial(o op) int64 { return o.serial }
+
+func TestCombinesAndGroups(t *testing.T) {
+	c := newCounters()
+	p := pipeline.New[key, op, int64](c, pipeline.Config{MaxBatch: 64})
+	defer p.Wait()
+	keys := []key{{1, 1}, {1, 2}, {2, 1}, {3, 1}}
+	const each = 200
+	var wg sync.WaitGroup
+	seen := make(map[key]map[int64]bool)
+	var mu sync.Mutex
+	for _, k := range keys {
+		seen[k] = map[int64]bool{}
+	}
+	for _, k := range keys {
+		for range each {
+			wg.Go(func() {
+				v, err := p.Submit(context.Background(), k, op{add: 1})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				seen[k][v] = true
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	for _, k := range keys {
+		if c.values[k] != each || len(seen[k]) != each {
+			t.Errorf("key %v: value %d, %d distinct answers; want %d each", k, c.values[k], len(seen[k]), each)
+		}
+	}
+	jobs := 0
+	for _, g := range c.groups {
+		rows := map[int64]bool{}
+		for _, j := range g {
+			jobs++
+			if r := j.Levels[0].Key.row; rows[r] {
+				t.Fatalf("a group holds two jobs on row %d", r)
+			} else {
+				rows[r] = true
+			}
+		}
+	}
+	if jobs >= len(keys)*each {
+		t.Errorf("%d requests ran in %d jobs: nothing was combined", len(keys)*each, jobs)
+	}
+	if p.Waiting() != 0 {
+		t.Errorf("Waiting = %d after every request was answered", p.Waiting())
+	}
+}
+
+func TestSerialRequestsNeverShareABatch(t *testing.T) {
+	c := newCounters()
+	c.gate = make(chan struct{})
+	p := pipeline.New[key, op, int64](c, pipeline.Config{})
+	defer p.Wait()
+	k := key{1, 1}
+	var wg sync.WaitGroup
+	// The first request holds the committer; the next three queue behind it.
+	wg.Go(func() { _, _ = p.Submit(context.Background(), k, op{add: 1}) })
+	waitFor(t, func() bool { return p.Waiting() == 1 })
+	for _, o := range []op{{add: 1, serial: 7}, {add: 1, serial: 7}, {add: 1}} {
+		wg.Go(func() { _, _ = p.Submit(context.Background(), k, o) })
+	}
+	waitFor(t, func() bool { return p.Waiting() == 4 })
+	close(c.gate)
+	wg.Wait()
+	for _, g := range c.groups {
+		n := 0
+		for _, o := range g[0].Ops {
+			if o.serial == 7 {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("two requests with one serial in a batch: %+v", g[0].Ops)
+		}
+	}
+	if c.values[k] != 4 {
+		t.Fatalf("value %d, want 4", c.values[k])
+	}
+}
+
+func TestBusyRowRunsAlone(t *testing.T) {
+	c := newCounters()
+	c.busyRows[2] = true
+	p := pipeline.New[key, op, int64](c, pipeline.Config{})
+	defer p.Wait()
+	for _, k := range []key{{1, 1}, {2, 1}} {
+		if v, err := p.Submit(context.Background(), k, op{add: 5}); err != nil || v != 5 {
+			t.Fatalf("key %v: %d, %v", k, v, err)
+		}
+	}
+	if c.alone != 1 {
+		t.Fatalf("%d transactions ran alone, want 1 (the busy row's)", c.alone)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	c := newCounters()
+	c.gate = make(chan struct{})
+	p := pipeline.New[key, op, int64](c, pipeline.Config{MaxWaiting: 2})
+	k := key{1, 1}
+	var wg sync.WaitGroup
+	wg.Go(func() { _, _ = p.Submit(context.Background(), k, op{add: 1}) })
+	waitFor(t, func() bool { return p.Waiting() == 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := p.Submit(ctx, k, op{add: 100}); errc <- err }()
+	waitFor(t, func() bool { return p.Waiting() == 2 })
+	if _, err := p.Submit(context.Background(), k, op{add: 1000}); !errors.Is(err, pipeline.ErrFull) {
+		t.Fatalf("third request: %v, want ErrFull", err)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, pipeline.ErrCancelled) {
+		t.Fatalf("cancelled request: %v, want ErrCancelled", err)
+	}
+	close(c.gate)
+	wg.Wait()
+	p.Wait()
+	if c.values[k] != 1 {
+		t.Fatalf("value %d: a refused or cancelled request had an effect", c.values[k])
+	}
+	if p.Waiting() != 0 {
+		t.Fatalf("Waiting = %d at the end", p.Waiting())
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+	}
+}
