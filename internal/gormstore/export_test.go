@@ -35,7 +35,7 @@ func HotPathPlans(ctx context.Context, s *Store) (map[string]string, error) {
 			}
 		}
 		for name, sql := range map[string]string{
-			"lock products": pgLockProductsSQL, "levels": pgLevelsSQL, "replays": pgReplaysSQL, "write": pgNumbered(pgWriteSQL),
+			"lock products": pgStockSQL.products, "levels": pgStockSQL.levels, "replays": pgStockSQL.replays, "write": pgNumbered(pgWriteSQL),
 		} {
 			if _, err := c.Exec(ctx, "PREPARE hot AS "+sql); err != nil {
 				return fmt.Errorf("%s: %w", name, err)

@@ -3,11 +3,11 @@ package gormstore
 import (
 	"context"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgtype"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 
 	"github.com/shopstack/inventory/internal/inventory"
@@ -28,7 +28,7 @@ func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, o
 		return s.pgUpdateStocks(ctx, works, opts, cb)
 	}
 	return s.write(ctx, func(tx *gorm.DB) error {
-		set, items, err := s.loadStock(tx, works, opts)
+		set, items, err := loadStock(gormReader{tx}, sqliteStockSQL, works, opts)
 		if err != nil {
 			return err
 		}
@@ -132,73 +132,6 @@ func replayKeys(works []inventory.LevelWork) []string {
 	return keys
 }
 
-// loadStock reads a stock transaction's data on SQLite, whose immediate
-// transaction already holds the database's write lock.
-func (s *Store) loadStock(tx *gorm.DB, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
-	ids := make([]int64, len(works))
-	for i, w := range works {
-		ids[i] = w.Key.ProductID
-	}
-	d := stockData{replays: map[string]inventory.Movement{}, rejections: map[string]inventory.Rejection{}}
-	var err error
-	if d.products, d.levels, err = loadProductsAndLevels(tx, ids, works); err != nil {
-		return nil, nil, err
-	}
-	if keys := replayKeys(works); len(keys) > 0 {
-		var rows []movementRow
-		if err := tx.Raw("SELECT "+movementColumns+" FROM stock_movements WHERE idempotency_key IN ?", keys).Scan(&rows).Error; err != nil {
-			return nil, nil, err
-		}
-		for _, r := range rows {
-			d.replays[r.IdempotencyKey.String] = r.movement()
-		}
-		var rejections []rejectionRow
-		if err := tx.Raw(rejectionsSQL+" IN ?", keys).Scan(&rejections).Error; err != nil {
-			return nil, nil, err
-		}
-		for _, r := range rejections {
-			d.rejections[r.IdempotencyKey] = r.rejection()
-		}
-	}
-	items, missing := buildItems(works, d, opts.Now)
-	if len(missing) > 0 {
-		var found []int64
-		if err := tx.Raw("SELECT id FROM locations WHERE id IN ?", missing).Scan(&found).Error; err != nil {
-			return nil, nil, err
-		}
-		markUnknownLocations(items, found)
-	}
-	set := &inventory.StockSet{Now: opts.Now, Reservations: map[int64]*inventory.Reservation{}}
-	for _, it := range items {
-		set.Levels = append(set.Levels, it.st)
-	}
-	if due := dueLevels(items, opts.Now); len(due) > 0 {
-		if err := loadExpired(tx, due, opts.Now); err != nil {
-			return nil, nil, err
-		}
-	}
-	if len(opts.Reservations) > 0 {
-		rs, err := s.loadReservations(tx, "SELECT "+reservationColumns+" FROM reservations WHERE id IN ?", opts.Reservations)
-		if err != nil {
-			return nil, nil, err
-		}
-		for i := range rs {
-			set.Reservations[rs[i].ID] = &rs[i]
-		}
-	}
-	if opts.NewReservations > 0 {
-		var last int64
-		if err := tx.Raw(`SELECT max(coalesce((SELECT max(id) FROM reservations), 0),
-			coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reservations'), 0))`).Scan(&last).Error; err != nil {
-			return nil, nil, err
-		}
-		for i := range opts.NewReservations {
-			set.NewIDs = append(set.NewIDs, last+1+int64(i))
-		}
-	}
-	return set, items, nil
-}
-
 // dueLevels returns the items whose level's NextExpiry has passed at now:
 // some of their reservation items may have expired.
 func dueLevels(items []stockItem, now time.Time) map[inventory.LevelKey]*stockItem {
@@ -215,66 +148,6 @@ func dueLevels(items []stockItem, now time.Time) map[inventory.LevelKey]*stockIt
 // expiredRow is an expired active reservation item of a due level.
 type expiredRow struct {
 	ProductID, LocationID, ReservationID, Quantity int64
-}
-
-// loadExpired gives each due level its expired items and the earliest
-// expiry of the others, on SQLite (in process: a query per level costs no
-// round trip).
-func loadExpired(tx *gorm.DB, due map[inventory.LevelKey]*stockItem, now time.Time) error {
-	for k, it := range due {
-		var rows []expiredRow
-		if err := tx.Raw(`SELECT product_id, location_id, reservation_id, quantity FROM reservation_items
-			WHERE product_id = ? AND location_id = ? AND active AND expires_at <= ? ORDER BY expires_at, reservation_id`,
-			k.ProductID, k.LocationID, now.UTC()).Scan(&rows).Error; err != nil {
-			return err
-		}
-		for _, r := range rows {
-			it.st.Expired = append(it.st.Expired, inventory.ReservedItem{ReservationID: r.ReservationID, Quantity: r.Quantity})
-		}
-		var next []time.Time
-		if err := tx.Raw(`SELECT expires_at FROM reservation_items WHERE product_id = ? AND location_id = ? AND active AND expires_at > ?
-			ORDER BY expires_at LIMIT 1`, k.ProductID, k.LocationID, now.UTC()).Scan(&next).Error; err != nil {
-			return err
-		}
-		if len(next) == 1 {
-			it.st.NextActiveExpiry = next[0].UTC()
-		}
-	}
-	return nil
-}
-
-// loadProductsAndLevels reads the products and the levels of works.
-func loadProductsAndLevels(tx *gorm.DB, ids []int64, works []inventory.LevelWork) (map[int64]*inventory.Product, map[inventory.LevelKey]inventory.Level, error) {
-	var prows []productRow
-	if err := tx.Raw("SELECT "+productColumns+" FROM products WHERE id IN ? ORDER BY id", ids).Scan(&prows).Error; err != nil {
-		return nil, nil, err
-	}
-	products := make(map[int64]*inventory.Product, len(prows))
-	for _, r := range prows {
-		p := r.product()
-		products[r.ID] = &p
-	}
-	levels, err := loadLevels(tx, works)
-	return products, levels, err
-}
-
-func loadLevels(tx *gorm.DB, works []inventory.LevelWork) (map[inventory.LevelKey]inventory.Level, error) {
-	pairs := make([]string, len(works))
-	args := make([]any, 0, 2*len(works))
-	for i, w := range works {
-		pairs[i] = "(?, ?)"
-		args = append(args, w.Key.ProductID, w.Key.LocationID)
-	}
-	var rows []levelRow
-	err := tx.Raw("SELECT "+levelColumns+" FROM stock_levels WHERE (product_id, location_id) IN ("+strings.Join(pairs, ", ")+")", args...).Scan(&rows).Error
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[inventory.LevelKey]inventory.Level, len(rows))
-	for _, r := range rows {
-		out[inventory.LevelKey{ProductID: r.ProductID, LocationID: r.LocationID}] = r.level()
-	}
-	return out, nil
 }
 
 // changedItems returns the items to write (they appended movements or
@@ -352,11 +225,12 @@ func (s *Store) writeStocks(tx *gorm.DB, set *inventory.StockSet, items []stockI
 	return insertMovements(tx, ms)
 }
 
-// rejectionsSQL reads remembered refusals; the caller adds the key filter.
-const rejectionsSQL = "SELECT idempotency_key, request_hash, code, message FROM stock_rejections WHERE idempotency_key"
-
 type rejectionRow struct {
 	IdempotencyKey, RequestHash, Code, Message string
+}
+
+func (r *rejectionRow) fields() []any {
+	return []any{&r.IdempotencyKey, &r.RequestHash, &r.Code, &r.Message}
 }
 
 func (r rejectionRow) rejection() inventory.Rejection {

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,16 +43,6 @@ import (
 // query.
 var pgPlanSettings = []string{"SET LOCAL plan_cache_mode = force_generic_plan", "SET LOCAL enable_seqscan = off"}
 
-const (
-	pgLockProductsSQL = "SELECT " + productColumns + " FROM products WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
-	pgLevelsSQL       = `SELECT l.product_id, l.location_id, l.stock, l.reserved, l.version, l.lease_epoch, l.lease_token, l.updated_at,
-			l.next_expiry
-		FROM unnest($1::bigint[], $2::bigint[]) AS k (pid, lid)
-		JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid`
-	pgReplaysSQL   = "SELECT " + movementColumns + " FROM stock_movements WHERE idempotency_key = ANY($1::text[])"
-	pgLocationsSQL = "SELECT id FROM locations WHERE id = ANY($1::bigint[])"
-)
-
 // pgUpdateStocks is UpdateStocks on PostgreSQL.
 func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork, opts inventory.StockOptions, cb inventory.StockCallbacks) error {
 	sqlDB, err := s.db.DB()
@@ -83,7 +72,7 @@ func (s *Store) pgUpdateStocks(ctx context.Context, works []inventory.LevelWork,
 }
 
 func pgStockTx(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, opts inventory.StockOptions, cb inventory.StockCallbacks) error {
-	set, items, err := pgLoad(ctx, c, works, opts)
+	set, items, err := loadStock(&pgReader{ctx: ctx, c: c}, pgStockSQL, works, opts)
 	if err != nil {
 		return err
 	}
@@ -162,208 +151,6 @@ func pgRejectionArgs(rs []inventory.Rejection, now time.Time) []any {
 		keys[i], hashes[i], codes[i], messages[i] = r.Key, r.RequestHash, string(r.Code), r.Message
 	}
 	return []any{keys, hashes, codes, messages, now.UTC()}
-}
-
-// pgLoad runs the first round trip: BEGIN, and the reads; and, if some
-// levels' NextExpiry has passed, a second one for their expired items.
-func pgLoad(ctx context.Context, c *pgx.Conn, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
-	pids := make([]int64, len(works))
-	lids := make([]int64, len(works))
-	for i, w := range works {
-		pids[i], lids[i] = w.Key.ProductID, w.Key.LocationID
-	}
-	keys := replayKeys(works)
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	for _, set := range pgPlanSettings {
-		b.Queue(set)
-	}
-	if opts.SkipLocked {
-		b.Queue(pgLockProductsSQL+" SKIP LOCKED", pids)
-	} else {
-		b.Queue(pgLockProductsSQL, pids)
-	}
-	b.Queue(pgLevelsSQL, pids, lids)
-	if len(keys) > 0 {
-		b.Queue(pgReplaysSQL, keys)
-		b.Queue(rejectionsSQL+" = ANY($1::text[])", keys)
-	}
-	if len(opts.Reservations) > 0 {
-		b.Queue(pgLockReservationsSQL, opts.Reservations)
-		b.Queue(pgReservationItemsSQL, opts.Reservations)
-	}
-	if opts.NewReservations > 0 {
-		b.Queue(pgNewReservationIDsSQL, opts.NewReservations)
-	}
-	br := c.SendBatch(ctx, b)
-	set := &inventory.StockSet{Now: opts.Now, Reservations: map[int64]*inventory.Reservation{}}
-	d, err := pgReadStockData(br, len(keys) > 0)
-	if err == nil && len(opts.Reservations) > 0 {
-		err = pgReadReservations(br, set)
-	}
-	if err == nil && opts.NewReservations > 0 {
-		rows, _ := br.Query()
-		set.NewIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	items, missing := buildItems(works, d, opts.Now)
-	for _, it := range items {
-		set.Levels = append(set.Levels, it.st)
-	}
-	if opts.SkipLocked {
-		if err := pgMarkBusy(ctx, c, items, d); err != nil {
-			return nil, nil, err
-		}
-	}
-	if len(missing) > 0 {
-		rows, _ := c.Query(ctx, pgLocationsSQL, missing)
-		found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return nil, nil, err
-		}
-		markUnknownLocations(items, found)
-	}
-	if due := dueLevels(items, opts.Now); len(due) > 0 {
-		if err := pgLoadExpired(ctx, c, due, opts.Now); err != nil {
-			return nil, nil, err
-		}
-	}
-	return set, items, nil
-}
-
-// pgMarkBusy tells the products that SKIP LOCKED left out because another
-// transaction holds them from those that do not exist: their levels get
-// ErrLevelBusy.
-func pgMarkBusy(ctx context.Context, c *pgx.Conn, items []stockItem, d stockData) error {
-	var absent []int64
-	for _, it := range items {
-		if id := it.st.Level.ProductID; d.products[id] == nil && !slices.Contains(absent, id) {
-			absent = append(absent, id)
-		}
-	}
-	if len(absent) == 0 {
-		return nil
-	}
-	rows, _ := c.Query(ctx, "SELECT id FROM products WHERE id = ANY($1::bigint[])", absent)
-	held, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return err
-	}
-	for _, it := range items {
-		if slices.Contains(held, it.st.Level.ProductID) {
-			it.st.Err = inventory.ErrLevelBusy
-		}
-	}
-	return nil
-}
-
-const (
-	pgLockReservationsSQL  = "SELECT " + reservationColumns + " FROM reservations WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
-	pgReservationItemsSQL  = "SELECT " + itemColumns + " FROM reservation_items WHERE reservation_id = ANY($1::bigint[]) ORDER BY reservation_id, product_id, location_id"
-	pgNewReservationIDsSQL = "SELECT nextval(pg_get_serial_sequence('reservations', 'id')) FROM generate_series(1, $1::int)"
-	// pgExpiredSQL returns the expired active items of the levels, and
-	// pgNextExpirySQL the earliest expiry of each level's other active
-	// items: one index probe per level, never all of a hot level's items.
-	pgExpiredSQL = `SELECT i.product_id, i.location_id, i.reservation_id, i.quantity
-		FROM unnest($1::bigint[], $2::bigint[]) AS k (pid, lid)
-		JOIN reservation_items i ON i.product_id = k.pid AND i.location_id = k.lid AND i.active AND i.expires_at <= $3
-		ORDER BY i.expires_at, i.reservation_id`
-	pgNextExpirySQL = `SELECT k.pid, k.lid, (SELECT min(i.expires_at) FROM reservation_items i
-			WHERE i.product_id = k.pid AND i.location_id = k.lid AND i.active AND i.expires_at > $3)
-		FROM unnest($1::bigint[], $2::bigint[]) AS k (pid, lid)`
-)
-
-func pgReadReservations(br pgx.BatchResults, set *inventory.StockSet) error {
-	var r reservationRow
-	rows, _ := br.Query()
-	if _, err := pgx.ForEachRow(rows, r.fields(), func() error { set.Reservations[r.ID] = r.reservation(); return nil }); err != nil {
-		return err
-	}
-	var items []itemRow
-	var it itemRow
-	rows, _ = br.Query()
-	if _, err := pgx.ForEachRow(rows, it.fields(), func() error { items = append(items, it); return nil }); err != nil {
-		return err
-	}
-	attachItems(set.Reservations, items)
-	return nil
-}
-
-// pgLoadExpired gives each due level its expired items and the earliest
-// expiry of the others, in one round trip.
-func pgLoadExpired(ctx context.Context, c *pgx.Conn, due map[inventory.LevelKey]*stockItem, now time.Time) error {
-	var pids, lids []int64
-	for k := range due {
-		pids, lids = append(pids, k.ProductID), append(lids, k.LocationID)
-	}
-	b := &pgx.Batch{}
-	b.Queue(pgExpiredSQL, pids, lids, now.UTC())
-	b.Queue(pgNextExpirySQL, pids, lids, now.UTC())
-	br := c.SendBatch(ctx, b)
-	defer br.Close()
-	var r expiredRow
-	rows, _ := br.Query()
-	if _, err := pgx.ForEachRow(rows, []any{&r.ProductID, &r.LocationID, &r.ReservationID, &r.Quantity}, func() error {
-		it := due[inventory.LevelKey{ProductID: r.ProductID, LocationID: r.LocationID}]
-		it.st.Expired = append(it.st.Expired, inventory.ReservedItem{ReservationID: r.ReservationID, Quantity: r.Quantity})
-		return nil
-	}); err != nil {
-		return err
-	}
-	var pid, lid int64
-	var next *time.Time
-	rows, _ = br.Query()
-	_, err := pgx.ForEachRow(rows, []any{&pid, &lid, &next}, func() error {
-		if next != nil {
-			due[inventory.LevelKey{ProductID: pid, LocationID: lid}].st.NextActiveExpiry = next.UTC()
-		}
-		return nil
-	})
-	return err
-}
-
-func pgReadStockData(br pgx.BatchResults, withReplays bool) (stockData, error) {
-	d := stockData{products: map[int64]*inventory.Product{}, levels: map[inventory.LevelKey]inventory.Level{},
-		replays: map[string]inventory.Movement{}, rejections: map[string]inventory.Rejection{}}
-	for range 1 + len(pgPlanSettings) { // BEGIN, the settings
-		if _, err := br.Exec(); err != nil {
-			return d, err
-		}
-	}
-	var p productRow
-	rows, _ := br.Query()
-	if _, err := pgx.ForEachRow(rows, p.fields(), func() error { pp := p.product(); d.products[p.ID] = &pp; return nil }); err != nil {
-		return d, err
-	}
-	var l levelRow
-	rows, _ = br.Query()
-	if _, err := pgx.ForEachRow(rows, l.fields(), func() error {
-		d.levels[inventory.LevelKey{ProductID: l.ProductID, LocationID: l.LocationID}] = l.level()
-		return nil
-	}); err != nil {
-		return d, err
-	}
-	if withReplays {
-		var m movementRow
-		rows, _ = br.Query()
-		if _, err := pgx.ForEachRow(rows, m.fields(), func() error { d.replays[m.IdempotencyKey.String] = m.movement(); return nil }); err != nil {
-			return d, err
-		}
-		var r rejectionRow
-		rows, _ = br.Query()
-		if _, err := pgx.ForEachRow(rows, []any{&r.IdempotencyKey, &r.RequestHash, &r.Code, &r.Message}, func() error {
-			d.rejections[r.IdempotencyKey] = r.rejection()
-			return nil
-		}); err != nil {
-			return d, err
-		}
-	}
-	return d, nil
 }
 
 // pgLevelWriteSQL is levelWriteSQL over typed arrays.
