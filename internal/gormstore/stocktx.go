@@ -282,7 +282,8 @@ func insertMovements(tx *gorm.DB, ms []inventory.Movement) error {
 		values[i] = row
 		args = append(args, movementArgs(m)...)
 	}
-	return tx.Exec("INSERT INTO stock_movements ("+movementColumns+") VALUES "+strings.Join(values, ", "), args...).Error
+	return tx.Exec("WITH m ("+movementColumns+") AS (VALUES "+strings.Join(values, ", ")+") "+
+		fmt.Sprintf(movementInsertSQL, "m"), args...).Error
 }
 
 // writeLevels updates the existing levels and inserts the new ones, on
@@ -367,16 +368,34 @@ func (s *Store) updateLevels(tx *gorm.DB, items []stockItem) (int64, error) {
 	return res.RowsAffected, res.Error
 }
 
+// productTotalsSQL saves product totals and each product's last
+// sequence, for both databases. The rows v (id, stock, reserved, alerted,
+// seq) come from %s; a NULL seq (a product that made no movement) keeps
+// its last_seq.
+const productTotalsSQL = `UPDATE products AS p SET stock = v.stock, reserved = v.reserved, low_stock_alerted = v.alerted,
+			last_seq = coalesce(v.seq, p.last_seq)
+		FROM %s
+		WHERE p.id = v.id`
+
+// movementInsertSQL inserts ledger rows, for both databases; the rows m,
+// numbered already (movementColumns), come from %s.
+const movementInsertSQL = "INSERT INTO stock_movements (" + movementColumns + ") SELECT " + movementColumns + " FROM %s"
+
 // writeProducts saves the product totals of the items and their last
-// sequence on SQLite, once per product.
+// sequence on SQLite, in one statement.
 func (s *Store) writeProducts(tx *gorm.DB, items []stockItem) error {
-	for _, p := range distinctProducts(items) {
-		if err := tx.Exec("UPDATE products SET stock = ?, reserved = ?, low_stock_alerted = ?, last_seq = ? WHERE id = ?",
-			p.Stock, p.Reserved, p.LowStockAlerted, p.LastSeq, p.ID).Error; err != nil {
-			return err
-		}
+	ps := distinctProducts(items)
+	if len(ps) == 0 {
+		return nil
 	}
-	return nil
+	values := make([]string, len(ps))
+	args := make([]any, 0, 5*len(ps))
+	for i, p := range ps {
+		values[i] = "(?, ?, ?, ?, ?)"
+		args = append(args, p.ID, p.Stock, p.Reserved, p.LowStockAlerted, p.LastSeq)
+	}
+	return tx.Exec("WITH v (id, stock, reserved, alerted, seq) AS (VALUES "+strings.Join(values, ", ")+") "+
+		fmt.Sprintf(productTotalsSQL, "v"), args...).Error
 }
 
 // distinctProducts returns the products of items, each once.

@@ -178,23 +178,17 @@ var pgWriteSQL = `WITH sq AS (
 			?::timestamptz[], ?::timestamptz[]) AS v (pid, lid, stock, reserved, epoch, token, at, next)`) + `
 		RETURNING 1
 	), pr AS (
-		UPDATE products AS p SET stock = v.stock, reserved = v.reserved, low_stock_alerted = v.alerted,
-			last_seq = coalesce(sq.seq, p.last_seq)
-		FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[], ?::bigint[]) AS v (id, stock, reserved, alerted, ord)
-			LEFT JOIN sq ON sq.ord = v.ord
-		WHERE p.id = v.id
+		` + fmt.Sprintf(productTotalsSQL, `(SELECT v.id, v.stock, v.reserved, v.alerted, sq.seq
+			FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[], ?::bigint[]) AS v (id, stock, reserved, alerted, ord)
+			LEFT JOIN sq ON sq.ord = v.ord) AS v`) + `
 	), mv AS (
-		INSERT INTO stock_movements (` + movementColumns + `)
-		SELECT sq.seq, m.product_id, m.location_id, m.type, m.delta, m.quantity_after,
-			m.available_after, m.low_stock_alert, m.reason, m.reference, m.actor, m.idempotency_key,
-			m.request_hash, m.lease_epoch, m.lease_token, m.trace_id, m.created_at, m.reserved_delta, m.reservation_id
-		FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::boolean[],
-			?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::timestamptz[],
-			?::bigint[], ?::bigint[])
+		` + fmt.Sprintf(movementInsertSQL, `(SELECT sq.seq, m.* FROM unnest(?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[],
+			?::bigint[], ?::boolean[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[],
+			?::timestamptz[], ?::bigint[], ?::bigint[])
 			WITH ORDINALITY AS m (product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert,
 				reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at,
 				reserved_delta, reservation_id, ord)
-			JOIN sq ON sq.ord = m.ord
+			JOIN sq ON sq.ord = m.ord) AS m`) + `
 	), rn AS (
 		INSERT INTO reservations (id, status, expires_at, reference, actor, idempotency_key, request_hash, version, created_at, updated_at)
 		SELECT id, 'ACTIVE', exp, ref, actor, key, hash, 1, at, at

@@ -12,12 +12,19 @@
 //     query builder or models: the rules the schema enforces (a version
 //     compare-and-set, the fence predicate, the ledger numbering, the
 //     reservation transitions) are in that text, and a builder would hide
-//     them. The SQL differs between the databases only where their dialects
-//     do (arrays and data-modifying CTEs on PostgreSQL).
+//     them. Each rule is one text for both databases (levelWriteSQL,
+//     levelInsertSQL, productTotalsSQL, movementInsertSQL, the reservation
+//     transitions in reservation.go, the stock reads in stockread.go),
+//     which takes its rows from a source the database fills its own way:
+//     typed arrays through unnest on PostgreSQL, VALUES lists or json_each
+//     on SQLite. Only ledger numbering differs by nature: a sequence and a
+//     watermark on PostgreSQL (watermark.go), a counter row on SQLite,
+//     whose writers take turns.
 //   - The stock transaction on PostgreSQL (stocktx_postgres.go) runs on a
 //     pool connection through pgx directly: it pipelines BEGIN and its
 //     reads in one round trip, and its one write statement with COMMIT in
-//     a second, which database/sql, and so GORM, cannot do.
+//     a second, which database/sql, and so GORM, cannot do. On SQLite the
+//     same reads and writes run through GORM, statement by statement.
 //   - Migrations (migrate.go) are versioned SQL files, not AutoMigrate: the
 //     schema's CHECK constraints and indexes are part of the correctness
 //     model and are reviewed as SQL.
