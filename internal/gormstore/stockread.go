@@ -80,12 +80,12 @@ func (d dialect) forUpdate() string {
 
 // stockSQL is the text of each stock read in one dialect, built once.
 type stockSQL struct {
-	d                                  dialect
-	products, productsSkipLocked       string
-	levels, replays, rejections        string
-	reservations, items, newIDs        string
-	existingProducts, locations        string
-	expired, nextExpiry                string
+	d                            dialect
+	products, productsSkipLocked string
+	levels, replays, rejections  string
+	reservations, items, newIDs  string
+	existingProducts, locations  string
+	expired, nextExpiry          string
 }
 
 func newStockSQL(d dialect) *stockSQL {
