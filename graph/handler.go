@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -37,6 +38,9 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 		// Pages of other origins may subscribe only if listed: a
 		// browser sends its cookies and tokens with any page's socket.
 		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{OriginPatterns: opts.WebSocketOrigins}}}
+	if opts.Sockets != nil {
+		ws.Implementation = opts.Sockets.wrap(ws.Implementation)
+	}
 	srv.AddTransport(ws)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second}) // before POST, which would take the request too
@@ -103,6 +107,9 @@ type Options struct {
 	// connection_init payload; an error refuses the connection. Nil
 	// accepts every connection as it is.
 	AuthenticateInit func(ctx context.Context, payload map[string]any) (context.Context, error)
+	// Sockets, if set, tracks the WebSocket connections, so that they can
+	// be closed with Going Away at shutdown.
+	Sockets *Sockets
 }
 
 // wsInit is the WebSocket connection_init handling: the trace context the
@@ -115,11 +122,31 @@ func wsInit(opts Options) transport.WebsocketInitFunc {
 		if opts.AuthenticateInit != nil {
 			var err error
 			if ctx, err = opts.AuthenticateInit(ctx, payload); err != nil {
-				return ctx, nil, err
+				return refuseInit(ctx, err)
 			}
 		}
 		return ctx, nil, nil
 	}
+}
+
+// refuseInit refuses a connection_init with the graphql-ws close code for
+// err (4401 without valid credentials, else 4403), and its client message
+// as both the connection_error and the close reason, so that a client sees
+// why and does not reconnect in a loop.
+func refuseInit(ctx context.Context, err error) (context.Context, *transport.InitPayload, error) {
+	code, msg := closeForbidden, "forbidden"
+	if e, ok := errors.AsType[*inventory.Error](err); ok {
+		msg = e.Message
+		if e.Code == inventory.CodeUnauthenticated {
+			code = closeUnauthorized
+		}
+	}
+	reason := msg
+	if len(reason) > 123 { // the most a close frame carries
+		reason = reason[:120] + "..."
+	}
+	ctx = transport.WithWebsocketCloseCode(transport.AppendCloseReason(ctx, reason), code)
+	return ctx, nil, errors.New(msg)
 }
 
 // NewGraphiQL returns the GraphiQL page for the endpoint at path.

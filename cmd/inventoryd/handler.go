@@ -56,6 +56,7 @@ type handlerDeps struct {
 	maxDepth, maxComplexity int
 	wsOrigins               []string
 	answers                 *graph.Answers // nil: no answer cache
+	sockets                 *graph.Sockets // WebSocket connections, closed at shutdown
 }
 
 // newHandler routes every endpoint of the service.
@@ -67,7 +68,7 @@ func newHandler(d handlerDeps) http.Handler {
 		Limits: graph.Limits{MaxDepth: d.maxDepth, MaxComplexity: d.maxComplexity, NoIntrospection: !d.introspection},
 		AuthenticateInit: func(ctx context.Context, payload map[string]any) (context.Context, error) {
 			return auth.FromInitPayload(ctx, d.tokens, payload)
-		}})
+		}, Sockets: d.sockets})
 	mux.Handle("/query", gql)
 	mux.Handle("GET /{$}", graph.NewGraphiQL("/query"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -146,11 +146,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// drained, which ends WebSocket connections.
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
+	sockets := &graph.Sockets{}
 	srv := &http.Server{
 		Handler: newHandler(handlerDeps{svc: svc, flow: fc, admission: obs.metrics.Admission(fc), registry: newRegistry(fc, obs.metrics),
 			checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log,
 			introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins,
-			answers: answers}),
+			answers: answers, sockets: sockets}),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
@@ -158,9 +159,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// Streaming responses (SSE subscriptions) would hold the shutdown to its
-	// timeout: they end when it starts. (WebSockets are hijacked, which
-	// Shutdown does not wait for; cancelBase ends them.)
-	srv.RegisterOnShutdown(svc.EndSubscriptions)
+	// timeout: they end when it starts. WebSockets, which Shutdown does not
+	// wait for, are closed with Going Away, so clients reconnect elsewhere.
+	srv.RegisterOnShutdown(func() {
+		svc.EndSubscriptions()
+		sockets.GoAway()
+	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if cfg.PprofAddr != "" {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 )
@@ -441,6 +443,17 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 		_, err := io.Copy(io.Discard, resp.Body)
 		streamEnded <- err
 	}()
+	ws := dialWS(t, s.url)
+	ws.subscribe("1", `subscription { stockChanged { sequence } }`, nil)
+	wsEnded := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := ws.next(); err != nil {
+				wsEnded <- err
+				return
+			}
+		}
+	}()
 	start := time.Now()
 	s.stop()
 	if err := <-s.done; err != nil {
@@ -450,5 +463,9 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 	if err := <-streamEnded; err != nil {
 		t.Errorf("the stream ended with %v, want a clean end", err)
 	}
-	t.Logf("stopped %v after SIGTERM with a stream open", time.Since(start).Round(time.Millisecond))
+	// The WebSocket is closed with 1001 Going Away: clients reconnect.
+	if err := <-wsEnded; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("the WebSocket ended with %v, want close 1001 Going Away", err)
+	}
+	t.Logf("stopped %v after SIGTERM with streams open", time.Since(start).Round(time.Millisecond))
 }

@@ -121,18 +121,23 @@ func deny(w http.ResponseWriter, r *http.Request, graphQLPath, message string) {
 }
 
 // FromInitPayload authenticates a WebSocket connection by its
-// connection_init payload: {"Authorization": "Bearer <token>"} (or
-// {"authToken": "<token>"}). A context that already has a principal (the
+// connection_init payload: {"Authorization": "Bearer <token>"}, the key in
+// any case (or {"authToken": "<token>"}). A context that already has a principal (the
 // upgrade request carried a valid header) keeps it.
 func FromInitPayload(ctx context.Context, t *Tokens, payload map[string]any) (context.Context, error) {
 	if _, ok := inventory.PrincipalFrom(ctx); ok || t == nil {
 		return ctx, nil
 	}
 	var token string
-	if v, ok := payload["Authorization"].(string); ok {
-		token, _ = Bearer(v)
-	} else if v, ok := payload["authToken"].(string); ok {
-		token = v
+	for k, v := range payload {
+		s, ok := v.(string)
+		switch {
+		case !ok:
+		case strings.EqualFold(k, "Authorization"): // clients spell it as they spell headers
+			token, _ = Bearer(s)
+		case k == "authToken" && token == "":
+			token = s
+		}
 	}
 	p, ok := t.Lookup(token)
 	if token == "" || !ok {
