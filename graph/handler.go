@@ -71,7 +71,7 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	if opts.Propagator != nil {
 		h = extractTrace(opts.Propagator, h)
 	}
-	return limitBody(h)
+	return limitBody(codeTransportErrors(h))
 }
 
 // Options are the endpoint's optional parts.
