@@ -104,15 +104,15 @@ func TestAuthAndRoles(t *testing.T) {
 	}
 
 	// REST: the same roles, REST-shaped errors.
-	status, body := s.call(t, "POST", "/stock/out", readerToken, `{"id": "1", "count": 1}`)
+	status, body := s.call(t, "POST", "/stock/out", readerToken, `{"productId": "1", "count": 1}`)
 	if status != http.StatusForbidden || body["error"].(map[string]any)["code"] != "FORBIDDEN" {
 		t.Errorf("REST stock-out as reader: %d %v", status, body)
 	}
-	status, body = s.call(t, "GET", "/product/1", "", "")
+	status, body = s.call(t, "GET", "/product/AUTH-1", "", "")
 	if status != http.StatusUnauthorized || body["error"].(map[string]any)["code"] != "UNAUTHENTICATED" {
 		t.Errorf("REST without a token: %d %v", status, body)
 	}
-	if status, _ := s.call(t, "GET", "/product/1", readerToken, ""); status != http.StatusOK {
+	if status, _ := s.call(t, "GET", "/product/AUTH-1", readerToken, ""); status != http.StatusOK {
 		t.Errorf("REST read as reader: %d", status)
 	}
 

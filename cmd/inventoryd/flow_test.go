@@ -126,7 +126,7 @@ hotspot:
 	// The REST route is the same operation: 429 with Retry-After.
 	saw429 := false
 	for range 30 {
-		resp, err := http.Post(s.url+"/stock/out", "application/json", strings.NewReader(`{"id": "`+id+`", "count": 1}`))
+		resp, err := http.Post(s.url+"/stock/out", "application/json", strings.NewReader(`{"productId": "`+id+`", "count": 1}`))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -246,7 +246,7 @@ func TestServerEndpoints(t *testing.T) {
 	}
 	// The seed's REST routes and GraphQL share one service.
 	id := s.createProduct(t, "REST-1", 10)
-	resp, err := http.Post(s.url+"/stock/out", "application/json", strings.NewReader(`{"id": "`+id+`", "count": 4}`))
+	resp, err := http.Post(s.url+"/stock/out", "application/json", strings.NewReader(`{"id": "REST-1", "count": 4}`))
 	if err != nil {
 		t.Fatal(err)
 	}

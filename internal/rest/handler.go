@@ -1,12 +1,18 @@
 // Package rest keeps the seed's REST routes as thin adapters over the same
 // inventory service that GraphQL uses: POST /product, GET /product/{id},
 // POST /stock/in and POST /stock/out with the seed's {"id", "count"} bodies.
+//
+// A client written for the seed chooses its products' ids, so here a
+// product's id is its SKU: the id a client creates a product with is the id
+// it reads and moves stock with, and answers carry it as "id". The service's
+// numeric ID travels as "productId" (docs/REST.md).
 package rest
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/shopstack/inventory/internal/inventory"
@@ -50,6 +56,18 @@ func NewHandler(svc *inventory.Service, adm inventory.Admission, log *slog.Logge
 	h.mux.HandleFunc("POST /stock/in", h.stock("stockIn", svc.StockIn))
 	h.mux.HandleFunc("POST /stock/out", h.stock("stockOut", svc.StockOut))
 	h.mux.HandleFunc("POST /stock/bulk", h.stockBulk)
+	// Other methods on the routes, and other paths, answer in JSON too.
+	for path, allow := range map[string]string{"/product": "GET, POST", "/product/{id}": "GET", "/stock/in": "POST",
+		"/stock/out": "POST", "/stock/bulk": "POST"} {
+		h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, errorBody{Code: string(inventory.CodeBadInput),
+				Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + allow})
+		})
+	}
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.fail(w, r, inventory.Errorf(inventory.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
 	return h
 }
 
@@ -69,19 +87,25 @@ func (h *Handler) admitted(op string, next http.HandlerFunc) http.HandlerFunc {
 // admit lets the request run operation op: its caller's role, then flow
 // control. An admitted request calls done with its outcome.
 func (h *Handler) admit(r *http.Request, op string, productIDs []int64) (done func(error), err error) {
-	if h.authorize {
-		if err := inventory.Authorize(r.Context(), op); err != nil {
-			return nil, err
-		}
+	if err := h.authorized(r, op); err != nil {
+		return nil, err
 	}
 	return h.adm.Admit(r.Context(), op, productIDs)
+}
+
+// authorized checks the caller's role for op, if roles are required.
+func (h *Handler) authorized(r *http.Request, op string) error {
+	if !h.authorize {
+		return nil
+	}
+	return inventory.Authorize(r.Context(), op)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // productRequest is the body of POST /product. The seed's body was
-// {"id","name","price","stock","threshold"} with a client-chosen id, which
-// becomes the SKU.
+// {"id","name","price","stock","threshold"} with a client-chosen id: the
+// SKU.
 type productRequest struct {
 	ID        *flexString `json:"id"`
 	SKU       *string     `json:"sku"`
@@ -135,17 +159,13 @@ func (h *Handler) createProduct(w http.ResponseWriter, r *http.Request) {
 	if res.Replayed {
 		status = http.StatusOK
 	}
-	w.Header().Set("Location", "/product/"+strconv.FormatInt(res.Product.ID, 10))
+	w.Header().Set("Location", "/product/"+url.PathEscape(res.Product.SKU))
 	writeJSON(w, status, toProduct(res.Product))
 }
 
+// product is GET /product/{id}, the id being the SKU.
 func (h *Handler) product(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		h.fail(w, r, inventory.Errorf(inventory.CodeNotFound, "product %q not found", r.PathValue("id")))
-		return
-	}
-	p, err := h.svc.Product(r.Context(), id)
+	p, err := h.svc.ProductBySKU(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -156,7 +176,7 @@ func (h *Handler) product(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) productBySKU(w http.ResponseWriter, r *http.Request) {
 	sku := r.URL.Query().Get("sku")
 	if sku == "" {
-		h.fail(w, r, badInput("sku", "give ?sku=… or use /product/{id}"))
+		h.fail(w, r, badInput("sku", "give ?sku=… or use /product/{sku}"))
 		return
 	}
 	p, err := h.svc.ProductBySKU(r.Context(), sku)
@@ -167,14 +187,36 @@ func (h *Handler) productBySKU(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toProduct(p))
 }
 
-// stockRequest is the seed's body of /stock/in and /stock/out; id and
+// stockRequest is the seed's body of /stock/in and /stock/out: the
+// product by id (its SKU) or by productId (the service's ID); productId and
 // location may be JSON strings or numbers.
 type stockRequest struct {
 	ID        *flexString `json:"id"`
+	ProductID *flexString `json:"productId"`
 	Count     *int64      `json:"count"`
 	Location  *flexString `json:"location"`
 	Reason    string      `json:"reason"`
 	Reference string      `json:"reference"`
+}
+
+// productID resolves the product of a stock request.
+func (h *Handler) productID(ctx context.Context, req stockRequest) (int64, error) {
+	switch {
+	case req.ID != nil && req.ProductID != nil:
+		return 0, badInput("id", "give the product as id (its SKU) or as productId, not both")
+	case req.ProductID != nil:
+		return parseID("productId", string(*req.ProductID))
+	case req.ID == nil:
+		return 0, badInput("id", "id (the product's SKU) is required")
+	}
+	if *req.ID == "" {
+		return 0, badInput("id", "id (the product's SKU) is required")
+	}
+	p, err := h.svc.ProductBySKU(ctx, string(*req.ID))
+	if err != nil {
+		return 0, err
+	}
+	return p.ID, nil
 }
 
 func (h *Handler) stock(op string, apply func(context.Context, inventory.StockChange) (inventory.StockResult, error)) http.HandlerFunc {
@@ -183,8 +225,10 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 		if !h.decode(w, r, &req) {
 			return
 		}
-		if req.ID == nil {
-			h.fail(w, r, badInput("id", "id (the product ID) is required"))
+		// The role first: a caller who may not move stock learns nothing
+		// of which products exist.
+		if err := h.authorized(r, op); err != nil {
+			h.fail(w, r, err)
 			return
 		}
 		if req.Count == nil {
@@ -193,7 +237,7 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 		}
 		in := inventory.StockChange{Quantity: *req.Count, Reason: req.Reason, Reference: req.Reference, IdempotencyKey: r.Header.Get("Idempotency-Key")}
 		var err error
-		if in.ProductID, err = parseID("id", string(*req.ID)); err != nil {
+		if in.ProductID, err = h.productID(r.Context(), req); err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -203,7 +247,7 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 				return
 			}
 		}
-		done, err := h.admit(r, op, []int64{in.ProductID})
+		done, err := h.adm.Admit(r.Context(), op, []int64{in.ProductID})
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -215,7 +259,7 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 			return
 		}
 		writeJSON(w, http.StatusOK, stockResponse{
-			Product: toProduct(res.Product), Level: toLevel(res.Level), Movement: toMovement(res.Movement), Replayed: res.Replayed,
+			product: toProduct(res.Product), Level: toLevel(res.Level), Movement: toMovement(res.Movement), Replayed: res.Replayed,
 		})
 	}
 }

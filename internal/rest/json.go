@@ -49,20 +49,39 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if !known {
 		h.log.ErrorContext(r.Context(), "internal error", "err", err, "method", r.Method, "path", r.URL.Path)
-		writeJSON(w, http.StatusInternalServerError, map[string]errorBody{"error": {Code: string(inventory.CodeInternal), Message: "Internal error."}})
+		writeError(w, http.StatusInternalServerError, errorBody{Code: string(inventory.CodeInternal), Message: "Internal error."})
 		return
 	}
 	if de.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(de.RetryAfter.Seconds())), 10))
 	}
-	writeJSON(w, status, map[string]errorBody{"error": {Code: string(de.Code), Message: de.Message, Field: de.Field, Retryable: de.Retryable(), RetryAfterMs: de.RetryAfter.Milliseconds()}})
+	field := de.Field
+	if f, ok := restFields[field]; ok {
+		field = f
+	}
+	writeError(w, status, errorBody{Code: string(de.Code), Message: de.Message, Field: field, Retryable: de.Retryable(), RetryAfterMs: de.RetryAfter.Milliseconds()})
+}
+
+// restFields names the service's input fields as these routes' bodies do.
+// (The service's messages name its own fields; Field is what a client
+// matches on.)
+var restFields = map[string]string{
+	"quantity":          "count",
+	"locationId":        "location",
+	"idempotencyKey":    "Idempotency-Key",
+	"initialStock":      "stock",
+	"initialLocationId": "location",
+}
+
+func writeError(w http.ResponseWriter, status int, e errorBody) {
+	writeJSON(w, status, map[string]errorBody{"error": e})
 }
 
 var errBodyTooLarge = &inventory.Error{Code: inventory.CodeBadInput, Message: "request body is larger than 1 MiB"}
 
 // tooLarge answers 413 for a body over maxBody.
 func tooLarge(w http.ResponseWriter) {
-	writeJSON(w, http.StatusRequestEntityTooLarge, map[string]errorBody{"error": {Code: string(errBodyTooLarge.Code), Message: errBodyTooLarge.Message}})
+	writeError(w, http.StatusRequestEntityTooLarge, errorBody{Code: string(errBodyTooLarge.Code), Message: errBodyTooLarge.Message})
 }
 
 // decode reads one JSON object of at most maxBody bytes into v, refusing
@@ -127,11 +146,15 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// product is a product as the seed's clients read it ({id, name, price,
+// stock, threshold}, the id being the SKU and the price a number), and
+// more.
 type product struct {
-	ID        string    `json:"id"`
-	SKU       string    `json:"sku"`
-	Name      string    `json:"name"`
-	Price     string    `json:"price"`
+	ID        string      `json:"id"`
+	ProductID string      `json:"productId"`
+	SKU       string      `json:"sku"`
+	Name      string      `json:"name"`
+	Price     json.Number `json:"price"` // the exact decimal, as a JSON number
 	Threshold int64     `json:"threshold"`
 	Stock     int64     `json:"stock"`
 	Reserved  int64     `json:"reserved"`
@@ -144,7 +167,7 @@ type product struct {
 
 func toProduct(p inventory.Product) product {
 	return product{
-		ID: strconv.FormatInt(p.ID, 10), SKU: p.SKU, Name: p.Name, Price: p.Price.String(), Threshold: p.Threshold,
+		ID: p.SKU, ProductID: strconv.FormatInt(p.ID, 10), SKU: p.SKU, Name: p.Name, Price: json.Number(p.Price.String()), Threshold: p.Threshold,
 		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), LowStock: p.LowStock(), Version: p.Version,
 		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
@@ -193,8 +216,10 @@ func toMovement(m inventory.Movement) movement {
 	}
 }
 
+// stockResponse is the answer to a stock change: the product as it is
+// now, as the seed answered, with the level and the ledger row.
 type stockResponse struct {
-	Product  product  `json:"product"`
+	product
 	Level    level    `json:"level"`
 	Movement movement `json:"movement"`
 	Replayed bool     `json:"replayed"`

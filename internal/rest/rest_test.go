@@ -71,42 +71,67 @@ func field(t *testing.T, m map[string]any, path ...string) any {
 	return v
 }
 
+// seedProduct is the seed's Product, as a client written for its routes
+// decodes every answer.
+type seedProduct struct {
+	ID        string  `json:"id"`
+	Name      string  `json:"name"`
+	Price     float64 `json:"price"`
+	Stock     int     `json:"stock"`
+	Threshold int     `json:"threshold"`
+}
+
+// TestSeedFlow runs the seed's client unchanged: it chooses its product's
+// id, reads and moves stock by it, and decodes every answer into its own
+// Product.
 func TestSeedFlow(t *testing.T) {
 	e := newEnv(t)
-	r := e.do(t, "POST", "/product", `{"id":"sku-1","name":"Widget","price":12.5,"stock":10,"threshold":2}`)
-	if r.status != http.StatusCreated {
-		t.Fatalf("POST /product = %d %s", r.status, r.raw)
+	seed := func(method, path, body string, status int) seedProduct {
+		t.Helper()
+		r := e.do(t, method, path, body)
+		var p seedProduct
+		if err := json.Unmarshal([]byte(r.raw), &p); r.status != status || err != nil {
+			t.Fatalf("%s %s = %d %s (%v)", method, path, r.status, r.raw, err)
+		}
+		return p
 	}
-	id := r.body["id"].(string)
-	if r.body["sku"] != "SKU-1" || r.body["price"] != "12.50" || r.body["stock"] != 10.0 || r.header.Get("Location") != "/product/"+id {
-		t.Fatalf("created %v (Location %q)", r.body, r.header.Get("Location"))
+	p := seed("POST", "/product", `{"id":"MUG-1","name":"Mug","price":12.5,"stock":10,"threshold":2}`, http.StatusCreated)
+	if p != (seedProduct{ID: "MUG-1", Name: "Mug", Price: 12.5, Stock: 10, Threshold: 2}) {
+		t.Fatalf("created %+v", p)
+	}
+	if p = seed("GET", "/product/MUG-1", "", 200); p.Stock != 10 {
+		t.Fatalf("GET /product/MUG-1: %+v", p)
+	}
+	if p = seed("POST", "/stock/in", `{"id":"MUG-1","count":5}`, 200); p.ID != "MUG-1" || p.Stock != 15 {
+		t.Fatalf("stock in: %+v", p)
+	}
+	if p = seed("POST", "/stock/out", `{"id":"MUG-1","count":4}`, 200); p.Stock != 11 {
+		t.Fatalf("stock out: %+v", p)
 	}
 
-	r = e.do(t, "POST", "/stock/in", `{"id":"`+id+`","count":5}`)
-	if r.status != 200 || field(t, r.body, "product", "stock") != 15.0 || field(t, r.body, "movement", "type") != "IN" || field(t, r.body, "movement", "delta") != 5.0 {
-		t.Fatalf("stock in = %d %s", r.status, r.raw)
-	}
-	r = e.do(t, "POST", "/stock/out", `{"id":`+id+`,"count":4,"reason":"sale","reference":"SO-9"}`)
-	if r.status != 200 || field(t, r.body, "product", "stock") != 11.0 || field(t, r.body, "movement", "quantityAfter") != 11.0 ||
-		field(t, r.body, "movement", "reason") != "sale" || field(t, r.body, "movement", "reference") != "SO-9" || field(t, r.body, "replayed") != false {
+	// The rest of the answer, for clients that want it.
+	r := e.do(t, "POST", "/stock/out", `{"id":"mug-1","count":1,"reason":"sale","reference":"SO-9"}`)
+	if r.status != 200 || r.body["sku"] != "MUG-1" || r.body["stock"] != 10.0 || field(t, r.body, "movement", "quantityAfter") != 10.0 ||
+		field(t, r.body, "movement", "reason") != "sale" || field(t, r.body, "movement", "reference") != "SO-9" || r.body["replayed"] != false {
 		t.Fatalf("stock out = %d %s", r.status, r.raw)
 	}
-
-	r = e.do(t, "GET", "/product/"+id, "")
-	if r.status != 200 || r.body["stock"] != 11.0 || r.body["available"] != 11.0 {
-		t.Fatalf("GET /product/%s = %d %s", id, r.status, r.raw)
+	productID := r.body["productId"].(string)
+	if r = e.do(t, "POST", "/stock/in", `{"productId":`+productID+`,"count":1}`); r.status != 200 || r.body["stock"] != 11.0 {
+		t.Fatalf("stock in by productId = %d %s", r.status, r.raw)
 	}
-	r = e.do(t, "GET", "/product?sku=Sku-1", "")
-	if r.status != 200 || r.body["id"] != id {
+	if r = e.do(t, "GET", "/product?sku=Mug-1", ""); r.status != 200 || r.body["id"] != "MUG-1" || r.body["productId"] != productID {
 		t.Fatalf("GET by sku = %d %s", r.status, r.raw)
 	}
-
-	r = e.do(t, "POST", "/stock/out", `{"id":"`+id+`","count":12}`)
-	if r.status != http.StatusConflict || r.errCode() != "INSUFFICIENT_STOCK" {
+	if r = e.do(t, "POST", "/stock/out", `{"id":"MUG-1","count":12}`); r.status != http.StatusConflict || r.errCode() != "INSUFFICIENT_STOCK" {
 		t.Fatalf("oversell = %d %s", r.status, r.raw)
 	}
-	if r = e.do(t, "GET", "/product/"+id, ""); r.body["stock"] != 11.0 {
-		t.Fatalf("a refused stock-out changed stock to %v", r.body["stock"])
+	if p = seed("GET", "/product/MUG-1", "", 200); p.Stock != 11 {
+		t.Fatalf("a refused stock-out changed stock to %d", p.Stock)
+	}
+	// A product whose SKU is a number is still found by it, not by ID.
+	seed("POST", "/product", `{"id":"1001","name":"Numbered","price":"1.00","stock":3}`, http.StatusCreated)
+	if p = seed("POST", "/stock/out", `{"id":1001,"count":1}`, 200); p.ID != "1001" || p.Stock != 2 {
+		t.Fatalf("stock out of SKU 1001: %+v", p)
 	}
 }
 
@@ -116,7 +141,7 @@ func TestIdempotencyKeyHeader(t *testing.T) {
 	first := e.do(t, "POST", "/stock/out", `{"id":"`+id+`","count":3}`, "Idempotency-Key", "order-1")
 	again := e.do(t, "POST", "/stock/out", `{"id":"`+id+`","count":3}`, "Idempotency-Key", "order-1")
 	if first.status != 200 || again.status != 200 || again.body["replayed"] != true ||
-		field(t, again.body, "movement", "sequence") != field(t, first.body, "movement", "sequence") || field(t, again.body, "product", "stock") != 7.0 {
+		field(t, again.body, "movement", "sequence") != field(t, first.body, "movement", "sequence") || again.body["stock"] != 7.0 {
 		t.Fatalf("replay: first %s, again %s", first.raw, again.raw)
 	}
 	if r := e.do(t, "POST", "/stock/out", `{"id":"`+id+`","count":4}`, "Idempotency-Key", "order-1"); r.status != 409 || r.errCode() != "CONFLICT" {
@@ -148,8 +173,10 @@ func TestBadRequests(t *testing.T) {
 		{"exponent count", "POST", "/stock/in", `{"id":"` + id + `","count":1e3}`, 400, "BAD_USER_INPUT"},
 		{"string count", "POST", "/stock/in", `{"id":"` + id + `","count":"x"}`, 400, "BAD_USER_INPUT"},
 		{"zero count", "POST", "/stock/out", `{"id":"` + id + `","count":0}`, 400, "BAD_USER_INPUT"},
-		{"bad id", "POST", "/stock/in", `{"id":"abc","count":1}`, 400, "BAD_USER_INPUT"},
-		{"unknown product", "POST", "/stock/in", `{"id":"9999","count":1}`, 404, "NOT_FOUND"},
+		{"bad product id", "POST", "/stock/in", `{"productId":"abc","count":1}`, 400, "BAD_USER_INPUT"},
+		{"id and product id", "POST", "/stock/in", `{"id":"BAD","productId":"1","count":1}`, 400, "BAD_USER_INPUT"},
+		{"unknown product", "POST", "/stock/in", `{"id":"NOPE","count":1}`, 404, "NOT_FOUND"},
+		{"unknown product id", "POST", "/stock/in", `{"productId":9999,"count":1}`, 404, "NOT_FOUND"},
 		{"unknown location", "POST", "/stock/in", `{"id":"` + id + `","count":1,"location":77}`, 404, "NOT_FOUND"},
 		{"too large", "POST", "/stock/in", `{"reason":"` + strings.Repeat("x", 1<<20) + `"}`, 413, "BAD_USER_INPUT"},
 		{"price float text", "POST", "/product", `{"sku":"P1","name":"x","price":1e3}`, 400, "BAD_USER_INPUT"},
@@ -157,9 +184,11 @@ func TestBadRequests(t *testing.T) {
 		{"no sku", "POST", "/product", `{"name":"x","price":"1"}`, 400, "BAD_USER_INPUT"},
 		{"two skus", "POST", "/product", `{"id":"A","sku":"B","name":"x","price":"1"}`, 400, "BAD_USER_INPUT"},
 		{"duplicate sku", "POST", "/product", `{"sku":"bad","name":"x","price":"1"}`, 409, "CONFLICT"},
-		{"unknown product id", "GET", "/product/9999", ``, 404, "NOT_FOUND"},
-		{"non-numeric path id", "GET", "/product/abc", ``, 404, "NOT_FOUND"},
+		{"unknown path id", "GET", "/product/NOPE", ``, 404, "NOT_FOUND"},
 		{"sku lookup without sku", "GET", "/product", ``, 400, "BAD_USER_INPUT"},
+		{"wrong method", "GET", "/stock/out", ``, 405, "BAD_USER_INPUT"},
+		{"wrong method on a product", "DELETE", "/product/BAD", ``, 405, "BAD_USER_INPUT"},
+		{"unknown route", "GET", "/stock/elsewhere", ``, 404, "NOT_FOUND"},
 	} {
 		r := e.do(t, tc.method, tc.path, tc.body)
 		if r.status != tc.status || r.errCode() != tc.code {
@@ -171,6 +200,13 @@ func TestBadRequests(t *testing.T) {
 	}
 	if r := e.do(t, "POST", "/product", `{"sku":"bad sku","name":"x","price":"1"}`); field(t, r.body, "error", "field") != "sku" {
 		t.Fatalf("validation error does not name the field: %s", r.raw)
+	}
+	// Errors name the fields these routes' clients send, not the service's.
+	if r := e.do(t, "POST", "/stock/out", `{"id":"`+id+`","count":0}`); field(t, r.body, "error", "field") != "count" {
+		t.Fatalf("a bad count is not named count: %s", r.raw)
+	}
+	if r := e.do(t, "GET", "/stock/out", ``); r.header.Get("Allow") != "POST" || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /stock/out: %v %s", r.header, r.raw)
 	}
 }
 
