@@ -155,14 +155,14 @@ type product struct {
 	SKU       string      `json:"sku"`
 	Name      string      `json:"name"`
 	Price     json.Number `json:"price"` // the exact decimal, as a JSON number
-	Threshold int64     `json:"threshold"`
-	Stock     int64     `json:"stock"`
-	Reserved  int64     `json:"reserved"`
-	Available int64     `json:"available"`
-	LowStock  bool      `json:"lowStock"`
-	Version   int64     `json:"version"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Threshold int64       `json:"threshold"`
+	Stock     int64       `json:"stock"`
+	Reserved  int64       `json:"reserved"`
+	Available int64       `json:"available"`
+	LowStock  bool        `json:"lowStock"`
+	Version   int64       `json:"version"`
+	CreatedAt time.Time   `json:"createdAt"`
+	UpdatedAt time.Time   `json:"updatedAt"`
 }
 
 func toProduct(p inventory.Product) product {
