@@ -1899,17 +1899,22 @@ type Query {
   reconcile(productIds: [ID!], locationIds: [ID!]): ReconcileReport!
 }
 
+"""
+Every mutation's payload is nullable: in a document with several mutations
+(they run one after another), one that fails is null, with its error in
+errors (path names it), and what the others applied stays visible in data.
+"""
 type Mutation {
-  createProduct(input: CreateProductInput!): ProductPayload!
+  createProduct(input: CreateProductInput!): ProductPayload
   "Changes a product's attributes. Stock changes go through the stock mutations."
-  updateProduct(input: UpdateProductInput!): ProductPayload!
-  createLocation(input: CreateLocationInput!): Location!
+  updateProduct(input: UpdateProductInput!): ProductPayload
+  createLocation(input: CreateLocationInput!): Location
   "Receives stock at a location."
-  stockIn(input: StockChangeInput!): StockPayload!
+  stockIn(input: StockChangeInput!): StockPayload
   "Removes stock from a location; fails with INSUFFICIENT_STOCK, changing nothing, unless enough is available."
-  stockOut(input: StockChangeInput!): StockPayload!
+  stockOut(input: StockChangeInput!): StockPayload
   "Sets the on-hand quantity at a location, e.g. after a count. The ledger records the difference."
-  adjustStock(input: AdjustStockInput!): StockPayload!
+  adjustStock(input: AdjustStockInput!): StockPayload
   """
   Adjusts many levels in one call, as after a stock-take: each item adds a
   delta or sets an absolute quantity. The levels are locked in sorted order
@@ -1918,7 +1923,7 @@ type Mutation {
   items. A retry with the same idempotencyKey replays the items already
   applied and never applies them twice.
   """
-  bulkAdjustStock(input: BulkAdjustStockInput!): BulkAdjustStockPayload!
+  bulkAdjustStock(input: BulkAdjustStockInput!): BulkAdjustStockPayload
   """
   Admin: makes a drifted level agree with its history, under its lock, with
   one CORRECTION ledger row. Its delta accounts for the stock the ledger
@@ -1927,27 +1932,27 @@ type Mutation {
   active reservations hold. A level without drift is left alone (movement
   null).
   """
-  repairDrift(productId: ID!, locationId: ID, reason: String!): RepairDriftPayload!
+  repairDrift(productId: ID!, locationId: ID, reason: String!): RepairDriftPayload
   """
   Holds stock at one or more levels, all or nothing, until the reservation is
   committed, released or expires. Held units leave available at once. Fails
   with INSUFFICIENT_STOCK, holding nothing, if any item is short.
   """
-  reserveStock(input: ReserveStockInput!): ReservationPayload!
+  reserveStock(input: ReserveStockInput!): ReservationPayload
   """
   Sells a reservation's held units. Committing again is a replay; after
   expiry it fails with RESERVATION_EXPIRED; a released reservation is a
   CONFLICT.
   """
-  commitReservation(id: ID!): ReservationPayload!
+  commitReservation(id: ID!): ReservationPayload
   """
   Gives a reservation's held units back. Releasing again, or releasing an
   expired reservation, changes nothing (replayed: true); a committed one is a
   CONFLICT.
   """
-  releaseReservation(id: ID!): ReservationPayload!
+  releaseReservation(id: ID!): ReservationPayload
   "Makes an active reservation hold its stock for ttlSeconds from now (up to the configured maximum)."
-  extendReservation(id: ID!, ttlSeconds: Int!): ReservationPayload!
+  extendReservation(id: ID!, ttlSeconds: Int!): ReservationPayload
 }
 
 type Subscription {
@@ -5429,10 +5434,10 @@ func (ec *executionContext) _Mutation_createProduct(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ProductPayload) graphql.Marshaler {
-			return ec.marshalNProductPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐProductPayload(ctx, selections, v)
+			return ec.marshalOProductPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐProductPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createProduct(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5473,10 +5478,10 @@ func (ec *executionContext) _Mutation_updateProduct(ctx context.Context, field g
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ProductPayload) graphql.Marshaler {
-			return ec.marshalNProductPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐProductPayload(ctx, selections, v)
+			return ec.marshalOProductPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐProductPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_updateProduct(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5517,10 +5522,10 @@ func (ec *executionContext) _Mutation_createLocation(ctx context.Context, field 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Location) graphql.Marshaler {
-			return ec.marshalNLocation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLocation(ctx, selections, v)
+			return ec.marshalOLocation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLocation(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_createLocation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5561,10 +5566,10 @@ func (ec *executionContext) _Mutation_stockIn(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.StockPayload) graphql.Marshaler {
-			return ec.marshalNStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx, selections, v)
+			return ec.marshalOStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_stockIn(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5605,10 +5610,10 @@ func (ec *executionContext) _Mutation_stockOut(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.StockPayload) graphql.Marshaler {
-			return ec.marshalNStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx, selections, v)
+			return ec.marshalOStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_stockOut(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5649,10 +5654,10 @@ func (ec *executionContext) _Mutation_adjustStock(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.StockPayload) graphql.Marshaler {
-			return ec.marshalNStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx, selections, v)
+			return ec.marshalOStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_adjustStock(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5693,10 +5698,10 @@ func (ec *executionContext) _Mutation_bulkAdjustStock(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BulkAdjustStockPayload) graphql.Marshaler {
-			return ec.marshalNBulkAdjustStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkAdjustStockPayload(ctx, selections, v)
+			return ec.marshalOBulkAdjustStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkAdjustStockPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_bulkAdjustStock(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5737,10 +5742,10 @@ func (ec *executionContext) _Mutation_repairDrift(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.RepairDriftPayload) graphql.Marshaler {
-			return ec.marshalNRepairDriftPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐRepairDriftPayload(ctx, selections, v)
+			return ec.marshalORepairDriftPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐRepairDriftPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_repairDrift(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5781,10 +5786,10 @@ func (ec *executionContext) _Mutation_reserveStock(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
-			return ec.marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
+			return ec.marshalOReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_reserveStock(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5825,10 +5830,10 @@ func (ec *executionContext) _Mutation_commitReservation(ctx context.Context, fie
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
-			return ec.marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
+			return ec.marshalOReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_commitReservation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5869,10 +5874,10 @@ func (ec *executionContext) _Mutation_releaseReservation(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
-			return ec.marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
+			return ec.marshalOReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_releaseReservation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5913,10 +5918,10 @@ func (ec *executionContext) _Mutation_extendReservation(ctx context.Context, fie
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
-			return ec.marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
+			return ec.marshalOReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_extendReservation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -11594,84 +11599,84 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createProduct(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "updateProduct":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateProduct(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "createLocation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createLocation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "stockIn":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_stockIn(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "stockOut":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_stockOut(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "adjustStock":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_adjustStock(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "bulkAdjustStock":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_bulkAdjustStock(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "repairDrift":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_repairDrift(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "reserveStock":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_reserveStock(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "commitReservation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_commitReservation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "releaseReservation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_releaseReservation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "extendReservation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_extendReservation(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -13290,14 +13295,6 @@ func (ec *executionContext) unmarshalNBulkAdjustStockInput2githubᚗcomᚋshopst
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNBulkAdjustStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkAdjustStockPayload(ctx context.Context, sel ast.SelectionSet, v *model.BulkAdjustStockPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "BulkAdjustStockPayload!")
-		return graphql.Null
-	}
-	return ec._BulkAdjustStockPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNBulkRowResult2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkRowResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.BulkRowResult) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -13723,28 +13720,12 @@ func (ec *executionContext) marshalNProductEdge2ᚖgithubᚗcomᚋshopstackᚋin
 	return ec._ProductEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNProductPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐProductPayload(ctx context.Context, sel ast.SelectionSet, v *model.ProductPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ProductPayload!")
-		return graphql.Null
-	}
-	return ec._ProductPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNReconcileReport2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReconcileReport(ctx context.Context, sel ast.SelectionSet, v *model.ReconcileReport) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ReconcileReport!")
 		return graphql.Null
 	}
 	return ec._ReconcileReport(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNRepairDriftPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐRepairDriftPayload(ctx context.Context, sel ast.SelectionSet, v *model.RepairDriftPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "RepairDriftPayload!")
-		return graphql.Null
-	}
-	return ec._RepairDriftPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
@@ -13832,14 +13813,6 @@ func (ec *executionContext) unmarshalNReservationItemInput2ᚕᚖgithubᚗcomᚋ
 func (ec *executionContext) unmarshalNReservationItemInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationItemInput(ctx context.Context, v any) (*model.ReservationItemInput, error) {
 	res, err := ec.unmarshalInputReservationItemInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx context.Context, sel ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ReservationPayload!")
-		return graphql.Null
-	}
-	return ec._ReservationPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNReservationStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus(ctx context.Context, v any) (inventory.ReservationStatus, error) {
@@ -13956,14 +13929,6 @@ func (ec *executionContext) marshalNStockMovementEdge2ᚖgithubᚗcomᚋshopstac
 		return graphql.Null
 	}
 	return ec._StockMovementEdge(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx context.Context, sel ast.SelectionSet, v *model.StockPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "StockPayload!")
-		return graphql.Null
-	}
-	return ec._StockPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -14200,6 +14165,13 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOBulkAdjustStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkAdjustStockPayload(ctx context.Context, sel ast.SelectionSet, v *model.BulkAdjustStockPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._BulkAdjustStockPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOBulkErrorPolicy2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBulkErrorPolicy(ctx context.Context, v any) (*model.BulkErrorPolicy, error) {
 	if v == nil {
 		return nil, nil
@@ -14354,6 +14326,13 @@ func (ec *executionContext) marshalOInt642ᚖint64(ctx context.Context, sel ast.
 	return res
 }
 
+func (ec *executionContext) marshalOLocation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLocation(ctx context.Context, sel ast.SelectionSet, v *inventory.Location) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Location(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx context.Context, sel ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -14367,6 +14346,13 @@ func (ec *executionContext) unmarshalOProductFilter2ᚖgithubᚗcomᚋshopstack�
 	}
 	res, err := ec.unmarshalInputProductFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOProductPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐProductPayload(ctx context.Context, sel ast.SelectionSet, v *model.ProductPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ProductPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOReadConsistency2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReadConsistency(ctx context.Context, v any) (*model.ReadConsistency, error) {
@@ -14385,11 +14371,25 @@ func (ec *executionContext) marshalOReadConsistency2ᚖgithubᚗcomᚋshopstack�
 	return v
 }
 
+func (ec *executionContext) marshalORepairDriftPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐRepairDriftPayload(ctx context.Context, sel ast.SelectionSet, v *model.RepairDriftPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RepairDriftPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOReservation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Reservation(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOReservationPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReservationPayload(ctx context.Context, sel ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ReservationPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOReservationStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐReservationStatus(ctx context.Context, v any) (*inventory.ReservationStatus, error) {
@@ -14454,6 +14454,13 @@ func (ec *executionContext) marshalOStockMovement2ᚖgithubᚗcomᚋshopstackᚋ
 		return graphql.Null
 	}
 	return ec._StockMovement(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx context.Context, sel ast.SelectionSet, v *model.StockPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._StockPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

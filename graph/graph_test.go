@@ -473,3 +473,34 @@ func TestSubscriptionOverSSE(t *testing.T) {
 	}
 	t.Fatalf("stream ended: %v", lines.Err())
 }
+
+// TestFailedMutationNullsOnlyItsField: of three stock-ins in one document,
+// the third fails; the answer still shows the two that committed.
+func TestFailedMutationNullsOnlyItsField(t *testing.T) {
+	e := newEnv(t)
+	p := e.createProduct(t, "MULTI", 10, 0)
+	resp, err := e.c.RawPost(`mutation($id: ID!) {
+		a: stockIn(input: {productId: $id, quantity: 1}) { product { stock } }
+		b: stockIn(input: {productId: $id, quantity: 2}) { product { stock } }
+		c: stockIn(input: {productId: $id, quantity: 3, locationId: "999"}) { product { stock } }
+	}`, client.Var("id", p.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data struct {
+		A, B *struct{ Product struct{ Stock int } }
+		C    *struct{}
+	}
+	b, _ := json.Marshal(resp.Data)
+	if err := json.Unmarshal(b, &data); err != nil || data.A == nil || data.B == nil {
+		t.Fatalf("data %s (%v): the committed mutations are not visible", b, err)
+	}
+	if data.A.Product.Stock != 11 || data.B.Product.Stock != 13 || data.C != nil {
+		t.Fatalf("data %s", b)
+	}
+	var errs []gqlError
+	if err := json.Unmarshal(resp.Errors, &errs); err != nil || len(errs) != 1 || errs[0].Extensions["code"] != "NOT_FOUND" ||
+		fmt.Sprint(errs[0].Path) != "[c]" {
+		t.Fatalf("errors %s", resp.Errors)
+	}
+}

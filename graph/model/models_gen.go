@@ -159,6 +159,9 @@ type HotspotOverride struct {
 	QPS       int64   `json:"qps"`
 }
 
+// Every mutation's payload is nullable: in a document with several mutations
+// (they run one after another), one that fails is null, with its error in
+// errors (path names it), and what the others applied stays visible in data.
 type Mutation struct {
 }
 
