@@ -1,6 +1,10 @@
 # The inventory service as a static binary on a distroless base.
 #   docker build -t inventory .
-#   docker run -p 8080:8080 inventory        # SQLite in /data, in-process lock
+#   docker run -p 127.0.0.1:8080:8080 -e INVENTORY_AUTH_TOKENS='me:admin:<16+ random chars>' inventory
+# (SQLite in /data, in-process lock.) Without tokens the server listens on
+# the container's own loopback, out of reach: every caller would be admin.
+# To try it without tokens anyway, on your machine only:
+#   docker run -p 127.0.0.1:8080:8080 -e INVENTORY_ALLOW_ANONYMOUS=true inventory
 # docker-compose.yml runs two replicas with PostgreSQL, Redis, etcd and the
 # observability stack.
 

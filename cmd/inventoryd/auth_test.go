@@ -165,6 +165,29 @@ func TestNoTokensMeansLoopback(t *testing.T) {
 	}
 }
 
+// TestAllowAnonymousListensWhereAsked: with the operator's explicit
+// opt-in, a server without tokens listens on the address asked for (a
+// container's published port), and warns.
+func TestAllowAnonymousListensWhereAsked(t *testing.T) {
+	env := envFor(t, gormstore.SQLite)
+	env["INVENTORY_ADDR"] = "0.0.0.0:0"
+	env["INVENTORY_ALLOW_ANONYMOUS"] = "true"
+	s := startServer(t, env)
+	if strings.HasPrefix(s.url, "http://127.0.0.1:") {
+		t.Errorf("listening at %s, want every interface", s.url)
+	}
+	if !s.logged("every caller who can reach the address is admin") {
+		t.Error("start-up did not warn that every caller is admin")
+	}
+	_, port, _ := strings.Cut(strings.TrimPrefix(s.url, "http://"), "]:")
+	if port == "" {
+		_, port, _ = strings.Cut(strings.TrimPrefix(s.url, "http://"), ":")
+	}
+	if code, _ := get(t, "http://127.0.0.1:"+port+"/healthz"); code != http.StatusOK {
+		t.Errorf("healthz = %d", code)
+	}
+}
+
 func mustCall(t *testing.T, s *server, body string) map[string]any {
 	t.Helper()
 	_, out := s.call(t, "POST", "/query", "", body)

@@ -51,11 +51,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if tokens == nil {
-		addr, changed := loopbackOnly(cfg.Addr)
-		if changed {
-			log.Warn("no INVENTORY_AUTH_TOKENS: every caller would be admin, so the server listens on loopback only", "asked", cfg.Addr, "addr", addr)
-		}
+	switch addr, changed := loopbackOnly(cfg.Addr); {
+	case tokens != nil || !changed:
+	case cfg.AllowAnonymous:
+		log.Warn("no INVENTORY_AUTH_TOKENS and INVENTORY_ALLOW_ANONYMOUS=true: every caller who can reach the address is admin", "addr", cfg.Addr)
+	default:
+		log.Warn("no INVENTORY_AUTH_TOKENS: every caller would be admin, so the server listens on loopback only; "+
+			"set tokens, or INVENTORY_ALLOW_ANONYMOUS=true on a private network", "asked", cfg.Addr, "addr", addr)
 		cfg.Addr = addr
 	}
 	obs, err := openTelemetry(ctx, cfg, getenv, log)
@@ -175,7 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stopPprof()
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/",
-		"db", cfg.DBDriver, "lock", cfg.LockBackend, "auth", authMode(tokens), "lockDomain", locker.Domain(), "lockEpoch", svc.LockEpoch(), "flowRules", fc.Status().Source)
+		"db", cfg.DBDriver, "lock", cfg.LockBackend, "auth", authMode(tokens, cfg.AllowAnonymous), "lockDomain", locker.Domain(), "lockEpoch", svc.LockEpoch(), "flowRules", fc.Status().Source)
 
 	select {
 	case err := <-serveErr:
@@ -232,8 +234,11 @@ func loopbackOnly(addr string) (string, bool) {
 }
 
 // authMode says how callers are authenticated, for the start-up log.
-func authMode(t *auth.Tokens) string {
-	if t == nil {
+func authMode(t *auth.Tokens, anonymous bool) string {
+	switch {
+	case t == nil && anonymous:
+		return "none (INVENTORY_ALLOW_ANONYMOUS)"
+	case t == nil:
 		return "none (loopback only)"
 	}
 	return fmt.Sprintf("bearer tokens (%d)", t.Len())

@@ -66,6 +66,10 @@ type Config struct {
 	// AuthTokens lists the bearer tokens, "name:role:token,…"; empty: no
 	// authentication, and the server listens on loopback only.
 	AuthTokens string
+	// AllowAnonymous, without AuthTokens, listens on Addr as given (every
+	// caller is admin) instead of on loopback: an operator's explicit
+	// choice, for a container on a private network.
+	AllowAnonymous bool
 	// Introspection answers __schema and __type queries.
 	Introspection bool
 	// MaxQueryDepth and MaxQueryComplexity bound one GraphQL operation.
@@ -139,6 +143,8 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.FlowCheckInterval, err = time.ParseDuration(v); return err }},
 	{"auth-tokens", "INVENTORY_AUTH_TOKENS", "", "bearer tokens as name:role:token,… (roles reader, operator, admin; tokens of 16+ characters); empty: no authentication and loopback only",
 		func(c *Config, v string) error { c.AuthTokens = v; return nil }},
+	{"allow-anonymous", "INVENTORY_ALLOW_ANONYMOUS", "false", "without INVENTORY_AUTH_TOKENS, listen on INVENTORY_ADDR as given instead of loopback only: every caller is admin (a container on a private network)",
+		func(c *Config, v string) (err error) { c.AllowAnonymous, err = strconv.ParseBool(v); return err }},
 	{"introspection", "INVENTORY_INTROSPECTION", "true", "answer GraphQL introspection (__schema, __type); GraphiQL needs it",
 		func(c *Config, v string) (err error) { c.Introspection, err = strconv.ParseBool(v); return err }},
 	{"max-query-depth", "INVENTORY_MAX_QUERY_DEPTH", "10", "deepest nesting of a GraphQL operation (introspection aside); deeper ones get DEPTH_LIMIT_EXCEEDED",
