@@ -11,7 +11,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"go.opentelemetry.io/otel/propagation"
@@ -147,9 +146,4 @@ func refuseInit(ctx context.Context, err error) (context.Context, *transport.Ini
 	}
 	ctx = transport.WithWebsocketCloseCode(transport.AppendCloseReason(ctx, reason), code)
 	return ctx, nil, errors.New(msg)
-}
-
-// NewGraphiQL returns the GraphiQL page for the endpoint at path.
-func NewGraphiQL(path string) http.Handler {
-	return playground.Handler("Inventory GraphQL", path)
 }

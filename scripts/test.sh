@@ -8,7 +8,7 @@
 #
 # Under CI (CI=true) INVENTORY_TEST_STRICT=1 makes any skipped component a
 # failure, a stopped local PostgreSQL is started first, and a missing
-# redis-server is installed.
+# redis-server or Chromium is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,9 +18,14 @@ fi
 
 # Lock backend tests start their own redis-server processes on free ports
 # (etcd runs embedded in the tests). Under CI a missing server is installed.
-if ! command -v redis-server >/dev/null && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
-  echo "test: installing redis-server"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+# The GraphiQL test loads the page in headless Chromium; under CI it is
+# installed too when missing.
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
+  echo "test: installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 admin="${INVENTORY_TEST_POSTGRES_ADMIN_DSN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"

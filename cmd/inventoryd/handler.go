@@ -70,7 +70,9 @@ func newHandler(d handlerDeps) http.Handler {
 			return auth.FromInitPayload(ctx, d.tokens, payload)
 		}, Sockets: d.sockets})
 	mux.Handle("/query", gql)
-	mux.Handle("GET /{$}", graph.NewGraphiQL("/query"))
+	graphiql := graph.NewGraphiQL("/query")
+	mux.Handle("GET /{$}", graphiql)
+	mux.Handle("GET /graphiql/", graphiql)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -120,8 +122,8 @@ func deadlines(next http.Handler) http.Handler {
 	})
 }
 
-// public are the requests that need no token: the GraphiQL page, health,
-// readiness and metrics.
+// public are the requests that need no token: the GraphiQL page and its
+// assets, health, readiness and metrics.
 func public(r *http.Request) bool {
 	switch r.URL.Path {
 	case "/healthz", "/readyz", "/metrics":
@@ -129,7 +131,7 @@ func public(r *http.Request) bool {
 	case "/":
 		return r.Method == http.MethodGet
 	}
-	return false
+	return r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/graphiql/")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
