@@ -221,8 +221,9 @@ func (s *server) stockOutWithHint(id, key string, hint func(ms float64)) (code, 
 }
 
 // TestLockBreaker: with Redis stopped, the lock breaker opens and stock
-// mutations fail fast with UNAVAILABLE; after Redis returns, a probe
-// closes it and sales resume.
+// mutations fail fast with UNAVAILABLE; once Redis returns, the breaker's
+// health check of the backend closes it (its open time, 10 minutes, would
+// not have ended yet) and sales resume.
 func TestLockBreaker(t *testing.T) {
 	r := redistest.Start(t)
 	rules := filepath.Join(t.TempDir(), "flow-rules.yaml")
@@ -232,7 +233,7 @@ breakers:
     errorRatio: 0.5
     minRequests: 5
     windowMs: 1000
-    openMs: 500
+    openMs: 600000
 `)
 	env := redsyncEnv(gormstoretest.DSN(t, gormstore.Postgres), r.Addr)
 	env["INVENTORY_FLOW_RULES"] = rules
@@ -250,8 +251,16 @@ breakers:
 		t.Error("the breaker's opening was not logged")
 	}
 	r.Restart(t)
-	waitFor(t, "the breaker closed", func() bool { return breakerState(t, s, "lock") == "CLOSED" })
+	back := time.Now()
 	okBefore := codes.counts()["OK"]
+	waitFor(t, "the breaker closed", func() bool { return breakerState(t, s, "lock") == "CLOSED" })
+	t.Logf("breaker closed %v after Redis answered again", time.Since(back).Round(time.Millisecond))
+	if !s.logged("answers its health check again") {
+		t.Error("the breaker closed, but not by its health check")
+	}
+	waitFor(t, "a sale after the restart", func() bool { return codes.counts()["OK"] > okBefore })
+	t.Logf("first sale %v after Redis answered again", time.Since(back).Round(time.Millisecond))
+	okBefore = codes.counts()["OK"]
 	waitFor(t, "sales after the restart", func() bool { return codes.counts()["OK"] >= okBefore+50 })
 	stop()
 	codes.wantOKOrUnavailable(t)
@@ -275,7 +284,8 @@ func breakerState(t *testing.T, s *server, resource string) string {
 
 // TestDatabaseBreaker: with the database unreachable (its connections cut
 // by a proxy), the database breaker opens and stock mutations fail fast;
-// after the network returns, a probe closes it. Each sale that failed is
+// after the network returns, its health check closes it (its open time
+// would not have ended yet). Each sale that failed is
 // retried with its idempotency key, as a client would: whatever happened
 // to it, it is then in the ledger exactly once.
 func TestDatabaseBreaker(t *testing.T) {
@@ -296,7 +306,7 @@ breakers:
     errorRatio: 0.5
     minRequests: 5
     windowMs: 1000
-    openMs: 500
+    openMs: 600000
 `)
 	s := startServer(t, map[string]string{"INVENTORY_DB_DRIVER": gormstore.Postgres, "INVENTORY_DB_DSN": u.String(),
 		"INVENTORY_FLOW_RULES": rules, "INVENTORY_LOCK_TIMEOUT": "5s"})

@@ -18,7 +18,18 @@ type breakerState struct {
 	state   circuitbreaker.State
 	since   time.Time
 	retryMs uint32 // of the breaker that opened
+	probing bool   // a prober checks the backend while the breaker is open
 }
+
+// While a breaker is open, its backend is checked every probeInterval
+// (when it can be: a lock backend with a health check, the database), and
+// the breaker closes as soon as a check succeeds: a short outage costs
+// about its own length, not the breaker's whole open time. An outage that
+// lasts keeps the breaker open, and costs one check per interval.
+const (
+	probeInterval = 200 * time.Millisecond
+	probeTimeout  = 500 * time.Millisecond
+)
 
 // breakerListener follows every breaker of the process and tells the
 // controller owning it.
@@ -48,16 +59,95 @@ func transition(r circuitbreaker.Rule, to circuitbreaker.State) {
 		c.breakers[res] = b
 	}
 	b.state, b.since, b.retryMs = to, time.Now(), r.RetryTimeoutMs
+	probe := c.probes[res]
+	startProbe := to == circuitbreaker.Open && probe != nil && !b.probing
+	if startProbe {
+		b.probing = true
+		c.probers.Add(1)
+	}
 	c.mu.Unlock()
+	if startProbe {
+		go c.probeWhileOpen(res, probe)
+	}
 	switch to {
 	case circuitbreaker.Open:
 		c.log.Warn("circuit breaker open: calls fail fast until a probe succeeds", "resource", res,
-			"strategy", r.Strategy.String(), "openFor", (time.Duration(r.RetryTimeoutMs) * time.Millisecond).String())
+			"strategy", r.Strategy.String(), "openFor", (time.Duration(r.RetryTimeoutMs) * time.Millisecond).String(),
+			"healthChecks", probe != nil)
 	case circuitbreaker.HalfOpen:
 		c.log.Info("circuit breaker half-open: probing", "resource", res)
 	default:
 		c.log.Info("circuit breaker closed", "resource", res)
 	}
+}
+
+// probeWhileOpen checks res's backend while its breaker is open, and
+// closes the breaker once the backend answers.
+func (c *Controller) probeWhileOpen(res string, probe func(context.Context) error) {
+	defer c.probers.Done()
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			c.endProbe(res)
+			return
+		case <-t.C:
+		}
+		c.mu.RLock()
+		open := c.breakers[res] != nil && c.breakers[res].state == circuitbreaker.Open
+		c.mu.RUnlock()
+		if !open { // half-open or closed by a call, or its rules changed
+			c.endProbe(res)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		err := probe(ctx)
+		cancel()
+		if err == nil {
+			c.closeBreakers(res)
+			return
+		}
+	}
+}
+
+func (c *Controller) endProbe(res string) {
+	c.mu.Lock()
+	if b := c.breakers[res]; b != nil {
+		b.probing = false
+	}
+	c.mu.Unlock()
+}
+
+// closeBreakers closes res's breakers by loading its rules anew: Sentinel
+// has no call to close a breaker, and new breakers start closed.
+func (c *Controller) closeBreakers(res string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.breakers[res]
+	if b == nil {
+		return
+	}
+	b.probing = false
+	if b.state != circuitbreaker.Open {
+		return
+	}
+	var rules []*circuitbreaker.Rule
+	for _, r := range c.breakerRules(c.cur) {
+		if r.Resource == c.scope+res {
+			rules = append(rules, r)
+		}
+	}
+	if _, err := circuitbreaker.LoadRulesOfResource(c.scope+res, nil); err != nil {
+		c.log.Warn("circuit breaker: reset failed", "resource", res, "err", err)
+		return
+	}
+	if _, err := circuitbreaker.LoadRulesOfResource(c.scope+res, rules); err != nil {
+		c.log.Warn("circuit breaker: reset failed", "resource", res, "err", err)
+		return
+	}
+	b.state, b.since = circuitbreaker.Closed, time.Now()
+	c.log.Info("circuit breaker closed: the backend answers its health check again", "resource", res)
 }
 
 // guard runs call under the breakers of resource: refused at once while
@@ -84,6 +174,9 @@ func (c *Controller) breakerOpen(resource string, b *base.BlockError) *inventory
 	c.mu.RLock()
 	if s := c.breakers[resource]; s != nil && s.state == circuitbreaker.Open {
 		open := time.Duration(s.retryMs)*time.Millisecond - time.Since(s.since)
+		if s.probing { // it may close at any check
+			open = min(open, time.Second)
+		}
 		e.RetryAfter = max(open, 10*time.Millisecond)
 	}
 	c.mu.RUnlock()
@@ -93,7 +186,21 @@ func (c *Controller) breakerOpen(resource string, b *base.BlockError) *inventory
 // GuardLocker returns l with its acquisitions under the lock breaker. A
 // failure is an unreachable backend (lock.ErrUnavailable); waiting for a
 // busy key is not.
-func (c *Controller) GuardLocker(l lock.Locker) lock.Locker { return guardedLocker{l, c} }
+//
+// If l has a health check (lock.Checker), an open breaker probes it and
+// closes as soon as it answers.
+func (c *Controller) GuardLocker(l lock.Locker) lock.Locker {
+	if ch, ok := l.(lock.Checker); ok {
+		c.setProbe(ResourceLock, ch.Check)
+	}
+	return guardedLocker{l, c}
+}
+
+func (c *Controller) setProbe(res string, probe func(context.Context) error) {
+	c.mu.Lock()
+	c.probes[res] = probe
+	c.mu.Unlock()
+}
 
 type guardedLocker struct {
 	lock.Locker
@@ -113,7 +220,15 @@ func (g guardedLocker) Lock(ctx context.Context, key string) (lock.Lease, error)
 // creation and updates) under the database breaker. A failure is an
 // unavailable or internal error; domain outcomes, version conflicts,
 // duplicate keys, lost leases and cancelled requests are not.
-func (c *Controller) GuardStore(s inventory.Store) inventory.Store { return guardedStore{s, c} }
+//
+// If s can be pinged, an open breaker probes it and closes as soon as it
+// answers.
+func (c *Controller) GuardStore(s inventory.Store) inventory.Store {
+	if p, ok := s.(interface{ Ping(context.Context) error }); ok {
+		c.setProbe(ResourceDatabase, p.Ping)
+	}
+	return guardedStore{s, c}
+}
 
 type guardedStore struct {
 	inventory.Store

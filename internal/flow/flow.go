@@ -70,6 +70,10 @@ type Controller struct {
 	lastData []byte // the file's bytes when last checked
 	skuRetry time.Time
 	breakers map[string]*breakerState
+	// probes check a guarded backend's health, by resource (set by
+	// GuardLocker and GuardStore when the backend can tell).
+	probes  map[string]func(context.Context) error
+	probers sync.WaitGroup
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -117,7 +121,8 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		cfg: cfg, log: log, hot: newHotProducts(), metrics: newMetrics(),
-		breakers: map[string]*breakerState{}, stop: make(chan struct{}), done: make(chan struct{}),
+		breakers: map[string]*breakerState{}, probes: map[string]func(context.Context) error{},
+		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	c.register()
 	rules, source := Defaults(), "defaults"
@@ -150,6 +155,7 @@ func (c *Controller) Close() {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		<-c.done
+		c.probers.Wait()
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.load(compiled{})

@@ -98,8 +98,9 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 // Over each window of windowMs with at least minRequests calls, it opens
 // when the share of failed calls reaches errorRatio, or the share of calls
 // slower than slowMs reaches slowRatio. Open, it refuses calls at once with
-// a retryable UNAVAILABLE; after openMs it lets one probe through, and
-// closes if the probe succeeds.
+// a retryable UNAVAILABLE; it closes as soon as the backend answers its
+// health check (checked every 200ms while open), or after openMs lets one
+// call through and closes if that call succeeds.
 type BreakerRule struct {
 	// Resource is "lock" or "database".
 	Resource    string  `json:"resource"`
