@@ -28,12 +28,14 @@ fuzz: ## run each fuzz target FUZZTIME (default 30000x: 30,000 executions, 8-18 
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePrice$$' -fuzztime $(FUZZTIME) ./internal/inventory
 	$(GO) test -run '^$$' -fuzz '^FuzzProductInput$$' -fuzztime $(FUZZTIME) ./internal/inventory
 
-generate: ## regenerate graph/ from schema.graphqls
+generate: ## regenerate graph/ from schema.graphqls, and internal/grpcapi/gen from proto/ (after buf lint)
 	$(GO) generate ./...
 
+GENERATED := graph/ internal/grpcapi/gen/
+
 check-generated: generate ## fail if generated code is stale
-	@git diff --exit-code --stat -- graph/ || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git ls-files --others --exclude-standard graph/)" || { echo "untracked generated files in graph/"; exit 1; }
+	@git diff --exit-code --stat -- $(GENERATED) || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard $(GENERATED))" || { echo "untracked generated files in $(GENERATED)"; exit 1; }
 
 lint: ## gofmt and go vet (also of the benchmark build, -tags benchstrategies)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }

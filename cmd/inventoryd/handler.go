@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/grpcapi"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/rest"
@@ -60,7 +62,7 @@ type handlerDeps struct {
 }
 
 // newHandler routes every endpoint of the service.
-func newHandler(d handlerDeps) http.Handler {
+func newHandler(d handlerDeps) (http.Handler, error) {
 	svc, checks, log := d.svc, d.checks, d.log
 	mux := http.NewServeMux()
 	gql := graph.NewHandler(svc, log, graph.Options{Admission: d.admission, Flow: flowReporter{d.flow},
@@ -98,7 +100,36 @@ func newHandler(d handlerDeps) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "NOT_FOUND", "message": "no such endpoint; GraphQL is at /query"}})
 	})
-	return deadlines(auth.Middleware(d.tokens, "/query", public, mux))
+	grpcH, err := grpcapi.NewHandler(svc, grpcapi.Options{Admission: d.admission, Authorize: true, Log: log,
+		TracerProvider: d.tracer, Propagator: d.propagator, Ready: ready(checks),
+		Authenticate: func(ctx context.Context, header string) (context.Context, error) {
+			return auth.FromHeader(ctx, d.tokens, header)
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("grpc: %w", err)
+	}
+	web := deadlines(auth.Middleware(d.tokens, "/query", public, mux))
+	// gRPC calls authenticate per call (a refusal is a gRPC status) and
+	// are bounded by their callers' deadlines; streams last.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if grpcapi.IsGRPC(r) {
+			grpcH.ServeHTTP(w, r)
+			return
+		}
+		web.ServeHTTP(w, r)
+	}), nil
+}
+
+// ready is the readiness of checks as one error, for grpc.health.v1.
+func ready(checks []check) func(context.Context) error {
+	return func(ctx context.Context) error {
+		for _, c := range checks {
+			if err := c.fn(ctx); err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+		}
+		return nil
+	}
 }
 
 // Per-request I/O deadlines: a client gets this long to send its request

@@ -120,6 +120,25 @@ func deny(w http.ResponseWriter, r *http.Request, graphQLPath, message string) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
+// FromHeader authenticates a call by its Authorization header value, for
+// transports that authenticate per call rather than through Middleware
+// (gRPC, whose refusals are statuses). Without tokens every caller is
+// Anonymous.
+func FromHeader(ctx context.Context, t *Tokens, header string) (context.Context, error) {
+	if t == nil {
+		return inventory.WithPrincipal(ctx, Anonymous), nil
+	}
+	if header == "" {
+		return ctx, inventory.Errorf(inventory.CodeUnauthenticated, "authentication required: send authorization: Bearer <token>")
+	}
+	token, ok := Bearer(header)
+	p, known := t.Lookup(token)
+	if !ok || !known {
+		return ctx, inventory.Errorf(inventory.CodeUnauthenticated, "the bearer token is not valid")
+	}
+	return inventory.WithPrincipal(ctx, p), nil
+}
+
 // FromInitPayload authenticates a WebSocket connection by its
 // connection_init payload: {"Authorization": "Bearer <token>"}, the key in
 // any case (or {"authToken": "<token>"}). A context that already has a principal (the

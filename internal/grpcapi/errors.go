@@ -1,0 +1,84 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"connectrpc.com/connect"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// grpcCodes is the one table from domain error codes to gRPC status codes.
+// A code missing here is an internal error.
+var grpcCodes = map[inventory.Code]connect.Code{
+	inventory.CodeBadInput:           connect.CodeInvalidArgument,
+	inventory.CodeNotFound:           connect.CodeNotFound,
+	inventory.CodeConflict:           connect.CodeAborted,
+	inventory.CodeInsufficientStock:  connect.CodeFailedPrecondition,
+	inventory.CodeStaleLease:         connect.CodeAborted,
+	inventory.CodeReservationExpired: connect.CodeFailedPrecondition,
+	inventory.CodeRateLimited:        connect.CodeResourceExhausted,
+	inventory.CodeUnavailable:        connect.CodeUnavailable,
+	inventory.CodeUnauthenticated:    connect.CodeUnauthenticated,
+	inventory.CodeForbidden:          connect.CodePermissionDenied,
+}
+
+// ErrorDomain is the domain of the ErrorInfo detail every error carries.
+const ErrorDomain = "inventory"
+
+// toStatus turns err into the caller's status: a domain error keeps its
+// message, with its code as the ErrorInfo reason (and the field, and a
+// RetryInfo for a retry hint); anything else is logged with the trace id
+// and answered as INTERNAL with no detail of its cause.
+func toStatus(ctx context.Context, log *slog.Logger, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ce, ok := errors.AsType[*connect.Error](err); ok {
+		return ce // ours already
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The caller's deadline passed: what it was told is what it asked.
+		return withInfo(connect.NewError(connect.CodeDeadlineExceeded, errors.New("the call's deadline passed")),
+			string(inventory.ErrorCode(err)), nil)
+	}
+	de, ok := errors.AsType[*inventory.Error](err)
+	code, known := connect.Code(0), false
+	if ok {
+		code, known = grpcCodes[de.Code]
+	}
+	if !known {
+		switch {
+		case errors.Is(err, context.Canceled):
+			return connect.NewError(connect.CodeCanceled, errors.New("the call was cancelled"))
+		case errors.Is(err, context.DeadlineExceeded):
+			return connect.NewError(connect.CodeDeadlineExceeded, errors.New("the call's deadline passed"))
+		}
+		log.ErrorContext(ctx, "internal error", "err", err, "traceId", trace.SpanContextFromContext(ctx).TraceID().String())
+		return withInfo(connect.NewError(connect.CodeInternal, errors.New("Internal error.")), string(inventory.CodeInternal), nil)
+	}
+	ce := connect.NewError(code, errors.New(de.Message))
+	var meta map[string]string
+	if de.Field != "" {
+		meta = map[string]string{"field": de.Field}
+	}
+	ce = withInfo(ce, string(de.Code), meta)
+	if de.RetryAfter > 0 {
+		if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(de.RetryAfter)}); err == nil {
+			ce.AddDetail(d)
+		}
+	}
+	return ce
+}
+
+func withInfo(ce *connect.Error, reason string, meta map[string]string) *connect.Error {
+	if d, err := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: meta}); err == nil {
+		ce.AddDetail(d)
+	}
+	return ce
+}

@@ -1,0 +1,335 @@
+package grpcapi_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/shopstack/inventory/internal/auth"
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/grpcapi"
+	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
+	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+)
+
+// env is a real service behind a real HTTP/2 (h2c) server, with a grpc-go
+// connection and a Connect client to it.
+type env struct {
+	svc     *inventory.Service
+	url     string
+	conn    *grpc.ClientConn
+	connect inventoryv1connect.InventoryServiceClient
+}
+
+func newEnv(t *testing.T, driver string, tokens *auth.Tokens) env {
+	t.Helper()
+	st := gormstoretest.Open(t, driver)
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), PollInterval: 50 * time.Millisecond})
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	h, err := grpcapi.NewHandler(svc, grpcapi.Options{Authorize: true,
+		Authenticate: func(ctx context.Context, header string) (context.Context, error) {
+			return auth.FromHeader(ctx, tokens, header)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	conn, err := grpc.NewClient(strings.TrimPrefix(srv.URL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return env{svc: svc, url: srv.URL, conn: conn, connect: inventoryv1connect.NewInventoryServiceClient(http.DefaultClient, srv.URL)}
+}
+
+// call invokes a method with grpc-go, as a service written against the
+// proto would.
+func (e env) call(ctx context.Context, method string, req, resp any) error {
+	return e.conn.Invoke(ctx, "/inventory.v1.InventoryService/"+method, req, resp)
+}
+
+func (e env) product(t *testing.T, sku string, stock int64) int64 {
+	t.Helper()
+	p, err := e.svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: sku, Name: sku, Price: 100, InitialStock: stock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Product.ID
+}
+
+// reason returns the ErrorInfo reason of a grpc-go error.
+func reason(err error) (codes.Code, string) {
+	st := status.Convert(err)
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return st.Code(), info.GetReason()
+		}
+	}
+	return st.Code(), ""
+}
+
+func TestGRPC(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		e := newEnv(t, driver, nil)
+		t.Run("FlashSale", func(t *testing.T) { testFlashSale(t, e) })
+		t.Run("IdempotentReplay", func(t *testing.T) { testReplay(t, e) })
+		t.Run("Errors", func(t *testing.T) { testErrors(t, e) })
+		t.Run("Reservations", func(t *testing.T) { testReservations(t, e) })
+		t.Run("StreamResumes", func(t *testing.T) { testStreamResumes(t, e) })
+		t.Run("HealthAndConnect", func(t *testing.T) { testHealthAndConnect(t, e) })
+	})
+}
+
+// testFlashSale: 300 concurrent stock-outs of one unit of 100 over gRPC:
+// exactly 100 succeed, the others are FAILED_PRECONDITION with reason
+// INSUFFICIENT_STOCK, and the level holds 0.
+func testFlashSale(t *testing.T, e env) {
+	id := e.product(t, "FLASH", 100)
+	var mu sync.Mutex
+	outcomes := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range 300 {
+		wg.Go(func() {
+			var resp v1.StockOutResponse
+			err := e.call(context.Background(), "StockOut",
+				&v1.StockOutRequest{ProductId: id, Quantity: 1, IdempotencyKey: fmt.Sprintf("flash-%d", i)}, &resp)
+			code, why := reason(err)
+			mu.Lock()
+			outcomes[code.String()+" "+why]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if outcomes["OK "] != 100 || outcomes["FailedPrecondition INSUFFICIENT_STOCK"] != 200 {
+		t.Fatalf("outcomes %v, want 100 OK and 200 INSUFFICIENT_STOCK", outcomes)
+	}
+	ps, err := e.svc.ProductStock(context.Background(), id)
+	if err != nil || ps.Product.Stock != 0 {
+		t.Fatalf("stock %d (%v), want 0", ps.Product.Stock, err)
+	}
+}
+
+// testReplay: a retry with the same key answers the first outcome,
+// replayed, and changes nothing; the same key for another request is
+// ABORTED with reason CONFLICT.
+func testReplay(t *testing.T, e env) {
+	id := e.product(t, "REPLAY", 10)
+	ctx := context.Background()
+	var first, again v1.StockOutResponse
+	req := &v1.StockOutRequest{ProductId: id, Quantity: 3, IdempotencyKey: "order-1", Reason: "sale"}
+	if err := e.call(ctx, "StockOut", req, &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.call(ctx, "StockOut", req, &again); err != nil {
+		t.Fatal(err)
+	}
+	if !again.GetReplayed() || again.GetMovement().GetSequence() != first.GetMovement().GetSequence() || again.GetProduct().GetStock() != 7 {
+		t.Fatalf("replay %v after %v", &again, &first)
+	}
+	if first.GetMovement().GetType() != v1.MovementType_MOVEMENT_TYPE_OUT || first.GetMovement().GetReason() != "sale" {
+		t.Fatalf("movement %v", first.GetMovement())
+	}
+	err := e.call(ctx, "StockOut", &v1.StockOutRequest{ProductId: id, Quantity: 4, IdempotencyKey: "order-1"}, &v1.StockOutResponse{})
+	if code, why := reason(err); code != codes.Aborted || why != "CONFLICT" {
+		t.Fatalf("key reused: %v", err)
+	}
+}
+
+func testErrors(t *testing.T, e env) {
+	ctx := context.Background()
+	err := e.call(ctx, "GetProduct", &v1.GetProductRequest{Id: 999_999}, &v1.GetProductResponse{})
+	if code, why := reason(err); code != codes.NotFound || why != "NOT_FOUND" {
+		t.Errorf("unknown product: %v", err)
+	}
+	id := e.product(t, "ERRS", 5)
+	err = e.call(ctx, "StockIn", &v1.StockInRequest{ProductId: id, Quantity: 0}, &v1.StockInResponse{})
+	if code, why := reason(err); code != codes.InvalidArgument || why != "BAD_USER_INPUT" {
+		t.Errorf("zero quantity: %v", err)
+	}
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetMetadata()["field"] != "quantity" {
+			t.Errorf("field %q, want quantity", info.GetMetadata()["field"])
+		}
+	}
+	// A deadline that has passed: DEADLINE_EXCEEDED, and nothing changed.
+	dctx, cancel := context.WithTimeout(ctx, time.Nanosecond)
+	defer cancel()
+	<-dctx.Done()
+	err = e.call(dctx, "StockOut", &v1.StockOutRequest{ProductId: id, Quantity: 1}, &v1.StockOutResponse{})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("past deadline: %v", err)
+	}
+	if ps, _ := e.svc.ProductStock(ctx, id); ps.Product.Stock != 5 {
+		t.Errorf("stock %d after a call past its deadline, want 5", ps.Product.Stock)
+	}
+}
+
+func testReservations(t *testing.T, e env) {
+	ctx := context.Background()
+	id := e.product(t, "RES", 10)
+	var r v1.ReserveStockResponse
+	err := e.call(ctx, "ReserveStock", &v1.ReserveStockRequest{Items: []*v1.ReserveItem{{ProductId: id, Quantity: 4}},
+		TtlSeconds: 600, IdempotencyKey: "cart-1"}, &r)
+	if err != nil || r.GetReservation().GetStatus() != v1.ReservationStatus_RESERVATION_STATUS_ACTIVE {
+		t.Fatalf("reserve: %v %v", &r, err)
+	}
+	var c v1.CommitReservationResponse
+	if err := e.call(ctx, "CommitReservation", &v1.CommitReservationRequest{Id: r.GetReservation().GetId()}, &c); err != nil ||
+		c.GetReservation().GetStatus() != v1.ReservationStatus_RESERVATION_STATUS_COMMITTED {
+		t.Fatalf("commit: %v %v", &c, err)
+	}
+	var p v1.GetProductResponse
+	if err := e.call(ctx, "GetProduct", &v1.GetProductRequest{Id: id}, &p); err != nil || p.GetProduct().GetStock() != 6 ||
+		p.GetProduct().GetReserved() != 0 || len(p.GetProduct().GetLevels()) != 1 {
+		t.Fatalf("product after commit: %v %v", &p, err)
+	}
+	var page v1.ListMovementsResponse
+	if err := e.call(ctx, "ListMovements", &v1.ListMovementsRequest{ProductId: id, PageSize: 2}, &page); err != nil ||
+		len(page.GetMovements()) != 2 || page.GetNextPageToken() == "" ||
+		page.GetMovements()[0].GetType() != v1.MovementType_MOVEMENT_TYPE_COMMIT {
+		t.Fatalf("movements: %v %v", &page, err)
+	}
+	var rest v1.ListMovementsResponse
+	if err := e.call(ctx, "ListMovements", &v1.ListMovementsRequest{ProductId: id, PageSize: 2, PageToken: page.GetNextPageToken()}, &rest); err != nil ||
+		len(rest.GetMovements()) != 1 || rest.GetNextPageToken() != "" || rest.GetMovements()[0].GetType() != v1.MovementType_MOVEMENT_TYPE_IN {
+		t.Fatalf("second page: %v %v", &rest, err)
+	}
+}
+
+// testStreamResumes: a watcher drops after some changes; reconnecting
+// after the last sequence it saw, it gets what it missed and then live
+// changes, each once and in order.
+func testStreamResumes(t *testing.T, e env) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id := e.product(t, "WATCH", 100)
+	ps, _ := e.svc.ProductStock(ctx, id)
+	after := ps.Product.LastSeq
+	sell := func(n int) {
+		for range n {
+			if err := e.call(ctx, "StockOut", &v1.StockOutRequest{ProductId: id, Quantity: 1}, &v1.StockOutResponse{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	watch := func(after int64, n int) []int64 {
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		stream, err := e.connect.WatchStockChanges(sctx, connect.NewRequest(&v1.WatchStockChangesRequest{ProductIds: []int64{id}, AfterSequence: &after}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for len(seqs) < n && stream.Receive() {
+			seqs = append(seqs, stream.Msg().GetMovement().GetSequence())
+		}
+		if len(seqs) < n {
+			t.Fatalf("stream ended after %d of %d: %v", len(seqs), n, stream.Err())
+		}
+		return seqs
+	}
+	sell(3)
+	first := watch(after, 3) // from the ledger, then the watcher drops
+	sell(4)
+	second := watch(first[2], 4) // what it missed
+	all := append(first, second...)
+	for i := 1; i < len(all); i++ {
+		if all[i] <= all[i-1] {
+			t.Fatalf("sequences %v: not increasing (a gap-free resume has no repeat)", all)
+		}
+	}
+	var ledger v1.ListMovementsResponse
+	if err := e.call(ctx, "ListMovements", &v1.ListMovementsRequest{ProductId: id, OldestFirst: true, PageSize: 100}, &ledger); err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for _, m := range ledger.GetMovements() {
+		if m.GetSequence() > after {
+			want = append(want, m.GetSequence())
+		}
+	}
+	if fmt.Sprint(want) != fmt.Sprint(all) {
+		t.Fatalf("streamed %v, ledger has %v", all, want)
+	}
+}
+
+func testHealthAndConnect(t *testing.T, e env) {
+	ctx := context.Background()
+	h, err := healthpb.NewHealthClient(e.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+	// The Connect protocol, over HTTP/1.1, reaches the same service.
+	id := e.product(t, "CONNECT", 2)
+	_, err = e.connect.StockOut(ctx, connect.NewRequest(&v1.StockOutRequest{ProductId: id, Quantity: 3}))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeFailedPrecondition || ce.Message() != "insufficient stock: 2 available, 3 requested" {
+		t.Fatalf("connect: %v", err)
+	}
+}
+
+// TestGRPCAuth: without a valid token a call is UNAUTHENTICATED, with a
+// role too low PERMISSION_DENIED, each with its reason; health needs no
+// token.
+func TestGRPCAuth(t *testing.T) {
+	tokens, err := auth.Parse("pos:operator:operator-token-0123456789,viewer:reader:reader-token-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, gormstore.SQLite, tokens)
+	id := e.product(t, "AUTH", 5)
+	with := func(token string) context.Context {
+		if token == "" {
+			return context.Background()
+		}
+		return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	}
+	for _, tc := range []struct {
+		token  string
+		code   codes.Code
+		reason string
+	}{
+		{"", codes.Unauthenticated, "UNAUTHENTICATED"},
+		{"wrong-token-0123456789", codes.Unauthenticated, "UNAUTHENTICATED"},
+		{"reader-token-0123456789", codes.PermissionDenied, "FORBIDDEN"},
+		{"operator-token-0123456789", codes.OK, ""},
+	} {
+		var resp v1.StockOutResponse
+		err := e.call(with(tc.token), "StockOut", &v1.StockOutRequest{ProductId: id, Quantity: 1}, &resp)
+		if code, why := reason(err); code != tc.code || why != tc.reason {
+			t.Errorf("token %q: %v, want %v %s", tc.token, err, tc.code, tc.reason)
+		}
+		if err == nil && resp.GetMovement().GetActor() != "pos" {
+			t.Errorf("actor %q, want pos", resp.GetMovement().GetActor())
+		}
+	}
+	if _, err := healthpb.NewHealthClient(e.conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health without a token: %v", err)
+	}
+}
