@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Outcomes that are not an error code from the server.
@@ -26,6 +28,11 @@ type client struct {
 	endpoint string
 	// auth is the Authorization header, for servers with tokens.
 	auth string
+	// transport is what the timed loop speaks (graphql, rest, grpc); grpc
+	// holds its connections when it is gRPC.
+	transport string
+	grpc      []*grpc.ClientConn
+	workers   int
 }
 
 // newClient returns a client whose pool keeps a connection per worker alive.
@@ -36,7 +43,7 @@ func newClient(clients int, timeout time.Duration) *client {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return &client{http: &http.Client{Transport: tr, Timeout: timeout}}
+	return &client{http: &http.Client{Transport: tr, Timeout: timeout}, workers: clients}
 }
 
 // use points the client at a server's base URL, dropping connections to the previous one.

@@ -84,6 +84,11 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 	}()
 	logf("%s: server %s (%s, lock %s, strategy %s)", row.name, srv.url, row.db, row.lock, row.strategy)
 	c.use(srv.url)
+	if err := c.speak(row.transport, srv.url); err != nil {
+		res.err = err
+		return res
+	}
+	defer func() { _ = c.speak(transportGraphQL, "") }()
 	clients, writers := row.load(cfg.clients, cfg.writers)
 	res.clients = clients
 	products := cfg.products
@@ -107,10 +112,13 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 
 // against measures one scenario against a running server (-url).
 func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) {
-	row := rowSpec{name: cfg.scenario, scenario: cfg.scenario, strategy: "-", db: "-", lock: "-"}
+	row := rowSpec{name: cfg.scenario, scenario: cfg.scenario, strategy: "-", db: "-", lock: "-", transport: cfg.transport}
 	c := newClient(cfg.clients, cfg.timeout)
 	c.use(cfg.url)
 	c.bearer(cfg.token)
+	if err := c.speak(cfg.transport, cfg.url); err != nil {
+		return result{row: row}, err
+	}
 	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)
 	if err != nil {
 		return result{row: row}, fmt.Errorf("prepare %s: %w", cfg.scenario, err)

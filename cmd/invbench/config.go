@@ -37,6 +37,7 @@ type config struct {
 	soakLoad   float64
 	soakSample time.Duration
 	writers    int
+	transport  string
 }
 
 // defaultPGAdminDSN is the local PostgreSQL the tests use too.
@@ -60,6 +61,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	var rows string
 	fs.StringVar(&c.url, "url", "", "base URL of a running server (its GraphQL endpoint is URL/query)")
 	fs.StringVar(&c.scenario, "scenario", "flash", "with -url: "+strings.Join(scenarios, ", "))
+	fs.StringVar(&c.transport, "transport", transportGraphQL, "with -url: what the timed requests speak: "+strings.Join(transports, ", ")+
+		" (rest and grpc: flash, spread and ceiling only; gRPC on the server's own port)")
 	fs.IntVar(&c.writers, "writers", 8, "flash-reads: clients that sell the hot product; the others read its page")
 	fs.IntVar(&c.clients, "clients", 64, "concurrent clients, each with one request in flight")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each run sends requests")
@@ -100,6 +103,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 }
 
 func (c config) validate() error {
+	if c.url != "" {
+		if err := checkTransport(c.transport, c.scenario); err != nil {
+			return err
+		}
+	}
 	switch {
 	case c.compare == (c.url != ""):
 		return errors.New("give either -url (a running server) or -compare")

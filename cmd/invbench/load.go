@@ -97,8 +97,7 @@ func loop(ctx context.Context, c *client, w *workload, wk *worker, more func() b
 	for more() {
 		body, kind := w.next(wk)
 		start := time.Now()
-		status, err := c.post(ctx, body, &wk.resp, &wk.gql)
-		out := outcome(status, err, &wk.gql, kind.want())
+		out := c.send(ctx, w, wk, body, kind)
 		wk.tally.record(time.Since(start), kind, out)
 		w.observe(wk, kind, out)
 		cnt.requests.Add(1)

@@ -178,6 +178,7 @@ func notes(results []result) string {
 	b.WriteString("cpu: % of one core during the timed run: this tool / the server / the whole machine (PostgreSQL, Redis, etcd included).\n")
 	b.WriteString(flashReadsNote(results))
 	b.WriteString(reservationNote(results))
+	b.WriteString(transportNote(results))
 	for _, r := range results {
 		switch {
 		case r.skipped != "":
@@ -229,6 +230,24 @@ func reservationNote(results []result) string {
 			fmt.Fprintf(&b, "%s: %s checkouts/s completed, %.2f× flash/combine.\n", r.row.name, thousands(int64(r.perSec(r.audit.sold)+0.5)),
 				r.perSec(r.audit.sold)/flash.opsPerSec())
 		}
+	}
+	return b.String()
+}
+
+// transportNote compares the same stock-out over REST and gRPC with
+// GraphQL's flash/combine: throughput and p99.
+func transportNote(results []result) string {
+	flash := find(results, func(o rowSpec) bool { return o.name == "flash/combine" })
+	if flash == nil || flash.opsPerSec() == 0 || flash.err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range results {
+		if r.err != nil || r.requests == 0 || r.row.scenario != "flash" || r.row.transport == "" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %.2f× flash/combine (GraphQL) in ops/s; p99 %s ms against %s ms.\n", r.row.name,
+			r.opsPerSec()/flash.opsPerSec(), ms(r.p99), ms(flash.p99))
 	}
 	return b.String()
 }

@@ -21,6 +21,8 @@ type rowSpec struct {
 	alone string
 	// products, if positive, replaces -products for the row.
 	products int
+	// transport is what the timed requests speak; empty: GraphQL.
+	transport string
 }
 
 // load returns how many clients the row runs, and how many of them sell
@@ -61,6 +63,9 @@ func compareRows() []rowSpec {
 		{name: "reserve/spread", scenario: "reserve", strategy: "combine", db: "postgres", lock: "redsync", products: 1000},
 		{name: "checkout", scenario: "checkout", strategy: "combine", db: "postgres", lock: "redsync"},
 		{name: "checkout/spread", scenario: "checkout", strategy: "combine", db: "postgres", lock: "redsync", products: 1000},
+		{name: "flash/combine/rest", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportREST},
+		{name: "flash/combine/grpc", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportGRPC},
+		{name: "ceiling/grpc", scenario: "ceiling", strategy: "combine", db: "postgres", lock: "redsync", transport: transportGRPC},
 		{name: "flash/combine/sqlite", scenario: "flash", strategy: "combine", db: "sqlite", lock: "local"},
 		{name: "flash/combine/etcd", scenario: "flash", strategy: "combine", db: "postgres", lock: "etcd"},
 		{name: "flash/lock-per-request/etcd", scenario: "flash", strategy: "lock-per-request", db: "postgres", lock: "etcd"},

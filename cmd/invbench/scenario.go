@@ -128,6 +128,8 @@ type worker struct {
 	// pending is the reservation ID of the worker's checkout in progress
 	// (a JSON string's text), empty if none.
 	pending string
+	// product is the index of the product of the current stock-out.
+	product int
 }
 
 // rand returns a pseudo-random number below n (xorshift: the tool must stay
@@ -163,6 +165,7 @@ func (w *workload) next(wk *worker) ([]byte, reqKind) {
 		}
 	}
 	p := w.pick(wk)
+	wk.product = p
 	return w.keyed(wk, w.outHead[p], w.outTail[p]), kindStockOut
 }
 
