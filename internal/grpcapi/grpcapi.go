@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -89,7 +91,7 @@ func NewHandler(svc *inventory.Service, opts Options) (*Handler, error) {
 	s := &server{svc: svc, opts: opts}
 	mux.Handle(inventoryv1connect.NewInventoryServiceHandler(s, handlerOpts...))
 	// Health and reflection need no token, as /readyz does not.
-	mux.Handle(grpchealth.NewHandler(checker{ready: opts.Ready}, connect.WithReadMaxBytes(MaxMessageBytes)))
+	mux.Handle(grpchealth.NewHandler(&checker{ready: opts.Ready}, connect.WithReadMaxBytes(MaxMessageBytes)))
 	reflector := grpcreflect.NewStaticReflector(inventoryv1connect.InventoryServiceName, grpchealth.HealthV1ServiceName,
 		"grpc.reflection.v1.ServerReflection")
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
@@ -123,23 +125,43 @@ func IsGRPC(r *http.Request) bool {
 }
 
 // checker answers grpc.health.v1 with the server's readiness, for the
-// whole server ("") and for the inventory service.
+// whole server ("") and for the inventory service. Readiness pings the
+// database and the lock backend, so an answer is reused for up to
+// healthTTL: health checks, however frequent, cost the backends at most
+// one round of pings each.
 type checker struct {
 	ready func(context.Context) error
+
+	mu      sync.Mutex
+	at      time.Time
+	serving bool
 }
 
-func (c checker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+const healthTTL = time.Second
+
+func (c *checker) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
 	switch req.Service {
 	case "", inventoryv1connect.InventoryServiceName:
 	default:
 		return nil, connect.NewError(connect.CodeNotFound, nil)
 	}
-	if c.ready != nil {
-		if err := c.ready(ctx); err != nil {
-			return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
-		}
+	if c.isServing(ctx) {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
 	}
-	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
+	return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
+}
+
+func (c *checker) isServing(ctx context.Context) bool {
+	if c.ready == nil {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock() // one caller checks; the others wait for its answer
+	if time.Since(c.at) < healthTTL {
+		return c.serving
+	}
+	c.serving, c.at = c.ready(ctx) == nil, time.Now()
+	return c.serving
 }
 
 // authInterceptor authenticates every call by its authorization header.
