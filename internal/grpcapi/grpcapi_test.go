@@ -41,12 +41,22 @@ type env struct {
 
 func newEnv(t *testing.T, driver string, tokens *auth.Tokens) env {
 	t.Helper()
-	st := gormstoretest.Open(t, driver)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), PollInterval: 50 * time.Millisecond})
+	return serve(t, startService(t, gormstoretest.Open(t, driver), memlock.New(0)), tokens)
+}
+
+func startService(t *testing.T, st *gormstore.Store, locker *memlock.Locker) *inventory.Service {
+	t.Helper()
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: locker, PollInterval: 20 * time.Millisecond})
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
+	return svc
+}
+
+// serve serves svc's gRPC API on a real h2c server.
+func serve(t *testing.T, svc *inventory.Service, tokens *auth.Tokens) env {
+	t.Helper()
 	h, err := grpcapi.NewHandler(svc, grpcapi.Options{Authorize: true,
 		Authenticate: func(ctx context.Context, header string) (context.Context, error) {
 			return auth.FromHeader(ctx, tokens, header)
@@ -332,4 +342,53 @@ func TestGRPCAuth(t *testing.T) {
 	if _, err := healthpb.NewHealthClient(e.conn).Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Errorf("health without a token: %v", err)
 	}
+}
+
+// TestStreamAcrossReplicas: two replicas of one database; a watcher on B
+// receives every change sold on A, once and in order.
+func TestStreamAcrossReplicas(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		dsn := gormstoretest.DSN(t, driver)
+		open := func() *gormstore.Store {
+			st, err := gormstore.Open(context.Background(), gormstore.Config{Driver: driver, DSN: dsn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			return st
+		}
+		locker := memlock.New(0) // one lock backend, as replicas share one
+		a := serve(t, startService(t, open(), locker), nil)
+		b := serve(t, startService(t, open(), locker), nil)
+		id := a.product(t, "ACROSS", 100)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		after := int64(0)
+		stream, err := b.connect.WatchStockChanges(ctx, connect.NewRequest(&v1.WatchStockChangesRequest{ProductIds: []int64{id}, AfterSequence: &after}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const sales = 20
+		go func() {
+			for i := range sales {
+				_ = a.call(ctx, "StockOut", &v1.StockOutRequest{ProductId: id, Quantity: 1, IdempotencyKey: fmt.Sprintf("across-%d", i)},
+					&v1.StockOutResponse{})
+			}
+		}()
+		var outs []int64
+		last := int64(0)
+		for len(outs) < sales && stream.Receive() {
+			m := stream.Msg().GetMovement()
+			if m.GetSequence() <= last {
+				t.Fatalf("sequence %d after %d", m.GetSequence(), last)
+			}
+			last = m.GetSequence()
+			if m.GetType() == v1.MovementType_MOVEMENT_TYPE_OUT {
+				outs = append(outs, m.GetSequence())
+			}
+		}
+		if len(outs) != sales {
+			t.Fatalf("B's watcher saw %d of %d sales made on A: %v", len(outs), sales, stream.Err())
+		}
+	})
 }
