@@ -25,6 +25,7 @@ FUZZTIME ?= 30000x
 fuzz: ## run each fuzz target FUZZTIME (default 30000x: 30,000 executions, 8-18 s each here); a failing input lands in testdata/fuzz/
 	$(GO) test -run '^$$' -fuzz '^FuzzGraphQL$$' -fuzztime $(FUZZTIME) ./graph
 	$(GO) test -run '^$$' -fuzz '^FuzzREST$$' -fuzztime $(FUZZTIME) ./internal/rest
+	$(GO) test -run '^$$' -fuzz '^FuzzGRPC$$' -fuzztime $(FUZZTIME) ./internal/grpcapi
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePrice$$' -fuzztime $(FUZZTIME) ./internal/inventory
 	$(GO) test -run '^$$' -fuzz '^FuzzProductInput$$' -fuzztime $(FUZZTIME) ./internal/inventory
 
