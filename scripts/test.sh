@@ -59,3 +59,8 @@ go test -race -count=1 -tags "${TEST_TAGS:-}" ${GO_TEST_FLAGS:-} ${GO_TEST_PKGS:
 if [ -z "${GO_TEST_PKGS:-}" ]; then
   go test -race -count=1 -tags benchstrategies -run 'Strateg' ./internal/inventory/
 fi
+
+# The gRPC API through grpcurl and server reflection, as an operator calls it.
+if [ -z "${GO_TEST_PKGS:-}" ]; then
+  ./scripts/grpcurl-check.sh
+fi
