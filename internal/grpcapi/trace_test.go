@@ -1,0 +1,91 @@
+package grpcapi_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/grpcapi"
+	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+)
+
+// TestCallContinuesCallersTrace: a call carrying a W3C traceparent gets a
+// server span in the caller's trace, whose child is the service's span.
+func TestCallContinuesCallersTrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	st := gormstoretest.Open(t, gormstore.SQLite)
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), TracerProvider: tp, PollInterval: 50 * time.Millisecond})
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	p, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "TRACED", Name: "T", Price: 1, InitialStock: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := grpcapi.NewHandler(svc, grpcapi.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	conn, err := grpc.NewClient(strings.TrimPrefix(srv.URL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+
+	const traceID, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", "00-"+traceID+"-"+callerSpan+"-01")
+	if err := conn.Invoke(ctx, "/inventory.v1.InventoryService/StockOut", &v1.StockOutRequest{ProductId: p.Product.ID, Quantity: 1},
+		&v1.StockOutResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	var server, service *tracetest.SpanStub
+	spans := exp.GetSpans()
+	for i := range spans {
+		s := &spans[i]
+		switch s.Name {
+		case "inventory.v1.InventoryService/StockOut":
+			server = s
+		case "inventory.StockOut":
+			service = s
+		}
+	}
+	if server == nil || service == nil {
+		t.Fatalf("spans %v: want the call's server span and the service's", names(spans))
+	}
+	if server.SpanContext.TraceID().String() != traceID || server.Parent.SpanID().String() != callerSpan {
+		t.Errorf("server span in trace %s under %s, want %s under the caller's %s",
+			server.SpanContext.TraceID(), server.Parent.SpanID(), traceID, callerSpan)
+	}
+	if service.Parent.SpanID() != server.SpanContext.SpanID() {
+		t.Errorf("the service's span is not the server span's child")
+	}
+}
+
+func names(spans tracetest.SpanStubs) []string {
+	var out []string
+	for _, s := range spans {
+		out = append(out, s.Name)
+	}
+	return out
+}
