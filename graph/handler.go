@@ -70,7 +70,14 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	if opts.Propagator != nil {
 		h = extractTrace(opts.Propagator, h)
 	}
-	return limitBody(codeTransportErrors(h))
+	return limitBody(codeTransportErrors(byGraphQL(h)))
+}
+
+// byGraphQL names GraphQL as the requests' transport, for the metrics.
+func byGraphQL(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(inventory.WithTransport(r.Context(), "graphql")))
+	})
 }
 
 // Options are the endpoint's optional parts.

@@ -145,8 +145,8 @@ func TestMetricsEndpoint(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"inventory_requests_total", map[string]string{"operation": "stockOut", "code": "OK"}, 3},
-		{"inventory_requests_total", map[string]string{"operation": "stockOut", "code": "INSUFFICIENT_STOCK"}, 1},
+		{"inventory_requests_total", map[string]string{"operation": "stockOut", "transport": "graphql", "code": "OK"}, 3},
+		{"inventory_requests_total", map[string]string{"operation": "stockOut", "transport": "graphql", "code": "INSUFFICIENT_STOCK"}, 1},
 		{"inventory_requests_total", map[string]string{"operation": "reserveStock", "code": "OK"}, 1},
 		{"inventory_request_duration_seconds", map[string]string{"operation": "stockOut"}, 4}, // observations
 		{"inventory_movements_total", map[string]string{"type": "OUT"}, 3},

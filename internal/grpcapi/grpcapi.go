@@ -104,7 +104,9 @@ type Handler struct {
 	mux *http.ServeMux
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r.WithContext(inventory.WithTransport(r.Context(), "grpc")))
+}
 
 // Paths are the URL path prefixes the handler serves.
 var Paths = []string{

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -19,8 +21,10 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/grpcapi"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
+	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/telemetry"
 )
 
 // TestCallContinuesCallersTrace: a call carrying a W3C traceparent gets a
@@ -88,4 +92,39 @@ func names(spans tracetest.SpanStubs) []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// TestCallsAreCounted: a gRPC call is counted as the operation it runs,
+// with transport grpc.
+func TestCallsAreCounted(t *testing.T) {
+	m := telemetry.NewMetrics()
+	st := gormstoretest.Open(t, gormstore.SQLite)
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	p, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "COUNTED", Name: "C", Price: 1, InitialStock: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := grpcapi.NewHandler(svc, grpcapi.Options{Admission: m.Admission(inventory.AdmitAll{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	client := inventoryv1connect.NewInventoryServiceClient(http.DefaultClient, srv.URL)
+	for range 2 { // one sale, one refusal
+		_, _ = client.StockOut(context.Background(), connect.NewRequest(&v1.StockOutRequest{ProductId: p.Product.ID, Quantity: 1}))
+	}
+	want := `
+# HELP inventory_requests_total API operations (GraphQL root fields, REST routes and gRPC methods, named as the GraphQL field) by the transport they came by and outcome: OK or the error code.
+# TYPE inventory_requests_total counter
+inventory_requests_total{code="INSUFFICIENT_STOCK",operation="stockOut",transport="grpc"} 1
+inventory_requests_total{code="OK",operation="stockOut",transport="grpc"} 1
+`
+	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "inventory_requests_total"); err != nil {
+		t.Error(err)
+	}
 }

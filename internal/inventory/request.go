@@ -42,6 +42,20 @@ func optString(p *string) string {
 
 type actorKey struct{}
 
+type transportKey struct{}
+
+// WithTransport returns a context that names the transport a request came
+// by (graphql, rest, grpc), for the metrics of the operations it runs.
+func WithTransport(ctx context.Context, transport string) context.Context {
+	return context.WithValue(ctx, transportKey{}, transport)
+}
+
+// TransportFrom returns the transport set by WithTransport, or "".
+func TransportFrom(ctx context.Context) string {
+	t, _ := ctx.Value(transportKey{}).(string)
+	return t
+}
+
 // WithActor returns a context that attributes the mutations made with it to
 // actor; the name is recorded on ledger rows.
 func WithActor(ctx context.Context, actor string) context.Context {

@@ -101,7 +101,9 @@ func (h *Handler) authorized(r *http.Request, op string) error {
 	return inventory.Authorize(r.Context(), op)
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r.WithContext(inventory.WithTransport(r.Context(), "rest")))
+}
 
 // productRequest is the body of POST /product. The seed's body was
 // {"id","name","price","stock","threshold"} with a client-chosen id: the

@@ -31,8 +31,8 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "inventory_requests_total",
-			Help: "API operations (GraphQL root fields and REST routes, named as the GraphQL field) by outcome: OK or the error code.",
-		}, []string{"operation", "code"}),
+			Help: "API operations (GraphQL root fields, REST routes and gRPC methods, named as the GraphQL field) by the transport they came by and outcome: OK or the error code.",
+		}, []string{"operation", "transport", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "inventory_request_duration_seconds",
 			Help:    "Time from admission to the end of an API operation, queueing and throttling included.",
@@ -151,22 +151,26 @@ type meteredAdmission struct {
 
 func (a meteredAdmission) Admit(ctx context.Context, op string, productIDs []int64) (func(error), error) {
 	start := time.Now()
+	transport := inventory.TransportFrom(ctx)
+	if transport == "" {
+		transport = "other"
+	}
 	done, err := a.next.Admit(ctx, op, productIDs)
 	if err != nil {
-		a.m.requestDone(op, err, start)
+		a.m.requestDone(op, transport, err, start)
 		return nil, err
 	}
 	return func(err error) {
 		done(err)
-		a.m.requestDone(op, err, start)
+		a.m.requestDone(op, transport, err, start)
 	}, nil
 }
 
-func (m *Metrics) requestDone(op string, err error, start time.Time) {
+func (m *Metrics) requestDone(op, transport string, err error, start time.Time) {
 	code := "OK"
 	if err != nil {
 		code = string(inventory.ErrorCode(err))
 	}
-	m.requests.WithLabelValues(op, code).Inc()
+	m.requests.WithLabelValues(op, transport, code).Inc()
 	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }

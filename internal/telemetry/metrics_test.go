@@ -30,7 +30,7 @@ func TestRequestMetrics(t *testing.T) {
 	m := telemetry.NewMetrics()
 	adm := m.Admission(&refuseOdd{})
 	for i := range 4 {
-		done, err := adm.Admit(context.Background(), "stockOut", []int64{1})
+		done, err := adm.Admit(inventory.WithTransport(context.Background(), "grpc"), "stockOut", []int64{1})
 		if err != nil {
 			continue
 		}
@@ -43,12 +43,12 @@ func TestRequestMetrics(t *testing.T) {
 	done, _ := adm.Admit(context.Background(), "products", nil)
 	done(errors.New("driver: bad connection")) // not an *inventory.Error
 	want := `
-# HELP inventory_requests_total API operations (GraphQL root fields and REST routes, named as the GraphQL field) by outcome: OK or the error code.
+# HELP inventory_requests_total API operations (GraphQL root fields, REST routes and gRPC methods, named as the GraphQL field) by the transport they came by and outcome: OK or the error code.
 # TYPE inventory_requests_total counter
-inventory_requests_total{code="INSUFFICIENT_STOCK",operation="stockOut"} 1
-inventory_requests_total{code="INTERNAL_SERVER_ERROR",operation="products"} 1
-inventory_requests_total{code="OK",operation="stockOut"} 1
-inventory_requests_total{code="RATE_LIMITED",operation="stockOut"} 2
+inventory_requests_total{code="INSUFFICIENT_STOCK",operation="stockOut",transport="grpc"} 1
+inventory_requests_total{code="INTERNAL_SERVER_ERROR",operation="products",transport="other"} 1
+inventory_requests_total{code="OK",operation="stockOut",transport="grpc"} 1
+inventory_requests_total{code="RATE_LIMITED",operation="stockOut",transport="grpc"} 2
 `
 	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "inventory_requests_total"); err != nil {
 		t.Error(err)
