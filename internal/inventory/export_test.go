@@ -6,8 +6,8 @@ import (
 	"github.com/shopstack/inventory/internal/lock"
 )
 
-// SetAfterLock installs a hook that runs between acquiring a stock lock and
-// its transaction.
+// SetAfterLock installs a hook that runs before every transaction of the
+// pipeline, with each of its levels' lease (taken for the batch or reused).
 func SetAfterLock(s *Service, fn func(ctx context.Context, key LevelKey, lease lock.Lease)) {
 	s.afterLock = fn
 }

@@ -85,9 +85,6 @@ func (b pipeBackend) Lock(ctx context.Context, key LevelKey) (lock.Lease, error)
 	if err != nil {
 		return nil, err
 	}
-	if b.s.afterLock != nil {
-		b.s.afterLock(ctx, key, l)
-	}
 	trace.SpanFromContext(ctx).SetAttributes(attrFenceToken.Int64(l.Token()))
 	return l, nil
 }
@@ -112,6 +109,15 @@ func (b pipeBackend) StartBatch(ctx context.Context, key LevelKey, links []trace
 }
 
 func (b pipeBackend) Commit(ctx context.Context, jobs []*levelJob, skipLocked bool) {
+	if b.s.afterLock != nil {
+		for _, j := range jobs {
+			for _, l := range j.Levels {
+				if l.Lease != nil {
+					b.s.afterLock(ctx, l.Key, l.Lease)
+				}
+			}
+		}
+	}
 	b.s.runJobs(ctx, jobs, skipLocked)
 }
 

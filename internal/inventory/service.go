@@ -88,8 +88,9 @@ type Service struct {
 	reaper            *reaper
 	// epoch is the lock epoch of the locker's fencing domain, set by Start.
 	epoch int64
-	// afterLock, if set, runs between acquiring a stock lock and the
-	// transaction (tests use it to stage a lapsed lease).
+	// afterLock, if set, runs before every transaction of the pipeline
+	// with each of its levels' lease, whether the batch took the lease or
+	// reuses it (tests use it to hold a batch, or to stage a lapsed lease).
 	afterLock func(ctx context.Context, key LevelKey, lease lock.Lease)
 
 	locMu     sync.RWMutex
