@@ -84,7 +84,11 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 	}()
 	logf("%s: server %s (%s, lock %s, strategy %s)", row.name, srv.url, row.db, row.lock, row.strategy)
 	c.use(srv.url)
-	if err := c.speak(row.transport, srv.url); err != nil {
+	grpcTarget := srv.url
+	if srv.grpcAddr != "" {
+		grpcTarget = "http://" + srv.grpcAddr
+	}
+	if err := c.speak(row.transport, grpcTarget); err != nil {
 		res.err = err
 		return res
 	}
@@ -116,7 +120,11 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	c := newClient(cfg.clients, cfg.timeout)
 	c.use(cfg.url)
 	c.bearer(cfg.token)
-	if err := c.speak(cfg.transport, cfg.url); err != nil {
+	grpcTarget := cfg.url
+	if cfg.grpcAddr != "" {
+		grpcTarget = "http://" + cfg.grpcAddr
+	}
+	if err := c.speak(cfg.transport, grpcTarget); err != nil {
 		return result{row: row}, err
 	}
 	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)

@@ -38,6 +38,7 @@ type config struct {
 	soakSample time.Duration
 	writers    int
 	transport  string
+	grpcAddr   string
 }
 
 // defaultPGAdminDSN is the local PostgreSQL the tests use too.
@@ -62,7 +63,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.url, "url", "", "base URL of a running server (its GraphQL endpoint is URL/query)")
 	fs.StringVar(&c.scenario, "scenario", "flash", "with -url: "+strings.Join(scenarios, ", "))
 	fs.StringVar(&c.transport, "transport", transportGraphQL, "with -url: what the timed requests speak: "+strings.Join(transports, ", ")+
-		" (rest and grpc: flash, spread and ceiling only; gRPC on the server's own port)")
+		" (rest and grpc: flash, spread and ceiling only)")
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "", "with -url -transport grpc: the server's INVENTORY_GRPC_ADDR (grpc-go's own server); empty: gRPC on -url's port")
 	fs.IntVar(&c.writers, "writers", 8, "flash-reads: clients that sell the hot product; the others read its page")
 	fs.IntVar(&c.clients, "clients", 64, "concurrent clients, each with one request in flight")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each run sends requests")

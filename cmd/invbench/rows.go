@@ -110,6 +110,9 @@ func (r rowSpec) serverEnv(db *database, redis, etcd string) map[string]string {
 		"INVENTORY_LOCK_BACKEND":   r.lock,
 		"INVENTORY_LOG_LEVEL":      "info", // the listening line is at info
 	}
+	if r.transport == transportGRPC {
+		env["INVENTORY_GRPC_ADDR"] = "127.0.0.1:0" // grpc-go's own server
+	}
 	switch r.lock {
 	case "none":
 		// The strategy takes no lock; the server still wants a backend.

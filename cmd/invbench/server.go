@@ -41,10 +41,12 @@ func buildServer(ctx context.Context, dir string) (string, error) {
 
 // server is an inventoryd child process.
 type server struct {
-	url  string
-	cmd  *exec.Cmd
-	logs *logTail
-	done chan error // Wait's result, once
+	url string
+	// grpcAddr is grpc-go's address (INVENTORY_GRPC_ADDR), if it serves one.
+	grpcAddr string
+	cmd      *exec.Cmd
+	logs     *logTail
+	done     chan error // Wait's result, once
 }
 
 // startServer runs bin on 127.0.0.1:0 with env (INVENTORY_* settings, which
@@ -74,6 +76,7 @@ func startServer(ctx context.Context, bin string, env map[string]string) (*serve
 	select {
 	case addr := <-s.logs.listening:
 		s.url = "http://" + addr
+		s.grpcAddr = s.logs.grpcAddress()
 		return s, nil
 	case err := <-s.done:
 		s.done <- err
@@ -118,6 +121,13 @@ type logTail struct {
 	partial   []byte
 	lines     []string
 	listening chan string
+	grpcAddr  string // from the "gRPC listening" line, logged before "listening"
+}
+
+func (l *logTail) grpcAddress() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.grpcAddr
 }
 
 const tailLines = 20
@@ -145,6 +155,9 @@ func (l *logTail) Write(p []byte) (int, error) {
 
 func (l *logTail) line(b []byte) {
 	var entry struct{ Msg, Addr string }
+	if bytes.Contains(b, []byte(`"gRPC listening"`)) && json.Unmarshal(b, &entry) == nil {
+		l.grpcAddr = entry.Addr
+	}
 	if bytes.Contains(b, []byte(`"listening"`)) && json.Unmarshal(b, &entry) == nil && entry.Msg == "listening" {
 		select {
 		case l.listening <- entry.Addr:

@@ -100,11 +100,7 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "NOT_FOUND", "message": "no such endpoint; GraphQL is at /query"}})
 	})
-	grpcH, err := grpcapi.NewHandler(svc, grpcapi.Options{Admission: d.admission, Authorize: true, Log: log,
-		TracerProvider: d.tracer, Propagator: d.propagator, Ready: ready(checks),
-		Authenticate: func(ctx context.Context, header string) (context.Context, error) {
-			return auth.FromHeader(ctx, d.tokens, header)
-		}})
+	grpcH, err := grpcapi.NewHandler(svc, grpcOptions(d))
 	if err != nil {
 		return nil, fmt.Errorf("grpc: %w", err)
 	}
@@ -118,6 +114,16 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 		}
 		web.ServeHTTP(w, r)
 	}), nil
+}
+
+// grpcOptions are the gRPC API's options, for the main port's handler and
+// grpc-go's server alike.
+func grpcOptions(d handlerDeps) grpcapi.Options {
+	return grpcapi.Options{Admission: d.admission, Authorize: true, Log: d.log,
+		TracerProvider: d.tracer, Propagator: d.propagator, Ready: ready(d.checks),
+		Authenticate: func(ctx context.Context, header string) (context.Context, error) {
+			return auth.FromHeader(ctx, d.tokens, header)
+		}}
 }
 
 // ready is the readiness of checks as one error, for grpc.health.v1.

@@ -16,12 +16,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
 
 	"github.com/shopstack/inventory/graph"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/config"
 	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/grpcapi"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/readmodel"
 	"github.com/shopstack/inventory/internal/telemetry"
@@ -51,14 +53,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	switch addr, changed := loopbackOnly(cfg.Addr); {
-	case tokens != nil || !changed:
-	case cfg.AllowAnonymous:
-		log.Warn("no INVENTORY_AUTH_TOKENS and INVENTORY_ALLOW_ANONYMOUS=true: every caller who can reach the address is admin", "addr", cfg.Addr)
-	default:
-		log.Warn("no INVENTORY_AUTH_TOKENS: every caller would be admin, so the server listens on loopback only; "+
-			"set tokens, or INVENTORY_ALLOW_ANONYMOUS=true on a private network", "asked", cfg.Addr, "addr", addr)
-		cfg.Addr = addr
+	for _, a := range []*string{&cfg.Addr, &cfg.GRPCAddr} {
+		if *a == "" {
+			continue
+		}
+		switch addr, changed := loopbackOnly(*a); {
+		case tokens != nil || !changed:
+		case cfg.AllowAnonymous:
+			log.Warn("no INVENTORY_AUTH_TOKENS and INVENTORY_ALLOW_ANONYMOUS=true: every caller who can reach the address is admin", "addr", *a)
+		default:
+			log.Warn("no INVENTORY_AUTH_TOKENS: every caller would be admin, so the server listens on loopback only; "+
+				"set tokens, or INVENTORY_ALLOW_ANONYMOUS=true on a private network", "asked", *a, "addr", addr)
+			*a = addr
+		}
 	}
 	obs, err := openTelemetry(ctx, cfg, getenv, log)
 	if err != nil {
@@ -149,10 +156,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	sockets := &graph.Sockets{}
-	handler, err := newHandler(handlerDeps{svc: svc, flow: fc, admission: obs.metrics.Admission(fc), registry: newRegistry(fc, obs.metrics),
+	deps := handlerDeps{svc: svc, flow: fc, admission: obs.metrics.Admission(fc), registry: newRegistry(fc, obs.metrics),
 		checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log,
 		introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins,
-		answers: answers, sockets: sockets})
+		answers: answers, sockets: sockets}
+	handler, err := newHandler(deps)
 	if err != nil {
 		return err
 	}
@@ -179,6 +187,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	var gs *grpc.Server
+	if cfg.GRPCAddr != "" {
+		gln, err := net.Listen("tcp", cfg.GRPCAddr)
+		if err != nil {
+			return fmt.Errorf("listen (gRPC): %w", err)
+		}
+		gs = grpcapi.NewGRPCServer(svc, grpcOptions(deps))
+		go func() {
+			if err := gs.Serve(gln); err != nil {
+				serveErr <- fmt.Errorf("gRPC: %w", err)
+			}
+		}()
+		defer gs.Stop()
+		log.Info("gRPC listening", "addr", gln.Addr().String())
+	}
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, log)
 		if err != nil {
@@ -197,7 +220,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	grpcDone := make(chan struct{})
+	go func() {
+		defer close(grpcDone)
+		if gs != nil {
+			gs.GracefulStop() // streams end with the subscriptions, at Shutdown's start
+		}
+	}()
 	err = srv.Shutdown(shutdownCtx)
+	select {
+	case <-grpcDone:
+	case <-shutdownCtx.Done():
+		if gs != nil {
+			gs.Stop()
+		}
+	}
 	svc.Close()
 	cancelBase()
 	if err != nil {

@@ -31,8 +31,9 @@ type server struct {
 	kill func() // child processes only: SIGKILL, no shutdown at all
 	done chan error
 
-	mu   sync.Mutex
-	logs []string // the messages it logged
+	mu       sync.Mutex
+	logs     []string // the messages it logged
+	grpcAddr string   // grpc-go's address, with INVENTORY_GRPC_ADDR
 }
 
 // logged reports whether the server logged a message containing msg.
@@ -142,6 +143,9 @@ func (s *server) await(t *testing.T, r io.Reader) {
 			}
 			s.mu.Lock()
 			s.logs = append(s.logs, line.Msg)
+			if line.Msg == "gRPC listening" {
+				s.grpcAddr = line.Addr
+			}
 			s.mu.Unlock()
 			if line.Msg == "listening" {
 				addr <- line.Addr

@@ -22,7 +22,10 @@ import (
 
 // Config is the server's configuration.
 type Config struct {
-	Addr          string
+	Addr string
+	// GRPCAddr, if set, serves the gRPC API on grpc-go's own server there
+	// too (it is always on Addr, through connect-go).
+	GRPCAddr      string
 	DBDriver      string
 	DBDSN         string
 	DBMaxConns    int
@@ -99,6 +102,8 @@ type setting struct {
 var settings = []setting{
 	{"addr", "INVENTORY_ADDR", "127.0.0.1:8080", "listen address (host:port; port 0 picks a free one)",
 		func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"grpc-addr", "INVENTORY_GRPC_ADDR", "", "also serve the gRPC API on grpc-go's own server at this address (faster for service calls than the main port; empty: main port only)",
+		func(c *Config, v string) error { c.GRPCAddr = v; return nil }},
 	{"db-driver", "INVENTORY_DB_DRIVER", "sqlite", "database: sqlite or postgres",
 		func(c *Config, v string) error { c.DBDriver = v; return nil }},
 	{"db-dsn", "INVENTORY_DB_DSN", "inventory.db", "SQLite file path, or PostgreSQL DSN (postgres://user@host:5432/db)",

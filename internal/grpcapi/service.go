@@ -270,12 +270,17 @@ var errStreamEnded = connect.NewError(connect.CodeUnavailable,
 	errors.New("the server ended the stream (it is shutting down, or the client fell behind); reconnect with after_sequence"))
 
 func (s *server) WatchStockChanges(ctx context.Context, req *connect.Request[v1.WatchStockChangesRequest], stream *connect.ServerStream[v1.WatchStockChangesResponse]) error {
+	return s.watch(ctx, req.Msg, stream.Send)
+}
+
+// watch streams the changes req asks for to send, for both servers.
+func (s *server) watch(ctx context.Context, req *v1.WatchStockChangesRequest, send func(*v1.WatchStockChangesResponse) error) error {
 	if s.opts.Authorize {
 		if err := inventory.Authorize(ctx, "stockChanged"); err != nil {
 			return toStatus(ctx, s.opts.Log, err)
 		}
 	}
-	f := inventory.EventFilter{ProductIDs: req.Msg.GetProductIds(), AfterSeq: req.Msg.AfterSequence}
+	f := inventory.EventFilter{ProductIDs: req.GetProductIds(), AfterSeq: req.AfterSequence}
 	ch, err := s.svc.Subscribe(ctx, f)
 	if err != nil {
 		return toStatus(ctx, s.opts.Log, err)
@@ -291,7 +296,7 @@ func (s *server) WatchStockChanges(ctx context.Context, req *connect.Request[v1.
 				}
 				return errStreamEnded
 			}
-			if err := stream.Send(&v1.WatchStockChangesResponse{Movement: toMovement(m)}); err != nil {
+			if err := send(&v1.WatchStockChangesResponse{Movement: toMovement(m)}); err != nil {
 				return err
 			}
 		}
