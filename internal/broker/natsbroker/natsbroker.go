@@ -1,0 +1,149 @@
+// Package natsbroker is the NATS JetStream broker: events go to a stream
+// of their own, one subject per product (PREFIX.stock.<product>) and the
+// low-stock alerts to PREFIX.alert.<product>.
+//
+// Order and no gap are the server's to enforce: each message is published
+// with the ID of the one before it as Nats-Expected-Last-Msg-Id, so the
+// stream stores a message only right after its predecessor, whatever
+// retries, restarts or a second publisher during a leader change do.
+// Nats-Msg-Id (the sequence; alert-<sequence> for an alert) lets the
+// stream's duplicate window drop a message sent twice.
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/shopstack/inventory/internal/broker"
+)
+
+// Config names the stream and its subjects.
+type Config struct {
+	// Stream is the JetStream stream (default "INVENTORY").
+	Stream string
+	// Prefix starts every subject (default "inventory").
+	Prefix string
+	// Duplicates is the stream's deduplication window (default 2m).
+	Duplicates time.Duration
+}
+
+// Publisher publishes events to JetStream.
+type Publisher struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cfg    Config
+
+	mu     sync.Mutex
+	lastID string // the message ID of the stream's last message, as Last read it or Publish left it
+}
+
+var _ broker.Publisher = (*Publisher)(nil)
+
+// New creates (or updates) the stream on nc's server.
+func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Publisher, error) {
+	if cfg.Stream == "" {
+		cfg.Stream = "INVENTORY"
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "inventory"
+	}
+	if cfg.Duplicates <= 0 {
+		cfg.Duplicates = 2 * time.Minute
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: cfg.Stream, Subjects: []string{cfg.Prefix + ".stock.*", cfg.Prefix + ".alert.*"},
+		Storage: jetstream.FileStorage, Duplicates: cfg.Duplicates,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: stream %s: %w", cfg.Stream, err)
+	}
+	return &Publisher{js: js, stream: st, cfg: cfg}, nil
+}
+
+// Last reads the stream's last message: its sequence header.
+func (p *Publisher) Last(ctx context.Context) (int64, error) {
+	info, err := p.stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if info.State.LastSeq == 0 {
+		p.lastID = ""
+		return 0, nil
+	}
+	m, err := p.stream.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return 0, err
+	}
+	id := m.Header.Get(jetstream.MsgIDHeader)
+	seq, err := strconv.ParseInt(strings.TrimPrefix(id, "alert-"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("natsbroker: the stream's last message has no inventory sequence (%q)", id)
+	}
+	p.lastID = id
+	return seq, nil
+}
+
+// Publish sends events pipelined, each expecting its predecessor as the
+// stream's last message, and waits for every acknowledgement.
+func (p *Publisher) Publish(ctx context.Context, after int64, events []broker.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if want := strconv.FormatInt(after, 10); after != 0 && p.lastID != want && p.lastID != "alert-"+want {
+		return fmt.Errorf("natsbroker: asked to publish after %d, but the stream's last message is %q", after, p.lastID)
+	}
+	prev := p.lastID
+	var futures []jetstream.PubAckFuture
+	send := func(subject, id string, data []byte) error {
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(id)}
+		if prev != "" {
+			opts = append(opts, jetstream.WithExpectLastMsgID(prev))
+		}
+		f, err := p.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data, Header: nats.Header{"Content-Type": []string{"application/json"}}}, opts...)
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+		prev = id
+		return nil
+	}
+	for _, e := range events {
+		product := strconv.FormatInt(e.ProductID, 10)
+		seq := strconv.FormatInt(e.Seq, 10)
+		if err := send(p.cfg.Prefix+".stock."+product, seq, e.Data); err != nil {
+			return err
+		}
+		if e.Alert {
+			if err := send(p.cfg.Prefix+".alert."+product, "alert-"+seq, e.Data); err != nil {
+				return err
+			}
+		}
+	}
+	var errs []error
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			if len(errs) == 0 {
+				p.lastID = f.Msg().Header.Get(jetstream.MsgIDHeader)
+			}
+		case err := <-f.Err():
+			errs = append(errs, fmt.Errorf("message %d of %d: %w", i+1, len(futures), err))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,196 @@
+package natsbroker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/shopstack/inventory/internal/broker"
+	"github.com/shopstack/inventory/internal/broker/natsbroker"
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv"
+)
+
+// natsURL is the JetStream server the tests use (the machine's own, with
+// stream names unique to each test).
+func natsURL() string {
+	if u := os.Getenv("INVENTORY_TEST_NATS_URL"); u != "" {
+		return u
+	}
+	return nats.DefaultURL
+}
+
+type env struct {
+	svc   *inventory.Service
+	store *gormstore.Store
+	nc    *nats.Conn
+	cfg   natsbroker.Config
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
+	nc, err := nats.Connect(natsURL(), nats.Timeout(2*time.Second))
+	if err != nil {
+		testenv.SkipOrFail(t, "NATS is not reachable at "+natsURL()+": "+err.Error())
+		return env{}
+	}
+	t.Cleanup(nc.Close)
+	name := fmt.Sprintf("INVTEST_%d_%d", os.Getpid(), time.Now().UnixNano())
+	cfg := natsbroker.Config{Stream: name, Prefix: strings.ToLower(name)}
+	t.Cleanup(func() {
+		js, _ := jetstream.New(nc)
+		_ = js.DeleteStream(context.Background(), name)
+	})
+	st := gormstoretest.Open(t, gormstore.SQLite)
+	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	return env{svc: svc, store: st, nc: nc, cfg: cfg}
+}
+
+// relay starts a relay with a publisher of its own; stop ends it.
+func (e env) relay(t *testing.T) (stop func()) {
+	t.Helper()
+	p, err := natsbroker.New(context.Background(), e.nc, e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &broker.Relay{Ledger: e.store, Publisher: p, Poll: 5 * time.Millisecond}
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+func (e env) sell(t *testing.T, id int64, n int) {
+	t.Helper()
+	for range n {
+		if _, err := e.svc.StockOut(context.Background(), inventory.StockChange{ProductID: id, Quantity: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// stream reads every message of the stream, in order, once it holds want
+// stock events.
+func (e env) stream(t *testing.T, want int) (stock []int64, alerts []int64) {
+	t.Helper()
+	js, _ := jetstream.New(e.nc)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stock, alerts = nil, nil
+		st, err := js.Stream(context.Background(), e.cfg.Stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+			m, err := st.GetMsg(context.Background(), seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ev struct {
+				Schema   string
+				Sequence int64
+			}
+			if err := json.Unmarshal(m.Data, &ev); err != nil || ev.Schema != broker.SchemaV1 {
+				t.Fatalf("message %d: %s (%v)", seq, m.Data, err)
+			}
+			id := m.Header.Get(jetstream.MsgIDHeader)
+			if strings.HasPrefix(id, "alert-") {
+				alerts = append(alerts, ev.Sequence)
+				continue
+			}
+			if id != strconv.FormatInt(ev.Sequence, 10) {
+				t.Fatalf("message %d has ID %q for sequence %d", seq, id, ev.Sequence)
+			}
+			stock = append(stock, ev.Sequence)
+		}
+		if len(stock) >= want || time.Now().After(deadline) {
+			return stock, alerts
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ledger is every sequence of the ledger, in order.
+func (e env) ledger(t *testing.T) []int64 {
+	t.Helper()
+	page, err := e.store.Movements(context.Background(), inventory.MovementQuery{HasAfter: true, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for _, m := range page.Movements {
+		seqs = append(seqs, m.Seq)
+	}
+	return seqs
+}
+
+func (e env) product(t *testing.T, stock, threshold int64) int64 {
+	t.Helper()
+	p, err := e.svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "NATS", Name: "N", Price: 1, InitialStock: stock, Threshold: threshold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Product.ID
+}
+
+// TestEventsInOrderAcrossRestarts: every committed change reaches the
+// stream once, in sequence order, across a publisher restart; the alert
+// goes to its own subject too.
+func TestEventsInOrderAcrossRestarts(t *testing.T) {
+	e := newEnv(t)
+	id := e.product(t, 100, 90)
+	stop := e.relay(t)
+	e.sell(t, id, 20) // the 11th sale takes available below 90: one alert
+	e.stream(t, 21)
+	stop()
+	e.sell(t, id, 15) // committed while no one publishes
+	stop = e.relay(t)
+	defer stop()
+	e.sell(t, id, 5)
+	want := e.ledger(t)
+	stock, alerts := e.stream(t, len(want))
+	if fmt.Sprint(stock) != fmt.Sprint(want) {
+		t.Fatalf("stream %v,\nledger %v", stock, want)
+	}
+	if len(alerts) != 1 {
+		t.Fatalf("alerts %v, want one", alerts)
+	}
+}
+
+// TestTwoPublishersPublishOnce: two relays at once (a leader change that
+// overlaps) still store each change once, in order.
+func TestTwoPublishersPublishOnce(t *testing.T) {
+	e := newEnv(t)
+	id := e.product(t, 1000, 0)
+	var wg sync.WaitGroup
+	wg.Go(func() { e.sell(t, id, 200) })
+	stopA, stopB := e.relay(t), e.relay(t)
+	wg.Wait()
+	want := e.ledger(t)
+	stock, _ := e.stream(t, len(want))
+	stopA()
+	stopB()
+	if fmt.Sprint(stock) != fmt.Sprint(want) {
+		t.Fatalf("stream holds %d events, ledger %d:\nstream %v\nledger %v", len(stock), len(want), stock, want)
+	}
+}

@@ -1,0 +1,137 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock"
+)
+
+// Relay publishes the ledger to a Publisher, from the last sequence the
+// broker holds. Its zero value is not usable; set Ledger and Publisher.
+type Relay struct {
+	Ledger    Ledger
+	Publisher Publisher
+	// Batch is the most events per Publish (default 500); Poll how often
+	// an idle relay looks for new changes (default 20ms).
+	Batch int
+	Poll  time.Duration
+	Log   *slog.Logger
+
+	published atomic.Int64 // the last sequence the broker confirmed
+	lag       atomic.Int64 // nanoseconds from commit to confirmation, of the last batch's newest event
+}
+
+// Published returns the last sequence the broker confirmed.
+func (r *Relay) Published() int64 { return r.published.Load() }
+
+// Lag returns how long the last confirmed event waited from its commit.
+func (r *Relay) Lag() time.Duration { return time.Duration(r.lag.Load()) }
+
+// Run publishes until ctx ends. Failures (the broker or the database away)
+// are retried with backoff, each retry from what the broker holds.
+func (r *Relay) Run(ctx context.Context) {
+	if r.Batch <= 0 {
+		r.Batch = 500
+	}
+	if r.Poll <= 0 {
+		r.Poll = 20 * time.Millisecond
+	}
+	if r.Log == nil {
+		r.Log = slog.New(slog.DiscardHandler)
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
+	for ctx.Err() == nil {
+		err := r.relay(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := bo.NextBackOff()
+		r.Log.Warn("event publisher: failed; resuming from the broker's last event", "err", err, "retryIn", wait.String())
+		sleep(ctx, wait)
+	}
+}
+
+// relay runs until an error: the broker's last sequence, then the ledger
+// after it, batch by batch.
+func (r *Relay) relay(ctx context.Context) error {
+	last, err := r.Publisher.Last(ctx)
+	if err != nil {
+		return fmt.Errorf("last published: %w", err)
+	}
+	r.published.Store(last)
+	for {
+		page, err := r.Ledger.Movements(ctx, inventory.MovementQuery{After: last, HasAfter: true, Limit: r.Batch})
+		if err != nil {
+			return fmt.Errorf("read the ledger after %d: %w", last, err)
+		}
+		if len(page.Movements) == 0 {
+			if !sleep(ctx, r.Poll) {
+				return ctx.Err()
+			}
+			continue
+		}
+		events := make([]Event, len(page.Movements))
+		for i, m := range page.Movements {
+			events[i] = NewEvent(m)
+		}
+		if err := r.Publisher.Publish(ctx, last, events); err != nil {
+			return fmt.Errorf("publish after %d: %w", last, err)
+		}
+		newest := page.Movements[len(page.Movements)-1]
+		last = newest.Seq
+		r.published.Store(last)
+		r.lag.Store(int64(time.Since(newest.CreatedAt)))
+	}
+}
+
+// Duty is the name of the publisher's election: one replica publishes.
+const Duty = "broker/publish"
+
+// RunElected runs r on this replica while it leads Duty, until ctx ends.
+func RunElected(ctx context.Context, elector lock.Elector, r *Relay, log *slog.Logger) {
+	for ctx.Err() == nil {
+		lease, err := elector.Campaign(ctx, Duty)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("event publisher: campaign failed; will retry", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		log.Info("event publisher: leading: publishing the ledger from this replica")
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-lease.Done():
+				log.Warn("event publisher: leadership lost")
+				cancel()
+			case <-lctx.Done():
+			}
+		}()
+		r.Run(lctx)
+		cancel()
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = lease.Unlock(uctx)
+		ucancel()
+	}
+}
+
+// sleep waits d or until ctx ends, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
