@@ -16,6 +16,11 @@ if [ "${CI:-}" = "true" ]; then
   export INVENTORY_TEST_STRICT=1
 fi
 
+# What to undo at exit (a database of our own, a NATS server of our own).
+on_exit=()
+cleanup() { for c in "${on_exit[@]}"; do eval "$c"; done; }
+trap cleanup EXIT
+
 # Lock backend tests start their own redis-server processes on free ports
 # (etcd runs embedded in the tests). Under CI a missing server is installed.
 # The GraphiQL test loads the page in headless Chromium; under CI it is
@@ -26,6 +31,26 @@ command -v chromium >/dev/null || command -v chromium-browser >/dev/null || comm
 if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
   echo "test: installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# NATS with JetStream for the event publisher's tests: the machine's own on
+# 127.0.0.1:4222 (streams named per test), or, if none answers, one of our
+# own on a free port (installed under CI when missing).
+if [ -z "${INVENTORY_TEST_NATS_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  if ! command -v nats-server >/dev/null && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
+    echo "test: installing nats-server"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+  fi
+  if command -v nats-server >/dev/null; then
+    nats_dir=$(mktemp -d)
+    nats_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
+    nats_pid=$!
+    on_exit+=("kill $nats_pid 2>/dev/null; rm -rf '$nats_dir'")
+    for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/"$nats_port") 2>/dev/null && break; sleep 0.1; done
+    export INVENTORY_TEST_NATS_URL="nats://127.0.0.1:$nats_port"
+    echo "test: NATS JetStream of our own at $INVENTORY_TEST_NATS_URL"
+  fi
 fi
 
 admin="${INVENTORY_TEST_POSTGRES_ADMIN_DSN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
@@ -41,7 +66,7 @@ if [ -z "${INVENTORY_TEST_POSTGRES_DSN:-}" ]; then
   if postgres_up; then
     db="inventory_test_$(date +%s)_$$"
     psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
-    trap 'psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+    on_exit+=("psql '$admin' -qc 'DROP DATABASE IF EXISTS $db WITH (FORCE)' >/dev/null 2>&1 || true")
     base="${admin%%\?*}"         # URL without its query
     query="${admin#"$base"}"      # "?sslmode=disable" or ""
     export INVENTORY_TEST_POSTGRES_DSN="${base%/*}/$db$query"

@@ -164,6 +164,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	stopEvents, err := startEvents(ctx, cfg, store, elector(locker), deps.registry, log)
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	defer stopEvents()
 	// HTTP/2 without TLS (h2c) beside HTTP/1.1 on the one port: gRPC
 	// needs HTTP/2; browsers and curl keep HTTP/1.1.
 	protocols := new(http.Protocols)

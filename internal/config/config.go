@@ -25,15 +25,18 @@ type Config struct {
 	Addr string
 	// GRPCAddr, if set, serves the gRPC API on grpc-go's own server there
 	// too (it is always on Addr, through connect-go).
-	GRPCAddr      string
-	DBDriver      string
-	DBDSN         string
-	DBMaxConns    int
-	LockBackend   string
-	RedisAddrs    []string
-	EtcdEndpoints []string
-	LockTTL       time.Duration
-	LockTimeout   time.Duration
+	GRPCAddr    string
+	DBDriver    string
+	DBDSN       string
+	DBMaxConns  int
+	LockBackend string
+	// Broker is where committed changes are published: BrokerNone or
+	// BrokerNATS; NATSURL, BrokerStream and BrokerPrefix say where.
+	Broker, NATSURL, BrokerStream, BrokerPrefix string
+	RedisAddrs                                  []string
+	EtcdEndpoints                               []string
+	LockTTL                                     time.Duration
+	LockTimeout                                 time.Duration
 	// LockRetryMin and LockRetryMax bound the exponential backoff (with
 	// jitter) between attempts to take a busy key or to reach the backend.
 	LockRetryMin time.Duration
@@ -90,6 +93,10 @@ const (
 	LockLocal   = "local"
 	LockRedsync = "redsync"
 	LockEtcd    = "etcd"
+
+	// Brokers.
+	BrokerNone = "none"
+	BrokerNATS = "nats"
 )
 
 // setting is one configuration entry: a flag, its environment variable and
@@ -110,6 +117,14 @@ var settings = []setting{
 		func(c *Config, v string) error { c.DBDSN = v; return nil }},
 	{"db-max-conns", "INVENTORY_DB_MAX_CONNS", "16", "database connection pool size",
 		func(c *Config, v string) (err error) { c.DBMaxConns, err = strconv.Atoi(v); return err }},
+	{"broker", "INVENTORY_BROKER", BrokerNone, "publish every committed change to a message broker: none or nats (JetStream)",
+		func(c *Config, v string) error { c.Broker = v; return nil }},
+	{"nats-url", "INVENTORY_NATS_URL", "nats://127.0.0.1:4222", "nats broker: the NATS server(s), comma-separated URLs",
+		func(c *Config, v string) error { c.NATSURL = v; return nil }},
+	{"broker-stream", "INVENTORY_BROKER_STREAM", "INVENTORY", "nats broker: the JetStream stream of the events",
+		func(c *Config, v string) error { c.BrokerStream = v; return nil }},
+	{"broker-prefix", "INVENTORY_BROKER_PREFIX", "inventory", "nats broker: the events' subjects are PREFIX.stock.<product> and PREFIX.alert.<product>",
+		func(c *Config, v string) error { c.BrokerPrefix = v; return nil }},
 	{"lock-backend", "INVENTORY_LOCK_BACKEND", LockLocal, "lock backend for stock mutations: local (in-process, one replica), redsync (Redis) or etcd",
 		func(c *Config, v string) error { c.LockBackend = v; return nil }},
 	{"redis-addrs", "INVENTORY_REDIS_ADDRS", "127.0.0.1:6379", "redsync: Redis host:port list, comma-separated; several independent masters form a Redlock quorum",
@@ -234,6 +249,11 @@ func (c Config) validate() error {
 	}
 	if c.DBMaxConns < 1 {
 		return fmt.Errorf("INVENTORY_DB_MAX_CONNS: must be at least 1, got %d", c.DBMaxConns)
+	}
+	switch c.Broker {
+	case BrokerNone, BrokerNATS:
+	default:
+		return fmt.Errorf("INVENTORY_BROKER: %q is not a broker (want %s or %s)", c.Broker, BrokerNone, BrokerNATS)
 	}
 	switch c.LockBackend {
 	case LockLocal, LockRedsync:

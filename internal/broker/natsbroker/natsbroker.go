@@ -37,18 +37,19 @@ type Config struct {
 
 // Publisher publishes events to JetStream.
 type Publisher struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	cfg    Config
+	js  jetstream.JetStream
+	cfg Config
 
 	mu     sync.Mutex
-	lastID string // the message ID of the stream's last message, as Last read it or Publish left it
+	stream jetstream.Stream // nil until Last has created or found it
+	lastID string           // the message ID of the stream's last message, as Last read it or Publish left it
 }
 
 var _ broker.Publisher = (*Publisher)(nil)
 
-// New creates (or updates) the stream on nc's server.
-func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Publisher, error) {
+// New returns a publisher to the stream on nc's server. It does not need
+// the server yet: Last creates (or updates) the stream.
+func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	if cfg.Stream == "" {
 		cfg.Stream = "INVENTORY"
 	}
@@ -62,24 +63,28 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: cfg.Stream, Subjects: []string{cfg.Prefix + ".stock.*", cfg.Prefix + ".alert.*"},
-		Storage: jetstream.FileStorage, Duplicates: cfg.Duplicates,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("natsbroker: stream %s: %w", cfg.Stream, err)
-	}
-	return &Publisher{js: js, stream: st, cfg: cfg}, nil
+	return &Publisher{js: js, cfg: cfg}, nil
 }
 
-// Last reads the stream's last message: its sequence header.
+// Last reads the stream's last message: its sequence header. It creates or
+// updates the stream first, once.
 func (p *Publisher) Last(ctx context.Context) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stream == nil {
+		st, err := p.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: p.cfg.Stream, Subjects: []string{p.cfg.Prefix + ".stock.*", p.cfg.Prefix + ".alert.*"},
+			Storage: jetstream.FileStorage, Duplicates: p.cfg.Duplicates,
+		})
+		if err != nil {
+			return 0, fmt.Errorf("natsbroker: stream %s: %w", p.cfg.Stream, err)
+		}
+		p.stream = st
+	}
 	info, err := p.stream.Info(ctx)
 	if err != nil {
 		return 0, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if info.State.LastSeq == 0 {
 		p.lastID = ""
 		return 0, nil

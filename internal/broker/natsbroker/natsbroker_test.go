@@ -65,7 +65,7 @@ func newEnv(t *testing.T) env {
 // relay starts a relay with a publisher of its own; stop ends it.
 func (e env) relay(t *testing.T) (stop func()) {
 	t.Helper()
-	p, err := natsbroker.New(context.Background(), e.nc, e.cfg)
+	p, err := natsbroker.New(e.nc, e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
