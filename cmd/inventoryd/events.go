@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -16,23 +17,24 @@ import (
 )
 
 // startEvents publishes the ledger to the configured broker from the
-// replica that leads broker.Duty, and registers its metrics. stop ends it.
+// replica that leads broker.Duty, and registers its metrics. stop ends it;
+// ready reports the broker connection for /readyz (nil without a broker).
 // Nothing waits for the broker: it may come up later, or go away, and the
 // relay resumes from what it holds.
 func startEvents(ctx context.Context, cfg config.Config, store *gormstore.Store, el lock.Elector, reg prometheus.Registerer,
-	log *slog.Logger) (stop func(), err error) {
+	log *slog.Logger) (stop func(), ready *check, err error) {
 	if cfg.Broker != config.BrokerNATS {
-		return func() {}, nil
+		return func() {}, nil, nil
 	}
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("inventoryd"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p, err := natsbroker.New(nc, natsbroker.Config{Stream: cfg.BrokerStream, Prefix: cfg.BrokerPrefix})
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	relay := &broker.Relay{Ledger: store, Publisher: p, Log: log.With("component", "events")}
 	reg.MustRegister(
@@ -64,9 +66,15 @@ func startEvents(ctx context.Context, cfg config.Config, store *gormstore.Store,
 		broker.RunElected(ctx, el, relay, log.With("component", "events"))
 	}()
 	log.Info("publishing events", "broker", cfg.Broker, "url", cfg.NATSURL, "stream", cfg.BrokerStream, "prefix", cfg.BrokerPrefix)
+	ready = &check{name: "broker", optional: true, fn: func(context.Context) error {
+		if st := nc.Status(); st != nats.CONNECTED {
+			return errors.New(st.String())
+		}
+		return nil
+	}}
 	return func() {
 		cancel()
 		<-done
 		nc.Close()
-	}, nil
+	}, ready, nil
 }

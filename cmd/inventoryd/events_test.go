@@ -70,4 +70,8 @@ func TestEventsToNATS(t *testing.T) {
 	if got, ok := sample(mfs["inventory_events_published_sequence"], nil); !ok || got != 4 {
 		t.Errorf("inventory_events_published_sequence = %v (found %v), want 4", got, ok)
 	}
+	// /readyz reports the broker, which it does not require.
+	if code, body := get(t, s.url+"/readyz"); code != 200 || !strings.Contains(body, `"broker":"ok"`) {
+		t.Errorf("/readyz = %d %s, want ready with the broker ok", code, body)
+	}
 }

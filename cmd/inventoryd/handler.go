@@ -29,14 +29,17 @@ import (
 type check struct {
 	name string
 	fn   func(context.Context) error
+	// optional checks are reported but do not make the replica unready:
+	// what they check is not on the request path (the event broker).
+	optional bool
 }
 
 // readiness lists the checks /readyz runs: the database, and the lock
 // backend if it can report its health.
 func readiness(store *gormstore.Store, locker lock.Locker) []check {
-	checks := []check{{"database", store.Ping}}
+	checks := []check{{name: "database", fn: store.Ping}}
 	if c, ok := locker.(lock.Checker); ok {
-		checks = append(checks, check{"lock", c.Check})
+		checks = append(checks, check{name: "lock", fn: c.Check})
 	}
 	return checks
 }
@@ -84,7 +87,11 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 		status, code, results := "ready", http.StatusOK, map[string]string{}
 		for _, c := range checks {
 			results[c.name] = "ok"
-			if err := c.fn(ctx); err != nil {
+			switch err := c.fn(ctx); {
+			case err == nil:
+			case c.optional:
+				results[c.name] = "unreachable (not required)"
+			default:
 				log.Warn("not ready", "check", c.name, "err", err)
 				results[c.name] = "unreachable"
 				status, code = "unavailable", http.StatusServiceUnavailable
@@ -130,7 +137,7 @@ func grpcOptions(d handlerDeps) grpcapi.Options {
 func ready(checks []check) func(context.Context) error {
 	return func(ctx context.Context) error {
 		for _, c := range checks {
-			if err := c.fn(ctx); err != nil {
+			if err := c.fn(ctx); err != nil && !c.optional {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
 		}

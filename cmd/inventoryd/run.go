@@ -160,15 +160,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log,
 		introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins,
 		answers: answers, sockets: sockets}
-	handler, err := newHandler(deps)
-	if err != nil {
-		return err
-	}
-	stopEvents, err := startEvents(ctx, cfg, store, elector(locker), deps.registry, log)
+	stopEvents, brokerReady, err := startEvents(ctx, cfg, store, elector(locker), deps.registry, log)
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
 	defer stopEvents()
+	if brokerReady != nil {
+		deps.checks = append(deps.checks, *brokerReady)
+	}
+	handler, err := newHandler(deps)
+	if err != nil {
+		return err
+	}
 	// HTTP/2 without TLS (h2c) beside HTTP/1.1 on the one port: gRPC
 	// needs HTTP/2; browsers and curl keep HTTP/1.1.
 	protocols := new(http.Protocols)
