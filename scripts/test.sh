@@ -28,6 +28,7 @@ trap cleanup EXIT
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
+command -v nats-server >/dev/null || missing+=(nats-server) # the broker-restart test runs one of its own
 if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
   echo "test: installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -35,12 +36,8 @@ fi
 
 # NATS with JetStream for the event publisher's tests: the machine's own on
 # 127.0.0.1:4222 (streams named per test), or, if none answers, one of our
-# own on a free port (installed under CI when missing).
+# own on a free port (nats-server is installed above under CI).
 if [ -z "${INVENTORY_TEST_NATS_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
-  if ! command -v nats-server >/dev/null && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
-    echo "test: installing nats-server"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
-  fi
   if command -v nats-server >/dev/null; then
     nats_dir=$(mktemp -d)
     nats_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
