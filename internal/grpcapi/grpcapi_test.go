@@ -54,7 +54,13 @@ func startService(t *testing.T, st *gormstore.Store, locker *memlock.Locker) *in
 // grpc-go connection goes to it.
 func serve(t *testing.T, svc *inventory.Service, tokens *auth.Tokens) env {
 	t.Helper()
-	h, err := grpcapi.NewHandler(svc, options(tokens))
+	return serveWith(t, svc, options(tokens))
+}
+
+// serveWith is serve with the handler's options given.
+func serveWith(t *testing.T, svc *inventory.Service, opts grpcapi.Options) env {
+	t.Helper()
+	h, err := grpcapi.NewHandler(svc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
