@@ -25,14 +25,52 @@ import (
 	"github.com/shopstack/inventory/internal/broker"
 )
 
-// Config names the stream and its subjects.
+// Config names the streams and subjects, and the consumer of commands.
 type Config struct {
-	// Stream is the JetStream stream (default "INVENTORY").
+	// Stream is the events' JetStream stream (default "INVENTORY");
+	// commands and outcomes have Stream_COMMANDS and Stream_OUTCOMES.
 	Stream string
 	// Prefix starts every subject (default "inventory").
 	Prefix string
-	// Duplicates is the stream's deduplication window (default 2m).
+	// Duplicates is the streams' deduplication window (default 2m).
 	Duplicates time.Duration
+	// Consumer is the durable consumer of commands (default
+	// "inventory-commands"); the replicas share it.
+	Consumer string
+	// AckWait is how long a delivered command may go unacknowledged before
+	// it is delivered again (default 30s): longer than an attempt takes.
+	AckWait time.Duration
+	// Retry is the consumer's retry schedule (default
+	// broker.DefaultRetry), which bounds redeliveries.
+	Retry []time.Duration
+	// OutcomeMaxAge is how long outcomes and dead letters are kept
+	// (default 72h).
+	OutcomeMaxAge time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Stream == "" {
+		c.Stream = "INVENTORY"
+	}
+	if c.Prefix == "" {
+		c.Prefix = "inventory"
+	}
+	if c.Duplicates <= 0 {
+		c.Duplicates = 2 * time.Minute
+	}
+	if c.Consumer == "" {
+		c.Consumer = "inventory-commands"
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.Retry == nil {
+		c.Retry = broker.DefaultRetry
+	}
+	if c.OutcomeMaxAge <= 0 {
+		c.OutcomeMaxAge = 72 * time.Hour
+	}
+	return c
 }
 
 // Publisher publishes events to JetStream.
@@ -50,15 +88,7 @@ var _ broker.Publisher = (*Publisher)(nil)
 // New returns a publisher to the stream on nc's server. It does not need
 // the server yet: Last creates (or updates) the stream.
 func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
-	if cfg.Stream == "" {
-		cfg.Stream = "INVENTORY"
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "inventory"
-	}
-	if cfg.Duplicates <= 0 {
-		cfg.Duplicates = 2 * time.Minute
-	}
+	cfg = cfg.withDefaults()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err

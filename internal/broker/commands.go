@@ -1,0 +1,433 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// Commands in: a broker delivers stock commands (CommandSchemaV1), the
+// Consumer runs each through the service as any transport does (the
+// principal's role, flow control, a span continuing the trace context in
+// the message's headers), and answers with an outcome (OutcomeSchemaV1).
+//
+// The command's ID is its idempotency key, so a command delivered twice
+// (redelivered after a crash, or retried after a transient failure that
+// had in fact committed) changes stock once; the second run answers the
+// first's outcome with replayed set. What to do with a delivery is the
+// Consumer's decision (a Disposition); carrying it out is the adapter's:
+// publish the outcome (and the dead letter) durably, then acknowledge.
+const (
+	CommandSchemaV1 = "inventory.command.v1"
+	OutcomeSchemaV1 = "inventory.outcome.v1"
+)
+
+// Command types.
+const (
+	CommandStockIn  = "stockIn"
+	CommandStockOut = "stockOut"
+	CommandReserve  = "reserve"
+	CommandCommit   = "commit"
+	CommandRelease  = "release"
+)
+
+// Command is CommandSchemaV1. IDs are strings, as in the events; numbers
+// are accepted too.
+type Command struct {
+	Schema string `json:"schema,omitempty"`
+	// ID identifies the command (1-128 characters) and is its idempotency
+	// key: send a retry with the same ID.
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	// stockIn and stockOut.
+	ProductID  ID     `json:"productId,omitempty"`
+	LocationID ID     `json:"locationId,omitempty"`
+	Quantity   int64  `json:"quantity,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	Reference  string `json:"reference,omitempty"`
+	// reserve.
+	Items      []CommandItem `json:"items,omitempty"`
+	TTLSeconds int64         `json:"ttlSeconds,omitempty"`
+	// commit and release.
+	ReservationID ID `json:"reservationId,omitempty"`
+	// ReplyTo names where the outcome goes, in the adapter's terms (a
+	// subject under PREFIX.outcome, a queue); empty: the default.
+	ReplyTo string `json:"replyTo,omitempty"`
+}
+
+// CommandItem is one item of a reserve command.
+type CommandItem struct {
+	ProductID  ID    `json:"productId"`
+	LocationID ID    `json:"locationId,omitempty"`
+	Quantity   int64 `json:"quantity"`
+}
+
+// ID is a numeric ID written as a JSON string or number.
+type ID int64
+
+// UnmarshalJSON accepts "42" and 42.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) >= 2 && s[0] == '"' {
+		var err error
+		if s, err = strconv.Unquote(s); err != nil {
+			return err
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("not an ID: %s", b)
+	}
+	*id = ID(n)
+	return nil
+}
+
+// MarshalJSON writes the ID as a string.
+func (id ID) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + strconv.FormatInt(int64(id), 10) + `"`), nil
+}
+
+// Outcome is OutcomeSchemaV1: what a command did.
+type Outcome struct {
+	Schema    string `json:"schema"`
+	CommandID string `json:"commandId"`
+	Type      string `json:"type"`
+	// OK is true when the command was applied (or had been: Replayed).
+	OK       bool `json:"ok"`
+	Replayed bool `json:"replayed,omitempty"`
+	// Code and Message say why not (the API's error codes); Field names
+	// the input at fault for BAD_USER_INPUT.
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+	Field   string `json:"field,omitempty"`
+	// DeadLettered is true when the command failed on every attempt and
+	// went to the dead letters; Code is its last failure.
+	DeadLettered bool `json:"deadLettered,omitempty"`
+	Attempts     int  `json:"attempts"`
+	// Sequence and the levels after the change, for stockIn and stockOut.
+	Sequence       int64 `json:"sequence,omitempty"`
+	QuantityAfter  int64 `json:"quantityAfter,omitempty"`
+	AvailableAfter int64 `json:"availableAfter,omitempty"`
+	// Reservation, for reserve, commit and release.
+	ReservationID     string     `json:"reservationId,omitempty"`
+	ReservationStatus string     `json:"reservationStatus,omitempty"`
+	ExpiresAt         *time.Time `json:"expiresAt,omitempty"`
+	TraceID           string     `json:"traceId,omitempty"`
+}
+
+// Delivery is one command message as an adapter hands it over.
+type Delivery struct {
+	Data []byte
+	// Header is the message's headers (trace context among them).
+	Header map[string]string
+	// Attempt counts deliveries of this message, 1 for the first.
+	Attempt int
+}
+
+// Disposition is what the adapter must do with a delivery, in this order:
+// publish Dead (if set) to the dead letters, publish Outcome (if set) to
+// ReplyTo (the adapter's default when empty), and acknowledge; or, with
+// Retry, deliver the command again after Delay. An adapter acknowledges
+// only after what it published is durable, and redelivers when it cannot
+// publish.
+type Disposition struct {
+	CommandID string
+	Outcome   []byte
+	ReplyTo   string
+	// Dead, if not nil, is the dead letter: the command as received, with
+	// the reason it could not be applied.
+	Dead  *DeadLetter
+	Retry bool
+	Delay time.Duration
+}
+
+// DeadLetter is a command given up on.
+type DeadLetter struct {
+	Data     []byte
+	Reason   string
+	Attempts int
+}
+
+// CommandSource is a broker's side of the consumer.
+type CommandSource interface {
+	// Consume hands commands to handle, at most inFlight at once, and
+	// carries out each Disposition, until ctx ends (nil) or the broker
+	// fails (an error; the caller consumes again).
+	Consume(ctx context.Context, inFlight int, handle func(context.Context, Delivery) Disposition) error
+}
+
+// Service is what commands run on (*inventory.Service).
+type Service interface {
+	StockIn(context.Context, inventory.StockChange) (inventory.StockResult, error)
+	StockOut(context.Context, inventory.StockChange) (inventory.StockResult, error)
+	ReserveStock(context.Context, inventory.NewReservation) (inventory.ReservationResult, error)
+	CommitReservation(context.Context, int64) (inventory.ReservationResult, error)
+	ReleaseReservation(context.Context, int64) (inventory.ReservationResult, error)
+}
+
+// DefaultRetry is the seed's schedule: a transient failure is retried after
+// 1 s, 2 s, 4 s, 8 s, then the command goes to the dead letters.
+var DefaultRetry = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+
+// Consumer runs commands. Service and Principal are required.
+type Consumer struct {
+	Service Service
+	// Admission is flow control (default: admit all).
+	Admission inventory.Admission
+	// Principal is whom commands act as (the actor on their ledger rows);
+	// whoever may publish to the command subject or queue acts as it.
+	Principal inventory.Principal
+	// Retry is the delay before each retry of a transient failure; a
+	// command fails len(Retry)+1 times before it is dead-lettered.
+	Retry []time.Duration
+	// Timeout bounds one attempt (default 10s).
+	Timeout time.Duration
+	// InFlight bounds the commands run at once (default 64).
+	InFlight int
+	Log      *slog.Logger
+	// Counts, if set, is called once per delivery handled with its result:
+	// a code (OK, a permanent error code), "RETRY" or "DEAD".
+	Counts func(commandType, result string)
+
+	once sync.Once
+}
+
+func (c *Consumer) defaults() {
+	c.once.Do(func() {
+		if c.Admission == nil {
+			c.Admission = inventory.AdmitAll{}
+		}
+		if c.Retry == nil {
+			c.Retry = DefaultRetry
+		}
+		if c.Timeout <= 0 {
+			c.Timeout = 10 * time.Second
+		}
+		if c.InFlight <= 0 {
+			c.InFlight = 64
+		}
+		if c.Log == nil {
+			c.Log = slog.New(slog.DiscardHandler)
+		}
+	})
+}
+
+// Run consumes from src until ctx ends, consuming again (with backoff)
+// whenever the broker fails.
+func (c *Consumer) Run(ctx context.Context, src CommandSource) {
+	c.defaults()
+	wait := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := src.Consume(ctx, c.InFlight, c.Handle)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			wait = 100 * time.Millisecond
+		}
+		c.Log.Warn("command consumer: broker failed; consuming again", "err", err, "retryIn", wait.String())
+		sleep(ctx, wait)
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+var tracer = otel.Tracer("github.com/shopstack/inventory/internal/broker")
+
+// Handle runs one delivery and says what to do with it.
+func (c *Consumer) Handle(ctx context.Context, d Delivery) Disposition {
+	c.defaults()
+	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(d.Header))
+	// The ID and where to answer first: with them a malformed command is
+	// answered; without, only the dead letters can hold it.
+	var head struct {
+		ID      string `json:"id"`
+		ReplyTo string `json:"replyTo"`
+	}
+	if err := json.Unmarshal(d.Data, &head); err != nil || head.ID == "" {
+		reason := "BAD_USER_INPUT: not a command with an id"
+		if err != nil {
+			reason += ": " + err.Error()
+		}
+		c.count("unknown", "DEAD")
+		return Disposition{Dead: &DeadLetter{Data: d.Data, Reason: reason, Attempts: d.Attempt}}
+	}
+	var cmd Command
+	decodeErr := json.Unmarshal(d.Data, &cmd)
+	cmd.ID, cmd.ReplyTo = head.ID, head.ReplyTo
+	ctx, span := tracer.Start(ctx, "inventory.command "+cmd.Type, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("inventory.command.id", cmd.ID), attribute.Int("inventory.command.attempt", d.Attempt)))
+	defer span.End()
+	disp := Disposition{CommandID: cmd.ID, ReplyTo: cmd.ReplyTo}
+	out := Outcome{Schema: OutcomeSchemaV1, CommandID: cmd.ID, Type: cmd.Type, Attempts: d.Attempt,
+		TraceID: span.SpanContext().TraceID().String()}
+	if !span.SpanContext().IsValid() {
+		out.TraceID = ""
+	}
+	limit := len(c.Retry) + 1
+	var err error
+	if d.Attempt > limit+1 {
+		// Delivered again and again without an outcome: the process
+		// handling it died each time. Do not run it again.
+		err = inventory.Errorf(inventory.CodeInternal, "delivered %d times without an outcome", d.Attempt)
+	} else {
+		actx, cancel := context.WithTimeout(ctx, c.Timeout)
+		err = c.run(inventory.WithTransport(inventory.WithPrincipal(actx, c.Principal), "broker"), decodeErr, cmd, &out)
+		cancel()
+	}
+	if err == nil {
+		out.OK = true
+		disp.Outcome = c.marshal(out)
+		c.count(cmd.Type, "OK")
+		return disp
+	}
+	span.SetStatus(codes.Error, string(inventory.ErrorCode(err)))
+	out.Code, out.Message = string(inventory.ErrorCode(err)), inventory.ErrorMessage(err)
+	if de, ok := errors.AsType[*inventory.Error](err); ok {
+		out.Field = de.Field
+	}
+	if !transient(err) {
+		disp.Outcome = c.marshal(out)
+		c.count(cmd.Type, out.Code)
+		return disp
+	}
+	if d.Attempt < limit {
+		delay := c.Retry[d.Attempt-1]
+		if de, ok := errors.AsType[*inventory.Error](err); ok && de.RetryAfter > delay {
+			delay = de.RetryAfter
+		}
+		c.Log.InfoContext(ctx, "command failed; will retry", "command", cmd.ID, "attempt", d.Attempt, "retryIn", delay.String(), "err", err)
+		c.count(cmd.Type, "RETRY")
+		return Disposition{CommandID: cmd.ID, Retry: true, Delay: delay}
+	}
+	c.Log.WarnContext(ctx, "command failed on every attempt; dead-lettered", "command", cmd.ID, "attempts", d.Attempt, "err", err)
+	out.DeadLettered = true
+	disp.Outcome = c.marshal(out)
+	disp.Dead = &DeadLetter{Data: d.Data, Reason: out.Code + ": " + out.Message, Attempts: d.Attempt}
+	c.count(cmd.Type, "DEAD")
+	return disp
+}
+
+// transient reports whether a failure may pass: the service unavailable,
+// flow control refusing, a lease lost, an attempt out of time, or an
+// internal error (which the retries and dead letters bound).
+func transient(err error) bool {
+	if de, ok := errors.AsType[*inventory.Error](err); ok {
+		return de.Retryable() || de.Code == inventory.CodeInternal
+	}
+	return true
+}
+
+func (c *Consumer) count(typ, result string) {
+	if c.Counts != nil {
+		c.Counts(typ, result)
+	}
+}
+
+func (c *Consumer) marshal(o Outcome) []byte {
+	b, _ := json.Marshal(o) // strings, numbers, a time
+	return b
+}
+
+// run checks cmd and runs it as its operation.
+func (c *Consumer) run(ctx context.Context, decodeErr error, cmd Command, out *Outcome) error {
+	if decodeErr != nil {
+		return &inventory.Error{Code: inventory.CodeBadInput, Message: "not a command: " + decodeErr.Error()}
+	}
+	if cmd.Schema != "" && cmd.Schema != CommandSchemaV1 {
+		return &inventory.Error{Code: inventory.CodeBadInput, Field: "schema", Message: fmt.Sprintf("unknown schema %q (want %s)", cmd.Schema, CommandSchemaV1)}
+	}
+	if len(cmd.ID) > inventory.MaxKeyLength {
+		return &inventory.Error{Code: inventory.CodeBadInput, Field: "id", Message: fmt.Sprintf("at most %d characters", inventory.MaxKeyLength)}
+	}
+	op, products, call, err := c.operation(cmd, out)
+	if err != nil {
+		return err
+	}
+	if err := inventory.Authorize(ctx, op); err != nil {
+		return err
+	}
+	done, err := c.Admission.Admit(ctx, op, products)
+	if err != nil {
+		return err
+	}
+	err = call(ctx)
+	done(err)
+	return err
+}
+
+// operation returns the operation cmd is, the products it moves and the
+// call, which fills out.
+func (c *Consumer) operation(cmd Command, out *Outcome) (string, []int64, func(context.Context) error, error) {
+	change := inventory.StockChange{ProductID: int64(cmd.ProductID), LocationID: int64(cmd.LocationID), Quantity: cmd.Quantity,
+		Reason: cmd.Reason, Reference: cmd.Reference, IdempotencyKey: cmd.ID}
+	stock := func(fn func(context.Context, inventory.StockChange) (inventory.StockResult, error)) func(context.Context) error {
+		return func(ctx context.Context) error {
+			r, err := fn(ctx, change)
+			if err == nil {
+				out.Replayed, out.Sequence = r.Replayed, r.Movement.Seq
+				out.QuantityAfter, out.AvailableAfter = r.Movement.QuantityAfter, r.Movement.AvailableAfter
+			}
+			return err
+		}
+	}
+	reservation := func(fn func(context.Context) (inventory.ReservationResult, error)) func(context.Context) error {
+		return func(ctx context.Context) error {
+			r, err := fn(ctx)
+			if err == nil {
+				out.Replayed = r.Replayed
+				out.ReservationID = strconv.FormatInt(r.Reservation.ID, 10)
+				out.ReservationStatus = string(r.Reservation.Status)
+				if !r.Reservation.ExpiresAt.IsZero() {
+					at := r.Reservation.ExpiresAt.UTC()
+					out.ExpiresAt = &at
+				}
+			}
+			return err
+		}
+	}
+	switch cmd.Type {
+	case CommandStockIn:
+		return "stockIn", []int64{change.ProductID}, stock(c.Service.StockIn), nil
+	case CommandStockOut:
+		return "stockOut", []int64{change.ProductID}, stock(c.Service.StockOut), nil
+	case CommandReserve:
+		in := inventory.NewReservation{TTL: time.Duration(cmd.TTLSeconds) * time.Second, Reference: cmd.Reference, IdempotencyKey: cmd.ID}
+		var products []int64
+		for _, it := range cmd.Items {
+			in.Items = append(in.Items, inventory.ReservationItemInput{ProductID: int64(it.ProductID), LocationID: int64(it.LocationID), Quantity: it.Quantity})
+			products = append(products, int64(it.ProductID))
+		}
+		return "reserveStock", products, reservation(func(ctx context.Context) (inventory.ReservationResult, error) {
+			return c.Service.ReserveStock(ctx, in)
+		}), nil
+	case CommandCommit, CommandRelease:
+		id := int64(cmd.ReservationID)
+		if id <= 0 {
+			return "", nil, nil, &inventory.Error{Code: inventory.CodeBadInput, Field: "reservationId", Message: "required"}
+		}
+		if cmd.Type == CommandCommit {
+			return "commitReservation", nil, reservation(func(ctx context.Context) (inventory.ReservationResult, error) {
+				return c.Service.CommitReservation(ctx, id)
+			}), nil
+		}
+		return "releaseReservation", nil, reservation(func(ctx context.Context) (inventory.ReservationResult, error) {
+			return c.Service.ReleaseReservation(ctx, id)
+		}), nil
+	}
+	return "", nil, nil, &inventory.Error{Code: inventory.CodeBadInput, Field: "type",
+		Message: fmt.Sprintf("unknown command type %q (want stockIn, stockOut, reserve, commit or release)", cmd.Type)}
+}
