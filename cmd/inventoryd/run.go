@@ -160,9 +160,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log,
 		introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins,
 		answers: answers, sockets: sockets}
-	stopEvents, brokerReady, err := startEvents(ctx, cfg, store, elector(locker), deps.registry, log)
+	stopEvents, brokerReady, err := startBroker(ctx, cfg, store, svc, deps.admission, elector(locker), deps.registry, log)
 	if err != nil {
-		return fmt.Errorf("events: %w", err)
+		return fmt.Errorf("broker: %w", err)
 	}
 	defer stopEvents()
 	if brokerReady != nil {

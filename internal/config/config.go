@@ -30,13 +30,22 @@ type Config struct {
 	DBDSN       string
 	DBMaxConns  int
 	LockBackend string
-	// Broker is where committed changes are published: BrokerNone or
-	// BrokerNATS; NATSURL, BrokerStream and BrokerPrefix say where.
-	Broker, NATSURL, BrokerStream, BrokerPrefix string
-	RedisAddrs                                  []string
-	EtcdEndpoints                               []string
-	LockTTL                                     time.Duration
-	LockTimeout                                 time.Duration
+	// Broker is where committed changes are published and stock commands
+	// are taken from: BrokerNone, BrokerNATS or BrokerRabbitMQ; NATSURL or
+	// RabbitMQURL, BrokerStream (NATS) and BrokerPrefix say where.
+	Broker, NATSURL, RabbitMQURL, BrokerStream, BrokerPrefix string
+	// BrokerCommands turns the command consumer on; commands act as
+	// BrokerActor (role operator), at most BrokerInFlight at once, and a
+	// transient failure is retried after each of BrokerRetry, then
+	// dead-lettered.
+	BrokerCommands bool
+	BrokerActor    string
+	BrokerInFlight int
+	BrokerRetry    []time.Duration
+	RedisAddrs     []string
+	EtcdEndpoints  []string
+	LockTTL        time.Duration
+	LockTimeout    time.Duration
 	// LockRetryMin and LockRetryMax bound the exponential backoff (with
 	// jitter) between attempts to take a busy key or to reach the backend.
 	LockRetryMin time.Duration
@@ -95,8 +104,9 @@ const (
 	LockEtcd    = "etcd"
 
 	// Brokers.
-	BrokerNone = "none"
-	BrokerNATS = "nats"
+	BrokerNone     = "none"
+	BrokerNATS     = "nats"
+	BrokerRabbitMQ = "rabbitmq"
 )
 
 // setting is one configuration entry: a flag, its environment variable and
@@ -117,14 +127,24 @@ var settings = []setting{
 		func(c *Config, v string) error { c.DBDSN = v; return nil }},
 	{"db-max-conns", "INVENTORY_DB_MAX_CONNS", "16", "database connection pool size",
 		func(c *Config, v string) (err error) { c.DBMaxConns, err = strconv.Atoi(v); return err }},
-	{"broker", "INVENTORY_BROKER", BrokerNone, "publish every committed change to a message broker: none or nats (JetStream)",
+	{"broker", "INVENTORY_BROKER", BrokerNone, "message broker for stock events out and stock commands in: none, nats (JetStream) or rabbitmq",
 		func(c *Config, v string) error { c.Broker = v; return nil }},
 	{"nats-url", "INVENTORY_NATS_URL", "nats://127.0.0.1:4222", "nats broker: the NATS server(s), comma-separated URLs",
 		func(c *Config, v string) error { c.NATSURL = v; return nil }},
-	{"broker-stream", "INVENTORY_BROKER_STREAM", "INVENTORY", "nats broker: the JetStream stream of the events",
+	{"rabbitmq-url", "INVENTORY_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/", "rabbitmq broker: the AMQP 0-9-1 URL",
+		func(c *Config, v string) error { c.RabbitMQURL = v; return nil }},
+	{"broker-stream", "INVENTORY_BROKER_STREAM", "INVENTORY", "nats broker: the JetStream stream of the events (commands and outcomes: STREAM_COMMANDS, STREAM_OUTCOMES)",
 		func(c *Config, v string) error { c.BrokerStream = v; return nil }},
-	{"broker-prefix", "INVENTORY_BROKER_PREFIX", "inventory", "nats broker: the events' subjects are PREFIX.stock.<product> and PREFIX.alert.<product>",
+	{"broker-prefix", "INVENTORY_BROKER_PREFIX", "inventory", "names on the broker: nats subjects PREFIX.stock.<product>, PREFIX.alert.<product>, PREFIX.command, PREFIX.outcome.<replyTo>, PREFIX.dead; rabbitmq exchange PREFIX.events, queues PREFIX.commands, PREFIX.outcomes, PREFIX.commands.dead",
 		func(c *Config, v string) error { c.BrokerPrefix = v; return nil }},
+	{"broker-commands", "INVENTORY_BROKER_COMMANDS", "true", "with a broker: take stock commands from it (false: publish events only)",
+		func(c *Config, v string) (err error) { c.BrokerCommands, err = strconv.ParseBool(v); return err }},
+	{"broker-actor", "INVENTORY_BROKER_ACTOR", "broker", "the principal broker commands act as (role operator), recorded on their ledger rows",
+		func(c *Config, v string) error { c.BrokerActor = v; return nil }},
+	{"broker-in-flight", "INVENTORY_BROKER_IN_FLIGHT", "64", "broker commands run at once, at most",
+		func(c *Config, v string) (err error) { c.BrokerInFlight, err = strconv.Atoi(v); return err }},
+	{"broker-retry", "INVENTORY_BROKER_RETRY", "1s,2s,4s,8s", "delays before each retry of a broker command that failed transiently (comma-separated durations); after the last, it goes to the dead letters",
+		func(c *Config, v string) (err error) { c.BrokerRetry, err = durations(v); return err }},
 	{"lock-backend", "INVENTORY_LOCK_BACKEND", LockLocal, "lock backend for stock mutations: local (in-process, one replica), redsync (Redis) or etcd",
 		func(c *Config, v string) error { c.LockBackend = v; return nil }},
 	{"redis-addrs", "INVENTORY_REDIS_ADDRS", "127.0.0.1:6379", "redsync: Redis host:port list, comma-separated; several independent masters form a Redlock quorum",
@@ -251,9 +271,15 @@ func (c Config) validate() error {
 		return fmt.Errorf("INVENTORY_DB_MAX_CONNS: must be at least 1, got %d", c.DBMaxConns)
 	}
 	switch c.Broker {
-	case BrokerNone, BrokerNATS:
+	case BrokerNone, BrokerNATS, BrokerRabbitMQ:
 	default:
-		return fmt.Errorf("INVENTORY_BROKER: %q is not a broker (want %s or %s)", c.Broker, BrokerNone, BrokerNATS)
+		return fmt.Errorf("INVENTORY_BROKER: %q is not a broker (want %s, %s or %s)", c.Broker, BrokerNone, BrokerNATS, BrokerRabbitMQ)
+	}
+	if c.BrokerInFlight < 1 || c.BrokerInFlight > 10_000 {
+		return fmt.Errorf("INVENTORY_BROKER_IN_FLIGHT: must be between 1 and 10000, got %d", c.BrokerInFlight)
+	}
+	if c.BrokerActor == "" {
+		return errors.New("INVENTORY_BROKER_ACTOR must not be empty")
 	}
 	switch c.LockBackend {
 	case LockLocal, LockRedsync:
@@ -334,6 +360,23 @@ func endpoints(v string) ([]string, error) {
 }
 
 // hostPorts parses a comma-separated list of distinct host:port addresses.
+// durations parses a comma-separated list of positive durations (at most
+// 20, each at most an hour).
+func durations(v string) ([]time.Duration, error) {
+	var out []time.Duration
+	for f := range strings.SplitSeq(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d <= 0 || d > time.Hour {
+			return nil, fmt.Errorf("%q is not a duration between 0 and 1h", strings.TrimSpace(f))
+		}
+		out = append(out, d)
+	}
+	if len(out) > 20 {
+		return nil, errors.New("at most 20 retries")
+	}
+	return out, nil
+}
+
 func hostPorts(v string) ([]string, error) {
 	var out []string
 	for a := range strings.SplitSeq(v, ",") {

@@ -23,7 +23,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Config{Addr: "127.0.0.1:8080", DBDriver: "sqlite", DBDSN: "inventory.db", DBMaxConns: 16,
-		LockBackend: "local", Broker: "none", NATSURL: "nats://127.0.0.1:4222", BrokerStream: "INVENTORY", BrokerPrefix: "inventory",
+		LockBackend: "local", Broker: "none", NATSURL: "nats://127.0.0.1:4222", RabbitMQURL: "amqp://guest:guest@127.0.0.1:5672/", BrokerStream: "INVENTORY", BrokerPrefix: "inventory",
+		BrokerCommands: true, BrokerActor: "broker", BrokerInFlight: 64, BrokerRetry: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second},
 		RedisAddrs: []string{"127.0.0.1:6379"}, EtcdEndpoints: []string{"127.0.0.1:2379"},
 		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
 		StockStrategy: "combine", CombineMaxBatch: 256, CombineMaxWaiting: 10_000,

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopstack/inventory/internal/broker"
+	"github.com/shopstack/inventory/internal/broker/natsbroker"
+	"github.com/shopstack/inventory/internal/config"
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/lock"
+)
+
+// brokerAdapter is a configured broker: where events go, where commands
+// come from, and how to tell it is reachable.
+type brokerAdapter struct {
+	publisher broker.Publisher
+	commands  broker.CommandSource
+	reachable func() error
+	close     func()
+	where     []any // for the log
+}
+
+// newBrokerAdapter connects to the configured broker. It does not wait for
+// it: the broker may come up later, or go away, and both sides resume.
+func newBrokerAdapter(cfg config.Config) (brokerAdapter, error) {
+	switch cfg.Broker {
+	case config.BrokerNATS:
+		nc, err := nats.Connect(cfg.NATSURL, nats.Name("inventoryd"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+			nats.ReconnectWait(250*time.Millisecond))
+		if err != nil {
+			return brokerAdapter{}, err
+		}
+		nb := natsbroker.Config{Stream: cfg.BrokerStream, Prefix: cfg.BrokerPrefix, Retry: cfg.BrokerRetry}
+		p, err := natsbroker.New(nc, nb)
+		if err != nil {
+			nc.Close()
+			return brokerAdapter{}, err
+		}
+		c, err := natsbroker.NewCommands(nc, nb)
+		if err != nil {
+			nc.Close()
+			return brokerAdapter{}, err
+		}
+		return brokerAdapter{publisher: p, commands: c, close: nc.Close,
+			reachable: func() error {
+				if st := nc.Status(); st != nats.CONNECTED {
+					return errors.New(st.String())
+				}
+				return nil
+			},
+			where: []any{"url", cfg.NATSURL, "stream", cfg.BrokerStream, "prefix", cfg.BrokerPrefix}}, nil
+	}
+	return brokerAdapter{}, fmt.Errorf("no broker %q", cfg.Broker)
+}
+
+// startBroker publishes the ledger to the configured broker from the
+// replica that leads broker.Duty, consumes stock commands on every replica
+// (unless turned off), and registers their metrics. stop ends both; ready
+// reports the broker for /readyz (nil without a broker).
+func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store, svc *inventory.Service,
+	admission inventory.Admission, el lock.Elector, reg prometheus.Registerer, log *slog.Logger) (stop func(), ready *check, err error) {
+	if cfg.Broker == config.BrokerNone {
+		return func() {}, nil, nil
+	}
+	a, err := newBrokerAdapter(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	relay := &broker.Relay{Ledger: store, Publisher: a.publisher, Log: log.With("component", "events")}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_events_published_sequence",
+			Help: "The last ledger sequence the broker confirmed, on the replica that publishes (0 on the others)."},
+			func() float64 { return float64(relay.Published()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_events_lag_seconds",
+			Help: "How long the last published change waited from its commit to the broker's confirmation."},
+			func() float64 { return relay.Lag().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_events_lag_sequences",
+			Help: "Ledger sequences committed and not yet confirmed by the broker, on the replica that publishes."},
+			func() float64 {
+				if relay.Published() == 0 {
+					return 0
+				}
+				lctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				last, err := store.LastSeq(lctx)
+				if err != nil {
+					return 0
+				}
+				return float64(max(last-relay.Published(), 0))
+			}),
+	)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		broker.RunElected(ctx, el, relay, log.With("component", "events"))
+	}()
+	log.Info("publishing events", append([]any{"broker", cfg.Broker}, a.where...)...)
+	consumed := make(chan struct{})
+	if cfg.BrokerCommands {
+		commands := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inventory_broker_commands_total",
+			Help: "Broker command deliveries handled, by command type and result: OK, a permanent error code, RETRY (a transient failure, delivered again later) or DEAD (dead-lettered)."},
+			[]string{"type", "result"})
+		reg.MustRegister(commands)
+		consumer := &broker.Consumer{Service: svc, Admission: admission, Principal: inventory.Principal{Name: cfg.BrokerActor, Role: inventory.RoleOperator},
+			Retry: cfg.BrokerRetry, InFlight: cfg.BrokerInFlight, Log: log.With("component", "commands"),
+			Counts: func(typ, result string) { commands.WithLabelValues(typ, result).Inc() }}
+		go func() {
+			defer close(consumed)
+			consumer.Run(ctx, a.commands)
+		}()
+		log.Info("taking stock commands", "broker", cfg.Broker, "actor", cfg.BrokerActor, "inFlight", cfg.BrokerInFlight)
+	} else {
+		close(consumed)
+	}
+	ready = &check{name: "broker", optional: true, fn: func(context.Context) error { return a.reachable() }}
+	return func() {
+		cancel()
+		<-done
+		<-consumed
+		a.close()
+	}, ready, nil
+}

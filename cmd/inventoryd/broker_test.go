@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/shopstack/inventory/internal/broker"
+	"github.com/shopstack/inventory/internal/broker/natsbroker"
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/testenv"
+)
+
+// natsForTest connects to the machine's JetStream (or
+// INVENTORY_TEST_NATS_URL) and names streams of the test's own, deleted
+// when it ends.
+func natsForTest(t *testing.T) (url string, nc *nats.Conn, stream string) {
+	t.Helper()
+	url = os.Getenv("INVENTORY_TEST_NATS_URL")
+	if url == "" {
+		url = nats.DefaultURL
+	}
+	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
+	if err != nil {
+		testenv.SkipOrFail(t, "NATS is not reachable at "+url+": "+err.Error())
+		return "", nil, ""
+	}
+	t.Cleanup(nc.Close)
+	stream = fmt.Sprintf("INVTEST_SRV_%d_%d", os.Getpid(), time.Now().UnixNano())
+	js, _ := jetstream.New(nc)
+	t.Cleanup(func() {
+		for _, s := range []string{stream, stream + "_COMMANDS", stream + "_OUTCOMES"} {
+			_ = js.DeleteStream(context.Background(), s)
+		}
+	})
+	return url, nc, stream
+}
+
+// TestEventsToNATS: with INVENTORY_BROKER=nats the server publishes every
+// committed change to JetStream, in order, and /metrics says how far.
+func TestEventsToNATS(t *testing.T) {
+	url, nc, stream := natsForTest(t)
+	js, _ := jetstream.New(nc)
+	env := envFor(t, gormstore.SQLite)
+	env["INVENTORY_BROKER"] = "nats"
+	env["INVENTORY_NATS_URL"] = url
+	env["INVENTORY_BROKER_STREAM"] = stream
+	env["INVENTORY_BROKER_PREFIX"] = strings.ToLower(stream)
+	s := startServer(t, env)
+	id := s.createProduct(t, "EVENTS", 10)
+	for range 3 {
+		s.graphql(t, fmt.Sprintf(`mutation { stockOut(input: {productId: %q, quantity: 1}) { movement { sequence } } }`, id), nil, nil)
+	}
+	// The creation's IN and three OUTs.
+	var last uint64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if st, err := js.Stream(context.Background(), stream); err == nil {
+			if info, err := st.Info(context.Background()); err == nil {
+				last = info.State.LastSeq
+			}
+		}
+		if last >= 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if last != 4 {
+		t.Fatalf("the stream holds %d messages, want 4", last)
+	}
+	_, body := get(t, s.url+"/metrics")
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := sample(mfs["inventory_events_published_sequence"], nil); !ok || got != 4 {
+		t.Errorf("inventory_events_published_sequence = %v (found %v), want 4", got, ok)
+	}
+	// /readyz reports the broker, which it does not require.
+	if code, body := get(t, s.url+"/readyz"); code != 200 || !strings.Contains(body, `"broker":"ok"`) {
+		t.Errorf("/readyz = %d %s, want ready with the broker ok", code, body)
+	}
+}
+
+// TestCommandsFromNATS: an order service's burst of 10,000 deductions on
+// one hot SKU through JetStream sells exactly the stock: every command is
+// answered once, as many OK as units, the ledger holds exactly the OK
+// commands' IDs, and nothing drifts.
+func TestCommandsFromNATS(t *testing.T) {
+	const commands, units = 10_000, 4_000
+	url, nc, stream := natsForTest(t)
+	env := envFor(t, gormstore.SQLite)
+	env["INVENTORY_BROKER"] = "nats"
+	env["INVENTORY_NATS_URL"] = url
+	env["INVENTORY_BROKER_STREAM"] = stream
+	env["INVENTORY_BROKER_PREFIX"] = strings.ToLower(stream)
+	s := startServer(t, env)
+	id := s.createProduct(t, "HOT", units)
+
+	client, err := natsbroker.NewClient(nc, natsbroker.Config{Stream: stream, Prefix: strings.ToLower(stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	outcomes, err := client.Outcomes(ctx, "burst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range commands {
+		cmd := fmt.Sprintf(`{"id":"order-%d","type":"stockOut","productId":%q,"quantity":1,"replyTo":"burst"}`, i, id)
+		if _, err := client.SendAsync(ctx, []byte(cmd), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]broker.Outcome{}
+	acked := map[string]bool{}
+	codes := map[string]int{}
+	timeout := time.After(5 * time.Minute)
+	for len(got) < commands {
+		select {
+		case data := <-outcomes:
+			var o broker.Outcome
+			if err := json.Unmarshal(data, &o); err != nil {
+				t.Fatalf("outcome %s: %v", data, err)
+			}
+			if _, dup := got[o.CommandID]; dup {
+				continue // a consumer dedupes by command ID
+			}
+			got[o.CommandID] = o
+			if o.OK {
+				acked[o.CommandID] = true
+				codes["OK"]++
+			} else {
+				codes[o.Code]++
+			}
+		case <-timeout:
+			t.Fatalf("%d outcomes of %d after 5 minutes: %v", len(got), commands, codes)
+		}
+	}
+	if codes["OK"] != units || codes["INSUFFICIENT_STOCK"] != commands-units {
+		t.Fatalf("outcomes %v, want %d OK and %d INSUFFICIENT_STOCK", codes, units, commands-units)
+	}
+	s.audit(t, id, units, acked)
+
+	_, body := get(t, s.url+"/metrics")
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := sample(mfs["inventory_broker_commands_total"], map[string]string{"type": "stockOut", "result": "OK"}); n != units {
+		t.Errorf("inventory_broker_commands_total{stockOut,OK} = %v, want %d", n, units)
+	}
+	if n, _ := sample(mfs["inventory_requests_total"], map[string]string{"operation": "stockOut", "transport": "broker", "code": "OK"}); n != units {
+		t.Errorf("inventory_requests_total{stockOut,broker,OK} = %v, want %d", n, units)
+	}
+}
