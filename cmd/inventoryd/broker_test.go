@@ -17,6 +17,8 @@ import (
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/redistest"
 	"github.com/shopstack/inventory/internal/testenv"
 )
 
@@ -164,5 +166,129 @@ func TestCommandsFromNATS(t *testing.T) {
 	}
 	if n, _ := sample(mfs["inventory_requests_total"], map[string]string{"operation": "stockOut", "transport": "broker", "code": "OK"}); n != units {
 		t.Errorf("inventory_requests_total{stockOut,broker,OK} = %v, want %d", n, units)
+	}
+}
+
+// TestEventsAcrossReplicaKill: the replica publishing events is SIGKILLed
+// right after its sales commit, and later the next leader shuts down
+// gracefully while another waits; after each takeover the stream still
+// holds every committed change once, in order.
+func TestEventsAcrossReplicaKill(t *testing.T) {
+	url, nc, stream := natsForTest(t)
+	env := redsyncEnv(gormstoretest.DSN(t, gormstore.Postgres), redistest.Start(t).Addr)
+	env["INVENTORY_LOCK_TTL"] = "2s"
+	env["INVENTORY_BROKER"] = "nats"
+	env["INVENTORY_NATS_URL"] = url
+	env["INVENTORY_BROKER_STREAM"] = stream
+	env["INVENTORY_BROKER_PREFIX"] = strings.ToLower(stream)
+	env["INVENTORY_BROKER_COMMANDS"] = "false"
+	const leading = "event publisher: leading"
+
+	child := startProcess(t, env)
+	waitFor(t, "the child process to publish", func() bool { return child.logged(leading) })
+	b := startServer(t, env)
+	id, _ := b.product(t, "KILL", 100_000, 0)
+	other, _ := b.product(t, "OTHER", 100_000, 0)
+	// Sales on both replicas (of two products: replicas contending for
+	// one lock key is another test's subject); the child is killed right
+	// after one of its sales commits.
+	stopB := b.sellInBackground(other, "b", newTally())
+	for range 50 {
+		child.sell(t, id, 1)
+	}
+	child.kill()
+	waitFor(t, "the other replica to publish", func() bool { return b.logged(leading) })
+	stopB()
+	wantStreamIsLedger(t, nc, stream, b)
+
+	// A graceful leader change: b stops while c waits behind it.
+	c := startServer(t, env)
+	stopC := c.sellInBackground(other, "c", newTally())
+	for range 50 {
+		b.sell(t, id, 1)
+	}
+	b.shutdown(t)
+	waitFor(t, "the third replica to publish", func() bool { return c.logged(leading) })
+	stopC()
+	wantStreamIsLedger(t, nc, stream, c)
+}
+
+// wantStreamIsLedger waits until the stream's stock events are the
+// ledger's sequences, in order, each once.
+func wantStreamIsLedger(t *testing.T, nc *nats.Conn, stream string, s *server) {
+	t.Helper()
+	want := ledgerSeqs(t, s)
+	var got []int64
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got = streamSeqs(t, nc, stream)
+		if len(got) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("the stream holds %d events, the ledger %d:\nstream %v\nledger %v", len(got), len(want), got, want)
+	}
+	t.Logf("the stream holds the ledger's %d changes, in order", len(want))
+}
+
+// streamSeqs is the sequence of every stock event in the stream, in order.
+func streamSeqs(t *testing.T, nc *nats.Conn, stream string) []int64 {
+	t.Helper()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		return nil
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(m.Subject, ".alert.") {
+			continue
+		}
+		var ev struct{ Sequence int64 }
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, ev.Sequence)
+	}
+	return seqs
+}
+
+// ledgerSeqs is every sequence of s's ledger, in order.
+func ledgerSeqs(t *testing.T, s *server) []int64 {
+	t.Helper()
+	var seqs []int64
+	after := ""
+	for {
+		var out struct {
+			StockMovements struct {
+				Edges    []struct{ Node struct{ Sequence int64 } }
+				PageInfo struct {
+					HasNextPage bool
+					EndCursor   string
+				}
+			}
+		}
+		resp := s.graphql(t, `query($after: String) { stockMovements(first: 100, after: $after, order: ASC) {
+			edges { node { sequence } } pageInfo { hasNextPage endCursor } } }`, map[string]any{"after": after}, &out)
+		if len(resp.Errors) > 0 {
+			t.Fatalf("read the ledger: %+v", resp.Errors)
+		}
+		for _, e := range out.StockMovements.Edges {
+			seqs = append(seqs, e.Node.Sequence)
+		}
+		if !out.StockMovements.PageInfo.HasNextPage {
+			return seqs
+		}
+		after = out.StockMovements.PageInfo.EndCursor
 	}
 }
