@@ -19,12 +19,15 @@ import (
 	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/anishathalye/porcupine"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/natstest"
 	"github.com/shopstack/inventory/internal/redistest"
 )
 
@@ -60,6 +63,8 @@ type setup struct {
 	// env2, if set, is the second replica's environment.
 	env2  map[string]string
 	fault func(ctx context.Context, t *testing.T, rs []*replica)
+	// audit, if set, checks more once the run's own checks are done.
+	audit func(t *testing.T, dsn string)
 }
 
 func pgEnv(t *testing.T) (map[string]string, string) {
@@ -175,6 +180,22 @@ func TestFaults(t *testing.T) {
 			env["INVENTORY_REAP_INTERVAL"] = "100ms"
 			return setup{env: env, env2: skewed, replicas: 2}
 		}},
+		{"event broker killed and restarted", func(t *testing.T, base map[string]string) setup {
+			// Both replicas publish events to a nats-server of the
+			// test's own, which dies (SIGKILL) and comes back on its
+			// store while sales go on: every committed change must
+			// reach the stream once, in order.
+			n := natstest.Start(t)
+			env := redsync(base, redistest.Start(t).Addr)
+			env["INVENTORY_BROKER"], env["INVENTORY_NATS_URL"] = "nats", n.URL
+			return setup{env: env, replicas: 2,
+				fault: func(ctx context.Context, t *testing.T, _ []*replica) {
+					n.Kill(t)
+					sleep(ctx, 2*time.Second)
+					n.Restart(t)
+				},
+				audit: func(t *testing.T, dsn string) { auditEvents(t, dsn, n.URL) }}
+		}},
 		{"client timeouts and retries", func(t *testing.T, base map[string]string) setup {
 			// Clients give up after 50ms: some outcomes stay unknown.
 			return setup{env: redsync(base, redistest.Start(t).Addr), replicas: 2, timeout: 20 * time.Millisecond, retryFor: 50 * time.Millisecond}
@@ -270,6 +291,9 @@ func runCase(t *testing.T, s setup, dsn string) {
 	}
 	lost, dup, negative := checkLedger(t, dsn, acked)
 	drift := reconcile(t, admin)
+	if s.audit != nil {
+		s.audit(t, dsn)
+	}
 	t.Logf("RESULT | %s | %d | %d | %d | %d | %v | %d | %d | %d | %d |",
 		strings.TrimPrefix(t.Name(), "TestFaults/"), total, n, retries, unknown, linearizable, negative, lost, dup, drift)
 }
@@ -394,5 +418,85 @@ func checkHolds(t *testing.T, h *holds) {
 	}
 	if h.outcomes["reserve OK"] == 0 || h.outcomes["cart OK"] == 0 {
 		t.Errorf("no reservation of one product, or none of two, was made")
+	}
+}
+
+// auditEvents waits until the event stream (the default INVENTORY on the
+// server at url) holds every sequence of the ledger, then checks it holds
+// each once and in order.
+func auditEvents(t *testing.T, dsn, url string) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ledger []int64
+	rows, err := db.Query("SELECT seq FROM stock_movements ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			t.Fatal(err)
+		}
+		ledger = append(ledger, seq)
+	}
+	rows.Close()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var stream []int64
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		stream = stream[:0]
+		st, err := js.Stream(context.Background(), "INVENTORY")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+			m, err := st.GetMsg(context.Background(), seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(m.Subject, ".alert.") {
+				continue
+			}
+			var ev struct{ Sequence int64 }
+			if err := json.Unmarshal(m.Data, &ev); err != nil {
+				t.Fatal(err)
+			}
+			stream = append(stream, ev.Sequence)
+		}
+		if len(stream) >= len(ledger) || time.Now().After(deadline) {
+			break
+		}
+	}
+	missing, duplicated, misordered := 0, 0, 0
+	seen := map[int64]int{}
+	for i, seq := range stream {
+		seen[seq]++
+		if seen[seq] == 2 {
+			duplicated++
+		}
+		if i > 0 && seq <= stream[i-1] && seen[seq] == 1 {
+			misordered++
+		}
+	}
+	for _, seq := range ledger {
+		if seen[seq] == 0 {
+			missing++
+		}
+	}
+	t.Logf("EVENTS | %s | ledger %d | published %d | missing %d | duplicated %d | out of order %d |",
+		strings.TrimPrefix(t.Name(), "TestFaults/"), len(ledger), len(stream), missing, duplicated, misordered)
+	if missing+duplicated+misordered > 0 {
+		t.Errorf("events: %d missing, %d duplicated, %d out of order", missing, duplicated, misordered)
 	}
 }

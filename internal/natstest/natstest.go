@@ -1,0 +1,98 @@
+// Package natstest runs a nats-server process with JetStream for tests
+// that kill and restart the broker: on a free loopback port, its store in
+// a temporary directory, stopped when the test ends. Tests that do not
+// need to kill it use the machine's server with names of their own.
+//
+// Without a nats-server binary in PATH tests are skipped, unless
+// INVENTORY_TEST_STRICT=1, where a skip is a failure.
+package natstest
+
+import (
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopstack/inventory/internal/testenv"
+)
+
+// Server is one nats-server with JetStream.
+type Server struct {
+	// URL is nats://127.0.0.1:port; it stays the same across Restart.
+	URL string
+
+	bin, dir string
+	port     int
+
+	mu  sync.Mutex
+	cmd *exec.Cmd // nil while stopped
+}
+
+// Start starts a nats-server on a free port and waits until it accepts
+// connections.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		testenv.SkipOrFail(tb, "no nats-server binary in PATH (apt-get install nats-server)")
+		return nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	s := &Server{bin: bin, dir: tb.TempDir(), port: port, URL: "nats://127.0.0.1:" + strconv.Itoa(port)}
+	tb.Cleanup(s.stop)
+	s.start(tb)
+	return s
+}
+
+// Kill stops the server with SIGKILL, as in a crash: what it acknowledged
+// is in its store, nothing else is promised.
+func (s *Server) Kill(tb testing.TB) {
+	tb.Helper()
+	s.stop()
+}
+
+// Restart starts the server again on the same port and store.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.stop()
+	s.start(tb)
+}
+
+func (s *Server) start(tb testing.TB) {
+	tb.Helper()
+	cmd := exec.Command(s.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-js", "-sd", s.dir)
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("natstest: %v", err)
+	}
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port)); err == nil {
+			_ = c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("natstest: nats-server did not start on port %d", s.port)
+		}
+	}
+}
+
+func (s *Server) stop() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+}
