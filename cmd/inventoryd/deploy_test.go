@@ -154,7 +154,7 @@ func TestComposeStack(t *testing.T) {
 		}
 	}
 	readYAML(t, "docker-compose.yml", &compose)
-	for _, name := range []string{"inventory-a", "inventory-b", "proxy", "postgres", "redis", "etcd", "otel-collector", "jaeger", "prometheus", "grafana"} {
+	for _, name := range []string{"inventory-a", "inventory-b", "proxy", "postgres", "redis", "etcd", "nats", "rabbitmq", "otel-collector", "jaeger", "prometheus", "grafana"} {
 		if _, ok := compose.Services[name]; !ok {
 			t.Errorf("no %s service", name)
 		}
@@ -172,7 +172,9 @@ func TestComposeStack(t *testing.T) {
 	for _, name := range []string{"inventory-a", "inventory-b"} {
 		env := compose.Services[name].Environment
 		if env["INVENTORY_OTLP_ENDPOINT"] != "otel-collector:4317" || env["INVENTORY_DB_DRIVER"] != "postgres" || env["INVENTORY_ADDR"] != ":8080" ||
-			env["INVENTORY_AUTH_TOKENS"] == "" { // without tokens a replica would listen on loopback only
+			env["INVENTORY_AUTH_TOKENS"] == "" || // without tokens a replica would listen on loopback only
+			env["INVENTORY_BROKER"] != "${INVENTORY_BROKER:-nats}" || env["INVENTORY_NATS_URL"] != "nats://nats:4222" ||
+			!strings.Contains(env["INVENTORY_RABBITMQ_URL"], "@rabbitmq:5672/") {
 			t.Errorf("%s environment %v", name, env)
 		}
 	}
