@@ -50,6 +50,23 @@ if [ -z "${INVENTORY_TEST_NATS_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/4222) 
   fi
 fi
 
+# RabbitMQ for its broker's tests: the machine's own on 127.0.0.1:5672
+# (queues named per test), or, if none answers, one started here (installed
+# first under CI). It takes the default port: nothing else answers there.
+if [ -z "${INVENTORY_TEST_RABBITMQ_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  if ! command -v rabbitmq-server >/dev/null && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
+    echo "test: installing rabbitmq-server"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  if command -v rabbitmq-server >/dev/null; then
+    rabbit_log=$(mktemp)
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server >"$rabbit_log" 2>&1 &
+    on_exit+=("rabbitmqctl stop >/dev/null 2>&1 || kill $! 2>/dev/null; rm -f '$rabbit_log'")
+    for _ in $(seq 1 120); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 0.5; done
+    echo "test: RabbitMQ of our own at 127.0.0.1:5672"
+  fi
+fi
+
 admin="${INVENTORY_TEST_POSTGRES_ADMIN_DSN:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 
 postgres_up() { command -v psql >/dev/null && psql "$admin" -qtAc 'SELECT 1' >/dev/null 2>&1; }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
+	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 	"github.com/shopstack/inventory/internal/config"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
@@ -57,6 +59,20 @@ func newBrokerAdapter(cfg config.Config) (brokerAdapter, error) {
 				return nil
 			},
 			where: []any{"url", cfg.NATSURL, "stream", cfg.BrokerStream, "prefix", cfg.BrokerPrefix}}, nil
+	case config.BrokerRabbitMQ:
+		rb := rabbitbroker.ConfigFor(cfg.RabbitMQURL, cfg.BrokerPrefix, cfg.BrokerRetry)
+		pub, err := rabbitbroker.New(rb)
+		if err != nil {
+			return brokerAdapter{}, err
+		}
+		c, err := rabbitbroker.NewCommands(rb)
+		if err != nil {
+			_ = pub.Close()
+			return brokerAdapter{}, err
+		}
+		return brokerAdapter{publisher: pub, commands: c, reachable: pub.Ping,
+			close: func() { _ = c.Close(); _ = pub.Close() },
+			where: []any{"url", redactURL(cfg.RabbitMQURL), "exchange", rb.Exchange, "commands", rb.CommandQueue}}, nil
 	}
 	return brokerAdapter{}, fmt.Errorf("no broker %q", cfg.Broker)
 }
@@ -128,4 +144,13 @@ func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store,
 		<-consumed
 		a.close()
 	}, ready, nil
+}
+
+// redactURL hides a URL's password for the log.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return u.Redacted()
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,9 +15,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
+	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/redistest"
@@ -94,36 +98,126 @@ func TestEventsToNATS(t *testing.T) {
 	}
 }
 
-// TestCommandsFromNATS: an order service's burst of 10,000 deductions on
-// one hot SKU through JetStream sells exactly the stock: every command is
-// answered once, as many OK as units, the ledger holds exactly the OK
+// commandClient is an order service's side of a broker.
+type commandClient interface {
+	Send(ctx context.Context, data []byte, header map[string]string) error
+	Outcomes(ctx context.Context, replyTo string) (<-chan []byte, error)
+}
+
+// brokerForTest returns the server environment of a broker (names of the
+// test's own, deleted when it ends), a client of it and a reply
+// destination for the client's outcomes.
+//
+// events counts the stock events the broker holds.
+func brokerForTest(t *testing.T, kind string) (env map[string]string, client commandClient, replyTo string, events func() int) {
+	t.Helper()
+	switch kind {
+	case "nats":
+		url, nc, stream := natsForTest(t)
+		c, err := natsbroker.NewClient(nc, natsbroker.Config{Stream: stream, Prefix: strings.ToLower(stream)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]string{"INVENTORY_BROKER": "nats", "INVENTORY_NATS_URL": url, "INVENTORY_BROKER_STREAM": stream,
+				"INVENTORY_BROKER_PREFIX": strings.ToLower(stream)}, c, "orders",
+			func() int { return len(streamSeqs(t, nc, stream)) }
+	case "rabbitmq":
+		url := os.Getenv("INVENTORY_TEST_RABBITMQ_URL")
+		if url == "" {
+			url = "amqp://guest:guest@127.0.0.1:5672/"
+		}
+		admin, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(2 * time.Second)})
+		if err != nil {
+			testenv.SkipOrFail(t, "RabbitMQ is not reachable: "+err.Error())
+			return nil, nil, "", nil
+		}
+		prefix := fmt.Sprintf("invtest.srv.%d.%d", os.Getpid(), time.Now().UnixNano())
+		cfg := rabbitbroker.ConfigFor(url, prefix, nil)
+		replyTo = prefix + ".orders"
+		t.Cleanup(func() {
+			defer admin.Close()
+			for _, q := range append(cfg.Queues(), replyTo) {
+				if ch, err := admin.Channel(); err == nil {
+					_, _ = ch.QueueDelete(q, false, false, false)
+					_ = ch.Close()
+				}
+			}
+			if ch, err := admin.Channel(); err == nil {
+				_ = ch.ExchangeDelete(cfg.Exchange, false, false)
+				_ = ch.Close()
+			}
+		})
+		c, err := rabbitbroker.NewClient(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		var seenOnce sync.Once
+		var seen sync.Map
+		return map[string]string{"INVENTORY_BROKER": "rabbitmq", "INVENTORY_RABBITMQ_URL": url, "INVENTORY_BROKER_PREFIX": prefix}, c, replyTo,
+			func() int {
+				// Consumed once, then counted: distinct sequences of
+				// stock events (a RabbitMQ consumer's dedupe).
+				seenOnce.Do(func() {
+					ctx, cancel := context.WithCancel(context.Background())
+					t.Cleanup(cancel)
+					msgs, err := c.Events(ctx, "")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					go func() {
+						for m := range msgs {
+							if !strings.HasPrefix(m.ID, "alert-") {
+								seen.Store(m.ID, true)
+							}
+						}
+					}()
+				})
+				n := 0
+				seen.Range(func(any, any) bool { n++; return true })
+				return n
+			}
+	}
+	t.Fatalf("no broker %s", kind)
+	return nil, nil, "", nil
+}
+
+// TestCommandsFromBroker: an order service's burst of 10,000 deductions on
+// one hot SKU through each broker sells exactly the stock: every command
+// is answered, as many OK as units, the ledger holds exactly the OK
 // commands' IDs, and nothing drifts.
-func TestCommandsFromNATS(t *testing.T) {
+func TestCommandsFromBroker(t *testing.T) {
+	for _, kind := range []string{"nats", "rabbitmq"} {
+		t.Run(kind, func(t *testing.T) { testCommandBurst(t, kind) })
+	}
+}
+
+func testCommandBurst(t *testing.T, kind string) {
 	const commands, units = 10_000, 4_000
-	url, nc, stream := natsForTest(t)
+	benv, client, replyTo, events := brokerForTest(t, kind)
 	env := envFor(t, gormstore.SQLite)
-	env["INVENTORY_BROKER"] = "nats"
-	env["INVENTORY_NATS_URL"] = url
-	env["INVENTORY_BROKER_STREAM"] = stream
-	env["INVENTORY_BROKER_PREFIX"] = strings.ToLower(stream)
+	maps.Copy(env, benv)
 	s := startServer(t, env)
 	id := s.createProduct(t, "HOT", units)
 
-	client, err := natsbroker.NewClient(nc, natsbroker.Config{Stream: stream, Prefix: strings.ToLower(stream)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	outcomes, err := client.Outcomes(ctx, "burst")
+	outcomes, err := client.Outcomes(ctx, replyTo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range commands {
-		cmd := fmt.Sprintf(`{"id":"order-%d","type":"stockOut","productId":%q,"quantity":1,"replyTo":"burst"}`, i, id)
-		if _, err := client.SendAsync(ctx, []byte(cmd), nil); err != nil {
-			t.Fatal(err)
-		}
+	var senders sync.WaitGroup
+	for w := range 16 {
+		senders.Go(func() {
+			for i := w; i < commands; i += 16 {
+				cmd := fmt.Sprintf(`{"id":"order-%d","type":"stockOut","productId":%q,"quantity":1,"replyTo":%q}`, i, id, replyTo)
+				if err := client.Send(ctx, []byte(cmd), nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
 	}
 	got := map[string]broker.Outcome{}
 	acked := map[string]bool{}
@@ -150,10 +244,16 @@ func TestCommandsFromNATS(t *testing.T) {
 			t.Fatalf("%d outcomes of %d after 5 minutes: %v", len(got), commands, codes)
 		}
 	}
+	senders.Wait()
 	if codes["OK"] != units || codes["INSUFFICIENT_STOCK"] != commands-units {
 		t.Fatalf("outcomes %v, want %d OK and %d INSUFFICIENT_STOCK", codes, units, commands-units)
 	}
 	s.audit(t, id, units, acked)
+	// The creation's IN and every sale went out as events too.
+	waitFor(t, "every change to reach the broker", func() bool { return events() >= units+1 })
+	if n := events(); n != units+1 {
+		t.Errorf("the broker holds %d events, want %d", n, units+1)
+	}
 
 	_, body := get(t, s.url+"/metrics")
 	parser := expfmt.NewTextParser(model.UTF8Validation)
@@ -166,6 +266,9 @@ func TestCommandsFromNATS(t *testing.T) {
 	}
 	if n, _ := sample(mfs["inventory_requests_total"], map[string]string{"operation": "stockOut", "transport": "broker", "code": "OK"}); n != units {
 		t.Errorf("inventory_requests_total{stockOut,broker,OK} = %v, want %d", n, units)
+	}
+	if code, body := get(t, s.url+"/readyz"); code != 200 || !strings.Contains(body, `"broker":"ok"`) {
+		t.Errorf("/readyz = %d %s, want ready with the broker ok", code, body)
 	}
 }
 
