@@ -1,6 +1,8 @@
-// Package broker publishes the ledger to a message broker: every committed
-// change (and every low-stock alert) as an event, in sequence order,
-// exactly once after the broker's deduplication.
+// Package broker connects the service to a message broker both ways.
+// Events out: every committed change (and every low-stock alert) as an
+// event, in sequence order, exactly once after deduplication — the
+// broker's where it can (JetStream), the consumer's by sequence where it
+// cannot (RabbitMQ). Commands in: see Consumer.
 //
 // The ledger is the outbox. A Relay, run by one elected replica, asks the
 // broker for the last sequence it holds, reads the ledger after it (up to
@@ -8,8 +10,10 @@
 // order, each event carrying its sequence as its message ID. Nothing is
 // written to the database for it: whatever was committed and not yet
 // published is found again in the ledger after a crash, a broker outage or
-// a leader change. Adapters (natsbroker) guarantee order and no gap: a
-// message is stored only if its predecessor is the broker's last.
+// a leader change. An adapter never stores a gap; natsbroker also refuses
+// a message whose predecessor is not the stream's last, so order and
+// uniqueness hold in the broker itself, while rabbitbroker keeps order per
+// publisher and leaves repeats to consumers.
 package broker
 
 import (
@@ -78,9 +82,9 @@ type Publisher interface {
 	Last(ctx context.Context) (int64, error)
 	// Publish stores events, which follow Last in sequence order, and
 	// returns when the broker has confirmed them all. after is the sequence
-	// the first must follow: the broker refuses an event whose predecessor
-	// is not its last, so a gap or a reordering cannot be stored. An error
-	// may leave a prefix of events stored.
+	// the first must follow (the Last the publisher read, or its previous
+	// batch's last); a broker that can refuses an event whose predecessor
+	// is not its last. An error may leave some of events stored.
 	Publish(ctx context.Context, after int64, events []Event) error
 }
 
