@@ -91,28 +91,8 @@ func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store,
 		return nil, nil, err
 	}
 	relay := &broker.Relay{Ledger: store, Publisher: a.publisher, Log: log.With("component", "events")}
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_events_published_sequence",
-			Help: "The last ledger sequence the broker confirmed, on the replica that publishes (0 on the others)."},
-			func() float64 { return float64(relay.Published()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_events_lag_seconds",
-			Help: "How long the last published change waited from its commit to the broker's confirmation."},
-			func() float64 { return relay.Lag().Seconds() }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_events_lag_sequences",
-			Help: "Ledger sequences committed and not yet confirmed by the broker, on the replica that publishes."},
-			func() float64 {
-				if relay.Published() == 0 {
-					return 0
-				}
-				lctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				defer cancel()
-				last, err := store.LastSeq(lctx)
-				if err != nil {
-					return 0
-				}
-				return float64(max(last-relay.Published(), 0))
-			}),
-	)
+	metrics := newBrokerMetrics(relay, store.LastSeq)
+	reg.MustRegister(metrics.collectors()...)
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -122,13 +102,9 @@ func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store,
 	log.Info("publishing events", append([]any{"broker", cfg.Broker}, a.where...)...)
 	consumed := make(chan struct{})
 	if cfg.BrokerCommands {
-		commands := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inventory_broker_commands_total",
-			Help: "Broker command deliveries handled, by command type and result: OK, a permanent error code, RETRY (a transient failure, delivered again later) or DEAD (dead-lettered)."},
-			[]string{"type", "result"})
-		reg.MustRegister(commands)
 		consumer := &broker.Consumer{Service: svc, Admission: admission, Principal: inventory.Principal{Name: cfg.BrokerActor, Role: inventory.RoleOperator},
 			Retry: cfg.BrokerRetry, InFlight: cfg.BrokerInFlight, Log: log.With("component", "commands"),
-			Counts: func(typ, result string) { commands.WithLabelValues(typ, result).Inc() }}
+			Counts: func(typ, result string) { metrics.commands.WithLabelValues(typ, result).Inc() }}
 		go func() {
 			defer close(consumed)
 			consumer.Run(ctx, a.commands)
@@ -153,4 +129,43 @@ func redactURL(s string) string {
 		return "(not a URL)"
 	}
 	return u.Redacted()
+}
+
+// brokerMetrics are the event publisher's progress and the commands
+// handled.
+type brokerMetrics struct {
+	published, lagSeconds, lagSequences prometheus.Collector
+	commands                            *prometheus.CounterVec
+}
+
+func newBrokerMetrics(relay *broker.Relay, lastSeq func(context.Context) (int64, error)) brokerMetrics {
+	return brokerMetrics{
+		published: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_events_published_sequence",
+			Help: "The last ledger sequence the broker confirmed, on the replica that publishes (0 on the others)."},
+			func() float64 { return float64(relay.Published()) }),
+		lagSeconds: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_events_lag_seconds",
+			Help: "How long the last published change waited from its commit to the broker's confirmation."},
+			func() float64 { return relay.Lag().Seconds() }),
+		lagSequences: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_events_lag_sequences",
+			Help: "Ledger sequences committed and not yet confirmed by the broker, on the replica that publishes."},
+			func() float64 {
+				if relay.Published() == 0 {
+					return 0
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				last, err := lastSeq(ctx)
+				if err != nil {
+					return 0
+				}
+				return float64(max(last-relay.Published(), 0))
+			}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inventory_broker_commands_total",
+			Help: "Broker command deliveries handled, by command type and result: OK, a permanent error code, RETRY (a transient failure, delivered again later) or DEAD (dead-lettered)."},
+			[]string{"type", "result"}),
+	}
+}
+
+func (m brokerMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.published, m.lagSeconds, m.lagSequences, m.commands}
 }

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/telemetry"
 )
@@ -56,7 +57,7 @@ func metricNames(t *testing.T) map[string]bool {
 	m.WatchService(stats{})
 	ch := make(chan *prometheus.Desc)
 	go func() {
-		for _, c := range metricCollectors(fc, m) {
+		for _, c := range append(metricCollectors(fc, m), newBrokerMetrics(&broker.Relay{}, nil).collectors()...) {
 			c.Describe(ch)
 		}
 		close(ch)
