@@ -28,10 +28,12 @@ type client struct {
 	endpoint string
 	// auth is the Authorization header, for servers with tokens.
 	auth string
-	// transport is what the timed loop speaks (graphql, rest, grpc); grpc
-	// holds its connections when it is gRPC.
+	// transport is what the timed loop speaks (graphql, rest, grpc, nats);
+	// grpc holds its connections when it is gRPC, nats its broker client
+	// when it is NATS.
 	transport string
 	grpc      []*grpc.ClientConn
+	nats      *natsSender
 	workers   int
 }
 

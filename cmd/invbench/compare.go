@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // compare runs each row against a fresh server on a fresh database, one
@@ -56,6 +57,17 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 		logf("%s: skipped: %s", row.name, res.skipped)
 		return res
 	}
+	var nt natsTarget
+	if row.broker != "" {
+		nt = rowNATS(cfg.natsURL)
+		cleanup, err := claimStreams(ctx, nt)
+		if err != nil {
+			res.skipped = "NATS does not answer at " + cfg.natsURL + ": " + err.Error()
+			logf("%s: skipped: %s", row.name, res.skipped)
+			return res
+		}
+		defer cleanup() // after the server stops
+	}
 	var db *database
 	var err error
 	if row.db == "sqlite" {
@@ -72,7 +84,7 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 			res.err = err
 		}
 	}()
-	srv, err := startServer(ctx, bin, row.serverEnv(db, cfg.redis, cfg.etcd))
+	srv, err := startServer(ctx, bin, row.serverEnv(db, cfg.redis, cfg.etcd, nt))
 	if err != nil {
 		res.err = err
 		return res
@@ -88,11 +100,11 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 	if srv.grpcAddr != "" {
 		grpcTarget = "http://" + srv.grpcAddr
 	}
-	if err := c.speak(row.transport, grpcTarget); err != nil {
+	if err := c.speak(row.transport, grpcTarget, nt); err != nil {
 		res.err = err
 		return res
 	}
-	defer func() { _ = c.speak(transportGraphQL, "") }()
+	defer func() { _ = c.speak(transportGraphQL, "", natsTarget{}) }()
 	clients, writers := row.load(cfg.clients, cfg.writers)
 	res.clients = clients
 	products := cfg.products
@@ -109,7 +121,11 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 		progress = stderr
 	}
 	lc := loadConfig{clients: clients, duration: cfg.duration, requests: cfg.requests}
-	out, err := measure(ctx, c, w, lc, row, target{pid: srv.pid(), db: &db.ref}, progress)
+	t := target{pid: srv.pid(), db: &db.ref}
+	if row.broker != "" {
+		t.metrics = srv.url + "/metrics"
+	}
+	out, err := measure(ctx, c, w, lc, row, t, progress)
 	out.err = err
 	return out
 }
@@ -124,9 +140,11 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	if cfg.grpcAddr != "" {
 		grpcTarget = "http://" + cfg.grpcAddr
 	}
-	if err := c.speak(cfg.transport, grpcTarget); err != nil {
+	nt := natsTarget{url: cfg.natsURL, stream: cfg.brokerStream, prefix: cfg.brokerPrefix}
+	if err := c.speak(cfg.transport, grpcTarget, nt); err != nil {
 		return result{row: row}, err
 	}
+	defer func() { _ = c.speak(transportGraphQL, "", natsTarget{}) }()
 	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)
 	if err != nil {
 		return result{row: row}, fmt.Errorf("prepare %s: %w", cfg.scenario, err)
@@ -134,6 +152,9 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	var t target
 	if cfg.ledgerDSN != "" {
 		t.db = &dbRef{driver: "pgx", dsn: cfg.ledgerDSN}
+	}
+	if cfg.eventsLag {
+		t.metrics = strings.TrimSuffix(cfg.url, "/") + "/metrics"
 	}
 	var progress io.Writer
 	if !cfg.quiet {

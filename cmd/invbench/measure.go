@@ -18,8 +18,9 @@ type result struct {
 	p50, p95, p99 time.Duration
 	audit         *audit // nil unless the scenario sells
 	cpu           cpuUse
-	skipped       string // why the row did not run
-	err           error  // why the row failed
+	lag           *eventsLag // nil unless the server's publisher was sampled
+	skipped       string     // why the row did not run
+	err           error      // why the row failed
 }
 
 func (r result) opsPerSec() float64 { return r.perSec(r.requests) }
@@ -38,11 +39,13 @@ func (r result) failed() bool {
 	return r.err != nil || (r.row.safe() && r.audit != nil && len(r.audit.problems()) > 0)
 }
 
-// target is a server to measure: its process (pid 0 if not ours) and, if
-// the tool knows it, its database.
+// target is a server to measure: its process (pid 0 if not ours), if the
+// tool knows it, its database, and, if its event publisher's lag is to be
+// sampled, its /metrics.
 type target struct {
-	pid int
-	db  *dbRef
+	pid     int
+	db      *dbRef
+	metrics string
 }
 
 // measure runs a prepared workload against the client's server, timed, and
@@ -58,9 +61,18 @@ func measure(ctx context.Context, c *client, w *workload, cfg loadConfig, row ro
 		}
 		a.initial, a.reservedBefore = initial, reserved
 	}
+	var lag *lagSampler
+	if t.metrics != "" {
+		lag = sampleLag(ctx, t.metrics)
+	}
 	before := sampleCPU(t.pid)
 	lr := runLoad(ctx, c, w, cfg, row.name, progress)
 	res.cpu = before.until(sampleCPU(t.pid))
+	if lag != nil {
+		end := time.Now()
+		res.lag = lag.finish()
+		res.lag.catchUp(ctx, t.metrics, end)
+	}
 	res.elapsed, res.requests, res.errors = lr.elapsed, lr.tally.requests(), lr.tally.errors()
 	res.reads, res.writes = lr.tally.reads, lr.tally.writes
 	ps := percentiles(lr.tally.latencies, 50, 95, 99)

@@ -41,7 +41,7 @@ func cpuModel() string {
 func columns() []string {
 	return []string{"row", "strategy", "db", "lock", "clients", "time", "requests", "ops/s", "reads/s", "writes/s",
 		"p50 ms", "p95 ms", "p99 ms", "errors", "sold", "initial", "final", "ledger", "oversold", "audit",
-		"×lock-per-request", "×ceiling", "cpu tool/server/all", "seed"}
+		"×lock-per-request", "×ceiling", "cpu tool/server/all", "lag p99/max ms", "seed"}
 }
 
 // render writes the report: header, table, then notes on ratios, skipped
@@ -123,7 +123,15 @@ func rowCells(r result, all []result) []string {
 		}
 		ceil = ratio(r, find(all, func(o rowSpec) bool { return o.scenario == "ceiling" }))
 	}
-	return append(c, lpr, ceil, r.cpu.String(), seed)
+	return append(c, lpr, ceil, r.cpu.String(), lagCell(r.lag), seed)
+}
+
+// lagCell is the publisher's lag p99/max in milliseconds, if sampled.
+func lagCell(l *eventsLag) string {
+	if l == nil || l.samples == 0 {
+		return "-"
+	}
+	return ms(l.p99) + "/" + ms(l.max)
 }
 
 // auditCell sums up the audit: ok, FAIL for a safe strategy with a problem,
@@ -179,6 +187,7 @@ func notes(results []result) string {
 	b.WriteString(flashReadsNote(results))
 	b.WriteString(reservationNote(results))
 	b.WriteString(transportNote(results))
+	b.WriteString(lagNote(results))
 	for _, r := range results {
 		switch {
 		case r.skipped != "":
@@ -248,6 +257,43 @@ func transportNote(results []result) string {
 		}
 		fmt.Fprintf(&b, "%s: %.2f× flash/combine (GraphQL) in ops/s; p99 %s ms against %s ms.\n", r.row.name,
 			r.opsPerSec()/flash.opsPerSec(), ms(r.p99), ms(flash.p99))
+	}
+	return b.String()
+}
+
+// lagNote explains the lag column and gives each sampled row's publisher
+// lag and how long the broker took to catch up after the run; a row over
+// GraphQL is compared with flash/combine, which publishes nothing.
+func lagNote(results []result) string {
+	var b strings.Builder
+	flash := find(results, func(o rowSpec) bool { return o.name == "flash/combine" })
+	for _, r := range results {
+		l := r.lag
+		if l == nil || r.requests == 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			fmt.Fprintf(&b, "lag p99/max: the server's %s (the last published change's wait from commit to the broker's confirmation), read every %v during the run;\n"+
+				"  caught up: from the run's end until the broker confirmed the ledger's last sequence.\n", gaugeLag, lagEvery)
+		}
+		fmt.Fprintf(&b, "%s: publisher lag ", r.row.name)
+		if l.samples == 0 {
+			b.WriteString("not sampled (no " + gaugeLag + " on the server's /metrics)")
+		} else {
+			fmt.Fprintf(&b, "p99 %s ms, max %s ms (%d samples)", ms(l.p99), ms(l.max), l.samples)
+		}
+		switch {
+		case l.caughtErr != nil:
+			fmt.Fprintf(&b, "; caught up: unknown (%v)", l.caughtErr)
+		case l.behind:
+			fmt.Fprintf(&b, "; NOT caught up %s ms after the run", ms(l.caughtUp))
+		default:
+			fmt.Fprintf(&b, "; caught up in %s ms", ms(l.caughtUp))
+		}
+		if r.row.transport == "" && r.row.scenario == "flash" && flash != nil && flash.opsPerSec() > 0 {
+			fmt.Fprintf(&b, "; %.2f× flash/combine (no broker) in ops/s, p99 %s ms against %s ms", r.opsPerSec()/flash.opsPerSec(), ms(r.p99), ms(flash.p99))
+		}
+		b.WriteString(".\n")
 	}
 	return b.String()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -23,6 +24,9 @@ type rowSpec struct {
 	products int
 	// transport is what the timed requests speak; empty: GraphQL.
 	transport string
+	// broker is INVENTORY_BROKER (nats), or empty for none. The server
+	// takes commands from it only when the row speaks to it.
+	broker string
 }
 
 // load returns how many clients the row runs, and how many of them sell
@@ -65,6 +69,8 @@ func compareRows() []rowSpec {
 		{name: "checkout/spread", scenario: "checkout", strategy: "combine", db: "postgres", lock: "redsync", products: 1000},
 		{name: "flash/combine/rest", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportREST},
 		{name: "flash/combine/grpc", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportGRPC},
+		{name: "flash/combine/events", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", broker: "nats"},
+		{name: "flash/combine/nats", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportNATS, broker: "nats"},
 		{name: "ceiling/grpc", scenario: "ceiling", strategy: "combine", db: "postgres", lock: "redsync", transport: transportGRPC},
 		{name: "flash/combine/sqlite", scenario: "flash", strategy: "combine", db: "sqlite", lock: "local"},
 		{name: "flash/combine/etcd", scenario: "flash", strategy: "combine", db: "postgres", lock: "etcd"},
@@ -101,8 +107,9 @@ func selectRows(all []rowSpec, names []string) ([]rowSpec, error) {
 	return out, nil
 }
 
-// serverEnv is the server's configuration for the row.
-func (r rowSpec) serverEnv(db *database, redis, etcd string) map[string]string {
+// serverEnv is the server's configuration for the row; nt is its broker,
+// if it has one.
+func (r rowSpec) serverEnv(db *database, redis, etcd string, nt natsTarget) map[string]string {
 	env := map[string]string{
 		"INVENTORY_DB_DRIVER":      db.driver,
 		"INVENTORY_DB_DSN":         db.dsn,
@@ -112,6 +119,13 @@ func (r rowSpec) serverEnv(db *database, redis, etcd string) map[string]string {
 	}
 	if r.transport == transportGRPC {
 		env["INVENTORY_GRPC_ADDR"] = "127.0.0.1:0" // grpc-go's own server
+	}
+	if r.broker != "" {
+		env["INVENTORY_BROKER"] = r.broker
+		env["INVENTORY_NATS_URL"] = nt.url
+		env["INVENTORY_BROKER_STREAM"] = nt.stream
+		env["INVENTORY_BROKER_PREFIX"] = nt.prefix
+		env["INVENTORY_BROKER_COMMANDS"] = strconv.FormatBool(r.transport == transportNATS)
 	}
 	switch r.lock {
 	case "none":

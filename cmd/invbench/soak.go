@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -129,34 +126,9 @@ func soakReport(out io.Writer, samples []soakSample, res loadResult, cfg config)
 // readServer reads goroutines, resident memory and heap in use from a
 // server's /metrics.
 func readServer(ctx context.Context, url string) (soakSample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	g, err := readGauges(ctx, url, "go_goroutines", "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes")
 	if err != nil {
 		return soakSample{}, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return soakSample{}, fmt.Errorf("read %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	var s soakSample
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "go_goroutines":
-			s.goroutines = v
-		case "process_resident_memory_bytes":
-			s.rss = v
-		case "go_memstats_heap_inuse_bytes":
-			s.heap = v
-		}
-	}
-	return s, sc.Err()
+	return soakSample{goroutines: g["go_goroutines"], rss: g["process_resident_memory_bytes"], heap: g["go_memstats_heap_inuse_bytes"]}, nil
 }

@@ -27,16 +27,23 @@ const (
 	transportGraphQL = "graphql"
 	transportREST    = "rest"
 	transportGRPC    = "grpc"
+	// transportNATS sends stock-out commands through JetStream and waits
+	// for their outcomes.
+	transportNATS = "nats"
 )
 
-var transports = []string{transportGraphQL, transportREST, transportGRPC}
+var transports = []string{transportGraphQL, transportREST, transportGRPC, transportNATS}
 
 // transportScenario reports whether a scenario can run over transport:
 // REST and gRPC run the stock-out scenarios and the no-op ceiling (gRPC's
-// is the health check, REST's GET /healthz).
+// is the health check, REST's GET /healthz); NATS, which has no no-op
+// command, the stock-out scenarios only.
 func transportScenario(transport, scenario string) bool {
-	if transport == transportGraphQL || transport == "" {
+	switch transport {
+	case transportGraphQL, "":
 		return true
+	case transportNATS:
+		return scenario == "flash" || scenario == "spread"
 	}
 	switch scenario {
 	case "flash", "spread", "ceiling":
@@ -45,8 +52,9 @@ func transportScenario(transport, scenario string) bool {
 	return false
 }
 
-// speak makes the timed loop use transport against the server at baseURL.
-func (c *client) speak(transport, baseURL string) error {
+// speak makes the timed loop use transport: gRPC against baseURL, NATS
+// through the broker at nt.
+func (c *client) speak(transport, baseURL string, nt natsTarget) error {
 	if transport == "" {
 		transport = transportGraphQL
 	}
@@ -55,8 +63,17 @@ func (c *client) speak(transport, baseURL string) error {
 		_ = conn.Close()
 	}
 	c.grpc = nil
-	if transport == transportGRPC {
+	if c.nats != nil {
+		c.nats.close()
+		c.nats = nil
+	}
+	switch transport {
+	case transportGRPC:
 		return c.dialGRPC(baseURL)
+	case transportNATS:
+		var err error
+		c.nats, err = dialNATS(nt)
+		return err
 	}
 	return nil
 }
@@ -91,6 +108,8 @@ func (c *client) send(ctx context.Context, w *workload, wk *worker, body []byte,
 		return c.sendGRPC(ctx, w, wk, kind)
 	case transportREST:
 		return c.sendREST(ctx, w, wk, kind)
+	case transportNATS:
+		return c.sendNATS(ctx, w, wk)
 	}
 	status, err := c.post(ctx, body, &wk.resp, &wk.gql)
 	return outcome(status, err, &wk.gql, kind.want())
@@ -187,7 +206,11 @@ func checkTransport(transport, scenario string) error {
 		return fmt.Errorf("-transport %q: want one of %s", transport, strings.Join(transports, ", "))
 	}
 	if !transportScenario(transport, scenario) {
-		return errors.New("-transport " + transport + " runs the flash, spread and ceiling scenarios only")
+		runs := "flash, spread and ceiling"
+		if transport == transportNATS {
+			runs = "flash and spread"
+		}
+		return errors.New("-transport " + transport + " runs the " + runs + " scenarios only")
 	}
 	return nil
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/shopstack/inventory/internal/broker"
+)
+
+// TestWaiters: each outcome reaches the command waiting for it, once; an
+// outcome for an unknown command, a duplicate, or one for a command given
+// up on is dropped, and a command given up on just as its outcome arrives
+// still gets it.
+func TestWaiters(t *testing.T) {
+	var ws waiters
+	a, b := ws.add("a"), ws.add("b")
+	if ws.deliver(broker.Outcome{CommandID: "nope", OK: true, Sequence: 1}) {
+		t.Error("an outcome for an unknown command was delivered")
+	}
+	if !ws.deliver(broker.Outcome{CommandID: "b", Code: "INSUFFICIENT_STOCK"}) {
+		t.Fatal("b's outcome was dropped")
+	}
+	if ws.deliver(broker.Outcome{CommandID: "b", OK: true, Sequence: 2}) {
+		t.Error("a duplicate outcome was delivered")
+	}
+	if got := commandOutcome(<-b); got != "INSUFFICIENT_STOCK" {
+		t.Errorf("b: %s, want INSUFFICIENT_STOCK", got)
+	}
+	if len(b) != 0 {
+		t.Error("b got a second outcome")
+	}
+	if got := ws.give("a", a, outcomeTransport); got != outcomeTransport {
+		t.Errorf("a given up on: %s, want %s", got, outcomeTransport)
+	}
+	if ws.deliver(broker.Outcome{CommandID: "a", OK: true, Sequence: 3}) {
+		t.Error("an outcome for a command given up on was delivered")
+	}
+
+	c := ws.add("c")
+	ws.deliver(broker.Outcome{CommandID: "c", OK: true, Sequence: 4})
+	if got := ws.give("c", c, outcomeTransport); got != outcomeOK {
+		t.Errorf("c, delivered as it was given up on: %s, want OK", got)
+	}
+}
+
+func TestCommandOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		o    broker.Outcome
+		want string
+	}{
+		{broker.Outcome{OK: true, Sequence: 7}, outcomeOK},
+		{broker.Outcome{OK: true}, outcomeBad},
+		{broker.Outcome{Code: "INSUFFICIENT_STOCK"}, "INSUFFICIENT_STOCK"},
+		{broker.Outcome{Code: "UNAVAILABLE", DeadLettered: true}, "UNAVAILABLE"},
+		{broker.Outcome{}, "error"},
+	} {
+		if got := commandOutcome(tc.o); got != tc.want {
+			t.Errorf("commandOutcome(%+v) = %q, want %q", tc.o, got, tc.want)
+		}
+	}
+}
