@@ -12,7 +12,6 @@ package natsbroker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -75,6 +74,7 @@ func (c Config) withDefaults() Config {
 
 // Publisher publishes events to JetStream.
 type Publisher struct {
+	nc  *nats.Conn
 	js  jetstream.JetStream
 	cfg Config
 
@@ -93,7 +93,7 @@ func New(nc *nats.Conn, cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{js: js, cfg: cfg}, nil
+	return &Publisher{nc: nc, js: js, cfg: cfg}, nil
 }
 
 // Last reads the stream's last message: its sequence header. It creates or
@@ -132,53 +132,47 @@ func (p *Publisher) Last(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
-// Publish sends events pipelined, each expecting its predecessor as the
-// stream's last message, and waits for every acknowledgement.
+// Publish sends events in order, each expecting its predecessor as the
+// stream's last message, and waits for the last one's acknowledgement
+// only: the stream stores a message only right after its predecessor, so
+// the last one stored means every one before it was. (The others go as
+// plain publishes, without an acknowledgement each; one refused makes
+// every later one refused, and so the last.)
 func (p *Publisher) Publish(ctx context.Context, after int64, events []broker.Event) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if want := strconv.FormatInt(after, 10); after != 0 && p.lastID != want && p.lastID != "alert-"+want {
 		return fmt.Errorf("natsbroker: asked to publish after %d, but the stream's last message is %q", after, p.lastID)
 	}
-	prev := p.lastID
-	var futures []jetstream.PubAckFuture
-	send := func(subject, id string, data []byte) error {
-		opts := []jetstream.PublishOpt{jetstream.WithMsgID(id)}
-		if prev != "" {
-			opts = append(opts, jetstream.WithExpectLastMsgID(prev))
-		}
-		f, err := p.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data, Header: nats.Header{"Content-Type": []string{"application/json"}}}, opts...)
-		if err != nil {
-			return err
-		}
-		futures = append(futures, f)
-		prev = id
-		return nil
-	}
+	type message struct{ subject, id string }
+	var msgs []message
+	var data [][]byte
 	for _, e := range events {
 		product := strconv.FormatInt(e.ProductID, 10)
 		seq := strconv.FormatInt(e.Seq, 10)
-		if err := send(p.cfg.Prefix+".stock."+product, seq, e.Data); err != nil {
-			return err
-		}
+		msgs, data = append(msgs, message{p.cfg.Prefix + ".stock." + product, seq}), append(data, e.Data)
 		if e.Alert {
-			if err := send(p.cfg.Prefix+".alert."+product, "alert-"+seq, e.Data); err != nil {
+			msgs, data = append(msgs, message{p.cfg.Prefix + ".alert." + product, "alert-" + seq}), append(data, e.Data)
+		}
+	}
+	prev := p.lastID
+	for i, m := range msgs {
+		msg := &nats.Msg{Subject: m.subject, Data: data[i], Header: nats.Header{"Content-Type": []string{"application/json"}}}
+		msg.Header.Set(jetstream.MsgIDHeader, m.id)
+		if prev != "" {
+			msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, prev)
+		}
+		prev = m.id
+		if i < len(msgs)-1 {
+			if err := p.nc.PublishMsg(msg); err != nil {
 				return err
 			}
+			continue
 		}
-	}
-	var errs []error
-	for i, f := range futures {
-		select {
-		case <-f.Ok():
-			if len(errs) == 0 {
-				p.lastID = f.Msg().Header.Get(jetstream.MsgIDHeader)
-			}
-		case err := <-f.Err():
-			errs = append(errs, fmt.Errorf("message %d of %d: %w", i+1, len(futures), err))
-		case <-ctx.Done():
-			return ctx.Err()
+		if _, err := p.js.PublishMsg(ctx, msg); err != nil {
+			return fmt.Errorf("%d messages, the last refused: %w", len(msgs), err)
 		}
+		p.lastID = m.id
 	}
-	return errors.Join(errs...)
+	return nil
 }
