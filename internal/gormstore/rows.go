@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -90,6 +92,33 @@ type movementRow struct {
 	CreatedAt      time.Time
 	ReservedDelta  int64
 	ReservationID  sql.NullInt64
+}
+
+// dests returns r's fields in movementColumns order, for a row's Scan.
+func (r *movementRow) dests() []any {
+	return []any{&r.Seq, &r.ProductID, &r.LocationID, &r.Type, &r.Delta, &r.QuantityAfter, &r.AvailableAfter, &r.LowStockAlert,
+		&r.Reason, &r.Reference, &r.Actor, &r.IdempotencyKey, &r.RequestHash, &r.LeaseEpoch, &r.LeaseToken, &r.TraceID, &r.CreatedAt,
+		&r.ReservedDelta, &r.ReservationID}
+}
+
+// scanMovements reads ledger rows selected as movementColumns. It scans
+// each row into its fields directly: GORM's Scan finds them by reflection,
+// row by row, and the event feed and the event publisher read every row.
+func scanMovements(db *gorm.DB, query string, args ...any) ([]movementRow, error) {
+	rows, err := db.Raw(query, args...).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []movementRow
+	for rows.Next() {
+		var r movementRow
+		if err := rows.Scan(r.dests()...); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 func (r movementRow) movement() inventory.Movement {

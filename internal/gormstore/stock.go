@@ -85,9 +85,9 @@ func (s *Store) Movements(ctx context.Context, q inventory.MovementQuery) (inven
 	}
 	limit := movementLimit(q)
 	args = append(args, limit+1)
-	var rows []movementRow
 	sql := fmt.Sprintf("SELECT %s FROM stock_movements WHERE %s ORDER BY seq %s LIMIT ?", movementColumns, strings.Join(where, " AND "), order)
-	if err := s.db.WithContext(ctx).Raw(sql, args...).Scan(&rows).Error; err != nil {
+	rows, err := scanMovements(s.db.WithContext(ctx), sql, args...)
+	if err != nil {
 		return inventory.MovementPage{}, translate(err)
 	}
 	return movementPage(rows, limit), nil
@@ -119,8 +119,8 @@ func (s *Store) MovementsByProducts(ctx context.Context, productIDs []int64, q i
 		}
 		sql = strings.Join(parts, " UNION ALL ")
 	}
-	var rows []movementRow
-	if err := s.db.WithContext(ctx).Raw(sql, args...).Scan(&rows).Error; err != nil {
+	rows, err := scanMovements(s.db.WithContext(ctx), sql, args...)
+	if err != nil {
 		return nil, translate(err)
 	}
 	byProduct := make(map[int64][]movementRow, len(productIDs))
