@@ -22,6 +22,7 @@ import (
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/natstest"
 	"github.com/shopstack/inventory/internal/redistest"
 	"github.com/shopstack/inventory/internal/testenv"
 )
@@ -120,7 +121,7 @@ func brokerForTest(t *testing.T, kind string) (env map[string]string, client com
 		}
 		return map[string]string{"INVENTORY_BROKER": "nats", "INVENTORY_NATS_URL": url, "INVENTORY_BROKER_STREAM": stream,
 				"INVENTORY_BROKER_PREFIX": strings.ToLower(stream)}, c, "orders",
-			func() int { return len(streamSeqs(t, nc, stream)) }
+			func() int { return len(natstest.StockSequences(t, nc, stream)) }
 	case "rabbitmq":
 		url := os.Getenv("INVENTORY_TEST_RABBITMQ_URL")
 		if url == "" {
@@ -324,7 +325,7 @@ func wantStreamIsLedger(t *testing.T, nc *nats.Conn, stream string, s *server) {
 	var got []int64
 	deadline := time.Now().Add(time.Minute)
 	for {
-		got = streamSeqs(t, nc, stream)
+		got = natstest.StockSequences(t, nc, stream)
 		if len(got) >= len(want) || time.Now().After(deadline) {
 			break
 		}
@@ -334,36 +335,6 @@ func wantStreamIsLedger(t *testing.T, nc *nats.Conn, stream string, s *server) {
 		t.Fatalf("the stream holds %d events, the ledger %d:\nstream %v\nledger %v", len(got), len(want), got, want)
 	}
 	t.Logf("the stream holds the ledger's %d changes, in order", len(want))
-}
-
-// streamSeqs is the sequence of every stock event in the stream, in order.
-func streamSeqs(t *testing.T, nc *nats.Conn, stream string) []int64 {
-	t.Helper()
-	js, _ := jetstream.New(nc)
-	st, err := js.Stream(context.Background(), stream)
-	if err != nil {
-		return nil
-	}
-	info, err := st.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seqs []int64
-	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(context.Background(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(m.Subject, ".alert.") {
-			continue
-		}
-		var ev struct{ Sequence int64 }
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			t.Fatal(err)
-		}
-		seqs = append(seqs, ev.Sequence)
-	}
-	return seqs
 }
 
 // ledgerSeqs is every sequence of s's ledger, in order.

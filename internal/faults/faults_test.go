@@ -20,7 +20,6 @@ import (
 	"github.com/anishathalye/porcupine"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -448,32 +447,9 @@ func auditEvents(t *testing.T, dsn, url string) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	var stream []int64
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		stream = stream[:0]
-		st, err := js.Stream(context.Background(), "INVENTORY")
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := st.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-			m, err := st.GetMsg(context.Background(), seq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.Contains(m.Subject, ".alert.") {
-				continue
-			}
-			var ev struct{ Sequence int64 }
-			if err := json.Unmarshal(m.Data, &ev); err != nil {
-				t.Fatal(err)
-			}
-			stream = append(stream, ev.Sequence)
-		}
+		stream = natstest.StockSequences(t, nc, "INVENTORY")
 		if len(stream) >= len(ledger) || time.Now().After(deadline) {
 			break
 		}

@@ -1,19 +1,27 @@
 // Package natstest runs a nats-server process with JetStream for tests
 // that kill and restart the broker: on a free loopback port, its store in
 // a temporary directory, stopped when the test ends. Tests that do not
-// need to kill it use the machine's server with names of their own.
+// need to kill it use the machine's server with names of their own. It
+// also reads a stream back, as tests check it.
 //
 // Without a nats-server binary in PATH tests are skipped, unless
 // INVENTORY_TEST_STRICT=1, where a skip is a failure.
 package natstest
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shopstack/inventory/internal/testenv"
 )
@@ -95,4 +103,60 @@ func (s *Server) stop() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}
+}
+
+// Message is one message a stream holds.
+type Message struct {
+	Subject string
+	// ID is its Nats-Msg-Id.
+	ID   string
+	Data []byte
+}
+
+// ReadStream returns every message the stream holds, in order (none if
+// it does not exist).
+func ReadStream(tb testing.TB, nc *nats.Conn, stream string) []Message {
+	tb.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := js.Stream(context.Background(), stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []Message
+	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(context.Background(), seq)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, Message{Subject: m.Subject, ID: m.Header.Get(jetstream.MsgIDHeader), Data: m.Data})
+	}
+	return out
+}
+
+// StockSequences returns the sequence of every stock event (not alert)
+// the stream holds, in order.
+func StockSequences(tb testing.TB, nc *nats.Conn, stream string) []int64 {
+	tb.Helper()
+	var seqs []int64
+	for _, m := range ReadStream(tb, nc, stream) {
+		if strings.Contains(m.Subject, ".alert.") {
+			continue
+		}
+		var ev struct{ Sequence int64 }
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			tb.Fatalf("message %s: %v", m.ID, err)
+		}
+		seqs = append(seqs, ev.Sequence)
+	}
+	return seqs
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/brokertest"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
+	"github.com/shopstack/inventory/internal/natstest"
 	"github.com/shopstack/inventory/internal/testenv"
 )
 
@@ -69,29 +70,16 @@ func (n *namespace) Commands(t *testing.T) broker.CommandSource {
 
 func (n *namespace) Events(t *testing.T, want int) []brokertest.Received {
 	t.Helper()
-	js, _ := jetstream.New(n.nc)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var got []brokertest.Received
 		stock := 0
-		st, err := js.Stream(context.Background(), n.cfg.Stream)
-		if err == nil {
-			info, err := st.Info(context.Background())
-			if err != nil {
-				t.Fatal(err)
+		for _, m := range natstest.ReadStream(t, n.nc, n.cfg.Stream) {
+			r := brokertest.Received{ID: m.ID, Data: m.Data, Alert: strings.HasPrefix(m.Subject, n.cfg.Prefix+".alert.")}
+			if !r.Alert {
+				stock++
 			}
-			for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-				m, err := st.GetMsg(context.Background(), seq)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r := brokertest.Received{ID: m.Header.Get(jetstream.MsgIDHeader), Data: m.Data,
-					Alert: strings.HasPrefix(m.Subject, n.cfg.Prefix+".alert.")}
-				if !r.Alert {
-					stock++
-				}
-				got = append(got, r)
-			}
+			got = append(got, r)
 		}
 		if stock >= want || time.Now().After(deadline) {
 			return got

@@ -3,12 +3,9 @@ package natsbroker_test
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/natstest"
 	"github.com/shopstack/inventory/internal/testenv"
 )
 
@@ -87,46 +85,15 @@ func (e env) sell(t *testing.T, id int64, n int) {
 	}
 }
 
-// stream reads every message of the stream, in order, once it holds want
-// stock events.
-func (e env) stream(t *testing.T, want int) (stock []int64, alerts []int64) {
+// stream returns the stream's stock events' sequences, in order, once it
+// holds want of them (or 30 s have passed).
+func (e env) stream(t *testing.T, want int) []int64 {
 	t.Helper()
-	js, _ := jetstream.New(e.nc)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		stock, alerts = nil, nil
-		st, err := js.Stream(context.Background(), e.cfg.Stream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := st.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-			m, err := st.GetMsg(context.Background(), seq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ev struct {
-				Schema   string
-				Sequence int64
-			}
-			if err := json.Unmarshal(m.Data, &ev); err != nil || ev.Schema != broker.SchemaV1 {
-				t.Fatalf("message %d: %s (%v)", seq, m.Data, err)
-			}
-			id := m.Header.Get(jetstream.MsgIDHeader)
-			if strings.HasPrefix(id, "alert-") {
-				alerts = append(alerts, ev.Sequence)
-				continue
-			}
-			if id != strconv.FormatInt(ev.Sequence, 10) {
-				t.Fatalf("message %d has ID %q for sequence %d", seq, id, ev.Sequence)
-			}
-			stock = append(stock, ev.Sequence)
-		}
-		if len(stock) >= want || time.Now().After(deadline) {
-			return stock, alerts
+		seqs := natstest.StockSequences(t, e.nc, e.cfg.Stream)
+		if len(seqs) >= want || time.Now().After(deadline) {
+			return seqs
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -153,48 +120,6 @@ func (e env) product(t *testing.T, stock, threshold int64) int64 {
 		t.Fatal(err)
 	}
 	return p.Product.ID
-}
-
-// TestEventsInOrderAcrossRestarts: every committed change reaches the
-// stream once, in sequence order, across a publisher restart; the alert
-// goes to its own subject too.
-func TestEventsInOrderAcrossRestarts(t *testing.T) {
-	e := newEnv(t)
-	id := e.product(t, 100, 90)
-	stop := e.relay(t)
-	e.sell(t, id, 20) // the 11th sale takes available below 90: one alert
-	e.stream(t, 21)
-	stop()
-	e.sell(t, id, 15) // committed while no one publishes
-	stop = e.relay(t)
-	defer stop()
-	e.sell(t, id, 5)
-	want := e.ledger(t)
-	stock, alerts := e.stream(t, len(want))
-	if fmt.Sprint(stock) != fmt.Sprint(want) {
-		t.Fatalf("stream %v,\nledger %v", stock, want)
-	}
-	if len(alerts) != 1 {
-		t.Fatalf("alerts %v, want one", alerts)
-	}
-}
-
-// TestTwoPublishersPublishOnce: two relays at once (a leader change that
-// overlaps) still store each change once, in order.
-func TestTwoPublishersPublishOnce(t *testing.T) {
-	e := newEnv(t)
-	id := e.product(t, 1000, 0)
-	var wg sync.WaitGroup
-	wg.Go(func() { e.sell(t, id, 200) })
-	stopA, stopB := e.relay(t), e.relay(t)
-	wg.Wait()
-	want := e.ledger(t)
-	stock, _ := e.stream(t, len(want))
-	stopA()
-	stopB()
-	if fmt.Sprint(stock) != fmt.Sprint(want) {
-		t.Fatalf("stream holds %d events, ledger %d:\nstream %v\nledger %v", len(stock), len(want), stock, want)
-	}
 }
 
 // TestEventsAcrossLedgerGaps: on PostgreSQL a sequence taken by a writer
@@ -237,7 +162,7 @@ func TestEventsAcrossLedgerGaps(t *testing.T) {
 	}
 	e.sell(t, id, 2)
 	want := e.ledger(t)
-	stock, _ := e.stream(t, len(want))
+	stock := e.stream(t, len(want))
 	if fmt.Sprint(stock) != fmt.Sprint(want) {
 		t.Fatalf("stream %v,\nledger %v", stock, want)
 	}

@@ -47,7 +47,7 @@ func TestEventsAcrossBrokerRestart(t *testing.T) {
 	srv.Restart(t)
 	<-done
 	want := e.ledger(t)
-	stock, _ := e.stream(t, len(want))
+	stock := e.stream(t, len(want))
 	if fmt.Sprint(stock) != fmt.Sprint(want) {
 		t.Fatalf("stream holds %d events, ledger %d:\nstream %v\nledger %v", len(stock), len(want), stock, want)
 	}
