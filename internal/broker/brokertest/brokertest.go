@@ -479,18 +479,26 @@ func testBurst(t *testing.T, b Backend) {
 	}
 	got := collect(t, outcomes, commands)
 	wg.Wait()
+	WantSold(t, got, units)
+	if s := e.stock(t, id); s != 0 {
+		t.Fatalf("stock %d, want 0", s)
+	}
+}
+
+// WantSold checks the outcomes of a burst of one-unit stock-outs on a
+// product with units in stock, by command ID: units of them OK, every
+// other INSUFFICIENT_STOCK.
+func WantSold(t testing.TB, outcomes map[string]broker.Outcome, units int) {
+	t.Helper()
 	codes := map[string]int{}
-	for _, o := range got {
+	for _, o := range outcomes {
 		if o.OK {
 			codes["OK"]++
 		} else {
 			codes[o.Code]++
 		}
 	}
-	if codes["OK"] != units || codes["INSUFFICIENT_STOCK"] != commands-units {
-		t.Fatalf("outcomes %v, want %d OK and %d INSUFFICIENT_STOCK", codes, units, commands-units)
-	}
-	if s := e.stock(t, id); s != 0 {
-		t.Fatalf("stock %d, want 0", s)
+	if codes["OK"] != units || codes["INSUFFICIENT_STOCK"] != len(outcomes)-units {
+		t.Fatalf("outcomes %v, want %d OK and %d INSUFFICIENT_STOCK", codes, units, len(outcomes)-units)
 	}
 }

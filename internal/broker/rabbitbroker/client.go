@@ -20,8 +20,7 @@ type Client struct {
 	cfg  Config
 	link *link
 
-	mu  sync.Mutex
-	pub *confirmer // nil until needed, and again after its channel failed
+	ch *publishChannel
 }
 
 // NewClient returns a client; like New, it dials when first used.
@@ -30,37 +29,48 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, link: newLink(cfg.URL, "inventory client")}, nil
+	l := newLink(cfg.URL, "inventory client")
+	return &Client{cfg: cfg, link: l, ch: &publishChannel{link: l, declare: func(c *amqp.Connection) error { return declareCommands(c, cfg) }}}, nil
 }
 
 // Close closes the connection, which ends every channel the client
 // returned.
 func (c *Client) Close() error { return c.link.close() }
 
-func (c *Client) channel() (*confirmer, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pub != nil && !c.pub.closed() {
-		return c.pub, nil
+// publishChannel is a link's publishing channel: opened, after declare,
+// when first needed, and again after it failed.
+type publishChannel struct {
+	link    *link
+	declare func(*amqp.Connection) error
+
+	mu  sync.Mutex
+	pub *confirmer
+}
+
+func (p *publishChannel) get() (*confirmer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pub != nil && !p.pub.closed() {
+		return p.pub, nil
 	}
-	conn, err := c.link.connection()
+	conn, err := p.link.connection()
 	if err != nil {
 		return nil, err
 	}
-	if err := declareCommands(conn, c.cfg); err != nil {
+	if err := p.declare(conn); err != nil {
 		return nil, err
 	}
-	if c.pub, err = openConfirmer(conn); err != nil {
+	if p.pub, err = openConfirmer(conn); err != nil {
 		return nil, err
 	}
-	return c.pub, nil
+	return p.pub, nil
 }
 
 // Send publishes a command (CommandSchemaV1 JSON) to the command queue,
 // with header as message headers (the trace context among them), and
 // returns when the broker has stored it.
 func (c *Client) Send(ctx context.Context, data []byte, header map[string]string) error {
-	pub, err := c.channel()
+	pub, err := c.ch.get()
 	if err != nil {
 		return err
 	}

@@ -141,9 +141,10 @@ type Publisher struct {
 	cfg  Config
 	link *link
 
+	ch *publishChannel
+
 	mu   sync.Mutex
-	pub  *confirmer // nil until needed, and again after its channel failed
-	last int64      // the offset, as Last read it or Publish left it; -1: read it first
+	last int64 // the offset, as Last read it or Publish left it; -1: read it first
 }
 
 var _ broker.Publisher = (*Publisher)(nil)
@@ -155,30 +156,13 @@ func New(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{cfg: cfg, link: newLink(cfg.URL, "inventory events"), last: -1}, nil
+	l := newLink(cfg.URL, "inventory events")
+	return &Publisher{cfg: cfg, link: l, last: -1,
+		ch: &publishChannel{link: l, declare: func(c *amqp.Connection) error { return declareEvents(c, cfg) }}}, nil
 }
 
 // Close closes the connection.
 func (p *Publisher) Close() error { return p.link.close() }
-
-// channel returns the publishing channel, dialling and declaring first
-// when there is none.
-func (p *Publisher) channel() (*confirmer, error) {
-	if p.pub != nil && !p.pub.closed() {
-		return p.pub, nil
-	}
-	conn, err := p.link.connection()
-	if err != nil {
-		return nil, err
-	}
-	if err := declareEvents(conn, p.cfg); err != nil {
-		return nil, err
-	}
-	if p.pub, err = openConfirmer(conn); err != nil {
-		return nil, err
-	}
-	return p.pub, nil
-}
 
 // Last reads the offset without taking it: a basic.get, then a nack that
 // puts it back.
@@ -195,7 +179,7 @@ func (p *Publisher) Last(ctx context.Context) (int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.last = -1
-	c, err := p.channel()
+	c, err := p.ch.get()
 	if err != nil {
 		return 0, err
 	}
@@ -236,7 +220,7 @@ func (p *Publisher) Publish(ctx context.Context, after int64, events []broker.Ev
 		return fmt.Errorf("rabbitbroker: asked to publish after %d, but the offset read is %d (-1: read Last first)", after, p.last)
 	}
 	p.last = -1 // until the offset is stored
-	c, err := p.channel()
+	c, err := p.ch.get()
 	if err != nil {
 		return err
 	}
