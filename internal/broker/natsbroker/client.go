@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -97,7 +98,9 @@ func (c *Client) read(ctx context.Context, subject string, fn func(jetstream.Msg
 	if err != nil {
 		return err
 	}
-	cc, err := cons.Consume(fn)
+	// Short pulls with a heartbeat every second: after a broker restart the
+	// reader notices within seconds and starts again where it was.
+	cc, err := cons.Consume(fn, jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return err
 	}

@@ -105,7 +105,9 @@ func (c *Commands) Consume(ctx context.Context, inFlight int, handle func(contex
 	if err != nil {
 		return fmt.Errorf("natsbroker: consumer %s: %w", c.cfg.Consumer, err)
 	}
-	msgs, err := cons.Messages(jetstream.PullMaxMessages(inFlight))
+	// Pulls last 5 s with a heartbeat every second: after a broker restart
+	// the consumer notices within seconds and pulls again.
+	msgs, err := cons.Messages(jetstream.PullMaxMessages(inFlight), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return err
 	}
@@ -151,20 +153,59 @@ func (c *Commands) handle(ctx context.Context, msg jetstream.Msg, handle func(co
 			d.Header[strings.ToLower(k)] = v[0]
 		}
 	}
+	// While it runs, the command is kept in progress, so AckWait can be
+	// short: it is how long a command waits when its consumer died.
+	running := make(chan struct{})
+	go func() {
+		t := time.NewTicker(c.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-running:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	defer close(running)
 	disp := handle(ctx, d)
 	// The disposition is carried out even when the consumer is stopping:
 	// what was decided is stored, or the command comes again.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if disp.Retry {
-		_ = msg.NakWithDelay(disp.Delay)
+		settle(pctx, c.cfg.AckWait, func(context.Context) error { return msg.NakWithDelay(disp.Delay) })
 		return
 	}
 	if err := c.publish(pctx, disp, d, meta.Sequence.Stream); err != nil {
-		_ = msg.NakWithDelay(time.Second)
+		settle(pctx, c.cfg.AckWait, func(context.Context) error { return msg.NakWithDelay(time.Second) })
 		return
 	}
-	_ = msg.DoubleAck(pctx)
+	settle(pctx, c.cfg.AckWait, msg.DoubleAck)
+}
+
+// settle acknowledges (or not) a command, again while the connection is
+// away, for up to within: after that the broker delivers the command again
+// anyway (and the rerun is a replay).
+func settle(ctx context.Context, within time.Duration, ack func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		err := ack(actx)
+		acancel()
+		if err == nil {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // publish stores the dead letter and the outcome. Their message IDs carry

@@ -37,7 +37,9 @@ type Config struct {
 	// "inventory-commands"); the replicas share it.
 	Consumer string
 	// AckWait is how long a delivered command may go unacknowledged before
-	// it is delivered again (default 30s): longer than an attempt takes.
+	// it is delivered again (default 5s): the consumer keeps a command in
+	// progress while it runs, so this is how long one waits when its
+	// consumer died or its acknowledgement was lost.
 	AckWait time.Duration
 	// Retry is the consumer's retry schedule (default
 	// broker.DefaultRetry), which bounds redeliveries.
@@ -61,7 +63,7 @@ func (c Config) withDefaults() Config {
 		c.Consumer = "inventory-commands"
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = 5 * time.Second
 	}
 	if c.Retry == nil {
 		c.Retry = broker.DefaultRetry
