@@ -28,12 +28,12 @@ type client struct {
 	endpoint string
 	// auth is the Authorization header, for servers with tokens.
 	auth string
-	// transport is what the timed loop speaks (graphql, rest, grpc, nats);
-	// grpc holds its connections when it is gRPC, nats its broker client
-	// when it is NATS.
+	// transport is what the timed loop speaks (graphql, rest, grpc, nats,
+	// rabbitmq); grpc holds its connections when it is gRPC, commands its
+	// broker client when it is a broker.
 	transport string
 	grpc      []*grpc.ClientConn
-	nats      *natsSender
+	commands  *commandSender
 	workers   int
 }
 

@@ -57,16 +57,20 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 		logf("%s: skipped: %s", row.name, res.skipped)
 		return res
 	}
-	var nt natsTarget
+	var bt brokerTarget
 	if row.broker != "" {
-		nt = rowNATS(cfg.natsURL)
-		cleanup, err := claimStreams(ctx, nt)
+		bt = rowBroker(row.broker, cfg)
+		cleanup, err := bt.claim(ctx)
 		if err != nil {
-			res.skipped = "NATS does not answer at " + cfg.natsURL + ": " + err.Error()
+			res.skipped = fmt.Sprintf("%s does not answer at %s: %v", row.broker, bt.where(), err)
 			logf("%s: skipped: %s", row.name, res.skipped)
 			return res
 		}
-		defer cleanup() // after the server stops
+		defer func() { // after the server stops
+			if err := cleanup(); err != nil {
+				logf("%s: clean-up: %v", row.name, err)
+			}
+		}()
 	}
 	var db *database
 	var err error
@@ -84,7 +88,7 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 			res.err = err
 		}
 	}()
-	srv, err := startServer(ctx, bin, row.serverEnv(db, cfg.redis, cfg.etcd, nt))
+	srv, err := startServer(ctx, bin, row.serverEnv(db, cfg.redis, cfg.etcd, bt))
 	if err != nil {
 		res.err = err
 		return res
@@ -100,11 +104,11 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 	if srv.grpcAddr != "" {
 		grpcTarget = "http://" + srv.grpcAddr
 	}
-	if err := c.speak(row.transport, grpcTarget, nt); err != nil {
+	if err := c.speak(row.transport, grpcTarget, bt); err != nil {
 		res.err = err
 		return res
 	}
-	defer func() { _ = c.speak(transportGraphQL, "", natsTarget{}) }()
+	defer func() { _ = c.speak(transportGraphQL, "", brokerTarget{}) }()
 	clients, writers := row.load(cfg.clients, cfg.writers)
 	res.clients = clients
 	products := cfg.products
@@ -140,11 +144,14 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	if cfg.grpcAddr != "" {
 		grpcTarget = "http://" + cfg.grpcAddr
 	}
-	nt := natsTarget{url: cfg.natsURL, stream: cfg.brokerStream, prefix: cfg.brokerPrefix}
-	if err := c.speak(cfg.transport, grpcTarget, nt); err != nil {
+	bt := brokerTarget{kind: cfg.transport, url: cfg.natsURL, stream: cfg.brokerStream, prefix: cfg.brokerPrefix}
+	if cfg.transport == transportRabbitMQ {
+		bt.url = cfg.rabbitURL
+	}
+	if err := c.speak(cfg.transport, grpcTarget, bt); err != nil {
 		return result{row: row}, err
 	}
-	defer func() { _ = c.speak(transportGraphQL, "", natsTarget{}) }()
+	defer func() { _ = c.speak(transportGraphQL, "", brokerTarget{}) }()
 	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)
 	if err != nil {
 		return result{row: row}, fmt.Errorf("prepare %s: %w", cfg.scenario, err)

@@ -142,61 +142,11 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("soak:\n%s", stdout.String())
 	})
 
-	// Stock-outs as commands through JetStream, against a server that
-	// publishes its events there too: the sale sells out (the rest answer
-	// INSUFFICIENT_STOCK), the audit holds, and the publisher's lag and
-	// catching up are in the report.
-	t.Run("nats", func(t *testing.T) {
-		url := os.Getenv("INVENTORY_TEST_NATS_URL")
-		if url == "" {
-			url = nats.DefaultURL
-		}
-		nt := rowNATS(url)
-		cleanup, err := claimStreams(ctx, nt)
-		if err != nil {
-			testenv.SkipOrFail(t, "NATS is not reachable at "+url+": "+err.Error())
-		}
-		defer cleanup()
-		srv, err := startServer(ctx, bin, map[string]string{
-			"INVENTORY_DB_DRIVER": "sqlite", "INVENTORY_DB_DSN": t.TempDir() + "/inventory.db",
-			"INVENTORY_BROKER": "nats", "INVENTORY_NATS_URL": url, "INVENTORY_BROKER_STREAM": nt.stream, "INVENTORY_BROKER_PREFIX": nt.prefix,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			if err := srv.stop(); err != nil {
-				t.Error(err)
-			}
-		}()
-		cfg, err := parseConfig([]string{"-url", srv.url, "-transport", "nats", "-nats-url", url, "-broker-stream", nt.stream,
-			"-broker-prefix", nt.prefix, "-events-lag", "-clients", "8", "-requests", "300", "-stock", "100", "-quiet"},
-			func(string) string { return "" }, &bytes.Buffer{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := against(ctx, cfg, &bytes.Buffer{})
-		if err != nil || r.err != nil {
-			t.Fatalf("against: %v / %v", err, r.err)
-		}
-		a := r.audit
-		if a == nil || a.sold != 100 || a.final != 0 || a.ledger != 100 || r.failed() || r.errors["INSUFFICIENT_STOCK"] != 200 || len(r.errors) != 1 {
-			t.Errorf("audit %+v, errors %v: want 100 sold, 200 INSUFFICIENT_STOCK", a, r.errors)
-		}
-		if l := r.lag; l == nil || l.caughtErr != nil || l.behind {
-			t.Errorf("lag %+v: want sampled and caught up", l)
-		}
-		var out bytes.Buffer
-		if err := render(&out, "text", header(cfg, time.Now()), []result{r}); err != nil {
-			t.Fatal(err)
-		}
-		for _, want := range []string{"lag p99/max ms", "flash: publisher lag ", "caught up in "} {
-			if !strings.Contains(out.String(), want) {
-				t.Errorf("report lacks %q:\n%s", want, out.String())
-			}
-		}
-		t.Logf("nats:\n%s", out.String())
-	})
+	// Stock-outs as commands through each broker, against a server that
+	// publishes its events there too.
+	for _, kind := range []string{brokerNATS, brokerRabbitMQ} {
+		t.Run(kind, func(t *testing.T) { testCommandTransport(ctx, t, bin, kind) })
+	}
 
 	t.Run("token", func(t *testing.T) {
 		const token = "bench-admin-token-0123"
@@ -218,4 +168,67 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("with INVENTORY_TOKEN: %v\n%s", err, stdout.String())
 		}
 	})
+}
+
+// testCommandTransport runs flash with -transport kind against a server
+// taking commands from a broker of the test's own: the sale sells out (the
+// rest answer INSUFFICIENT_STOCK), the audit holds, and the publisher's
+// lag and catching up are in the report.
+func testCommandTransport(ctx context.Context, t *testing.T, bin, kind string) {
+	url, urlFlag := os.Getenv("INVENTORY_TEST_NATS_URL"), "-nats-url"
+	if url == "" {
+		url = nats.DefaultURL
+	}
+	if kind == brokerRabbitMQ {
+		url, urlFlag = rabbitURLForTest(), "-rabbitmq-url"
+	}
+	cfg := config{natsURL: url, rabbitURL: url}
+	bt := rowBroker(kind, cfg)
+	cleanup, err := bt.claim(ctx)
+	if err != nil {
+		testenv.SkipOrFail(t, kind+" is not reachable at "+url+": "+err.Error())
+	}
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
+	// The compare rows' environment, on SQLite with the local lock.
+	row := rowSpec{strategy: "combine", lock: "local", transport: kind, broker: kind}
+	srv, err := startServer(ctx, bin, row.serverEnv(&database{driver: "sqlite", dsn: t.TempDir() + "/inventory.db"}, "", "", bt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	cfg, err = parseConfig([]string{"-url", srv.url, "-transport", kind, urlFlag, url, "-broker-stream", bt.stream,
+		"-broker-prefix", bt.prefix, "-events-lag", "-clients", "8", "-requests", "300", "-stock", "100", "-quiet"},
+		func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := against(ctx, cfg, &bytes.Buffer{})
+	if err != nil || r.err != nil {
+		t.Fatalf("against: %v / %v", err, r.err)
+	}
+	a := r.audit
+	if a == nil || a.sold != 100 || a.final != 0 || a.ledger != 100 || r.failed() || r.errors["INSUFFICIENT_STOCK"] != 200 || len(r.errors) != 1 {
+		t.Errorf("audit %+v, errors %v: want 100 sold, 200 INSUFFICIENT_STOCK", a, r.errors)
+	}
+	if l := r.lag; l == nil || l.caughtErr != nil || l.behind {
+		t.Errorf("lag %+v: want sampled and caught up", l)
+	}
+	var out bytes.Buffer
+	if err := render(&out, "text", header(cfg, time.Now()), []result{r}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"lag p99/max ms", "flash: publisher lag ", "caught up in "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("%s:\n%s", kind, out.String())
 }

@@ -24,10 +24,20 @@ type rowSpec struct {
 	products int
 	// transport is what the timed requests speak; empty: GraphQL.
 	transport string
-	// broker is INVENTORY_BROKER (nats), or empty for none. The server
-	// takes commands from it only when the row speaks to it.
+	// broker is INVENTORY_BROKER (nats, rabbitmq), or empty for none. The
+	// server takes commands from it only when the row speaks to it.
 	broker string
 }
+
+// Brokers a row's server can publish to (INVENTORY_BROKER).
+const (
+	brokerNATS     = "nats"
+	brokerRabbitMQ = "rabbitmq"
+)
+
+// commands reports whether the row's timed stock-outs are commands
+// through its broker.
+func (r rowSpec) commands() bool { return r.broker != "" && brokerTransport(r.transport) }
 
 // load returns how many clients the row runs, and how many of them sell
 // in flash-reads, from the tool's -clients and -writers.
@@ -69,8 +79,10 @@ func compareRows() []rowSpec {
 		{name: "checkout/spread", scenario: "checkout", strategy: "combine", db: "postgres", lock: "redsync", products: 1000},
 		{name: "flash/combine/rest", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportREST},
 		{name: "flash/combine/grpc", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportGRPC},
-		{name: "flash/combine/events", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", broker: "nats"},
-		{name: "flash/combine/nats", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportNATS, broker: "nats"},
+		{name: "flash/combine/events", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", broker: brokerNATS},
+		{name: "flash/combine/nats", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportNATS, broker: brokerNATS},
+		{name: "flash/combine/events/rabbitmq", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", broker: brokerRabbitMQ},
+		{name: "flash/combine/rabbitmq", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportRabbitMQ, broker: brokerRabbitMQ},
 		{name: "ceiling/grpc", scenario: "ceiling", strategy: "combine", db: "postgres", lock: "redsync", transport: transportGRPC},
 		{name: "flash/combine/sqlite", scenario: "flash", strategy: "combine", db: "sqlite", lock: "local"},
 		{name: "flash/combine/etcd", scenario: "flash", strategy: "combine", db: "postgres", lock: "etcd"},
@@ -107,9 +119,9 @@ func selectRows(all []rowSpec, names []string) ([]rowSpec, error) {
 	return out, nil
 }
 
-// serverEnv is the server's configuration for the row; nt is its broker,
+// serverEnv is the server's configuration for the row; bt is its broker,
 // if it has one.
-func (r rowSpec) serverEnv(db *database, redis, etcd string, nt natsTarget) map[string]string {
+func (r rowSpec) serverEnv(db *database, redis, etcd string, bt brokerTarget) map[string]string {
 	env := map[string]string{
 		"INVENTORY_DB_DRIVER":      db.driver,
 		"INVENTORY_DB_DSN":         db.dsn,
@@ -122,10 +134,15 @@ func (r rowSpec) serverEnv(db *database, redis, etcd string, nt natsTarget) map[
 	}
 	if r.broker != "" {
 		env["INVENTORY_BROKER"] = r.broker
-		env["INVENTORY_NATS_URL"] = nt.url
-		env["INVENTORY_BROKER_STREAM"] = nt.stream
-		env["INVENTORY_BROKER_PREFIX"] = nt.prefix
-		env["INVENTORY_BROKER_COMMANDS"] = strconv.FormatBool(r.transport == transportNATS)
+		env["INVENTORY_BROKER_PREFIX"] = bt.prefix
+		env["INVENTORY_BROKER_COMMANDS"] = strconv.FormatBool(r.commands())
+	}
+	switch r.broker {
+	case brokerNATS:
+		env["INVENTORY_NATS_URL"] = bt.url
+		env["INVENTORY_BROKER_STREAM"] = bt.stream
+	case brokerRabbitMQ:
+		env["INVENTORY_RABBITMQ_URL"] = bt.url
 	}
 	switch r.lock {
 	case "none":

@@ -35,6 +35,7 @@ func TestParseConfig(t *testing.T) {
 		{"-compare", "-clients", "0"},
 		{"-url", "http://x", "-transport", "nats", "-scenario", "ceiling"},
 		{"-url", "http://x", "-transport", "nats", "-scenario", "mixed"},
+		{"-url", "http://x", "-transport", "rabbitmq", "-scenario", "ceiling"},
 	} {
 		if _, err := parseConfig(args, env, &strings.Builder{}); err == nil {
 			t.Errorf("parseConfig(%q) accepted", args)
@@ -46,36 +47,73 @@ func TestParseConfig(t *testing.T) {
 	if err != nil || cfg.pgAdminDSN != "postgres://a@b/c" || len(cfg.rows) != 2 || cfg.clients != 64 {
 		t.Errorf("cfg = %+v, err = %v", cfg, err)
 	}
+	cfg, err = parseConfig([]string{"-url", "http://x", "-transport", "rabbitmq", "-rabbitmq-url", "amqp://a@b/", "-broker-prefix", "p"},
+		env, &strings.Builder{})
+	if err != nil || cfg.transport != transportRabbitMQ || cfg.rabbitURL != "amqp://a@b/" || cfg.brokerPrefix != "p" {
+		t.Errorf("-transport rabbitmq: cfg = %+v, err = %v", cfg, err)
+	}
 }
 
 func TestServerEnvBroker(t *testing.T) {
-	rows, err := selectRows(compareRows(), []string{"flash/combine", "flash/combine/events", "flash/combine/nats"})
+	rows, err := selectRows(compareRows(), []string{"flash/combine", "flash/combine/events", "flash/combine/nats",
+		"flash/combine/events/rabbitmq", "flash/combine/rabbitmq"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nt := natsTarget{url: "nats://n:4222", stream: "INVBENCH_1_2", prefix: "invbench_1_2"}
+	targets := map[string]brokerTarget{
+		brokerNATS:     {kind: brokerNATS, url: "nats://n:4222", stream: "INVBENCH_1_2", prefix: "invbench_1_2"},
+		brokerRabbitMQ: {kind: brokerRabbitMQ, url: "amqp://g:g@r:5672/", prefix: "invbench.1.2"},
+	}
 	db := &database{driver: "postgres", dsn: "postgres://x"}
 	for _, r := range rows {
-		env := r.serverEnv(db, "r:6379", "e:2379", nt)
+		bt := targets[r.broker]
+		env := r.serverEnv(db, "r:6379", "e:2379", bt)
 		if r.broker == "" {
-			if _, ok := env["INVENTORY_BROKER"]; ok {
-				t.Errorf("%s: INVENTORY_BROKER set without a broker", r.name)
+			for _, k := range []string{"INVENTORY_BROKER", "INVENTORY_NATS_URL", "INVENTORY_RABBITMQ_URL", "INVENTORY_BROKER_PREFIX"} {
+				if _, ok := env[k]; ok {
+					t.Errorf("%s: %s set without a broker", r.name, k)
+				}
 			}
 			continue
 		}
-		want := map[string]string{"INVENTORY_BROKER": "nats", "INVENTORY_NATS_URL": nt.url, "INVENTORY_BROKER_STREAM": nt.stream,
-			"INVENTORY_BROKER_PREFIX": nt.prefix, "INVENTORY_BROKER_COMMANDS": strconv.FormatBool(r.transport == transportNATS),
-			"INVENTORY_LOCK_BACKEND": "redsync", "INVENTORY_STOCK_STRATEGY": "combine"}
+		want := map[string]string{"INVENTORY_BROKER": r.broker, "INVENTORY_BROKER_PREFIX": bt.prefix,
+			"INVENTORY_BROKER_COMMANDS": strconv.FormatBool(r.transport != ""),
+			"INVENTORY_LOCK_BACKEND":    "redsync", "INVENTORY_REDIS_ADDRS": "r:6379", "INVENTORY_STOCK_STRATEGY": "combine",
+			"INVENTORY_DB_DRIVER": "postgres"}
+		unwanted := []string{"INVENTORY_RABBITMQ_URL"}
+		if r.broker == brokerRabbitMQ {
+			want["INVENTORY_RABBITMQ_URL"] = bt.url
+			unwanted = []string{"INVENTORY_NATS_URL", "INVENTORY_BROKER_STREAM"}
+		} else {
+			want["INVENTORY_NATS_URL"], want["INVENTORY_BROKER_STREAM"] = bt.url, bt.stream
+		}
 		for k, v := range want {
 			if env[k] != v {
 				t.Errorf("%s: %s = %q, want %q", r.name, k, env[k], v)
 			}
 		}
+		for _, k := range unwanted {
+			if _, ok := env[k]; ok {
+				t.Errorf("%s: %s set for a %s broker", r.name, k, r.broker)
+			}
+		}
 	}
-	if rows[2].transport != transportNATS || rows[1].transport != "" {
-		t.Errorf("events row speaks %q, nats row %q", rows[1].transport, rows[2].transport)
+	for i, want := range []string{"", "", transportNATS, "", transportRabbitMQ} {
+		if rows[i].transport != want || rows[i].commands() != (want != "") {
+			t.Errorf("%s speaks %q (commands %v), want %q", rows[i].name, rows[i].transport, rows[i].commands(), want)
+		}
 	}
-	if a, b := rowNATS("u"), rowNATS("u"); a.stream == b.stream || a.prefix != strings.ToLower(a.stream) {
+	if a, b := rowNATS("u"), rowNATS("u"); a.stream == b.stream || a.prefix != strings.ToLower(a.stream) || a.kind != brokerNATS {
 		t.Errorf("row streams %+v and %+v: want unique, prefix in lower case", a, b)
+	}
+	if a, b := rowRabbitMQ("u"), rowRabbitMQ("u"); a.prefix == b.prefix || !strings.HasPrefix(a.prefix, "invbench.") || a.kind != brokerRabbitMQ {
+		t.Errorf("row prefixes %+v and %+v: want unique, invbench.*", a, b)
+	}
+	if got := (brokerTarget{url: "amqp://guest:secret@r:5672/"}).where(); strings.Contains(got, "secret") {
+		t.Errorf("where() = %q: the password shows", got)
+	}
+	cfg := config{natsURL: "nats://n", rabbitURL: "amqp://r"}
+	if n, r := rowBroker(brokerNATS, cfg), rowBroker(brokerRabbitMQ, cfg); n.url != cfg.natsURL || r.url != cfg.rabbitURL {
+		t.Errorf("row brokers %+v and %+v: want -nats-url and -rabbitmq-url", n, r)
 	}
 }

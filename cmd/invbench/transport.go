@@ -27,22 +27,29 @@ const (
 	transportGraphQL = "graphql"
 	transportREST    = "rest"
 	transportGRPC    = "grpc"
-	// transportNATS sends stock-out commands through JetStream and waits
-	// for their outcomes.
-	transportNATS = "nats"
+	// transportNATS and transportRabbitMQ send stock-out commands through
+	// the broker (JetStream, RabbitMQ) and wait for their outcomes.
+	transportNATS     = "nats"
+	transportRabbitMQ = "rabbitmq"
 )
 
-var transports = []string{transportGraphQL, transportREST, transportGRPC, transportNATS}
+var transports = []string{transportGraphQL, transportREST, transportGRPC, transportNATS, transportRabbitMQ}
+
+// brokerTransport reports whether transport sends commands through a
+// broker.
+func brokerTransport(transport string) bool {
+	return transport == transportNATS || transport == transportRabbitMQ
+}
 
 // transportScenario reports whether a scenario can run over transport:
 // REST and gRPC run the stock-out scenarios and the no-op ceiling (gRPC's
-// is the health check, REST's GET /healthz); NATS, which has no no-op
+// is the health check, REST's GET /healthz); a broker, which has no no-op
 // command, the stock-out scenarios only.
 func transportScenario(transport, scenario string) bool {
 	switch transport {
 	case transportGraphQL, "":
 		return true
-	case transportNATS:
+	case transportNATS, transportRabbitMQ:
 		return scenario == "flash" || scenario == "spread"
 	}
 	switch scenario {
@@ -52,9 +59,9 @@ func transportScenario(transport, scenario string) bool {
 	return false
 }
 
-// speak makes the timed loop use transport: gRPC against baseURL, NATS
-// through the broker at nt.
-func (c *client) speak(transport, baseURL string, nt natsTarget) error {
+// speak makes the timed loop use transport: gRPC against baseURL, a
+// broker's commands through bt.
+func (c *client) speak(transport, baseURL string, bt brokerTarget) error {
 	if transport == "" {
 		transport = transportGraphQL
 	}
@@ -63,16 +70,20 @@ func (c *client) speak(transport, baseURL string, nt natsTarget) error {
 		_ = conn.Close()
 	}
 	c.grpc = nil
-	if c.nats != nil {
-		c.nats.close()
-		c.nats = nil
+	if c.commands != nil {
+		c.commands.close()
+		c.commands = nil
 	}
 	switch transport {
 	case transportGRPC:
 		return c.dialGRPC(baseURL)
 	case transportNATS:
 		var err error
-		c.nats, err = dialNATS(nt)
+		c.commands, err = dialNATS(bt)
+		return err
+	case transportRabbitMQ:
+		var err error
+		c.commands, err = dialRabbitMQ(bt)
 		return err
 	}
 	return nil
@@ -108,8 +119,8 @@ func (c *client) send(ctx context.Context, w *workload, wk *worker, body []byte,
 		return c.sendGRPC(ctx, w, wk, kind)
 	case transportREST:
 		return c.sendREST(ctx, w, wk, kind)
-	case transportNATS:
-		return c.sendNATS(ctx, w, wk)
+	case transportNATS, transportRabbitMQ:
+		return c.sendCommand(ctx, w, wk)
 	}
 	status, err := c.post(ctx, body, &wk.resp, &wk.gql)
 	return outcome(status, err, &wk.gql, kind.want())
@@ -207,7 +218,7 @@ func checkTransport(transport, scenario string) error {
 	}
 	if !transportScenario(transport, scenario) {
 		runs := "flash, spread and ceiling"
-		if transport == transportNATS {
+		if brokerTransport(transport) {
 			runs = "flash and spread"
 		}
 		return errors.New("-transport " + transport + " runs the " + runs + " scenarios only")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/shopstack/inventory/internal/broker"
 )
@@ -56,5 +58,40 @@ func TestCommandOutcome(t *testing.T) {
 		if got := commandOutcome(tc.o); got != tc.want {
 			t.Errorf("commandOutcome(%+v) = %q, want %q", tc.o, got, tc.want)
 		}
+	}
+}
+
+// lostBroker stores every command and then loses its connection: its
+// outcomes channel closes, as a RabbitMQ client's does.
+type lostBroker struct{ outcomes chan []byte }
+
+func (b lostBroker) Send(context.Context, []byte, map[string]string) error { return nil }
+
+func (b lostBroker) Outcomes(context.Context, string) (<-chan []byte, error) { return b.outcomes, nil }
+
+// TestCommandSenderLost: when the outcomes stop coming (the reader's
+// channel closed), a command waiting gives up at once, as transport,
+// instead of waiting out its timeout; and the reader stops, so close
+// returns.
+func TestCommandSenderLost(t *testing.T) {
+	b := lostBroker{outcomes: make(chan []byte)}
+	disconnected := false
+	s, err := startCommands(b, "r", func() { disconnected = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(b.outcomes)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	if got := s.send(ctx, "a", []byte(`{}`)); got != outcomeTransport {
+		t.Errorf("outcome %q, want %q", got, outcomeTransport)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("gave up after %v", d)
+	}
+	s.close()
+	if !disconnected {
+		t.Error("close did not disconnect")
 	}
 }
