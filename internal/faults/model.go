@@ -151,6 +151,52 @@ func (h *History) Call(client int, product int64, in Input, key string) (ret fun
 	}
 }
 
+// ResolveUnknown settles the stock changes whose outcome no client learned,
+// by their idempotency keys, from what the ledger says once every client
+// has stopped and the final reads are done: a change the ledger holds
+// took effect, leaving the stock it records (it stays open-ended in time);
+// one it does not hold never took effect before those reads, and leaves
+// the history (a request that changed nothing and told nobody is no
+// operation). ledger returns the stock after the change of each key it
+// holds. It returns how many were applied and how many dropped. Without
+// it, every unknown change may or may not have happened anywhere from its
+// call on, and a history with a few hundred of them can outgrow the
+// checker's time.
+func (h *History) ResolveUnknown(ledger func(keys []string) (map[string]int64, error)) (applied, dropped int, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var keys []string
+	for _, ops := range h.ops {
+		for _, op := range ops {
+			if in := op.Input.(Input); op.Output.(Output).Kind == Unknown && (in.Kind == OpIn || in.Kind == OpOut) && op.Metadata != nil {
+				keys = append(keys, op.Metadata.(string))
+			}
+		}
+	}
+	after, err := ledger(keys)
+	if err != nil {
+		return 0, 0, err
+	}
+	for product, ops := range h.ops {
+		kept := ops[:0]
+		for _, op := range ops {
+			in := op.Input.(Input)
+			if op.Output.(Output).Kind == Unknown && (in.Kind == OpIn || in.Kind == OpOut) && op.Metadata != nil {
+				q, ok := after[op.Metadata.(string)]
+				if !ok {
+					dropped++
+					continue
+				}
+				op.Output = Output{Kind: OK, After: q}
+				applied++
+			}
+			kept = append(kept, op)
+		}
+		h.ops[product] = kept
+	}
+	return applied, dropped, nil
+}
+
 // Result is the check of one product's history.
 type Result struct {
 	Product    int64

@@ -3,6 +3,7 @@ package faults
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -79,5 +80,33 @@ func TestStockModel(t *testing.T) {
 		if got := porcupine.CheckOperations(StockModel(1), c.ops); got != c.want {
 			t.Errorf("%s: linearizable %v, want %v", name, got, c.want)
 		}
+	}
+}
+
+// TestResolveUnknown: unknown stock changes the ledger holds become what
+// the ledger says (still open-ended in time: one may have committed after
+// the final read); those it does not hold leave the history, so a stock
+// change without a ledger row, or a ledger row that does not add up, is
+// caught.
+func TestResolveUnknown(t *testing.T) {
+	check := func(ledger map[string]int64, read int64) (porcupine.CheckResult, int, int) {
+		h := NewHistory()
+		h.Call(0, 1, Input{OpOut, 1}, "a")(Output{Kind: Unknown})
+		h.Call(1, 1, Input{OpIn, 2}, "b")(Output{Kind: Unknown})
+		h.Call(2, 1, Input{OpRead, 0}, "")(Output{Kind: OK, After: read})
+		applied, dropped, err := h.ResolveUnknown(func([]string) (map[string]int64, error) { return ledger, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Check(map[int64]int64{1: 5}, time.Second)[0].Linearized, applied, dropped
+	}
+	if r, applied, dropped := check(map[string]int64{"a": 4}, 4); r != porcupine.Ok || applied != 1 || dropped != 1 {
+		t.Errorf("sale applied, receipt not, read 4: %v, %d applied, %d dropped", r, applied, dropped)
+	}
+	if r, _, _ := check(map[string]int64{"a": 3}, 4); r != porcupine.Illegal {
+		t.Errorf("the ledger says the sale of 1 of 5 left 3: %v, want illegal", r)
+	}
+	if r, _, _ := check(map[string]int64{}, 4); r != porcupine.Illegal {
+		t.Errorf("nothing in the ledger but the read says 4: %v, want illegal", r)
 	}
 }
