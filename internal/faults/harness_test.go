@@ -290,11 +290,7 @@ func (c *client) reserveLoop(ctx context.Context, hist *History, products []int6
 		rets := make([]func(Output), len(lines))
 		for i, l := range lines {
 			items[i] = map[string]any{"productId": l.product, "quantity": l.qty}
-			hkey := ""
-			if i == 0 {
-				hkey = reserveKeyPrefix + key
-			}
-			rets[i] = hist.Call(c.id, l.product, Input{Kind: kind, Qty: l.qty}, hkey)
+			rets[i] = hist.Call(c.id, l.product, Input{Kind: kind, Qty: l.qty}, ReservationKey(key))
 		}
 		record := func(out Output) {
 			for _, ret := range rets {
@@ -326,7 +322,7 @@ func (c *client) reserveLoop(ctx context.Context, hist *History, products []int6
 			op, close = "releaseReservation", OpRelease
 		}
 		for i, l := range lines {
-			rets[i] = hist.Call(c.id, l.product, Input{Kind: close, Qty: l.qty}, "")
+			rets[i] = hist.Call(c.id, l.product, Input{Kind: close, Qty: l.qty}, ReservationKey(key))
 		}
 		code, err = c.do(`mutation($id: ID!) { `+op+`(id: $id) { reservation { status } } }`, map[string]any{"id": id}, &res)
 		switch {
@@ -343,6 +339,6 @@ func (c *client) reserveLoop(ctx context.Context, hist *History, products []int6
 	}
 }
 
-// reserveKeyPrefix is what the ledger's RESERVE row puts before a
-// reservation's idempotency key.
+// reserveKeyPrefix is what the service puts before a reservation's
+// idempotency key (its RESERVE rows, its reservation).
 const reserveKeyPrefix = "reserve:"

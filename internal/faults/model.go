@@ -136,9 +136,10 @@ func NewHistory() *History {
 	return &History{start: time.Now(), ops: map[int64][]porcupine.Operation{}}
 }
 
-// Call records that client invoked in on product (with idempotency key,
-// if any); the returned func records the outcome.
-func (h *History) Call(client int, product int64, in Input, key string) (ret func(Output)) {
+// Call records that client invoked in on product (with the idempotency
+// key of a stock change, a ReservationKey, or nil); the returned func
+// records the outcome.
+func (h *History) Call(client int, product int64, in Input, key any) (ret func(Output)) {
 	call := time.Since(h.start).Nanoseconds()
 	return func(out Output) {
 		end := time.Since(h.start).Nanoseconds()
@@ -151,43 +152,85 @@ func (h *History) Call(client int, product int64, in Input, key string) (ret fun
 	}
 }
 
-// ResolveUnknown settles the stock changes whose outcome no client learned,
-// by their idempotency keys, from what the ledger says once every client
-// has stopped and the final reads are done: a change the ledger holds
-// took effect, leaving the stock it records (it stays open-ended in time);
-// one it does not hold never took effect before those reads, and leaves
-// the history (a request that changed nothing and told nobody is no
-// operation). ledger returns the stock after the change of each key it
-// holds. It returns how many were applied and how many dropped. Without
-// it, every unknown change may or may not have happened anywhere from its
-// call on, and a history with a few hundred of them can outgrow the
-// checker's time.
-func (h *History) ResolveUnknown(ledger func(keys []string) (map[string]int64, error)) (applied, dropped int, err error) {
+// ReservationKey marks the ops of one reservation (its hold, on each of
+// its products, and its commit or release) with the reservation's
+// idempotency key, in place of a stock change's key.
+type ReservationKey string
+
+// Settled is what the database says of the requests no client learned
+// the outcome of, once every client has stopped and the final reads are
+// done.
+type Settled struct {
+	// After is the stock each stock change left, by its key, for the
+	// keys the ledger holds.
+	After map[string]int64
+	// Status is each reservation's status, by its key, for those made.
+	Status map[string]string
+}
+
+// ResolveUnknown settles the requests whose outcome no client learned from
+// what the database says (settle, given their keys): a stock change the
+// ledger holds took effect, leaving the stock its row records; a hold
+// whose reservation exists took effect, and a commit or release whose
+// reservation has that status did. Each stays open-ended in time (it may
+// have committed after the final reads). One that did not take effect
+// leaves the history: a request that changed nothing and told nobody is
+// no operation. It returns how many were applied and how many dropped.
+// Without it, every unknown request may or may not have happened anywhere
+// from its call on, and a history with a few hundred of them can outgrow
+// the checker's time.
+func (h *History) ResolveUnknown(settle func(stockKeys, reservationKeys []string) (Settled, error)) (applied, dropped int, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var keys []string
+	var stockKeys, resKeys []string
 	for _, ops := range h.ops {
 		for _, op := range ops {
-			if in := op.Input.(Input); op.Output.(Output).Kind == Unknown && (in.Kind == OpIn || in.Kind == OpOut) && op.Metadata != nil {
-				keys = append(keys, op.Metadata.(string))
+			if op.Output.(Output).Kind != Unknown {
+				continue
+			}
+			switch k := op.Metadata.(type) {
+			case string:
+				if k != "" {
+					stockKeys = append(stockKeys, k)
+				}
+			case ReservationKey:
+				resKeys = append(resKeys, string(k))
 			}
 		}
 	}
-	after, err := ledger(keys)
+	db, err := settle(stockKeys, resKeys)
 	if err != nil {
 		return 0, 0, err
 	}
 	for product, ops := range h.ops {
 		kept := ops[:0]
 		for _, op := range ops {
-			in := op.Input.(Input)
-			if op.Output.(Output).Kind == Unknown && (in.Kind == OpIn || in.Kind == OpOut) && op.Metadata != nil {
-				q, ok := after[op.Metadata.(string)]
-				if !ok {
+			if op.Output.(Output).Kind == Unknown {
+				took := false
+				switch k := op.Metadata.(type) {
+				case string:
+					var q int64
+					if q, took = db.After[k]; took {
+						op.Output = Output{Kind: OK, After: q}
+					}
+				case ReservationKey:
+					status, made := db.Status[string(k)]
+					switch op.Input.(Input).Kind {
+					case OpReserve, OpCartItem:
+						took = made
+					case OpCommit:
+						took = status == "COMMITTED"
+					case OpRelease:
+						took = status == "RELEASED"
+					}
+					if took {
+						op.Output = Output{Kind: OK}
+					}
+				}
+				if !took {
 					dropped++
 					continue
 				}
-				op.Output = Output{Kind: OK, After: q}
 				applied++
 			}
 			kept = append(kept, op)

@@ -94,7 +94,7 @@ func TestResolveUnknown(t *testing.T) {
 		h.Call(0, 1, Input{OpOut, 1}, "a")(Output{Kind: Unknown})
 		h.Call(1, 1, Input{OpIn, 2}, "b")(Output{Kind: Unknown})
 		h.Call(2, 1, Input{OpRead, 0}, "")(Output{Kind: OK, After: read})
-		applied, dropped, err := h.ResolveUnknown(func([]string) (map[string]int64, error) { return ledger, nil })
+		applied, dropped, err := h.ResolveUnknown(func(_, _ []string) (Settled, error) { return Settled{After: ledger}, nil })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,5 +108,27 @@ func TestResolveUnknown(t *testing.T) {
 	}
 	if r, _, _ := check(map[string]int64{}, 4); r != porcupine.Illegal {
 		t.Errorf("nothing in the ledger but the read says 4: %v, want illegal", r)
+	}
+}
+
+// TestResolveUnknownReservations: an unknown hold whose reservation exists
+// took effect, an unknown commit took effect if the reservation is
+// COMMITTED; otherwise they leave the history.
+func TestResolveUnknownReservations(t *testing.T) {
+	h := NewHistory()
+	h.Call(0, 1, Input{OpReserve, 2}, ReservationKey("r1"))(Output{Kind: Unknown})
+	h.Call(1, 1, Input{OpReserve, 1}, ReservationKey("r2"))(Output{Kind: OK})
+	h.Call(1, 1, Input{OpCommit, 1}, ReservationKey("r2"))(Output{Kind: Unknown})
+	h.Call(2, 1, Input{OpReserve, 3}, ReservationKey("r3"))(Output{Kind: Unknown})
+	h.Call(3, 1, Input{OpRead, 0}, "")(Output{Kind: OK, After: 4, Reserved: 2})
+	applied, dropped, err := h.ResolveUnknown(func(_, res []string) (Settled, error) {
+		return Settled{Status: map[string]string{"r1": "ACTIVE", "r2": "COMMITTED"}}, nil
+	})
+	if err != nil || applied != 2 || dropped != 1 {
+		t.Fatalf("%d applied, %d dropped, %v; want 2 and 1", applied, dropped, err)
+	}
+	// 5 units: r1 holds 2, r2 held 1 and sold it: stock 4, reserved 2.
+	if r := h.Check(map[int64]int64{1: 5}, time.Second)[0].Linearized; r != porcupine.Ok {
+		t.Fatalf("linearizability %v", r)
 	}
 }
