@@ -117,9 +117,12 @@ func (e *env) sell(t *testing.T, id int64, n int) {
 	}
 }
 
-func (e *env) stock(t *testing.T, id int64) int64 {
+func (e *env) stock(t *testing.T, id int64) int64 { return Stock(t, e.svc, id) }
+
+// Stock returns a product's units on hand, over its levels.
+func Stock(t testing.TB, svc *inventory.Service, id int64) int64 {
 	t.Helper()
-	ps, err := e.svc.ProductStock(context.Background(), id)
+	ps, err := svc.ProductStock(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

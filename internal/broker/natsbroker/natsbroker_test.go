@@ -170,16 +170,3 @@ func TestEventsAcrossLedgerGaps(t *testing.T) {
 		t.Fatalf("ledger %v has no gaps: the test burnt no sequence", want)
 	}
 }
-
-func (e env) stock(t *testing.T, id int64) int64 {
-	t.Helper()
-	ps, err := e.svc.ProductStock(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, l := range ps.Levels {
-		n += l.Stock
-	}
-	return n
-}

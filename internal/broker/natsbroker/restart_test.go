@@ -143,7 +143,7 @@ func TestCommandsAcrossBrokerRestart(t *testing.T) {
 	}
 	t.Logf("every command answered %v after the broker came back", time.Since(restartedAt).Round(time.Millisecond))
 	brokertest.WantSold(t, got, units)
-	if s := e.stock(t, id); s != 0 {
+	if s := brokertest.Stock(t, e.svc, id); s != 0 {
 		t.Fatalf("stock %d, want 0", s)
 	}
 }

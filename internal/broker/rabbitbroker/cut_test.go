@@ -241,14 +241,8 @@ func TestCommandsAcrossConnectionCut(t *testing.T) {
 	}
 	wg.Wait()
 	brokertest.WantSold(t, got, units)
-	ps, err := svc.ProductStock(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range ps.Levels {
-		if l.Stock != 0 {
-			t.Fatalf("stock %d left at location %d, want 0", l.Stock, l.LocationID)
-		}
+	if s := brokertest.Stock(t, svc, id); s != 0 {
+		t.Fatalf("stock %d left, want 0", s)
 	}
 	if failures.n.Load() == 0 {
 		t.Fatal("the consumer never failed: the cut missed it")
