@@ -143,10 +143,12 @@ func (e *env) relay(t *testing.T) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// ledger is every sequence of the ledger, in order.
-func (e *env) ledger(t *testing.T) []int64 {
+func (e *env) ledger(t *testing.T) []int64 { return Ledger(t, e.store) }
+
+// Ledger returns every sequence of a ledger (up to 1,000), in order.
+func Ledger(t testing.TB, l broker.Ledger) []int64 {
 	t.Helper()
-	page, err := e.store.Movements(context.Background(), inventory.MovementQuery{HasAfter: true, Limit: 1000})
+	page, err := l.Movements(context.Background(), inventory.MovementQuery{HasAfter: true, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

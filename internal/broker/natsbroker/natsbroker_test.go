@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shopstack/inventory/internal/broker"
+	"github.com/shopstack/inventory/internal/broker/brokertest"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
@@ -99,20 +100,6 @@ func (e env) stream(t *testing.T, want int) []int64 {
 	}
 }
 
-// ledger is every sequence of the ledger, in order.
-func (e env) ledger(t *testing.T) []int64 {
-	t.Helper()
-	page, err := e.store.Movements(context.Background(), inventory.MovementQuery{HasAfter: true, Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seqs []int64
-	for _, m := range page.Movements {
-		seqs = append(seqs, m.Seq)
-	}
-	return seqs
-}
-
 func (e env) product(t *testing.T, stock, threshold int64) int64 {
 	t.Helper()
 	p, err := e.svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "NATS", Name: "N", Price: 1, InitialStock: stock, Threshold: threshold})
@@ -161,7 +148,7 @@ func TestEventsAcrossLedgerGaps(t *testing.T) {
 		_ = tx.Rollback()
 	}
 	e.sell(t, id, 2)
-	want := e.ledger(t)
+	want := brokertest.Ledger(t, e.store)
 	stock := e.stream(t, len(want))
 	if fmt.Sprint(stock) != fmt.Sprint(want) {
 		t.Fatalf("stream %v,\nledger %v", stock, want)

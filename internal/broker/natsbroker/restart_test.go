@@ -52,7 +52,7 @@ func TestEventsAcrossBrokerRestart(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // sales go on while the broker is away
 	srv.Restart(t)
 	<-done
-	want := e.ledger(t)
+	want := brokertest.Ledger(t, e.store)
 	stock := e.stream(t, len(want))
 	if fmt.Sprint(stock) != fmt.Sprint(want) {
 		t.Fatalf("stream holds %d events, ledger %d:\nstream %v\nledger %v", len(stock), len(want), stock, want)
