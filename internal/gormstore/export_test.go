@@ -34,9 +34,7 @@ func HotPathPlans(ctx context.Context, s *Store) (map[string]string, error) {
 				return err
 			}
 		}
-		for name, sql := range map[string]string{
-			"lock products": pgStockSQL.products, "levels": pgStockSQL.levels, "replays": pgStockSQL.replays, "write": pgNumbered(pgWriteSQL),
-		} {
+		for name, sql := range hotPathStatements() {
 			if _, err := c.Exec(ctx, "PREPARE hot AS "+sql); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
@@ -64,6 +62,22 @@ func HotPathPlans(ctx context.Context, s *Store) (map[string]string, error) {
 	})
 	return plans, err
 }
+
+// hotPathStatements are the statements of a stock transaction on
+// PostgreSQL, by name.
+func hotPathStatements() map[string]string {
+	r, w := pgStockSQL, pgWriteSQL
+	return map[string]string{
+		"lock products": r.products, "levels": r.levels, "replays": r.replays, "rejections": r.rejections,
+		"write rejections": w.rejections, "level updates": w.levelUpdates, "level inserts": w.levelInserts,
+		"reservations": w.reservations, "reservation items": w.reservationItems, "items closed": w.itemsClosed,
+		"reservations closed": w.reservationsClosed, "reservations extended": w.reservationsExtended,
+		"items extended": w.itemsExtended, "movements": w.movements, "products": w.products,
+	}
+}
+
+// HotPathStatementCount is the number of statements HotPathPlans plans.
+func HotPathStatementCount() int { return len(hotPathStatements()) }
 
 var paramCast = regexp.MustCompile(`\$(\d+)::(\w+)(\[\])?`)
 

@@ -10,48 +10,61 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-// CreateProduct inserts p, its initial stock if any, and its idempotency key.
+// CreateProduct inserts p, its idempotency key, and its initial stock if
+// any, through the one writer of stock (stockwrite.go): in two round trips
+// on PostgreSQL, the product first, for its ID.
 func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial *inventory.StockTx, key inventory.IdempotencyRecord) error {
-	return s.write(ctx, func(tx *gorm.DB) (err error) {
-		if p.Revision, err = nextRevision(tx); err != nil {
-			return err
-		}
-		err = tx.Raw(`INSERT INTO products (sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, created_at, updated_at,
-			revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted, p.Version, p.CreatedAt, p.UpdatedAt, p.Revision,
-		).Scan(&p.ID).Error
+	var committed func()
+	err := s.inTx(ctx, func(r runner) error {
+		err := r.run([]stmt{
+			{sql: s.writes.nextRevision},
+			{sql: s.writes.insertProduct, args: []any{p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted,
+				p.Version, p.CreatedAt.UTC(), p.UpdatedAt.UTC()}, dest: []any{&p.ID, &p.Revision}, row: func() error { return nil }},
+		})
 		if err != nil {
 			return err
 		}
+		var stmts []stmt
 		if key.Key != "" {
-			key.ProductID = p.ID
-			if err := insertIdempotencyKey(tx, key, p.CreatedAt); err != nil {
-				return err
-			}
+			stmts = append(stmts, stmt{sql: s.writes.insertKey, args: []any{key.Key, key.Operation, key.RequestHash, p.ID, p.CreatedAt.UTC()}})
 		}
-		if initial == nil {
-			return nil
+		if initial != nil {
+			initial.Product.ID, initial.Level.ProductID = p.ID, p.ID
+			// A new product's first level is written without a lease:
+			// nobody else can know the product yet.
+			var ws []stmt
+			ws, committed = writeStocks(s.writes, []stockItem{{st: initial, now: p.CreatedAt}}, nil, p.CreatedAt)
+			stmts = append(stmts, ws...)
 		}
-		initial.Product.ID = p.ID
-		initial.Level.ProductID = p.ID
-		// A new product's first level is written without a lease: nobody
-		// else can know the product yet.
-		return s.writeStocks(tx, nil, []stockItem{{st: initial, now: p.CreatedAt}})
+		return r.commit(stmts)
 	})
+	if err == nil && committed != nil {
+		committed()
+	}
+	return err
 }
 
-// nextRevision takes the next catalog revision. The counter's row stays
-// locked until the transaction ends, so revisions become visible in order
-// (see migration 0008).
+// Product writes outside the stock transaction, for both databases.
+const (
+	// nextRevisionSQL takes the next catalog revision. The counter's row
+	// stays locked until the transaction ends, so revisions become visible
+	// in order (see migration 0008).
+	nextRevisionSQL  = "UPDATE catalog_sequence SET last = last + 1 WHERE id = 1 RETURNING last"
+	insertProductSQL = `INSERT INTO products (sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version,
+			created_at, updated_at, revision)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT last FROM catalog_sequence WHERE id = 1)) RETURNING id, revision`
+	insertKeySQL = "INSERT INTO idempotency_keys (key, operation, request_hash, product_id, created_at) VALUES (?, ?, ?, ?, ?)"
+)
+
+// nextRevision takes the next catalog revision (nextRevisionSQL).
 func nextRevision(tx *gorm.DB) (int64, error) {
 	var rev int64
-	err := tx.Raw("UPDATE catalog_sequence SET last = last + 1 WHERE id = 1 RETURNING last").Scan(&rev).Error
+	err := tx.Raw(nextRevisionSQL).Scan(&rev).Error
 	return rev, err
 }
 
 func insertIdempotencyKey(tx *gorm.DB, rec inventory.IdempotencyRecord, at any) error {
-	return tx.Exec("INSERT INTO idempotency_keys (key, operation, request_hash, product_id, created_at) VALUES (?, ?, ?, ?, ?)",
-		rec.Key, rec.Operation, rec.RequestHash, rec.ProductID, at).Error
+	return tx.Exec(insertKeySQL, rec.Key, rec.Operation, rec.RequestHash, rec.ProductID, at).Error
 }
 
 // UpdateProduct runs fn on the locked product row and saves its changes.
@@ -98,7 +111,7 @@ func (s *Store) IdempotencyRecord(ctx context.Context, key string) (inventory.Id
 // transaction ends.
 func (s *Store) lockProduct(tx *gorm.DB, id int64) (inventory.Product, error) {
 	var rows []productRow
-	if err := tx.Raw("SELECT "+productColumns+" FROM products WHERE id = ?"+s.forUpdate(), id).Scan(&rows).Error; err != nil {
+	if err := tx.Raw("SELECT "+productColumns+" FROM products WHERE id = ?"+s.d.forUpdate(), id).Scan(&rows).Error; err != nil {
 		return inventory.Product{}, err
 	}
 	if len(rows) == 0 {

@@ -62,15 +62,9 @@ func (r levelRow) level() inventory.Level {
 	return l
 }
 
-// nullTime stores the zero time as NULL.
-func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t.UTC(), Valid: !t.IsZero()} }
-
 const movementColumns = "seq, product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert, " +
 	"reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at, " +
 	"reserved_delta, reservation_id"
-
-// movementColumnCount is the number of columns in movementColumns.
-const movementColumnCount = 19
 
 type movementRow struct {
 	Seq            int64
@@ -94,13 +88,6 @@ type movementRow struct {
 	ReservationID  sql.NullInt64
 }
 
-// dests returns r's fields in movementColumns order, for a row's Scan.
-func (r *movementRow) dests() []any {
-	return []any{&r.Seq, &r.ProductID, &r.LocationID, &r.Type, &r.Delta, &r.QuantityAfter, &r.AvailableAfter, &r.LowStockAlert,
-		&r.Reason, &r.Reference, &r.Actor, &r.IdempotencyKey, &r.RequestHash, &r.LeaseEpoch, &r.LeaseToken, &r.TraceID, &r.CreatedAt,
-		&r.ReservedDelta, &r.ReservationID}
-}
-
 // scanMovements reads ledger rows selected as movementColumns. It scans
 // each row into its fields directly: GORM's Scan finds them by reflection,
 // row by row, and the event feed and the event publisher read every row.
@@ -113,7 +100,7 @@ func scanMovements(db *gorm.DB, query string, args ...any) ([]movementRow, error
 	var out []movementRow
 	for rows.Next() {
 		var r movementRow
-		if err := rows.Scan(r.dests()...); err != nil {
+		if err := rows.Scan(r.fields()...); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -129,23 +116,6 @@ func (r movementRow) movement() inventory.Movement {
 		Reason: r.Reason, Reference: r.Reference, Actor: r.Actor, IdempotencyKey: r.IdempotencyKey.String,
 		RequestHash: r.RequestHash.String, Fence: inventory.Fence{Epoch: r.LeaseEpoch, Token: r.LeaseToken}, TraceID: r.TraceID, CreatedAt: r.CreatedAt.UTC(),
 	}
-}
-
-// movementArgs returns m's values in movementColumns order.
-func movementArgs(m inventory.Movement) []any {
-	return []any{
-		m.Seq, m.ProductID, m.LocationID, string(m.Type), m.Delta, m.QuantityAfter, m.AvailableAfter, m.LowStockAlert,
-		m.Reason, m.Reference, m.Actor, nullable(m.IdempotencyKey), nullableHash(m), m.Fence.Epoch, m.Fence.Token, m.TraceID, m.CreatedAt.UTC(),
-		m.ReservedDelta, sql.NullInt64{Int64: m.ReservationID, Valid: m.ReservationID != 0},
-	}
-}
-
-func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
-
-// nullableHash stores a request hash only with its idempotency key: without
-// a key there is nothing to compare it to.
-func nullableHash(m inventory.Movement) sql.NullString {
-	return sql.NullString{String: m.RequestHash, Valid: m.IdempotencyKey != ""}
 }
 
 type locationRow struct {
@@ -175,4 +145,16 @@ func (r *movementRow) fields() []any {
 	return []any{&r.Seq, &r.ProductID, &r.LocationID, &r.Type, &r.Delta, &r.QuantityAfter, &r.AvailableAfter, &r.LowStockAlert,
 		&r.Reason, &r.Reference, &r.Actor, &r.IdempotencyKey, &r.RequestHash, &r.LeaseEpoch, &r.LeaseToken, &r.TraceID, &r.CreatedAt,
 		&r.ReservedDelta, &r.ReservationID}
+}
+
+type rejectionRow struct {
+	IdempotencyKey, RequestHash, Code, Message string
+}
+
+func (r *rejectionRow) fields() []any {
+	return []any{&r.IdempotencyKey, &r.RequestHash, &r.Code, &r.Message}
+}
+
+func (r rejectionRow) rejection() inventory.Rejection {
+	return inventory.Rejection{Key: r.IdempotencyKey, RequestHash: r.RequestHash, Code: inventory.Code(r.Code), Message: r.Message}
 }

@@ -1,82 +1,17 @@
 package gormstore
 
 import (
-	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"gorm.io/gorm"
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-// The reads of a stock transaction are written once, for both databases:
-// loadStock builds them as a list of queries (stockReads), and a reader
-// runs the list. PostgreSQL's reader pipelines each list in one round trip
-// (BEGIN and the settings go with the first), SQLite's runs it statement by
-// statement through GORM inside its immediate transaction. The texts differ
-// only where the databases do (a dialect): how a list of values travels as
-// one parameter (a typed array, or a JSON array read with json_each), row
-// locks, and where new reservation IDs come from.
-
-// dialect is what the stock reads' SQL text needs to know of a database.
-type dialect struct {
-	pg bool
-}
-
-// in is the predicate "col is one of the list" of SQL type typ, passed as
-// one parameter made by list.
-func (d dialect) in(col, typ string) string {
-	if d.pg {
-		return col + " = ANY(?::" + typ + "[])"
-	}
-	return col + " IN (SELECT value FROM json_each(?))"
-}
-
-// list is the parameter of in for vals ([]int64 or []string).
-func (d dialect) list(vals any) any {
-	if d.pg {
-		return vals
-	}
-	b, _ := json.Marshal(vals) // slices of ints or strings always marshal
-	return string(b)
-}
-
-// pairs is a table k (pid, lid) of levels, passed as pairArgs.
-func (d dialect) pairs() string {
-	if d.pg {
-		return "unnest(?::bigint[], ?::bigint[]) AS k (pid, lid)"
-	}
-	return "(SELECT value ->> 0 AS pid, value ->> 1 AS lid FROM json_each(?)) AS k"
-}
-
-func (d dialect) pairArgs(keys []inventory.LevelKey) []any {
-	pids, lids := make([]int64, len(keys)), make([]int64, len(keys))
-	for i, k := range keys {
-		pids[i], lids[i] = k.ProductID, k.LocationID
-	}
-	if d.pg {
-		return []any{pids, lids}
-	}
-	pairs := make([][2]int64, len(keys))
-	for i := range keys {
-		pairs[i] = [2]int64{pids[i], lids[i]}
-	}
-	b, _ := json.Marshal(pairs)
-	return []any{string(b)}
-}
-
-// forUpdate locks the rows read until the transaction ends; SQLite's
-// transaction holds the whole database already.
-func (d dialect) forUpdate() string {
-	if d.pg {
-		return " FOR UPDATE"
-	}
-	return ""
-}
+// The reads of a stock transaction are one list of statements for both
+// databases (see dialect.go): loadStock builds them, and a runner runs
+// them. PostgreSQL's runner sends BEGIN, the plan settings and the first
+// list in one round trip.
 
 // stockSQL is the text of each stock read in one dialect, built once.
 type stockSQL struct {
@@ -104,15 +39,7 @@ func newStockSQL(d dialect) *stockSQL {
 	q.reservations = "SELECT " + reservationColumns + " FROM reservations WHERE " + d.in("id", "bigint") + " ORDER BY id" + d.forUpdate()
 	q.items = "SELECT " + itemColumns + " FROM reservation_items WHERE " + d.in("reservation_id", "bigint") +
 		" ORDER BY reservation_id, product_id, location_id"
-	if d.pg {
-		q.newIDs = "SELECT nextval(pg_get_serial_sequence('reservations', 'id')) FROM generate_series(1, ?::int)"
-	} else {
-		// The IDs after the largest ever used; the transaction holds the
-		// database, so no one else takes them first.
-		q.newIDs = `WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-			SELECT max(coalesce((SELECT max(id) FROM reservations), 0),
-				coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reservations'), 0)) + i FROM n`
-	}
+	q.newIDs = d.newIDs()
 	q.existingProducts = "SELECT id FROM products WHERE " + d.in("id", "bigint")
 	q.locations = "SELECT id FROM locations WHERE " + d.in("id", "bigint")
 	// expired returns the expired active items of the levels, and
@@ -126,35 +53,17 @@ func newStockSQL(d dialect) *stockSQL {
 			WHERE i.product_id = k.pid AND i.location_id = k.lid AND i.active AND i.expires_at > ?
 			ORDER BY i.expires_at LIMIT 1)
 		FROM ` + d.pairs()
-	if d.pg {
-		for _, s := range []*string{&q.products, &q.productsSkipLocked, &q.levels, &q.replays, &q.rejections, &q.reservations,
-			&q.items, &q.newIDs, &q.existingProducts, &q.locations, &q.expired, &q.nextExpiry} {
-			*s = pgNumbered(*s)
-		}
+	for _, s := range []*string{&q.products, &q.productsSkipLocked, &q.levels, &q.replays, &q.rejections, &q.reservations,
+		&q.items, &q.newIDs, &q.existingProducts, &q.locations, &q.expired, &q.nextExpiry} {
+		*s = d.text(*s)
 	}
 	return q
 }
 
 var (
-	pgStockSQL     = newStockSQL(dialect{pg: true})
-	sqliteStockSQL = newStockSQL(dialect{})
+	pgStockSQL     = newStockSQL(postgresDialect)
+	sqliteStockSQL = newStockSQL(sqliteDialect)
 )
-
-// readQuery is one read: its text and arguments, where each row is
-// scanned to, what is done with it then, and (if set) what is done after
-// the last row.
-type readQuery struct {
-	sql  string
-	args []any
-	dest []any
-	row  func() error
-	end  func()
-}
-
-// reader runs reads in a stock transaction, in order.
-type reader interface {
-	read(qs []readQuery) error
-}
 
 // loadStock reads a stock transaction's data: the products (locked, or
 // with SkipLocked those no other transaction holds), their levels, the
@@ -162,7 +71,7 @@ type reader interface {
 // and IDs for those it creates; then, if needed, which of the missing
 // levels' locations exist, which skipped products exist, and the expired
 // items of the levels whose NextExpiry has passed.
-func loadStock(r reader, q *stockSQL, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
+func loadStock(r runner, q *stockSQL, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
 	d := q.d
 	pids := make([]int64, len(works))
 	keys := make([]inventory.LevelKey, len(works))
@@ -175,7 +84,7 @@ func loadStock(r reader, q *stockSQL, works []inventory.LevelWork, opts inventor
 
 	var p productRow
 	var l levelRow
-	qs := []readQuery{
+	qs := []stmt{
 		{sql: q.products, args: []any{d.list(pids)}, dest: p.fields(), row: func() error {
 			pp := p.product()
 			data.products[p.ID] = &pp
@@ -193,11 +102,11 @@ func loadStock(r reader, q *stockSQL, works []inventory.LevelWork, opts inventor
 		var m movementRow
 		var rj rejectionRow
 		qs = append(qs,
-			readQuery{sql: q.replays, args: []any{d.list(rk)}, dest: m.fields(), row: func() error {
+			stmt{sql: q.replays, args: []any{d.list(rk)}, dest: m.fields(), row: func() error {
 				data.replays[m.IdempotencyKey.String] = m.movement()
 				return nil
 			}},
-			readQuery{sql: q.rejections, args: []any{d.list(rk)}, dest: rj.fields(), row: func() error {
+			stmt{sql: q.rejections, args: []any{d.list(rk)}, dest: rj.fields(), row: func() error {
 				data.rejections[rj.IdempotencyKey] = rj.rejection()
 				return nil
 			}})
@@ -207,23 +116,23 @@ func loadStock(r reader, q *stockSQL, works []inventory.LevelWork, opts inventor
 		var rr reservationRow
 		var it itemRow
 		qs = append(qs,
-			readQuery{sql: q.reservations, args: []any{d.list(opts.Reservations)}, dest: rr.fields(), row: func() error {
+			stmt{sql: q.reservations, args: []any{d.list(opts.Reservations)}, dest: rr.fields(), row: func() error {
 				set.Reservations[rr.ID] = rr.reservation()
 				return nil
 			}},
-			readQuery{sql: q.items, args: []any{d.list(opts.Reservations)}, dest: it.fields(), row: func() error {
+			stmt{sql: q.items, args: []any{d.list(opts.Reservations)}, dest: it.fields(), row: func() error {
 				items = append(items, it)
 				return nil
 			}})
 	}
 	if opts.NewReservations > 0 {
 		var id int64
-		qs = append(qs, readQuery{sql: q.newIDs, args: []any{opts.NewReservations}, dest: []any{&id}, row: func() error {
+		qs = append(qs, stmt{sql: q.newIDs, args: []any{opts.NewReservations}, dest: []any{&id}, row: func() error {
 			set.NewIDs = append(set.NewIDs, id)
 			return nil
 		}})
 	}
-	if err := r.read(qs); err != nil {
+	if err := r.run(qs); err != nil {
 		return nil, nil, err
 	}
 	attachItems(set.Reservations, items)
@@ -232,7 +141,7 @@ func loadStock(r reader, q *stockSQL, works []inventory.LevelWork, opts inventor
 	for _, it := range stock {
 		set.Levels = append(set.Levels, it.st)
 	}
-	if err := r.read(followUps(q, stock, data, missing, opts)); err != nil {
+	if err := r.run(followUps(q, stock, data, missing, opts)); err != nil {
 		return nil, nil, err
 	}
 	return set, stock, nil
@@ -243,9 +152,9 @@ func loadStock(r reader, q *stockSQL, works []inventory.LevelWork, opts inventor
 // ErrLevelBusy); which missing levels' locations exist; and the expired
 // items of the levels whose NextExpiry has passed, with the earliest expiry
 // of their other items.
-func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, opts inventory.StockOptions) []readQuery {
+func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, opts inventory.StockOptions) []stmt {
 	d := q.d
-	var qs []readQuery
+	var qs []stmt
 	if opts.SkipLocked && d.pg {
 		var absent []int64
 		for _, it := range items {
@@ -255,7 +164,7 @@ func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, 
 		}
 		if len(absent) > 0 {
 			var id int64
-			qs = append(qs, readQuery{sql: q.existingProducts, args: []any{d.list(absent)}, dest: []any{&id}, row: func() error {
+			qs = append(qs, stmt{sql: q.existingProducts, args: []any{d.list(absent)}, dest: []any{&id}, row: func() error {
 				for _, it := range items {
 					if it.st.Level.ProductID == id {
 						it.st.Err = inventory.ErrLevelBusy
@@ -268,7 +177,7 @@ func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, 
 	if len(missing) > 0 {
 		var found []int64
 		var id int64
-		qs = append(qs, readQuery{sql: q.locations, args: []any{d.list(missing)}, dest: []any{&id},
+		qs = append(qs, stmt{sql: q.locations, args: []any{d.list(missing)}, dest: []any{&id},
 			row: func() error { found = append(found, id); return nil },
 			end: func() { markUnknownLocations(items, found) }})
 	}
@@ -285,105 +194,19 @@ func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, 
 	var pid, lid int64
 	var next anyTime
 	return append(qs,
-		readQuery{sql: q.expired, args: append(d.pairArgs(keys), now), dest: []any{&e.ProductID, &e.LocationID, &e.ReservationID, &e.Quantity},
+		stmt{sql: q.expired, args: append(d.pairArgs(keys), now), dest: []any{&e.ProductID, &e.LocationID, &e.ReservationID, &e.Quantity},
 			row: func() error {
 				it := due[inventory.LevelKey{ProductID: e.ProductID, LocationID: e.LocationID}]
 				it.st.Expired = append(it.st.Expired, inventory.ReservedItem{ReservationID: e.ReservationID, Quantity: e.Quantity})
 				return nil
 			}},
-		readQuery{sql: q.nextExpiry, args: append([]any{now}, d.pairArgs(keys)...), dest: []any{&pid, &lid, &next},
+		stmt{sql: q.nextExpiry, args: append([]any{now}, d.pairArgs(keys)...), dest: []any{&pid, &lid, &next},
 			row: func() error {
 				if !next.IsZero() {
 					due[inventory.LevelKey{ProductID: pid, LocationID: lid}].st.NextActiveExpiry = next.UTC()
 				}
 				return nil
 			}})
-}
-
-// pgReader runs reads on a pgx connection, each list in one round trip;
-// the first list opens the transaction.
-type pgReader struct {
-	ctx   context.Context
-	c     *pgx.Conn
-	begun bool
-}
-
-func (r *pgReader) read(qs []readQuery) error {
-	if len(qs) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	var prefix []string
-	if !r.begun {
-		prefix = append([]string{"BEGIN"}, pgPlanSettings...)
-		r.begun = true
-	}
-	for _, s := range prefix {
-		b.Queue(s)
-	}
-	for _, q := range qs {
-		b.Queue(q.sql, q.args...)
-	}
-	br := r.c.SendBatch(r.ctx, b)
-	err := func() error {
-		for range prefix {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		for _, q := range qs {
-			rows, _ := br.Query()
-			if _, err := pgx.ForEachRow(rows, q.dest, q.row); err != nil {
-				return err
-			}
-			if q.end != nil {
-				q.end()
-			}
-		}
-		return nil
-	}()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// gormReader runs reads through GORM in its transaction, one statement at
-// a time (SQLite runs in process: a statement costs no round trip).
-type gormReader struct {
-	tx *gorm.DB
-}
-
-func (r gormReader) read(qs []readQuery) error {
-	for _, q := range qs {
-		if err := r.query(q); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (r gormReader) query(q readQuery) error {
-	rows, err := r.tx.Raw(q.sql, q.args...).Rows()
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := rows.Scan(q.dest...); err != nil {
-			return err
-		}
-		if err := q.row(); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if q.end != nil {
-		q.end()
-	}
-	return nil
 }
 
 // anyTime scans a time that SQLite returns as text when it does not know

@@ -12,19 +12,20 @@
 //     query builder or models: the rules the schema enforces (a version
 //     compare-and-set, the fence predicate, the ledger numbering, the
 //     reservation transitions) are in that text, and a builder would hide
-//     them. Each rule is one text for both databases (levelWriteSQL,
-//     levelInsertSQL, productTotalsSQL, movementInsertSQL, the reservation
-//     transitions in reservation.go, the stock reads in stockread.go),
-//     which takes its rows from a source the database fills its own way:
-//     typed arrays through unnest on PostgreSQL, VALUES lists or json_each
-//     on SQLite. Only ledger numbering differs by nature: a sequence and a
-//     watermark on PostgreSQL (watermark.go), a counter row on SQLite,
-//     whose writers take turns.
-//   - The stock transaction on PostgreSQL (stocktx_postgres.go) runs on a
-//     pool connection through pgx directly: it pipelines BEGIN and its
-//     reads in one round trip, and its one write statement with COMMIT in
-//     a second, which database/sql, and so GORM, cannot do. On SQLite the
-//     same reads and writes run through GORM, statement by statement.
+//     them.
+//   - A stock transaction is one list of reads (stockread.go) and one list
+//     of writes (stockwrite.go), each statement written once for both
+//     databases; a small dialect (dialect.go) says everything that differs:
+//     how rows travel (typed arrays through unnest on PostgreSQL, JSON
+//     through json_each on SQLite), placeholders, row locks, and, by
+//     nature, where numbers come from (sequences, or counters whose
+//     writers take turns) and how a failed compare-and-set aborts (the
+//     statement raises, or the runner counts the rows it affected). A new
+//     product's first stock goes through the same writer.
+//   - On PostgreSQL the transaction runs on a pool connection through pgx
+//     directly (runner.go): BEGIN and the reads go in one round trip, the
+//     writes and COMMIT in a second, which database/sql, and so GORM, cannot
+//     do. On SQLite the same lists run through GORM, statement by statement.
 //   - Migrations (migrate.go) are versioned SQL files, not AutoMigrate: the
 //     schema's CHECK constraints and indexes are part of the correctness
 //     model and are reviewed as SQL.
@@ -75,6 +76,11 @@ type Store struct {
 	driver  string
 	log     *slog.Logger
 	writers chan struct{} // SQLite only: one writer at a time, queued in Go
+	// d is the database's dialect, and reads and writes the stock
+	// transaction's statements in it.
+	d      dialect
+	reads  *stockSQL
+	writes *writeSQL
 }
 
 var _ inventory.Store = (*Store)(nil)
@@ -113,7 +119,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("trace SQL: %w", err)
 		}
 	}
-	s := &Store{db: db, driver: cfg.Driver, log: cfg.Logger}
+	s := &Store{db: db, driver: cfg.Driver, log: cfg.Logger, d: sqliteDialect, reads: sqliteStockSQL, writes: sqliteWriteSQL}
+	if cfg.Driver == Postgres {
+		s.d, s.reads, s.writes = postgresDialect, pgStockSQL, pgWriteSQL
+	}
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, err
@@ -230,14 +239,4 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		}
 	}
 	return translate(s.db.WithContext(ctx).Transaction(fn))
-}
-
-// forUpdate is the row-locking suffix of a SELECT that is followed by a
-// write of the same row. SQLite's immediate transactions already hold the
-// database's write lock.
-func (s *Store) forUpdate() string {
-	if s.driver == Postgres {
-		return " FOR UPDATE"
-	}
-	return ""
 }

@@ -264,7 +264,7 @@ func applyOps(jt jobTxs, ops []stockOp, now time.Time, traceID string) []batchSt
 	stale := jt.stale()
 	if stale == nil {
 		for i, tx := range jt.txs {
-			releaseExpired(tx, jt.fences[i], now, traceID)
+			releaseExpired(jt.set, tx, jt.fences[i], now, traceID)
 		}
 	}
 	tx, fence := jt.txs[0], jt.fences[0]
@@ -369,7 +369,7 @@ func final(e *Error) bool { return !e.Retryable() && e.Code != CodeInternal }
 // an EXPIRE movement each (recorded under traceID, the trace of the
 // transaction that released them), and makes the level's NextExpiry exact
 // again.
-func releaseExpired(tx *StockTx, fence Fence, now time.Time, traceID string) {
+func releaseExpired(set *StockSet, tx *StockTx, fence Fence, now time.Time, traceID string) {
 	for _, it := range tx.Expired {
 		m := Movement{Type: MovementExpire, ReservedDelta: -it.Quantity, ReservationID: it.ReservationID,
 			Reason: "reservation expired", Actor: systemActor, Fence: fence, TraceID: traceID, CreatedAt: now}
@@ -379,6 +379,7 @@ func releaseExpired(tx *StockTx, fence Fence, now time.Time, traceID string) {
 			// left for reconcile rather than failing its requests.
 			continue
 		}
+		set.Close(it.ReservationID, ReservationExpired, now, tx.Level.Key())
 	}
 	if !tx.Level.NextExpiry.IsZero() && !now.Before(tx.Level.NextExpiry) {
 		tx.Level.NextExpiry = tx.NextActiveExpiry

@@ -256,7 +256,7 @@ func (s *Service) bulkTx(ctx context.Context, ops []stockOp, allOrNothing bool) 
 						failed = true
 						continue
 					}
-					steps[i] = applyOps(jobTxs{txs: txs[i : i+1], fences: []Fence{works[i].Fence}}, ops[i:i+1], now, traceID)
+					steps[i] = applyOps(jobTxs{txs: txs[i : i+1], fences: []Fence{works[i].Fence}, set: set}, ops[i:i+1], now, traceID)
 					failed = failed || steps[i][0].err != nil
 				}
 				if failed && allOrNothing {

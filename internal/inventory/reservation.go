@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"slices"
 	"time"
 )
 
@@ -65,39 +66,103 @@ type ReservedItem struct {
 }
 
 // StockSet is what one stock transaction reads and changes: its levels,
-// and the reservations it loaded or creates.
+// and the reservations it loaded or changes. The domain records here every
+// change of a reservation (created, closed, extended); the store writes
+// what is recorded, and infers nothing.
 type StockSet struct {
 	// Levels holds a StockTx per LevelWork, in order.
 	Levels []*StockTx
 	// Now is the transaction's clock reading: expiry is judged against it.
 	Now time.Time
 	// Reservations are the reservations the transaction loaded (locked),
-	// with their items.
+	// with their items. They change as the transaction records changes, so
+	// after the commit they are as the store wrote them.
 	Reservations map[int64]*Reservation
 	// NewIDs are reservation IDs allocated for this transaction.
 	NewIDs []int64
 
 	created  []*Reservation
-	extended map[int64]time.Time
+	closed   []ReservationClosure
+	extended []ReservationExtension
 }
+
+// ReservationClosure is a reservation's items that stop holding stock in a
+// transaction (a COMMIT, RELEASE or EXPIRE movement each), and the status
+// the reservation moves to if it is still ACTIVE: the items of an expired
+// reservation at other levels may expire in later transactions, which find
+// it EXPIRED already.
+type ReservationClosure struct {
+	ReservationID int64
+	Status        ReservationStatus
+	Levels        []LevelKey
+	At            time.Time
+}
+
+// ReservationExtension moves an active reservation's expiry, and its active
+// items'.
+type ReservationExtension struct {
+	ReservationID int64
+	ExpiresAt, At time.Time
+}
+
+// The recording methods are called once the movements of the change are
+// applied: a request that fails after recording could not take the record
+// back.
 
 // Create adds a new reservation, whose ID must be one of NewIDs; its
 // items' RESERVE movements are applied to the levels separately.
 func (s *StockSet) Create(r *Reservation) { s.created = append(s.created, r) }
 
-// Extend moves an active reservation's expiry.
-func (s *StockSet) Extend(id int64, until time.Time) {
-	if s.extended == nil {
-		s.extended = map[int64]time.Time{}
+// Close records that reservation id's items at levels stop holding stock,
+// and that the reservation becomes status if it is ACTIVE. A reservation
+// closed in the transaction is not extended in it.
+func (s *StockSet) Close(id int64, status ReservationStatus, at time.Time, levels ...LevelKey) {
+	s.extended = slices.DeleteFunc(s.extended, func(e ReservationExtension) bool { return e.ReservationID == id })
+	if i := slices.IndexFunc(s.closed, func(c ReservationClosure) bool { return c.ReservationID == id }); i >= 0 {
+		s.closed[i].Levels = append(s.closed[i].Levels, levels...)
+	} else {
+		s.closed = append(s.closed, ReservationClosure{ReservationID: id, Status: status, Levels: levels, At: at})
 	}
-	s.extended[id] = until
+	r := s.Reservations[id]
+	if r == nil {
+		return
+	}
+	for i := range r.Items {
+		if slices.Contains(levels, r.Items[i].Key()) {
+			r.Items[i].Active = false
+		}
+	}
+	if r.Status == ReservationActive {
+		r.Status, r.UpdatedAt = status, at
+		r.Version++
+	}
+}
+
+// Extend moves an active reservation's expiry to until.
+func (s *StockSet) Extend(id int64, until time.Time) {
+	if slices.ContainsFunc(s.closed, func(c ReservationClosure) bool { return c.ReservationID == id }) {
+		return
+	}
+	e := ReservationExtension{ReservationID: id, ExpiresAt: until, At: s.Now}
+	if i := slices.IndexFunc(s.extended, func(e ReservationExtension) bool { return e.ReservationID == id }); i >= 0 {
+		s.extended[i] = e
+	} else {
+		s.extended = append(s.extended, e)
+	}
+	if r := s.Reservations[id]; r != nil {
+		r.ExpiresAt, r.UpdatedAt = until, s.Now
+		r.Version++
+	}
 }
 
 // Created returns the reservations added with Create.
 func (s *StockSet) Created() []*Reservation { return s.created }
 
-// Extended returns the new expiry times set with Extend.
-func (s *StockSet) Extended() map[int64]time.Time { return s.extended }
+// Closed returns the closures recorded with Close, one per reservation.
+func (s *StockSet) Closed() []ReservationClosure { return s.closed }
+
+// Extended returns the extensions recorded with Extend.
+func (s *StockSet) Extended() []ReservationExtension { return s.extended }
 
 // ReservationFilter selects reservations.
 type ReservationFilter struct {

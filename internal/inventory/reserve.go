@@ -209,6 +209,8 @@ func (s *Service) closeReservation(ctx context.Context, id int64, to Reservation
 		if res, done, err := closedAlready(*r, to); done || err != nil {
 			return res.Replayed, err
 		}
+		var closed []LevelKey
+		at := lt.set.Now
 		for _, it := range r.Items {
 			if !it.Active {
 				continue
@@ -223,7 +225,9 @@ func (s *Service) closeReservation(ctx context.Context, id int64, to Reservation
 			if err := tx.Apply(&m); err != nil {
 				return false, fmt.Errorf("%s reservation %d: %w", typ, id, err)
 			}
+			closed, at = append(closed, it.Key()), m.CreatedAt
 		}
+		lt.set.Close(id, to, at, closed...)
 		return false, nil
 	})
 }

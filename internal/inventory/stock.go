@@ -77,6 +77,9 @@ type Level struct {
 // Available is on hand minus reserved.
 func (l Level) Available() int64 { return l.Stock - l.Reserved }
 
+// Key names the level.
+func (l Level) Key() LevelKey { return LevelKey{ProductID: l.ProductID, LocationID: l.LocationID} }
+
 // Movement is one row of the stock ledger. The ledger explains the stock:
 // for every level, Stock is the sum of its movements' Deltas.
 type Movement struct {
@@ -230,14 +233,15 @@ func (tx *StockTx) restore(m txMark) {
 }
 
 // Committed records what the store wrote: the appended movements got the
-// sequences seqs (increasing), and the level a new version and fence.
+// sequences seqs (increasing), and the level a new version and fence. (The
+// product's LastSeq is the store's to set: it is the largest sequence of
+// the product's ledger rows, which the store reads back.)
 func (tx *StockTx) Committed(seqs []int64, fence Fence, at time.Time) {
 	for i := range tx.movements {
 		m := &tx.movements[i]
 		m.Seq = seqs[i]
 		// A product's first movement is applied before the product has an ID.
 		m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID
-		tx.Product.LastSeq = max(tx.Product.LastSeq, m.Seq)
 	}
 	tx.Level.Version++
 	if fence != (Fence{}) {

@@ -1,0 +1,545 @@
+package gormstore
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/shopstack/inventory/internal/inventory"
+)
+
+// The writes of a stock transaction are one list of statements for both
+// databases (see dialect.go): each takes its rows as a table v (or m)
+// filled from the transaction's levels and what the domain recorded, and
+// writes them as the domain decided. The store decides nothing: which rows
+// a statement writes, and to what values, come from the StockTx and the
+// StockSet. In order:
+//
+//  1. the final refusals the domain recorded;
+//  2. the levels that changed: a compare-and-set on the version each was
+//     read at, and, for a write made under a lease, only if no newer lease
+//     wrote the level, which then records the lease; new levels inserted,
+//     unless a concurrent transaction created them first (a conflict);
+//  3. the reservations created, closed and extended;
+//  4. the ledger rows, numbered (see dialect.numbered) after the level and
+//     reservation rows they refer to;
+//  5. the product totals, with each product's last sequence: the largest
+//     of its ledger rows.
+//
+// The ledger rows' sequences and the products' last sequences are read
+// back from the statements that wrote them.
+
+// writeSQL is the text of each stock write in one dialect, built once.
+type writeSQL struct {
+	d                                      dialect
+	rejections, levelUpdates, levelInserts string
+	reservations, reservationItems         string
+	itemsClosed, reservationsClosed        string
+	reservationsExtended, itemsExtended    string
+	takeSeqs                               string
+	takesCount                             bool
+	movements, products                    string
+	// A new product (CreateProduct).
+	nextRevision, insertProduct, insertKey string
+}
+
+// Statement templates; %s is the table of rows (v or m), which
+// dialect.table makes from the columns of the rows types below.
+const (
+	rejectionsSQL = `INSERT INTO stock_rejections (idempotency_key, request_hash, code, message, created_at)
+		SELECT k, h, c, m, at FROM %s WHERE true ON CONFLICT (idempotency_key) DO NOTHING`
+	levelUpdatesSQL = `UPDATE stock_levels AS l SET stock = v.stock, reserved = v.reserved, version = l.version + 1,
+			lease_epoch = CASE WHEN v.fenced THEN v.epoch ELSE l.lease_epoch END,
+			lease_token = CASE WHEN v.fenced THEN v.token ELSE l.lease_token END,
+			updated_at = v.at, next_expiry = v.next
+		FROM %s
+		WHERE l.product_id = v.pid AND l.location_id = v.lid AND l.version = v.readver
+		AND (NOT v.fenced OR l.lease_epoch < v.epoch OR (l.lease_epoch = v.epoch AND l.lease_token <= v.token))`
+	// (WHERE true: SQLite's parser needs it before ON CONFLICT.)
+	levelInsertsSQL = `INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token,
+			updated_at, next_expiry)
+		SELECT pid, lid, stock, reserved, 1, epoch, token, at, next FROM %s WHERE true
+		ON CONFLICT (product_id, location_id) DO NOTHING`
+	reservationsSQL = `INSERT INTO reservations (id, status, expires_at, reference, actor, idempotency_key, request_hash, version,
+			created_at, updated_at)
+		SELECT id, 'ACTIVE', exp, ref, actor, key, hash, 1, at, at FROM %s`
+	reservationItemsSQL = `INSERT INTO reservation_items (reservation_id, product_id, location_id, quantity, expires_at, active)
+		SELECT rid, pid, lid, qty, exp, TRUE FROM %s`
+	itemsClosedSQL = `UPDATE reservation_items AS i SET active = FALSE FROM %s
+		WHERE i.reservation_id = v.rid AND i.product_id = v.pid AND i.location_id = v.lid`
+	// A reservation closes only if it is ACTIVE: the items of an expired
+	// reservation at other levels expire in later transactions, which find
+	// it EXPIRED already.
+	reservationsClosedSQL = `UPDATE reservations AS r SET status = v.status, updated_at = v.at, version = r.version + 1 FROM %s
+		WHERE r.id = v.rid AND r.status = 'ACTIVE'`
+	reservationsExtendedSQL = `UPDATE reservations AS r SET expires_at = v.exp, updated_at = v.at, version = r.version + 1 FROM %s
+		WHERE r.id = v.rid`
+	itemsExtendedSQL = `UPDATE reservation_items AS i SET expires_at = v.exp FROM %s
+		WHERE i.reservation_id = v.rid AND i.active`
+	movementsSQL = "INSERT INTO stock_movements (" + movementColumns + ") SELECT " + movementColumns + " FROM %s RETURNING seq"
+	productsSQL  = `UPDATE products AS p SET stock = v.stock, reserved = v.reserved, low_stock_alerted = v.alerted,
+			last_seq = coalesce((SELECT max(m.seq) FROM stock_movements m WHERE m.product_id = p.id), p.last_seq)
+		FROM %s
+		WHERE p.id = v.pid
+		RETURNING id, last_seq`
+)
+
+func newWriteSQL(d dialect) *writeSQL {
+	src := func(sql string, cols []column) string { return d.text(fmt.Sprintf(sql, d.table("v", cols, false))) }
+	var w stockWrites
+	w.init()
+	q := &writeSQL{d: d}
+	q.rejections = src(rejectionsSQL, w.rejections.columns())
+	q.levelUpdates = d.text(d.checked(fmt.Sprintf(levelUpdatesSQL, d.table("v", w.updates.columns(), false))))
+	q.levelInserts = d.text(d.checked(fmt.Sprintf(levelInsertsSQL, d.table("v", w.inserts.columns(), false))))
+	q.reservations = src(reservationsSQL, w.created.columns())
+	q.reservationItems = src(reservationItemsSQL, w.createdItems.columns())
+	q.itemsClosed = src(itemsClosedSQL, w.closedItems.columns())
+	q.reservationsClosed = src(reservationsClosedSQL, w.closed.columns())
+	q.reservationsExtended = src(reservationsExtendedSQL, w.extended.columns())
+	q.itemsExtended = src(itemsExtendedSQL, w.extended.columns())
+	q.takeSeqs, q.takesCount = d.takeSeqs()
+	q.movements = d.text(fmt.Sprintf(movementsSQL, d.numbered(d.table("m", w.movements.columns(), true))))
+	q.products = src(productsSQL, w.products.columns())
+	q.nextRevision, q.insertProduct, q.insertKey = d.text(nextRevisionSQL), d.text(insertProductSQL), d.text(insertKeySQL)
+	return q
+}
+
+var (
+	pgWriteSQL     = newWriteSQL(postgresDialect)
+	sqliteWriteSQL = newWriteSQL(sqliteDialect)
+)
+
+// stockWrites is the rows of one stock transaction's writes, by statement.
+type stockWrites struct {
+	rejections   rejectionRows
+	updates      levelUpdateRows
+	inserts      levelInsertRows
+	created      createdRows
+	createdItems createdItemRows
+	closedItems  closedItemRows
+	closed       closedRows
+	extended     extendedRows
+	movements    movementRows
+	products     productRows
+
+	// changed are the items written, in order; their movements are the
+	// rows of movements, in order.
+	changed []stockItem
+}
+
+func (w *stockWrites) init() {
+	w.rejections.init()
+	w.updates.init()
+	w.inserts.init()
+	w.created.init()
+	w.createdItems.init()
+	w.closedItems.init()
+	w.closed.init()
+	w.extended.init()
+	w.movements.init()
+	w.products.init()
+}
+
+// writeStocks returns the statements that write items (the levels of a
+// stock transaction, as the domain left them) and what set records (nil:
+// none), and a function that, once they have committed, gives the
+// movements their sequences, the levels their new version and fence, and
+// the products their last sequence.
+func writeStocks(q *writeSQL, items []stockItem, set *inventory.StockSet, now time.Time) (stmts []stmt, committed func()) {
+	var w stockWrites
+	w.init()
+	now = now.UTC()
+	for _, it := range items {
+		for _, r := range it.st.NewRejections() {
+			w.rejections.add(r, now)
+		}
+		if len(it.st.Movements()) == 0 && it.st.Level.NextExpiry.Equal(it.readExpiry) {
+			continue
+		}
+		w.changed = append(w.changed, it)
+		if it.exists {
+			w.updates.add(it)
+		} else {
+			w.inserts.add(it)
+		}
+		for _, m := range it.st.Movements() {
+			w.movements.add(it.st.Level.Key(), m)
+		}
+	}
+	for _, p := range distinctProducts(w.changed) {
+		w.products.add(p)
+	}
+	if set != nil {
+		for _, r := range set.Created() {
+			w.created.add(r)
+			for _, it := range r.Items {
+				w.createdItems.add(r.ID, it, r.ExpiresAt)
+			}
+		}
+		for _, c := range set.Closed() {
+			w.closed.add(c)
+			for _, k := range c.Levels {
+				w.closedItems.add(c.ReservationID, k)
+			}
+		}
+		for _, e := range set.Extended() {
+			w.extended.add(e)
+		}
+	}
+
+	d := q.d
+	add := func(sql string, rows int, cols []column) {
+		if rows > 0 {
+			stmts = append(stmts, stmt{sql: sql, args: d.tableArgs(cols)})
+		}
+	}
+	checked := func(sql string, rows int, cols []column) {
+		if rows > 0 {
+			args, want := d.checkArgs(d.tableArgs(cols), rows)
+			stmts = append(stmts, stmt{sql: sql, args: args, want: want})
+		}
+	}
+	add(q.rejections, w.rejections.k.rows(), w.rejections.columns())
+	checked(q.levelUpdates, w.updates.pid.rows(), w.updates.columns())
+	checked(q.levelInserts, w.inserts.pid.rows(), w.inserts.columns())
+	add(q.reservations, w.created.id.rows(), w.created.columns())
+	add(q.reservationItems, w.createdItems.rid.rows(), w.createdItems.columns())
+	add(q.itemsClosed, w.closedItems.rid.rows(), w.closedItems.columns())
+	add(q.reservationsClosed, w.closed.rid.rows(), w.closed.columns())
+	add(q.reservationsExtended, w.extended.rid.rows(), w.extended.columns())
+	add(q.itemsExtended, w.extended.rid.rows(), w.extended.columns())
+
+	n := w.movements.pid.rows()
+	var seqs []int64
+	if n > 0 {
+		take := stmt{sql: q.takeSeqs}
+		if q.takesCount {
+			take.args = []any{n}
+		}
+		var seq int64
+		stmts = append(stmts, take, stmt{sql: q.movements, args: append(d.tableArgs(w.movements.columns()), n),
+			dest: []any{&seq}, row: func() error { seqs = append(seqs, seq); return nil }})
+	}
+	lastSeqs := map[int64]int64{}
+	if w.products.id.rows() > 0 {
+		var id, last int64
+		stmts = append(stmts, stmt{sql: q.products, args: d.tableArgs(w.products.columns()),
+			dest: []any{&id, &last}, row: func() error { lastSeqs[id] = last; return nil }})
+	}
+	return stmts, func() {
+		// Each row's sequence increases with its position (dialect.numbered).
+		slices.Sort(seqs)
+		for _, it := range w.changed {
+			k := len(it.st.Movements())
+			it.st.Committed(seqs[:k], it.fence, it.lastAt())
+			seqs = seqs[k:]
+			it.st.Product.LastSeq = lastSeqs[it.st.Product.ID]
+		}
+	}
+}
+
+// distinctProducts returns the products of items, each once.
+func distinctProducts(items []stockItem) []*inventory.Product {
+	seen := map[int64]bool{}
+	var out []*inventory.Product
+	for _, it := range items {
+		if p := it.st.Product; !seen[p.ID] {
+			seen[p.ID] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// The rows types below are the tables the statements read, one column
+// each: their columns method gives the order, which both the text
+// (dialect.table) and the arguments (dialect.tableArgs) follow.
+
+type rejectionRows struct {
+	k, h, c, m col[string]
+	at         col[time.Time]
+}
+
+func (r *rejectionRows) init() {
+	r.k, r.h, r.c, r.m = newCol[string]("k", "text"), newCol[string]("h", "text"), newCol[string]("c", "text"), newCol[string]("m", "text")
+	r.at = newCol[time.Time]("at", "timestamptz")
+}
+
+func (r *rejectionRows) columns() []column { return []column{&r.k, &r.h, &r.c, &r.m, &r.at} }
+
+func (r *rejectionRows) add(x inventory.Rejection, at time.Time) {
+	r.k.add(x.Key)
+	r.h.add(x.RequestHash)
+	r.c.add(string(x.Code))
+	r.m.add(x.Message)
+	r.at.add(at)
+}
+
+type levelUpdateRows struct {
+	pid, lid, stock, reserved, readver col[int64]
+	fenced                             col[bool]
+	epoch, token                       col[int64]
+	at                                 col[time.Time]
+	next                               col[*time.Time]
+}
+
+func (r *levelUpdateRows) init() {
+	r.pid, r.lid, r.stock, r.reserved, r.readver = bigint("pid"), bigint("lid"), bigint("stock"), bigint("reserved"), bigint("readver")
+	r.fenced = newCol[bool]("fenced", "boolean")
+	r.epoch, r.token = bigint("epoch"), bigint("token")
+	r.at, r.next = newCol[time.Time]("at", "timestamptz"), newCol[*time.Time]("next", "timestamptz")
+}
+
+func (r *levelUpdateRows) columns() []column {
+	return []column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.readver, &r.fenced, &r.epoch, &r.token, &r.at, &r.next}
+}
+
+func (r *levelUpdateRows) add(it stockItem) {
+	l, f := it.st.Level, it.fence
+	r.pid.add(l.ProductID)
+	r.lid.add(l.LocationID)
+	r.stock.add(l.Stock)
+	r.reserved.add(l.Reserved)
+	r.readver.add(it.readVersion)
+	r.fenced.add(f != (inventory.Fence{}))
+	r.epoch.add(f.Epoch)
+	r.token.add(f.Token)
+	r.at.add(it.lastAt())
+	r.next.add(timePtr(l.NextExpiry))
+}
+
+type levelInsertRows struct {
+	pid, lid, stock, reserved, epoch, token col[int64]
+	at                                      col[time.Time]
+	next                                    col[*time.Time]
+}
+
+func (r *levelInsertRows) init() {
+	r.pid, r.lid, r.stock, r.reserved, r.epoch, r.token = bigint("pid"), bigint("lid"), bigint("stock"), bigint("reserved"), bigint("epoch"), bigint("token")
+	r.at, r.next = newCol[time.Time]("at", "timestamptz"), newCol[*time.Time]("next", "timestamptz")
+}
+
+func (r *levelInsertRows) columns() []column {
+	return []column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.epoch, &r.token, &r.at, &r.next}
+}
+
+func (r *levelInsertRows) add(it stockItem) {
+	l, f := it.st.Level, it.fence
+	r.pid.add(l.ProductID)
+	r.lid.add(l.LocationID)
+	r.stock.add(l.Stock)
+	r.reserved.add(l.Reserved)
+	r.epoch.add(f.Epoch)
+	r.token.add(f.Token)
+	r.at.add(it.lastAt())
+	r.next.add(timePtr(l.NextExpiry))
+}
+
+type createdRows struct {
+	id         col[int64]
+	exp        col[time.Time]
+	ref, actor col[string]
+	key, hash  col[*string]
+	at         col[time.Time]
+}
+
+func (r *createdRows) init() {
+	r.id, r.exp = bigint("id"), newCol[time.Time]("exp", "timestamptz")
+	r.ref, r.actor = newCol[string]("ref", "text"), newCol[string]("actor", "text")
+	r.key, r.hash = newCol[*string]("key", "text"), newCol[*string]("hash", "text")
+	r.at = newCol[time.Time]("at", "timestamptz")
+}
+
+func (r *createdRows) columns() []column {
+	return []column{&r.id, &r.exp, &r.ref, &r.actor, &r.key, &r.hash, &r.at}
+}
+
+func (r *createdRows) add(x *inventory.Reservation) {
+	r.id.add(x.ID)
+	r.exp.add(x.ExpiresAt.UTC())
+	r.ref.add(x.Reference)
+	r.actor.add(x.Actor)
+	// A request hash is stored only with its key: without one there is
+	// nothing to compare it to.
+	key, hash := strPtr(x.IdempotencyKey), (*string)(nil)
+	if key != nil {
+		hash = &x.RequestHash
+	}
+	r.key.add(key)
+	r.hash.add(hash)
+	r.at.add(x.CreatedAt.UTC())
+}
+
+type createdItemRows struct {
+	rid, pid, lid, qty col[int64]
+	exp                col[time.Time]
+}
+
+func (r *createdItemRows) init() {
+	r.rid, r.pid, r.lid, r.qty = bigint("rid"), bigint("pid"), bigint("lid"), bigint("qty")
+	r.exp = newCol[time.Time]("exp", "timestamptz")
+}
+
+func (r *createdItemRows) columns() []column { return []column{&r.rid, &r.pid, &r.lid, &r.qty, &r.exp} }
+
+func (r *createdItemRows) add(id int64, it inventory.ReservationItem, exp time.Time) {
+	r.rid.add(id)
+	r.pid.add(it.ProductID)
+	r.lid.add(it.LocationID)
+	r.qty.add(it.Quantity)
+	r.exp.add(exp.UTC())
+}
+
+type closedItemRows struct {
+	rid, pid, lid col[int64]
+}
+
+func (r *closedItemRows) init() { r.rid, r.pid, r.lid = bigint("rid"), bigint("pid"), bigint("lid") }
+
+func (r *closedItemRows) columns() []column { return []column{&r.rid, &r.pid, &r.lid} }
+
+func (r *closedItemRows) add(id int64, k inventory.LevelKey) {
+	r.rid.add(id)
+	r.pid.add(k.ProductID)
+	r.lid.add(k.LocationID)
+}
+
+type closedRows struct {
+	rid    col[int64]
+	status col[string]
+	at     col[time.Time]
+}
+
+func (r *closedRows) init() {
+	r.rid, r.status, r.at = bigint("rid"), newCol[string]("status", "text"), newCol[time.Time]("at", "timestamptz")
+}
+
+func (r *closedRows) columns() []column { return []column{&r.rid, &r.status, &r.at} }
+
+func (r *closedRows) add(c inventory.ReservationClosure) {
+	r.rid.add(c.ReservationID)
+	r.status.add(string(c.Status))
+	r.at.add(c.At.UTC())
+}
+
+type extendedRows struct {
+	rid     col[int64]
+	exp, at col[time.Time]
+}
+
+func (r *extendedRows) init() {
+	r.rid, r.exp, r.at = bigint("rid"), newCol[time.Time]("exp", "timestamptz"), newCol[time.Time]("at", "timestamptz")
+}
+
+func (r *extendedRows) columns() []column { return []column{&r.rid, &r.exp, &r.at} }
+
+func (r *extendedRows) add(e inventory.ReservationExtension) {
+	r.rid.add(e.ReservationID)
+	r.exp.add(e.ExpiresAt.UTC())
+	r.at.add(e.At.UTC())
+}
+
+// movementRows are the ledger rows, in movementColumns order but seq,
+// which dialect.numbered adds.
+type movementRows struct {
+	pid, lid           col[int64]
+	typ                col[string]
+	delta, qty, avail  col[int64]
+	alert              col[bool]
+	reason, ref, actor col[string]
+	key, hash          col[*string]
+	epoch, token       col[int64]
+	trace              col[string]
+	at                 col[time.Time]
+	rdelta             col[int64]
+	resv               col[*int64]
+}
+
+func (r *movementRows) init() {
+	r.pid, r.lid, r.typ = bigint("product_id"), bigint("location_id"), newCol[string]("type", "text")
+	r.delta, r.qty, r.avail = bigint("delta"), bigint("quantity_after"), bigint("available_after")
+	r.alert = newCol[bool]("low_stock_alert", "boolean")
+	r.reason, r.ref, r.actor = newCol[string]("reason", "text"), newCol[string]("reference", "text"), newCol[string]("actor", "text")
+	r.key, r.hash = newCol[*string]("idempotency_key", "text"), newCol[*string]("request_hash", "text")
+	r.epoch, r.token, r.trace = bigint("lease_epoch"), bigint("lease_token"), newCol[string]("trace_id", "text")
+	r.at, r.rdelta, r.resv = newCol[time.Time]("created_at", "timestamptz"), bigint("reserved_delta"), newCol[*int64]("reservation_id", "bigint")
+}
+
+func (r *movementRows) columns() []column {
+	return []column{&r.pid, &r.lid, &r.typ, &r.delta, &r.qty, &r.avail, &r.alert, &r.reason, &r.ref, &r.actor,
+		&r.key, &r.hash, &r.epoch, &r.token, &r.trace, &r.at, &r.rdelta, &r.resv}
+}
+
+// add adds m, a movement of the level k (a new product's first movement
+// was made before the product had its ID).
+func (r *movementRows) add(k inventory.LevelKey, m inventory.Movement) {
+	r.pid.add(k.ProductID)
+	r.lid.add(k.LocationID)
+	r.typ.add(string(m.Type))
+	r.delta.add(m.Delta)
+	r.qty.add(m.QuantityAfter)
+	r.avail.add(m.AvailableAfter)
+	r.alert.add(m.LowStockAlert)
+	r.reason.add(m.Reason)
+	r.ref.add(m.Reference)
+	r.actor.add(m.Actor)
+	// A request hash is stored only with its key, as for reservations.
+	key, hash := strPtr(m.IdempotencyKey), (*string)(nil)
+	if key != nil {
+		hash = &m.RequestHash
+	}
+	r.key.add(key)
+	r.hash.add(hash)
+	r.epoch.add(m.Fence.Epoch)
+	r.token.add(m.Fence.Token)
+	r.trace.add(m.TraceID)
+	r.at.add(m.CreatedAt.UTC())
+	r.rdelta.add(m.ReservedDelta)
+	r.resv.add(idPtr(m.ReservationID))
+}
+
+type productRows struct {
+	id, stock, reserved col[int64]
+	alerted             col[bool]
+}
+
+func (r *productRows) init() {
+	r.id, r.stock, r.reserved, r.alerted = bigint("pid"), bigint("stock"), bigint("reserved"), newCol[bool]("alerted", "boolean")
+}
+
+func (r *productRows) columns() []column { return []column{&r.id, &r.stock, &r.reserved, &r.alerted} }
+
+func (r *productRows) add(p *inventory.Product) {
+	r.id.add(p.ID)
+	r.stock.add(p.Stock)
+	r.reserved.add(p.Reserved)
+	r.alerted.add(p.LowStockAlerted)
+}
+
+func bigint(name string) col[int64] { return newCol[int64](name, "bigint") }
+
+// timePtr is nil for the zero time (stored as NULL).
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// idPtr is nil for the zero ID (stored as NULL).
+func idPtr(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
+}
+
+// strPtr is nil for the empty string (stored as NULL).
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
