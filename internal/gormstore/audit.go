@@ -23,22 +23,43 @@ func (s *Store) AuditLevels(ctx context.Context, productIDs, locationIDs []int64
 	if len(where) > 0 {
 		filter = " WHERE " + strings.Join(where, " AND ")
 	}
-	var rows []struct {
-		ProductID, LocationID  int64
-		Stock, LedgerStock     int64
-		Reserved, HeldReserved int64
-	}
-	err := s.db.WithContext(ctx).Raw(`SELECT l.product_id, l.location_id, l.stock, l.reserved,
-		COALESCE((SELECT SUM(m.delta) FROM stock_movements m WHERE m.product_id = l.product_id AND m.location_id = l.location_id), 0) AS ledger_stock,
-		COALESCE((SELECT SUM(r.quantity) FROM reservation_items r WHERE r.product_id = l.product_id AND r.location_id = l.location_id AND r.active), 0) AS held_reserved
-		FROM stock_levels l`+filter+` ORDER BY l.product_id, l.location_id`, args...).Scan(&rows).Error
+	rows, err := s.db.WithContext(ctx).Raw("SELECT "+auditColumns+" FROM stock_levels l"+filter+" ORDER BY l.product_id, l.location_id", args...).Rows()
 	if err != nil {
 		return nil, translate(err)
 	}
-	out := make([]inventory.LevelAudit, len(rows))
-	for i, r := range rows {
-		out[i] = inventory.LevelAudit{Key: inventory.LevelKey{ProductID: r.ProductID, LocationID: r.LocationID},
-			Stock: r.Stock, LedgerStock: r.LedgerStock, Reserved: r.Reserved, HeldReserved: r.HeldReserved}
+	defer rows.Close()
+	var out []inventory.LevelAudit
+	for rows.Next() {
+		var a auditRow
+		if err := rows.Scan(a.fields()...); err != nil {
+			return nil, translate(err)
+		}
+		out = append(out, a.audit())
 	}
-	return out, nil
+	return out, translate(rows.Err())
+}
+
+// auditColumns are a level l's stored values beside the sum of its ledger
+// deltas and of its active reservation items, for a query over levels l
+// (AuditLevels, and a stock transaction's audited levels).
+const auditColumns = `l.product_id, l.location_id, l.stock, l.reserved,
+	COALESCE((SELECT SUM(m.delta) FROM stock_movements m WHERE m.product_id = l.product_id AND m.location_id = l.location_id), 0),
+	COALESCE((SELECT SUM(r.quantity) FROM reservation_items r WHERE r.product_id = l.product_id AND r.location_id = l.location_id AND r.active), 0)`
+
+type auditRow struct {
+	ProductID, LocationID int64
+	Stock, Reserved       int64
+	LedgerStock, Held     int64
+}
+
+func (r *auditRow) fields() []any {
+	return []any{&r.ProductID, &r.LocationID, &r.Stock, &r.Reserved, &r.LedgerStock, &r.Held}
+}
+
+func (r auditRow) key() inventory.LevelKey {
+	return inventory.LevelKey{ProductID: r.ProductID, LocationID: r.LocationID}
+}
+
+func (r auditRow) audit() inventory.LevelAudit {
+	return inventory.LevelAudit{Key: r.key(), Stock: r.Stock, LedgerStock: r.LedgerStock, Reserved: r.Reserved, HeldReserved: r.Held}
 }

@@ -18,6 +18,7 @@ type stockSQL struct {
 	d                            dialect
 	products, productsSkipLocked string
 	levels, replays, rejections  string
+	audits                       string
 	reservations, items, newIDs  string
 	existingProducts, locations  string
 	expired, nextExpiry          string
@@ -36,6 +37,7 @@ func newStockSQL(d dialect) *stockSQL {
 		JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid`
 	q.replays = "SELECT " + movementColumns + " FROM stock_movements WHERE " + d.in("idempotency_key", "text")
 	q.rejections = "SELECT idempotency_key, request_hash, code, message FROM stock_rejections WHERE " + d.in("idempotency_key", "text")
+	q.audits = "SELECT " + auditColumns + " FROM " + d.pairs() + " JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid"
 	q.reservations = "SELECT " + reservationColumns + " FROM reservations WHERE " + d.in("id", "bigint") + " ORDER BY id" + d.forUpdate()
 	q.items = "SELECT " + itemColumns + " FROM reservation_items WHERE " + d.in("reservation_id", "bigint") +
 		" ORDER BY reservation_id, product_id, location_id"
@@ -53,7 +55,7 @@ func newStockSQL(d dialect) *stockSQL {
 			WHERE i.product_id = k.pid AND i.location_id = k.lid AND i.active AND i.expires_at > ?
 			ORDER BY i.expires_at LIMIT 1)
 		FROM ` + d.pairs()
-	for _, s := range []*string{&q.products, &q.productsSkipLocked, &q.levels, &q.replays, &q.rejections, &q.reservations,
+	for _, s := range []*string{&q.products, &q.productsSkipLocked, &q.levels, &q.replays, &q.rejections, &q.audits, &q.reservations,
 		&q.items, &q.newIDs, &q.existingProducts, &q.locations, &q.expired, &q.nextExpiry} {
 		*s = d.text(*s)
 	}
@@ -79,7 +81,7 @@ func loadStock(r runner, q *stockSQL, works []inventory.LevelWork, opts inventor
 		pids[i], keys[i] = w.Key.ProductID, w.Key
 	}
 	data := stockData{products: map[int64]*inventory.Product{}, levels: map[inventory.LevelKey]inventory.Level{},
-		replays: map[string]inventory.Movement{}, rejections: map[string]inventory.Rejection{}}
+		replays: map[string]inventory.Movement{}, rejections: map[string]inventory.Rejection{}, audits: map[inventory.LevelKey]inventory.LevelAudit{}}
 	set := &inventory.StockSet{Now: opts.Now, Reservations: map[int64]*inventory.Reservation{}}
 
 	var p productRow
@@ -110,6 +112,19 @@ func loadStock(r runner, q *stockSQL, works []inventory.LevelWork, opts inventor
 				data.rejections[rj.IdempotencyKey] = rj.rejection()
 				return nil
 			}})
+	}
+	var audited []inventory.LevelKey
+	for _, w := range works {
+		if w.Audit {
+			audited = append(audited, w.Key)
+		}
+	}
+	if len(audited) > 0 {
+		var a auditRow
+		qs = append(qs, stmt{sql: q.audits, args: d.pairArgs(audited), dest: a.fields(), row: func() error {
+			data.audits[a.key()] = a.audit()
+			return nil
+		}})
 	}
 	var items []itemRow
 	if len(opts.Reservations) > 0 {

@@ -86,6 +86,8 @@ type stockData struct {
 	replays  map[string]inventory.Movement
 	// rejections are the remembered refusals of the replay keys.
 	rejections map[string]inventory.Rejection
+	// audits are the audits of the levels that asked for one.
+	audits map[inventory.LevelKey]inventory.LevelAudit
 }
 
 // buildItems makes the StockTx of each work from what was read. It
@@ -114,6 +116,9 @@ func buildItems(works []inventory.LevelWork, d stockData, now time.Time) (items 
 			missing = append(missing, w.Key.LocationID)
 		}
 		st.Level = l
+		if a, ok := d.audits[w.Key]; ok && w.Audit {
+			st.Audit = &a
+		}
 		items[i] = stockItem{st: st, fence: w.Fence, exists: exists, readVersion: l.Version, readExpiry: l.NextExpiry, now: now}
 	}
 	return items, missing

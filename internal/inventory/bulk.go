@@ -1,12 +1,11 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
-
-	"github.com/shopstack/inventory/internal/lock"
 )
 
 // MaxBulkItems bounds the items of one bulk adjustment: its applied items
@@ -128,7 +127,7 @@ func (s *Service) BulkAdjustStock(ctx context.Context, in BulkAdjustment) (_ Bul
 	invalidRows := len(in.Items) - len(ops)
 	var results []opResult
 	if len(ops) > 0 && !(invalidRows > 0 && in.Policy == BulkRejectEverything) {
-		results, err = s.bulkTx(ctx, ops, in.Policy == BulkRejectEverything)
+		results, err = s.bulkApply(ctx, ops, in.Policy == BulkRejectEverything)
 		if err != nil {
 			return BulkResult{}, err
 		}
@@ -216,97 +215,30 @@ func (s *Service) bulkOp(ctx context.Context, i int, it BulkItem, in BulkAdjustm
 	return op, nil
 }
 
-// errBulkRejected rolls back a bulk transaction an item rejected.
-var errBulkRejected = errors.New("inventory: bulk adjustment rejected")
-
-// bulkTx applies ops, one per level, under their leases, taken in sorted
-// order, in one transaction. With allOrNothing a failing op rolls it back,
-// and the others' results are errNotApplied. It retries races it can
-// recover from.
-func (s *Service) bulkTx(ctx context.Context, ops []stockOp, allOrNothing bool) (_ []opResult, err error) {
+// bulkApply applies ops, one per level, as one request over their levels
+// (locked in the one order every request over several levels takes them
+// in), in one transaction of the pipeline: each op is judged as a request
+// of its own, with its own key and outcome. With allOrNothing a failing op
+// rejects them all: nothing changes, and the others' outcome is
+// errNotApplied.
+func (s *Service) bulkApply(ctx context.Context, ops []stockOp, allOrNothing bool) ([]opResult, error) {
 	keys := make([]LevelKey, len(ops))
 	for i, op := range ops {
 		keys[i] = op.key
 	}
-	leases, held, err := s.lockLevels(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	defer s.unlockAll(ctx, leases)
-	ctx, span := s.startSpan(ctx, "inventory.transaction", attrLevels.Int(len(ops)), attrRequests.Int(len(ops)))
-	defer func() { endSpan(span, err) }()
-	works := make([]LevelWork, len(ops))
-	for i, op := range ops {
-		works[i] = LevelWork{Key: op.key, Fence: s.fence(held[op.key])}
-		if op.idempotencyKey != "" {
-			works[i].ReplayKeys = []string{op.idempotencyKey}
+	lo := &levelsOp{keys: keys, parts: ops, atomic: allOrNothing}
+	r := s.runLevels(ctx, stockOp{typ: MovementAdjust, key: keys[0], levels: lo})
+	switch {
+	case errors.Is(r.err, errPartsRejected):
+		results := make([]opResult, len(ops))
+		for i, st := range lo.steps {
+			results[i].err = cmp.Or(st.err, error(errNotApplied))
 		}
+		return results, nil
+	case r.err != nil:
+		return nil, r.err
 	}
-	for attempt := 1; ; attempt++ {
-		now, traceID := s.now(), s.traceID(ctx)
-		var txs []*StockTx
-		steps := make([][]batchStep, len(ops))
-		err = s.store.UpdateStocks(ctx, works, StockOptions{Now: now}, StockCallbacks{
-			Apply: func(set *StockSet) error {
-				txs = set.Levels
-				failed := false
-				for i, tx := range txs {
-					steps[i] = nil
-					if tx.Err != nil {
-						failed = true
-						continue
-					}
-					steps[i] = applyOps(jobTxs{txs: txs[i : i+1], fences: []Fence{works[i].Fence}, set: set}, ops[i:i+1], now, traceID)
-					failed = failed || steps[i][0].err != nil
-				}
-				if failed && allOrNothing {
-					return errBulkRejected
-				}
-				return nil
-			},
-			BeforeCommit: func() error {
-				for _, l := range leases {
-					if closed(l.Done()) {
-						return errLeaseLost(lock.ErrLeaseLost)
-					}
-				}
-				return nil
-			},
-		})
-		if (errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrDuplicateKey)) && attempt < maxTxAttempts {
-			continue
-		}
-		switch {
-		case errors.Is(err, errBulkRejected):
-			return bulkResults(txs, steps, errNotApplied), nil
-		case errors.Is(err, ErrVersionConflict), errors.Is(err, ErrDuplicateKey):
-			return nil, &Error{Code: CodeUnavailable, Message: "stock levels are busy; retry", Err: err}
-		case err != nil:
-			return nil, err
-		}
-		s.committed(len(ops), txs)
-		return bulkResults(txs, steps, nil), nil
-	}
-}
-
-// bulkResults turns a bulk transaction's steps into one result per level.
-// notApplied, if set, is the outcome of the ops that succeeded in a
-// transaction that was rolled back.
-func bulkResults(txs []*StockTx, steps [][]batchStep, notApplied *Error) []opResult {
-	results := make([]opResult, len(txs))
-	for i, tx := range txs {
-		switch {
-		case tx.Err != nil:
-			results[i].err = tx.Err
-		case steps[i][0].err != nil:
-			results[i].err = steps[i][0].err
-		case notApplied != nil:
-			results[i].err = notApplied
-		default:
-			results[i] = finishSteps(tx, steps[i])[0]
-		}
-	}
-	return results
+	return finishSteps(lo.steps), nil
 }
 
 // result assembles the call's result: rows holds the invalid items'

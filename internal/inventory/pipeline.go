@@ -1,8 +1,10 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -14,7 +16,9 @@ import (
 // StrategyCombine runs stock requests through the write pipeline
 // (internal/pipeline): queued per level, combined under one lease per
 // batch, and group-committed with other levels' batches. This file is what
-// the pipeline needs from the service.
+// the pipeline needs from the service: machinery only (leases, the
+// transaction and its retries, lost leases); what each request meets in
+// the transaction is stockrules.go's.
 
 // levelJob is the requests for one level in a stock transaction (or one
 // request over several levels: a levelsOp's, its levels in its order), and
@@ -127,3 +131,234 @@ func (pipeBackend) Row(key LevelKey) int64 { return key.ProductID }
 // Serial is the reservation op loads: two requests on one reservation
 // never share a batch, so each sees the other's outcome.
 func (pipeBackend) Serial(op stockOp) int64 { return op.loads() }
+
+// fence is the fence of a write under lease; the zero Fence for a write
+// made without one.
+func (s *Service) fence(lease lock.Lease) Fence {
+	if lease == nil {
+		return Fence{}
+	}
+	return Fence{Epoch: s.epoch, Token: lease.Token()}
+}
+
+// runJobs runs jobs, of distinct products, in one stock transaction and
+// sets each job's results: each op in arrival order with its own outcome (a
+// rejected op changes nothing and does not affect the others). It retries
+// the transaction when it lost a race it can recover from. A job whose
+// lease is lost before the commit is not written and fails with a
+// retryable UNAVAILABLE; errors of the transaction as a whole are every
+// op's outcome. With skipLocked, a job whose product row another
+// transaction holds is not waited for: it is left busy, without results.
+func (s *Service) runJobs(ctx context.Context, jobs []*levelJob, skipLocked bool) {
+	parent := trace.SpanContextFromContext(ctx)
+	scs := make([]trace.SpanContext, 0, len(jobs))
+	levels, requests := 0, 0
+	for _, j := range jobs {
+		if !j.SC.Equal(parent) {
+			scs = append(scs, j.SC)
+		}
+		levels += len(j.Levels)
+		requests += len(j.Ops)
+	}
+	ctx, span := s.tracer.Start(ctx, "inventory.transaction", trace.WithLinks(linksTo(scs)...),
+		trace.WithAttributes(attrLevels.Int(levels), attrRequests.Int(requests)))
+	attempts, err := s.runJobsTx(ctx, jobs, skipLocked)
+	span.SetAttributes(attrTxAttempts.Int(attempts))
+	endSpan(span, err)
+}
+
+// runJobsTx is runJobs in its span. It returns the attempts it made and
+// the error of the transaction as a whole, if any.
+func (s *Service) runJobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool) (int, error) {
+	attempt := 1
+	for len(jobs) > 0 {
+		lostAtCommit, err := s.jobsTx(ctx, jobs, skipLocked)
+		if len(lostAtCommit) > 0 {
+			// Rolled back: those jobs fail, the others run again.
+			for _, j := range lostAtCommit {
+				j.Results = fail(len(j.Ops), errLeaseLost(lock.ErrLeaseLost))
+			}
+			jobs = slices.DeleteFunc(jobs, func(j *levelJob) bool { return slices.Contains(lostAtCommit, j) })
+			continue
+		}
+		retry := errors.Is(err, ErrVersionConflict) || errors.Is(err, ErrDuplicateKey)
+		if retry && attempt < maxTxAttempts {
+			attempt++
+			continue
+		}
+		if retry {
+			err = &Error{Code: CodeUnavailable, Message: "stock level is busy; retry", Err: err}
+		}
+		if err != nil {
+			for _, j := range jobs {
+				j.Results = fail(len(j.Ops), err)
+			}
+		}
+		return attempt, err
+	}
+	return attempt, nil
+}
+
+// errLostAtCommit rolls back a transaction in which a lease was lost.
+var errLostAtCommit = errors.New("inventory: lease lost before commit")
+
+// jobsTx is one attempt at the transaction of jobs. On success it sets
+// every job's results. If a lease was lost during the writes, it rolls back
+// and returns the jobs that lost theirs.
+func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool) (lostAtCommit []*levelJob, err error) {
+	var works []LevelWork
+	first := make([]int, len(jobs)) // index in works of each job's first level
+	opts := StockOptions{Now: s.now(), SkipLocked: skipLocked}
+	for i, j := range jobs {
+		j.Busy = false
+		first[i] = len(works)
+		for _, l := range j.Levels {
+			works = append(works, LevelWork{Key: l.Key, Fence: s.fence(l.Lease)})
+		}
+		jw := newJobWorks(works[first[i]:])
+		for _, op := range j.Ops {
+			jw.add(op, &opts)
+		}
+	}
+	var set *StockSet
+	steps := make([][]batchStep, len(jobs))
+	now, traceID := opts.Now, s.traceID(ctx)
+	err = s.store.UpdateStocks(ctx, works, opts, StockCallbacks{
+		Apply: func(st *StockSet) error {
+			set = st
+			ids := st.NewIDs
+			for i, j := range jobs {
+				steps[i] = nil
+				txs := st.Levels[first[i] : first[i]+len(j.Levels)]
+				if !errors.Is(busy(txs), ErrLevelBusy) && !j.LeaseLost() {
+					fences := make([]Fence, len(j.Levels))
+					for k, l := range j.Levels {
+						fences[k] = s.fence(l.Lease)
+					}
+					steps[i] = applyOps(newJobTxs(txs, fences, st, &ids), j.Ops, now, traceID)
+				}
+			}
+			return nil
+		},
+		BeforeCommit: func() error {
+			for _, j := range jobs {
+				if j.LeaseLost() {
+					lostAtCommit = append(lostAtCommit, j)
+				}
+			}
+			if len(lostAtCommit) > 0 {
+				return errLostAtCommit
+			}
+			return nil
+		},
+	})
+	if errors.Is(err, errLostAtCommit) {
+		return lostAtCommit, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	requests := 0
+	for i, j := range jobs {
+		if busy(set.Levels[first[i]:first[i]+len(j.Levels)]) != nil {
+			j.Busy = true
+			continue
+		}
+		requests += len(j.Ops)
+		if steps[i] == nil { // lost its lease before the writes
+			j.Results = fail(len(j.Ops), errLeaseLost(lock.ErrLeaseLost))
+			continue
+		}
+		j.Results = finishSteps(steps[i])
+	}
+	s.committed(requests, set.Levels)
+	return nil, nil
+}
+
+// busy returns ErrLevelBusy if one of txs was not read because another
+// transaction holds it (StockOptions.SkipLocked), or nil.
+func busy(txs []*StockTx) error {
+	for _, tx := range txs {
+		if errors.Is(tx.Err, ErrLevelBusy) {
+			return tx.Err
+		}
+	}
+	return nil
+}
+
+// jobWorks is a job's LevelWork, by level.
+type jobWorks struct {
+	works []LevelWork
+	byKey map[LevelKey]int // for jobs of many levels
+}
+
+func newJobWorks(works []LevelWork) jobWorks {
+	jw := jobWorks{works: works}
+	if len(works) > 8 {
+		jw.byKey = make(map[LevelKey]int, len(works))
+		for i, w := range works {
+			jw.byKey[w.Key] = i
+		}
+	}
+	return jw
+}
+
+func (jw jobWorks) work(key LevelKey) *LevelWork {
+	if jw.byKey != nil {
+		return &jw.works[jw.byKey[key]]
+	}
+	for i := range jw.works {
+		if jw.works[i].Key == key {
+			return &jw.works[i]
+		}
+	}
+	panic("inventory: an op on a level outside its job")
+}
+
+// add asks the transaction for what op needs loaded: its keys' movements
+// and refusals, its levels' audits, its reservation, a new reservation ID.
+func (jw jobWorks) add(op stockOp, opts *StockOptions) {
+	if op.idempotencyKey != "" {
+		w := jw.work(op.key)
+		w.ReplayKeys = append(w.ReplayKeys, op.idempotencyKey)
+	}
+	lo := op.levels
+	if lo == nil {
+		return
+	}
+	for _, part := range lo.parts {
+		jw.add(part, opts)
+	}
+	if lo.audit {
+		for _, k := range lo.keys {
+			jw.work(k).Audit = true
+		}
+	}
+	if lo.load != 0 {
+		opts.Reservations = append(opts.Reservations, lo.load)
+	}
+	if lo.create {
+		opts.NewReservations++
+	}
+}
+
+// committed tells the read model of the transaction of txs, wakes the
+// event feed if it wrote movements, and tells the observer. It runs before
+// the transaction's requests are answered.
+func (s *Service) committed(requests int, txs []*StockTx) {
+	var ms []Movement
+	written := txs[:0:0]
+	for _, tx := range txs {
+		if tx != nil && tx.Err == nil {
+			ms = append(ms, tx.Movements()...)
+			written = append(written, tx)
+		}
+	}
+	if s.reads != nil && len(written) > 0 {
+		s.reads.Committed(written)
+	}
+	if len(ms) > 0 {
+		s.feed.notify(slices.MaxFunc(ms, func(a, b Movement) int { return cmp.Compare(a.Seq, b.Seq) }).Seq)
+	}
+	s.obs.Committed(requests, ms)
+}

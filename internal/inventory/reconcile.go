@@ -2,8 +2,6 @@ package inventory
 
 import (
 	"context"
-	"errors"
-	"slices"
 )
 
 // LevelAudit sets a level's stored values beside what its history says.
@@ -70,11 +68,15 @@ type RepairResult struct {
 	Level    Level
 }
 
-// RepairDrift makes a drifted level agree with its history, under its
-// lock: one CORRECTION ledger row whose delta accounts for the stock the
-// ledger did not explain (the stored stock stays: it is what sales were
-// judged against; a count corrects it), and whose reserved delta brings the
-// reserved units back to what the active reservations hold.
+// RepairDrift makes a drifted level agree with its history, as a request
+// of the write pipeline on the level: one CORRECTION ledger row whose delta
+// accounts for the stock the ledger did not explain (the stored stock
+// stays: it is what sales were judged against; a count corrects it), and
+// whose reserved delta brings the reserved units back to what the active
+// reservations hold. The audit is read in the request's transaction, under
+// the level's lock, so it is what the correction corrects. (Drift is what
+// no movement changes: a request applied before it in the same
+// transaction moves the stored values and their history alike.)
 func (s *Service) RepairDrift(ctx context.Context, key LevelKey, reason string) (_ RepairResult, err error) {
 	ctx, span := s.startSpan(ctx, "inventory.RepairDrift", attrProduct.Int64(key.ProductID), attrLocation.Int64(key.LocationID))
 	defer func() { endSpan(span, err) }()
@@ -85,79 +87,36 @@ func (s *Service) RepairDrift(ctx context.Context, key LevelKey, reason string) 
 	if err != nil {
 		return RepairResult{}, err
 	}
-	lease, err := s.lock(ctx, key)
-	if err != nil {
-		return RepairResult{}, err
-	}
-	defer s.unlock(ctx, key, lease)
-	fence := Fence{Epoch: s.epoch, Token: lease.Token()}
-	for attempt := 1; ; attempt++ {
-		res, err := s.repairTx(ctx, key, reason, fence, lease.Done())
-		if errors.Is(err, ErrVersionConflict) && attempt < maxTxAttempts {
-			continue
-		}
-		return res, err
-	}
-}
-
-// repairTx audits the level, then writes its correction if it drifted.
-// Writers hold the level's lock, so the audit stays true until the write,
-// whose compare-and-set on the level checks it.
-func (s *Service) repairTx(ctx context.Context, key LevelKey, reason string, fence Fence, lost <-chan struct{}) (RepairResult, error) {
-	audits, err := s.store.AuditLevels(ctx, []int64{key.ProductID}, []int64{key.LocationID})
-	if err != nil {
-		return RepairResult{}, err
-	}
-	i := slices.IndexFunc(audits, func(a LevelAudit) bool { return a.Key == key })
-	if i < 0 {
-		return RepairResult{}, Errorf(CodeNotFound, "product %d has no stock at location %d", key.ProductID, key.LocationID)
-	}
-	res := RepairResult{Before: audits[i]}
-	a := res.Before
-	var txs []*StockTx
-	now := s.now()
-	err = s.store.UpdateStocks(ctx, []LevelWork{{Key: key, Fence: fence}}, StockOptions{Now: now}, StockCallbacks{
-		Apply: func(set *StockSet) error {
-			txs = set.Levels
-			tx := set.Levels[0]
-			switch {
-			case tx.Err != nil:
-				return tx.Err
-			case fence.Before(tx.Level.Fence):
-				return staleLease(fence, tx.Level.Fence)
-			case tx.Level.Stock != a.Stock || tx.Level.Reserved != a.Reserved:
-				return ErrVersionConflict // changed since the audit: audit again
+	var before LevelAudit
+	r := s.runLevels(ctx, stockOp{typ: MovementCorrection, key: key, levels: &levelsOp{keys: []LevelKey{key}, audit: true,
+		apply: func(lt levelsTx) (bool, error) {
+			tx, fence := lt.levels[0], lt.fences[0]
+			if tx.Level.Version == 0 {
+				return false, Errorf(CodeNotFound, "product %d has no stock at location %d", key.ProductID, key.LocationID)
 			}
-			res.Level = tx.Level
-			if !a.Drifted() {
-				return nil
+			before = *tx.Audit
+			if !before.Drifted() {
+				return false, nil
 			}
 			// Seen from the ledger, the level holds LedgerStock; the
 			// correction takes it to the stored stock.
-			gap := a.Stock - a.LedgerStock
+			gap := before.Stock - before.LedgerStock
 			tx.Level.Stock -= gap
 			tx.Product.Stock -= gap
-			m := Movement{Type: MovementCorrection, Delta: gap, ReservedDelta: a.HeldReserved - a.Reserved, Reason: reason,
-				Actor: ActorFrom(ctx), Fence: fence, TraceID: s.traceID(ctx), CreatedAt: now}
+			m := s.newMovement(ctx, MovementCorrection, gap, reason, "", "", "")
+			m.ReservedDelta, m.Fence = before.HeldReserved-before.Reserved, fence
 			if err := tx.Apply(&m); err != nil {
-				return Errorf(CodeConflict, "cannot repair product %d at location %d: its active reservations hold %d units but only %d are on hand; count the stock first",
-					key.ProductID, key.LocationID, a.HeldReserved, a.Stock)
+				return false, Errorf(CodeConflict, "cannot repair product %d at location %d: its active reservations hold %d units but only %d are on hand; count the stock first",
+					key.ProductID, key.LocationID, before.HeldReserved, before.Stock)
 			}
-			return nil
-		},
-		BeforeCommit: func() error {
-			if closed(lost) {
-				return errLeaseLost(nil)
-			}
-			return nil
-		},
-	})
-	if err != nil {
-		return RepairResult{}, err
+			return false, nil
+		}}})
+	if r.err != nil {
+		return RepairResult{}, r.err
 	}
-	if ms := txs[0].Movements(); len(ms) > 0 {
-		res.Movement, res.Level = &ms[0], txs[0].Level
-		s.committed(1, txs)
+	res := RepairResult{Before: before, Level: r.res.Level}
+	if m := r.res.Movement; m.Type == MovementCorrection {
+		res.Movement = &m
 	}
 	return res, nil
 }

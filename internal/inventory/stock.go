@@ -147,6 +147,9 @@ type StockTx struct {
 	// Rejections are the earlier refusals of the replay keys the caller
 	// asked about.
 	Rejections map[string]Rejection
+	// Audit is the level's stored values beside what its history says, as
+	// the transaction read them (loaded only when LevelWork.Audit asks).
+	Audit *LevelAudit
 
 	movements []Movement
 	rejected  []Rejection

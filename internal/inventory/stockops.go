@@ -33,6 +33,16 @@ type stockOp struct {
 type levelsOp struct {
 	// keys are its levels, without repeats; keys[0] is the op's key.
 	keys []LevelKey
+	// parts, instead of apply, make it a request made of requests (a bulk
+	// adjustment's items): each part, an op on one of keys, is judged as a
+	// request of its own, with its own key and outcome (steps, as of the
+	// latest run of the transaction). With atomic, a part that fails
+	// rejects them all (errPartsRejected), and nothing changes.
+	parts  []stockOp
+	atomic bool
+	steps  []batchStep
+	// audit has the transaction load its levels' audits (StockTx.Audit).
+	audit bool
 	// load is the reservation the transaction loads and locks for it (zero:
 	// none); create says it needs a new reservation ID.
 	load   int64
@@ -61,10 +71,10 @@ func (op stockOp) loads() int64 {
 	return op.levels.load
 }
 
-// level returns the StockTx of key.
+// level returns the StockTx of key and the fence it is written under.
 func (lt levelsTx) level(key LevelKey) (*StockTx, Fence) {
 	for i, tx := range lt.levels {
-		if tx.Level.ProductID == key.ProductID && tx.Level.LocationID == key.LocationID {
+		if tx.Level.Key() == key {
 			return tx, lt.fences[i]
 		}
 	}

@@ -150,6 +150,8 @@ type LevelWork struct {
 	// ReplayKeys are idempotency keys whose existing movements the
 	// transaction loads into the level's StockTx.Replays.
 	ReplayKeys []string
+	// Audit has the transaction load the level's audit (StockTx.Audit).
+	Audit bool
 }
 
 // IdempotencyRecord remembers a product mutation made with an idempotency
