@@ -13,7 +13,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 )
 
 // recorder is an Admission that records what it is asked and refuses the
@@ -41,11 +41,7 @@ func (r *recorder) Admit(_ context.Context, op string, ids []int64) (func(error)
 // retryAfterMs.
 func TestAdmission(t *testing.T) {
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{})
 	rec := &recorder{ids: map[string][]int64{}, refuse: map[string]bool{"stockIn": true}}
 	e := env{c: client.New(graph.NewHandler(svc, nil, graph.Options{Admission: rec}))}
 

@@ -18,7 +18,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 )
 
 type gqlError struct {
@@ -36,11 +36,7 @@ type env struct {
 func newEnv(t testing.TB) env {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), PollInterval: 50 * time.Millisecond})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{PollInterval: 50 * time.Millisecond})
 	h := graph.NewHandler(svc, nil, graph.Options{})
 	return env{c: client.New(h), h: h, store: st}
 }

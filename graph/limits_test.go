@@ -1,7 +1,6 @@
 package graph_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,17 +10,13 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 )
 
 func limitedEnv(t *testing.T, l graph.Limits) env {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), PollInterval: 50 * time.Millisecond})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{PollInterval: 50 * time.Millisecond})
 	return env{h: graph.NewHandler(svc, nil, graph.Options{Limits: l})}
 }
 

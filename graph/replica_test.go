@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/readmodel"
 )
@@ -41,11 +42,7 @@ func startReplica(t testing.TB, r replica) *inventory.Service {
 	if r.poll == 0 {
 		r.poll = 20 * time.Millisecond
 	}
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: r.locker, ReadModel: view, TracerProvider: r.tracer, Now: r.now,
+	svc := inventorytest.Start(t, st, inventory.Config{Locker: r.locker, ReadModel: view, TracerProvider: r.tracer, Now: r.now,
 		PollInterval: r.poll, ReapInterval: time.Hour})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
 	return svc
 }

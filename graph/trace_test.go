@@ -18,6 +18,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/telemetry"
 	"github.com/shopstack/inventory/internal/telemetry/telemetrytest"
@@ -38,12 +39,8 @@ func newTracedEnv(t *testing.T, driver string) tracedEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: telemetry.Locker(memlock.New(0), "memory", tp, nil),
+	svc := inventorytest.Start(t, st, inventory.Config{Locker: telemetry.Locker(memlock.New(0), "memory", tp, nil),
 		TracerProvider: tp, PollInterval: 50 * time.Millisecond, ReapInterval: 50 * time.Millisecond})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
 	h := graph.NewHandler(svc, nil, graph.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}})
 	return tracedEnv{h: h, exp: exp}
 }

@@ -109,7 +109,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer reads.Close()
 	}
 	svc := inventory.NewService(inventory.Config{
-		Store:             fc.GuardStore(store),
+		Writer:            fc.GuardWriter(store),
+		Catalog:           store,
+		Ledger:            store,
+		Reservations:      store,
+		Audit:             store,
 		Now:               clock.Now,
 		Locker:            telemetry.Locker(fc.GuardLocker(locker), cfg.LockBackend, obs.traced, obs.metrics),
 		Elector:           elector(locker),

@@ -7,18 +7,13 @@ import (
 
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 )
 
 func newService(t *testing.T) (*inventory.Service, int64) {
 	t.Helper()
-	svc := inventory.NewService(inventory.Config{Store: gormstoretest.Open(t, gormstore.SQLite), Locker: memlock.New(0)})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc, _ := inventorytest.Open(t, gormstore.SQLite, inventory.Config{})
 	p, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "C", Name: "C", Price: 1, InitialStock: 5})
 	if err != nil {
 		t.Fatal(err)

@@ -216,24 +216,27 @@ func (g guardedLocker) Lock(ctx context.Context, key string) (lock.Lease, error)
 	return lease, err
 }
 
-// GuardStore returns s with its writes (the stock transaction, product
-// creation and updates) under the database breaker. A failure is an
-// unavailable or internal error; domain outcomes, version conflicts,
-// duplicate keys, lost leases and cancelled requests are not.
+// GuardWriter returns w with every write under the database breaker. A
+// failure is an unavailable or internal error; domain outcomes, version
+// conflicts, duplicate keys, lost leases and cancelled requests are not.
+// The guard implements inventory.Writer method by method, so a write
+// added to the interface does not compile until it is guarded here.
 //
-// If s can be pinged, an open breaker probes it and closes as soon as it
+// If w can be pinged, an open breaker probes it and closes as soon as it
 // answers.
-func (c *Controller) GuardStore(s inventory.Store) inventory.Store {
-	if p, ok := s.(interface{ Ping(context.Context) error }); ok {
+func (c *Controller) GuardWriter(w inventory.Writer) inventory.Writer {
+	if p, ok := w.(interface{ Ping(context.Context) error }); ok {
 		c.setProbe(ResourceDatabase, p.Ping)
 	}
-	return guardedStore{s, c}
+	return guardedWriter{w: w, c: c}
 }
 
-type guardedStore struct {
-	inventory.Store
+type guardedWriter struct {
+	w inventory.Writer
 	c *Controller
 }
+
+var _ inventory.Writer = guardedWriter{}
 
 func storeFailed(err error) bool {
 	switch {
@@ -245,19 +248,32 @@ func storeFailed(err error) bool {
 	return code == inventory.CodeUnavailable || code == inventory.CodeInternal
 }
 
-func (g guardedStore) UpdateStocks(ctx context.Context, works []inventory.LevelWork, opts inventory.StockOptions, cb inventory.StockCallbacks) error {
-	return g.c.guard(ResourceDatabase, func() error { return g.Store.UpdateStocks(ctx, works, opts, cb) }, storeFailed)
+func (g guardedWriter) UpdateStocks(ctx context.Context, works []inventory.LevelWork, opts inventory.StockOptions, cb inventory.StockCallbacks) error {
+	return g.c.guard(ResourceDatabase, func() error { return g.w.UpdateStocks(ctx, works, opts, cb) }, storeFailed)
 }
 
-func (g guardedStore) CreateProduct(ctx context.Context, p *inventory.Product, initial *inventory.StockTx, key inventory.IdempotencyRecord) error {
-	return g.c.guard(ResourceDatabase, func() error { return g.Store.CreateProduct(ctx, p, initial, key) }, storeFailed)
+func (g guardedWriter) CreateProduct(ctx context.Context, p *inventory.Product, initial *inventory.StockTx, key inventory.IdempotencyRecord) error {
+	return g.c.guard(ResourceDatabase, func() error { return g.w.CreateProduct(ctx, p, initial, key) }, storeFailed)
 }
 
-func (g guardedStore) UpdateProduct(ctx context.Context, id int64, key inventory.IdempotencyRecord, fn func(p *inventory.Product) (bool, error)) (inventory.Product, error) {
+func (g guardedWriter) UpdateProduct(ctx context.Context, id int64, key inventory.IdempotencyRecord, fn func(p *inventory.Product) (bool, error)) (inventory.Product, error) {
 	var p inventory.Product
 	err := g.c.guard(ResourceDatabase, func() (err error) {
-		p, err = g.Store.UpdateProduct(ctx, id, key, fn)
+		p, err = g.w.UpdateProduct(ctx, id, key, fn)
 		return err
 	}, storeFailed)
 	return p, err
+}
+
+func (g guardedWriter) CreateLocation(ctx context.Context, l *inventory.Location) error {
+	return g.c.guard(ResourceDatabase, func() error { return g.w.CreateLocation(ctx, l) }, storeFailed)
+}
+
+func (g guardedWriter) LockEpoch(ctx context.Context, domain string) (int64, error) {
+	var epoch int64
+	err := g.c.guard(ResourceDatabase, func() (err error) {
+		epoch, err = g.w.LockEpoch(ctx, domain)
+		return err
+	}, storeFailed)
+	return epoch, err
 }

@@ -71,7 +71,7 @@ type Controller struct {
 	skuRetry time.Time
 	breakers map[string]*breakerState
 	// probes check a guarded backend's health, by resource (set by
-	// GuardLocker and GuardStore when the backend can tell).
+	// GuardLocker and GuardWriter when the backend can tell).
 	probes  map[string]func(context.Context) error
 	probers sync.WaitGroup
 

@@ -7,7 +7,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 )
 
 // TestReservationKeysMigration makes a reservation look as one made before
@@ -17,11 +17,7 @@ func TestReservationKeysMigration(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()
 		st := gormstoretest.Open(t, driver)
-		svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
-		if err := svc.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(svc.Close)
+		svc := inventorytest.Start(t, st, inventory.Config{})
 		res, err := svc.CreateProduct(ctx, inventory.NewProduct{SKU: "OLD-CART", Name: "Old cart", InitialStock: 10})
 		if err != nil {
 			t.Fatal(err)

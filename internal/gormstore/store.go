@@ -83,7 +83,13 @@ type Store struct {
 	writes *writeSQL
 }
 
-var _ inventory.Store = (*Store)(nil)
+var (
+	_ inventory.Writer       = (*Store)(nil)
+	_ inventory.Catalog      = (*Store)(nil)
+	_ inventory.Ledger       = (*Store)(nil)
+	_ inventory.Reservations = (*Store)(nil)
+	_ inventory.Audit        = (*Store)(nil)
+)
 
 // Open connects to the database and applies pending migrations.
 func Open(ctx context.Context, cfg Config) (*Store, error) {

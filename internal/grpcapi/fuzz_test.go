@@ -15,7 +15,7 @@ import (
 	"github.com/shopstack/inventory/internal/grpcapi"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 )
 
 var internalText = regexp.MustCompile(`(?i)sqlstate|sqlite|pgx|postgres|gorm|goroutine|panic|runtime error|nil pointer|\.go:\d`)
@@ -44,11 +44,7 @@ func FuzzGRPC(f *testing.F) {
 	f.Add(uint8(1), []byte(`{"ids": [1, 2, -3]}`), true)
 
 	st := gormstoretest.Open(f, gormstore.SQLite)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
-	if err := svc.Start(context.Background()); err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(svc.Close)
+	svc := inventorytest.Start(f, st, inventory.Config{})
 	if _, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "FUZZ", Name: "F", Price: 1, InitialStock: 100}); err != nil {
 		f.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 )
 
@@ -42,11 +43,7 @@ type env struct {
 
 func startService(t *testing.T, st *gormstore.Store, locker *memlock.Locker) *inventory.Service {
 	t.Helper()
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: locker, PollInterval: 20 * time.Millisecond})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{Locker: locker, PollInterval: 20 * time.Millisecond})
 	return svc
 }
 

@@ -21,7 +21,7 @@ import (
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/telemetry"
 )
 
@@ -31,11 +31,7 @@ func TestCallContinuesCallersTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), TracerProvider: tp, PollInterval: 50 * time.Millisecond})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{TracerProvider: tp, PollInterval: 50 * time.Millisecond})
 	p, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "TRACED", Name: "T", Price: 1, InitialStock: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -84,11 +80,7 @@ func names(spans tracetest.SpanStubs) []string {
 func TestCallsAreCounted(t *testing.T) {
 	m := telemetry.NewMetrics()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{})
 	p, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "COUNTED", Name: "C", Price: 1, InitialStock: 1})
 	if err != nil {
 		t.Fatal(err)

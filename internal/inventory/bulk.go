@@ -168,7 +168,7 @@ func (s *Service) bulkOp(ctx context.Context, i int, it BulkItem, in BulkAdjustm
 		return stockOp{}, invalid(field("productId"), "items[%d] needs exactly one of productId and sku", i)
 	}
 	if it.SKU != "" {
-		ps, err := s.store.ProductStockBySKU(ctx, NormalizeSKU(it.SKU))
+		ps, err := s.catalog.ProductStockBySKU(ctx, NormalizeSKU(it.SKU))
 		if ErrorCode(err) == CodeNotFound {
 			return stockOp{}, Errorf(CodeNotFound, "no product has SKU %q", it.SKU)
 		}

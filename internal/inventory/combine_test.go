@@ -12,7 +12,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 )
 
@@ -73,13 +73,14 @@ func TestCombiningKeepsPerRequestResults(t *testing.T) {
 	})
 }
 
-// blockFirstBatch makes the next batch wait, holding its level's lock,
-// until release is called, so that requests pile up behind it. entered is
-// closed once that batch is waiting: requests sent after it are not in it.
-func blockFirstBatch(t *testing.T, svc *inventory.Service) (entered <-chan struct{}, release func()) {
+// blockFirstBatch makes the next stock transaction of w's service wait,
+// its batch holding its level's lock, until release is called, so that
+// requests pile up behind it. entered is closed once that batch is
+// waiting: requests sent after it are not in it.
+func blockFirstBatch(t *testing.T, w *hookedWriter) (entered <-chan struct{}, release func()) {
 	gate, in := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	inventory.SetAfterLock(svc, func(context.Context, inventory.LevelKey, lock.Lease) {
+	w.set(func(context.Context, []inventory.LevelWork) {
 		once.Do(func() {
 			close(in)
 			<-gate
@@ -111,7 +112,7 @@ func TestBatchAppliesInArrivalOrder(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		p := mustProduct(t, e.svc, "ORDER", 10, 0)
-		entered, release := blockFirstBatch(t, e.svc)
+		entered, release := blockFirstBatch(t, e.hook)
 		ctx := context.Background()
 		first := make(chan error, 1)
 		go func() {
@@ -183,7 +184,7 @@ func TestCancelledRequestLeavesTheQueue(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		e := mustService(t, driver)
 		p := mustProduct(t, e.svc, "CANCEL", 100, 0)
-		entered, release := blockFirstBatch(t, e.svc)
+		entered, release := blockFirstBatch(t, e.hook)
 		ctx := context.Background()
 		go func() { _, _ = e.svc.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 1}) }()
 		<-entered
@@ -230,11 +231,10 @@ func TestCancelledRequestLeavesTheQueue(t *testing.T) {
 // are turned away at once with a retryable UNAVAILABLE and a retry hint.
 func TestQueueIsBounded(t *testing.T) {
 	st := gormstoretest.Open(t, "sqlite")
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), MaxWaiting: 5})
-	mustNoErr(t, svc.Start(context.Background()))
-	t.Cleanup(svc.Close)
+	hook := &hookedWriter{Writer: st}
+	svc := inventorytest.Start(t, st, inventory.Config{Writer: hook, MaxWaiting: 5})
 	p := mustProduct(t, svc, "BOUND", 100, 0)
-	_, release := blockFirstBatch(t, svc)
+	_, release := blockFirstBatch(t, hook)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for range 5 {
@@ -268,9 +268,7 @@ func stockOutErr(svc *inventory.Service, productID int64) error {
 func TestStalledDatabaseFailsTheGroup(t *testing.T) {
 	dsn := gormstoretest.DSN(t, gormstore.Postgres)
 	st := mustOpen(t, gormstore.Postgres, dsn)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), LockTimeout: 300 * time.Millisecond})
-	mustNoErr(t, svc.Start(context.Background()))
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{LockTimeout: 300 * time.Millisecond})
 	p := mustProduct(t, svc, "STALL", 10, 0)
 
 	tx, _, _ := holdProductRow(t, dsn, p.ID)
@@ -314,9 +312,7 @@ func TestHeldRowStallsNoOtherLevel(t *testing.T) {
 	st := mustOpen(t, gormstore.Postgres, dsn)
 	// A lock timeout longer than the test: the held request must not give
 	// up before the row is let go.
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), LockTimeout: time.Minute})
-	mustNoErr(t, svc.Start(context.Background()))
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{LockTimeout: time.Minute})
 	held, free := mustProduct(t, svc, "HELD", 10, 0), mustProduct(t, svc, "FREE", 10, 0)
 
 	tx, other, holder := holdProductRow(t, dsn, held.ID)
@@ -356,9 +352,7 @@ func TestHeldLockStallsNoOtherLevel(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		locker := memlock.New(0)
 		st := gormstoretest.Open(t, driver)
-		svc := inventory.NewService(inventory.Config{Store: st, Locker: locker, LockTimeout: time.Minute})
-		mustNoErr(t, svc.Start(context.Background()))
-		t.Cleanup(svc.Close)
+		svc := inventorytest.Start(t, st, inventory.Config{Locker: locker, LockTimeout: time.Minute})
 		held, free := mustProduct(t, svc, "LOCKED", 10, 0), mustProduct(t, svc, "UNLOCKED", 10, 0)
 
 		key := inventory.LevelKey{ProductID: held.ID, LocationID: inventory.DefaultLocationID}

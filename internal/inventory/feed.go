@@ -15,7 +15,7 @@ import (
 // committed, in commit order (the store assigns sequences in commit order),
 // whichever replica wrote it.
 type feed struct {
-	store  Store
+	store  Ledger
 	log    *slog.Logger
 	poll   time.Duration
 	wake   chan struct{}
@@ -63,7 +63,7 @@ type Fanout interface {
 	Wakeups() <-chan struct{}
 }
 
-func newFeed(store Store, log *slog.Logger, poll time.Duration, fanout Fanout) *feed {
+func newFeed(store Ledger, log *slog.Logger, poll time.Duration, fanout Fanout) *feed {
 	return &feed{store: store, log: log, poll: poll, wake: make(chan struct{}, 1), fanout: fanout, subs: make(map[*subscriber]struct{})}
 }
 
@@ -326,7 +326,7 @@ func (s *Service) Subscribe(ctx context.Context, filter EventFilter) (<-chan Mov
 		// "From now" means from the ledger's committed end, which the feed
 		// may not have published yet. Read after registering, so nothing
 		// committed later can be missed.
-		if start, err = s.store.LastSeq(ctx); err != nil {
+		if start, err = s.ledger.LastSeq(ctx); err != nil {
 			s.feed.unsubscribe(sub)
 			return nil, err
 		}
@@ -353,7 +353,7 @@ func (s *Service) forward(ctx context.Context, sub *subscriber, live, start int6
 	last := start
 	if sub.filter.AfterSeq != nil {
 		for last < live {
-			page, err := s.store.Movements(ctx, MovementQuery{
+			page, err := s.ledger.Movements(ctx, MovementQuery{
 				ProductIDs: sub.filter.ProductIDs, AlertsOnly: sub.filter.AlertsOnly,
 				Reservations: sub.filter.Reservations, ReservationIDs: sub.filter.ReservationIDs,
 				After: last, HasAfter: true, UpTo: live, Limit: feedPageSize,

@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/shopstack/inventory/internal/gormstore"
@@ -16,29 +17,44 @@ import (
 // UNAVAILABLE; the retry succeeds.
 func TestLeaseLostBeforeCommit(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
-		e := mustService(t, driver)
-		p := mustProduct(t, e.svc, "LAPSE", 10, 0)
-		inventory.SetAfterLock(e.svc, func(ctx context.Context, _ inventory.LevelKey, lease lock.Lease) {
-			_ = lease.Unlock(ctx) // Done fires, as when a lease lapses
-		})
+		locker := &lapsingLocker{Locker: memlock.New(0)}
+		svc := startService(t, gormstoretest.Open(t, driver), locker)
+		p := mustProduct(t, svc, "LAPSE", 10, 0)
+		locker.lapse.Store(true)
 		in := inventory.StockChange{ProductID: p.ID, Quantity: 3, IdempotencyKey: "order-lapse"}
-		_, err := e.svc.StockOut(context.Background(), in)
+		_, err := svc.StockOut(context.Background(), in)
 		wantCode(t, err, inventory.CodeUnavailable)
 		if ie := err.(*inventory.Error); !ie.Retryable() {
 			t.Fatal("a lapsed lease must be retryable")
 		}
-		got, _ := e.svc.Product(context.Background(), p.ID)
-		if got.Stock != 10 || len(ledger(t, e.svc, p.ID)) != 1 {
-			t.Fatalf("stock %d with %d ledger rows after a rolled-back change, want 10 and 1", got.Stock, len(ledger(t, e.svc, p.ID)))
+		got, _ := svc.Product(context.Background(), p.ID)
+		if got.Stock != 10 || len(ledger(t, svc, p.ID)) != 1 {
+			t.Fatalf("stock %d with %d ledger rows after a rolled-back change, want 10 and 1", got.Stock, len(ledger(t, svc, p.ID)))
 		}
-		inventory.SetAfterLock(e.svc, nil)
-		res, err := e.svc.StockOut(context.Background(), in)
+		locker.lapse.Store(false)
+		res, err := svc.StockOut(context.Background(), in)
 		mustNoErr(t, err)
 		if res.Replayed || res.Product.Stock != 7 {
 			t.Fatalf("retry: %+v", res)
 		}
-		checkLedgerExplainsStock(t, e.svc, p.ID)
+		checkLedgerExplainsStock(t, svc, p.ID)
 	})
+}
+
+// lapsingLocker hands out, while lapse is set, leases that have lapsed
+// already (their Done is closed), as a lease lost between its acquisition
+// and the commit looks to the pipeline.
+type lapsingLocker struct {
+	*memlock.Locker
+	lapse atomic.Bool
+}
+
+func (l *lapsingLocker) Lock(ctx context.Context, key string) (lock.Lease, error) {
+	lease, err := l.Locker.Lock(ctx, key)
+	if err == nil && l.lapse.Load() {
+		_ = lease.Unlock(ctx) // Done fires, as when a lease lapses
+	}
+	return lease, err
 }
 
 // otherDomain is an in-process lock that claims another fencing domain, as

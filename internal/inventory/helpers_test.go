@@ -3,12 +3,14 @@ package inventory_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 )
@@ -16,29 +18,58 @@ import (
 type env struct {
 	svc   *inventory.Service
 	store *gormstore.Store
+	// hook runs before each of svc's stock transactions.
+	hook *hookedWriter
 }
 
 // mustService returns a started service on a new database.
 func mustService(tb testing.TB, driver string) env {
 	tb.Helper()
 	st := gormstoretest.Open(tb, driver)
-	return env{svc: startService(tb, st, memlock.New(0)), store: st}
+	svc, hook := startHooked(tb, st, memlock.New(0))
+	return env{svc: svc, store: st, hook: hook}
 }
 
 // startService starts a service on st with locker, like one replica.
-func startService(tb testing.TB, st inventory.Store, locker lock.Locker) *inventory.Service {
+func startService(tb testing.TB, st *gormstore.Store, locker lock.Locker) *inventory.Service {
 	tb.Helper()
-	svc := inventory.NewService(inventory.Config{
-		Store:        st,
-		Locker:       locker,
-		PollInterval: 50 * time.Millisecond,
-		TraceID:      func(context.Context) string { return "trace-test" },
-	})
-	if err := svc.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(svc.Close)
+	svc, _ := startHooked(tb, st, locker)
 	return svc
+}
+
+// startHooked is startService with a hook before each stock transaction.
+func startHooked(tb testing.TB, st *gormstore.Store, locker lock.Locker) (*inventory.Service, *hookedWriter) {
+	tb.Helper()
+	hook := &hookedWriter{Writer: st}
+	svc := inventorytest.Start(tb, st, inventory.Config{Writer: hook, Locker: locker, PollInterval: 50 * time.Millisecond,
+		TraceID: func(context.Context) string { return "trace-test" }})
+	return svc, hook
+}
+
+// hookedWriter runs a function before each stock transaction, with the
+// levels it writes and the fences it writes them under: the batch it
+// belongs to holds their leases. Tests use it to hold a batch, or to act
+// between a lease and its write.
+type hookedWriter struct {
+	inventory.Writer
+	mu     sync.Mutex
+	before func(ctx context.Context, works []inventory.LevelWork)
+}
+
+func (w *hookedWriter) set(fn func(ctx context.Context, works []inventory.LevelWork)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.before = fn
+}
+
+func (w *hookedWriter) UpdateStocks(ctx context.Context, works []inventory.LevelWork, opts inventory.StockOptions, cb inventory.StockCallbacks) error {
+	w.mu.Lock()
+	fn := w.before
+	w.mu.Unlock()
+	if fn != nil {
+		fn(ctx, works)
+	}
+	return w.Writer.UpdateStocks(ctx, works, opts, cb)
 }
 
 func mustProduct(tb testing.TB, svc *inventory.Service, sku string, stock, threshold int64) inventory.Product {
@@ -126,7 +157,7 @@ func checkLedgerExplainsStock(tb testing.TB, svc *inventory.Service, productID i
 }
 
 // storeLevels reads a product's levels from the database.
-func storeLevels(st inventory.Store, productID int64) ([]inventory.Level, error) {
+func storeLevels(st inventory.Catalog, productID int64) ([]inventory.Level, error) {
 	stocks, err := st.ProductStocks(context.Background(), []int64{productID})
 	if err != nil || len(stocks) == 0 {
 		return nil, err

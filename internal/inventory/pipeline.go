@@ -113,15 +113,6 @@ func (b pipeBackend) StartBatch(ctx context.Context, key LevelKey, links []trace
 }
 
 func (b pipeBackend) Commit(ctx context.Context, jobs []*levelJob, skipLocked bool) {
-	if b.s.afterLock != nil {
-		for _, j := range jobs {
-			for _, l := range j.Levels {
-				if l.Lease != nil {
-					b.s.afterLock(ctx, l.Key, l.Lease)
-				}
-			}
-		}
-	}
 	b.s.runJobs(ctx, jobs, skipLocked)
 }
 
@@ -223,7 +214,7 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool)
 	var set *StockSet
 	steps := make([][]batchStep, len(jobs))
 	now, traceID := opts.Now, s.traceID(ctx)
-	err = s.store.UpdateStocks(ctx, works, opts, StockCallbacks{
+	err = s.writer.UpdateStocks(ctx, works, opts, StockCallbacks{
 		Apply: func(st *StockSet) error {
 			set = st
 			ids := st.NewIDs

@@ -17,7 +17,7 @@ import (
 func (s *Service) reader(ctx context.Context) StockReader {
 	if s.reads == nil || ConsistencyFrom(ctx) == ReadStrong {
 		ReadLogFrom(ctx).Unusable()
-		return s.store
+		return s.catalog
 	}
 	return s.reads
 }
@@ -144,7 +144,7 @@ func (s *Service) withoutExpired(ctx context.Context, stocks []ProductStock) err
 		return nil
 	}
 	log.Unusable()
-	expired, err := s.store.ExpiredReserved(ctx, due, now)
+	expired, err := s.resv.ExpiredReserved(ctx, due, now)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func (s *Service) Movements(ctx context.Context, q MovementQuery) (MovementPage,
 			return MovementPage{}, err
 		}
 	}
-	return s.store.Movements(ctx, q)
+	return s.ledger.Movements(ctx, q)
 }
 
 // MovementsByProducts returns, for each product of ids, the page of its
@@ -193,7 +193,7 @@ func (s *Service) MovementsByProducts(ctx context.Context, ids []int64, q Moveme
 	if err := checkFirst(q.Limit); err != nil {
 		return nil, err
 	}
-	return s.store.MovementsByProducts(ctx, ids, q)
+	return s.ledger.MovementsByProducts(ctx, ids, q)
 }
 
 func checkFirst(first int) error {
@@ -207,7 +207,7 @@ func checkFirst(first int) error {
 // status as of now, ordered by ID.
 func (s *Service) ReservationsByIDs(ctx context.Context, ids []int64) ([]Reservation, error) {
 	ReadLogFrom(ctx).Unusable()
-	rs, err := s.store.ReservationsByIDs(ctx, ids)
+	rs, err := s.resv.ReservationsByIDs(ctx, ids)
 	now := s.now()
 	for i := range rs {
 		rs[i].Status = rs[i].StatusAt(now)
@@ -241,7 +241,7 @@ func (s *Service) LocationsByIDs(ctx context.Context, ids []int64) (map[int64]Lo
 	if out, missing = s.cachedLocations(ids); !missing { // another reader loaded them
 		return out, nil
 	}
-	all, err := s.store.Locations(ctx)
+	all, err := s.catalog.Locations(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -273,5 +273,5 @@ func (s *Service) cachedLocations(ids []int64) (map[int64]Location, bool) {
 
 // Locations returns all locations ordered by ID.
 func (s *Service) Locations(ctx context.Context) ([]Location, error) {
-	return s.store.Locations(ctx)
+	return s.catalog.Locations(ctx)
 }

@@ -90,7 +90,7 @@ func (r *reaper) lead(ctx context.Context, lease lock.Lease) {
 
 // reapOnce touches the levels holding expired items and returns how many.
 func (r *reaper) reapOnce(ctx context.Context) (int, error) {
-	keys, err := r.s.store.DueLevels(ctx, r.s.now(), reapBatch)
+	keys, err := r.s.resv.DueLevels(ctx, r.s.now(), reapBatch)
 	if err != nil || len(keys) == 0 {
 		return 0, err
 	}

@@ -45,7 +45,7 @@ func (s *Service) Reconcile(ctx context.Context, productIDs, locationIDs []int64
 	if len(productIDs) > MaxReconcileIDs || len(locationIDs) > MaxReconcileIDs {
 		return ReconcileReport{}, invalid("productIds", "at most %d productIds and %d locationIds", MaxReconcileIDs, MaxReconcileIDs)
 	}
-	audits, err := s.store.AuditLevels(ctx, productIDs, locationIDs)
+	audits, err := s.audit.AuditLevels(ctx, productIDs, locationIDs)
 	if err != nil {
 		return ReconcileReport{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 )
 
@@ -111,10 +112,7 @@ func TestDriftReportedAndRepaired(t *testing.T) {
 func TestReconcileHealthyUnderLoad(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		st := gormstoretest.Open(t, driver)
-		svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), PollInterval: 50 * time.Millisecond,
-			ReapInterval: 20 * time.Millisecond})
-		mustNoErr(t, svc.Start(context.Background()))
-		t.Cleanup(svc.Close)
+		svc := inventorytest.Start(t, st, inventory.Config{PollInterval: 50 * time.Millisecond, ReapInterval: 20 * time.Millisecond})
 		ctx := context.Background()
 		ids := make([]int64, 5)
 		for i := range ids {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 )
 
@@ -35,10 +36,7 @@ func (c *clock) Advance(d time.Duration) {
 func clockService(tb testing.TB, driver string) (*inventory.Service, *clock) {
 	tb.Helper()
 	c := &clock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
-	svc := inventory.NewService(inventory.Config{Store: gormstoretest.Open(tb, driver), Locker: memlock.New(0), Now: c.Now,
-		MaxReservationTTL: time.Hour})
-	mustNoErr(tb, svc.Start(context.Background()))
-	tb.Cleanup(svc.Close)
+	svc, _ := inventorytest.Open(tb, driver, inventory.Config{Now: c.Now, MaxReservationTTL: time.Hour})
 	return svc, c
 }
 
@@ -338,9 +336,7 @@ func TestReaperReleasesExpired(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		c := &clock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
 		st := gormstoretest.Open(t, driver)
-		svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0), Now: c.Now, ReapInterval: 10 * time.Millisecond})
-		mustNoErr(t, svc.Start(context.Background()))
-		t.Cleanup(svc.Close)
+		svc := inventorytest.Start(t, st, inventory.Config{Now: c.Now, ReapInterval: 10 * time.Millisecond})
 		p := mustProduct(t, svc, "REAP", 10, 0)
 		res, err := reserve(svc, 10*time.Second, item(p.ID, 3))
 		mustNoErr(t, err)
@@ -373,7 +369,7 @@ func TestOneReaperAmongReplicas(t *testing.T) {
 	dsn := gormstoretest.DSN(t, "sqlite")
 	shared := memlock.New(0)
 	start := func() *inventory.Service {
-		svc := inventory.NewService(inventory.Config{Store: mustOpen(t, "sqlite", dsn), Locker: shared, ReapInterval: 10 * time.Millisecond})
+		svc := inventory.NewService(inventorytest.Config(mustOpen(t, "sqlite", dsn), inventory.Config{Locker: shared, ReapInterval: 10 * time.Millisecond}))
 		mustNoErr(t, svc.Start(context.Background()))
 		return svc
 	}

@@ -111,7 +111,7 @@ func (s *Service) ReserveStock(ctx context.Context, in NewReservation) (_ Reserv
 // ActiveReservations counts the reservations holding stock now,
 // cluster-wide.
 func (s *Service) ActiveReservations(ctx context.Context) (int64, error) {
-	return s.store.ActiveReservations(ctx, s.now())
+	return s.resv.ActiveReservations(ctx, s.now())
 }
 
 // checkNewReservation validates in and returns its items (levels sorted,
@@ -380,7 +380,7 @@ func (s *Service) Reservation(ctx context.Context, id int64) (Reservation, error
 	if id <= 0 {
 		return Reservation{}, Errorf(CodeNotFound, "reservation %d not found", id)
 	}
-	r, err := s.store.Reservation(ctx, id)
+	r, err := s.resv.Reservation(ctx, id)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -400,7 +400,7 @@ func (s *Service) Reservations(ctx context.Context, f ReservationFilter, first i
 		return ReservationPage{}, invalid("status", "unknown status %q", f.Status)
 	}
 	now := s.now()
-	page, err := s.store.Reservations(ctx, f, now, afterID, first)
+	page, err := s.resv.Reservations(ctx, f, now, afterID, first)
 	for i := range page.Reservations {
 		page.Reservations[i].Status = page.Reservations[i].StatusAt(now)
 	}

@@ -22,7 +22,7 @@ func TestReservationsCombine(t *testing.T) {
 		p := mustProduct(t, e.svc, "CART", 10, 0)
 		r0, err := e.svc.ReserveStock(ctx, inventory.NewReservation{Items: []inventory.ReservationItemInput{item(p.ID, 1)}})
 		mustNoErr(t, err)
-		entered, release := blockFirstBatch(t, e.svc)
+		entered, release := blockFirstBatch(t, e.hook)
 		first := make(chan error, 1)
 		go func() {
 			_, err := e.svc.StockIn(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 1})

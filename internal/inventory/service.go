@@ -15,8 +15,13 @@ import (
 
 // Config holds what a Service is built from.
 type Config struct {
-	Store  Store
-	Locker lock.Locker
+	// The store, by use (see Writer); one value may be all of them.
+	Writer       Writer
+	Catalog      Catalog
+	Ledger       Ledger
+	Reservations Reservations
+	Audit        Audit
+	Locker       lock.Locker
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -58,7 +63,7 @@ type Config struct {
 	// Observer is told of committed stock transactions; nil tells no one.
 	Observer Observer
 	// ReadModel answers product and level reads that do not ask for
-	// ReadStrong; nil sends every read to the Store. The service keeps it
+	// ReadStrong; nil sends every read to the Catalog. The service keeps it
 	// current.
 	ReadModel ReadModel
 }
@@ -70,7 +75,11 @@ const MaxBatchLimit = 1000
 // the business rules and return *Error values for everything a client can
 // cause or retry.
 type Service struct {
-	store       Store
+	writer      Writer
+	catalog     Catalog
+	ledger      Ledger
+	resv        Reservations
+	audit       Audit
 	locker      lock.Locker
 	log         *slog.Logger
 	now         func() time.Time
@@ -88,10 +97,6 @@ type Service struct {
 	reaper            *reaper
 	// epoch is the lock epoch of the locker's fencing domain, set by Start.
 	epoch int64
-	// afterLock, if set, runs before every transaction of the pipeline
-	// with each of its levels' lease, whether the batch took the lease or
-	// reuses it (tests use it to hold a batch, or to stage a lapsed lease).
-	afterLock func(ctx context.Context, key LevelKey, lease lock.Lease)
 
 	locMu     sync.RWMutex
 	locations map[int64]Location // locations are immutable, so caching them is safe
@@ -102,7 +107,11 @@ type Service struct {
 // Close when done.
 func NewService(cfg Config) *Service {
 	s := &Service{
-		store:       cfg.Store,
+		writer:      cfg.Writer,
+		catalog:     cfg.Catalog,
+		ledger:      cfg.Ledger,
+		resv:        cfg.Reservations,
+		audit:       cfg.Audit,
 		locker:      cfg.Locker,
 		log:         cfg.Logger,
 		now:         cfg.Now,
@@ -136,7 +145,7 @@ func NewService(cfg Config) *Service {
 	if poll <= 0 {
 		poll = time.Second
 	}
-	s.feed = newFeed(cfg.Store, s.log, poll, cfg.Fanout)
+	s.feed = newFeed(cfg.Ledger, s.log, poll, cfg.Fanout)
 	if s.reads != nil {
 		s.feed.wakeOthers = s.reads.Wake
 	}
@@ -170,7 +179,7 @@ func NewService(cfg Config) *Service {
 // Start joins (or begins) the lock epoch of the locker's fencing domain and
 // starts the event feed from the current end of the ledger.
 func (s *Service) Start(ctx context.Context) error {
-	epoch, err := s.store.LockEpoch(ctx, s.locker.Domain())
+	epoch, err := s.writer.LockEpoch(ctx, s.locker.Domain())
 	if err != nil {
 		return fmt.Errorf("lock epoch: %w", err)
 	}
@@ -242,7 +251,7 @@ func (s *Service) CreateProduct(ctx context.Context, np NewProduct) (_ ProductRe
 			return ProductResult{}, err
 		}
 	}
-	err = s.store.CreateProduct(ctx, &p, tx, rec)
+	err = s.writer.CreateProduct(ctx, &p, tx, rec)
 	if errors.Is(err, ErrDuplicateKey) {
 		// A concurrent request with the same key won; answer as its retry.
 		if res, ok, err := s.replayProduct(ctx, rec); ok || err != nil {
@@ -280,7 +289,7 @@ func (s *Service) UpdateProduct(ctx context.Context, u ProductUpdate) (_ Product
 		return res, err
 	}
 	now := s.now()
-	p, err := s.store.UpdateProduct(ctx, u.ID, rec, func(p *Product) (bool, error) {
+	p, err := s.writer.UpdateProduct(ctx, u.ID, rec, func(p *Product) (bool, error) {
 		if u.ExpectedVersion != nil && *u.ExpectedVersion != p.Version {
 			return false, Errorf(CodeConflict, "product is at version %d, not the expected %d", p.Version, *u.ExpectedVersion)
 		}
@@ -317,20 +326,20 @@ func (s *Service) replayProduct(ctx context.Context, rec IdempotencyRecord) (Pro
 	if rec.Key == "" {
 		return ProductResult{}, false, nil
 	}
-	old, ok, err := s.store.IdempotencyRecord(ctx, rec.Key)
+	old, ok, err := s.catalog.IdempotencyRecord(ctx, rec.Key)
 	if err != nil || !ok {
 		return ProductResult{}, false, err
 	}
 	if old.Operation != rec.Operation || old.RequestHash != rec.RequestHash {
 		return ProductResult{}, true, errKeyReused()
 	}
-	p, err := s.store.Product(ctx, old.ProductID)
+	p, err := s.catalog.Product(ctx, old.ProductID)
 	if err != nil {
 		return ProductResult{}, true, err
 	}
 	res := ProductResult{Product: p, Replayed: true}
 	if rec.Operation == opCreateProduct {
-		page, err := s.store.Movements(ctx, MovementQuery{ProductID: p.ID, Limit: 1})
+		page, err := s.ledger.Movements(ctx, MovementQuery{ProductID: p.ID, Limit: 1})
 		if err != nil {
 			return ProductResult{}, true, err
 		}
@@ -353,7 +362,7 @@ func (s *Service) CreateLocation(ctx context.Context, nl NewLocation) (_ Locatio
 		return Location{}, err
 	}
 	l := Location{Code: nl.Code, Name: nl.Name, CreatedAt: s.now()}
-	if err := s.store.CreateLocation(ctx, &l); err != nil {
+	if err := s.writer.CreateLocation(ctx, &l); err != nil {
 		return Location{}, err
 	}
 	return l, nil

@@ -8,7 +8,6 @@ import (
 
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/redislock"
 	"github.com/shopstack/inventory/internal/redistest"
 )
@@ -28,7 +27,7 @@ func TestStaleLeaseIsFenced(t *testing.T) {
 			t.Cleanup(func() { _ = l.Close() })
 			return l
 		}
-		a := startService(t, mustOpen(t, driver, dsn), newLocker())
+		a, aHook := startHooked(t, mustOpen(t, driver, dsn), newLocker())
 		b := startService(t, mustOpen(t, driver, dsn), newLocker())
 		ctx := context.Background()
 		p := mustProduct(t, a, "FENCE", 10, 0)
@@ -38,9 +37,9 @@ func TestStaleLeaseIsFenced(t *testing.T) {
 		var bRes inventory.StockResult
 		var bErr error
 		var aToken int64
-		inventory.SetAfterLock(a, func(ctx context.Context, key inventory.LevelKey, lease lock.Lease) {
-			aToken = lease.Token()
-			if n, err := rdb.Del(ctx, "inventory:lock:"+key.LockName()).Result(); n != 1 || err != nil {
+		aHook.set(func(ctx context.Context, works []inventory.LevelWork) {
+			aToken = works[0].Fence.Token
+			if n, err := rdb.Del(ctx, "inventory:lock:"+works[0].Key.LockName()).Result(); n != 1 || err != nil {
 				t.Errorf("drop A's lock key: %d, %v", n, err)
 			}
 			bRes, bErr = b.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 2})
@@ -57,7 +56,7 @@ func TestStaleLeaseIsFenced(t *testing.T) {
 		}
 
 		// A's client retries with the same key: a fresh lease, one sale.
-		inventory.SetAfterLock(a, nil)
+		aHook.set(nil)
 		res, err := a.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 3, IdempotencyKey: "order-a"})
 		mustNoErr(t, err)
 		if res.Replayed || res.Product.Stock != 5 {

@@ -42,9 +42,6 @@ func (s *Service) lockAndRun(ctx context.Context, key LevelKey, ops []stockOp) [
 		return fail(len(ops), err)
 	}
 	defer s.unlock(ctx, key, lease)
-	if s.afterLock != nil {
-		s.afterLock(ctx, key, lease)
-	}
 	job := &levelJob{Levels: []jobLevel{{Key: key, Lease: lease}}, Ops: ops, SC: trace.SpanContextFromContext(ctx)}
 	s.runJobs(ctx, []*levelJob{job}, false)
 	return job.Results
@@ -61,7 +58,7 @@ func (s *Service) runUnlocked(ctx context.Context, op stockOp) opResult {
 // transaction replace what the transaction read, as in a read-then-write
 // without a lock.
 func (s *Service) runUnsafe(ctx context.Context, op stockOp) opResult {
-	stocks, err := s.store.ProductStocks(ctx, []int64{op.key.ProductID})
+	stocks, err := s.catalog.ProductStocks(ctx, []int64{op.key.ProductID})
 	if err != nil || len(stocks) == 0 {
 		return opResult{err: cmp.Or(err, error(Errorf(CodeNotFound, "product %d not found", op.key.ProductID)))}
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 )
 
 // TestEveryStrategyIsSafe runs the flash sale with each strategy that is
@@ -18,9 +18,7 @@ func TestEveryStrategyIsSafe(t *testing.T) {
 	for _, strategy := range []inventory.Strategy{inventory.StrategyCombine, inventory.StrategyLockPerRequest, inventory.StrategyRowLock} {
 		t.Run(string(strategy), func(t *testing.T) {
 			gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
-				svc := inventory.NewService(inventory.Config{Store: gormstoretest.Open(t, driver), Locker: memlock.New(0), Strategy: strategy})
-				mustNoErr(t, svc.Start(context.Background()))
-				t.Cleanup(svc.Close)
+				svc, _ := inventorytest.Open(t, driver, inventory.Config{Strategy: strategy})
 				p := mustProduct(t, svc, "SAFE", 50, 0)
 				var mu sync.Mutex
 				sold := 0

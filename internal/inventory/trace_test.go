@@ -13,7 +13,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 )
 
 // TestBatchLinksItsRequests queues three stock-outs behind a blocked batch:
@@ -23,14 +23,11 @@ import (
 func TestBatchLinksItsRequests(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	svc := inventory.NewService(inventory.Config{Store: gormstoretest.Open(t, gormstore.SQLite), Locker: memlock.New(0),
-		TracerProvider: tp, PollInterval: 50 * time.Millisecond})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	st := gormstoretest.Open(t, gormstore.SQLite)
+	hook := &hookedWriter{Writer: st}
+	svc := inventorytest.Start(t, st, inventory.Config{Writer: hook, TracerProvider: tp, PollInterval: 50 * time.Millisecond})
 	p := mustProduct(t, svc, "LINKED", 10, 0)
-	entered, release := blockFirstBatch(t, svc)
+	entered, release := blockFirstBatch(t, hook)
 
 	tracer := tp.Tracer("test")
 	sell := func(name string) (trace.SpanContext, <-chan error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/readmodel"
@@ -46,12 +47,8 @@ func newReplica(t *testing.T, driver, dsn string, locker lock.Locker, o replicaO
 	if o.poll == 0 {
 		o.poll = 20 * time.Millisecond
 	}
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: locker, ReadModel: view, PollInterval: o.poll,
+	svc := inventorytest.Start(t, st, inventory.Config{Locker: locker, ReadModel: view, PollInterval: o.poll,
 		Now: o.now, ReapInterval: time.Hour})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
 	return replica{svc: svc, view: view, store: st}
 }
 
@@ -234,9 +231,7 @@ func TestPoisonedViewCannotOversell(t *testing.T) {
 func TestNeverGoesBack(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		st := gormstoretest.Open(t, driver)
-		svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
-		mustNoErr(t, svc.Start(context.Background()))
-		t.Cleanup(svc.Close)
+		svc := inventorytest.Start(t, st, inventory.Config{})
 		p := create(t, svc, "ORDER", 100)
 		// Capture three committed transactions of the product.
 		var txs [][]*inventory.StockTx

@@ -23,7 +23,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 )
 
 // Backend describes the broker under test.
@@ -91,11 +91,7 @@ type env struct {
 func newEnv(t *testing.T, b Backend) *env {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{})
 	return &env{b: b, ns: b.New(t), svc: svc, store: st}
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/natstest"
 	"github.com/shopstack/inventory/internal/testenv"
 )
@@ -55,11 +55,7 @@ func newEnv(t *testing.T) env {
 		_ = js.DeleteStream(context.Background(), name)
 	})
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{})
 	return env{svc: svc, store: st, nc: nc, cfg: cfg}
 }
 
@@ -121,11 +117,7 @@ func TestEventsAcrossLedgerGaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
+	svc := inventorytest.Start(t, st, inventory.Config{})
 	e.svc, e.store = svc, st
 	id := e.product(t, 100, 0)
 	stop := e.relay(t)

@@ -19,7 +19,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/testenv"
 )
 
@@ -48,11 +48,7 @@ func viaProxy(t *testing.T, cfg rabbitbroker.Config) (rabbitbroker.Config, *test
 func newService(t *testing.T) (*inventory.Service, *gormstore.Store) {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventory.NewService(inventory.Config{Store: st, Locker: memlock.New(0)})
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
+	svc := inventorytest.Start(t, st, inventory.Config{})
 	return svc, st
 }
 
