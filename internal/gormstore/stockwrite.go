@@ -360,12 +360,7 @@ func (r *createdRows) add(x *inventory.Reservation) {
 	r.exp.add(x.ExpiresAt.UTC())
 	r.ref.add(x.Reference)
 	r.actor.add(x.Actor)
-	// A request hash is stored only with its key: without one there is
-	// nothing to compare it to.
-	key, hash := strPtr(x.IdempotencyKey), (*string)(nil)
-	if key != nil {
-		hash = &x.RequestHash
-	}
+	key, hash := keyAndHash(x.IdempotencyKey, x.RequestHash)
 	r.key.add(key)
 	r.hash.add(hash)
 	r.at.add(x.CreatedAt.UTC())
@@ -484,11 +479,7 @@ func (r *movementRows) add(k inventory.LevelKey, m inventory.Movement) {
 	r.reason.add(m.Reason)
 	r.ref.add(m.Reference)
 	r.actor.add(m.Actor)
-	// A request hash is stored only with its key, as for reservations.
-	key, hash := strPtr(m.IdempotencyKey), (*string)(nil)
-	if key != nil {
-		hash = &m.RequestHash
-	}
+	key, hash := keyAndHash(m.IdempotencyKey, m.RequestHash)
 	r.key.add(key)
 	r.hash.add(hash)
 	r.epoch.add(m.Fence.Epoch)
@@ -536,10 +527,12 @@ func idPtr(id int64) *int64 {
 	return &id
 }
 
-// strPtr is nil for the empty string (stored as NULL).
-func strPtr(s string) *string {
-	if s == "" {
-		return nil
+// keyAndHash are an idempotency key and its request hash as stored: NULL
+// without a key, and the hash only with its key (without one there is
+// nothing to compare it to).
+func keyAndHash(key, hash string) (*string, *string) {
+	if key == "" {
+		return nil, nil
 	}
-	return &s
+	return &key, &hash
 }
