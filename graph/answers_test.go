@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/graph"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // countingAdmission admits everything and counts what it admitted.

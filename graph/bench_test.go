@@ -11,9 +11,9 @@ import (
 
 	"github.com/shopstack/inventory/graph"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // BenchmarkStorefront serves the storefront's 50-product page, and a

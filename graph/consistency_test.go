@@ -8,9 +8,9 @@ import (
 	"github.com/99designs/gqlgen/client"
 
 	"github.com/shopstack/inventory/graph"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestConsistency serves GraphQL from a replica whose read model another

@@ -16,9 +16,9 @@ import (
 
 	"github.com/shopstack/inventory/graph"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 type gqlError struct {

@@ -16,12 +16,12 @@ import (
 
 	"github.com/shopstack/inventory/graph"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/telemetry"
-	"github.com/shopstack/inventory/internal/telemetry/telemetrytest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/telemetrytest"
 )
 
 // tracedEnv is an endpoint whose every part reports its spans to exp.

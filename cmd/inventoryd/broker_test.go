@@ -22,10 +22,10 @@ import (
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
-	"github.com/shopstack/inventory/internal/natstest"
-	"github.com/shopstack/inventory/internal/redistest"
 	"github.com/shopstack/inventory/internal/testenv"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/natstest"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
 // natsForTest connects to the machine's JetStream (or

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
-	"github.com/shopstack/inventory/internal/redistest"
 	"github.com/shopstack/inventory/internal/testenv"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
 // writeRules replaces the rules file as an editor would.

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
-	"github.com/shopstack/inventory/internal/redistest"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
 // TestReplicas runs two replicas sharing PostgreSQL and a lock backend (a

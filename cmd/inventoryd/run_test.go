@@ -20,7 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // server is a running instance of run on a free port: in this process, or

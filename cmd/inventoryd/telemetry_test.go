@@ -13,11 +13,11 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
-	"github.com/shopstack/inventory/internal/redistest"
-	"github.com/shopstack/inventory/internal/telemetry/telemetrytest"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
+	"github.com/shopstack/inventory/internal/testenv/telemetrytest"
 )
 
 // TestTracesReachCollector runs a server with INVENTORY_OTLP_ENDPOINT set

@@ -24,11 +24,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
-	"github.com/shopstack/inventory/internal/natstest"
-	"github.com/shopstack/inventory/internal/redistest"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/natstest"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
 // The suite's shape: two replicas share PostgreSQL and a lock backend;

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestHotPathPlansUseIndexes checks, on a new and nearly empty schema

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 func newProduct(t *testing.T, s *gormstore.Store, sku string) inventory.Product {

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestWriterWritesWhatTheDomainRecorded creates, extends and closes

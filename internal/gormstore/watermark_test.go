@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestWatermarkWaitsForLowerSequences makes a ledger writer take a

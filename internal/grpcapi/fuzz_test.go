@@ -11,11 +11,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/grpcapi"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 var internalText = regexp.MustCompile(`(?i)sqlstate|sqlite|pgx|postgres|gorm|goroutine|panic|runtime error|nil pointer|\.go:\d`)

@@ -23,13 +23,13 @@ import (
 
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/grpcapi"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // env is a real service behind a real HTTP/2 (h2c) server, with a grpc-go

@@ -16,13 +16,13 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/grpcapi"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/telemetry"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestCallContinuesCallersTrace: a call carrying a W3C traceparent gets a

@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/lock/redislock"
-	"github.com/shopstack/inventory/internal/redistest"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
 // BenchmarkStockOut measures one stock-out on one hot SKU through the

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 func ptr(v int64) *int64 { return &v }

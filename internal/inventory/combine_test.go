@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestCombiningKeepsPerRequestResults sends 300 concurrent stock-outs of

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestConcurrentStockOutNeverOversells is the foundation's promise: 500

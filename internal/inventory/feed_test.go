@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 func recv(t *testing.T, ch <-chan inventory.Movement) inventory.Movement {

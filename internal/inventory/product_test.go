@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 func TestCreateProduct(t *testing.T) {

@@ -12,10 +12,10 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // rawDB opens the store's database behind its back, as a bug or an

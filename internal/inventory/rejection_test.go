@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestRefusalIsFinal: a request refused for a reason a retry cannot change

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestReservationsCombine queues reservation requests on one level behind a

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 func TestStockInOut(t *testing.T) {

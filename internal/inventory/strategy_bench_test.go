@@ -7,9 +7,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestEveryStrategyIsSafe runs the flash sale with each strategy that is

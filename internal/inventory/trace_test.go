@@ -11,9 +11,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestBatchLinksItsRequests queues three stock-outs behind a blocked batch:

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
 // etcdFrames are stack frames of etcd client and gRPC client goroutines;

@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shopstack/inventory/internal/redistest"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
 // redisFrames are stack frames of go-redis goroutines.

@@ -8,10 +8,10 @@ import (
 	"testing"
 
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/rest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 type env struct {

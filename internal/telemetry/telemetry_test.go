@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shopstack/inventory/internal/telemetry"
-	"github.com/shopstack/inventory/internal/telemetry/telemetrytest"
+	"github.com/shopstack/inventory/internal/testenv/telemetrytest"
 )
 
 func env(vars map[string]string) func(string) string {

@@ -2,6 +2,16 @@
 // test does when a real component it needs (PostgreSQL, redis-server, etcd)
 // is missing (skip it locally, fail it under INVENTORY_TEST_STRICT=1, set by
 // `make test` under CI), and a TCP proxy that cuts connections on demand.
+//
+// The packages below it start the real servers tests use, so that no
+// test-only package sits among the production ones: etcdtest (embedded etcd
+// clusters), natstest (nats-server with JetStream), redistest (redis-server
+// processes), gormstoretest (SQLite and PostgreSQL databases) and
+// telemetrytest (an OTLP receiver and trace checks). Conformance suites stay
+// beside the contract they check (lock/locktest, broker/brokertest).
+//
+// This package imports only the standard library, so any package's own
+// tests, internal ones included, can use it without an import cycle.
 package testenv
 
 import (

@@ -21,9 +21,9 @@ import (
 
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // Backend describes the broker under test.

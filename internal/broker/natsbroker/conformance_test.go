@@ -14,8 +14,8 @@ import (
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/brokertest"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
-	"github.com/shopstack/inventory/internal/natstest"
 	"github.com/shopstack/inventory/internal/testenv"
+	"github.com/shopstack/inventory/internal/testenv/natstest"
 )
 
 func TestConformance(t *testing.T) {

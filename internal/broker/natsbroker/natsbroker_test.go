@@ -17,11 +17,11 @@ import (
 	"github.com/shopstack/inventory/internal/broker/brokertest"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
-	"github.com/shopstack/inventory/internal/natstest"
 	"github.com/shopstack/inventory/internal/testenv"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/natstest"
 )
 
 // natsURL is the JetStream server the tests use (the machine's own, with

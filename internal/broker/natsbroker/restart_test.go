@@ -14,7 +14,7 @@ import (
 	"github.com/shopstack/inventory/internal/broker/brokertest"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/natstest"
+	"github.com/shopstack/inventory/internal/testenv/natstest"
 )
 
 // TestEventsAcrossBrokerRestart: the broker is killed and started again

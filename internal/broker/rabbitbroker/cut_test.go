@@ -17,10 +17,10 @@ import (
 	"github.com/shopstack/inventory/internal/broker/brokertest"
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/gormstore/gormstoretest"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/testenv"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // viaProxy returns cfg reaching the broker through a proxy of t's own,

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
 // BenchmarkLockUnlock measures lock+unlock through two replicas (two

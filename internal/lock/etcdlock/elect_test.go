@@ -12,10 +12,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
 	"github.com/shopstack/inventory/internal/lock/locktest"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
 // TestElectorConformance runs the shared Elector suite, each elector its

@@ -11,10 +11,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
 	"github.com/shopstack/inventory/internal/lock/locktest"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
 const testTTL = 2 * time.Second

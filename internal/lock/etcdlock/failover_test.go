@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
 // TestLeaderKilled crashes the leader of a 3-member cluster while three

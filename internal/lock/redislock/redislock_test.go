@@ -16,7 +16,7 @@ import (
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/locktest"
 	"github.com/shopstack/inventory/internal/lock/redislock"
-	"github.com/shopstack/inventory/internal/redistest"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
 // suiteTTL is short so that the expiry tests run in seconds.

@@ -7,7 +7,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/shopstack/inventory/internal/etcdtest"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
 // TestKillLeader starts a 3-member cluster, crashes its leader and checks
