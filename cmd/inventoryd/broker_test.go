@@ -247,7 +247,7 @@ func testCommandBurst(t *testing.T, kind string) {
 	}
 	s.audit(t, id, units, acked)
 	// The creation's IN and every sale went out as events too.
-	waitFor(t, "every change to reach the broker", func() bool { return events() >= units+1 })
+	testenv.Eventually(t, "every change to reach the broker", func() bool { return events() >= units+1 })
 	if n := events(); n != units+1 {
 		t.Errorf("the broker holds %d events, want %d", n, units+1)
 	}
@@ -285,7 +285,7 @@ func TestEventsAcrossReplicaKill(t *testing.T) {
 	const leading = "event publisher: leading"
 
 	child := startProcess(t, env)
-	waitFor(t, "the child process to publish", func() bool { return child.logged(leading) })
+	testenv.Eventually(t, "the child process to publish", func() bool { return child.logged(leading) })
 	b := startServer(t, env)
 	id, _ := b.product(t, "KILL", 100_000, 0)
 	other, _ := b.product(t, "OTHER", 100_000, 0)
@@ -297,7 +297,7 @@ func TestEventsAcrossReplicaKill(t *testing.T) {
 		child.sell(t, id, 1)
 	}
 	child.kill()
-	waitFor(t, "the other replica to publish", func() bool { return b.logged(leading) })
+	testenv.Eventually(t, "the other replica to publish", func() bool { return b.logged(leading) })
 	stopB()
 	wantStreamIsLedger(t, nc, stream, b)
 
@@ -308,7 +308,7 @@ func TestEventsAcrossReplicaKill(t *testing.T) {
 		b.sell(t, id, 1)
 	}
 	b.shutdown(t)
-	waitFor(t, "the third replica to publish", func() bool { return c.logged(leading) })
+	testenv.Eventually(t, "the third replica to publish", func() bool { return c.logged(leading) })
 	stopC()
 	wantStreamIsLedger(t, nc, stream, c)
 }

@@ -146,10 +146,10 @@ hotspot:
 	// The hot-spot override applies once HOT-1 exists (looked up again),
 	// while another product flows.
 	hot := s.createProduct(t, "HOT-1", stock)
-	waitFor(t, "HOT-1 resolved", func() bool { return len(s.flowControl(t).HotspotRule.UnresolvedSkus) == 0 })
+	testenv.Eventually(t, "HOT-1 resolved", func() bool { return len(s.flowControl(t).HotspotRule.UnresolvedSkus) == 0 })
 	loaded := s.flowControl(t).LoadedAt
 	writeRules(t, rules, "hotspot:\n  qps: 100000\n  overrides:\n    - sku: HOT-1\n      qps: 3\n")
-	waitFor(t, "the edited rules", func() bool { return s.flowControl(t).LoadedAt != loaded })
+	testenv.Eventually(t, "the edited rules", func() bool { return s.flowControl(t).LoadedAt != loaded })
 	hotCodes, plainCodes := newTally(), newTally()
 	for i := range 40 {
 		hotCodes.add(fmt.Sprintf("hot-%d", i))(s.stockOut(hot, fmt.Sprintf("hot-%d", i)))
@@ -185,7 +185,7 @@ hotspot:
 
 	// An invalid edit is refused and reported; the rules in force stay.
 	writeRules(t, rules, "hotspot:\n  qps: 1000\n  overides: []\n")
-	waitFor(t, "the refusal", func() bool { return s.flowControl(t).LastError != nil })
+	testenv.Eventually(t, "the refusal", func() bool { return s.flowControl(t).LastError != nil })
 	if fc := s.flowControl(t); !strings.Contains(*fc.LastError, `unknown field "overides"`) || fc.HotspotRule == nil {
 		t.Errorf("after an invalid edit: lastError %v, hotspot %+v", *fc.LastError, fc.HotspotRule)
 	}
@@ -243,25 +243,25 @@ breakers:
 	codes := newTally()
 	stop := s.sellInBackground(id, "brk", codes)
 	defer stop()
-	waitFor(t, "sales before the stop", func() bool { return codes.counts()["OK"] >= 50 })
+	testenv.Eventually(t, "sales before the stop", func() bool { return codes.counts()["OK"] >= 50 })
 	r.Kill(t)
-	waitFor(t, "the breaker open", func() bool { return breakerState(t, s, "lock") == "OPEN" })
-	waitFor(t, "a refusal by the open breaker", func() bool { return codes.has("UNAVAILABLE", "paused") })
+	testenv.Eventually(t, "the breaker open", func() bool { return breakerState(t, s, "lock") == "OPEN" })
+	testenv.Eventually(t, "a refusal by the open breaker", func() bool { return codes.has("UNAVAILABLE", "paused") })
 	if !s.logged("circuit breaker open") {
 		t.Error("the breaker's opening was not logged")
 	}
 	r.Restart(t)
 	back := time.Now()
 	okBefore := codes.counts()["OK"]
-	waitFor(t, "the breaker closed", func() bool { return breakerState(t, s, "lock") == "CLOSED" })
+	testenv.Eventually(t, "the breaker closed", func() bool { return breakerState(t, s, "lock") == "CLOSED" })
 	t.Logf("breaker closed %v after Redis answered again", time.Since(back).Round(time.Millisecond))
 	if !s.logged("answers its health check again") {
 		t.Error("the breaker closed, but not by its health check")
 	}
-	waitFor(t, "a sale after the restart", func() bool { return codes.counts()["OK"] > okBefore })
+	testenv.Eventually(t, "a sale after the restart", func() bool { return codes.counts()["OK"] > okBefore })
 	t.Logf("first sale %v after Redis answered again", time.Since(back).Round(time.Millisecond))
 	okBefore = codes.counts()["OK"]
-	waitFor(t, "sales after the restart", func() bool { return codes.counts()["OK"] >= okBefore+50 })
+	testenv.Eventually(t, "sales after the restart", func() bool { return codes.counts()["OK"] >= okBefore+50 })
 	stop()
 	codes.wantOKOrUnavailable(t)
 	s.audit(t, id, stock, codes.acked())
@@ -315,14 +315,14 @@ breakers:
 	codes := newTally()
 	stop := s.sellInBackground(id, "dbb", codes)
 	defer stop()
-	waitFor(t, "sales before the cut", func() bool { return codes.counts()["OK"] >= 50 })
+	testenv.Eventually(t, "sales before the cut", func() bool { return codes.counts()["OK"] >= 50 })
 	p.Cut()
-	waitFor(t, "the breaker open", func() bool { return breakerState(t, s, "database") == "OPEN" })
-	waitFor(t, "a refusal by the open breaker", func() bool { return codes.has("UNAVAILABLE", "the database is failing") })
+	testenv.Eventually(t, "the breaker open", func() bool { return breakerState(t, s, "database") == "OPEN" })
+	testenv.Eventually(t, "a refusal by the open breaker", func() bool { return codes.has("UNAVAILABLE", "the database is failing") })
 	p.Restore()
-	waitFor(t, "the breaker closed", func() bool { return breakerState(t, s, "database") == "CLOSED" })
+	testenv.Eventually(t, "the breaker closed", func() bool { return breakerState(t, s, "database") == "CLOSED" })
 	okBefore := codes.counts()["OK"]
-	waitFor(t, "sales after the restore", func() bool { return codes.counts()["OK"] >= okBefore+50 })
+	testenv.Eventually(t, "sales after the restore", func() bool { return codes.counts()["OK"] >= okBefore+50 })
 	stop()
 	codes.wantOKOrUnavailable(t)
 	acked := codes.acked()

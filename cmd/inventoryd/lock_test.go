@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/redistest"
@@ -96,10 +97,10 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	id := s.createProduct(t, "KILL", stock)
 	codes := newTally()
 	stop := s.sellInBackground(id, "kill", codes)
-	waitFor(t, "sales before the kill", func() bool { return codes.counts()["OK"] >= 50 })
+	testenv.Eventually(t, "sales before the kill", func() bool { return codes.counts()["OK"] >= 50 })
 	r.Kill(t)
 	before := codes.counts()["UNAVAILABLE"]
-	waitFor(t, "UNAVAILABLE while Redis is down", func() bool { return codes.counts()["UNAVAILABLE"] >= before+20 })
+	testenv.Eventually(t, "UNAVAILABLE while Redis is down", func() bool { return codes.counts()["UNAVAILABLE"] >= before+20 })
 	if code, body := get(t, s.url+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, `"lock":"unreachable"`) {
 		t.Errorf("/readyz with Redis down = %d %s", code, body)
 	}
@@ -109,7 +110,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	}
 	r.Restart(t)
 	okBefore := codes.counts()["OK"]
-	waitFor(t, "sales after the restart", func() bool { return codes.counts()["OK"] >= okBefore+50 })
+	testenv.Eventually(t, "sales after the restart", func() bool { return codes.counts()["OK"] >= okBefore+50 })
 	stop()
 	codes.wantOKOrUnavailable(t)
 	if code, _ := get(t, s.url+"/readyz"); code != http.StatusOK {
@@ -127,10 +128,10 @@ func TestRedlockOneMasterDown(t *testing.T) {
 	id := s.createProduct(t, "QUORUM", stock)
 	codes := newTally()
 	stop := s.sellInBackground(id, "quorum", codes)
-	waitFor(t, "sales before the kill", func() bool { return codes.counts()["OK"] >= 50 })
+	testenv.Eventually(t, "sales before the kill", func() bool { return codes.counts()["OK"] >= 50 })
 	rs[1].Kill(t)
 	okBefore := codes.counts()["OK"]
-	waitFor(t, "sales with one master down", func() bool { return codes.counts()["OK"] >= okBefore+200 })
+	testenv.Eventually(t, "sales with one master down", func() bool { return codes.counts()["OK"] >= okBefore+200 })
 	stop()
 	t.Logf("outcomes: %v", codes)
 	if c := codes.counts(); len(c) != 1 {
@@ -148,10 +149,10 @@ func TestEtcdMemberLost(t *testing.T) {
 	id := s.createProduct(t, "MEMBER", stock)
 	codes := newTally()
 	stop := s.sellInBackground(id, "member", codes)
-	waitFor(t, "sales before the kill", func() bool { return codes.counts()["OK"] >= 50 })
+	testenv.Eventually(t, "sales before the kill", func() bool { return codes.counts()["OK"] >= 50 })
 	c.Kill(t, c.Leader(t))
 	okBefore := codes.counts()["OK"]
-	waitFor(t, "sales after losing the leader", func() bool { return codes.counts()["OK"] >= okBefore+200 })
+	testenv.Eventually(t, "sales after losing the leader", func() bool { return codes.counts()["OK"] >= okBefore+200 })
 	stop()
 	t.Logf("outcomes: %v", codes)
 	if c := codes.counts(); len(c) != 1 {
@@ -394,16 +395,4 @@ func (t *tally) acked() map[string]bool {
 		out[k] = true
 	}
 	return out
-}
-
-// waitFor polls cond until it holds, failing the test after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

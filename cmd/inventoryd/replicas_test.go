@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/redistest"
@@ -306,13 +307,13 @@ func testReplayAfterReconnect(t *testing.T, a, b *server) {
 // testLeaderStops stops the replica that runs the reaper: the other takes
 // the duty over and releases the next expired reservation.
 func testLeaderStops(t *testing.T, a, b *server) (survivor *server) {
-	waitFor(t, "a reaper leader", func() bool { return a.logged("reaper: leading") || b.logged("reaper: leading") })
+	testenv.Eventually(t, "a reaper leader", func() bool { return a.logged("reaper: leading") || b.logged("reaper: leading") })
 	leader, other := a, b
 	if b.logged("reaper: leading") && !a.logged("reaper: leading") {
 		leader, other = b, a
 	}
 	leader.shutdown(t)
-	waitFor(t, "the other replica to lead", func() bool { return other.logged("reaper: leading") })
+	testenv.Eventually(t, "the other replica to lead", func() bool { return other.logged("reaper: leading") })
 	wantExpiryOn(t, other, "TAKEOVER")
 	return other
 }
@@ -327,7 +328,7 @@ func testLeaderKilled(t *testing.T, env map[string]string, survivor *server) {
 	// joins and waits behind it.
 	child := startProcess(t, env)
 	survivor.shutdown(t)
-	waitFor(t, "the child process to lead", func() bool { return child.logged("reaper: leading") })
+	testenv.Eventually(t, "the child process to lead", func() bool { return child.logged("reaper: leading") })
 	next := startServer(t, env)
 	if next.logged("reaper: leading") {
 		t.Fatal("two leaders")
@@ -335,7 +336,7 @@ func testLeaderKilled(t *testing.T, env map[string]string, survivor *server) {
 
 	child.kill()
 	killed := time.Now()
-	waitFor(t, "a replica to lead after the leader was killed", func() bool { return next.logged("reaper: leading") })
+	testenv.Eventually(t, "a replica to lead after the leader was killed", func() bool { return next.logged("reaper: leading") })
 	ttl, _ := time.ParseDuration(env["INVENTORY_LOCK_TTL"])
 	t.Logf("leader killed: the other replica led %v later (lock TTL %v)", time.Since(killed).Round(time.Millisecond), ttl)
 	wantExpiryOn(t, next, "AFTERKILL")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv"
 )
 
 var ops = []string{"product", "products", "stockIn", "stockOut", "adjustStock", "reserveStock", "createProduct"}
@@ -250,12 +251,12 @@ func TestReload(t *testing.T) {
 	}
 	loaded := c.Status().LoadedAt
 	writeFile(t, file, "operations:\n  - resource: stockOut\n    concurrency: 1\n")
-	waitFor(t, "the reload", func() bool { return c.Status().LoadedAt.After(loaded) })
+	testenv.Eventually(t, "the reload", func() bool { return c.Status().LoadedAt.After(loaded) })
 	if !concurrencyOne(t, c) {
 		t.Fatal("stockOut not limited after the edit")
 	}
 	writeFile(t, file, "operations:\n  - resource: stockOut\n    concurrency: 1\n  - resource: stokOut\n    qps: 1\n")
-	waitFor(t, "the refusal", func() bool { return c.Status().LastError != "" })
+	testenv.Eventually(t, "the refusal", func() bool { return c.Status().LastError != "" })
 	if s := c.Status(); !strings.Contains(s.LastError, `unknown operation "stokOut"`) || len(s.Rules.Operations) != 1 {
 		t.Errorf("after an invalid edit: %+v", s)
 	}
@@ -272,9 +273,9 @@ func TestReload(t *testing.T) {
 	if err := os.Remove(file); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the missing file reported", func() bool { return strings.Contains(c.Status().LastError, "cannot read") })
+	testenv.Eventually(t, "the missing file reported", func() bool { return strings.Contains(c.Status().LastError, "cannot read") })
 	writeFile(t, file, "breakers: []\n")
-	waitFor(t, "the fixed file", func() bool { return c.Status().LoadedAt.After(loaded) })
+	testenv.Eventually(t, "the fixed file", func() bool { return c.Status().LoadedAt.After(loaded) })
 	if s := c.Status(); s.LastError != "" || concurrencyOne(t, c) {
 		t.Errorf("after the fix: %+v", s)
 	}
@@ -324,17 +325,6 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value stri
 		t.Fatalf("no %s{%s=%q}", name, label, value)
 	}
 	return total
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestExampleFile: the README's example rules file is valid.

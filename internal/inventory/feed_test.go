@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
@@ -195,7 +196,7 @@ func TestFeedMissesNothingAcrossReplicas(t *testing.T) {
 		// Each replica's reads, through its read model, end where the
 		// ledger does.
 		for _, svc := range []*inventory.Service{a, b} {
-			waitUntil(t, "the read model to catch up", func() bool {
+			testenv.Eventually(t, "the read model to catch up", func() bool {
 				total := int64(0)
 				for _, id := range ids {
 					p, err := svc.Product(ctx, id)

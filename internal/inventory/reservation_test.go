@@ -11,6 +11,7 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
@@ -341,7 +342,7 @@ func TestReaperReleasesExpired(t *testing.T) {
 		res, err := reserve(svc, 10*time.Second, item(p.ID, 3))
 		mustNoErr(t, err)
 		c.Advance(11 * time.Second)
-		waitUntil(t, "the reaper's EXPIRE row", func() bool {
+		testenv.Eventually(t, "the reaper's EXPIRE row", func() bool {
 			for _, m := range ledger(t, svc, p.ID) {
 				if m.Type == inventory.MovementExpire && m.ReservationID == res.Reservation.ID {
 					return true
@@ -375,7 +376,7 @@ func TestOneReaperAmongReplicas(t *testing.T) {
 	}
 	a, b := start(), start()
 	defer b.Close()
-	waitUntil(t, "a leader", func() bool { return a.Leading() != b.Leading() })
+	testenv.Eventually(t, "a leader", func() bool { return a.Leading() != b.Leading() })
 	leader, other := a, b
 	if b.Leading() {
 		leader, other = b, a
@@ -387,19 +388,8 @@ func TestOneReaperAmongReplicas(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	leader.Close()
-	waitUntil(t, "the other replica to lead", other.Leading)
+	testenv.Eventually(t, "the other replica to lead", other.Leading)
 	if other == a {
 		a.Close()
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

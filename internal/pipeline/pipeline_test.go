@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -14,6 +13,7 @@ import (
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/pipeline"
+	"github.com/shopstack/inventory/internal/testenv"
 )
 
 // key is a counter on a row; op adds to its counter.
@@ -143,11 +143,11 @@ func TestSerialRequestsNeverShareABatch(t *testing.T) {
 	var wg sync.WaitGroup
 	// The first request holds the committer; the next three queue behind it.
 	wg.Go(func() { _, _ = p.Submit(context.Background(), k, op{add: 1}) })
-	waitFor(t, func() bool { return p.Waiting() == 1 })
+	testenv.Eventually(t, "the first request in the committer", func() bool { return p.Waiting() == 1 })
 	for _, o := range []op{{add: 1, serial: 7}, {add: 1, serial: 7}, {add: 1}} {
 		wg.Go(func() { _, _ = p.Submit(context.Background(), k, o) })
 	}
-	waitFor(t, func() bool { return p.Waiting() == 4 })
+	testenv.Eventually(t, "three requests queued behind the first", func() bool { return p.Waiting() == 4 })
 	close(c.gate)
 	wg.Wait()
 	for _, g := range c.groups {
@@ -188,11 +188,11 @@ func TestRefusals(t *testing.T) {
 	k := key{1, 1}
 	var wg sync.WaitGroup
 	wg.Go(func() { _, _ = p.Submit(context.Background(), k, op{add: 1}) })
-	waitFor(t, func() bool { return p.Waiting() == 1 })
+	testenv.Eventually(t, "the first request in the committer", func() bool { return p.Waiting() == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, err := p.Submit(ctx, k, op{add: 100}); errc <- err }()
-	waitFor(t, func() bool { return p.Waiting() == 2 })
+	testenv.Eventually(t, "a second request queued", func() bool { return p.Waiting() == 2 })
 	if _, err := p.Submit(context.Background(), k, op{add: 1000}); !errors.Is(err, pipeline.ErrFull) {
 		t.Fatalf("third request: %v, want ErrFull", err)
 	}
@@ -208,14 +208,5 @@ func TestRefusals(t *testing.T) {
 	}
 	if p.Waiting() != 0 {
 		t.Fatalf("Waiting = %d at the end", p.Waiting())
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/readmodel"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
@@ -113,19 +114,6 @@ func TestReadYourWrites(t *testing.T) {
 	})
 }
 
-// eventually waits, for at most 10s, until cond holds.
-func eventually(t *testing.T, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("%s: not after %v", what, time.Since(start))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // TestOtherReplicas: a change made on one replica reaches another's read
 // model within the poll interval, and an exact read sees it at once.
 func TestOtherReplicas(t *testing.T) {
@@ -146,15 +134,16 @@ func TestOtherReplicas(t *testing.T) {
 		if exact, _ := b.svc.Product(strong, p.ID); exact.Stock != 6 {
 			t.Fatalf("an exact read on b: stock %d, want 6", exact.Stock)
 		}
-		took := eventually(t, "a's sale on b", func() bool { got, _ := b.svc.Product(ctx, p.ID); return got.Stock == 6 })
-		t.Logf("a's sale reached b's read model in %v", took)
+		start := time.Now()
+		testenv.Eventually(t, "a's sale on b", func() bool { got, _ := b.svc.Product(ctx, p.ID); return got.Stock == 6 })
+		t.Logf("a's sale reached b's read model in %v", time.Since(start))
 
 		name := "Edited on A"
 		_, err = a.svc.UpdateProduct(ctx, inventory.ProductUpdate{ID: p.ID, Name: &name})
 		mustNoErr(t, err)
-		eventually(t, "a's edit on b", func() bool { got, _ := b.svc.Product(ctx, p.ID); return got.Name == name })
+		testenv.Eventually(t, "a's edit on b", func() bool { got, _ := b.svc.Product(ctx, p.ID); return got.Name == name })
 		q := create(t, a.svc, "NEW-ON-A", 1)
-		eventually(t, "a's new product in b's page", func() bool {
+		testenv.Eventually(t, "a's new product in b's page", func() bool {
 			page, err := b.svc.Products(ctx, inventory.ProductFilter{}, 10, 0)
 			return err == nil && len(page.Products) == 2 && page.Products[1].Product.ID == q.ID
 		})

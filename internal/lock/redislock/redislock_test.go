@@ -16,6 +16,7 @@ import (
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/locktest"
 	"github.com/shopstack/inventory/internal/lock/redislock"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
@@ -130,11 +131,11 @@ func TestReleaseReachesEveryMaster(t *testing.T) {
 		if err := lease.Unlock(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if waitFor(2*time.Second, func() bool { return count(key) == 0 }) {
+		if testenv.Poll(2*time.Second, func() bool { return count(key) == 0 }) {
 			continue
 		}
 		late++
-		if !waitFor(redislock.DefaultTTL+time.Second, func() bool { return count(key) == 0 }) {
+		if !testenv.Poll(redislock.DefaultTTL+time.Second, func() bool { return count(key) == 0 }) {
 			t.Fatalf("lease %d is still on %d masters a TTL after its release", i, count(key))
 		}
 	}
@@ -163,19 +164,6 @@ func TestReleaseReachesEveryMaster(t *testing.T) {
 		t.Fatalf("%d of 100 locks with one master down waited over 1s", slow)
 	}
 	t.Logf("stragglers: %d of 200 releases; slow locks with a master down: %d of 100", late, slow)
-}
-
-// waitFor polls cond until it holds or d passes, and reports whether it
-// held.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return true
 }
 
 // TestOneMasterRestart kills the only master: Lock and Check fail fast, a
