@@ -20,6 +20,7 @@ import (
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/telemetry"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/telemetrytest"
 )
@@ -185,26 +186,22 @@ func TestExpiryTraced(t *testing.T) {
 	if resp["errors"] != nil {
 		t.Fatalf("reserveStock: %v", resp["errors"])
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var node map[string]any
+	if !testenv.Poll(testenv.Wait, func() bool {
 		resp = e.post(t, "ebf92f3577b34da6a3ce929d0e0e4736", `{ stockMovements(productId: 1, first: 1) { edges { node { type traceId } } } }`)
 		edges := resp["data"].(map[string]any)["stockMovements"].(map[string]any)["edges"].([]any)
-		node := edges[0].(map[string]any)["node"].(map[string]any)
-		if node["type"] == "EXPIRE" {
-			id, _ := node["traceId"].(string)
-			if id == "" {
-				t.Fatal("the EXPIRE row has no trace id")
-			}
-			tr := telemetrytest.TraceOf(telemetrytest.FromStubs(e.exp.GetSpans()), id)
-			if len(tr.Find("inventory.ReleaseExpired")) != 1 || len(tr.Find("inventory.transaction")) != 1 {
-				t.Errorf("the EXPIRE row's trace:\n%s", tr)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no EXPIRE row within 10s; newest is %v", node)
-		}
-		time.Sleep(50 * time.Millisecond)
+		node = edges[0].(map[string]any)["node"].(map[string]any)
+		return node["type"] == "EXPIRE"
+	}) {
+		t.Fatalf("no EXPIRE row within %v; newest is %v", testenv.Wait, node)
+	}
+	id, _ := node["traceId"].(string)
+	if id == "" {
+		t.Fatal("the EXPIRE row has no trace id")
+	}
+	tr := telemetrytest.TraceOf(telemetrytest.FromStubs(e.exp.GetSpans()), id)
+	if len(tr.Find("inventory.ReleaseExpired")) != 1 || len(tr.Find("inventory.transaction")) != 1 {
+		t.Errorf("the EXPIRE row's trace:\n%s", tr)
 	}
 }
 

@@ -70,18 +70,14 @@ func TestEventsToNATS(t *testing.T) {
 	}
 	// The creation's IN and three OUTs.
 	var last uint64
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Poll(30*time.Second, func() bool {
 		if st, err := js.Stream(context.Background(), stream); err == nil {
 			if info, err := st.Info(context.Background()); err == nil {
 				last = info.State.LastSeq
 			}
 		}
-		if last >= 4 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return last >= 4
+	})
 	if last != 4 {
 		t.Fatalf("the stream holds %d messages, want 4", last)
 	}
@@ -319,14 +315,10 @@ func wantStreamIsLedger(t *testing.T, nc *nats.Conn, stream string, s *server) {
 	t.Helper()
 	want := ledgerSeqs(t, s)
 	var got []int64
-	deadline := time.Now().Add(time.Minute)
-	for {
+	testenv.Poll(time.Minute, func() bool {
 		got = natstest.StockSequences(t, nc, stream)
-		if len(got) >= len(want) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(got) >= len(want)
+	})
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("the stream holds %d events, the ledger %d:\nstream %v\nledger %v", len(got), len(want), got, want)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/natstest"
@@ -456,12 +457,10 @@ func auditEvents(t *testing.T, dsn, url string) {
 	}
 	defer nc.Close()
 	var stream []int64
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+	testenv.Poll(time.Minute, func() bool {
 		stream = natstest.StockSequences(t, nc, "INVENTORY")
-		if len(stream) >= len(ledger) || time.Now().After(deadline) {
-			break
-		}
-	}
+		return len(stream) >= len(ledger)
+	})
 	missing, duplicated, misordered := 0, 0, 0
 	seen := map[int64]int{}
 	for i, seq := range stream {

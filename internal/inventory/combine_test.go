@@ -13,6 +13,7 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
@@ -95,12 +96,8 @@ func blockFirstBatch(t *testing.T, w *hookedWriter) (entered <-chan struct{}, re
 // waitWaiting polls until n stock requests are queued or in a batch.
 func waitWaiting(t *testing.T, svc *inventory.Service, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for inventory.Waiting(svc) != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests waiting, want %d", inventory.Waiting(svc), n)
-		}
-		time.Sleep(time.Millisecond)
+	if !testenv.Poll(testenv.Wait, func() bool { return inventory.Waiting(svc) == n }) {
+		t.Fatalf("%d requests waiting, want %d", inventory.Waiting(svc), n)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
@@ -211,15 +212,12 @@ func TestEtcdWatchInterrupted(t *testing.T) {
 	// Every surviving member has applied the compaction.
 	for _, ep := range others {
 		m := plainEtcd(t, []string{ep})
-		for {
-			_, err := m.Get(ctx, "/filler", clientv3.WithRev(rev-1), clientv3.WithSerializable())
-			if errors.Is(err, rpctypes.ErrCompacted) {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("%s: no compaction: %v", ep, err)
-			}
-			time.Sleep(10 * time.Millisecond)
+		var err error
+		if !testenv.Poll(testenv.Wait, func() bool {
+			_, err = m.Get(ctx, "/filler", clientv3.WithRev(rev-1), clientv3.WithSerializable())
+			return errors.Is(err, rpctypes.ErrCompacted)
+		}) {
+			t.Fatalf("%s: no compaction: %v", ep, err)
 		}
 	}
 	noWake(t, "B", b, 200*time.Millisecond)

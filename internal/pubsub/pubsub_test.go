@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shopstack/inventory/internal/testenv"
 )
 
 // wakeTimeout is the generous bound for a wake-up to arrive; the test
@@ -130,22 +132,17 @@ func leakCheck(t *testing.T, slack int, libFrames ...string) func() {
 	return func() {
 		t.Helper()
 		start := time.Now()
-		deadline := start.Add(10 * time.Second)
-		for {
-			own := goroutines(ownFrames...)
-			lib := goroutines(libFrames...)
-			now := runtime.NumGoroutine()
-			if len(own) == 0 && len(lib) <= libBefore && now <= before+slack {
-				t.Logf("goroutines: %d before, %d after (%d/%d of the clients), gone %v after the check began",
-					before, now, libBefore, len(lib), time.Since(start).Round(time.Millisecond))
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("goroutines left after Close: total %d (before %d, slack %d); ours:\n%s\nclient libraries' (%d before):\n%s",
-					now, before, slack, strings.Join(own, "\n\n"), libBefore, strings.Join(lib, "\n\n"))
-			}
-			time.Sleep(50 * time.Millisecond)
+		var own, lib []string
+		var now int
+		if !testenv.Poll(10*time.Second, func() bool {
+			own, lib, now = goroutines(ownFrames...), goroutines(libFrames...), runtime.NumGoroutine()
+			return len(own) == 0 && len(lib) <= libBefore && now <= before+slack
+		}) {
+			t.Fatalf("goroutines left after Close: total %d (before %d, slack %d); ours:\n%s\nclient libraries' (%d before):\n%s",
+				now, before, slack, strings.Join(own, "\n\n"), libBefore, strings.Join(lib, "\n\n"))
 		}
+		t.Logf("goroutines: %d before, %d after (%d/%d of the clients), gone %v after the check began",
+			before, now, libBefore, len(lib), time.Since(start).Round(time.Millisecond))
 	}
 }
 
@@ -274,22 +271,14 @@ func TestSendLoop(t *testing.T) {
 	}
 	l.raise(3) // lower: ignored
 	close(slow)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	if !testenv.Poll(5*time.Second, func() bool {
 		mu.Lock()
-		n := len(sent)
-		last := int64(0)
-		if n > 0 {
-			last = sent[n-1]
-		}
-		mu.Unlock()
-		if last == 10000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("10000 not sent; sent %v", sent)
-		}
-		time.Sleep(10 * time.Millisecond)
+		defer mu.Unlock()
+		return len(sent) > 0 && sent[len(sent)-1] == 10000
+	}) {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("10000 not sent; sent %v", sent)
 	}
 	close(stop)
 	<-done

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
@@ -37,20 +38,18 @@ func waitSubscribers(t *testing.T, addr, channel string, n int64) {
 	t.Helper()
 	c := plainRedis(t, addr)
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
 	var got int64
-	for time.Now().Before(deadline) {
+	if !testenv.Poll(10*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		m, err := c.PubSubNumSub(ctx, channel).Result()
-		cancel()
 		if err == nil {
-			if got = m[channel]; got == n {
-				return
-			}
+			got = m[channel]
 		}
-		time.Sleep(20 * time.Millisecond)
+		return err == nil && got == n
+	}) {
+		t.Fatalf("%s: %d subscribers of %s after 10s, want %d", addr, got, channel, n)
 	}
-	t.Fatalf("%s: %d subscribers of %s after 10s, want %d", addr, got, channel, n)
 }
 
 // TestRedisWakesOthers: an announcement wakes the other instance, not the

@@ -70,9 +70,9 @@ func (n *namespace) Commands(t *testing.T) broker.CommandSource {
 
 func (n *namespace) Events(t *testing.T, want int) []brokertest.Received {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var got []brokertest.Received
+	var got []brokertest.Received
+	testenv.Poll(30*time.Second, func() bool {
+		got = nil
 		stock := 0
 		for _, m := range natstest.ReadStream(t, n.nc, n.cfg.Stream) {
 			r := brokertest.Received{ID: m.ID, Data: m.Data, Alert: strings.HasPrefix(m.Subject, n.cfg.Prefix+".alert.")}
@@ -81,11 +81,9 @@ func (n *namespace) Events(t *testing.T, want int) []brokertest.Received {
 			}
 			got = append(got, r)
 		}
-		if stock >= want || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return stock >= want
+	})
+	return got
 }
 
 func (n *namespace) Send(t *testing.T, data []byte, header map[string]string) {

@@ -86,14 +86,12 @@ func (e env) sell(t *testing.T, id int64, n int) {
 // holds want of them (or 30 s have passed).
 func (e env) stream(t *testing.T, want int) []int64 {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		seqs := natstest.StockSequences(t, e.nc, e.cfg.Stream)
-		if len(seqs) >= want || time.Now().After(deadline) {
-			return seqs
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var seqs []int64
+	testenv.Poll(30*time.Second, func() bool {
+		seqs = natstest.StockSequences(t, e.nc, e.cfg.Stream)
+		return len(seqs) >= want
+	})
+	return seqs
 }
 
 func (e env) product(t *testing.T, stock, threshold int64) int64 {

@@ -14,6 +14,7 @@ import (
 	"github.com/shopstack/inventory/internal/broker/brokertest"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/natstest"
 )
 
@@ -45,9 +46,7 @@ func TestEventsAcrossBrokerRestart(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	for sold.Load() < 100 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, "100 sales before the kill", func() bool { return sold.Load() >= 100 })
 	srv.Kill(t)
 	time.Sleep(300 * time.Millisecond) // sales go on while the broker is away
 	srv.Restart(t)

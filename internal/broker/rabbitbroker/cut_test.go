@@ -117,9 +117,7 @@ func TestEventsAcrossConnectionCut(t *testing.T) {
 		}
 		done <- nil
 	}()
-	for sold.Load() < 100 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, "100 sales before the cut", func() bool { return sold.Load() >= 100 })
 	proxy.Cut()
 	time.Sleep(300 * time.Millisecond) // sales go on while the broker is out of reach
 	proxy.Restore()

@@ -119,16 +119,14 @@ func (n *namespace) Commands(t *testing.T) broker.CommandSource {
 func (n *namespace) Events(t *testing.T, want int) []brokertest.Received {
 	t.Helper()
 	n.once.Do(func() { n.consumeEvents(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var got []brokertest.Received
+	testenv.Poll(30*time.Second, func() bool {
 		n.mu.Lock()
-		got, enough := append([]brokertest.Received(nil), n.events...), len(n.seqs) >= want
-		n.mu.Unlock()
-		if enough || time.Now().After(deadline) {
-			return got
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer n.mu.Unlock()
+		got = append([]brokertest.Received(nil), n.events...)
+		return len(n.seqs) >= want
+	})
+	return got
 }
 
 func (n *namespace) consumeEvents(t *testing.T) {

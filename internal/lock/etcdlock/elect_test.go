@@ -15,6 +15,7 @@ import (
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
 	"github.com/shopstack/inventory/internal/lock/locktest"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
@@ -32,13 +33,8 @@ func TestElectorConformance(t *testing.T) {
 // finish in the background.
 func waitGateEmpty(t *testing.T, l *etcdlock.Locker, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for l.GateLen() != 0 {
-		if time.Now().After(deadline) {
-			t.Errorf("%d keys still in the gate after %v", l.GateLen(), within)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testenv.Poll(within, func() bool { return l.GateLen() == 0 }) {
+		t.Errorf("%d keys still in the gate after %v", l.GateLen(), within)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
 	"github.com/shopstack/inventory/internal/lock/locktest"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
@@ -136,7 +137,7 @@ func TestCancelledWaitLeavesNoKey(t *testing.T) {
 	}
 	// Cleanup of a key may finish in the background; give it a moment.
 	var keys []string
-	for range 100 {
+	testenv.Poll(testenv.Wait, func() bool {
 		resp, err := cli.Get(ctx, "/inventory/lock/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 		if err != nil {
 			t.Fatal(err)
@@ -145,11 +146,8 @@ func TestCancelledWaitLeavesNoKey(t *testing.T) {
 		for _, kv := range resp.Kvs {
 			keys = append(keys, string(kv.Key))
 		}
-		if len(keys) == 1 && waiter.GateLen() == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(keys) == 1 && waiter.GateLen() == 0
+	})
 	if len(keys) != 1 {
 		t.Errorf("keys under the prefix = %q, want only the holder's", keys)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 )
 
@@ -98,9 +99,7 @@ func TestLeaderKilled(t *testing.T) {
 	next := c.Leader(t)
 	elected.Store(true)
 	t.Logf("killed leader m%d; m%d leads after %v", lead, next, time.Since(killed).Round(time.Millisecond))
-	for deadline := time.Now().Add(20 * time.Second); after.Load() < 100 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Poll(20*time.Second, func() bool { return after.Load() >= 100 })
 	close(stop)
 	wg.Wait()
 

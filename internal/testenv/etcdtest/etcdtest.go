@@ -204,15 +204,11 @@ func (c *Cluster) Leader(tb testing.TB) int {
 
 func (c *Cluster) waitLeader(tb testing.TB) int {
 	tb.Helper()
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		if i := c.leader(); i >= 0 {
-			return i
-		}
-		time.Sleep(20 * time.Millisecond)
+	i := -1
+	if !testenv.Poll(startTimeout, func() bool { i = c.leader(); return i >= 0 }) {
+		tb.Fatalf("etcdtest: no leader after %v", startTimeout)
 	}
-	tb.Fatalf("etcdtest: no leader after %v", startTimeout)
-	return -1
+	return i
 }
 
 // leader returns the running member that considers itself leader and that

@@ -83,14 +83,14 @@ func (s *Server) start(tb testing.TB) {
 	s.mu.Lock()
 	s.cmd = cmd
 	s.mu.Unlock()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port)); err == nil {
+	if !testenv.Poll(10*time.Second, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port))
+		if err == nil {
 			_ = c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("natstest: nats-server did not start on port %d", s.port)
-		}
+		return err == nil
+	}) {
+		tb.Fatalf("natstest: nats-server did not start on port %d", s.port)
 	}
 }
 
