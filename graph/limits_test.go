@@ -9,8 +9,8 @@ import (
 	"github.com/shopstack/inventory/graph"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
 
 func limitedEnv(t *testing.T, l graph.Limits) env {

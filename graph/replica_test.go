@@ -9,9 +9,9 @@ import (
 
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/readmodel"
+	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
 
 // replica says how startReplica builds a service: one replica of the

@@ -8,7 +8,7 @@ import (
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/inventory/inventorytest"
+	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
 
 func newService(t *testing.T) (*inventory.Service, int64) {

@@ -14,8 +14,8 @@ import (
 	"github.com/shopstack/inventory/internal/grpcapi"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
 
 var internalText = regexp.MustCompile(`(?i)sqlstate|sqlite|pgx|postgres|gorm|goroutine|panic|runtime error|nil pointer|\.go:\d`)

@@ -20,9 +20,9 @@ import (
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/telemetry"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
 
 // TestCallContinuesCallersTrace: a call carrying a W3C traceparent gets a

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/inventory/inventorytest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
 
 // TestEveryStrategyIsSafe runs the flash sale with each strategy that is
