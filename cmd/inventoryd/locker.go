@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shopstack/inventory/internal/config"
+	"github.com/shopstack/inventory/internal/feed"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/etcdlock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
@@ -113,7 +113,7 @@ func elector(l lock.Locker) lock.Elector {
 
 // fanout is a cross-replica fan-out that can be closed.
 type fanout interface {
-	inventory.Fanout
+	feed.Fanout
 	Close() error
 }
 
@@ -139,7 +139,7 @@ func openFanout(ctx context.Context, cfg config.Config, log *slog.Logger) (fanou
 }
 
 // fanoutOrNil keeps a nil fan-out a nil interface.
-func fanoutOrNil(f fanout) inventory.Fanout {
+func fanoutOrNil(f fanout) feed.Fanout {
 	if f == nil {
 		return nil
 	}

@@ -349,7 +349,7 @@ func (s *Service) committed(requests int, txs []*StockTx) {
 		s.reads.Committed(written)
 	}
 	if len(ms) > 0 {
-		s.feed.notify(slices.MaxFunc(ms, func(a, b Movement) int { return cmp.Compare(a.Seq, b.Seq) }).Seq)
+		s.feed.Notify(slices.MaxFunc(ms, func(a, b Movement) int { return cmp.Compare(a.Seq, b.Seq) }).Seq)
 	}
 	s.obs.Committed(requests, ms)
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shopstack/inventory/internal/feed"
 	"github.com/shopstack/inventory/internal/lock"
 )
 
@@ -56,7 +57,7 @@ type Config struct {
 	ReapInterval time.Duration
 	// Fanout wakes other replicas' event feeds when this one commits, and
 	// this one's when they do; nil for a single replica.
-	Fanout Fanout
+	Fanout feed.Fanout
 	// TracerProvider makes the service's spans: one per mutation, one per
 	// combined batch and per stock transaction; nil makes none.
 	TracerProvider trace.TracerProvider
@@ -85,7 +86,7 @@ type Service struct {
 	now         func() time.Time
 	traceID     func(context.Context) string
 	lockTimeout time.Duration
-	feed        *feed
+	feed        *feed.Feed[Movement]
 	strategy    Strategy
 	pipe        *stockPipeline
 	resLevels   levelsCache
@@ -141,14 +142,7 @@ func NewService(cfg Config) *Service {
 	if s.lockTimeout <= 0 {
 		s.lockTimeout = 10 * time.Second
 	}
-	poll := cfg.PollInterval
-	if poll <= 0 {
-		poll = time.Second
-	}
-	s.feed = newFeed(cfg.Ledger, s.log, poll, cfg.Fanout)
-	if s.reads != nil {
-		s.feed.wakeOthers = s.reads.Wake
-	}
+	s.feed = newFeed(cfg.Ledger, cfg, s.log)
 	s.strategy = cfg.Strategy
 	if !s.strategy.Valid() {
 		s.strategy = StrategyCombine
@@ -184,7 +178,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("lock epoch: %w", err)
 	}
 	s.epoch = epoch
-	if err := s.feed.start(ctx); err != nil {
+	if err := s.feed.Start(ctx); err != nil {
 		return err
 	}
 	s.reaper.start(ctx)
@@ -199,14 +193,8 @@ func (s *Service) LockEpoch() int64 { return s.epoch }
 func (s *Service) Close() {
 	s.reaper.stop()
 	s.pipe.Wait()
-	s.feed.stop()
+	s.feed.Stop()
 }
-
-// EndSubscriptions ends every subscription (their channels close) and
-// refuses new ones. A server calls it when it starts shutting down, so
-// that streaming responses end and their connections can drain rather
-// than hold the shutdown to its timeout.
-func (s *Service) EndSubscriptions() { s.feed.closeAll() }
 
 // ProductResult is what product mutations return.
 type ProductResult struct {

@@ -51,7 +51,7 @@ type EtcdConfig struct {
 }
 
 // Etcd is a fan-out over an etcd key: Announce puts "<id> <seq>" on it and
-// every instance watches it. It implements inventory.Fanout.
+// every instance watches it. It implements feed.Fanout.
 //
 // The watch is made with clientv3.WithRequireLeader: a member cut off from
 // its cluster then cancels it (after a few election timeouts without a

@@ -1,6 +1,6 @@
 // Package pubsub carries "the ledger advanced" between replicas, so that a
 // commit on one replica wakes the event feeds of the others at once instead
-// of at their next poll. It implements inventory.Fanout twice: over Redis
+// of at their next poll. It implements feed.Fanout twice: over Redis
 // PUBLISH/SUBSCRIBE (Redis) and over an etcd key and its watch (Etcd).
 //
 // A message is only a wake-up. The ledger stays the source of truth: the
@@ -36,7 +36,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/feed"
 )
 
 // Backoff between retries of a failed send or a failed watch.
@@ -215,6 +215,6 @@ func (w *wakeups) deliver(msg string) {
 func (w *wakeups) close() { close(w.ch) }
 
 var (
-	_ inventory.Fanout = (*Redis)(nil)
-	_ inventory.Fanout = (*Etcd)(nil)
+	_ feed.Fanout = (*Redis)(nil)
+	_ feed.Fanout = (*Etcd)(nil)
 )

@@ -18,7 +18,7 @@ import (
 // machines may be small and run under -race.
 const wakeTimeout = 5 * time.Second
 
-// fanout is what both implementations offer (inventory.Fanout plus Close).
+// fanout is what both implementations offer (feed.Fanout plus Close).
 type fanout interface {
 	Announce(seq int64)
 	Wakeups() <-chan struct{}

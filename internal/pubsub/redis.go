@@ -33,7 +33,7 @@ type RedisConfig struct {
 	Logger *slog.Logger
 }
 
-// Redis is a fan-out over Redis Pub/Sub. It implements inventory.Fanout.
+// Redis is a fan-out over Redis Pub/Sub. It implements feed.Fanout.
 type Redis struct {
 	id      string
 	channel string
