@@ -14,6 +14,7 @@ import (
 
 	"github.com/shopstack/inventory/graph/model"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/readlog"
 )
 
 // Answers caches the rendered JSON of root query fields answered from the
@@ -26,7 +27,7 @@ import (
 // depth, only for fields the read model serves (memoryFields: a product's
 // movements come from the database, and are never cached), consistency is
 // CACHED, no error was raised under the field, and the read model vouched
-// for every read (inventory.ReadLog). It is served only after the field's
+// for every read (readlog.Log). It is served only after the field's
 // authorization and admission, and only while inventory.Service.Current
 // says its reads are unchanged and none of the reservations it counts has
 // expired. A cached answer is exactly what executing the field again would
@@ -51,7 +52,7 @@ type answerKey struct {
 type answer struct {
 	key  answerKey
 	body []byte
-	deps inventory.ReadDeps
+	deps readlog.Deps
 }
 
 // NewAnswers returns a cache of at most maxBytes of answers.
@@ -99,8 +100,8 @@ func (a *Answers) InterceptRootField(ctx context.Context, next graphql.RootResol
 		return rawJSON(body)
 	}
 	a.misses.Add(1)
-	log := inventory.NewReadLog()
-	m := next(inventory.WithReadLog(ctx, log))
+	log := readlog.New()
+	m := next(readlog.With(ctx, log))
 	if !log.Usable() || erred(ctx, rc.Field.Alias) {
 		return m
 	}

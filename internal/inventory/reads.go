@@ -5,6 +5,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/shopstack/inventory/internal/readlog"
 )
 
 // The read path. Product and level reads go to the read model if there is
@@ -16,7 +18,7 @@ import (
 // reader returns what answers ctx's product and level reads.
 func (s *Service) reader(ctx context.Context) StockReader {
 	if s.reads == nil || ConsistencyFrom(ctx) == ReadStrong {
-		ReadLogFrom(ctx).Unusable()
+		readlog.From(ctx).Unusable()
 		return s.catalog
 	}
 	return s.reads
@@ -24,7 +26,7 @@ func (s *Service) reader(ctx context.Context) StockReader {
 
 // Current reports whether what deps records is unchanged: an answer read
 // from it may be served again.
-func (s *Service) Current(deps ReadDeps) bool {
+func (s *Service) Current(deps readlog.Deps) bool {
 	if s.reads == nil || !deps.Until.IsZero() && !s.now().Before(deps.Until) {
 		return false
 	}
@@ -128,7 +130,7 @@ func (s *Service) LowStockProducts(ctx context.Context, limit int) ([]ProductSto
 // levels whose NextExpiry has passed can hold such units, so a read costs a
 // statement more only between an expiry and its release.
 func (s *Service) withoutExpired(ctx context.Context, stocks []ProductStock) error {
-	now, log := s.now(), ReadLogFrom(ctx)
+	now, log := s.now(), readlog.From(ctx)
 	var due []int64
 	for _, ps := range stocks {
 		if slices.ContainsFunc(ps.Levels, func(l Level) bool { return mayHoldExpired(l, now) }) {
@@ -174,7 +176,7 @@ func (s *Service) Levels(ctx context.Context, productID int64) ([]Level, error) 
 
 // Movements returns a page of the ledger.
 func (s *Service) Movements(ctx context.Context, q MovementQuery) (MovementPage, error) {
-	ReadLogFrom(ctx).Unusable() // the ledger is read from the database
+	readlog.From(ctx).Unusable() // the ledger is read from the database
 	if err := checkFirst(q.Limit); err != nil {
 		return MovementPage{}, err
 	}
@@ -189,7 +191,7 @@ func (s *Service) Movements(ctx context.Context, q MovementQuery) (MovementPage,
 // MovementsByProducts returns, for each product of ids, the page of its
 // ledger that q selects (q's ProductID and ProductIDs are ignored).
 func (s *Service) MovementsByProducts(ctx context.Context, ids []int64, q MovementQuery) (map[int64]MovementPage, error) {
-	ReadLogFrom(ctx).Unusable()
+	readlog.From(ctx).Unusable()
 	if err := checkFirst(q.Limit); err != nil {
 		return nil, err
 	}
@@ -206,7 +208,7 @@ func checkFirst(first int) error {
 // ReservationsByIDs returns the reservations of ids that exist, with their
 // status as of now, ordered by ID.
 func (s *Service) ReservationsByIDs(ctx context.Context, ids []int64) ([]Reservation, error) {
-	ReadLogFrom(ctx).Unusable()
+	readlog.From(ctx).Unusable()
 	rs, err := s.resv.ReservationsByIDs(ctx, ids)
 	now := s.now()
 	for i := range rs {

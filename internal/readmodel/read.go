@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/readlog"
 )
 
 // ProductStocks returns the products of ids that exist, ordered by ID:
@@ -15,7 +16,7 @@ import (
 func (v *View) ProductStocks(ctx context.Context, ids []int64) ([]inventory.ProductStock, error) {
 	out := make([]inventory.ProductStock, 0, len(ids))
 	var missing []int64
-	log := inventory.ReadLogFrom(ctx)
+	log := readlog.From(ctx)
 	v.mu.RLock()
 	for _, id := range ids {
 		if e := v.products[id]; e != nil && e.complete {
@@ -45,7 +46,7 @@ func (v *View) ProductStocks(ctx context.Context, ids []int64) ([]inventory.Prod
 
 // ProductStockBySKU returns the product with a (normalized) SKU.
 func (v *View) ProductStockBySKU(ctx context.Context, sku string) (inventory.ProductStock, error) {
-	log := inventory.ReadLogFrom(ctx)
+	log := readlog.From(ctx)
 	v.mu.RLock()
 	e := v.products[v.bySKU[sku]]
 	hit := e != nil && e.complete && e.ps.Product.SKU == sku
@@ -77,7 +78,7 @@ func (v *View) ProductStockBySKU(ctx context.Context, sku string) (inventory.Pro
 // unknown yet (a read by SKU). While the read is in flight, a commit of
 // one of its products leaves a floor the read must reach to be kept: it
 // may have read the state before the commit.
-func (v *View) fill(log *inventory.ReadLog, ids []int64, add bool, read func() ([]inventory.ProductStock, error)) ([]inventory.ProductStock, error) {
+func (v *View) fill(log *readlog.Log, ids []int64, add bool, read func() ([]inventory.ProductStock, error)) ([]inventory.ProductStock, error) {
 	v.mu.Lock()
 	v.register(ids, 1)
 	v.mu.Unlock()
@@ -182,7 +183,7 @@ type cachedPage struct {
 // filtered by lowStock change with every sale, and are read anew.
 func (v *View) ProductIDs(ctx context.Context, f inventory.ProductFilter, afterID int64, limit int) (inventory.IDPage, error) {
 	if f.LowStock != nil {
-		inventory.ReadLogFrom(ctx).Unusable()
+		readlog.From(ctx).Unusable()
 		return v.src.ProductIDs(ctx, f, afterID, limit)
 	}
 	c, err := v.cached(ctx, pageKey{text: f.Text, after: afterID, limit: limit}, func() (cachedPage, error) {
@@ -196,7 +197,7 @@ func (v *View) ProductIDs(ctx context.Context, f inventory.ProductFilter, afterI
 // ProductIDs does.
 func (v *View) CountProducts(ctx context.Context, f inventory.ProductFilter) (int, error) {
 	if f.LowStock != nil {
-		inventory.ReadLogFrom(ctx).Unusable()
+		readlog.From(ctx).Unusable()
 		return v.src.CountProducts(ctx, f)
 	}
 	c, err := v.cached(ctx, pageKey{text: f.Text, count: true}, func() (cachedPage, error) {
@@ -210,7 +211,7 @@ func (v *View) CountProducts(ctx context.Context, f inventory.ProductFilter) (in
 // none of the current catalog generation, and records in ctx's log which
 // generation it is of.
 func (v *View) cached(ctx context.Context, key pageKey, read func() (cachedPage, error)) (cachedPage, error) {
-	log := inventory.ReadLogFrom(ctx)
+	log := readlog.From(ctx)
 	v.mu.RLock()
 	c, ok := v.pages[key]
 	gen := v.gen

@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/readlog"
 )
 
 // Source is what the view reads: the database.
@@ -148,7 +149,7 @@ func (v *View) touch(e *entry) {
 
 // Current reports whether the products and pages deps records are still
 // what the view holds.
-func (v *View) Current(deps inventory.ReadDeps) bool {
+func (v *View) Current(deps readlog.Deps) bool {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if deps.Catalog && deps.Gen != v.gen {
