@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
@@ -20,6 +21,7 @@ import (
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/lock/redislock"
 	"github.com/shopstack/inventory/internal/pubsub"
+	"github.com/shopstack/inventory/internal/retry"
 	"github.com/shopstack/inventory/internal/telemetry"
 )
 
@@ -88,18 +90,17 @@ func waitReady(ctx context.Context, l lock.Locker, timeout time.Duration, log *s
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for {
-		err := c.Check(ctx)
-		if err == nil {
-			return nil
-		}
+	var last error
+	err := retry.Forever(ctx, backoff.NewConstantBackOff(500*time.Millisecond), func() error {
+		last = c.Check(ctx)
+		return last
+	}, func(err error, _ time.Duration) {
 		log.Warn("waiting for the lock backend", "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not reachable within %v: %w", timeout, err)
-		case <-time.After(500 * time.Millisecond):
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("not reachable within %v: %w", timeout, last)
 	}
+	return nil
 }
 
 // elector is the backend's own election if it has one (etcd), else

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // Commands in: a broker delivers stock commands (CommandSchemaV1), the
@@ -229,20 +230,22 @@ func (c *Consumer) defaults() {
 // whenever the broker fails.
 func (c *Consumer) Run(ctx context.Context, src CommandSource) {
 	c.defaults()
-	wait := 100 * time.Millisecond
-	for ctx.Err() == nil {
+	bo := retry.Doubling(100*time.Millisecond, 5*time.Second)
+	_ = retry.Forever(ctx, bo, func() error {
 		start := time.Now()
 		err := src.Consume(ctx, c.InFlight, c.Handle)
-		if ctx.Err() != nil {
-			return
-		}
 		if time.Since(start) > time.Minute {
-			wait = 100 * time.Millisecond
+			// It consumed for a while: this failure is a new one, not
+			// the next of a series.
+			bo.Reset()
 		}
+		if err == nil && ctx.Err() == nil {
+			err = errors.New("consume returned while the consumer runs")
+		}
+		return err
+	}, func(err error, wait time.Duration) {
 		c.Log.Warn("command consumer: broker failed; consuming again", "err", err, "retryIn", wait.String())
-		sleep(ctx, wait)
-		wait = min(2*wait, 5*time.Second)
-	}
+	})
 }
 
 var tracer = otel.Tracer("github.com/shopstack/inventory/internal/broker")

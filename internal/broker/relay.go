@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // Relay publishes the ledger to a Publisher, from the last sequence the
@@ -48,15 +49,10 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
-	for ctx.Err() == nil {
-		err := r.relay(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		wait := bo.NextBackOff()
+	// relay returns only with an error, so this ends only with ctx.
+	_ = retry.Forever(ctx, bo, func() error { return r.relay(ctx) }, func(err error, wait time.Duration) {
 		r.Log.Warn("event publisher: failed; resuming from the broker's last event", "err", err, "retryIn", wait.String())
-		sleep(ctx, wait)
-	}
+	})
 }
 
 // relay runs until an error: the broker's last sequence, then the ledger
@@ -73,7 +69,7 @@ func (r *Relay) relay(ctx context.Context) error {
 			return fmt.Errorf("read the ledger after %d: %w", last, err)
 		}
 		if len(page.Movements) == 0 {
-			if !sleep(ctx, r.Poll) {
+			if !retry.Sleep(ctx, r.Poll) {
 				return ctx.Err()
 			}
 			continue
@@ -102,7 +98,7 @@ func RunElected(ctx context.Context, elector lock.Elector, r *Relay, log *slog.L
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("event publisher: campaign failed; will retry", "err", err)
-				sleep(ctx, time.Second)
+				retry.Sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -121,17 +117,5 @@ func RunElected(ctx context.Context, elector lock.Elector, r *Relay, log *slog.L
 		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_ = lease.Unlock(uctx)
 		ucancel()
-	}
-}
-
-// sleep waits d or until ctx ends, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // Elector elects one leader among replicas for a named duty, such as
@@ -33,27 +37,26 @@ var _ Elector = LockElector{}
 // Campaign takes the lock "leader/"+name, retrying until it is granted or
 // ctx ends.
 func (e LockElector) Campaign(ctx context.Context, name string) (Lease, error) {
-	retry := e.Retry
-	if retry <= 0 {
-		retry = time.Second
+	pause := e.Retry
+	if pause <= 0 {
+		pause = time.Second
 	}
-	for {
-		lease, err := e.Locker.Lock(ctx, "leader/"+name)
-		if err == nil {
-			return lease, nil
+	var lease Lease
+	var refused error // an error not worth retrying
+	err := retry.Forever(ctx, backoff.NewConstantBackOff(pause), func() (err error) {
+		lease, err = e.Locker.Lock(ctx, "leader/"+name)
+		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotAcquired) && !errors.Is(err, ErrUnavailable) &&
+			!errors.Is(err, context.DeadlineExceeded) {
+			refused = err
+			return backoff.Permanent(err)
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("campaign %s: %w", name, ctx.Err())
-		}
-		if !errors.Is(err, ErrNotAcquired) && !errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("campaign %s: %w", name, err)
-		}
-		t := time.NewTimer(retry)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("campaign %s: %w", name, ctx.Err())
-		case <-t.C:
-		}
+		return err
+	}, nil)
+	switch {
+	case err == nil:
+		return lease, nil
+	case refused != nil:
+		return nil, fmt.Errorf("campaign %s: %w", name, refused)
 	}
+	return nil, fmt.Errorf("campaign %s: %w", name, ctx.Err())
 }

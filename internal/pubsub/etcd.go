@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
+
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // Defaults of EtcdConfig fields left zero.
@@ -69,8 +71,7 @@ type Etcd struct {
 	wake   *wakeups
 	kicks  chan struct{}
 
-	stop chan struct{} // closed by Close; client.Ctx() ends right after
-	wg   sync.WaitGroup
+	wg sync.WaitGroup // the sender and the watch, both ended by client.Ctx()
 
 	closeOnce sync.Once
 	closeErr  error
@@ -131,14 +132,13 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		client: client,
 		latest: newLatest(),
 		kicks:  make(chan struct{}, 1),
-		stop:   make(chan struct{}),
 	}
 	e.log = log.With("fanout", "etcd", "id", e.id)
 	e.wake = newWakeups(e.id, e.log)
 	e.wg.Add(2)
 	go func() {
 		defer e.wg.Done()
-		sendLoop(e.stop, e.kicks, e.latest, e.put, e.log)
+		sendLoop(e.client.Ctx(), e.kicks, e.latest, e.put, e.log)
 	}()
 	go e.watch(resp.Header.Revision)
 	return e, nil
@@ -160,9 +160,8 @@ func (e *Etcd) Wakeups() <-chan struct{} { return e.wake.ch }
 // Wakeups channel.
 func (e *Etcd) Close() error {
 	e.closeOnce.Do(func() {
-		close(e.stop)
-		// Closing the client cancels its context: the Put in flight and
-		// the watch end.
+		// Closing the client cancels its context: the sender, the Put
+		// in flight and the watch end.
 		err := e.client.Close()
 		e.wg.Wait()
 		e.wake.close()
@@ -187,26 +186,24 @@ func (e *Etcd) put(seq int64) error {
 func (e *Etcd) watch(rev int64) {
 	defer e.wg.Done()
 	ctx := e.client.Ctx() // canceled by Close
-	var delay time.Duration
-	for {
-		var err error
-		var created bool
-		rev, created, err = e.watchFrom(ctx, rev)
-		if ctx.Err() != nil {
-			return
-		}
-		if created {
-			delay = 0
-		}
-		delay = nextDelay(delay)
-		e.log.Debug("pubsub: etcd watch ended; watching again", "rev", rev, "retry_in", delay, "err", err)
-		if !sleepCtx(ctx, delay) {
-			return
-		}
+	bo := retry.Doubling(retryMin, retryMax)
+	var err error
+	// watchFrom returns only when the watch ended, so this ends only with
+	// ctx.
+	_ = retry.Forever(ctx, bo, func() error {
 		if errors.Is(err, errCompacted) {
 			rev = e.resync(ctx, rev)
 		}
-	}
+		var created bool
+		rev, created, err = e.watchFrom(ctx, rev)
+		if created {
+			// It watched: a new failure starts the backoff over.
+			bo.Reset()
+		}
+		return err
+	}, func(err error, wait time.Duration) {
+		e.log.Debug("pubsub: etcd watch ended; watching again", "rev", rev, "retry_in", wait, "err", err)
+	})
 }
 
 var errCompacted = errors.New("history compacted")

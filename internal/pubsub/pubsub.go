@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/internal/feed"
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // Backoff between retries of a failed send or a failed watch.
@@ -112,55 +113,30 @@ func kick(ch chan struct{}) {
 
 // sendLoop is a background sender: whenever kicked, it sends the latest
 // value if it differs from the last one sent, one send at a time, until
-// stop is closed. A failed send is logged at debug level and retried with
+// ctx ends. A failed send is logged at debug level and retried with
 // backoff, with the then latest value.
-func sendLoop(stop <-chan struct{}, kicks <-chan struct{}, l *latest, send func(seq int64) error, log *slog.Logger) {
+func sendLoop(ctx context.Context, kicks <-chan struct{}, l *latest, send func(seq int64) error, log *slog.Logger) {
 	sent := int64(math.MinInt64)
-	var delay time.Duration
+	bo := retry.Doubling(retryMin, retryMax)
 	for {
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-kicks:
 		}
-		for {
-			seq := l.load()
-			if seq == sent {
-				break
+		for seq := l.load(); seq != sent; seq = l.load() {
+			err := retry.Forever(ctx, bo, func() error {
+				seq = l.load()
+				return send(seq)
+			}, func(err error, wait time.Duration) {
+				log.Debug("pubsub: send failed; retrying", "seq", seq, "retry_in", wait, "err", err)
+			})
+			if err != nil {
+				return // ctx ended
 			}
-			if err := send(seq); err != nil {
-				delay = nextDelay(delay)
-				log.Debug("pubsub: send failed; retrying", "seq", seq, "retry_in", delay, "err", err)
-				if !sleep(stop, delay) {
-					return
-				}
-				continue
-			}
-			sent, delay = seq, 0
+			sent = seq
 		}
 	}
-}
-
-// nextDelay doubles a backoff delay within [retryMin, retryMax].
-func nextDelay(d time.Duration) time.Duration {
-	return min(max(2*d, retryMin), retryMax)
-}
-
-// sleep waits d and reports true, or false as soon as stop is closed.
-func sleep(stop <-chan struct{}, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-stop:
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// sleepCtx is sleep for a context.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	return sleep(ctx.Done(), d)
 }
 
 // wakeups turns received messages into wake-ups on a coalescing channel.

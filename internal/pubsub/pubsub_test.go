@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"runtime"
@@ -229,11 +230,12 @@ func TestWakeupsDeliver(t *testing.T) {
 }
 
 // TestSendLoop checks the sender alone: a burst becomes few sends, the
-// last value is sent, failures are retried, and stop ends it.
+// last value is sent, failures are retried, and the end of its context
+// ends it.
 func TestSendLoop(t *testing.T) {
 	l := newLatest()
 	kicks := make(chan struct{}, 1)
-	stop := make(chan struct{})
+	ctx, stop := context.WithCancel(context.Background())
 	var (
 		mu    sync.Mutex
 		sent  []int64
@@ -259,7 +261,7 @@ func TestSendLoop(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sendLoop(stop, kicks, l, send, discard())
+		sendLoop(ctx, kicks, l, send, discard())
 	}()
 	for i := int64(1); i <= 10000; i++ {
 		if l.raise(i) {
@@ -280,7 +282,7 @@ func TestSendLoop(t *testing.T) {
 		defer mu.Unlock()
 		t.Fatalf("10000 not sent; sent %v", sent)
 	}
-	close(stop)
+	stop()
 	<-done
 	mu.Lock()
 	defer mu.Unlock()

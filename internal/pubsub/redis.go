@@ -129,7 +129,7 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		go func() {
 			defer r.wg.Done()
 			log := r.log.With("addr", s.addr)
-			sendLoop(r.ctx.Done(), s.kicks, r.latest, func(seq int64) error { return r.publish(s, seq) }, log)
+			sendLoop(r.ctx, s.kicks, r.latest, func(seq int64) error { return r.publish(s, seq) }, log)
 		}()
 	}
 	return r, nil

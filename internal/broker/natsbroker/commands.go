@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shopstack/inventory/internal/broker"
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // Commands in, on two more streams:
@@ -191,21 +192,11 @@ func (c *Commands) handle(ctx context.Context, msg jetstream.Msg, handle func(co
 func settle(ctx context.Context, within time.Duration, ack func(context.Context) error) {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+	_ = retry.Forever(ctx, retry.Doubling(50*time.Millisecond, time.Second), func() error {
 		actx, acancel := context.WithTimeout(ctx, time.Second)
-		err := ack(actx)
-		acancel()
-		if err == nil {
-			return
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+		defer acancel()
+		return ack(actx)
+	}, nil)
 }
 
 // publish stores the dead letter and the outcome. Their message IDs carry

@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopstack/inventory/internal/broker"
@@ -164,6 +165,9 @@ func New(cfg Config) (*Publisher, error) {
 // Close closes the connection.
 func (p *Publisher) Close() error { return p.link.close() }
 
+// errNoOffset is Last's answer while the offset queue looks empty.
+var errNoOffset = errors.New("no offset")
+
 // Last reads the offset without taking it: a basic.get, then a nack that
 // puts it back.
 //
@@ -183,19 +187,22 @@ func (p *Publisher) Last(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var m amqp.Delivery
-	ok := false
-	for try := 0; !ok && try < 3; try++ {
-		if try > 0 && !sleep(ctx, 20*time.Millisecond) {
-			return 0, ctx.Err()
+	m, err := backoff.Retry(ctx, func() (amqp.Delivery, error) {
+		m, ok, err := c.ch.Get(p.cfg.lastQueue(), false)
+		switch {
+		case err != nil:
+			return m, backoff.Permanent(fmt.Errorf("rabbitbroker: read the offset: %w", err))
+		case !ok:
+			return m, errNoOffset
 		}
-		if m, ok, err = c.ch.Get(p.cfg.lastQueue(), false); err != nil {
-			return 0, fmt.Errorf("rabbitbroker: read the offset: %w", err)
-		}
-	}
-	if !ok {
+		return m, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(20*time.Millisecond)), backoff.WithMaxTries(3))
+	if errors.Is(err, errNoOffset) {
 		p.last = 0
 		return 0, nil
+	}
+	if err != nil {
+		return 0, err
 	}
 	// Should the nack be lost, the channel is gone and the broker puts the
 	// offset back itself.
@@ -260,18 +267,6 @@ func (p *Publisher) Publish(ctx context.Context, after int64, events []broker.Ev
 	}
 	p.last = newest
 	return nil
-}
-
-// sleep waits d or until ctx ends, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Ping reports whether the broker answers: it dials when the publisher

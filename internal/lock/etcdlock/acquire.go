@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shopstack/inventory/internal/lock"
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 var (
@@ -119,8 +120,8 @@ func (r *retrier) next(ctx context.Context, err error) error {
 		}
 	}
 	wait := min(max(r.bo.NextBackOff(), r.l.cfg.RetryMin), r.l.cfg.RetryMax)
-	if err := sleep(ctx, wait); err != nil {
-		return err
+	if !retry.Sleep(ctx, wait) {
+		return ctx.Err()
 	}
 	if counted {
 		r.window = time.Now()
@@ -191,23 +192,16 @@ func (l *Locker) cleanupLater(sess *concurrency.Session, etcdKey string, leave f
 	go func() {
 		defer l.bg.Done()
 		defer leave()
-		wait := l.cfg.RetryMin
-		for {
-			if _, err := l.client.Delete(l.bgCtx, etcdKey); err == nil {
-				return
-			}
-			wait = min(2*wait, l.cfg.RetryMax)
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-sess.Ctx().Done():
-				t.Stop()
-				return
-			case <-l.bgCtx.Done():
-				t.Stop()
-				return
-			}
-		}
+		ctx, cancel := context.WithCancel(l.bgCtx)
+		defer cancel()
+		defer context.AfterFunc(sess.Ctx(), cancel)()
+		bo := retry.Doubling(min(2*l.cfg.RetryMin, l.cfg.RetryMax), l.cfg.RetryMax)
+		_ = retry.Forever(ctx, bo, func() error {
+			// The session's end stops the retries, not a delete
+			// already sent: only the Locker's close does.
+			_, err := l.client.Delete(l.bgCtx, etcdKey)
+			return err
+		}, nil)
 	}()
 }
 
@@ -237,15 +231,4 @@ func unavailable(err error) error {
 		return fmt.Errorf("%w: no answer in time (%v)", lock.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%w: %w", lock.ErrUnavailable, err)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

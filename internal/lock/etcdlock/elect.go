@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/shopstack/inventory/internal/lock"
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // Elections use etcd's own recipe, concurrency.Election, through the
@@ -158,7 +159,7 @@ func (l *Locker) campaign(ctx context.Context, name string, leave func()) (*elec
 			return giveUp(err)
 		}
 		wait := min(max(bo.NextBackOff(), l.cfg.RetryMin), l.cfg.RetryMax)
-		if serr := sleep(ctx, wait); serr != nil {
+		if !retry.Sleep(ctx, wait) {
 			return giveUp(ctxErr(ctx, err))
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/shopstack/inventory/internal/lock"
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 const (
@@ -160,12 +161,8 @@ func (l *Locker) acquire(ctx context.Context, key string) (*lease, error) {
 				return nil, fmt.Errorf("%w after %d tries", lock.ErrNotAcquired, taken)
 			}
 		}
-		t := time.NewTimer(bo.NextBackOff())
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, bo.NextBackOff()) {
 			return nil, ctxErr(ctx.Err(), last)
-		case <-t.C:
 		}
 	}
 }
