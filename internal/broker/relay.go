@@ -9,6 +9,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"github.com/shopstack/inventory/internal/duty"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/retry"
@@ -93,29 +94,7 @@ const Duty = "broker/publish"
 
 // RunElected runs r on this replica while it leads Duty, until ctx ends.
 func RunElected(ctx context.Context, elector lock.Elector, r *Relay, log *slog.Logger) {
-	for ctx.Err() == nil {
-		lease, err := elector.Campaign(ctx, Duty)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("event publisher: campaign failed; will retry", "err", err)
-				retry.Sleep(ctx, time.Second)
-			}
-			continue
-		}
-		log.Info("event publisher: leading: publishing the ledger from this replica")
-		lctx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-lease.Done():
-				log.Warn("event publisher: leadership lost")
-				cancel()
-			case <-lctx.Done():
-			}
-		}()
-		r.Run(lctx)
-		cancel()
-		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_ = lease.Unlock(uctx)
-		ucancel()
-	}
+	d := &duty.Duty{Name: Duty, Elector: elector, Lead: r.Run,
+		Title: "event publisher", Doing: "publishing the ledger", Log: log}
+	d.Run(ctx)
 }

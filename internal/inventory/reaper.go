@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shopstack/inventory/internal/duty"
 	"github.com/shopstack/inventory/internal/lock"
 )
 
@@ -24,16 +25,20 @@ type reaper struct {
 	elector  lock.Elector
 	interval time.Duration
 
-	mu      sync.Mutex
-	leading bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	duty   duty.Duty
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func (r *reaper) start(ctx context.Context) {
+	r.duty = duty.Duty{Name: reaperDuty, Elector: r.elector, Lead: r.lead,
+		Title: "reaper", Doing: "expiring reservations", Retry: r.interval, Log: r.s.log}
 	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	r.done = make(chan struct{})
-	go r.run(ctx)
+	go func() {
+		defer close(r.done)
+		r.duty.Run(ctx)
+	}()
 }
 
 func (r *reaper) stop() {
@@ -44,31 +49,9 @@ func (r *reaper) stop() {
 	<-r.done
 }
 
-func (r *reaper) run(ctx context.Context) {
-	defer close(r.done)
-	for ctx.Err() == nil {
-		lease, err := r.elector.Campaign(ctx, reaperDuty)
-		if err != nil {
-			if ctx.Err() == nil {
-				r.s.log.Warn("reaper: campaign failed; will retry", "err", err)
-				sleep(ctx, r.interval)
-			}
-			continue
-		}
-		r.lead(ctx, lease)
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if err := lease.Unlock(uctx); err != nil {
-			r.s.log.Warn("reaper: resign failed", "err", err)
-		}
-		cancel()
-	}
-}
-
-// lead reaps every interval while this replica leads.
-func (r *reaper) lead(ctx context.Context, lease lock.Lease) {
-	r.setLeading(true)
-	defer r.setLeading(false)
-	r.s.log.Info("reaper: leading: expiring reservations on this replica")
+// lead reaps every interval while this replica leads; its context ends
+// when the leadership does.
+func (r *reaper) lead(ctx context.Context) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
 	for {
@@ -79,9 +62,6 @@ func (r *reaper) lead(ctx context.Context, lease lock.Lease) {
 		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-lease.Done():
-			r.s.log.Warn("reaper: leadership lost")
 			return
 		case <-t.C:
 		}
@@ -108,24 +88,5 @@ func (r *reaper) reapOnce(ctx context.Context) (int, error) {
 	return len(keys), nil
 }
 
-func (r *reaper) setLeading(v bool) {
-	r.mu.Lock()
-	r.leading = v
-	r.mu.Unlock()
-}
-
 // Leading reports whether this replica currently runs the reaper.
-func (s *Service) Leading() bool {
-	s.reaper.mu.Lock()
-	defer s.reaper.mu.Unlock()
-	return s.reaper.leading
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func (s *Service) Leading() bool { return s.reaper.duty.Leading() }
