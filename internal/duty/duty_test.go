@@ -1,11 +1,10 @@
 package duty_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,8 +23,8 @@ const (
 )
 
 // recorder is an Elector over a real one that keeps the lease it granted
-// last, so that a test can take it away as a lapse would, and that fails
-// the first fail campaigns.
+// last, so that a test can take it away as a lapse would; it fails the
+// first fail campaigns, and holds campaigns back while held is open.
 type recorder struct {
 	lock.Elector
 
@@ -33,6 +32,8 @@ type recorder struct {
 	fail      int
 	campaigns int
 	last      lock.Lease
+	held      chan struct{} // closed to let campaigns through
+	arrived   chan struct{} // told of each campaign held back
 }
 
 var errRefused = errors.New("backend refused the campaign")
@@ -45,7 +46,19 @@ func (r *recorder) Campaign(ctx context.Context, name string) (lock.Lease, error
 		r.mu.Unlock()
 		return nil, errRefused
 	}
+	held, arrived := r.held, r.arrived
 	r.mu.Unlock()
+	if held != nil {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	le, err := r.Elector.Campaign(ctx, name)
 	if err == nil {
 		r.mu.Lock()
@@ -53,6 +66,16 @@ func (r *recorder) Campaign(ctx context.Context, name string) (lock.Lease, error
 		r.mu.Unlock()
 	}
 	return le, err
+}
+
+// hold holds the next campaigns back until release is called; arrived
+// tells when one is.
+func (r *recorder) hold() (arrived <-chan struct{}, release func()) {
+	held, ch := make(chan struct{}), make(chan struct{}, 1)
+	r.mu.Lock()
+	r.held, r.arrived = held, ch
+	r.mu.Unlock()
+	return ch, func() { close(held) }
 }
 
 func (r *recorder) lease() lock.Lease {
@@ -193,29 +216,34 @@ func TestElectedDuty(t *testing.T) {
 
 	// A lease taken away (as a lapse takes it: Done closes and the key is
 	// free) ends the leader's Lead; another contender leads, and the old
-	// leader campaigns again.
+	// leader campaigns again. The old leader's next campaign is held back
+	// until the other leads: it could otherwise win the free key first.
 	t.Run("LeaseLost", func(t *testing.T) {
-		var buf syncBuffer
-		log := slog.New(slog.NewTextHandler(&buf, nil))
+		var logged messages
 		el := lock.LockElector{Locker: memlock.New(0)}
-		a, b := run(t, el, setup{log: log}), run(t, el, setup{log: log})
+		a, b := run(t, el, setup{log: slog.New(&logged)}), run(t, el, setup{log: slog.New(&logged)})
 		leader, other := first(t, a, b)
+		campaigning, release := leader.el.hold()
 		if err := leader.el.lease().Unlock(context.Background()); err != nil {
 			t.Fatalf("take the lease away: %v", err)
 		}
 		await(t, leader.ended, "the leader's Lead to end after its lease was lost")
 		await(t, other.started, "the other contender to lead after the leader's lease was lost")
-		if !strings.Contains(buf.String(), "test duty: leadership lost") {
-			t.Errorf("log %q says nothing of the lost leadership", buf.String())
+		await(t, campaigning, "the old leader to campaign again")
+		if leader.d.Leading() {
+			t.Error("the old leader reports Leading while it campaigns")
+		}
+		release()
+		if n := logged.count("test duty: leadership lost"); n != 1 {
+			t.Errorf("the lost leadership logged %d times, want once", n)
 		}
 		other.stop()
 		await(t, leader.started, "the old leader to lead again")
 	})
 
 	t.Run("CampaignFailureRetried", func(t *testing.T) {
-		var buf syncBuffer
-		log := slog.New(slog.NewTextHandler(&buf, nil))
-		a := run(t, lock.LockElector{Locker: memlock.New(0)}, setup{log: log, fail: 2})
+		var logged messages
+		a := run(t, lock.LockElector{Locker: memlock.New(0)}, setup{log: slog.New(&logged), fail: 2})
 		await(t, a.started, "a lead after two failed campaigns")
 		a.el.mu.Lock()
 		campaigns := a.el.campaigns
@@ -223,8 +251,8 @@ func TestElectedDuty(t *testing.T) {
 		if campaigns != 3 {
 			t.Errorf("%d campaigns, want 3 (two failed)", campaigns)
 		}
-		if n := strings.Count(buf.String(), "test duty: campaign failed; will retry"); n != 2 {
-			t.Errorf("log %q: %d campaign failures, want 2", buf.String(), n)
+		if n := logged.count("test duty: campaign failed; will retry"); n != 2 {
+			t.Errorf("%d campaign failures logged, want 2", n)
 		}
 	})
 
@@ -240,21 +268,26 @@ func TestElectedDuty(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer that the log handler and the test may use
-// at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// messages is a slog.Handler that keeps the messages logged.
+type messages struct {
+	mu   sync.Mutex
+	list []string
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+func (m *messages) Enabled(context.Context, slog.Level) bool { return true }
+func (m *messages) WithAttrs([]slog.Attr) slog.Handler       { return m }
+func (m *messages) WithGroup(string) slog.Handler            { return m }
+
+func (m *messages) Handle(_ context.Context, r slog.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.list = append(m.list, r.Message)
+	return nil
 }
 
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// count returns how often msg was logged.
+func (m *messages) count(msg string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(slices.DeleteFunc(slices.Clone(m.list), func(s string) bool { return s != msg }))
 }
