@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/retry"
 	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
@@ -79,16 +80,6 @@ func redsync(env map[string]string, addrs ...string) map[string]string {
 	return env
 }
 
-// sleep waits d or until ctx ends, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case <-time.After(d):
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 func TestFaults(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -101,7 +92,7 @@ func TestFaults(t *testing.T) {
 			r := redistest.Start(t)
 			return setup{env: redsync(base, r.Addr), replicas: 2, fault: func(ctx context.Context, t *testing.T, _ []*replica) {
 				r.Kill(t)
-				sleep(ctx, 2*time.Second)
+				retry.Sleep(ctx, 2*time.Second)
 				r.Restart(t)
 			}}
 		}},
@@ -120,7 +111,7 @@ func TestFaults(t *testing.T) {
 		{"replica killed with SIGKILL mid-batch", func(t *testing.T, base map[string]string) setup {
 			return setup{env: redsync(base, redistest.Start(t).Addr), replicas: 2, fault: func(ctx context.Context, t *testing.T, rs []*replica) {
 				rs[0].kill()
-				sleep(ctx, time.Second)
+				retry.Sleep(ctx, time.Second)
 				rs[0].start()
 			}}
 		}},
@@ -153,7 +144,7 @@ func TestFaults(t *testing.T) {
 					t.Errorf("toxic %s: %v", spec, err)
 					return
 				}
-				sleep(ctx, d)
+				retry.Sleep(ctx, d)
 				if err := p.Toxics.RemoveToxic(context.Background(), w.Name); err != nil {
 					t.Errorf("remove toxic %s: %v", w.Name, err)
 				}
@@ -163,7 +154,7 @@ func TestFaults(t *testing.T) {
 					// Every connection is reset as soon as data flows: in the
 					// middle of reads, writes and commits.
 					toxic(ctx, `{"name": "reset", "type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 0}}`, 500*time.Millisecond)
-					sleep(ctx, 500*time.Millisecond)
+					retry.Sleep(ctx, 500*time.Millisecond)
 				}
 				// Then a slow database: 200ms more on every answer.
 				toxic(ctx, `{"name": "slow", "type": "latency", "stream": "downstream", "attributes": {"latency": 200, "jitter": 50}}`, time.Second)
@@ -192,7 +183,7 @@ func TestFaults(t *testing.T) {
 			return setup{env: env, replicas: 2,
 				fault: func(ctx context.Context, t *testing.T, _ []*replica) {
 					n.Kill(t)
-					sleep(ctx, 2*time.Second)
+					retry.Sleep(ctx, 2*time.Second)
 					n.Restart(t)
 				},
 				audit: func(t *testing.T, dsn string) { auditEvents(t, dsn, n.URL) }}
@@ -241,7 +232,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 	var faultDone sync.WaitGroup
 	if s.fault != nil {
 		faultDone.Go(func() {
-			if sleep(ctx, faultAt) {
+			if retry.Sleep(ctx, faultAt) {
 				s.fault(ctx, t, rs)
 			}
 		})
