@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // LastSeq returns the ledger's watermark: every sequence up to it that was
@@ -46,7 +47,7 @@ func (s *Store) pgWatermark(ctx context.Context) (int64, error) {
 	if err := db.Raw(holdersSQL).Row().Scan(m.SQLScanner(&holders)); err != nil {
 		return 0, err
 	}
-	wait, start, warned := 200*time.Microsecond, time.Now(), false
+	wait, start, warned := retry.Doubling(200*time.Microsecond, 5*time.Millisecond), time.Now(), false
 	for len(holders) > 0 {
 		if !warned && time.Since(start) > slowWatermark {
 			warned = true
@@ -54,14 +55,9 @@ func (s *Store) pgWatermark(ctx context.Context) (int64, error) {
 				"waited", time.Since(start).Round(time.Millisecond), "holders", holders,
 				"see", "pg_locks.virtualtransaction; a silent client's transaction ends after idle_in_transaction_session_timeout")
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, wait.NextBackOff()) {
 			return 0, ctx.Err()
-		case <-t.C:
 		}
-		wait = min(2*wait, 5*time.Millisecond)
 		if err := db.Raw(holdersSQL+" AND virtualtransaction IN ?", holders).Row().Scan(m.SQLScanner(&holders)); err != nil {
 			return 0, err
 		}
