@@ -40,7 +40,7 @@ func newAnswersEnv(t *testing.T, driver, dsn string, locker lock.Locker, now fun
 	t.Helper()
 	svc := startReplica(t, replica{driver: driver, dsn: dsn, locker: locker, now: now})
 	e := answersEnv{svc: svc, answers: graph.NewAnswers(svc, 1<<20), admit: &countingAdmission{}}
-	e.h = graph.NewHandler(svc, nil, graph.Options{Answers: e.answers, Admission: e.admit})
+	e.h = newHandler(svc, graph.Options{Answers: e.answers, Gate: inventory.NewGate(e.admit)})
 	return e
 }
 

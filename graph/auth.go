@@ -11,32 +11,50 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-// Authorization and admission run once per root field, around it, never
-// as field middleware: a field middleware runs for every field of every
-// answer (a page of 50 products is hundreds of fields), and each layer
-// deepens the stack of every resolver goroutine.
+// The admission chain (inventory.Gate) runs once per root field, around
+// it, never as field middleware: a field middleware runs for every field of
+// every answer (a page of 50 products is hundreds of fields), and each
+// layer deepens the stack of every resolver goroutine.
 
-// authorize checks, before each root query and mutation field runs, that
-// the caller's role may run it. Introspection needs only a caller.
-func authorize(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
-	rc := graphql.GetRootFieldContext(ctx)
-	if rc == nil {
-		return next(ctx)
+// admit runs each root query and mutation field through the gate: the
+// caller's role, then flow control, with the field's name as the operation
+// and the products a stock mutation moves; the field's outcome is the code
+// of its error, if any. Introspection needs only a caller and passes flow
+// control.
+func admit(gate *inventory.Gate) graphql.RootFieldMiddleware {
+	return func(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+		rc := graphql.GetRootFieldContext(ctx)
+		if rc == nil {
+			return next(ctx)
+		}
+		pass, err := gate.Authorize(ctx, operation(rc.Field.Name))
+		if err != nil {
+			return refuse(ctx, err)
+		}
+		if isIntrospection(rc.Field.Name) {
+			return next(ctx)
+		}
+		args := rc.Field.ArgumentMap(graphql.GetOperationContext(ctx).Variables)
+		done, err := pass.Admit(ctx, productKeys(args["input"]))
+		if err != nil {
+			return refuse(ctx, err)
+		}
+		res := next(ctx)
+		done(fieldOutcome(rootFieldContext(ctx)))
+		return res
 	}
-	if err := inventory.Authorize(ctx, operation(rc.Field.Name)); err != nil {
-		return refuse(ctx, err)
-	}
-	return next(ctx)
 }
 
 // operation is the name a root field is authorized as: its own, or, for
 // introspection, what a reader may do.
 func operation(field string) string {
-	if strings.HasPrefix(field, "__") {
+	if isIntrospection(field) {
 		return "products"
 	}
 	return field
 }
+
+func isIntrospection(field string) bool { return strings.HasPrefix(field, "__") }
 
 // refuse reports err as the root field's error and resolves the field to
 // null, as an error of its resolver would (a non-null field's null then
@@ -55,9 +73,11 @@ func rootFieldContext(ctx context.Context) context.Context {
 	return ctx
 }
 
-// subscriptionAuth authorizes a subscription's one root field when the
-// operation starts: subscriptions run no root field interceptor.
+// subscriptionAuth authorizes a subscription's one root field through the
+// gate when the operation starts: subscriptions run no root field
+// interceptor, and pass no flow control.
 type subscriptionAuth struct {
+	gate    *inventory.Gate
 	present graphql.ErrorPresenterFunc
 }
 
@@ -74,7 +94,7 @@ func (a subscriptionAuth) MutateOperationContext(ctx context.Context, oc *graphq
 		return nil
 	}
 	for _, name := range rootFields(oc.Operation.SelectionSet) {
-		if err := inventory.Authorize(ctx, operation(name)); err != nil {
+		if _, err := a.gate.Authorize(ctx, operation(name)); err != nil {
 			return a.present(ctx, err)
 		}
 	}

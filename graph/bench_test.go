@@ -31,7 +31,7 @@ func BenchmarkStorefront(b *testing.B) {
 			first = res.Product.ID
 		}
 	}
-	h := graph.NewHandler(svc, nil, graph.Options{})
+	h := newHandler(svc, graph.Options{})
 	for _, q := range []struct{ name, query string }{
 		{"page", `{ products(first: 50) { edges { node { id sku name price available lowStock levels { location { code } available } } } } }`},
 		{"product", `{ product(id: ` + strconv.FormatInt(first, 10) + `) { id sku name price available lowStock } }`},

@@ -23,7 +23,7 @@ func TestConsistency(t *testing.T) {
 		// Neither replica polls during the test.
 		here := startReplica(t, replica{driver: driver, dsn: dsn, locker: locker, poll: time.Hour})
 		there := startReplica(t, replica{driver: driver, dsn: dsn, locker: locker, poll: time.Hour})
-		c := client.New(graph.NewHandler(here, nil, graph.Options{}))
+		c := client.New(newHandler(here, graph.Options{}))
 		res, err := here.CreateProduct(context.Background(), inventory.NewProduct{SKU: "CONS", Name: "c", InitialStock: 10})
 		if err != nil {
 			t.Fatal(err)

@@ -43,7 +43,7 @@ func TestAdmission(t *testing.T) {
 	st := gormstoretest.Open(t, gormstore.SQLite)
 	svc := inventorytest.Start(t, st, inventory.Config{})
 	rec := &recorder{ids: map[string][]int64{}, refuse: map[string]bool{"stockIn": true}}
-	e := env{c: client.New(graph.NewHandler(svc, nil, graph.Options{Admission: rec}))}
+	e := env{c: client.New(newHandler(svc, graph.Options{Gate: inventory.NewGate(rec)}))}
 
 	if errs := e.do(t, `mutation { a: createProduct(input: {sku: "A", name: "A", price: "1", initialStock: 5}) { product { id } }
 		b: createProduct(input: {sku: "B", name: "B", price: "1", initialStock: 5}) { product { id } } }`, nil); len(errs) > 0 {

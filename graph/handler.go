@@ -51,13 +51,8 @@ func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Han
 	if opts.TracerProvider != nil {
 		srv.Use(tracing{tracer: opts.TracerProvider.Tracer(tracerName)})
 	}
-	if opts.Authorize {
-		srv.AroundRootFields(authorize)
-		srv.Use(subscriptionAuth{present: presentError(log)})
-	}
-	if opts.Admission != nil {
-		srv.AroundRootFields(admit(opts.Admission))
-	}
+	srv.AroundRootFields(admit(opts.Gate))
+	srv.Use(subscriptionAuth{gate: opts.Gate, present: presentError(log)})
 	// Root field interceptors run in the order they are added: answers are
 	// served after authorization and admission, and before any loading.
 	if opts.Answers != nil {
@@ -82,9 +77,11 @@ func byGraphQL(next http.Handler) http.Handler {
 
 // Options are the endpoint's optional parts.
 type Options struct {
-	// Admission is asked before every root query and mutation field runs;
-	// nil admits everything.
-	Admission inventory.Admission
+	// Gate authorizes every root field, subscriptions' included, by the
+	// principal the HTTP layer or AuthenticateInit put in the context, and
+	// then admits each root query and mutation field by flow control; nil
+	// authorizes as any Gate does, and admits everything authorized.
+	Gate *inventory.Gate
 	// Flow answers the flowControl query; nil makes it fail with
 	// UNAVAILABLE.
 	Flow FlowReporter
@@ -105,10 +102,6 @@ type Options struct {
 	// WebSocketOrigins are the host patterns of other origins whose pages
 	// may open WebSocket subscriptions; none: same origin only.
 	WebSocketOrigins []string
-	// Authorize makes every root field check its caller's role
-	// (inventory.Authorize): the principal the HTTP layer or
-	// AuthenticateInit put in the context.
-	Authorize bool
 	// AuthenticateInit authenticates a WebSocket connection from its
 	// connection_init payload; an error refuses the connection. Nil
 	// accepts every connection as it is.

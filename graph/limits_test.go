@@ -17,7 +17,7 @@ func limitedEnv(t *testing.T, l graph.Limits) env {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
 	svc := inventorytest.Start(t, st, inventory.Config{PollInterval: 50 * time.Millisecond})
-	return env{h: graph.NewHandler(svc, nil, graph.Options{Limits: l})}
+	return env{h: newHandler(svc, graph.Options{Limits: l})}
 }
 
 func TestRequestLimits(t *testing.T) {

@@ -36,7 +36,7 @@ func newCountingEnv(t *testing.T, driver string) countingEnv {
 	svc := startReplica(t, replica{driver: driver, dsn: gormstoretest.DSN(t, driver), locker: memlock.New(0), tracer: tp})
 	// A generous wait: the count must not depend on how fast a busy
 	// machine starts the resolvers of one page.
-	h := graph.NewHandler(svc, nil, graph.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}, LoaderWait: 250 * time.Millisecond})
+	h := newHandler(svc, graph.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}, LoaderWait: 250 * time.Millisecond})
 	return countingEnv{tracedEnv: tracedEnv{h: h, exp: exp}, svc: svc}
 }
 

@@ -42,7 +42,7 @@ func newTracedEnv(t *testing.T, driver string) tracedEnv {
 	t.Cleanup(func() { _ = st.Close() })
 	svc := inventorytest.Start(t, st, inventory.Config{Locker: telemetry.Locker(memlock.New(0), "memory", tp, nil),
 		TracerProvider: tp, PollInterval: 50 * time.Millisecond, ReapInterval: 50 * time.Millisecond})
-	h := graph.NewHandler(svc, nil, graph.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}})
+	h := newHandler(svc, graph.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}})
 	return tracedEnv{h: h, exp: exp}
 }
 

@@ -82,7 +82,7 @@ func newBrokerAdapter(cfg config.Config) (brokerAdapter, error) {
 // (unless turned off), and registers their metrics. stop ends both; ready
 // reports the broker for /readyz (nil without a broker).
 func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store, svc *inventory.Service,
-	admission inventory.Admission, el lock.Elector, reg prometheus.Registerer, log *slog.Logger) (stop func(), ready *check, err error) {
+	gate *inventory.Gate, el lock.Elector, reg prometheus.Registerer, log *slog.Logger) (stop func(), ready *check, err error) {
 	if cfg.Broker == config.BrokerNone {
 		return func() {}, nil, nil
 	}
@@ -102,7 +102,7 @@ func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store,
 	log.Info("publishing events", append([]any{"broker", cfg.Broker}, a.where...)...)
 	consumed := make(chan struct{})
 	if cfg.BrokerCommands {
-		consumer := &broker.Consumer{Service: svc, Admission: admission, Principal: inventory.Principal{Name: cfg.BrokerActor, Role: inventory.RoleOperator},
+		consumer := &broker.Consumer{Service: svc, Gate: gate, Principal: inventory.Principal{Name: cfg.BrokerActor, Role: inventory.RoleOperator},
 			Retry: cfg.BrokerRetry, InFlight: cfg.BrokerInFlight, Log: log.With("component", "commands"),
 			Counts: func(typ, result string) { metrics.commands.WithLabelValues(typ, result).Inc() }}
 		go func() {

@@ -48,8 +48,9 @@ func readiness(store *gormstore.Store, locker lock.Locker) []check {
 type handlerDeps struct {
 	svc  *inventory.Service
 	flow *flow.Controller
-	// admission is flow control with its outcomes counted.
-	admission  inventory.Admission
+	// gate is the admission chain every transport runs operations
+	// through: authorization, then flow control with its outcomes counted.
+	gate       *inventory.Gate
 	registry   *prometheus.Registry
 	checks     []check
 	tracer     trace.TracerProvider // nil: tracing off
@@ -68,8 +69,8 @@ type handlerDeps struct {
 func newHandler(d handlerDeps) (http.Handler, error) {
 	svc, checks, log := d.svc, d.checks, d.log
 	mux := http.NewServeMux()
-	gql := graph.NewHandler(svc, log, graph.Options{Admission: d.admission, Flow: flowReporter{d.flow},
-		TracerProvider: d.tracer, Propagator: d.propagator, Authorize: true, WebSocketOrigins: d.wsOrigins, Answers: d.answers,
+	gql := graph.NewHandler(svc, log, graph.Options{Gate: d.gate, Flow: flowReporter{d.flow},
+		TracerProvider: d.tracer, Propagator: d.propagator, WebSocketOrigins: d.wsOrigins, Answers: d.answers,
 		Limits: graph.Limits{MaxDepth: d.maxDepth, MaxComplexity: d.maxComplexity, NoIntrospection: !d.introspection},
 		AuthenticateInit: func(ctx context.Context, payload map[string]any) (context.Context, error) {
 			return auth.FromInitPayload(ctx, d.tokens, payload)
@@ -100,7 +101,7 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 		writeJSON(w, code, map[string]any{"status": status, "checks": results})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
-	restAPI := rest.NewHandler(svc, d.admission, log, rest.RequireRoles())
+	restAPI := rest.NewHandler(svc, d.gate, log)
 	mux.Handle("/product", restAPI)
 	mux.Handle("/product/", restAPI)
 	mux.Handle("/stock/", restAPI)
@@ -126,7 +127,7 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 // grpcOptions are the gRPC API's options, for the main port's handler and
 // grpc-go's server alike.
 func grpcOptions(d handlerDeps) grpcapi.Options {
-	return grpcapi.Options{Admission: d.admission, Authorize: true, Log: d.log,
+	return grpcapi.Options{Gate: d.gate, Log: d.log,
 		TracerProvider: d.tracer, Propagator: d.propagator, Ready: ready(d.checks),
 		Authenticate: func(ctx context.Context, header string) (context.Context, error) {
 			return auth.FromHeader(ctx, d.tokens, header)

@@ -160,11 +160,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	sockets := &graph.Sockets{}
-	deps := handlerDeps{svc: svc, flow: fc, admission: obs.metrics.Admission(fc), registry: newRegistry(fc, obs.metrics),
+	// One admission chain for every transport: each operation is authorized,
+	// then flow-controlled (and counted) the same way whatever it came by.
+	deps := handlerDeps{svc: svc, flow: fc, gate: inventory.NewGate(obs.metrics.Admission(fc)), registry: newRegistry(fc, obs.metrics),
 		checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log,
 		introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins,
 		answers: answers, sockets: sockets}
-	stopEvents, brokerReady, err := startBroker(ctx, cfg, store, svc, deps.admission, elector(locker), deps.registry, log)
+	stopEvents, brokerReady, err := startBroker(ctx, cfg, store, svc, deps.gate, elector(locker), deps.registry, log)
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}

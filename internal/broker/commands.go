@@ -186,8 +186,10 @@ var DefaultRetry = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second
 // Consumer runs commands. Service and Principal are required.
 type Consumer struct {
 	Service Service
-	// Admission is flow control (default: admit all).
-	Admission inventory.Admission
+	// Gate authorizes each command by Principal's role, as the GraphQL
+	// field it runs, then admits it by flow control; nil authorizes as any
+	// Gate does, and admits everything authorized.
+	Gate *inventory.Gate
 	// Principal is whom commands act as (the actor on their ledger rows);
 	// whoever may publish to the command subject or queue acts as it.
 	Principal inventory.Principal
@@ -208,9 +210,6 @@ type Consumer struct {
 
 func (c *Consumer) defaults() {
 	c.once.Do(func() {
-		if c.Admission == nil {
-			c.Admission = inventory.AdmitAll{}
-		}
 		if c.Retry == nil {
 			c.Retry = DefaultRetry
 		}
@@ -360,10 +359,7 @@ func (c *Consumer) run(ctx context.Context, decodeErr error, cmd Command, out *O
 	if err != nil {
 		return err
 	}
-	if err := inventory.Authorize(ctx, op); err != nil {
-		return err
-	}
-	done, err := c.Admission.Admit(ctx, op, products)
+	done, err := c.Gate.Admit(ctx, op, products)
 	if err != nil {
 		return err
 	}

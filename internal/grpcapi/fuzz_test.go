@@ -48,7 +48,7 @@ func FuzzGRPC(f *testing.F) {
 	if _, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "FUZZ", Name: "F", Price: 1, InitialStock: 100}); err != nil {
 		f.Fatal(err)
 	}
-	h, err := grpcapi.NewHandler(svc, grpcapi.Options{})
+	h, err := grpcapi.NewHandler(svc, options(nil))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -38,16 +38,16 @@ const MaxMessageBytes = 1 << 20
 
 // Options are the handler's optional parts.
 type Options struct {
-	// Admission is asked before each call that runs an operation, named as
-	// its GraphQL field; nil admits everything.
-	Admission inventory.Admission
+	// Gate authorizes every call by its caller's role, as the GraphQL
+	// field it runs, and then admits each call that runs an operation by
+	// flow control; the change stream passes no flow control. Nil
+	// authorizes as any Gate does, and admits everything authorized.
+	Gate *inventory.Gate
 	// Authenticate turns a call's authorization header into a context with
 	// its principal; an error refuses the call with its code. Nil leaves
-	// the context as it is (no authentication configured).
+	// the context as it is: without a principal, every call is refused
+	// UNAUTHENTICATED.
 	Authenticate func(ctx context.Context, authorization string) (context.Context, error)
-	// Authorize makes every call check its caller's role
-	// (inventory.Authorize).
-	Authorize bool
 	// Ready reports readiness for grpc.health.v1 (as /readyz); nil: always
 	// serving.
 	Ready func(ctx context.Context) error
@@ -61,9 +61,6 @@ type Options struct {
 // NewHandler returns the gRPC endpoints: the inventory service, health
 // and reflection. Its Paths are the URL prefixes to route to it.
 func NewHandler(svc *inventory.Service, opts Options) (*Handler, error) {
-	if opts.Admission == nil {
-		opts.Admission = inventory.AdmitAll{}
-	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}

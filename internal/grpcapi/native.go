@@ -31,9 +31,6 @@ import (
 // the net/http path 0.9x (docs/BENCHMARKS.md, "Three transports"). Both
 // call the same methods of server: one set of rules.
 func NewGRPCServer(svc *inventory.Service, opts Options) *grpc.Server {
-	if opts.Admission == nil {
-		opts.Admission = inventory.AdmitAll{}
-	}
 	s := &server{svc: svc, opts: opts}
 	auth := nativeAuth{opts}
 	serverOpts := []grpc.ServerOption{

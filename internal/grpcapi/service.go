@@ -21,16 +21,12 @@ type server struct {
 
 var _ inventoryv1connect.InventoryServiceHandler = (*server)(nil)
 
-// run runs an operation as every transport does: the caller's role, then
-// flow control (with the products it moves stock of), then fn, whose
-// outcome is reported to flow control and mapped to a status.
+// run runs an operation as every transport does: through the gate (the
+// caller's role, then flow control with the products it moves stock of),
+// then fn, whose outcome is reported to flow control and mapped to a
+// status.
 func (s *server) run(ctx context.Context, op string, productIDs []int64, fn func() error) error {
-	if s.opts.Authorize {
-		if err := inventory.Authorize(ctx, op); err != nil {
-			return toStatus(ctx, s.opts.Log, err)
-		}
-	}
-	done, err := s.opts.Admission.Admit(ctx, op, productIDs)
+	done, err := s.opts.Gate.Admit(ctx, op, productIDs)
 	if err != nil {
 		return toStatus(ctx, s.opts.Log, err)
 	}
@@ -275,10 +271,10 @@ func (s *server) WatchStockChanges(ctx context.Context, req *connect.Request[v1.
 
 // watch streams the changes req asks for to send, for both servers.
 func (s *server) watch(ctx context.Context, req *v1.WatchStockChangesRequest, send func(*v1.WatchStockChangesResponse) error) error {
-	if s.opts.Authorize {
-		if err := inventory.Authorize(ctx, "stockChanged"); err != nil {
-			return toStatus(ctx, s.opts.Log, err)
-		}
+	// A stream is authorized as the stockChanged subscription, and, like
+	// it, passes no flow control.
+	if _, err := s.opts.Gate.Authorize(ctx, "stockChanged"); err != nil {
+		return toStatus(ctx, s.opts.Log, err)
 	}
 	f := inventory.EventFilter{ProductIDs: req.GetProductIds(), AfterSeq: req.AfterSequence}
 	ch, err := s.svc.Subscribe(ctx, f)

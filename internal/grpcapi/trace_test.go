@@ -36,7 +36,9 @@ func TestCallContinuesCallersTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := serveWith(t, svc, grpcapi.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}}).conn
+	opts := options(nil)
+	opts.TracerProvider, opts.Propagator = tp, propagation.TraceContext{}
+	conn := serveWith(t, svc, opts).conn
 
 	const traceID, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", "00-"+traceID+"-"+callerSpan+"-01")
@@ -85,7 +87,9 @@ func TestCallsAreCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := grpcapi.NewHandler(svc, grpcapi.Options{Admission: m.Admission(inventory.AdmitAll{})})
+	opts := options(nil)
+	opts.Gate = inventory.NewGate(m.Admission(inventory.AdmitAll{}))
+	h, err := grpcapi.NewHandler(svc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

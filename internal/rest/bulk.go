@@ -37,7 +37,7 @@ type bulkResponse struct {
 // those of bulkAdjustStock. The answer is one result per line; a call that
 // REJECT_EVERYTHING rejected answers 409 Conflict.
 func (h *Handler) stockBulk(w http.ResponseWriter, r *http.Request) {
-	done, err := h.admit(r, "bulkAdjustStock", nil)
+	done, err := h.gate.Admit(r.Context(), "bulkAdjustStock", nil)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -20,36 +20,22 @@ import (
 
 // Handler serves the REST routes.
 type Handler struct {
-	svc *inventory.Service
-	adm inventory.Admission
-	log *slog.Logger
-	mux *http.ServeMux
-	// authorize makes each route check its caller's role.
-	authorize bool
+	svc  *inventory.Service
+	gate *inventory.Gate
+	log  *slog.Logger
+	mux  *http.ServeMux
 }
 
-// Option configures a Handler.
-type Option func(*Handler)
-
-// RequireRoles makes each route check, as the GraphQL operation it runs,
-// that the principal in the request's context may run it
-// (inventory.Authorize).
-func RequireRoles() Option { return func(h *Handler) { h.authorize = true } }
-
-// NewHandler returns the REST routes over svc. Each route is admitted by
-// adm as the GraphQL operation it runs (a refusal is 429 with
-// Retry-After); a nil adm admits everything. A nil log discards.
-func NewHandler(svc *inventory.Service, adm inventory.Admission, log *slog.Logger, opts ...Option) *Handler {
+// NewHandler returns the REST routes over svc. Each route runs through
+// gate as the GraphQL operation it runs: the role of the principal in the
+// request's context (401 or 403), then flow control (429 with
+// Retry-After). A nil gate authorizes as any Gate does and admits
+// everything authorized; a nil log discards.
+func NewHandler(svc *inventory.Service, gate *inventory.Gate, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if adm == nil {
-		adm = inventory.AdmitAll{}
-	}
-	h := &Handler{svc: svc, adm: adm, log: log, mux: http.NewServeMux()}
-	for _, o := range opts {
-		o(h)
-	}
+	h := &Handler{svc: svc, gate: gate, log: log, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /product", h.admitted("createProduct", h.createProduct))
 	h.mux.HandleFunc("GET /product", h.admitted("productBySku", h.productBySKU))
 	h.mux.HandleFunc("GET /product/{id}", h.admitted("product", h.product))
@@ -71,10 +57,10 @@ func NewHandler(svc *inventory.Service, adm inventory.Admission, log *slog.Logge
 	return h
 }
 
-// admitted runs next if the admission control admits op.
+// admitted runs next if the gate lets the request run op.
 func (h *Handler) admitted(op string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		done, err := h.admit(r, op, nil)
+		done, err := h.gate.Admit(r.Context(), op, nil)
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -82,23 +68,6 @@ func (h *Handler) admitted(op string, next http.HandlerFunc) http.HandlerFunc {
 		defer done(nil)
 		next(w, r)
 	}
-}
-
-// admit lets the request run operation op: its caller's role, then flow
-// control. An admitted request calls done with its outcome.
-func (h *Handler) admit(r *http.Request, op string, productIDs []int64) (done func(error), err error) {
-	if err := h.authorized(r, op); err != nil {
-		return nil, err
-	}
-	return h.adm.Admit(r.Context(), op, productIDs)
-}
-
-// authorized checks the caller's role for op, if roles are required.
-func (h *Handler) authorized(r *http.Request, op string) error {
-	if !h.authorize {
-		return nil
-	}
-	return inventory.Authorize(r.Context(), op)
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -228,8 +197,10 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 			return
 		}
 		// The role first: a caller who may not move stock learns nothing
-		// of which products exist.
-		if err := h.authorized(r, op); err != nil {
+		// of which products exist. Flow control, keyed by the product,
+		// admits the pass once the product is known.
+		pass, err := h.gate.Authorize(r.Context(), op)
+		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
@@ -238,7 +209,6 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 			return
 		}
 		in := inventory.StockChange{Quantity: *req.Count, Reason: req.Reason, Reference: req.Reference, IdempotencyKey: r.Header.Get("Idempotency-Key")}
-		var err error
 		if in.ProductID, err = h.productID(r.Context(), req); err != nil {
 			h.fail(w, r, err)
 			return
@@ -249,7 +219,7 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 				return
 			}
 		}
-		done, err := h.adm.Admit(r.Context(), op, []int64{in.ProductID})
+		done, err := pass.Admit(r.Context(), []int64{in.ProductID})
 		if err != nil {
 			h.fail(w, r, err)
 			return
