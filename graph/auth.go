@@ -95,7 +95,11 @@ func (a subscriptionAuth) MutateOperationContext(ctx context.Context, oc *graphq
 	}
 	for _, name := range rootFields(oc.Operation.SelectionSet) {
 		if _, err := a.gate.Authorize(ctx, operation(name)); err != nil {
-			return a.present(ctx, err)
+			// Presented here, as a WebSocket sends this error as it is;
+			// the cause stays attached, as SSE presents it once more.
+			ge := a.present(ctx, err)
+			ge.Err = err
+			return ge
 		}
 	}
 	return nil
