@@ -27,11 +27,12 @@ import (
 //     ledger sequences to its end, which readers of the ledger wait for
 //     (watermark.go); on SQLite, whose writers take turns, the ledger's
 //     one-row counter and the largest reservation ID.
-//   - How a failed compare-and-set aborts (by nature): PostgreSQL's runner
-//     sends a transaction's writes and its COMMIT in one round trip, so the
-//     statement itself raises (stock_write_check, migration 0003) and the
-//     COMMIT rolls back; SQLite's runner sees the rows the statement
-//     affected and returns the conflict before anything commits.
+//   - How a failed compare-and-set aborts (by nature): PostgreSQL's writes
+//     and its COMMIT go in one round trip, so the write statement itself
+//     raises (stock_write_check, migration 0003) and the COMMIT rolls back;
+//     SQLite's runner sees the rows a statement affected and returns the
+//     conflict before anything commits. And so how many statements the
+//     writes are: PostgreSQL's are one (stockwrite.go).
 type dialect struct {
 	pg bool
 }
@@ -171,19 +172,30 @@ func (d dialect) tableArgs(cols []column) []any {
 	return []any{string(b)}
 }
 
-// numbered is the table of rows src (made by table, with ordinal) with
-// one more column, seq: the ledger sequence of each row, increasing with
-// ord. It takes one more parameter after src's: the number of rows.
-// PostgreSQL takes them from ledger_seq; SQLite from the counter, which
-// takeSeqs has moved past them.
+// numbered selects the rows of src (made by table, with ordinal, named
+// m) with one more column, seq: the ledger sequence of each row,
+// increasing with ord. It takes one more parameter after src's: the number
+// of rows. PostgreSQL takes them from ledger_seq; SQLite from the counter,
+// which takeSeqs has moved past them.
 func (d dialect) numbered(src string) string {
 	if d.pg {
-		return `(SELECT m.*, sq.seq FROM ` + src + ` JOIN (
+		return `SELECT m.*, sq.seq FROM ` + src + ` JOIN (
 			SELECT row_number() OVER (ORDER BY s) AS ord, s AS seq
-			FROM (SELECT nextval('ledger_seq') AS s FROM generate_series(1, ?::bigint)) AS g) AS sq ON sq.ord = m.ord) AS m`
+			FROM (SELECT nextval('ledger_seq') AS s FROM generate_series(1, ?::bigint)) AS g) AS sq ON sq.ord = m.ord`
 	}
-	return `(SELECT m.*, b.base + m.ord AS seq FROM ` + src + `
-			CROSS JOIN (SELECT last - ? AS base FROM ledger_sequence WHERE id = 1) AS b) AS m`
+	return `SELECT m.*, b.base + m.ord AS seq FROM ` + src + `
+			CROSS JOIN (SELECT last - ? AS base FROM ledger_sequence WHERE id = 1) AS b`
+}
+
+// lastSeq is the last sequence of product p.id once the transaction's
+// ledger rows are written: the largest of its rows. PostgreSQL, which
+// writes them in the same statement, reads them from its part m (a
+// statement does not see its own writes); SQLite from the ledger.
+func (d dialect) lastSeq() string {
+	if d.pg {
+		return "(SELECT max(m.seq) FROM m WHERE m.product_id = p.id)"
+	}
+	return "(SELECT max(s.seq) FROM stock_movements s WHERE s.product_id = p.id)"
 }
 
 // takeSeqs is the statement a ledger writer runs just before it numbers
@@ -204,26 +216,6 @@ func (d dialect) takeSeqs() (sql string, takesCount bool) {
 // (the migrations' lock is 7460221), and the ledger sequence's OID, so that
 // stores in other schemas of the database do not wait for each other.
 const pgWritingKey = "7460222, 'ledger_seq'::regclass::oid::int"
-
-// checked makes a statement that must affect exactly a given number of
-// rows (a compare-and-set) fail otherwise. On PostgreSQL it wraps the
-// statement, which takes the number as one more parameter; SQLite's runner
-// checks the rows affected (stmt.want).
-func (d dialect) checked(sql string) string {
-	if d.pg {
-		return "WITH w AS (" + sql + " RETURNING 1) SELECT stock_write_check(count(*) = ?::bigint) FROM w"
-	}
-	return sql
-}
-
-// checkArgs returns the parameters and the stmt.want of a checked
-// statement that must affect want rows.
-func (d dialect) checkArgs(args []any, want int) ([]any, int) {
-	if d.pg {
-		return append(args, want), 0
-	}
-	return args, want
-}
 
 // newIDs is a query for n new reservation IDs.
 func (d dialect) newIDs() string {

@@ -68,11 +68,7 @@ func HotPathPlans(ctx context.Context, s *Store) (map[string]string, error) {
 func hotPathStatements() map[string]string {
 	r, w := pgStockSQL, pgWriteSQL
 	return map[string]string{
-		"lock products": r.products, "levels": r.levels, "replays": r.replays, "rejections": r.rejections,
-		"write rejections": w.rejections, "level updates": w.levelUpdates, "level inserts": w.levelInserts,
-		"reservations": w.reservations, "reservation items": w.reservationItems, "items closed": w.itemsClosed,
-		"reservations closed": w.reservationsClosed, "reservations extended": w.reservationsExtended,
-		"items extended": w.itemsExtended, "movements": w.movements, "products": w.products,
+		"lock products": r.products, "levels": r.levels, "replays": r.replays, "rejections": r.rejections, "write": w.all,
 	}
 }
 
