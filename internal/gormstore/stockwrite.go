@@ -158,8 +158,8 @@ var (
 // stockWrites is the rows of one stock transaction's writes, by statement.
 type stockWrites struct {
 	rejections   rejectionRows
-	updates      levelUpdateRows
-	inserts      levelInsertRows
+	updates      levelRows
+	inserts      levelRows
 	created      createdRows
 	createdItems createdItemRows
 	closedItems  closedItemRows
@@ -350,7 +350,10 @@ func (r *rejectionRows) add(x inventory.Rejection, at time.Time) {
 	r.at.add(at)
 }
 
-type levelUpdateRows struct {
+// levelRows are the levels written: updated, or inserted (which reads no
+// readver or fenced: a new level has no version, and its lease's fence is
+// its first).
+type levelRows struct {
 	pid, lid, stock, reserved, readver col[int64]
 	fenced                             col[bool]
 	epoch, token                       col[int64]
@@ -358,18 +361,18 @@ type levelUpdateRows struct {
 	next                               col[*time.Time]
 }
 
-func (r *levelUpdateRows) init() {
+func (r *levelRows) init() {
 	r.pid, r.lid, r.stock, r.reserved, r.readver = bigint("pid"), bigint("lid"), bigint("stock"), bigint("reserved"), bigint("readver")
 	r.fenced = newCol[bool]("fenced", "boolean")
 	r.epoch, r.token = bigint("epoch"), bigint("token")
 	r.at, r.next = newCol[time.Time]("at", "timestamptz"), newCol[*time.Time]("next", "timestamptz")
 }
 
-func (r *levelUpdateRows) columns() []column {
+func (r *levelRows) columns() []column {
 	return []column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.readver, &r.fenced, &r.epoch, &r.token, &r.at, &r.next}
 }
 
-func (r *levelUpdateRows) add(it stockItem) {
+func (r *levelRows) add(it stockItem) {
 	l, f := it.st.Level, it.fence
 	r.pid.add(l.ProductID)
 	r.lid.add(l.LocationID)
@@ -377,33 +380,6 @@ func (r *levelUpdateRows) add(it stockItem) {
 	r.reserved.add(l.Reserved)
 	r.readver.add(it.readVersion)
 	r.fenced.add(f != (inventory.Fence{}))
-	r.epoch.add(f.Epoch)
-	r.token.add(f.Token)
-	r.at.add(it.lastAt())
-	r.next.add(timePtr(l.NextExpiry))
-}
-
-type levelInsertRows struct {
-	pid, lid, stock, reserved, epoch, token col[int64]
-	at                                      col[time.Time]
-	next                                    col[*time.Time]
-}
-
-func (r *levelInsertRows) init() {
-	r.pid, r.lid, r.stock, r.reserved, r.epoch, r.token = bigint("pid"), bigint("lid"), bigint("stock"), bigint("reserved"), bigint("epoch"), bigint("token")
-	r.at, r.next = newCol[time.Time]("at", "timestamptz"), newCol[*time.Time]("next", "timestamptz")
-}
-
-func (r *levelInsertRows) columns() []column {
-	return []column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.epoch, &r.token, &r.at, &r.next}
-}
-
-func (r *levelInsertRows) add(it stockItem) {
-	l, f := it.st.Level, it.fence
-	r.pid.add(l.ProductID)
-	r.lid.add(l.LocationID)
-	r.stock.add(l.Stock)
-	r.reserved.add(l.Reserved)
 	r.epoch.add(f.Epoch)
 	r.token.add(f.Token)
 	r.at.add(it.lastAt())
