@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/server"
 )
 
 // compare runs each row against a fresh server on a fresh database, one
@@ -29,7 +31,7 @@ func compare(ctx context.Context, cfg config, stderr io.Writer) ([]result, error
 		}
 		defer os.RemoveAll(dir)
 		logf("building ./cmd/inventoryd")
-		if bin, err = buildServer(ctx, dir); err != nil {
+		if bin, err = server.Build(ctx, dir); err != nil {
 			return nil, err
 		}
 	}
@@ -88,21 +90,21 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 			res.err = err
 		}
 	}()
-	srv, err := startServer(ctx, bin, row.serverEnv(db, cfg.redis, cfg.etcd, bt))
+	srv, err := server.Start(ctx, bin, row.serverEnv(db, cfg.redis, cfg.etcd, bt))
 	if err != nil {
 		res.err = err
 		return res
 	}
 	defer func() {
-		if err := srv.stop(); err != nil && res.err == nil && ctx.Err() == nil {
+		if err := srv.Stop(); err != nil && res.err == nil && ctx.Err() == nil {
 			res.err = err
 		}
 	}()
-	logf("%s: server %s (%s, lock %s, strategy %s)", row.name, srv.url, row.db, row.lock, row.strategy)
-	c.use(srv.url)
-	grpcTarget := srv.url
-	if srv.grpcAddr != "" {
-		grpcTarget = "http://" + srv.grpcAddr
+	logf("%s: server %s (%s, lock %s, strategy %s)", row.name, srv.URL, row.db, row.lock, row.strategy)
+	c.use(srv.URL)
+	grpcTarget := srv.URL
+	if srv.GRPCAddr != "" {
+		grpcTarget = "http://" + srv.GRPCAddr
 	}
 	if err := c.speak(row.transport, grpcTarget, bt); err != nil {
 		res.err = err
@@ -125,9 +127,9 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 		progress = stderr
 	}
 	lc := loadConfig{clients: clients, duration: cfg.duration, requests: cfg.requests}
-	t := target{pid: srv.pid(), db: &db.ref}
+	t := target{pid: srv.PID(), db: &db.ref}
 	if row.broker != "" {
-		t.metrics = srv.url + "/metrics"
+		t.metrics = srv.URL + "/metrics"
 	}
 	out, err := measure(ctx, c, w, lc, row, t, progress)
 	out.err = err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/shopstack/inventory/cmd/invbench/internal/server"
 	"github.com/shopstack/inventory/internal/testenv"
 )
 
@@ -24,7 +25,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, err := buildServer(ctx, t.TempDir())
+	bin, err := server.Build(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,14 +75,14 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("url", func(t *testing.T) {
-		srv, err := startServer(ctx, bin, map[string]string{
+		srv, err := server.Start(ctx, bin, map[string]string{
 			"INVENTORY_DB_DRIVER": "sqlite", "INVENTORY_DB_DSN": t.TempDir() + "/inventory.db",
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer func() {
-			if err := srv.stop(); err != nil {
+			if err := srv.Stop(); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -94,7 +95,7 @@ func TestEndToEnd(t *testing.T) {
 			{"-scenario", "flash-reads", "-duration", "1s", "-writers", "2"},
 		} {
 			var stdout, stderr bytes.Buffer
-			args = append([]string{"invbench", "-url", srv.url, "-clients", "8"}, args...)
+			args = append([]string{"invbench", "-url", srv.URL, "-clients", "8"}, args...)
 			if err := run(ctx, args, func(string) string { return "" }, &stdout, &stderr); err != nil {
 				t.Fatalf("run %q: %v\n%s\n%s", args, err, stdout.String(), stderr.String())
 			}
@@ -107,7 +108,7 @@ func TestEndToEnd(t *testing.T) {
 		// Every request of the read and reservation scenarios succeeds,
 		// and the reservation scenarios pass their audit.
 		for _, scenario := range []string{"product", "storefront", "flash-reads", "reserve", "checkout"} {
-			cfg, err := parseConfig([]string{"-url", srv.url, "-clients", "4", "-writers", "1", "-scenario", scenario, "-requests", "100", "-quiet"},
+			cfg, err := parseConfig([]string{"-url", srv.URL, "-clients", "4", "-writers", "1", "-scenario", scenario, "-requests", "100", "-quiet"},
 				func(string) string { return "" }, &bytes.Buffer{})
 			if err != nil {
 				t.Fatal(err)
@@ -129,7 +130,7 @@ func TestEndToEnd(t *testing.T) {
 		// A short soak: peak for 1s, then half of it for 3s, sampled
 		// every 500ms; the server stays flat.
 		var stdout, stderr bytes.Buffer
-		args := []string{"invbench", "-url", srv.url, "-clients", "8", "-scenario", "mixed", "-products", "20",
+		args := []string{"invbench", "-url", srv.URL, "-clients", "8", "-scenario", "mixed", "-products", "20",
 			"-duration", "1s", "-soak", "3s", "-soak-load", "0.5", "-soak-sample", "500ms", "-quiet"}
 		if err := run(ctx, args, func(string) string { return "" }, &stdout, &stderr); err != nil {
 			t.Fatalf("soak: %v\n%s\n%s", err, stdout.String(), stderr.String())
@@ -150,15 +151,15 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("token", func(t *testing.T) {
 		const token = "bench-admin-token-0123"
-		srv, err := startServer(ctx, bin, map[string]string{
+		srv, err := server.Start(ctx, bin, map[string]string{
 			"INVENTORY_DB_DRIVER": "sqlite", "INVENTORY_DB_DSN": t.TempDir() + "/inventory.db",
 			"INVENTORY_AUTH_TOKENS": "bench:admin:" + token,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer func() { _ = srv.stop() }()
-		args := []string{"invbench", "-url", srv.url, "-clients", "4", "-scenario", "flash", "-requests", "100"}
+		defer func() { _ = srv.Stop() }()
+		args := []string{"invbench", "-url", srv.URL, "-clients", "4", "-scenario", "flash", "-requests", "100"}
 		var stdout, stderr bytes.Buffer
 		if err := run(ctx, args, func(string) string { return "" }, &stdout, &stderr); err == nil {
 			t.Error("a run without the token succeeded against a server that needs one")
@@ -195,16 +196,16 @@ func testCommandTransport(ctx context.Context, t *testing.T, bin, kind string) {
 	}()
 	// The compare rows' environment, on SQLite with the local lock.
 	row := rowSpec{strategy: "combine", lock: "local", transport: kind, broker: kind}
-	srv, err := startServer(ctx, bin, row.serverEnv(&database{driver: "sqlite", dsn: t.TempDir() + "/inventory.db"}, "", "", bt))
+	srv, err := server.Start(ctx, bin, row.serverEnv(&database{driver: "sqlite", dsn: t.TempDir() + "/inventory.db"}, "", "", bt))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := srv.stop(); err != nil {
+		if err := srv.Stop(); err != nil {
 			t.Error(err)
 		}
 	}()
-	cfg, err = parseConfig([]string{"-url", srv.url, "-transport", kind, urlFlag, url, "-broker-stream", bt.stream,
+	cfg, err = parseConfig([]string{"-url", srv.URL, "-transport", kind, urlFlag, url, "-broker-stream", bt.stream,
 		"-broker-prefix", bt.prefix, "-events-lag", "-clients", "8", "-requests", "300", "-stock", "100", "-quiet"},
 		func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/cpu"
 )
 
 // result is one row of the report.
@@ -17,7 +19,7 @@ type result struct {
 	errors        map[string]int64
 	p50, p95, p99 time.Duration
 	audit         *audit // nil unless the scenario sells
-	cpu           cpuUse
+	cpu           cpu.Use
 	lag           *eventsLag // nil unless the server's publisher was sampled
 	skipped       string     // why the row did not run
 	err           error      // why the row failed
@@ -65,9 +67,9 @@ func measure(ctx context.Context, c *client, w *workload, cfg loadConfig, row ro
 	if t.metrics != "" {
 		lag = sampleLag(ctx, t.metrics)
 	}
-	before := sampleCPU(t.pid)
+	before := cpu.Read(t.pid)
 	lr := runLoad(ctx, c, w, cfg, row.name, progress)
-	res.cpu = before.until(sampleCPU(t.pid))
+	res.cpu = before.Until(cpu.Read(t.pid))
 	if lag != nil {
 		end := time.Now()
 		res.lag = lag.finish()

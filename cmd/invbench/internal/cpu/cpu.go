@@ -1,22 +1,25 @@
-package main
+// Package cpu reads CPU time during a run: the tool's own, the server's
+// and the whole machine's, as percentages of one core.
+package cpu
 
 import (
 	"fmt"
 	"time"
 )
 
-// cpuSample is a reading of CPU time: the tool's own, the server's and the
+// Sample is a reading of CPU time: the tool's own, the server's and the
 // whole machine's busy time. A negative value is unknown.
-type cpuSample struct {
+type Sample struct {
 	at                    time.Time
 	tool, server, machine time.Duration
 }
 
-// cpuUse is CPU time per wall-clock second during a run, in percent of one
+// Use is CPU time per wall-clock second during a run, in percent of one
 // core as top shows it; negative if unknown.
-type cpuUse struct{ tool, server, machine float64 }
+type Use struct{ tool, server, machine float64 }
 
-func (a cpuSample) until(b cpuSample) cpuUse {
+// Until is the CPU used from a to b.
+func (a Sample) Until(b Sample) Use {
 	wall := b.at.Sub(a.at).Seconds()
 	pct := func(x, y time.Duration) float64 {
 		if x < 0 || y < 0 || wall <= 0 {
@@ -24,11 +27,11 @@ func (a cpuSample) until(b cpuSample) cpuUse {
 		}
 		return 100 * (y - x).Seconds() / wall
 	}
-	return cpuUse{tool: pct(a.tool, b.tool), server: pct(a.server, b.server), machine: pct(a.machine, b.machine)}
+	return Use{tool: pct(a.tool, b.tool), server: pct(a.server, b.server), machine: pct(a.machine, b.machine)}
 }
 
 // String renders "tool/server/machine" percentages, "?" where unknown.
-func (u cpuUse) String() string {
+func (u Use) String() string {
 	f := func(p float64) string {
 		if p < 0 {
 			return "?"

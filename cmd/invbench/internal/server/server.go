@@ -1,4 +1,7 @@
-package main
+// Package server builds inventoryd and runs it as a child process of the
+// tool: on a loopback port of its own, with the environment a row asks for,
+// stopped gracefully at the end (and by the kernel if the tool dies first).
+package server
 
 import (
 	"bytes"
@@ -22,9 +25,9 @@ const (
 	stopTimeout  = 40 * time.Second
 )
 
-// buildServer builds ./cmd/inventoryd of the module in the current
-// directory into dir and returns the binary's path.
-func buildServer(ctx context.Context, dir string) (string, error) {
+// Build builds ./cmd/inventoryd of the module in the current directory
+// into dir and returns the binary's path.
+func Build(ctx context.Context, dir string) (string, error) {
 	root, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
 		return "", fmt.Errorf("find module root (run from the repository): %w", err)
@@ -39,19 +42,20 @@ func buildServer(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// server is an inventoryd child process.
-type server struct {
-	url string
-	// grpcAddr is grpc-go's address (INVENTORY_GRPC_ADDR), if it serves one.
-	grpcAddr string
+// Process is an inventoryd child process.
+type Process struct {
+	// URL is the server's base URL (http://127.0.0.1:port).
+	URL string
+	// GRPCAddr is grpc-go's address (INVENTORY_GRPC_ADDR), if it serves one.
+	GRPCAddr string
 	cmd      *exec.Cmd
 	logs     *logTail
 	done     chan error // Wait's result, once
 }
 
-// startServer runs bin on 127.0.0.1:0 with env (INVENTORY_* settings, which
+// Start runs bin on 127.0.0.1:0 with env (INVENTORY_* settings, which
 // replace any inherited ones) and waits for its "listening" log line.
-func startServer(ctx context.Context, bin string, env map[string]string) (*server, error) {
+func Start(ctx context.Context, bin string, env map[string]string) (*Process, error) {
 	cmd := exec.CommandContext(ctx, bin, "-addr", "127.0.0.1:0")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "INVENTORY_") {
@@ -61,7 +65,7 @@ func startServer(ctx context.Context, bin string, env map[string]string) (*serve
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	s := &server{cmd: cmd, logs: newLogTail(), done: make(chan error, 1)}
+	s := &Process{cmd: cmd, logs: newLogTail(), done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	cmd.SysProcAttr = procAttr()
 	// Interrupting the tool stops the server gracefully too.
@@ -75,24 +79,24 @@ func startServer(ctx context.Context, bin string, env map[string]string) (*serve
 	defer timer.Stop()
 	select {
 	case addr := <-s.logs.listening:
-		s.url = "http://" + addr
-		s.grpcAddr = s.logs.grpcAddress()
+		s.URL = "http://" + addr
+		s.GRPCAddr = s.logs.grpcAddress()
 		return s, nil
 	case err := <-s.done:
 		s.done <- err
 		return nil, fmt.Errorf("inventoryd exited before listening (%v):\n%s", err, s.logs.tail())
 	case <-timer.C:
-		_ = s.stop()
+		_ = s.Stop()
 		return nil, fmt.Errorf("inventoryd did not listen within %v:\n%s", startTimeout, s.logs.tail())
 	}
 }
 
-// pid is the server's process ID.
-func (s *server) pid() int { return s.cmd.Process.Pid }
+// PID is the server's process ID.
+func (s *Process) PID() int { return s.cmd.Process.Pid }
 
-// stop sends SIGTERM and waits for a graceful exit, killing the server if it
+// Stop sends SIGTERM and waits for a graceful exit, killing the server if it
 // takes longer than stopTimeout.
-func (s *server) stop() error {
+func (s *Process) Stop() error {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	timer := time.NewTimer(stopTimeout)
 	defer timer.Stop()

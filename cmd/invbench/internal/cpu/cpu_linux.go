@@ -1,4 +1,4 @@
-package main
+package cpu
 
 import (
 	"bytes"
@@ -12,10 +12,10 @@ import (
 // userHZ is the unit of /proc CPU times on Linux.
 const userHZ = 100
 
-// sampleCPU reads the tool's CPU time, the server's (pid; 0 if unknown) from
+// Read reads the tool's CPU time, the server's (pid; 0 if unknown) from
 // /proc/PID/stat and the machine's busy time from /proc/stat.
-func sampleCPU(pid int) cpuSample {
-	s := cpuSample{at: time.Now(), tool: -1, server: -1, machine: -1}
+func Read(pid int) Sample {
+	s := Sample{at: time.Now(), tool: -1, server: -1, machine: -1}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.tool = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
