@@ -7,7 +7,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/shopstack/inventory/cmd/invbench/internal/load"
 	"github.com/shopstack/inventory/cmd/invbench/internal/server"
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
 // compare runs each row against a fresh server on a fresh database, one
@@ -35,7 +37,7 @@ func compare(ctx context.Context, cfg config, stderr io.Writer) ([]result, error
 			return nil, err
 		}
 	}
-	c := newClient(cfg.clients, cfg.timeout)
+	c := transport.New(cfg.clients, cfg.timeout)
 	var results []result
 	for _, row := range rows {
 		res := compareRow(ctx, cfg, bin, row, c, logf, stderr)
@@ -52,19 +54,19 @@ func compare(ctx context.Context, cfg config, stderr io.Writer) ([]result, error
 
 // compareRow provisions the row's database, starts its server, runs and
 // audits the scenario, stops the server and drops the database.
-func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *client, logf func(string, ...any), stderr io.Writer) (res result) {
+func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *transport.Client, logf func(string, ...any), stderr io.Writer) (res result) {
 	res = result{row: row, clients: cfg.clients}
 	if row.lock == "etcd" && !reachable(ctx, cfg.etcd) {
 		res.skipped = "etcd does not answer at " + cfg.etcd
 		logf("%s: skipped: %s", row.name, res.skipped)
 		return res
 	}
-	var bt brokerTarget
+	var bt transport.Broker
 	if row.broker != "" {
 		bt = rowBroker(row.broker, cfg)
-		cleanup, err := bt.claim(ctx)
+		cleanup, err := bt.Claim(ctx)
 		if err != nil {
-			res.skipped = fmt.Sprintf("%s does not answer at %s: %v", row.broker, bt.where(), err)
+			res.skipped = fmt.Sprintf("%s does not answer at %s: %v", row.broker, bt.Where(), err)
 			logf("%s: skipped: %s", row.name, res.skipped)
 			return res
 		}
@@ -101,23 +103,23 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 		}
 	}()
 	logf("%s: server %s (%s, lock %s, strategy %s)", row.name, srv.URL, row.db, row.lock, row.strategy)
-	c.use(srv.URL)
+	c.Use(srv.URL)
 	grpcTarget := srv.URL
 	if srv.GRPCAddr != "" {
 		grpcTarget = "http://" + srv.GRPCAddr
 	}
-	if err := c.speak(row.transport, grpcTarget, bt); err != nil {
+	if err := c.Speak(row.transport, grpcTarget, bt); err != nil {
 		res.err = err
 		return res
 	}
-	defer func() { _ = c.speak(transportGraphQL, "", brokerTarget{}) }()
+	defer func() { _ = c.Speak(transport.GraphQL, "", transport.Broker{}) }()
 	clients, writers := row.load(cfg.clients, cfg.writers)
 	res.clients = clients
 	products := cfg.products
 	if row.products > 0 {
 		products = row.products
 	}
-	w, err := prepare(ctx, c, row.scenario, products, cfg.stock, cfg.clients, writers)
+	w, err := load.Prepare(ctx, c, row.scenario, products, cfg.stock, cfg.clients, writers)
 	if err != nil {
 		res.err = fmt.Errorf("prepare %s: %w", row.scenario, err)
 		return res
@@ -126,7 +128,7 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 	if !cfg.quiet {
 		progress = stderr
 	}
-	lc := loadConfig{clients: clients, duration: cfg.duration, requests: cfg.requests}
+	lc := load.Config{Clients: clients, Duration: cfg.duration, Requests: cfg.requests}
 	t := target{pid: srv.PID(), db: &db.ref}
 	if row.broker != "" {
 		t.metrics = srv.URL + "/metrics"
@@ -136,25 +138,34 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *cli
 	return out
 }
 
+// rowBroker names a broker target of the row run's own, so rows and runs
+// never read each other's commands or events.
+func rowBroker(kind string, cfg config) transport.Broker {
+	if kind == brokerRabbitMQ {
+		return transport.RowRabbitMQ(cfg.rabbitURL)
+	}
+	return transport.RowNATS(cfg.natsURL)
+}
+
 // against measures one scenario against a running server (-url).
 func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) {
 	row := rowSpec{name: cfg.scenario, scenario: cfg.scenario, strategy: "-", db: "-", lock: "-", transport: cfg.transport}
-	c := newClient(cfg.clients, cfg.timeout)
-	c.use(cfg.url)
-	c.bearer(cfg.token)
+	c := transport.New(cfg.clients, cfg.timeout)
+	c.Use(cfg.url)
+	c.Bearer(cfg.token)
 	grpcTarget := cfg.url
 	if cfg.grpcAddr != "" {
 		grpcTarget = "http://" + cfg.grpcAddr
 	}
-	bt := brokerTarget{kind: cfg.transport, url: cfg.natsURL, stream: cfg.brokerStream, prefix: cfg.brokerPrefix}
-	if cfg.transport == transportRabbitMQ {
-		bt.url = cfg.rabbitURL
+	bt := transport.Broker{Kind: cfg.transport, URL: cfg.natsURL, Stream: cfg.brokerStream, Prefix: cfg.brokerPrefix}
+	if cfg.transport == transport.RabbitMQ {
+		bt.URL = cfg.rabbitURL
 	}
-	if err := c.speak(cfg.transport, grpcTarget, bt); err != nil {
+	if err := c.Speak(cfg.transport, grpcTarget, bt); err != nil {
 		return result{row: row}, err
 	}
-	defer func() { _ = c.speak(transportGraphQL, "", brokerTarget{}) }()
-	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)
+	defer func() { _ = c.Speak(transport.GraphQL, "", transport.Broker{}) }()
+	w, err := load.Prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)
 	if err != nil {
 		return result{row: row}, fmt.Errorf("prepare %s: %w", cfg.scenario, err)
 	}
@@ -169,7 +180,7 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	if !cfg.quiet {
 		progress = stderr
 	}
-	lc := loadConfig{clients: cfg.clients, duration: cfg.duration, requests: cfg.requests}
+	lc := load.Config{Clients: cfg.clients, Duration: cfg.duration, Requests: cfg.requests}
 	res, err := measure(ctx, c, w, lc, row, t, progress)
 	res.err = err
 	return res, nil

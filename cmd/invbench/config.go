@@ -5,8 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/load"
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
 // errHelp is returned by parseConfig for -h: usage was printed, exit 0.
@@ -70,8 +74,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	var rows string
 	fs.StringVar(&c.url, "url", "", "base URL of a running server (its GraphQL endpoint is URL/query)")
-	fs.StringVar(&c.scenario, "scenario", "flash", "with -url: "+strings.Join(scenarios, ", "))
-	fs.StringVar(&c.transport, "transport", transportGraphQL, "with -url: what the timed requests speak: "+strings.Join(transports, ", ")+
+	fs.StringVar(&c.scenario, "scenario", "flash", "with -url: "+strings.Join(load.Scenarios(), ", "))
+	fs.StringVar(&c.transport, "transport", transport.GraphQL, "with -url: what the timed requests speak: "+strings.Join(transport.Names(), ", ")+
 		" (rest and grpc: flash, spread and ceiling only; nats and rabbitmq: flash and spread, as stock-out commands through the broker)")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "", "with -url -transport grpc: the server's INVENTORY_GRPC_ADDR (grpc-go's own server); empty: gRPC on -url's port")
 	fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS of -transport nats and, with -compare, of the nats rows (skipped if it does not answer)")
@@ -120,7 +124,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 func (c config) validate() error {
 	if c.url != "" {
-		if err := checkTransport(c.transport, c.scenario); err != nil {
+		if err := transport.Check(c.transport, c.scenario); err != nil {
 			return err
 		}
 	}
@@ -145,8 +149,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-format %q: want text or markdown", c.format)
 	}
 	if !c.compare {
-		if !validScenario(c.scenario) {
-			return fmt.Errorf("-scenario %q: want one of %s", c.scenario, strings.Join(scenarios, ", "))
+		if !slices.Contains(load.Scenarios(), c.scenario) {
+			return fmt.Errorf("-scenario %q: want one of %s", c.scenario, strings.Join(load.Scenarios(), ", "))
 		}
 		return nil
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"os"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/shopstack/inventory/cmd/invbench/internal/load"
 	"github.com/shopstack/inventory/cmd/invbench/internal/server"
 	"github.com/shopstack/inventory/internal/testenv"
 )
@@ -99,7 +101,7 @@ func TestEndToEnd(t *testing.T) {
 			if err := run(ctx, args, func(string) string { return "" }, &stdout, &stderr); err != nil {
 				t.Fatalf("run %q: %v\n%s\n%s", args, err, stdout.String(), stderr.String())
 			}
-			if !strings.Contains(stdout.String(), "ops/s") || !strings.Contains(stdout.String(), " ok ") && sells(args[6]) {
+			if !strings.Contains(stdout.String(), "ops/s") || !strings.Contains(stdout.String(), " ok ") && load.Sells(args[6]) {
 				t.Errorf("run %q printed:\n%s\nstderr:\n%s", args, stdout.String(), stderr.String())
 			}
 			t.Logf("%q:\n%s", args[5:], stdout.String())
@@ -176,16 +178,13 @@ func TestEndToEnd(t *testing.T) {
 // rest answer INSUFFICIENT_STOCK), the audit holds, and the publisher's
 // lag and catching up are in the report.
 func testCommandTransport(ctx context.Context, t *testing.T, bin, kind string) {
-	url, urlFlag := os.Getenv("INVENTORY_TEST_NATS_URL"), "-nats-url"
-	if url == "" {
-		url = nats.DefaultURL
-	}
+	url, urlFlag := cmp.Or(os.Getenv("INVENTORY_TEST_NATS_URL"), nats.DefaultURL), "-nats-url"
 	if kind == brokerRabbitMQ {
-		url, urlFlag = rabbitURLForTest(), "-rabbitmq-url"
+		url, urlFlag = cmp.Or(os.Getenv("INVENTORY_TEST_RABBITMQ_URL"), "amqp://guest:guest@127.0.0.1:5672/"), "-rabbitmq-url"
 	}
 	cfg := config{natsURL: url, rabbitURL: url}
 	bt := rowBroker(kind, cfg)
-	cleanup, err := bt.claim(ctx)
+	cleanup, err := bt.Claim(ctx)
 	if err != nil {
 		testenv.SkipOrFail(t, kind+" is not reachable at "+url+": "+err.Error())
 	}
@@ -205,8 +204,8 @@ func testCommandTransport(ctx context.Context, t *testing.T, bin, kind string) {
 			t.Error(err)
 		}
 	}()
-	cfg, err = parseConfig([]string{"-url", srv.URL, "-transport", kind, urlFlag, url, "-broker-stream", bt.stream,
-		"-broker-prefix", bt.prefix, "-events-lag", "-clients", "8", "-requests", "300", "-stock", "100", "-quiet"},
+	cfg, err = parseConfig([]string{"-url", srv.URL, "-transport", kind, urlFlag, url, "-broker-stream", bt.Stream,
+		"-broker-prefix", bt.Prefix, "-events-lag", "-clients", "8", "-requests", "300", "-stock", "100", "-quiet"},
 		func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/load"
 )
 
 // The server's publisher gauges (cmd/inventoryd/broker.go).
@@ -79,7 +81,7 @@ func (s *lagSampler) finish() *eventsLag {
 	<-s.done
 	l := &eventsLag{samples: len(s.lags)}
 	if len(s.lags) > 0 {
-		ps := percentiles(s.lags, 99, 100)
+		ps := load.Percentiles(s.lags, 99, 100)
 		l.p99, l.max = ps[0], ps[1]
 	}
 	return l

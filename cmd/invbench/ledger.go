@@ -9,6 +9,8 @@ import (
 
 	_ "github.com/glebarez/go-sqlite"  // database/sql driver "sqlite"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
 // dbRef names a database the tool may read: driver "pgx" or "sqlite".
@@ -16,7 +18,7 @@ type dbRef struct{ driver, dsn string }
 
 // stockOf returns the products' summed stock and reserved units, read
 // through GraphQL, a hundred products a query.
-func stockOf(ctx context.Context, c *client, ids []string) (stock, reserved int64, err error) {
+func stockOf(ctx context.Context, c *transport.Client, ids []string) (stock, reserved int64, err error) {
 	for len(ids) > 0 {
 		n := min(len(ids), 100)
 		var q strings.Builder
@@ -32,7 +34,7 @@ func stockOf(ctx context.Context, c *client, ids []string) (stock, reserved int6
 		}
 		q.WriteString(" }")
 		var out map[string]struct{ Stock, Reserved int64 }
-		if err := c.query(ctx, q.String(), vars, &out); err != nil {
+		if err := c.Query(ctx, q.String(), vars, &out); err != nil {
 			return 0, 0, fmt.Errorf("read stock: %w", err)
 		}
 		if len(out) != n {
@@ -49,7 +51,7 @@ func stockOf(ctx context.Context, c *client, ids []string) (stock, reserved int6
 // ledgerOuts counts the products' movements that took stock out (OUT and
 // COMMIT): with one SQL query if db is known, else by paging through the
 // GraphQL ledger.
-func ledgerOuts(ctx context.Context, c *client, db *dbRef, ids []string) (int64, error) {
+func ledgerOuts(ctx context.Context, c *transport.Client, db *dbRef, ids []string) (int64, error) {
 	if db != nil {
 		if n, ok, err := ledgerOutsSQL(ctx, *db, ids); ok || err != nil {
 			return n, err
@@ -90,7 +92,7 @@ func ledgerOutsSQL(ctx context.Context, db dbRef, ids []string) (n int64, ok boo
 }
 
 // ledgerOutsGraphQL pages through one product's ledger, oldest first.
-func ledgerOutsGraphQL(ctx context.Context, c *client, id string) (int64, error) {
+func ledgerOutsGraphQL(ctx context.Context, c *transport.Client, id string) (int64, error) {
 	const q = `query($id: ID!, $after: String) { stockMovements(productId: $id, first: 100, after: $after, order: ASC) {
 		edges { node { type } } pageInfo { hasNextPage endCursor } } }`
 	var n int64
@@ -105,7 +107,7 @@ func ledgerOutsGraphQL(ctx context.Context, c *client, id string) (int64, error)
 				}
 			}
 		}
-		if err := c.query(ctx, q, map[string]any{"id": id, "after": after}, &out); err != nil {
+		if err := c.Query(ctx, q, map[string]any{"id": id, "after": after}, &out); err != nil {
 			return 0, err
 		}
 		for _, e := range out.StockMovements.Edges {

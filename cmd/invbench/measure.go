@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/cmd/invbench/internal/cpu"
+	"github.com/shopstack/inventory/cmd/invbench/internal/load"
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
 // result is one row of the report.
@@ -53,11 +55,11 @@ type target struct {
 // measure runs a prepared workload against the client's server, timed, and
 // audits it: stock before and after through GraphQL, the ledger through SQL
 // if t.db is known.
-func measure(ctx context.Context, c *client, w *workload, cfg loadConfig, row rowSpec, t target, progress io.Writer) (result, error) {
-	res := result{row: row, clients: cfg.clients}
+func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg load.Config, row rowSpec, t target, progress io.Writer) (result, error) {
+	res := result{row: row, clients: cfg.Clients}
 	var a audit
-	if w.sells() {
-		initial, reserved, err := stockOf(ctx, c, w.productIDs)
+	if w.Sells() {
+		initial, reserved, err := stockOf(ctx, c, w.ProductIDs())
 		if err != nil {
 			return res, fmt.Errorf("before the run: %w", err)
 		}
@@ -75,26 +77,26 @@ func measure(ctx context.Context, c *client, w *workload, cfg loadConfig, row ro
 		res.lag = lag.finish()
 		res.lag.catchUp(ctx, t.metrics, end)
 	}
-	res.elapsed, res.requests, res.errors = lr.elapsed, lr.tally.requests(), lr.tally.errors()
-	res.reads, res.writes = lr.tally.reads, lr.tally.writes
-	ps := percentiles(lr.tally.latencies, 50, 95, 99)
+	res.elapsed, res.requests, res.errors = lr.Elapsed, lr.Tally.Requests(), lr.Tally.Errors()
+	res.reads, res.writes = lr.Tally.Reads, lr.Tally.Writes
+	ps := load.Percentiles(lr.Tally.Latencies, 50, 95, 99)
 	res.p50, res.p95, res.p99 = ps[0], ps[1], ps[2]
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("interrupted: %w", err)
 	}
-	if !w.sells() {
+	if !w.Sells() {
 		return res, nil
 	}
-	a.sold, a.unknown = lr.tally.sold, lr.tally.unknown
-	if w.scenario == "reserve" {
-		a.holds, a.held = true, lr.tally.held
+	a.sold, a.unknown = lr.Tally.Sold, lr.Tally.Unknown
+	if w.Scenario() == "reserve" {
+		a.holds, a.held = true, lr.Tally.Held
 	}
-	final, reserved, err := stockOf(ctx, c, w.productIDs)
+	final, reserved, err := stockOf(ctx, c, w.ProductIDs())
 	if err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}
 	a.final, a.reservedAfter = final, reserved
-	if a.ledger, err = ledgerOuts(ctx, c, t.db, w.productIDs); err != nil {
+	if a.ledger, err = ledgerOuts(ctx, c, t.db, w.ProductIDs()); err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}
 	res.audit = &a

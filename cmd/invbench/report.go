@@ -3,13 +3,17 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/load"
 )
 
 // header describes the machine and the run, for the top of the report.
@@ -116,7 +120,7 @@ func rowCells(r result, all []result) []string {
 	}
 	lpr, ceil := "-", "-"
 	if r.row.production() {
-		if sells(r.row.scenario) {
+		if load.Sells(r.row.scenario) {
 			lpr = ratio(r, find(all, func(o rowSpec) bool {
 				return o.strategy == "lock-per-request" && o.scenario == "flash" && o.lock == r.row.lock
 			}))
@@ -296,6 +300,26 @@ func lagNote(results []result) string {
 		b.WriteString(".\n")
 	}
 	return b.String()
+}
+
+// formatCounts renders outcome counts as "CODE n, CODE n", most frequent
+// first, or "-" if there are none.
+func formatCounts(m map[string]int64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := slices.Collect(maps.Keys(m))
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + thousands(m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ms renders a duration in milliseconds.

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
 // rowSpec is one row of the comparison: a scenario against a server with a
@@ -29,15 +31,16 @@ type rowSpec struct {
 	broker string
 }
 
-// Brokers a row's server can publish to (INVENTORY_BROKER).
+// Brokers a row's server can publish to (INVENTORY_BROKER), named as the
+// transports that speak to them.
 const (
-	brokerNATS     = "nats"
-	brokerRabbitMQ = "rabbitmq"
+	brokerNATS     = transport.NATS
+	brokerRabbitMQ = transport.RabbitMQ
 )
 
 // commands reports whether the row's timed stock-outs are commands
 // through its broker.
-func (r rowSpec) commands() bool { return r.broker != "" && brokerTransport(r.transport) }
+func (r rowSpec) commands() bool { return r.broker != "" && transport.ViaBroker(r.transport) }
 
 // load returns how many clients the row runs, and how many of them sell
 // in flash-reads, from the tool's -clients and -writers.
@@ -77,13 +80,13 @@ func compareRows() []rowSpec {
 		{name: "reserve/spread", scenario: "reserve", strategy: "combine", db: "postgres", lock: "redsync", products: 1000},
 		{name: "checkout", scenario: "checkout", strategy: "combine", db: "postgres", lock: "redsync"},
 		{name: "checkout/spread", scenario: "checkout", strategy: "combine", db: "postgres", lock: "redsync", products: 1000},
-		{name: "flash/combine/rest", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportREST},
-		{name: "flash/combine/grpc", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportGRPC},
+		{name: "flash/combine/rest", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.REST},
+		{name: "flash/combine/grpc", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.GRPC},
 		{name: "flash/combine/events", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", broker: brokerNATS},
-		{name: "flash/combine/nats", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportNATS, broker: brokerNATS},
+		{name: "flash/combine/nats", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.NATS, broker: brokerNATS},
 		{name: "flash/combine/events/rabbitmq", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", broker: brokerRabbitMQ},
-		{name: "flash/combine/rabbitmq", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transportRabbitMQ, broker: brokerRabbitMQ},
-		{name: "ceiling/grpc", scenario: "ceiling", strategy: "combine", db: "postgres", lock: "redsync", transport: transportGRPC},
+		{name: "flash/combine/rabbitmq", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.RabbitMQ, broker: brokerRabbitMQ},
+		{name: "ceiling/grpc", scenario: "ceiling", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.GRPC},
 		{name: "flash/combine/sqlite", scenario: "flash", strategy: "combine", db: "sqlite", lock: "local"},
 		{name: "flash/combine/etcd", scenario: "flash", strategy: "combine", db: "postgres", lock: "etcd"},
 		{name: "flash/lock-per-request/etcd", scenario: "flash", strategy: "lock-per-request", db: "postgres", lock: "etcd"},
@@ -121,7 +124,7 @@ func selectRows(all []rowSpec, names []string) ([]rowSpec, error) {
 
 // serverEnv is the server's configuration for the row; bt is its broker,
 // if it has one.
-func (r rowSpec) serverEnv(db *database, redis, etcd string, bt brokerTarget) map[string]string {
+func (r rowSpec) serverEnv(db *database, redis, etcd string, bt transport.Broker) map[string]string {
 	env := map[string]string{
 		"INVENTORY_DB_DRIVER":      db.driver,
 		"INVENTORY_DB_DSN":         db.dsn,
@@ -129,20 +132,20 @@ func (r rowSpec) serverEnv(db *database, redis, etcd string, bt brokerTarget) ma
 		"INVENTORY_LOCK_BACKEND":   r.lock,
 		"INVENTORY_LOG_LEVEL":      "info", // the listening line is at info
 	}
-	if r.transport == transportGRPC {
+	if r.transport == transport.GRPC {
 		env["INVENTORY_GRPC_ADDR"] = "127.0.0.1:0" // grpc-go's own server
 	}
 	if r.broker != "" {
 		env["INVENTORY_BROKER"] = r.broker
-		env["INVENTORY_BROKER_PREFIX"] = bt.prefix
+		env["INVENTORY_BROKER_PREFIX"] = bt.Prefix
 		env["INVENTORY_BROKER_COMMANDS"] = strconv.FormatBool(r.commands())
 	}
 	switch r.broker {
 	case brokerNATS:
-		env["INVENTORY_NATS_URL"] = bt.url
-		env["INVENTORY_BROKER_STREAM"] = bt.stream
+		env["INVENTORY_NATS_URL"] = bt.URL
+		env["INVENTORY_BROKER_STREAM"] = bt.Stream
 	case brokerRabbitMQ:
-		env["INVENTORY_RABBITMQ_URL"] = bt.url
+		env["INVENTORY_RABBITMQ_URL"] = bt.URL
 	}
 	switch r.lock {
 	case "none":

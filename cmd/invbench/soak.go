@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/load"
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
 // soakSample is the server's state at one moment of a soak.
@@ -20,22 +23,22 @@ type soakSample struct {
 // 10 s), then holds cfg.soakLoad of it for cfg.soak, reading the server's
 // /metrics every cfg.soakSample: its goroutines and memory must stay flat.
 func soak(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
-	c := newClient(cfg.clients, cfg.timeout)
-	c.use(cfg.url)
-	c.bearer(cfg.token)
-	w, err := prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)
+	c := transport.New(cfg.clients, cfg.timeout)
+	c.Use(cfg.url)
+	c.Bearer(cfg.token)
+	w, err := load.Prepare(ctx, c, cfg.scenario, cfg.products, cfg.stock, cfg.clients, cfg.writers)
 	if err != nil {
 		return fmt.Errorf("prepare %s: %w", cfg.scenario, err)
 	}
-	peak := runLoad(ctx, c, w, loadConfig{clients: cfg.clients, duration: min(cfg.duration, 10*time.Second)}, "peak", progressTo(cfg, stderr))
-	peakRate := float64(peak.tally.requests()) / peak.elapsed.Seconds()
+	peak := runLoad(ctx, c, w, load.Config{Clients: cfg.clients, Duration: min(cfg.duration, 10*time.Second)}, "peak", progressTo(cfg, stderr))
+	peakRate := float64(peak.Tally.Requests()) / peak.Elapsed.Seconds()
 	target := cfg.soakLoad * peakRate
 	fmt.Fprintf(stdout, "peak %s ops/s over %s; soaking at %.0f%%: %s ops/s for %s\n",
-		thousands(int64(peakRate)), peak.elapsed.Round(time.Second), 100*cfg.soakLoad, thousands(int64(target)), cfg.soak)
+		thousands(int64(peakRate)), peak.Elapsed.Round(time.Second), 100*cfg.soakLoad, thousands(int64(target)), cfg.soak)
 
 	metricsURL := strings.TrimSuffix(cfg.url, "/") + "/metrics"
 	var samples []soakSample
-	var cnt counters
+	var cnt load.Counters
 	first, err := readServer(ctx, metricsURL)
 	if err != nil {
 		return err
@@ -59,7 +62,7 @@ func soak(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 					continue
 				}
 				s.at = time.Since(start)
-				req, errs := cnt.requests.Load(), cnt.errors.Load()
+				req, errs := cnt.Requests.Load(), cnt.Errors.Load()
 				s.requests, s.errors = req-lastReq, errs-lastErr
 				lastReq, lastErr = req, errs
 				samples = append(samples, s)
@@ -68,7 +71,7 @@ func soak(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			}
 		}
 	})
-	res := runLoad(ctx, c, w, loadConfig{clients: cfg.clients, duration: cfg.soak, rate: target, counters: &cnt}, "soak", nil)
+	res := runLoad(ctx, c, w, load.Config{Clients: cfg.clients, Duration: cfg.soak, Rate: target, Counters: &cnt}, "soak", nil)
 	close(stop)
 	wg.Wait()
 	return soakReport(stdout, samples, res, cfg)
@@ -84,16 +87,16 @@ func progressTo(cfg config, stderr io.Writer) io.Writer {
 // soakReport prints the samples and the verdict: after the first quarter,
 // goroutines and heap may not grow by more than a quarter (plus room for
 // the requests in flight).
-func soakReport(out io.Writer, samples []soakSample, res loadResult, cfg config) error {
+func soakReport(out io.Writer, samples []soakSample, res load.Result, cfg config) error {
 	fmt.Fprintf(out, "| at | ops/s | errors | goroutines | RSS MiB | heap MiB |\n|---|---|---|---|---|---|\n")
 	for _, s := range samples[1:] {
 		fmt.Fprintf(out, "| %s | %s | %d | %.0f | %.1f | %.1f |\n", s.at.Round(100*time.Millisecond),
 			thousands(int64(float64(s.requests)/cfg.soakSample.Seconds())), s.errors, s.goroutines, s.rss/(1<<20), s.heap/(1<<20))
 	}
-	p := percentiles(res.tally.latencies, 50, 99)
-	fmt.Fprintf(out, "\n%s requests in %s (%s ops/s), p50 %s, p99 %s, outcomes %v\n", thousands(res.tally.requests()),
-		res.elapsed.Round(time.Second), thousands(int64(float64(res.tally.requests())/res.elapsed.Seconds())),
-		p[0].Round(10*time.Microsecond), p[1].Round(10*time.Microsecond), res.tally.outcomes)
+	p := load.Percentiles(res.Tally.Latencies, 50, 99)
+	fmt.Fprintf(out, "\n%s requests in %s (%s ops/s), p50 %s, p99 %s, outcomes %v\n", thousands(res.Tally.Requests()),
+		res.Elapsed.Round(time.Second), thousands(int64(float64(res.Tally.Requests())/res.Elapsed.Seconds())),
+		p[0].Round(10*time.Microsecond), p[1].Round(10*time.Microsecond), res.Tally.Outcomes)
 	if len(samples) < 5 {
 		return fmt.Errorf("soak: %d samples are too few to judge; run longer or sample more often", len(samples)-1)
 	}

@@ -4,6 +4,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/load"
 )
 
 // TestSoakJudgesTheHeapFloor: a heap that swings with the collector (up to
@@ -17,7 +19,7 @@ func TestSoakJudgesTheHeapFloor(t *testing.T) {
 		return ss
 	}
 	cfg := config{clients: 8, soakSample: time.Second}
-	res := loadResult{elapsed: time.Second}
+	res := load.Result{Elapsed: time.Second}
 	// The end-to-end test's samples from a CI run that the means of single
 	// samples judged growing (11.4 -> 25.0 MiB).
 	if err := soakReport(io.Discard, samples(16.5, 11.4, 17.8, 11.6, 16.8, 25.0), res, cfg); err != nil {

@@ -1,4 +1,4 @@
-package main
+package transport
 
 import (
 	"errors"
@@ -11,23 +11,24 @@ import (
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 )
 
-// rowRabbitMQ names an exchange and queues of the row run's own.
-func rowRabbitMQ(url string) brokerTarget {
-	return brokerTarget{kind: brokerRabbitMQ, url: url, prefix: fmt.Sprintf("invbench.%d.%d", os.Getpid(), time.Now().UnixNano())}
+// RowRabbitMQ names an exchange and queues at url of the row run's own,
+// so rows and runs never read each other's commands or events.
+func RowRabbitMQ(url string) Broker {
+	return Broker{Kind: RabbitMQ, URL: url, Prefix: fmt.Sprintf("invbench.%d.%d", os.Getpid(), time.Now().UnixNano())}
 }
 
-// rabbitConfig names what the server declares under bt.prefix. The retry
+// rabbitConfig names what the server declares under bt.Prefix. The retry
 // schedule is the server's default (INVENTORY_BROKER_RETRY): the client
 // declares the retry queues too, and a queue's TTL cannot change.
-func (bt brokerTarget) rabbitConfig() rabbitbroker.Config {
-	return rabbitbroker.ConfigFor(bt.url, bt.prefix, nil)
+func (bt Broker) rabbitConfig() rabbitbroker.Config {
+	return rabbitbroker.ConfigFor(bt.URL, bt.Prefix, nil)
 }
 
-// claimQueues checks that RabbitMQ answers at bt.url and returns a func
+// claimQueues checks that RabbitMQ answers at bt.URL and returns a func
 // deleting the queues and the exchange the server declares under
-// bt.prefix.
-func claimQueues(bt brokerTarget) (cleanup func() error, err error) {
-	conn, err := dialAMQP(bt.url)
+// bt.Prefix.
+func claimQueues(bt Broker) (cleanup func() error, err error) {
+	conn, err := dialAMQP(bt.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -35,21 +36,21 @@ func claimQueues(bt brokerTarget) (cleanup func() error, err error) {
 	return func() error {
 		// Also when the tool is interrupted: no context.
 		cfg := bt.rabbitConfig()
-		return deleteOnRabbitMQ(bt.url, cfg.Queues(), cfg.Exchange)
+		return deleteOnRabbitMQ(bt.URL, cfg.Queues(), cfg.Exchange)
 	}, nil
 }
 
 // dialRabbitMQ starts reading outcomes from a reply queue of the run's
 // own, deleted when the sender closes.
-func dialRabbitMQ(bt brokerTarget) (*commandSender, error) {
+func dialRabbitMQ(bt Broker) (*commandSender, error) {
 	bc, err := rabbitbroker.NewClient(bt.rabbitConfig())
 	if err != nil {
 		return nil, err
 	}
-	replyTo := bt.prefix + ".invbench-" + newRunID()
+	replyTo := bt.Prefix + ".invbench-" + NewID()
 	return startCommands(bc, replyTo, func() {
 		_ = bc.Close()
-		_ = deleteOnRabbitMQ(bt.url, []string{replyTo}, "") // unreachable: it outlives the run
+		_ = deleteOnRabbitMQ(bt.URL, []string{replyTo}, "") // unreachable: it outlives the run
 	})
 }
 

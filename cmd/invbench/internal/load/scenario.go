@@ -1,16 +1,19 @@
-package main
+// Package load is invbench's load engine: the scenarios (what the clients
+// send, prepared once with their products and request bodies), the
+// workers that send them, each with one request in flight, over the
+// transport the run measures, and the tally of what they saw.
+package load
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
 // reqKind says what a request does, for the tally and the audit.
@@ -51,16 +54,16 @@ const (
 	keyMark         = "__INVBENCH_KEY__"
 )
 
-// scenarios are the workloads the tool knows.
-var scenarios = []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads", "reserve", "checkout"}
+// Scenarios lists the workloads the tool knows.
+func Scenarios() []string {
+	return []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads", "reserve", "checkout"}
+}
 
 // movementField is what an OK stock-out response must contain.
 var movementField = []byte(`"sequence"`)
 
-func validScenario(name string) bool { return slices.Contains(scenarios, name) }
-
-// sells reports whether a scenario sells, and so has an audit.
-func sells(scenario string) bool {
+// Sells reports whether a scenario sells, and so has an audit.
+func Sells(scenario string) bool {
 	switch scenario {
 	case "flash", "spread", "mixed", "flash-reads", "reserve", "checkout":
 		return true
@@ -92,9 +95,9 @@ func productCount(scenario string, override int) int {
 	return 0
 }
 
-// workload is a prepared scenario: its products exist and every request
+// Workload is a prepared scenario: its products exist and every request
 // body is marshalled but for the idempotency key.
-type workload struct {
+type Workload struct {
 	scenario   string
 	runID      string
 	productIDs []string
@@ -112,8 +115,14 @@ type workload struct {
 	releaseHead, releaseTail []byte
 }
 
-// sells reports whether the scenario sells, and so has an audit.
-func (w *workload) sells() bool { return sells(w.scenario) }
+// Sells reports whether the scenario sells, and so has an audit.
+func (w *Workload) Sells() bool { return Sells(w.scenario) }
+
+// Scenario is the workload's scenario.
+func (w *Workload) Scenario() string { return w.scenario }
+
+// ProductIDs are the IDs of the products the scenario created.
+func (w *Workload) ProductIDs() []string { return w.productIDs }
 
 // worker is one client's state: its own random source, scratch buffers and
 // tally, so the loop shares nothing but the progress counters.
@@ -123,8 +132,8 @@ type worker struct {
 	rng   uint64
 	body  []byte
 	resp  bytes.Buffer
-	gql   gqlResponse
-	tally tally
+	gql   transport.Response
+	tally Tally
 	// pending is the reservation ID of the worker's checkout in progress
 	// (a JSON string's text), empty if none.
 	pending string
@@ -142,7 +151,7 @@ func (wk *worker) rand(n int) int {
 }
 
 // next returns the worker's next request body and what it does.
-func (w *workload) next(wk *worker) ([]byte, reqKind) {
+func (w *Workload) next(wk *worker) ([]byte, reqKind) {
 	switch w.scenario {
 	case "ceiling":
 		return w.ceiling, kindRead
@@ -171,7 +180,7 @@ func (w *workload) next(wk *worker) ([]byte, reqKind) {
 
 // pick chooses one of the scenario's products for the worker's next
 // change.
-func (w *workload) pick(wk *worker) int {
+func (w *Workload) pick(wk *worker) int {
 	if len(w.productIDs) > 1 {
 		return wk.rand(len(w.productIDs))
 	}
@@ -181,7 +190,7 @@ func (w *workload) pick(wk *worker) int {
 // keyed returns the body head + a new idempotency key + tail, built in the
 // worker's buffer: the run's tag, the worker and its count, so keys never
 // repeat.
-func (w *workload) keyed(wk *worker, head, tail []byte) []byte {
+func (w *Workload) keyed(wk *worker, head, tail []byte) []byte {
 	wk.seq++
 	b := append(wk.body[:0], head...)
 	b = append(b, w.runID...)
@@ -194,18 +203,15 @@ func (w *workload) keyed(wk *worker, head, tail []byte) []byte {
 	return b
 }
 
-// newRunID returns a random tag for SKUs and idempotency keys, so runs
-// against one database never collide.
-func newRunID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return strings.ToUpper(hex.EncodeToString(b))
+// key is the idempotency key of the worker's current request (see keyed).
+func (w *Workload) key(wk *worker) string {
+	return w.runID + "-" + strconv.Itoa(wk.id) + "-" + strconv.Itoa(wk.seq)
 }
 
-// prepare creates the scenario's products (untimed) and marshals its
+// Prepare creates the scenario's products (untimed) and marshals its
 // request bodies.
-func prepare(ctx context.Context, c *client, scenario string, products, stock, parallel, writers int) (*workload, error) {
-	w := &workload{scenario: scenario, runID: newRunID(), writers: writers}
+func Prepare(ctx context.Context, c *transport.Client, scenario string, products, stock, parallel, writers int) (*Workload, error) {
+	w := &Workload{scenario: scenario, runID: transport.NewID(), writers: writers}
 	for body, query := range map[*[]byte]string{&w.ceiling: ceilingQuery, &w.list: listQuery, &w.storefront: storefrontQuery} {
 		var err error
 		if *body, err = json.Marshal(map[string]string{"query": query}); err != nil {
@@ -242,7 +248,7 @@ func prepare(ctx context.Context, c *client, scenario string, products, stock, p
 
 // createProducts creates n products with the given stock, parallel at a
 // time, and returns their IDs in SKU order.
-func createProducts(ctx context.Context, c *client, skuPrefix string, n, stock, parallel int) ([]string, error) {
+func createProducts(ctx context.Context, c *transport.Client, skuPrefix string, n, stock, parallel int) ([]string, error) {
 	ids := make([]string, n)
 	errs := make([]error, n)
 	next := make(chan int)
@@ -267,11 +273,11 @@ func createProducts(ctx context.Context, c *client, skuPrefix string, n, stock, 
 	return ids, nil
 }
 
-func createProduct(ctx context.Context, c *client, sku string, stock int) (string, error) {
+func createProduct(ctx context.Context, c *transport.Client, sku string, stock int) (string, error) {
 	var out struct {
 		CreateProduct struct{ Product struct{ ID string } }
 	}
-	err := c.query(ctx, `mutation($sku: String!, $stock: Int!) { createProduct(input: {sku: $sku, name: "invbench", price: "1.00", initialStock: $stock}) { product { id } } }`,
+	err := c.Query(ctx, `mutation($sku: String!, $stock: Int!) { createProduct(input: {sku: $sku, name: "invbench", price: "1.00", initialStock: $stock}) { product { id } } }`,
 		map[string]any{"sku": sku, "stock": stock}, &out)
 	if err != nil {
 		return "", err

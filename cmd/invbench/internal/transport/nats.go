@@ -1,4 +1,4 @@
-package main
+package transport
 
 import (
 	"context"
@@ -14,16 +14,17 @@ import (
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 )
 
-// rowNATS names a JetStream stream of the row run's own.
-func rowNATS(url string) brokerTarget {
+// RowNATS names a JetStream stream at url of the row run's own, so rows
+// and runs never read each other's commands or events.
+func RowNATS(url string) Broker {
 	stream := fmt.Sprintf("INVBENCH_%d_%d", os.Getpid(), time.Now().UnixNano())
-	return brokerTarget{kind: brokerNATS, url: url, stream: stream, prefix: strings.ToLower(stream)}
+	return Broker{Kind: NATS, URL: url, Stream: stream, Prefix: strings.ToLower(stream)}
 }
 
-// claimStreams checks that JetStream answers at bt.url and returns a func
+// claimStreams checks that JetStream answers at bt.URL and returns a func
 // deleting bt's three streams.
-func claimStreams(ctx context.Context, bt brokerTarget) (cleanup func() error, err error) {
-	nc, err := nats.Connect(bt.url, nats.Name("invbench"), nats.Timeout(2*time.Second))
+func claimStreams(ctx context.Context, bt Broker) (cleanup func() error, err error) {
+	nc, err := nats.Connect(bt.URL, nats.Name("invbench"), nats.Timeout(2*time.Second))
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +44,7 @@ func claimStreams(ctx context.Context, bt brokerTarget) (cleanup func() error, e
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		var errs []error
-		for _, s := range []string{bt.stream, bt.stream + "_COMMANDS", bt.stream + "_OUTCOMES"} {
+		for _, s := range []string{bt.Stream, bt.Stream + "_COMMANDS", bt.Stream + "_OUTCOMES"} {
 			// Not found: the server never made it.
 			if err := js.DeleteStream(dctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 				errs = append(errs, fmt.Errorf("delete stream %s: %w", s, err))
@@ -55,15 +56,15 @@ func claimStreams(ctx context.Context, bt brokerTarget) (cleanup func() error, e
 
 // dialNATS connects to bt's server and starts reading outcomes, which come
 // on a subject of the run's own, read by one ordered consumer.
-func dialNATS(bt brokerTarget) (*commandSender, error) {
-	nc, err := nats.Connect(bt.url, nats.Name("invbench"), nats.Timeout(2*time.Second))
+func dialNATS(bt Broker) (*commandSender, error) {
+	nc, err := nats.Connect(bt.URL, nats.Name("invbench"), nats.Timeout(2*time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("nats %s: %w", bt.url, err)
+		return nil, fmt.Errorf("nats %s: %w", bt.URL, err)
 	}
-	bc, err := natsbroker.NewClient(nc, natsbroker.Config{Stream: bt.stream, Prefix: bt.prefix})
+	bc, err := natsbroker.NewClient(nc, natsbroker.Config{Stream: bt.Stream, Prefix: bt.Prefix})
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	return startCommands(bc, "invbench-"+newRunID(), nc.Close)
+	return startCommands(bc, "invbench-"+NewID(), nc.Close)
 }

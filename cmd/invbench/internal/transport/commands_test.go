@@ -1,7 +1,8 @@
-package main
+package transport
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,8 +31,8 @@ func TestWaiters(t *testing.T) {
 	if len(b) != 0 {
 		t.Error("b got a second outcome")
 	}
-	if got := ws.give("a", a, outcomeTransport); got != outcomeTransport {
-		t.Errorf("a given up on: %s, want %s", got, outcomeTransport)
+	if got := ws.give("a", a, NoAnswer); got != NoAnswer {
+		t.Errorf("a given up on: %s, want %s", got, NoAnswer)
 	}
 	if ws.deliver(broker.Outcome{CommandID: "a", OK: true, Sequence: 3}) {
 		t.Error("an outcome for a command given up on was delivered")
@@ -39,7 +40,7 @@ func TestWaiters(t *testing.T) {
 
 	c := ws.add("c")
 	ws.deliver(broker.Outcome{CommandID: "c", OK: true, Sequence: 4})
-	if got := ws.give("c", c, outcomeTransport); got != outcomeOK {
+	if got := ws.give("c", c, NoAnswer); got != OK {
 		t.Errorf("c, delivered as it was given up on: %s, want OK", got)
 	}
 }
@@ -49,8 +50,8 @@ func TestCommandOutcome(t *testing.T) {
 		o    broker.Outcome
 		want string
 	}{
-		{broker.Outcome{OK: true, Sequence: 7}, outcomeOK},
-		{broker.Outcome{OK: true}, outcomeBad},
+		{broker.Outcome{OK: true, Sequence: 7}, OK},
+		{broker.Outcome{OK: true}, BadAnswer},
 		{broker.Outcome{Code: "INSUFFICIENT_STOCK"}, "INSUFFICIENT_STOCK"},
 		{broker.Outcome{Code: "UNAVAILABLE", DeadLettered: true}, "UNAVAILABLE"},
 		{broker.Outcome{}, "error"},
@@ -84,8 +85,8 @@ func TestCommandSenderLost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	if got := s.send(ctx, "a", []byte(`{}`)); got != outcomeTransport {
-		t.Errorf("outcome %q, want %q", got, outcomeTransport)
+	if got := s.send(ctx, "a", []byte(`{}`)); got != NoAnswer {
+		t.Errorf("outcome %q, want %q", got, NoAnswer)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("gave up after %v", d)
@@ -93,5 +94,19 @@ func TestCommandSenderLost(t *testing.T) {
 	s.close()
 	if !disconnected {
 		t.Error("close did not disconnect")
+	}
+}
+
+// TestRowBrokers: each row run gets names of its own on its broker, and a
+// broker's password never shows in the report.
+func TestRowBrokers(t *testing.T) {
+	if a, b := RowNATS("u"), RowNATS("u"); a.Stream == b.Stream || a.Prefix != strings.ToLower(a.Stream) || a.Kind != NATS {
+		t.Errorf("row streams %+v and %+v: want unique, prefix in lower case", a, b)
+	}
+	if a, b := RowRabbitMQ("u"), RowRabbitMQ("u"); a.Prefix == b.Prefix || !strings.HasPrefix(a.Prefix, "invbench.") || a.Kind != RabbitMQ {
+		t.Errorf("row prefixes %+v and %+v: want unique, invbench.*", a, b)
+	}
+	if got := (Broker{URL: "amqp://guest:secret@r:5672/"}).Where(); strings.Contains(got, "secret") {
+		t.Errorf("Where() = %q: the password shows", got)
 	}
 }

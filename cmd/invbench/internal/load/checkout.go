@@ -1,8 +1,10 @@
-package main
+package load
 
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
 // The reservation scenarios. reserve holds one unit per request and never
@@ -30,7 +32,7 @@ var (
 // reservationBodies marshals the scenario's reserve bodies, per product,
 // around the idempotency key, and its commit and release bodies around the
 // reservation ID.
-func (w *workload) reservationBodies() error {
+func (w *Workload) reservationBodies() error {
 	ttl := reserveTTL
 	if w.scenario == "checkout" {
 		ttl = checkoutTTL
@@ -58,7 +60,7 @@ func (w *workload) reservationBodies() error {
 
 // nextReservation returns a reservation scenario's next request: finish
 // the worker's open checkout, or hold a unit.
-func (w *workload) nextReservation(wk *worker) ([]byte, reqKind) {
+func (w *Workload) nextReservation(wk *worker) ([]byte, reqKind) {
 	if wk.pending != "" {
 		head, tail, kind := w.commitHead, w.commitTail, kindCommit
 		if wk.rand(10) == 0 {
@@ -74,8 +76,8 @@ func (w *workload) nextReservation(wk *worker) ([]byte, reqKind) {
 
 // observe reads what a checkout needs from an answer: the reservation a
 // hold made, to commit or release it next (unless the shopper walks away).
-func (w *workload) observe(wk *worker, kind reqKind, out string) {
-	if w.scenario != "checkout" || kind != kindReserve || out != outcomeOK || wk.rand(50) == 0 {
+func (w *Workload) observe(wk *worker, kind reqKind, out string) {
+	if w.scenario != "checkout" || kind != kindReserve || out != transport.OK || wk.rand(50) == 0 {
 		return
 	}
 	var data struct {

@@ -1,9 +1,12 @@
-package main
+package load
 
 import (
+	"maps"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
 func TestPercentiles(t *testing.T) {
@@ -13,7 +16,7 @@ func TestPercentiles(t *testing.T) {
 			lat[i] = time.Duration(i + 1)
 		}
 		rand.Shuffle(len(lat), func(i, j int) { lat[i], lat[j] = lat[j], lat[i] })
-		got := percentiles(lat, 50, 95, 99, 100)
+		got := Percentiles(lat, 50, 95, 99, 100)
 		for i, want := range []time.Duration{50, 95, 99, 100} {
 			if got[i] != want {
 				t.Errorf("percentile %d = %v, want %v", i, got[i], want)
@@ -23,45 +26,37 @@ func TestPercentiles(t *testing.T) {
 	t.Run("NearestRank", func(t *testing.T) {
 		// Ten values: p50 is the 5th, p95 and p99 the 10th.
 		lat := []time.Duration{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}
-		got := percentiles(lat, 50, 95, 99)
+		got := Percentiles(lat, 50, 95, 99)
 		if got[0] != 5 || got[1] != 10 || got[2] != 10 {
 			t.Errorf("got %v, want [5 10 10]", got)
 		}
 	})
 	t.Run("One", func(t *testing.T) {
-		got := percentiles([]time.Duration{7}, 50, 99)
+		got := Percentiles([]time.Duration{7}, 50, 99)
 		if got[0] != 7 || got[1] != 7 {
 			t.Errorf("got %v, want [7 7]", got)
 		}
 	})
 	t.Run("None", func(t *testing.T) {
-		if got := percentiles(nil, 50); got[0] != 0 {
+		if got := Percentiles(nil, 50); got[0] != 0 {
 			t.Errorf("got %v, want 0", got)
 		}
 	})
 }
 
 func TestTally(t *testing.T) {
-	var a, b tally
-	a.record(time.Millisecond, kindStockOut, outcomeOK)
+	var a, b Tally
+	a.record(time.Millisecond, kindStockOut, transport.OK)
 	a.record(time.Millisecond, kindStockOut, "INSUFFICIENT_STOCK")
-	a.record(time.Millisecond, kindRead, outcomeOK)
-	b.record(time.Millisecond, kindStockOut, outcomeTransport)
-	b.record(time.Millisecond, kindStockOut, outcomeOK)
-	b.record(time.Millisecond, kindRead, outcomeTransport)
+	a.record(time.Millisecond, kindRead, transport.OK)
+	b.record(time.Millisecond, kindStockOut, transport.NoAnswer)
+	b.record(time.Millisecond, kindStockOut, transport.OK)
+	b.record(time.Millisecond, kindRead, transport.NoAnswer)
 	a.merge(&b)
-	if a.requests() != 6 || a.sold != 2 || a.unknown != 1 {
-		t.Errorf("requests %d, sold %d, unknown %d; want 6, 2, 1", a.requests(), a.sold, a.unknown)
+	if a.Requests() != 6 || a.Sold != 2 || a.Unknown != 1 {
+		t.Errorf("requests %d, sold %d, unknown %d; want 6, 2, 1", a.Requests(), a.Sold, a.Unknown)
 	}
-	if got := formatCounts(a.errors()); got != "transport 2, INSUFFICIENT_STOCK 1" {
-		t.Errorf("errors = %q", got)
-	}
-}
-
-func TestThousands(t *testing.T) {
-	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 10_000_000: "10,000,000", -1234: "-1,234"} {
-		if got := thousands(n); got != want {
-			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
-		}
+	if got, want := a.Errors(), map[string]int64{"transport": 2, "INSUFFICIENT_STOCK": 1}; !maps.Equal(got, want) {
+		t.Errorf("errors = %v, want %v", got, want)
 	}
 }

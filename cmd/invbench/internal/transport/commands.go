@@ -1,4 +1,4 @@
-package main
+package transport
 
 import (
 	"context"
@@ -13,36 +13,27 @@ import (
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 )
 
-// brokerTarget is where a server's broker lives and what its names are.
-type brokerTarget struct {
-	kind   string // INVENTORY_BROKER: nats or rabbitmq
-	url    string
-	stream string // nats: INVENTORY_BROKER_STREAM (commands and outcomes: STREAM_COMMANDS, STREAM_OUTCOMES)
-	prefix string // INVENTORY_BROKER_PREFIX
+// Broker is where a server's broker lives and what its names are.
+type Broker struct {
+	Kind   string // INVENTORY_BROKER: NATS or RabbitMQ
+	URL    string
+	Stream string // nats: INVENTORY_BROKER_STREAM (commands and outcomes: STREAM_COMMANDS, STREAM_OUTCOMES)
+	Prefix string // INVENTORY_BROKER_PREFIX
 }
 
-// where is bt's URL without its password, for the report.
-func (bt brokerTarget) where() string {
-	if u, err := url.Parse(bt.url); err == nil {
+// Where is bt's URL without its password, for the report.
+func (bt Broker) Where() string {
+	if u, err := url.Parse(bt.URL); err == nil {
 		return u.Redacted()
 	}
-	return bt.url
+	return bt.URL
 }
 
-// rowBroker names a broker target of the row run's own, so rows and runs
-// never read each other's commands or events.
-func rowBroker(kind string, cfg config) brokerTarget {
-	if kind == brokerRabbitMQ {
-		return rowRabbitMQ(cfg.rabbitURL)
-	}
-	return rowNATS(cfg.natsURL)
-}
-
-// claim checks that the broker answers and returns a func deleting what
+// Claim checks that the broker answers and returns a func deleting what
 // the server makes under bt's names, for after the row, so runs leave
 // nothing behind.
-func (bt brokerTarget) claim(ctx context.Context) (cleanup func() error, err error) {
-	if bt.kind == brokerRabbitMQ {
+func (bt Broker) Claim(ctx context.Context) (cleanup func() error, err error) {
+	if bt.Kind == RabbitMQ {
 		return claimQueues(bt)
 	}
 	return claimStreams(ctx, bt)
@@ -111,21 +102,20 @@ func (s *commandSender) read(ctx context.Context, outcomes <-chan []byte) {
 	}
 }
 
-// sendCommand sends the worker's stock-out as a command, its idempotency
-// key as the command ID, and waits for its outcome: the time measured is
-// an order service's, from sending to knowing.
-func (c *client) sendCommand(ctx context.Context, w *workload, wk *worker) string {
+// sendCommand sends a stock-out as a command, its idempotency key as the
+// command ID, and waits for its outcome: the time measured is an order
+// service's, from sending to knowing.
+func (c *Client) sendCommand(ctx context.Context, productID, key string) string {
 	s := c.commands
-	id := w.key(wk)
-	pid, _ := strconv.ParseInt(w.productIDs[wk.product], 10, 64)
-	cmd, err := json.Marshal(broker.Command{Schema: broker.CommandSchemaV1, ID: id, Type: broker.CommandStockOut,
+	pid, _ := strconv.ParseInt(productID, 10, 64)
+	cmd, err := json.Marshal(broker.Command{Schema: broker.CommandSchemaV1, ID: key, Type: broker.CommandStockOut,
 		ProductID: broker.ID(pid), Quantity: 1, ReplyTo: s.replyTo})
 	if err != nil {
-		return outcomeBad
+		return BadAnswer
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.http.Timeout)
 	defer cancel()
-	return s.send(ctx, id, cmd)
+	return s.send(ctx, key, cmd)
 }
 
 // send sends command id and classifies its outcome.
@@ -133,7 +123,7 @@ func (s *commandSender) send(ctx context.Context, id string, cmd []byte) string 
 	ch := s.waiting.add(id) // before sending: the outcome may beat the acknowledgement
 	if err := s.client.Send(ctx, cmd, nil); err != nil {
 		// Stored or not, the tool cannot tell; unless its outcome came.
-		return s.waiting.give(id, ch, outcomeTransport)
+		return s.waiting.give(id, ch, NoAnswer)
 	}
 	select {
 	case o := <-ch:
@@ -141,17 +131,17 @@ func (s *commandSender) send(ctx context.Context, id string, cmd []byte) string 
 	case <-ctx.Done():
 	case <-s.done: // no reader: no outcome will come
 	}
-	return s.waiting.give(id, ch, outcomeTransport)
+	return s.waiting.give(id, ch, NoAnswer)
 }
 
-// commandOutcome is OK (with the movement's sequence, else "bad
-// response", as over gRPC) or the outcome's code.
+// commandOutcome is OK (with the movement's sequence, else BadAnswer, as
+// over gRPC) or the outcome's code.
 func commandOutcome(o broker.Outcome) string {
 	switch {
 	case o.OK && o.Sequence == 0:
-		return outcomeBad
+		return BadAnswer
 	case o.OK:
-		return outcomeOK
+		return OK
 	case o.Code != "":
 		return o.Code
 	}

@@ -1,4 +1,4 @@
-package main
+package transport
 
 import (
 	"context"
@@ -26,10 +26,10 @@ func rabbitURLForTest() string {
 // server and the client declare under the row's prefix are gone after
 // the row's clean-up.
 func TestRabbitMQCleanup(t *testing.T) {
-	bt := rowRabbitMQ(rabbitURLForTest())
-	cleanup, err := bt.claim(context.Background())
+	bt := RowRabbitMQ(rabbitURLForTest())
+	cleanup, err := bt.Claim(context.Background())
 	if err != nil {
-		testenv.SkipOrFail(t, "RabbitMQ is not reachable at "+bt.url+": "+err.Error())
+		testenv.SkipOrFail(t, "RabbitMQ is not reachable at "+bt.URL+": "+err.Error())
 	}
 	cleaned := false
 	defer func() {
@@ -56,11 +56,11 @@ func TestRabbitMQCleanup(t *testing.T) {
 	}
 	sctx, scancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer scancel()
-	if got := s.send(sctx, "no-server", []byte(`{}`)); got != outcomeTransport { // no server: no outcome
-		t.Errorf("a command without a server: %q, want %q", got, outcomeTransport)
+	if got := s.send(sctx, "no-server", []byte(`{}`)); got != NoAnswer { // no server: no outcome
+		t.Errorf("a command without a server: %q, want %q", got, NoAnswer)
 	}
 
-	conn, err := dialAMQP(bt.url)
+	conn, err := dialAMQP(bt.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
