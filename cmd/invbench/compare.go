@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/shopstack/inventory/cmd/invbench/internal/audit"
 	"github.com/shopstack/inventory/cmd/invbench/internal/load"
 	"github.com/shopstack/inventory/cmd/invbench/internal/server"
 	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
@@ -171,7 +172,7 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	}
 	var t target
 	if cfg.ledgerDSN != "" {
-		t.db = &dbRef{driver: "pgx", dsn: cfg.ledgerDSN}
+		t.db = &audit.DB{Driver: "pgx", DSN: cfg.ledgerDSN}
 	}
 	if cfg.eventsLag {
 		t.metrics = strings.TrimSuffix(cfg.url, "/") + "/metrics"

@@ -12,13 +12,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/shopstack/inventory/cmd/invbench/internal/audit"
 )
 
 // database is a fresh database for one row, and how to get rid of it.
 type database struct {
 	driver string // the server's INVENTORY_DB_DRIVER
 	dsn    string
-	ref    dbRef // how the tool reads it
+	ref    audit.DB // how the tool reads it
 	drop   func(context.Context) error
 }
 
@@ -47,7 +49,7 @@ func createPostgres(ctx context.Context, adminDSN string) (*database, error) {
 	return &database{
 		driver: "postgres",
 		dsn:    dsn,
-		ref:    dbRef{driver: "pgx", dsn: dsn},
+		ref:    audit.DB{Driver: "pgx", DSN: dsn},
 		drop: func(ctx context.Context) error {
 			admin, err := sql.Open("pgx", adminDSN)
 			if err != nil {
@@ -74,7 +76,7 @@ func createSQLite() (*database, error) {
 	return &database{
 		driver: "sqlite",
 		dsn:    path,
-		ref:    dbRef{driver: "sqlite", dsn: "file:" + path + "?_pragma=busy_timeout(10000)"},
+		ref:    audit.DB{Driver: "sqlite", DSN: "file:" + path + "?_pragma=busy_timeout(10000)"},
 		drop:   func(context.Context) error { return os.RemoveAll(dir) },
 	}, nil
 }

@@ -55,8 +55,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal("no audit")
 		}
 		t.Logf("%d requests in %v: sold %d, stock %d -> %d, ledger %d, errors %v",
-			r.requests, r.elapsed, a.sold, a.initial, a.final, a.ledger, r.errors)
-		if a.sold == 0 || a.oversold() != 0 || a.ledger != a.sold || a.initial != 10_000_000 || r.failed() {
+			r.requests, r.elapsed, a.Sold, a.Initial, a.Final, a.Ledger, r.errors)
+		if a.Sold == 0 || a.Oversold() != 0 || a.Ledger != a.Sold || a.Initial != 10_000_000 || r.failed() {
 			t.Errorf("audit %+v: want sold > 0, oversold 0, ledger == sold", *a)
 		}
 		if r.p50 <= 0 || r.p99 < r.p50 {
@@ -68,7 +68,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("%s report:\n%s", format, out.String())
-			for _, want := range []string{"GOMAXPROCS", "flash/combine/sqlite", "oversold", thousands(a.sold)} {
+			for _, want := range []string{"GOMAXPROCS", "flash/combine/sqlite", "oversold", thousands(a.Sold)} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("%s report lacks %q", format, want)
 				}
@@ -121,10 +121,10 @@ func TestEndToEnd(t *testing.T) {
 			if err != nil || r.err != nil || len(r.errors) > 0 || (r.reads > 0) != reads || (r.writes > 0) != writes || r.failed() {
 				t.Errorf("%s: %d reads, %d writes, errors %v, err %v / %v, audit %+v", scenario, r.reads, r.writes, r.errors, err, r.err, r.audit)
 			}
-			if a := r.audit; scenario == "checkout" && (a == nil || a.sold == 0 || a.lost() != a.sold) {
+			if a := r.audit; scenario == "checkout" && (a == nil || a.Sold == 0 || a.Lost() != a.Sold) {
 				t.Errorf("checkout: audit %+v: want units sold, each out of stock", a)
 			}
-			if a := r.audit; scenario == "reserve" && (a == nil || a.held != 100 || a.reservedAfter-a.reservedBefore != 100) {
+			if a := r.audit; scenario == "reserve" && (a == nil || a.Held != 100 || a.ReservedAfter-a.ReservedBefore != 100) {
 				t.Errorf("reserve: audit %+v: want 100 units held", a)
 			}
 		}
@@ -215,10 +215,10 @@ func testCommandTransport(ctx context.Context, t *testing.T, bin, kind string) {
 		t.Fatalf("against: %v / %v", err, r.err)
 	}
 	a := r.audit
-	if a == nil || a.sold != 100 || a.final != 0 || a.ledger != 100 || r.failed() || r.errors["INSUFFICIENT_STOCK"] != 200 || len(r.errors) != 1 {
+	if a == nil || a.Sold != 100 || a.Final != 0 || a.Ledger != 100 || r.failed() || r.errors["INSUFFICIENT_STOCK"] != 200 || len(r.errors) != 1 {
 		t.Errorf("audit %+v, errors %v: want 100 sold, 200 INSUFFICIENT_STOCK", a, r.errors)
 	}
-	if l := r.lag; l == nil || l.caughtErr != nil || l.behind {
+	if l := r.lag; l == nil || l.CaughtErr != nil || l.Behind {
 		t.Errorf("lag %+v: want sampled and caught up", l)
 	}
 	var out bytes.Buffer

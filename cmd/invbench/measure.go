@@ -6,8 +6,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/shopstack/inventory/cmd/invbench/internal/audit"
 	"github.com/shopstack/inventory/cmd/invbench/internal/cpu"
 	"github.com/shopstack/inventory/cmd/invbench/internal/load"
+	"github.com/shopstack/inventory/cmd/invbench/internal/metrics"
 	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
@@ -20,11 +22,11 @@ type result struct {
 	reads, writes int64
 	errors        map[string]int64
 	p50, p95, p99 time.Duration
-	audit         *audit // nil unless the scenario sells
+	audit         *audit.Audit // nil unless the scenario sells
 	cpu           cpu.Use
-	lag           *eventsLag // nil unless the server's publisher was sampled
-	skipped       string     // why the row did not run
-	err           error      // why the row failed
+	lag           *metrics.Lag // nil unless the server's publisher was sampled
+	skipped       string       // why the row did not run
+	err           error        // why the row failed
 }
 
 func (r result) opsPerSec() float64 { return r.perSec(r.requests) }
@@ -40,7 +42,7 @@ func (r result) perSec(n int64) float64 {
 // failed reports whether the row failed, or shows an oversell or a ledger
 // mismatch although its strategy claims to be safe.
 func (r result) failed() bool {
-	return r.err != nil || (r.row.safe() && r.audit != nil && len(r.audit.problems()) > 0)
+	return r.err != nil || (r.row.safe() && r.audit != nil && len(r.audit.Problems()) > 0)
 }
 
 // target is a server to measure: its process (pid 0 if not ours), if the
@@ -48,7 +50,7 @@ func (r result) failed() bool {
 // sampled, its /metrics.
 type target struct {
 	pid     int
-	db      *dbRef
+	db      *audit.DB
 	metrics string
 }
 
@@ -57,25 +59,25 @@ type target struct {
 // if t.db is known.
 func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg load.Config, row rowSpec, t target, progress io.Writer) (result, error) {
 	res := result{row: row, clients: cfg.Clients}
-	var a audit
+	var a audit.Audit
 	if w.Sells() {
-		initial, reserved, err := stockOf(ctx, c, w.ProductIDs())
+		initial, reserved, err := audit.Stock(ctx, c, w.ProductIDs())
 		if err != nil {
 			return res, fmt.Errorf("before the run: %w", err)
 		}
-		a.initial, a.reservedBefore = initial, reserved
+		a.Initial, a.ReservedBefore = initial, reserved
 	}
-	var lag *lagSampler
+	var lag *metrics.LagSampler
 	if t.metrics != "" {
-		lag = sampleLag(ctx, t.metrics)
+		lag = metrics.SampleLag(ctx, t.metrics)
 	}
 	before := cpu.Read(t.pid)
 	lr := runLoad(ctx, c, w, cfg, row.name, progress)
 	res.cpu = before.Until(cpu.Read(t.pid))
 	if lag != nil {
 		end := time.Now()
-		res.lag = lag.finish()
-		res.lag.catchUp(ctx, t.metrics, end)
+		res.lag = lag.Finish()
+		res.lag.CatchUp(ctx, t.metrics, end)
 	}
 	res.elapsed, res.requests, res.errors = lr.Elapsed, lr.Tally.Requests(), lr.Tally.Errors()
 	res.reads, res.writes = lr.Tally.Reads, lr.Tally.Writes
@@ -87,16 +89,16 @@ func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg loa
 	if !w.Sells() {
 		return res, nil
 	}
-	a.sold, a.unknown = lr.Tally.Sold, lr.Tally.Unknown
+	a.Sold, a.Unknown = lr.Tally.Sold, lr.Tally.Unknown
 	if w.Scenario() == "reserve" {
-		a.holds, a.held = true, lr.Tally.Held
+		a.Holds, a.Held = true, lr.Tally.Held
 	}
-	final, reserved, err := stockOf(ctx, c, w.ProductIDs())
+	final, reserved, err := audit.Stock(ctx, c, w.ProductIDs())
 	if err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}
-	a.final, a.reservedAfter = final, reserved
-	if a.ledger, err = ledgerOuts(ctx, c, t.db, w.ProductIDs()); err != nil {
+	a.Final, a.ReservedAfter = final, reserved
+	if a.Ledger, err = audit.LedgerOuts(ctx, c, t.db, w.ProductIDs()); err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}
 	res.audit = &a

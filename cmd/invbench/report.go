@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/cmd/invbench/internal/load"
+	"github.com/shopstack/inventory/cmd/invbench/internal/metrics"
 )
 
 // header describes the machine and the run, for the top of the report.
@@ -113,8 +114,8 @@ func rowCells(r result, all []result) []string {
 		thousands(int64(r.perSec(r.reads)+0.5)), thousands(int64(r.perSec(r.writes)+0.5)),
 		ms(r.p50), ms(r.p95), ms(r.p99), formatCounts(r.errors))
 	if a := r.audit; a != nil {
-		c = append(c, thousands(a.sold), thousands(a.initial), thousands(a.final), thousands(a.ledger),
-			strconv.FormatInt(a.oversold(), 10), auditCell(r))
+		c = append(c, thousands(a.Sold), thousands(a.Initial), thousands(a.Final), thousands(a.Ledger),
+			strconv.FormatInt(a.Oversold(), 10), auditCell(r))
 	} else {
 		c = append(c, "-", "-", "-", "-", "-", auditCell(r))
 	}
@@ -131,11 +132,11 @@ func rowCells(r result, all []result) []string {
 }
 
 // lagCell is the publisher's lag p99/max in milliseconds, if sampled.
-func lagCell(l *eventsLag) string {
-	if l == nil || l.samples == 0 {
+func lagCell(l *metrics.Lag) string {
+	if l == nil || l.Samples == 0 {
 		return "-"
 	}
-	return ms(l.p99) + "/" + ms(l.max)
+	return ms(l.P99) + "/" + ms(l.Max)
 }
 
 // auditCell sums up the audit: ok, FAIL for a safe strategy with a problem,
@@ -146,12 +147,12 @@ func auditCell(r result) string {
 		return "FAILED"
 	case r.audit == nil:
 		return "-"
-	case r.row.safe() && len(r.audit.problems()) > 0:
-		return "FAIL: " + r.audit.flags()
-	case !r.row.safe() && r.audit.oversold() > 0:
-		return r.audit.flags() + " (expected)"
+	case r.row.safe() && len(r.audit.Problems()) > 0:
+		return "FAIL: " + r.audit.Flags()
+	case !r.row.safe() && r.audit.Oversold() > 0:
+		return r.audit.Flags() + " (expected)"
 	}
-	return r.audit.flags()
+	return r.audit.Flags()
 }
 
 // dashes fills the cells from time to cpu of a row that did not run, with
@@ -199,10 +200,10 @@ func notes(results []result) string {
 		case r.err != nil:
 			fmt.Fprintf(&b, "- %s: FAILED: %v\n", r.row.name, r.err)
 		case r.audit == nil:
-		case r.row.safe() && len(r.audit.problems()) > 0:
-			fmt.Fprintf(&b, "- %s: FAILED audit: %s\n", r.row.name, strings.Join(r.audit.problems(), "; "))
-		case !r.row.safe() && r.audit.oversold() > 0:
-			fmt.Fprintf(&b, "- %s: oversold %d units (%s is unsafe by design)\n", r.row.name, r.audit.oversold(), r.row.strategy)
+		case r.row.safe() && len(r.audit.Problems()) > 0:
+			fmt.Fprintf(&b, "- %s: FAILED audit: %s\n", r.row.name, strings.Join(r.audit.Problems(), "; "))
+		case !r.row.safe() && r.audit.Oversold() > 0:
+			fmt.Fprintf(&b, "- %s: oversold %d units (%s is unsafe by design)\n", r.row.name, r.audit.Oversold(), r.row.strategy)
 		}
 	}
 	return b.String()
@@ -237,11 +238,11 @@ func reservationNote(results []result) string {
 		}
 		switch r.row.scenario {
 		case "reserve":
-			fmt.Fprintf(&b, "%s: %s holds/s, %.2f× flash/combine.\n", r.row.name, thousands(int64(r.perSec(r.audit.held)+0.5)),
-				r.perSec(r.audit.held)/flash.opsPerSec())
+			fmt.Fprintf(&b, "%s: %s holds/s, %.2f× flash/combine.\n", r.row.name, thousands(int64(r.perSec(r.audit.Held)+0.5)),
+				r.perSec(r.audit.Held)/flash.opsPerSec())
 		case "checkout":
-			fmt.Fprintf(&b, "%s: %s checkouts/s completed, %.2f× flash/combine.\n", r.row.name, thousands(int64(r.perSec(r.audit.sold)+0.5)),
-				r.perSec(r.audit.sold)/flash.opsPerSec())
+			fmt.Fprintf(&b, "%s: %s checkouts/s completed, %.2f× flash/combine.\n", r.row.name, thousands(int64(r.perSec(r.audit.Sold)+0.5)),
+				r.perSec(r.audit.Sold)/flash.opsPerSec())
 		}
 	}
 	return b.String()
@@ -278,21 +279,21 @@ func lagNote(results []result) string {
 		}
 		if b.Len() == 0 {
 			fmt.Fprintf(&b, "lag p99/max: the server's %s (the last published change's wait from commit to the broker's confirmation), read every %v during the run;\n"+
-				"  caught up: from the run's end until the broker confirmed the ledger's last sequence.\n", gaugeLag, lagEvery)
+				"  caught up: from the run's end until the broker confirmed the ledger's last sequence.\n", metrics.GaugeLag, metrics.LagEvery)
 		}
 		fmt.Fprintf(&b, "%s: publisher lag ", r.row.name)
-		if l.samples == 0 {
-			b.WriteString("not sampled (no " + gaugeLag + " on the server's /metrics)")
+		if l.Samples == 0 {
+			b.WriteString("not sampled (no " + metrics.GaugeLag + " on the server's /metrics)")
 		} else {
-			fmt.Fprintf(&b, "p99 %s ms, max %s ms (%d samples)", ms(l.p99), ms(l.max), l.samples)
+			fmt.Fprintf(&b, "p99 %s ms, max %s ms (%d samples)", ms(l.P99), ms(l.Max), l.Samples)
 		}
 		switch {
-		case l.caughtErr != nil:
-			fmt.Fprintf(&b, "; caught up: unknown (%v)", l.caughtErr)
-		case l.behind:
-			fmt.Fprintf(&b, "; NOT caught up %s ms after the run", ms(l.caughtUp))
+		case l.CaughtErr != nil:
+			fmt.Fprintf(&b, "; caught up: unknown (%v)", l.CaughtErr)
+		case l.Behind:
+			fmt.Fprintf(&b, "; NOT caught up %s ms after the run", ms(l.CaughtUp))
 		default:
-			fmt.Fprintf(&b, "; caught up in %s ms", ms(l.caughtUp))
+			fmt.Fprintf(&b, "; caught up in %s ms", ms(l.CaughtUp))
 		}
 		if r.row.transport == "" && r.row.scenario == "flash" && flash != nil && flash.opsPerSec() > 0 {
 			fmt.Fprintf(&b, "; %.2f× flash/combine (no broker) in ops/s, p99 %s ms against %s ms", r.opsPerSec()/flash.opsPerSec(), ms(r.p99), ms(flash.p99))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/cmd/invbench/internal/load"
+	"github.com/shopstack/inventory/cmd/invbench/internal/metrics"
 	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
@@ -140,7 +141,7 @@ func soakReport(out io.Writer, samples []soakSample, res load.Result, cfg config
 // readServer reads goroutines, resident memory and heap in use from a
 // server's /metrics.
 func readServer(ctx context.Context, url string) (soakSample, error) {
-	g, err := readGauges(ctx, url, "go_goroutines", "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes")
+	g, err := metrics.Read(ctx, url, "go_goroutines", "process_resident_memory_bytes", "go_memstats_heap_inuse_bytes")
 	if err != nil {
 		return soakSample{}, err
 	}

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import (
 	"context"
@@ -13,12 +13,15 @@ import (
 	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
-// dbRef names a database the tool may read: driver "pgx" or "sqlite".
-type dbRef struct{ driver, dsn string }
+// DB names a database the tool may read.
+type DB struct {
+	Driver string // a database/sql driver: "pgx" or "sqlite"
+	DSN    string
+}
 
-// stockOf returns the products' summed stock and reserved units, read
+// Stock returns the products' summed stock and reserved units, read
 // through GraphQL, a hundred products a query.
-func stockOf(ctx context.Context, c *transport.Client, ids []string) (stock, reserved int64, err error) {
+func Stock(ctx context.Context, c *transport.Client, ids []string) (stock, reserved int64, err error) {
 	for len(ids) > 0 {
 		n := min(len(ids), 100)
 		var q strings.Builder
@@ -48,10 +51,10 @@ func stockOf(ctx context.Context, c *transport.Client, ids []string) (stock, res
 	return stock, reserved, nil
 }
 
-// ledgerOuts counts the products' movements that took stock out (OUT and
+// LedgerOuts counts the products' movements that took stock out (OUT and
 // COMMIT): with one SQL query if db is known, else by paging through the
 // GraphQL ledger.
-func ledgerOuts(ctx context.Context, c *transport.Client, db *dbRef, ids []string) (int64, error) {
+func LedgerOuts(ctx context.Context, c *transport.Client, db *DB, ids []string) (int64, error) {
 	if db != nil {
 		if n, ok, err := ledgerOutsSQL(ctx, *db, ids); ok || err != nil {
 			return n, err
@@ -70,7 +73,7 @@ func ledgerOuts(ctx context.Context, c *transport.Client, db *dbRef, ids []strin
 
 // ledgerOutsSQL counts with SQL; ok is false if the IDs are not the
 // integers the store uses, so the caller falls back to GraphQL.
-func ledgerOutsSQL(ctx context.Context, db dbRef, ids []string) (n int64, ok bool, err error) {
+func ledgerOutsSQL(ctx context.Context, db DB, ids []string) (n int64, ok bool, err error) {
 	list := make([]string, len(ids))
 	for i, id := range ids {
 		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
@@ -78,7 +81,7 @@ func ledgerOutsSQL(ctx context.Context, db dbRef, ids []string) (n int64, ok boo
 		}
 		list[i] = id
 	}
-	conn, err := sql.Open(db.driver, db.dsn)
+	conn, err := sql.Open(db.Driver, db.DSN)
 	if err != nil {
 		return 0, false, fmt.Errorf("open ledger database: %w", err)
 	}

@@ -1,0 +1,87 @@
+// Package audit checks a selling run against the server: every unit the
+// tool was told it sold must have left the stock and be in the ledger,
+// and every unit it was told it held must be reserved. It reads stock
+// through GraphQL and counts the ledger with SQL when it knows the
+// database, else through GraphQL.
+package audit
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Audit is what a selling run's audit found, and what is wrong with it.
+type Audit struct {
+	// Initial and Final are the products' summed stock before and after.
+	Initial, Final int64
+	// Sold is the count of OK stock-outs of one unit each.
+	Sold int64
+	// Unknown counts stock-outs without an answer: each may or may not have
+	// sold, so it explains up to one unit of difference.
+	Unknown int64
+	// Ledger counts the rows of the products' ledger that took stock out
+	// (OUT and COMMIT).
+	Ledger int64
+	// ReservedBefore and ReservedAfter are the products' summed reserved
+	// units; in a run that only holds (Holds), every OK hold (Held) of one
+	// unit must be among them. Holds whose answer was lost are not counted
+	// in Held, and may explain more.
+	ReservedBefore, ReservedAfter int64
+	Holds                         bool
+	Held                          int64
+}
+
+// Lost is what the stock lost.
+func (a Audit) Lost() int64 { return a.Initial - a.Final }
+
+// Oversold is the count of units promised that the stock did not lose.
+func (a Audit) Oversold() int64 { return a.Sold - a.Lost() }
+
+// ledgerMismatch reports ledger ≠ sold, whether or not unknown outcomes
+// explain it.
+func (a Audit) ledgerMismatch() bool { return a.Ledger != a.Sold }
+
+// Problems lists what is wrong, for a strategy that claims to be safe. A
+// difference that unknown outcomes explain is not a problem; an oversell
+// always is, because an unknown outcome can only make the stock lose more.
+func (a Audit) Problems() []string {
+	var p []string
+	if o := a.Oversold(); o > 0 {
+		p = append(p, fmt.Sprintf("oversold %d: %d sold, stock lost %d", o, a.Sold, a.Lost()))
+	}
+	if extra := a.Lost() - a.Sold; extra > a.Unknown {
+		p = append(p, fmt.Sprintf("stock lost %d more than sold (%d outcomes unknown)", extra, a.Unknown))
+	}
+	if a.Ledger < a.Sold {
+		p = append(p, fmt.Sprintf("ledger misses %d acknowledged sales", a.Sold-a.Ledger))
+	}
+	if extra := a.Ledger - a.Sold; extra > a.Unknown {
+		p = append(p, fmt.Sprintf("ledger has %d OUT or COMMIT rows nobody was told about (%d outcomes unknown)", extra, a.Unknown))
+	}
+	if a.Ledger != a.Lost() {
+		p = append(p, fmt.Sprintf("ledger (%d OUT and COMMIT) does not explain the stock change (%d)", a.Ledger, a.Lost()))
+	}
+	if gain := a.ReservedAfter - a.ReservedBefore; a.Holds && gain < a.Held {
+		p = append(p, fmt.Sprintf("%d units held, but reserved grew by %d", a.Held, gain))
+	}
+	return p
+}
+
+// Flags renders the audit's warnings for the table: oversell and ledger ≠
+// sold, even where unknown outcomes explain the difference.
+func (a Audit) Flags() string {
+	var f []string
+	if a.Oversold() != 0 {
+		f = append(f, fmt.Sprintf("oversold %d", a.Oversold()))
+	}
+	if a.ledgerMismatch() {
+		f = append(f, fmt.Sprintf("ledger≠sold (%+d)", a.Ledger-a.Sold))
+	}
+	if a.Unknown > 0 {
+		f = append(f, fmt.Sprintf("%d unknown", a.Unknown))
+	}
+	if len(f) == 0 {
+		return "ok"
+	}
+	return strings.Join(f, "; ")
+}
