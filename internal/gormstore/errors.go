@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
+	"github.com/shopstack/inventory/internal/gormstore/dialect"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -43,6 +44,9 @@ func translate(err error) error {
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == sqlStateWriteCheck {
 		return inventory.ErrVersionConflict
 	}
+	if errors.Is(err, dialect.ErrNotWritten) { // SQLite's compare-and-set
+		return inventory.ErrVersionConflict
+	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return inventory.Errorf(inventory.CodeNotFound, "not found")
 	}
@@ -68,7 +72,7 @@ func translate(err error) error {
 }
 
 // uniqueViolation reports which unique constraint err violated: the
-// PostgreSQL constraint name or SQLite's "table.column" list.
+// PostgreSQL constraint name or SQLite's "table.dialect.Column" list.
 func uniqueViolation(err error) (string, bool) {
 	if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == "23505" {
 		return pe.ConstraintName, true

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/shopstack/inventory/internal/gormstore/dialect"
 )
 
 // HotPathPlans returns the plans that the stock transaction's statements
@@ -29,7 +30,7 @@ func HotPathPlans(ctx context.Context, s *Store) (map[string]string, error) {
 			return err
 		}
 		defer c.Exec(ctx, "ROLLBACK")
-		for _, set := range pgPlanSettings {
+		for _, set := range dialect.PlanSettings {
 			if _, err := c.Exec(ctx, set); err != nil {
 				return err
 			}

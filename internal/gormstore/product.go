@@ -7,6 +7,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/shopstack/inventory/internal/gormstore/dialect"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -15,28 +16,28 @@ import (
 // on PostgreSQL, the product first, for its ID.
 func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial *inventory.StockTx, key inventory.IdempotencyRecord) error {
 	var committed func()
-	err := s.inTx(ctx, func(r runner) error {
-		err := r.run([]stmt{
-			{sql: s.writes.nextRevision},
-			{sql: s.writes.insertProduct, args: []any{p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted,
-				p.Version, p.CreatedAt.UTC(), p.UpdatedAt.UTC()}, dest: []any{&p.ID, &p.Revision}, row: func() error { return nil }},
+	err := s.inTx(ctx, func(r dialect.Runner) error {
+		err := r.Run([]dialect.Stmt{
+			{SQL: s.writes.nextRevision},
+			{SQL: s.writes.insertProduct, Args: []any{p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted,
+				p.Version, p.CreatedAt.UTC(), p.UpdatedAt.UTC()}, Dest: []any{&p.ID, &p.Revision}, Row: func() error { return nil }},
 		})
 		if err != nil {
 			return err
 		}
-		var stmts []stmt
+		var stmts []dialect.Stmt
 		if key.Key != "" {
-			stmts = append(stmts, stmt{sql: s.writes.insertKey, args: []any{key.Key, key.Operation, key.RequestHash, p.ID, p.CreatedAt.UTC()}})
+			stmts = append(stmts, dialect.Stmt{SQL: s.writes.insertKey, Args: []any{key.Key, key.Operation, key.RequestHash, p.ID, p.CreatedAt.UTC()}})
 		}
 		if initial != nil {
 			initial.Product.ID, initial.Level.ProductID = p.ID, p.ID
 			// A new product's first level is written without a lease:
 			// nobody else can know the product yet.
-			var ws []stmt
+			var ws []dialect.Stmt
 			ws, committed = writeStocks(s.writes, []stockItem{{st: initial, now: p.CreatedAt}}, nil, p.CreatedAt)
 			stmts = append(stmts, ws...)
 		}
-		return r.commit(stmts)
+		return r.Commit(stmts)
 	})
 	if err == nil && committed != nil {
 		committed()
@@ -111,7 +112,7 @@ func (s *Store) IdempotencyRecord(ctx context.Context, key string) (inventory.Id
 // transaction ends.
 func (s *Store) lockProduct(tx *gorm.DB, id int64) (inventory.Product, error) {
 	var rows []productRow
-	if err := tx.Raw("SELECT "+productColumns+" FROM products WHERE id = ?"+s.d.forUpdate(), id).Scan(&rows).Error; err != nil {
+	if err := tx.Raw("SELECT "+productColumns+" FROM products WHERE id = ?"+s.d.ForUpdate(), id).Scan(&rows).Error; err != nil {
 		return inventory.Product{}, err
 	}
 	if len(rows) == 0 {

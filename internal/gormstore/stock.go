@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shopstack/inventory/internal/gormstore/dialect"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -110,7 +111,7 @@ func (s *Store) MovementsByProducts(ctx context.Context, productIDs []int64, q i
 	var args []any
 	if s.driver == Postgres {
 		sql = "SELECT m.* FROM unnest(?::bigint[]) AS k (pid) CROSS JOIN LATERAL (" + fmt.Sprintf(page, "k.pid") + ") AS m"
-		args = append(append([]any{a(productIDs)}, fargs...), limit+1)
+		args = append(append([]any{dialect.Array(productIDs)}, fargs...), limit+1)
 	} else {
 		parts := make([]string, len(productIDs))
 		for i, id := range productIDs {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shopstack/inventory/internal/gormstore/dialect"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -15,7 +16,7 @@ import (
 
 // stockSQL is the text of each stock read in one dialect, built once.
 type stockSQL struct {
-	d                            dialect
+	d                            dialect.Dialect
 	products, productsSkipLocked string
 	levels, replays, rejections  string
 	audits                       string
@@ -24,47 +25,47 @@ type stockSQL struct {
 	expired, nextExpiry          string
 }
 
-func newStockSQL(d dialect) *stockSQL {
+func newStockSQL(d dialect.Dialect) *stockSQL {
 	q := &stockSQL{d: d}
-	q.products = "SELECT " + productColumns + " FROM products WHERE " + d.in("id", "bigint") + " ORDER BY id" + d.forUpdate()
+	q.products = "SELECT " + productColumns + " FROM products WHERE " + d.In("id", "bigint") + " ORDER BY id" + d.ForUpdate()
 	q.productsSkipLocked = q.products
-	if d.pg { // SQLite's transaction holds the whole database: nothing is held elsewhere
+	if d.PG { // SQLite's transaction holds the whole database: nothing is held elsewhere
 		q.productsSkipLocked += " SKIP LOCKED"
 	}
 	q.levels = `SELECT l.product_id, l.location_id, l.stock, l.reserved, l.version, l.lease_epoch, l.lease_token, l.updated_at,
 			l.next_expiry
-		FROM ` + d.pairs() + `
+		FROM ` + d.Pairs() + `
 		JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid`
-	q.replays = "SELECT " + movementColumns + " FROM stock_movements WHERE " + d.in("idempotency_key", "text")
-	q.rejections = "SELECT idempotency_key, request_hash, code, message FROM stock_rejections WHERE " + d.in("idempotency_key", "text")
-	q.audits = "SELECT " + auditColumns + " FROM " + d.pairs() + " JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid"
-	q.reservations = "SELECT " + reservationColumns + " FROM reservations WHERE " + d.in("id", "bigint") + " ORDER BY id" + d.forUpdate()
-	q.items = "SELECT " + itemColumns + " FROM reservation_items WHERE " + d.in("reservation_id", "bigint") +
+	q.replays = "SELECT " + movementColumns + " FROM stock_movements WHERE " + d.In("idempotency_key", "text")
+	q.rejections = "SELECT idempotency_key, request_hash, code, message FROM stock_rejections WHERE " + d.In("idempotency_key", "text")
+	q.audits = "SELECT " + auditColumns + " FROM " + d.Pairs() + " JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid"
+	q.reservations = "SELECT " + reservationColumns + " FROM reservations WHERE " + d.In("id", "bigint") + " ORDER BY id" + d.ForUpdate()
+	q.items = "SELECT " + itemColumns + " FROM reservation_items WHERE " + d.In("reservation_id", "bigint") +
 		" ORDER BY reservation_id, product_id, location_id"
-	q.newIDs = d.newIDs()
-	q.existingProducts = "SELECT id FROM products WHERE " + d.in("id", "bigint")
-	q.locations = "SELECT id FROM locations WHERE " + d.in("id", "bigint")
+	q.newIDs = d.NewIDs()
+	q.existingProducts = "SELECT id FROM products WHERE " + d.In("id", "bigint")
+	q.locations = "SELECT id FROM locations WHERE " + d.In("id", "bigint")
 	// expired returns the expired active items of the levels, and
 	// nextExpiry the earliest expiry of each level's other active items:
 	// one index probe per level, never all of a hot level's items.
 	q.expired = `SELECT i.product_id, i.location_id, i.reservation_id, i.quantity
-		FROM ` + d.pairs() + `
+		FROM ` + d.Pairs() + `
 		JOIN reservation_items i ON i.product_id = k.pid AND i.location_id = k.lid AND i.active AND i.expires_at <= ?
 		ORDER BY i.expires_at, i.reservation_id`
 	q.nextExpiry = `SELECT k.pid, k.lid, (SELECT i.expires_at FROM reservation_items i
 			WHERE i.product_id = k.pid AND i.location_id = k.lid AND i.active AND i.expires_at > ?
 			ORDER BY i.expires_at LIMIT 1)
-		FROM ` + d.pairs()
+		FROM ` + d.Pairs()
 	for _, s := range []*string{&q.products, &q.productsSkipLocked, &q.levels, &q.replays, &q.rejections, &q.audits, &q.reservations,
 		&q.items, &q.newIDs, &q.existingProducts, &q.locations, &q.expired, &q.nextExpiry} {
-		*s = d.text(*s)
+		*s = d.Text(*s)
 	}
 	return q
 }
 
 var (
-	pgStockSQL     = newStockSQL(postgresDialect)
-	sqliteStockSQL = newStockSQL(sqliteDialect)
+	pgStockSQL     = newStockSQL(dialect.Postgres)
+	sqliteStockSQL = newStockSQL(dialect.SQLite)
 )
 
 // loadStock reads a stock transaction's data: the products (locked, or
@@ -73,7 +74,7 @@ var (
 // and IDs for those it creates; then, if needed, which of the missing
 // levels' locations exist, which skipped products exist, and the expired
 // items of the levels whose NextExpiry has passed.
-func loadStock(r runner, q *stockSQL, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
+func loadStock(r dialect.Runner, q *stockSQL, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
 	d := q.d
 	pids := make([]int64, len(works))
 	keys := make([]inventory.LevelKey, len(works))
@@ -86,29 +87,29 @@ func loadStock(r runner, q *stockSQL, works []inventory.LevelWork, opts inventor
 
 	var p productRow
 	var l levelRow
-	qs := []stmt{
-		{sql: q.products, args: []any{d.list(pids)}, dest: p.fields(), row: func() error {
+	qs := []dialect.Stmt{
+		{SQL: q.products, Args: []any{d.List(pids)}, Dest: p.fields(), Row: func() error {
 			pp := p.product()
 			data.products[p.ID] = &pp
 			return nil
 		}},
-		{sql: q.levels, args: d.pairArgs(keys), dest: l.fields(), row: func() error {
+		{SQL: q.levels, Args: d.PairArgs(keys), Dest: l.fields(), Row: func() error {
 			data.levels[inventory.LevelKey{ProductID: l.ProductID, LocationID: l.LocationID}] = l.level()
 			return nil
 		}},
 	}
 	if opts.SkipLocked {
-		qs[0].sql = q.productsSkipLocked
+		qs[0].SQL = q.productsSkipLocked
 	}
 	if rk := replayKeys(works); len(rk) > 0 {
 		var m movementRow
 		var rj rejectionRow
 		qs = append(qs,
-			stmt{sql: q.replays, args: []any{d.list(rk)}, dest: m.fields(), row: func() error {
+			dialect.Stmt{SQL: q.replays, Args: []any{d.List(rk)}, Dest: m.fields(), Row: func() error {
 				data.replays[m.IdempotencyKey.String] = m.movement()
 				return nil
 			}},
-			stmt{sql: q.rejections, args: []any{d.list(rk)}, dest: rj.fields(), row: func() error {
+			dialect.Stmt{SQL: q.rejections, Args: []any{d.List(rk)}, Dest: rj.fields(), Row: func() error {
 				data.rejections[rj.IdempotencyKey] = rj.rejection()
 				return nil
 			}})
@@ -121,7 +122,7 @@ func loadStock(r runner, q *stockSQL, works []inventory.LevelWork, opts inventor
 	}
 	if len(audited) > 0 {
 		var a auditRow
-		qs = append(qs, stmt{sql: q.audits, args: d.pairArgs(audited), dest: a.fields(), row: func() error {
+		qs = append(qs, dialect.Stmt{SQL: q.audits, Args: d.PairArgs(audited), Dest: a.fields(), Row: func() error {
 			data.audits[a.key()] = a.audit()
 			return nil
 		}})
@@ -131,23 +132,23 @@ func loadStock(r runner, q *stockSQL, works []inventory.LevelWork, opts inventor
 		var rr reservationRow
 		var it itemRow
 		qs = append(qs,
-			stmt{sql: q.reservations, args: []any{d.list(opts.Reservations)}, dest: rr.fields(), row: func() error {
+			dialect.Stmt{SQL: q.reservations, Args: []any{d.List(opts.Reservations)}, Dest: rr.fields(), Row: func() error {
 				set.Reservations[rr.ID] = rr.reservation()
 				return nil
 			}},
-			stmt{sql: q.items, args: []any{d.list(opts.Reservations)}, dest: it.fields(), row: func() error {
+			dialect.Stmt{SQL: q.items, Args: []any{d.List(opts.Reservations)}, Dest: it.fields(), Row: func() error {
 				items = append(items, it)
 				return nil
 			}})
 	}
 	if opts.NewReservations > 0 {
 		var id int64
-		qs = append(qs, stmt{sql: q.newIDs, args: []any{opts.NewReservations}, dest: []any{&id}, row: func() error {
+		qs = append(qs, dialect.Stmt{SQL: q.newIDs, Args: []any{opts.NewReservations}, Dest: []any{&id}, Row: func() error {
 			set.NewIDs = append(set.NewIDs, id)
 			return nil
 		}})
 	}
-	if err := r.run(qs); err != nil {
+	if err := r.Run(qs); err != nil {
 		return nil, nil, err
 	}
 	attachItems(set.Reservations, items)
@@ -156,7 +157,7 @@ func loadStock(r runner, q *stockSQL, works []inventory.LevelWork, opts inventor
 	for _, it := range stock {
 		set.Levels = append(set.Levels, it.st)
 	}
-	if err := r.run(followUps(q, stock, data, missing, opts)); err != nil {
+	if err := r.Run(followUps(q, stock, data, missing, opts)); err != nil {
 		return nil, nil, err
 	}
 	return set, stock, nil
@@ -167,10 +168,10 @@ func loadStock(r runner, q *stockSQL, works []inventory.LevelWork, opts inventor
 // ErrLevelBusy); which missing levels' locations exist; and the expired
 // items of the levels whose NextExpiry has passed, with the earliest expiry
 // of their other items.
-func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, opts inventory.StockOptions) []stmt {
+func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, opts inventory.StockOptions) []dialect.Stmt {
 	d := q.d
-	var qs []stmt
-	if opts.SkipLocked && d.pg {
+	var qs []dialect.Stmt
+	if opts.SkipLocked && d.PG {
 		var absent []int64
 		for _, it := range items {
 			if id := it.st.Level.ProductID; data.products[id] == nil {
@@ -179,7 +180,7 @@ func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, 
 		}
 		if len(absent) > 0 {
 			var id int64
-			qs = append(qs, stmt{sql: q.existingProducts, args: []any{d.list(absent)}, dest: []any{&id}, row: func() error {
+			qs = append(qs, dialect.Stmt{SQL: q.existingProducts, Args: []any{d.List(absent)}, Dest: []any{&id}, Row: func() error {
 				for _, it := range items {
 					if it.st.Level.ProductID == id {
 						it.st.Err = inventory.ErrLevelBusy
@@ -192,9 +193,9 @@ func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, 
 	if len(missing) > 0 {
 		var found []int64
 		var id int64
-		qs = append(qs, stmt{sql: q.locations, args: []any{d.list(missing)}, dest: []any{&id},
-			row: func() error { found = append(found, id); return nil },
-			end: func() { markUnknownLocations(items, found) }})
+		qs = append(qs, dialect.Stmt{SQL: q.locations, Args: []any{d.List(missing)}, Dest: []any{&id},
+			Row: func() error { found = append(found, id); return nil },
+			End: func() { markUnknownLocations(items, found) }})
 	}
 	due := dueLevels(items, opts.Now)
 	if len(due) == 0 {
@@ -209,14 +210,14 @@ func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, 
 	var pid, lid int64
 	var next anyTime
 	return append(qs,
-		stmt{sql: q.expired, args: append(d.pairArgs(keys), now), dest: []any{&e.ProductID, &e.LocationID, &e.ReservationID, &e.Quantity},
-			row: func() error {
+		dialect.Stmt{SQL: q.expired, Args: append(d.PairArgs(keys), now), Dest: []any{&e.ProductID, &e.LocationID, &e.ReservationID, &e.Quantity},
+			Row: func() error {
 				it := due[inventory.LevelKey{ProductID: e.ProductID, LocationID: e.LocationID}]
 				it.st.Expired = append(it.st.Expired, inventory.ReservedItem{ReservationID: e.ReservationID, Quantity: e.Quantity})
 				return nil
 			}},
-		stmt{sql: q.nextExpiry, args: append([]any{now}, d.pairArgs(keys)...), dest: []any{&pid, &lid, &next},
-			row: func() error {
+		dialect.Stmt{SQL: q.nextExpiry, Args: append([]any{now}, d.PairArgs(keys)...), Dest: []any{&pid, &lid, &next},
+			Row: func() error {
 				if !next.IsZero() {
 					due[inventory.LevelKey{ProductID: pid, LocationID: lid}].st.NextActiveExpiry = next.UTC()
 				}

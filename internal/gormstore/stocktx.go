@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/shopstack/inventory/internal/gormstore/dialect"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -25,7 +26,7 @@ func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, o
 		return err
 	}
 	var committed func()
-	err := s.inTx(ctx, func(r runner) error {
+	err := s.inTx(ctx, func(r dialect.Runner) error {
 		set, items, err := loadStock(r, s.reads, works, opts)
 		if err != nil {
 			return err
@@ -33,9 +34,9 @@ func (s *Store) UpdateStocks(ctx context.Context, works []inventory.LevelWork, o
 		if err := applySet(set, cb); err != nil {
 			return err
 		}
-		var stmts []stmt
+		var stmts []dialect.Stmt
 		stmts, committed = writeStocks(s.writes, items, set, opts.Now)
-		return r.commit(stmts)
+		return r.Commit(stmts)
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shopstack/inventory/internal/gormstore/dialect"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -41,25 +42,25 @@ import (
 type write struct {
 	name    string
 	sql     string
-	rows    func(w *stockWrites) []column
+	rows    func(w *stockWrites) []dialect.Column
 	checked bool
 }
 
 var writes = []write{
-	{"rj", rejectionsSQL, func(w *stockWrites) []column { return w.rejections.columns() }, false},
-	{"lv", levelUpdatesSQL, func(w *stockWrites) []column { return w.updates.columns() }, true},
-	{"nl", levelInsertsSQL, func(w *stockWrites) []column { return w.inserts.columns() }, true},
-	{"rn", reservationsSQL, func(w *stockWrites) []column { return w.created.columns() }, false},
-	{"ri", reservationItemsSQL, func(w *stockWrites) []column { return w.createdItems.columns() }, false},
-	{"ic", itemsClosedSQL, func(w *stockWrites) []column { return w.closedItems.columns() }, false},
-	{"rc", reservationsClosedSQL, func(w *stockWrites) []column { return w.closed.columns() }, false},
-	{"re", reservationsExtendedSQL, func(w *stockWrites) []column { return w.extended.columns() }, false},
-	{"ie", itemsExtendedSQL, func(w *stockWrites) []column { return w.extended.columns() }, false},
+	{"rj", rejectionsSQL, func(w *stockWrites) []dialect.Column { return w.rejections.columns() }, false},
+	{"lv", levelUpdatesSQL, func(w *stockWrites) []dialect.Column { return w.updates.columns() }, true},
+	{"nl", levelInsertsSQL, func(w *stockWrites) []dialect.Column { return w.inserts.columns() }, true},
+	{"rn", reservationsSQL, func(w *stockWrites) []dialect.Column { return w.created.columns() }, false},
+	{"ri", reservationItemsSQL, func(w *stockWrites) []dialect.Column { return w.createdItems.columns() }, false},
+	{"ic", itemsClosedSQL, func(w *stockWrites) []dialect.Column { return w.closedItems.columns() }, false},
+	{"rc", reservationsClosedSQL, func(w *stockWrites) []dialect.Column { return w.closed.columns() }, false},
+	{"re", reservationsExtendedSQL, func(w *stockWrites) []dialect.Column { return w.extended.columns() }, false},
+	{"ie", itemsExtendedSQL, func(w *stockWrites) []dialect.Column { return w.extended.columns() }, false},
 }
 
 // writeSQL is the text of the stock writes in one dialect, built once.
 type writeSQL struct {
-	d dialect
+	d dialect.Dialect
 	// each is the text of each write on its own (SQLite), in writes order.
 	each []string
 	// takeSeqs precedes the ledger rows (dialect.takeSeqs).
@@ -117,21 +118,21 @@ const (
 		RETURNING id, last_seq`
 )
 
-func newWriteSQL(d dialect) *writeSQL {
+func newWriteSQL(d dialect.Dialect) *writeSQL {
 	var w stockWrites
 	w.init()
 	q := &writeSQL{d: d}
-	q.takeSeqs, q.takesCount = d.takeSeqs()
-	q.nextRevision, q.insertProduct, q.insertKey = d.text(nextRevisionSQL), d.text(insertProductSQL), d.text(insertKeySQL)
-	rows := func(cols []column) string { return d.table("v", cols, false) }
-	numbered := d.numbered(d.table("m", w.movements.columns(), true))
-	products := fmt.Sprintf(productsSQL, rows(w.products.columns()), d.lastSeq())
-	if !d.pg {
+	q.takeSeqs, q.takesCount = d.TakeSeqs()
+	q.nextRevision, q.insertProduct, q.insertKey = d.Text(nextRevisionSQL), d.Text(insertProductSQL), d.Text(insertKeySQL)
+	rows := func(cols []dialect.Column) string { return d.Table("v", cols, false) }
+	numbered := d.Numbered(d.Table("m", w.movements.columns(), true))
+	products := fmt.Sprintf(productsSQL, rows(w.products.columns()), d.LastSeq())
+	if !d.PG {
 		for _, wr := range writes {
-			q.each = append(q.each, d.text(fmt.Sprintf(wr.sql, rows(wr.rows(&w)))))
+			q.each = append(q.each, d.Text(fmt.Sprintf(wr.sql, rows(wr.rows(&w)))))
 		}
-		q.movements = d.text(fmt.Sprintf(movementsSQL, "("+numbered+") AS m") + " RETURNING seq")
-		q.products = d.text(products)
+		q.movements = d.Text(fmt.Sprintf(movementsSQL, "("+numbered+") AS m") + " RETURNING seq")
+		q.products = d.Text(products)
 		return q
 	}
 	var parts []string
@@ -143,7 +144,7 @@ func newWriteSQL(d dialect) *writeSQL {
 		parts = append(parts, wr.name+" AS ("+part+")")
 	}
 	parts = append(parts, "m AS ("+numbered+")", "mv AS ("+fmt.Sprintf(movementsSQL, "m")+")", "pr AS ("+products+")")
-	q.all = d.text("WITH " + strings.Join(parts, ",\n") + `
+	q.all = d.Text("WITH " + strings.Join(parts, ",\n") + `
 	SELECT (SELECT coalesce(array_agg(seq ORDER BY ord), '{}') FROM m),
 		(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM pr), (SELECT coalesce(array_agg(last_seq ORDER BY id), '{}') FROM pr),
 		stock_write_check((SELECT count(*) FROM lv) = ?::bigint AND (SELECT count(*) FROM nl) = ?::bigint)`)
@@ -151,8 +152,8 @@ func newWriteSQL(d dialect) *writeSQL {
 }
 
 var (
-	pgWriteSQL     = newWriteSQL(postgresDialect)
-	sqliteWriteSQL = newWriteSQL(sqliteDialect)
+	pgWriteSQL     = newWriteSQL(dialect.Postgres)
+	sqliteWriteSQL = newWriteSQL(dialect.SQLite)
 )
 
 // stockWrites is the rows of one stock transaction's writes, by statement.
@@ -191,55 +192,55 @@ func (w *stockWrites) init() {
 // none), and a function that, once they have committed, gives the
 // movements their sequences, the levels their new version and fence, and
 // the products their last sequence.
-func writeStocks(q *writeSQL, items []stockItem, set *inventory.StockSet, now time.Time) (stmts []stmt, committed func()) {
+func writeStocks(q *writeSQL, items []stockItem, set *inventory.StockSet, now time.Time) (stmts []dialect.Stmt, committed func()) {
 	var w stockWrites
 	w.init()
 	w.fill(items, set, now.UTC())
-	n := w.movements.pid.rows()
+	n := w.movements.pid.Rows()
 	var seqs, ids, lasts []int64
 	if w.empty() {
 		return nil, func() {}
 	}
 	d := q.d
 	if n > 0 {
-		take := stmt{sql: q.takeSeqs}
+		take := dialect.Stmt{SQL: q.takeSeqs}
 		if q.takesCount {
-			take.args = []any{n}
+			take.Args = []any{n}
 		}
 		stmts = append(stmts, take)
 	}
-	if d.pg {
+	if d.PG {
 		var args []any
 		for _, wr := range writes {
-			args = append(args, d.tableArgs(wr.rows(&w))...)
+			args = append(args, d.TableArgs(wr.rows(&w))...)
 		}
-		args = append(args, d.tableArgs(w.movements.columns())...)
+		args = append(args, d.TableArgs(w.movements.columns())...)
 		args = append(args, n)
-		args = append(args, d.tableArgs(w.products.columns())...)
-		args = append(args, w.updates.pid.rows(), w.inserts.pid.rows())
+		args = append(args, d.TableArgs(w.products.columns())...)
+		args = append(args, w.updates.pid.Rows(), w.inserts.pid.Rows())
 		var ok bool
-		stmts = append(stmts, stmt{sql: q.all, args: args, dest: []any{&seqs, &ids, &lasts, &ok}, row: func() error { return nil }})
+		stmts = append(stmts, dialect.Stmt{SQL: q.all, Args: args, Dest: []any{&seqs, &ids, &lasts, &ok}, Row: func() error { return nil }})
 	} else {
 		// The counter moves before the writes, so the ledger rows take
 		// the numbers after it: SQLite's writers take turns.
 		for k, wr := range writes {
 			cols := wr.rows(&w)
-			if rows := cols[0].rows(); rows > 0 {
-				st := stmt{sql: q.each[k], args: d.tableArgs(cols)}
+			if rows := cols[0].Rows(); rows > 0 {
+				st := dialect.Stmt{SQL: q.each[k], Args: d.TableArgs(cols)}
 				if wr.checked {
-					st.want = rows
+					st.Want = rows
 				}
 				stmts = append(stmts, st)
 			}
 		}
 		var seq, id, last int64
 		if n > 0 {
-			stmts = append(stmts, stmt{sql: q.movements, args: append(d.tableArgs(w.movements.columns()), n),
-				dest: []any{&seq}, row: func() error { seqs = append(seqs, seq); return nil }})
+			stmts = append(stmts, dialect.Stmt{SQL: q.movements, Args: append(d.TableArgs(w.movements.columns()), n),
+				Dest: []any{&seq}, Row: func() error { seqs = append(seqs, seq); return nil }})
 		}
-		if w.products.id.rows() > 0 {
-			stmts = append(stmts, stmt{sql: q.products, args: d.tableArgs(w.products.columns()),
-				dest: []any{&id, &last}, row: func() error { ids, lasts = append(ids, id), append(lasts, last); return nil }})
+		if w.products.id.Rows() > 0 {
+			stmts = append(stmts, dialect.Stmt{SQL: q.products, Args: d.TableArgs(w.products.columns()),
+				Dest: []any{&id, &last}, Row: func() error { ids, lasts = append(ids, id), append(lasts, last); return nil }})
 		}
 	}
 	return stmts, func() {
@@ -306,7 +307,7 @@ func (w *stockWrites) empty() bool {
 		return false
 	}
 	for _, wr := range writes {
-		if wr.rows(w)[0].rows() > 0 {
+		if wr.rows(w)[0].Rows() > 0 {
 			return false
 		}
 	}
@@ -326,239 +327,245 @@ func distinctProducts(items []stockItem) []*inventory.Product {
 	return out
 }
 
-// The rows types below are the tables the statements read, one column
+// The rows types below are the tables the statements read, one dialect.Column
 // each: their columns method gives the order, which both the text
 // (dialect.table) and the arguments (dialect.tableArgs) follow.
 
 type rejectionRows struct {
-	k, h, c, m col[string]
-	at         col[time.Time]
+	k, h, c, m dialect.Col[string]
+	at         dialect.Col[time.Time]
 }
 
 func (r *rejectionRows) init() {
-	r.k, r.h, r.c, r.m = newCol[string]("k", "text"), newCol[string]("h", "text"), newCol[string]("c", "text"), newCol[string]("m", "text")
-	r.at = newCol[time.Time]("at", "timestamptz")
+	r.k, r.h, r.c, r.m = dialect.NewCol[string]("k", "text"), dialect.NewCol[string]("h", "text"), dialect.NewCol[string]("c", "text"), dialect.NewCol[string]("m", "text")
+	r.at = dialect.NewCol[time.Time]("at", "timestamptz")
 }
 
-func (r *rejectionRows) columns() []column { return []column{&r.k, &r.h, &r.c, &r.m, &r.at} }
+func (r *rejectionRows) columns() []dialect.Column {
+	return []dialect.Column{&r.k, &r.h, &r.c, &r.m, &r.at}
+}
 
 func (r *rejectionRows) add(x inventory.Rejection, at time.Time) {
-	r.k.add(x.Key)
-	r.h.add(x.RequestHash)
-	r.c.add(string(x.Code))
-	r.m.add(x.Message)
-	r.at.add(at)
+	r.k.Add(x.Key)
+	r.h.Add(x.RequestHash)
+	r.c.Add(string(x.Code))
+	r.m.Add(x.Message)
+	r.at.Add(at)
 }
 
 // levelRows are the levels written: updated, or inserted (which reads no
 // readver or fenced: a new level has no version, and its lease's fence is
 // its first).
 type levelRows struct {
-	pid, lid, stock, reserved, readver col[int64]
-	fenced                             col[bool]
-	epoch, token                       col[int64]
-	at                                 col[time.Time]
-	next                               col[*time.Time]
+	pid, lid, stock, reserved, readver dialect.Col[int64]
+	fenced                             dialect.Col[bool]
+	epoch, token                       dialect.Col[int64]
+	at                                 dialect.Col[time.Time]
+	next                               dialect.Col[*time.Time]
 }
 
 func (r *levelRows) init() {
 	r.pid, r.lid, r.stock, r.reserved, r.readver = bigint("pid"), bigint("lid"), bigint("stock"), bigint("reserved"), bigint("readver")
-	r.fenced = newCol[bool]("fenced", "boolean")
+	r.fenced = dialect.NewCol[bool]("fenced", "boolean")
 	r.epoch, r.token = bigint("epoch"), bigint("token")
-	r.at, r.next = newCol[time.Time]("at", "timestamptz"), newCol[*time.Time]("next", "timestamptz")
+	r.at, r.next = dialect.NewCol[time.Time]("at", "timestamptz"), dialect.NewCol[*time.Time]("next", "timestamptz")
 }
 
-func (r *levelRows) columns() []column {
-	return []column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.readver, &r.fenced, &r.epoch, &r.token, &r.at, &r.next}
+func (r *levelRows) columns() []dialect.Column {
+	return []dialect.Column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.readver, &r.fenced, &r.epoch, &r.token, &r.at, &r.next}
 }
 
 func (r *levelRows) add(it stockItem) {
 	l, f := it.st.Level, it.fence
-	r.pid.add(l.ProductID)
-	r.lid.add(l.LocationID)
-	r.stock.add(l.Stock)
-	r.reserved.add(l.Reserved)
-	r.readver.add(it.readVersion)
-	r.fenced.add(f != (inventory.Fence{}))
-	r.epoch.add(f.Epoch)
-	r.token.add(f.Token)
-	r.at.add(it.lastAt())
-	r.next.add(timePtr(l.NextExpiry))
+	r.pid.Add(l.ProductID)
+	r.lid.Add(l.LocationID)
+	r.stock.Add(l.Stock)
+	r.reserved.Add(l.Reserved)
+	r.readver.Add(it.readVersion)
+	r.fenced.Add(f != (inventory.Fence{}))
+	r.epoch.Add(f.Epoch)
+	r.token.Add(f.Token)
+	r.at.Add(it.lastAt())
+	r.next.Add(timePtr(l.NextExpiry))
 }
 
 type createdRows struct {
-	id         col[int64]
-	exp        col[time.Time]
-	ref, actor col[string]
-	key, hash  col[*string]
-	at         col[time.Time]
+	id         dialect.Col[int64]
+	exp        dialect.Col[time.Time]
+	ref, actor dialect.Col[string]
+	key, hash  dialect.Col[*string]
+	at         dialect.Col[time.Time]
 }
 
 func (r *createdRows) init() {
-	r.id, r.exp = bigint("id"), newCol[time.Time]("exp", "timestamptz")
-	r.ref, r.actor = newCol[string]("ref", "text"), newCol[string]("actor", "text")
-	r.key, r.hash = newCol[*string]("key", "text"), newCol[*string]("hash", "text")
-	r.at = newCol[time.Time]("at", "timestamptz")
+	r.id, r.exp = bigint("id"), dialect.NewCol[time.Time]("exp", "timestamptz")
+	r.ref, r.actor = dialect.NewCol[string]("ref", "text"), dialect.NewCol[string]("actor", "text")
+	r.key, r.hash = dialect.NewCol[*string]("key", "text"), dialect.NewCol[*string]("hash", "text")
+	r.at = dialect.NewCol[time.Time]("at", "timestamptz")
 }
 
-func (r *createdRows) columns() []column {
-	return []column{&r.id, &r.exp, &r.ref, &r.actor, &r.key, &r.hash, &r.at}
+func (r *createdRows) columns() []dialect.Column {
+	return []dialect.Column{&r.id, &r.exp, &r.ref, &r.actor, &r.key, &r.hash, &r.at}
 }
 
 func (r *createdRows) add(x *inventory.Reservation) {
-	r.id.add(x.ID)
-	r.exp.add(x.ExpiresAt.UTC())
-	r.ref.add(x.Reference)
-	r.actor.add(x.Actor)
+	r.id.Add(x.ID)
+	r.exp.Add(x.ExpiresAt.UTC())
+	r.ref.Add(x.Reference)
+	r.actor.Add(x.Actor)
 	key, hash := keyAndHash(x.IdempotencyKey, x.RequestHash)
-	r.key.add(key)
-	r.hash.add(hash)
-	r.at.add(x.CreatedAt.UTC())
+	r.key.Add(key)
+	r.hash.Add(hash)
+	r.at.Add(x.CreatedAt.UTC())
 }
 
 type createdItemRows struct {
-	rid, pid, lid, qty col[int64]
-	exp                col[time.Time]
+	rid, pid, lid, qty dialect.Col[int64]
+	exp                dialect.Col[time.Time]
 }
 
 func (r *createdItemRows) init() {
 	r.rid, r.pid, r.lid, r.qty = bigint("rid"), bigint("pid"), bigint("lid"), bigint("qty")
-	r.exp = newCol[time.Time]("exp", "timestamptz")
+	r.exp = dialect.NewCol[time.Time]("exp", "timestamptz")
 }
 
-func (r *createdItemRows) columns() []column { return []column{&r.rid, &r.pid, &r.lid, &r.qty, &r.exp} }
+func (r *createdItemRows) columns() []dialect.Column {
+	return []dialect.Column{&r.rid, &r.pid, &r.lid, &r.qty, &r.exp}
+}
 
 func (r *createdItemRows) add(id int64, it inventory.ReservationItem, exp time.Time) {
-	r.rid.add(id)
-	r.pid.add(it.ProductID)
-	r.lid.add(it.LocationID)
-	r.qty.add(it.Quantity)
-	r.exp.add(exp.UTC())
+	r.rid.Add(id)
+	r.pid.Add(it.ProductID)
+	r.lid.Add(it.LocationID)
+	r.qty.Add(it.Quantity)
+	r.exp.Add(exp.UTC())
 }
 
 type closedItemRows struct {
-	rid, pid, lid col[int64]
+	rid, pid, lid dialect.Col[int64]
 }
 
 func (r *closedItemRows) init() { r.rid, r.pid, r.lid = bigint("rid"), bigint("pid"), bigint("lid") }
 
-func (r *closedItemRows) columns() []column { return []column{&r.rid, &r.pid, &r.lid} }
+func (r *closedItemRows) columns() []dialect.Column { return []dialect.Column{&r.rid, &r.pid, &r.lid} }
 
 func (r *closedItemRows) add(id int64, k inventory.LevelKey) {
-	r.rid.add(id)
-	r.pid.add(k.ProductID)
-	r.lid.add(k.LocationID)
+	r.rid.Add(id)
+	r.pid.Add(k.ProductID)
+	r.lid.Add(k.LocationID)
 }
 
 type closedRows struct {
-	rid    col[int64]
-	status col[string]
-	at     col[time.Time]
+	rid    dialect.Col[int64]
+	status dialect.Col[string]
+	at     dialect.Col[time.Time]
 }
 
 func (r *closedRows) init() {
-	r.rid, r.status, r.at = bigint("rid"), newCol[string]("status", "text"), newCol[time.Time]("at", "timestamptz")
+	r.rid, r.status, r.at = bigint("rid"), dialect.NewCol[string]("status", "text"), dialect.NewCol[time.Time]("at", "timestamptz")
 }
 
-func (r *closedRows) columns() []column { return []column{&r.rid, &r.status, &r.at} }
+func (r *closedRows) columns() []dialect.Column { return []dialect.Column{&r.rid, &r.status, &r.at} }
 
 func (r *closedRows) add(c inventory.ReservationClosure) {
-	r.rid.add(c.ReservationID)
-	r.status.add(string(c.Status))
-	r.at.add(c.At.UTC())
+	r.rid.Add(c.ReservationID)
+	r.status.Add(string(c.Status))
+	r.at.Add(c.At.UTC())
 }
 
 type extendedRows struct {
-	rid     col[int64]
-	exp, at col[time.Time]
+	rid     dialect.Col[int64]
+	exp, at dialect.Col[time.Time]
 }
 
 func (r *extendedRows) init() {
-	r.rid, r.exp, r.at = bigint("rid"), newCol[time.Time]("exp", "timestamptz"), newCol[time.Time]("at", "timestamptz")
+	r.rid, r.exp, r.at = bigint("rid"), dialect.NewCol[time.Time]("exp", "timestamptz"), dialect.NewCol[time.Time]("at", "timestamptz")
 }
 
-func (r *extendedRows) columns() []column { return []column{&r.rid, &r.exp, &r.at} }
+func (r *extendedRows) columns() []dialect.Column { return []dialect.Column{&r.rid, &r.exp, &r.at} }
 
 func (r *extendedRows) add(e inventory.ReservationExtension) {
-	r.rid.add(e.ReservationID)
-	r.exp.add(e.ExpiresAt.UTC())
-	r.at.add(e.At.UTC())
+	r.rid.Add(e.ReservationID)
+	r.exp.Add(e.ExpiresAt.UTC())
+	r.at.Add(e.At.UTC())
 }
 
 // movementRows are the ledger rows, in movementColumns order but seq,
 // which dialect.numbered adds.
 type movementRows struct {
-	pid, lid           col[int64]
-	typ                col[string]
-	delta, qty, avail  col[int64]
-	alert              col[bool]
-	reason, ref, actor col[string]
-	key, hash          col[*string]
-	epoch, token       col[int64]
-	trace              col[string]
-	at                 col[time.Time]
-	rdelta             col[int64]
-	resv               col[*int64]
+	pid, lid           dialect.Col[int64]
+	typ                dialect.Col[string]
+	delta, qty, avail  dialect.Col[int64]
+	alert              dialect.Col[bool]
+	reason, ref, actor dialect.Col[string]
+	key, hash          dialect.Col[*string]
+	epoch, token       dialect.Col[int64]
+	trace              dialect.Col[string]
+	at                 dialect.Col[time.Time]
+	rdelta             dialect.Col[int64]
+	resv               dialect.Col[*int64]
 }
 
 func (r *movementRows) init() {
-	r.pid, r.lid, r.typ = bigint("product_id"), bigint("location_id"), newCol[string]("type", "text")
+	r.pid, r.lid, r.typ = bigint("product_id"), bigint("location_id"), dialect.NewCol[string]("type", "text")
 	r.delta, r.qty, r.avail = bigint("delta"), bigint("quantity_after"), bigint("available_after")
-	r.alert = newCol[bool]("low_stock_alert", "boolean")
-	r.reason, r.ref, r.actor = newCol[string]("reason", "text"), newCol[string]("reference", "text"), newCol[string]("actor", "text")
-	r.key, r.hash = newCol[*string]("idempotency_key", "text"), newCol[*string]("request_hash", "text")
-	r.epoch, r.token, r.trace = bigint("lease_epoch"), bigint("lease_token"), newCol[string]("trace_id", "text")
-	r.at, r.rdelta, r.resv = newCol[time.Time]("created_at", "timestamptz"), bigint("reserved_delta"), newCol[*int64]("reservation_id", "bigint")
+	r.alert = dialect.NewCol[bool]("low_stock_alert", "boolean")
+	r.reason, r.ref, r.actor = dialect.NewCol[string]("reason", "text"), dialect.NewCol[string]("reference", "text"), dialect.NewCol[string]("actor", "text")
+	r.key, r.hash = dialect.NewCol[*string]("idempotency_key", "text"), dialect.NewCol[*string]("request_hash", "text")
+	r.epoch, r.token, r.trace = bigint("lease_epoch"), bigint("lease_token"), dialect.NewCol[string]("trace_id", "text")
+	r.at, r.rdelta, r.resv = dialect.NewCol[time.Time]("created_at", "timestamptz"), bigint("reserved_delta"), dialect.NewCol[*int64]("reservation_id", "bigint")
 }
 
-func (r *movementRows) columns() []column {
-	return []column{&r.pid, &r.lid, &r.typ, &r.delta, &r.qty, &r.avail, &r.alert, &r.reason, &r.ref, &r.actor,
+func (r *movementRows) columns() []dialect.Column {
+	return []dialect.Column{&r.pid, &r.lid, &r.typ, &r.delta, &r.qty, &r.avail, &r.alert, &r.reason, &r.ref, &r.actor,
 		&r.key, &r.hash, &r.epoch, &r.token, &r.trace, &r.at, &r.rdelta, &r.resv}
 }
 
 // add adds m, a movement of the level k (a new product's first movement
 // was made before the product had its ID).
 func (r *movementRows) add(k inventory.LevelKey, m inventory.Movement) {
-	r.pid.add(k.ProductID)
-	r.lid.add(k.LocationID)
-	r.typ.add(string(m.Type))
-	r.delta.add(m.Delta)
-	r.qty.add(m.QuantityAfter)
-	r.avail.add(m.AvailableAfter)
-	r.alert.add(m.LowStockAlert)
-	r.reason.add(m.Reason)
-	r.ref.add(m.Reference)
-	r.actor.add(m.Actor)
+	r.pid.Add(k.ProductID)
+	r.lid.Add(k.LocationID)
+	r.typ.Add(string(m.Type))
+	r.delta.Add(m.Delta)
+	r.qty.Add(m.QuantityAfter)
+	r.avail.Add(m.AvailableAfter)
+	r.alert.Add(m.LowStockAlert)
+	r.reason.Add(m.Reason)
+	r.ref.Add(m.Reference)
+	r.actor.Add(m.Actor)
 	key, hash := keyAndHash(m.IdempotencyKey, m.RequestHash)
-	r.key.add(key)
-	r.hash.add(hash)
-	r.epoch.add(m.Fence.Epoch)
-	r.token.add(m.Fence.Token)
-	r.trace.add(m.TraceID)
-	r.at.add(m.CreatedAt.UTC())
-	r.rdelta.add(m.ReservedDelta)
-	r.resv.add(idPtr(m.ReservationID))
+	r.key.Add(key)
+	r.hash.Add(hash)
+	r.epoch.Add(m.Fence.Epoch)
+	r.token.Add(m.Fence.Token)
+	r.trace.Add(m.TraceID)
+	r.at.Add(m.CreatedAt.UTC())
+	r.rdelta.Add(m.ReservedDelta)
+	r.resv.Add(idPtr(m.ReservationID))
 }
 
 type productRows struct {
-	id, stock, reserved col[int64]
-	alerted             col[bool]
+	id, stock, reserved dialect.Col[int64]
+	alerted             dialect.Col[bool]
 }
 
 func (r *productRows) init() {
-	r.id, r.stock, r.reserved, r.alerted = bigint("pid"), bigint("stock"), bigint("reserved"), newCol[bool]("alerted", "boolean")
+	r.id, r.stock, r.reserved, r.alerted = bigint("pid"), bigint("stock"), bigint("reserved"), dialect.NewCol[bool]("alerted", "boolean")
 }
 
-func (r *productRows) columns() []column { return []column{&r.id, &r.stock, &r.reserved, &r.alerted} }
+func (r *productRows) columns() []dialect.Column {
+	return []dialect.Column{&r.id, &r.stock, &r.reserved, &r.alerted}
+}
 
 func (r *productRows) add(p *inventory.Product) {
-	r.id.add(p.ID)
-	r.stock.add(p.Stock)
-	r.reserved.add(p.Reserved)
-	r.alerted.add(p.LowStockAlerted)
+	r.id.Add(p.ID)
+	r.stock.Add(p.Stock)
+	r.reserved.Add(p.Reserved)
+	r.alerted.Add(p.LowStockAlerted)
 }
 
-func bigint(name string) col[int64] { return newCol[int64](name, "bigint") }
+func bigint(name string) dialect.Col[int64] { return dialect.NewCol[int64](name, "bigint") }
 
 // timePtr is nil for the zero time (stored as NULL).
 func timePtr(t time.Time) *time.Time {

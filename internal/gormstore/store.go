@@ -47,6 +47,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
+	"github.com/shopstack/inventory/internal/gormstore/dialect"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -78,7 +79,7 @@ type Store struct {
 	writers chan struct{} // SQLite only: one writer at a time, queued in Go
 	// d is the database's dialect, and reads and writes the stock
 	// transaction's statements in it.
-	d      dialect
+	d      dialect.Dialect
 	reads  *stockSQL
 	writes *writeSQL
 }
@@ -125,9 +126,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("trace SQL: %w", err)
 		}
 	}
-	s := &Store{db: db, driver: cfg.Driver, log: cfg.Logger, d: sqliteDialect, reads: sqliteStockSQL, writes: sqliteWriteSQL}
+	s := &Store{db: db, driver: cfg.Driver, log: cfg.Logger, d: dialect.SQLite, reads: sqliteStockSQL, writes: sqliteWriteSQL}
 	if cfg.Driver == Postgres {
-		s.d, s.reads, s.writes = postgresDialect, pgStockSQL, pgWriteSQL
+		s.d, s.reads, s.writes = dialect.Postgres, pgStockSQL, pgWriteSQL
 	}
 	sqlDB, err := db.DB()
 	if err != nil {

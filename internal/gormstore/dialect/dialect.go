@@ -1,4 +1,4 @@
-package gormstore
+package dialect
 
 import (
 	"encoding/json"
@@ -10,11 +10,14 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-// A stock transaction is written once, for both databases: its reads
-// (stockread.go) and its writes (stockwrite.go) are lists of statements
-// whose texts are built once per database from one template each, and a
-// runner (runner.go) runs a list. The texts differ only where the
-// databases do, and dialect is all of it:
+// Package dialect is what differs between PostgreSQL and SQLite for the
+// store's statements, and how a list of statements runs on each.
+//
+// A stock transaction is written once, for both databases: its reads and
+// its writes (internal/gormstore's stockread.go and stockwrite.go) are
+// lists of statements whose texts are built once per database from one
+// template each, and a Runner runs a list. The texts differ only where the
+// databases do, and Dialect is all of it:
 //
 //   - How a list of values, or a table of rows, travels as a parameter:
 //     typed arrays read with unnest on PostgreSQL; JSON read with json_each
@@ -32,57 +35,59 @@ import (
 //     raises (stock_write_check, migration 0003) and the COMMIT rolls back;
 //     SQLite's runner sees the rows a statement affected and returns the
 //     conflict before anything commits. And so how many statements the
-//     writes are: PostgreSQL's are one (stockwrite.go).
-type dialect struct {
-	pg bool
+//     writes are: PostgreSQL's are one (gormstore's stockwrite.go).
+type Dialect struct {
+	// PG is set for PostgreSQL.
+	PG bool
 }
 
+// The two dialects.
 var (
-	postgresDialect = dialect{pg: true}
-	sqliteDialect   = dialect{}
+	Postgres = Dialect{PG: true}
+	SQLite   = Dialect{}
 )
 
-// text returns a statement written with ? placeholders as the dialect's
+// Text returns a statement written with ? placeholders as the dialect's
 // runner takes it.
-func (d dialect) text(sql string) string {
-	if d.pg {
+func (d Dialect) Text(sql string) string {
+	if d.PG {
 		return pgNumbered(sql)
 	}
 	return sql
 }
 
-// in is the predicate "col is one of the list" of SQL type typ, passed as
+// In is the predicate "col is one of the list" of SQL type typ, passed as
 // one parameter made by list.
-func (d dialect) in(col, typ string) string {
-	if d.pg {
+func (d Dialect) In(col, typ string) string {
+	if d.PG {
 		return col + " = ANY(?::" + typ + "[])"
 	}
 	return col + " IN (SELECT value FROM json_each(?))"
 }
 
-// list is the parameter of in for vals ([]int64 or []string).
-func (d dialect) list(vals any) any {
-	if d.pg {
+// List is the parameter of in for vals ([]int64 or []string).
+func (d Dialect) List(vals any) any {
+	if d.PG {
 		return vals
 	}
 	b, _ := json.Marshal(vals) // slices of ints or strings always marshal
 	return string(b)
 }
 
-// pairs is a table k (pid, lid) of levels, passed as pairArgs.
-func (d dialect) pairs() string {
-	if d.pg {
+// Pairs is a table k (pid, lid) of levels, passed as pairArgs.
+func (d Dialect) Pairs() string {
+	if d.PG {
 		return "unnest(?::bigint[], ?::bigint[]) AS k (pid, lid)"
 	}
 	return "(SELECT value ->> 0 AS pid, value ->> 1 AS lid FROM json_each(?)) AS k"
 }
 
-func (d dialect) pairArgs(keys []inventory.LevelKey) []any {
+func (d Dialect) PairArgs(keys []inventory.LevelKey) []any {
 	pids, lids := make([]int64, len(keys)), make([]int64, len(keys))
 	for i, k := range keys {
 		pids[i], lids[i] = k.ProductID, k.LocationID
 	}
-	if d.pg {
+	if d.PG {
 		return []any{pids, lids}
 	}
 	pairs := make([][2]int64, len(keys))
@@ -93,24 +98,24 @@ func (d dialect) pairArgs(keys []inventory.LevelKey) []any {
 	return []any{string(b)}
 }
 
-// forUpdate locks the rows read until the transaction ends.
-func (d dialect) forUpdate() string {
-	if d.pg {
+// ForUpdate locks the rows read until the transaction ends.
+func (d Dialect) ForUpdate() string {
+	if d.PG {
 		return " FOR UPDATE"
 	}
 	return ""
 }
 
-// table is a table of rows named alias with the columns of cols, passed
+// Table is a table of rows named alias with the columns of cols, passed
 // as tableArgs. With ordinal it has one more column, ord: the row's
 // position, from 1.
-func (d dialect) table(alias string, cols []column, ordinal bool) string {
+func (d Dialect) Table(alias string, cols []Column, ordinal bool) string {
 	var b strings.Builder
-	if d.pg {
+	if d.PG {
 		names := make([]string, len(cols))
 		b.WriteString("unnest(")
 		for i, c := range cols {
-			name, typ := c.decl()
+			name, typ := c.Decl()
 			if i > 0 {
 				b.WriteString(", ")
 			}
@@ -130,7 +135,7 @@ func (d dialect) table(alias string, cols []column, ordinal bool) string {
 		b.WriteString("key + 1 AS ord, ")
 	}
 	for i, c := range cols {
-		name, _ := c.decl()
+		name, _ := c.Decl()
 		if i > 0 {
 			b.WriteString(", ")
 		}
@@ -141,17 +146,17 @@ func (d dialect) table(alias string, cols []column, ordinal bool) string {
 }
 
 // tableArgs are the parameters of table for cols, whose rows are filled.
-func (d dialect) tableArgs(cols []column) []any {
-	if d.pg {
+func (d Dialect) TableArgs(cols []Column) []any {
+	if d.PG {
 		args := make([]any, len(cols))
 		for i, c := range cols {
-			args[i] = c.pgArray()
+			args[i] = c.PGArray()
 		}
 		return args
 	}
 	n := 0
 	if len(cols) > 0 {
-		n = cols[0].rows()
+		n = cols[0].Rows()
 	}
 	b := make([]byte, 0, 64*n*len(cols))
 	b = append(b, '[')
@@ -164,7 +169,7 @@ func (d dialect) tableArgs(cols []column) []any {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSON(b, c.at(r))
+			b = appendJSON(b, c.At(r))
 		}
 		b = append(b, ']')
 	}
@@ -172,13 +177,13 @@ func (d dialect) tableArgs(cols []column) []any {
 	return []any{string(b)}
 }
 
-// numbered selects the rows of src (made by table, with ordinal, named
+// Numbered selects the rows of src (made by table, with ordinal, named
 // m) with one more column, seq: the ledger sequence of each row,
 // increasing with ord. It takes one more parameter after src's: the number
 // of rows. PostgreSQL takes them from ledger_seq; SQLite from the counter,
 // which takeSeqs has moved past them.
-func (d dialect) numbered(src string) string {
-	if d.pg {
+func (d Dialect) Numbered(src string) string {
+	if d.PG {
 		return `SELECT m.*, sq.seq FROM ` + src + ` JOIN (
 			SELECT row_number() OVER (ORDER BY s) AS ord, s AS seq
 			FROM (SELECT nextval('ledger_seq') AS s FROM generate_series(1, ?::bigint)) AS g) AS sq ON sq.ord = m.ord`
@@ -187,26 +192,26 @@ func (d dialect) numbered(src string) string {
 			CROSS JOIN (SELECT last - ? AS base FROM ledger_sequence WHERE id = 1) AS b`
 }
 
-// lastSeq is the last sequence of product p.id once the transaction's
+// LastSeq is the last sequence of product p.id once the transaction's
 // ledger rows are written: the largest of its rows. PostgreSQL, which
 // writes them in the same statement, reads them from its part m (a
 // statement does not see its own writes); SQLite from the ledger.
-func (d dialect) lastSeq() string {
-	if d.pg {
+func (d Dialect) LastSeq() string {
+	if d.PG {
 		return "(SELECT max(m.seq) FROM m WHERE m.product_id = p.id)"
 	}
 	return "(SELECT max(s.seq) FROM stock_movements s WHERE s.product_id = p.id)"
 }
 
-// takeSeqs is the statement a ledger writer runs just before it numbers
+// TakeSeqs is the statement a ledger writer runs just before it numbers
 // its rows (numbered), and whether it takes their number as its parameter.
 // On PostgreSQL it holds pgWritingKey, shared, to the transaction's end: a
 // reader that wants every sequence up to the last one taken waits for the
 // holders it sees (pgWatermark). The statements that follow it wait for no
 // row lock (their rows are locked through their products by the reads), so
 // holders are brief. On SQLite it moves the counter past the rows.
-func (d dialect) takeSeqs() (sql string, takesCount bool) {
-	if d.pg {
+func (d Dialect) TakeSeqs() (sql string, takesCount bool) {
+	if d.PG {
 		return "SELECT pg_advisory_xact_lock_shared(" + pgWritingKey + ")", false
 	}
 	return "UPDATE ledger_sequence SET last = last + ? WHERE id = 1", true
@@ -217,9 +222,9 @@ func (d dialect) takeSeqs() (sql string, takesCount bool) {
 // stores in other schemas of the database do not wait for each other.
 const pgWritingKey = "7460222, 'ledger_seq'::regclass::oid::int"
 
-// newIDs is a query for n new reservation IDs.
-func (d dialect) newIDs() string {
-	if d.pg {
+// NewIDs is a query for n new reservation IDs.
+func (d Dialect) NewIDs() string {
+	if d.PG {
 		return "SELECT nextval(pg_get_serial_sequence('reservations', 'id')) FROM generate_series(1, ?::int)"
 	}
 	// The IDs after the largest ever used; the transaction holds the
@@ -229,31 +234,42 @@ func (d dialect) newIDs() string {
 				coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reservations'), 0)) + i FROM n`
 }
 
-// column is one column of a table of rows a statement reads (see
-// dialect.table), filled row by row.
-type column interface {
-	// decl is the column's name and its PostgreSQL element type.
-	decl() (name, typ string)
-	rows() int
-	// pgArray is the column as one array parameter.
-	pgArray() any
-	// at is the value of row i, for JSON.
-	at(i int) any
+// Column is one column of a table of rows a statement reads (see
+// Dialect.Table), filled row by row.
+type Column interface {
+	// Decl is the column's name and its PostgreSQL element type.
+	Decl() (name, typ string)
+	// Rows is how many rows the column has.
+	Rows() int
+	// PGArray is the column as one array parameter.
+	PGArray() any
+	// At is the value of row i, for JSON.
+	At(i int) any
 }
 
-// col is a column of values of type T; a pointer type holds NULLs.
-type col[T any] struct {
+// Col is a column of values of type T; a pointer type holds NULLs.
+type Col[T any] struct {
 	name, typ string
 	v         []T
 }
 
-func newCol[T any](name, typ string) col[T] { return col[T]{name: name, typ: typ} }
+// NewCol returns an empty column named name, of PostgreSQL element type typ.
+func NewCol[T any](name, typ string) Col[T] { return Col[T]{name: name, typ: typ} }
 
-func (c *col[T]) add(x T)                { c.v = append(c.v, x) }
-func (c *col[T]) decl() (string, string) { return c.name, c.typ }
-func (c *col[T]) rows() int              { return len(c.v) }
-func (c *col[T]) pgArray() any           { return pgArray[T](c.v) }
-func (c *col[T]) at(i int) any           { return c.v[i] }
+// Add appends a row's value.
+func (c *Col[T]) Add(x T) { c.v = append(c.v, x) }
+
+// Decl is the column's name and PostgreSQL element type.
+func (c *Col[T]) Decl() (string, string) { return c.name, c.typ }
+
+// Rows is how many rows the column has.
+func (c *Col[T]) Rows() int { return len(c.v) }
+
+// PGArray is the column as one array parameter.
+func (c *Col[T]) PGArray() any { return Array(c.v) }
+
+// At is the value of row i.
+func (c *Col[T]) At(i int) any { return c.v[i] }
 
 // sqliteTime is how the SQLite driver writes a time (its default
 // _time_format), so that times written through JSON compare and read back
