@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/shopstack/inventory/internal/gormstore/dialect"
+	"github.com/shopstack/inventory/internal/gormstore/migrations"
 )
 
 // HotPathPlans returns the plans that the stock transaction's statements
@@ -108,13 +109,13 @@ func Exec(ctx context.Context, s *Store, sql string, args ...any) error {
 
 // Migration returns the SQL of the store's migration number version.
 func Migration(s *Store, version int) (string, error) {
-	all, err := loadMigrations(s.driver)
+	all, err := migrations.Load(s.driver)
 	if err != nil {
 		return "", err
 	}
 	for _, m := range all {
-		if m.version == version {
-			return m.sql, nil
+		if m.Version == version {
+			return m.SQL, nil
 		}
 	}
 	return "", fmt.Errorf("no migration %d", version)

@@ -10,7 +10,7 @@ import (
 )
 
 // The reads of a stock transaction are one list of statements for both
-// databases (see dialect.go): loadStock builds them, and a runner runs
+// databases (see package dialect): loadStock builds them, and a runner runs
 // them. PostgreSQL's runner sends BEGIN, the plan settings and the first
 // list in one round trip.
 

@@ -11,7 +11,7 @@ import (
 )
 
 // The writes of a stock transaction are one list of statements for both
-// databases (see dialect.go): each takes its rows as a table v (or m)
+// databases (see package dialect): each takes its rows as a table v (or m)
 // filled from the transaction's levels and what the domain recorded, and
 // writes them as the domain decided. The store decides nothing: which rows
 // a statement writes, and to what values, come from the StockTx and the

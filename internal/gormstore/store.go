@@ -1,11 +1,12 @@
-// Package gormstore implements inventory.Store on SQLite (the zero-setup
-// default) or PostgreSQL.
+// Package gormstore implements the inventory's store interfaces (Writer,
+// Catalog, Ledger, Reservations, Audit) on SQLite (the zero-setup default)
+// or PostgreSQL.
 //
 // What GORM does here: it opens both databases (its SQLite driver is pure
 // Go, so `make run` needs no C toolchain), runs transactions (s.write;
 // SQLite's are IMMEDIATE, its writers queued in Go), maps result rows onto
 // the row structs (rows.go) with Raw(...).Scan, and carries the tracing
-// callbacks (trace.go) that give every statement a span.
+// callbacks (package sqltrace) that give every statement a span.
 //
 // What runs outside it, and why:
 //   - Every statement is SQL text of ours, through Raw and Exec, not GORM's
@@ -15,20 +16,21 @@
 //     them.
 //   - A stock transaction is one list of reads (stockread.go) and one list
 //     of writes (stockwrite.go), each statement written once for both
-//     databases; a small dialect (dialect.go) says everything that differs:
-//     how rows travel (typed arrays through unnest on PostgreSQL, JSON
-//     through json_each on SQLite), placeholders, row locks, and, by
-//     nature, where numbers come from (sequences, or counters whose
-//     writers take turns) and how a failed compare-and-set aborts (the
-//     statement raises, or the runner counts the rows it affected). A new
-//     product's first stock goes through the same writer.
+//     databases; package dialect says everything that differs: how rows
+//     travel (typed arrays through unnest on PostgreSQL, JSON through
+//     json_each on SQLite), placeholders, row locks, and, by nature, where
+//     numbers come from (sequences, or counters whose writers take turns)
+//     and how a failed compare-and-set aborts (the statement raises, or the
+//     runner counts the rows it affected). A new product's first stock goes
+//     through the same writer.
 //   - On PostgreSQL the transaction runs on a pool connection through pgx
-//     directly (runner.go): BEGIN and the reads go in one round trip, the
-//     writes and COMMIT in a second, which database/sql, and so GORM, cannot
-//     do. On SQLite the same lists run through GORM, statement by statement.
-//   - Migrations (migrate.go) are versioned SQL files, not AutoMigrate: the
-//     schema's CHECK constraints and indexes are part of the correctness
-//     model and are reviewed as SQL.
+//     directly (inTx, with dialect's runners): BEGIN and the reads go in
+//     one round trip, the writes and COMMIT in a second, which
+//     database/sql, and so GORM, cannot do. On SQLite the same lists run
+//     through GORM, statement by statement.
+//   - Migrations (package migrations) are versioned SQL files, not
+//     AutoMigrate: the schema's CHECK constraints and indexes are part of
+//     the correctness model and are reviewed as SQL.
 package gormstore
 
 import (
@@ -48,6 +50,8 @@ import (
 	"gorm.io/gorm/logger"
 
 	"github.com/shopstack/inventory/internal/gormstore/dialect"
+	"github.com/shopstack/inventory/internal/gormstore/migrations"
+	"github.com/shopstack/inventory/internal/gormstore/sqltrace"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -107,7 +111,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, err
 		}
 		if cfg.TracerProvider != nil {
-			pgCfg.Tracer = pgBatchTracer{cfg.TracerProvider.Tracer(scope)}
+			pgCfg.Tracer = sqltrace.PGBatchTracer{Tracer: cfg.TracerProvider.Tracer(sqltrace.Scope)}
 		}
 		dialector = postgres.New(postgres.Config{Conn: stdlib.OpenDB(*pgCfg)})
 	default:
@@ -122,7 +126,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open %s database: %w", cfg.Driver, err)
 	}
 	if cfg.TracerProvider != nil {
-		if err := instrument(db, cfg.TracerProvider, dbSystem(cfg.Driver)); err != nil {
+		if err := sqltrace.Instrument(db, cfg.TracerProvider, sqltrace.System(cfg.Driver == Postgres)); err != nil {
 			return nil, fmt.Errorf("trace SQL: %w", err)
 		}
 	}
@@ -148,7 +152,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", cfg.Driver, err)
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := migrations.Apply(ctx, cfg.Driver, s.write); err != nil {
 		_ = s.Close()
 		return nil, err
 	}

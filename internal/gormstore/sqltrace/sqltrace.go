@@ -1,4 +1,7 @@
-package gormstore
+// Package sqltrace gives the store's SQL spans: one per statement GORM runs
+// and one per batch pipelined over pgx directly, with the statements' text
+// and never their bound values.
+package sqltrace
 
 import (
 	"context"
@@ -13,20 +16,22 @@ import (
 	"gorm.io/gorm"
 )
 
-// scope is the instrumentation scope of the store's own spans.
-const scope = "github.com/shopstack/inventory/internal/gormstore"
+// Scope is the instrumentation scope of the store's own spans.
+const Scope = "github.com/shopstack/inventory/internal/gormstore"
 
-// instrument adds a span per SQL statement GORM runs: the statement text
+// Instrument adds a span per SQL statement GORM runs: the statement text
 // with its placeholders, never the bound values. It is a GORM plugin of our
 // own rather than gorm.io/plugin/opentelemetry, which links the MySQL and
 // ClickHouse drivers into the binary and moves a dependency
 // sentinel-golang pins.
-func instrument(db *gorm.DB, tp trace.TracerProvider, system attribute.KeyValue) error {
-	return db.Use(sqlTracer{tracer: tp.Tracer(scope), system: system})
+func Instrument(db *gorm.DB, tp trace.TracerProvider, system attribute.KeyValue) error {
+	return db.Use(sqlTracer{tracer: tp.Tracer(Scope), system: system})
 }
 
-func dbSystem(driver string) attribute.KeyValue {
-	if driver == Postgres {
+// System is the database system attribute of PostgreSQL (postgres) or
+// SQLite.
+func System(postgres bool) attribute.KeyValue {
+	if postgres {
 		return semconv.DBSystemNamePostgreSQL
 	}
 	return semconv.DBSystemNameSQLite
@@ -104,26 +109,26 @@ func (t sqlTracer) end(db *gorm.DB) {
 // the context it replaced.
 type sqlSpanKey struct{}
 
-// pgBatchTracer makes a span per pipelined batch the PostgreSQL stock
+// PGBatchTracer makes a span per pipelined batch the PostgreSQL stock
 // transaction sends over pgx directly (GORM's plugin does not see those):
 // its statements' text, never their arguments. Single queries are GORM's
 // and traced there.
-type pgBatchTracer struct {
-	tracer trace.Tracer
+type PGBatchTracer struct {
+	Tracer trace.Tracer
 }
 
 var (
-	_ pgx.QueryTracer = pgBatchTracer{}
-	_ pgx.BatchTracer = pgBatchTracer{}
+	_ pgx.QueryTracer = PGBatchTracer{}
+	_ pgx.BatchTracer = PGBatchTracer{}
 )
 
-func (pgBatchTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (PGBatchTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	return ctx
 }
 
-func (pgBatchTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (PGBatchTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-func (t pgBatchTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+func (t PGBatchTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
 	if !trace.SpanFromContext(ctx).SpanContext().IsValid() {
 		return ctx // no trace to join
 	}
@@ -131,7 +136,7 @@ func (t pgBatchTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pg
 	for i, q := range data.Batch.QueuedQueries {
 		stmts[i] = strings.TrimSpace(q.SQL)
 	}
-	ctx, span := t.tracer.Start(ctx, "BATCH", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+	ctx, span := t.Tracer.Start(ctx, "BATCH", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		semconv.DBSystemNamePostgreSQL,
 		semconv.DBOperationName("BATCH"),
 		semconv.DBOperationBatchSize(len(stmts)),
@@ -144,13 +149,13 @@ func (t pgBatchTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pg
 // only a span this tracer started is ended.
 type batchSpanKey struct{}
 
-func (pgBatchTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
+func (PGBatchTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchQueryData) {
 	if span, ok := ctx.Value(batchSpanKey{}).(trace.Span); ok && data.Err != nil {
 		span.RecordError(data.Err, trace.WithAttributes(attribute.String("db.query.text", data.SQL)))
 	}
 }
 
-func (pgBatchTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+func (PGBatchTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
 	span, ok := ctx.Value(batchSpanKey{}).(trace.Span)
 	if !ok {
 		return
