@@ -27,7 +27,7 @@ fuzz: ## run each fuzz target FUZZTIME (default 30000x: 30,000 executions, 8-18 
 	$(GO) test -run '^$$' -fuzz '^FuzzREST$$' -fuzztime $(FUZZTIME) ./internal/rest
 	$(GO) test -run '^$$' -fuzz '^FuzzGRPC$$' -fuzztime $(FUZZTIME) ./internal/grpcapi
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePrice$$' -fuzztime $(FUZZTIME) ./internal/inventory
-	$(GO) test -run '^$$' -fuzz '^FuzzProductInput$$' -fuzztime $(FUZZTIME) ./internal/inventory
+	$(GO) test -run '^$$' -fuzz '^FuzzProductInput$$' -fuzztime $(FUZZTIME) ./internal/app
 
 generate: ## regenerate graph/ from schema.graphqls, and internal/grpcapi/gen from proto/ (after buf lint)
 	$(GO) generate ./...

@@ -13,7 +13,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/shopstack/inventory/graph/model"
-	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/readlog"
 )
 
@@ -28,12 +28,12 @@ import (
 // movements come from the database, and are never cached), consistency is
 // CACHED, no error was raised under the field, and the read model vouched
 // for every read (readlog.Log). It is served only after the field's
-// authorization and admission, and only while inventory.Service.Current
+// authorization and admission, and only while app.Service.Current
 // says its reads are unchanged and none of the reservations it counts has
 // expired. A cached answer is exactly what executing the field again would
 // render.
 type Answers struct {
-	svc      *inventory.Service
+	svc      *app.Service
 	maxBytes int
 
 	mu    sync.Mutex
@@ -56,7 +56,7 @@ type answer struct {
 }
 
 // NewAnswers returns a cache of at most maxBytes of answers.
-func NewAnswers(svc *inventory.Service, maxBytes int) *Answers {
+func NewAnswers(svc *app.Service, maxBytes int) *Answers {
 	return &Answers{svc: svc, maxBytes: maxBytes, lru: list.New(), byKey: map[answerKey]*list.Element{}}
 }
 

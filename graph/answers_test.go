@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/lock/memlock"
@@ -31,7 +32,7 @@ func (a *countingAdmission) Admit(context.Context, string, []int64) (func(error)
 // answersEnv is a replica whose GraphQL endpoint caches answers.
 type answersEnv struct {
 	h       http.Handler
-	svc     *inventory.Service
+	svc     *app.Service
 	answers *graph.Answers
 	admit   *countingAdmission
 }

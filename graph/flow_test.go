@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/client"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
@@ -41,7 +42,7 @@ func (r *recorder) Admit(_ context.Context, op string, ids []int64) (func(error)
 // retryAfterMs.
 func TestAdmission(t *testing.T) {
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventorytest.Start(t, st, inventory.Config{})
+	svc := inventorytest.Start(t, st, app.Config{})
 	rec := &recorder{ids: map[string][]int64{}, refuse: map[string]bool{"stockIn": true}}
 	e := env{c: client.New(newHandler(svc, graph.Options{Gate: inventory.NewGate(rec)}))}
 

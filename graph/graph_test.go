@@ -15,9 +15,9 @@ import (
 	"github.com/99designs/gqlgen/client"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
@@ -37,7 +37,7 @@ type env struct {
 func newEnv(t testing.TB) env {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventorytest.Start(t, st, inventory.Config{PollInterval: 50 * time.Millisecond})
+	svc := inventorytest.Start(t, st, app.Config{PollInterval: 50 * time.Millisecond})
 	h := newHandler(svc, graph.Options{})
 	return env{c: client.New(h), h: h, store: st}
 }
@@ -45,7 +45,7 @@ func newEnv(t testing.TB) env {
 // newHandler is the GraphQL endpoint behind the server's authentication
 // without tokens: every request acts as auth.Anonymous (an admin), and the
 // endpoint authorizes it as it does every caller.
-func newHandler(svc *inventory.Service, opts graph.Options) http.Handler {
+func newHandler(svc *app.Service, opts graph.Options) http.Handler {
 	return auth.Middleware(nil, "/query", nil, graph.NewHandler(svc, nil, opts))
 }
 

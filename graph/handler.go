@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -23,7 +24,7 @@ import (
 // HTTP, and subscriptions over WebSocket (graphql-transport-ws, and the
 // older graphql-ws protocol) or over server-sent events (a POST with
 // Accept: text/event-stream, which curl can watch).
-func NewHandler(svc *inventory.Service, log *slog.Logger, opts Options) http.Handler {
+func NewHandler(svc *app.Service, log *slog.Logger, opts Options) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
@@ -16,7 +16,7 @@ import (
 func limitedEnv(t *testing.T, l graph.Limits) env {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventorytest.Start(t, st, inventory.Config{PollInterval: 50 * time.Millisecond})
+	svc := inventorytest.Start(t, st, app.Config{PollInterval: 50 * time.Millisecond})
 	return env{h: newHandler(svc, graph.Options{Limits: l})}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vikstrous/dataloadgen"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -60,7 +61,7 @@ func (p movementPage) query() inventory.MovementQuery {
 	return inventory.MovementQuery{Limit: p.limit, After: p.after, HasAfter: p.hasAfter, Descending: p.descending}
 }
 
-func newLoaders(svc *inventory.Service, wait time.Duration) *loaders {
+func newLoaders(svc *app.Service, wait time.Duration) *loaders {
 	opts := []dataloadgen.Option{dataloadgen.WithWait(wait), dataloadgen.WithBatchCapacity(maxBatch)}
 	return &loaders{
 		stocks: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.ProductStock, []error) {
@@ -100,7 +101,7 @@ func byKey[V any](keys []int64, values []V, err error, key func(V) int64, what s
 
 // loadMovements loads the pages of keys: one call per distinct page
 // (normally one), each for all its products.
-func loadMovements(ctx context.Context, svc *inventory.Service, keys []movementsKey) ([]inventory.MovementPage, []error) {
+func loadMovements(ctx context.Context, svc *app.Service, keys []movementsKey) ([]inventory.MovementPage, []error) {
 	ids := map[movementPage][]int64{}
 	for _, k := range keys {
 		ids[k.page] = append(ids[k.page], k.productID)
@@ -139,7 +140,7 @@ func (r *Resolver) load(ctx context.Context) *loaders {
 // subscription event) its loaders, and makes a field that asks for
 // consistency STRONG read the database.
 type loading struct {
-	svc  *inventory.Service
+	svc  *app.Service
 	wait time.Duration
 }
 

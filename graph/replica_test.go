@@ -7,8 +7,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/readmodel"
 	"github.com/shopstack/inventory/internal/testenv/inventorytest"
@@ -27,7 +27,7 @@ type replica struct {
 
 // startReplica starts the replica's store, read model and service, all
 // stopped when t ends.
-func startReplica(t testing.TB, r replica) *inventory.Service {
+func startReplica(t testing.TB, r replica) *app.Service {
 	t.Helper()
 	st, err := gormstore.Open(context.Background(), gormstore.Config{Driver: r.driver, DSN: r.dsn, TracerProvider: r.tracer})
 	if err != nil {
@@ -42,7 +42,7 @@ func startReplica(t testing.TB, r replica) *inventory.Service {
 	if r.poll == 0 {
 		r.poll = 20 * time.Millisecond
 	}
-	svc := inventorytest.Start(t, st, inventory.Config{Locker: r.locker, ReadModel: view, TracerProvider: r.tracer, Now: r.now,
+	svc := inventorytest.Start(t, st, app.Config{Locker: r.locker, ReadModel: view, TracerProvider: r.tracer, Now: r.now,
 		PollInterval: r.poll, ReapInterval: time.Hour})
 	return svc
 }

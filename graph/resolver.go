@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/app"
 )
 
 // Resolver is the root of the resolvers and their only dependency holder.
 type Resolver struct {
-	Service *inventory.Service
+	Service *app.Service
 	Log     *slog.Logger
 	Flow    FlowReporter
 	// loaderWait is how long nested fields' loaders collect keys.

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
@@ -26,7 +27,7 @@ const sqlScope = "github.com/shopstack/inventory/internal/gormstore"
 // is a span of its trace.
 type countingEnv struct {
 	tracedEnv
-	svc *inventory.Service
+	svc *app.Service
 }
 
 func newCountingEnv(t *testing.T, driver string) countingEnv {
@@ -63,7 +64,7 @@ func (e countingEnv) statements(t *testing.T, query string) ([]string, map[strin
 
 // seedCatalog creates n products, each with two levels and three
 // movements.
-func seedCatalog(t *testing.T, svc *inventory.Service, n int) {
+func seedCatalog(t *testing.T, svc *app.Service, n int) {
 	t.Helper()
 	ctx := context.Background()
 	loc, err := svc.CreateLocation(ctx, inventory.NewLocation{Code: "SHOP", Name: "Shop"})

@@ -15,8 +15,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/telemetry"
 	"github.com/shopstack/inventory/internal/testenv"
@@ -40,7 +40,7 @@ func newTracedEnv(t *testing.T, driver string) tracedEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	svc := inventorytest.Start(t, st, inventory.Config{Locker: telemetry.Locker(memlock.New(0), "memory", tp, nil),
+	svc := inventorytest.Start(t, st, app.Config{Locker: telemetry.Locker(memlock.New(0), "memory", tp, nil),
 		TracerProvider: tp, PollInterval: 50 * time.Millisecond, ReapInterval: 50 * time.Millisecond})
 	h := newHandler(svc, graph.Options{TracerProvider: tp, Propagator: propagation.TraceContext{}})
 	return tracedEnv{h: h, exp: exp}

@@ -94,9 +94,9 @@ fi
 go test -race -count=1 -tags "${TEST_TAGS:-}" ${GO_TEST_FLAGS:-} ${GO_TEST_PKGS:-./...}
 
 # The benchmark-only stock strategies exist only in a benchstrategies build
-# (internal/inventory/strategy.go): their own tests run in one.
+# (internal/app/strategy.go): their own tests run in one.
 if [ -z "${GO_TEST_PKGS:-}" ]; then
-  go test -race -count=1 -tags benchstrategies -run 'Strateg' ./internal/inventory/
+  go test -race -count=1 -tags benchstrategies -run 'Strateg' ./internal/app/
 fi
 
 # The gRPC API through grpcurl and server reflection, as an operator calls it.

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/grpcapi"
@@ -53,7 +54,7 @@ type transportCase struct {
 // authentication in front of them, so that nothing but the chain can
 // refuse.
 func TestEveryTransportAuthorizes(t *testing.T) {
-	svc, _ := inventorytest.Open(t, gormstore.SQLite, inventory.Config{})
+	svc, _ := inventorytest.Open(t, gormstore.SQLite, app.Config{})
 	flow := &countedFlow{}
 	gate := inventory.NewGate(flow)
 

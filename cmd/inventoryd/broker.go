@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
@@ -81,7 +82,7 @@ func newBrokerAdapter(cfg config.Config) (brokerAdapter, error) {
 // replica that leads broker.Duty, consumes stock commands on every replica
 // (unless turned off), and registers their metrics. stop ends both; ready
 // reports the broker for /readyz (nil without a broker).
-func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store, svc *inventory.Service,
+func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store, svc *app.Service,
 	gate *inventory.Gate, el lock.Elector, reg prometheus.Registerer, log *slog.Logger) (stop func(), ready *check, err error) {
 	if cfg.Broker == config.BrokerNone {
 		return func() {}, nil, nil

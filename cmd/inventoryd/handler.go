@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/flow"
 	"github.com/shopstack/inventory/internal/gormstore"
@@ -46,7 +47,7 @@ func readiness(store *gormstore.Store, locker lock.Locker) []check {
 
 // handlerDeps are what the endpoints are built from.
 type handlerDeps struct {
-	svc  *inventory.Service
+	svc  *app.Service
 	flow *flow.Controller
 	// gate is the admission chain every transport runs operations
 	// through: authorization, then flow control with its outcomes counted.

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/config"
 	"github.com/shopstack/inventory/internal/flow"
@@ -108,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if reads != nil {
 		defer reads.Close()
 	}
-	svc := inventory.NewService(inventory.Config{
+	svc := app.New(app.Config{
 		Writer:            fc.GuardWriter(store),
 		Catalog:           store,
 		Ledger:            store,
@@ -120,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Logger:            log,
 		LockTimeout:       cfg.LockTimeout,
 		PollInterval:      cfg.EventPollInterval,
-		Strategy:          inventory.Strategy(cfg.StockStrategy),
+		Strategy:          app.Strategy(cfg.StockStrategy),
 		MaxBatch:          cfg.CombineMaxBatch,
 		MaxWaiting:        cfg.CombineMaxWaiting,
 		MaxReservationTTL: cfg.ReservationMaxTTL,
@@ -142,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			})
 		}
 	}
-	if cfg.StockStrategy != string(inventory.StrategyCombine) {
+	if cfg.StockStrategy != string(app.StrategyCombine) {
 		log.Warn("benchmark-only stock strategy (a benchstrategies build): not for production", "strategy", cfg.StockStrategy)
 	}
 	if err := svc.Start(ctx); err != nil {

@@ -170,7 +170,7 @@ type CommandSource interface {
 	Consume(ctx context.Context, inFlight int, handle func(context.Context, Delivery) Disposition) error
 }
 
-// Service is what commands run on (*inventory.Service).
+// Service is what commands run on (*app.Service).
 type Service interface {
 	StockIn(context.Context, inventory.StockChange) (inventory.StockResult, error)
 	StockOut(context.Context, inventory.StockChange) (inventory.StockResult, error)

@@ -5,15 +5,16 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
 
-func newService(t *testing.T) (*inventory.Service, int64) {
+func newService(t *testing.T) (*app.Service, int64) {
 	t.Helper()
-	svc, _ := inventorytest.Open(t, gormstore.SQLite, inventory.Config{})
+	svc, _ := inventorytest.Open(t, gormstore.SQLite, app.Config{})
 	p, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "C", Name: "C", Price: 1, InitialStock: 5})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
@@ -296,9 +297,9 @@ func (c Config) validate() error {
 	if c.LockTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("INVENTORY_LOCK_TIMEOUT and INVENTORY_SHUTDOWN_TIMEOUT must be positive durations such as 10s")
 	}
-	if !inventory.Strategy(c.StockStrategy).Valid() {
+	if !app.Strategy(c.StockStrategy).Valid() {
 		return fmt.Errorf("INVENTORY_STOCK_STRATEGY: %q is not supported by this binary (it knows %v; the benchmark-only ones "+
-			"are built with -tags benchstrategies)", c.StockStrategy, inventory.Strategies())
+			"are built with -tags benchstrategies)", c.StockStrategy, app.Strategies())
 	}
 	if c.CombineMaxBatch < 1 || c.CombineMaxBatch > inventory.MaxBatchLimit || c.CombineMaxWaiting < 1 {
 		return fmt.Errorf("INVENTORY_COMBINE_MAX_BATCH must be 1..%d (got %d) and INVENTORY_COMBINE_MAX_WAITING at least 1 (got %d)",

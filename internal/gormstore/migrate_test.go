@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
@@ -17,7 +18,7 @@ func TestReservationKeysMigration(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		ctx := context.Background()
 		st := gormstoretest.Open(t, driver)
-		svc := inventorytest.Start(t, st, inventory.Config{})
+		svc := inventorytest.Start(t, st, app.Config{})
 		res, err := svc.CreateProduct(ctx, inventory.NewProduct{SKU: "OLD-CART", Name: "Old cart", InitialStock: 10})
 		if err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/grpcapi"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
@@ -44,7 +45,7 @@ func FuzzGRPC(f *testing.F) {
 	f.Add(uint8(1), []byte(`{"ids": [1, 2, -3]}`), true)
 
 	st := gormstoretest.Open(f, gormstore.SQLite)
-	svc := inventorytest.Start(f, st, inventory.Config{})
+	svc := inventorytest.Start(f, st, app.Config{})
 	if _, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "FUZZ", Name: "F", Price: 1, InitialStock: 100}); err != nil {
 		f.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package grpcapi serves the inventory over gRPC, gRPC-Web and Connect
 // (proto/inventory/v1), for the services that call us: a thin transport
-// over the same inventory.Service as GraphQL and REST, with the same roles,
+// over the same app.Service as GraphQL and REST, with the same roles,
 // flow control, tracing and error codes.
 //
 // It is one net/http handler (connect-go), mounted on the server's main
@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
 	"github.com/shopstack/inventory/internal/inventory"
 )
@@ -60,7 +61,7 @@ type Options struct {
 
 // NewHandler returns the gRPC endpoints: the inventory service, health
 // and reflection. Its Paths are the URL prefixes to route to it.
-func NewHandler(svc *inventory.Service, opts Options) (*Handler, error) {
+func NewHandler(svc *app.Service, opts Options) (*Handler, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/grpcapi"
@@ -35,27 +36,27 @@ import (
 // env is a real service behind a real HTTP/2 (h2c) server, with a grpc-go
 // connection and a Connect client to it.
 type env struct {
-	svc     *inventory.Service
+	svc     *app.Service
 	url     string
 	conn    *grpc.ClientConn
 	connect inventoryv1connect.InventoryServiceClient
 }
 
-func startService(t *testing.T, st *gormstore.Store, locker *memlock.Locker) *inventory.Service {
+func startService(t *testing.T, st *gormstore.Store, locker *memlock.Locker) *app.Service {
 	t.Helper()
-	svc := inventorytest.Start(t, st, inventory.Config{Locker: locker, PollInterval: 20 * time.Millisecond})
+	svc := inventorytest.Start(t, st, app.Config{Locker: locker, PollInterval: 20 * time.Millisecond})
 	return svc
 }
 
 // serve serves svc's gRPC API on a real h2c server (connect-go); env's
 // grpc-go connection goes to it.
-func serve(t *testing.T, svc *inventory.Service, tokens *auth.Tokens) env {
+func serve(t *testing.T, svc *app.Service, tokens *auth.Tokens) env {
 	t.Helper()
 	return serveWith(t, svc, options(tokens))
 }
 
 // serveWith is serve with the handler's options given.
-func serveWith(t *testing.T, svc *inventory.Service, opts grpcapi.Options) env {
+func serveWith(t *testing.T, svc *app.Service, opts grpcapi.Options) env {
 	t.Helper()
 	h, err := grpcapi.NewHandler(svc, opts)
 	if err != nil {
@@ -86,7 +87,7 @@ func options(tokens *auth.Tokens) grpcapi.Options {
 
 // serveNative serves svc's gRPC API on grpc-go's own server, as on
 // INVENTORY_GRPC_ADDR; env has no Connect client then.
-func serveNative(t *testing.T, svc *inventory.Service, tokens *auth.Tokens) env {
+func serveNative(t *testing.T, svc *app.Service, tokens *auth.Tokens) env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -106,7 +107,7 @@ func serveNative(t *testing.T, svc *inventory.Service, tokens *auth.Tokens) env 
 // servers are the two ways the API is served; every test runs on both.
 var servers = []struct {
 	name  string
-	serve func(*testing.T, *inventory.Service, *auth.Tokens) env
+	serve func(*testing.T, *app.Service, *auth.Tokens) env
 }{{"connect", serve}, {"grpc-go", serveNative}}
 
 // watch opens WatchStockChanges with grpc-go and returns its receive.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/shopstack/inventory/internal/app"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
 	"github.com/shopstack/inventory/internal/inventory"
@@ -30,7 +31,7 @@ import (
 // answers a hot-SKU stock-out 1.4-1.5x as fast as GraphQL with a lower p99,
 // the net/http path 0.9x (docs/BENCHMARKS.md, "Three transports"). Both
 // call the same methods of server: one set of rules.
-func NewGRPCServer(svc *inventory.Service, opts Options) *grpc.Server {
+func NewGRPCServer(svc *app.Service, opts Options) *grpc.Server {
 	s := &server{svc: svc, opts: opts}
 	auth := nativeAuth{opts}
 	serverOpts := []grpc.ServerOption{

@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/shopstack/inventory/internal/app"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1/inventoryv1connect"
 	"github.com/shopstack/inventory/internal/inventory"
@@ -15,7 +16,7 @@ import (
 
 // server implements the InventoryService over the service.
 type server struct {
-	svc  *inventory.Service
+	svc  *app.Service
 	opts Options
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/grpcapi"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
@@ -31,7 +32,7 @@ func TestCallContinuesCallersTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventorytest.Start(t, st, inventory.Config{TracerProvider: tp, PollInterval: 50 * time.Millisecond})
+	svc := inventorytest.Start(t, st, app.Config{TracerProvider: tp, PollInterval: 50 * time.Millisecond})
 	p, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "TRACED", Name: "T", Price: 1, InitialStock: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +83,7 @@ func names(spans tracetest.SpanStubs) []string {
 func TestCallsAreCounted(t *testing.T) {
 	m := telemetry.NewMetrics()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventorytest.Start(t, st, inventory.Config{})
+	svc := inventorytest.Start(t, st, app.Config{})
 	p, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "COUNTED", Name: "C", Price: 1, InitialStock: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ func Unavailable(message string, cause error) *Error {
 }
 
 // invalid returns a CodeBadInput error about one input field.
-func invalid(field, format string, args ...any) *Error {
+func Invalid(field, format string, args ...any) *Error {
 	return &Error{Code: CodeBadInput, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 

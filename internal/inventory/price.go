@@ -25,14 +25,14 @@ const MaxPrice Price = maxPriceUnits*priceUnit - 1
 func ParsePrice(s string) (Price, error) {
 	whole, frac, hasDot := strings.Cut(s, ".")
 	if whole == "" || (hasDot && frac == "") || !allDigits(whole) || !allDigits(frac) {
-		return 0, invalid("price", "price must be a decimal number such as 12.50, got %q", clip(s, 40))
+		return 0, Invalid("price", "price must be a decimal number such as 12.50, got %q", clip(s, 40))
 	}
 	if len(frac) > priceScale {
-		return 0, invalid("price", "price has more than %d decimal places", priceScale)
+		return 0, Invalid("price", "price has more than %d decimal places", priceScale)
 	}
 	whole = strings.TrimLeft(whole, "0")
 	if len(whole) > 12 {
-		return 0, invalid("price", "price must be less than 1000000000000")
+		return 0, Invalid("price", "price must be less than 1000000000000")
 	}
 	var units int64
 	if whole != "" {

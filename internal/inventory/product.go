@@ -113,9 +113,11 @@ type IDPage struct {
 // NormalizeSKU upper-cases and trims a SKU; SKUs compare case-insensitively.
 func NormalizeSKU(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
 
-func validateSKU(s string) error {
+// ValidateSKU checks a (normalized) SKU: 1 to 64 of A-Z 0-9 . _ -, starting
+// with a letter or digit.
+func ValidateSKU(s string) error {
 	if !skuPattern.MatchString(s) {
-		return invalid("sku", "sku must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		return Invalid("sku", "sku must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	return nil
 }
@@ -123,54 +125,56 @@ func validateSKU(s string) error {
 func validateName(field, s string) error {
 	n := utf8.RuneCountInString(s)
 	if n == 0 || n > MaxNameLength {
-		return invalid(field, "%s must be 1 to %d characters", field, MaxNameLength)
+		return Invalid(field, "%s must be 1 to %d characters", field, MaxNameLength)
 	}
-	return validateText(field, s, MaxNameLength)
+	return ValidateText(field, s, MaxNameLength)
 }
 
-func validateText(field, s string, max int) error {
+func ValidateText(field, s string, max int) error {
 	if !utf8.ValidString(s) {
-		return invalid(field, "%s must be valid UTF-8", field)
+		return Invalid(field, "%s must be valid UTF-8", field)
 	}
 	if utf8.RuneCountInString(s) > max {
-		return invalid(field, "%s must be at most %d characters", field, max)
+		return Invalid(field, "%s must be at most %d characters", field, max)
 	}
 	if strings.ContainsFunc(s, unicode.IsControl) {
-		return invalid(field, "%s must not contain control characters", field)
+		return Invalid(field, "%s must not contain control characters", field)
 	}
 	return nil
 }
 
 func validateThreshold(t int64) error {
 	if t < 0 || t > MaxStock {
-		return invalid("threshold", "threshold must be between 0 and %d", MaxStock)
+		return Invalid("threshold", "threshold must be between 0 and %d", MaxStock)
 	}
 	return nil
 }
 
 func validatePrice(p Price) error {
 	if p < 0 || p > MaxPrice {
-		return invalid("price", "price must be between 0 and %s", MaxPrice)
+		return Invalid("price", "price must be between 0 and %s", MaxPrice)
 	}
 	return nil
 }
 
-func validateIdempotencyKey(k string) error {
+func ValidateIdempotencyKey(k string) error {
 	if len(k) > MaxKeyLength {
-		return invalid("idempotencyKey", "idempotencyKey must be at most %d bytes", MaxKeyLength)
+		return Invalid("idempotencyKey", "idempotencyKey must be at most %d bytes", MaxKeyLength)
 	}
 	for _, r := range k {
 		if r < 0x21 || r > 0x7e {
-			return invalid("idempotencyKey", "idempotencyKey must be printable ASCII without spaces")
+			return Invalid("idempotencyKey", "idempotencyKey must be printable ASCII without spaces")
 		}
 	}
 	return nil
 }
 
-func (np *NewProduct) normalize() error {
+// Normalize trims and upper-cases np's SKU, checks every field, and
+// returns the first BAD_USER_INPUT found.
+func (np *NewProduct) Normalize() error {
 	np.SKU = NormalizeSKU(np.SKU)
 	np.Name = strings.TrimSpace(np.Name)
-	if err := validateSKU(np.SKU); err != nil {
+	if err := ValidateSKU(np.SKU); err != nil {
 		return err
 	}
 	if err := validateName("name", np.Name); err != nil {
@@ -183,22 +187,23 @@ func (np *NewProduct) normalize() error {
 		return err
 	}
 	if np.InitialStock < 0 || np.InitialStock > MaxQuantity {
-		return invalid("initialStock", "initialStock must be between 0 and %d", MaxQuantity)
+		return Invalid("initialStock", "initialStock must be between 0 and %d", MaxQuantity)
 	}
 	if np.InitialLocationID < 0 {
-		return invalid("locationId", "locationId must be a positive id")
+		return Invalid("locationId", "locationId must be a positive id")
 	}
-	return validateIdempotencyKey(np.IdempotencyKey)
+	return ValidateIdempotencyKey(np.IdempotencyKey)
 }
 
-func (u *ProductUpdate) normalize() error {
+// Normalize normalizes and checks the fields u sets.
+func (u *ProductUpdate) Normalize() error {
 	if u.ID <= 0 {
-		return invalid("id", "id must be a positive id")
+		return Invalid("id", "id must be a positive id")
 	}
 	if u.SKU != nil {
 		s := NormalizeSKU(*u.SKU)
 		u.SKU = &s
-		if err := validateSKU(s); err != nil {
+		if err := ValidateSKU(s); err != nil {
 			return err
 		}
 	}
@@ -219,11 +224,11 @@ func (u *ProductUpdate) normalize() error {
 			return err
 		}
 	}
-	return validateIdempotencyKey(u.IdempotencyKey)
+	return ValidateIdempotencyKey(u.IdempotencyKey)
 }
 
-// apply changes p as u says and reports whether anything changed.
-func (u ProductUpdate) apply(p *Product) bool {
+// ApplyTo changes p as u says and reports whether anything changed.
+func (u ProductUpdate) ApplyTo(p *Product) bool {
 	changed := false
 	if u.SKU != nil && *u.SKU != p.SKU {
 		p.SKU, changed = *u.SKU, true
@@ -261,11 +266,20 @@ type NewLocation struct {
 	Name string
 }
 
-func (nl *NewLocation) normalize() error {
+// Normalize trims and upper-cases nl's code and checks its fields.
+func (nl *NewLocation) Normalize() error {
 	nl.Code = NormalizeSKU(nl.Code)
 	nl.Name = strings.TrimSpace(nl.Name)
 	if !skuPattern.MatchString(nl.Code) {
-		return invalid("code", "code must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+		return Invalid("code", "code must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	return validateName("name", nl.Name)
+}
+
+// ProductResult is what product mutations return.
+type ProductResult struct {
+	Product Product
+	// Movement is the initial-stock movement of a created product, if any.
+	Movement *Movement
+	Replayed bool
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"time"
 )
 
 // requestHash fingerprints a mutation's input. Two requests with the same
@@ -68,4 +69,63 @@ func ActorFrom(ctx context.Context) string {
 		return a
 	}
 	return "anonymous"
+}
+
+// Fingerprints: what makes two requests with one idempotency key the same
+// request (RequestHash). Each input type says which of its fields count.
+
+// Operation names of the product mutations, recorded with their keys.
+const (
+	OpCreateProduct = "createProduct"
+	OpUpdateProduct = "updateProduct"
+)
+
+// Fingerprint of a stock-in or stock-out (typ) of in at key.
+func (in StockChange) Fingerprint(typ MovementType, key LevelKey) string {
+	return requestHash(string(typ), itoa(key.ProductID), itoa(key.LocationID), itoa(in.Quantity), in.Reason, in.Reference)
+}
+
+// Fingerprint of an adjustment of in at key.
+func (in StockAdjustment) Fingerprint(key LevelKey) string {
+	return requestHash(string(MovementAdjust), itoa(key.ProductID), itoa(key.LocationID), itoa(in.Quantity),
+		optItoa(in.ChangeFromQuantity), in.Reason, in.Reference)
+}
+
+// Fingerprint of a (normalized) new product whose initial stock goes to
+// location loc.
+func (np NewProduct) Fingerprint(loc int64) string {
+	return requestHash(OpCreateProduct, np.SKU, np.Name, np.Price.String(), itoa(np.Threshold), itoa(np.InitialStock), itoa(loc))
+}
+
+// Fingerprint of a (normalized) product update.
+func (u ProductUpdate) Fingerprint() string {
+	var price *string
+	if u.Price != nil {
+		ps := u.Price.String()
+		price = &ps
+	}
+	return requestHash(OpUpdateProduct, itoa(u.ID), optString(u.SKU), optString(u.Name), optString(price),
+		optItoa(u.Threshold), optItoa(u.ExpectedVersion))
+}
+
+// ReservationFingerprint is the fingerprint of a new reservation of items
+// (sorted) for ttl.
+func ReservationFingerprint(items []ReservationItem, ttl time.Duration, reference string) string {
+	fields := []string{strconv.FormatInt(int64(ttl/time.Millisecond), 10), reference}
+	for _, it := range items {
+		fields = append(fields, itoa(it.ProductID), itoa(it.LocationID), itoa(it.Quantity))
+	}
+	return requestHash("reserveStock", fields...)
+}
+
+// Fingerprint of a bulk adjustment as a whole (its items' fingerprints
+// include it).
+func (in BulkAdjustment) Fingerprint() string {
+	return requestHash("bulkAdjustStock", string(in.Policy), in.Reason, in.Reference, itoa(int64(len(in.Items))))
+}
+
+// Fingerprint of item i of the bulk adjustment whose fingerprint is call,
+// at key.
+func (it BulkItem) Fingerprint(call string, i int, key LevelKey) string {
+	return requestHash(call, itoa(int64(i)), itoa(key.ProductID), itoa(key.LocationID), optItoa(it.Delta), optItoa(it.Quantity), optItoa(it.ChangeFromQuantity))
 }

@@ -16,6 +16,39 @@ const (
 	ReservationExpired   ReservationStatus = "EXPIRED"
 )
 
+// Reservation limits.
+const (
+	MaxReservationItems      = 100
+	DefaultReservationTTL    = 15 * time.Minute
+	DefaultMaxReservationTTL = 24 * time.Hour
+)
+
+// NewReservation is the input of ReserveStock.
+type NewReservation struct {
+	Items []ReservationItemInput
+	// TTL is how long the reservation holds its stock; zero means
+	// DefaultReservationTTL.
+	TTL            time.Duration
+	Reference      string
+	IdempotencyKey string
+}
+
+// ReservationItemInput is one item of NewReservation.
+type ReservationItemInput struct {
+	ProductID int64
+	// LocationID is the location; zero means the default location.
+	LocationID int64
+	Quantity   int64
+}
+
+// ReservationResult is what reservation mutations return.
+type ReservationResult struct {
+	Reservation Reservation
+	// Replayed is true when the reservation was already in the state the
+	// request asks for (a retry); the request changed nothing.
+	Replayed bool
+}
+
 // Reservation holds stock for an order, at one or more levels, until it is
 // committed (a sale), released, or expires.
 type Reservation struct {

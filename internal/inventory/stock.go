@@ -195,7 +195,7 @@ func (tx *StockTx) Apply(m *Movement) error {
 		return Errorf(CodeInsufficientStock, "insufficient stock: %d available, %d requested",
 			max(tx.Level.Available(), 0), m.ReservedDelta-m.Delta)
 	case total > MaxStock:
-		return invalid("quantity", "stock of a product cannot exceed %d", MaxStock)
+		return Invalid("quantity", "stock of a product cannot exceed %d", MaxStock)
 	}
 	tx.Level.Stock, tx.Level.Reserved = stock, reserved
 	tx.Product.Stock, tx.Product.Reserved = total, totalReserved
@@ -325,4 +325,14 @@ type MovementQuery struct {
 type MovementPage struct {
 	Movements []Movement
 	HasNext   bool
+}
+
+// MaxBatchLimit is the most requests one stock transaction applies: each
+// is a ledger row of one statement.
+const MaxBatchLimit = 1000
+
+// KeyReused is the error of an idempotency key used before for another
+// request.
+func KeyReused() *Error {
+	return Errorf(CodeConflict, "idempotencyKey was already used for a different request")
 }

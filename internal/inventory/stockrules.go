@@ -13,10 +13,10 @@ import (
 // STALE_LEASE; a request refused for good is remembered by its key, so a
 // late duplicate is refused alike; a rejected request changes nothing.
 
-// opResult is the outcome of one stock request.
-type opResult struct {
-	res StockResult
-	err error
+// Outcome is the outcome of one stock request.
+type Outcome struct {
+	Result StockResult
+	Err    error
 }
 
 // jobTxs is a job's levels in its transaction: their StockTx and the fences
@@ -62,12 +62,12 @@ func (jt jobTxs) level(key LevelKey) (*StockTx, Fence) {
 
 // unusable is why one of op's levels cannot be changed (its product or
 // location does not exist), or nil.
-func (jt jobTxs) unusable(op stockOp) error {
-	if op.levels == nil {
-		tx, _ := jt.level(op.key)
+func (jt jobTxs) unusable(op StockOp) error {
+	if op.Levels == nil {
+		tx, _ := jt.level(op.Key)
 		return tx.Err
 	}
-	for _, k := range op.levels.keys {
+	for _, k := range op.Levels.Keys {
 		if tx, _ := jt.level(k); tx.Err != nil {
 			return tx.Err
 		}
@@ -77,11 +77,11 @@ func (jt jobTxs) unusable(op stockOp) error {
 
 // stale returns the STALE_LEASE error if a newer lease wrote one of op's
 // levels, or nil.
-func (jt jobTxs) stale(op stockOp) error {
-	if op.levels == nil {
-		return jt.staleAt(jt.index(op.key))
+func (jt jobTxs) stale(op StockOp) error {
+	if op.Levels == nil {
+		return jt.staleAt(jt.index(op.Key))
 	}
-	for _, k := range op.levels.keys {
+	for _, k := range op.Levels.Keys {
 		if err := jt.staleAt(jt.index(k)); err != nil {
 			return err
 		}
@@ -98,8 +98,8 @@ func (jt jobTxs) staleAt(i int) error {
 	return nil
 }
 
-// batchStep is what the rules decided for one op.
-type batchStep struct {
+// Step is what the rules decided for one op.
+type Step struct {
 	res StockResult // Product and Level as this op left them
 	err error
 	// tx is the level the op was judged on, and movement the index in its
@@ -111,11 +111,21 @@ type batchStep struct {
 	sameAs int
 }
 
+// Err is the op's error, if it failed.
+func (st Step) Err() error { return st.err }
+
+// ApplyOps applies ops to a job's levels in its transaction: txs, the
+// fences they are written under, the transaction's set and the
+// reservation IDs not yet taken. See applyOps.
+func ApplyOps(txs []*StockTx, fences []Fence, set *StockSet, newIDs *[]int64, ops []StockOp, now time.Time, traceID string) []Step {
+	return applyOps(newJobTxs(txs, fences, set, newIDs), ops, now, traceID)
+}
+
 // applyOps applies ops to jt in order, each under the rules. First it
 // releases the expired reservation items of the levels it may write, so
 // they stop counting before any op is judged. An op without a movement (a
 // touch) only does that.
-func applyOps(jt jobTxs, ops []stockOp, now time.Time, traceID string) []batchStep {
+func applyOps(jt jobTxs, ops []StockOp, now time.Time, traceID string) []Step {
 	for i, tx := range jt.txs {
 		if tx.Err == nil && jt.staleAt(i) == nil {
 			releaseExpired(jt.set, tx, jt.fences[i], now, traceID)
@@ -125,18 +135,18 @@ func applyOps(jt jobTxs, ops []stockOp, now time.Time, traceID string) []batchSt
 }
 
 // judge applies ops in order, each on its levels, under the rules.
-func judge(jt jobTxs, ops []stockOp) []batchStep {
-	steps := make([]batchStep, len(ops))
+func judge(jt jobTxs, ops []StockOp) []Step {
+	steps := make([]Step, len(ops))
 	made := map[string]int{}    // idempotency key -> op that made a movement
 	refused := map[string]int{} // idempotency key -> op finally refused
 	for i, op := range ops {
 		st := &steps[i]
 		st.movement, st.sameAs = -1, -1
-		tx, fence := jt.level(op.key)
+		tx, fence := jt.level(op.Key)
 		st.tx = tx
-		if op.levels != nil && op.levels.parts != nil {
+		if op.Levels != nil && op.Levels.Parts != nil {
 			// Its parts are judged each on its own.
-			if st.err = applyParts(jt, op.levels); st.err == nil {
+			if st.err = applyParts(jt, op.Levels); st.err == nil {
 				st.res.Product, st.res.Level = *tx.Product, tx.Level
 			}
 			continue
@@ -145,33 +155,33 @@ func judge(jt jobTxs, ops []stockOp) []batchStep {
 			st.err = err
 			continue
 		}
-		k := op.idempotencyKey
+		k := op.IdempotencyKey
 		if old, ok := tx.Replays[k]; ok && k != "" {
-			if old.RequestHash != op.hash {
-				st.err = errKeyReused()
+			if old.RequestHash != op.Hash {
+				st.err = KeyReused()
 				continue
 			}
 			st.res = StockResult{Product: *tx.Product, Level: tx.Level, Movement: old, Replayed: true}
 			continue
 		}
 		if rj, ok := tx.Rejections[k]; ok && k != "" {
-			st.err = errKeyReused()
-			if rj.RequestHash == op.hash {
+			st.err = KeyReused()
+			if rj.RequestHash == op.Hash {
 				st.err = &Error{Code: rj.Code, Message: rj.Message}
 			}
 			continue
 		}
 		if j, ok := made[k]; ok && k != "" {
-			if ops[j].hash != op.hash {
-				st.err = errKeyReused()
+			if ops[j].Hash != op.Hash {
+				st.err = KeyReused()
 				continue
 			}
 			st.sameAs = j
 			continue
 		}
 		if j, ok := refused[k]; ok && k != "" {
-			st.err = errKeyReused()
-			if ops[j].hash == op.hash {
+			st.err = KeyReused()
+			if ops[j].Hash == op.Hash {
 				st.err = steps[j].err
 			}
 			continue
@@ -183,11 +193,11 @@ func judge(jt jobTxs, ops []stockOp) []batchStep {
 		var err error
 		before := len(tx.Movements())
 		switch {
-		case op.levels != nil:
-			st.res.Replayed, err = applyLevelsOp(jt, op.levels)
-		case op.movement != nil:
+		case op.Levels != nil:
+			st.res.Replayed, err = applyLevelsOp(jt, op.Levels)
+		case op.Movement != nil:
 			var m Movement
-			if m, err = op.movement(tx); err == nil {
+			if m, err = op.Movement(tx); err == nil {
 				m.Fence = fence
 				err = tx.Apply(&m)
 			}
@@ -197,7 +207,7 @@ func judge(jt jobTxs, ops []stockOp) []batchStep {
 		if err != nil {
 			st.err = err
 			if e, ok := errors.AsType[*Error](err); ok && k != "" && final(e) {
-				tx.Reject(Rejection{Key: k, RequestHash: op.hash, Code: e.Code, Message: e.Message})
+				tx.Reject(Rejection{Key: k, RequestHash: op.Hash, Code: e.Code, Message: e.Message})
 				refused[k] = i
 			}
 			continue
@@ -213,45 +223,45 @@ func judge(jt jobTxs, ops []stockOp) []batchStep {
 	return steps
 }
 
-// errPartsRejected fails a levelsOp with atomic parts one of which failed.
-var errPartsRejected = errors.New("inventory: a part of the request failed")
+// ErrPartsRejected fails a LevelsOp with atomic parts one of which failed.
+var ErrPartsRejected = errors.New("inventory: a part of the request failed")
 
 // applyParts judges the parts of op, each as a request of its own, and
-// keeps their steps in op. With op.atomic, if one fails, the levels and
+// keeps their steps in op. With op.Atomic, if one fails, the levels and
 // products are as they were, and the op fails.
-func applyParts(jt jobTxs, op *levelsOp) error {
-	marks := make([]txMark, len(op.keys))
-	for i, k := range op.keys {
+func applyParts(jt jobTxs, op *LevelsOp) error {
+	marks := make([]txMark, len(op.Keys))
+	for i, k := range op.Keys {
 		tx, _ := jt.level(k)
 		marks[i] = tx.mark()
 	}
-	op.steps = judge(jt, op.parts)
-	if op.atomic && slices.ContainsFunc(op.steps, func(st batchStep) bool { return st.err != nil }) {
-		for i, k := range op.keys {
+	op.Steps = judge(jt, op.Parts)
+	if op.Atomic && slices.ContainsFunc(op.Steps, func(st Step) bool { return st.err != nil }) {
+		for i, k := range op.Keys {
 			tx, _ := jt.level(k)
 			tx.restore(marks[i])
 		}
-		return errPartsRejected
+		return ErrPartsRejected
 	}
 	return nil
 }
 
-// applyLevelsOp applies a levelsOp to its levels in jt, all or nothing: if
+// applyLevelsOp applies a LevelsOp to its levels in jt, all or nothing: if
 // it fails, the levels and products are as they were.
-func applyLevelsOp(jt jobTxs, op *levelsOp) (replayed bool, err error) {
-	lt := levelsTx{set: jt.set, levels: make([]*StockTx, len(op.keys)), fences: make([]Fence, len(op.keys))}
-	marks := make([]txMark, len(op.keys))
-	for i, k := range op.keys {
-		lt.levels[i], lt.fences[i] = jt.level(k)
-		marks[i] = lt.levels[i].mark()
+func applyLevelsOp(jt jobTxs, op *LevelsOp) (replayed bool, err error) {
+	lt := LevelsTx{Set: jt.set, Levels: make([]*StockTx, len(op.Keys)), Fences: make([]Fence, len(op.Keys))}
+	marks := make([]txMark, len(op.Keys))
+	for i, k := range op.Keys {
+		lt.Levels[i], lt.Fences[i] = jt.level(k)
+		marks[i] = lt.Levels[i].mark()
 	}
-	if op.create {
-		lt.newID = (*jt.newIDs)[0]
+	if op.Create {
+		lt.NewID = (*jt.newIDs)[0]
 		*jt.newIDs = (*jt.newIDs)[1:]
 	}
-	replayed, err = op.apply(lt)
+	replayed, err = op.Apply(lt)
 	if err != nil {
-		for i, tx := range lt.levels {
+		for i, tx := range lt.Levels {
 			tx.restore(marks[i])
 		}
 	}
@@ -288,33 +298,25 @@ func releaseExpired(set *StockSet, tx *StockTx, fence Fence, now time.Time, trac
 // expiry.
 const systemActor = "system"
 
-// finishSteps turns the steps of a committed transaction into results: the
+// FinishSteps turns the steps of a committed transaction into results: the
 // movements carry their sequences, and the levels their committed version.
-func finishSteps(steps []batchStep) []opResult {
-	results := make([]opResult, len(steps))
+func FinishSteps(steps []Step) []Outcome {
+	results := make([]Outcome, len(steps))
 	for i, st := range steps {
 		switch {
 		case st.err != nil:
-			results[i].err = st.err
+			results[i].Err = st.err
 		case st.movement >= 0:
 			res := st.res
 			res.Movement = st.tx.Movements()[st.movement]
 			res.Level.Version, res.Level.Fence, res.Level.UpdatedAt = st.tx.Level.Version, st.tx.Level.Fence, st.tx.Level.UpdatedAt
-			results[i].res = res
+			results[i].Result = res
 		case st.sameAs >= 0:
 			results[i] = results[st.sameAs]
-			results[i].res.Replayed = true
+			results[i].Result.Replayed = true
 		default: // a replay, or a request that made no movement
-			results[i].res = st.res
+			results[i].Result = st.res
 		}
 	}
 	return results
-}
-
-func fail(n int, err error) []opResult {
-	out := make([]opResult, n)
-	for i := range out {
-		out[i].err = err
-	}
-	return out
 }

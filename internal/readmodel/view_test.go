@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock"
@@ -20,7 +21,7 @@ import (
 // replica is a service with a read model, on a database it may share with
 // other replicas.
 type replica struct {
-	svc   *inventory.Service
+	svc   *app.Service
 	view  *readmodel.View
 	store *gormstore.Store
 }
@@ -48,7 +49,7 @@ func newReplica(t *testing.T, driver, dsn string, locker lock.Locker, o replicaO
 	if o.poll == 0 {
 		o.poll = 20 * time.Millisecond
 	}
-	svc := inventorytest.Start(t, st, inventory.Config{Locker: locker, ReadModel: view, PollInterval: o.poll,
+	svc := inventorytest.Start(t, st, app.Config{Locker: locker, ReadModel: view, PollInterval: o.poll,
 		Now: o.now, ReapInterval: time.Hour})
 	return replica{svc: svc, view: view, store: st}
 }
@@ -60,7 +61,7 @@ func mustNoErr(tb testing.TB, err error) {
 	}
 }
 
-func create(t *testing.T, svc *inventory.Service, sku string, stock int64) inventory.Product {
+func create(t *testing.T, svc *app.Service, sku string, stock int64) inventory.Product {
 	t.Helper()
 	res, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: sku, Name: sku, Price: 1_000_000, Threshold: 2, InitialStock: stock})
 	mustNoErr(t, err)
@@ -220,7 +221,7 @@ func TestPoisonedViewCannotOversell(t *testing.T) {
 func TestNeverGoesBack(t *testing.T) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		st := gormstoretest.Open(t, driver)
-		svc := inventorytest.Start(t, st, inventory.Config{})
+		svc := inventorytest.Start(t, st, app.Config{})
 		p := create(t, svc, "ORDER", 100)
 		// Capture three committed transactions of the product.
 		var txs [][]*inventory.StockTx

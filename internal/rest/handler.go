@@ -15,12 +15,13 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
 // Handler serves the REST routes.
 type Handler struct {
-	svc  *inventory.Service
+	svc  *app.Service
 	gate *inventory.Gate
 	log  *slog.Logger
 	mux  *http.ServeMux
@@ -31,7 +32,7 @@ type Handler struct {
 // request's context (401 or 403), then flow control (429 with
 // Retry-After). A nil gate authorizes as any Gate does and admits
 // everything authorized; a nil log discards.
-func NewHandler(svc *inventory.Service, gate *inventory.Gate, log *slog.Logger) *Handler {
+func NewHandler(svc *app.Service, gate *inventory.Gate, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

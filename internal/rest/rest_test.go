@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/rest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/inventorytest"
@@ -23,7 +23,7 @@ type env struct {
 func newEnv(t testing.TB) env {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventorytest.Start(t, st, inventory.Config{})
+	svc := inventorytest.Start(t, st, app.Config{})
 	// Behind the server's authentication without tokens, every request
 	// acts as auth.Anonymous (an admin), whom the routes authorize as
 	// they do every caller.

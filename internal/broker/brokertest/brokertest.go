@@ -19,6 +19,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
@@ -84,14 +85,14 @@ func Run(t *testing.T, b Backend) {
 type env struct {
 	b     Backend
 	ns    Namespace
-	svc   *inventory.Service
+	svc   *app.Service
 	store *gormstore.Store
 }
 
 func newEnv(t *testing.T, b Backend) *env {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventorytest.Start(t, st, inventory.Config{})
+	svc := inventorytest.Start(t, st, app.Config{})
 	return &env{b: b, ns: b.New(t), svc: svc, store: st}
 }
 
@@ -116,7 +117,7 @@ func (e *env) sell(t *testing.T, id int64, n int) {
 func (e *env) stock(t *testing.T, id int64) int64 { return Stock(t, e.svc, id) }
 
 // Stock returns a product's units on hand, over its levels.
-func Stock(t testing.TB, svc *inventory.Service, id int64) int64 {
+func Stock(t testing.TB, svc *app.Service, id int64) int64 {
 	t.Helper()
 	ps, err := svc.ProductStock(context.Background(), id)
 	if err != nil {
@@ -319,7 +320,7 @@ func testOutcomes(t *testing.T, b Backend) {
 
 // faulty fails commands of the service as a test asks.
 type faulty struct {
-	*inventory.Service
+	*app.Service
 	mu sync.Mutex
 	// commitThenFail: the first run of a stock-out with this key commits,
 	// then answers UNAVAILABLE (the answer lost, not the change).

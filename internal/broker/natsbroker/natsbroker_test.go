@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/brokertest"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
@@ -34,7 +35,7 @@ func natsURL() string {
 }
 
 type env struct {
-	svc   *inventory.Service
+	svc   *app.Service
 	store *gormstore.Store
 	nc    *nats.Conn
 	cfg   natsbroker.Config
@@ -55,7 +56,7 @@ func newEnv(t *testing.T) env {
 		_ = js.DeleteStream(context.Background(), name)
 	})
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventorytest.Start(t, st, inventory.Config{})
+	svc := inventorytest.Start(t, st, app.Config{})
 	return env{svc: svc, store: st, nc: nc, cfg: cfg}
 }
 
@@ -115,7 +116,7 @@ func TestEventsAcrossLedgerGaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	svc := inventorytest.Start(t, st, inventory.Config{})
+	svc := inventorytest.Start(t, st, app.Config{})
 	e.svc, e.store = svc, st
 	id := e.product(t, 100, 0)
 	stop := e.relay(t)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/brokertest"
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
@@ -45,14 +46,14 @@ func viaProxy(t *testing.T, cfg rabbitbroker.Config) (rabbitbroker.Config, *test
 	return cfg, proxy
 }
 
-func newService(t *testing.T) (*inventory.Service, *gormstore.Store) {
+func newService(t *testing.T) (*app.Service, *gormstore.Store) {
 	t.Helper()
 	st := gormstoretest.Open(t, gormstore.SQLite)
-	svc := inventorytest.Start(t, st, inventory.Config{})
+	svc := inventorytest.Start(t, st, app.Config{})
 	return svc, st
 }
 
-func newProduct(t *testing.T, svc *inventory.Service, stock int64) int64 {
+func newProduct(t *testing.T, svc *app.Service, stock int64) int64 {
 	t.Helper()
 	p, err := svc.CreateProduct(context.Background(), inventory.NewProduct{SKU: "RMQ", Name: "R", Price: 1, InitialStock: stock})
 	if err != nil {

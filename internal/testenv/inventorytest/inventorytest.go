@@ -6,15 +6,15 @@ import (
 	"context"
 	"testing"
 
+	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/gormstore"
-	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // Config returns cfg with st as every store cfg leaves unset, and the
 // in-process lock if cfg has no Locker.
-func Config(st *gormstore.Store, cfg inventory.Config) inventory.Config {
+func Config(st *gormstore.Store, cfg app.Config) app.Config {
 	if cfg.Writer == nil {
 		cfg.Writer = st
 	}
@@ -37,9 +37,9 @@ func Config(st *gormstore.Store, cfg inventory.Config) inventory.Config {
 }
 
 // Start starts a Service of Config(st, cfg) and closes it when tb ends.
-func Start(tb testing.TB, st *gormstore.Store, cfg inventory.Config) *inventory.Service {
+func Start(tb testing.TB, st *gormstore.Store, cfg app.Config) *app.Service {
 	tb.Helper()
-	svc := inventory.NewService(Config(st, cfg))
+	svc := app.New(Config(st, cfg))
 	if err := svc.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func Start(tb testing.TB, st *gormstore.Store, cfg inventory.Config) *inventory.
 
 // Open starts a Service of cfg on a new database of driver (see
 // gormstoretest.Open) and returns it with its store.
-func Open(tb testing.TB, driver string, cfg inventory.Config) (*inventory.Service, *gormstore.Store) {
+func Open(tb testing.TB, driver string, cfg app.Config) (*app.Service, *gormstore.Store) {
 	tb.Helper()
 	st := gormstoretest.Open(tb, driver)
 	return Start(tb, st, cfg), st

@@ -1,0 +1,7 @@
+//go:build !benchstrategies
+
+package app
+
+// benchStrategies is empty in production binaries: they combine (see
+// Strategy).
+var benchStrategies map[Strategy]benchStrategy

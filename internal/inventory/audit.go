@@ -1,0 +1,41 @@
+package inventory
+
+// LevelAudit sets a level's stored values beside what its history says.
+type LevelAudit struct {
+	Key LevelKey
+	// Stock is the stored on-hand quantity; LedgerStock the sum of the
+	// level's ledger deltas.
+	Stock, LedgerStock int64
+	// Reserved is the stored reserved quantity; HeldReserved the sum of
+	// the level's active reservation items (expired ones not yet released
+	// included, as in Reserved).
+	Reserved, HeldReserved int64
+}
+
+// Drifted reports whether the level's stored values disagree with its
+// history.
+func (a LevelAudit) Drifted() bool {
+	return a.Stock != a.LedgerStock || a.Reserved != a.HeldReserved
+}
+
+// ReconcileReport is the outcome of a reconcile.
+type ReconcileReport struct {
+	// Levels is how many levels were checked.
+	Levels int
+	// Drifts are the levels that disagree with their history, by product
+	// and location.
+	Drifts []LevelAudit
+}
+
+// MaxReconcileIDs bounds the product and location filters of a reconcile.
+const MaxReconcileIDs = 1000
+
+// RepairResult is what RepairDrift found and did.
+type RepairResult struct {
+	// Before is the level's audit before the repair.
+	Before LevelAudit
+	// Movement is the CORRECTION row written; nil if the level had no
+	// drift, and nothing changed.
+	Movement *Movement
+	Level    Level
+}

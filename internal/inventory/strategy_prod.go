@@ -1,7 +1,0 @@
-//go:build !benchstrategies
-
-package inventory
-
-// benchStrategies is empty in production binaries: they combine (see
-// Strategy).
-var benchStrategies map[Strategy]benchStrategy
