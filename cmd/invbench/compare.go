@@ -158,7 +158,7 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	if cfg.grpcAddr != "" {
 		grpcTarget = "http://" + cfg.grpcAddr
 	}
-	bt := transport.Broker{Kind: cfg.transport, URL: cfg.natsURL, Stream: cfg.brokerStream, Prefix: cfg.brokerPrefix}
+	bt := transport.Broker{Kind: cfg.transport, URL: cfg.natsURL, Namespace: cfg.namespace}
 	if cfg.transport == transport.RabbitMQ {
 		bt.URL = cfg.rabbitURL
 	}

@@ -44,14 +44,12 @@ type config struct {
 	transport  string
 	grpcAddr   string
 	// natsURL and rabbitURL are the brokers of the broker rows and of
-	// -transport nats and rabbitmq; with -url, brokerStream and
-	// brokerPrefix are the server's INVENTORY_BROKER_STREAM and
-	// INVENTORY_BROKER_PREFIX.
-	natsURL      string
-	rabbitURL    string
-	brokerStream string
-	brokerPrefix string
-	eventsLag    bool
+	// -transport nats and rabbitmq; with -url, namespace is the server's
+	// INVENTORY_NAMESPACE.
+	natsURL   string
+	rabbitURL string
+	namespace string
+	eventsLag bool
 }
 
 // defaultPGAdminDSN is the local PostgreSQL the tests use too.
@@ -80,8 +78,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "", "with -url -transport grpc: the server's INVENTORY_GRPC_ADDR (grpc-go's own server); empty: gRPC on -url's port")
 	fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS of -transport nats and, with -compare, of the nats rows (skipped if it does not answer)")
 	fs.StringVar(&c.rabbitURL, "rabbitmq-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ of -transport rabbitmq and, with -compare, of the rabbitmq rows (skipped if it does not answer)")
-	fs.StringVar(&c.brokerStream, "broker-stream", "INVENTORY", "with -url: the server's INVENTORY_BROKER_STREAM (-transport nats)")
-	fs.StringVar(&c.brokerPrefix, "broker-prefix", "inventory", "with -url: the server's INVENTORY_BROKER_PREFIX (-transport nats, rabbitmq; rabbitmq: the server's INVENTORY_BROKER_RETRY must be the default)")
+	fs.StringVar(&c.namespace, "namespace", "inventory", "with -url: the server's INVENTORY_NAMESPACE (-transport nats, rabbitmq; rabbitmq: the server's INVENTORY_BROKER_RETRY must be the default)")
 	fs.BoolVar(&c.eventsLag, "events-lag", false, "with -url: sample the server's inventory_events_lag_seconds every 100ms during the run (a server with INVENTORY_BROKER); the broker rows of -compare always do")
 	fs.IntVar(&c.writers, "writers", 8, "flash-reads: clients that sell the hot product; the others read its page")
 	fs.IntVar(&c.clients, "clients", 64, "concurrent clients, each with one request in flight")

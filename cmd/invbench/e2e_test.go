@@ -204,8 +204,8 @@ func testCommandTransport(ctx context.Context, t *testing.T, bin, kind string) {
 			t.Error(err)
 		}
 	}()
-	cfg, err = parseConfig([]string{"-url", srv.URL, "-transport", kind, urlFlag, url, "-broker-stream", bt.Stream,
-		"-broker-prefix", bt.Prefix, "-events-lag", "-clients", "8", "-requests", "300", "-stock", "100", "-quiet"},
+	cfg, err = parseConfig([]string{"-url", srv.URL, "-transport", kind, urlFlag, url, "-namespace", bt.Namespace,
+		"-events-lag", "-clients", "8", "-requests", "300", "-stock", "100", "-quiet"},
 		func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)

@@ -137,13 +137,12 @@ func (r rowSpec) serverEnv(db *database, redis, etcd string, bt transport.Broker
 	}
 	if r.broker != "" {
 		env["INVENTORY_BROKER"] = r.broker
-		env["INVENTORY_BROKER_PREFIX"] = bt.Prefix
+		env["INVENTORY_NAMESPACE"] = bt.Namespace
 		env["INVENTORY_BROKER_COMMANDS"] = strconv.FormatBool(r.commands())
 	}
 	switch r.broker {
 	case brokerNATS:
 		env["INVENTORY_NATS_URL"] = bt.URL
-		env["INVENTORY_BROKER_STREAM"] = bt.Stream
 	case brokerRabbitMQ:
 		env["INVENTORY_RABBITMQ_URL"] = bt.URL
 	}

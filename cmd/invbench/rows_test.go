@@ -49,9 +49,9 @@ func TestParseConfig(t *testing.T) {
 	if err != nil || cfg.pgAdminDSN != "postgres://a@b/c" || len(cfg.rows) != 2 || cfg.clients != 64 {
 		t.Errorf("cfg = %+v, err = %v", cfg, err)
 	}
-	cfg, err = parseConfig([]string{"-url", "http://x", "-transport", "rabbitmq", "-rabbitmq-url", "amqp://a@b/", "-broker-prefix", "p"},
+	cfg, err = parseConfig([]string{"-url", "http://x", "-transport", "rabbitmq", "-rabbitmq-url", "amqp://a@b/", "-namespace", "p"},
 		env, &strings.Builder{})
-	if err != nil || cfg.transport != transport.RabbitMQ || cfg.rabbitURL != "amqp://a@b/" || cfg.brokerPrefix != "p" {
+	if err != nil || cfg.transport != transport.RabbitMQ || cfg.rabbitURL != "amqp://a@b/" || cfg.namespace != "p" {
 		t.Errorf("-transport rabbitmq: cfg = %+v, err = %v", cfg, err)
 	}
 }
@@ -63,31 +63,31 @@ func TestServerEnvBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	targets := map[string]transport.Broker{
-		brokerNATS:     {Kind: brokerNATS, URL: "nats://n:4222", Stream: "INVBENCH_1_2", Prefix: "invbench_1_2"},
-		brokerRabbitMQ: {Kind: brokerRabbitMQ, URL: "amqp://g:g@r:5672/", Prefix: "invbench.1.2"},
+		brokerNATS:     {Kind: brokerNATS, URL: "nats://n:4222", Namespace: "invbench-1-2"},
+		brokerRabbitMQ: {Kind: brokerRabbitMQ, URL: "amqp://g:g@r:5672/", Namespace: "invbench-1-3"},
 	}
 	db := &database{driver: "postgres", dsn: "postgres://x"}
 	for _, r := range rows {
 		bt := targets[r.broker]
 		env := r.serverEnv(db, "r:6379", "e:2379", bt)
 		if r.broker == "" {
-			for _, k := range []string{"INVENTORY_BROKER", "INVENTORY_NATS_URL", "INVENTORY_RABBITMQ_URL", "INVENTORY_BROKER_PREFIX"} {
+			for _, k := range []string{"INVENTORY_BROKER", "INVENTORY_NATS_URL", "INVENTORY_RABBITMQ_URL", "INVENTORY_NAMESPACE"} {
 				if _, ok := env[k]; ok {
 					t.Errorf("%s: %s set without a broker", r.name, k)
 				}
 			}
 			continue
 		}
-		want := map[string]string{"INVENTORY_BROKER": r.broker, "INVENTORY_BROKER_PREFIX": bt.Prefix,
+		want := map[string]string{"INVENTORY_BROKER": r.broker, "INVENTORY_NAMESPACE": bt.Namespace,
 			"INVENTORY_BROKER_COMMANDS": strconv.FormatBool(r.transport != ""),
 			"INVENTORY_LOCK_BACKEND":    "redsync", "INVENTORY_REDIS_ADDRS": "r:6379", "INVENTORY_STOCK_STRATEGY": "combine",
 			"INVENTORY_DB_DRIVER": "postgres"}
 		unwanted := []string{"INVENTORY_RABBITMQ_URL"}
 		if r.broker == brokerRabbitMQ {
 			want["INVENTORY_RABBITMQ_URL"] = bt.URL
-			unwanted = []string{"INVENTORY_NATS_URL", "INVENTORY_BROKER_STREAM"}
+			unwanted = []string{"INVENTORY_NATS_URL"}
 		} else {
-			want["INVENTORY_NATS_URL"], want["INVENTORY_BROKER_STREAM"] = bt.URL, bt.Stream
+			want["INVENTORY_NATS_URL"] = bt.URL
 		}
 		for k, v := range want {
 			if env[k] != v {

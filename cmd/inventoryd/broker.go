@@ -41,7 +41,7 @@ func newBrokerAdapter(cfg config.Config) (brokerAdapter, error) {
 		if err != nil {
 			return brokerAdapter{}, err
 		}
-		nb := natsbroker.Config{Stream: cfg.BrokerStream, Prefix: cfg.BrokerPrefix, Retry: cfg.BrokerRetry}
+		nb := natsbroker.ConfigFor(cfg.Namespace, cfg.BrokerRetry)
 		p, err := natsbroker.New(nc, nb)
 		if err != nil {
 			nc.Close()
@@ -59,9 +59,9 @@ func newBrokerAdapter(cfg config.Config) (brokerAdapter, error) {
 				}
 				return nil
 			},
-			where: []any{"url", cfg.NATSURL, "stream", cfg.BrokerStream, "prefix", cfg.BrokerPrefix}}, nil
+			where: []any{"url", cfg.NATSURL, "stream", nb.Stream, "subjects", nb.Prefix + ".>"}}, nil
 	case config.BrokerRabbitMQ:
-		rb := rabbitbroker.ConfigFor(cfg.RabbitMQURL, cfg.BrokerPrefix, cfg.BrokerRetry)
+		rb := rabbitbroker.ConfigFor(cfg.RabbitMQURL, cfg.Namespace, cfg.BrokerRetry)
 		pub, err := rabbitbroker.New(rb)
 		if err != nil {
 			return brokerAdapter{}, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,7 +32,7 @@ import (
 // natsForTest connects to the machine's JetStream (or
 // INVENTORY_TEST_NATS_URL) and names streams of the test's own, deleted
 // when it ends.
-func natsForTest(t *testing.T) (url string, nc *nats.Conn, stream string) {
+func natsForTest(t *testing.T) (url string, nc *nats.Conn, ns natsNames) {
 	t.Helper()
 	url = os.Getenv("INVENTORY_TEST_NATS_URL")
 	if url == "" {
@@ -40,29 +41,36 @@ func natsForTest(t *testing.T) (url string, nc *nats.Conn, stream string) {
 	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
 	if err != nil {
 		testenv.SkipOrFail(t, "NATS is not reachable at "+url+": "+err.Error())
-		return "", nil, ""
+		return "", nil, natsNames{}
 	}
 	t.Cleanup(nc.Close)
-	stream = fmt.Sprintf("INVTEST_SRV_%d_%d", os.Getpid(), time.Now().UnixNano())
+	ns.namespace = "invtest-srv-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ns.Config = natsbroker.ConfigFor(ns.namespace, nil)
 	js, _ := jetstream.New(nc)
 	t.Cleanup(func() {
-		for _, s := range []string{stream, stream + "_COMMANDS", stream + "_OUTCOMES"} {
+		for _, s := range ns.Streams() {
 			_ = js.DeleteStream(context.Background(), s)
 		}
 	})
-	return url, nc, stream
+	return url, nc, ns
+}
+
+// natsNames is a test's namespace (INVENTORY_NAMESPACE) and the names the
+// server makes on NATS in it.
+type natsNames struct {
+	namespace string
+	natsbroker.Config
 }
 
 // TestEventsToNATS: with INVENTORY_BROKER=nats the server publishes every
 // committed change to JetStream, in order, and /metrics says how far.
 func TestEventsToNATS(t *testing.T) {
-	url, nc, stream := natsForTest(t)
+	url, nc, names := natsForTest(t)
 	js, _ := jetstream.New(nc)
 	env := envFor(t, gormstore.SQLite)
 	env["INVENTORY_BROKER"] = "nats"
 	env["INVENTORY_NATS_URL"] = url
-	env["INVENTORY_BROKER_STREAM"] = stream
-	env["INVENTORY_BROKER_PREFIX"] = strings.ToLower(stream)
+	env["INVENTORY_NAMESPACE"] = names.namespace
 	s := startServer(t, env)
 	id := s.createProduct(t, "EVENTS", 10)
 	for range 3 {
@@ -71,7 +79,7 @@ func TestEventsToNATS(t *testing.T) {
 	// The creation's IN and three OUTs.
 	var last uint64
 	testenv.Poll(30*time.Second, func() bool {
-		if st, err := js.Stream(context.Background(), stream); err == nil {
+		if st, err := js.Stream(context.Background(), names.Stream); err == nil {
 			if info, err := st.Info(context.Background()); err == nil {
 				last = info.State.LastSeq
 			}
@@ -111,14 +119,13 @@ func brokerForTest(t *testing.T, kind string) (env map[string]string, client com
 	t.Helper()
 	switch kind {
 	case "nats":
-		url, nc, stream := natsForTest(t)
-		c, err := natsbroker.NewClient(nc, natsbroker.Config{Stream: stream, Prefix: strings.ToLower(stream)})
+		url, nc, names := natsForTest(t)
+		c, err := natsbroker.NewClient(nc, names.Config)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return map[string]string{"INVENTORY_BROKER": "nats", "INVENTORY_NATS_URL": url, "INVENTORY_BROKER_STREAM": stream,
-				"INVENTORY_BROKER_PREFIX": strings.ToLower(stream)}, c, "orders",
-			func() int { return len(natstest.StockSequences(t, nc, stream)) }
+		return map[string]string{"INVENTORY_BROKER": "nats", "INVENTORY_NATS_URL": url, "INVENTORY_NAMESPACE": names.namespace}, c, "orders",
+			func() int { return len(natstest.StockSequences(t, nc, names.Stream)) }
 	case "rabbitmq":
 		url := os.Getenv("INVENTORY_TEST_RABBITMQ_URL")
 		if url == "" {
@@ -129,7 +136,7 @@ func brokerForTest(t *testing.T, kind string) (env map[string]string, client com
 			testenv.SkipOrFail(t, "RabbitMQ is not reachable: "+err.Error())
 			return nil, nil, "", nil
 		}
-		prefix := fmt.Sprintf("invtest.srv.%d.%d", os.Getpid(), time.Now().UnixNano())
+		prefix := "invtest-srv-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		cfg := rabbitbroker.ConfigFor(url, prefix, nil)
 		replyTo = prefix + ".orders"
 		t.Cleanup(func() {
@@ -152,7 +159,7 @@ func brokerForTest(t *testing.T, kind string) (env map[string]string, client com
 		t.Cleanup(func() { _ = c.Close() })
 		var seenOnce sync.Once
 		var seen sync.Map
-		return map[string]string{"INVENTORY_BROKER": "rabbitmq", "INVENTORY_RABBITMQ_URL": url, "INVENTORY_BROKER_PREFIX": prefix}, c, replyTo,
+		return map[string]string{"INVENTORY_BROKER": "rabbitmq", "INVENTORY_RABBITMQ_URL": url, "INVENTORY_NAMESPACE": prefix}, c, replyTo,
 			func() int {
 				// Consumed once, then counted: distinct sequences of
 				// stock events (a RabbitMQ consumer's dedupe).
@@ -270,13 +277,13 @@ func testCommandBurst(t *testing.T, kind string) {
 // gracefully while another waits; after each takeover the stream still
 // holds every committed change once, in order.
 func TestEventsAcrossReplicaKill(t *testing.T) {
-	url, nc, stream := natsForTest(t)
+	url, nc, names := natsForTest(t)
+	stream := names.Stream
 	env := redsyncEnv(gormstoretest.DSN(t, gormstore.Postgres), redistest.Start(t).Addr)
 	env["INVENTORY_LOCK_TTL"] = "2s"
 	env["INVENTORY_BROKER"] = "nats"
 	env["INVENTORY_NATS_URL"] = url
-	env["INVENTORY_BROKER_STREAM"] = stream
-	env["INVENTORY_BROKER_PREFIX"] = strings.ToLower(stream)
+	env["INVENTORY_NAMESPACE"] = names.namespace
 	env["INVENTORY_BROKER_COMMANDS"] = "false"
 	const leading = "event publisher: leading"
 

@@ -57,6 +57,7 @@ func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, 
 		defer cancel()
 		ecfg := etcdlock.Config{
 			Endpoints: cfg.EtcdEndpoints, TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
+			Prefix: etcdPath(cfg.Namespace, "lock/"),
 		}
 		if tp != nil {
 			ecfg.DialOptions = []grpc.DialOption{telemetry.GRPCDialOption(tp)}
@@ -124,13 +125,13 @@ type fanout interface {
 func openFanout(ctx context.Context, cfg config.Config, log *slog.Logger) (fanout, error) {
 	switch cfg.LockBackend {
 	case config.LockRedsync:
-		f, err := pubsub.NewRedis(pubsub.RedisConfig{Addrs: cfg.RedisAddrs, Logger: log})
+		f, err := pubsub.NewRedis(pubsub.RedisConfig{Addrs: cfg.RedisAddrs, Channel: cfg.Namespace + ":ledger", Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("event fan-out over Redis: %w", err)
 		}
 		return f, nil
 	case config.LockEtcd:
-		f, err := pubsub.NewEtcd(ctx, pubsub.EtcdConfig{Endpoints: cfg.EtcdEndpoints, Logger: log})
+		f, err := pubsub.NewEtcd(ctx, pubsub.EtcdConfig{Endpoints: cfg.EtcdEndpoints, Key: etcdPath(cfg.Namespace, "ledger/last"), Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("event fan-out over etcd: %w", err)
 		}
@@ -138,6 +139,10 @@ func openFanout(ctx context.Context, cfg config.Config, log *slog.Logger) (fanou
 	}
 	return nil, nil
 }
+
+// etcdPath is the etcd key of name in namespace: every key a deployment
+// uses in etcd lies under /<namespace>/, its locks and elections included.
+func etcdPath(namespace, name string) string { return "/" + namespace + "/" + name }
 
 // fanoutOrNil keeps a nil fan-out a nil interface.
 func fanoutOrNil(f fanout) feed.Fanout {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,10 +32,15 @@ type Config struct {
 	DBDSN       string
 	DBMaxConns  int
 	LockBackend string
+	// Namespace names this deployment on shared infrastructure: it
+	// prefixes every Redis and etcd key, lock and election, the NATS
+	// stream and subjects, and the RabbitMQ exchanges and queues, so two
+	// deployments with different namespaces never share any of them.
+	Namespace string
 	// Broker is where committed changes are published and stock commands
 	// are taken from: BrokerNone, BrokerNATS or BrokerRabbitMQ; NATSURL or
-	// RabbitMQURL, BrokerStream (NATS) and BrokerPrefix say where.
-	Broker, NATSURL, RabbitMQURL, BrokerStream, BrokerPrefix string
+	// RabbitMQURL say where, Namespace under which names.
+	Broker, NATSURL, RabbitMQURL string
 	// BrokerCommands turns the command consumer on; commands act as
 	// BrokerActor (role operator), at most BrokerInFlight at once, and a
 	// transient failure is retried after each of BrokerRetry, then
@@ -44,9 +50,12 @@ type Config struct {
 	BrokerInFlight int
 	BrokerRetry    []time.Duration
 	RedisAddrs     []string
-	EtcdEndpoints  []string
-	LockTTL        time.Duration
-	LockTimeout    time.Duration
+	// RedisMode is RedisStandalone (one Redis, or independent Redlock
+	// masters) or RedisCluster (RedisAddrs are seed nodes of a cluster).
+	RedisMode     string
+	EtcdEndpoints []string
+	LockTTL       time.Duration
+	LockTimeout   time.Duration
 	// LockRetryMin and LockRetryMax bound the exponential backoff (with
 	// jitter) between attempts to take a busy key or to reach the backend.
 	LockRetryMin time.Duration
@@ -108,7 +117,16 @@ const (
 	BrokerNone     = "none"
 	BrokerNATS     = "nats"
 	BrokerRabbitMQ = "rabbitmq"
+
+	// Redis modes.
+	RedisStandalone = "standalone"
+	RedisCluster    = "cluster"
 )
+
+// namespacePattern is what INVENTORY_NAMESPACE may be: a name that is a
+// valid Redis key and etcd path segment, NATS subject token and stream
+// name (upper-cased), and RabbitMQ name part as it stands.
+var namespacePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
 // setting is one configuration entry: a flag, its environment variable and
 // its default, all documented in one place.
@@ -122,6 +140,8 @@ var settings = []setting{
 		func(c *Config, v string) error { c.Addr = v; return nil }},
 	{"grpc-addr", "INVENTORY_GRPC_ADDR", "", "also serve the gRPC API on grpc-go's own server at this address (faster for service calls than the main port; empty: main port only)",
 		func(c *Config, v string) error { c.GRPCAddr = v; return nil }},
+	{"namespace", "INVENTORY_NAMESPACE", "inventory", "this deployment's name on shared infrastructure: prefixes every Redis and etcd key, lock and election, the NATS stream (upper-cased) and subjects, and the RabbitMQ exchanges and queues; lowercase letters, digits and '-', at most 40",
+		func(c *Config, v string) error { c.Namespace = v; return nil }},
 	{"db-driver", "INVENTORY_DB_DRIVER", "sqlite", "database: sqlite or postgres",
 		func(c *Config, v string) error { c.DBDriver = v; return nil }},
 	{"db-dsn", "INVENTORY_DB_DSN", "inventory.db", "SQLite file path, or PostgreSQL DSN (postgres://user@host:5432/db)",
@@ -134,10 +154,6 @@ var settings = []setting{
 		func(c *Config, v string) error { c.NATSURL = v; return nil }},
 	{"rabbitmq-url", "INVENTORY_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/", "rabbitmq broker: the AMQP 0-9-1 URL",
 		func(c *Config, v string) error { c.RabbitMQURL = v; return nil }},
-	{"broker-stream", "INVENTORY_BROKER_STREAM", "INVENTORY", "nats broker: the JetStream stream of the events (commands and outcomes: STREAM_COMMANDS, STREAM_OUTCOMES)",
-		func(c *Config, v string) error { c.BrokerStream = v; return nil }},
-	{"broker-prefix", "INVENTORY_BROKER_PREFIX", "inventory", "names on the broker: nats subjects PREFIX.stock.<product>, PREFIX.alert.<product>, PREFIX.command, PREFIX.outcome.<replyTo>, PREFIX.dead; rabbitmq exchange PREFIX.events, queues PREFIX.commands, PREFIX.outcomes, PREFIX.commands.dead",
-		func(c *Config, v string) error { c.BrokerPrefix = v; return nil }},
 	{"broker-commands", "INVENTORY_BROKER_COMMANDS", "true", "with a broker: take stock commands from it (false: publish events only)",
 		func(c *Config, v string) (err error) { c.BrokerCommands, err = strconv.ParseBool(v); return err }},
 	{"broker-actor", "INVENTORY_BROKER_ACTOR", "broker", "the principal broker commands act as (role operator), recorded on their ledger rows",
@@ -150,6 +166,8 @@ var settings = []setting{
 		func(c *Config, v string) error { c.LockBackend = v; return nil }},
 	{"redis-addrs", "INVENTORY_REDIS_ADDRS", "127.0.0.1:6379", "redsync: Redis host:port list, comma-separated; several independent masters form a Redlock quorum",
 		func(c *Config, v string) (err error) { c.RedisAddrs, err = hostPorts(v); return err }},
+	{"redis-mode", "INVENTORY_REDIS_MODE", RedisStandalone, "redsync: standalone (one Redis, or several independent masters as a Redlock quorum) or cluster (Redis Cluster; INVENTORY_REDIS_ADDRS are seed nodes)",
+		func(c *Config, v string) error { c.RedisMode = v; return nil }},
 	{"etcd-endpoints", "INVENTORY_ETCD_ENDPOINTS", "127.0.0.1:2379", "etcd: client endpoints (host:port or http://host:port), comma-separated",
 		func(c *Config, v string) (err error) { c.EtcdEndpoints, err = endpoints(v); return err }},
 	{"lock-ttl", "INVENTORY_LOCK_TTL", "8s", "lease time to live of redsync and etcd locks (etcd: whole seconds, at least 2s); a holder that stops renewing loses the key after it",
@@ -281,6 +299,12 @@ func (c Config) validate() error {
 	}
 	if c.BrokerActor == "" {
 		return errors.New("INVENTORY_BROKER_ACTOR must not be empty")
+	}
+	if !namespacePattern.MatchString(c.Namespace) {
+		return fmt.Errorf("INVENTORY_NAMESPACE: %q must be lowercase letters, digits and '-', start with a letter, and be at most 40 long", c.Namespace)
+	}
+	if c.RedisMode != RedisStandalone && c.RedisMode != RedisCluster {
+		return fmt.Errorf("INVENTORY_REDIS_MODE: %q is not a mode (want %s or %s)", c.RedisMode, RedisStandalone, RedisCluster)
 	}
 	switch c.LockBackend {
 	case LockLocal, LockRedsync:

@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Config{Addr: "127.0.0.1:8080", DBDriver: "sqlite", DBDSN: "inventory.db", DBMaxConns: 16,
-		LockBackend: "local", Broker: "none", NATSURL: "nats://127.0.0.1:4222", RabbitMQURL: "amqp://guest:guest@127.0.0.1:5672/", BrokerStream: "INVENTORY", BrokerPrefix: "inventory",
+		LockBackend: "local", Broker: "none", NATSURL: "nats://127.0.0.1:4222", RabbitMQURL: "amqp://guest:guest@127.0.0.1:5672/", Namespace: "inventory", RedisMode: "standalone",
 		BrokerCommands: true, BrokerActor: "broker", BrokerInFlight: 64, BrokerRetry: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second},
 		RedisAddrs: []string{"127.0.0.1:6379"}, EtcdEndpoints: []string{"127.0.0.1:2379"},
 		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
@@ -70,6 +70,9 @@ func TestBadValues(t *testing.T) {
 		"tiny ttl":    {env: map[string]string{"INVENTORY_LOCK_TTL": "1ms"}, want: "INVENTORY_LOCK_TTL"},
 		"strategy":    {env: map[string]string{"INVENTORY_STOCK_STRATEGY": "yolo"}, want: "INVENTORY_STOCK_STRATEGY"},
 		"batch":       {env: map[string]string{"INVENTORY_COMBINE_MAX_BATCH": "0"}, want: "INVENTORY_COMBINE_MAX_BATCH"},
+		"namespace":   {env: map[string]string{"INVENTORY_NAMESPACE": "Shop.A"}, want: "INVENTORY_NAMESPACE"},
+		"long ns":     {env: map[string]string{"INVENTORY_NAMESPACE": strings.Repeat("a", 41)}, want: "INVENTORY_NAMESPACE"},
+		"redis mode":  {env: map[string]string{"INVENTORY_REDIS_MODE": "sentinel"}, want: "INVENTORY_REDIS_MODE"},
 		"retry order": {env: map[string]string{"INVENTORY_LOCK_RETRY_MIN": "1s", "INVENTORY_LOCK_RETRY_MAX": "10ms"}, want: "INVENTORY_LOCK_RETRY_MAX"},
 	} {
 		_, err := config.Load(tc.args, env(tc.env), nil)

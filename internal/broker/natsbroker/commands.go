@@ -34,6 +34,13 @@ const (
 	HeaderAttempts   = "Inventory-Attempts"
 )
 
+// Streams lists the streams c names: the events', the commands' and the
+// outcomes'.
+func (c Config) Streams() []string {
+	c = c.withDefaults()
+	return []string{c.Stream, c.commandStream(), c.outcomeStream()}
+}
+
 func (c Config) commandStream() string  { return c.Stream + "_COMMANDS" }
 func (c Config) outcomeStream() string  { return c.Stream + "_OUTCOMES" }
 func (c Config) commandSubject() string { return c.Prefix + ".command" }

@@ -49,6 +49,14 @@ type Config struct {
 	OutcomeMaxAge time.Duration
 }
 
+// ConfigFor names everything of a deployment's namespace: the stream is
+// the namespace upper-cased ("INVENTORY" for "inventory"), the subjects
+// start with the namespace, and the commands' consumer is
+// namespace-commands.
+func ConfigFor(namespace string, retry []time.Duration) Config {
+	return Config{Stream: strings.ToUpper(namespace), Prefix: namespace, Consumer: namespace + "-commands", Retry: retry}
+}
+
 func (c Config) withDefaults() Config {
 	if c.Stream == "" {
 		c.Stream = "INVENTORY"

@@ -15,10 +15,11 @@ import (
 
 // Broker is where a server's broker lives and what its names are.
 type Broker struct {
-	Kind   string // INVENTORY_BROKER: NATS or RabbitMQ
-	URL    string
-	Stream string // nats: INVENTORY_BROKER_STREAM (commands and outcomes: STREAM_COMMANDS, STREAM_OUTCOMES)
-	Prefix string // INVENTORY_BROKER_PREFIX
+	Kind string // INVENTORY_BROKER: NATS or RabbitMQ
+	URL  string
+	// Namespace is the server's INVENTORY_NAMESPACE, which names its
+	// streams and subjects, or exchanges and queues.
+	Namespace string
 }
 
 // Where is bt's URL without its password, for the report.

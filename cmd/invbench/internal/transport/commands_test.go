@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -100,11 +101,12 @@ func TestCommandSenderLost(t *testing.T) {
 // TestRowBrokers: each row run gets names of its own on its broker, and a
 // broker's password never shows in the report.
 func TestRowBrokers(t *testing.T) {
-	if a, b := RowNATS("u"), RowNATS("u"); a.Stream == b.Stream || a.Prefix != strings.ToLower(a.Stream) || a.Kind != NATS {
-		t.Errorf("row streams %+v and %+v: want unique, prefix in lower case", a, b)
+	valid := regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`) // INVENTORY_NAMESPACE's form
+	if a, b := RowNATS("u"), RowNATS("u"); a.Namespace == b.Namespace || !valid.MatchString(a.Namespace) || a.Kind != NATS {
+		t.Errorf("row namespaces %+v and %+v: want unique and valid", a, b)
 	}
-	if a, b := RowRabbitMQ("u"), RowRabbitMQ("u"); a.Prefix == b.Prefix || !strings.HasPrefix(a.Prefix, "invbench.") || a.Kind != RabbitMQ {
-		t.Errorf("row prefixes %+v and %+v: want unique, invbench.*", a, b)
+	if a, b := RowRabbitMQ("u"), RowRabbitMQ("u"); a.Namespace == b.Namespace || !strings.HasPrefix(a.Namespace, "invbench-") || a.Kind != RabbitMQ {
+		t.Errorf("row namespaces %+v and %+v: want unique, invbench-*", a, b)
 	}
 	if got := (Broker{URL: "amqp://guest:secret@r:5672/"}).Where(); strings.Contains(got, "secret") {
 		t.Errorf("Where() = %q: the password shows", got)

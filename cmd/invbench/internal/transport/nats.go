@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,9 +17,16 @@ import (
 // RowNATS names a JetStream stream at url of the row run's own, so rows
 // and runs never read each other's commands or events.
 func RowNATS(url string) Broker {
-	stream := fmt.Sprintf("INVBENCH_%d_%d", os.Getpid(), time.Now().UnixNano())
-	return Broker{Kind: NATS, URL: url, Stream: stream, Prefix: strings.ToLower(stream)}
+	return Broker{Kind: NATS, URL: url, Namespace: rowNamespace()}
 }
+
+// rowNamespace is a namespace of a row run's own.
+func rowNamespace() string {
+	return "invbench-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+// natsConfig names what the server makes in bt's namespace.
+func (bt Broker) natsConfig() natsbroker.Config { return natsbroker.ConfigFor(bt.Namespace, nil) }
 
 // claimStreams checks that JetStream answers at bt.URL and returns a func
 // deleting bt's three streams.
@@ -44,7 +51,7 @@ func claimStreams(ctx context.Context, bt Broker) (cleanup func() error, err err
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		var errs []error
-		for _, s := range []string{bt.Stream, bt.Stream + "_COMMANDS", bt.Stream + "_OUTCOMES"} {
+		for _, s := range bt.natsConfig().Streams() {
 			// Not found: the server never made it.
 			if err := js.DeleteStream(dctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 				errs = append(errs, fmt.Errorf("delete stream %s: %w", s, err))
@@ -61,7 +68,7 @@ func dialNATS(bt Broker) (*commandSender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats %s: %w", bt.URL, err)
 	}
-	bc, err := natsbroker.NewClient(nc, natsbroker.Config{Stream: bt.Stream, Prefix: bt.Prefix})
+	bc, err := natsbroker.NewClient(nc, bt.natsConfig())
 	if err != nil {
 		nc.Close()
 		return nil, err

@@ -3,7 +3,6 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -14,19 +13,19 @@ import (
 // RowRabbitMQ names an exchange and queues at url of the row run's own,
 // so rows and runs never read each other's commands or events.
 func RowRabbitMQ(url string) Broker {
-	return Broker{Kind: RabbitMQ, URL: url, Prefix: fmt.Sprintf("invbench.%d.%d", os.Getpid(), time.Now().UnixNano())}
+	return Broker{Kind: RabbitMQ, URL: url, Namespace: rowNamespace()}
 }
 
-// rabbitConfig names what the server declares under bt.Prefix. The retry
+// rabbitConfig names what the server declares under bt.Namespace. The retry
 // schedule is the server's default (INVENTORY_BROKER_RETRY): the client
 // declares the retry queues too, and a queue's TTL cannot change.
 func (bt Broker) rabbitConfig() rabbitbroker.Config {
-	return rabbitbroker.ConfigFor(bt.URL, bt.Prefix, nil)
+	return rabbitbroker.ConfigFor(bt.URL, bt.Namespace, nil)
 }
 
 // claimQueues checks that RabbitMQ answers at bt.URL and returns a func
 // deleting the queues and the exchange the server declares under
-// bt.Prefix.
+// bt.Namespace.
 func claimQueues(bt Broker) (cleanup func() error, err error) {
 	conn, err := dialAMQP(bt.URL)
 	if err != nil {
@@ -47,7 +46,7 @@ func dialRabbitMQ(bt Broker) (*commandSender, error) {
 	if err != nil {
 		return nil, err
 	}
-	replyTo := bt.Prefix + ".invbench-" + NewID()
+	replyTo := bt.Namespace + ".invbench-" + NewID()
 	return startCommands(bc, replyTo, func() {
 		_ = bc.Close()
 		_ = deleteOnRabbitMQ(bt.URL, []string{replyTo}, "") // unreachable: it outlives the run
