@@ -94,11 +94,13 @@ func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store,
 	relay := &broker.Relay{Ledger: store, Publisher: a.publisher, Log: log.With("component", "events")}
 	metrics := newBrokerMetrics(relay, store.LastSeq)
 	reg.MustRegister(metrics.collectors()...)
+	publisher := broker.Elected(el, relay, log.With("component", "events"))
+	reg.MustRegister(dutyLeading("events", publisher.Leading))
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		broker.RunElected(ctx, el, relay, log.With("component", "events"))
+		publisher.Run(ctx)
 	}()
 	log.Info("publishing events", append([]any{"broker", cfg.Broker}, a.where...)...)
 	consumed := make(chan struct{})

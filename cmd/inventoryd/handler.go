@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -93,6 +94,9 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 			case err == nil:
 			case c.optional:
 				results[c.name] = "unreachable (not required)"
+			case errors.Is(err, errShuttingDown):
+				results[c.name] = "shutting down"
+				status, code = "shutting down", http.StatusServiceUnavailable
 			default:
 				log.Warn("not ready", "check", c.name, "err", err)
 				results[c.name] = "unreachable"

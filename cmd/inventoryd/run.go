@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,6 +30,27 @@ import (
 	"github.com/shopstack/inventory/internal/readmodel"
 	"github.com/shopstack/inventory/internal/telemetry"
 )
+
+// drain waits d with the server still serving and /readyz answering 503;
+// a second SIGINT or SIGTERM ends it early.
+func drain(d time.Duration, log *slog.Logger) {
+	if d <= 0 {
+		return
+	}
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	log.Info("draining: not ready, still serving (a second signal stops at once)", "drain", d.String())
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-again:
+	}
+}
+
+// errShuttingDown is the serving check's error once shutdown has begun.
+var errShuttingDown = errors.New("shutting down")
 
 // run starts the service and serves until ctx is done or SIGINT/SIGTERM
 // arrives, then shuts down gracefully: it stops accepting, lets in-flight
@@ -167,6 +189,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log,
 		introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins,
 		answers: answers, sockets: sockets}
+	deps.registry.MustRegister(dutyLeading("reaper", svc.Leading))
+	// From the shutdown signal on, /readyz says so, while requests are
+	// still served for INVENTORY_SHUTDOWN_DRAIN: load balancers that watch
+	// readiness stop sending before the listener closes.
+	var stopping atomic.Bool
+	deps.checks = append(deps.checks, check{name: "serving", fn: func(context.Context) error {
+		if stopping.Load() {
+			return errShuttingDown
+		}
+		return nil
+	}})
 	stopEvents, brokerReady, err := startBroker(ctx, cfg, store, svc, deps.gate, elector(locker), deps.registry, log)
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
@@ -232,6 +265,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	stopping.Store(true)
+	drain(cfg.ShutdownDrain, log)
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -311,6 +346,21 @@ func newRegistry(fc *flow.Controller, m *telemetry.Metrics) *prometheus.Registry
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metricCollectors(fc, m)...)
 	return reg
+}
+
+// dutyLeading reports whether this replica leads an elected duty ("reaper",
+// "events"): summed over replicas it is 1 while the duty is done, 0 when no
+// replica leads it.
+func dutyLeading(duty string, leading func() bool) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inventory_duty_leading",
+		Help:        "1 on the replica that leads the duty (reaper: expiring reservations; events: publishing the ledger), 0 on the others.",
+		ConstLabels: prometheus.Labels{"duty": duty}},
+		func() float64 {
+			if leading() {
+				return 1
+			}
+			return 0
+		})
 }
 
 // metricCollectors are what /metrics reports: the Go runtime, the process,

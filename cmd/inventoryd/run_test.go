@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
@@ -472,4 +473,38 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 		t.Errorf("the WebSocket ended with %v, want close 1001 Going Away", err)
 	}
 	t.Logf("stopped %v after SIGTERM with streams open", time.Since(start).Round(time.Millisecond))
+}
+
+// TestShutdownDrain: from SIGTERM on, /readyz answers 503 while requests
+// are still served for INVENTORY_SHUTDOWN_DRAIN; a second SIGTERM ends the
+// drain, and the server stops cleanly. /metrics says which duties this
+// replica leads.
+func TestShutdownDrain(t *testing.T) {
+	env := envFor(t, gormstore.SQLite)
+	env["INVENTORY_SHUTDOWN_DRAIN"] = "10m" // ended by the second signal
+	s := startProcess(t, env)
+	id := s.createProduct(t, "DRAINING", 5)
+	testenv.Eventually(t, "the reaper to lead", func() bool {
+		_, body := get(t, s.url+"/metrics")
+		return strings.Contains(body, `inventory_duty_leading{duty="reaper"} 1`)
+	})
+
+	s.stop()
+	testenv.Eventually(t, "/readyz to answer 503 shutting down", func() bool {
+		code, body := get(t, s.url+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, `"serving":"shutting down"`)
+	})
+	if code, _ := get(t, s.url+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz while draining: %d, want 200", code)
+	}
+	var out struct{ Product struct{ Stock int } }
+	s.graphql(t, `query($id: ID!) { product(id: $id) { stock } }`, map[string]any{"id": id}, &out)
+	if out.Product.Stock != 5 {
+		t.Fatalf("stock while draining = %d, want 5", out.Product.Stock)
+	}
+	s.stop() // the second signal
+	if err := <-s.done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	s.done <- nil // for the cleanup
 }

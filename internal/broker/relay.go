@@ -92,9 +92,9 @@ func (r *Relay) relay(ctx context.Context) error {
 // Duty is the name of the publisher's election: one replica publishes.
 const Duty = "broker/publish"
 
-// RunElected runs r on this replica while it leads Duty, until ctx ends.
-func RunElected(ctx context.Context, elector lock.Elector, r *Relay, log *slog.Logger) {
-	d := &duty.Duty{Name: Duty, Elector: elector, Lead: r.Run,
+// Elected returns the duty that runs r on the replica leading Duty; Run
+// it on every replica.
+func Elected(elector lock.Elector, r *Relay, log *slog.Logger) *duty.Duty {
+	return &duty.Duty{Name: Duty, Elector: elector, Lead: r.Run,
 		Title: "event publisher", Doing: "publishing the ledger", Log: log}
-	d.Run(ctx)
 }

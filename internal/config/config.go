@@ -67,6 +67,10 @@ type Config struct {
 	CombineMaxWaiting int
 	LogLevel          slog.Level
 	ShutdownTimeout   time.Duration
+	// ShutdownDrain is how long the server keeps serving after the
+	// shutdown signal, with /readyz answering 503, before it stops
+	// accepting.
+	ShutdownDrain time.Duration
 	// PprofAddr, if set, serves net/http/pprof on a listener of its own.
 	PprofAddr string
 	// GCPercent is the garbage collector's GOGC, unless the GOGC variable
@@ -220,7 +224,9 @@ var settings = []setting{
 		func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 	{"gc-percent", "INVENTORY_GC_PERCENT", "400", "the garbage collector's GOGC (a GOGC variable wins): 400 collects a fifth as often as Go's 100, for up to five times the live heap; a small heap and a busy storefront spend most of their time collecting otherwise",
 		func(c *Config, v string) (err error) { c.GCPercent, err = positive(v); return err }},
-	{"shutdown-timeout", "INVENTORY_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight requests",
+	{"shutdown-drain", "INVENTORY_SHUTDOWN_DRAIN", "0s", "after SIGTERM, keep serving this long with /readyz answering 503, so load balancers that watch readiness stop sending first (0: stop accepting at once, as behind Kubernetes, which removes a terminating pod from its Service itself)",
+		func(c *Config, v string) (err error) { c.ShutdownDrain, err = time.ParseDuration(v); return err }},
+	{"shutdown-timeout", "INVENTORY_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for in-flight requests (after the drain)",
 		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return err }},
 }
 
@@ -317,6 +323,9 @@ func (c Config) validate() error {
 	}
 	if c.LockTTL < 100*time.Millisecond || c.LockTTL > time.Hour {
 		return fmt.Errorf("INVENTORY_LOCK_TTL: must be between 100ms and 1h, got %v", c.LockTTL)
+	}
+	if c.ShutdownDrain < 0 || c.ShutdownDrain > 10*time.Minute {
+		return fmt.Errorf("INVENTORY_SHUTDOWN_DRAIN: must be between 0 and 10m, got %v", c.ShutdownDrain)
 	}
 	if c.LockTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("INVENTORY_LOCK_TIMEOUT and INVENTORY_SHUTDOWN_TIMEOUT must be positive durations such as 10s")
