@@ -30,9 +30,20 @@ import (
 )
 
 // natsForTest connects to the machine's JetStream (or
-// INVENTORY_TEST_NATS_URL) and names streams of the test's own, deleted
-// when it ends.
+// INVENTORY_TEST_NATS_URL) and names a namespace of the test's own, whose
+// streams are deleted when it ends.
 func natsForTest(t *testing.T) (url string, nc *nats.Conn, ns natsNames) {
+	t.Helper()
+	return natsForTestNamed(t, testNamespace("srv"))
+}
+
+// testNamespace is an INVENTORY_NAMESPACE no other test run uses.
+func testNamespace(what string) string {
+	return "invtest-" + what + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+// natsForTestNamed is natsForTest in the given namespace.
+func natsForTestNamed(t *testing.T, namespace string) (url string, nc *nats.Conn, ns natsNames) {
 	t.Helper()
 	url = os.Getenv("INVENTORY_TEST_NATS_URL")
 	if url == "" {
@@ -44,7 +55,7 @@ func natsForTest(t *testing.T) (url string, nc *nats.Conn, ns natsNames) {
 		return "", nil, natsNames{}
 	}
 	t.Cleanup(nc.Close)
-	ns.namespace = "invtest-srv-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ns.namespace = namespace
 	ns.Config = natsbroker.ConfigFor(ns.namespace, nil)
 	js, _ := jetstream.New(nc)
 	t.Cleanup(func() {
