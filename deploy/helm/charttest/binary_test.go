@@ -1,0 +1,327 @@
+package charttest
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/shopstack/inventory/internal/testenv"
+)
+
+// buildServer builds cmd/inventoryd (as the fault suite does, to share
+// the build cache; the Dockerfile's static build differs only in linking).
+func buildServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "inventoryd")
+	build := exec.Command("go", "build", "-o", bin, "github.com/shopstack/inventory/cmd/inventoryd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build inventoryd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// knownSettings are the environment variables the binary reads, from the
+// table --help prints.
+func knownSettings(t *testing.T, bin string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command(bin, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("inventoryd --help: %v\n%s", err, out)
+	}
+	known := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[0], "-") && strings.HasPrefix(f[1], "INVENTORY_") {
+			known[f[1]] = true
+		}
+	}
+	if !known["INVENTORY_ADDR"] || !known["INVENTORY_SHUTDOWN_TIMEOUT"] {
+		t.Fatalf("no settings table in --help:\n%s", out)
+	}
+	return known
+}
+
+// TestBinary runs the binary with the environment the chart gives the
+// pod (the database swapped for SQLite and the lock for the in-process
+// one; the ports for free loopback ones), then holds the chart to it:
+// every setting is one the binary knows, the probes' paths answer, the
+// alerts query metrics it reports, and SIGTERM makes it unready at once
+// and stops it within the grace period.
+func TestBinary(t *testing.T) {
+	r := render(t, "chart-secret.yaml")
+	d := r.stable(t)
+	bin := buildServer(t)
+	known := knownSettings(t, bin)
+	c := d.Spec.Template.Spec.Containers[0]
+	for _, e := range c.Env {
+		if strings.HasPrefix(e.Name, "INVENTORY_") && !known[e.Name] {
+			t.Errorf("the chart sets %s, which inventoryd does not know (inventoryd --help)", e.Name)
+		}
+	}
+
+	envs := podEnv(t, r, d)
+	dir := t.TempDir()
+	addr, grpcAddr := freeAddr(t), freeAddr(t)
+	envs["INVENTORY_DB_DRIVER"], envs["INVENTORY_DB_DSN"] = "sqlite", filepath.Join(dir, "inventory.db")
+	envs["INVENTORY_LOCK_BACKEND"] = "local"
+	envs["INVENTORY_ADDR"], envs["INVENTORY_GRPC_ADDR"] = addr, grpcAddr
+	if p := envs["INVENTORY_FLOW_RULES"]; p != "" {
+		// The ConfigMap's file, where the pod mounts it.
+		cm := r.configMaps["shop-inventory-flow-rules"]
+		if cm == nil || filepath.Dir(p) != mountPath(t, d, "flow-rules") {
+			t.Fatalf("INVENTORY_FLOW_RULES=%s, but the rules ConfigMap is not mounted there", p)
+		}
+		envs["INVENTORY_FLOW_RULES"] = filepath.Join(dir, filepath.Base(p))
+		if err := os.WriteFile(envs["INVENTORY_FLOW_RULES"], []byte(cm.Data[filepath.Base(p)]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := startServer(t, bin, envs)
+	base := "http://" + addr
+
+	// The probes, as the kubelet sends them, within the startup probe's budget.
+	sp := c.StartupProbe
+	budget := time.Duration(sp.PeriodSeconds*sp.FailureThreshold) * time.Second
+	if !testenv.Poll(budget, func() bool { return status(base+sp.HTTPGet.Path) == http.StatusOK }) {
+		t.Fatalf("the startup probe's %s did not answer 200 within %v\n%s", sp.HTTPGet.Path, budget, srv.log())
+	}
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		if got := status(base + p.HTTPGet.Path); got != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", p.HTTPGet.Path, got)
+		}
+	}
+	if !strings.Contains(srv.log(), `"flowRules":"`+envs["INVENTORY_FLOW_RULES"]) {
+		t.Errorf("the server did not load the rules file the chart mounts\n%s", srv.log())
+	}
+
+	checkAlertMetrics(t, r, base, tokenOf(t, envs["INVENTORY_AUTH_TOKENS"]))
+
+	// A server-sent-events subscription, open when SIGTERM arrives: it
+	// must end, not hold the shutdown.
+	stream := subscribe(t, base, tokenOf(t, envs["INVENTORY_AUTH_TOKENS"]))
+	grace := time.Duration(*d.Spec.Template.Spec.TerminationGracePeriodSeconds-c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if !testenv.Poll(time.Second, func() bool { return status(base+c.ReadinessProbe.HTTPGet.Path) != http.StatusOK }) {
+		t.Errorf("%s still answers 200 a second after SIGTERM", c.ReadinessProbe.HTTPGet.Path)
+	}
+	select {
+	case <-srv.exited:
+	case <-time.After(grace):
+		t.Fatalf("still running %v after SIGTERM (the grace period after the pre-stop sleep)\n%s", grace, srv.log())
+	}
+	if code := srv.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM\n%s", code, srv.log())
+	}
+	select {
+	case <-stream:
+	case <-time.After(time.Second):
+		t.Error("the subscription did not end with the server")
+	}
+	t.Logf("stopped %v after SIGTERM (grace after the drain: %v)", time.Since(start).Round(time.Millisecond), grace)
+}
+
+// podEnv resolves the container's environment as the kubelet would, with
+// the chart-made Secret's values.
+func podEnv(t *testing.T, r *rendered, d *appsv1.Deployment) map[string]string {
+	t.Helper()
+	c := d.Spec.Template.Spec.Containers[0]
+	out := map[string]string{}
+	ref := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+	for _, e := range c.Env {
+		v := ref.ReplaceAllStringFunc(e.Value, func(m string) string {
+			if x, ok := out[m[2:len(m)-1]]; ok {
+				return x
+			}
+			return m
+		})
+		switch src := e.ValueFrom; {
+		case src == nil:
+		case src.SecretKeyRef != nil:
+			s := r.secrets[src.SecretKeyRef.Name]
+			if s == nil {
+				t.Fatalf("%s from Secret %s, which the chart did not make", e.Name, src.SecretKeyRef.Name)
+			}
+			v = s.StringData[src.SecretKeyRef.Key]
+		case src.FieldRef != nil && src.FieldRef.FieldPath == "metadata.name":
+			v = d.Name + "-7d9f8b6c5-x2x4z"
+		case src.ResourceFieldRef != nil:
+			q := c.Resources.Limits[corev1.ResourceName(strings.TrimPrefix(src.ResourceFieldRef.Resource, "limits."))]
+			v = strconv.FormatInt(q.Value(), 10)
+		default:
+			t.Fatalf("%s: a source the test cannot resolve: %+v", e.Name, src)
+		}
+		out[e.Name] = v
+	}
+	return out
+}
+
+func mountPath(t *testing.T, d *appsv1.Deployment, volume string) string {
+	t.Helper()
+	for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+		if m.Name == volume {
+			return m.MountPath
+		}
+	}
+	t.Fatalf("no mount of volume %s", volume)
+	return ""
+}
+
+// tokenOf returns the first token of an INVENTORY_AUTH_TOKENS list.
+func tokenOf(t *testing.T, tokens string) string {
+	t.Helper()
+	first, _, _ := strings.Cut(tokens, ",")
+	parts := strings.Split(first, ":")
+	if len(parts) != 3 {
+		t.Fatalf("tokens %q are not name:role:token", tokens)
+	}
+	return parts[2]
+}
+
+// metricRef finds the metric names in a PromQL expression.
+var metricRef = regexp.MustCompile(`\b(inventory_[a-z_]+?)(?:_bucket|_sum|_count)?\b`)
+
+// checkAlertMetrics checks that each metric the PrometheusRule queries is
+// one the running binary reports, after a request has been counted.
+func checkAlertMetrics(t *testing.T, r *rendered, base, token string) {
+	t.Helper()
+	if len(r.rules) != 1 {
+		t.Fatalf("%d PrometheusRules", len(r.rules))
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/query", strings.NewReader(`{"query":"{ locations { code } }"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a query with the chart's token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	reported := map[string]bool{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
+			reported[f[2]] = true
+		}
+	}
+	for _, g := range r.rules[0].Spec.Groups {
+		for _, rule := range g.Rules {
+			for _, m := range metricRef.FindAllStringSubmatch(rule.Expr.String(), -1) {
+				if !reported[m[1]] {
+					t.Errorf("alert %s queries %s, which /metrics does not report", rule.Alert, m[1])
+				}
+			}
+		}
+	}
+}
+
+// subscribe opens a stockChanged subscription over server-sent events; the
+// channel is closed when the stream ends.
+func subscribe(t *testing.T, base, token string) <-chan struct{} {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/query", strings.NewReader(`{"query":"subscription { stockChanged { sequence } }"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("subscribe: %v %v", resp, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}()
+	return done
+}
+
+func status(url string) int {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// server is a running inventoryd.
+type server struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{}
+}
+
+func (s *server) log() string { return s.out.String() }
+
+func startServer(t *testing.T, bin string, envs map[string]string) *server {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for _, k := range slices.Sorted(maps.Keys(envs)) {
+		cmd.Env = append(cmd.Env, k+"="+envs[k])
+	}
+	s := &server{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-s.exited
+	})
+	return s
+}
+
+// syncBuffer is a bytes.Buffer the process writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
