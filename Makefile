@@ -1,7 +1,7 @@
 # Run `make help` for the targets.
 GO ?= go
 
-.PHONY: help run build test test-faults fuzz generate check-generated check-compose lint
+.PHONY: help run build test test-faults fuzz generate check-generated check-compose check-chart helm lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,3 +47,14 @@ check-compose: ## validate docker-compose.yml (installs docker-compose under CI 
 	@command -v docker-compose >/dev/null || { [ "$$CI" = "true" ] && command -v apt-get >/dev/null && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 	docker-compose -f docker-compose.yml config -q
+
+# The helm the chart's checks run (deploy/helm/charttest), built from source:
+# a few minutes, once per machine.
+HELM_VERSION := v4.3.2
+helm: ## install helm (HELM_VERSION) into GOPATH/bin with go install, unless one is there or on PATH
+	@command -v helm >/dev/null || test -x "$$($(GO) env GOPATH)/bin/helm" || \
+		{ echo "installing helm $(HELM_VERSION) (go install, a few minutes)"; $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION); }
+
+check-chart: ## helm lint --strict and helm template of deploy/helm/inventory under several value sets, strictly decoded and checked against the binary (make test runs it too)
+	@[ "$$CI" != "true" ] || $(MAKE) -s helm
+	INVENTORY_TEST_STRICT=$${INVENTORY_TEST_STRICT:-$$([ "$$CI" = true ] && echo 1)} $(GO) test -count=1 ./deploy/helm/charttest

@@ -8,7 +8,7 @@
 #
 # Under CI (CI=true) INVENTORY_TEST_STRICT=1 makes any skipped component a
 # failure, a stopped local PostgreSQL is started first, and a missing
-# redis-server or Chromium is installed.
+# redis-server, Chromium or helm is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,12 @@ command -v nats-server >/dev/null || missing+=(nats-server) # the broker-restart
 if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
   echo "test: installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The Helm chart's checks (deploy/helm/charttest) run helm; under CI a
+# missing one is built (make helm: go install, a few minutes, once).
+if [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && { [ -z "${GO_TEST_PKGS:-}" ] || [[ "${GO_TEST_PKGS}" == *deploy/helm* ]]; }; then
+  make -s helm
 fi
 
 # NATS with JetStream for the event publisher's tests: the machine's own on

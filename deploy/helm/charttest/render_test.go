@@ -40,7 +40,7 @@ func helm(t *testing.T) string {
 			return p
 		}
 	}
-	testenv.SkipOrFail(t, "helm is not installed (go install helm.sh/helm/v4/cmd/helm@v4.3.2; scripts/test.sh does under CI)")
+	testenv.SkipOrFail(t, "helm is not installed (make helm; make test does under CI)")
 	return ""
 }
 
@@ -91,6 +91,12 @@ func render(t *testing.T, files ...string) *rendered {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return decode(t, out)
+}
+
+// decode decodes helm template's output strictly.
+func decode(t *testing.T, out string) *rendered {
+	t.Helper()
 	r := &rendered{deployments: map[string]*appsv1.Deployment{}, services: map[string]*corev1.Service{},
 		secrets: map[string]*corev1.Secret{}, configMaps: map[string]*corev1.ConfigMap{}, kinds: map[string]int{}}
 	for _, doc := range strings.Split(out, "\n---\n") {
