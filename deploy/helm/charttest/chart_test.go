@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -54,6 +55,45 @@ func TestLintRefusesTypos(t *testing.T) {
 				t.Fatalf("lint with %s: %v; want a failure naming %s", file, err, key)
 			}
 		})
+	}
+}
+
+// server.env may not set what the chart sets from other values: every
+// INVENTORY_* variable the chart renders is refused there by the schema.
+func TestEnvOwnedByTheChart(t *testing.T) {
+	if _, err := runHelm(t, append([]string{"lint", "--strict", chartDir}, valueArgs("env-owned.yaml")...)...); err == nil {
+		t.Error("lint accepted INVENTORY_SHUTDOWN_TIMEOUT in server.env")
+	}
+	b, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties struct {
+			Server struct {
+				Properties struct {
+					Env struct {
+						PropertyNames struct {
+							Not struct{ Enum []string }
+						}
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &schema); err != nil {
+		t.Fatal(err)
+	}
+	refused := schema.Properties.Server.Properties.Env.PropertyNames.Not.Enum
+	for _, set := range [][]string{{"everything"}, {"etcd"}, {"rabbitmq"}} {
+		for _, d := range render(t, valueSets[set[0]]...).deployments {
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				fromValues := e.Name == "INVENTORY_LOCK_TTL" || e.Name == "INVENTORY_READ_MODEL_PRODUCTS" // chart-secret.yaml's server.env
+				if strings.HasPrefix(e.Name, "INVENTORY_") && !fromValues && !slices.Contains(refused, e.Name) {
+					t.Errorf("the chart sets %s, which values.schema.json lets server.env set too", e.Name)
+				}
+			}
+		}
 	}
 }
 
@@ -131,9 +171,18 @@ func checkPod(t *testing.T, d *appsv1.Deployment) {
 	if l := c.Lifecycle; l != nil && l.PreStop != nil && l.PreStop.Sleep != nil {
 		drain = l.PreStop.Sleep.Seconds
 	}
-	shutdown := seconds(t, e["INVENTORY_SHUTDOWN_TIMEOUT"])
-	if drain < 1 || spec.TerminationGracePeriodSeconds == nil || *spec.TerminationGracePeriodSeconds < drain+shutdown+1 {
-		t.Errorf("%s: grace period %v, pre-stop sleep %ds, INVENTORY_SHUTDOWN_TIMEOUT %ds", d.Name, spec.TerminationGracePeriodSeconds, drain, shutdown)
+	// The server's own drain (INVENTORY_SHUTDOWN_DRAIN) comes before the timeout.
+	shutdown := duration(t, e["INVENTORY_SHUTDOWN_DRAIN"]) + duration(t, e["INVENTORY_SHUTDOWN_TIMEOUT"])
+	if drain < 1 || spec.TerminationGracePeriodSeconds == nil ||
+		time.Duration(*spec.TerminationGracePeriodSeconds-drain)*time.Second < shutdown+time.Second {
+		t.Errorf("%s: grace period %v, pre-stop sleep %ds, then the server's drain and shutdown timeout %v", d.Name, spec.TerminationGracePeriodSeconds, drain, shutdown)
+	}
+	seen := map[string]bool{}
+	for _, v := range c.Env {
+		if seen[v.Name] {
+			t.Errorf("%s: %s is set twice", d.Name, v.Name)
+		}
+		seen[v.Name] = true
 	}
 	if len(spec.TopologySpreadConstraints) != 2 {
 		t.Errorf("%s: %d topology spread constraints, want nodes and zones", d.Name, len(spec.TopologySpreadConstraints))
@@ -192,14 +241,14 @@ func portOf(t *testing.T, addr string) int32 {
 	return int32(n)
 }
 
-// seconds parses a whole number of seconds written as "<n>s".
-func seconds(t *testing.T, v string) int64 {
+// duration parses a setting's duration; a missing one fails the test.
+func duration(t *testing.T, v string) time.Duration {
 	t.Helper()
-	n, err := strconv.ParseInt(strings.TrimSuffix(v, "s"), 10, 64)
-	if err != nil || !strings.HasSuffix(v, "s") {
-		t.Fatalf("%q is not whole seconds", v)
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("%q is not a duration", v)
 	}
-	return n
+	return d
 }
 
 // imageUser is the user the Dockerfile's final stage runs as. distroless

@@ -151,6 +151,10 @@ spec:
             - name: INVENTORY_OTLP_ENDPOINT
               value: {{ . | quote }}
             {{- end }}
+            # The pre-stop sleep drains: Kubernetes takes a terminating pod out
+            # of its Services itself, so the server stops accepting at SIGTERM.
+            - name: INVENTORY_SHUTDOWN_DRAIN
+              value: "0s"
             - name: INVENTORY_SHUTDOWN_TIMEOUT
               value: "{{ $v.server.shutdownTimeoutSeconds }}s"
             - name: INVENTORY_LOG_LEVEL
