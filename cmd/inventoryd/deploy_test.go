@@ -73,7 +73,7 @@ func metricNames(t *testing.T) map[string]bool {
 }
 
 func TestDashboard(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy/otel/grafana/dashboards/inventory.json"))
+	b, err := os.ReadFile(filepath.Join(repoRoot, "deploy/helm/inventory/files/inventory.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,10 +127,10 @@ const (
 	RedisCluster    = "cluster"
 )
 
-// namespacePattern is what INVENTORY_NAMESPACE may be: a name that is a
+// NamespacePattern is what INVENTORY_NAMESPACE may be: a name that is a
 // valid Redis key and etcd path segment, NATS subject token and stream
 // name (upper-cased), and RabbitMQ name part as it stands.
-var namespacePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
+var NamespacePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
 // setting is one configuration entry: a flag, its environment variable and
 // its default, all documented in one place.
@@ -306,7 +306,7 @@ func (c Config) validate() error {
 	if c.BrokerActor == "" {
 		return errors.New("INVENTORY_BROKER_ACTOR must not be empty")
 	}
-	if !namespacePattern.MatchString(c.Namespace) {
+	if !NamespacePattern.MatchString(c.Namespace) {
 		return fmt.Errorf("INVENTORY_NAMESPACE: %q must be lowercase letters, digits and '-', start with a letter, and be at most 40 long", c.Namespace)
 	}
 	if c.RedisMode != RedisStandalone && c.RedisMode != RedisCluster {

@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/shopstack/inventory/internal/config"
 )
 
 // The value sets CI renders; each is applied over testdata/defaults.yaml.
@@ -441,13 +443,13 @@ func TestMonitoring(t *testing.T) {
 	if cm == nil || cm.Labels["grafana_dashboard"] != "1" {
 		t.Fatalf("dashboard ConfigMap %+v", cm)
 	}
-	file, err := os.ReadFile(filepath.Join(repoRoot, "deploy/otel/grafana/dashboards/inventory.json"))
+	file, err := os.ReadFile(filepath.Join(repoRoot, "deploy/helm/inventory/files/inventory.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := strings.TrimSpace(strings.ReplaceAll(string(file), `"uid": "prometheus"`, `"uid": "prom-main"`))
 	if got := strings.TrimSpace(cm.Data["inventory.json"]); got != want || !json.Valid([]byte(got)) {
-		t.Errorf("the dashboard in the ConfigMap is not deploy/otel/grafana/dashboards/inventory.json with uid prom-main (%d bytes, want %d)", len(got), len(want))
+		t.Errorf("the dashboard in the ConfigMap is not deploy/helm/inventory/files/inventory.json with uid prom-main (%d bytes, want %d)", len(got), len(want))
 	}
 }
 
@@ -461,5 +463,35 @@ func TestChartSecret(t *testing.T) {
 		if _, ok := s.StringData[ref.Key]; ref.Name != s.Name || !ok {
 			t.Errorf("%s reads %s/%s, which the chart did not make", k, ref.Name, ref.Key)
 		}
+	}
+}
+
+// TestNamespacePatternIsTheServers: helm cannot read Go, so the chart
+// repeats INVENTORY_NAMESPACE's rule (the schema's pattern, and the helper
+// that takes the release name when it fits); both must be the server's.
+func TestNamespacePatternIsTheServers(t *testing.T) {
+	want := config.NamespacePattern.String()
+	b, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Properties struct {
+			InventoryNamespace struct{ Pattern string } `json:"inventoryNamespace"`
+		}
+	}
+	if err := json.Unmarshal(b, &schema); err != nil {
+		t.Fatal(err)
+	}
+	// The value may also be empty (the release name, or "inventory").
+	if got, wantOpt := schema.Properties.InventoryNamespace.Pattern, "^("+strings.TrimSuffix(strings.TrimPrefix(want, "^"), "$")+")?$"; got != wantOpt {
+		t.Errorf("values.schema.json: inventoryNamespace pattern %q, want %q (the server's %q, or empty)", got, wantOpt, want)
+	}
+	helpers, err := os.ReadFile(filepath.Join(chartDir, "templates", "_helpers.tpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(helpers), `regexMatch "`+want+`" .Release.Name`) {
+		t.Errorf("templates/_helpers.tpl does not test the release name against the server's pattern %q", want)
 	}
 }
