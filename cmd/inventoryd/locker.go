@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,9 +58,14 @@ func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, 
 	case config.LockEtcd:
 		ectx, cancel := context.WithTimeout(ctx, cfg.LockTimeout)
 		defer cancel()
+		access, err := etcdAccessOf(cfg)
+		if err != nil {
+			return nil, err
+		}
 		ecfg := etcdlock.Config{
 			Endpoints: cfg.EtcdEndpoints, TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
-			Prefix: etcdPath(cfg.Namespace, "lock/"),
+			Prefix:   etcdPath(cfg.Namespace, "lock/"),
+			Username: access.username, Password: access.password, TLS: access.tls,
 		}
 		if tp != nil {
 			ecfg.DialOptions = []grpc.DialOption{telemetry.GRPCDialOption(tp)}
@@ -131,13 +139,56 @@ func openFanout(ctx context.Context, cfg config.Config, log *slog.Logger) (fanou
 		}
 		return f, nil
 	case config.LockEtcd:
-		f, err := pubsub.NewEtcd(ctx, pubsub.EtcdConfig{Endpoints: cfg.EtcdEndpoints, Key: etcdPath(cfg.Namespace, "ledger/last"), Logger: log})
+		access, err := etcdAccessOf(cfg)
+		if err != nil {
+			return nil, err
+		}
+		f, err := pubsub.NewEtcd(ctx, pubsub.EtcdConfig{Endpoints: cfg.EtcdEndpoints, Key: etcdPath(cfg.Namespace, "ledger/last"),
+			Username: access.username, Password: access.password, TLS: access.tls, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("event fan-out over etcd: %w", err)
 		}
 		return f, nil
 	}
 	return nil, nil
+}
+
+// access is how to reach a Redis or etcd that asks for credentials or TLS.
+type access struct {
+	username, password string
+	tls                *tls.Config // nil: plain text
+}
+
+// etcdAccessOf is the etcd credentials and TLS of cfg.
+func etcdAccessOf(cfg config.Config) (access, error) {
+	a := access{username: cfg.EtcdUsername, password: cfg.EtcdPassword}
+	if cfg.EtcdTLS() {
+		t, err := tlsTrusting(cfg.EtcdCAFile)
+		if err != nil {
+			return access{}, fmt.Errorf("INVENTORY_ETCD_CA_FILE: %w", err)
+		}
+		a.tls = t
+	}
+	return a, nil
+}
+
+// tlsTrusting is a client TLS configuration trusting the system's CAs and
+// those in caFile, if set.
+func tlsTrusting(caFile string) (*tls.Config, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // etcdPath is the etcd key of name in namespace: every key a deployment

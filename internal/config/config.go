@@ -54,8 +54,12 @@ type Config struct {
 	// masters) or RedisCluster (RedisAddrs are seed nodes of a cluster).
 	RedisMode     string
 	EtcdEndpoints []string
-	LockTTL       time.Duration
-	LockTimeout   time.Duration
+	// EtcdUsername and EtcdPassword authenticate to etcd; https://
+	// endpoints encrypt the connections, trusting the system's CAs and
+	// EtcdCAFile's.
+	EtcdUsername, EtcdPassword, EtcdCAFile string
+	LockTTL                                time.Duration
+	LockTimeout                            time.Duration
 	// LockRetryMin and LockRetryMax bound the exponential backoff (with
 	// jitter) between attempts to take a busy key or to reach the backend.
 	LockRetryMin time.Duration
@@ -174,6 +178,12 @@ var settings = []setting{
 		func(c *Config, v string) error { c.RedisMode = v; return nil }},
 	{"etcd-endpoints", "INVENTORY_ETCD_ENDPOINTS", "127.0.0.1:2379", "etcd: client endpoints (host:port or http://host:port), comma-separated",
 		func(c *Config, v string) (err error) { c.EtcdEndpoints, err = endpoints(v); return err }},
+	{"etcd-username", "INVENTORY_ETCD_USERNAME", "", "etcd: the user, when etcd has authentication enabled",
+		func(c *Config, v string) error { c.EtcdUsername = v; return nil }},
+	{"etcd-password", "INVENTORY_ETCD_PASSWORD", "", "etcd: the user's password; prefer the variable to the flag, which shows in the process list",
+		func(c *Config, v string) error { c.EtcdPassword = v; return nil }},
+	{"etcd-ca-file", "INVENTORY_ETCD_CA_FILE", "", "etcd with https:// endpoints: a PEM file of CA certificates to trust beside the system's",
+		func(c *Config, v string) error { c.EtcdCAFile = v; return nil }},
 	{"lock-ttl", "INVENTORY_LOCK_TTL", "8s", "lease time to live of redsync and etcd locks (etcd: whole seconds, at least 2s); a holder that stops renewing loses the key after it",
 		func(c *Config, v string) (err error) { c.LockTTL, err = time.ParseDuration(v); return err }},
 	{"lock-timeout", "INVENTORY_LOCK_TIMEOUT", "10s", "longest wait for a stock lock, or a combined stock transaction, before answering UNAVAILABLE",
@@ -309,6 +319,14 @@ func (c Config) validate() error {
 	if !NamespacePattern.MatchString(c.Namespace) {
 		return fmt.Errorf("INVENTORY_NAMESPACE: %q must be lowercase letters, digits and '-', start with a letter, and be at most 40 long", c.Namespace)
 	}
+	if (c.EtcdUsername == "") != (c.EtcdPassword == "") {
+		return errors.New("INVENTORY_ETCD_USERNAME and INVENTORY_ETCD_PASSWORD go together")
+	}
+	if secure := c.EtcdTLS(); slices.ContainsFunc(c.EtcdEndpoints, func(e string) bool { return strings.HasPrefix(e, "https://") != secure }) {
+		return errors.New("INVENTORY_ETCD_ENDPOINTS: https:// and plain endpoints mixed; use https:// for every member or none")
+	} else if c.EtcdCAFile != "" && !secure {
+		return errors.New("INVENTORY_ETCD_CA_FILE needs https:// INVENTORY_ETCD_ENDPOINTS")
+	}
 	if c.RedisMode != RedisStandalone && c.RedisMode != RedisCluster {
 		return fmt.Errorf("INVENTORY_REDIS_MODE: %q is not a mode (want %s or %s)", c.RedisMode, RedisStandalone, RedisCluster)
 	}
@@ -342,6 +360,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("INVENTORY_LOCK_RETRY_MIN (%v) must be positive and INVENTORY_LOCK_RETRY_MAX (%v) at least as large", c.LockRetryMin, c.LockRetryMax)
 	}
 	return nil
+}
+
+// EtcdTLS reports whether the etcd endpoints are https:// (all of them,
+// once validated).
+func (c Config) EtcdTLS() bool {
+	return len(c.EtcdEndpoints) > 0 && strings.HasPrefix(c.EtcdEndpoints[0], "https://")
 }
 
 // splitList returns the non-empty items of a comma-separated list.

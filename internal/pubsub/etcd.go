@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,10 @@ const (
 type EtcdConfig struct {
 	// Endpoints are the etcd members' client URLs.
 	Endpoints []string
+	// Username and Password, if set, authenticate to an etcd with
+	// authentication enabled; TLS, if set, encrypts the connections.
+	Username, Password string
+	TLS                *tls.Config
 	// Key is the key announcements are put on and watched. Default
 	// DefaultEtcdKey.
 	Key string
@@ -104,6 +109,9 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	})}, cfg.dialOptions...)
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints:            slices.Clone(cfg.Endpoints),
+		Username:             cfg.Username,
+		Password:             cfg.Password,
+		TLS:                  cfg.TLS,
 		DialTimeout:          cfg.DialTimeout,
 		DialKeepAliveTime:    etcdKeepAliveTime,
 		DialKeepAliveTimeout: cfg.DialTimeout,

@@ -23,6 +23,7 @@ package etcdlock
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,6 +46,10 @@ import (
 type Config struct {
 	// Endpoints are the etcd client URLs, e.g. "127.0.0.1:2379".
 	Endpoints []string
+	// Username and Password, if set, authenticate to an etcd with
+	// authentication enabled; TLS, if set, encrypts the connections.
+	Username, Password string
+	TLS                *tls.Config
 	// TTL is the session lease's time to live: how long the keys of a
 	// replica that stopped keeping its session alive stay taken. Default
 	// 8s; rounded up to whole seconds (etcd leases are in seconds); at
@@ -170,6 +175,9 @@ func New(ctx context.Context, cfg Config) (*Locker, error) {
 	}
 	client, err := clientv3.New(clientv3.Config{
 		Endpoints:            cfg.Endpoints,
+		Username:             cfg.Username,
+		Password:             cfg.Password,
+		TLS:                  cfg.TLS,
 		DialTimeout:          cfg.DialTimeout,
 		DialKeepAliveTime:    keepAliveTime,
 		DialKeepAliveTimeout: cfg.OpTimeout,

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -30,6 +31,7 @@ const startTimeout = 30 * time.Second
 
 // Cluster is a running etcd cluster of embedded members on loopback ports.
 type Cluster struct {
+	scheme  string // of the client URLs
 	mu      sync.Mutex
 	members []*member
 }
@@ -48,6 +50,19 @@ type member struct {
 // a leader is elected, and stops the cluster at tb.Cleanup.
 func Start(tb testing.TB, members int) *Cluster {
 	tb.Helper()
+	return startWith(tb, members, nil)
+}
+
+// StartTLS is Start with clients served over TLS with certs (see
+// testenv.NewCerts): Endpoints are https:// URLs, and clients must trust
+// certs.CAFile.
+func StartTLS(tb testing.TB, members int, certs testenv.Certs) *Cluster {
+	tb.Helper()
+	return startWith(tb, members, &certs)
+}
+
+func startWith(tb testing.TB, members int, certs *testenv.Certs) *Cluster {
+	tb.Helper()
 	if members < 1 {
 		tb.Fatalf("etcdtest: %d members, want at least 1", members)
 	}
@@ -56,7 +71,7 @@ func Start(tb testing.TB, members int) *Cluster {
 	var err error
 	for range 5 {
 		var c *Cluster
-		c, err = start(tb, members)
+		c, err = start(tb, members, certs)
 		if err == nil {
 			tb.Cleanup(c.stopAll)
 			c.waitLeader(tb)
@@ -70,7 +85,7 @@ func Start(tb testing.TB, members int) *Cluster {
 	return nil
 }
 
-func start(tb testing.TB, members int) (*Cluster, error) {
+func start(tb testing.TB, members int, certs *testenv.Certs) (*Cluster, error) {
 	ports, err := freePorts(2 * members)
 	if err != nil {
 		return nil, err
@@ -85,6 +100,10 @@ func start(tb testing.TB, members int) (*Cluster, error) {
 		cfg.Name = fmt.Sprintf("m%d", i)
 		cfg.Dir = tb.TempDir()
 		clientURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i])}
+		if certs != nil {
+			clientURL.Scheme = "https"
+			cfg.ClientTLSInfo = transport.TLSInfo{CertFile: certs.CertFile, KeyFile: certs.KeyFile}
+		}
 		peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[2*i+1])}
 		cfg.ListenClientUrls = []url.URL{clientURL}
 		cfg.AdvertiseClientUrls = []url.URL{clientURL}
@@ -102,7 +121,10 @@ func start(tb testing.TB, members int) (*Cluster, error) {
 		cfgs[i] = cfg
 		stoppings[i] = stopping
 	}
-	c := &Cluster{}
+	c := &Cluster{scheme: "http"}
+	if certs != nil {
+		c.scheme = "https"
+	}
 	for i, cfg := range cfgs {
 		cfg.InitialCluster = strings.Join(peers, ",")
 		e, err := embed.StartEtcd(cfg)
@@ -156,7 +178,7 @@ func (c *Cluster) Endpoints() []string {
 	defer c.mu.Unlock()
 	eps := make([]string, len(c.members))
 	for i, m := range c.members {
-		eps[i] = "http://" + m.proxy.Addr()
+		eps[i] = c.scheme + "://" + m.proxy.Addr()
 	}
 	return eps
 }

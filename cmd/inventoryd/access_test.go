@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/testenv"
+	"github.com/shopstack/inventory/internal/testenv/etcdtest"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+)
+
+// TestEtcdWithAuthAndTLS: a managed etcd asks for TLS and a user. The
+// service connects with INVENTORY_ETCD_CA_FILE, INVENTORY_ETCD_USERNAME
+// and INVENTORY_ETCD_PASSWORD as a user allowed nothing outside
+// /<namespace>/ (so every key it uses lies there), and sells; a wrong
+// password or an untrusted server fails start-up.
+func TestEtcdWithAuthAndTLS(t *testing.T) {
+	certs := testenv.NewCerts(t)
+	c := etcdtest.StartTLS(t, 1, certs)
+	ns := testNamespace("etcd")
+	pem, err := os.ReadFile(certs.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	admin, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), TLS: &tls.Config{RootCAs: pool}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	prefix := "/" + ns + "/"
+	for _, step := range []func() error{
+		func() error { _, err := admin.UserAdd(ctx, "root", "root-password"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := admin.RoleAdd(ctx, "inventory"); return err },
+		func() error {
+			_, err := admin.RoleGrantPermission(ctx, "inventory", prefix, clientv3.GetPrefixRangeEnd(prefix), clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
+		func() error { _, err := admin.UserAdd(ctx, "inventory", "the-password"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "inventory", "inventory"); return err },
+		func() error { _, err := admin.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("set up etcd authentication: %v", err)
+		}
+	}
+
+	env := etcdEnv(gormstoretest.DSN(t, gormstore.SQLite), c.Endpoints())
+	env["INVENTORY_DB_DRIVER"] = gormstore.SQLite
+	env["INVENTORY_NAMESPACE"] = ns
+	env["INVENTORY_ETCD_CA_FILE"] = certs.CAFile
+	env["INVENTORY_ETCD_USERNAME"], env["INVENTORY_ETCD_PASSWORD"] = "inventory", "the-password"
+	s := startServer(t, env)
+	id := s.createProduct(t, "ETCD-AUTH", 3)
+	if code, msg := s.stockOut(id, "etcd-auth-1"); code != "OK" {
+		t.Fatalf("stockOut: %s %s", code, msg)
+	}
+	if code, body := get(t, s.url+"/readyz"); code != 200 {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+
+	for name, c := range map[string]struct {
+		change map[string]string
+		want   string
+	}{
+		"wrong password": {map[string]string{"INVENTORY_ETCD_PASSWORD": "not-the-password"}, "authentication failed"},
+		// The etcd client reports a refused certificate as a timeout.
+		"untrusted CA": {map[string]string{"INVENTORY_ETCD_CA_FILE": ""}, "lock backend etcd: etcdlock: connect to [https://"},
+	} {
+		bad := map[string]string{}
+		for k, v := range env {
+			bad[k] = v
+		}
+		for k, v := range c.change {
+			bad[k] = v
+		}
+		bad["INVENTORY_LOCK_TIMEOUT"] = "2s"
+		err := run(t.Context(), []string{"inventoryd", "-addr", "127.0.0.1:0"}, func(k string) string { return bad[k] }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: run = %v, want a start-up error mentioning %q", name, err, c.want)
+		}
+	}
+}
