@@ -41,6 +41,8 @@ type Server struct {
 	bin string
 	dir string
 	log string
+	// args are more redis-server arguments (a cluster node's).
+	args []string
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
@@ -56,6 +58,13 @@ type process struct {
 // PING. It is stopped when the test ends.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return start(tb, nil)
+}
+
+// start starts a redis-server with more arguments: those args returns for
+// the server's port, directory and a second free port.
+func start(tb testing.TB, args func(port int, dir string, port2 int) []string) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		testenv.SkipOrFail(tb, "redis-server is not in PATH")
@@ -70,6 +79,13 @@ func Start(tb testing.TB) *Server {
 			tb.Fatalf("redistest: %v", err)
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if args != nil {
+			port2, err := freePort()
+			if err != nil {
+				tb.Fatalf("redistest: %v", err)
+			}
+			s.args = args(port, dir, port2)
+		}
 		// Another process may take the port between freePort and the
 		// server's bind; the server then exits and we try another port.
 		if err := s.start(); err != nil {
@@ -158,6 +174,7 @@ func (s *Server) start() error {
 		"--dir", s.dir,
 		"--logfile", s.log,
 	)
+	cmd.Args = append(cmd.Args, s.args...)
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return err

@@ -2,11 +2,14 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestServer(t *testing.T) {
@@ -68,4 +71,41 @@ func do(t *testing.T, addr string, args ...string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(line)
+}
+
+// TestCluster creates a cluster, writes through a cluster client, kills
+// the master of a key and waits for its replica to take over with the key.
+func TestCluster(t *testing.T) {
+	c := StartCluster(t)
+	for _, a := range c.Addrs() {
+		if strings.HasSuffix(a, fmt.Sprintf(":%d", sharedPort)) {
+			t.Fatalf("a node on the shared Redis port: %s", a)
+		}
+	}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// WAIT for the replica: the write must survive the failover.
+	old := c.MasterOf(t, "k")
+	if n, err := client(old.Addr).Do(ctx, "WAIT", 1, 2000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT 1 = %d, %v", n, err)
+	}
+	start := time.Now()
+	if c.KillMasterOf(t, "k") != old {
+		t.Fatal("KillMasterOf killed another node than MasterOf named")
+	}
+	m := c.WaitFailover(t, "k", old)
+	t.Logf("%s took over from %s in %v", m.Addr, old.Addr, time.Since(start).Round(time.Millisecond))
+	if got, err := client(m.Addr).Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("GET k on the new master = %q, %v", got, err)
+	}
+	// The old master comes back as a replica.
+	old.Restart(t)
+	c.WaitHealthy(t)
+	if c.MasterOf(t, "k") != m {
+		t.Fatal("the restarted master took its slots back")
+	}
 }
