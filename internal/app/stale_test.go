@@ -39,7 +39,7 @@ func TestStaleLeaseIsFenced(t *testing.T) {
 		var aToken int64
 		aHook.set(func(ctx context.Context, works []inventory.LevelWork) {
 			aToken = works[0].Fence.Token
-			if n, err := rdb.Del(ctx, "inventory:lock:"+works[0].Key.LockName()).Result(); n != 1 || err != nil {
+			if n, err := rdb.Del(ctx, "inventory:lock:{"+works[0].Key.LockName()+"}").Result(); n != 1 || err != nil {
 				t.Errorf("drop A's lock key: %d, %v", n, err)
 			}
 			bRes, bErr = b.StockOut(ctx, inventory.StockChange{ProductID: p.ID, Quantity: 2})

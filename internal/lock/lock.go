@@ -54,6 +54,17 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// Advancer is implemented by backends whose token counters can go back
+// below tokens they granted before: a Redis failover can lose a counter's
+// latest increments, since replication is asynchronous. Until such a
+// counter climbs past the tokens the database has seen, every lease it
+// grants is refused as stale; Advance puts it past them at once.
+type Advancer interface {
+	// Advance makes every token granted on key from now on greater than
+	// token.
+	Advance(ctx context.Context, key string, token int64) error
+}
+
 var (
 	// ErrNotAcquired means the key stayed taken by another holder through
 	// every retry.

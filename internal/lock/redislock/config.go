@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,6 +18,8 @@ const (
 	DefaultRetryMax     = 100 * time.Millisecond
 	DefaultErrorRetries = 3
 	maxDefaultOpTimeout = time.Second
+	// DefaultNamespace is the namespace of a Config without one.
+	DefaultNamespace = "inventory"
 	// MinTTL is the shortest TTL New accepts: a lease must outlive a few
 	// round trips and the safety margin.
 	MinTTL = 100 * time.Millisecond
@@ -26,8 +29,18 @@ const (
 type Config struct {
 	// Addrs are the Redis servers, host:port. One address is one Redis;
 	// several are independent masters (not replicas of each other) and a
-	// lease needs a quorum of len(Addrs)/2+1 of them.
+	// lease needs a quorum of len(Addrs)/2+1 of them. With Cluster, they
+	// are seed nodes of one Redis Cluster.
 	Addrs []string
+	// Cluster says Addrs are nodes of a Redis Cluster: leases and fencing
+	// tokens live on the master of their key's slot, and a lease needs
+	// that master only.
+	Cluster bool
+	// Namespace prefixes every key: a lease on key is the Redis key
+	// <Namespace>:lock:{key} and its fencing counter
+	// <Namespace>:fence:{key}, in one hash slot (one cluster master).
+	// Default DefaultNamespace; no braces.
+	Namespace string
 	// TTL is the lease time to live; leases are extended while held.
 	// Default 8s, at least MinTTL.
 	TTL time.Duration
@@ -60,11 +73,20 @@ func (cfg Config) withDefaults() (Config, error) {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return cfg, fmt.Errorf("redislock: address %q: want host:port: %w", a, err)
 		}
-		// Two entries for one server would count it twice in the quorum.
+		// Two entries for one server would count it twice in the quorum
+		// (or, as seeds, are a typo).
 		if seen[a] {
 			return cfg, fmt.Errorf("redislock: address %s listed twice", a)
 		}
 		seen[a] = true
+	}
+	switch {
+	case cfg.Namespace == "":
+		cfg.Namespace = DefaultNamespace
+	case strings.ContainsAny(cfg.Namespace, "{}"):
+		// A brace would move the hash tag: a lease's keys could land in
+		// two slots.
+		return cfg, fmt.Errorf("redislock: namespace %q has a brace", cfg.Namespace)
 	}
 	switch {
 	case cfg.TTL == 0:

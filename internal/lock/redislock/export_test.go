@@ -2,8 +2,10 @@ package redislock
 
 import "github.com/shopstack/inventory/internal/lock"
 
-// LockKey is the Redis key of the Redlock on key.
-func LockKey(key string) string { return lockPrefix + key }
+// LockKey and FenceKey are the Redis keys of the Redlock on key and of its
+// fencing counter.
+func (l *Locker) LockKey(key string) string  { return l.lockKey(key) }
+func (l *Locker) FenceKey(key string) string { return l.fenceKey(key) }
 
 // Abandon stops the renewals of l without releasing it, as if its holder
 // were paused or dead; its Done still closes at its deadline.

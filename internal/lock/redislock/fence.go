@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shopstack/inventory/internal/lock"
 )
 
 // fenceTTL is how long an idle key's counter is kept. Losing it is safe (a
@@ -56,12 +58,12 @@ return 1
 // it on each of them.
 func (l *Locker) nextToken(ctx context.Context, key string) (int64, error) {
 	ctx = quorumContext(ctx, l.cfg.OpTimeout)
-	k := fencePrefix + key
+	k := l.fenceKey(key)
 	ttl := int64(fenceTTL / time.Second)
 	if len(l.clients) == 1 {
 		return next(ctx, l.clients[0], k, ttl)
 	}
-	answers, err := l.onQuorum(ctx, func(ctx context.Context, c *redis.Client) (int64, error) {
+	answers, err := l.onQuorum(ctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
 		return next(ctx, c, k, ttl)
 	})
 	if err != nil {
@@ -71,16 +73,38 @@ func (l *Locker) nextToken(ctx context.Context, key string) (int64, error) {
 	if slices.Min(answers) == token {
 		return token, nil
 	}
-	_, err = l.onQuorum(ctx, func(ctx context.Context, c *redis.Client) (int64, error) {
-		return 0, raiseScript.Run(ctx, c, []string{k}, strconv.FormatInt(token, 10), ttl).Err()
-	})
-	if err != nil {
-		return 0, fmt.Errorf("raise to %d: %w", token, err)
+	if err := l.raise(ctx, k, token); err != nil {
+		return 0, err
 	}
 	return token, nil
 }
 
-func next(ctx context.Context, c *redis.Client, k string, ttl int64) (int64, error) {
+// Advance makes every token granted on key from now on greater than token,
+// raising key's counter on a quorum of servers. The service calls it when
+// the database refused a lease's token as older than one it has seen: a
+// counter that went back (a cluster failover lost its latest increments)
+// would otherwise hand out refused tokens until it climbed past.
+func (l *Locker) Advance(ctx context.Context, key string, token int64) error {
+	if err := l.raise(quorumContext(ctx, l.cfg.OpTimeout), l.fenceKey(key), token); err != nil {
+		l.refresh()
+		return fmt.Errorf("redislock: advance %s: %w: %v", key, lock.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// raise sets the counter k to at least token on a quorum.
+func (l *Locker) raise(ctx context.Context, k string, token int64) error {
+	ttl := int64(fenceTTL / time.Second)
+	_, err := l.onQuorum(ctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
+		return 0, raiseScript.Run(ctx, c, []string{k}, strconv.FormatInt(token, 10), ttl).Err()
+	})
+	if err != nil {
+		return fmt.Errorf("raise to %d: %w", token, err)
+	}
+	return nil
+}
+
+func next(ctx context.Context, c redis.UniversalClient, k string, ttl int64) (int64, error) {
 	s, err := nextScript.Run(ctx, c, []string{k}, ttl).Text()
 	if err != nil {
 		return 0, err
@@ -92,7 +116,7 @@ func next(ctx context.Context, c *redis.Client, k string, ttl int64) (int64, err
 // first quorum to succeed, or an error once a quorum can no longer succeed.
 // Servers still running fn then are left to finish on their own within
 // ctx (see quorumContext).
-func (l *Locker) onQuorum(ctx context.Context, fn func(context.Context, *redis.Client) (int64, error)) ([]int64, error) {
+func (l *Locker) onQuorum(ctx context.Context, fn func(context.Context, redis.UniversalClient) (int64, error)) ([]int64, error) {
 	type result struct {
 		i   int
 		v   int64
@@ -110,7 +134,7 @@ func (l *Locker) onQuorum(ctx context.Context, fn func(context.Context, *redis.C
 	for range l.clients {
 		r := <-ch
 		if r.err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", l.cfg.Addrs[r.i], r.err))
+			errs = append(errs, fmt.Sprintf("%s: %v", l.serverName(r.i), r.err))
 		} else {
 			ok = append(ok, r.v)
 		}
@@ -122,4 +146,12 @@ func (l *Locker) onQuorum(ctx context.Context, fn func(context.Context, *redis.C
 		}
 	}
 	return nil, fmt.Errorf("%d of %d servers failed, quorum %d: %s", len(errs), len(l.clients), l.quorum, strings.Join(errs, "; "))
+}
+
+// serverName names the i-th client in errors.
+func (l *Locker) serverName(i int) string {
+	if l.cluster != nil {
+		return "cluster"
+	}
+	return l.cfg.Addrs[i]
 }

@@ -90,6 +90,9 @@ func (le *lease) renew() {
 	}
 	ok, err := le.m.ExtendContext(quorumContext(context.Background(), le.l.cfg.OpTimeout))
 
+	if !ok {
+		le.l.refresh()
+	}
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	if le.stopped {

@@ -1,6 +1,13 @@
 // Package redislock is the Redis lock backend: Redlock through redsync on
-// one Redis or on several independent masters, with fencing tokens from a
-// per-key counter that survives a Redis losing its data.
+// one Redis, on several independent masters, or on a Redis Cluster, with
+// fencing tokens from a per-key counter that survives a Redis losing its
+// data.
+//
+// On a cluster, a lease and its counter live on the master of the key's
+// slot, and a failover can lose their latest writes (replication is
+// asynchronous): the lock can then be granted twice, and the counter can
+// go back. The database refuses a write under a token it has seen passed,
+// and Advance moves the counter past that token.
 //
 // A lease is kept alive while its holder works, and its Done channel closes
 // a safety margin (TTL/10) before the lease could lapse in Redis, so a
@@ -28,15 +35,12 @@ import (
 	"github.com/shopstack/inventory/internal/retry"
 )
 
-const (
-	lockPrefix  = "inventory:lock:"
-	fencePrefix = "inventory:fence:"
-)
-
 // Locker is a lock.Locker on Redis.
 type Locker struct {
-	cfg     Config
-	clients []*redis.Client
+	cfg Config
+	// clients are one client per master, or the one cluster client.
+	clients []redis.UniversalClient
+	cluster *redis.ClusterClient // nil unless cfg.Cluster
 	rs      *redsync.Redsync
 	quorum  int
 	gate    lock.Gate
@@ -46,8 +50,9 @@ type Locker struct {
 }
 
 var (
-	_ lock.Locker  = (*Locker)(nil)
-	_ lock.Checker = (*Locker)(nil)
+	_ lock.Locker   = (*Locker)(nil)
+	_ lock.Checker  = (*Locker)(nil)
+	_ lock.Advancer = (*Locker)(nil)
 )
 
 // New returns a Locker on the Redis servers of cfg. It does not connect:
@@ -57,43 +62,87 @@ func New(cfg Config) (*Locker, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Locker{cfg: cfg, quorum: len(cfg.Addrs)/2 + 1}
-	pools := make([]redsyncredis.Pool, 0, len(cfg.Addrs))
-	for _, addr := range cfg.Addrs {
-		c := redis.NewClient(&redis.Options{
-			Addr:         addr,
-			DialTimeout:  cfg.OpTimeout,
-			ReadTimeout:  cfg.OpTimeout,
-			WriteTimeout: cfg.OpTimeout,
-			PoolTimeout:  cfg.OpTimeout,
-			// Deadlines of the contexts redsync and Lock pass apply to
-			// the socket, so one slow server cannot hold an attempt.
-			ContextTimeoutEnabled: true,
-			// Lock has its own retry loop; hidden retries inside a
-			// command would only delay telling a dead server apart.
-			MaxRetries:    -1,
-			DialerRetries: 1,
-			// No CLIENT SETINFO or maintenance-notification handshake:
-			// fewer round trips on connect, and nothing that older
-			// servers reject.
-			DisableIdentity:          true,
-			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-		})
+	l := &Locker{cfg: cfg}
+	if cfg.Cluster {
+		l.cluster = redis.NewClusterClient(clusterOptions(cfg))
+		l.clients = []redis.UniversalClient{l.cluster}
+	} else {
+		for _, addr := range cfg.Addrs {
+			l.clients = append(l.clients, redis.NewClient(clientOptions(cfg, addr)))
+		}
+	}
+	l.quorum = len(l.clients)/2 + 1
+	pools := make([]redsyncredis.Pool, 0, len(l.clients))
+	for _, c := range l.clients {
 		if cfg.Instrument != nil {
 			if err := cfg.Instrument(c); err != nil {
-				return nil, fmt.Errorf("redislock: instrument client of %s: %w", addr, err)
+				_ = l.Close()
+				return nil, fmt.Errorf("redislock: instrument Redis client: %w", err)
 			}
 		}
-		l.clients = append(l.clients, c)
 		pools = append(pools, goredis.NewPool(c))
 	}
 	l.rs = redsync.New(pools...)
 	return l, nil
 }
 
-// Domain returns "redsync": tokens are comparable with tokens of every
-// Locker on the same Redis servers.
-func (l *Locker) Domain() string { return "redsync" }
+func clientOptions(cfg Config, addr string) *redis.Options {
+	return &redis.Options{
+		Addr:         addr,
+		DialTimeout:  cfg.OpTimeout,
+		ReadTimeout:  cfg.OpTimeout,
+		WriteTimeout: cfg.OpTimeout,
+		PoolTimeout:  cfg.OpTimeout,
+		// Deadlines of the contexts redsync and Lock pass apply to the
+		// socket, so one slow server cannot hold an attempt.
+		ContextTimeoutEnabled: true,
+		// Lock has its own retry loop; hidden retries inside a command
+		// would only delay telling a dead server apart.
+		MaxRetries:    -1,
+		DialerRetries: 1,
+		// No CLIENT SETINFO or maintenance-notification handshake: fewer
+		// round trips on connect, and nothing that older servers reject.
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+}
+
+// clusterOptions are the standalone client's options for a cluster
+// client, which routes each command to the master of its key's slot.
+// MOVED and ASK redirects are followed (MaxRedirects keeps go-redis's
+// default of 3, which also bounds its attempts on a failing node, all
+// within the command's context). Reads go to masters only: a replica may
+// lag, and a lease must be read where it was written. The client learns a
+// failover when a node redirects it, and, since a dead master redirects
+// nothing, when Lock, a renewal or Check fails (see refresh).
+func clusterOptions(cfg Config) *redis.ClusterOptions {
+	o := clientOptions(cfg, "")
+	return &redis.ClusterOptions{
+		Addrs:                    cfg.Addrs,
+		DialTimeout:              o.DialTimeout,
+		ReadTimeout:              o.ReadTimeout,
+		WriteTimeout:             o.WriteTimeout,
+		PoolTimeout:              o.PoolTimeout,
+		ContextTimeoutEnabled:    o.ContextTimeoutEnabled,
+		MaxRetries:               o.MaxRetries,
+		DialerRetries:            o.DialerRetries,
+		DisableIdentity:          o.DisableIdentity,
+		MaintNotificationsConfig: o.MaintNotificationsConfig,
+		ReadOnly:                 false,
+		RouteByLatency:           false,
+		RouteRandomly:            false,
+	}
+}
+
+// Domain returns "redsync", or "redis-cluster" on a cluster: tokens are
+// comparable with tokens of every Locker on the same Redis servers in the
+// same mode.
+func (l *Locker) Domain() string {
+	if l.cfg.Cluster {
+		return "redis-cluster"
+	}
+	return "redsync"
+}
 
 // Close closes the connections to Redis. Leases still held then lapse:
 // they can no longer be extended and their Done channels close.
@@ -101,7 +150,9 @@ func (l *Locker) Close() error {
 	l.closeOnce.Do(func() {
 		var errs []error
 		for _, c := range l.clients {
-			errs = append(errs, c.Close())
+			if c != nil {
+				errs = append(errs, c.Close())
+			}
 		}
 		l.closeErr = errors.Join(errs...)
 	})
@@ -151,6 +202,7 @@ func (l *Locker) acquire(ctx context.Context, key string) (*lease, error) {
 		}
 		last = err
 		if errors.Is(err, lock.ErrUnavailable) {
+			l.refresh()
 			failed++
 			if failed >= l.cfg.ErrorRetries {
 				return nil, err
@@ -171,7 +223,7 @@ func (l *Locker) acquire(ctx context.Context, key string) (*lease, error) {
 // token. Its error wraps lock.ErrUnavailable when too few servers answered;
 // any other error means the key is taken.
 func (l *Locker) attempt(ctx context.Context, key string) (*lease, error) {
-	m := l.rs.NewMutex(lockPrefix+key,
+	m := l.rs.NewMutex(l.lockKey(key),
 		redsync.WithExpiry(l.cfg.TTL),
 		redsync.WithTries(1),
 		redsync.WithFailFast(true),
@@ -205,10 +257,14 @@ func (l *Locker) attempt(ctx context.Context, key string) (*lease, error) {
 }
 
 // Check pings every server. It returns nil when a quorum answers, else an
-// error wrapping lock.ErrUnavailable naming the servers that did not.
+// error wrapping lock.ErrUnavailable naming the servers that did not. On a
+// cluster, see checkCluster.
 func (l *Locker) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.OpTimeout)
 	defer cancel()
+	if l.cluster != nil {
+		return l.checkCluster(ctx)
+	}
 	errs := make([]error, len(l.clients))
 	var wg sync.WaitGroup
 	for i, c := range l.clients {
@@ -227,6 +283,57 @@ func (l *Locker) Check(ctx context.Context) error {
 	return fmt.Errorf("redislock: check: %w: %d of %d servers answer, %d needed; %s",
 		lock.ErrUnavailable, len(l.clients)-len(failed), len(l.clients), l.quorum, strings.Join(failed, "; "))
 }
+
+// checkCluster reads the slot map afresh and pings every master in it. It
+// returns nil when a majority of the masters answer: a cluster with one
+// master failing over is ready, since its replica takes over within a few
+// seconds, and leases on the other masters' slots are granted meanwhile
+// (unless the cluster requires full coverage; then Lock fails, retryably,
+// for those seconds). A cluster that lost most masters cannot fail over by
+// itself and is unavailable, as is one no seed node answers or one that
+// serves no slot.
+func (l *Locker) checkCluster(ctx context.Context) error {
+	var mu sync.Mutex
+	var masters int
+	var failed []string
+	err := l.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		err := c.Ping(ctx).Err()
+		mu.Lock()
+		defer mu.Unlock()
+		masters++
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("%s: %v", c.Options().Addr, err))
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("redislock: check: %w: no seed node answers: %v", lock.ErrUnavailable, err)
+	case masters == 0:
+		return fmt.Errorf("redislock: check: %w: no master serves a slot", lock.ErrUnavailable)
+	case len(failed) > 0:
+		l.refresh()
+	}
+	if answer := masters - len(failed); answer > masters/2 {
+		return nil
+	}
+	return fmt.Errorf("redislock: check: %w: %d of %d cluster masters answer; %s",
+		lock.ErrUnavailable, masters-len(failed), masters, strings.Join(failed, "; "))
+}
+
+// refresh makes a cluster client reload its slot map (in the background,
+// at most every 200ms), after a command failed in a way that may mean a
+// failover.
+func (l *Locker) refresh() {
+	if l.cluster != nil {
+		l.cluster.ReloadState(context.Background())
+	}
+}
+
+// lockKey and fenceKey are the Redis keys of the lease on key and of its
+// fencing counter: the hash tag {key} puts both in one slot.
+func (l *Locker) lockKey(key string) string  { return l.cfg.Namespace + ":lock:{" + key + "}" }
+func (l *Locker) fenceKey(key string) string { return l.cfg.Namespace + ":fence:{" + key + "}" }
 
 // ctxErr wraps the context's error, with the last attempt's outcome as
 // explanation.

@@ -110,7 +110,7 @@ func TestReleaseReachesEveryMaster(t *testing.T) {
 	count := func(key string) int {
 		n := 0
 		for _, c := range clients {
-			n += int(c.Exists(ctx, redislock.LockKey(key)).Val())
+			n += int(c.Exists(ctx, l.LockKey(key)).Val())
 		}
 		return n
 	}
@@ -227,8 +227,8 @@ func TestKeyDeletedBehindBack(t *testing.T) {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
-	if n, err := rdb.Del(ctx, redislock.LockKey(key)).Result(); err != nil || n != 1 {
-		t.Fatalf("DEL %s = %d, %v", redislock.LockKey(key), n, err)
+	if n, err := rdb.Del(ctx, l.LockKey(key)).Result(); err != nil || n != 1 {
+		t.Fatalf("DEL %s = %d, %v", l.LockKey(key), n, err)
 	}
 	select {
 	case <-lease.Done():
