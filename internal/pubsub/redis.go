@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,8 +26,15 @@ const redisTimeout = time.Second
 type RedisConfig struct {
 	// Addrs are the Redis servers, host:port: typically the independent
 	// Redlock masters. Every announcement is published on each of them and
-	// every one is listened on; any one delivering is enough.
+	// every one is listened on; any one delivering is enough. With
+	// Cluster, they are seed nodes of one Redis Cluster.
 	Addrs []string
+	// Cluster says Addrs are nodes of a Redis Cluster. A PUBLISH on any
+	// node reaches the subscribers of every node, so announcements are
+	// published once, on any node that answers, and one subscription
+	// listens on the master of the channel's slot; when that master dies,
+	// the subscription is made again on the node that took its slot.
+	Cluster bool
 	// Channel is the Pub/Sub channel. Default DefaultRedisChannel.
 	Channel string
 	// Logger receives debug messages about failed sends; nil discards.
@@ -54,7 +62,7 @@ type Redis struct {
 // of its own sender.
 type redisServer struct {
 	addr   string
-	client *redis.Client
+	client redis.UniversalClient
 	sub    *redis.PubSub
 	kicks  chan struct{}
 }
@@ -92,36 +100,12 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	r.log = log.With("fanout", "redis", "id", r.id)
 	r.wake = newWakeups(r.id, r.log)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	for _, addr := range slices.Clone(cfg.Addrs) {
-		c := redis.NewClient(&redis.Options{
-			Addr:         addr,
-			DialTimeout:  redisTimeout,
-			ReadTimeout:  redisTimeout,
-			WriteTimeout: redisTimeout,
-			PoolTimeout:  redisTimeout,
-			// One PUBLISH at a time per server: a small pool also makes
-			// go-redis stop dialing a dead server after two failures and
-			// probe it in the background instead.
-			PoolSize:              2,
-			ContextTimeoutEnabled: true,
-			// The sender retries with backoff; go-redis's own retries
-			// would only hold the one send in flight longer.
-			MaxRetries:    -1,
-			DialerRetries: 1,
-			// No CLIENT SETINFO or maintenance-notification handshake:
-			// fewer round trips and goroutines, nothing older servers
-			// reject.
-			DisableIdentity:          true,
-			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-		})
-		// Without channels Subscribe does no I/O; the listener subscribes
-		// in the background, so that a down server delays nothing here.
-		r.servers = append(r.servers, &redisServer{
-			addr:   addr,
-			client: c,
-			sub:    c.Subscribe(r.ctx),
-			kicks:  make(chan struct{}, 1),
-		})
+	if cfg.Cluster {
+		r.addServer(strings.Join(cfg.Addrs, ","), redis.NewClusterClient(clusterOptions(slices.Clone(cfg.Addrs))))
+	} else {
+		for _, addr := range slices.Clone(cfg.Addrs) {
+			r.addServer(addr, redis.NewClient(clientOptions(addr)))
+		}
 	}
 	for _, s := range r.servers {
 		r.wg.Add(2)
@@ -133,6 +117,67 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 		}()
 	}
 	return r, nil
+}
+
+// clientOptions are the options of the client of one server.
+func clientOptions(addr string) *redis.Options {
+	return &redis.Options{
+		Addr:         addr,
+		DialTimeout:  redisTimeout,
+		ReadTimeout:  redisTimeout,
+		WriteTimeout: redisTimeout,
+		PoolTimeout:  redisTimeout,
+		// One PUBLISH at a time per server: a small pool also makes
+		// go-redis stop dialing a dead server after two failures and probe
+		// it in the background instead.
+		PoolSize:              2,
+		ContextTimeoutEnabled: true,
+		// The sender retries with backoff; go-redis's own retries would
+		// only hold the one send in flight longer.
+		MaxRetries:    -1,
+		DialerRetries: 1,
+		// No CLIENT SETINFO or maintenance-notification handshake: fewer
+		// round trips and goroutines, nothing older servers reject.
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+}
+
+// clusterOptions are clientOptions for a cluster client, whose slot map is
+// read again at least every clusterReload while it is used: a dead master
+// redirects no one, and the subscription, re-made every 100ms while it is
+// down, must find the node that took over the channel's slot.
+func clusterOptions(addrs []string) *redis.ClusterOptions {
+	o := clientOptions("")
+	return &redis.ClusterOptions{
+		Addrs:                      addrs,
+		DialTimeout:                o.DialTimeout,
+		ReadTimeout:                o.ReadTimeout,
+		WriteTimeout:               o.WriteTimeout,
+		PoolTimeout:                o.PoolTimeout,
+		PoolSize:                   o.PoolSize,
+		ContextTimeoutEnabled:      o.ContextTimeoutEnabled,
+		MaxRetries:                 o.MaxRetries,
+		DialerRetries:              o.DialerRetries,
+		DisableIdentity:            o.DisableIdentity,
+		MaintNotificationsConfig:   o.MaintNotificationsConfig,
+		ClusterStateReloadInterval: clusterReload,
+	}
+}
+
+// clusterReload bounds how stale a cluster client's slot map gets.
+const clusterReload = time.Second
+
+// addServer adds a server (or a cluster) to r. Without channels Subscribe
+// does no I/O; the listener subscribes in the background, so that a down
+// server delays nothing here.
+func (r *Redis) addServer(addr string, c redis.UniversalClient) {
+	r.servers = append(r.servers, &redisServer{
+		addr:   addr,
+		client: c,
+		sub:    c.Subscribe(r.ctx),
+		kicks:  make(chan struct{}, 1),
+	})
 }
 
 // Announce tells the other replicas that the ledger reached seq. It never

@@ -275,3 +275,32 @@ func TestRedisConfig(t *testing.T) {
 	}
 	closeAndCheck(t, "R", r)
 }
+
+// TestRedisCluster: on a Redis Cluster an announcement wakes the other
+// instance, whichever node it was published on; when the master holding
+// the subscriptions (the one of the channel's slot) is killed, both
+// subscribe again on the replica that took over, and wake-ups flow again.
+func TestRedisCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	cfg := RedisConfig{Addrs: c.Addrs(), Cluster: true, Channel: "shop:ledger"}
+	a, b := newRedis(t, cfg), newRedis(t, cfg)
+	old := c.MasterOf(t, cfg.Channel)
+	waitSubscribers(t, old.Addr, cfg.Channel, 2)
+	for i := range int64(3) {
+		a.Announce(1 + i)
+		waitWake(t, "B", b, wakeTimeout)
+		noWake(t, "A", a, 200*time.Millisecond)
+	}
+
+	c.KillMasterOf(t, cfg.Channel)
+	start := time.Now()
+	m := c.WaitFailover(t, cfg.Channel, old)
+	waitSubscribers(t, m.Addr, cfg.Channel, 2)
+	t.Logf("both subscribed on %s %v after %s was killed", m.Addr, time.Since(start).Round(time.Millisecond), old.Addr)
+	drain(a)
+	drain(b)
+	a.Announce(10)
+	waitWake(t, "B", b, wakeTimeout)
+	b.Announce(11)
+	waitWake(t, "A", a, wakeTimeout)
+}
