@@ -252,6 +252,11 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool)
 	}
 	requests := 0
 	for i, j := range jobs {
+		for k, l := range j.Levels {
+			if tx := set.Levels[first[i]+k]; tx != nil {
+				s.stale.refused(l.Key, s.fence(l.Lease), tx.Level.Fence)
+			}
+		}
 		if busy(set.Levels[first[i]:first[i]+len(j.Levels)]) != nil {
 			j.Busy = true
 			continue

@@ -30,6 +30,11 @@ type Config struct {
 	Reservations inventory.Reservations
 	Audit        inventory.Audit
 	Locker       lock.Locker
+	// Advancer moves Locker's token counters past a token the database
+	// refused a lease against; nil when Locker's tokens never go back
+	// (see lock.Advancer). Usually Locker's backend itself, set apart
+	// because decorators of Locker do not pass it on.
+	Advancer lock.Advancer
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -86,6 +91,7 @@ type Service struct {
 	resv        inventory.Reservations
 	audit       inventory.Audit
 	locker      lock.Locker
+	stale       staleTokens
 	log         *slog.Logger
 	now         func() time.Time
 	traceID     func(context.Context) string
@@ -118,6 +124,7 @@ func New(cfg Config) *Service {
 		resv:        cfg.Reservations,
 		audit:       cfg.Audit,
 		locker:      cfg.Locker,
+		stale:       staleTokens{adv: cfg.Advancer},
 		log:         cfg.Logger,
 		now:         cfg.Now,
 		traceID:     cfg.TraceID,

@@ -99,6 +99,9 @@ func (s *Service) newMovement(ctx context.Context, typ inventory.MovementType, d
 func (s *Service) lock(ctx context.Context, key inventory.LevelKey) (lock.Lease, error) {
 	lctx, cancel := context.WithTimeout(ctx, s.lockTimeout)
 	defer cancel()
+	if err := s.stale.advance(lctx, key.LockName()); err != nil {
+		s.log.Warn("advance the lock's fencing tokens", "key", key.LockName(), "err", err)
+	}
 	lease, err := s.locker.Lock(lctx, key.LockName())
 	if err != nil {
 		return nil, lockError(ctx, err)
@@ -118,6 +121,11 @@ func (s *Service) lockLevels(ctx context.Context, keys []inventory.LevelKey) (lo
 	}
 	lctx, cancel := context.WithTimeout(ctx, s.lockTimeout)
 	defer cancel()
+	for _, name := range names {
+		if err := s.stale.advance(lctx, name); err != nil {
+			s.log.Warn("advance the lock's fencing tokens", "key", name, "err", err)
+		}
+	}
 	leases, err := lock.LockAll(lctx, s.locker, names)
 	if err != nil {
 		return nil, nil, lockError(ctx, err)
