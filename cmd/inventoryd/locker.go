@@ -45,7 +45,8 @@ func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, 
 	case config.LockRedsync:
 		installRedisLogger(log)
 		rcfg := redislock.Config{
-			Addrs: cfg.RedisAddrs, TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
+			Addrs: cfg.RedisAddrs, Cluster: cfg.RedisMode == config.RedisCluster, Namespace: cfg.Namespace,
+			TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
 		}
 		if tp != nil {
 			rcfg.Instrument = telemetry.InstrumentRedis(tp)
@@ -121,6 +122,16 @@ func elector(l lock.Locker) lock.Elector {
 	return lock.LockElector{Locker: l}
 }
 
+// advancer is the backend's lock.Advancer if its token counters can go
+// back (Redis), else nil. The service gets it apart from its Locker, which
+// decorators wrap.
+func advancer(l lock.Locker) lock.Advancer {
+	if a, ok := l.(lock.Advancer); ok {
+		return a
+	}
+	return nil
+}
+
 // fanout is a cross-replica fan-out that can be closed.
 type fanout interface {
 	feed.Fanout
@@ -133,7 +144,8 @@ type fanout interface {
 func openFanout(ctx context.Context, cfg config.Config, log *slog.Logger) (fanout, error) {
 	switch cfg.LockBackend {
 	case config.LockRedsync:
-		f, err := pubsub.NewRedis(pubsub.RedisConfig{Addrs: cfg.RedisAddrs, Channel: cfg.Namespace + ":ledger", Logger: log})
+		f, err := pubsub.NewRedis(pubsub.RedisConfig{Addrs: cfg.RedisAddrs, Cluster: cfg.RedisMode == config.RedisCluster,
+			Channel: cfg.Namespace + ":ledger", Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("event fan-out over Redis: %w", err)
 		}
