@@ -22,6 +22,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/shopstack/inventory/internal/gormstore"
@@ -187,6 +188,31 @@ func TestFaults(t *testing.T) {
 					n.Restart(t)
 				},
 				audit: func(t *testing.T, dsn string) { auditEvents(t, dsn, n.URL) }}
+		}},
+		{"redis cluster master killed under load, replica promoted", func(t *testing.T, base map[string]string) setup {
+			// The replicas lock on a Redis Cluster of three masters with a
+			// replica each. The master holding the most of the products'
+			// fencing counters (and their leases: same slot) is SIGKILLed;
+			// its replica takes over a couple of node timeouts later,
+			// with whatever had replicated (asynchronously): a lease can
+			// be lost and granted again, a counter can go back, and then
+			// the database refuses the stale token and the service
+			// advances the counter. Sales of that product must resume.
+			c := redistest.StartCluster(t)
+			env := redsync(base, c.Addrs()...)
+			env["INVENTORY_REDIS_MODE"] = "cluster"
+			var killed time.Time
+			var product int64
+			return setup{env: env, replicas: 2,
+				fault: func(ctx context.Context, t *testing.T, _ []*replica) {
+					key, pid := busiestFenceMaster(t, c)
+					old := c.KillMasterOf(t, key)
+					killed, product = time.Now(), pid
+					m := c.WaitFailover(t, key, old)
+					t.Logf("killed %s, the master of %s; %s took over %v later",
+						old.Addr, key, m.Addr, time.Since(killed).Round(time.Millisecond))
+				},
+				audit: func(t *testing.T, dsn string) { auditResumed(t, dsn, product, killed) }}
 		}},
 		{"client timeouts and retries", func(t *testing.T, base map[string]string) setup {
 			// Clients give up after 150ms: some outcomes stay unknown.
@@ -522,4 +548,89 @@ func settled(dsn string, stockKeys, resKeys []string) (Settled, error) {
 			return err
 		})
 	return out, err
+}
+
+// busiestFenceMaster finds the cluster master holding the most of the
+// products' fencing counters and returns one of its counters' keys and the
+// product it fences.
+func busiestFenceMaster(t *testing.T, c *redistest.Cluster) (key string, product int64) {
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	defer rdb.Close()
+	ctx := context.Background()
+	var mu sync.Mutex
+	byMaster := map[string][]string{}
+	err := rdb.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		keys, err := m.Keys(ctx, "inventory:fence:{stock/*").Result()
+		mu.Lock()
+		defer mu.Unlock()
+		byMaster[m.Options().Addr] = keys
+		return err
+	})
+	if err != nil {
+		t.Fatalf("find the products' fencing counters: %v", err)
+	}
+	for _, keys := range byMaster {
+		if len(keys) > 0 && (key == "" || len(keys) > len(byMaster[c.MasterOf(t, key).Addr])) {
+			key = keys[0]
+		}
+	}
+	if key == "" {
+		t.Fatal("no product's fencing counter in the cluster")
+	}
+	var loc int64
+	if _, err := fmt.Sscanf(key, "inventory:fence:{stock/%d/%d}", &product, &loc); err != nil {
+		t.Fatalf("fencing counter %q: %v", key, err)
+	}
+	return key, product
+}
+
+// resumeWithin bounds how long a product's stock changes may stall after
+// its Redis master is killed: the cluster's failover (about two node
+// timeouts), the lease lost with it (a TTL at worst) and the clients'
+// backoff, with room for a loaded machine.
+const resumeWithin = 5 * time.Second
+
+// auditResumed checks that the changes of product went on after its Redis
+// master was killed: none of the gaps between its ledger rows from the kill
+// to the last row is longer than resumeWithin (the workload's stock-ins
+// write a row every few milliseconds while the lock works).
+func auditResumed(t *testing.T, dsn string, product int64, killed time.Time) {
+	if product == 0 {
+		t.Fatal("the fault did not strike")
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT created_at FROM stock_movements WHERE product_id = $1 AND created_at > $2 ORDER BY created_at",
+		product, killed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	prev, n := killed, 0
+	var stall time.Duration
+	var stallEnd time.Time
+	for rows.Next() {
+		var at time.Time
+		if err := rows.Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		if gap := at.Sub(prev); gap > stall {
+			stall, stallEnd = gap, at
+		}
+		prev, n = at, n+1
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatalf("no change of product %d committed after its Redis master was killed", product)
+	}
+	t.Logf("RESUMED | %s | product %d | %d changes after the kill | longest stall %v, ended %v after the kill |",
+		strings.TrimPrefix(t.Name(), "TestFaults/"), product, n, stall.Round(time.Millisecond), stallEnd.Sub(killed).Round(time.Millisecond))
+	if stall > resumeWithin {
+		t.Errorf("product %d: changes stalled %v after its master was killed, want under %v", product, stall, resumeWithin)
+	}
 }
