@@ -22,11 +22,13 @@ cleanup() { for c in "${on_exit[@]}"; do eval "$c"; done; }
 trap cleanup EXIT
 
 # Lock backend tests start their own redis-server processes on free ports
+# (and Redis Clusters of six, created with redis-cli)
 # (etcd runs embedded in the tests). Under CI a missing server is installed.
 # The GraphiQL test loads the page in headless Chromium; under CI it is
 # installed too when missing.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools) # creates the Redis Cluster tests' clusters
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
 command -v nats-server >/dev/null || missing+=(nats-server) # the broker-restart test runs one of its own
 if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
