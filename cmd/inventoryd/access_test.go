@@ -76,9 +76,10 @@ func TestEtcdWithAuthAndTLS(t *testing.T) {
 		change map[string]string
 		want   string
 	}{
-		"wrong password": {map[string]string{"INVENTORY_ETCD_PASSWORD": "not-the-password"}, "authentication failed"},
+		// Time enough to connect under load: a refused password ends it.
+		"wrong password": {map[string]string{"INVENTORY_ETCD_PASSWORD": "not-the-password", "INVENTORY_LOCK_TIMEOUT": "20s"}, "authentication failed"},
 		// The etcd client reports a refused certificate as a timeout.
-		"untrusted CA": {map[string]string{"INVENTORY_ETCD_CA_FILE": ""}, "lock backend etcd: etcdlock: connect to [https://"},
+		"untrusted CA": {map[string]string{"INVENTORY_ETCD_CA_FILE": "", "INVENTORY_LOCK_TIMEOUT": "2s"}, "lock backend etcd: etcdlock: connect to [https://"},
 	} {
 		bad := map[string]string{}
 		for k, v := range env {
@@ -87,7 +88,6 @@ func TestEtcdWithAuthAndTLS(t *testing.T) {
 		for k, v := range c.change {
 			bad[k] = v
 		}
-		bad["INVENTORY_LOCK_TIMEOUT"] = "2s"
 		err := run(t.Context(), []string{"inventoryd", "-addr", "127.0.0.1:0"}, func(k string) string { return bad[k] }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: run = %v, want a start-up error mentioning %q", name, err, c.want)

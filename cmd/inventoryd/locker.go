@@ -65,8 +65,11 @@ func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, 
 		}
 		ecfg := etcdlock.Config{
 			Endpoints: cfg.EtcdEndpoints, TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
-			Prefix:   etcdPath(cfg.Namespace, "lock/"),
-			Username: access.username, Password: access.password, TLS: access.tls,
+			Prefix: etcdPath(cfg.Namespace, "lock/"),
+			// Connecting (TLS, authentication) may take as long as the
+			// lock backend is given to answer at start-up.
+			DialTimeout: cfg.LockTimeout,
+			Username:    access.username, Password: access.password, TLS: access.tls,
 		}
 		if tp != nil {
 			ecfg.DialOptions = []grpc.DialOption{telemetry.GRPCDialOption(tp)}

@@ -186,7 +186,9 @@ func New(ctx context.Context, cfg Config) (*Locker, error) {
 		Logger: zap.NewNop(),
 		DialOptions: append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMax},
-			MinConnectTimeout: cfg.DialTimeout,
+			// A long DialTimeout (for a slow first connection) must not
+			// let a black-holed member hold each reconnect that long.
+			MinConnectTimeout: min(cfg.DialTimeout, defaultDialTimeout),
 		})}, cfg.DialOptions...),
 	})
 	if err != nil {
