@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg Config) (*Locker, error) {
 		// warnings would only repeat them in the log.
 		Logger: zap.NewNop(),
 		DialOptions: append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMax},
+			Backoff: grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMax},
 			// A long DialTimeout (for a slow first connection) must not
 			// let a black-holed member hold each reconnect that long.
 			MinConnectTimeout: min(cfg.DialTimeout, defaultDialTimeout),
