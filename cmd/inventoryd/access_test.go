@@ -5,17 +5,20 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/etcdtest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
 // TestEtcdWithAuthAndTLS: a managed etcd asks for TLS and a user. The
@@ -88,6 +91,53 @@ func TestEtcdWithAuthAndTLS(t *testing.T) {
 		for k, v := range c.change {
 			bad[k] = v
 		}
+		err := run(t.Context(), []string{"inventoryd", "-addr", "127.0.0.1:0"}, func(k string) string { return bad[k] }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: run = %v, want a start-up error mentioning %q", name, err, c.want)
+		}
+	}
+}
+
+// TestRedisWithAuthAndTLS: a managed Redis asks for TLS and a password.
+// The service connects with INVENTORY_REDIS_TLS, INVENTORY_REDIS_CA_FILE
+// and INVENTORY_REDIS_PASSWORD, sells, and listens for other replicas'
+// commits on the same Redis; a wrong password or an untrusted server fails
+// start-up.
+func TestRedisWithAuthAndTLS(t *testing.T) {
+	certs := testenv.NewCerts(t)
+	addr, plain := redistest.StartSecure(t, "the-redis-password", certs)
+	env := redsyncEnv(gormstoretest.DSN(t, gormstore.SQLite), addr)
+	env["INVENTORY_DB_DRIVER"] = gormstore.SQLite
+	env["INVENTORY_REDIS_TLS"], env["INVENTORY_REDIS_CA_FILE"] = "true", certs.CAFile
+	env["INVENTORY_REDIS_PASSWORD"] = "the-redis-password"
+	s := startServer(t, env)
+	id := s.createProduct(t, "REDIS-AUTH", 3)
+	if code, msg := s.stockOut(id, "redis-auth-1"); code != "OK" {
+		t.Fatalf("stockOut: %s %s", code, msg)
+	}
+	if code, body := get(t, s.url+"/readyz"); code != 200 {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	rc := redis.NewClient(&redis.Options{Addr: plain.Addr, Password: "the-redis-password"})
+	defer rc.Close()
+	testenv.Eventually(t, "the fan-out to subscribe", func() bool {
+		n, err := rc.PubSubNumSub(t.Context(), "inventory:ledger").Result()
+		return err == nil && n["inventory:ledger"] == 1
+	})
+
+	for name, c := range map[string]struct {
+		change map[string]string
+		want   string
+	}{
+		"wrong password": {map[string]string{"INVENTORY_REDIS_PASSWORD": "not-the-password"}, "WRONGPASS"},
+		"untrusted CA":   {map[string]string{"INVENTORY_REDIS_CA_FILE": ""}, "certificate"},
+		"no TLS":         {map[string]string{"INVENTORY_REDIS_TLS": "false", "INVENTORY_REDIS_CA_FILE": ""}, "lock backend redsync"},
+	} {
+		bad := map[string]string{"INVENTORY_LOCK_TIMEOUT": "2s"}
+		for k, v := range env {
+			bad[k] = v
+		}
+		maps.Copy(bad, c.change)
 		err := run(t.Context(), []string{"inventoryd", "-addr", "127.0.0.1:0"}, func(k string) string { return bad[k] }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: run = %v, want a start-up error mentioning %q", name, err, c.want)

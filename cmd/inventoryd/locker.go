@@ -44,8 +44,13 @@ func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, 
 	switch cfg.LockBackend {
 	case config.LockRedsync:
 		installRedisLogger(log)
+		access, err := redisAccessOf(cfg)
+		if err != nil {
+			return nil, err
+		}
 		rcfg := redislock.Config{
 			Addrs: cfg.RedisAddrs, Cluster: cfg.RedisMode == config.RedisCluster, Namespace: cfg.Namespace,
+			Username: access.username, Password: access.password, TLS: access.tls,
 			TTL: cfg.LockTTL, RetryMin: cfg.LockRetryMin, RetryMax: cfg.LockRetryMax,
 		}
 		if tp != nil {
@@ -147,7 +152,12 @@ type fanout interface {
 func openFanout(ctx context.Context, cfg config.Config, log *slog.Logger) (fanout, error) {
 	switch cfg.LockBackend {
 	case config.LockRedsync:
+		access, err := redisAccessOf(cfg)
+		if err != nil {
+			return nil, err
+		}
 		f, err := pubsub.NewRedis(pubsub.RedisConfig{Addrs: cfg.RedisAddrs, Cluster: cfg.RedisMode == config.RedisCluster,
+			Username: access.username, Password: access.password, TLS: access.tls,
 			Channel: cfg.Namespace + ":ledger", Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("event fan-out over Redis: %w", err)
@@ -172,6 +182,19 @@ func openFanout(ctx context.Context, cfg config.Config, log *slog.Logger) (fanou
 type access struct {
 	username, password string
 	tls                *tls.Config // nil: plain text
+}
+
+// redisAccessOf is the Redis credentials and TLS of cfg.
+func redisAccessOf(cfg config.Config) (access, error) {
+	a := access{username: cfg.RedisUsername, password: cfg.RedisPassword}
+	if cfg.RedisTLS {
+		t, err := tlsTrusting(cfg.RedisCAFile)
+		if err != nil {
+			return access{}, fmt.Errorf("INVENTORY_REDIS_CA_FILE: %w", err)
+		}
+		a.tls = t
+	}
+	return a, nil
 }
 
 // etcdAccessOf is the etcd credentials and TLS of cfg.

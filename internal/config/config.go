@@ -52,8 +52,13 @@ type Config struct {
 	RedisAddrs     []string
 	// RedisMode is RedisStandalone (one Redis, or independent Redlock
 	// masters) or RedisCluster (RedisAddrs are seed nodes of a cluster).
-	RedisMode     string
-	EtcdEndpoints []string
+	RedisMode string
+	// RedisUsername and RedisPassword authenticate to Redis (AUTH; the
+	// username for an ACL user); RedisTLS encrypts the connections,
+	// trusting the system's CAs and RedisCAFile's.
+	RedisUsername, RedisPassword, RedisCAFile string
+	RedisTLS                                  bool
+	EtcdEndpoints                             []string
 	// EtcdUsername and EtcdPassword authenticate to etcd; https://
 	// endpoints encrypt the connections, trusting the system's CAs and
 	// EtcdCAFile's.
@@ -176,6 +181,14 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.RedisAddrs, err = hostPorts(v); return err }},
 	{"redis-mode", "INVENTORY_REDIS_MODE", RedisStandalone, "redsync: standalone (one Redis, or several independent masters as a Redlock quorum) or cluster (Redis Cluster; INVENTORY_REDIS_ADDRS are seed nodes)",
 		func(c *Config, v string) error { c.RedisMode = v; return nil }},
+	{"redis-username", "INVENTORY_REDIS_USERNAME", "", "redsync: the Redis ACL user (empty: the default user)",
+		func(c *Config, v string) error { c.RedisUsername = v; return nil }},
+	{"redis-password", "INVENTORY_REDIS_PASSWORD", "", "redsync: the Redis password (AUTH); prefer the variable to the flag, which shows in the process list",
+		func(c *Config, v string) error { c.RedisPassword = v; return nil }},
+	{"redis-tls", "INVENTORY_REDIS_TLS", "false", "redsync: connect to Redis over TLS (trusting the system's CAs and INVENTORY_REDIS_CA_FILE's)",
+		func(c *Config, v string) (err error) { c.RedisTLS, err = strconv.ParseBool(v); return err }},
+	{"redis-ca-file", "INVENTORY_REDIS_CA_FILE", "", "redsync with TLS: a PEM file of CA certificates to trust beside the system's (a managed Redis's own CA)",
+		func(c *Config, v string) error { c.RedisCAFile = v; return nil }},
 	{"etcd-endpoints", "INVENTORY_ETCD_ENDPOINTS", "127.0.0.1:2379", "etcd: client endpoints (host:port or http://host:port), comma-separated",
 		func(c *Config, v string) (err error) { c.EtcdEndpoints, err = endpoints(v); return err }},
 	{"etcd-username", "INVENTORY_ETCD_USERNAME", "", "etcd: the user, when etcd has authentication enabled",
@@ -319,8 +332,11 @@ func (c Config) validate() error {
 	if !NamespacePattern.MatchString(c.Namespace) {
 		return fmt.Errorf("INVENTORY_NAMESPACE: %q must be lowercase letters, digits and '-', start with a letter, and be at most 40 long", c.Namespace)
 	}
-	if (c.EtcdUsername == "") != (c.EtcdPassword == "") {
-		return errors.New("INVENTORY_ETCD_USERNAME and INVENTORY_ETCD_PASSWORD go together")
+	if c.RedisCAFile != "" && !c.RedisTLS {
+		return errors.New("INVENTORY_REDIS_CA_FILE needs INVENTORY_REDIS_TLS=true")
+	}
+	if (c.RedisUsername != "" && c.RedisPassword == "") || (c.EtcdUsername == "") != (c.EtcdPassword == "") {
+		return errors.New("INVENTORY_REDIS_USERNAME needs INVENTORY_REDIS_PASSWORD, and INVENTORY_ETCD_USERNAME and INVENTORY_ETCD_PASSWORD go together")
 	}
 	if secure := c.EtcdTLS(); slices.ContainsFunc(c.EtcdEndpoints, func(e string) bool { return strings.HasPrefix(e, "https://") != secure }) {
 		return errors.New("INVENTORY_ETCD_ENDPOINTS: https:// and plain endpoints mixed; use https:// for every member or none")

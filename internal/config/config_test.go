@@ -73,6 +73,8 @@ func TestBadValues(t *testing.T) {
 		"namespace":   {env: map[string]string{"INVENTORY_NAMESPACE": "Shop.A"}, want: "INVENTORY_NAMESPACE"},
 		"long ns":     {env: map[string]string{"INVENTORY_NAMESPACE": strings.Repeat("a", 41)}, want: "INVENTORY_NAMESPACE"},
 		"redis mode":  {env: map[string]string{"INVENTORY_REDIS_MODE": "sentinel"}, want: "INVENTORY_REDIS_MODE"},
+		"redis ca":    {env: map[string]string{"INVENTORY_REDIS_CA_FILE": "/ca.pem"}, want: "INVENTORY_REDIS_TLS"},
+		"redis user":  {env: map[string]string{"INVENTORY_REDIS_USERNAME": "app"}, want: "INVENTORY_REDIS_PASSWORD"},
 		"etcd user":   {env: map[string]string{"INVENTORY_ETCD_PASSWORD": "pw"}, want: "INVENTORY_ETCD_USERNAME"},
 		"etcd mixed":  {env: map[string]string{"INVENTORY_ETCD_ENDPOINTS": "https://e1:2379,e2:2379"}, want: "mixed"},
 		"etcd ca":     {env: map[string]string{"INVENTORY_ETCD_CA_FILE": "/ca.pem"}, want: "INVENTORY_ETCD_CA_FILE"},

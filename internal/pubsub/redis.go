@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,10 @@ type RedisConfig struct {
 	// listens on the master of the channel's slot; when that master dies,
 	// the subscription is made again on the node that took its slot.
 	Cluster bool
+	// Username and Password, if set, authenticate every connection (AUTH;
+	// a username for an ACL user); TLS, if set, encrypts it.
+	Username, Password string
+	TLS                *tls.Config
 	// Channel is the Pub/Sub channel. Default DefaultRedisChannel.
 	Channel string
 	// Logger receives debug messages about failed sends; nil discards.
@@ -101,10 +106,10 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 	r.wake = newWakeups(r.id, r.log)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	if cfg.Cluster {
-		r.addServer(strings.Join(cfg.Addrs, ","), redis.NewClusterClient(clusterOptions(slices.Clone(cfg.Addrs))))
+		r.addServer(strings.Join(cfg.Addrs, ","), redis.NewClusterClient(clusterOptions(cfg)))
 	} else {
 		for _, addr := range slices.Clone(cfg.Addrs) {
-			r.addServer(addr, redis.NewClient(clientOptions(addr)))
+			r.addServer(addr, redis.NewClient(clientOptions(cfg, addr)))
 		}
 	}
 	for _, s := range r.servers {
@@ -120,9 +125,12 @@ func NewRedis(cfg RedisConfig) (*Redis, error) {
 }
 
 // clientOptions are the options of the client of one server.
-func clientOptions(addr string) *redis.Options {
+func clientOptions(cfg RedisConfig, addr string) *redis.Options {
 	return &redis.Options{
 		Addr:         addr,
+		Username:     cfg.Username,
+		Password:     cfg.Password,
+		TLSConfig:    cfg.TLS,
 		DialTimeout:  redisTimeout,
 		ReadTimeout:  redisTimeout,
 		WriteTimeout: redisTimeout,
@@ -147,10 +155,13 @@ func clientOptions(addr string) *redis.Options {
 // read again at least every clusterReload while it is used: a dead master
 // redirects no one, and the subscription, re-made every 100ms while it is
 // down, must find the node that took over the channel's slot.
-func clusterOptions(addrs []string) *redis.ClusterOptions {
-	o := clientOptions("")
+func clusterOptions(cfg RedisConfig) *redis.ClusterOptions {
+	o := clientOptions(cfg, "")
 	return &redis.ClusterOptions{
-		Addrs:                      addrs,
+		Addrs:                      slices.Clone(cfg.Addrs),
+		Username:                   o.Username,
+		Password:                   o.Password,
+		TLSConfig:                  o.TLSConfig,
 		DialTimeout:                o.DialTimeout,
 		ReadTimeout:                o.ReadTimeout,
 		WriteTimeout:               o.WriteTimeout,

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
@@ -114,4 +115,22 @@ func (p *Proxy) dropLocked() {
 	for c := range p.conns {
 		_ = c.Close()
 	}
+}
+
+// NewTLSProxy is a Proxy that terminates TLS with certs' server
+// certificate: clients speak TLS to it, the target plain text.
+func NewTLSProxy(target string, certs Certs) (*Proxy, error) {
+	cert, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{ln: tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+		target: target, conns: make(map[net.Conn]struct{})}
+	p.wg.Add(1)
+	go p.serve()
+	return p, nil
 }

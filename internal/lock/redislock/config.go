@@ -1,6 +1,7 @@
 package redislock
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -36,6 +37,10 @@ type Config struct {
 	// tokens live on the master of their key's slot, and a lease needs
 	// that master only.
 	Cluster bool
+	// Username and Password, if set, authenticate every connection (AUTH;
+	// a username for an ACL user); TLS, if set, encrypts it.
+	Username, Password string
+	TLS                *tls.Config
 	// Namespace prefixes every key: a lease on key is the Redis key
 	// <Namespace>:lock:{key} and its fencing counter
 	// <Namespace>:fence:{key}, in one hash slot (one cluster master).

@@ -89,6 +89,9 @@ func New(cfg Config) (*Locker, error) {
 func clientOptions(cfg Config, addr string) *redis.Options {
 	return &redis.Options{
 		Addr:         addr,
+		Username:     cfg.Username,
+		Password:     cfg.Password,
+		TLSConfig:    cfg.TLS,
 		DialTimeout:  cfg.OpTimeout,
 		ReadTimeout:  cfg.OpTimeout,
 		WriteTimeout: cfg.OpTimeout,
@@ -119,6 +122,9 @@ func clusterOptions(cfg Config) *redis.ClusterOptions {
 	o := clientOptions(cfg, "")
 	return &redis.ClusterOptions{
 		Addrs:                    cfg.Addrs,
+		Username:                 o.Username,
+		Password:                 o.Password,
+		TLSConfig:                o.TLSConfig,
 		DialTimeout:              o.DialTimeout,
 		ReadTimeout:              o.ReadTimeout,
 		WriteTimeout:             o.WriteTimeout,

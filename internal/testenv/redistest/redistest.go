@@ -43,6 +43,8 @@ type Server struct {
 	log string
 	// args are more redis-server arguments (a cluster node's).
 	args []string
+	// password is the server's, if it asks for one (StartSecure).
+	password string
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
@@ -61,9 +63,33 @@ func Start(tb testing.TB) *Server {
 	return start(tb, nil)
 }
 
+// StartSecure starts a redis-server as managed ones run: it asks for
+// password, and clients reach it over TLS, with certs (see
+// testenv.NewCerts), at tlsAddr. Debian's redis-server is built without
+// TLS, so a TLS terminator of Go's in the test process stands in front of
+// it (testenv.NewTLSProxy); s.Addr is the server's own, plain address.
+func StartSecure(tb testing.TB, password string, certs testenv.Certs) (tlsAddr string, s *Server) {
+	tb.Helper()
+	s = newServer(tb)
+	s.password = password
+	s.startOnFreePort(tb, func(int, string, int) []string { return []string{"--requirepass", password} })
+	p, err := testenv.NewTLSProxy(s.Addr, certs)
+	if err != nil {
+		tb.Fatalf("redistest: TLS proxy: %v", err)
+	}
+	tb.Cleanup(p.Close)
+	return p.Addr(), s
+}
+
 // start starts a redis-server with more arguments: those args returns for
 // the server's port, directory and a second free port.
 func start(tb testing.TB, args func(port int, dir string, port2 int) []string) *Server {
+	tb.Helper()
+	return newServer(tb).startOnFreePort(tb, args)
+}
+
+// newServer is a Server not yet started, stopped when the test ends.
+func newServer(tb testing.TB) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -72,6 +98,12 @@ func start(tb testing.TB, args func(port int, dir string, port2 int) []string) *
 	dir := tb.TempDir()
 	s := &Server{bin: bin, dir: dir, log: filepath.Join(dir, "redis.log")}
 	tb.Cleanup(s.stop)
+	return s
+}
+
+func (s *Server) startOnFreePort(tb testing.TB, args func(port int, dir string, port2 int) []string) *Server {
+	tb.Helper()
+	dir := s.dir
 	var errs []error
 	for range startTries {
 		port, err := freePort()
@@ -184,7 +216,7 @@ func (s *Server) start() error {
 		_ = cmd.Wait()
 		close(p.exited)
 	}()
-	if err := waitReady(s.Addr, p.exited); err != nil {
+	if err := s.waitReady(p.exited); err != nil {
 		p.kill()
 		return fmt.Errorf("%s: %w%s", s.Addr, err, s.logTail())
 	}
@@ -212,7 +244,7 @@ func (p *process) kill() {
 
 // waitReady polls addr with PING until it answers PONG, the process exits
 // or readyTimeout passes.
-func waitReady(addr string, exited <-chan struct{}) error {
+func (s *Server) waitReady(exited <-chan struct{}) error {
 	deadline := time.Now().Add(readyTimeout)
 	var err error
 	for time.Now().Before(deadline) {
@@ -221,7 +253,7 @@ func waitReady(addr string, exited <-chan struct{}) error {
 			return errors.New("redis-server exited during start")
 		default:
 		}
-		if err = ping(addr, time.Second); err == nil {
+		if err = s.ping(time.Second); err == nil {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -229,19 +261,28 @@ func waitReady(addr string, exited <-chan struct{}) error {
 	return fmt.Errorf("no answer after %v: %w", readyTimeout, err)
 }
 
-// ping sends one PING to addr over a new connection and expects PONG
-// within timeout.
-func ping(addr string, timeout time.Duration) error {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+// ping sends one PING to s over a new connection (AUTH first if s asks
+// for a password) and expects PONG within timeout.
+func (s *Server) ping(timeout time.Duration) error {
+	conn, err := net.DialTimeout("tcp", s.Addr, timeout)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(timeout))
+	r := bufio.NewReader(conn)
+	if s.password != "" {
+		if _, err := fmt.Fprintf(conn, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(s.password), s.password); err != nil {
+			return err
+		}
+		if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+			return fmt.Errorf("AUTH answered %q: %v", strings.TrimSpace(line), err)
+		}
+	}
 	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}

@@ -3,13 +3,18 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shopstack/inventory/internal/testenv"
 )
 
 func TestServer(t *testing.T) {
@@ -22,7 +27,7 @@ func TestServer(t *testing.T) {
 	}
 
 	s.Kill(t)
-	if err := ping(s.Addr, time.Second); err == nil {
+	if err := s.ping(time.Second); err == nil {
 		t.Fatal("a killed server answers PING")
 	}
 
@@ -32,11 +37,11 @@ func TestServer(t *testing.T) {
 	}
 
 	s.Pause(t)
-	if err := ping(s.Addr, 200*time.Millisecond); err == nil {
+	if err := s.ping(200 * time.Millisecond); err == nil {
 		t.Fatal("a paused server answers PING")
 	}
 	s.Resume(t)
-	if err := ping(s.Addr, time.Second); err != nil {
+	if err := s.ping(time.Second); err != nil {
 		t.Fatalf("PING after resume: %v", err)
 	}
 }
@@ -107,5 +112,35 @@ func TestCluster(t *testing.T) {
 	c.WaitHealthy(t)
 	if c.MasterOf(t, "k") != m {
 		t.Fatal("the restarted master took its slots back")
+	}
+}
+
+// TestStartSecure: a secure server answers over TLS with its password,
+// and to nothing else.
+func TestStartSecure(t *testing.T) {
+	certs := testenv.NewCerts(t)
+	tlsAddr, _ := StartSecure(t, "a-password-of-the-test", certs)
+	pem, err := os.ReadFile(certs.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	for name, c := range map[string]struct {
+		opts *redis.Options
+		ok   bool
+	}{
+		"TLS and password": {&redis.Options{Addr: tlsAddr, Password: "a-password-of-the-test", TLSConfig: &tls.Config{RootCAs: pool}}, true},
+		"no TLS":           {&redis.Options{Addr: tlsAddr, Password: "a-password-of-the-test"}, false},
+		"wrong password":   {&redis.Options{Addr: tlsAddr, Password: "wrong", TLSConfig: &tls.Config{RootCAs: pool}}, false},
+		"untrusted":        {&redis.Options{Addr: tlsAddr, Password: "a-password-of-the-test", TLSConfig: &tls.Config{}}, false},
+	} {
+		c.opts.MaxRetries, c.opts.DialTimeout, c.opts.ReadTimeout = -1, time.Second, time.Second
+		rc := redis.NewClient(c.opts)
+		err := rc.Ping(t.Context()).Err()
+		_ = rc.Close()
+		if (err == nil) != c.ok {
+			t.Errorf("%s: PING: %v, want success %v", name, err, c.ok)
+		}
 	}
 }
