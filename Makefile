@@ -1,7 +1,7 @@
 # Run `make help` for the targets.
 GO ?= go
 
-.PHONY: help run build test test-faults fuzz generate check-generated check-compose check-chart helm lint
+.PHONY: help run build test test-faults fuzz generate check-generated check-compose check-chart helm kube-apiserver lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -54,6 +54,20 @@ HELM_VERSION := v4.3.2
 helm: ## install helm (HELM_VERSION) into GOPATH/bin with go install, unless one is there or on PATH
 	@command -v helm >/dev/null || test -x "$$($(GO) env GOPATH)/bin/helm" || \
 		{ echo "installing helm $(HELM_VERSION) (go install, a few minutes)"; $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION); }
+
+# The kube-apiserver the chart is applied to (a server-side dry run, in
+# deploy/helm/charttest), built from the module deploy/helm/apiserver, whose
+# go.mod pins its version: 10-25 minutes on two cores, once per machine, to a
+# path named after the version (a new pin builds anew).
+KUBE_APISERVER_VERSION = $(shell $(GO) -C deploy/helm/apiserver list -m -f '{{.Version}}' k8s.io/kubernetes)
+kube_apiserver_parts = $(subst ., ,$(patsubst v%,%,$(KUBE_APISERVER_VERSION)))
+KUBE_APISERVER = $(shell $(GO) env GOPATH)/bin/kube-apiserver-$(KUBE_APISERVER_VERSION)
+kube-apiserver: ## build kube-apiserver (the version deploy/helm/apiserver/go.mod pins) into GOPATH/bin/kube-apiserver-VERSION, unless it is there
+	@v='$(KUBE_APISERVER_VERSION)'; out='$(KUBE_APISERVER)'; test -n "$$v" || exit 1; test -x "$$out" || { \
+		echo "building kube-apiserver $$v into $$out (10-25 minutes, once)"; \
+		$(GO) -C deploy/helm/apiserver build -o "$$out.tmp" \
+			-ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$$v -X k8s.io/component-base/version.gitMajor=$(word 1,$(kube_apiserver_parts)) -X k8s.io/component-base/version.gitMinor=$(word 2,$(kube_apiserver_parts))" \
+			k8s.io/kubernetes/cmd/kube-apiserver && mv "$$out.tmp" "$$out"; }
 
 check-chart: ## helm lint --strict and helm template of deploy/helm/inventory under several value sets, strictly decoded and checked against the binary (make test runs it too)
 	@[ "$$CI" != "true" ] || $(MAKE) -s helm
