@@ -33,15 +33,23 @@ func helm(t *testing.T) string {
 	if p, err := exec.LookPath("helm"); err == nil {
 		return p
 	}
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "helm")
+	if p := gopathBin("helm"); p != "" {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
 	testenv.SkipOrFail(t, "helm is not installed (make helm; make test does under CI)")
 	return ""
+}
+
+// gopathBin is the path of the named binary in GOPATH/bin, where the
+// Makefile installs the tools these tests run; "" if go cannot say.
+func gopathBin(name string) string {
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "bin", name)
 }
 
 // runHelm runs helm with args and returns its standard output; on failure
@@ -87,11 +95,33 @@ type rendered struct {
 // wrong type or an unknown kind fails the test.
 func render(t *testing.T, files ...string) *rendered {
 	t.Helper()
+	return decode(t, template(t, files...))
+}
+
+// template returns what helm template makes of the value files (after
+// defaults.yaml): the YAML documents as helm install would send them.
+func template(t *testing.T, files ...string) string {
+	t.Helper()
 	out, err := runHelm(t, append([]string{"template", release, chartDir, "--namespace", k8sNS, "--kube-version", "1.30.0"}, valueArgs(files...)...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return decode(t, out)
+	return out
+}
+
+// documents splits helm template's output into its YAML documents, those
+// that are only comments left out.
+func documents(out string) []string {
+	var docs []string
+	for _, doc := range strings.Split(out, "\n---\n") {
+		doc = strings.TrimPrefix(strings.TrimSpace(doc), "---")
+		var head struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &head); err == nil && head.Kind == "" {
+			continue
+		}
+		docs = append(docs, doc)
+	}
+	return docs
 }
 
 // decode decodes helm template's output strictly.
@@ -99,14 +129,10 @@ func decode(t *testing.T, out string) *rendered {
 	t.Helper()
 	r := &rendered{deployments: map[string]*appsv1.Deployment{}, services: map[string]*corev1.Service{},
 		secrets: map[string]*corev1.Secret{}, configMaps: map[string]*corev1.ConfigMap{}, kinds: map[string]int{}}
-	for _, doc := range strings.Split(out, "\n---\n") {
-		doc = strings.TrimPrefix(strings.TrimSpace(doc), "---")
+	for _, doc := range documents(out) {
 		var head struct{ APIVersion, Kind string }
 		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
 			t.Fatalf("%v\n%s", err, doc)
-		}
-		if head.Kind == "" {
-			continue // only comments
 		}
 		obj, keep := r.slot(head.APIVersion + " " + head.Kind)
 		if obj == nil {
