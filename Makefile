@@ -69,6 +69,6 @@ kube-apiserver: ## build kube-apiserver (the version deploy/helm/apiserver/go.mo
 			-ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$$v -X k8s.io/component-base/version.gitMajor=$(word 1,$(kube_apiserver_parts)) -X k8s.io/component-base/version.gitMinor=$(word 2,$(kube_apiserver_parts))" \
 			k8s.io/kubernetes/cmd/kube-apiserver && mv "$$out.tmp" "$$out"; }
 
-check-chart: ## helm lint --strict and helm template of deploy/helm/inventory under several value sets, strictly decoded and checked against the binary (make test runs it too)
-	@[ "$$CI" != "true" ] || $(MAKE) -s helm
+check-chart: ## helm lint --strict and helm template of deploy/helm/inventory under several value sets, strictly decoded, checked against the binary and dry-run on a kube-apiserver (make test runs it too)
+	@[ "$$CI" != "true" ] || { $(MAKE) -s helm && $(MAKE) -s kube-apiserver; }
 	INVENTORY_TEST_STRICT=$${INVENTORY_TEST_STRICT:-$$([ "$$CI" = true ] && echo 1)} $(GO) test -count=1 ./deploy/helm/charttest

@@ -8,7 +8,7 @@
 #
 # Under CI (CI=true) INVENTORY_TEST_STRICT=1 makes any skipped component a
 # failure, a stopped local PostgreSQL is started first, and a missing
-# redis-server, Chromium or helm is installed.
+# redis-server, Chromium or helm is installed, and kube-apiserver built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,10 +36,13 @@ if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The Helm chart's checks (deploy/helm/charttest) run helm; under CI a
-# missing one is built (make helm: go install, a few minutes, once).
+# The Helm chart's checks (deploy/helm/charttest) run helm, and apply the
+# chart to a kube-apiserver (a server-side dry run); under CI a missing one
+# is built (make helm: go install, a few minutes; make kube-apiserver: 10-25
+# minutes; each once per machine).
 if [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && { [ -z "${GO_TEST_PKGS:-}" ] || [[ "${GO_TEST_PKGS}" == *deploy/helm* ]]; }; then
   make -s helm
+  [ -n "${INVENTORY_TEST_KUBE_APISERVER:-}" ] || make -s kube-apiserver
 fi
 
 # NATS with JetStream for the event publisher's tests: the machine's own on
