@@ -12,6 +12,10 @@ Call with (dict "root" $ "track" "stable"|"canary").
 {{- $tag := $v.image.tag | default $root.Chart.AppVersion }}
 {{- if eq $track "canary" }}{{ $tag = $v.canary.image.tag | default $tag }}{{ end }}
 {{- $secret := include "inventory.secretName" $root }}
+{{- $redisAuth := include "inventory.redisAuth" $root }}
+{{- $etcdAuth := include "inventory.etcdAuth" $root }}
+{{- $redisCA := and (eq $v.lock.backend "redsync") $v.lock.redis.caSecret.name }}
+{{- $etcdCA := and (eq $v.lock.backend "etcd") $v.lock.etcd.caSecret.name }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -108,9 +112,45 @@ spec:
               value: {{ $v.lock.redis.mode }}
             - name: INVENTORY_REDIS_ADDRS
               value: {{ join "," $v.lock.redis.addrs | quote }}
+            {{- if eq $redisAuth "usernamePassword" }}
+            - name: INVENTORY_REDIS_USERNAME
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $secret }}
+                  key: {{ $v.secrets.keys.redisUsername }}
+            {{- end }}
+            {{- if ne $redisAuth "none" }}
+            - name: INVENTORY_REDIS_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $secret }}
+                  key: {{ $v.secrets.keys.redisPassword }}
+            {{- end }}
+            - name: INVENTORY_REDIS_TLS
+              value: {{ $v.lock.redis.tls | quote }}
+            {{- if $redisCA }}
+            - name: INVENTORY_REDIS_CA_FILE
+              value: /etc/inventory/redis-ca/ca.pem
+            {{- end }}
             {{- else if eq $v.lock.backend "etcd" }}
             - name: INVENTORY_ETCD_ENDPOINTS
               value: {{ join "," $v.lock.etcd.endpoints | quote }}
+            {{- if eq $etcdAuth "usernamePassword" }}
+            - name: INVENTORY_ETCD_USERNAME
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $secret }}
+                  key: {{ $v.secrets.keys.etcdUsername }}
+            - name: INVENTORY_ETCD_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $secret }}
+                  key: {{ $v.secrets.keys.etcdPassword }}
+            {{- end }}
+            {{- if $etcdCA }}
+            - name: INVENTORY_ETCD_CA_FILE
+              value: /etc/inventory/etcd-ca/ca.pem
+            {{- end }}
             {{- end }}
             - name: INVENTORY_BROKER
               value: {{ $v.broker.type }}
@@ -224,6 +264,16 @@ spec:
               mountPath: /etc/inventory/flow
               readOnly: true
             {{- end }}
+            {{- if $redisCA }}
+            - name: redis-ca
+              mountPath: /etc/inventory/redis-ca
+              readOnly: true
+            {{- end }}
+            {{- if $etcdCA }}
+            - name: etcd-ca
+              mountPath: /etc/inventory/etcd-ca
+              readOnly: true
+            {{- end }}
       volumes:
         # Nothing is written on PostgreSQL; a scratch /tmp for libraries that
         # expect one, on a read-only root.
@@ -234,6 +284,26 @@ spec:
         - name: flow-rules
           configMap:
             name: {{ include "inventory.fullname" $root }}-flow-rules
+        {{- end }}
+        {{- if $redisCA }}
+        # The CA Secret's key, as ca.pem (INVENTORY_REDIS_CA_FILE,
+        # INVENTORY_ETCD_CA_FILE).
+        - name: redis-ca
+          secret:
+            secretName: {{ $v.lock.redis.caSecret.name }}
+            defaultMode: 0444
+            items:
+              - key: {{ $v.lock.redis.caSecret.key }}
+                path: ca.pem
+        {{- end }}
+        {{- if $etcdCA }}
+        - name: etcd-ca
+          secret:
+            secretName: {{ $v.lock.etcd.caSecret.name }}
+            defaultMode: 0444
+            items:
+              - key: {{ $v.lock.etcd.caSecret.key }}
+                path: ca.pem
         {{- end }}
       {{- if $v.topologySpread.enabled }}
       topologySpreadConstraints:

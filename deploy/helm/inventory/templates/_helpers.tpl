@@ -60,6 +60,29 @@ namespace, else the server's default.
 {{- default (include "inventory.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}
 
+{{/*
+The Redis credentials the pod reads from the Secret: none, password or
+usernamePassword. With secrets.existingSecret, lock.redis.auth says which
+keys it holds; the chart-made Secret holds the secrets.values given.
+*/}}
+{{- define "inventory.redisAuth" -}}
+{{- $v := .Values }}
+{{- if $v.secrets.existingSecret }}{{ $v.lock.redis.auth }}
+{{- else if $v.secrets.values.redisUsername }}usernamePassword
+{{- else if $v.secrets.values.redisPassword }}password
+{{- else }}none
+{{- end }}
+{{- end }}
+
+{{/* The etcd credentials the pod reads from the Secret: none or usernamePassword (as inventory.redisAuth). */}}
+{{- define "inventory.etcdAuth" -}}
+{{- $v := .Values }}
+{{- if $v.secrets.existingSecret }}{{ $v.lock.etcd.auth }}
+{{- else if or $v.secrets.values.etcdUsername $v.secrets.values.etcdPassword }}usernamePassword
+{{- else }}none
+{{- end }}
+{{- end }}
+
 {{/* The grace period: drain, then shutdown, then a margin; one sum, so they cannot disagree. */}}
 {{- define "inventory.terminationGracePeriodSeconds" -}}
 {{- add .Values.server.drainSeconds .Values.server.shutdownTimeoutSeconds .Values.server.terminationMarginSeconds }}
@@ -89,6 +112,34 @@ namespace, else the server's default.
 {{- end }}
 {{- if and (eq $v.broker.type "rabbitmq") (not $v.secrets.values.rabbitmqURL) }}
 {{- fail "broker.type rabbitmq needs secrets.values.rabbitmqURL (or secrets.existingSecret)" }}
+{{- end }}
+{{- end }}
+{{- if not $v.secrets.existingSecret }}
+{{- $s := $v.secrets.values }}
+{{- if and $s.redisUsername (not $s.redisPassword) }}
+{{- fail "secrets.values.redisUsername needs secrets.values.redisPassword (Redis ACL users have one)" }}
+{{- end }}
+{{- if ne (empty $s.etcdUsername) (empty $s.etcdPassword) }}
+{{- fail "secrets.values.etcdUsername and secrets.values.etcdPassword go together" }}
+{{- end }}
+{{- if and (ne $v.lock.redis.auth "none") (ne $v.lock.redis.auth (include "inventory.redisAuth" .)) }}
+{{- fail (printf "lock.redis.auth is %s, but the chart-made Secret's credentials (secrets.values.redisUsername, redisPassword) make it %s" $v.lock.redis.auth (include "inventory.redisAuth" .)) }}
+{{- end }}
+{{- if and (ne $v.lock.etcd.auth "none") (ne $v.lock.etcd.auth (include "inventory.etcdAuth" .)) }}
+{{- fail "lock.etcd.auth is usernamePassword: set secrets.values.etcdUsername and etcdPassword (or secrets.existingSecret)" }}
+{{- end }}
+{{- end }}
+{{- if and $v.lock.redis.caSecret.name (not $v.lock.redis.tls) }}
+{{- fail "lock.redis.caSecret needs lock.redis.tls=true (INVENTORY_REDIS_CA_FILE needs INVENTORY_REDIS_TLS)" }}
+{{- end }}
+{{- if eq $v.lock.backend "etcd" }}
+{{- $https := 0 }}
+{{- range $v.lock.etcd.endpoints }}{{ if hasPrefix "https://" . }}{{ $https = add1 $https }}{{ end }}{{ end }}
+{{- if and $https (ne $https (len $v.lock.etcd.endpoints)) }}
+{{- fail "lock.etcd.endpoints: https:// and plain endpoints mixed; use https:// for every member or none" }}
+{{- end }}
+{{- if and $v.lock.etcd.caSecret.name (not $https) }}
+{{- fail "lock.etcd.caSecret needs https:// lock.etcd.endpoints (they turn TLS on)" }}
 {{- end }}
 {{- end }}
 {{- if and $v.autoscaling.enabled (lt (int $v.autoscaling.maxReplicas) (int $v.autoscaling.minReplicas)) }}
