@@ -60,20 +60,26 @@ func knownSettings(t *testing.T, bin string) map[string]bool {
 // TestBinary runs the binary with the environment the chart gives the
 // pod (the database swapped for SQLite and the lock for the in-process
 // one; the ports for free loopback ones), then holds the chart to it:
-// every setting is one the binary knows, the probes' paths answer, the
+// every setting of every value set is one the binary knows, the probes' paths answer, the
 // alerts query metrics it reports, and SIGTERM makes it unready at once
 // and stops it within the grace period.
 func TestBinary(t *testing.T) {
-	r := render(t, "chart-secret.yaml")
-	d := r.stable(t)
 	bin := buildServer(t)
 	known := knownSettings(t, bin)
-	c := d.Spec.Template.Spec.Containers[0]
-	for _, e := range c.Env {
-		if strings.HasPrefix(e.Name, "INVENTORY_") && !known[e.Name] {
-			t.Errorf("the chart sets %s, which inventoryd does not know (inventoryd --help)", e.Name)
+	// Every value set's settings, each a setting of the binary's.
+	for _, name := range slices.Sorted(maps.Keys(valueSets)) {
+		for _, d := range render(t, valueSets[name]...).deployments {
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				if strings.HasPrefix(e.Name, "INVENTORY_") && !known[e.Name] {
+					t.Errorf("%s: the chart sets %s, which inventoryd does not know (inventoryd --help)", name, e.Name)
+				}
+			}
 		}
 	}
+
+	r := render(t, "chart-secret.yaml")
+	d := r.stable(t)
+	c := d.Spec.Template.Spec.Containers[0]
 
 	envs := podEnv(t, r, d)
 	dir := t.TempDir()
@@ -143,6 +149,15 @@ func TestBinary(t *testing.T) {
 // the chart-made Secret's values.
 func podEnv(t *testing.T, r *rendered, d *appsv1.Deployment) map[string]string {
 	t.Helper()
+	return resolveEnv(t, r, d, false)
+}
+
+// resolveEnv resolves the container's environment as the kubelet would:
+// values from the chart-made Secret; with existing, a Secret the chart did
+// not make stands for its values with "<key>-from-<name>", else it fails
+// the test.
+func resolveEnv(t *testing.T, r *rendered, d *appsv1.Deployment, existing bool) map[string]string {
+	t.Helper()
 	c := d.Spec.Template.Spec.Containers[0]
 	out := map[string]string{}
 	ref := regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
@@ -156,11 +171,14 @@ func podEnv(t *testing.T, r *rendered, d *appsv1.Deployment) map[string]string {
 		switch src := e.ValueFrom; {
 		case src == nil:
 		case src.SecretKeyRef != nil:
-			s := r.secrets[src.SecretKeyRef.Name]
-			if s == nil {
+			switch s := r.secrets[src.SecretKeyRef.Name]; {
+			case s != nil:
+				v = s.StringData[src.SecretKeyRef.Key]
+			case existing:
+				v = src.SecretKeyRef.Key + "-from-" + src.SecretKeyRef.Name
+			default:
 				t.Fatalf("%s from Secret %s, which the chart did not make", e.Name, src.SecretKeyRef.Name)
 			}
-			v = s.StringData[src.SecretKeyRef.Key]
 		case src.FieldRef != nil && src.FieldRef.FieldPath == "metadata.name":
 			v = d.Name + "-7d9f8b6c5-x2x4z"
 		case src.ResourceFieldRef != nil:

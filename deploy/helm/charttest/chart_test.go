@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +33,12 @@ var valueSets = map[string][]string{
 	"monitoring":    {"monitoring.yaml"},
 	"autoscaling":   {"autoscaling.yaml"},
 	"chart-secret":  {"chart-secret.yaml"},
-	"everything":    {"nats.yaml", "canary.yaml", "monitoring.yaml", "autoscaling.yaml", "chart-secret.yaml"},
+	// Credentials and TLS for the lock backends, from the existing Secret
+	// and from the chart-made one.
+	"redis-auth-tls":             {"redis-auth-tls.yaml"},
+	"etcd-auth-tls":              {"etcd-auth-tls.yaml"},
+	"etcd-auth-tls-chart-secret": {"etcd-auth-tls.yaml", "chart-secret.yaml"},
+	"everything":                 {"nats.yaml", "canary.yaml", "monitoring.yaml", "autoscaling.yaml", "chart-secret.yaml", "redis-auth-tls.yaml"},
 }
 
 func TestLint(t *testing.T) {
@@ -87,8 +93,8 @@ func TestEnvOwnedByTheChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := schema.Properties.Server.Properties.Env.PropertyNames.Not.Enum
-	for _, set := range [][]string{{"everything"}, {"etcd"}, {"rabbitmq"}} {
-		for _, d := range render(t, valueSets[set[0]]...).deployments {
+	for _, set := range slices.Sorted(maps.Keys(valueSets)) {
+		for _, d := range render(t, valueSets[set]...).deployments {
 			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
 				fromValues := e.Name == "INVENTORY_LOCK_TTL" || e.Name == "INVENTORY_READ_MODEL_PRODUCTS" // chart-secret.yaml's server.env
 				if strings.HasPrefix(e.Name, "INVENTORY_") && !fromValues && !slices.Contains(refused, e.Name) {
@@ -102,11 +108,27 @@ func TestEnvOwnedByTheChart(t *testing.T) {
 // Without the values that have no sane default, rendering fails and says
 // which value to set.
 func TestRequiredValues(t *testing.T) {
+	const chartMade = "lock.redis.addrs={r:6379},secrets.values.databaseDSN=postgres://h/db,auth.allowAnonymous=true"
 	for _, c := range []struct{ set, want string }{
 		{"secrets.existingSecret=x", "lock.redis.addrs"},
 		{"lock.redis.addrs={r:6379}", "database DSN"},
 		{"lock.redis.addrs={r:6379},secrets.values.databaseDSN=postgres://h/db", "secrets.values.authTokens"},
 		{"secrets.existingSecret=x,lock.backend=local", "lock.backend local"},
+		// What the server would refuse at start, refused at install.
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.caSecret.name=ca", "lock.redis.tls=true"},
+		{"secrets.existingSecret=x,lock.backend=etcd,lock.etcd.endpoints={e:2379},lock.etcd.caSecret.name=ca", "needs https://"},
+		{"secrets.existingSecret=x,lock.backend=etcd,lock.etcd.endpoints={https://e0:2379,e1:2379}", "mixed"},
+		{chartMade + ",secrets.values.redisUsername=u", "needs secrets.values.redisPassword"},
+		{chartMade + ",lock.redis.auth=password", "lock.redis.auth is password"},
+		{chartMade + ",lock.redis.auth=usernamePassword,secrets.values.redisPassword=p", "lock.redis.auth is usernamePassword"},
+		{chartMade + ",secrets.values.etcdPassword=p", "go together"},
+		{chartMade + ",lock.etcd.auth=usernamePassword", "lock.etcd.auth"},
+		// The schema: the credentials' settings take no other value or key.
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.auth=token", "lock.redis.auth"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.etcd.auth=password", "lock.etcd.auth"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.caSecret.secretName=ca", "secretName"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},secrets.keys.redisPasword=p", "redisPasword"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.tls=yes", "lock.redis.tls"},
 	} {
 		_, err := runHelm(t, "template", release, chartDir, "--set", c.set)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -185,6 +207,16 @@ func checkPod(t *testing.T, d *appsv1.Deployment) {
 			t.Errorf("%s: %s is set twice", d.Name, v.Name)
 		}
 		seen[v.Name] = true
+		// A credential is read from a Secret, never written into the pod spec.
+		if credentialVar.MatchString(v.Name) && (v.Value != "" || v.ValueFrom == nil || v.ValueFrom.SecretKeyRef == nil) {
+			t.Errorf("%s: %s is not read from a Secret: %+v", d.Name, v.Name, v)
+		}
+	}
+	// What is mounted from Secrets (the CAs) is mounted read-only.
+	for _, m := range c.VolumeMounts {
+		if vol := volume(spec, m.Name); vol != nil && vol.Secret != nil && !m.ReadOnly {
+			t.Errorf("%s: Secret volume %s mounted writable at %s", d.Name, m.Name, m.MountPath)
+		}
 	}
 	if len(spec.TopologySpreadConstraints) != 2 {
 		t.Errorf("%s: %d topology spread constraints, want nodes and zones", d.Name, len(spec.TopologySpreadConstraints))
@@ -192,6 +224,21 @@ func checkPod(t *testing.T, d *appsv1.Deployment) {
 	if e["INVENTORY_DB_DRIVER"] != "postgres" || c.Resources.Requests.Cpu().IsZero() {
 		t.Errorf("%s: driver %q, requests %v", d.Name, e["INVENTORY_DB_DRIVER"], c.Resources.Requests)
 	}
+}
+
+// credentialVar matches the settings that hold credentials: a DSN, the
+// tokens, the brokers' URLs (which may hold a password), Redis's and etcd's
+// users and passwords.
+var credentialVar = regexp.MustCompile(`^INVENTORY_(DB_DSN|AUTH_TOKENS|NATS_URL|RABBITMQ_URL|[A-Z]+_USERNAME|[A-Z]+_PASSWORD)$`)
+
+// volume is the pod's volume of that name, or nil.
+func volume(spec corev1.PodSpec, name string) *corev1.Volume {
+	for i := range spec.Volumes {
+		if spec.Volumes[i].Name == name {
+			return &spec.Volumes[i]
+		}
+	}
+	return nil
 }
 
 // checkSelectors checks that the Service, the PDB and the NetworkPolicy
