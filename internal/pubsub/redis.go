@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/shopstack/inventory/internal/redisconn"
 )
 
 // DefaultRedisChannel is the channel of a RedisConfig without one.
@@ -156,24 +158,9 @@ func clientOptions(cfg RedisConfig, addr string) *redis.Options {
 // redirects no one, and the subscription, re-made every 100ms while it is
 // down, must find the node that took over the channel's slot.
 func clusterOptions(cfg RedisConfig) *redis.ClusterOptions {
-	o := clientOptions(cfg, "")
-	return &redis.ClusterOptions{
-		Addrs:                      slices.Clone(cfg.Addrs),
-		Username:                   o.Username,
-		Password:                   o.Password,
-		TLSConfig:                  o.TLSConfig,
-		DialTimeout:                o.DialTimeout,
-		ReadTimeout:                o.ReadTimeout,
-		WriteTimeout:               o.WriteTimeout,
-		PoolTimeout:                o.PoolTimeout,
-		PoolSize:                   o.PoolSize,
-		ContextTimeoutEnabled:      o.ContextTimeoutEnabled,
-		MaxRetries:                 o.MaxRetries,
-		DialerRetries:              o.DialerRetries,
-		DisableIdentity:            o.DisableIdentity,
-		MaintNotificationsConfig:   o.MaintNotificationsConfig,
-		ClusterStateReloadInterval: clusterReload,
-	}
+	o := redisconn.ClusterOptions(clientOptions(cfg, ""), cfg.Addrs)
+	o.ClusterStateReloadInterval = clusterReload
+	return o
 }
 
 // clusterReload bounds how stale a cluster client's slot map gets.

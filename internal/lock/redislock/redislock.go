@@ -32,6 +32,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/shopstack/inventory/internal/lock"
+	"github.com/shopstack/inventory/internal/redisconn"
 	"github.com/shopstack/inventory/internal/retry"
 )
 
@@ -119,25 +120,7 @@ func clientOptions(cfg Config, addr string) *redis.Options {
 // failover when a node redirects it, and, since a dead master redirects
 // nothing, when Lock, a renewal or Check fails (see refresh).
 func clusterOptions(cfg Config) *redis.ClusterOptions {
-	o := clientOptions(cfg, "")
-	return &redis.ClusterOptions{
-		Addrs:                    cfg.Addrs,
-		Username:                 o.Username,
-		Password:                 o.Password,
-		TLSConfig:                o.TLSConfig,
-		DialTimeout:              o.DialTimeout,
-		ReadTimeout:              o.ReadTimeout,
-		WriteTimeout:             o.WriteTimeout,
-		PoolTimeout:              o.PoolTimeout,
-		ContextTimeoutEnabled:    o.ContextTimeoutEnabled,
-		MaxRetries:               o.MaxRetries,
-		DialerRetries:            o.DialerRetries,
-		DisableIdentity:          o.DisableIdentity,
-		MaintNotificationsConfig: o.MaintNotificationsConfig,
-		ReadOnly:                 false,
-		RouteByLatency:           false,
-		RouteRandomly:            false,
-	}
+	return redisconn.ClusterOptions(clientOptions(cfg, ""), cfg.Addrs)
 }
 
 // Domain returns "redsync", or "redis-cluster" on a cluster: tokens are
