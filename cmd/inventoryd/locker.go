@@ -4,9 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +85,10 @@ func openLocker(ctx context.Context, cfg config.Config, store *gormstore.Store, 
 		}
 		el, err := etcdlock.New(ectx, ecfg)
 		if err != nil {
+			// The etcd client reports a refused certificate as a timeout.
+			if why := tlsProblem(ctx, cfg.EtcdEndpoints, access.tls); why != nil {
+				return nil, fmt.Errorf("lock backend etcd: %w (%v)", err, why)
+			}
 			return nil, fmt.Errorf("lock backend etcd: %w", err)
 		}
 		l = el
@@ -227,6 +235,35 @@ func tlsTrusting(caFile string) (*tls.Config, error) {
 		}
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// tlsProblem tries a TLS handshake with each https:// endpoint and returns
+// the first refusal of the server's certificate (or of the handshake), nil
+// when there is no TLS or every handshake succeeds: a clearer reason for a
+// failed start than the client's timeout.
+func tlsProblem(ctx context.Context, endpoints []string, conf *tls.Config) error {
+	if conf == nil {
+		return nil
+	}
+	for _, e := range endpoints {
+		u, err := url.Parse(e)
+		if err != nil || u.Scheme != "https" {
+			continue
+		}
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 2 * time.Second}, Config: conf.Clone()}
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := d.DialContext(hctx, "tcp", u.Host)
+		cancel()
+		if err != nil {
+			var certErr *tls.CertificateVerificationError
+			if errors.As(err, &certErr) || strings.Contains(err.Error(), "tls:") {
+				return fmt.Errorf("TLS with %s: %w", u.Host, err)
+			}
+			continue // unreachable: the timeout says enough
+		}
+		_ = c.Close()
+	}
+	return nil
 }
 
 // etcdPath is the etcd key of name in namespace: every key a deployment
