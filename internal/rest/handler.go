@@ -66,10 +66,17 @@ func (h *Handler) admitted(op string, next http.HandlerFunc) http.HandlerFunc {
 			h.fail(w, r, err)
 			return
 		}
-		defer done(nil)
-		next(w, r)
+		// Flow control and the request counts learn the outcome next
+		// answered with: the error it failed with, if any (see fail).
+		var failed error
+		next(w, r.WithContext(context.WithValue(r.Context(), failedKey{}, &failed)))
+		done(failed)
 	}
 }
+
+// failedKey holds, in a request admitted by admitted, where fail records
+// the error the request was answered with.
+type failedKey struct{}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r.WithContext(inventory.WithTransport(r.Context(), "rest")))

@@ -42,6 +42,9 @@ type errorBody struct {
 // fail answers err: domain errors with their status and message, anything
 // else as a logged 500 whose text stays in the log.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if failed, ok := r.Context().Value(failedKey{}).(*error); ok {
+		*failed = err
+	}
 	de, ok := errors.AsType[*inventory.Error](err)
 	status, known := 0, false
 	if ok {

@@ -1,15 +1,18 @@
 package rest_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/gormstore"
+	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/rest"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/inventorytest"
@@ -218,5 +221,49 @@ func TestInternalErrorsStayInternal(t *testing.T) {
 	}
 	if strings.Contains(strings.ToLower(r.raw), "sql") {
 		t.Fatalf("internal text leaked: %s", r.raw)
+	}
+}
+
+// outcomes is an Admission that admits everything and records each
+// operation's outcome: "OK" or the error's code.
+type outcomes struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (o *outcomes) Admit(_ context.Context, op string, _ []int64) (func(error), error) {
+	return func(err error) {
+		code := "OK"
+		if err != nil {
+			code = string(inventory.ErrorCode(err))
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.got = append(o.got, op+" "+code)
+	}, nil
+}
+
+// TestOutcomesReachFlowControl: every route tells flow control (and so the
+// request counts and the breakers) how it ended, failures included.
+func TestOutcomesReachFlowControl(t *testing.T) {
+	st := gormstoretest.Open(t, gormstore.SQLite)
+	svc := inventorytest.Start(t, st, app.Config{})
+	rec := &outcomes{}
+	h := auth.Middleware(nil, "/query", nil, rest.NewHandler(svc, inventory.NewGate(rec), nil))
+	e := env{h: h, store: st}
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/product", `{"sku": "OUT-1", "name": "n", "price": "1.00", "stock": 1}`},
+		{"POST", "/product", `{"sku": "OUT-2", "name": "n"}`},
+		{"GET", "/product/OUT-1", ""},
+		{"GET", "/product/NOPE", ""},
+		{"GET", "/product?sku=NOPE", ""},
+		{"POST", "/stock/out", `{"id": "OUT-1", "count": 5}`},
+	} {
+		e.do(t, c.method, c.path, c.body)
+	}
+	want := []string{"createProduct OK", "createProduct " + string(inventory.CodeBadInput), "product OK", "product NOT_FOUND",
+		"productBySku NOT_FOUND", "stockOut INSUFFICIENT_STOCK"}
+	if strings.Join(rec.got, ", ") != strings.Join(want, ", ") {
+		t.Fatalf("outcomes %v, want %v", rec.got, want)
 	}
 }
