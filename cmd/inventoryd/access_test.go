@@ -66,14 +66,7 @@ func TestEtcdWithAuthAndTLS(t *testing.T) {
 	env["INVENTORY_NAMESPACE"] = ns
 	env["INVENTORY_ETCD_CA_FILE"] = certs.CAFile
 	env["INVENTORY_ETCD_USERNAME"], env["INVENTORY_ETCD_PASSWORD"] = "inventory", "the-password"
-	s := startServer(t, env)
-	id := s.createProduct(t, "ETCD-AUTH", 3)
-	if code, msg := s.stockOut(id, "etcd-auth-1"); code != "OK" {
-		t.Fatalf("stockOut: %s %s", code, msg)
-	}
-	if code, body := get(t, s.url+"/readyz"); code != 200 {
-		t.Fatalf("/readyz: %d %s", code, body)
-	}
+	sellsAndIsReady(t, env)
 
 	for name, c := range map[string]struct {
 		change map[string]string
@@ -81,16 +74,9 @@ func TestEtcdWithAuthAndTLS(t *testing.T) {
 	}{
 		// Time enough to connect under load: a refused password ends it.
 		"wrong password": {map[string]string{"INVENTORY_ETCD_PASSWORD": "not-the-password", "INVENTORY_LOCK_TIMEOUT": "20s"}, "authentication failed"},
-		"untrusted CA": {map[string]string{"INVENTORY_ETCD_CA_FILE": "", "INVENTORY_LOCK_TIMEOUT": "2s"}, "certificate signed by unknown authority"},
+		"untrusted CA":   {map[string]string{"INVENTORY_ETCD_CA_FILE": "", "INVENTORY_LOCK_TIMEOUT": "2s"}, "certificate signed by unknown authority"},
 	} {
-		bad := map[string]string{}
-		for k, v := range env {
-			bad[k] = v
-		}
-		for k, v := range c.change {
-			bad[k] = v
-		}
-		err := run(t.Context(), []string{"inventoryd", "-addr", "127.0.0.1:0"}, func(k string) string { return bad[k] }, io.Discard, io.Discard)
+		err := startWith(t, env, c.change)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: run = %v, want a start-up error mentioning %q", name, err, c.want)
 		}
@@ -109,14 +95,7 @@ func TestRedisWithAuthAndTLS(t *testing.T) {
 	env["INVENTORY_DB_DRIVER"] = gormstore.SQLite
 	env["INVENTORY_REDIS_TLS"], env["INVENTORY_REDIS_CA_FILE"] = "true", certs.CAFile
 	env["INVENTORY_REDIS_PASSWORD"] = "the-redis-password"
-	s := startServer(t, env)
-	id := s.createProduct(t, "REDIS-AUTH", 3)
-	if code, msg := s.stockOut(id, "redis-auth-1"); code != "OK" {
-		t.Fatalf("stockOut: %s %s", code, msg)
-	}
-	if code, body := get(t, s.url+"/readyz"); code != 200 {
-		t.Fatalf("/readyz: %d %s", code, body)
-	}
+	sellsAndIsReady(t, env)
 	rc := redis.NewClient(&redis.Options{Addr: plain.Addr, Password: "the-redis-password"})
 	defer rc.Close()
 	testenv.Eventually(t, "the fan-out to subscribe", func() bool {
@@ -128,18 +107,39 @@ func TestRedisWithAuthAndTLS(t *testing.T) {
 		change map[string]string
 		want   string
 	}{
-		"wrong password": {map[string]string{"INVENTORY_REDIS_PASSWORD": "not-the-password"}, "WRONGPASS"},
-		"untrusted CA":   {map[string]string{"INVENTORY_REDIS_CA_FILE": ""}, "certificate"},
-		"no TLS":         {map[string]string{"INVENTORY_REDIS_TLS": "false", "INVENTORY_REDIS_CA_FILE": ""}, "lock backend redsync"},
+		"wrong password": {map[string]string{"INVENTORY_REDIS_PASSWORD": "not-the-password", "INVENTORY_LOCK_TIMEOUT": "2s"}, "WRONGPASS"},
+		"untrusted CA":   {map[string]string{"INVENTORY_REDIS_CA_FILE": "", "INVENTORY_LOCK_TIMEOUT": "2s"}, "certificate"},
+		"no TLS":         {map[string]string{"INVENTORY_REDIS_TLS": "false", "INVENTORY_REDIS_CA_FILE": "", "INVENTORY_LOCK_TIMEOUT": "2s"}, "lock backend redsync"},
 	} {
-		bad := map[string]string{"INVENTORY_LOCK_TIMEOUT": "2s"}
-		for k, v := range env {
-			bad[k] = v
-		}
-		maps.Copy(bad, c.change)
-		err := run(t.Context(), []string{"inventoryd", "-addr", "127.0.0.1:0"}, func(k string) string { return bad[k] }, io.Discard, io.Discard)
+		err := startWith(t, env, c.change)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: run = %v, want a start-up error mentioning %q", name, err, c.want)
 		}
 	}
+}
+
+// sellsAndIsReady starts a server on env, sells a unit through it and
+// checks it is ready.
+func sellsAndIsReady(t *testing.T, env map[string]string) {
+	t.Helper()
+	s := startServer(t, env)
+	id := s.createProduct(t, "ACCESS-"+strings.ToUpper(env["INVENTORY_LOCK_BACKEND"]), 3)
+	if code, msg := s.stockOut(id, "access-1"); code != "OK" {
+		t.Fatalf("stockOut: %s %s", code, msg)
+	}
+	if code, body := get(t, s.url+"/readyz"); code != 200 {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+}
+
+// startWith runs the server on env with change applied, for a start-up
+// that must fail, and returns why it did not start (nil: it started, and
+// stopped a minute later).
+func startWith(t *testing.T, env, change map[string]string) error {
+	t.Helper()
+	c := maps.Clone(env)
+	maps.Copy(c, change)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	return run(ctx, []string{"inventoryd", "-addr", "127.0.0.1:0"}, func(k string) string { return c[k] }, io.Discard, io.Discard)
 }
