@@ -60,6 +60,17 @@ func TestConcurrentStockOutEachBackend(t *testing.T) {
 		env := etcdEnv(dsn, c.Endpoints())
 		sellHot(t, startServer(t, env), startServer(t, env))
 	})
+	t.Run("redis-cluster", func(t *testing.T) {
+		env := redisClusterEnv(gormstoretest.DSN(t, gormstore.Postgres), redistest.StartCluster(t))
+		sellHot(t, startServer(t, env), startServer(t, env))
+	})
+}
+
+// redisClusterEnv locks through a Redis Cluster, every node a seed.
+func redisClusterEnv(dsn string, c *redistest.Cluster) map[string]string {
+	env := redsyncEnv(dsn, c.Addrs()...)
+	env["INVENTORY_REDIS_MODE"] = "cluster"
+	return env
 }
 
 // sellHot sends 500 concurrent stockOut(quantity: 1) over HTTP, spread over

@@ -16,17 +16,22 @@ import (
 )
 
 // TestReplicas runs two replicas sharing PostgreSQL and a lock backend (a
-// redis-server of its own, or embedded etcd). The event feeds poll the
-// ledger only once a minute, so events can cross between replicas quickly
-// only through the fan-out (Redis pub/sub, etcd watch).
+// redis-server of its own, a Redis Cluster of three masters with a replica
+// each, or embedded etcd). The event feeds poll the ledger only once a
+// minute, so events can cross between replicas quickly only through the
+// fan-out (Redis pub/sub, etcd watch). The failover of a cluster master
+// under load is a case of the fault suite (internal/faults).
 func TestReplicas(t *testing.T) {
-	for _, backend := range []string{"redsync", "etcd"} {
+	for _, backend := range []string{"redsync", "redis-cluster", "etcd"} {
 		t.Run(backend, func(t *testing.T) {
 			dsn := gormstoretest.DSN(t, gormstore.Postgres)
 			var env map[string]string
-			if backend == "redsync" {
+			switch backend {
+			case "redsync":
 				env = redsyncEnv(dsn, redistest.Start(t).Addr)
-			} else {
+			case "redis-cluster":
+				env = redisClusterEnv(dsn, redistest.StartCluster(t))
+			default:
 				env = etcdEnv(dsn, etcdtest.Start(t, 1).Endpoints())
 			}
 			env["INVENTORY_EVENT_POLL_INTERVAL"] = "1m"
