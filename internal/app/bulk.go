@@ -102,9 +102,8 @@ func (s *Service) bulkOp(ctx context.Context, i int, it inventory.BulkItem, in i
 		} else {
 			delta = *it.Quantity - tx.Level.Stock
 		}
-		if after := tx.Level.Stock + delta; after < tx.Level.Reserved {
-			return inventory.Movement{}, inventory.Errorf(inventory.CodeInsufficientStock, "stock of product %d at location %d cannot be %d: %d on hand, %d reserved",
-				key.ProductID, key.LocationID, after, tx.Level.Stock, tx.Level.Reserved)
+		if err := tx.Level.CheckOnHand(tx.Level.Stock + delta); err != nil {
+			return inventory.Movement{}, err
 		}
 		return s.newMovement(ctx, inventory.MovementAdjust, delta, in.Reason, in.Reference, op.IdempotencyKey, op.Hash), nil
 	}

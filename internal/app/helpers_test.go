@@ -127,18 +127,24 @@ func ledger(tb testing.TB, svc *app.Service, productID int64) []inventory.Moveme
 func checkLedgerExplainsStock(tb testing.TB, svc *app.Service, productID int64) {
 	tb.Helper()
 	ctx := context.Background()
-	sums, reserved := map[int64]int64{}, map[int64]int64{}
+	sums, reserved, states := map[int64]int64{}, map[int64]int64{}, map[int64]inventory.States{}
 	for _, m := range ledger(tb, svc, productID) {
 		sums[m.LocationID] += m.Delta
 		reserved[m.LocationID] += m.ReservedDelta
+		states[m.LocationID] = states[m.LocationID].Plus(m.StatesDelta)
 	}
 	levels, err := svc.Levels(ctx, productID)
 	mustNoErr(tb, err)
 	var total int64
+	var totalStates inventory.States
 	for _, l := range levels {
 		if sums[l.LocationID] != l.Stock {
 			tb.Errorf("location %d: stock %d, ledger sum %d", l.LocationID, l.Stock, sums[l.LocationID])
 		}
+		if states[l.LocationID] != l.States {
+			tb.Errorf("location %d: states %+v, ledger sums %+v", l.LocationID, l.States, states[l.LocationID])
+		}
+		totalStates = totalStates.Plus(l.States)
 		if reserved[l.LocationID] < l.Reserved {
 			// Reads leave out units of expired reservations not yet
 			// released; the ledger still counts them until their EXPIRE.
@@ -152,8 +158,8 @@ func checkLedgerExplainsStock(tb testing.TB, svc *app.Service, productID int64) 
 	}
 	p, err := svc.Product(ctx, productID)
 	mustNoErr(tb, err)
-	if p.Stock != total {
-		tb.Errorf("product stock %d, sum of levels %d", p.Stock, total)
+	if p.Stock != total || p.States != totalStates {
+		tb.Errorf("product stock %d %+v, sum of levels %d %+v", p.Stock, p.States, total, totalStates)
 	}
 }
 

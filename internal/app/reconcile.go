@@ -65,8 +65,13 @@ func (s *Service) RepairDrift(ctx context.Context, key inventory.LevelKey, reaso
 			gap := before.Stock - before.LedgerStock
 			tx.Level.Stock -= gap
 			tx.Product.Stock -= gap
+			// So do its states: the correction's changes of them take
+			// the ledger's sums to the stored states.
+			states := before.States.Minus(before.LedgerStates)
+			tx.Level.States = tx.Level.States.Minus(states)
+			tx.Product.States = tx.Product.States.Minus(states)
 			m := s.newMovement(ctx, inventory.MovementCorrection, gap, reason, "", "", "")
-			m.ReservedDelta, m.Fence = before.HeldReserved-before.Reserved, fence
+			m.ReservedDelta, m.StatesDelta, m.Fence = before.HeldReserved-before.Reserved, states, fence
 			if err := tx.Apply(&m); err != nil {
 				return false, inventory.Errorf(inventory.CodeConflict, "cannot repair product %d at location %d: its active reservations hold %d units but only %d are on hand; count the stock first",
 					key.ProductID, key.LocationID, before.HeldReserved, before.Stock)

@@ -60,13 +60,15 @@ func TestDriftReportedAndRepaired(t *testing.T) {
 		db := rawDB(t, driver, dsn)
 		exec(t, db, "UPDATE stock_levels SET stock = stock + 5 WHERE product_id = $1", a.ID)
 		exec(t, db, "UPDATE products SET stock = stock + 5 WHERE id = $1", a.ID)
+		exec(t, db, "UPDATE stock_levels SET damaged = 2 WHERE product_id = $1", a.ID)
+		exec(t, db, "UPDATE products SET damaged = 2 WHERE id = $1", a.ID)
 		exec(t, db, "UPDATE stock_levels SET reserved = reserved - 2 WHERE product_id = $1", b.ID)
 		exec(t, db, "UPDATE products SET reserved = reserved - 2 WHERE id = $1", b.ID)
 
 		report, err = svc.Reconcile(ctx, nil, nil)
 		mustNoErr(t, err)
 		want := []inventory.LevelAudit{
-			{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}, Stock: 15, LedgerStock: 10},
+			{Key: inventory.LevelKey{ProductID: a.ID, LocationID: 1}, Stock: 15, LedgerStock: 10, States: inventory.States{Damaged: 2}},
 			{Key: inventory.LevelKey{ProductID: b.ID, LocationID: 1}, Stock: 8, LedgerStock: 8, Reserved: 1, HeldReserved: 3},
 		}
 		if len(report.Drifts) != 2 || report.Drifts[0] != want[0] || report.Drifts[1] != want[1] {
@@ -78,7 +80,8 @@ func TestDriftReportedAndRepaired(t *testing.T) {
 
 		ra, err := svc.RepairDrift(ctx, want[0].Key, "5 units found unrecorded")
 		mustNoErr(t, err)
-		if m := ra.Movement; m == nil || m.Type != inventory.MovementCorrection || m.Delta != 5 || m.ReservedDelta != 0 || m.QuantityAfter != 15 || ra.Level.Stock != 15 {
+		if m := ra.Movement; m == nil || m.Type != inventory.MovementCorrection || m.Delta != 5 || m.ReservedDelta != 0 || m.QuantityAfter != 15 || ra.Level.Stock != 15 ||
+			m.StatesDelta != (inventory.States{Damaged: 2}) || ra.Level.Damaged != 2 {
 			t.Errorf("repair of A: %+v", ra)
 		}
 		rb, err := svc.RepairDrift(ctx, want[1].Key, "reserved units lost")

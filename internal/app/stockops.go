@@ -25,6 +25,32 @@ func (s *Service) StockOut(ctx context.Context, in inventory.StockChange) (inven
 	return s.change(ctx, inventory.MovementOut, in)
 }
 
+// ExpectStock records units on their way to a location from a supplier:
+// they count as incoming there until a move from INCOMING receives them.
+func (s *Service) ExpectStock(ctx context.Context, in inventory.StockChange) (inventory.StockResult, error) {
+	return s.change(ctx, inventory.MovementExpect, in)
+}
+
+// MoveStock moves units between two states of a level. It fails with
+// INSUFFICIENT_STOCK unless the source state has the units (available
+// units exclude reserved ones).
+func (s *Service) MoveStock(ctx context.Context, in inventory.StockMove) (inventory.StockResult, error) {
+	key, err := in.Check()
+	if err != nil {
+		return inventory.StockResult{}, err
+	}
+	hash := in.Fingerprint(key)
+	return s.applyStock(ctx, inventory.StockOp{
+		Type:           inventory.MovementMove,
+		Key:            key,
+		IdempotencyKey: in.IdempotencyKey,
+		Hash:           hash,
+		Movement: func(tx *inventory.StockTx) (inventory.Movement, error) {
+			return in.Movement(tx, s.newMovement(ctx, inventory.MovementMove, 0, in.Reason, in.Reference, in.IdempotencyKey, hash))
+		},
+	})
+}
+
 func (s *Service) change(ctx context.Context, typ inventory.MovementType, in inventory.StockChange) (inventory.StockResult, error) {
 	key, err := inventory.CheckStockRequest(in.ProductID, in.LocationID, in.Reason, in.Reference, in.IdempotencyKey)
 	if err != nil {
@@ -34,17 +60,16 @@ func (s *Service) change(ctx context.Context, typ inventory.MovementType, in inv
 		return inventory.StockResult{}, inventory.Invalid("quantity", "quantity must be between 1 and %d", inventory.MaxQuantity)
 	}
 	hash := in.Fingerprint(typ, key)
-	delta := in.Quantity
-	if typ == inventory.MovementOut {
-		delta = -delta
-	}
+	t := in.Transition(typ)
 	return s.applyStock(ctx, inventory.StockOp{
 		Type:           typ,
 		Key:            key,
 		IdempotencyKey: in.IdempotencyKey,
 		Hash:           hash,
 		Movement: func(tx *inventory.StockTx) (inventory.Movement, error) {
-			return s.newMovement(ctx, typ, delta, in.Reason, in.Reference, in.IdempotencyKey, hash), nil
+			m := s.newMovement(ctx, typ, 0, in.Reason, in.Reference, in.IdempotencyKey, hash)
+			t.On(&m)
+			return m, nil
 		},
 	})
 }
@@ -72,8 +97,8 @@ func (s *Service) AdjustStock(ctx context.Context, in inventory.StockAdjustment)
 			if c := in.ChangeFromQuantity; c != nil && *c != tx.Level.Stock {
 				return inventory.Movement{}, inventory.Errorf(inventory.CodeConflict, "stock at the location is %d, not the expected %d", tx.Level.Stock, *c)
 			}
-			if in.Quantity < tx.Level.Reserved {
-				return inventory.Movement{}, inventory.Errorf(inventory.CodeInsufficientStock, "cannot set stock to %d: %d units are reserved", in.Quantity, tx.Level.Reserved)
+			if err := tx.Level.CheckOnHand(in.Quantity); err != nil {
+				return inventory.Movement{}, err
 			}
 			return s.newMovement(ctx, inventory.MovementAdjust, in.Quantity-tx.Level.Stock, in.Reason, in.Reference, in.IdempotencyKey, hash), nil
 		},

@@ -72,8 +72,8 @@ func (s *Service) runUnsafe(ctx context.Context, op inventory.StockOp) inventory
 	}
 	stale := op
 	stale.Movement = func(tx *inventory.StockTx) (inventory.Movement, error) {
-		tx.Product.Stock, tx.Product.Reserved = p.Stock, p.Reserved
-		tx.Level.Stock, tx.Level.Reserved = lvl.Stock, lvl.Reserved
+		tx.Product.Stock, tx.Product.Reserved, tx.Product.States = p.Stock, p.Reserved, p.States
+		tx.Level.Stock, tx.Level.Reserved, tx.Level.States = lvl.Stock, lvl.Reserved, lvl.States
 		return op.Movement(tx)
 	}
 	return s.runUnlocked(ctx, stale)

@@ -42,18 +42,30 @@ func (s *Store) AuditLevels(ctx context.Context, productIDs, locationIDs []int64
 // auditColumns are a level l's stored values beside the sum of its ledger
 // deltas and of its active reservation items, for a query over levels l
 // (AuditLevels, and a stock transaction's audited levels).
-const auditColumns = `l.product_id, l.location_id, l.stock, l.reserved,
+var auditColumns = `l.product_id, l.location_id, l.stock, l.reserved,
 	COALESCE((SELECT SUM(m.delta) FROM stock_movements m WHERE m.product_id = l.product_id AND m.location_id = l.location_id), 0),
-	COALESCE((SELECT SUM(r.quantity) FROM reservation_items r WHERE r.product_id = l.product_id AND r.location_id = l.location_id AND r.active), 0)`
+	COALESCE((SELECT SUM(r.quantity) FROM reservation_items r WHERE r.product_id = l.product_id AND r.location_id = l.location_id AND r.active), 0),
+	l.damaged, l.quality_control, l.safety_stock, l.incoming, ` + ledgerStatesSQL
+
+// ledgerStatesSQL sums the level l's ledger changes of each state.
+var ledgerStatesSQL = func() string {
+	var sums []string
+	for _, c := range strings.Split(stateColumns, ", ") {
+		sums = append(sums, "COALESCE((SELECT SUM(m."+c+"_delta) FROM stock_movements m WHERE m.product_id = l.product_id AND m.location_id = l.location_id), 0)")
+	}
+	return strings.Join(sums, ",\n\t")
+}()
 
 type auditRow struct {
 	ProductID, LocationID int64
 	Stock, Reserved       int64
 	LedgerStock, Held     int64
+	States, LedgerStates  StateCols
 }
 
 func (r *auditRow) fields() []any {
-	return []any{&r.ProductID, &r.LocationID, &r.Stock, &r.Reserved, &r.LedgerStock, &r.Held}
+	return append(append([]any{&r.ProductID, &r.LocationID, &r.Stock, &r.Reserved, &r.LedgerStock, &r.Held},
+		r.States.fields()...), r.LedgerStates.fields()...)
 }
 
 func (r auditRow) key() inventory.LevelKey {
@@ -61,5 +73,6 @@ func (r auditRow) key() inventory.LevelKey {
 }
 
 func (r auditRow) audit() inventory.LevelAudit {
-	return inventory.LevelAudit{Key: r.key(), Stock: r.Stock, LedgerStock: r.LedgerStock, Reserved: r.Reserved, HeldReserved: r.Held}
+	return inventory.LevelAudit{Key: r.key(), Stock: r.Stock, LedgerStock: r.LedgerStock, Reserved: r.Reserved, HeldReserved: r.Held,
+		States: r.States.states(), LedgerStates: r.LedgerStates.states()}
 }

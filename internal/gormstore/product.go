@@ -163,13 +163,17 @@ func productWhere(f inventory.ProductFilter) ([]string, []any) {
 	}
 	if f.LowStock != nil {
 		if *f.LowStock {
-			where = append(where, "stock - reserved < threshold")
+			where = append(where, availableSQL+" < threshold")
 		} else {
-			where = append(where, "stock - reserved >= threshold")
+			where = append(where, availableSQL+" >= threshold")
 		}
 	}
 	return where, args
 }
+
+// availableSQL is a product row's available stock, as
+// inventory.Product.Available defines it, for filters that run in SQL.
+const availableSQL = "(stock - reserved - damaged - quality_control - safety_stock)"
 
 // escapeLike escapes the LIKE wildcards in s, with backslash as the escape.
 func escapeLike(s string) string {

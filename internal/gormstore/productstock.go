@@ -13,7 +13,8 @@ import (
 // last_seq. The caller adds the WHERE clause on p.
 var productStockSQL = "SELECT p." + strings.ReplaceAll(productColumns, ", ", ", p.") + `,
 		l.location_id AS l_location_id, l.stock AS l_stock, l.reserved AS l_reserved, l.version AS l_version,
-		l.lease_epoch AS l_lease_epoch, l.lease_token AS l_lease_token, l.updated_at AS l_updated_at, l.next_expiry AS l_next_expiry
+		l.lease_epoch AS l_lease_epoch, l.lease_token AS l_lease_token, l.updated_at AS l_updated_at, l.next_expiry AS l_next_expiry,
+		l.damaged AS l_damaged, l.quality_control AS l_quality_control, l.safety_stock AS l_safety_stock, l.incoming AS l_incoming
 	FROM products p LEFT JOIN stock_levels l ON l.product_id = p.id`
 
 // productStockRow is a row of productStockSQL: a product and one of its
@@ -28,6 +29,10 @@ type productStockRow struct {
 	LLeaseToken int64      `gorm:"column:l_lease_token"`
 	LUpdatedAt  *time.Time `gorm:"column:l_updated_at"`
 	LNextExpiry *time.Time `gorm:"column:l_next_expiry"`
+	LDamaged    int64      `gorm:"column:l_damaged"`
+	LQC         int64      `gorm:"column:l_quality_control"`
+	LSafety     int64      `gorm:"column:l_safety_stock"`
+	LIncoming   int64      `gorm:"column:l_incoming"`
 }
 
 func (r productStockRow) level() (inventory.Level, bool) {
@@ -35,7 +40,8 @@ func (r productStockRow) level() (inventory.Level, bool) {
 		return inventory.Level{}, false
 	}
 	l := levelRow{ProductID: r.P.ID, LocationID: *r.LLocationID, Stock: r.LStock, Reserved: r.LReserved, Version: r.LVersion,
-		LeaseEpoch: r.LLeaseEpoch, LeaseToken: r.LLeaseToken}
+		LeaseEpoch: r.LLeaseEpoch, LeaseToken: r.LLeaseToken,
+		StateCols: StateCols{Damaged: r.LDamaged, QualityControl: r.LQC, SafetyStock: r.LSafety, Incoming: r.LIncoming}}
 	if r.LUpdatedAt != nil {
 		l.UpdatedAt = *r.LUpdatedAt
 	}

@@ -11,7 +11,25 @@ import (
 
 // Row types mirror the tables; the domain types carry no storage tags.
 
-const productColumns = "id, sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, last_seq, revision, created_at, updated_at"
+const productColumns = "id, sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, last_seq, revision, created_at, updated_at, " +
+	stateColumns
+
+// stateColumns are the columns of a level's or a product's states.
+const stateColumns = "damaged, quality_control, safety_stock, incoming"
+
+// StateCols are the states of a level or product row (exported, so that
+// GORM scans the rows that embed it).
+type StateCols struct {
+	Damaged, QualityControl, SafetyStock, Incoming int64
+}
+
+func (c StateCols) states() inventory.States {
+	return inventory.States{Damaged: c.Damaged, QualityControl: c.QualityControl, SafetyStock: c.SafetyStock, Incoming: c.Incoming}
+}
+
+func (c *StateCols) fields() []any {
+	return []any{&c.Damaged, &c.QualityControl, &c.SafetyStock, &c.Incoming}
+}
 
 type productRow struct {
 	ID              int64
@@ -27,17 +45,19 @@ type productRow struct {
 	Revision        int64
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	StateCols       `gorm:"embedded"`
 }
 
 func (r productRow) product() inventory.Product {
 	return inventory.Product{
 		ID: r.ID, SKU: r.SKU, Name: r.Name, Price: inventory.Price(r.PriceMicros), Threshold: r.Threshold,
-		Stock: r.Stock, Reserved: r.Reserved, LowStockAlerted: r.LowStockAlerted, Version: r.Version, LastSeq: r.LastSeq, Revision: r.Revision,
+		Stock: r.Stock, Reserved: r.Reserved, States: r.states(), LowStockAlerted: r.LowStockAlerted, Version: r.Version, LastSeq: r.LastSeq, Revision: r.Revision,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 }
 
-const levelColumns = "product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at, next_expiry"
+const levelColumns = "product_id, location_id, stock, reserved, version, lease_epoch, lease_token, updated_at, next_expiry, " +
+	stateColumns
 
 type levelRow struct {
 	ProductID  int64
@@ -49,11 +69,12 @@ type levelRow struct {
 	LeaseToken int64
 	UpdatedAt  time.Time
 	NextExpiry sql.NullTime
+	StateCols
 }
 
 func (r levelRow) level() inventory.Level {
 	l := inventory.Level{
-		ProductID: r.ProductID, LocationID: r.LocationID, Stock: r.Stock, Reserved: r.Reserved,
+		ProductID: r.ProductID, LocationID: r.LocationID, Stock: r.Stock, Reserved: r.Reserved, States: r.states(),
 		Version: r.Version, Fence: inventory.Fence{Epoch: r.LeaseEpoch, Token: r.LeaseToken}, UpdatedAt: r.UpdatedAt.UTC(),
 	}
 	if r.NextExpiry.Valid {
@@ -64,7 +85,7 @@ func (r levelRow) level() inventory.Level {
 
 const movementColumns = "seq, product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert, " +
 	"reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at, " +
-	"reserved_delta, reservation_id"
+	"reserved_delta, reservation_id, damaged_delta, quality_control_delta, safety_stock_delta, incoming_delta, from_state, to_state"
 
 type movementRow struct {
 	Seq            int64
@@ -86,6 +107,9 @@ type movementRow struct {
 	CreatedAt      time.Time
 	ReservedDelta  int64
 	ReservationID  sql.NullInt64
+	// The changes of the states (NULL: none) and the states named.
+	DamagedDelta, QualityControlDelta, SafetyStockDelta, IncomingDelta sql.NullInt64
+	FromState, ToState                                                 sql.NullString
 }
 
 // scanMovements reads ledger rows selected as movementColumns. It scans
@@ -111,6 +135,9 @@ func scanMovements(db *gorm.DB, query string, args ...any) ([]movementRow, error
 func (r movementRow) movement() inventory.Movement {
 	return inventory.Movement{
 		ReservedDelta: r.ReservedDelta, ReservationID: r.ReservationID.Int64,
+		StatesDelta: inventory.States{Damaged: r.DamagedDelta.Int64, QualityControl: r.QualityControlDelta.Int64,
+			SafetyStock: r.SafetyStockDelta.Int64, Incoming: r.IncomingDelta.Int64},
+		FromState: inventory.StockState(r.FromState.String), ToState: inventory.StockState(r.ToState.String),
 		Seq: r.Seq, ProductID: r.ProductID, LocationID: r.LocationID, Type: inventory.MovementType(r.Type),
 		Delta: r.Delta, QuantityAfter: r.QuantityAfter, AvailableAfter: r.AvailableAfter, LowStockAlert: r.LowStockAlert,
 		Reason: r.Reason, Reference: r.Reference, Actor: r.Actor, IdempotencyKey: r.IdempotencyKey.String,
@@ -134,17 +161,19 @@ func (r locationRow) location() inventory.Location {
 
 func (r *productRow) fields() []any {
 	return []any{&r.ID, &r.SKU, &r.Name, &r.PriceMicros, &r.Threshold, &r.Stock, &r.Reserved, &r.LowStockAlerted,
-		&r.Version, &r.LastSeq, &r.Revision, &r.CreatedAt, &r.UpdatedAt}
+		&r.Version, &r.LastSeq, &r.Revision, &r.CreatedAt, &r.UpdatedAt, &r.Damaged, &r.QualityControl, &r.SafetyStock, &r.Incoming}
 }
 
 func (r *levelRow) fields() []any {
-	return []any{&r.ProductID, &r.LocationID, &r.Stock, &r.Reserved, &r.Version, &r.LeaseEpoch, &r.LeaseToken, &r.UpdatedAt, &r.NextExpiry}
+	return append([]any{&r.ProductID, &r.LocationID, &r.Stock, &r.Reserved, &r.Version, &r.LeaseEpoch, &r.LeaseToken, &r.UpdatedAt, &r.NextExpiry},
+		r.StateCols.fields()...)
 }
 
 func (r *movementRow) fields() []any {
 	return []any{&r.Seq, &r.ProductID, &r.LocationID, &r.Type, &r.Delta, &r.QuantityAfter, &r.AvailableAfter, &r.LowStockAlert,
 		&r.Reason, &r.Reference, &r.Actor, &r.IdempotencyKey, &r.RequestHash, &r.LeaseEpoch, &r.LeaseToken, &r.TraceID, &r.CreatedAt,
-		&r.ReservedDelta, &r.ReservationID}
+		&r.ReservedDelta, &r.ReservationID, &r.DamagedDelta, &r.QualityControlDelta, &r.SafetyStockDelta, &r.IncomingDelta,
+		&r.FromState, &r.ToState}
 }
 
 type rejectionRow struct {

@@ -3,6 +3,7 @@ package gormstore
 import (
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/shopstack/inventory/internal/gormstore/dialect"
@@ -32,8 +33,7 @@ func newStockSQL(d dialect.Dialect) *stockSQL {
 	if d.PG { // SQLite's transaction holds the whole database: nothing is held elsewhere
 		q.productsSkipLocked += " SKIP LOCKED"
 	}
-	q.levels = `SELECT l.product_id, l.location_id, l.stock, l.reserved, l.version, l.lease_epoch, l.lease_token, l.updated_at,
-			l.next_expiry
+	q.levels = "SELECT l." + strings.ReplaceAll(levelColumns, ", ", ", l.") + `
 		FROM ` + d.Pairs() + `
 		JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid`
 	q.replays = "SELECT " + movementColumns + " FROM stock_movements WHERE " + d.In("idempotency_key", "text")

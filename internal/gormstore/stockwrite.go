@@ -79,7 +79,8 @@ type writeSQL struct {
 const (
 	rejectionsSQL = `INSERT INTO stock_rejections (idempotency_key, request_hash, code, message, created_at)
 		SELECT k, h, c, m, at FROM %s WHERE true ON CONFLICT (idempotency_key) DO NOTHING`
-	levelUpdatesSQL = `UPDATE stock_levels AS l SET stock = v.stock, reserved = v.reserved, version = l.version + 1,
+	levelUpdatesSQL = `UPDATE stock_levels AS l SET stock = v.stock, reserved = v.reserved, damaged = v.damaged,
+			quality_control = v.qc, safety_stock = v.safety, incoming = v.incoming, version = l.version + 1,
 			lease_epoch = CASE WHEN v.fenced THEN v.epoch ELSE l.lease_epoch END,
 			lease_token = CASE WHEN v.fenced THEN v.token ELSE l.lease_token END,
 			updated_at = v.at, next_expiry = v.next
@@ -88,8 +89,8 @@ const (
 		AND (NOT v.fenced OR l.lease_epoch < v.epoch OR (l.lease_epoch = v.epoch AND l.lease_token <= v.token))`
 	// (WHERE true: SQLite's parser needs it before ON CONFLICT.)
 	levelInsertsSQL = `INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token,
-			updated_at, next_expiry)
-		SELECT pid, lid, stock, reserved, 1, epoch, token, at, next FROM %s WHERE true
+			updated_at, next_expiry, ` + stateColumns + `)
+		SELECT pid, lid, stock, reserved, 1, epoch, token, at, next, damaged, qc, safety, incoming FROM %s WHERE true
 		ON CONFLICT (product_id, location_id) DO NOTHING`
 	reservationsSQL = `INSERT INTO reservations (id, status, expires_at, reference, actor, idempotency_key, request_hash, version,
 			created_at, updated_at)
@@ -112,6 +113,7 @@ const (
 	// productsSQL saves the product totals v (%[1]s), and each product's
 	// last sequence (%[2]s, dialect.lastSeq).
 	productsSQL = `UPDATE products AS p SET stock = v.stock, reserved = v.reserved, low_stock_alerted = v.alerted,
+			damaged = v.damaged, quality_control = v.qc, safety_stock = v.safety, incoming = v.incoming,
 			last_seq = coalesce(%[2]s, p.last_seq)
 		FROM %[1]s
 		WHERE p.id = v.pid
@@ -358,6 +360,7 @@ func (r *rejectionRows) add(x inventory.Rejection, at time.Time) {
 // its first).
 type levelRows struct {
 	pid, lid, stock, reserved, readver dialect.Col[int64]
+	states                             stateRows
 	fenced                             dialect.Col[bool]
 	epoch, token                       dialect.Col[int64]
 	at                                 dialect.Col[time.Time]
@@ -369,10 +372,12 @@ func (r *levelRows) init() {
 	r.fenced = dialect.NewCol[bool]("fenced", "boolean")
 	r.epoch, r.token = bigint("epoch"), bigint("token")
 	r.at, r.next = dialect.NewCol[time.Time]("at", "timestamptz"), dialect.NewCol[*time.Time]("next", "timestamptz")
+	r.states.init()
 }
 
 func (r *levelRows) columns() []dialect.Column {
-	return []dialect.Column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.readver, &r.fenced, &r.epoch, &r.token, &r.at, &r.next}
+	return append([]dialect.Column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.readver, &r.fenced, &r.epoch, &r.token, &r.at, &r.next},
+		r.states.columns()...)
 }
 
 func (r *levelRows) add(it stockItem) {
@@ -387,6 +392,27 @@ func (r *levelRows) add(it stockItem) {
 	r.token.Add(f.Token)
 	r.at.Add(it.lastAt())
 	r.next.Add(timePtr(l.NextExpiry))
+	r.states.add(l.States)
+}
+
+// stateRows are the states of the levels or products written.
+type stateRows struct {
+	damaged, qc, safety, incoming dialect.Col[int64]
+}
+
+func (r *stateRows) init() {
+	r.damaged, r.qc, r.safety, r.incoming = bigint("damaged"), bigint("qc"), bigint("safety"), bigint("incoming")
+}
+
+func (r *stateRows) columns() []dialect.Column {
+	return []dialect.Column{&r.damaged, &r.qc, &r.safety, &r.incoming}
+}
+
+func (r *stateRows) add(s inventory.States) {
+	r.damaged.Add(s.Damaged)
+	r.qc.Add(s.QualityControl)
+	r.safety.Add(s.SafetyStock)
+	r.incoming.Add(s.Incoming)
 }
 
 type createdRows struct {
@@ -504,6 +530,8 @@ type movementRows struct {
 	at                 dialect.Col[time.Time]
 	rdelta             dialect.Col[int64]
 	resv               dialect.Col[*int64]
+	sdelta             [4]dialect.Col[*int64] // the states' changes, in stateColumns order
+	from, to           dialect.Col[*string]
 }
 
 func (r *movementRows) init() {
@@ -514,11 +542,16 @@ func (r *movementRows) init() {
 	r.key, r.hash = dialect.NewCol[*string]("idempotency_key", "text"), dialect.NewCol[*string]("request_hash", "text")
 	r.epoch, r.token, r.trace = bigint("lease_epoch"), bigint("lease_token"), dialect.NewCol[string]("trace_id", "text")
 	r.at, r.rdelta, r.resv = dialect.NewCol[time.Time]("created_at", "timestamptz"), bigint("reserved_delta"), dialect.NewCol[*int64]("reservation_id", "bigint")
+	for i, name := range strings.Split(stateColumns, ", ") {
+		r.sdelta[i] = dialect.NewCol[*int64](name+"_delta", "bigint")
+	}
+	r.from, r.to = dialect.NewCol[*string]("from_state", "text"), dialect.NewCol[*string]("to_state", "text")
 }
 
 func (r *movementRows) columns() []dialect.Column {
 	return []dialect.Column{&r.pid, &r.lid, &r.typ, &r.delta, &r.qty, &r.avail, &r.alert, &r.reason, &r.ref, &r.actor,
-		&r.key, &r.hash, &r.epoch, &r.token, &r.trace, &r.at, &r.rdelta, &r.resv}
+		&r.key, &r.hash, &r.epoch, &r.token, &r.trace, &r.at, &r.rdelta, &r.resv,
+		&r.sdelta[0], &r.sdelta[1], &r.sdelta[2], &r.sdelta[3], &r.from, &r.to}
 }
 
 // add adds m, a movement of the level k (a new product's first movement
@@ -543,19 +576,36 @@ func (r *movementRows) add(k inventory.LevelKey, m inventory.Movement) {
 	r.at.Add(m.CreatedAt.UTC())
 	r.rdelta.Add(m.ReservedDelta)
 	r.resv.Add(idPtr(m.ReservationID))
+	d := m.StatesDelta
+	for i, v := range [4]int64{d.Damaged, d.QualityControl, d.SafetyStock, d.Incoming} {
+		r.sdelta[i].Add(idPtr(v))
+	}
+	r.from.Add(statePtr(m.FromState))
+	r.to.Add(statePtr(m.ToState))
+}
+
+// statePtr is nil for no state (stored as NULL).
+func statePtr(s inventory.StockState) *string {
+	if s == "" {
+		return nil
+	}
+	str := string(s)
+	return &str
 }
 
 type productRows struct {
 	id, stock, reserved dialect.Col[int64]
 	alerted             dialect.Col[bool]
+	states              stateRows
 }
 
 func (r *productRows) init() {
 	r.id, r.stock, r.reserved, r.alerted = bigint("pid"), bigint("stock"), bigint("reserved"), dialect.NewCol[bool]("alerted", "boolean")
+	r.states.init()
 }
 
 func (r *productRows) columns() []dialect.Column {
-	return []dialect.Column{&r.id, &r.stock, &r.reserved, &r.alerted}
+	return append([]dialect.Column{&r.id, &r.stock, &r.reserved, &r.alerted}, r.states.columns()...)
 }
 
 func (r *productRows) add(p *inventory.Product) {
@@ -563,6 +613,7 @@ func (r *productRows) add(p *inventory.Product) {
 	r.stock.Add(p.Stock)
 	r.reserved.Add(p.Reserved)
 	r.alerted.Add(p.LowStockAlerted)
+	r.states.add(p.States)
 }
 
 func bigint(name string) dialect.Col[int64] { return dialect.NewCol[int64](name, "bigint") }
@@ -576,7 +627,7 @@ func timePtr(t time.Time) *time.Time {
 	return &u
 }
 
-// idPtr is nil for the zero ID (stored as NULL).
+// idPtr is nil for zero (stored as NULL): an ID, or a state's change.
 func idPtr(id int64) *int64 {
 	if id == 0 {
 		return nil

@@ -10,12 +10,15 @@ type LevelAudit struct {
 	// the level's active reservation items (expired ones not yet released
 	// included, as in Reserved).
 	Reserved, HeldReserved int64
+	// States are the stored states; LedgerStates the sums of the level's
+	// ledger changes of each.
+	States, LedgerStates States
 }
 
 // Drifted reports whether the level's stored values disagree with its
 // history.
 func (a LevelAudit) Drifted() bool {
-	return a.Stock != a.LedgerStock || a.Reserved != a.HeldReserved
+	return a.Stock != a.LedgerStock || a.Reserved != a.HeldReserved || a.States != a.LedgerStates
 }
 
 // ReconcileReport is the outcome of a reconcile.

@@ -33,6 +33,8 @@ type Product struct {
 	Threshold int64
 	Stock     int64
 	Reserved  int64
+	// States are the sums of its levels' states.
+	States
 	// LowStockAlerted is the edge-trigger state of the low-stock alert: set
 	// when an alert is raised, cleared (re-armed) when available stock is back
 	// at or above the threshold.
@@ -50,8 +52,9 @@ type Product struct {
 	UpdatedAt time.Time
 }
 
-// Available is the stock that can still be sold: on hand minus reserved.
-func (p Product) Available() int64 { return p.Stock - p.Reserved }
+// Available is the stock that can still be sold: on hand minus reserved
+// and held, over all locations.
+func (p Product) Available() int64 { return available(p.Stock, p.Reserved, p.States) }
 
 // LowStock reports whether available stock is below the threshold.
 func (p Product) LowStock() bool { return p.Available() < p.Threshold }

@@ -25,9 +25,14 @@ const (
 	MovementExpire  MovementType = "EXPIRE"
 	// CORRECTION is written by RepairDrift: its Delta makes the ledger
 	// explain the level's stored stock (which it does not change), and its
-	// ReservedDelta brings the reserved units back to what the active
-	// reservations hold.
+	// ReservedDelta and StatesDelta bring the reserved units back to what
+	// the active reservations hold and the states to what their history
+	// says.
 	MovementCorrection MovementType = "CORRECTION"
+	// MOVE moves units between the states of a level; EXPECT records units
+	// on their way from a supplier (incoming +q).
+	MovementMove   MovementType = "MOVE"
+	MovementExpect MovementType = "EXPECT"
 )
 
 // LevelKey names the stock of one product at one location. It is the unit
@@ -63,6 +68,9 @@ type Level struct {
 	LocationID int64
 	Stock      int64 // on hand
 	Reserved   int64
+	// States are the level's units that are neither available nor
+	// reserved.
+	States
 	// Version increases with every write of the level.
 	Version int64
 	// Fence is the fence of the latest lease that wrote the level.
@@ -74,8 +82,9 @@ type Level struct {
 	UpdatedAt  time.Time
 }
 
-// Available is on hand minus reserved.
-func (l Level) Available() int64 { return l.Stock - l.Reserved }
+// Available is what can be sold or reserved: on hand minus reserved and
+// held.
+func (l Level) Available() int64 { return available(l.Stock, l.Reserved, l.States) }
 
 // Key names the level.
 func (l Level) Key() LevelKey { return LevelKey{ProductID: l.ProductID, LocationID: l.LocationID} }
@@ -96,6 +105,13 @@ type Movement struct {
 	Delta int64
 	// ReservedDelta is the change of the level's reserved stock.
 	ReservedDelta int64
+	// StatesDelta is the change of the level's states.
+	StatesDelta States
+	// FromState and ToState name the states a MOVE (or a transfer's
+	// movement) took units from and put them in ("": none).
+	FromState, ToState StockState
+	// TransferID is the transfer a transfer's movement belongs to.
+	TransferID int64
 	// ReservationID is the reservation a reservation movement belongs to.
 	ReservationID int64
 	// QuantityAfter is the level's on-hand stock after this movement.
@@ -185,18 +201,24 @@ func (tx *StockTx) Discard() { tx.movements = nil }
 // nothing.
 func (tx *StockTx) Apply(m *Movement) error {
 	stock, reserved := tx.Level.Stock+m.Delta, tx.Level.Reserved+m.ReservedDelta
+	states := tx.Level.States.Plus(m.StatesDelta)
 	total, totalReserved := tx.Product.Stock+m.Delta, tx.Product.Reserved+m.ReservedDelta
 	switch {
 	case reserved < 0 || totalReserved < 0:
 		return fmt.Errorf("inventory: %s movement of %d would leave %d reserved", m.Type, m.ReservedDelta, reserved)
-	case stock < reserved:
+	case states.Negative() != "":
+		st := states.Negative()
+		return Errorf(CodeInsufficientStock, "insufficient stock: %d %s, %d requested",
+			tx.Level.States.Of(st), st, -m.StatesDelta.Of(st))
+	case available(stock, reserved, states) < 0:
 		// What the movement asks of the available stock: units taken out,
-		// plus units newly held.
+		// plus units newly held or reserved.
 		return Errorf(CodeInsufficientStock, "insufficient stock: %d available, %d requested",
-			max(tx.Level.Available(), 0), m.ReservedDelta-m.Delta)
-	case total > MaxStock:
+			max(tx.Level.Available(), 0), m.ReservedDelta+m.StatesDelta.Held()-m.Delta)
+	case total > MaxStock || tx.Product.Incoming+m.StatesDelta.Incoming > MaxStock:
 		return Invalid("quantity", "stock of a product cannot exceed %d", MaxStock)
 	}
+	tx.Level.States, tx.Product.States = states, tx.Product.States.Plus(m.StatesDelta)
 	tx.Level.Stock, tx.Level.Reserved = stock, reserved
 	tx.Product.Stock, tx.Product.Reserved = total, totalReserved
 	m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID

@@ -67,7 +67,7 @@ func (e *entry) merge(ps inventory.ProductStock) {
 
 // setStock copies the stock of from into p.
 func setStock(p *inventory.Product, from inventory.Product) {
-	p.Stock, p.Reserved, p.LowStockAlerted, p.LastSeq = from.Stock, from.Reserved, from.LowStockAlerted, from.LastSeq
+	p.Stock, p.Reserved, p.States, p.LowStockAlerted, p.LastSeq = from.Stock, from.Reserved, from.States, from.LowStockAlerted, from.LastSeq
 }
 
 // setAttributes copies the attributes of from into p.
