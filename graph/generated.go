@@ -128,10 +128,12 @@ type ComplexityRoot struct {
 
 	LevelDrift struct {
 		HeldReserved func(childComplexity int) int
+		LedgerStates func(childComplexity int) int
 		LedgerStock  func(childComplexity int) int
 		Location     func(childComplexity int) int
 		Product      func(childComplexity int) int
 		Reserved     func(childComplexity int) int
+		States       func(childComplexity int) int
 		Stock        func(childComplexity int) int
 	}
 
@@ -158,7 +160,9 @@ type ComplexityRoot struct {
 		CommitReservation  func(childComplexity int, id int64) int
 		CreateLocation     func(childComplexity int, input model.CreateLocationInput) int
 		CreateProduct      func(childComplexity int, input model.CreateProductInput) int
+		ExpectStock        func(childComplexity int, input model.ExpectStockInput) int
 		ExtendReservation  func(childComplexity int, id int64, ttlSeconds int64) int
+		MoveStock          func(childComplexity int, input model.MoveStockInput) int
 		ReleaseReservation func(childComplexity int, id int64) int
 		RepairDrift        func(childComplexity int, productID int64, locationID *int64, reason string) int
 		ReserveStock       func(childComplexity int, input model.ReserveStockInput) int
@@ -183,20 +187,24 @@ type ComplexityRoot struct {
 	}
 
 	Product struct {
-		Available func(childComplexity int) int
-		CreatedAt func(childComplexity int) int
-		ID        func(childComplexity int) int
-		Levels    func(childComplexity int) int
-		LowStock  func(childComplexity int) int
-		Movements func(childComplexity int, first *int64, after *string, order *model.SortOrder) int
-		Name      func(childComplexity int) int
-		Price     func(childComplexity int) int
-		Reserved  func(childComplexity int) int
-		SKU       func(childComplexity int) int
-		Stock     func(childComplexity int) int
-		Threshold func(childComplexity int) int
-		UpdatedAt func(childComplexity int) int
-		Version   func(childComplexity int) int
+		Available      func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		Damaged        func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Incoming       func(childComplexity int) int
+		Levels         func(childComplexity int) int
+		LowStock       func(childComplexity int) int
+		Movements      func(childComplexity int, first *int64, after *string, order *model.SortOrder) int
+		Name           func(childComplexity int) int
+		Price          func(childComplexity int) int
+		QualityControl func(childComplexity int) int
+		Reserved       func(childComplexity int) int
+		SKU            func(childComplexity int) int
+		SafetyStock    func(childComplexity int) int
+		Stock          func(childComplexity int) int
+		Threshold      func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
+		Version        func(childComplexity int) int
 	}
 
 	ProductConnection struct {
@@ -289,12 +297,16 @@ type ComplexityRoot struct {
 	}
 
 	StockLevel struct {
-		Available func(childComplexity int) int
-		Location  func(childComplexity int) int
-		Reserved  func(childComplexity int) int
-		Stock     func(childComplexity int) int
-		UpdatedAt func(childComplexity int) int
-		Version   func(childComplexity int) int
+		Available      func(childComplexity int) int
+		Damaged        func(childComplexity int) int
+		Incoming       func(childComplexity int) int
+		Location       func(childComplexity int) int
+		QualityControl func(childComplexity int) int
+		Reserved       func(childComplexity int) int
+		SafetyStock    func(childComplexity int) int
+		Stock          func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
+		Version        func(childComplexity int) int
 	}
 
 	StockMovement struct {
@@ -302,6 +314,7 @@ type ComplexityRoot struct {
 		AvailableAfter func(childComplexity int) int
 		CreatedAt      func(childComplexity int) int
 		Delta          func(childComplexity int) int
+		FromState      func(childComplexity int) int
 		ID             func(childComplexity int) int
 		IdempotencyKey func(childComplexity int) int
 		LeaseEpoch     func(childComplexity int) int
@@ -315,6 +328,8 @@ type ComplexityRoot struct {
 		Reservation    func(childComplexity int) int
 		ReservedDelta  func(childComplexity int) int
 		Sequence       func(childComplexity int) int
+		StatesDelta    func(childComplexity int) int
+		ToState        func(childComplexity int) int
 		TraceID        func(childComplexity int) int
 		Type           func(childComplexity int) int
 	}
@@ -334,6 +349,13 @@ type ComplexityRoot struct {
 		Movement func(childComplexity int) int
 		Product  func(childComplexity int) int
 		Replayed func(childComplexity int) int
+	}
+
+	StockStates struct {
+		Damaged        func(childComplexity int) int
+		Incoming       func(childComplexity int) int
+		QualityControl func(childComplexity int) int
+		SafetyStock    func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -366,6 +388,8 @@ type MutationResolver interface {
 	StockIn(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error)
 	StockOut(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error)
 	AdjustStock(ctx context.Context, input model.AdjustStockInput) (*model.StockPayload, error)
+	MoveStock(ctx context.Context, input model.MoveStockInput) (*model.StockPayload, error)
+	ExpectStock(ctx context.Context, input model.ExpectStockInput) (*model.StockPayload, error)
 	BulkAdjustStock(ctx context.Context, input model.BulkAdjustStockInput) (*model.BulkAdjustStockPayload, error)
 	RepairDrift(ctx context.Context, productID int64, locationID *int64, reason string) (*model.RepairDriftPayload, error)
 	ReserveStock(ctx context.Context, input model.ReserveStockInput) (*model.ReservationPayload, error)
@@ -408,6 +432,8 @@ type StockMovementResolver interface {
 	Product(ctx context.Context, obj *inventory.Movement) (*inventory.Product, error)
 	Location(ctx context.Context, obj *inventory.Movement) (*inventory.Location, error)
 
+	FromState(ctx context.Context, obj *inventory.Movement) (*inventory.StockState, error)
+	ToState(ctx context.Context, obj *inventory.Movement) (*inventory.StockState, error)
 	Reservation(ctx context.Context, obj *inventory.Movement) (*inventory.Reservation, error)
 
 	IdempotencyKey(ctx context.Context, obj *inventory.Movement) (*string, error)
@@ -748,6 +774,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LevelDrift.HeldReserved(childComplexity), true
+	case "LevelDrift.ledgerStates":
+		if e.ComplexityRoot.LevelDrift.LedgerStates == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LevelDrift.LedgerStates(childComplexity), true
 	case "LevelDrift.ledgerStock":
 		if e.ComplexityRoot.LevelDrift.LedgerStock == nil {
 			break
@@ -772,6 +804,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LevelDrift.Reserved(childComplexity), true
+	case "LevelDrift.states":
+		if e.ComplexityRoot.LevelDrift.States == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LevelDrift.States(childComplexity), true
 	case "LevelDrift.stock":
 		if e.ComplexityRoot.LevelDrift.Stock == nil {
 			break
@@ -902,6 +940,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateProduct(childComplexity, args["input"].(model.CreateProductInput)), true
+	case "Mutation.expectStock":
+		if e.ComplexityRoot.Mutation.ExpectStock == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_expectStock_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ExpectStock(childComplexity, args["input"].(model.ExpectStockInput)), true
 	case "Mutation.extendReservation":
 		if e.ComplexityRoot.Mutation.ExtendReservation == nil {
 			break
@@ -913,6 +962,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ExtendReservation(childComplexity, args["id"].(int64), args["ttlSeconds"].(int64)), true
+	case "Mutation.moveStock":
+		if e.ComplexityRoot.Mutation.MoveStock == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_moveStock_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MoveStock(childComplexity, args["input"].(model.MoveStockInput)), true
 	case "Mutation.releaseReservation":
 		if e.ComplexityRoot.Mutation.ReleaseReservation == nil {
 			break
@@ -1048,12 +1108,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Product.CreatedAt(childComplexity), true
+	case "Product.damaged":
+		if e.ComplexityRoot.Product.Damaged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.Damaged(childComplexity), true
 	case "Product.id":
 		if e.ComplexityRoot.Product.ID == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Product.ID(childComplexity), true
+	case "Product.incoming":
+		if e.ComplexityRoot.Product.Incoming == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.Incoming(childComplexity), true
 	case "Product.levels":
 		if e.ComplexityRoot.Product.Levels == nil {
 			break
@@ -1089,6 +1161,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Product.Price(childComplexity), true
+	case "Product.qualityControl":
+		if e.ComplexityRoot.Product.QualityControl == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.QualityControl(childComplexity), true
 	case "Product.reserved":
 		if e.ComplexityRoot.Product.Reserved == nil {
 			break
@@ -1101,6 +1179,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Product.SKU(childComplexity), true
+	case "Product.safetyStock":
+		if e.ComplexityRoot.Product.SafetyStock == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.SafetyStock(childComplexity), true
 	case "Product.stock":
 		if e.ComplexityRoot.Product.Stock == nil {
 			break
@@ -1491,18 +1575,42 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockLevel.Available(childComplexity), true
+	case "StockLevel.damaged":
+		if e.ComplexityRoot.StockLevel.Damaged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockLevel.Damaged(childComplexity), true
+	case "StockLevel.incoming":
+		if e.ComplexityRoot.StockLevel.Incoming == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockLevel.Incoming(childComplexity), true
 	case "StockLevel.location":
 		if e.ComplexityRoot.StockLevel.Location == nil {
 			break
 		}
 
 		return e.ComplexityRoot.StockLevel.Location(childComplexity), true
+	case "StockLevel.qualityControl":
+		if e.ComplexityRoot.StockLevel.QualityControl == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockLevel.QualityControl(childComplexity), true
 	case "StockLevel.reserved":
 		if e.ComplexityRoot.StockLevel.Reserved == nil {
 			break
 		}
 
 		return e.ComplexityRoot.StockLevel.Reserved(childComplexity), true
+	case "StockLevel.safetyStock":
+		if e.ComplexityRoot.StockLevel.SafetyStock == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockLevel.SafetyStock(childComplexity), true
 	case "StockLevel.stock":
 		if e.ComplexityRoot.StockLevel.Stock == nil {
 			break
@@ -1546,6 +1654,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockMovement.Delta(childComplexity), true
+	case "StockMovement.fromState":
+		if e.ComplexityRoot.StockMovement.FromState == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.FromState(childComplexity), true
 	case "StockMovement.id":
 		if e.ComplexityRoot.StockMovement.ID == nil {
 			break
@@ -1624,6 +1738,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockMovement.Sequence(childComplexity), true
+	case "StockMovement.statesDelta":
+		if e.ComplexityRoot.StockMovement.StatesDelta == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.StatesDelta(childComplexity), true
+	case "StockMovement.toState":
+		if e.ComplexityRoot.StockMovement.ToState == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.ToState(childComplexity), true
 	case "StockMovement.traceId":
 		if e.ComplexityRoot.StockMovement.TraceID == nil {
 			break
@@ -1688,6 +1814,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StockPayload.Replayed(childComplexity), true
 
+	case "StockStates.damaged":
+		if e.ComplexityRoot.StockStates.Damaged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockStates.Damaged(childComplexity), true
+	case "StockStates.incoming":
+		if e.ComplexityRoot.StockStates.Incoming == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockStates.Incoming(childComplexity), true
+	case "StockStates.qualityControl":
+		if e.ComplexityRoot.StockStates.QualityControl == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockStates.QualityControl(childComplexity), true
+	case "StockStates.safetyStock":
+		if e.ComplexityRoot.StockStates.SafetyStock == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockStates.SafetyStock(childComplexity), true
+
 	case "Subscription.lowStockAlerts":
 		if e.ComplexityRoot.Subscription.LowStockAlerts == nil {
 			break
@@ -1736,6 +1887,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("BulkStockItemInput", ec.unmarshalInputBulkStockItemInput),
 			graphql.NewInputUnmarshaler("CreateLocationInput", ec.unmarshalInputCreateLocationInput),
 			graphql.NewInputUnmarshaler("CreateProductInput", ec.unmarshalInputCreateProductInput),
+			graphql.NewInputUnmarshaler("ExpectStockInput", ec.unmarshalInputExpectStockInput),
+			graphql.NewInputUnmarshaler("MoveStockInput", ec.unmarshalInputMoveStockInput),
 			graphql.NewInputUnmarshaler("ProductFilter", ec.unmarshalInputProductFilter),
 			graphql.NewInputUnmarshaler("ReservationItemInput", ec.unmarshalInputReservationItemInput),
 			graphql.NewInputUnmarshaler("ReserveStockInput", ec.unmarshalInputReserveStockInput),
@@ -1916,6 +2069,18 @@ type Mutation {
   "Sets the on-hand quantity at a location, e.g. after a count. The ledger records the difference."
   adjustStock(input: AdjustStockInput!): StockPayload
   """
+  Moves units between the states of a level (one MOVE ledger row): for
+  example AVAILABLE to DAMAGED after an inspection, QUALITY_CONTROL back to
+  AVAILABLE, or INCOMING to a state to receive expected units onto the
+  shelf. Fails with INSUFFICIENT_STOCK, changing nothing, unless the source
+  state has the units (a move out of AVAILABLE cannot take reserved units),
+  and with CONFLICT when changeFromQuantity is stale. Units become INCOMING
+  only with expectStock or a shipped transfer.
+  """
+  moveStock(input: MoveStockInput!): StockPayload
+  "Records units on their way to a location from a supplier: incoming there, not on hand, until moved out of INCOMING (one EXPECT ledger row)."
+  expectStock(input: ExpectStockInput!): StockPayload
+  """
   Adjusts many levels in one call, as after a stock-take: each item adds a
   delta or sets an absolute quantity. The levels are locked in sorted order
   and the items applied in one transaction, one ADJUST ledger row per
@@ -1990,7 +2155,15 @@ type Product {
   stock: Int!
   "Reserved stock, summed over locations."
   reserved: Int!
-  "stock - reserved."
+  "On hand but damaged, summed over locations."
+  damaged: Int!
+  "On hand but in quality control, summed over locations."
+  qualityControl: Int!
+  "On hand but kept as safety stock, summed over locations."
+  safetyStock: Int!
+  "Expected, not on hand, summed over locations."
+  incoming: Int!
+  "What can be sold or reserved: stock - reserved - damaged - qualityControl - safetyStock."
   available: Int!
   lowStock: Boolean!
   "Counts edits of the product's attributes (stock levels have their own versions)."
@@ -2006,8 +2179,18 @@ type Product {
 
 type StockLevel {
   location: Location!
+  "On hand: every unit physically at the location, whatever its state."
   stock: Int!
   reserved: Int!
+  "On hand, not sellable."
+  damaged: Int!
+  "On hand, not sellable until it passes quality control."
+  qualityControl: Int!
+  "On hand, kept back from sale."
+  safetyStock: Int!
+  "Expected (from a supplier or a transfer), not on hand."
+  incoming: Int!
+  "What can be sold or reserved: stock - reserved - damaged - qualityControl - safetyStock."
   available: Int!
   "Increases with every change of this level."
   version: Int!
@@ -2034,8 +2217,33 @@ enum MovementType {
   RELEASE
   "An expired reservation's held units given back."
   EXPIRE
-  "Written by repairDrift: delta accounts for stock the ledger did not explain; reservedDelta brings reserved back to what the active reservations hold."
+  "Written by repairDrift: delta accounts for stock the ledger did not explain; reservedDelta and statesDelta bring reserved and the states back to what the reservations and the ledger hold."
   CORRECTION
+  "Units moved between the states fromState and toState of the level (moveStock)."
+  MOVE
+  "Units expected from a supplier (expectStock): statesDelta.incoming > 0."
+  EXPECT
+}
+
+"""
+A quantity of a level that units move between. AVAILABLE is what can be
+sold or reserved; DAMAGED, QUALITY_CONTROL and SAFETY_STOCK are on hand and
+not sellable; INCOMING is expected and not on hand.
+"""
+enum StockState {
+  AVAILABLE
+  DAMAGED
+  QUALITY_CONTROL
+  SAFETY_STOCK
+  INCOMING
+}
+
+"The quantities of a level's states, or their changes on a ledger row."
+type StockStates {
+  damaged: Int!
+  qualityControl: Int!
+  safetyStock: Int!
+  incoming: Int!
 }
 
 """
@@ -2077,6 +2285,12 @@ type StockMovement {
   delta: Int!
   "Signed change of reserved stock at the location."
   reservedDelta: Int!
+  "Signed changes of the level's states; the ledger explains each state as it explains stock."
+  statesDelta: StockStates!
+  "The state a MOVE (or a transfer's movement) took units from."
+  fromState: StockState
+  "The state a MOVE, an EXPECT (or a transfer's movement) put units in."
+  toState: StockState
   "The reservation of a RESERVE, COMMIT, RELEASE or EXPIRE movement."
   reservation: Reservation
   "On-hand stock at the location after this movement."
@@ -2275,6 +2489,34 @@ input StockChangeInput {
   idempotencyKey: String
 }
 
+input MoveStockInput {
+  productId: ID!
+  "Defaults to the built-in default location."
+  locationId: ID
+  "1..1000000000."
+  quantity: Int!
+  from: StockState!
+  "Not INCOMING, and not from."
+  to: StockState!
+  "If set, the move fails with CONFLICT unless the quantity in from equals it."
+  changeFromQuantity: Int
+  reason: String
+  reference: String
+  idempotencyKey: String
+}
+
+input ExpectStockInput {
+  productId: ID!
+  "Defaults to the built-in default location."
+  locationId: ID
+  "1..1000000000."
+  quantity: Int!
+  reason: String
+  "The supplier's order, for example."
+  reference: String
+  idempotencyKey: String
+}
+
 input AdjustStockInput {
   productId: ID!
   locationId: ID
@@ -2389,6 +2631,10 @@ type LevelDrift {
   reserved: Int!
   "The sum of the level's active reservation items."
   heldReserved: Int!
+  "Stored states."
+  states: StockStates!
+  "The sums of the level's ledger changes of each state."
+  ledgerStates: StockStates!
 }
 
 type RepairDriftPayload {
@@ -2686,6 +2932,10 @@ func (ec *executionContext) childFields_LevelDrift(ctx context.Context, field gr
 		return ec.fieldContext_LevelDrift_reserved(ctx, field)
 	case "heldReserved":
 		return ec.fieldContext_LevelDrift_heldReserved(ctx, field)
+	case "states":
+		return ec.fieldContext_LevelDrift_states(ctx, field)
+	case "ledgerStates":
+		return ec.fieldContext_LevelDrift_ledgerStates(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LevelDrift", field.Name)
 }
@@ -2770,6 +3020,14 @@ func (ec *executionContext) childFields_Product(ctx context.Context, field graph
 		return ec.fieldContext_Product_stock(ctx, field)
 	case "reserved":
 		return ec.fieldContext_Product_reserved(ctx, field)
+	case "damaged":
+		return ec.fieldContext_Product_damaged(ctx, field)
+	case "qualityControl":
+		return ec.fieldContext_Product_qualityControl(ctx, field)
+	case "safetyStock":
+		return ec.fieldContext_Product_safetyStock(ctx, field)
+	case "incoming":
+		return ec.fieldContext_Product_incoming(ctx, field)
 	case "available":
 		return ec.fieldContext_Product_available(ctx, field)
 	case "lowStock":
@@ -2948,6 +3206,14 @@ func (ec *executionContext) childFields_StockLevel(ctx context.Context, field gr
 		return ec.fieldContext_StockLevel_stock(ctx, field)
 	case "reserved":
 		return ec.fieldContext_StockLevel_reserved(ctx, field)
+	case "damaged":
+		return ec.fieldContext_StockLevel_damaged(ctx, field)
+	case "qualityControl":
+		return ec.fieldContext_StockLevel_qualityControl(ctx, field)
+	case "safetyStock":
+		return ec.fieldContext_StockLevel_safetyStock(ctx, field)
+	case "incoming":
+		return ec.fieldContext_StockLevel_incoming(ctx, field)
 	case "available":
 		return ec.fieldContext_StockLevel_available(ctx, field)
 	case "version":
@@ -2974,6 +3240,12 @@ func (ec *executionContext) childFields_StockMovement(ctx context.Context, field
 		return ec.fieldContext_StockMovement_delta(ctx, field)
 	case "reservedDelta":
 		return ec.fieldContext_StockMovement_reservedDelta(ctx, field)
+	case "statesDelta":
+		return ec.fieldContext_StockMovement_statesDelta(ctx, field)
+	case "fromState":
+		return ec.fieldContext_StockMovement_fromState(ctx, field)
+	case "toState":
+		return ec.fieldContext_StockMovement_toState(ctx, field)
 	case "reservation":
 		return ec.fieldContext_StockMovement_reservation(ctx, field)
 	case "quantityAfter":
@@ -3034,6 +3306,20 @@ func (ec *executionContext) childFields_StockPayload(ctx context.Context, field 
 		return ec.fieldContext_StockPayload_replayed(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type StockPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_StockStates(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "damaged":
+		return ec.fieldContext_StockStates_damaged(ctx, field)
+	case "qualityControl":
+		return ec.fieldContext_StockStates_qualityControl(ctx, field)
+	case "safetyStock":
+		return ec.fieldContext_StockStates_safetyStock(ctx, field)
+	case "incoming":
+		return ec.fieldContext_StockStates_incoming(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StockStates", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3222,6 +3508,20 @@ func (ec *executionContext) field_Mutation_createProduct_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_expectStock_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ExpectStockInput, error) {
+			return ec.unmarshalNExpectStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐExpectStockInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_extendReservation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3241,6 +3541,20 @@ func (ec *executionContext) field_Mutation_extendReservation_args(ctx context.Co
 		return nil, err
 	}
 	args["ttlSeconds"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_moveStock_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.MoveStockInput, error) {
+			return ec.unmarshalNMoveStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐMoveStockInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -5149,6 +5463,70 @@ func (ec *executionContext) fieldContext_LevelDrift_heldReserved(_ context.Conte
 	return graphql.NewScalarFieldContext("LevelDrift", field, false, false, "Int")
 }
 
+func (ec *executionContext) _LevelDrift_states(ctx context.Context, field graphql.CollectedField, obj *inventory.LevelAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LevelDrift_states(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.States, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v inventory.States) graphql.Marshaler {
+			return ec.marshalNStockStates2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStates(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LevelDrift_states(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LevelDrift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockStates(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LevelDrift_ledgerStates(ctx context.Context, field graphql.CollectedField, obj *inventory.LevelAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LevelDrift_ledgerStates(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LedgerStates, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v inventory.States) graphql.Marshaler {
+			return ec.marshalNStockStates2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStates(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LevelDrift_ledgerStates(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "LevelDrift",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockStates(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Location_id(ctx context.Context, field graphql.CollectedField, obj *inventory.Location) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5678,6 +6056,94 @@ func (ec *executionContext) fieldContext_Mutation_adjustStock(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_adjustStock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_moveStock(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_moveStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().MoveStock(ctx, fc.Args["input"].(model.MoveStockInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StockPayload) graphql.Marshaler {
+			return ec.marshalOStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_moveStock(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_moveStock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_expectStock(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_expectStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ExpectStock(ctx, fc.Args["input"].(model.ExpectStockInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.StockPayload) graphql.Marshaler {
+			return ec.marshalOStockPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐStockPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_expectStock(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_expectStock_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -6313,6 +6779,98 @@ func (ec *executionContext) _Product_reserved(ctx context.Context, field graphql
 	)
 }
 func (ec *executionContext) fieldContext_Product_reserved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Product_damaged(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_damaged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Damaged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_damaged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Product_qualityControl(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_qualityControl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QualityControl, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_qualityControl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Product_safetyStock(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_safetyStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SafetyStock, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_safetyStock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Product_incoming(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_incoming(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Incoming, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_incoming(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
 }
 
@@ -8189,6 +8747,98 @@ func (ec *executionContext) fieldContext_StockLevel_reserved(_ context.Context, 
 	return graphql.NewScalarFieldContext("StockLevel", field, false, false, "Int")
 }
 
+func (ec *executionContext) _StockLevel_damaged(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockLevel_damaged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Damaged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockLevel_damaged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockLevel", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockLevel_qualityControl(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockLevel_qualityControl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QualityControl, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockLevel_qualityControl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockLevel", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockLevel_safetyStock(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockLevel_safetyStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SafetyStock, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockLevel_safetyStock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockLevel", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockLevel_incoming(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockLevel_incoming(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Incoming, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockLevel_incoming(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockLevel", field, false, false, "Int")
+}
+
 func (ec *executionContext) _StockLevel_available(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8435,6 +9085,84 @@ func (ec *executionContext) _StockMovement_reservedDelta(ctx context.Context, fi
 }
 func (ec *executionContext) fieldContext_StockMovement_reservedDelta(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StockMovement", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockMovement_statesDelta(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_statesDelta(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StatesDelta, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v inventory.States) graphql.Marshaler {
+			return ec.marshalNStockStates2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStates(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_statesDelta(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockMovement",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StockStates(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StockMovement_fromState(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_fromState(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovement().FromState(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.StockState) graphql.Marshaler {
+			return ec.marshalOStockState2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_fromState(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, true, true, "StockState")
+}
+
+func (ec *executionContext) _StockMovement_toState(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_toState(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovement().ToState(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.StockState) graphql.Marshaler {
+			return ec.marshalOStockState2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_toState(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, true, true, "StockState")
 }
 
 func (ec *executionContext) _StockMovement_reservation(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
@@ -8958,6 +9686,98 @@ func (ec *executionContext) _StockPayload_replayed(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_StockPayload_replayed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StockPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _StockStates_damaged(ctx context.Context, field graphql.CollectedField, obj *inventory.States) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockStates_damaged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Damaged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockStates_damaged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockStates", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockStates_qualityControl(ctx context.Context, field graphql.CollectedField, obj *inventory.States) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockStates_qualityControl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.QualityControl, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockStates_qualityControl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockStates", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockStates_safetyStock(ctx context.Context, field graphql.CollectedField, obj *inventory.States) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockStates_safetyStock(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SafetyStock, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockStates_safetyStock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockStates", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StockStates_incoming(ctx context.Context, field graphql.CollectedField, obj *inventory.States) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockStates_incoming(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Incoming, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockStates_incoming(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockStates", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Subscription_lowStockAlerts(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
@@ -10540,6 +11360,181 @@ func UnmarshalCreateProductInput(ctx context.Context, raw any) (model.CreateProd
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputExpectStockInput(ctx context.Context, obj any) (model.ExpectStockInput, error) {
+	var it model.ExpectStockInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "locationId", "quantity", "reason", "reference", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "locationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
+			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LocationID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "reference":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reference"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reference = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalExpectStockInput unmarshals raw into the ExpectStockInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalExpectStockInput(ctx context.Context, raw any) (model.ExpectStockInput, error) {
+	var out model.ExpectStockInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ExpectStockInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputMoveStockInput(ctx context.Context, obj any) (model.MoveStockInput, error) {
+	var it model.MoveStockInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "locationId", "quantity", "from", "to", "changeFromQuantity", "reason", "reference", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "locationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
+			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LocationID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		case "from":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("from"))
+			data, err := ec.unmarshalNStockState2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.From = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalNStockState2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
+		case "changeFromQuantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("changeFromQuantity"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ChangeFromQuantity = data
+		case "reason":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reason"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reason = data
+		case "reference":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reference"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reference = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalMoveStockInput unmarshals raw into the MoveStockInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalMoveStockInput(ctx context.Context, raw any) (model.MoveStockInput, error) {
+	var out model.MoveStockInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "MoveStockInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputProductFilter(ctx context.Context, obj any) (model.ProductFilter, error) {
 	var it model.ProductFilter
 	if obj == nil {
@@ -11446,6 +12441,16 @@ func (ec *executionContext) _LevelDrift(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "states":
+			out.Values[i] = ec._LevelDrift_states(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ledgerStates":
+			out.Values[i] = ec._LevelDrift_ledgerStates(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -11633,6 +12638,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "adjustStock":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_adjustStock(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "moveStock":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_moveStock(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "expectStock":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_expectStock(ctx, field)
 			})
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
@@ -11840,6 +12859,26 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "reserved":
 			out.Values[i] = ec._Product_reserved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "damaged":
+			out.Values[i] = ec._Product_damaged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "qualityControl":
+			out.Values[i] = ec._Product_qualityControl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "safetyStock":
+			out.Values[i] = ec._Product_safetyStock(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "incoming":
+			out.Values[i] = ec._Product_incoming(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -12574,6 +13613,26 @@ func (ec *executionContext) _StockLevel(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "damaged":
+			out.Values[i] = ec._StockLevel_damaged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "qualityControl":
+			out.Values[i] = ec._StockLevel_qualityControl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "safetyStock":
+			out.Values[i] = ec._StockLevel_safetyStock(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "incoming":
+			out.Values[i] = ec._StockLevel_incoming(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "available":
 			out.Values[i] = ec._StockLevel_available(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -12656,6 +13715,23 @@ func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.Selectio
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "statesDelta":
+			out.Values[i] = ec._StockMovement_statesDelta(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "fromState":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovement_fromState(ctx, field, obj)
+				})
+		case "toState":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovement_toState(ctx, field, obj)
+				})
 		case "reservation":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, false,
@@ -12841,6 +13917,54 @@ func (ec *executionContext) _StockPayload(ctx context.Context, sel ast.Selection
 			}
 		case "replayed":
 			out.Values[i] = ec._StockPayload_replayed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var stockStatesImplementors = []string{"StockStates"}
+
+func (ec *executionContext) _StockStates(ctx context.Context, sel ast.SelectionSet, obj *inventory.States) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, stockStatesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StockStates")
+		case "damaged":
+			out.Values[i] = ec._StockStates_damaged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "qualityControl":
+			out.Values[i] = ec._StockStates_qualityControl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "safetyStock":
+			out.Values[i] = ec._StockStates_safetyStock(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "incoming":
+			out.Values[i] = ec._StockStates_incoming(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -13406,6 +14530,11 @@ func (ec *executionContext) marshalNDecimal2githubᚗcomᚋshopstackᚋinventory
 	return res
 }
 
+func (ec *executionContext) unmarshalNExpectStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐExpectStockInput(ctx context.Context, v any) (model.ExpectStockInput, error) {
+	res, err := ec.unmarshalInputExpectStockInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNFlowBehavior2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐFlowBehavior(ctx context.Context, v any) (model.FlowBehavior, error) {
 	var res model.FlowBehavior
 	err := res.UnmarshalGQL(v)
@@ -13594,6 +14723,11 @@ func (ec *executionContext) marshalNLowStockAlert2ᚖgithubᚗcomᚋshopstackᚋ
 	return ec._LowStockAlert(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNMoveStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐMoveStockInput(ctx context.Context, v any) (model.MoveStockInput, error) {
+	res, err := ec.unmarshalInputMoveStockInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNMovementType2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovementType(ctx context.Context, v any) (inventory.MovementType, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := unmarshalNMovementType2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovementType[tmp]
@@ -13619,6 +14753,8 @@ var (
 		"RELEASE":    inventory.MovementRelease,
 		"EXPIRE":     inventory.MovementExpire,
 		"CORRECTION": inventory.MovementCorrection,
+		"MOVE":       inventory.MovementMove,
+		"EXPECT":     inventory.MovementExpect,
 	}
 	marshalNMovementType2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovementType = map[inventory.MovementType]string{
 		inventory.MovementIn:         "IN",
@@ -13629,6 +14765,8 @@ var (
 		inventory.MovementRelease:    "RELEASE",
 		inventory.MovementExpire:     "EXPIRE",
 		inventory.MovementCorrection: "CORRECTION",
+		inventory.MovementMove:       "MOVE",
+		inventory.MovementExpect:     "EXPECT",
 	}
 )
 
@@ -13929,6 +15067,42 @@ func (ec *executionContext) marshalNStockMovementEdge2ᚖgithubᚗcomᚋshopstac
 		return graphql.Null
 	}
 	return ec._StockMovementEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNStockState2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState(ctx context.Context, v any) (inventory.StockState, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNStockState2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNStockState2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState(ctx context.Context, sel ast.SelectionSet, v inventory.StockState) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNStockState2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "StockState!")
+	}
+	return res
+}
+
+var (
+	unmarshalNStockState2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState = map[string]inventory.StockState{
+		"AVAILABLE":       inventory.StateAvailable,
+		"DAMAGED":         inventory.StateDamaged,
+		"QUALITY_CONTROL": inventory.StateQualityControl,
+		"SAFETY_STOCK":    inventory.StateSafetyStock,
+		"INCOMING":        inventory.StateIncoming,
+	}
+	marshalNStockState2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState = map[inventory.StockState]string{
+		inventory.StateAvailable:      "AVAILABLE",
+		inventory.StateDamaged:        "DAMAGED",
+		inventory.StateQualityControl: "QUALITY_CONTROL",
+		inventory.StateSafetyStock:    "SAFETY_STOCK",
+		inventory.StateIncoming:       "INCOMING",
+	}
+)
+
+func (ec *executionContext) marshalNStockStates2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStates(ctx context.Context, sel ast.SelectionSet, v inventory.States) graphql.Marshaler {
+	return ec._StockStates(ctx, sel, &v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -14462,6 +15636,42 @@ func (ec *executionContext) marshalOStockPayload2ᚖgithubᚗcomᚋshopstackᚋi
 	}
 	return ec._StockPayload(ctx, sel, v)
 }
+
+func (ec *executionContext) unmarshalOStockState2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState(ctx context.Context, v any) (*inventory.StockState, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOStockState2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOStockState2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState(ctx context.Context, sel ast.SelectionSet, v *inventory.StockState) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOStockState2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState[*v])
+	return res
+}
+
+var (
+	unmarshalOStockState2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState = map[string]inventory.StockState{
+		"AVAILABLE":       inventory.StateAvailable,
+		"DAMAGED":         inventory.StateDamaged,
+		"QUALITY_CONTROL": inventory.StateQualityControl,
+		"SAFETY_STOCK":    inventory.StateSafetyStock,
+		"INCOMING":        inventory.StateIncoming,
+	}
+	marshalOStockState2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState = map[inventory.StockState]string{
+		inventory.StateAvailable:      "AVAILABLE",
+		inventory.StateDamaged:        "DAMAGED",
+		inventory.StateQualityControl: "QUALITY_CONTROL",
+		inventory.StateSafetyStock:    "SAFETY_STOCK",
+		inventory.StateIncoming:       "INCOMING",
+	}
+)
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {
 	if v == nil {

@@ -205,6 +205,14 @@ func relay[T any](ctx context.Context, events <-chan inventory.Movement, convert
 	return out
 }
 
+// optState is nil for no state.
+func optState(s inventory.StockState) *inventory.StockState {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 func deref[T any](p *T) T {
 	var zero T
 	if p == nil {

@@ -114,6 +114,28 @@ func (r *mutationResolver) AdjustStock(ctx context.Context, input model.AdjustSt
 	return r.stockPayload(ctx, res, err)
 }
 
+// MoveStock is the resolver for the moveStock field.
+func (r *mutationResolver) MoveStock(ctx context.Context, input model.MoveStockInput) (*model.StockPayload, error) {
+	res, err := r.Service.MoveStock(ctx, inventory.StockMove{
+		ProductID:          input.ProductID,
+		LocationID:         deref(input.LocationID),
+		Quantity:           input.Quantity,
+		From:               input.From,
+		To:                 input.To,
+		ChangeFromQuantity: input.ChangeFromQuantity,
+		Reason:             deref(input.Reason),
+		Reference:          deref(input.Reference),
+		IdempotencyKey:     deref(input.IdempotencyKey),
+	})
+	return r.stockPayload(ctx, res, err)
+}
+
+// ExpectStock is the resolver for the expectStock field.
+func (r *mutationResolver) ExpectStock(ctx context.Context, input model.ExpectStockInput) (*model.StockPayload, error) {
+	res, err := r.Service.ExpectStock(ctx, stockChange(model.StockChangeInput(input)))
+	return r.stockPayload(ctx, res, err)
+}
+
 // BulkAdjustStock is the resolver for the bulkAdjustStock field.
 func (r *mutationResolver) BulkAdjustStock(ctx context.Context, input model.BulkAdjustStockInput) (*model.BulkAdjustStockPayload, error) {
 	in := inventory.BulkAdjustment{
@@ -371,6 +393,16 @@ func (r *stockMovementResolver) Product(ctx context.Context, obj *inventory.Move
 // Location is the resolver for the location field.
 func (r *stockMovementResolver) Location(ctx context.Context, obj *inventory.Movement) (*inventory.Location, error) {
 	return r.location(ctx, obj.LocationID)
+}
+
+// FromState is the resolver for the fromState field.
+func (r *stockMovementResolver) FromState(ctx context.Context, obj *inventory.Movement) (*inventory.StockState, error) {
+	return optState(obj.FromState), nil
+}
+
+// ToState is the resolver for the toState field.
+func (r *stockMovementResolver) ToState(ctx context.Context, obj *inventory.Movement) (*inventory.StockState, error) {
+	return optState(obj.ToState), nil
 }
 
 // Reservation is the resolver for the reservation field.

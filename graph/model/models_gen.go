@@ -114,6 +114,18 @@ type CreateProductInput struct {
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
+type ExpectStockInput struct {
+	ProductID int64 `json:"productId"`
+	// Defaults to the built-in default location.
+	LocationID *int64 `json:"locationId,omitempty"`
+	// 1..1000000000.
+	Quantity int64   `json:"quantity"`
+	Reason   *string `json:"reason,omitempty"`
+	// The supplier's order, for example.
+	Reference      *string `json:"reference,omitempty"`
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
 type FlowBlockedCount struct {
 	Resource string `json:"resource"`
 	// qps, concurrency, hotspot or breaker.
@@ -157,6 +169,22 @@ type HotspotOverride struct {
 	ProductID *int64  `json:"productId,omitempty"`
 	Sku       *string `json:"sku,omitempty"`
 	QPS       int64   `json:"qps"`
+}
+
+type MoveStockInput struct {
+	ProductID int64 `json:"productId"`
+	// Defaults to the built-in default location.
+	LocationID *int64 `json:"locationId,omitempty"`
+	// 1..1000000000.
+	Quantity int64                `json:"quantity"`
+	From     inventory.StockState `json:"from"`
+	// Not INCOMING, and not from.
+	To inventory.StockState `json:"to"`
+	// If set, the move fails with CONFLICT unless the quantity in from equals it.
+	ChangeFromQuantity *int64  `json:"changeFromQuantity,omitempty"`
+	Reason             *string `json:"reason,omitempty"`
+	Reference          *string `json:"reference,omitempty"`
+	IdempotencyKey     *string `json:"idempotencyKey,omitempty"`
 }
 
 // Every mutation's payload is nullable: in a document with several mutations

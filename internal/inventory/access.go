@@ -65,7 +65,7 @@ var operationRoles = map[string]Role{
 
 	"stockIn": RoleOperator, "stockOut": RoleOperator, "adjustStock": RoleOperator, "bulkAdjustStock": RoleOperator,
 	"reserveStock": RoleOperator, "commitReservation": RoleOperator, "releaseReservation": RoleOperator,
-	"extendReservation": RoleOperator,
+	"extendReservation": RoleOperator, "moveStock": RoleOperator, "expectStock": RoleOperator,
 
 	"createProduct": RoleAdmin, "updateProduct": RoleAdmin, "createLocation": RoleAdmin, "repairDrift": RoleAdmin,
 	"reconcile": RoleAdmin, "flowControl": RoleAdmin,
