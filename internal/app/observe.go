@@ -22,6 +22,7 @@ const (
 	attrProduct      = attribute.Key("inventory.product_id")
 	attrLocation     = attribute.Key("inventory.location_id")
 	attrReservation  = attribute.Key("inventory.reservation_id")
+	attrTransfer     = attribute.Key("inventory.transfer_id")
 	attrItems        = attribute.Key("inventory.items")
 	attrRequests     = attribute.Key("inventory.batch.requests")
 	attrLevels       = attribute.Key("inventory.batch.levels")

@@ -120,8 +120,8 @@ func (b pipeBackend) Commit(ctx context.Context, jobs []*levelJob, skipLocked bo
 // Row is the product: a transaction locks a level's product row.
 func (pipeBackend) Row(key inventory.LevelKey) int64 { return key.ProductID }
 
-// Serial is the reservation op loads: two requests on one reservation
-// never share a batch, so each sees the other's outcome.
+// Serial is the document op loads: two requests on one reservation or
+// transfer never share a batch, so each sees the other's outcome.
 func (pipeBackend) Serial(op inventory.StockOp) int64 { return op.Serial() }
 
 // fence is the fence of a write under lease; the zero Fence for a write
@@ -315,11 +315,19 @@ func (jw jobWorks) work(key inventory.LevelKey) *inventory.LevelWork {
 // add asks the transaction for what op needs loaded: its keys' movements
 // and refusals, its levels' audits, its reservation, a new reservation ID.
 func (jw jobWorks) add(op inventory.StockOp, opts *inventory.StockOptions) {
-	if op.IdempotencyKey != "" {
-		w := jw.work(op.Key)
-		w.ReplayKeys = append(w.ReplayKeys, op.IdempotencyKey)
-	}
 	lo := op.Levels
+	if op.IdempotencyKey != "" {
+		// A request over several levels may leave its keyed movement at any
+		// of them: each loads the key's movement.
+		keys := []inventory.LevelKey{op.Key}
+		if lo != nil && lo.Parts == nil {
+			keys = lo.Keys
+		}
+		for _, k := range keys {
+			w := jw.work(k)
+			w.ReplayKeys = append(w.ReplayKeys, op.IdempotencyKey)
+		}
+	}
 	if lo == nil {
 		return
 	}
@@ -336,6 +344,9 @@ func (jw jobWorks) add(op inventory.StockOp, opts *inventory.StockOptions) {
 	}
 	if lo.Create {
 		opts.NewReservations++
+	}
+	if lo.Transfer != 0 {
+		opts.Transfers = append(opts.Transfers, lo.Transfer)
 	}
 }
 

@@ -2,13 +2,16 @@ package app
 
 import (
 	"context"
+	"slices"
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-// Reconcile recomputes each level's stock from the ledger and its reserved
-// units from the active reservations, and reports every level whose stored
-// values disagree. productIDs and locationIDs narrow the levels checked;
+// Reconcile recomputes each level's stock and states from the ledger and
+// its reserved units from the active reservations, and each transfer's
+// units in transit from its ledger rows, and reports every level and
+// transfer item whose stored values disagree (or whose rows do not
+// conserve units). productIDs and locationIDs narrow the levels checked;
 // empty checks them all. Each level is read in one statement, so a
 // healthy system reports no drift even while it is being written.
 func (s *Service) Reconcile(ctx context.Context, productIDs, locationIDs []int64) (_ inventory.ReconcileReport, err error) {
@@ -25,6 +28,19 @@ func (s *Service) Reconcile(ctx context.Context, productIDs, locationIDs []int64
 	for _, a := range audits {
 		if a.Drifted() {
 			report.Drifts = append(report.Drifts, a)
+		}
+	}
+	transfers, err := s.audit.AuditTransfers(ctx, nil)
+	if err != nil {
+		return inventory.ReconcileReport{}, err
+	}
+	for _, a := range transfers {
+		if len(productIDs) > 0 && !slices.Contains(productIDs, a.ProductID) {
+			continue
+		}
+		report.TransferItems++
+		if a.Drifted() {
+			report.TransferDrifts = append(report.TransferDrifts, a)
 		}
 	}
 	return report, nil

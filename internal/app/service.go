@@ -28,6 +28,7 @@ type Config struct {
 	Catalog      inventory.Catalog
 	Ledger       inventory.Ledger
 	Reservations inventory.Reservations
+	Transfers    inventory.Transfers
 	Audit        inventory.Audit
 	Locker       lock.Locker
 	// Advancer moves Locker's token counters past a token the database
@@ -89,6 +90,7 @@ type Service struct {
 	catalog     inventory.Catalog
 	ledger      inventory.Ledger
 	resv        inventory.Reservations
+	transfers   inventory.Transfers
 	audit       inventory.Audit
 	locker      lock.Locker
 	stale       staleTokens
@@ -122,6 +124,7 @@ func New(cfg Config) *Service {
 		catalog:     cfg.Catalog,
 		ledger:      cfg.Ledger,
 		resv:        cfg.Reservations,
+		transfers:   cfg.Transfers,
 		audit:       cfg.Audit,
 		locker:      cfg.Locker,
 		stale:       staleTokens{adv: cfg.Advancer},

@@ -269,6 +269,10 @@ func (g guardedWriter) CreateLocation(ctx context.Context, l *inventory.Location
 	return g.c.guard(ResourceDatabase, func() error { return g.w.CreateLocation(ctx, l) }, storeFailed)
 }
 
+func (g guardedWriter) CreateTransfer(ctx context.Context, t *inventory.Transfer) error {
+	return g.c.guard(ResourceDatabase, func() error { return g.w.CreateTransfer(ctx, t) }, storeFailed)
+}
+
 func (g guardedWriter) LockEpoch(ctx context.Context, domain string) (int64, error) {
 	var epoch int64
 	err := g.c.guard(ResourceDatabase, func() (err error) {

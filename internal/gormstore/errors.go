@@ -25,6 +25,7 @@ const (
 	sqliteLocked           = 6
 	sqliteConstraintUnique = 2067
 	sqliteConstraintPK     = 1555
+	sqliteConstraintFK     = 787
 )
 
 // translate turns database errors into what inventory.Store promises:
@@ -84,6 +85,18 @@ func uniqueViolation(err error) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// foreignKeyViolation reports whether err violated a foreign key: a row
+// referred to one that does not exist.
+func foreignKeyViolation(err error) bool {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return pe.Code == "23503"
+	}
+	if se, ok := errors.AsType[*sqlitedrv.Error](err); ok {
+		return se.Code() == sqliteConstraintFK
+	}
+	return false
 }
 
 // transient reports whether err is a failure that a retry may not meet:

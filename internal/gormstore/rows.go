@@ -85,7 +85,7 @@ func (r levelRow) level() inventory.Level {
 
 const movementColumns = "seq, product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert, " +
 	"reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at, " +
-	"reserved_delta, reservation_id, damaged_delta, quality_control_delta, safety_stock_delta, incoming_delta, from_state, to_state"
+	"reserved_delta, reservation_id, damaged_delta, quality_control_delta, safety_stock_delta, incoming_delta, from_state, to_state, transfer_id"
 
 type movementRow struct {
 	Seq            int64
@@ -110,6 +110,7 @@ type movementRow struct {
 	// The changes of the states (NULL: none) and the states named.
 	DamagedDelta, QualityControlDelta, SafetyStockDelta, IncomingDelta sql.NullInt64
 	FromState, ToState                                                 sql.NullString
+	TransferID                                                         sql.NullInt64
 }
 
 // scanMovements reads ledger rows selected as movementColumns. It scans
@@ -137,7 +138,7 @@ func (r movementRow) movement() inventory.Movement {
 		ReservedDelta: r.ReservedDelta, ReservationID: r.ReservationID.Int64,
 		StatesDelta: inventory.States{Damaged: r.DamagedDelta.Int64, QualityControl: r.QualityControlDelta.Int64,
 			SafetyStock: r.SafetyStockDelta.Int64, Incoming: r.IncomingDelta.Int64},
-		FromState: inventory.StockState(r.FromState.String), ToState: inventory.StockState(r.ToState.String),
+		FromState: inventory.StockState(r.FromState.String), ToState: inventory.StockState(r.ToState.String), TransferID: r.TransferID.Int64,
 		Seq: r.Seq, ProductID: r.ProductID, LocationID: r.LocationID, Type: inventory.MovementType(r.Type),
 		Delta: r.Delta, QuantityAfter: r.QuantityAfter, AvailableAfter: r.AvailableAfter, LowStockAlert: r.LowStockAlert,
 		Reason: r.Reason, Reference: r.Reference, Actor: r.Actor, IdempotencyKey: r.IdempotencyKey.String,
@@ -173,7 +174,7 @@ func (r *movementRow) fields() []any {
 	return []any{&r.Seq, &r.ProductID, &r.LocationID, &r.Type, &r.Delta, &r.QuantityAfter, &r.AvailableAfter, &r.LowStockAlert,
 		&r.Reason, &r.Reference, &r.Actor, &r.IdempotencyKey, &r.RequestHash, &r.LeaseEpoch, &r.LeaseToken, &r.TraceID, &r.CreatedAt,
 		&r.ReservedDelta, &r.ReservationID, &r.DamagedDelta, &r.QualityControlDelta, &r.SafetyStockDelta, &r.IncomingDelta,
-		&r.FromState, &r.ToState}
+		&r.FromState, &r.ToState, &r.TransferID}
 }
 
 type rejectionRow struct {

@@ -22,6 +22,7 @@ type stockSQL struct {
 	levels, replays, rejections  string
 	audits                       string
 	reservations, items, newIDs  string
+	transfers, transferItems     string
 	existingProducts, locations  string
 	expired, nextExpiry          string
 }
@@ -42,6 +43,9 @@ func newStockSQL(d dialect.Dialect) *stockSQL {
 	q.reservations = "SELECT " + reservationColumns + " FROM reservations WHERE " + d.In("id", "bigint") + " ORDER BY id" + d.ForUpdate()
 	q.items = "SELECT " + itemColumns + " FROM reservation_items WHERE " + d.In("reservation_id", "bigint") +
 		" ORDER BY reservation_id, product_id, location_id"
+	q.transfers = "SELECT " + transferColumns + " FROM transfers WHERE " + d.In("id", "bigint") + " ORDER BY id" + d.ForUpdate()
+	q.transferItems = "SELECT " + transferItemColumns + " FROM transfer_items WHERE " + d.In("transfer_id", "bigint") +
+		" ORDER BY transfer_id, product_id"
 	q.newIDs = d.NewIDs()
 	q.existingProducts = "SELECT id FROM products WHERE " + d.In("id", "bigint")
 	q.locations = "SELECT id FROM locations WHERE " + d.In("id", "bigint")
@@ -57,7 +61,7 @@ func newStockSQL(d dialect.Dialect) *stockSQL {
 			ORDER BY i.expires_at LIMIT 1)
 		FROM ` + d.Pairs()
 	for _, s := range []*string{&q.products, &q.productsSkipLocked, &q.levels, &q.replays, &q.rejections, &q.audits, &q.reservations,
-		&q.items, &q.newIDs, &q.existingProducts, &q.locations, &q.expired, &q.nextExpiry} {
+		&q.items, &q.transfers, &q.transferItems, &q.newIDs, &q.existingProducts, &q.locations, &q.expired, &q.nextExpiry} {
 		*s = d.Text(*s)
 	}
 	return q
@@ -71,7 +75,7 @@ var (
 // loadStock reads a stock transaction's data: the products (locked, or
 // with SkipLocked those no other transaction holds), their levels, the
 // replays and remembered refusals of its keys, the reservations it changes
-// and IDs for those it creates; then, if needed, which of the missing
+// and IDs for those it creates, the transfers it changes; then, if needed, which of the missing
 // levels' locations exist, which skipped products exist, and the expired
 // items of the levels whose NextExpiry has passed.
 func loadStock(r dialect.Runner, q *stockSQL, works []inventory.LevelWork, opts inventory.StockOptions) (*inventory.StockSet, []stockItem, error) {
@@ -141,6 +145,21 @@ func loadStock(r dialect.Runner, q *stockSQL, works []inventory.LevelWork, opts 
 				return nil
 			}})
 	}
+	var transferItems []transferItemRow
+	if len(opts.Transfers) > 0 {
+		set.Transfers = map[int64]*inventory.Transfer{}
+		var tr transferRow
+		var it transferItemRow
+		qs = append(qs,
+			dialect.Stmt{SQL: q.transfers, Args: []any{d.List(opts.Transfers)}, Dest: tr.fields(), Row: func() error {
+				set.Transfers[tr.ID] = tr.transfer()
+				return nil
+			}},
+			dialect.Stmt{SQL: q.transferItems, Args: []any{d.List(opts.Transfers)}, Dest: it.fields(), Row: func() error {
+				transferItems = append(transferItems, it)
+				return nil
+			}})
+	}
 	if opts.NewReservations > 0 {
 		var id int64
 		qs = append(qs, dialect.Stmt{SQL: q.newIDs, Args: []any{opts.NewReservations}, Dest: []any{&id}, Row: func() error {
@@ -152,6 +171,7 @@ func loadStock(r dialect.Runner, q *stockSQL, works []inventory.LevelWork, opts 
 		return nil, nil, err
 	}
 	attachItems(set.Reservations, items)
+	attachTransferItems(set.Transfers, transferItems)
 
 	stock, missing := buildItems(works, data, opts.Now)
 	for _, it := range stock {

@@ -140,7 +140,9 @@ func replayKeys(works []inventory.LevelWork) []string {
 	for _, w := range works {
 		keys = append(keys, w.ReplayKeys...)
 	}
-	return keys
+	// A request over several levels asks for its key at each.
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 // dueLevels returns the items whose level's NextExpiry has passed at now:

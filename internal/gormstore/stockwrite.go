@@ -56,6 +56,8 @@ var writes = []write{
 	{"rc", reservationsClosedSQL, func(w *stockWrites) []dialect.Column { return w.closed.columns() }, false},
 	{"re", reservationsExtendedSQL, func(w *stockWrites) []dialect.Column { return w.extended.columns() }, false},
 	{"ie", itemsExtendedSQL, func(w *stockWrites) []dialect.Column { return w.extended.columns() }, false},
+	{"tr", transfersChangedSQL, func(w *stockWrites) []dialect.Column { return w.transfers.columns() }, false},
+	{"ti", transferItemsChangedSQL, func(w *stockWrites) []dialect.Column { return w.transferItems.columns() }, false},
 }
 
 // writeSQL is the text of the stock writes in one dialect, built once.
@@ -167,9 +169,11 @@ type stockWrites struct {
 	createdItems createdItemRows
 	closedItems  closedItemRows
 	closed       closedRows
-	extended     extendedRows
-	movements    movementRows
-	products     productRows
+	extended      extendedRows
+	transfers     transferRows
+	transferItems transferItemRows
+	movements     movementRows
+	products      productRows
 
 	// changed are the items written, in order; their movements are the
 	// rows of movements, in order.
@@ -185,6 +189,8 @@ func (w *stockWrites) init() {
 	w.closedItems.init()
 	w.closed.init()
 	w.extended.init()
+	w.transfers.init()
+	w.transferItems.init()
 	w.movements.init()
 	w.products.init()
 }
@@ -300,6 +306,12 @@ func (w *stockWrites) fill(items []stockItem, set *inventory.StockSet, now time.
 	}
 	for _, e := range set.Extended() {
 		w.extended.add(e)
+	}
+	for _, t := range set.ChangedTransfers() {
+		w.transfers.add(t)
+		for _, it := range t.Items {
+			w.transferItems.add(t.ID, it)
+		}
 	}
 }
 
@@ -532,6 +544,7 @@ type movementRows struct {
 	resv               dialect.Col[*int64]
 	sdelta             [4]dialect.Col[*int64] // the states' changes, in stateColumns order
 	from, to           dialect.Col[*string]
+	transfer           dialect.Col[*int64]
 }
 
 func (r *movementRows) init() {
@@ -546,12 +559,13 @@ func (r *movementRows) init() {
 		r.sdelta[i] = dialect.NewCol[*int64](name+"_delta", "bigint")
 	}
 	r.from, r.to = dialect.NewCol[*string]("from_state", "text"), dialect.NewCol[*string]("to_state", "text")
+	r.transfer = dialect.NewCol[*int64]("transfer_id", "bigint")
 }
 
 func (r *movementRows) columns() []dialect.Column {
 	return []dialect.Column{&r.pid, &r.lid, &r.typ, &r.delta, &r.qty, &r.avail, &r.alert, &r.reason, &r.ref, &r.actor,
 		&r.key, &r.hash, &r.epoch, &r.token, &r.trace, &r.at, &r.rdelta, &r.resv,
-		&r.sdelta[0], &r.sdelta[1], &r.sdelta[2], &r.sdelta[3], &r.from, &r.to}
+		&r.sdelta[0], &r.sdelta[1], &r.sdelta[2], &r.sdelta[3], &r.from, &r.to, &r.transfer}
 }
 
 // add adds m, a movement of the level k (a new product's first movement
@@ -582,6 +596,7 @@ func (r *movementRows) add(k inventory.LevelKey, m inventory.Movement) {
 	}
 	r.from.Add(statePtr(m.FromState))
 	r.to.Add(statePtr(m.ToState))
+	r.transfer.Add(idPtr(m.TransferID))
 }
 
 // statePtr is nil for no state (stored as NULL).

@@ -93,6 +93,7 @@ var (
 	_ inventory.Catalog      = (*Store)(nil)
 	_ inventory.Ledger       = (*Store)(nil)
 	_ inventory.Reservations = (*Store)(nil)
+	_ inventory.Transfers    = (*Store)(nil)
 	_ inventory.Audit        = (*Store)(nil)
 )
 

@@ -28,6 +28,10 @@ type ReconcileReport struct {
 	// Drifts are the levels that disagree with their history, by product
 	// and location.
 	Drifts []LevelAudit
+	// TransferItems is how many transfer items were checked, and
+	// TransferDrifts those that disagree with their ledger rows.
+	TransferItems  int
+	TransferDrifts []TransferAudit
 }
 
 // MaxReconcileIDs bounds the product and location filters of a reconcile.
@@ -42,3 +46,19 @@ type RepairResult struct {
 	Movement *Movement
 	Level    Level
 }
+
+// TransferAudit sets a transfer item's units in transit beside what its
+// ledger rows say.
+type TransferAudit struct {
+	TransferID, ProductID int64
+	// InTransit is the stored shipped - received - returned;
+	// LedgerInTransit the sum of the transfer's incoming changes of the
+	// product (units in transit are incoming at the destination).
+	InTransit, LedgerInTransit int64
+	// LedgerImbalance is the sum of the transfer's on-hand and incoming
+	// changes of the product: units are conserved, so it is zero.
+	LedgerImbalance int64
+}
+
+// Drifted reports whether the item disagrees with its history.
+func (a TransferAudit) Drifted() bool { return a.InTransit != a.LedgerInTransit || a.LedgerImbalance != 0 }

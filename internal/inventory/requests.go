@@ -39,6 +39,9 @@ type LevelsOp struct {
 	// none); Create says it needs a new reservation ID.
 	Load   int64
 	Create bool
+	// Transfer is the transfer the transaction loads and locks for it
+	// (zero: none).
+	Transfer int64
 	// Apply makes the request's changes in lt, or refuses it. replayed says
 	// the request found its work done already and changed nothing.
 	Apply func(lt LevelsTx) (replayed bool, err error)
@@ -55,11 +58,15 @@ type LevelsTx struct {
 	NewID int64
 }
 
-// Serial is the reservation op loads, or zero: two requests on one
-// reservation never share a batch, so each sees the other's outcome.
+// Serial is the document op loads, or zero: two requests on one
+// reservation (its ID) or one transfer (minus its ID) never share a batch,
+// so each sees the other's outcome.
 func (op StockOp) Serial() int64 {
-	if op.Levels == nil {
+	switch {
+	case op.Levels == nil:
 		return 0
+	case op.Levels.Transfer != 0:
+		return -op.Levels.Transfer
 	}
 	return op.Levels.Load
 }

@@ -113,10 +113,14 @@ type StockSet struct {
 	Reservations map[int64]*Reservation
 	// NewIDs are reservation IDs allocated for this transaction.
 	NewIDs []int64
+	// Transfers are the transfers the transaction loaded (locked), with
+	// their items; ChangeTransfer replaces one with its new state.
+	Transfers map[int64]*Transfer
 
-	created  []*Reservation
-	closed   []ReservationClosure
-	extended []ReservationExtension
+	created   []*Reservation
+	closed    []ReservationClosure
+	extended  []ReservationExtension
+	transfers []*Transfer
 }
 
 // ReservationClosure is a reservation's items that stop holding stock in a
@@ -187,6 +191,24 @@ func (s *StockSet) Extend(id int64, until time.Time) {
 		r.Version++
 	}
 }
+
+// ChangeTransfer records t as its transfer's new state, which the store
+// writes: its status, version and items' shipped, received and returned
+// units.
+func (s *StockSet) ChangeTransfer(t *Transfer) {
+	if i := slices.IndexFunc(s.transfers, func(x *Transfer) bool { return x.ID == t.ID }); i >= 0 {
+		s.transfers[i] = t
+	} else {
+		s.transfers = append(s.transfers, t)
+	}
+	if s.Transfers == nil {
+		s.Transfers = map[int64]*Transfer{}
+	}
+	s.Transfers[t.ID] = t
+}
+
+// ChangedTransfers returns the transfers recorded with ChangeTransfer.
+func (s *StockSet) ChangedTransfers() []*Transfer { return s.transfers }
 
 // Created returns the reservations added with Create.
 func (s *StockSet) Created() []*Reservation { return s.created }

@@ -60,6 +60,23 @@ func (jt jobTxs) level(key LevelKey) (*StockTx, Fence) {
 	return jt.txs[i], jt.fences[i]
 }
 
+// replay returns the movement an earlier request made with key k at one
+// of op's levels (a request over several may leave it at any).
+func (jt jobTxs) replay(op StockOp, k string) (Movement, bool) {
+	tx, _ := jt.level(op.Key)
+	if m, ok := tx.Replays[k]; ok || op.Levels == nil {
+		return m, ok
+	}
+	for _, key := range op.Levels.Keys {
+		if tx, _ := jt.level(key); tx.Replays != nil {
+			if m, ok := tx.Replays[k]; ok {
+				return m, true
+			}
+		}
+	}
+	return Movement{}, false
+}
+
 // unusable is why one of op's levels cannot be changed (its product or
 // location does not exist), or nil.
 func (jt jobTxs) unusable(op StockOp) error {
@@ -156,7 +173,7 @@ func judge(jt jobTxs, ops []StockOp) []Step {
 			continue
 		}
 		k := op.IdempotencyKey
-		if old, ok := tx.Replays[k]; ok && k != "" {
+		if old, ok := jt.replay(op, k); ok && k != "" {
 			if old.RequestHash != op.Hash {
 				st.err = KeyReused()
 				continue

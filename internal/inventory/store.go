@@ -55,6 +55,10 @@ type Writer interface {
 	// result if fn reports a change.
 	UpdateProduct(ctx context.Context, id int64, key IdempotencyRecord, fn func(p *Product) (changed bool, err error)) (Product, error)
 	CreateLocation(ctx context.Context, l *Location) error
+	// CreateTransfer inserts a new (draft) transfer with its items and
+	// fills in its ID. A taken idempotency key is ErrDuplicateKey; an
+	// unknown location or product is CodeNotFound.
+	CreateTransfer(ctx context.Context, t *Transfer) error
 	// LockEpoch returns the current lock epoch if it belongs to domain, or
 	// starts a new epoch for domain. Replicas that start together agree on
 	// one epoch.
@@ -106,6 +110,18 @@ type Reservations interface {
 	ExpiredReserved(ctx context.Context, productIDs []int64, now time.Time) (map[LevelKey]int64, error)
 }
 
+// Transfers reads transfers.
+type Transfers interface {
+	// Transfer returns a transfer with its items; an unknown ID is
+	// CodeNotFound.
+	Transfer(ctx context.Context, id int64) (Transfer, error)
+	// TransferByKey returns the transfer created with an idempotency key.
+	TransferByKey(ctx context.Context, key string) (Transfer, bool, error)
+	// Transfers returns up to limit transfers with IDs above afterID that
+	// match f, ordered by ID.
+	Transfers(ctx context.Context, f TransferFilter, afterID int64, limit int) (TransferPage, error)
+}
+
 // Audit sets levels' stored values beside their history.
 type Audit interface {
 	// AuditLevels returns, for each level of productIDs at locationIDs
@@ -113,6 +129,10 @@ type Audit interface {
 	// and of its active reservation items, read in one statement, ordered
 	// by product and location.
 	AuditLevels(ctx context.Context, productIDs, locationIDs []int64) ([]LevelAudit, error)
+	// AuditTransfers returns, for each item of the transfers ids (empty:
+	// all), its units in transit beside what its ledger rows say, read in
+	// one statement, ordered by transfer and product.
+	AuditTransfers(ctx context.Context, ids []int64) ([]TransferAudit, error)
 }
 
 // StockReader reads products with their levels. The Catalog reads the
@@ -149,6 +169,8 @@ type StockOptions struct {
 	Reservations []int64
 	// NewReservations is how many reservation IDs to allocate.
 	NewReservations int
+	// Transfers are loaded and locked, with their items.
+	Transfers []int64
 	// SkipLocked, on a store with row locks, does not wait for a product
 	// row that another transaction holds: the StockTx of its levels get
 	// ErrLevelBusy as their Err and are left alone.

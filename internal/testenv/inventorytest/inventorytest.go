@@ -27,6 +27,9 @@ func Config(st *gormstore.Store, cfg app.Config) app.Config {
 	if cfg.Reservations == nil {
 		cfg.Reservations = st
 	}
+	if cfg.Transfers == nil {
+		cfg.Transfers = st
+	}
 	if cfg.Audit == nil {
 		cfg.Audit = st
 	}
