@@ -162,13 +162,13 @@ var (
 
 // stockWrites is the rows of one stock transaction's writes, by statement.
 type stockWrites struct {
-	rejections   rejectionRows
-	updates      levelRows
-	inserts      levelRows
-	created      createdRows
-	createdItems createdItemRows
-	closedItems  closedItemRows
-	closed       closedRows
+	rejections    rejectionRows
+	updates       levelRows
+	inserts       levelRows
+	created       createdRows
+	createdItems  createdItemRows
+	closedItems   closedItemRows
+	closed        closedRows
 	extended      extendedRows
 	transfers     transferRows
 	transferItems transferItemRows

@@ -61,4 +61,6 @@ type TransferAudit struct {
 }
 
 // Drifted reports whether the item disagrees with its history.
-func (a TransferAudit) Drifted() bool { return a.InTransit != a.LedgerInTransit || a.LedgerImbalance != 0 }
+func (a TransferAudit) Drifted() bool {
+	return a.InTransit != a.LedgerInTransit || a.LedgerImbalance != 0
+}

@@ -75,7 +75,9 @@ type TransferItem struct {
 func (it TransferItem) InTransit() int64 { return it.Shipped - it.Received - it.Returned }
 
 // Origin is the level product pid leaves from.
-func (t *Transfer) Origin(pid int64) LevelKey { return LevelKey{ProductID: pid, LocationID: t.OriginID} }
+func (t *Transfer) Origin(pid int64) LevelKey {
+	return LevelKey{ProductID: pid, LocationID: t.OriginID}
+}
 
 // Destination is the level product pid goes to.
 func (t *Transfer) Destination(pid int64) LevelKey {
