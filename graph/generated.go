@@ -41,6 +41,9 @@ type ResolverRoot interface {
 	StockChangedEvent() StockChangedEventResolver
 	StockMovement() StockMovementResolver
 	Subscription() SubscriptionResolver
+	Transfer() TransferResolver
+	TransferDrift() TransferDriftResolver
+	TransferItem() TransferItemResolver
 }
 
 type DirectiveRoot struct {
@@ -157,15 +160,19 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AdjustStock        func(childComplexity int, input model.AdjustStockInput) int
 		BulkAdjustStock    func(childComplexity int, input model.BulkAdjustStockInput) int
+		CancelTransfer     func(childComplexity int, id int64, idempotencyKey *string) int
 		CommitReservation  func(childComplexity int, id int64) int
 		CreateLocation     func(childComplexity int, input model.CreateLocationInput) int
 		CreateProduct      func(childComplexity int, input model.CreateProductInput) int
+		CreateTransfer     func(childComplexity int, input model.CreateTransferInput) int
 		ExpectStock        func(childComplexity int, input model.ExpectStockInput) int
 		ExtendReservation  func(childComplexity int, id int64, ttlSeconds int64) int
 		MoveStock          func(childComplexity int, input model.MoveStockInput) int
+		ReceiveTransfer    func(childComplexity int, input model.ReceiveTransferInput) int
 		ReleaseReservation func(childComplexity int, id int64) int
 		RepairDrift        func(childComplexity int, productID int64, locationID *int64, reason string) int
 		ReserveStock       func(childComplexity int, input model.ReserveStockInput) int
+		ShipTransfer       func(childComplexity int, id int64, idempotencyKey *string) int
 		StockIn            func(childComplexity int, input model.StockChangeInput) int
 		StockOut           func(childComplexity int, input model.StockChangeInput) int
 		UpdateProduct      func(childComplexity int, input model.UpdateProductInput) int
@@ -235,11 +242,15 @@ type ComplexityRoot struct {
 		Reservation      func(childComplexity int, id int64) int
 		Reservations     func(childComplexity int, status *inventory.ReservationStatus, first *int64, after *string) int
 		StockMovements   func(childComplexity int, productID *int64, locationID *int64, first *int64, after *string, order *model.SortOrder) int
+		Transfer         func(childComplexity int, id int64) int
+		Transfers        func(childComplexity int, status *inventory.TransferStatus, first *int64, after *string) int
 	}
 
 	ReconcileReport struct {
-		Drifts        func(childComplexity int) int
-		LevelsChecked func(childComplexity int) int
+		Drifts               func(childComplexity int) int
+		LevelsChecked        func(childComplexity int) int
+		TransferDrifts       func(childComplexity int) int
+		TransferItemsChecked func(childComplexity int) int
 	}
 
 	RepairDriftPayload struct {
@@ -331,6 +342,7 @@ type ComplexityRoot struct {
 		StatesDelta    func(childComplexity int) int
 		ToState        func(childComplexity int) int
 		TraceID        func(childComplexity int) int
+		Transfer       func(childComplexity int) int
 		Type           func(childComplexity int) int
 	}
 
@@ -362,6 +374,51 @@ type ComplexityRoot struct {
 		LowStockAlerts    func(childComplexity int, productIds []int64, afterSequence *int64) int
 		ReservationEvents func(childComplexity int, reservationIds []int64, afterSequence *int64) int
 		StockChanged      func(childComplexity int, productIds []int64, afterSequence *int64) int
+	}
+
+	Transfer struct {
+		Actor       func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Destination func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Items       func(childComplexity int) int
+		Origin      func(childComplexity int) int
+		Reference   func(childComplexity int) int
+		Status      func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
+		Version     func(childComplexity int) int
+	}
+
+	TransferConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	TransferDrift struct {
+		InTransit       func(childComplexity int) int
+		LedgerImbalance func(childComplexity int) int
+		LedgerInTransit func(childComplexity int) int
+		Product         func(childComplexity int) int
+		Transfer        func(childComplexity int) int
+	}
+
+	TransferEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	TransferItem struct {
+		InTransit func(childComplexity int) int
+		Product   func(childComplexity int) int
+		Quantity  func(childComplexity int) int
+		Received  func(childComplexity int) int
+		Returned  func(childComplexity int) int
+		Shipped   func(childComplexity int) int
+	}
+
+	TransferPayload struct {
+		Replayed func(childComplexity int) int
+		Transfer func(childComplexity int) int
 	}
 }
 
@@ -396,6 +453,10 @@ type MutationResolver interface {
 	CommitReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
 	ReleaseReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
 	ExtendReservation(ctx context.Context, id int64, ttlSeconds int64) (*model.ReservationPayload, error)
+	CreateTransfer(ctx context.Context, input model.CreateTransferInput) (*model.TransferPayload, error)
+	ShipTransfer(ctx context.Context, id int64, idempotencyKey *string) (*model.TransferPayload, error)
+	ReceiveTransfer(ctx context.Context, input model.ReceiveTransferInput) (*model.TransferPayload, error)
+	CancelTransfer(ctx context.Context, id int64, idempotencyKey *string) (*model.TransferPayload, error)
 }
 type ProductResolver interface {
 	Levels(ctx context.Context, obj *inventory.Product) ([]*model.StockLevel, error)
@@ -413,6 +474,8 @@ type QueryResolver interface {
 	Locations(ctx context.Context) ([]*inventory.Location, error)
 	Reservation(ctx context.Context, id int64) (*inventory.Reservation, error)
 	Reservations(ctx context.Context, status *inventory.ReservationStatus, first *int64, after *string) (*model.ReservationConnection, error)
+	Transfer(ctx context.Context, id int64) (*inventory.Transfer, error)
+	Transfers(ctx context.Context, status *inventory.TransferStatus, first *int64, after *string) (*model.TransferConnection, error)
 	FlowControl(ctx context.Context, hotProducts *int64) (*model.FlowControl, error)
 	Reconcile(ctx context.Context, productIds []int64, locationIds []int64) (*model.ReconcileReport, error)
 }
@@ -435,6 +498,7 @@ type StockMovementResolver interface {
 	FromState(ctx context.Context, obj *inventory.Movement) (*inventory.StockState, error)
 	ToState(ctx context.Context, obj *inventory.Movement) (*inventory.StockState, error)
 	Reservation(ctx context.Context, obj *inventory.Movement) (*inventory.Reservation, error)
+	Transfer(ctx context.Context, obj *inventory.Movement) (*inventory.Transfer, error)
 
 	IdempotencyKey(ctx context.Context, obj *inventory.Movement) (*string, error)
 	LeaseEpoch(ctx context.Context, obj *inventory.Movement) (int64, error)
@@ -444,6 +508,17 @@ type SubscriptionResolver interface {
 	LowStockAlerts(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.LowStockAlert, error)
 	StockChanged(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.StockChangedEvent, error)
 	ReservationEvents(ctx context.Context, reservationIds []int64, afterSequence *int64) (<-chan *model.ReservationEvent, error)
+}
+type TransferResolver interface {
+	Origin(ctx context.Context, obj *inventory.Transfer) (*inventory.Location, error)
+	Destination(ctx context.Context, obj *inventory.Transfer) (*inventory.Location, error)
+}
+type TransferDriftResolver interface {
+	Transfer(ctx context.Context, obj *inventory.TransferAudit) (*inventory.Transfer, error)
+	Product(ctx context.Context, obj *inventory.TransferAudit) (*inventory.Product, error)
+}
+type TransferItemResolver interface {
+	Product(ctx context.Context, obj *inventory.TransferItem) (*inventory.Product, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -907,6 +982,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BulkAdjustStock(childComplexity, args["input"].(model.BulkAdjustStockInput)), true
+	case "Mutation.cancelTransfer":
+		if e.ComplexityRoot.Mutation.CancelTransfer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelTransfer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelTransfer(childComplexity, args["id"].(int64), args["idempotencyKey"].(*string)), true
 	case "Mutation.commitReservation":
 		if e.ComplexityRoot.Mutation.CommitReservation == nil {
 			break
@@ -940,6 +1026,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateProduct(childComplexity, args["input"].(model.CreateProductInput)), true
+	case "Mutation.createTransfer":
+		if e.ComplexityRoot.Mutation.CreateTransfer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createTransfer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateTransfer(childComplexity, args["input"].(model.CreateTransferInput)), true
 	case "Mutation.expectStock":
 		if e.ComplexityRoot.Mutation.ExpectStock == nil {
 			break
@@ -973,6 +1070,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MoveStock(childComplexity, args["input"].(model.MoveStockInput)), true
+	case "Mutation.receiveTransfer":
+		if e.ComplexityRoot.Mutation.ReceiveTransfer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_receiveTransfer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReceiveTransfer(childComplexity, args["input"].(model.ReceiveTransferInput)), true
 	case "Mutation.releaseReservation":
 		if e.ComplexityRoot.Mutation.ReleaseReservation == nil {
 			break
@@ -1006,6 +1114,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReserveStock(childComplexity, args["input"].(model.ReserveStockInput)), true
+	case "Mutation.shipTransfer":
+		if e.ComplexityRoot.Mutation.ShipTransfer == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_shipTransfer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ShipTransfer(childComplexity, args["id"].(int64), args["idempotencyKey"].(*string)), true
 	case "Mutation.stockIn":
 		if e.ComplexityRoot.Mutation.StockIn == nil {
 			break
@@ -1367,6 +1486,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.StockMovements(childComplexity, args["productId"].(*int64), args["locationId"].(*int64), args["first"].(*int64), args["after"].(*string), args["order"].(*model.SortOrder)), true
+	case "Query.transfer":
+		if e.ComplexityRoot.Query.Transfer == nil {
+			break
+		}
+
+		args, err := ec.field_Query_transfer_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Transfer(childComplexity, args["id"].(int64)), true
+	case "Query.transfers":
+		if e.ComplexityRoot.Query.Transfers == nil {
+			break
+		}
+
+		args, err := ec.field_Query_transfers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Transfers(childComplexity, args["status"].(*inventory.TransferStatus), args["first"].(*int64), args["after"].(*string)), true
 
 	case "ReconcileReport.drifts":
 		if e.ComplexityRoot.ReconcileReport.Drifts == nil {
@@ -1380,6 +1521,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ReconcileReport.LevelsChecked(childComplexity), true
+	case "ReconcileReport.transferDrifts":
+		if e.ComplexityRoot.ReconcileReport.TransferDrifts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReconcileReport.TransferDrifts(childComplexity), true
+	case "ReconcileReport.transferItemsChecked":
+		if e.ComplexityRoot.ReconcileReport.TransferItemsChecked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReconcileReport.TransferItemsChecked(childComplexity), true
 
 	case "RepairDriftPayload.before":
 		if e.ComplexityRoot.RepairDriftPayload.Before == nil {
@@ -1756,6 +1909,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockMovement.TraceID(childComplexity), true
+	case "StockMovement.transfer":
+		if e.ComplexityRoot.StockMovement.Transfer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.Transfer(childComplexity), true
 	case "StockMovement.type":
 		if e.ComplexityRoot.StockMovement.Type == nil {
 			break
@@ -1873,6 +2032,174 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Subscription.StockChanged(childComplexity, args["productIds"].([]int64), args["afterSequence"].(*int64)), true
 
+	case "Transfer.actor":
+		if e.ComplexityRoot.Transfer.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.Actor(childComplexity), true
+	case "Transfer.createdAt":
+		if e.ComplexityRoot.Transfer.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.CreatedAt(childComplexity), true
+	case "Transfer.destination":
+		if e.ComplexityRoot.Transfer.Destination == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.Destination(childComplexity), true
+	case "Transfer.id":
+		if e.ComplexityRoot.Transfer.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.ID(childComplexity), true
+	case "Transfer.items":
+		if e.ComplexityRoot.Transfer.Items == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.Items(childComplexity), true
+	case "Transfer.origin":
+		if e.ComplexityRoot.Transfer.Origin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.Origin(childComplexity), true
+	case "Transfer.reference":
+		if e.ComplexityRoot.Transfer.Reference == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.Reference(childComplexity), true
+	case "Transfer.status":
+		if e.ComplexityRoot.Transfer.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.Status(childComplexity), true
+	case "Transfer.updatedAt":
+		if e.ComplexityRoot.Transfer.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.UpdatedAt(childComplexity), true
+	case "Transfer.version":
+		if e.ComplexityRoot.Transfer.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Transfer.Version(childComplexity), true
+
+	case "TransferConnection.edges":
+		if e.ComplexityRoot.TransferConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferConnection.Edges(childComplexity), true
+	case "TransferConnection.pageInfo":
+		if e.ComplexityRoot.TransferConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferConnection.PageInfo(childComplexity), true
+
+	case "TransferDrift.inTransit":
+		if e.ComplexityRoot.TransferDrift.InTransit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferDrift.InTransit(childComplexity), true
+	case "TransferDrift.ledgerImbalance":
+		if e.ComplexityRoot.TransferDrift.LedgerImbalance == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferDrift.LedgerImbalance(childComplexity), true
+	case "TransferDrift.ledgerInTransit":
+		if e.ComplexityRoot.TransferDrift.LedgerInTransit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferDrift.LedgerInTransit(childComplexity), true
+	case "TransferDrift.product":
+		if e.ComplexityRoot.TransferDrift.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferDrift.Product(childComplexity), true
+	case "TransferDrift.transfer":
+		if e.ComplexityRoot.TransferDrift.Transfer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferDrift.Transfer(childComplexity), true
+
+	case "TransferEdge.cursor":
+		if e.ComplexityRoot.TransferEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferEdge.Cursor(childComplexity), true
+	case "TransferEdge.node":
+		if e.ComplexityRoot.TransferEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferEdge.Node(childComplexity), true
+
+	case "TransferItem.inTransit":
+		if e.ComplexityRoot.TransferItem.InTransit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferItem.InTransit(childComplexity), true
+	case "TransferItem.product":
+		if e.ComplexityRoot.TransferItem.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferItem.Product(childComplexity), true
+	case "TransferItem.quantity":
+		if e.ComplexityRoot.TransferItem.Quantity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferItem.Quantity(childComplexity), true
+	case "TransferItem.received":
+		if e.ComplexityRoot.TransferItem.Received == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferItem.Received(childComplexity), true
+	case "TransferItem.returned":
+		if e.ComplexityRoot.TransferItem.Returned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferItem.Returned(childComplexity), true
+	case "TransferItem.shipped":
+		if e.ComplexityRoot.TransferItem.Shipped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferItem.Shipped(childComplexity), true
+
+	case "TransferPayload.replayed":
+		if e.ComplexityRoot.TransferPayload.Replayed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferPayload.Replayed(childComplexity), true
+	case "TransferPayload.transfer":
+		if e.ComplexityRoot.TransferPayload.Transfer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TransferPayload.Transfer(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -1887,12 +2214,16 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("BulkStockItemInput", ec.unmarshalInputBulkStockItemInput),
 			graphql.NewInputUnmarshaler("CreateLocationInput", ec.unmarshalInputCreateLocationInput),
 			graphql.NewInputUnmarshaler("CreateProductInput", ec.unmarshalInputCreateProductInput),
+			graphql.NewInputUnmarshaler("CreateTransferInput", ec.unmarshalInputCreateTransferInput),
 			graphql.NewInputUnmarshaler("ExpectStockInput", ec.unmarshalInputExpectStockInput),
 			graphql.NewInputUnmarshaler("MoveStockInput", ec.unmarshalInputMoveStockInput),
 			graphql.NewInputUnmarshaler("ProductFilter", ec.unmarshalInputProductFilter),
+			graphql.NewInputUnmarshaler("ReceiveItemInput", ec.unmarshalInputReceiveItemInput),
+			graphql.NewInputUnmarshaler("ReceiveTransferInput", ec.unmarshalInputReceiveTransferInput),
 			graphql.NewInputUnmarshaler("ReservationItemInput", ec.unmarshalInputReservationItemInput),
 			graphql.NewInputUnmarshaler("ReserveStockInput", ec.unmarshalInputReserveStockInput),
 			graphql.NewInputUnmarshaler("StockChangeInput", ec.unmarshalInputStockChangeInput),
+			graphql.NewInputUnmarshaler("TransferItemInput", ec.unmarshalInputTransferItemInput),
 			graphql.NewInputUnmarshaler("UpdateProductInput", ec.unmarshalInputUpdateProductInput),
 		)
 	}
@@ -2035,6 +2366,10 @@ type Query {
   first: 1..100.
   """
   reservations(status: ReservationStatus, first: Int = 20, after: String): ReservationConnection!
+  "A transfer by ID. Unknown IDs fail with NOT_FOUND."
+  transfer(id: ID!): Transfer
+  "Transfers ordered by ID, as a Relay connection; status filters them. first: 1..100."
+  transfers(status: TransferStatus, first: Int = 20, after: String): TransferConnection!
   """
   Flow control on the replica that answers (an admin query): the rules in
   force, the circuit breakers, refusals since start, and the products with
@@ -2118,6 +2453,30 @@ type Mutation {
   releaseReservation(id: ID!): ReservationPayload
   "Makes an active reservation hold its stock for ttlSeconds from now (up to the configured maximum)."
   extendReservation(id: ID!, ttlSeconds: Int!): ReservationPayload
+  """
+  Drafts a transfer of units from one location to another (status DRAFT).
+  A draft holds no stock. Unknown locations or products fail with NOT_FOUND.
+  """
+  createTransfer(input: CreateTransferInput!): TransferPayload
+  """
+  Ships a draft: every item leaves the origin's available units, all or
+  nothing (INSUFFICIENT_STOCK, changing nothing, if one is short), and is
+  incoming at the destination (IN_TRANSIT). A SHIP ledger row at each end
+  per item. Shipping again is a replay; a cancelled transfer is a CONFLICT.
+  """
+  shipTransfer(id: ID!, idempotencyKey: String): TransferPayload
+  """
+  Receives some or all of what is in transit into a state at the
+  destination (a RECEIVE ledger row per line); RECEIVED when nothing is left
+  in transit. Receiving more than is in transit is a CONFLICT.
+  """
+  receiveTransfer(input: ReceiveTransferInput!): TransferPayload
+  """
+  Ends a draft, or returns what a shipped transfer still has in transit to
+  the origin's available units (a RETURN ledger row at each end per item).
+  Cancelling again is a replay; a received transfer is a CONFLICT.
+  """
+  cancelTransfer(id: ID!, idempotencyKey: String): TransferPayload
 }
 
 type Subscription {
@@ -2223,6 +2582,96 @@ enum MovementType {
   MOVE
   "Units expected from a supplier (expectStock): statesDelta.incoming > 0."
   EXPECT
+  "A transfer shipped: at its origin, units leave (delta < 0); at its destination, they are incoming."
+  SHIP
+  "A transfer's units received at its destination: from incoming on hand, into toState."
+  RECEIVE
+  "A cancelled transfer's units in transit given back: no longer incoming at its destination, on hand again at its origin."
+  RETURN
+}
+
+"DRAFT holds no stock; IN_TRANSIT has left the origin; RECEIVED has nothing left in transit; CANCELLED returned what was in transit."
+enum TransferStatus {
+  DRAFT
+  IN_TRANSIT
+  RECEIVED
+  CANCELLED
+}
+
+"Units of products moving from one location to another, as a document."
+type Transfer {
+  id: ID!
+  status: TransferStatus!
+  origin: Location!
+  destination: Location!
+  "One per product, ordered by product ID."
+  items: [TransferItem!]!
+  reference: String!
+  actor: String!
+  "Counts the transfer's changes."
+  version: Int!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+type TransferItem {
+  product: Product!
+  quantity: Int!
+  "quantity once shipped, else 0."
+  shipped: Int!
+  "Units received at the destination so far."
+  received: Int!
+  "Units returned to the origin by a cancellation."
+  returned: Int!
+  "shipped - received - returned."
+  inTransit: Int!
+}
+
+type TransferPayload {
+  transfer: Transfer!
+  "True when the request was answered by an earlier one (same idempotencyKey, or the transfer already in the state asked for); nothing changed."
+  replayed: Boolean!
+}
+
+type TransferConnection {
+  edges: [TransferEdge!]!
+  pageInfo: PageInfo!
+}
+
+type TransferEdge {
+  cursor: String!
+  node: Transfer!
+}
+
+input CreateTransferInput {
+  originLocationId: ID!
+  "Not the origin."
+  destinationLocationId: ID!
+  "1..100 items, each a different product."
+  items: [TransferItemInput!]!
+  reference: String
+  idempotencyKey: String
+}
+
+input TransferItemInput {
+  productId: ID!
+  "1..1000000000."
+  quantity: Int!
+}
+
+input ReceiveTransferInput {
+  id: ID!
+  "1..400 lines; a product may have several, each in a different state."
+  items: [ReceiveItemInput!]!
+  idempotencyKey: String
+}
+
+input ReceiveItemInput {
+  productId: ID!
+  "1..the units of the product in transit."
+  quantity: Int!
+  "Where the units go on hand: AVAILABLE (the default), DAMAGED, QUALITY_CONTROL or SAFETY_STOCK."
+  state: StockState = AVAILABLE
 }
 
 """
@@ -2293,6 +2742,8 @@ type StockMovement {
   toState: StockState
   "The reservation of a RESERVE, COMMIT, RELEASE or EXPIRE movement."
   reservation: Reservation
+  "The transfer of a SHIP, RECEIVE or RETURN movement."
+  transfer: Transfer
   "On-hand stock at the location after this movement."
   quantityAfter: Int!
   "The product's available stock (all locations) after this movement."
@@ -2617,6 +3068,21 @@ type ReconcileReport {
   levelsChecked: Int!
   "The levels that disagree with their history, by product and location."
   drifts: [LevelDrift!]!
+  transferItemsChecked: Int!
+  "The transfer items whose units in transit disagree with their ledger rows, or whose rows do not conserve units."
+  transferDrifts: [TransferDrift!]!
+}
+
+"A transfer item's units in transit beside what its ledger rows say."
+type TransferDrift {
+  transfer: Transfer!
+  product: Product!
+  "Stored shipped - received - returned."
+  inTransit: Int!
+  "The sum of the transfer's incoming changes of the product."
+  ledgerInTransit: Int!
+  "The sum of the transfer's on-hand and incoming changes of the product: 0 when units are conserved."
+  ledgerImbalance: Int!
 }
 
 "A level's stored values beside what its history says."
@@ -3086,6 +3552,10 @@ func (ec *executionContext) childFields_ReconcileReport(ctx context.Context, fie
 		return ec.fieldContext_ReconcileReport_levelsChecked(ctx, field)
 	case "drifts":
 		return ec.fieldContext_ReconcileReport_drifts(ctx, field)
+	case "transferItemsChecked":
+		return ec.fieldContext_ReconcileReport_transferItemsChecked(ctx, field)
+	case "transferDrifts":
+		return ec.fieldContext_ReconcileReport_transferDrifts(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ReconcileReport", field.Name)
 }
@@ -3248,6 +3718,8 @@ func (ec *executionContext) childFields_StockMovement(ctx context.Context, field
 		return ec.fieldContext_StockMovement_toState(ctx, field)
 	case "reservation":
 		return ec.fieldContext_StockMovement_reservation(ctx, field)
+	case "transfer":
+		return ec.fieldContext_StockMovement_transfer(ctx, field)
 	case "quantityAfter":
 		return ec.fieldContext_StockMovement_quantityAfter(ctx, field)
 	case "availableAfter":
@@ -3320,6 +3792,96 @@ func (ec *executionContext) childFields_StockStates(ctx context.Context, field g
 		return ec.fieldContext_StockStates_incoming(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type StockStates", field.Name)
+}
+
+func (ec *executionContext) childFields_Transfer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Transfer_id(ctx, field)
+	case "status":
+		return ec.fieldContext_Transfer_status(ctx, field)
+	case "origin":
+		return ec.fieldContext_Transfer_origin(ctx, field)
+	case "destination":
+		return ec.fieldContext_Transfer_destination(ctx, field)
+	case "items":
+		return ec.fieldContext_Transfer_items(ctx, field)
+	case "reference":
+		return ec.fieldContext_Transfer_reference(ctx, field)
+	case "actor":
+		return ec.fieldContext_Transfer_actor(ctx, field)
+	case "version":
+		return ec.fieldContext_Transfer_version(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Transfer_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Transfer_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Transfer", field.Name)
+}
+
+func (ec *executionContext) childFields_TransferConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_TransferConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_TransferConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransferConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_TransferDrift(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "transfer":
+		return ec.fieldContext_TransferDrift_transfer(ctx, field)
+	case "product":
+		return ec.fieldContext_TransferDrift_product(ctx, field)
+	case "inTransit":
+		return ec.fieldContext_TransferDrift_inTransit(ctx, field)
+	case "ledgerInTransit":
+		return ec.fieldContext_TransferDrift_ledgerInTransit(ctx, field)
+	case "ledgerImbalance":
+		return ec.fieldContext_TransferDrift_ledgerImbalance(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransferDrift", field.Name)
+}
+
+func (ec *executionContext) childFields_TransferEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_TransferEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_TransferEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransferEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_TransferItem(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_TransferItem_product(ctx, field)
+	case "quantity":
+		return ec.fieldContext_TransferItem_quantity(ctx, field)
+	case "shipped":
+		return ec.fieldContext_TransferItem_shipped(ctx, field)
+	case "received":
+		return ec.fieldContext_TransferItem_received(ctx, field)
+	case "returned":
+		return ec.fieldContext_TransferItem_returned(ctx, field)
+	case "inTransit":
+		return ec.fieldContext_TransferItem_inTransit(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransferItem", field.Name)
+}
+
+func (ec *executionContext) childFields_TransferPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "transfer":
+		return ec.fieldContext_TransferPayload_transfer(ctx, field)
+	case "replayed":
+		return ec.fieldContext_TransferPayload_replayed(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TransferPayload", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3466,6 +4028,28 @@ func (ec *executionContext) field_Mutation_bulkAdjustStock_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_cancelTransfer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_commitReservation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3500,6 +4084,20 @@ func (ec *executionContext) field_Mutation_createProduct_args(ctx context.Contex
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.CreateProductInput, error) {
 			return ec.unmarshalNCreateProductInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCreateProductInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createTransfer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateTransferInput, error) {
+			return ec.unmarshalNCreateTransferInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCreateTransferInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3550,6 +4148,20 @@ func (ec *executionContext) field_Mutation_moveStock_args(ctx context.Context, r
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.MoveStockInput, error) {
 			return ec.unmarshalNMoveStockInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐMoveStockInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_receiveTransfer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.ReceiveTransferInput, error) {
+			return ec.unmarshalNReceiveTransferInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReceiveTransferInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -3613,6 +4225,28 @@ func (ec *executionContext) field_Mutation_reserveStock_args(ctx context.Context
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_shipTransfer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg1
 	return args, nil
 }
 
@@ -3929,6 +4563,50 @@ func (ec *executionContext) field_Query_stockMovements_args(ctx context.Context,
 		return nil, err
 	}
 	args["order"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_transfer_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_transfers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*inventory.TransferStatus, error) {
+			return ec.unmarshalOTransferStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOInt2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
 	return args, nil
 }
 
@@ -6414,6 +7092,182 @@ func (ec *executionContext) fieldContext_Mutation_extendReservation(ctx context.
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createTransfer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createTransfer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateTransfer(ctx, fc.Args["input"].(model.CreateTransferInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TransferPayload) graphql.Marshaler {
+			return ec.marshalOTransferPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createTransfer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransferPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createTransfer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_shipTransfer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_shipTransfer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ShipTransfer(ctx, fc.Args["id"].(int64), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TransferPayload) graphql.Marshaler {
+			return ec.marshalOTransferPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_shipTransfer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransferPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_shipTransfer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_receiveTransfer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_receiveTransfer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReceiveTransfer(ctx, fc.Args["input"].(model.ReceiveTransferInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TransferPayload) graphql.Marshaler {
+			return ec.marshalOTransferPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_receiveTransfer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransferPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_receiveTransfer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelTransfer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelTransfer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelTransfer(ctx, fc.Args["id"].(int64), fc.Args["idempotencyKey"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TransferPayload) graphql.Marshaler {
+			return ec.marshalOTransferPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelTransfer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransferPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelTransfer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _OperationFlowRule_operation(ctx context.Context, field graphql.CollectedField, obj *model.OperationFlowRule) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7634,6 +8488,94 @@ func (ec *executionContext) fieldContext_Query_reservations(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_transfer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_transfer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Transfer(ctx, fc.Args["id"].(int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Transfer) graphql.Marshaler {
+			return ec.marshalOTransfer2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransfer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_transfer(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Transfer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_transfer_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_transfers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_transfers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Transfers(ctx, fc.Args["status"].(*inventory.TransferStatus), fc.Args["first"].(*int64), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.TransferConnection) graphql.Marshaler {
+			return ec.marshalNTransferConnection2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_transfers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransferConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_transfers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_flowControl(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7848,6 +8790,61 @@ func (ec *executionContext) fieldContext_ReconcileReport_drifts(_ context.Contex
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_LevelDrift(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReconcileReport_transferItemsChecked(ctx context.Context, field graphql.CollectedField, obj *model.ReconcileReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReconcileReport_transferItemsChecked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TransferItemsChecked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReconcileReport_transferItemsChecked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReconcileReport", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReconcileReport_transferDrifts(ctx context.Context, field graphql.CollectedField, obj *model.ReconcileReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReconcileReport_transferDrifts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TransferDrifts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*inventory.TransferAudit) graphql.Marshaler {
+			return ec.marshalNTransferDrift2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferAuditᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReconcileReport_transferDrifts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReconcileReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransferDrift(ctx, field)
 		},
 	}
 	return fc, nil
@@ -9197,6 +10194,38 @@ func (ec *executionContext) fieldContext_StockMovement_reservation(_ context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _StockMovement_transfer(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_transfer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovement().Transfer(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Transfer) graphql.Marshaler {
+			return ec.marshalOTransfer2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransfer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_transfer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockMovement",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Transfer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _StockMovement_quantityAfter(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9910,6 +10939,717 @@ func (ec *executionContext) fieldContext_Subscription_reservationEvents(ctx cont
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Transfer_id(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transfer", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Transfer_status(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v inventory.TransferStatus) graphql.Marshaler {
+			return ec.marshalNTransferStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transfer", field, false, false, "TransferStatus")
+}
+
+func (ec *executionContext) _Transfer_origin(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_origin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Transfer().Origin(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Location) graphql.Marshaler {
+			return ec.marshalNLocation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLocation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_origin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Transfer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Location(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Transfer_destination(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_destination(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Transfer().Destination(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Location) graphql.Marshaler {
+			return ec.marshalNLocation2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐLocation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_destination(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Transfer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Location(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Transfer_items(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_items(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Items, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []inventory.TransferItem) graphql.Marshaler {
+			return ec.marshalNTransferItem2ᚕgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferItemᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_items(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Transfer",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransferItem(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Transfer_reference(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_reference(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reference, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_reference(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transfer", field, false, false, "String")
+}
+
+func (ec *executionContext) _Transfer_actor(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transfer", field, false, false, "String")
+}
+
+func (ec *executionContext) _Transfer_version(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_version(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Version, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_version(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transfer", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Transfer_createdAt(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transfer", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Transfer_updatedAt(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transfer", field, false, false, "Time")
+}
+
+func (ec *executionContext) _TransferConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.TransferConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.TransferEdge) graphql.Marshaler {
+			return ec.marshalNTransferEdge2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransferConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_TransferEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransferConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.TransferConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransferConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransferDrift_transfer(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferDrift_transfer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.TransferDrift().Transfer(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Transfer) graphql.Marshaler {
+			return ec.marshalNTransfer2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransfer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferDrift_transfer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransferDrift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Transfer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransferDrift_product(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferDrift_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.TransferDrift().Product(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferDrift_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransferDrift",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransferDrift_inTransit(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferDrift_inTransit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InTransit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferDrift_inTransit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferDrift", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransferDrift_ledgerInTransit(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferDrift_ledgerInTransit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LedgerInTransit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferDrift_ledgerInTransit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferDrift", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransferDrift_ledgerImbalance(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferAudit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferDrift_ledgerImbalance(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LedgerImbalance, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferDrift_ledgerImbalance(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferDrift", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransferEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.TransferEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _TransferEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.TransferEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Transfer) graphql.Marshaler {
+			return ec.marshalNTransfer2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransfer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransferEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Transfer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransferItem_product(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferItem_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.TransferItem().Product(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferItem_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransferItem",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransferItem_quantity(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferItem_quantity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quantity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferItem_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferItem", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransferItem_shipped(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferItem_shipped(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Shipped, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferItem_shipped(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferItem", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransferItem_received(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferItem_received(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Received, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferItem_received(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferItem", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransferItem_returned(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferItem_returned(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Returned, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferItem_returned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferItem", field, false, false, "Int")
+}
+
+func (ec *executionContext) _TransferItem_inTransit(ctx context.Context, field graphql.CollectedField, obj *inventory.TransferItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferItem_inTransit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InTransit(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferItem_inTransit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferItem", field, true, false, "Int")
+}
+
+func (ec *executionContext) _TransferPayload_transfer(ctx context.Context, field graphql.CollectedField, obj *model.TransferPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferPayload_transfer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Transfer, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Transfer) graphql.Marshaler {
+			return ec.marshalNTransfer2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransfer(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferPayload_transfer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "TransferPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Transfer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _TransferPayload_replayed(ctx context.Context, field graphql.CollectedField, obj *model.TransferPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TransferPayload_replayed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Replayed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TransferPayload_replayed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TransferPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -11360,6 +13100,76 @@ func UnmarshalCreateProductInput(ctx context.Context, raw any) (model.CreateProd
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCreateTransferInput(ctx context.Context, obj any) (model.CreateTransferInput, error) {
+	var it model.CreateTransferInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"originLocationId", "destinationLocationId", "items", "reference", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "originLocationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("originLocationId"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OriginLocationID = data
+		case "destinationLocationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("destinationLocationId"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DestinationLocationID = data
+		case "items":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("items"))
+			data, err := ec.unmarshalNTransferItemInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferItemInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Items = data
+		case "reference":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reference"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reference = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateTransferInput unmarshals raw into the CreateTransferInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateTransferInput(ctx context.Context, raw any) (model.CreateTransferInput, error) {
+	var out model.CreateTransferInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateTransferInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputExpectStockInput(ctx context.Context, obj any) (model.ExpectStockInput, error) {
 	var it model.ExpectStockInput
 	if obj == nil {
@@ -11584,6 +13394,122 @@ func UnmarshalProductFilter(ctx context.Context, raw any) (model.ProductFilter, 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputReceiveItemInput(ctx context.Context, obj any) (model.ReceiveItemInput, error) {
+	var it model.ReceiveItemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["state"]; !present {
+		asMap["state"] = "AVAILABLE"
+	}
+
+	fieldsInOrder := [...]string{"productId", "quantity", "state"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		case "state":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("state"))
+			data, err := ec.unmarshalOStockState2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐStockState(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.State = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReceiveItemInput unmarshals raw into the ReceiveItemInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReceiveItemInput(ctx context.Context, raw any) (model.ReceiveItemInput, error) {
+	var out model.ReceiveItemInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReceiveItemInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputReceiveTransferInput(ctx context.Context, obj any) (model.ReceiveTransferInput, error) {
+	var it model.ReceiveTransferInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "items", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "items":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("items"))
+			data, err := ec.unmarshalNReceiveItemInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReceiveItemInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Items = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReceiveTransferInput unmarshals raw into the ReceiveTransferInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReceiveTransferInput(ctx context.Context, raw any) (model.ReceiveTransferInput, error) {
+	var out model.ReceiveTransferInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReceiveTransferInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputReservationItemInput(ctx context.Context, obj any) (model.ReservationItemInput, error) {
 	var it model.ReservationItemInput
 	if obj == nil {
@@ -11777,6 +13703,55 @@ func (ec *executionContext) unmarshalInputStockChangeInput(ctx context.Context, 
 func UnmarshalStockChangeInput(ctx context.Context, raw any) (model.StockChangeInput, error) {
 	var out model.StockChangeInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "StockChangeInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputTransferItemInput(ctx context.Context, obj any) (model.TransferItemInput, error) {
+	var it model.TransferItemInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "quantity"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalTransferItemInput unmarshals raw into the TransferItemInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalTransferItemInput(ctx context.Context, raw any) (model.TransferItemInput, error) {
+	var out model.TransferItemInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "TransferItemInput", raw, &out)
 	return out, err
 }
 
@@ -12698,6 +14673,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "createTransfer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createTransfer(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "shipTransfer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_shipTransfer(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "receiveTransfer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_receiveTransfer(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cancelTransfer":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelTransfer(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -13128,6 +15131,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_reservations(ctx, field)
 				})
+		case "transfer":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_transfer(ctx, field)
+				})
+		case "transfers":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_transfers(ctx, field)
+				})
 		case "flowControl":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -13189,6 +15204,16 @@ func (ec *executionContext) _ReconcileReport(ctx context.Context, sel ast.Select
 			}
 		case "drifts":
 			out.Values[i] = ec._ReconcileReport_drifts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "transferItemsChecked":
+			out.Values[i] = ec._ReconcileReport_transferItemsChecked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "transferDrifts":
+			out.Values[i] = ec._ReconcileReport_transferDrifts(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -13738,6 +15763,12 @@ func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.Selectio
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._StockMovement_reservation(ctx, field, obj)
 				})
+		case "transfer":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovement_transfer(ctx, field, obj)
+				})
 		case "quantityAfter":
 			out.Values[i] = ec._StockMovement_quantityAfter(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -14007,6 +16038,314 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var transferImplementors = []string{"Transfer"}
+
+func (ec *executionContext) _Transfer(ctx context.Context, sel ast.SelectionSet, obj *inventory.Transfer) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transferImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Transfer")
+		case "id":
+			out.Values[i] = ec._Transfer_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._Transfer_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "origin":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Transfer_origin(ctx, field, obj)
+				})
+		case "destination":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Transfer_destination(ctx, field, obj)
+				})
+		case "items":
+			out.Values[i] = ec._Transfer_items(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reference":
+			out.Values[i] = ec._Transfer_reference(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "actor":
+			out.Values[i] = ec._Transfer_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "version":
+			out.Values[i] = ec._Transfer_version(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Transfer_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Transfer_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transferConnectionImplementors = []string{"TransferConnection"}
+
+func (ec *executionContext) _TransferConnection(ctx context.Context, sel ast.SelectionSet, obj *model.TransferConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transferConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransferConnection")
+		case "edges":
+			out.Values[i] = ec._TransferConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._TransferConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transferDriftImplementors = []string{"TransferDrift"}
+
+func (ec *executionContext) _TransferDrift(ctx context.Context, sel ast.SelectionSet, obj *inventory.TransferAudit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transferDriftImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransferDrift")
+		case "transfer":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._TransferDrift_transfer(ctx, field, obj)
+				})
+		case "product":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._TransferDrift_product(ctx, field, obj)
+				})
+		case "inTransit":
+			out.Values[i] = ec._TransferDrift_inTransit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ledgerInTransit":
+			out.Values[i] = ec._TransferDrift_ledgerInTransit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ledgerImbalance":
+			out.Values[i] = ec._TransferDrift_ledgerImbalance(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transferEdgeImplementors = []string{"TransferEdge"}
+
+func (ec *executionContext) _TransferEdge(ctx context.Context, sel ast.SelectionSet, obj *model.TransferEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transferEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransferEdge")
+		case "cursor":
+			out.Values[i] = ec._TransferEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._TransferEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transferItemImplementors = []string{"TransferItem"}
+
+func (ec *executionContext) _TransferItem(ctx context.Context, sel ast.SelectionSet, obj *inventory.TransferItem) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transferItemImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransferItem")
+		case "product":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._TransferItem_product(ctx, field, obj)
+				})
+		case "quantity":
+			out.Values[i] = ec._TransferItem_quantity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "shipped":
+			out.Values[i] = ec._TransferItem_shipped(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "received":
+			out.Values[i] = ec._TransferItem_received(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "returned":
+			out.Values[i] = ec._TransferItem_returned(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "inTransit":
+			out.Values[i] = ec._TransferItem_inTransit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var transferPayloadImplementors = []string{"TransferPayload"}
+
+func (ec *executionContext) _TransferPayload(ctx context.Context, sel ast.SelectionSet, obj *model.TransferPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, transferPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("TransferPayload")
+		case "transfer":
+			out.Values[i] = ec._TransferPayload_transfer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "replayed":
+			out.Values[i] = ec._TransferPayload_replayed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -14516,6 +16855,11 @@ func (ec *executionContext) unmarshalNCreateProductInput2githubᚗcomᚋshopstac
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCreateTransferInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCreateTransferInput(ctx context.Context, v any) (model.CreateTransferInput, error) {
+	res, err := ec.unmarshalInputCreateTransferInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNDecimal2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐPrice(ctx context.Context, v any) (inventory.Price, error) {
 	res, err := model.UnmarshalDecimal(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -14755,6 +17099,9 @@ var (
 		"CORRECTION": inventory.MovementCorrection,
 		"MOVE":       inventory.MovementMove,
 		"EXPECT":     inventory.MovementExpect,
+		"SHIP":       inventory.MovementShip,
+		"RECEIVE":    inventory.MovementReceive,
+		"RETURN":     inventory.MovementReturn,
 	}
 	marshalNMovementType2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐMovementType = map[inventory.MovementType]string{
 		inventory.MovementIn:         "IN",
@@ -14767,6 +17114,9 @@ var (
 		inventory.MovementCorrection: "CORRECTION",
 		inventory.MovementMove:       "MOVE",
 		inventory.MovementExpect:     "EXPECT",
+		inventory.MovementShip:       "SHIP",
+		inventory.MovementReceive:    "RECEIVE",
+		inventory.MovementReturn:     "RETURN",
 	}
 )
 
@@ -14856,6 +17206,30 @@ func (ec *executionContext) marshalNProductEdge2ᚖgithubᚗcomᚋshopstackᚋin
 		return graphql.Null
 	}
 	return ec._ProductEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNReceiveItemInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReceiveItemInputᚄ(ctx context.Context, v any) ([]*model.ReceiveItemInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.ReceiveItemInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNReceiveItemInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReceiveItemInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNReceiveItemInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReceiveItemInput(ctx context.Context, v any) (*model.ReceiveItemInput, error) {
+	res, err := ec.unmarshalInputReceiveItemInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNReceiveTransferInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReceiveTransferInput(ctx context.Context, v any) (model.ReceiveTransferInput, error) {
+	res, err := ec.unmarshalInputReceiveTransferInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNReconcileReport2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐReconcileReport(ctx context.Context, sel ast.SelectionSet, v *model.ReconcileReport) graphql.Marshaler {
@@ -15161,6 +17535,139 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 	}
 	return res
 }
+
+func (ec *executionContext) marshalNTransfer2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransfer(ctx context.Context, sel ast.SelectionSet, v *inventory.Transfer) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Transfer!")
+		return graphql.Null
+	}
+	return ec._Transfer(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTransferConnection2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferConnection(ctx context.Context, sel ast.SelectionSet, v *model.TransferConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TransferConnection!")
+		return graphql.Null
+	}
+	return ec._TransferConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTransferDrift2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferAuditᚄ(ctx context.Context, sel ast.SelectionSet, v []*inventory.TransferAudit) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTransferDrift2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferAudit(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTransferDrift2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferAudit(ctx context.Context, sel ast.SelectionSet, v *inventory.TransferAudit) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TransferDrift!")
+		return graphql.Null
+	}
+	return ec._TransferDrift(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTransferEdge2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.TransferEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTransferEdge2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNTransferEdge2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferEdge(ctx context.Context, sel ast.SelectionSet, v *model.TransferEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "TransferEdge!")
+		return graphql.Null
+	}
+	return ec._TransferEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNTransferItem2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferItem(ctx context.Context, sel ast.SelectionSet, v inventory.TransferItem) graphql.Marshaler {
+	return ec._TransferItem(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNTransferItem2ᚕgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferItemᚄ(ctx context.Context, sel ast.SelectionSet, v []inventory.TransferItem) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNTransferItem2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferItem(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNTransferItemInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferItemInputᚄ(ctx context.Context, v any) ([]*model.TransferItemInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.TransferItemInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNTransferItemInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferItemInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNTransferItemInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferItemInput(ctx context.Context, v any) (*model.TransferItemInput, error) {
+	res, err := ec.unmarshalInputTransferItemInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNTransferStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus(ctx context.Context, v any) (inventory.TransferStatus, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNTransferStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNTransferStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus(ctx context.Context, sel ast.SelectionSet, v inventory.TransferStatus) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNTransferStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "TransferStatus!")
+	}
+	return res
+}
+
+var (
+	unmarshalNTransferStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus = map[string]inventory.TransferStatus{
+		"DRAFT":      inventory.TransferDraft,
+		"IN_TRANSIT": inventory.TransferInTransit,
+		"RECEIVED":   inventory.TransferReceived,
+		"CANCELLED":  inventory.TransferCancelled,
+	}
+	marshalNTransferStatus2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus = map[inventory.TransferStatus]string{
+		inventory.TransferDraft:     "DRAFT",
+		inventory.TransferInTransit: "IN_TRANSIT",
+		inventory.TransferReceived:  "RECEIVED",
+		inventory.TransferCancelled: "CANCELLED",
+	}
+)
 
 func (ec *executionContext) unmarshalNUpdateProductInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐUpdateProductInput(ctx context.Context, v any) (model.UpdateProductInput, error) {
 	res, err := ec.unmarshalInputUpdateProductInput(ctx, v)
@@ -15708,6 +18215,54 @@ func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel
 	res := graphql.MarshalTime(*v)
 	return res
 }
+
+func (ec *executionContext) marshalOTransfer2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransfer(ctx context.Context, sel ast.SelectionSet, v *inventory.Transfer) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Transfer(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOTransferPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐTransferPayload(ctx context.Context, sel ast.SelectionSet, v *model.TransferPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._TransferPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOTransferStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus(ctx context.Context, v any) (*inventory.TransferStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOTransferStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOTransferStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus(ctx context.Context, sel ast.SelectionSet, v *inventory.TransferStatus) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOTransferStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus[*v])
+	return res
+}
+
+var (
+	unmarshalOTransferStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus = map[string]inventory.TransferStatus{
+		"DRAFT":      inventory.TransferDraft,
+		"IN_TRANSIT": inventory.TransferInTransit,
+		"RECEIVED":   inventory.TransferReceived,
+		"CANCELLED":  inventory.TransferCancelled,
+	}
+	marshalOTransferStatus2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐTransferStatus = map[inventory.TransferStatus]string{
+		inventory.TransferDraft:     "DRAFT",
+		inventory.TransferInTransit: "IN_TRANSIT",
+		inventory.TransferReceived:  "RECEIVED",
+		inventory.TransferCancelled: "CANCELLED",
+	}
+)
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {
 	if v == nil {

@@ -40,6 +40,7 @@ type loaders struct {
 	stocks       *dataloadgen.Loader[int64, inventory.ProductStock]
 	movements    *dataloadgen.Loader[movementsKey, inventory.MovementPage]
 	reservations *dataloadgen.Loader[int64, inventory.Reservation]
+	transfers    *dataloadgen.Loader[int64, inventory.Transfer]
 }
 
 // movementsKey is one product's page of movements as a field asks for it.
@@ -74,6 +75,10 @@ func newLoaders(svc *app.Service, wait time.Duration) *loaders {
 		reservations: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.Reservation, []error) {
 			rs, err := svc.ReservationsByIDs(ctx, ids)
 			return byKey(ids, rs, err, func(r inventory.Reservation) int64 { return r.ID }, "reservation")
+		}, opts...),
+		transfers: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.Transfer, []error) {
+			ts, err := svc.TransfersByIDs(ctx, ids)
+			return byKey(ids, ts, err, func(t inventory.Transfer) int64 { return t.ID }, "transfer")
 		}, opts...),
 	}
 }

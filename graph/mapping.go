@@ -13,6 +13,7 @@ const (
 	productCursor     = "product"
 	movementCursor    = "movement"
 	reservationCursor = "reservation"
+	transferCursor    = "transfer"
 )
 
 func (r *Resolver) reservation(ctx context.Context, id int64) (*inventory.Reservation, error) {
@@ -65,6 +66,43 @@ func (r *Resolver) reservations(ctx context.Context, status *inventory.Reservati
 	} else {
 		conn.PageInfo = pageInfo(page.HasNext, hasAfter, "", "")
 	}
+	return conn, nil
+}
+
+func (r *Resolver) transfer(ctx context.Context, id int64) (*inventory.Transfer, error) {
+	t, err := r.load(ctx).transfers.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func transferPayload(res inventory.TransferResult, err error) (*model.TransferPayload, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &model.TransferPayload{Transfer: &res.Transfer, Replayed: res.Replayed}, nil
+}
+
+func (r *Resolver) transfers(ctx context.Context, status *inventory.TransferStatus, first *int64, after *string) (*model.TransferConnection, error) {
+	afterID, hasAfter, err := model.DecodeCursor(transferCursor, after)
+	if err != nil {
+		return nil, err
+	}
+	page, err := r.Service.Transfers(ctx, inventory.TransferFilter{Status: deref(status)}, int(derefOr(first, inventory.DefaultPageSize)), afterID)
+	if err != nil {
+		return nil, err
+	}
+	conn := &model.TransferConnection{Edges: make([]*model.TransferEdge, len(page.Transfers))}
+	for i := range page.Transfers {
+		t := &page.Transfers[i]
+		conn.Edges[i] = &model.TransferEdge{Cursor: model.EncodeCursor(transferCursor, t.ID), Node: t}
+	}
+	first0, last := "", ""
+	if n := len(conn.Edges); n > 0 {
+		first0, last = conn.Edges[0].Cursor, conn.Edges[n-1].Cursor
+	}
+	conn.PageInfo = pageInfo(page.HasNext, hasAfter, first0, last)
 	return conn, nil
 }
 

@@ -199,6 +199,35 @@ func (r *mutationResolver) ExtendReservation(ctx context.Context, id int64, ttlS
 	return reservationPayload(r.Service.ExtendReservation(ctx, id, ttl(&ttlSeconds)))
 }
 
+// CreateTransfer is the resolver for the createTransfer field.
+func (r *mutationResolver) CreateTransfer(ctx context.Context, input model.CreateTransferInput) (*model.TransferPayload, error) {
+	in := inventory.NewTransfer{OriginID: input.OriginLocationID, DestinationID: input.DestinationLocationID,
+		Reference: deref(input.Reference), IdempotencyKey: deref(input.IdempotencyKey)}
+	for _, it := range input.Items {
+		in.Items = append(in.Items, inventory.TransferItemInput{ProductID: it.ProductID, Quantity: it.Quantity})
+	}
+	return transferPayload(r.Service.CreateTransfer(ctx, in))
+}
+
+// ShipTransfer is the resolver for the shipTransfer field.
+func (r *mutationResolver) ShipTransfer(ctx context.Context, id int64, idempotencyKey *string) (*model.TransferPayload, error) {
+	return transferPayload(r.Service.ShipTransfer(ctx, id, deref(idempotencyKey)))
+}
+
+// ReceiveTransfer is the resolver for the receiveTransfer field.
+func (r *mutationResolver) ReceiveTransfer(ctx context.Context, input model.ReceiveTransferInput) (*model.TransferPayload, error) {
+	in := inventory.TransferReceipt{TransferID: input.ID, IdempotencyKey: deref(input.IdempotencyKey)}
+	for _, it := range input.Items {
+		in.Items = append(in.Items, inventory.ReceivedItem{ProductID: it.ProductID, Quantity: it.Quantity, State: deref(it.State)})
+	}
+	return transferPayload(r.Service.ReceiveTransfer(ctx, in))
+}
+
+// CancelTransfer is the resolver for the cancelTransfer field.
+func (r *mutationResolver) CancelTransfer(ctx context.Context, id int64, idempotencyKey *string) (*model.TransferPayload, error) {
+	return transferPayload(r.Service.CancelTransfer(ctx, id, deref(idempotencyKey)))
+}
+
 // Levels is the resolver for the levels field.
 func (r *productResolver) Levels(ctx context.Context, obj *inventory.Product) ([]*model.StockLevel, error) {
 	ps, err := r.load(ctx).stocks.Load(ctx, obj.ID)
@@ -327,6 +356,16 @@ func (r *queryResolver) Reservations(ctx context.Context, status *inventory.Rese
 	return r.reservations(ctx, status, first, after)
 }
 
+// Transfer is the resolver for the transfer field.
+func (r *queryResolver) Transfer(ctx context.Context, id int64) (*inventory.Transfer, error) {
+	return r.transfer(ctx, id)
+}
+
+// Transfers is the resolver for the transfers field.
+func (r *queryResolver) Transfers(ctx context.Context, status *inventory.TransferStatus, first *int64, after *string) (*model.TransferConnection, error) {
+	return r.transfers(ctx, status, first, after)
+}
+
 // FlowControl is the resolver for the flowControl field.
 func (r *queryResolver) FlowControl(ctx context.Context, hotProducts *int64) (*model.FlowControl, error) {
 	n := int64(10)
@@ -348,10 +387,8 @@ func (r *queryResolver) Reconcile(ctx context.Context, productIds []int64, locat
 	if err != nil {
 		return nil, err
 	}
-	out := &model.ReconcileReport{LevelsChecked: int64(report.Levels), Drifts: make([]*inventory.LevelAudit, len(report.Drifts))}
-	for i := range report.Drifts {
-		out.Drifts[i] = &report.Drifts[i]
-	}
+	out := &model.ReconcileReport{LevelsChecked: int64(report.Levels), Drifts: pointers(report.Drifts),
+		TransferItemsChecked: int64(report.TransferItems), TransferDrifts: pointers(report.TransferDrifts)}
 	return out, nil
 }
 
@@ -413,6 +450,14 @@ func (r *stockMovementResolver) Reservation(ctx context.Context, obj *inventory.
 	return r.reservation(ctx, obj.ReservationID)
 }
 
+// Transfer is the resolver for the transfer field.
+func (r *stockMovementResolver) Transfer(ctx context.Context, obj *inventory.Movement) (*inventory.Transfer, error) {
+	if obj.TransferID == 0 {
+		return nil, nil
+	}
+	return r.transfer(ctx, obj.TransferID)
+}
+
 // IdempotencyKey is the resolver for the idempotencyKey field.
 func (r *stockMovementResolver) IdempotencyKey(ctx context.Context, obj *inventory.Movement) (*string, error) {
 	if obj.IdempotencyKey == "" {
@@ -464,6 +509,31 @@ func (r *subscriptionResolver) ReservationEvents(ctx context.Context, reservatio
 	}), nil
 }
 
+// Origin is the resolver for the origin field.
+func (r *transferResolver) Origin(ctx context.Context, obj *inventory.Transfer) (*inventory.Location, error) {
+	return r.location(ctx, obj.OriginID)
+}
+
+// Destination is the resolver for the destination field.
+func (r *transferResolver) Destination(ctx context.Context, obj *inventory.Transfer) (*inventory.Location, error) {
+	return r.location(ctx, obj.DestinationID)
+}
+
+// Transfer is the resolver for the transfer field.
+func (r *transferDriftResolver) Transfer(ctx context.Context, obj *inventory.TransferAudit) (*inventory.Transfer, error) {
+	return r.transfer(ctx, obj.TransferID)
+}
+
+// Product is the resolver for the product field.
+func (r *transferDriftResolver) Product(ctx context.Context, obj *inventory.TransferAudit) (*inventory.Product, error) {
+	return r.product(ctx, obj.ProductID)
+}
+
+// Product is the resolver for the product field.
+func (r *transferItemResolver) Product(ctx context.Context, obj *inventory.TransferItem) (*inventory.Product, error) {
+	return r.product(ctx, obj.ProductID)
+}
+
 // HotProduct returns HotProductResolver implementation.
 func (r *Resolver) HotProduct() HotProductResolver { return &hotProductResolver{r} }
 
@@ -504,6 +574,15 @@ func (r *Resolver) StockMovement() StockMovementResolver { return &stockMovement
 // Subscription returns SubscriptionResolver implementation.
 func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
 
+// Transfer returns TransferResolver implementation.
+func (r *Resolver) Transfer() TransferResolver { return &transferResolver{r} }
+
+// TransferDrift returns TransferDriftResolver implementation.
+func (r *Resolver) TransferDrift() TransferDriftResolver { return &transferDriftResolver{r} }
+
+// TransferItem returns TransferItemResolver implementation.
+func (r *Resolver) TransferItem() TransferItemResolver { return &transferItemResolver{r} }
+
 type (
 	hotProductResolver        struct{ *Resolver }
 	levelDriftResolver        struct{ *Resolver }
@@ -517,4 +596,7 @@ type (
 	stockChangedEventResolver struct{ *Resolver }
 	stockMovementResolver     struct{ *Resolver }
 	subscriptionResolver      struct{ *Resolver }
+	transferResolver          struct{ *Resolver }
+	transferDriftResolver     struct{ *Resolver }
+	transferItemResolver      struct{ *Resolver }
 )

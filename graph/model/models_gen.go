@@ -114,6 +114,16 @@ type CreateProductInput struct {
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
+type CreateTransferInput struct {
+	OriginLocationID int64 `json:"originLocationId"`
+	// Not the origin.
+	DestinationLocationID int64 `json:"destinationLocationId"`
+	// 1..100 items, each a different product.
+	Items          []*TransferItemInput `json:"items"`
+	Reference      *string              `json:"reference,omitempty"`
+	IdempotencyKey *string              `json:"idempotencyKey,omitempty"`
+}
+
 type ExpectStockInput struct {
 	ProductID int64 `json:"productId"`
 	// Defaults to the built-in default location.
@@ -234,10 +244,28 @@ type ProductPayload struct {
 type Query struct {
 }
 
+type ReceiveItemInput struct {
+	ProductID int64 `json:"productId"`
+	// 1..the units of the product in transit.
+	Quantity int64 `json:"quantity"`
+	// Where the units go on hand: AVAILABLE (the default), DAMAGED, QUALITY_CONTROL or SAFETY_STOCK.
+	State *inventory.StockState `json:"state,omitempty"`
+}
+
+type ReceiveTransferInput struct {
+	ID int64 `json:"id"`
+	// 1..400 lines; a product may have several, each in a different state.
+	Items          []*ReceiveItemInput `json:"items"`
+	IdempotencyKey *string             `json:"idempotencyKey,omitempty"`
+}
+
 type ReconcileReport struct {
 	LevelsChecked int64 `json:"levelsChecked"`
 	// The levels that disagree with their history, by product and location.
-	Drifts []*inventory.LevelAudit `json:"drifts"`
+	Drifts               []*inventory.LevelAudit `json:"drifts"`
+	TransferItemsChecked int64                   `json:"transferItemsChecked"`
+	// The transfer items whose units in transit disagree with their ledger rows, or whose rows do not conserve units.
+	TransferDrifts []*inventory.TransferAudit `json:"transferDrifts"`
 }
 
 type RepairDriftPayload struct {
@@ -317,6 +345,28 @@ type StockPayload struct {
 }
 
 type Subscription struct {
+}
+
+type TransferConnection struct {
+	Edges    []*TransferEdge `json:"edges"`
+	PageInfo *PageInfo       `json:"pageInfo"`
+}
+
+type TransferEdge struct {
+	Cursor string              `json:"cursor"`
+	Node   *inventory.Transfer `json:"node"`
+}
+
+type TransferItemInput struct {
+	ProductID int64 `json:"productId"`
+	// 1..1000000000.
+	Quantity int64 `json:"quantity"`
+}
+
+type TransferPayload struct {
+	Transfer *inventory.Transfer `json:"transfer"`
+	// True when the request was answered by an earlier one (same idempotencyKey, or the transfer already in the state asked for); nothing changed.
+	Replayed bool `json:"replayed"`
 }
 
 type UpdateProductInput struct {

@@ -210,7 +210,19 @@ func (s *Service) Transfer(ctx context.Context, id int64) (inventory.Transfer, e
 	if id <= 0 {
 		return inventory.Transfer{}, inventory.Errorf(inventory.CodeNotFound, "transfer %d not found", id)
 	}
-	return s.transfers.Transfer(ctx, id)
+	ts, err := s.transfers.TransfersByIDs(ctx, []int64{id})
+	if err != nil {
+		return inventory.Transfer{}, err
+	}
+	if len(ts) == 0 {
+		return inventory.Transfer{}, inventory.Errorf(inventory.CodeNotFound, "transfer %d not found", id)
+	}
+	return ts[0], nil
+}
+
+// TransfersByIDs returns the transfers of ids that exist, ordered by ID.
+func (s *Service) TransfersByIDs(ctx context.Context, ids []int64) ([]inventory.Transfer, error) {
+	return s.transfers.TransfersByIDs(ctx, ids)
 }
 
 // Transfers returns up to first transfers with IDs above afterID that

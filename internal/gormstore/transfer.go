@@ -143,16 +143,14 @@ func (s *Store) CreateTransfer(ctx context.Context, t *inventory.Transfer) error
 	return translate(err)
 }
 
-// Transfer returns a transfer with its items.
-func (s *Store) Transfer(ctx context.Context, id int64) (inventory.Transfer, error) {
-	ts, err := loadTransfers(s.db.WithContext(ctx), "SELECT "+transferColumns+" FROM transfers WHERE id = ?", id)
-	if err != nil {
-		return inventory.Transfer{}, translate(err)
+// TransfersByIDs returns the transfers of ids that exist, with their
+// items, ordered by ID.
+func (s *Store) TransfersByIDs(ctx context.Context, ids []int64) ([]inventory.Transfer, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
-	if len(ts) == 0 {
-		return inventory.Transfer{}, inventory.Errorf(inventory.CodeNotFound, "transfer %d not found", id)
-	}
-	return ts[0], nil
+	ts, err := loadTransfers(s.db.WithContext(ctx), "SELECT "+transferColumns+" FROM transfers WHERE id IN ? ORDER BY id", ids)
+	return ts, translate(err)
 }
 
 // TransferByKey returns the transfer created with idempotency key key.

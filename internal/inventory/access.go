@@ -62,10 +62,12 @@ var operationRoles = map[string]Role{
 	"product": RoleReader, "productBySku": RoleReader, "products": RoleReader, "lowStockProducts": RoleReader,
 	"stockMovements": RoleReader, "locations": RoleReader, "reservation": RoleReader, "reservations": RoleReader,
 	"lowStockAlerts": RoleReader, "stockChanged": RoleReader, "reservationEvents": RoleReader,
+	"transfer": RoleReader, "transfers": RoleReader,
 
 	"stockIn": RoleOperator, "stockOut": RoleOperator, "adjustStock": RoleOperator, "bulkAdjustStock": RoleOperator,
 	"reserveStock": RoleOperator, "commitReservation": RoleOperator, "releaseReservation": RoleOperator,
 	"extendReservation": RoleOperator, "moveStock": RoleOperator, "expectStock": RoleOperator,
+	"createTransfer": RoleOperator, "shipTransfer": RoleOperator, "receiveTransfer": RoleOperator, "cancelTransfer": RoleOperator,
 
 	"createProduct": RoleAdmin, "updateProduct": RoleAdmin, "createLocation": RoleAdmin, "repairDrift": RoleAdmin,
 	"reconcile": RoleAdmin, "flowControl": RoleAdmin,

@@ -112,9 +112,9 @@ type Reservations interface {
 
 // Transfers reads transfers.
 type Transfers interface {
-	// Transfer returns a transfer with its items; an unknown ID is
-	// CodeNotFound.
-	Transfer(ctx context.Context, id int64) (Transfer, error)
+	// TransfersByIDs returns the transfers of ids that exist, with their
+	// items, ordered by ID.
+	TransfersByIDs(ctx context.Context, ids []int64) ([]Transfer, error)
 	// TransferByKey returns the transfer created with an idempotency key.
 	TransferByKey(ctx context.Context, key string) (Transfer, bool, error)
 	// Transfers returns up to limit transfers with IDs above afterID that
