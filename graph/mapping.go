@@ -56,16 +56,12 @@ func (r *Resolver) reservations(ctx context.Context, status *inventory.Reservati
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.ReservationConnection{Edges: make([]*model.ReservationEdge, len(page.Reservations))}
-	for i := range page.Reservations {
-		res := &page.Reservations[i]
-		conn.Edges[i] = &model.ReservationEdge{Cursor: model.EncodeCursor(reservationCursor, res.ID), Node: res}
-	}
-	if n := len(conn.Edges); n > 0 {
-		conn.PageInfo = pageInfo(page.HasNext, hasAfter, conn.Edges[0].Cursor, conn.Edges[n-1].Cursor)
-	} else {
-		conn.PageInfo = pageInfo(page.HasNext, hasAfter, "", "")
-	}
+	edges, info := connection(reservationCursor, page.Reservations, page.HasNext, hasAfter,
+		func(r *inventory.Reservation) int64 { return r.ID },
+		func(cursor string, r *inventory.Reservation) *model.ReservationEdge {
+			return &model.ReservationEdge{Cursor: cursor, Node: r}
+		})
+	conn := &model.ReservationConnection{Edges: edges, PageInfo: info}
 	return conn, nil
 }
 
@@ -93,17 +89,29 @@ func (r *Resolver) transfers(ctx context.Context, status *inventory.TransferStat
 	if err != nil {
 		return nil, err
 	}
-	conn := &model.TransferConnection{Edges: make([]*model.TransferEdge, len(page.Transfers))}
-	for i := range page.Transfers {
-		t := &page.Transfers[i]
-		conn.Edges[i] = &model.TransferEdge{Cursor: model.EncodeCursor(transferCursor, t.ID), Node: t}
-	}
-	first0, last := "", ""
-	if n := len(conn.Edges); n > 0 {
-		first0, last = conn.Edges[0].Cursor, conn.Edges[n-1].Cursor
-	}
-	conn.PageInfo = pageInfo(page.HasNext, hasAfter, first0, last)
+	edges, info := connection(transferCursor, page.Transfers, page.HasNext, hasAfter,
+		func(t *inventory.Transfer) int64 { return t.ID },
+		func(cursor string, t *inventory.Transfer) *model.TransferEdge {
+			return &model.TransferEdge{Cursor: cursor, Node: t}
+		})
+	conn := &model.TransferConnection{Edges: edges, PageInfo: info}
 	return conn, nil
+}
+
+// connection makes a page of nodes (ordered by ID) a Relay connection's
+// edges, each with its cursor of kind, and its page info.
+func connection[N, E any](kind string, nodes []N, hasNext, hasAfter bool, id func(*N) int64, edge func(cursor string, n *N) E) ([]E, *model.PageInfo) {
+	edges := make([]E, len(nodes))
+	first, last := "", ""
+	for i := range nodes {
+		cursor := model.EncodeCursor(kind, id(&nodes[i]))
+		edges[i] = edge(cursor, &nodes[i])
+		if i == 0 {
+			first = cursor
+		}
+		last = cursor
+	}
+	return edges, pageInfo(hasNext, hasAfter, first, last)
 }
 
 func (r *Resolver) product(ctx context.Context, id int64) (*inventory.Product, error) {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -117,9 +118,9 @@ func (s *Service) checkNewReservation(in *inventory.NewReservation) ([]inventory
 	}
 	slices.SortFunc(items, func(a, b inventory.ReservationItem) int {
 		if a.ProductID != b.ProductID {
-			return compare(a.ProductID, b.ProductID)
+			return cmp.Compare(a.ProductID, b.ProductID)
 		}
-		return compare(a.LocationID, b.LocationID)
+		return cmp.Compare(a.LocationID, b.LocationID)
 	})
 	for i := 1; i < len(items); i++ {
 		if items[i].Key() == items[i-1].Key() {
@@ -134,16 +135,6 @@ func (s *Service) checkTTL(ttl time.Duration) error {
 		return inventory.Invalid("ttlSeconds", "ttlSeconds must be between 1 and %d", int64(s.maxReservationTTL/time.Second))
 	}
 	return nil
-}
-
-func compare(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // CommitReservation turns an active reservation into a sale: its units

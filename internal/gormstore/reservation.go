@@ -119,24 +119,35 @@ func (s *Store) ActiveReservations(ctx context.Context, now time.Time) (int64, e
 
 // loadReservations runs a query for reservation rows and loads their items.
 func (s *Store) loadReservations(db *gorm.DB, query string, args ...any) ([]inventory.Reservation, error) {
-	var rows []reservationRow
+	return loadDocuments(db, query, args,
+		"SELECT "+itemColumns+" FROM reservation_items WHERE reservation_id IN ? ORDER BY reservation_id, product_id, location_id",
+		func(r reservationRow) (int64, *inventory.Reservation) { return r.ID, r.reservation() }, attachItems)
+}
+
+// loadDocuments runs a query for the rows of documents (reservations,
+// transfers), then itemsQuery (whose argument is their IDs) for their
+// items, which attach gives them; the documents keep the query's order.
+func loadDocuments[R, I, D any](db *gorm.DB, query string, args []any, itemsQuery string,
+	doc func(R) (int64, *D), attach func(map[int64]*D, []I)) ([]D, error) {
+	var rows []R
 	if err := db.Raw(query, args...).Scan(&rows).Error; err != nil {
 		return nil, err
 	}
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	byID := make(map[int64]*inventory.Reservation, len(rows))
+	byID := make(map[int64]*D, len(rows))
 	ids := make([]int64, len(rows))
 	for i, r := range rows {
-		byID[r.ID], ids[i] = r.reservation(), r.ID
+		id, d := doc(r)
+		byID[id], ids[i] = d, id
 	}
-	var items []itemRow
-	if err := db.Raw("SELECT "+itemColumns+" FROM reservation_items WHERE reservation_id IN ? ORDER BY reservation_id, product_id, location_id", ids).Scan(&items).Error; err != nil {
+	var items []I
+	if err := db.Raw(itemsQuery, ids).Scan(&items).Error; err != nil {
 		return nil, err
 	}
-	attachItems(byID, items)
-	out := make([]inventory.Reservation, len(rows))
+	attach(byID, items)
+	out := make([]D, len(rows))
 	for i, id := range ids {
 		out[i] = *byID[id]
 	}

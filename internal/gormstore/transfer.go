@@ -179,29 +179,9 @@ func (s *Store) Transfers(ctx context.Context, f inventory.TransferFilter, after
 
 // loadTransfers runs a query for transfer rows and loads their items.
 func loadTransfers(db *gorm.DB, query string, args ...any) ([]inventory.Transfer, error) {
-	var rows []transferRow
-	if err := db.Raw(query, args...).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	byID := make(map[int64]*inventory.Transfer, len(rows))
-	ids := make([]int64, len(rows))
-	for i, r := range rows {
-		byID[r.ID], ids[i] = r.transfer(), r.ID
-	}
-	var items []transferItemRow
-	if err := db.Raw("SELECT "+transferItemColumns+" FROM transfer_items WHERE transfer_id IN ? ORDER BY transfer_id, product_id", ids).
-		Scan(&items).Error; err != nil {
-		return nil, err
-	}
-	attachTransferItems(byID, items)
-	out := make([]inventory.Transfer, len(rows))
-	for i, id := range ids {
-		out[i] = *byID[id]
-	}
-	return out, nil
+	return loadDocuments(db, query, args,
+		"SELECT "+transferItemColumns+" FROM transfer_items WHERE transfer_id IN ? ORDER BY transfer_id, product_id",
+		func(r transferRow) (int64, *inventory.Transfer) { return r.ID, r.transfer() }, attachTransferItems)
 }
 
 // AuditTransfers returns, for each item of the transfers in transit or

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -102,21 +103,11 @@ func (t *Transfer) Clone() *Transfer {
 }
 
 func (t *Transfer) item(pid int64) *TransferItem {
-	i, ok := slices.BinarySearchFunc(t.Items, pid, func(it TransferItem, id int64) int { return compareIDs(it.ProductID, id) })
+	i, ok := slices.BinarySearchFunc(t.Items, pid, func(it TransferItem, id int64) int { return cmp.Compare(it.ProductID, id) })
 	if !ok {
 		return nil
 	}
 	return &t.Items[i]
-}
-
-func compareIDs(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // NewTransfer is the input of CreateTransfer.
@@ -162,7 +153,7 @@ func (in NewTransfer) Check() ([]TransferItem, error) {
 		}
 		items[i] = TransferItem{ProductID: it.ProductID, Quantity: it.Quantity}
 	}
-	slices.SortFunc(items, func(a, b TransferItem) int { return compareIDs(a.ProductID, b.ProductID) })
+	slices.SortFunc(items, func(a, b TransferItem) int { return cmp.Compare(a.ProductID, b.ProductID) })
 	for i := 1; i < len(items); i++ {
 		if items[i].ProductID == items[i-1].ProductID {
 			return nil, Invalid("items", "product %d is listed twice", items[i].ProductID)
