@@ -22,6 +22,7 @@ func toProduct(p inventory.Product, levels []inventory.Level) *v1.Product {
 		Id: p.ID, Sku: p.SKU, Name: p.Name, Price: p.Price.String(), Threshold: p.Threshold,
 		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), LowStock: p.LowStock(), Version: p.Version,
 		CreateTime: ts(p.CreatedAt), UpdateTime: ts(p.UpdatedAt),
+		Damaged: p.Damaged, QualityControl: p.QualityControl, SafetyStock: p.SafetyStock, Incoming: p.Incoming,
 	}
 	for _, l := range levels {
 		out.Levels = append(out.Levels, toLevel(l))
@@ -31,7 +32,33 @@ func toProduct(p inventory.Product, levels []inventory.Level) *v1.Product {
 
 func toLevel(l inventory.Level) *v1.Level {
 	return &v1.Level{LocationId: l.LocationID, Stock: l.Stock, Reserved: l.Reserved, Available: l.Available(),
-		Version: l.Version, UpdateTime: ts(l.UpdatedAt)}
+		Version: l.Version, UpdateTime: ts(l.UpdatedAt),
+		Damaged: l.Damaged, QualityControl: l.QualityControl, SafetyStock: l.SafetyStock, Incoming: l.Incoming}
+}
+
+func toStates(s inventory.States) *v1.StockStates {
+	return &v1.StockStates{Damaged: s.Damaged, QualityControl: s.QualityControl, SafetyStock: s.SafetyStock, Incoming: s.Incoming}
+}
+
+// toStockState is UNSPECIFIED for no state ("").
+func toStockState(s inventory.StockState) v1.StockState {
+	if v, ok := v1.StockState_value["STOCK_STATE_"+string(s)]; ok && s != "" {
+		return v1.StockState(v)
+	}
+	return v1.StockState_STOCK_STATE_UNSPECIFIED
+}
+
+// fromStockState is "" for UNSPECIFIED and for a value this server does
+// not know, which the domain refuses as no state.
+func fromStockState(s v1.StockState) inventory.StockState {
+	if s == v1.StockState_STOCK_STATE_UNSPECIFIED {
+		return ""
+	}
+	name, ok := v1.StockState_name[int32(s)]
+	if !ok {
+		return ""
+	}
+	return inventory.StockState(strings.TrimPrefix(name, "STOCK_STATE_"))
 }
 
 func toMovementType(t inventory.MovementType) v1.MovementType {
@@ -48,6 +75,7 @@ func toMovement(m inventory.Movement) *v1.Movement {
 		QuantityAfter: m.QuantityAfter, AvailableAfter: m.AvailableAfter, LowStockAlert: m.LowStockAlert,
 		Reason: m.Reason, Reference: m.Reference, Actor: m.Actor, IdempotencyKey: m.IdempotencyKey,
 		LeaseEpoch: m.Fence.Epoch, LeaseToken: m.Fence.Token, TraceId: m.TraceID, CreateTime: ts(m.CreatedAt),
+		StatesDelta: toStates(m.StatesDelta), FromState: toStockState(m.FromState), ToState: toStockState(m.ToState),
 	}
 }
 

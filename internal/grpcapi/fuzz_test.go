@@ -25,7 +25,7 @@ var internalText = regexp.MustCompile(`(?i)sqlstate|sqlite|pgx|postgres|gorm|gor
 // over the Connect protocol.
 var unaryMethods = []string{"GetProduct", "BatchGetProducts", "GetProductBySku", "StockIn", "StockOut", "AdjustStock",
 	"BulkAdjustStock", "ReserveStock", "CommitReservation", "ReleaseReservation", "ExtendReservation", "GetReservation",
-	"ListMovements"}
+	"ListMovements", "MoveStock", "ExpectStock"}
 
 // FuzzGRPC sends arbitrary messages (binary and JSON) to every unary
 // method: never an INTERNAL answer, never internal text.
@@ -40,6 +40,9 @@ func FuzzGRPC(f *testing.F) {
 	seed(7, &v1.ReserveStockRequest{Items: []*v1.ReserveItem{{ProductId: 1, Quantity: 2}}, TtlSeconds: 60})
 	seed(10, &v1.ExtendReservationRequest{Id: 1, TtlSeconds: -5})
 	seed(12, &v1.ListMovementsRequest{PageSize: 1000, PageToken: "x"})
+	seed(13, &v1.MoveStockRequest{ProductId: 1, Quantity: 2, FromState: v1.StockState_STOCK_STATE_AVAILABLE,
+		ToState: v1.StockState(99), ChangeFromQuantity: proto.Int64(-1)})
+	seed(14, &v1.ExpectStockRequest{ProductId: 1, Quantity: 3, Reference: "PO-1"})
 	f.Add(uint8(2), []byte(`{"sku": "fuzz"}`), true)
 	f.Add(uint8(3), []byte(`{"productId": "1", "quantity": "9223372036854775807"}`), true)
 	f.Add(uint8(1), []byte(`{"ids": [1, 2, -3]}`), true)

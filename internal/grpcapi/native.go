@@ -66,6 +66,8 @@ func serviceDesc(s *server) *grpc.ServiceDesc {
 			unary("StockIn", s.StockIn),
 			unary("StockOut", s.StockOut),
 			unary("AdjustStock", s.AdjustStock),
+			unary("MoveStock", s.MoveStock),
+			unary("ExpectStock", s.ExpectStock),
 			unary("BulkAdjustStock", s.BulkAdjustStock),
 			unary("ReserveStock", s.ReserveStock),
 			unary("CommitReservation", s.CommitReservation),

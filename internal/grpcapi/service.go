@@ -71,7 +71,8 @@ func (s *server) GetProductBySku(ctx context.Context, req *connect.Request[v1.Ge
 	return reply(out, err)
 }
 
-// change is a stock change's fields, as StockIn and StockOut carry them.
+// change is a stock change's fields, as StockIn, StockOut and ExpectStock
+// carry them.
 type change interface {
 	GetProductId() int64
 	GetLocationId() int64
@@ -113,6 +114,30 @@ func (s *server) AdjustStock(ctx context.Context, req *connect.Request[v1.Adjust
 		r, err := s.svc.AdjustStock(ctx, inventory.StockAdjustment{ProductID: m.GetProductId(), LocationID: m.GetLocationId(),
 			Quantity: m.GetQuantity(), ChangeFromQuantity: m.ChangeFromQuantity, Reason: m.GetReason(),
 			Reference: m.GetReference(), IdempotencyKey: m.GetIdempotencyKey()})
+		out.Product, out.Level, out.Movement, out.Replayed = stockResult(r)
+		return err
+	})
+	return reply(out, err)
+}
+
+func (s *server) MoveStock(ctx context.Context, req *connect.Request[v1.MoveStockRequest]) (*connect.Response[v1.MoveStockResponse], error) {
+	m := req.Msg
+	out := &v1.MoveStockResponse{}
+	err := s.run(ctx, "moveStock", []int64{m.GetProductId()}, func() error {
+		r, err := s.svc.MoveStock(ctx, inventory.StockMove{ProductID: m.GetProductId(), LocationID: m.GetLocationId(),
+			Quantity: m.GetQuantity(), From: fromStockState(m.GetFromState()), To: fromStockState(m.GetToState()),
+			ChangeFromQuantity: m.ChangeFromQuantity, Reason: m.GetReason(), Reference: m.GetReference(),
+			IdempotencyKey: m.GetIdempotencyKey()})
+		out.Product, out.Level, out.Movement, out.Replayed = stockResult(r)
+		return err
+	})
+	return reply(out, err)
+}
+
+func (s *server) ExpectStock(ctx context.Context, req *connect.Request[v1.ExpectStockRequest]) (*connect.Response[v1.ExpectStockResponse], error) {
+	out := &v1.ExpectStockResponse{}
+	err := s.run(ctx, "expectStock", []int64{req.Msg.GetProductId()}, func() error {
+		r, err := s.svc.ExpectStock(ctx, stockChange(req.Msg))
 		out.Product, out.Level, out.Movement, out.Replayed = stockResult(r)
 		return err
 	})

@@ -22,6 +22,68 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// A quantity of a level that units move between. AVAILABLE is what can be
+// sold or reserved; DAMAGED, QUALITY_CONTROL and SAFETY_STOCK are on hand
+// and not sellable; INCOMING is expected and not on hand.
+type StockState int32
+
+const (
+	// No state: on a Movement, the row names none.
+	StockState_STOCK_STATE_UNSPECIFIED     StockState = 0
+	StockState_STOCK_STATE_AVAILABLE       StockState = 1
+	StockState_STOCK_STATE_DAMAGED         StockState = 2
+	StockState_STOCK_STATE_QUALITY_CONTROL StockState = 3
+	StockState_STOCK_STATE_SAFETY_STOCK    StockState = 4
+	StockState_STOCK_STATE_INCOMING        StockState = 5
+)
+
+// Enum value maps for StockState.
+var (
+	StockState_name = map[int32]string{
+		0: "STOCK_STATE_UNSPECIFIED",
+		1: "STOCK_STATE_AVAILABLE",
+		2: "STOCK_STATE_DAMAGED",
+		3: "STOCK_STATE_QUALITY_CONTROL",
+		4: "STOCK_STATE_SAFETY_STOCK",
+		5: "STOCK_STATE_INCOMING",
+	}
+	StockState_value = map[string]int32{
+		"STOCK_STATE_UNSPECIFIED":     0,
+		"STOCK_STATE_AVAILABLE":       1,
+		"STOCK_STATE_DAMAGED":         2,
+		"STOCK_STATE_QUALITY_CONTROL": 3,
+		"STOCK_STATE_SAFETY_STOCK":    4,
+		"STOCK_STATE_INCOMING":        5,
+	}
+)
+
+func (x StockState) Enum() *StockState {
+	p := new(StockState)
+	*p = x
+	return p
+}
+
+func (x StockState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StockState) Descriptor() protoreflect.EnumDescriptor {
+	return file_inventory_v1_inventory_proto_enumTypes[0].Descriptor()
+}
+
+func (StockState) Type() protoreflect.EnumType {
+	return &file_inventory_v1_inventory_proto_enumTypes[0]
+}
+
+func (x StockState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StockState.Descriptor instead.
+func (StockState) EnumDescriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{0}
+}
+
 // The kind of a ledger row.
 type MovementType int32
 
@@ -35,20 +97,26 @@ const (
 	MovementType_MOVEMENT_TYPE_RELEASE     MovementType = 6
 	MovementType_MOVEMENT_TYPE_EXPIRE      MovementType = 7
 	MovementType_MOVEMENT_TYPE_CORRECTION  MovementType = 8
+	// Units moved between the states from_state and to_state of the level.
+	MovementType_MOVEMENT_TYPE_MOVE MovementType = 9
+	// Units expected from a supplier: states_delta.incoming > 0.
+	MovementType_MOVEMENT_TYPE_EXPECT MovementType = 10
 )
 
 // Enum value maps for MovementType.
 var (
 	MovementType_name = map[int32]string{
-		0: "MOVEMENT_TYPE_UNSPECIFIED",
-		1: "MOVEMENT_TYPE_IN",
-		2: "MOVEMENT_TYPE_OUT",
-		3: "MOVEMENT_TYPE_ADJUST",
-		4: "MOVEMENT_TYPE_RESERVE",
-		5: "MOVEMENT_TYPE_COMMIT",
-		6: "MOVEMENT_TYPE_RELEASE",
-		7: "MOVEMENT_TYPE_EXPIRE",
-		8: "MOVEMENT_TYPE_CORRECTION",
+		0:  "MOVEMENT_TYPE_UNSPECIFIED",
+		1:  "MOVEMENT_TYPE_IN",
+		2:  "MOVEMENT_TYPE_OUT",
+		3:  "MOVEMENT_TYPE_ADJUST",
+		4:  "MOVEMENT_TYPE_RESERVE",
+		5:  "MOVEMENT_TYPE_COMMIT",
+		6:  "MOVEMENT_TYPE_RELEASE",
+		7:  "MOVEMENT_TYPE_EXPIRE",
+		8:  "MOVEMENT_TYPE_CORRECTION",
+		9:  "MOVEMENT_TYPE_MOVE",
+		10: "MOVEMENT_TYPE_EXPECT",
 	}
 	MovementType_value = map[string]int32{
 		"MOVEMENT_TYPE_UNSPECIFIED": 0,
@@ -60,6 +128,8 @@ var (
 		"MOVEMENT_TYPE_RELEASE":     6,
 		"MOVEMENT_TYPE_EXPIRE":      7,
 		"MOVEMENT_TYPE_CORRECTION":  8,
+		"MOVEMENT_TYPE_MOVE":        9,
+		"MOVEMENT_TYPE_EXPECT":      10,
 	}
 )
 
@@ -74,11 +144,11 @@ func (x MovementType) String() string {
 }
 
 func (MovementType) Descriptor() protoreflect.EnumDescriptor {
-	return file_inventory_v1_inventory_proto_enumTypes[0].Descriptor()
+	return file_inventory_v1_inventory_proto_enumTypes[1].Descriptor()
 }
 
 func (MovementType) Type() protoreflect.EnumType {
-	return &file_inventory_v1_inventory_proto_enumTypes[0]
+	return &file_inventory_v1_inventory_proto_enumTypes[1]
 }
 
 func (x MovementType) Number() protoreflect.EnumNumber {
@@ -87,7 +157,7 @@ func (x MovementType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MovementType.Descriptor instead.
 func (MovementType) EnumDescriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{0}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{1}
 }
 
 // What to do when some items of a bulk adjustment fail.
@@ -127,11 +197,11 @@ func (x BulkErrorPolicy) String() string {
 }
 
 func (BulkErrorPolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_inventory_v1_inventory_proto_enumTypes[1].Descriptor()
+	return file_inventory_v1_inventory_proto_enumTypes[2].Descriptor()
 }
 
 func (BulkErrorPolicy) Type() protoreflect.EnumType {
-	return &file_inventory_v1_inventory_proto_enumTypes[1]
+	return &file_inventory_v1_inventory_proto_enumTypes[2]
 }
 
 func (x BulkErrorPolicy) Number() protoreflect.EnumNumber {
@@ -140,7 +210,7 @@ func (x BulkErrorPolicy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BulkErrorPolicy.Descriptor instead.
 func (BulkErrorPolicy) EnumDescriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{1}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{2}
 }
 
 // The state of a reservation.
@@ -183,11 +253,11 @@ func (x ReservationStatus) String() string {
 }
 
 func (ReservationStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_inventory_v1_inventory_proto_enumTypes[2].Descriptor()
+	return file_inventory_v1_inventory_proto_enumTypes[3].Descriptor()
 }
 
 func (ReservationStatus) Type() protoreflect.EnumType {
-	return &file_inventory_v1_inventory_proto_enumTypes[2]
+	return &file_inventory_v1_inventory_proto_enumTypes[3]
 }
 
 func (x ReservationStatus) Number() protoreflect.EnumNumber {
@@ -196,7 +266,7 @@ func (x ReservationStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReservationStatus.Descriptor instead.
 func (ReservationStatus) EnumDescriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{2}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{3}
 }
 
 // A product and its totals over all locations.
@@ -212,7 +282,8 @@ type Product struct {
 	Stock int64 `protobuf:"varint,6,opt,name=stock,proto3" json:"stock,omitempty"`
 	// Units held by active reservations.
 	Reserved int64 `protobuf:"varint,7,opt,name=reserved,proto3" json:"reserved,omitempty"`
-	// stock - reserved: what can be sold.
+	// What can be sold or reserved: stock - reserved - damaged -
+	// quality_control - safety_stock.
 	Available int64 `protobuf:"varint,8,opt,name=available,proto3" json:"available,omitempty"`
 	// available < threshold.
 	LowStock   bool                   `protobuf:"varint,9,opt,name=low_stock,json=lowStock,proto3" json:"low_stock,omitempty"`
@@ -220,7 +291,15 @@ type Product struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// The product's levels, one per location that has held stock.
-	Levels        []*Level `protobuf:"bytes,13,rep,name=levels,proto3" json:"levels,omitempty"`
+	Levels []*Level `protobuf:"bytes,13,rep,name=levels,proto3" json:"levels,omitempty"`
+	// Units on hand but damaged, over all locations.
+	Damaged int64 `protobuf:"varint,14,opt,name=damaged,proto3" json:"damaged,omitempty"`
+	// Units on hand but in quality control, over all locations.
+	QualityControl int64 `protobuf:"varint,15,opt,name=quality_control,json=qualityControl,proto3" json:"quality_control,omitempty"`
+	// Units on hand but kept as safety stock, over all locations.
+	SafetyStock int64 `protobuf:"varint,16,opt,name=safety_stock,json=safetyStock,proto3" json:"safety_stock,omitempty"`
+	// Units expected, not on hand, over all locations.
+	Incoming      int64 `protobuf:"varint,17,opt,name=incoming,proto3" json:"incoming,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -346,15 +425,54 @@ func (x *Product) GetLevels() []*Level {
 	return nil
 }
 
+func (x *Product) GetDamaged() int64 {
+	if x != nil {
+		return x.Damaged
+	}
+	return 0
+}
+
+func (x *Product) GetQualityControl() int64 {
+	if x != nil {
+		return x.QualityControl
+	}
+	return 0
+}
+
+func (x *Product) GetSafetyStock() int64 {
+	if x != nil {
+		return x.SafetyStock
+	}
+	return 0
+}
+
+func (x *Product) GetIncoming() int64 {
+	if x != nil {
+		return x.Incoming
+	}
+	return 0
+}
+
 // The stock of a product at a location.
 type Level struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LocationId    int64                  `protobuf:"varint,1,opt,name=location_id,json=locationId,proto3" json:"location_id,omitempty"`
-	Stock         int64                  `protobuf:"varint,2,opt,name=stock,proto3" json:"stock,omitempty"`
-	Reserved      int64                  `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
-	Available     int64                  `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
-	Version       int64                  `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LocationId int64                  `protobuf:"varint,1,opt,name=location_id,json=locationId,proto3" json:"location_id,omitempty"`
+	// On hand: every unit physically at the location, whatever its state.
+	Stock    int64 `protobuf:"varint,2,opt,name=stock,proto3" json:"stock,omitempty"`
+	Reserved int64 `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	// What can be sold or reserved: stock - reserved - damaged -
+	// quality_control - safety_stock.
+	Available  int64                  `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
+	Version    int64                  `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// On hand, not sellable.
+	Damaged int64 `protobuf:"varint,7,opt,name=damaged,proto3" json:"damaged,omitempty"`
+	// On hand, not sellable until it passes quality control.
+	QualityControl int64 `protobuf:"varint,8,opt,name=quality_control,json=qualityControl,proto3" json:"quality_control,omitempty"`
+	// On hand, kept back from sale.
+	SafetyStock int64 `protobuf:"varint,9,opt,name=safety_stock,json=safetyStock,proto3" json:"safety_stock,omitempty"`
+	// Expected (from a supplier or a transfer), not on hand.
+	Incoming      int64 `protobuf:"varint,10,opt,name=incoming,proto3" json:"incoming,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,6 +549,103 @@ func (x *Level) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Level) GetDamaged() int64 {
+	if x != nil {
+		return x.Damaged
+	}
+	return 0
+}
+
+func (x *Level) GetQualityControl() int64 {
+	if x != nil {
+		return x.QualityControl
+	}
+	return 0
+}
+
+func (x *Level) GetSafetyStock() int64 {
+	if x != nil {
+		return x.SafetyStock
+	}
+	return 0
+}
+
+func (x *Level) GetIncoming() int64 {
+	if x != nil {
+		return x.Incoming
+	}
+	return 0
+}
+
+// The quantities of a level's states, or their changes on a ledger row.
+type StockStates struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Damaged        int64                  `protobuf:"varint,1,opt,name=damaged,proto3" json:"damaged,omitempty"`
+	QualityControl int64                  `protobuf:"varint,2,opt,name=quality_control,json=qualityControl,proto3" json:"quality_control,omitempty"`
+	SafetyStock    int64                  `protobuf:"varint,3,opt,name=safety_stock,json=safetyStock,proto3" json:"safety_stock,omitempty"`
+	Incoming       int64                  `protobuf:"varint,4,opt,name=incoming,proto3" json:"incoming,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StockStates) Reset() {
+	*x = StockStates{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StockStates) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StockStates) ProtoMessage() {}
+
+func (x *StockStates) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StockStates.ProtoReflect.Descriptor instead.
+func (*StockStates) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StockStates) GetDamaged() int64 {
+	if x != nil {
+		return x.Damaged
+	}
+	return 0
+}
+
+func (x *StockStates) GetQualityControl() int64 {
+	if x != nil {
+		return x.QualityControl
+	}
+	return 0
+}
+
+func (x *StockStates) GetSafetyStock() int64 {
+	if x != nil {
+		return x.SafetyStock
+	}
+	return 0
+}
+
+func (x *StockStates) GetIncoming() int64 {
+	if x != nil {
+		return x.Incoming
+	}
+	return 0
+}
+
 // A ledger row: one committed change of one level.
 type Movement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -454,17 +669,25 @@ type Movement struct {
 	Actor          string `protobuf:"bytes,13,opt,name=actor,proto3" json:"actor,omitempty"`
 	IdempotencyKey string `protobuf:"bytes,14,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// The lock lease the change was written under.
-	LeaseEpoch    int64                  `protobuf:"varint,15,opt,name=lease_epoch,json=leaseEpoch,proto3" json:"lease_epoch,omitempty"`
-	LeaseToken    int64                  `protobuf:"varint,16,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
-	TraceId       string                 `protobuf:"bytes,17,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	LeaseEpoch int64                  `protobuf:"varint,15,opt,name=lease_epoch,json=leaseEpoch,proto3" json:"lease_epoch,omitempty"`
+	LeaseToken int64                  `protobuf:"varint,16,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	TraceId    string                 `protobuf:"bytes,17,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The changes of the level's states; the ledger explains each state as
+	// it explains stock.
+	StatesDelta *StockStates `protobuf:"bytes,19,opt,name=states_delta,json=statesDelta,proto3" json:"states_delta,omitempty"`
+	// The state a MOVE took units from; unspecified when the row names none.
+	FromState StockState `protobuf:"varint,20,opt,name=from_state,json=fromState,proto3,enum=inventory.v1.StockState" json:"from_state,omitempty"`
+	// The state a MOVE or an EXPECT put units in; unspecified when the row
+	// names none.
+	ToState       StockState `protobuf:"varint,21,opt,name=to_state,json=toState,proto3,enum=inventory.v1.StockState" json:"to_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Movement) Reset() {
 	*x = Movement{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[2]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +699,7 @@ func (x *Movement) String() string {
 func (*Movement) ProtoMessage() {}
 
 func (x *Movement) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[2]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +712,7 @@ func (x *Movement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Movement.ProtoReflect.Descriptor instead.
 func (*Movement) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{2}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Movement) GetSequence() int64 {
@@ -618,6 +841,27 @@ func (x *Movement) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Movement) GetStatesDelta() *StockStates {
+	if x != nil {
+		return x.StatesDelta
+	}
+	return nil
+}
+
+func (x *Movement) GetFromState() StockState {
+	if x != nil {
+		return x.FromState
+	}
+	return StockState_STOCK_STATE_UNSPECIFIED
+}
+
+func (x *Movement) GetToState() StockState {
+	if x != nil {
+		return x.ToState
+	}
+	return StockState_STOCK_STATE_UNSPECIFIED
+}
+
 // A request for GetProduct.
 type GetProductRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -628,7 +872,7 @@ type GetProductRequest struct {
 
 func (x *GetProductRequest) Reset() {
 	*x = GetProductRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[3]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +884,7 @@ func (x *GetProductRequest) String() string {
 func (*GetProductRequest) ProtoMessage() {}
 
 func (x *GetProductRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[3]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +897,7 @@ func (x *GetProductRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductRequest.ProtoReflect.Descriptor instead.
 func (*GetProductRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{3}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetProductRequest) GetId() int64 {
@@ -673,7 +917,7 @@ type GetProductResponse struct {
 
 func (x *GetProductResponse) Reset() {
 	*x = GetProductResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[4]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +929,7 @@ func (x *GetProductResponse) String() string {
 func (*GetProductResponse) ProtoMessage() {}
 
 func (x *GetProductResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[4]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +942,7 @@ func (x *GetProductResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductResponse.ProtoReflect.Descriptor instead.
 func (*GetProductResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{4}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetProductResponse) GetProduct() *Product {
@@ -719,7 +963,7 @@ type BatchGetProductsRequest struct {
 
 func (x *BatchGetProductsRequest) Reset() {
 	*x = BatchGetProductsRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +975,7 @@ func (x *BatchGetProductsRequest) String() string {
 func (*BatchGetProductsRequest) ProtoMessage() {}
 
 func (x *BatchGetProductsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +988,7 @@ func (x *BatchGetProductsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetProductsRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetProductsRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{5}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BatchGetProductsRequest) GetIds() []int64 {
@@ -764,7 +1008,7 @@ type BatchGetProductsResponse struct {
 
 func (x *BatchGetProductsResponse) Reset() {
 	*x = BatchGetProductsResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +1020,7 @@ func (x *BatchGetProductsResponse) String() string {
 func (*BatchGetProductsResponse) ProtoMessage() {}
 
 func (x *BatchGetProductsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +1033,7 @@ func (x *BatchGetProductsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetProductsResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetProductsResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{6}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BatchGetProductsResponse) GetProducts() []*Product {
@@ -809,7 +1053,7 @@ type GetProductBySkuRequest struct {
 
 func (x *GetProductBySkuRequest) Reset() {
 	*x = GetProductBySkuRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +1065,7 @@ func (x *GetProductBySkuRequest) String() string {
 func (*GetProductBySkuRequest) ProtoMessage() {}
 
 func (x *GetProductBySkuRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +1078,7 @@ func (x *GetProductBySkuRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductBySkuRequest.ProtoReflect.Descriptor instead.
 func (*GetProductBySkuRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{7}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetProductBySkuRequest) GetSku() string {
@@ -854,7 +1098,7 @@ type GetProductBySkuResponse struct {
 
 func (x *GetProductBySkuResponse) Reset() {
 	*x = GetProductBySkuResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1110,7 @@ func (x *GetProductBySkuResponse) String() string {
 func (*GetProductBySkuResponse) ProtoMessage() {}
 
 func (x *GetProductBySkuResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1123,7 @@ func (x *GetProductBySkuResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductBySkuResponse.ProtoReflect.Descriptor instead.
 func (*GetProductBySkuResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{8}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetProductBySkuResponse) GetProduct() *Product {
@@ -907,7 +1151,7 @@ type StockInRequest struct {
 
 func (x *StockInRequest) Reset() {
 	*x = StockInRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1163,7 @@ func (x *StockInRequest) String() string {
 func (*StockInRequest) ProtoMessage() {}
 
 func (x *StockInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1176,7 @@ func (x *StockInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockInRequest.ProtoReflect.Descriptor instead.
 func (*StockInRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{9}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StockInRequest) GetProductId() int64 {
@@ -991,7 +1235,7 @@ type StockInResponse struct {
 
 func (x *StockInResponse) Reset() {
 	*x = StockInResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1247,7 @@ func (x *StockInResponse) String() string {
 func (*StockInResponse) ProtoMessage() {}
 
 func (x *StockInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1260,7 @@ func (x *StockInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockInResponse.ProtoReflect.Descriptor instead.
 func (*StockInResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{10}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StockInResponse) GetProduct() *Product {
@@ -1063,7 +1307,7 @@ type StockOutRequest struct {
 
 func (x *StockOutRequest) Reset() {
 	*x = StockOutRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1319,7 @@ func (x *StockOutRequest) String() string {
 func (*StockOutRequest) ProtoMessage() {}
 
 func (x *StockOutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1332,7 @@ func (x *StockOutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockOutRequest.ProtoReflect.Descriptor instead.
 func (*StockOutRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{11}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StockOutRequest) GetProductId() int64 {
@@ -1146,7 +1390,7 @@ type StockOutResponse struct {
 
 func (x *StockOutResponse) Reset() {
 	*x = StockOutResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1402,7 @@ func (x *StockOutResponse) String() string {
 func (*StockOutResponse) ProtoMessage() {}
 
 func (x *StockOutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1415,7 @@ func (x *StockOutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockOutResponse.ProtoReflect.Descriptor instead.
 func (*StockOutResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{12}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StockOutResponse) GetProduct() *Product {
@@ -1222,7 +1466,7 @@ type AdjustStockRequest struct {
 
 func (x *AdjustStockRequest) Reset() {
 	*x = AdjustStockRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1478,7 @@ func (x *AdjustStockRequest) String() string {
 func (*AdjustStockRequest) ProtoMessage() {}
 
 func (x *AdjustStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1491,7 @@ func (x *AdjustStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustStockRequest.ProtoReflect.Descriptor instead.
 func (*AdjustStockRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{13}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AdjustStockRequest) GetProductId() int64 {
@@ -1312,7 +1556,7 @@ type AdjustStockResponse struct {
 
 func (x *AdjustStockResponse) Reset() {
 	*x = AdjustStockResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[14]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1568,7 @@ func (x *AdjustStockResponse) String() string {
 func (*AdjustStockResponse) ProtoMessage() {}
 
 func (x *AdjustStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[14]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1581,7 @@ func (x *AdjustStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustStockResponse.ProtoReflect.Descriptor instead.
 func (*AdjustStockResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{14}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AdjustStockResponse) GetProduct() *Product {
@@ -1368,6 +1612,345 @@ func (x *AdjustStockResponse) GetReplayed() bool {
 	return false
 }
 
+// A request for MoveStock.
+type MoveStockRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProductId int64                  `protobuf:"varint,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Zero: the default location.
+	LocationId int64 `protobuf:"varint,2,opt,name=location_id,json=locationId,proto3" json:"location_id,omitempty"`
+	Quantity   int64 `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// The state the units leave.
+	FromState StockState `protobuf:"varint,4,opt,name=from_state,json=fromState,proto3,enum=inventory.v1.StockState" json:"from_state,omitempty"`
+	// The state the units enter: not INCOMING, and not from_state.
+	ToState StockState `protobuf:"varint,5,opt,name=to_state,json=toState,proto3,enum=inventory.v1.StockState" json:"to_state,omitempty"`
+	// If set, the move applies only if from_state still holds this many
+	// units (else CONFLICT).
+	ChangeFromQuantity *int64 `protobuf:"varint,6,opt,name=change_from_quantity,json=changeFromQuantity,proto3,oneof" json:"change_from_quantity,omitempty"`
+	Reason             string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reference          string `protobuf:"bytes,8,opt,name=reference,proto3" json:"reference,omitempty"`
+	IdempotencyKey     string `protobuf:"bytes,9,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *MoveStockRequest) Reset() {
+	*x = MoveStockRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveStockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveStockRequest) ProtoMessage() {}
+
+func (x *MoveStockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveStockRequest.ProtoReflect.Descriptor instead.
+func (*MoveStockRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MoveStockRequest) GetProductId() int64 {
+	if x != nil {
+		return x.ProductId
+	}
+	return 0
+}
+
+func (x *MoveStockRequest) GetLocationId() int64 {
+	if x != nil {
+		return x.LocationId
+	}
+	return 0
+}
+
+func (x *MoveStockRequest) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *MoveStockRequest) GetFromState() StockState {
+	if x != nil {
+		return x.FromState
+	}
+	return StockState_STOCK_STATE_UNSPECIFIED
+}
+
+func (x *MoveStockRequest) GetToState() StockState {
+	if x != nil {
+		return x.ToState
+	}
+	return StockState_STOCK_STATE_UNSPECIFIED
+}
+
+func (x *MoveStockRequest) GetChangeFromQuantity() int64 {
+	if x != nil && x.ChangeFromQuantity != nil {
+		return *x.ChangeFromQuantity
+	}
+	return 0
+}
+
+func (x *MoveStockRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MoveStockRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *MoveStockRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// The answer to MoveStock.
+type MoveStockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Product       *Product               `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
+	Level         *Level                 `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`
+	Movement      *Movement              `protobuf:"bytes,3,opt,name=movement,proto3" json:"movement,omitempty"`
+	Replayed      bool                   `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveStockResponse) Reset() {
+	*x = MoveStockResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveStockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveStockResponse) ProtoMessage() {}
+
+func (x *MoveStockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveStockResponse.ProtoReflect.Descriptor instead.
+func (*MoveStockResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MoveStockResponse) GetProduct() *Product {
+	if x != nil {
+		return x.Product
+	}
+	return nil
+}
+
+func (x *MoveStockResponse) GetLevel() *Level {
+	if x != nil {
+		return x.Level
+	}
+	return nil
+}
+
+func (x *MoveStockResponse) GetMovement() *Movement {
+	if x != nil {
+		return x.Movement
+	}
+	return nil
+}
+
+func (x *MoveStockResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// A request for ExpectStock.
+type ExpectStockRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProductId int64                  `protobuf:"varint,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Zero: the default location.
+	LocationId int64  `protobuf:"varint,2,opt,name=location_id,json=locationId,proto3" json:"location_id,omitempty"`
+	Quantity   int64  `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	Reason     string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The supplier's order, for example.
+	Reference      string `protobuf:"bytes,5,opt,name=reference,proto3" json:"reference,omitempty"`
+	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExpectStockRequest) Reset() {
+	*x = ExpectStockRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpectStockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpectStockRequest) ProtoMessage() {}
+
+func (x *ExpectStockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpectStockRequest.ProtoReflect.Descriptor instead.
+func (*ExpectStockRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ExpectStockRequest) GetProductId() int64 {
+	if x != nil {
+		return x.ProductId
+	}
+	return 0
+}
+
+func (x *ExpectStockRequest) GetLocationId() int64 {
+	if x != nil {
+		return x.LocationId
+	}
+	return 0
+}
+
+func (x *ExpectStockRequest) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *ExpectStockRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ExpectStockRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *ExpectStockRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// The answer to ExpectStock.
+type ExpectStockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Product       *Product               `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
+	Level         *Level                 `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`
+	Movement      *Movement              `protobuf:"bytes,3,opt,name=movement,proto3" json:"movement,omitempty"`
+	Replayed      bool                   `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpectStockResponse) Reset() {
+	*x = ExpectStockResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpectStockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpectStockResponse) ProtoMessage() {}
+
+func (x *ExpectStockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpectStockResponse.ProtoReflect.Descriptor instead.
+func (*ExpectStockResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ExpectStockResponse) GetProduct() *Product {
+	if x != nil {
+		return x.Product
+	}
+	return nil
+}
+
+func (x *ExpectStockResponse) GetLevel() *Level {
+	if x != nil {
+		return x.Level
+	}
+	return nil
+}
+
+func (x *ExpectStockResponse) GetMovement() *Movement {
+	if x != nil {
+		return x.Movement
+	}
+	return nil
+}
+
+func (x *ExpectStockResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 // One item of a bulk adjustment: a product (by ID or SKU) at a location,
 // and either a change or a counted quantity.
 type BulkAdjustItem struct {
@@ -1387,7 +1970,7 @@ type BulkAdjustItem struct {
 
 func (x *BulkAdjustItem) Reset() {
 	*x = BulkAdjustItem{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[15]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1982,7 @@ func (x *BulkAdjustItem) String() string {
 func (*BulkAdjustItem) ProtoMessage() {}
 
 func (x *BulkAdjustItem) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[15]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1995,7 @@ func (x *BulkAdjustItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkAdjustItem.ProtoReflect.Descriptor instead.
 func (*BulkAdjustItem) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{15}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BulkAdjustItem) GetProductId() int64 {
@@ -1499,7 +2082,7 @@ type BulkAdjustStockRequest struct {
 
 func (x *BulkAdjustStockRequest) Reset() {
 	*x = BulkAdjustStockRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[16]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +2094,7 @@ func (x *BulkAdjustStockRequest) String() string {
 func (*BulkAdjustStockRequest) ProtoMessage() {}
 
 func (x *BulkAdjustStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[16]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +2107,7 @@ func (x *BulkAdjustStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkAdjustStockRequest.ProtoReflect.Descriptor instead.
 func (*BulkAdjustStockRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{16}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BulkAdjustStockRequest) GetItems() []*BulkAdjustItem {
@@ -1579,7 +2162,7 @@ type BulkAdjustRow struct {
 
 func (x *BulkAdjustRow) Reset() {
 	*x = BulkAdjustRow{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[17]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +2174,7 @@ func (x *BulkAdjustRow) String() string {
 func (*BulkAdjustRow) ProtoMessage() {}
 
 func (x *BulkAdjustRow) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[17]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +2187,7 @@ func (x *BulkAdjustRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkAdjustRow.ProtoReflect.Descriptor instead.
 func (*BulkAdjustRow) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{17}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BulkAdjustRow) GetIndex() int32 {
@@ -1663,7 +2246,7 @@ type BulkAdjustStockResponse struct {
 
 func (x *BulkAdjustStockResponse) Reset() {
 	*x = BulkAdjustStockResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[18]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +2258,7 @@ func (x *BulkAdjustStockResponse) String() string {
 func (*BulkAdjustStockResponse) ProtoMessage() {}
 
 func (x *BulkAdjustStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[18]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1688,7 +2271,7 @@ func (x *BulkAdjustStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkAdjustStockResponse.ProtoReflect.Descriptor instead.
 func (*BulkAdjustStockResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{18}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BulkAdjustStockResponse) GetApplied() int32 {
@@ -1732,7 +2315,7 @@ type ReserveItem struct {
 
 func (x *ReserveItem) Reset() {
 	*x = ReserveItem{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[19]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +2327,7 @@ func (x *ReserveItem) String() string {
 func (*ReserveItem) ProtoMessage() {}
 
 func (x *ReserveItem) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[19]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +2340,7 @@ func (x *ReserveItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveItem.ProtoReflect.Descriptor instead.
 func (*ReserveItem) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{19}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReserveItem) GetProductId() int64 {
@@ -1795,7 +2378,7 @@ type ReservationItem struct {
 
 func (x *ReservationItem) Reset() {
 	*x = ReservationItem{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[20]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +2390,7 @@ func (x *ReservationItem) String() string {
 func (*ReservationItem) ProtoMessage() {}
 
 func (x *ReservationItem) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[20]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +2403,7 @@ func (x *ReservationItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationItem.ProtoReflect.Descriptor instead.
 func (*ReservationItem) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{20}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReservationItem) GetProductId() int64 {
@@ -1870,7 +2453,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[21]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +2465,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[21]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1895,7 +2478,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{21}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Reservation) GetId() int64 {
@@ -1983,7 +2566,7 @@ type ReserveStockRequest struct {
 
 func (x *ReserveStockRequest) Reset() {
 	*x = ReserveStockRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[22]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2578,7 @@ func (x *ReserveStockRequest) String() string {
 func (*ReserveStockRequest) ProtoMessage() {}
 
 func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[22]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2591,7 @@ func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveStockRequest.ProtoReflect.Descriptor instead.
 func (*ReserveStockRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{22}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReserveStockRequest) GetItems() []*ReserveItem {
@@ -2050,7 +2633,7 @@ type ReserveStockResponse struct {
 
 func (x *ReserveStockResponse) Reset() {
 	*x = ReserveStockResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[23]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2062,7 +2645,7 @@ func (x *ReserveStockResponse) String() string {
 func (*ReserveStockResponse) ProtoMessage() {}
 
 func (x *ReserveStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[23]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2075,7 +2658,7 @@ func (x *ReserveStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveStockResponse.ProtoReflect.Descriptor instead.
 func (*ReserveStockResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{23}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReserveStockResponse) GetReservation() *Reservation {
@@ -2102,7 +2685,7 @@ type CommitReservationRequest struct {
 
 func (x *CommitReservationRequest) Reset() {
 	*x = CommitReservationRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[24]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2697,7 @@ func (x *CommitReservationRequest) String() string {
 func (*CommitReservationRequest) ProtoMessage() {}
 
 func (x *CommitReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[24]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2710,7 @@ func (x *CommitReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitReservationRequest.ProtoReflect.Descriptor instead.
 func (*CommitReservationRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{24}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CommitReservationRequest) GetId() int64 {
@@ -2148,7 +2731,7 @@ type CommitReservationResponse struct {
 
 func (x *CommitReservationResponse) Reset() {
 	*x = CommitReservationResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[25]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2160,7 +2743,7 @@ func (x *CommitReservationResponse) String() string {
 func (*CommitReservationResponse) ProtoMessage() {}
 
 func (x *CommitReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[25]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2173,7 +2756,7 @@ func (x *CommitReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitReservationResponse.ProtoReflect.Descriptor instead.
 func (*CommitReservationResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{25}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CommitReservationResponse) GetReservation() *Reservation {
@@ -2200,7 +2783,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[26]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2795,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[26]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2808,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{26}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReleaseReservationRequest) GetId() int64 {
@@ -2246,7 +2829,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[27]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2841,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[27]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2854,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{27}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReleaseReservationResponse) GetReservation() *Reservation {
@@ -2299,7 +2882,7 @@ type ExtendReservationRequest struct {
 
 func (x *ExtendReservationRequest) Reset() {
 	*x = ExtendReservationRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[28]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2894,7 @@ func (x *ExtendReservationRequest) String() string {
 func (*ExtendReservationRequest) ProtoMessage() {}
 
 func (x *ExtendReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[28]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2907,7 @@ func (x *ExtendReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendReservationRequest.ProtoReflect.Descriptor instead.
 func (*ExtendReservationRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{28}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExtendReservationRequest) GetId() int64 {
@@ -2352,7 +2935,7 @@ type ExtendReservationResponse struct {
 
 func (x *ExtendReservationResponse) Reset() {
 	*x = ExtendReservationResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[29]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2947,7 @@ func (x *ExtendReservationResponse) String() string {
 func (*ExtendReservationResponse) ProtoMessage() {}
 
 func (x *ExtendReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[29]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2960,7 @@ func (x *ExtendReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendReservationResponse.ProtoReflect.Descriptor instead.
 func (*ExtendReservationResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{29}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExtendReservationResponse) GetReservation() *Reservation {
@@ -2404,7 +2987,7 @@ type GetReservationRequest struct {
 
 func (x *GetReservationRequest) Reset() {
 	*x = GetReservationRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[30]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2999,7 @@ func (x *GetReservationRequest) String() string {
 func (*GetReservationRequest) ProtoMessage() {}
 
 func (x *GetReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[30]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +3012,7 @@ func (x *GetReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReservationRequest.ProtoReflect.Descriptor instead.
 func (*GetReservationRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{30}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetReservationRequest) GetId() int64 {
@@ -2449,7 +3032,7 @@ type GetReservationResponse struct {
 
 func (x *GetReservationResponse) Reset() {
 	*x = GetReservationResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[31]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2461,7 +3044,7 @@ func (x *GetReservationResponse) String() string {
 func (*GetReservationResponse) ProtoMessage() {}
 
 func (x *GetReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[31]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2474,7 +3057,7 @@ func (x *GetReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReservationResponse.ProtoReflect.Descriptor instead.
 func (*GetReservationResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{31}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetReservationResponse) GetReservation() *Reservation {
@@ -2503,7 +3086,7 @@ type ListMovementsRequest struct {
 
 func (x *ListMovementsRequest) Reset() {
 	*x = ListMovementsRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[32]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +3098,7 @@ func (x *ListMovementsRequest) String() string {
 func (*ListMovementsRequest) ProtoMessage() {}
 
 func (x *ListMovementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[32]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +3111,7 @@ func (x *ListMovementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMovementsRequest.ProtoReflect.Descriptor instead.
 func (*ListMovementsRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{32}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListMovementsRequest) GetProductId() int64 {
@@ -2578,7 +3161,7 @@ type ListMovementsResponse struct {
 
 func (x *ListMovementsResponse) Reset() {
 	*x = ListMovementsResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[33]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +3173,7 @@ func (x *ListMovementsResponse) String() string {
 func (*ListMovementsResponse) ProtoMessage() {}
 
 func (x *ListMovementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[33]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +3186,7 @@ func (x *ListMovementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMovementsResponse.ProtoReflect.Descriptor instead.
 func (*ListMovementsResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{33}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListMovementsResponse) GetMovements() []*Movement {
@@ -2634,7 +3217,7 @@ type WatchStockChangesRequest struct {
 
 func (x *WatchStockChangesRequest) Reset() {
 	*x = WatchStockChangesRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[34]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +3229,7 @@ func (x *WatchStockChangesRequest) String() string {
 func (*WatchStockChangesRequest) ProtoMessage() {}
 
 func (x *WatchStockChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[34]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +3242,7 @@ func (x *WatchStockChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockChangesRequest.ProtoReflect.Descriptor instead.
 func (*WatchStockChangesRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{34}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WatchStockChangesRequest) GetProductIds() []int64 {
@@ -2686,7 +3269,7 @@ type WatchStockChangesResponse struct {
 
 func (x *WatchStockChangesResponse) Reset() {
 	*x = WatchStockChangesResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[35]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +3281,7 @@ func (x *WatchStockChangesResponse) String() string {
 func (*WatchStockChangesResponse) ProtoMessage() {}
 
 func (x *WatchStockChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[35]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +3294,7 @@ func (x *WatchStockChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockChangesResponse.ProtoReflect.Descriptor instead.
 func (*WatchStockChangesResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{35}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WatchStockChangesResponse) GetMovement() *Movement {
@@ -2725,7 +3308,7 @@ var File_inventory_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa1\x03\n" +
+	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x04\n" +
 	"\aProduct\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x12\n" +
@@ -2742,7 +3325,11 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12+\n" +
-	"\x06levels\x18\r \x03(\v2\x13.inventory.v1.LevelR\x06levels\"\xcf\x01\n" +
+	"\x06levels\x18\r \x03(\v2\x13.inventory.v1.LevelR\x06levels\x12\x18\n" +
+	"\adamaged\x18\x0e \x01(\x03R\adamaged\x12'\n" +
+	"\x0fquality_control\x18\x0f \x01(\x03R\x0equalityControl\x12!\n" +
+	"\fsafety_stock\x18\x10 \x01(\x03R\vsafetyStock\x12\x1a\n" +
+	"\bincoming\x18\x11 \x01(\x03R\bincoming\"\xd1\x02\n" +
 	"\x05Level\x12\x1f\n" +
 	"\vlocation_id\x18\x01 \x01(\x03R\n" +
 	"locationId\x12\x14\n" +
@@ -2751,7 +3338,17 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\tavailable\x18\x04 \x01(\x03R\tavailable\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\x03R\aversion\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x81\x05\n" +
+	"updateTime\x12\x18\n" +
+	"\adamaged\x18\a \x01(\x03R\adamaged\x12'\n" +
+	"\x0fquality_control\x18\b \x01(\x03R\x0equalityControl\x12!\n" +
+	"\fsafety_stock\x18\t \x01(\x03R\vsafetyStock\x12\x1a\n" +
+	"\bincoming\x18\n" +
+	" \x01(\x03R\bincoming\"\x8f\x01\n" +
+	"\vStockStates\x12\x18\n" +
+	"\adamaged\x18\x01 \x01(\x03R\adamaged\x12'\n" +
+	"\x0fquality_control\x18\x02 \x01(\x03R\x0equalityControl\x12!\n" +
+	"\fsafety_stock\x18\x03 \x01(\x03R\vsafetyStock\x12\x1a\n" +
+	"\bincoming\x18\x04 \x01(\x03R\bincoming\"\xad\x06\n" +
 	"\bMovement\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1d\n" +
 	"\n" +
@@ -2776,7 +3373,11 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"leaseToken\x12\x19\n" +
 	"\btrace_id\x18\x11 \x01(\tR\atraceId\x12;\n" +
 	"\vcreate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"#\n" +
+	"createTime\x12<\n" +
+	"\fstates_delta\x18\x13 \x01(\v2\x19.inventory.v1.StockStatesR\vstatesDelta\x127\n" +
+	"\n" +
+	"from_state\x18\x14 \x01(\x0e2\x18.inventory.v1.StockStateR\tfromState\x123\n" +
+	"\bto_state\x18\x15 \x01(\x0e2\x18.inventory.v1.StockStateR\atoState\"#\n" +
 	"\x11GetProductRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"E\n" +
 	"\x12GetProductResponse\x12/\n" +
@@ -2829,6 +3430,39 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKeyB\x17\n" +
 	"\x15_change_from_quantity\"\xc1\x01\n" +
 	"\x13AdjustStockResponse\x12/\n" +
+	"\aproduct\x18\x01 \x01(\v2\x15.inventory.v1.ProductR\aproduct\x12)\n" +
+	"\x05level\x18\x02 \x01(\v2\x13.inventory.v1.LevelR\x05level\x122\n" +
+	"\bmovement\x18\x03 \x01(\v2\x16.inventory.v1.MovementR\bmovement\x12\x1a\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\"\x8b\x03\n" +
+	"\x10MoveStockRequest\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1f\n" +
+	"\vlocation_id\x18\x02 \x01(\x03R\n" +
+	"locationId\x12\x1a\n" +
+	"\bquantity\x18\x03 \x01(\x03R\bquantity\x127\n" +
+	"\n" +
+	"from_state\x18\x04 \x01(\x0e2\x18.inventory.v1.StockStateR\tfromState\x123\n" +
+	"\bto_state\x18\x05 \x01(\x0e2\x18.inventory.v1.StockStateR\atoState\x125\n" +
+	"\x14change_from_quantity\x18\x06 \x01(\x03H\x00R\x12changeFromQuantity\x88\x01\x01\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x1c\n" +
+	"\treference\x18\b \x01(\tR\treference\x12'\n" +
+	"\x0fidempotency_key\x18\t \x01(\tR\x0eidempotencyKeyB\x17\n" +
+	"\x15_change_from_quantity\"\xbf\x01\n" +
+	"\x11MoveStockResponse\x12/\n" +
+	"\aproduct\x18\x01 \x01(\v2\x15.inventory.v1.ProductR\aproduct\x12)\n" +
+	"\x05level\x18\x02 \x01(\v2\x13.inventory.v1.LevelR\x05level\x122\n" +
+	"\bmovement\x18\x03 \x01(\v2\x16.inventory.v1.MovementR\bmovement\x12\x1a\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\"\xcf\x01\n" +
+	"\x12ExpectStockRequest\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1f\n" +
+	"\vlocation_id\x18\x02 \x01(\x03R\n" +
+	"locationId\x12\x1a\n" +
+	"\bquantity\x18\x03 \x01(\x03R\bquantity\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1c\n" +
+	"\treference\x18\x05 \x01(\tR\treference\x12'\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\"\xc1\x01\n" +
+	"\x13ExpectStockResponse\x12/\n" +
 	"\aproduct\x18\x01 \x01(\v2\x15.inventory.v1.ProductR\aproduct\x12)\n" +
 	"\x05level\x18\x02 \x01(\v2\x13.inventory.v1.LevelR\x05level\x122\n" +
 	"\bmovement\x18\x03 \x01(\v2\x16.inventory.v1.MovementR\bmovement\x12\x1a\n" +
@@ -2939,7 +3573,15 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x0eafter_sequence\x18\x02 \x01(\x03H\x00R\rafterSequence\x88\x01\x01B\x11\n" +
 	"\x0f_after_sequence\"O\n" +
 	"\x19WatchStockChangesResponse\x122\n" +
-	"\bmovement\x18\x01 \x01(\v2\x16.inventory.v1.MovementR\bmovement*\xfc\x01\n" +
+	"\bmovement\x18\x01 \x01(\v2\x16.inventory.v1.MovementR\bmovement*\xb6\x01\n" +
+	"\n" +
+	"StockState\x12\x1b\n" +
+	"\x17STOCK_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15STOCK_STATE_AVAILABLE\x10\x01\x12\x17\n" +
+	"\x13STOCK_STATE_DAMAGED\x10\x02\x12\x1f\n" +
+	"\x1bSTOCK_STATE_QUALITY_CONTROL\x10\x03\x12\x1c\n" +
+	"\x18STOCK_STATE_SAFETY_STOCK\x10\x04\x12\x18\n" +
+	"\x14STOCK_STATE_INCOMING\x10\x05*\xae\x02\n" +
 	"\fMovementType\x12\x1d\n" +
 	"\x19MOVEMENT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10MOVEMENT_TYPE_IN\x10\x01\x12\x15\n" +
@@ -2949,7 +3591,10 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x14MOVEMENT_TYPE_COMMIT\x10\x05\x12\x19\n" +
 	"\x15MOVEMENT_TYPE_RELEASE\x10\x06\x12\x18\n" +
 	"\x14MOVEMENT_TYPE_EXPIRE\x10\a\x12\x1c\n" +
-	"\x18MOVEMENT_TYPE_CORRECTION\x10\b*\x87\x01\n" +
+	"\x18MOVEMENT_TYPE_CORRECTION\x10\b\x12\x16\n" +
+	"\x12MOVEMENT_TYPE_MOVE\x10\t\x12\x18\n" +
+	"\x14MOVEMENT_TYPE_EXPECT\x10\n" +
+	"*\x87\x01\n" +
 	"\x0fBulkErrorPolicy\x12!\n" +
 	"\x1dBULK_ERROR_POLICY_UNSPECIFIED\x10\x00\x12'\n" +
 	"#BULK_ERROR_POLICY_REJECT_EVERYTHING\x10\x01\x12(\n" +
@@ -2959,8 +3604,7 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x19RESERVATION_STATUS_ACTIVE\x10\x01\x12 \n" +
 	"\x1cRESERVATION_STATUS_COMMITTED\x10\x02\x12\x1f\n" +
 	"\x1bRESERVATION_STATUS_RELEASED\x10\x03\x12\x1e\n" +
-	"\x1aRESERVATION_STATUS_EXPIRED\x10\x042\xb1\n" +
-	"\n" +
+	"\x1aRESERVATION_STATUS_EXPIRED\x10\x042\xd3\v\n" +
 	"\x10InventoryService\x12T\n" +
 	"\n" +
 	"GetProduct\x12\x1f.inventory.v1.GetProductRequest\x1a .inventory.v1.GetProductResponse\"\x03\x90\x02\x01\x12f\n" +
@@ -2968,7 +3612,9 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x0fGetProductBySku\x12$.inventory.v1.GetProductBySkuRequest\x1a%.inventory.v1.GetProductBySkuResponse\"\x03\x90\x02\x01\x12F\n" +
 	"\aStockIn\x12\x1c.inventory.v1.StockInRequest\x1a\x1d.inventory.v1.StockInResponse\x12I\n" +
 	"\bStockOut\x12\x1d.inventory.v1.StockOutRequest\x1a\x1e.inventory.v1.StockOutResponse\x12R\n" +
-	"\vAdjustStock\x12 .inventory.v1.AdjustStockRequest\x1a!.inventory.v1.AdjustStockResponse\x12^\n" +
+	"\vAdjustStock\x12 .inventory.v1.AdjustStockRequest\x1a!.inventory.v1.AdjustStockResponse\x12L\n" +
+	"\tMoveStock\x12\x1e.inventory.v1.MoveStockRequest\x1a\x1f.inventory.v1.MoveStockResponse\x12R\n" +
+	"\vExpectStock\x12 .inventory.v1.ExpectStockRequest\x1a!.inventory.v1.ExpectStockResponse\x12^\n" +
 	"\x0fBulkAdjustStock\x12$.inventory.v1.BulkAdjustStockRequest\x1a%.inventory.v1.BulkAdjustStockResponse\x12U\n" +
 	"\fReserveStock\x12!.inventory.v1.ReserveStockRequest\x1a\".inventory.v1.ReserveStockResponse\x12d\n" +
 	"\x11CommitReservation\x12&.inventory.v1.CommitReservationRequest\x1a'.inventory.v1.CommitReservationResponse\x12g\n" +
@@ -2990,120 +3636,141 @@ func file_inventory_v1_inventory_proto_rawDescGZIP() []byte {
 	return file_inventory_v1_inventory_proto_rawDescData
 }
 
-var file_inventory_v1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_inventory_v1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_inventory_v1_inventory_proto_goTypes = []any{
-	(MovementType)(0),                  // 0: inventory.v1.MovementType
-	(BulkErrorPolicy)(0),               // 1: inventory.v1.BulkErrorPolicy
-	(ReservationStatus)(0),             // 2: inventory.v1.ReservationStatus
-	(*Product)(nil),                    // 3: inventory.v1.Product
-	(*Level)(nil),                      // 4: inventory.v1.Level
-	(*Movement)(nil),                   // 5: inventory.v1.Movement
-	(*GetProductRequest)(nil),          // 6: inventory.v1.GetProductRequest
-	(*GetProductResponse)(nil),         // 7: inventory.v1.GetProductResponse
-	(*BatchGetProductsRequest)(nil),    // 8: inventory.v1.BatchGetProductsRequest
-	(*BatchGetProductsResponse)(nil),   // 9: inventory.v1.BatchGetProductsResponse
-	(*GetProductBySkuRequest)(nil),     // 10: inventory.v1.GetProductBySkuRequest
-	(*GetProductBySkuResponse)(nil),    // 11: inventory.v1.GetProductBySkuResponse
-	(*StockInRequest)(nil),             // 12: inventory.v1.StockInRequest
-	(*StockInResponse)(nil),            // 13: inventory.v1.StockInResponse
-	(*StockOutRequest)(nil),            // 14: inventory.v1.StockOutRequest
-	(*StockOutResponse)(nil),           // 15: inventory.v1.StockOutResponse
-	(*AdjustStockRequest)(nil),         // 16: inventory.v1.AdjustStockRequest
-	(*AdjustStockResponse)(nil),        // 17: inventory.v1.AdjustStockResponse
-	(*BulkAdjustItem)(nil),             // 18: inventory.v1.BulkAdjustItem
-	(*BulkAdjustStockRequest)(nil),     // 19: inventory.v1.BulkAdjustStockRequest
-	(*BulkAdjustRow)(nil),              // 20: inventory.v1.BulkAdjustRow
-	(*BulkAdjustStockResponse)(nil),    // 21: inventory.v1.BulkAdjustStockResponse
-	(*ReserveItem)(nil),                // 22: inventory.v1.ReserveItem
-	(*ReservationItem)(nil),            // 23: inventory.v1.ReservationItem
-	(*Reservation)(nil),                // 24: inventory.v1.Reservation
-	(*ReserveStockRequest)(nil),        // 25: inventory.v1.ReserveStockRequest
-	(*ReserveStockResponse)(nil),       // 26: inventory.v1.ReserveStockResponse
-	(*CommitReservationRequest)(nil),   // 27: inventory.v1.CommitReservationRequest
-	(*CommitReservationResponse)(nil),  // 28: inventory.v1.CommitReservationResponse
-	(*ReleaseReservationRequest)(nil),  // 29: inventory.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil), // 30: inventory.v1.ReleaseReservationResponse
-	(*ExtendReservationRequest)(nil),   // 31: inventory.v1.ExtendReservationRequest
-	(*ExtendReservationResponse)(nil),  // 32: inventory.v1.ExtendReservationResponse
-	(*GetReservationRequest)(nil),      // 33: inventory.v1.GetReservationRequest
-	(*GetReservationResponse)(nil),     // 34: inventory.v1.GetReservationResponse
-	(*ListMovementsRequest)(nil),       // 35: inventory.v1.ListMovementsRequest
-	(*ListMovementsResponse)(nil),      // 36: inventory.v1.ListMovementsResponse
-	(*WatchStockChangesRequest)(nil),   // 37: inventory.v1.WatchStockChangesRequest
-	(*WatchStockChangesResponse)(nil),  // 38: inventory.v1.WatchStockChangesResponse
-	(*timestamppb.Timestamp)(nil),      // 39: google.protobuf.Timestamp
+	(StockState)(0),                    // 0: inventory.v1.StockState
+	(MovementType)(0),                  // 1: inventory.v1.MovementType
+	(BulkErrorPolicy)(0),               // 2: inventory.v1.BulkErrorPolicy
+	(ReservationStatus)(0),             // 3: inventory.v1.ReservationStatus
+	(*Product)(nil),                    // 4: inventory.v1.Product
+	(*Level)(nil),                      // 5: inventory.v1.Level
+	(*StockStates)(nil),                // 6: inventory.v1.StockStates
+	(*Movement)(nil),                   // 7: inventory.v1.Movement
+	(*GetProductRequest)(nil),          // 8: inventory.v1.GetProductRequest
+	(*GetProductResponse)(nil),         // 9: inventory.v1.GetProductResponse
+	(*BatchGetProductsRequest)(nil),    // 10: inventory.v1.BatchGetProductsRequest
+	(*BatchGetProductsResponse)(nil),   // 11: inventory.v1.BatchGetProductsResponse
+	(*GetProductBySkuRequest)(nil),     // 12: inventory.v1.GetProductBySkuRequest
+	(*GetProductBySkuResponse)(nil),    // 13: inventory.v1.GetProductBySkuResponse
+	(*StockInRequest)(nil),             // 14: inventory.v1.StockInRequest
+	(*StockInResponse)(nil),            // 15: inventory.v1.StockInResponse
+	(*StockOutRequest)(nil),            // 16: inventory.v1.StockOutRequest
+	(*StockOutResponse)(nil),           // 17: inventory.v1.StockOutResponse
+	(*AdjustStockRequest)(nil),         // 18: inventory.v1.AdjustStockRequest
+	(*AdjustStockResponse)(nil),        // 19: inventory.v1.AdjustStockResponse
+	(*MoveStockRequest)(nil),           // 20: inventory.v1.MoveStockRequest
+	(*MoveStockResponse)(nil),          // 21: inventory.v1.MoveStockResponse
+	(*ExpectStockRequest)(nil),         // 22: inventory.v1.ExpectStockRequest
+	(*ExpectStockResponse)(nil),        // 23: inventory.v1.ExpectStockResponse
+	(*BulkAdjustItem)(nil),             // 24: inventory.v1.BulkAdjustItem
+	(*BulkAdjustStockRequest)(nil),     // 25: inventory.v1.BulkAdjustStockRequest
+	(*BulkAdjustRow)(nil),              // 26: inventory.v1.BulkAdjustRow
+	(*BulkAdjustStockResponse)(nil),    // 27: inventory.v1.BulkAdjustStockResponse
+	(*ReserveItem)(nil),                // 28: inventory.v1.ReserveItem
+	(*ReservationItem)(nil),            // 29: inventory.v1.ReservationItem
+	(*Reservation)(nil),                // 30: inventory.v1.Reservation
+	(*ReserveStockRequest)(nil),        // 31: inventory.v1.ReserveStockRequest
+	(*ReserveStockResponse)(nil),       // 32: inventory.v1.ReserveStockResponse
+	(*CommitReservationRequest)(nil),   // 33: inventory.v1.CommitReservationRequest
+	(*CommitReservationResponse)(nil),  // 34: inventory.v1.CommitReservationResponse
+	(*ReleaseReservationRequest)(nil),  // 35: inventory.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil), // 36: inventory.v1.ReleaseReservationResponse
+	(*ExtendReservationRequest)(nil),   // 37: inventory.v1.ExtendReservationRequest
+	(*ExtendReservationResponse)(nil),  // 38: inventory.v1.ExtendReservationResponse
+	(*GetReservationRequest)(nil),      // 39: inventory.v1.GetReservationRequest
+	(*GetReservationResponse)(nil),     // 40: inventory.v1.GetReservationResponse
+	(*ListMovementsRequest)(nil),       // 41: inventory.v1.ListMovementsRequest
+	(*ListMovementsResponse)(nil),      // 42: inventory.v1.ListMovementsResponse
+	(*WatchStockChangesRequest)(nil),   // 43: inventory.v1.WatchStockChangesRequest
+	(*WatchStockChangesResponse)(nil),  // 44: inventory.v1.WatchStockChangesResponse
+	(*timestamppb.Timestamp)(nil),      // 45: google.protobuf.Timestamp
 }
 var file_inventory_v1_inventory_proto_depIdxs = []int32{
-	39, // 0: inventory.v1.Product.create_time:type_name -> google.protobuf.Timestamp
-	39, // 1: inventory.v1.Product.update_time:type_name -> google.protobuf.Timestamp
-	4,  // 2: inventory.v1.Product.levels:type_name -> inventory.v1.Level
-	39, // 3: inventory.v1.Level.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: inventory.v1.Movement.type:type_name -> inventory.v1.MovementType
-	39, // 5: inventory.v1.Movement.create_time:type_name -> google.protobuf.Timestamp
-	3,  // 6: inventory.v1.GetProductResponse.product:type_name -> inventory.v1.Product
-	3,  // 7: inventory.v1.BatchGetProductsResponse.products:type_name -> inventory.v1.Product
-	3,  // 8: inventory.v1.GetProductBySkuResponse.product:type_name -> inventory.v1.Product
-	3,  // 9: inventory.v1.StockInResponse.product:type_name -> inventory.v1.Product
-	4,  // 10: inventory.v1.StockInResponse.level:type_name -> inventory.v1.Level
-	5,  // 11: inventory.v1.StockInResponse.movement:type_name -> inventory.v1.Movement
-	3,  // 12: inventory.v1.StockOutResponse.product:type_name -> inventory.v1.Product
-	4,  // 13: inventory.v1.StockOutResponse.level:type_name -> inventory.v1.Level
-	5,  // 14: inventory.v1.StockOutResponse.movement:type_name -> inventory.v1.Movement
-	3,  // 15: inventory.v1.AdjustStockResponse.product:type_name -> inventory.v1.Product
-	4,  // 16: inventory.v1.AdjustStockResponse.level:type_name -> inventory.v1.Level
-	5,  // 17: inventory.v1.AdjustStockResponse.movement:type_name -> inventory.v1.Movement
-	18, // 18: inventory.v1.BulkAdjustStockRequest.items:type_name -> inventory.v1.BulkAdjustItem
-	1,  // 19: inventory.v1.BulkAdjustStockRequest.error_policy:type_name -> inventory.v1.BulkErrorPolicy
-	5,  // 20: inventory.v1.BulkAdjustRow.movement:type_name -> inventory.v1.Movement
-	4,  // 21: inventory.v1.BulkAdjustRow.level:type_name -> inventory.v1.Level
-	20, // 22: inventory.v1.BulkAdjustStockResponse.rows:type_name -> inventory.v1.BulkAdjustRow
-	2,  // 23: inventory.v1.Reservation.status:type_name -> inventory.v1.ReservationStatus
-	23, // 24: inventory.v1.Reservation.items:type_name -> inventory.v1.ReservationItem
-	39, // 25: inventory.v1.Reservation.expire_time:type_name -> google.protobuf.Timestamp
-	39, // 26: inventory.v1.Reservation.create_time:type_name -> google.protobuf.Timestamp
-	39, // 27: inventory.v1.Reservation.update_time:type_name -> google.protobuf.Timestamp
-	22, // 28: inventory.v1.ReserveStockRequest.items:type_name -> inventory.v1.ReserveItem
-	24, // 29: inventory.v1.ReserveStockResponse.reservation:type_name -> inventory.v1.Reservation
-	24, // 30: inventory.v1.CommitReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	24, // 31: inventory.v1.ReleaseReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	24, // 32: inventory.v1.ExtendReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	24, // 33: inventory.v1.GetReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	5,  // 34: inventory.v1.ListMovementsResponse.movements:type_name -> inventory.v1.Movement
-	5,  // 35: inventory.v1.WatchStockChangesResponse.movement:type_name -> inventory.v1.Movement
-	6,  // 36: inventory.v1.InventoryService.GetProduct:input_type -> inventory.v1.GetProductRequest
-	8,  // 37: inventory.v1.InventoryService.BatchGetProducts:input_type -> inventory.v1.BatchGetProductsRequest
-	10, // 38: inventory.v1.InventoryService.GetProductBySku:input_type -> inventory.v1.GetProductBySkuRequest
-	12, // 39: inventory.v1.InventoryService.StockIn:input_type -> inventory.v1.StockInRequest
-	14, // 40: inventory.v1.InventoryService.StockOut:input_type -> inventory.v1.StockOutRequest
-	16, // 41: inventory.v1.InventoryService.AdjustStock:input_type -> inventory.v1.AdjustStockRequest
-	19, // 42: inventory.v1.InventoryService.BulkAdjustStock:input_type -> inventory.v1.BulkAdjustStockRequest
-	25, // 43: inventory.v1.InventoryService.ReserveStock:input_type -> inventory.v1.ReserveStockRequest
-	27, // 44: inventory.v1.InventoryService.CommitReservation:input_type -> inventory.v1.CommitReservationRequest
-	29, // 45: inventory.v1.InventoryService.ReleaseReservation:input_type -> inventory.v1.ReleaseReservationRequest
-	31, // 46: inventory.v1.InventoryService.ExtendReservation:input_type -> inventory.v1.ExtendReservationRequest
-	33, // 47: inventory.v1.InventoryService.GetReservation:input_type -> inventory.v1.GetReservationRequest
-	35, // 48: inventory.v1.InventoryService.ListMovements:input_type -> inventory.v1.ListMovementsRequest
-	37, // 49: inventory.v1.InventoryService.WatchStockChanges:input_type -> inventory.v1.WatchStockChangesRequest
-	7,  // 50: inventory.v1.InventoryService.GetProduct:output_type -> inventory.v1.GetProductResponse
-	9,  // 51: inventory.v1.InventoryService.BatchGetProducts:output_type -> inventory.v1.BatchGetProductsResponse
-	11, // 52: inventory.v1.InventoryService.GetProductBySku:output_type -> inventory.v1.GetProductBySkuResponse
-	13, // 53: inventory.v1.InventoryService.StockIn:output_type -> inventory.v1.StockInResponse
-	15, // 54: inventory.v1.InventoryService.StockOut:output_type -> inventory.v1.StockOutResponse
-	17, // 55: inventory.v1.InventoryService.AdjustStock:output_type -> inventory.v1.AdjustStockResponse
-	21, // 56: inventory.v1.InventoryService.BulkAdjustStock:output_type -> inventory.v1.BulkAdjustStockResponse
-	26, // 57: inventory.v1.InventoryService.ReserveStock:output_type -> inventory.v1.ReserveStockResponse
-	28, // 58: inventory.v1.InventoryService.CommitReservation:output_type -> inventory.v1.CommitReservationResponse
-	30, // 59: inventory.v1.InventoryService.ReleaseReservation:output_type -> inventory.v1.ReleaseReservationResponse
-	32, // 60: inventory.v1.InventoryService.ExtendReservation:output_type -> inventory.v1.ExtendReservationResponse
-	34, // 61: inventory.v1.InventoryService.GetReservation:output_type -> inventory.v1.GetReservationResponse
-	36, // 62: inventory.v1.InventoryService.ListMovements:output_type -> inventory.v1.ListMovementsResponse
-	38, // 63: inventory.v1.InventoryService.WatchStockChanges:output_type -> inventory.v1.WatchStockChangesResponse
-	50, // [50:64] is the sub-list for method output_type
-	36, // [36:50] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	45, // 0: inventory.v1.Product.create_time:type_name -> google.protobuf.Timestamp
+	45, // 1: inventory.v1.Product.update_time:type_name -> google.protobuf.Timestamp
+	5,  // 2: inventory.v1.Product.levels:type_name -> inventory.v1.Level
+	45, // 3: inventory.v1.Level.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 4: inventory.v1.Movement.type:type_name -> inventory.v1.MovementType
+	45, // 5: inventory.v1.Movement.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 6: inventory.v1.Movement.states_delta:type_name -> inventory.v1.StockStates
+	0,  // 7: inventory.v1.Movement.from_state:type_name -> inventory.v1.StockState
+	0,  // 8: inventory.v1.Movement.to_state:type_name -> inventory.v1.StockState
+	4,  // 9: inventory.v1.GetProductResponse.product:type_name -> inventory.v1.Product
+	4,  // 10: inventory.v1.BatchGetProductsResponse.products:type_name -> inventory.v1.Product
+	4,  // 11: inventory.v1.GetProductBySkuResponse.product:type_name -> inventory.v1.Product
+	4,  // 12: inventory.v1.StockInResponse.product:type_name -> inventory.v1.Product
+	5,  // 13: inventory.v1.StockInResponse.level:type_name -> inventory.v1.Level
+	7,  // 14: inventory.v1.StockInResponse.movement:type_name -> inventory.v1.Movement
+	4,  // 15: inventory.v1.StockOutResponse.product:type_name -> inventory.v1.Product
+	5,  // 16: inventory.v1.StockOutResponse.level:type_name -> inventory.v1.Level
+	7,  // 17: inventory.v1.StockOutResponse.movement:type_name -> inventory.v1.Movement
+	4,  // 18: inventory.v1.AdjustStockResponse.product:type_name -> inventory.v1.Product
+	5,  // 19: inventory.v1.AdjustStockResponse.level:type_name -> inventory.v1.Level
+	7,  // 20: inventory.v1.AdjustStockResponse.movement:type_name -> inventory.v1.Movement
+	0,  // 21: inventory.v1.MoveStockRequest.from_state:type_name -> inventory.v1.StockState
+	0,  // 22: inventory.v1.MoveStockRequest.to_state:type_name -> inventory.v1.StockState
+	4,  // 23: inventory.v1.MoveStockResponse.product:type_name -> inventory.v1.Product
+	5,  // 24: inventory.v1.MoveStockResponse.level:type_name -> inventory.v1.Level
+	7,  // 25: inventory.v1.MoveStockResponse.movement:type_name -> inventory.v1.Movement
+	4,  // 26: inventory.v1.ExpectStockResponse.product:type_name -> inventory.v1.Product
+	5,  // 27: inventory.v1.ExpectStockResponse.level:type_name -> inventory.v1.Level
+	7,  // 28: inventory.v1.ExpectStockResponse.movement:type_name -> inventory.v1.Movement
+	24, // 29: inventory.v1.BulkAdjustStockRequest.items:type_name -> inventory.v1.BulkAdjustItem
+	2,  // 30: inventory.v1.BulkAdjustStockRequest.error_policy:type_name -> inventory.v1.BulkErrorPolicy
+	7,  // 31: inventory.v1.BulkAdjustRow.movement:type_name -> inventory.v1.Movement
+	5,  // 32: inventory.v1.BulkAdjustRow.level:type_name -> inventory.v1.Level
+	26, // 33: inventory.v1.BulkAdjustStockResponse.rows:type_name -> inventory.v1.BulkAdjustRow
+	3,  // 34: inventory.v1.Reservation.status:type_name -> inventory.v1.ReservationStatus
+	29, // 35: inventory.v1.Reservation.items:type_name -> inventory.v1.ReservationItem
+	45, // 36: inventory.v1.Reservation.expire_time:type_name -> google.protobuf.Timestamp
+	45, // 37: inventory.v1.Reservation.create_time:type_name -> google.protobuf.Timestamp
+	45, // 38: inventory.v1.Reservation.update_time:type_name -> google.protobuf.Timestamp
+	28, // 39: inventory.v1.ReserveStockRequest.items:type_name -> inventory.v1.ReserveItem
+	30, // 40: inventory.v1.ReserveStockResponse.reservation:type_name -> inventory.v1.Reservation
+	30, // 41: inventory.v1.CommitReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	30, // 42: inventory.v1.ReleaseReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	30, // 43: inventory.v1.ExtendReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	30, // 44: inventory.v1.GetReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	7,  // 45: inventory.v1.ListMovementsResponse.movements:type_name -> inventory.v1.Movement
+	7,  // 46: inventory.v1.WatchStockChangesResponse.movement:type_name -> inventory.v1.Movement
+	8,  // 47: inventory.v1.InventoryService.GetProduct:input_type -> inventory.v1.GetProductRequest
+	10, // 48: inventory.v1.InventoryService.BatchGetProducts:input_type -> inventory.v1.BatchGetProductsRequest
+	12, // 49: inventory.v1.InventoryService.GetProductBySku:input_type -> inventory.v1.GetProductBySkuRequest
+	14, // 50: inventory.v1.InventoryService.StockIn:input_type -> inventory.v1.StockInRequest
+	16, // 51: inventory.v1.InventoryService.StockOut:input_type -> inventory.v1.StockOutRequest
+	18, // 52: inventory.v1.InventoryService.AdjustStock:input_type -> inventory.v1.AdjustStockRequest
+	20, // 53: inventory.v1.InventoryService.MoveStock:input_type -> inventory.v1.MoveStockRequest
+	22, // 54: inventory.v1.InventoryService.ExpectStock:input_type -> inventory.v1.ExpectStockRequest
+	25, // 55: inventory.v1.InventoryService.BulkAdjustStock:input_type -> inventory.v1.BulkAdjustStockRequest
+	31, // 56: inventory.v1.InventoryService.ReserveStock:input_type -> inventory.v1.ReserveStockRequest
+	33, // 57: inventory.v1.InventoryService.CommitReservation:input_type -> inventory.v1.CommitReservationRequest
+	35, // 58: inventory.v1.InventoryService.ReleaseReservation:input_type -> inventory.v1.ReleaseReservationRequest
+	37, // 59: inventory.v1.InventoryService.ExtendReservation:input_type -> inventory.v1.ExtendReservationRequest
+	39, // 60: inventory.v1.InventoryService.GetReservation:input_type -> inventory.v1.GetReservationRequest
+	41, // 61: inventory.v1.InventoryService.ListMovements:input_type -> inventory.v1.ListMovementsRequest
+	43, // 62: inventory.v1.InventoryService.WatchStockChanges:input_type -> inventory.v1.WatchStockChangesRequest
+	9,  // 63: inventory.v1.InventoryService.GetProduct:output_type -> inventory.v1.GetProductResponse
+	11, // 64: inventory.v1.InventoryService.BatchGetProducts:output_type -> inventory.v1.BatchGetProductsResponse
+	13, // 65: inventory.v1.InventoryService.GetProductBySku:output_type -> inventory.v1.GetProductBySkuResponse
+	15, // 66: inventory.v1.InventoryService.StockIn:output_type -> inventory.v1.StockInResponse
+	17, // 67: inventory.v1.InventoryService.StockOut:output_type -> inventory.v1.StockOutResponse
+	19, // 68: inventory.v1.InventoryService.AdjustStock:output_type -> inventory.v1.AdjustStockResponse
+	21, // 69: inventory.v1.InventoryService.MoveStock:output_type -> inventory.v1.MoveStockResponse
+	23, // 70: inventory.v1.InventoryService.ExpectStock:output_type -> inventory.v1.ExpectStockResponse
+	27, // 71: inventory.v1.InventoryService.BulkAdjustStock:output_type -> inventory.v1.BulkAdjustStockResponse
+	32, // 72: inventory.v1.InventoryService.ReserveStock:output_type -> inventory.v1.ReserveStockResponse
+	34, // 73: inventory.v1.InventoryService.CommitReservation:output_type -> inventory.v1.CommitReservationResponse
+	36, // 74: inventory.v1.InventoryService.ReleaseReservation:output_type -> inventory.v1.ReleaseReservationResponse
+	38, // 75: inventory.v1.InventoryService.ExtendReservation:output_type -> inventory.v1.ExtendReservationResponse
+	40, // 76: inventory.v1.InventoryService.GetReservation:output_type -> inventory.v1.GetReservationResponse
+	42, // 77: inventory.v1.InventoryService.ListMovements:output_type -> inventory.v1.ListMovementsResponse
+	44, // 78: inventory.v1.InventoryService.WatchStockChanges:output_type -> inventory.v1.WatchStockChangesResponse
+	63, // [63:79] is the sub-list for method output_type
+	47, // [47:63] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_inventory_v1_inventory_proto_init() }
@@ -3111,19 +3778,20 @@ func file_inventory_v1_inventory_proto_init() {
 	if File_inventory_v1_inventory_proto != nil {
 		return
 	}
-	file_inventory_v1_inventory_proto_msgTypes[13].OneofWrappers = []any{}
-	file_inventory_v1_inventory_proto_msgTypes[15].OneofWrappers = []any{
+	file_inventory_v1_inventory_proto_msgTypes[14].OneofWrappers = []any{}
+	file_inventory_v1_inventory_proto_msgTypes[16].OneofWrappers = []any{}
+	file_inventory_v1_inventory_proto_msgTypes[20].OneofWrappers = []any{
 		(*BulkAdjustItem_Delta)(nil),
 		(*BulkAdjustItem_Quantity)(nil),
 	}
-	file_inventory_v1_inventory_proto_msgTypes[34].OneofWrappers = []any{}
+	file_inventory_v1_inventory_proto_msgTypes[39].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_inventory_v1_inventory_proto_rawDesc), len(file_inventory_v1_inventory_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   36,
+			NumEnums:      4,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,12 @@ const (
 	// InventoryServiceAdjustStockProcedure is the fully-qualified name of the InventoryService's
 	// AdjustStock RPC.
 	InventoryServiceAdjustStockProcedure = "/inventory.v1.InventoryService/AdjustStock"
+	// InventoryServiceMoveStockProcedure is the fully-qualified name of the InventoryService's
+	// MoveStock RPC.
+	InventoryServiceMoveStockProcedure = "/inventory.v1.InventoryService/MoveStock"
+	// InventoryServiceExpectStockProcedure is the fully-qualified name of the InventoryService's
+	// ExpectStock RPC.
+	InventoryServiceExpectStockProcedure = "/inventory.v1.InventoryService/ExpectStock"
 	// InventoryServiceBulkAdjustStockProcedure is the fully-qualified name of the InventoryService's
 	// BulkAdjustStock RPC.
 	InventoryServiceBulkAdjustStockProcedure = "/inventory.v1.InventoryService/BulkAdjustStock"
@@ -93,6 +99,15 @@ type InventoryServiceClient interface {
 	// Sets a level to a counted quantity, optionally only if it still holds
 	// change_from_quantity.
 	AdjustStock(context.Context, *connect.Request[v1.AdjustStockRequest]) (*connect.Response[v1.AdjustStockResponse], error)
+	// Moves units between two states of a level: AVAILABLE to DAMAGED after
+	// an inspection, QUALITY_CONTROL back to AVAILABLE, or INCOMING to a
+	// state to receive expected units. Never more than the source state
+	// holds (a move out of AVAILABLE cannot take reserved units); never into
+	// INCOMING.
+	MoveStock(context.Context, *connect.Request[v1.MoveStockRequest]) (*connect.Response[v1.MoveStockResponse], error)
+	// Records units on their way to a level from a supplier: incoming, not
+	// on hand, until a move out of INCOMING receives them.
+	ExpectStock(context.Context, *connect.Request[v1.ExpectStockRequest]) (*connect.Response[v1.ExpectStockResponse], error)
 	// Adjusts many levels in one transaction, as after a stock-take.
 	BulkAdjustStock(context.Context, *connect.Request[v1.BulkAdjustStockRequest]) (*connect.Response[v1.BulkAdjustStockResponse], error)
 	// Holds stock for a while: all items or none.
@@ -164,6 +179,18 @@ func NewInventoryServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(inventoryServiceMethods.ByName("AdjustStock")),
 			connect.WithClientOptions(opts...),
 		),
+		moveStock: connect.NewClient[v1.MoveStockRequest, v1.MoveStockResponse](
+			httpClient,
+			baseURL+InventoryServiceMoveStockProcedure,
+			connect.WithSchema(inventoryServiceMethods.ByName("MoveStock")),
+			connect.WithClientOptions(opts...),
+		),
+		expectStock: connect.NewClient[v1.ExpectStockRequest, v1.ExpectStockResponse](
+			httpClient,
+			baseURL+InventoryServiceExpectStockProcedure,
+			connect.WithSchema(inventoryServiceMethods.ByName("ExpectStock")),
+			connect.WithClientOptions(opts...),
+		),
 		bulkAdjustStock: connect.NewClient[v1.BulkAdjustStockRequest, v1.BulkAdjustStockResponse](
 			httpClient,
 			baseURL+InventoryServiceBulkAdjustStockProcedure,
@@ -225,6 +252,8 @@ type inventoryServiceClient struct {
 	stockIn            *connect.Client[v1.StockInRequest, v1.StockInResponse]
 	stockOut           *connect.Client[v1.StockOutRequest, v1.StockOutResponse]
 	adjustStock        *connect.Client[v1.AdjustStockRequest, v1.AdjustStockResponse]
+	moveStock          *connect.Client[v1.MoveStockRequest, v1.MoveStockResponse]
+	expectStock        *connect.Client[v1.ExpectStockRequest, v1.ExpectStockResponse]
 	bulkAdjustStock    *connect.Client[v1.BulkAdjustStockRequest, v1.BulkAdjustStockResponse]
 	reserveStock       *connect.Client[v1.ReserveStockRequest, v1.ReserveStockResponse]
 	commitReservation  *connect.Client[v1.CommitReservationRequest, v1.CommitReservationResponse]
@@ -263,6 +292,16 @@ func (c *inventoryServiceClient) StockOut(ctx context.Context, req *connect.Requ
 // AdjustStock calls inventory.v1.InventoryService.AdjustStock.
 func (c *inventoryServiceClient) AdjustStock(ctx context.Context, req *connect.Request[v1.AdjustStockRequest]) (*connect.Response[v1.AdjustStockResponse], error) {
 	return c.adjustStock.CallUnary(ctx, req)
+}
+
+// MoveStock calls inventory.v1.InventoryService.MoveStock.
+func (c *inventoryServiceClient) MoveStock(ctx context.Context, req *connect.Request[v1.MoveStockRequest]) (*connect.Response[v1.MoveStockResponse], error) {
+	return c.moveStock.CallUnary(ctx, req)
+}
+
+// ExpectStock calls inventory.v1.InventoryService.ExpectStock.
+func (c *inventoryServiceClient) ExpectStock(ctx context.Context, req *connect.Request[v1.ExpectStockRequest]) (*connect.Response[v1.ExpectStockResponse], error) {
+	return c.expectStock.CallUnary(ctx, req)
 }
 
 // BulkAdjustStock calls inventory.v1.InventoryService.BulkAdjustStock.
@@ -321,6 +360,15 @@ type InventoryServiceHandler interface {
 	// Sets a level to a counted quantity, optionally only if it still holds
 	// change_from_quantity.
 	AdjustStock(context.Context, *connect.Request[v1.AdjustStockRequest]) (*connect.Response[v1.AdjustStockResponse], error)
+	// Moves units between two states of a level: AVAILABLE to DAMAGED after
+	// an inspection, QUALITY_CONTROL back to AVAILABLE, or INCOMING to a
+	// state to receive expected units. Never more than the source state
+	// holds (a move out of AVAILABLE cannot take reserved units); never into
+	// INCOMING.
+	MoveStock(context.Context, *connect.Request[v1.MoveStockRequest]) (*connect.Response[v1.MoveStockResponse], error)
+	// Records units on their way to a level from a supplier: incoming, not
+	// on hand, until a move out of INCOMING receives them.
+	ExpectStock(context.Context, *connect.Request[v1.ExpectStockRequest]) (*connect.Response[v1.ExpectStockResponse], error)
 	// Adjusts many levels in one transaction, as after a stock-take.
 	BulkAdjustStock(context.Context, *connect.Request[v1.BulkAdjustStockRequest]) (*connect.Response[v1.BulkAdjustStockResponse], error)
 	// Holds stock for a while: all items or none.
@@ -388,6 +436,18 @@ func NewInventoryServiceHandler(svc InventoryServiceHandler, opts ...connect.Han
 		connect.WithSchema(inventoryServiceMethods.ByName("AdjustStock")),
 		connect.WithHandlerOptions(opts...),
 	)
+	inventoryServiceMoveStockHandler := connect.NewUnaryHandler(
+		InventoryServiceMoveStockProcedure,
+		svc.MoveStock,
+		connect.WithSchema(inventoryServiceMethods.ByName("MoveStock")),
+		connect.WithHandlerOptions(opts...),
+	)
+	inventoryServiceExpectStockHandler := connect.NewUnaryHandler(
+		InventoryServiceExpectStockProcedure,
+		svc.ExpectStock,
+		connect.WithSchema(inventoryServiceMethods.ByName("ExpectStock")),
+		connect.WithHandlerOptions(opts...),
+	)
 	inventoryServiceBulkAdjustStockHandler := connect.NewUnaryHandler(
 		InventoryServiceBulkAdjustStockProcedure,
 		svc.BulkAdjustStock,
@@ -452,6 +512,10 @@ func NewInventoryServiceHandler(svc InventoryServiceHandler, opts ...connect.Han
 			inventoryServiceStockOutHandler.ServeHTTP(w, r)
 		case InventoryServiceAdjustStockProcedure:
 			inventoryServiceAdjustStockHandler.ServeHTTP(w, r)
+		case InventoryServiceMoveStockProcedure:
+			inventoryServiceMoveStockHandler.ServeHTTP(w, r)
+		case InventoryServiceExpectStockProcedure:
+			inventoryServiceExpectStockHandler.ServeHTTP(w, r)
 		case InventoryServiceBulkAdjustStockProcedure:
 			inventoryServiceBulkAdjustStockHandler.ServeHTTP(w, r)
 		case InventoryServiceReserveStockProcedure:
@@ -499,6 +563,14 @@ func (UnimplementedInventoryServiceHandler) StockOut(context.Context, *connect.R
 
 func (UnimplementedInventoryServiceHandler) AdjustStock(context.Context, *connect.Request[v1.AdjustStockRequest]) (*connect.Response[v1.AdjustStockResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.AdjustStock is not implemented"))
+}
+
+func (UnimplementedInventoryServiceHandler) MoveStock(context.Context, *connect.Request[v1.MoveStockRequest]) (*connect.Response[v1.MoveStockResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.MoveStock is not implemented"))
+}
+
+func (UnimplementedInventoryServiceHandler) ExpectStock(context.Context, *connect.Request[v1.ExpectStockRequest]) (*connect.Response[v1.ExpectStockResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.ExpectStock is not implemented"))
 }
 
 func (UnimplementedInventoryServiceHandler) BulkAdjustStock(context.Context, *connect.Request[v1.BulkAdjustStockRequest]) (*connect.Response[v1.BulkAdjustStockResponse], error) {
