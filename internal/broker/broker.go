@@ -48,6 +48,9 @@ type eventJSON struct {
 	LocationID     string    `json:"locationId"`
 	Delta          int64     `json:"delta"`
 	ReservedDelta  int64     `json:"reservedDelta"`
+	StatesDelta    states    `json:"statesDelta"`
+	FromState      string    `json:"fromState,omitempty"`
+	ToState        string    `json:"toState,omitempty"`
 	ReservationID  string    `json:"reservationId,omitempty"`
 	QuantityAfter  int64     `json:"quantityAfter"`
 	AvailableAfter int64     `json:"availableAfter"`
@@ -60,11 +63,24 @@ type eventJSON struct {
 	CreatedAt      time.Time `json:"createdAt"`
 }
 
+// states is a row's changes of the level's states, present on every event
+// as delta and reservedDelta are, so a consumer can sum them without
+// checking for them.
+type states struct {
+	Damaged        int64 `json:"damaged"`
+	QualityControl int64 `json:"qualityControl"`
+	SafetyStock    int64 `json:"safetyStock"`
+	Incoming       int64 `json:"incoming"`
+}
+
 // NewEvent returns the event of a ledger row.
 func NewEvent(m inventory.Movement) Event {
 	e := eventJSON{
 		Schema: SchemaV1, Sequence: m.Seq, Type: string(m.Type), ProductID: strconv.FormatInt(m.ProductID, 10),
 		LocationID: strconv.FormatInt(m.LocationID, 10), Delta: m.Delta, ReservedDelta: m.ReservedDelta,
+		StatesDelta: states{Damaged: m.StatesDelta.Damaged, QualityControl: m.StatesDelta.QualityControl,
+			SafetyStock: m.StatesDelta.SafetyStock, Incoming: m.StatesDelta.Incoming},
+		FromState: string(m.FromState), ToState: string(m.ToState),
 		QuantityAfter: m.QuantityAfter, AvailableAfter: m.AvailableAfter, LowStockAlert: m.LowStockAlert,
 		Reason: m.Reason, Reference: m.Reference, Actor: m.Actor, IdempotencyKey: m.IdempotencyKey,
 		TraceID: m.TraceID, CreatedAt: m.CreatedAt.UTC(),

@@ -38,11 +38,13 @@ const (
 
 // Command types.
 const (
-	CommandStockIn  = "stockIn"
-	CommandStockOut = "stockOut"
-	CommandReserve  = "reserve"
-	CommandCommit   = "commit"
-	CommandRelease  = "release"
+	CommandStockIn     = "stockIn"
+	CommandStockOut    = "stockOut"
+	CommandMoveStock   = "moveStock"
+	CommandExpectStock = "expectStock"
+	CommandReserve     = "reserve"
+	CommandCommit      = "commit"
+	CommandRelease     = "release"
 )
 
 // Command is CommandSchemaV1. IDs are strings, as in the events; numbers
@@ -53,12 +55,18 @@ type Command struct {
 	// key: send a retry with the same ID.
 	ID   string `json:"id"`
 	Type string `json:"type"`
-	// stockIn and stockOut.
+	// stockIn, stockOut, moveStock and expectStock.
 	ProductID  ID     `json:"productId,omitempty"`
 	LocationID ID     `json:"locationId,omitempty"`
 	Quantity   int64  `json:"quantity,omitempty"`
 	Reason     string `json:"reason,omitempty"`
 	Reference  string `json:"reference,omitempty"`
+	// moveStock: the states (AVAILABLE, DAMAGED, QUALITY_CONTROL,
+	// SAFETY_STOCK, INCOMING) the units leave and enter, and, if set, the
+	// quantity From must still hold (else CONFLICT).
+	From               inventory.StockState `json:"from,omitempty"`
+	To                 inventory.StockState `json:"to,omitempty"`
+	ChangeFromQuantity *int64               `json:"changeFromQuantity,omitempty"`
 	// reserve.
 	Items      []CommandItem `json:"items,omitempty"`
 	TTLSeconds int64         `json:"ttlSeconds,omitempty"`
@@ -118,7 +126,8 @@ type Outcome struct {
 	// went to the dead letters; Code is its last failure.
 	DeadLettered bool `json:"deadLettered,omitempty"`
 	Attempts     int  `json:"attempts"`
-	// Sequence and the levels after the change, for stockIn and stockOut.
+	// Sequence and the levels after the change, for stockIn, stockOut,
+	// moveStock and expectStock.
 	Sequence       int64 `json:"sequence,omitempty"`
 	QuantityAfter  int64 `json:"quantityAfter,omitempty"`
 	AvailableAfter int64 `json:"availableAfter,omitempty"`
@@ -174,6 +183,8 @@ type CommandSource interface {
 type Service interface {
 	StockIn(context.Context, inventory.StockChange) (inventory.StockResult, error)
 	StockOut(context.Context, inventory.StockChange) (inventory.StockResult, error)
+	MoveStock(context.Context, inventory.StockMove) (inventory.StockResult, error)
+	ExpectStock(context.Context, inventory.StockChange) (inventory.StockResult, error)
 	ReserveStock(context.Context, inventory.NewReservation) (inventory.ReservationResult, error)
 	CommitReservation(context.Context, int64) (inventory.ReservationResult, error)
 	ReleaseReservation(context.Context, int64) (inventory.ReservationResult, error)

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/shopstack/inventory/internal/app"
@@ -64,6 +65,70 @@ func TestHandle(t *testing.T) {
 	d = c.Handle(context.Background(), broker.Delivery{Attempt: 1, Data: cmd(`{"id":"n4","type":"commit"}`)})
 	if o := outcome(d); o.Code != "BAD_USER_INPUT" || o.Field != "reservationId" {
 		t.Fatalf("commit without a reservation: %+v", o)
+	}
+}
+
+// TestStateCommands: expectStock and moveStock commands apply through the
+// service, and the MOVE row's event carries the states it changed; a move
+// into INCOMING is answered BAD_USER_INPUT, not retried.
+func TestStateCommands(t *testing.T) {
+	ctx := context.Background()
+	svc, id := newService(t)
+	c := &broker.Consumer{Service: svc, Principal: inventory.Principal{Name: "receiving", Role: inventory.RoleOperator}}
+	handle := func(data string) broker.Outcome {
+		t.Helper()
+		d := c.Handle(ctx, broker.Delivery{Attempt: 1, Data: []byte(data)})
+		var o broker.Outcome
+		if err := json.Unmarshal(d.Outcome, &o); err != nil || d.Retry || d.Dead != nil {
+			t.Fatalf("%s: outcome %s (%v), disposition %+v", data, d.Outcome, err, d)
+		}
+		return o
+	}
+
+	if o := handle(`{"id":"po-1","type":"expectStock","productId":"` + itoa(id) + `","quantity":8,"reference":"PO-1"}`); !o.OK || o.QuantityAfter != 5 {
+		t.Fatalf("expectStock: %+v", o)
+	}
+	o := handle(`{"id":"po-1-damaged","type":"moveStock","productId":"` + itoa(id) + `","quantity":3,"from":"INCOMING","to":"DAMAGED","changeFromQuantity":8,"reason":"crushed"}`)
+	if !o.OK || o.QuantityAfter != 8 || o.AvailableAfter != 5 || o.Sequence == 0 {
+		t.Fatalf("moveStock: %+v", o)
+	}
+	ps, err := svc.ProductStock(ctx, id)
+	if err != nil || ps.Levels[0].Stock != 8 || ps.Levels[0].Damaged != 3 || ps.Levels[0].Incoming != 5 {
+		t.Fatalf("level after the commands: %+v (%v)", ps.Levels, err)
+	}
+
+	page, err := svc.Movements(ctx, inventory.MovementQuery{ProductID: id, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := map[string]map[string]any{} // by type
+	for _, m := range page.Movements {
+		var ev map[string]any
+		if err := json.Unmarshal(broker.NewEvent(m).Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		events[string(m.Type)] = ev
+	}
+	states := func(damaged, incoming float64) string {
+		return fmt.Sprint(map[string]any{"damaged": damaged, "qualityControl": 0.0, "safetyStock": 0.0, "incoming": incoming})
+	}
+	if ev := events["MOVE"]; ev["sequence"] != float64(o.Sequence) || ev["delta"] != 3.0 || fmt.Sprint(ev["statesDelta"]) != states(3, -3) ||
+		ev["fromState"] != "INCOMING" || ev["toState"] != "DAMAGED" {
+		t.Errorf("event of the MOVE row: %v", ev)
+	}
+	if ev := events["EXPECT"]; fmt.Sprint(ev["statesDelta"]) != states(0, 8) || ev["toState"] != "INCOMING" || ev["fromState"] != nil {
+		t.Errorf("event of the EXPECT row: %v", ev)
+	}
+	// A row that names no state has zero changes and no fromState or toState.
+	if ev := events["IN"]; fmt.Sprint(ev["statesDelta"]) != states(0, 0) || ev["fromState"] != nil || ev["toState"] != nil {
+		t.Errorf("event of the IN row: %v", ev)
+	}
+
+	if o := handle(`{"id":"mv-bad","type":"moveStock","productId":"` + itoa(id) + `","quantity":1,"from":"AVAILABLE","to":"INCOMING"}`); o.OK || o.Code != "BAD_USER_INPUT" || o.Field != "to" {
+		t.Fatalf("move into INCOMING: %+v", o)
+	}
+	if o := handle(`{"id":"mv-stale","type":"moveStock","productId":"` + itoa(id) + `","quantity":1,"from":"DAMAGED","to":"AVAILABLE","changeFromQuantity":1}`); o.OK || o.Code != "CONFLICT" {
+		t.Fatalf("stale changeFromQuantity: %+v", o)
 	}
 }
 

@@ -9,21 +9,12 @@ import (
 	"github.com/shopstack/inventory/internal/inventory"
 )
 
-// operation returns the operation cmd is, the products it moves and the
-// call, which fills out.
+// operation is the command table: it returns the operation cmd is, the
+// products it moves and the call, which fills out.
 func (c *Consumer) operation(cmd Command, out *Outcome) (string, []int64, func(context.Context) error, error) {
 	change := inventory.StockChange{ProductID: int64(cmd.ProductID), LocationID: int64(cmd.LocationID), Quantity: cmd.Quantity,
 		Reason: cmd.Reason, Reference: cmd.Reference, IdempotencyKey: cmd.ID}
-	stock := func(fn func(context.Context, inventory.StockChange) (inventory.StockResult, error)) func(context.Context) error {
-		return func(ctx context.Context) error {
-			r, err := fn(ctx, change)
-			if err == nil {
-				out.Replayed, out.Sequence = r.Replayed, r.Movement.Seq
-				out.QuantityAfter, out.AvailableAfter = r.Movement.QuantityAfter, r.Movement.AvailableAfter
-			}
-			return err
-		}
-	}
+	product := []int64{change.ProductID}
 	reservation := func(fn func(context.Context) (inventory.ReservationResult, error)) func(context.Context) error {
 		return func(ctx context.Context) error {
 			r, err := fn(ctx)
@@ -41,9 +32,16 @@ func (c *Consumer) operation(cmd Command, out *Outcome) (string, []int64, func(c
 	}
 	switch cmd.Type {
 	case CommandStockIn:
-		return "stockIn", []int64{change.ProductID}, stock(c.Service.StockIn), nil
+		return "stockIn", product, stock(c.Service.StockIn, change, out), nil
 	case CommandStockOut:
-		return "stockOut", []int64{change.ProductID}, stock(c.Service.StockOut), nil
+		return "stockOut", product, stock(c.Service.StockOut, change, out), nil
+	case CommandMoveStock:
+		move := inventory.StockMove{ProductID: change.ProductID, LocationID: change.LocationID, Quantity: cmd.Quantity,
+			From: cmd.From, To: cmd.To, ChangeFromQuantity: cmd.ChangeFromQuantity, Reason: cmd.Reason,
+			Reference: cmd.Reference, IdempotencyKey: cmd.ID}
+		return "moveStock", product, stock(c.Service.MoveStock, move, out), nil
+	case CommandExpectStock:
+		return "expectStock", product, stock(c.Service.ExpectStock, change, out), nil
 	case CommandReserve:
 		in := inventory.NewReservation{TTL: time.Duration(cmd.TTLSeconds) * time.Second, Reference: cmd.Reference, IdempotencyKey: cmd.ID}
 		var products []int64
@@ -69,5 +67,18 @@ func (c *Consumer) operation(cmd Command, out *Outcome) (string, []int64, func(c
 		}), nil
 	}
 	return "", nil, nil, &inventory.Error{Code: inventory.CodeBadInput, Field: "type",
-		Message: fmt.Sprintf("unknown command type %q (want stockIn, stockOut, reserve, commit or release)", cmd.Type)}
+		Message: fmt.Sprintf("unknown command type %q (want stockIn, stockOut, moveStock, expectStock, reserve, commit or release)", cmd.Type)}
+}
+
+// stock is a stock command's call of fn with in; it fills out with the
+// ledger row's sequence and the level after it.
+func stock[In any](fn func(context.Context, In) (inventory.StockResult, error), in In, out *Outcome) func(context.Context) error {
+	return func(ctx context.Context) error {
+		r, err := fn(ctx, in)
+		if err == nil {
+			out.Replayed, out.Sequence = r.Replayed, r.Movement.Seq
+			out.QuantityAfter, out.AvailableAfter = r.Movement.QuantityAfter, r.Movement.AvailableAfter
+		}
+		return err
+	}
 }

@@ -79,6 +79,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Commands/RedeliveredAfterConsumerDies", func(t *testing.T) { testConsumerDies(t, b) })
 	t.Run("Commands/TraceContext", func(t *testing.T) { testTraceContext(t, b) })
 	t.Run("Commands/HotSKUBurst", func(t *testing.T) { testBurst(t, b) })
+	t.Run("Commands/StateCommands", func(t *testing.T) { testStateCommands(t, b) })
 }
 
 // env is a service on SQLite and a namespace.
