@@ -70,7 +70,7 @@ type HotspotRule struct {
 
 // DefaultHotspotOperations are the operations a hot-spot rule covers unless
 // it lists its own.
-var DefaultHotspotOperations = []string{"stockIn", "stockOut", "adjustStock", "reserveStock"}
+var DefaultHotspotOperations = []string{"stockIn", "stockOut", "adjustStock", "moveStock", "reserveStock"}
 
 // Override is one product's own hot-spot limit, the product named by ID or
 // by SKU.
