@@ -6,10 +6,11 @@
 // The packages below it start the real servers tests use, so that no
 // test-only package sits among the production ones: etcdtest (embedded etcd
 // clusters), natstest (nats-server with JetStream), redistest (redis-server
-// processes), gormstoretest (SQLite and PostgreSQL databases),
-// telemetrytest (an OTLP receiver and trace checks) and inventorytest (an
-// inventory service on one of those databases). Conformance suites stay
-// beside the contract they check (lock/locktest, broker/brokertest).
+// processes), pgtest (a PostgreSQL server of the test's own, to kill),
+// gormstoretest (SQLite and PostgreSQL databases), telemetrytest (an OTLP
+// receiver and trace checks) and inventorytest (an inventory service on
+// one of those databases). Conformance suites stay beside the contract
+// they check (lock/locktest, broker/brokertest).
 //
 // This package imports only the standard library, so any package's own
 // tests, internal ones included, can use it without an import cycle.
