@@ -10,21 +10,16 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/Shopify/toxiproxy/v2"
-	"github.com/Shopify/toxiproxy/v2/collectors"
 	"github.com/anishathalye/porcupine"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/rs/zerolog"
 
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/retry"
@@ -128,40 +123,18 @@ func TestFaults(t *testing.T) {
 			}}
 		}},
 		{"database connections reset mid-transaction (toxiproxy)", func(t *testing.T, base map[string]string) setup {
-			u, err := url.Parse(base["INVENTORY_DB_DSN"])
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-			srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
-			p := toxiproxy.NewProxy(srv, "postgres", "127.0.0.1:0", u.Host)
-			if err := p.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(p.Stop)
-			u.Host = p.Listen
+			p := newDBProxy(t, base["INVENTORY_DB_DSN"])
 			env := redsync(base, redistest.Start(t).Addr)
-			env["INVENTORY_DB_DSN"] = u.String()
-			toxic := func(ctx context.Context, spec string, d time.Duration) {
-				w, err := p.Toxics.AddToxicJson(strings.NewReader(spec))
-				if err != nil {
-					t.Errorf("toxic %s: %v", spec, err)
-					return
-				}
-				retry.Sleep(ctx, d)
-				if err := p.Toxics.RemoveToxic(context.Background(), w.Name); err != nil {
-					t.Errorf("remove toxic %s: %v", w.Name, err)
-				}
-			}
+			env["INVENTORY_DB_DSN"] = p.DSN
 			return setup{env: env, replicas: 2, fault: func(ctx context.Context, t *testing.T, _ []*replica) {
 				for range 2 {
 					// Every connection is reset as soon as data flows: in the
 					// middle of reads, writes and commits.
-					toxic(ctx, `{"name": "reset", "type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 0}}`, 500*time.Millisecond)
+					p.toxics(ctx, t, 500*time.Millisecond, `{"name": "reset", "type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 0}}`)
 					retry.Sleep(ctx, 500*time.Millisecond)
 				}
 				// Then a slow database: 200ms more on every answer.
-				toxic(ctx, `{"name": "slow", "type": "latency", "stream": "downstream", "attributes": {"latency": 200, "jitter": 50}}`, time.Second)
+				p.toxics(ctx, t, time.Second, `{"name": "slow", "type": "latency", "stream": "downstream", "attributes": {"latency": 200, "jitter": 50}}`)
 			}}
 		}},
 		{"replica with a skewed clock", func(t *testing.T, base map[string]string) setup {
