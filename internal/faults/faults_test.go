@@ -62,10 +62,13 @@ type setup struct {
 	// runFor, if set, is the case's own run time (default runFor).
 	runFor time.Duration
 	// env2, if set, is the second replica's environment.
-	env2  map[string]string
+	env2 map[string]string
+	// dsn, if set, is the database the checks read, when the replicas
+	// do not use the base environment's.
+	dsn   string
 	fault func(ctx context.Context, t *testing.T, rs []*replica)
 	// audit, if set, checks more once the run's own checks are done.
-	audit func(t *testing.T, dsn string)
+	audit func(t *testing.T, dsn string, rs []*replica)
 }
 
 func pgEnv(t *testing.T) (map[string]string, string) {
@@ -163,7 +166,7 @@ func TestFaults(t *testing.T) {
 					retry.Sleep(ctx, 2*time.Second)
 					n.Restart(t)
 				},
-				audit: func(t *testing.T, dsn string) { auditEvents(t, dsn, n.URL) }}
+				audit: func(t *testing.T, dsn string, _ []*replica) { auditEvents(t, dsn, n.URL) }}
 		}},
 		{"redis cluster master killed under load, replica promoted", func(t *testing.T, base map[string]string) setup {
 			// The replicas lock on a Redis Cluster of three masters with a
@@ -190,17 +193,20 @@ func TestFaults(t *testing.T) {
 					t.Logf("killed %s, the master of %s; %s took over %v later",
 						old.Addr, key, m.Addr, time.Since(killed).Round(time.Millisecond))
 				},
-				audit: func(t *testing.T, dsn string) { auditResumed(t, dsn, product, killed) }}
+				audit: func(t *testing.T, dsn string, _ []*replica) { auditResumed(t, dsn, product, killed) }}
 		}},
 		{"client timeouts and retries", func(t *testing.T, base map[string]string) setup {
 			// Clients give up after 150ms: some outcomes stay unknown.
 			return setup{env: redsync(base, redistest.Start(t).Addr), replicas: 2, timeout: 20 * time.Millisecond, retryFor: 150 * time.Millisecond}
 		}},
+		{"postgres killed with SIGKILL and restarted under load", postgresKilled},
+		{"one replica partitioned from the database", oneReplicaPartitioned},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			base, dsn := pgEnv(t)
-			runCase(t, c.setup(t, base), dsn)
+			s := c.setup(t, base)
+			runCase(t, s, cmp.Or(s.dsn, dsn))
 		})
 	}
 }
@@ -295,7 +301,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 	lost, dup, negative := checkLedger(t, dsn, acked)
 	drift := reconcile(t, admin)
 	if s.audit != nil {
-		s.audit(t, dsn)
+		s.audit(t, dsn, rs)
 	}
 	t.Logf("RESULT | %s | %d | %d | %d | %d | %v | %d | %d | %d | %d |",
 		strings.TrimPrefix(t.Name(), "TestFaults/"), total, n, retries, unknown, linearizable, negative, lost, dup, drift)
@@ -563,17 +569,19 @@ func busiestFenceMaster(t *testing.T, c *redistest.Cluster) (key string, product
 }
 
 // resumeWithin bounds how long a product's stock changes may stall after
-// its Redis master is killed: the cluster's failover (about two node
-// timeouts, 2-3 s here), the lease lost with it (a TTL, 2 s, at worst) and
-// the clients' backoff, with room for a loaded machine. It tells a service
-// that recovers on its own from one that waits for something else (a
-// counter climbing back, a restart); the RESUMED line reports the stall.
+// a fault: after its Redis master is killed, the cluster's failover (about
+// two node timeouts, 2-3 s here), the lease lost with it (a TTL, 2 s, at
+// worst) and the clients' backoff; after the database is killed or
+// partitioned, its 2 or 4 s away and a new connection; with room for a
+// loaded machine. It tells a service that recovers on its own from one
+// that waits for something else (a counter climbing back, a restart); the
+// RESUMED line reports the stall.
 const resumeWithin = 10 * time.Second
 
-// auditResumed checks that the changes of product went on after its Redis
-// master was killed: none of the gaps between its ledger rows from the kill
-// to the last row is longer than resumeWithin (the workload's stock-ins
-// write a row every few milliseconds while the lock works).
+// auditResumed checks that the changes of product went on after the fault
+// struck at killed: none of the gaps between its ledger rows from then to
+// the last row is longer than resumeWithin (the workload's stock-ins write
+// a row every few milliseconds while the lock and the database work).
 func auditResumed(t *testing.T, dsn string, product int64, killed time.Time) {
 	if product == 0 {
 		t.Fatal("the fault did not strike")
@@ -606,11 +614,11 @@ func auditResumed(t *testing.T, dsn string, product int64, killed time.Time) {
 		t.Fatal(err)
 	}
 	if n == 0 {
-		t.Fatalf("no change of product %d committed after its Redis master was killed", product)
+		t.Fatalf("no change of product %d committed after the fault", product)
 	}
-	t.Logf("RESUMED | %s | product %d | %d changes after the kill | longest stall %v, ended %v after the kill |",
+	t.Logf("RESUMED | %s | product %d | %d changes after the fault | longest stall %v, ended %v after the fault |",
 		strings.TrimPrefix(t.Name(), "TestFaults/"), product, n, stall.Round(time.Millisecond), stallEnd.Sub(killed).Round(time.Millisecond))
 	if stall > resumeWithin {
-		t.Errorf("product %d: changes stalled %v after its master was killed, want under %v", product, stall, resumeWithin)
+		t.Errorf("product %d: changes stalled %v after the fault, want under %v", product, stall, resumeWithin)
 	}
 }
