@@ -227,6 +227,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 	}
 	admin := &client{t: t, replicas: rs[:1], http: &http.Client{Timeout: 10 * time.Second}, retryFor: 30 * time.Second}
 	ids := createProducts(t, admin, "F", products, initial)
+	dest := createDestination(t, admin)
 
 	retryFor := s.retryFor
 	if retryFor == 0 {
@@ -253,23 +254,34 @@ func runCase(t *testing.T, s setup, dsn string) {
 		c := &client{t: t, id: clients + 1 + i, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}
 		holdWG.Go(func() { c.reserveLoop(ctx, h, ids, 30*time.Second, held) })
 	}
+	warehouse := &sync.Map{} // the keys of the moves and transfer steps acknowledged
+	mover := &client{t: t, id: clients + 1 + holders, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}
+	shipper := &client{t: t, id: clients + 2 + holders, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}
+	holdWG.Go(func() { mover.moveLoop(ctx, h, ids, warehouse) })
+	holdWG.Go(func() { shipper.transferLoop(ctx, h, ids, dest, warehouse) })
 	acked := workload(ctx, h, cs, ids)
 	holdWG.Wait()
+	steps := map[string]int{}
+	warehouse.Range(func(k, v any) bool {
+		acked.Store(k, v)
+		kind, _, transfer := strings.Cut(k.(string), ":")
+		if !transfer {
+			kind = "move"
+		}
+		steps[kind]++
+		return true
+	})
+	t.Logf("warehouse steps acknowledged: %d moves, %d shipped, %d received, %d cancelled",
+		steps["move"], steps["ship"], steps["receive"], steps["cancel"])
 	faultDone.Wait()
 	checkHolds(t, held)
 
-	// Reads after the dust settles: each product's final stock.
+	// Reads after the dust settles: each product's final units, at both
+	// locations and in transit.
 	reader := &client{t: t, id: clients, replicas: rs, http: &http.Client{Timeout: 10 * time.Second}, retryFor: 30 * time.Second}
 	for _, id := range ids {
 		ret := h.Call(reader.id, id, Input{Kind: OpRead}, "")
-		var out struct {
-			Product struct{ Stock, Reserved int64 }
-		}
-		code, err := reader.do(`query($id: ID!) { product(id: $id, consistency: STRONG) { stock reserved } }`, map[string]any{"id": id}, &out)
-		if code != "OK" || err != nil {
-			t.Fatalf("read product %d: %s %v", id, code, err)
-		}
-		ret(Output{Kind: OK, After: out.Product.Stock, Reserved: out.Product.Reserved})
+		ret(readUnits(t, reader, id, dest))
 	}
 
 	init := map[int64]int64{}
@@ -340,7 +352,8 @@ func checkLedger(t *testing.T, dsn string, acked *sync.Map) (lost, dup, negative
 		}
 		return true
 	})
-	if err := db.QueryRow("SELECT count(*) FROM stock_levels WHERE stock < 0 OR reserved < 0 OR stock < reserved").Scan(&negative); err != nil {
+	if err := db.QueryRow(`SELECT count(*) FROM stock_levels
+		WHERE stock < 0 OR reserved < 0 OR damaged < 0 OR incoming < 0 OR stock < reserved + damaged + quality_control + safety_stock`).Scan(&negative); err != nil {
 		t.Fatal(err)
 	}
 	if negative > 0 {
@@ -353,17 +366,24 @@ func checkLedger(t *testing.T, dsn string, acked *sync.Map) (lost, dup, negative
 func reconcile(t *testing.T, c *client) int {
 	var out struct {
 		Reconcile struct {
-			LevelsChecked int
-			Drifts        []json.RawMessage
+			LevelsChecked, TransferItemsChecked int
+			Drifts, TransferDrifts              []json.RawMessage
 		}
 	}
-	if code, err := c.do(`{ reconcile { levelsChecked drifts { stock ledgerStock reserved heldReserved } } }`, nil, &out); code != "OK" || err != nil {
+	if code, err := c.do(`{ reconcile { levelsChecked drifts { stock ledgerStock reserved heldReserved states { damaged incoming } ledgerStates { damaged incoming } }
+		transferItemsChecked transferDrifts { transfer { id } inTransit ledgerInTransit ledgerImbalance } } }`, nil, &out); code != "OK" || err != nil {
 		t.Fatalf("reconcile: %s %v", code, err)
 	}
 	if len(out.Reconcile.Drifts) > 0 {
 		t.Errorf("drift: %s", out.Reconcile.Drifts)
 	}
-	return len(out.Reconcile.Drifts)
+	if len(out.Reconcile.TransferDrifts) > 0 {
+		t.Errorf("transfer drift: %s", out.Reconcile.TransferDrifts)
+	}
+	if out.Reconcile.TransferItemsChecked == 0 {
+		t.Errorf("no transfer was made")
+	}
+	return len(out.Reconcile.Drifts) + len(out.Reconcile.TransferDrifts)
 }
 
 // explain compares each acknowledged change of a non-linearizable

@@ -1,7 +1,8 @@
 // Package faults checks the service under faults the way Jepsen does:
 // clients record every request's invocation and outcome, unknown outcomes
 // included, and each product's history is checked for linearizability
-// against a model of its stock and reserved units (porcupine). The fault cases themselves
+// against a model of its units (porcupine): on hand, reserved and damaged
+// at the origin, in transit, and on hand at a second location. The fault cases themselves
 // run with `make test-faults` (build tag faults).
 package faults
 
@@ -28,6 +29,18 @@ const (
 	OpCartItem = "cart-item"
 	OpCommit   = "commit"
 	OpRelease  = "release"
+	// OpDamage and OpRepair move units from available to damaged at the
+	// origin and back (moveStock).
+	OpDamage = "damage"
+	OpRepair = "repair"
+	// A transfer of one product from the origin to the second location:
+	// OpShip takes available units into transit, OpReceive puts units in
+	// transit on hand at the destination, OpReturn (a cancellation) puts
+	// them back on hand at the origin. Each client receives or returns
+	// only what it shipped, once, so the model needs no transfer IDs.
+	OpShip    = "ship"
+	OpReceive = "receive"
+	OpReturn  = "return"
 )
 
 // Outcome kinds.
@@ -47,22 +60,30 @@ type Input struct {
 }
 
 // Output is what it learned: for OK, the stock right after a stock change,
-// or the stock and reserved units read (a reservation's ops learn neither).
+// or the units read (a reservation's, a move's and a transfer's ops learn
+// none).
 type Output struct {
 	Kind     string
-	After    int64
+	After    int64 // on hand at the origin
 	Reserved int64
+	Damaged  int64
+	Dest     int64 // on hand at the destination
+	Transit  int64 // incoming at the destination
 }
 
-// state is one product's stock and reserved units.
-type state struct{ stock, reserved int64 }
+// state is one product's units.
+type state struct{ stock, reserved, damaged, dest, transit int64 }
 
-// StockModel is one product's stock at one location, starting at initial
-// with nothing reserved: stock-in adds; stock-out takes, and a
-// reservation holds, if that much is available (stock minus reserved) and
-// is refused otherwise; a commit sells held units, a release gives them
-// back; a read sees stock and reserved. An unknown outcome may or may not
-// have happened, once.
+// StockModel is one product's units, starting with initial on hand at the
+// origin and nothing anywhere else: stock-in adds; stock-out takes, a
+// reservation holds, a move damages and a shipment takes into transit,
+// if that much is available (stock minus reserved and damaged) and is
+// refused otherwise; a commit sells held units, a release gives them back;
+// a repair makes damaged units available again; a receipt puts units in
+// transit on hand at the destination, a return back at the origin; a read
+// sees all of it. Units are conserved: stock, dest and transit change only
+// together, but by stock-in, stock-out and commits. An unknown outcome
+// may or may not have happened, once.
 func StockModel(initial int64) porcupine.Model {
 	m := porcupine.NondeterministicModel{
 		Init:              func() []any { return []any{state{stock: initial}} },
@@ -75,7 +96,7 @@ func StockModel(initial int64) porcupine.Model {
 func step(st, input, output any) []any {
 	s, in, out := st.(state), input.(Input), output.(Output)
 	next, applies := s, true
-	available := s.stock - s.reserved
+	available := s.stock - s.reserved - s.damaged
 	switch in.Kind {
 	case OpIn:
 		next.stock += in.Qty
@@ -91,8 +112,23 @@ func step(st, input, output any) []any {
 	case OpRelease:
 		applies = s.reserved >= in.Qty
 		next.reserved -= in.Qty
+	case OpDamage:
+		applies = available >= in.Qty
+		next.damaged += in.Qty
+	case OpRepair:
+		applies = s.damaged >= in.Qty
+		next.damaged -= in.Qty
+	case OpShip:
+		applies = available >= in.Qty
+		next.stock, next.transit = s.stock-in.Qty, s.transit+in.Qty
+	case OpReceive:
+		applies = s.transit >= in.Qty
+		next.transit, next.dest = s.transit-in.Qty, s.dest+in.Qty
+	case OpReturn:
+		applies = s.transit >= in.Qty
+		next.transit, next.stock = s.transit-in.Qty, s.stock+in.Qty
 	case OpRead:
-		if out.Kind == OK && out.After == s.stock && out.Reserved == s.reserved {
+		if out.Kind == OK && out == (Output{Kind: OK, After: s.stock, Reserved: s.reserved, Damaged: s.damaged, Dest: s.dest, Transit: s.transit}) {
 			return []any{s}
 		}
 		return nil
@@ -104,7 +140,7 @@ func step(st, input, output any) []any {
 			return []any{next}
 		}
 	case Insufficient:
-		if (in.Kind == OpOut || in.Kind == OpReserve) && !applies || in.Kind == OpCartItem {
+		if refusable[in.Kind] && !applies || in.Kind == OpCartItem {
 			return []any{s}
 		}
 	case Unknown:
@@ -116,10 +152,15 @@ func step(st, input, output any) []any {
 	return nil
 }
 
+// refusable are the ops refused with INSUFFICIENT_STOCK when their source
+// has too few units.
+var refusable = map[string]bool{OpOut: true, OpReserve: true, OpDamage: true, OpRepair: true, OpShip: true}
+
 func describe(input, output any) string {
 	in, out := input.(Input), output.(Output)
 	if in.Kind == OpRead {
-		return fmt.Sprintf("read -> stock %d reserved %d", out.After, out.Reserved)
+		return fmt.Sprintf("read -> stock %d reserved %d damaged %d, destination %d, in transit %d",
+			out.After, out.Reserved, out.Damaged, out.Dest, out.Transit)
 	}
 	return fmt.Sprintf("%s(%d) -> %s %d", in.Kind, in.Qty, out.Kind, out.After)
 }

@@ -76,6 +76,36 @@ func TestStockModel(t *testing.T) {
 			op(0, 0, math.MaxInt64, Input{OpReserve, 1}, Output{Kind: Unknown}), op(1, 20, 21, out1, Output{Kind: Insufficient}),
 			op(2, 30, 31, Input{OpRead, 0}, Output{Kind: OK, After: 1, Reserved: 1}),
 		}, true},
+		"damaged units are not for sale": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpDamage, 1}, Output{Kind: OK}), op(1, 20, 30, out1, Output{Kind: OK}),
+		}, false},
+		"a repaired unit sells": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpDamage, 1}, Output{Kind: OK}), op(0, 20, 30, Input{OpRepair, 1}, Output{Kind: OK}),
+			op(1, 40, 50, out1, Output{Kind: OK, After: 0}),
+		}, true},
+		"a shipment and a sale of the last unit: one wins": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpShip, 1}, Output{Kind: OK}), op(1, 1, 11, out1, Output{Kind: Insufficient}),
+			op(2, 20, 21, Input{OpRead, 0}, Output{Kind: OK, Transit: 1}),
+		}, true},
+		"a shipped unit also sold (oversell)": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpShip, 1}, Output{Kind: OK}), op(1, 20, 30, out1, Output{Kind: OK}),
+		}, false},
+		"a received unit is on hand at the destination": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpShip, 1}, Output{Kind: OK}), op(0, 20, 30, Input{OpReceive, 1}, Output{Kind: OK}),
+			op(1, 40, 41, Input{OpRead, 0}, Output{Kind: OK, Dest: 1}),
+		}, true},
+		"a unit received and also returned (not conserved)": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpShip, 1}, Output{Kind: OK}), op(0, 20, 30, Input{OpReceive, 1}, Output{Kind: OK}),
+			op(1, 40, 41, Input{OpRead, 0}, Output{Kind: OK, After: 1, Dest: 1}),
+		}, false},
+		"a returned unit is back at the origin": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpShip, 1}, Output{Kind: OK}), op(0, 20, 30, Input{OpReturn, 1}, Output{Kind: OK}),
+			op(1, 40, 50, out1, Output{Kind: OK, After: 0}),
+		}, true},
+		"an unknown shipment that happened stays in transit": {[]porcupine.Operation{
+			op(0, 0, math.MaxInt64, Input{OpShip, 1}, Output{Kind: Unknown}),
+			op(1, 20, 21, Input{OpRead, 0}, Output{Kind: OK, Transit: 1}),
+		}, true},
 	} {
 		if got := porcupine.CheckOperations(StockModel(1), c.ops); got != c.want {
 			t.Errorf("%s: linearizable %v, want %v", name, got, c.want)
