@@ -76,6 +76,7 @@ func toMovement(m inventory.Movement) *v1.Movement {
 		Reason: m.Reason, Reference: m.Reference, Actor: m.Actor, IdempotencyKey: m.IdempotencyKey,
 		LeaseEpoch: m.Fence.Epoch, LeaseToken: m.Fence.Token, TraceId: m.TraceID, CreateTime: ts(m.CreatedAt),
 		StatesDelta: toStates(m.StatesDelta), FromState: toStockState(m.FromState), ToState: toStockState(m.ToState),
+		TransferId: m.TransferID,
 	}
 }
 

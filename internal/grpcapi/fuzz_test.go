@@ -25,7 +25,8 @@ var internalText = regexp.MustCompile(`(?i)sqlstate|sqlite|pgx|postgres|gorm|gor
 // over the Connect protocol.
 var unaryMethods = []string{"GetProduct", "BatchGetProducts", "GetProductBySku", "StockIn", "StockOut", "AdjustStock",
 	"BulkAdjustStock", "ReserveStock", "CommitReservation", "ReleaseReservation", "ExtendReservation", "GetReservation",
-	"ListMovements", "MoveStock", "ExpectStock"}
+	"ListMovements", "MoveStock", "ExpectStock", "CreateTransfer", "ShipTransfer", "ReceiveTransfer", "CancelTransfer",
+	"GetTransfer", "ListTransfers"}
 
 // FuzzGRPC sends arbitrary messages (binary and JSON) to every unary
 // method: never an INTERNAL answer, never internal text.
@@ -43,6 +44,11 @@ func FuzzGRPC(f *testing.F) {
 	seed(13, &v1.MoveStockRequest{ProductId: 1, Quantity: 2, FromState: v1.StockState_STOCK_STATE_AVAILABLE,
 		ToState: v1.StockState(99), ChangeFromQuantity: proto.Int64(-1)})
 	seed(14, &v1.ExpectStockRequest{ProductId: 1, Quantity: 3, Reference: "PO-1"})
+	seed(15, &v1.CreateTransferRequest{OriginLocationId: 1, DestinationLocationId: 2,
+		Items: []*v1.CreateTransferItem{{ProductId: 1, Quantity: 2}, {ProductId: 1, Quantity: -1}}})
+	seed(16, &v1.ShipTransferRequest{Id: 1, IdempotencyKey: "k"})
+	seed(17, &v1.ReceiveTransferRequest{Id: 1, Items: []*v1.ReceiveTransferItem{{ProductId: 1, Quantity: 1, State: v1.StockState(99)}}})
+	seed(20, &v1.ListTransfersRequest{Status: v1.TransferStatus(7), PageSize: -1, PageToken: "-2"})
 	f.Add(uint8(2), []byte(`{"sku": "fuzz"}`), true)
 	f.Add(uint8(3), []byte(`{"productId": "1", "quantity": "9223372036854775807"}`), true)
 	f.Add(uint8(1), []byte(`{"ids": [1, 2, -3]}`), true)

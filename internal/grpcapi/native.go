@@ -74,6 +74,12 @@ func serviceDesc(s *server) *grpc.ServiceDesc {
 			unary("ReleaseReservation", s.ReleaseReservation),
 			unary("ExtendReservation", s.ExtendReservation),
 			unary("GetReservation", s.GetReservation),
+			unary("CreateTransfer", s.CreateTransfer),
+			unary("ShipTransfer", s.ShipTransfer),
+			unary("ReceiveTransfer", s.ReceiveTransfer),
+			unary("CancelTransfer", s.CancelTransfer),
+			unary("GetTransfer", s.GetTransfer),
+			unary("ListTransfers", s.ListTransfers),
 			unary("ListMovements", s.ListMovements),
 		},
 		Streams: []grpc.StreamDesc{{

@@ -255,24 +255,36 @@ func (s *server) GetReservation(ctx context.Context, req *connect.Request[v1.Get
 	return reply(out, err)
 }
 
-// defaultPageSize is a page's size when the request names none.
-const defaultPageSize = 20
+// pageSize is a list request's page size: the default when it names none.
+func pageSize(n int32) int {
+	if n == 0 {
+		return inventory.DefaultPageSize
+	}
+	return int(n)
+}
+
+// pageToken decodes a list request's page_token: the key of the previous
+// page's last row (has is false for none, the first page).
+func pageToken(t string) (after int64, has bool, err error) {
+	if t == "" {
+		return 0, false, nil
+	}
+	after, err = strconv.ParseInt(t, 10, 64)
+	if err != nil || after < 0 {
+		return 0, false, &inventory.Error{Code: inventory.CodeBadInput, Field: "page_token", Message: "page_token is not one this API gave"}
+	}
+	return after, true, nil
+}
 
 func (s *server) ListMovements(ctx context.Context, req *connect.Request[v1.ListMovementsRequest]) (*connect.Response[v1.ListMovementsResponse], error) {
 	m := req.Msg
-	q := inventory.MovementQuery{ProductID: m.GetProductId(), LocationID: m.GetLocationId(), Limit: int(m.GetPageSize()),
+	q := inventory.MovementQuery{ProductID: m.GetProductId(), LocationID: m.GetLocationId(), Limit: pageSize(m.GetPageSize()),
 		Descending: !m.GetOldestFirst()}
-	if q.Limit == 0 {
-		q.Limit = defaultPageSize
-	}
 	out := &v1.ListMovementsResponse{}
 	err := s.run(ctx, "stockMovements", nil, func() error {
-		if t := m.GetPageToken(); t != "" {
-			after, err := strconv.ParseInt(t, 10, 64)
-			if err != nil || after < 0 {
-				return &inventory.Error{Code: inventory.CodeBadInput, Field: "page_token", Message: "page_token is not one this API gave"}
-			}
-			q.After, q.HasAfter = after, true
+		var err error
+		if q.After, q.HasAfter, err = pageToken(m.GetPageToken()); err != nil {
+			return err
 		}
 		page, err := s.svc.Movements(ctx, q)
 		for _, mv := range page.Movements {

@@ -101,6 +101,15 @@ const (
 	MovementType_MOVEMENT_TYPE_MOVE MovementType = 9
 	// Units expected from a supplier: states_delta.incoming > 0.
 	MovementType_MOVEMENT_TYPE_EXPECT MovementType = 10
+	// A transfer shipped: at its origin, units leave (delta < 0); at its
+	// destination, they are incoming.
+	MovementType_MOVEMENT_TYPE_SHIP MovementType = 11
+	// A transfer's units received at its destination: from incoming on hand,
+	// into to_state.
+	MovementType_MOVEMENT_TYPE_RECEIVE MovementType = 12
+	// A cancelled transfer's units in transit given back: no longer incoming
+	// at its destination, on hand again at its origin.
+	MovementType_MOVEMENT_TYPE_RETURN MovementType = 13
 )
 
 // Enum value maps for MovementType.
@@ -117,6 +126,9 @@ var (
 		8:  "MOVEMENT_TYPE_CORRECTION",
 		9:  "MOVEMENT_TYPE_MOVE",
 		10: "MOVEMENT_TYPE_EXPECT",
+		11: "MOVEMENT_TYPE_SHIP",
+		12: "MOVEMENT_TYPE_RECEIVE",
+		13: "MOVEMENT_TYPE_RETURN",
 	}
 	MovementType_value = map[string]int32{
 		"MOVEMENT_TYPE_UNSPECIFIED": 0,
@@ -130,6 +142,9 @@ var (
 		"MOVEMENT_TYPE_CORRECTION":  8,
 		"MOVEMENT_TYPE_MOVE":        9,
 		"MOVEMENT_TYPE_EXPECT":      10,
+		"MOVEMENT_TYPE_SHIP":        11,
+		"MOVEMENT_TYPE_RECEIVE":     12,
+		"MOVEMENT_TYPE_RETURN":      13,
 	}
 )
 
@@ -267,6 +282,65 @@ func (x ReservationStatus) Number() protoreflect.EnumNumber {
 // Deprecated: Use ReservationStatus.Descriptor instead.
 func (ReservationStatus) EnumDescriptor() ([]byte, []int) {
 	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{3}
+}
+
+// Where a transfer is in its life. DRAFT holds no stock; IN_TRANSIT has
+// left the origin; RECEIVED has nothing left in transit; CANCELLED returned
+// what was in transit.
+type TransferStatus int32
+
+const (
+	// No status: as a filter, any.
+	TransferStatus_TRANSFER_STATUS_UNSPECIFIED TransferStatus = 0
+	TransferStatus_TRANSFER_STATUS_DRAFT       TransferStatus = 1
+	TransferStatus_TRANSFER_STATUS_IN_TRANSIT  TransferStatus = 2
+	TransferStatus_TRANSFER_STATUS_RECEIVED    TransferStatus = 3
+	TransferStatus_TRANSFER_STATUS_CANCELLED   TransferStatus = 4
+)
+
+// Enum value maps for TransferStatus.
+var (
+	TransferStatus_name = map[int32]string{
+		0: "TRANSFER_STATUS_UNSPECIFIED",
+		1: "TRANSFER_STATUS_DRAFT",
+		2: "TRANSFER_STATUS_IN_TRANSIT",
+		3: "TRANSFER_STATUS_RECEIVED",
+		4: "TRANSFER_STATUS_CANCELLED",
+	}
+	TransferStatus_value = map[string]int32{
+		"TRANSFER_STATUS_UNSPECIFIED": 0,
+		"TRANSFER_STATUS_DRAFT":       1,
+		"TRANSFER_STATUS_IN_TRANSIT":  2,
+		"TRANSFER_STATUS_RECEIVED":    3,
+		"TRANSFER_STATUS_CANCELLED":   4,
+	}
+)
+
+func (x TransferStatus) Enum() *TransferStatus {
+	p := new(TransferStatus)
+	*p = x
+	return p
+}
+
+func (x TransferStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TransferStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_inventory_v1_inventory_proto_enumTypes[4].Descriptor()
+}
+
+func (TransferStatus) Type() protoreflect.EnumType {
+	return &file_inventory_v1_inventory_proto_enumTypes[4]
+}
+
+func (x TransferStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TransferStatus.Descriptor instead.
+func (TransferStatus) EnumDescriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{4}
 }
 
 // A product and its totals over all locations.
@@ -680,7 +754,9 @@ type Movement struct {
 	FromState StockState `protobuf:"varint,20,opt,name=from_state,json=fromState,proto3,enum=inventory.v1.StockState" json:"from_state,omitempty"`
 	// The state a MOVE or an EXPECT put units in; unspecified when the row
 	// names none.
-	ToState       StockState `protobuf:"varint,21,opt,name=to_state,json=toState,proto3,enum=inventory.v1.StockState" json:"to_state,omitempty"`
+	ToState StockState `protobuf:"varint,21,opt,name=to_state,json=toState,proto3,enum=inventory.v1.StockState" json:"to_state,omitempty"`
+	// The transfer of a SHIP, RECEIVE or RETURN row; zero for other rows.
+	TransferId    int64 `protobuf:"varint,22,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -860,6 +936,13 @@ func (x *Movement) GetToState() StockState {
 		return x.ToState
 	}
 	return StockState_STOCK_STATE_UNSPECIFIED
+}
+
+func (x *Movement) GetTransferId() int64 {
+	if x != nil {
+		return x.TransferId
+	}
+	return 0
 }
 
 // A request for GetProduct.
@@ -3067,6 +3150,1009 @@ func (x *GetReservationResponse) GetReservation() *Reservation {
 	return nil
 }
 
+// One product of a transfer.
+type TransferItem struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProductId int64                  `protobuf:"varint,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	Quantity  int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// quantity once shipped, else 0.
+	Shipped int64 `protobuf:"varint,3,opt,name=shipped,proto3" json:"shipped,omitempty"`
+	// Units received at the destination so far.
+	Received int64 `protobuf:"varint,4,opt,name=received,proto3" json:"received,omitempty"`
+	// Units returned to the origin by a cancellation.
+	Returned int64 `protobuf:"varint,5,opt,name=returned,proto3" json:"returned,omitempty"`
+	// shipped - received - returned.
+	InTransit     int64 `protobuf:"varint,6,opt,name=in_transit,json=inTransit,proto3" json:"in_transit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferItem) Reset() {
+	*x = TransferItem{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferItem) ProtoMessage() {}
+
+func (x *TransferItem) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferItem.ProtoReflect.Descriptor instead.
+func (*TransferItem) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *TransferItem) GetProductId() int64 {
+	if x != nil {
+		return x.ProductId
+	}
+	return 0
+}
+
+func (x *TransferItem) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *TransferItem) GetShipped() int64 {
+	if x != nil {
+		return x.Shipped
+	}
+	return 0
+}
+
+func (x *TransferItem) GetReceived() int64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *TransferItem) GetReturned() int64 {
+	if x != nil {
+		return x.Returned
+	}
+	return 0
+}
+
+func (x *TransferItem) GetInTransit() int64 {
+	if x != nil {
+		return x.InTransit
+	}
+	return 0
+}
+
+// Units of products moving from one location to another, as a document.
+type Transfer struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Id                    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status                TransferStatus         `protobuf:"varint,2,opt,name=status,proto3,enum=inventory.v1.TransferStatus" json:"status,omitempty"`
+	OriginLocationId      int64                  `protobuf:"varint,3,opt,name=origin_location_id,json=originLocationId,proto3" json:"origin_location_id,omitempty"`
+	DestinationLocationId int64                  `protobuf:"varint,4,opt,name=destination_location_id,json=destinationLocationId,proto3" json:"destination_location_id,omitempty"`
+	// One per product, ordered by product ID.
+	Items          []*TransferItem `protobuf:"bytes,5,rep,name=items,proto3" json:"items,omitempty"`
+	Reference      string          `protobuf:"bytes,6,opt,name=reference,proto3" json:"reference,omitempty"`
+	Actor          string          `protobuf:"bytes,7,opt,name=actor,proto3" json:"actor,omitempty"`
+	IdempotencyKey string          `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Counts the transfer's changes.
+	Version       int64                  `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Transfer) Reset() {
+	*x = Transfer{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Transfer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Transfer) ProtoMessage() {}
+
+func (x *Transfer) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Transfer.ProtoReflect.Descriptor instead.
+func (*Transfer) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *Transfer) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Transfer) GetStatus() TransferStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TransferStatus_TRANSFER_STATUS_UNSPECIFIED
+}
+
+func (x *Transfer) GetOriginLocationId() int64 {
+	if x != nil {
+		return x.OriginLocationId
+	}
+	return 0
+}
+
+func (x *Transfer) GetDestinationLocationId() int64 {
+	if x != nil {
+		return x.DestinationLocationId
+	}
+	return 0
+}
+
+func (x *Transfer) GetItems() []*TransferItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *Transfer) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *Transfer) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *Transfer) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Transfer) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Transfer) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Transfer) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// One item of a new transfer.
+type CreateTransferItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProductId     int64                  `protobuf:"varint,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	Quantity      int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTransferItem) Reset() {
+	*x = CreateTransferItem{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTransferItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTransferItem) ProtoMessage() {}
+
+func (x *CreateTransferItem) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTransferItem.ProtoReflect.Descriptor instead.
+func (*CreateTransferItem) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CreateTransferItem) GetProductId() int64 {
+	if x != nil {
+		return x.ProductId
+	}
+	return 0
+}
+
+func (x *CreateTransferItem) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+// A request for CreateTransfer.
+type CreateTransferRequest struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	OriginLocationId int64                  `protobuf:"varint,1,opt,name=origin_location_id,json=originLocationId,proto3" json:"origin_location_id,omitempty"`
+	// Not the origin.
+	DestinationLocationId int64 `protobuf:"varint,2,opt,name=destination_location_id,json=destinationLocationId,proto3" json:"destination_location_id,omitempty"`
+	// 1 to 100 items, each a different product.
+	Items          []*CreateTransferItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	Reference      string                `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
+	IdempotencyKey string                `protobuf:"bytes,5,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CreateTransferRequest) Reset() {
+	*x = CreateTransferRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTransferRequest) ProtoMessage() {}
+
+func (x *CreateTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTransferRequest.ProtoReflect.Descriptor instead.
+func (*CreateTransferRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *CreateTransferRequest) GetOriginLocationId() int64 {
+	if x != nil {
+		return x.OriginLocationId
+	}
+	return 0
+}
+
+func (x *CreateTransferRequest) GetDestinationLocationId() int64 {
+	if x != nil {
+		return x.DestinationLocationId
+	}
+	return 0
+}
+
+func (x *CreateTransferRequest) GetItems() []*CreateTransferItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *CreateTransferRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *CreateTransferRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// The answer to CreateTransfer.
+type CreateTransferResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Transfer *Transfer              `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	// The idempotency key was seen before: nothing changed now.
+	Replayed      bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTransferResponse) Reset() {
+	*x = CreateTransferResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTransferResponse) ProtoMessage() {}
+
+func (x *CreateTransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTransferResponse.ProtoReflect.Descriptor instead.
+func (*CreateTransferResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CreateTransferResponse) GetTransfer() *Transfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return nil
+}
+
+func (x *CreateTransferResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// A request for ShipTransfer.
+type ShipTransferRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	IdempotencyKey string                 `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ShipTransferRequest) Reset() {
+	*x = ShipTransferRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShipTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShipTransferRequest) ProtoMessage() {}
+
+func (x *ShipTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShipTransferRequest.ProtoReflect.Descriptor instead.
+func (*ShipTransferRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ShipTransferRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ShipTransferRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// The answer to ShipTransfer.
+type ShipTransferResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Transfer *Transfer              `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	// The transfer was shipped already (same key, or a retry): nothing
+	// changed now.
+	Replayed      bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShipTransferResponse) Reset() {
+	*x = ShipTransferResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShipTransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShipTransferResponse) ProtoMessage() {}
+
+func (x *ShipTransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShipTransferResponse.ProtoReflect.Descriptor instead.
+func (*ShipTransferResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ShipTransferResponse) GetTransfer() *Transfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return nil
+}
+
+func (x *ShipTransferResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// One line of a receipt: units of a product that arrived, into a state.
+type ReceiveTransferItem struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProductId int64                  `protobuf:"varint,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	Quantity  int64                  `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// Where the units go on hand: AVAILABLE (also when unspecified),
+	// DAMAGED, QUALITY_CONTROL or SAFETY_STOCK.
+	State         StockState `protobuf:"varint,3,opt,name=state,proto3,enum=inventory.v1.StockState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveTransferItem) Reset() {
+	*x = ReceiveTransferItem{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveTransferItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveTransferItem) ProtoMessage() {}
+
+func (x *ReceiveTransferItem) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveTransferItem.ProtoReflect.Descriptor instead.
+func (*ReceiveTransferItem) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ReceiveTransferItem) GetProductId() int64 {
+	if x != nil {
+		return x.ProductId
+	}
+	return 0
+}
+
+func (x *ReceiveTransferItem) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
+func (x *ReceiveTransferItem) GetState() StockState {
+	if x != nil {
+		return x.State
+	}
+	return StockState_STOCK_STATE_UNSPECIFIED
+}
+
+// A request for ReceiveTransfer.
+type ReceiveTransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// 1 to 400 lines; a product may have several, each in a different state.
+	Items          []*ReceiveTransferItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	IdempotencyKey string                 `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReceiveTransferRequest) Reset() {
+	*x = ReceiveTransferRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveTransferRequest) ProtoMessage() {}
+
+func (x *ReceiveTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveTransferRequest.ProtoReflect.Descriptor instead.
+func (*ReceiveTransferRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ReceiveTransferRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ReceiveTransferRequest) GetItems() []*ReceiveTransferItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ReceiveTransferRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// The answer to ReceiveTransfer.
+type ReceiveTransferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Transfer      *Transfer              `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	Replayed      bool                   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveTransferResponse) Reset() {
+	*x = ReceiveTransferResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveTransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveTransferResponse) ProtoMessage() {}
+
+func (x *ReceiveTransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveTransferResponse.ProtoReflect.Descriptor instead.
+func (*ReceiveTransferResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ReceiveTransferResponse) GetTransfer() *Transfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return nil
+}
+
+func (x *ReceiveTransferResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// A request for CancelTransfer.
+type CancelTransferRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	IdempotencyKey string                 `protobuf:"bytes,2,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CancelTransferRequest) Reset() {
+	*x = CancelTransferRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTransferRequest) ProtoMessage() {}
+
+func (x *CancelTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTransferRequest.ProtoReflect.Descriptor instead.
+func (*CancelTransferRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *CancelTransferRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CancelTransferRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// The answer to CancelTransfer.
+type CancelTransferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Transfer      *Transfer              `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	Replayed      bool                   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTransferResponse) Reset() {
+	*x = CancelTransferResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTransferResponse) ProtoMessage() {}
+
+func (x *CancelTransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTransferResponse.ProtoReflect.Descriptor instead.
+func (*CancelTransferResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *CancelTransferResponse) GetTransfer() *Transfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return nil
+}
+
+func (x *CancelTransferResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// A request for GetTransfer.
+type GetTransferRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTransferRequest) Reset() {
+	*x = GetTransferRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTransferRequest) ProtoMessage() {}
+
+func (x *GetTransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTransferRequest.ProtoReflect.Descriptor instead.
+func (*GetTransferRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *GetTransferRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// The answer to GetTransfer.
+type GetTransferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Transfer      *Transfer              `protobuf:"bytes,1,opt,name=transfer,proto3" json:"transfer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTransferResponse) Reset() {
+	*x = GetTransferResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTransferResponse) ProtoMessage() {}
+
+func (x *GetTransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTransferResponse.ProtoReflect.Descriptor instead.
+func (*GetTransferResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *GetTransferResponse) GetTransfer() *Transfer {
+	if x != nil {
+		return x.Transfer
+	}
+	return nil
+}
+
+// A request for ListTransfers.
+type ListTransfersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unspecified: any status.
+	Status TransferStatus `protobuf:"varint,1,opt,name=status,proto3,enum=inventory.v1.TransferStatus" json:"status,omitempty"`
+	// At most 100; zero: 20.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransfersRequest) Reset() {
+	*x = ListTransfersRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransfersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransfersRequest) ProtoMessage() {}
+
+func (x *ListTransfersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransfersRequest.ProtoReflect.Descriptor instead.
+func (*ListTransfersRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListTransfersRequest) GetStatus() TransferStatus {
+	if x != nil {
+		return x.Status
+	}
+	return TransferStatus_TRANSFER_STATUS_UNSPECIFIED
+}
+
+func (x *ListTransfersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTransfersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// The answer to ListTransfers.
+type ListTransfersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ordered by ID.
+	Transfers []*Transfer `protobuf:"bytes,1,rep,name=transfers,proto3" json:"transfers,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTransfersResponse) Reset() {
+	*x = ListTransfersResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTransfersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTransfersResponse) ProtoMessage() {}
+
+func (x *ListTransfersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTransfersResponse.ProtoReflect.Descriptor instead.
+func (*ListTransfersResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ListTransfersResponse) GetTransfers() []*Transfer {
+	if x != nil {
+		return x.Transfers
+	}
+	return nil
+}
+
+func (x *ListTransfersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // A request for ListMovements.
 type ListMovementsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3086,7 +4172,7 @@ type ListMovementsRequest struct {
 
 func (x *ListMovementsRequest) Reset() {
 	*x = ListMovementsRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3098,7 +4184,7 @@ func (x *ListMovementsRequest) String() string {
 func (*ListMovementsRequest) ProtoMessage() {}
 
 func (x *ListMovementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3111,7 +4197,7 @@ func (x *ListMovementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMovementsRequest.ProtoReflect.Descriptor instead.
 func (*ListMovementsRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{37}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListMovementsRequest) GetProductId() int64 {
@@ -3161,7 +4247,7 @@ type ListMovementsResponse struct {
 
 func (x *ListMovementsResponse) Reset() {
 	*x = ListMovementsResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +4259,7 @@ func (x *ListMovementsResponse) String() string {
 func (*ListMovementsResponse) ProtoMessage() {}
 
 func (x *ListMovementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +4272,7 @@ func (x *ListMovementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMovementsResponse.ProtoReflect.Descriptor instead.
 func (*ListMovementsResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{38}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListMovementsResponse) GetMovements() []*Movement {
@@ -3217,7 +4303,7 @@ type WatchStockChangesRequest struct {
 
 func (x *WatchStockChangesRequest) Reset() {
 	*x = WatchStockChangesRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +4315,7 @@ func (x *WatchStockChangesRequest) String() string {
 func (*WatchStockChangesRequest) ProtoMessage() {}
 
 func (x *WatchStockChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +4328,7 @@ func (x *WatchStockChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockChangesRequest.ProtoReflect.Descriptor instead.
 func (*WatchStockChangesRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{39}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *WatchStockChangesRequest) GetProductIds() []int64 {
@@ -3269,7 +4355,7 @@ type WatchStockChangesResponse struct {
 
 func (x *WatchStockChangesResponse) Reset() {
 	*x = WatchStockChangesResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +4367,7 @@ func (x *WatchStockChangesResponse) String() string {
 func (*WatchStockChangesResponse) ProtoMessage() {}
 
 func (x *WatchStockChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +4380,7 @@ func (x *WatchStockChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockChangesResponse.ProtoReflect.Descriptor instead.
 func (*WatchStockChangesResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{40}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *WatchStockChangesResponse) GetMovement() *Movement {
@@ -3348,7 +4434,7 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\adamaged\x18\x01 \x01(\x03R\adamaged\x12'\n" +
 	"\x0fquality_control\x18\x02 \x01(\x03R\x0equalityControl\x12!\n" +
 	"\fsafety_stock\x18\x03 \x01(\x03R\vsafetyStock\x12\x1a\n" +
-	"\bincoming\x18\x04 \x01(\x03R\bincoming\"\xad\x06\n" +
+	"\bincoming\x18\x04 \x01(\x03R\bincoming\"\xce\x06\n" +
 	"\bMovement\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1d\n" +
 	"\n" +
@@ -3377,7 +4463,9 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\fstates_delta\x18\x13 \x01(\v2\x19.inventory.v1.StockStatesR\vstatesDelta\x127\n" +
 	"\n" +
 	"from_state\x18\x14 \x01(\x0e2\x18.inventory.v1.StockStateR\tfromState\x123\n" +
-	"\bto_state\x18\x15 \x01(\x0e2\x18.inventory.v1.StockStateR\atoState\"#\n" +
+	"\bto_state\x18\x15 \x01(\x0e2\x18.inventory.v1.StockStateR\atoState\x12\x1f\n" +
+	"\vtransfer_id\x18\x16 \x01(\x03R\n" +
+	"transferId\"#\n" +
 	"\x11GetProductRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"E\n" +
 	"\x12GetProductResponse\x12/\n" +
@@ -3554,7 +4642,80 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x15GetReservationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"U\n" +
 	"\x16GetReservationResponse\x12;\n" +
-	"\vreservation\x18\x01 \x01(\v2\x19.inventory.v1.ReservationR\vreservation\"\xb5\x01\n" +
+	"\vreservation\x18\x01 \x01(\v2\x19.inventory.v1.ReservationR\vreservation\"\xba\x01\n" +
+	"\fTransferItem\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12\x18\n" +
+	"\ashipped\x18\x03 \x01(\x03R\ashipped\x12\x1a\n" +
+	"\breceived\x18\x04 \x01(\x03R\breceived\x12\x1a\n" +
+	"\breturned\x18\x05 \x01(\x03R\breturned\x12\x1d\n" +
+	"\n" +
+	"in_transit\x18\x06 \x01(\x03R\tinTransit\"\xd9\x03\n" +
+	"\bTransfer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x124\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1c.inventory.v1.TransferStatusR\x06status\x12,\n" +
+	"\x12origin_location_id\x18\x03 \x01(\x03R\x10originLocationId\x126\n" +
+	"\x17destination_location_id\x18\x04 \x01(\x03R\x15destinationLocationId\x120\n" +
+	"\x05items\x18\x05 \x03(\v2\x1a.inventory.v1.TransferItemR\x05items\x12\x1c\n" +
+	"\treference\x18\x06 \x01(\tR\treference\x12\x14\n" +
+	"\x05actor\x18\a \x01(\tR\x05actor\x12'\n" +
+	"\x0fidempotency_key\x18\b \x01(\tR\x0eidempotencyKey\x12\x18\n" +
+	"\aversion\x18\t \x01(\x03R\aversion\x12;\n" +
+	"\vcreate_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"O\n" +
+	"\x12CreateTransferItem\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\xfc\x01\n" +
+	"\x15CreateTransferRequest\x12,\n" +
+	"\x12origin_location_id\x18\x01 \x01(\x03R\x10originLocationId\x126\n" +
+	"\x17destination_location_id\x18\x02 \x01(\x03R\x15destinationLocationId\x126\n" +
+	"\x05items\x18\x03 \x03(\v2 .inventory.v1.CreateTransferItemR\x05items\x12\x1c\n" +
+	"\treference\x18\x04 \x01(\tR\treference\x12'\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\"h\n" +
+	"\x16CreateTransferResponse\x122\n" +
+	"\btransfer\x18\x01 \x01(\v2\x16.inventory.v1.TransferR\btransfer\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"N\n" +
+	"\x13ShipTransferRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12'\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\"f\n" +
+	"\x14ShipTransferResponse\x122\n" +
+	"\btransfer\x18\x01 \x01(\v2\x16.inventory.v1.TransferR\btransfer\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x80\x01\n" +
+	"\x13ReceiveTransferItem\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\x12.\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x18.inventory.v1.StockStateR\x05state\"\x8a\x01\n" +
+	"\x16ReceiveTransferRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x127\n" +
+	"\x05items\x18\x02 \x03(\v2!.inventory.v1.ReceiveTransferItemR\x05items\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\"i\n" +
+	"\x17ReceiveTransferResponse\x122\n" +
+	"\btransfer\x18\x01 \x01(\v2\x16.inventory.v1.TransferR\btransfer\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"P\n" +
+	"\x15CancelTransferRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12'\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\"h\n" +
+	"\x16CancelTransferResponse\x122\n" +
+	"\btransfer\x18\x01 \x01(\v2\x16.inventory.v1.TransferR\btransfer\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"$\n" +
+	"\x12GetTransferRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"I\n" +
+	"\x13GetTransferResponse\x122\n" +
+	"\btransfer\x18\x01 \x01(\v2\x16.inventory.v1.TransferR\btransfer\"\x88\x01\n" +
+	"\x14ListTransfersRequest\x124\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x1c.inventory.v1.TransferStatusR\x06status\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"u\n" +
+	"\x15ListTransfersResponse\x124\n" +
+	"\ttransfers\x18\x01 \x03(\v2\x16.inventory.v1.TransferR\ttransfers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb5\x01\n" +
 	"\x14ListMovementsRequest\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1f\n" +
@@ -3581,7 +4742,7 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x13STOCK_STATE_DAMAGED\x10\x02\x12\x1f\n" +
 	"\x1bSTOCK_STATE_QUALITY_CONTROL\x10\x03\x12\x1c\n" +
 	"\x18STOCK_STATE_SAFETY_STOCK\x10\x04\x12\x18\n" +
-	"\x14STOCK_STATE_INCOMING\x10\x05*\xae\x02\n" +
+	"\x14STOCK_STATE_INCOMING\x10\x05*\xfb\x02\n" +
 	"\fMovementType\x12\x1d\n" +
 	"\x19MOVEMENT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10MOVEMENT_TYPE_IN\x10\x01\x12\x15\n" +
@@ -3594,7 +4755,10 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x18MOVEMENT_TYPE_CORRECTION\x10\b\x12\x16\n" +
 	"\x12MOVEMENT_TYPE_MOVE\x10\t\x12\x18\n" +
 	"\x14MOVEMENT_TYPE_EXPECT\x10\n" +
-	"*\x87\x01\n" +
+	"\x12\x16\n" +
+	"\x12MOVEMENT_TYPE_SHIP\x10\v\x12\x19\n" +
+	"\x15MOVEMENT_TYPE_RECEIVE\x10\f\x12\x18\n" +
+	"\x14MOVEMENT_TYPE_RETURN\x10\r*\x87\x01\n" +
 	"\x0fBulkErrorPolicy\x12!\n" +
 	"\x1dBULK_ERROR_POLICY_UNSPECIFIED\x10\x00\x12'\n" +
 	"#BULK_ERROR_POLICY_REJECT_EVERYTHING\x10\x01\x12(\n" +
@@ -3604,7 +4768,13 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x19RESERVATION_STATUS_ACTIVE\x10\x01\x12 \n" +
 	"\x1cRESERVATION_STATUS_COMMITTED\x10\x02\x12\x1f\n" +
 	"\x1bRESERVATION_STATUS_RELEASED\x10\x03\x12\x1e\n" +
-	"\x1aRESERVATION_STATUS_EXPIRED\x10\x042\xd3\v\n" +
+	"\x1aRESERVATION_STATUS_EXPIRED\x10\x04*\xa9\x01\n" +
+	"\x0eTransferStatus\x12\x1f\n" +
+	"\x1bTRANSFER_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15TRANSFER_STATUS_DRAFT\x10\x01\x12\x1e\n" +
+	"\x1aTRANSFER_STATUS_IN_TRANSIT\x10\x02\x12\x1c\n" +
+	"\x18TRANSFER_STATUS_RECEIVED\x10\x03\x12\x1d\n" +
+	"\x19TRANSFER_STATUS_CANCELLED\x10\x042\xfc\x0f\n" +
 	"\x10InventoryService\x12T\n" +
 	"\n" +
 	"GetProduct\x12\x1f.inventory.v1.GetProductRequest\x1a .inventory.v1.GetProductResponse\"\x03\x90\x02\x01\x12f\n" +
@@ -3620,7 +4790,13 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x11CommitReservation\x12&.inventory.v1.CommitReservationRequest\x1a'.inventory.v1.CommitReservationResponse\x12g\n" +
 	"\x12ReleaseReservation\x12'.inventory.v1.ReleaseReservationRequest\x1a(.inventory.v1.ReleaseReservationResponse\x12d\n" +
 	"\x11ExtendReservation\x12&.inventory.v1.ExtendReservationRequest\x1a'.inventory.v1.ExtendReservationResponse\x12`\n" +
-	"\x0eGetReservation\x12#.inventory.v1.GetReservationRequest\x1a$.inventory.v1.GetReservationResponse\"\x03\x90\x02\x01\x12]\n" +
+	"\x0eGetReservation\x12#.inventory.v1.GetReservationRequest\x1a$.inventory.v1.GetReservationResponse\"\x03\x90\x02\x01\x12[\n" +
+	"\x0eCreateTransfer\x12#.inventory.v1.CreateTransferRequest\x1a$.inventory.v1.CreateTransferResponse\x12U\n" +
+	"\fShipTransfer\x12!.inventory.v1.ShipTransferRequest\x1a\".inventory.v1.ShipTransferResponse\x12^\n" +
+	"\x0fReceiveTransfer\x12$.inventory.v1.ReceiveTransferRequest\x1a%.inventory.v1.ReceiveTransferResponse\x12[\n" +
+	"\x0eCancelTransfer\x12#.inventory.v1.CancelTransferRequest\x1a$.inventory.v1.CancelTransferResponse\x12W\n" +
+	"\vGetTransfer\x12 .inventory.v1.GetTransferRequest\x1a!.inventory.v1.GetTransferResponse\"\x03\x90\x02\x01\x12]\n" +
+	"\rListTransfers\x12\".inventory.v1.ListTransfersRequest\x1a#.inventory.v1.ListTransfersResponse\"\x03\x90\x02\x01\x12]\n" +
 	"\rListMovements\x12\".inventory.v1.ListMovementsRequest\x1a#.inventory.v1.ListMovementsResponse\"\x03\x90\x02\x01\x12f\n" +
 	"\x11WatchStockChanges\x12&.inventory.v1.WatchStockChangesRequest\x1a'.inventory.v1.WatchStockChangesResponse0\x01BNZLgithub.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1;inventoryv1b\x06proto3"
 
@@ -3636,141 +4812,184 @@ func file_inventory_v1_inventory_proto_rawDescGZIP() []byte {
 	return file_inventory_v1_inventory_proto_rawDescData
 }
 
-var file_inventory_v1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_inventory_v1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_inventory_v1_inventory_proto_goTypes = []any{
 	(StockState)(0),                    // 0: inventory.v1.StockState
 	(MovementType)(0),                  // 1: inventory.v1.MovementType
 	(BulkErrorPolicy)(0),               // 2: inventory.v1.BulkErrorPolicy
 	(ReservationStatus)(0),             // 3: inventory.v1.ReservationStatus
-	(*Product)(nil),                    // 4: inventory.v1.Product
-	(*Level)(nil),                      // 5: inventory.v1.Level
-	(*StockStates)(nil),                // 6: inventory.v1.StockStates
-	(*Movement)(nil),                   // 7: inventory.v1.Movement
-	(*GetProductRequest)(nil),          // 8: inventory.v1.GetProductRequest
-	(*GetProductResponse)(nil),         // 9: inventory.v1.GetProductResponse
-	(*BatchGetProductsRequest)(nil),    // 10: inventory.v1.BatchGetProductsRequest
-	(*BatchGetProductsResponse)(nil),   // 11: inventory.v1.BatchGetProductsResponse
-	(*GetProductBySkuRequest)(nil),     // 12: inventory.v1.GetProductBySkuRequest
-	(*GetProductBySkuResponse)(nil),    // 13: inventory.v1.GetProductBySkuResponse
-	(*StockInRequest)(nil),             // 14: inventory.v1.StockInRequest
-	(*StockInResponse)(nil),            // 15: inventory.v1.StockInResponse
-	(*StockOutRequest)(nil),            // 16: inventory.v1.StockOutRequest
-	(*StockOutResponse)(nil),           // 17: inventory.v1.StockOutResponse
-	(*AdjustStockRequest)(nil),         // 18: inventory.v1.AdjustStockRequest
-	(*AdjustStockResponse)(nil),        // 19: inventory.v1.AdjustStockResponse
-	(*MoveStockRequest)(nil),           // 20: inventory.v1.MoveStockRequest
-	(*MoveStockResponse)(nil),          // 21: inventory.v1.MoveStockResponse
-	(*ExpectStockRequest)(nil),         // 22: inventory.v1.ExpectStockRequest
-	(*ExpectStockResponse)(nil),        // 23: inventory.v1.ExpectStockResponse
-	(*BulkAdjustItem)(nil),             // 24: inventory.v1.BulkAdjustItem
-	(*BulkAdjustStockRequest)(nil),     // 25: inventory.v1.BulkAdjustStockRequest
-	(*BulkAdjustRow)(nil),              // 26: inventory.v1.BulkAdjustRow
-	(*BulkAdjustStockResponse)(nil),    // 27: inventory.v1.BulkAdjustStockResponse
-	(*ReserveItem)(nil),                // 28: inventory.v1.ReserveItem
-	(*ReservationItem)(nil),            // 29: inventory.v1.ReservationItem
-	(*Reservation)(nil),                // 30: inventory.v1.Reservation
-	(*ReserveStockRequest)(nil),        // 31: inventory.v1.ReserveStockRequest
-	(*ReserveStockResponse)(nil),       // 32: inventory.v1.ReserveStockResponse
-	(*CommitReservationRequest)(nil),   // 33: inventory.v1.CommitReservationRequest
-	(*CommitReservationResponse)(nil),  // 34: inventory.v1.CommitReservationResponse
-	(*ReleaseReservationRequest)(nil),  // 35: inventory.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil), // 36: inventory.v1.ReleaseReservationResponse
-	(*ExtendReservationRequest)(nil),   // 37: inventory.v1.ExtendReservationRequest
-	(*ExtendReservationResponse)(nil),  // 38: inventory.v1.ExtendReservationResponse
-	(*GetReservationRequest)(nil),      // 39: inventory.v1.GetReservationRequest
-	(*GetReservationResponse)(nil),     // 40: inventory.v1.GetReservationResponse
-	(*ListMovementsRequest)(nil),       // 41: inventory.v1.ListMovementsRequest
-	(*ListMovementsResponse)(nil),      // 42: inventory.v1.ListMovementsResponse
-	(*WatchStockChangesRequest)(nil),   // 43: inventory.v1.WatchStockChangesRequest
-	(*WatchStockChangesResponse)(nil),  // 44: inventory.v1.WatchStockChangesResponse
-	(*timestamppb.Timestamp)(nil),      // 45: google.protobuf.Timestamp
+	(TransferStatus)(0),                // 4: inventory.v1.TransferStatus
+	(*Product)(nil),                    // 5: inventory.v1.Product
+	(*Level)(nil),                      // 6: inventory.v1.Level
+	(*StockStates)(nil),                // 7: inventory.v1.StockStates
+	(*Movement)(nil),                   // 8: inventory.v1.Movement
+	(*GetProductRequest)(nil),          // 9: inventory.v1.GetProductRequest
+	(*GetProductResponse)(nil),         // 10: inventory.v1.GetProductResponse
+	(*BatchGetProductsRequest)(nil),    // 11: inventory.v1.BatchGetProductsRequest
+	(*BatchGetProductsResponse)(nil),   // 12: inventory.v1.BatchGetProductsResponse
+	(*GetProductBySkuRequest)(nil),     // 13: inventory.v1.GetProductBySkuRequest
+	(*GetProductBySkuResponse)(nil),    // 14: inventory.v1.GetProductBySkuResponse
+	(*StockInRequest)(nil),             // 15: inventory.v1.StockInRequest
+	(*StockInResponse)(nil),            // 16: inventory.v1.StockInResponse
+	(*StockOutRequest)(nil),            // 17: inventory.v1.StockOutRequest
+	(*StockOutResponse)(nil),           // 18: inventory.v1.StockOutResponse
+	(*AdjustStockRequest)(nil),         // 19: inventory.v1.AdjustStockRequest
+	(*AdjustStockResponse)(nil),        // 20: inventory.v1.AdjustStockResponse
+	(*MoveStockRequest)(nil),           // 21: inventory.v1.MoveStockRequest
+	(*MoveStockResponse)(nil),          // 22: inventory.v1.MoveStockResponse
+	(*ExpectStockRequest)(nil),         // 23: inventory.v1.ExpectStockRequest
+	(*ExpectStockResponse)(nil),        // 24: inventory.v1.ExpectStockResponse
+	(*BulkAdjustItem)(nil),             // 25: inventory.v1.BulkAdjustItem
+	(*BulkAdjustStockRequest)(nil),     // 26: inventory.v1.BulkAdjustStockRequest
+	(*BulkAdjustRow)(nil),              // 27: inventory.v1.BulkAdjustRow
+	(*BulkAdjustStockResponse)(nil),    // 28: inventory.v1.BulkAdjustStockResponse
+	(*ReserveItem)(nil),                // 29: inventory.v1.ReserveItem
+	(*ReservationItem)(nil),            // 30: inventory.v1.ReservationItem
+	(*Reservation)(nil),                // 31: inventory.v1.Reservation
+	(*ReserveStockRequest)(nil),        // 32: inventory.v1.ReserveStockRequest
+	(*ReserveStockResponse)(nil),       // 33: inventory.v1.ReserveStockResponse
+	(*CommitReservationRequest)(nil),   // 34: inventory.v1.CommitReservationRequest
+	(*CommitReservationResponse)(nil),  // 35: inventory.v1.CommitReservationResponse
+	(*ReleaseReservationRequest)(nil),  // 36: inventory.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil), // 37: inventory.v1.ReleaseReservationResponse
+	(*ExtendReservationRequest)(nil),   // 38: inventory.v1.ExtendReservationRequest
+	(*ExtendReservationResponse)(nil),  // 39: inventory.v1.ExtendReservationResponse
+	(*GetReservationRequest)(nil),      // 40: inventory.v1.GetReservationRequest
+	(*GetReservationResponse)(nil),     // 41: inventory.v1.GetReservationResponse
+	(*TransferItem)(nil),               // 42: inventory.v1.TransferItem
+	(*Transfer)(nil),                   // 43: inventory.v1.Transfer
+	(*CreateTransferItem)(nil),         // 44: inventory.v1.CreateTransferItem
+	(*CreateTransferRequest)(nil),      // 45: inventory.v1.CreateTransferRequest
+	(*CreateTransferResponse)(nil),     // 46: inventory.v1.CreateTransferResponse
+	(*ShipTransferRequest)(nil),        // 47: inventory.v1.ShipTransferRequest
+	(*ShipTransferResponse)(nil),       // 48: inventory.v1.ShipTransferResponse
+	(*ReceiveTransferItem)(nil),        // 49: inventory.v1.ReceiveTransferItem
+	(*ReceiveTransferRequest)(nil),     // 50: inventory.v1.ReceiveTransferRequest
+	(*ReceiveTransferResponse)(nil),    // 51: inventory.v1.ReceiveTransferResponse
+	(*CancelTransferRequest)(nil),      // 52: inventory.v1.CancelTransferRequest
+	(*CancelTransferResponse)(nil),     // 53: inventory.v1.CancelTransferResponse
+	(*GetTransferRequest)(nil),         // 54: inventory.v1.GetTransferRequest
+	(*GetTransferResponse)(nil),        // 55: inventory.v1.GetTransferResponse
+	(*ListTransfersRequest)(nil),       // 56: inventory.v1.ListTransfersRequest
+	(*ListTransfersResponse)(nil),      // 57: inventory.v1.ListTransfersResponse
+	(*ListMovementsRequest)(nil),       // 58: inventory.v1.ListMovementsRequest
+	(*ListMovementsResponse)(nil),      // 59: inventory.v1.ListMovementsResponse
+	(*WatchStockChangesRequest)(nil),   // 60: inventory.v1.WatchStockChangesRequest
+	(*WatchStockChangesResponse)(nil),  // 61: inventory.v1.WatchStockChangesResponse
+	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
 }
 var file_inventory_v1_inventory_proto_depIdxs = []int32{
-	45, // 0: inventory.v1.Product.create_time:type_name -> google.protobuf.Timestamp
-	45, // 1: inventory.v1.Product.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 2: inventory.v1.Product.levels:type_name -> inventory.v1.Level
-	45, // 3: inventory.v1.Level.update_time:type_name -> google.protobuf.Timestamp
+	62, // 0: inventory.v1.Product.create_time:type_name -> google.protobuf.Timestamp
+	62, // 1: inventory.v1.Product.update_time:type_name -> google.protobuf.Timestamp
+	6,  // 2: inventory.v1.Product.levels:type_name -> inventory.v1.Level
+	62, // 3: inventory.v1.Level.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 4: inventory.v1.Movement.type:type_name -> inventory.v1.MovementType
-	45, // 5: inventory.v1.Movement.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 6: inventory.v1.Movement.states_delta:type_name -> inventory.v1.StockStates
+	62, // 5: inventory.v1.Movement.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 6: inventory.v1.Movement.states_delta:type_name -> inventory.v1.StockStates
 	0,  // 7: inventory.v1.Movement.from_state:type_name -> inventory.v1.StockState
 	0,  // 8: inventory.v1.Movement.to_state:type_name -> inventory.v1.StockState
-	4,  // 9: inventory.v1.GetProductResponse.product:type_name -> inventory.v1.Product
-	4,  // 10: inventory.v1.BatchGetProductsResponse.products:type_name -> inventory.v1.Product
-	4,  // 11: inventory.v1.GetProductBySkuResponse.product:type_name -> inventory.v1.Product
-	4,  // 12: inventory.v1.StockInResponse.product:type_name -> inventory.v1.Product
-	5,  // 13: inventory.v1.StockInResponse.level:type_name -> inventory.v1.Level
-	7,  // 14: inventory.v1.StockInResponse.movement:type_name -> inventory.v1.Movement
-	4,  // 15: inventory.v1.StockOutResponse.product:type_name -> inventory.v1.Product
-	5,  // 16: inventory.v1.StockOutResponse.level:type_name -> inventory.v1.Level
-	7,  // 17: inventory.v1.StockOutResponse.movement:type_name -> inventory.v1.Movement
-	4,  // 18: inventory.v1.AdjustStockResponse.product:type_name -> inventory.v1.Product
-	5,  // 19: inventory.v1.AdjustStockResponse.level:type_name -> inventory.v1.Level
-	7,  // 20: inventory.v1.AdjustStockResponse.movement:type_name -> inventory.v1.Movement
+	5,  // 9: inventory.v1.GetProductResponse.product:type_name -> inventory.v1.Product
+	5,  // 10: inventory.v1.BatchGetProductsResponse.products:type_name -> inventory.v1.Product
+	5,  // 11: inventory.v1.GetProductBySkuResponse.product:type_name -> inventory.v1.Product
+	5,  // 12: inventory.v1.StockInResponse.product:type_name -> inventory.v1.Product
+	6,  // 13: inventory.v1.StockInResponse.level:type_name -> inventory.v1.Level
+	8,  // 14: inventory.v1.StockInResponse.movement:type_name -> inventory.v1.Movement
+	5,  // 15: inventory.v1.StockOutResponse.product:type_name -> inventory.v1.Product
+	6,  // 16: inventory.v1.StockOutResponse.level:type_name -> inventory.v1.Level
+	8,  // 17: inventory.v1.StockOutResponse.movement:type_name -> inventory.v1.Movement
+	5,  // 18: inventory.v1.AdjustStockResponse.product:type_name -> inventory.v1.Product
+	6,  // 19: inventory.v1.AdjustStockResponse.level:type_name -> inventory.v1.Level
+	8,  // 20: inventory.v1.AdjustStockResponse.movement:type_name -> inventory.v1.Movement
 	0,  // 21: inventory.v1.MoveStockRequest.from_state:type_name -> inventory.v1.StockState
 	0,  // 22: inventory.v1.MoveStockRequest.to_state:type_name -> inventory.v1.StockState
-	4,  // 23: inventory.v1.MoveStockResponse.product:type_name -> inventory.v1.Product
-	5,  // 24: inventory.v1.MoveStockResponse.level:type_name -> inventory.v1.Level
-	7,  // 25: inventory.v1.MoveStockResponse.movement:type_name -> inventory.v1.Movement
-	4,  // 26: inventory.v1.ExpectStockResponse.product:type_name -> inventory.v1.Product
-	5,  // 27: inventory.v1.ExpectStockResponse.level:type_name -> inventory.v1.Level
-	7,  // 28: inventory.v1.ExpectStockResponse.movement:type_name -> inventory.v1.Movement
-	24, // 29: inventory.v1.BulkAdjustStockRequest.items:type_name -> inventory.v1.BulkAdjustItem
+	5,  // 23: inventory.v1.MoveStockResponse.product:type_name -> inventory.v1.Product
+	6,  // 24: inventory.v1.MoveStockResponse.level:type_name -> inventory.v1.Level
+	8,  // 25: inventory.v1.MoveStockResponse.movement:type_name -> inventory.v1.Movement
+	5,  // 26: inventory.v1.ExpectStockResponse.product:type_name -> inventory.v1.Product
+	6,  // 27: inventory.v1.ExpectStockResponse.level:type_name -> inventory.v1.Level
+	8,  // 28: inventory.v1.ExpectStockResponse.movement:type_name -> inventory.v1.Movement
+	25, // 29: inventory.v1.BulkAdjustStockRequest.items:type_name -> inventory.v1.BulkAdjustItem
 	2,  // 30: inventory.v1.BulkAdjustStockRequest.error_policy:type_name -> inventory.v1.BulkErrorPolicy
-	7,  // 31: inventory.v1.BulkAdjustRow.movement:type_name -> inventory.v1.Movement
-	5,  // 32: inventory.v1.BulkAdjustRow.level:type_name -> inventory.v1.Level
-	26, // 33: inventory.v1.BulkAdjustStockResponse.rows:type_name -> inventory.v1.BulkAdjustRow
+	8,  // 31: inventory.v1.BulkAdjustRow.movement:type_name -> inventory.v1.Movement
+	6,  // 32: inventory.v1.BulkAdjustRow.level:type_name -> inventory.v1.Level
+	27, // 33: inventory.v1.BulkAdjustStockResponse.rows:type_name -> inventory.v1.BulkAdjustRow
 	3,  // 34: inventory.v1.Reservation.status:type_name -> inventory.v1.ReservationStatus
-	29, // 35: inventory.v1.Reservation.items:type_name -> inventory.v1.ReservationItem
-	45, // 36: inventory.v1.Reservation.expire_time:type_name -> google.protobuf.Timestamp
-	45, // 37: inventory.v1.Reservation.create_time:type_name -> google.protobuf.Timestamp
-	45, // 38: inventory.v1.Reservation.update_time:type_name -> google.protobuf.Timestamp
-	28, // 39: inventory.v1.ReserveStockRequest.items:type_name -> inventory.v1.ReserveItem
-	30, // 40: inventory.v1.ReserveStockResponse.reservation:type_name -> inventory.v1.Reservation
-	30, // 41: inventory.v1.CommitReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	30, // 42: inventory.v1.ReleaseReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	30, // 43: inventory.v1.ExtendReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	30, // 44: inventory.v1.GetReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	7,  // 45: inventory.v1.ListMovementsResponse.movements:type_name -> inventory.v1.Movement
-	7,  // 46: inventory.v1.WatchStockChangesResponse.movement:type_name -> inventory.v1.Movement
-	8,  // 47: inventory.v1.InventoryService.GetProduct:input_type -> inventory.v1.GetProductRequest
-	10, // 48: inventory.v1.InventoryService.BatchGetProducts:input_type -> inventory.v1.BatchGetProductsRequest
-	12, // 49: inventory.v1.InventoryService.GetProductBySku:input_type -> inventory.v1.GetProductBySkuRequest
-	14, // 50: inventory.v1.InventoryService.StockIn:input_type -> inventory.v1.StockInRequest
-	16, // 51: inventory.v1.InventoryService.StockOut:input_type -> inventory.v1.StockOutRequest
-	18, // 52: inventory.v1.InventoryService.AdjustStock:input_type -> inventory.v1.AdjustStockRequest
-	20, // 53: inventory.v1.InventoryService.MoveStock:input_type -> inventory.v1.MoveStockRequest
-	22, // 54: inventory.v1.InventoryService.ExpectStock:input_type -> inventory.v1.ExpectStockRequest
-	25, // 55: inventory.v1.InventoryService.BulkAdjustStock:input_type -> inventory.v1.BulkAdjustStockRequest
-	31, // 56: inventory.v1.InventoryService.ReserveStock:input_type -> inventory.v1.ReserveStockRequest
-	33, // 57: inventory.v1.InventoryService.CommitReservation:input_type -> inventory.v1.CommitReservationRequest
-	35, // 58: inventory.v1.InventoryService.ReleaseReservation:input_type -> inventory.v1.ReleaseReservationRequest
-	37, // 59: inventory.v1.InventoryService.ExtendReservation:input_type -> inventory.v1.ExtendReservationRequest
-	39, // 60: inventory.v1.InventoryService.GetReservation:input_type -> inventory.v1.GetReservationRequest
-	41, // 61: inventory.v1.InventoryService.ListMovements:input_type -> inventory.v1.ListMovementsRequest
-	43, // 62: inventory.v1.InventoryService.WatchStockChanges:input_type -> inventory.v1.WatchStockChangesRequest
-	9,  // 63: inventory.v1.InventoryService.GetProduct:output_type -> inventory.v1.GetProductResponse
-	11, // 64: inventory.v1.InventoryService.BatchGetProducts:output_type -> inventory.v1.BatchGetProductsResponse
-	13, // 65: inventory.v1.InventoryService.GetProductBySku:output_type -> inventory.v1.GetProductBySkuResponse
-	15, // 66: inventory.v1.InventoryService.StockIn:output_type -> inventory.v1.StockInResponse
-	17, // 67: inventory.v1.InventoryService.StockOut:output_type -> inventory.v1.StockOutResponse
-	19, // 68: inventory.v1.InventoryService.AdjustStock:output_type -> inventory.v1.AdjustStockResponse
-	21, // 69: inventory.v1.InventoryService.MoveStock:output_type -> inventory.v1.MoveStockResponse
-	23, // 70: inventory.v1.InventoryService.ExpectStock:output_type -> inventory.v1.ExpectStockResponse
-	27, // 71: inventory.v1.InventoryService.BulkAdjustStock:output_type -> inventory.v1.BulkAdjustStockResponse
-	32, // 72: inventory.v1.InventoryService.ReserveStock:output_type -> inventory.v1.ReserveStockResponse
-	34, // 73: inventory.v1.InventoryService.CommitReservation:output_type -> inventory.v1.CommitReservationResponse
-	36, // 74: inventory.v1.InventoryService.ReleaseReservation:output_type -> inventory.v1.ReleaseReservationResponse
-	38, // 75: inventory.v1.InventoryService.ExtendReservation:output_type -> inventory.v1.ExtendReservationResponse
-	40, // 76: inventory.v1.InventoryService.GetReservation:output_type -> inventory.v1.GetReservationResponse
-	42, // 77: inventory.v1.InventoryService.ListMovements:output_type -> inventory.v1.ListMovementsResponse
-	44, // 78: inventory.v1.InventoryService.WatchStockChanges:output_type -> inventory.v1.WatchStockChangesResponse
-	63, // [63:79] is the sub-list for method output_type
-	47, // [47:63] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	30, // 35: inventory.v1.Reservation.items:type_name -> inventory.v1.ReservationItem
+	62, // 36: inventory.v1.Reservation.expire_time:type_name -> google.protobuf.Timestamp
+	62, // 37: inventory.v1.Reservation.create_time:type_name -> google.protobuf.Timestamp
+	62, // 38: inventory.v1.Reservation.update_time:type_name -> google.protobuf.Timestamp
+	29, // 39: inventory.v1.ReserveStockRequest.items:type_name -> inventory.v1.ReserveItem
+	31, // 40: inventory.v1.ReserveStockResponse.reservation:type_name -> inventory.v1.Reservation
+	31, // 41: inventory.v1.CommitReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	31, // 42: inventory.v1.ReleaseReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	31, // 43: inventory.v1.ExtendReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	31, // 44: inventory.v1.GetReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	4,  // 45: inventory.v1.Transfer.status:type_name -> inventory.v1.TransferStatus
+	42, // 46: inventory.v1.Transfer.items:type_name -> inventory.v1.TransferItem
+	62, // 47: inventory.v1.Transfer.create_time:type_name -> google.protobuf.Timestamp
+	62, // 48: inventory.v1.Transfer.update_time:type_name -> google.protobuf.Timestamp
+	44, // 49: inventory.v1.CreateTransferRequest.items:type_name -> inventory.v1.CreateTransferItem
+	43, // 50: inventory.v1.CreateTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	43, // 51: inventory.v1.ShipTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	0,  // 52: inventory.v1.ReceiveTransferItem.state:type_name -> inventory.v1.StockState
+	49, // 53: inventory.v1.ReceiveTransferRequest.items:type_name -> inventory.v1.ReceiveTransferItem
+	43, // 54: inventory.v1.ReceiveTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	43, // 55: inventory.v1.CancelTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	43, // 56: inventory.v1.GetTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	4,  // 57: inventory.v1.ListTransfersRequest.status:type_name -> inventory.v1.TransferStatus
+	43, // 58: inventory.v1.ListTransfersResponse.transfers:type_name -> inventory.v1.Transfer
+	8,  // 59: inventory.v1.ListMovementsResponse.movements:type_name -> inventory.v1.Movement
+	8,  // 60: inventory.v1.WatchStockChangesResponse.movement:type_name -> inventory.v1.Movement
+	9,  // 61: inventory.v1.InventoryService.GetProduct:input_type -> inventory.v1.GetProductRequest
+	11, // 62: inventory.v1.InventoryService.BatchGetProducts:input_type -> inventory.v1.BatchGetProductsRequest
+	13, // 63: inventory.v1.InventoryService.GetProductBySku:input_type -> inventory.v1.GetProductBySkuRequest
+	15, // 64: inventory.v1.InventoryService.StockIn:input_type -> inventory.v1.StockInRequest
+	17, // 65: inventory.v1.InventoryService.StockOut:input_type -> inventory.v1.StockOutRequest
+	19, // 66: inventory.v1.InventoryService.AdjustStock:input_type -> inventory.v1.AdjustStockRequest
+	21, // 67: inventory.v1.InventoryService.MoveStock:input_type -> inventory.v1.MoveStockRequest
+	23, // 68: inventory.v1.InventoryService.ExpectStock:input_type -> inventory.v1.ExpectStockRequest
+	26, // 69: inventory.v1.InventoryService.BulkAdjustStock:input_type -> inventory.v1.BulkAdjustStockRequest
+	32, // 70: inventory.v1.InventoryService.ReserveStock:input_type -> inventory.v1.ReserveStockRequest
+	34, // 71: inventory.v1.InventoryService.CommitReservation:input_type -> inventory.v1.CommitReservationRequest
+	36, // 72: inventory.v1.InventoryService.ReleaseReservation:input_type -> inventory.v1.ReleaseReservationRequest
+	38, // 73: inventory.v1.InventoryService.ExtendReservation:input_type -> inventory.v1.ExtendReservationRequest
+	40, // 74: inventory.v1.InventoryService.GetReservation:input_type -> inventory.v1.GetReservationRequest
+	45, // 75: inventory.v1.InventoryService.CreateTransfer:input_type -> inventory.v1.CreateTransferRequest
+	47, // 76: inventory.v1.InventoryService.ShipTransfer:input_type -> inventory.v1.ShipTransferRequest
+	50, // 77: inventory.v1.InventoryService.ReceiveTransfer:input_type -> inventory.v1.ReceiveTransferRequest
+	52, // 78: inventory.v1.InventoryService.CancelTransfer:input_type -> inventory.v1.CancelTransferRequest
+	54, // 79: inventory.v1.InventoryService.GetTransfer:input_type -> inventory.v1.GetTransferRequest
+	56, // 80: inventory.v1.InventoryService.ListTransfers:input_type -> inventory.v1.ListTransfersRequest
+	58, // 81: inventory.v1.InventoryService.ListMovements:input_type -> inventory.v1.ListMovementsRequest
+	60, // 82: inventory.v1.InventoryService.WatchStockChanges:input_type -> inventory.v1.WatchStockChangesRequest
+	10, // 83: inventory.v1.InventoryService.GetProduct:output_type -> inventory.v1.GetProductResponse
+	12, // 84: inventory.v1.InventoryService.BatchGetProducts:output_type -> inventory.v1.BatchGetProductsResponse
+	14, // 85: inventory.v1.InventoryService.GetProductBySku:output_type -> inventory.v1.GetProductBySkuResponse
+	16, // 86: inventory.v1.InventoryService.StockIn:output_type -> inventory.v1.StockInResponse
+	18, // 87: inventory.v1.InventoryService.StockOut:output_type -> inventory.v1.StockOutResponse
+	20, // 88: inventory.v1.InventoryService.AdjustStock:output_type -> inventory.v1.AdjustStockResponse
+	22, // 89: inventory.v1.InventoryService.MoveStock:output_type -> inventory.v1.MoveStockResponse
+	24, // 90: inventory.v1.InventoryService.ExpectStock:output_type -> inventory.v1.ExpectStockResponse
+	28, // 91: inventory.v1.InventoryService.BulkAdjustStock:output_type -> inventory.v1.BulkAdjustStockResponse
+	33, // 92: inventory.v1.InventoryService.ReserveStock:output_type -> inventory.v1.ReserveStockResponse
+	35, // 93: inventory.v1.InventoryService.CommitReservation:output_type -> inventory.v1.CommitReservationResponse
+	37, // 94: inventory.v1.InventoryService.ReleaseReservation:output_type -> inventory.v1.ReleaseReservationResponse
+	39, // 95: inventory.v1.InventoryService.ExtendReservation:output_type -> inventory.v1.ExtendReservationResponse
+	41, // 96: inventory.v1.InventoryService.GetReservation:output_type -> inventory.v1.GetReservationResponse
+	46, // 97: inventory.v1.InventoryService.CreateTransfer:output_type -> inventory.v1.CreateTransferResponse
+	48, // 98: inventory.v1.InventoryService.ShipTransfer:output_type -> inventory.v1.ShipTransferResponse
+	51, // 99: inventory.v1.InventoryService.ReceiveTransfer:output_type -> inventory.v1.ReceiveTransferResponse
+	53, // 100: inventory.v1.InventoryService.CancelTransfer:output_type -> inventory.v1.CancelTransferResponse
+	55, // 101: inventory.v1.InventoryService.GetTransfer:output_type -> inventory.v1.GetTransferResponse
+	57, // 102: inventory.v1.InventoryService.ListTransfers:output_type -> inventory.v1.ListTransfersResponse
+	59, // 103: inventory.v1.InventoryService.ListMovements:output_type -> inventory.v1.ListMovementsResponse
+	61, // 104: inventory.v1.InventoryService.WatchStockChanges:output_type -> inventory.v1.WatchStockChangesResponse
+	83, // [83:105] is the sub-list for method output_type
+	61, // [61:83] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_inventory_v1_inventory_proto_init() }
@@ -3784,14 +5003,14 @@ func file_inventory_v1_inventory_proto_init() {
 		(*BulkAdjustItem_Delta)(nil),
 		(*BulkAdjustItem_Quantity)(nil),
 	}
-	file_inventory_v1_inventory_proto_msgTypes[39].OneofWrappers = []any{}
+	file_inventory_v1_inventory_proto_msgTypes[55].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_inventory_v1_inventory_proto_rawDesc), len(file_inventory_v1_inventory_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   41,
+			NumEnums:      5,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -75,6 +75,24 @@ const (
 	// InventoryServiceGetReservationProcedure is the fully-qualified name of the InventoryService's
 	// GetReservation RPC.
 	InventoryServiceGetReservationProcedure = "/inventory.v1.InventoryService/GetReservation"
+	// InventoryServiceCreateTransferProcedure is the fully-qualified name of the InventoryService's
+	// CreateTransfer RPC.
+	InventoryServiceCreateTransferProcedure = "/inventory.v1.InventoryService/CreateTransfer"
+	// InventoryServiceShipTransferProcedure is the fully-qualified name of the InventoryService's
+	// ShipTransfer RPC.
+	InventoryServiceShipTransferProcedure = "/inventory.v1.InventoryService/ShipTransfer"
+	// InventoryServiceReceiveTransferProcedure is the fully-qualified name of the InventoryService's
+	// ReceiveTransfer RPC.
+	InventoryServiceReceiveTransferProcedure = "/inventory.v1.InventoryService/ReceiveTransfer"
+	// InventoryServiceCancelTransferProcedure is the fully-qualified name of the InventoryService's
+	// CancelTransfer RPC.
+	InventoryServiceCancelTransferProcedure = "/inventory.v1.InventoryService/CancelTransfer"
+	// InventoryServiceGetTransferProcedure is the fully-qualified name of the InventoryService's
+	// GetTransfer RPC.
+	InventoryServiceGetTransferProcedure = "/inventory.v1.InventoryService/GetTransfer"
+	// InventoryServiceListTransfersProcedure is the fully-qualified name of the InventoryService's
+	// ListTransfers RPC.
+	InventoryServiceListTransfersProcedure = "/inventory.v1.InventoryService/ListTransfers"
 	// InventoryServiceListMovementsProcedure is the fully-qualified name of the InventoryService's
 	// ListMovements RPC.
 	InventoryServiceListMovementsProcedure = "/inventory.v1.InventoryService/ListMovements"
@@ -121,6 +139,28 @@ type InventoryServiceClient interface {
 	ExtendReservation(context.Context, *connect.Request[v1.ExtendReservationRequest]) (*connect.Response[v1.ExtendReservationResponse], error)
 	// Gets a reservation.
 	GetReservation(context.Context, *connect.Request[v1.GetReservationRequest]) (*connect.Response[v1.GetReservationResponse], error)
+	// Drafts a transfer of units from one location to another (DRAFT). A
+	// draft holds no stock. Unknown locations or products are NOT_FOUND.
+	CreateTransfer(context.Context, *connect.Request[v1.CreateTransferRequest]) (*connect.Response[v1.CreateTransferResponse], error)
+	// Ships a draft: every item leaves the origin's available units, all or
+	// nothing (INSUFFICIENT_STOCK, changing nothing, if one is short), and is
+	// incoming at the destination (IN_TRANSIT), with a SHIP ledger row at
+	// each end per item. Shipping again is a replay; a cancelled transfer is
+	// a CONFLICT.
+	ShipTransfer(context.Context, *connect.Request[v1.ShipTransferRequest]) (*connect.Response[v1.ShipTransferResponse], error)
+	// Receives some or all of what is in transit into a state at the
+	// destination (a RECEIVE ledger row per line); RECEIVED when nothing is
+	// left in transit. Receiving more than is in transit is a CONFLICT.
+	ReceiveTransfer(context.Context, *connect.Request[v1.ReceiveTransferRequest]) (*connect.Response[v1.ReceiveTransferResponse], error)
+	// Ends a draft, or returns what a shipped transfer still has in transit
+	// to the origin's available units (a RETURN ledger row at each end per
+	// item). Cancelling again is a replay; a received transfer is a
+	// CONFLICT.
+	CancelTransfer(context.Context, *connect.Request[v1.CancelTransferRequest]) (*connect.Response[v1.CancelTransferResponse], error)
+	// Gets a transfer.
+	GetTransfer(context.Context, *connect.Request[v1.GetTransferRequest]) (*connect.Response[v1.GetTransferResponse], error)
+	// Lists transfers by ID, a page at a time.
+	ListTransfers(context.Context, *connect.Request[v1.ListTransfersRequest]) (*connect.Response[v1.ListTransfersResponse], error)
 	// Lists ledger rows, newest first unless oldest_first, a page at a time.
 	ListMovements(context.Context, *connect.Request[v1.ListMovementsRequest]) (*connect.Response[v1.ListMovementsResponse], error)
 	// Streams committed changes in sequence order: with after_sequence, first
@@ -228,6 +268,44 @@ func NewInventoryServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		createTransfer: connect.NewClient[v1.CreateTransferRequest, v1.CreateTransferResponse](
+			httpClient,
+			baseURL+InventoryServiceCreateTransferProcedure,
+			connect.WithSchema(inventoryServiceMethods.ByName("CreateTransfer")),
+			connect.WithClientOptions(opts...),
+		),
+		shipTransfer: connect.NewClient[v1.ShipTransferRequest, v1.ShipTransferResponse](
+			httpClient,
+			baseURL+InventoryServiceShipTransferProcedure,
+			connect.WithSchema(inventoryServiceMethods.ByName("ShipTransfer")),
+			connect.WithClientOptions(opts...),
+		),
+		receiveTransfer: connect.NewClient[v1.ReceiveTransferRequest, v1.ReceiveTransferResponse](
+			httpClient,
+			baseURL+InventoryServiceReceiveTransferProcedure,
+			connect.WithSchema(inventoryServiceMethods.ByName("ReceiveTransfer")),
+			connect.WithClientOptions(opts...),
+		),
+		cancelTransfer: connect.NewClient[v1.CancelTransferRequest, v1.CancelTransferResponse](
+			httpClient,
+			baseURL+InventoryServiceCancelTransferProcedure,
+			connect.WithSchema(inventoryServiceMethods.ByName("CancelTransfer")),
+			connect.WithClientOptions(opts...),
+		),
+		getTransfer: connect.NewClient[v1.GetTransferRequest, v1.GetTransferResponse](
+			httpClient,
+			baseURL+InventoryServiceGetTransferProcedure,
+			connect.WithSchema(inventoryServiceMethods.ByName("GetTransfer")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listTransfers: connect.NewClient[v1.ListTransfersRequest, v1.ListTransfersResponse](
+			httpClient,
+			baseURL+InventoryServiceListTransfersProcedure,
+			connect.WithSchema(inventoryServiceMethods.ByName("ListTransfers")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 		listMovements: connect.NewClient[v1.ListMovementsRequest, v1.ListMovementsResponse](
 			httpClient,
 			baseURL+InventoryServiceListMovementsProcedure,
@@ -260,6 +338,12 @@ type inventoryServiceClient struct {
 	releaseReservation *connect.Client[v1.ReleaseReservationRequest, v1.ReleaseReservationResponse]
 	extendReservation  *connect.Client[v1.ExtendReservationRequest, v1.ExtendReservationResponse]
 	getReservation     *connect.Client[v1.GetReservationRequest, v1.GetReservationResponse]
+	createTransfer     *connect.Client[v1.CreateTransferRequest, v1.CreateTransferResponse]
+	shipTransfer       *connect.Client[v1.ShipTransferRequest, v1.ShipTransferResponse]
+	receiveTransfer    *connect.Client[v1.ReceiveTransferRequest, v1.ReceiveTransferResponse]
+	cancelTransfer     *connect.Client[v1.CancelTransferRequest, v1.CancelTransferResponse]
+	getTransfer        *connect.Client[v1.GetTransferRequest, v1.GetTransferResponse]
+	listTransfers      *connect.Client[v1.ListTransfersRequest, v1.ListTransfersResponse]
 	listMovements      *connect.Client[v1.ListMovementsRequest, v1.ListMovementsResponse]
 	watchStockChanges  *connect.Client[v1.WatchStockChangesRequest, v1.WatchStockChangesResponse]
 }
@@ -334,6 +418,36 @@ func (c *inventoryServiceClient) GetReservation(ctx context.Context, req *connec
 	return c.getReservation.CallUnary(ctx, req)
 }
 
+// CreateTransfer calls inventory.v1.InventoryService.CreateTransfer.
+func (c *inventoryServiceClient) CreateTransfer(ctx context.Context, req *connect.Request[v1.CreateTransferRequest]) (*connect.Response[v1.CreateTransferResponse], error) {
+	return c.createTransfer.CallUnary(ctx, req)
+}
+
+// ShipTransfer calls inventory.v1.InventoryService.ShipTransfer.
+func (c *inventoryServiceClient) ShipTransfer(ctx context.Context, req *connect.Request[v1.ShipTransferRequest]) (*connect.Response[v1.ShipTransferResponse], error) {
+	return c.shipTransfer.CallUnary(ctx, req)
+}
+
+// ReceiveTransfer calls inventory.v1.InventoryService.ReceiveTransfer.
+func (c *inventoryServiceClient) ReceiveTransfer(ctx context.Context, req *connect.Request[v1.ReceiveTransferRequest]) (*connect.Response[v1.ReceiveTransferResponse], error) {
+	return c.receiveTransfer.CallUnary(ctx, req)
+}
+
+// CancelTransfer calls inventory.v1.InventoryService.CancelTransfer.
+func (c *inventoryServiceClient) CancelTransfer(ctx context.Context, req *connect.Request[v1.CancelTransferRequest]) (*connect.Response[v1.CancelTransferResponse], error) {
+	return c.cancelTransfer.CallUnary(ctx, req)
+}
+
+// GetTransfer calls inventory.v1.InventoryService.GetTransfer.
+func (c *inventoryServiceClient) GetTransfer(ctx context.Context, req *connect.Request[v1.GetTransferRequest]) (*connect.Response[v1.GetTransferResponse], error) {
+	return c.getTransfer.CallUnary(ctx, req)
+}
+
+// ListTransfers calls inventory.v1.InventoryService.ListTransfers.
+func (c *inventoryServiceClient) ListTransfers(ctx context.Context, req *connect.Request[v1.ListTransfersRequest]) (*connect.Response[v1.ListTransfersResponse], error) {
+	return c.listTransfers.CallUnary(ctx, req)
+}
+
 // ListMovements calls inventory.v1.InventoryService.ListMovements.
 func (c *inventoryServiceClient) ListMovements(ctx context.Context, req *connect.Request[v1.ListMovementsRequest]) (*connect.Response[v1.ListMovementsResponse], error) {
 	return c.listMovements.CallUnary(ctx, req)
@@ -382,6 +496,28 @@ type InventoryServiceHandler interface {
 	ExtendReservation(context.Context, *connect.Request[v1.ExtendReservationRequest]) (*connect.Response[v1.ExtendReservationResponse], error)
 	// Gets a reservation.
 	GetReservation(context.Context, *connect.Request[v1.GetReservationRequest]) (*connect.Response[v1.GetReservationResponse], error)
+	// Drafts a transfer of units from one location to another (DRAFT). A
+	// draft holds no stock. Unknown locations or products are NOT_FOUND.
+	CreateTransfer(context.Context, *connect.Request[v1.CreateTransferRequest]) (*connect.Response[v1.CreateTransferResponse], error)
+	// Ships a draft: every item leaves the origin's available units, all or
+	// nothing (INSUFFICIENT_STOCK, changing nothing, if one is short), and is
+	// incoming at the destination (IN_TRANSIT), with a SHIP ledger row at
+	// each end per item. Shipping again is a replay; a cancelled transfer is
+	// a CONFLICT.
+	ShipTransfer(context.Context, *connect.Request[v1.ShipTransferRequest]) (*connect.Response[v1.ShipTransferResponse], error)
+	// Receives some or all of what is in transit into a state at the
+	// destination (a RECEIVE ledger row per line); RECEIVED when nothing is
+	// left in transit. Receiving more than is in transit is a CONFLICT.
+	ReceiveTransfer(context.Context, *connect.Request[v1.ReceiveTransferRequest]) (*connect.Response[v1.ReceiveTransferResponse], error)
+	// Ends a draft, or returns what a shipped transfer still has in transit
+	// to the origin's available units (a RETURN ledger row at each end per
+	// item). Cancelling again is a replay; a received transfer is a
+	// CONFLICT.
+	CancelTransfer(context.Context, *connect.Request[v1.CancelTransferRequest]) (*connect.Response[v1.CancelTransferResponse], error)
+	// Gets a transfer.
+	GetTransfer(context.Context, *connect.Request[v1.GetTransferRequest]) (*connect.Response[v1.GetTransferResponse], error)
+	// Lists transfers by ID, a page at a time.
+	ListTransfers(context.Context, *connect.Request[v1.ListTransfersRequest]) (*connect.Response[v1.ListTransfersResponse], error)
 	// Lists ledger rows, newest first unless oldest_first, a page at a time.
 	ListMovements(context.Context, *connect.Request[v1.ListMovementsRequest]) (*connect.Response[v1.ListMovementsResponse], error)
 	// Streams committed changes in sequence order: with after_sequence, first
@@ -485,6 +621,44 @@ func NewInventoryServiceHandler(svc InventoryServiceHandler, opts ...connect.Han
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	inventoryServiceCreateTransferHandler := connect.NewUnaryHandler(
+		InventoryServiceCreateTransferProcedure,
+		svc.CreateTransfer,
+		connect.WithSchema(inventoryServiceMethods.ByName("CreateTransfer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	inventoryServiceShipTransferHandler := connect.NewUnaryHandler(
+		InventoryServiceShipTransferProcedure,
+		svc.ShipTransfer,
+		connect.WithSchema(inventoryServiceMethods.ByName("ShipTransfer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	inventoryServiceReceiveTransferHandler := connect.NewUnaryHandler(
+		InventoryServiceReceiveTransferProcedure,
+		svc.ReceiveTransfer,
+		connect.WithSchema(inventoryServiceMethods.ByName("ReceiveTransfer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	inventoryServiceCancelTransferHandler := connect.NewUnaryHandler(
+		InventoryServiceCancelTransferProcedure,
+		svc.CancelTransfer,
+		connect.WithSchema(inventoryServiceMethods.ByName("CancelTransfer")),
+		connect.WithHandlerOptions(opts...),
+	)
+	inventoryServiceGetTransferHandler := connect.NewUnaryHandler(
+		InventoryServiceGetTransferProcedure,
+		svc.GetTransfer,
+		connect.WithSchema(inventoryServiceMethods.ByName("GetTransfer")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	inventoryServiceListTransfersHandler := connect.NewUnaryHandler(
+		InventoryServiceListTransfersProcedure,
+		svc.ListTransfers,
+		connect.WithSchema(inventoryServiceMethods.ByName("ListTransfers")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	inventoryServiceListMovementsHandler := connect.NewUnaryHandler(
 		InventoryServiceListMovementsProcedure,
 		svc.ListMovements,
@@ -528,6 +702,18 @@ func NewInventoryServiceHandler(svc InventoryServiceHandler, opts ...connect.Han
 			inventoryServiceExtendReservationHandler.ServeHTTP(w, r)
 		case InventoryServiceGetReservationProcedure:
 			inventoryServiceGetReservationHandler.ServeHTTP(w, r)
+		case InventoryServiceCreateTransferProcedure:
+			inventoryServiceCreateTransferHandler.ServeHTTP(w, r)
+		case InventoryServiceShipTransferProcedure:
+			inventoryServiceShipTransferHandler.ServeHTTP(w, r)
+		case InventoryServiceReceiveTransferProcedure:
+			inventoryServiceReceiveTransferHandler.ServeHTTP(w, r)
+		case InventoryServiceCancelTransferProcedure:
+			inventoryServiceCancelTransferHandler.ServeHTTP(w, r)
+		case InventoryServiceGetTransferProcedure:
+			inventoryServiceGetTransferHandler.ServeHTTP(w, r)
+		case InventoryServiceListTransfersProcedure:
+			inventoryServiceListTransfersHandler.ServeHTTP(w, r)
 		case InventoryServiceListMovementsProcedure:
 			inventoryServiceListMovementsHandler.ServeHTTP(w, r)
 		case InventoryServiceWatchStockChangesProcedure:
@@ -595,6 +781,30 @@ func (UnimplementedInventoryServiceHandler) ExtendReservation(context.Context, *
 
 func (UnimplementedInventoryServiceHandler) GetReservation(context.Context, *connect.Request[v1.GetReservationRequest]) (*connect.Response[v1.GetReservationResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.GetReservation is not implemented"))
+}
+
+func (UnimplementedInventoryServiceHandler) CreateTransfer(context.Context, *connect.Request[v1.CreateTransferRequest]) (*connect.Response[v1.CreateTransferResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.CreateTransfer is not implemented"))
+}
+
+func (UnimplementedInventoryServiceHandler) ShipTransfer(context.Context, *connect.Request[v1.ShipTransferRequest]) (*connect.Response[v1.ShipTransferResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.ShipTransfer is not implemented"))
+}
+
+func (UnimplementedInventoryServiceHandler) ReceiveTransfer(context.Context, *connect.Request[v1.ReceiveTransferRequest]) (*connect.Response[v1.ReceiveTransferResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.ReceiveTransfer is not implemented"))
+}
+
+func (UnimplementedInventoryServiceHandler) CancelTransfer(context.Context, *connect.Request[v1.CancelTransferRequest]) (*connect.Response[v1.CancelTransferResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.CancelTransfer is not implemented"))
+}
+
+func (UnimplementedInventoryServiceHandler) GetTransfer(context.Context, *connect.Request[v1.GetTransferRequest]) (*connect.Response[v1.GetTransferResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.GetTransfer is not implemented"))
+}
+
+func (UnimplementedInventoryServiceHandler) ListTransfers(context.Context, *connect.Request[v1.ListTransfersRequest]) (*connect.Response[v1.ListTransfersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.ListTransfers is not implemented"))
 }
 
 func (UnimplementedInventoryServiceHandler) ListMovements(context.Context, *connect.Request[v1.ListMovementsRequest]) (*connect.Response[v1.ListMovementsResponse], error) {
