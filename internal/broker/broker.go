@@ -52,6 +52,7 @@ type eventJSON struct {
 	FromState      string    `json:"fromState,omitempty"`
 	ToState        string    `json:"toState,omitempty"`
 	ReservationID  string    `json:"reservationId,omitempty"`
+	TransferID     string    `json:"transferId,omitempty"`
 	QuantityAfter  int64     `json:"quantityAfter"`
 	AvailableAfter int64     `json:"availableAfter"`
 	LowStockAlert  bool      `json:"lowStockAlert"`
@@ -87,6 +88,9 @@ func NewEvent(m inventory.Movement) Event {
 	}
 	if m.ReservationID != 0 {
 		e.ReservationID = strconv.FormatInt(m.ReservationID, 10)
+	}
+	if m.TransferID != 0 {
+		e.TransferID = strconv.FormatInt(m.TransferID, 10)
 	}
 	b, _ := json.Marshal(e) // strings, numbers and a time only
 	return Event{Seq: m.Seq, ProductID: m.ProductID, Alert: m.LowStockAlert, Data: b}

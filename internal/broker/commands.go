@@ -45,6 +45,11 @@ const (
 	CommandReserve     = "reserve"
 	CommandCommit      = "commit"
 	CommandRelease     = "release"
+
+	CommandCreateTransfer  = "createTransfer"
+	CommandShipTransfer    = "shipTransfer"
+	CommandReceiveTransfer = "receiveTransfer"
+	CommandCancelTransfer  = "cancelTransfer"
 )
 
 // Command is CommandSchemaV1. IDs are strings, as in the events; numbers
@@ -67,21 +72,32 @@ type Command struct {
 	From               inventory.StockState `json:"from,omitempty"`
 	To                 inventory.StockState `json:"to,omitempty"`
 	ChangeFromQuantity *int64               `json:"changeFromQuantity,omitempty"`
-	// reserve.
+	// reserve, createTransfer and receiveTransfer.
 	Items      []CommandItem `json:"items,omitempty"`
 	TTLSeconds int64         `json:"ttlSeconds,omitempty"`
 	// commit and release.
 	ReservationID ID `json:"reservationId,omitempty"`
+	// createTransfer (with items and reference).
+	OriginLocationID      ID `json:"originLocationId,omitempty"`
+	DestinationLocationID ID `json:"destinationLocationId,omitempty"`
+	// shipTransfer, receiveTransfer and cancelTransfer.
+	TransferID ID `json:"transferId,omitempty"`
 	// ReplyTo names where the outcome goes, in the adapter's terms (a
 	// subject under PREFIX.outcome, a queue); empty: the default.
 	ReplyTo string `json:"replyTo,omitempty"`
 }
 
-// CommandItem is one item of a reserve command.
+// CommandItem is one item of a reserve, createTransfer or
+// receiveTransfer command.
 type CommandItem struct {
-	ProductID  ID    `json:"productId"`
+	ProductID ID `json:"productId"`
+	// LocationID is a reserve item's; a transfer's items have its
+	// locations.
 	LocationID ID    `json:"locationId,omitempty"`
 	Quantity   int64 `json:"quantity"`
+	// State is where a receiveTransfer item's units go on hand (empty:
+	// AVAILABLE).
+	State inventory.StockState `json:"state,omitempty"`
 }
 
 // ID is a numeric ID written as a JSON string or number.
@@ -131,6 +147,10 @@ type Outcome struct {
 	Sequence       int64 `json:"sequence,omitempty"`
 	QuantityAfter  int64 `json:"quantityAfter,omitempty"`
 	AvailableAfter int64 `json:"availableAfter,omitempty"`
+	// Transfer, for createTransfer, shipTransfer, receiveTransfer and
+	// cancelTransfer.
+	TransferID     string `json:"transferId,omitempty"`
+	TransferStatus string `json:"transferStatus,omitempty"`
 	// Reservation, for reserve, commit and release.
 	ReservationID     string     `json:"reservationId,omitempty"`
 	ReservationStatus string     `json:"reservationStatus,omitempty"`
@@ -188,6 +208,10 @@ type Service interface {
 	ReserveStock(context.Context, inventory.NewReservation) (inventory.ReservationResult, error)
 	CommitReservation(context.Context, int64) (inventory.ReservationResult, error)
 	ReleaseReservation(context.Context, int64) (inventory.ReservationResult, error)
+	CreateTransfer(context.Context, inventory.NewTransfer) (inventory.TransferResult, error)
+	ShipTransfer(ctx context.Context, id int64, key string) (inventory.TransferResult, error)
+	ReceiveTransfer(context.Context, inventory.TransferReceipt) (inventory.TransferResult, error)
+	CancelTransfer(ctx context.Context, id int64, key string) (inventory.TransferResult, error)
 }
 
 // DefaultRetry is the seed's schedule: a transient failure is retried after

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -54,8 +55,8 @@ func (c *Consumer) operation(cmd Command, out *Outcome) (string, []int64, func(c
 		}), nil
 	case CommandCommit, CommandRelease:
 		id := int64(cmd.ReservationID)
-		if id <= 0 {
-			return "", nil, nil, &inventory.Error{Code: inventory.CodeBadInput, Field: "reservationId", Message: "required"}
+		if err := required("reservationId", cmd.ReservationID); err != nil {
+			return "", nil, nil, err
 		}
 		if cmd.Type == CommandCommit {
 			return "commitReservation", nil, reservation(func(ctx context.Context) (inventory.ReservationResult, error) {
@@ -65,9 +66,92 @@ func (c *Consumer) operation(cmd Command, out *Outcome) (string, []int64, func(c
 		return "releaseReservation", nil, reservation(func(ctx context.Context) (inventory.ReservationResult, error) {
 			return c.Service.ReleaseReservation(ctx, id)
 		}), nil
+	case CommandCreateTransfer, CommandShipTransfer, CommandReceiveTransfer, CommandCancelTransfer:
+		products, call, err := c.transferOperation(cmd, out)
+		return cmd.Type, products, call, err
 	}
 	return "", nil, nil, &inventory.Error{Code: inventory.CodeBadInput, Field: "type",
-		Message: fmt.Sprintf("unknown command type %q (want stockIn, stockOut, moveStock, expectStock, reserve, commit or release)", cmd.Type)}
+		Message: fmt.Sprintf("unknown command type %q (want stockIn, stockOut, moveStock, expectStock, reserve, commit, release, "+
+			"createTransfer, shipTransfer, receiveTransfer or cancelTransfer)", cmd.Type)}
+}
+
+// transferOperation is the command table's part for transfer commands,
+// which run as the GraphQL fields of their names: the products a command
+// names (admitted as GraphQL admits its input's items) and the call, which
+// fills out with the transfer. The command's ID is the idempotency key of
+// the transfer's creation or transition.
+func (c *Consumer) transferOperation(cmd Command, out *Outcome) ([]int64, func(context.Context) error, error) {
+	if err := checkTransferItems(cmd); err != nil {
+		return nil, nil, err
+	}
+	var products []int64
+	for _, it := range cmd.Items {
+		products = append(products, int64(it.ProductID))
+	}
+	id := int64(cmd.TransferID)
+	if cmd.Type != CommandCreateTransfer && id <= 0 {
+		return nil, nil, required("transferId", cmd.TransferID)
+	}
+	var fn func(context.Context) (inventory.TransferResult, error)
+	switch cmd.Type {
+	case CommandCreateTransfer:
+		if err := cmp.Or(required("originLocationId", cmd.OriginLocationID), required("destinationLocationId", cmd.DestinationLocationID)); err != nil {
+			return nil, nil, err
+		}
+		in := inventory.NewTransfer{OriginID: int64(cmd.OriginLocationID), DestinationID: int64(cmd.DestinationLocationID),
+			Reference: cmd.Reference, IdempotencyKey: cmd.ID}
+		for _, it := range cmd.Items {
+			in.Items = append(in.Items, inventory.TransferItemInput{ProductID: int64(it.ProductID), Quantity: it.Quantity})
+		}
+		fn = func(ctx context.Context) (inventory.TransferResult, error) { return c.Service.CreateTransfer(ctx, in) }
+	case CommandShipTransfer:
+		fn = func(ctx context.Context) (inventory.TransferResult, error) {
+			return c.Service.ShipTransfer(ctx, id, cmd.ID)
+		}
+	case CommandCancelTransfer:
+		fn = func(ctx context.Context) (inventory.TransferResult, error) {
+			return c.Service.CancelTransfer(ctx, id, cmd.ID)
+		}
+	default: // CommandReceiveTransfer
+		in := inventory.TransferReceipt{TransferID: id, IdempotencyKey: cmd.ID}
+		for _, it := range cmd.Items {
+			in.Items = append(in.Items, inventory.ReceivedItem{ProductID: int64(it.ProductID), Quantity: it.Quantity, State: it.State})
+		}
+		fn = func(ctx context.Context) (inventory.TransferResult, error) { return c.Service.ReceiveTransfer(ctx, in) }
+	}
+	return products, func(ctx context.Context) error {
+		r, err := fn(ctx)
+		if err == nil {
+			out.Replayed = r.Replayed
+			out.TransferID = strconv.FormatInt(r.Transfer.ID, 10)
+			out.TransferStatus = string(r.Transfer.Status)
+		}
+		return err
+	}, nil
+}
+
+// checkTransferItems refuses what a transfer command's items cannot mean,
+// rather than ignore it: a location (the transfer's are its origin and
+// destination), or a state on an item not being received.
+func checkTransferItems(cmd Command) error {
+	for _, it := range cmd.Items {
+		switch {
+		case it.LocationID != 0:
+			return &inventory.Error{Code: inventory.CodeBadInput, Field: "locationId",
+				Message: "a transfer's items move between its originLocationId and destinationLocationId"}
+		case it.State != "" && cmd.Type != CommandReceiveTransfer:
+			return &inventory.Error{Code: inventory.CodeBadInput, Field: "state", Message: "only receiveTransfer's items have a state"}
+		}
+	}
+	return nil
+}
+
+// required refuses a missing (or non-positive) ID of a command.
+func required(field string, id ID) error {
+	if id <= 0 {
+		return &inventory.Error{Code: inventory.CodeBadInput, Field: field, Message: "required"}
+	}
+	return nil
 }
 
 // stock is a stock command's call of fn with in; it fills out with the

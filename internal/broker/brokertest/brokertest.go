@@ -80,6 +80,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Commands/TraceContext", func(t *testing.T) { testTraceContext(t, b) })
 	t.Run("Commands/HotSKUBurst", func(t *testing.T) { testBurst(t, b) })
 	t.Run("Commands/StateCommands", func(t *testing.T) { testStateCommands(t, b) })
+	t.Run("Commands/TransferCommands", func(t *testing.T) { testTransferCommands(t, b) })
 }
 
 // env is a service on SQLite and a namespace.
