@@ -74,10 +74,11 @@ func (w *Workload) nextReservation(wk *worker) ([]byte, reqKind) {
 	return w.keyed(wk, w.resHead[p], w.resTail[p]), kindReserve
 }
 
-// observe reads what a checkout needs from an answer: the reservation a
-// hold made, to commit or release it next (unless the shopper walks away).
-func (w *Workload) observe(wk *worker, kind reqKind, out string) {
-	if w.scenario != "checkout" || kind != kindReserve || out != transport.OK || wk.rand(50) == 0 {
+// observeCheckout reads what a checkout needs from an answer: the
+// reservation a hold made, to commit or release it next (unless the
+// shopper walks away).
+func (w *Workload) observeCheckout(wk *worker, kind reqKind, out string) {
+	if kind != kindReserve || out != transport.OK || wk.rand(50) == 0 {
 		return
 	}
 	var data struct {

@@ -25,6 +25,9 @@ const (
 	kindReserve
 	kindCommit
 	kindRelease
+	// kindTransfer is a step of a transfer: create, ship, receive or
+	// cancel.
+	kindTransfer
 )
 
 // want is what an OK answer of a kind must contain, so that OK means the
@@ -35,7 +38,7 @@ func (k reqKind) want() []byte {
 		return movementField
 	case kindReserve:
 		return reservationField
-	case kindCommit, kindRelease:
+	case kindCommit, kindRelease, kindTransfer:
 		return statusField
 	}
 	return nil
@@ -56,7 +59,7 @@ const (
 
 // Scenarios lists the workloads the tool knows.
 func Scenarios() []string {
-	return []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads", "reserve", "checkout"}
+	return []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads", "reserve", "checkout", "transfer"}
 }
 
 // movementField is what an OK stock-out response must contain.
@@ -65,7 +68,7 @@ var movementField = []byte(`"sequence"`)
 // Sells reports whether a scenario sells, and so has an audit.
 func Sells(scenario string) bool {
 	switch scenario {
-	case "flash", "spread", "mixed", "flash-reads", "reserve", "checkout":
+	case "flash", "spread", "mixed", "flash-reads", "reserve", "checkout", "transfer":
 		return true
 	}
 	return false
@@ -75,7 +78,7 @@ func Sells(scenario string) bool {
 // positive, replaces the default of spread and mixed.
 func productCount(scenario string, override int) int {
 	switch scenario {
-	case "flash", "flash-reads":
+	case "flash", "flash-reads", "transfer":
 		return 1
 	case "storefront":
 		return 50
@@ -113,6 +116,10 @@ type Workload struct {
 	resHead, resTail         [][]byte
 	commitHead, commitTail   []byte
 	releaseHead, releaseTail []byte
+	// origin and destination are the transfer scenario's locations (the
+	// default one and one of the run's own), and transfer its bodies.
+	origin, destination string
+	transfer            transferBodies
 }
 
 // Sells reports whether the scenario sells, and so has an audit.
@@ -123,6 +130,10 @@ func (w *Workload) Scenario() string { return w.scenario }
 
 // ProductIDs are the IDs of the products the scenario created.
 func (w *Workload) ProductIDs() []string { return w.productIDs }
+
+// Destination is the ID of the location the transfer scenario created and
+// moves units to; empty in the other scenarios.
+func (w *Workload) Destination() string { return w.destination }
 
 // worker is one client's state: its own random source, scratch buffers and
 // tally, so the loop shares nothing but the progress counters.
@@ -139,6 +150,8 @@ type worker struct {
 	pending string
 	// product is the index of the product of the current stock-out.
 	product int
+	// move is the transfer in progress of a worker that moves stock.
+	move transferState
 }
 
 // rand returns a pseudo-random number below n (xorshift: the tool must stay
@@ -165,6 +178,10 @@ func (w *Workload) next(wk *worker) ([]byte, reqKind) {
 		}
 	case "reserve", "checkout":
 		return w.nextReservation(wk)
+	case "transfer":
+		if mover(wk.id) {
+			return w.nextTransfer(wk)
+		}
 	case "mixed":
 		switch r := wk.rand(10); {
 		case r < 6:
@@ -176,6 +193,17 @@ func (w *Workload) next(wk *worker) ([]byte, reqKind) {
 	p := w.pick(wk)
 	wk.product = p
 	return w.keyed(wk, w.outHead[p], w.outTail[p]), kindStockOut
+}
+
+// observe reads what the worker's next request depends on from the answer
+// to its last: a multi-step scenario's next step.
+func (w *Workload) observe(wk *worker, kind reqKind, out string) {
+	switch {
+	case w.scenario == "checkout":
+		w.observeCheckout(wk, kind, out)
+	case kind == kindTransfer:
+		w.observeTransfer(wk, out)
+	}
 }
 
 // pick chooses one of the scenario's products for the worker's next
@@ -191,22 +219,28 @@ func (w *Workload) pick(wk *worker) int {
 // worker's buffer: the run's tag, the worker and its count, so keys never
 // repeat.
 func (w *Workload) keyed(wk *worker, head, tail []byte) []byte {
+	wk.body = append(w.appendKey(append(wk.body[:0], head...), wk), tail...)
+	return wk.body
+}
+
+// appendKey appends a new idempotency key of the worker to b.
+func (w *Workload) appendKey(b []byte, wk *worker) []byte {
 	wk.seq++
-	b := append(wk.body[:0], head...)
 	b = append(b, w.runID...)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, int64(wk.id), 10)
 	b = append(b, '-')
-	b = strconv.AppendInt(b, int64(wk.seq), 10)
-	b = append(b, tail...)
-	wk.body = b
-	return b
+	return strconv.AppendInt(b, int64(wk.seq), 10)
 }
 
 // key is the idempotency key of the worker's current request (see keyed).
 func (w *Workload) key(wk *worker) string {
 	return w.runID + "-" + strconv.Itoa(wk.id) + "-" + strconv.Itoa(wk.seq)
 }
+
+// prefix names what the run creates (its products' SKUs, its locations'
+// codes), so runs on one server never collide.
+func (w *Workload) prefix() string { return strings.ToUpper(w.scenario) + "-" + w.runID }
 
 // Prepare creates the scenario's products (untimed) and marshals its
 // request bodies.
@@ -220,7 +254,7 @@ func Prepare(ctx context.Context, c *transport.Client, scenario string, products
 	}
 	var err error
 	n := productCount(scenario, products)
-	if w.productIDs, err = createProducts(ctx, c, strings.ToUpper(scenario)+"-"+w.runID, n, stock, parallel); err != nil {
+	if w.productIDs, err = createProducts(ctx, c, w.prefix(), n, stock, parallel); err != nil {
 		return nil, err
 	}
 	for _, id := range w.productIDs {
@@ -242,6 +276,11 @@ func Prepare(ctx context.Context, c *transport.Client, scenario string, products
 	}
 	if err := w.reservationBodies(); err != nil {
 		return nil, err
+	}
+	if scenario == "transfer" {
+		if err := w.prepareTransfers(ctx, c); err != nil {
+			return nil, err
+		}
 	}
 	return w, nil
 }

@@ -23,6 +23,13 @@ type Tally struct {
 	Held int64
 	// Reads and Writes count the requests of each kind.
 	Reads, Writes int64
+	// Steps counts the transfer scenario's transfer requests (create,
+	// ship, receive, cancel; among Writes), StepLatencies their latencies
+	// (also in Latencies); Moved counts the transfers received in full,
+	// MovedUnits their units.
+	Steps             int64
+	StepLatencies     []time.Duration
+	Moved, MovedUnits int64
 }
 
 func (t *Tally) record(lat time.Duration, kind reqKind, out string) {
@@ -36,6 +43,10 @@ func (t *Tally) record(lat time.Duration, kind reqKind, out string) {
 		return
 	}
 	t.Writes++
+	if kind == kindTransfer {
+		t.Steps++
+		t.StepLatencies = append(t.StepLatencies, lat)
+	}
 	switch {
 	case kind == kindReserve && out == transport.OK:
 		t.Held++
@@ -61,6 +72,10 @@ func (t *Tally) merge(o *Tally) {
 	t.Held += o.Held
 	t.Reads += o.Reads
 	t.Writes += o.Writes
+	t.Steps += o.Steps
+	t.StepLatencies = append(t.StepLatencies, o.StepLatencies...)
+	t.Moved += o.Moved
+	t.MovedUnits += o.MovedUnits
 }
 
 // Requests is how many requests were answered or given up on.

@@ -52,11 +52,15 @@ func TestTally(t *testing.T) {
 	b.record(time.Millisecond, kindStockOut, transport.NoAnswer)
 	b.record(time.Millisecond, kindStockOut, transport.OK)
 	b.record(time.Millisecond, kindRead, transport.NoAnswer)
+	b.record(2*time.Millisecond, kindTransfer, transport.NoAnswer)
 	a.merge(&b)
-	if a.Requests() != 6 || a.Sold != 2 || a.Unknown != 1 {
-		t.Errorf("requests %d, sold %d, unknown %d; want 6, 2, 1", a.Requests(), a.Sold, a.Unknown)
+	if a.Requests() != 7 || a.Sold != 2 || a.Unknown != 1 {
+		t.Errorf("requests %d, sold %d, unknown %d; want 7, 2, 1", a.Requests(), a.Sold, a.Unknown)
 	}
-	if got, want := a.Errors(), map[string]int64{"transport": 2, "INSUFFICIENT_STOCK": 1}; !maps.Equal(got, want) {
+	if a.Writes != 5 || a.Steps != 1 || len(a.StepLatencies) != 1 || a.StepLatencies[0] != 2*time.Millisecond {
+		t.Errorf("writes %d, steps %d (%v); want 5, 1 transfer step", a.Writes, a.Steps, a.StepLatencies)
+	}
+	if got, want := a.Errors(), map[string]int64{"transport": 3, "INSUFFICIENT_STOCK": 1}; !maps.Equal(got, want) {
 		t.Errorf("errors = %v, want %v", got, want)
 	}
 }
