@@ -25,6 +25,7 @@ type result struct {
 	audit         *audit.Audit // nil unless the scenario sells
 	cpu           cpu.Use
 	lag           *metrics.Lag // nil unless the server's publisher was sampled
+	moves         *moves       // nil unless the scenario moves stock
 	skipped       string       // why the row did not run
 	err           error        // why the row failed
 }
@@ -37,6 +38,14 @@ func (r result) perSec(n int64) float64 {
 		return 0
 	}
 	return float64(n) / r.elapsed.Seconds()
+}
+
+// moves is what the clients that move stock between locations did: their
+// requests (transfer steps), the transfers they received in full and
+// those transfers' units, and the steps' latency.
+type moves struct {
+	steps, transfers, units int64
+	p50, p99                time.Duration
 }
 
 // failed reports whether the row failed, or shows an oversell or a ledger
@@ -56,7 +65,8 @@ type target struct {
 
 // measure runs a prepared workload against the client's server, timed, and
 // audits it: stock before and after through GraphQL, the ledger through SQL
-// if t.db is known.
+// if t.db is known, and for a run that moves stock its transfers, levels
+// and reconcile's report through GraphQL.
 func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg load.Config, row rowSpec, t target, progress io.Writer) (result, error) {
 	res := result{row: row, clients: cfg.Clients}
 	var a audit.Audit
@@ -83,6 +93,10 @@ func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg loa
 	res.reads, res.writes = lr.Tally.Reads, lr.Tally.Writes
 	ps := load.Percentiles(lr.Tally.Latencies, 50, 95, 99)
 	res.p50, res.p95, res.p99 = ps[0], ps[1], ps[2]
+	if lr.Tally.Steps > 0 {
+		ps := load.Percentiles(lr.Tally.StepLatencies, 50, 99)
+		res.moves = &moves{steps: lr.Tally.Steps, transfers: lr.Tally.Moved, units: lr.Tally.MovedUnits, p50: ps[0], p99: ps[1]}
+	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("interrupted: %w", err)
 	}
@@ -98,6 +112,13 @@ func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg loa
 		return res, fmt.Errorf("audit: %w", err)
 	}
 	a.Final, a.ReservedAfter = final, reserved
+	if dest := w.Destination(); dest != "" {
+		inTransit, tr, err := audit.ReadTransfers(ctx, c, w.ProductIDs()[0], dest)
+		if err != nil {
+			return res, fmt.Errorf("audit: %w", err)
+		}
+		a.InTransit, a.Transfers = inTransit, &tr
+	}
 	if a.Ledger, err = audit.LedgerOuts(ctx, c, t.db, w.ProductIDs()); err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}

@@ -1,8 +1,10 @@
 // Package audit checks a selling run against the server: every unit the
 // tool was told it sold must have left the stock and be in the ledger,
-// and every unit it was told it held must be reserved. It reads stock
-// through GraphQL and counts the ledger with SQL when it knows the
-// database, else through GraphQL.
+// and every unit it was told it held must be reserved; in a run that also
+// moves stock between locations, every unit not sold is on hand at one of
+// them or in transit, no level is negative, and reconcile finds no drift.
+// It reads stock through GraphQL and counts the ledger with SQL when it
+// knows the database, else through GraphQL.
 package audit
 
 import (
@@ -12,8 +14,15 @@ import (
 
 // Audit is what a selling run's audit found, and what is wrong with it.
 type Audit struct {
-	// Initial and Final are the products' summed stock before and after.
+	// Initial and Final are the products' summed stock (on hand, over all
+	// locations) before and after.
 	Initial, Final int64
+	// InTransit is what the run's transfers had shipped and not yet
+	// received or returned at the end: no longer on hand, not sold.
+	InTransit int64
+	// Transfers is what a run that moves stock adds to its audit; nil if
+	// it moves none.
+	Transfers *Transfers
 	// Sold is the count of OK stock-outs of one unit each.
 	Sold int64
 	// Unknown counts stock-outs without an answer: each may or may not have
@@ -31,8 +40,8 @@ type Audit struct {
 	Held                          int64
 }
 
-// Lost is what the stock lost.
-func (a Audit) Lost() int64 { return a.Initial - a.Final }
+// Lost is what the stock lost: neither on hand nor in transit.
+func (a Audit) Lost() int64 { return a.Initial - a.Final - a.InTransit }
 
 // Oversold is the count of units promised that the stock did not lose.
 func (a Audit) Oversold() int64 { return a.Sold - a.Lost() }
@@ -64,6 +73,9 @@ func (a Audit) Problems() []string {
 	if gain := a.ReservedAfter - a.ReservedBefore; a.Holds && gain < a.Held {
 		p = append(p, fmt.Sprintf("%d units held, but reserved grew by %d", a.Held, gain))
 	}
+	if a.Transfers != nil {
+		p = append(p, a.Transfers.problems()...)
+	}
 	return p
 }
 
@@ -79,6 +91,9 @@ func (a Audit) Flags() string {
 	}
 	if a.Unknown > 0 {
 		f = append(f, fmt.Sprintf("%d unknown", a.Unknown))
+	}
+	if a.Transfers != nil {
+		f = append(f, a.Transfers.flags()...)
 	}
 	if len(f) == 0 {
 		return "ok"

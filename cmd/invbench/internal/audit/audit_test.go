@@ -45,6 +45,29 @@ func TestAudit(t *testing.T) {
 			t.Errorf("problems = %v", p)
 		}
 	})
+	t.Run("UnitsInTransitAreNotLost", func(t *testing.T) {
+		a := Audit{Initial: 1000, Final: 890, InTransit: 10, Sold: 100, Ledger: 100, Transfers: &Transfers{Count: 5, ItemsChecked: 5}}
+		if a.Lost() != 100 || len(a.Problems()) > 0 || a.Flags() != "ok" {
+			t.Errorf("lost %d, problems %v, flags %q", a.Lost(), a.Problems(), a.Flags())
+		}
+	})
+	t.Run("UnitsVanishedInTransit", func(t *testing.T) {
+		a := Audit{Initial: 1000, Final: 890, InTransit: 5, Sold: 100, Ledger: 100, Transfers: &Transfers{Count: 5, ItemsChecked: 5}}
+		if p := a.Problems(); len(p) != 2 || !strings.Contains(p[0], "lost 5 more") {
+			t.Errorf("problems = %v", p)
+		}
+	})
+	t.Run("TransfersDrift", func(t *testing.T) {
+		a := Audit{Initial: 1000, Final: 900, Sold: 100, Ledger: 100, Transfers: &Transfers{Count: 3, ItemsChecked: 2,
+			Negative: []string{"SHOP incoming -1"}, Drifts: []string{"SHOP: …"}, ItemDrifts: []string{"transfer 7: …"}}}
+		p := a.Problems()
+		if len(p) != 4 || !strings.Contains(p[0], "SHOP incoming -1") || !strings.Contains(p[2], "transfer 7") || !strings.Contains(p[3], "2 transfer items") {
+			t.Errorf("problems = %v", p)
+		}
+		if f := a.Flags(); f != "1 negative; 1 drifts; 1 transfer drifts" {
+			t.Errorf("flags = %q", f)
+		}
+	})
 	t.Run("StockVanished", func(t *testing.T) {
 		a := Audit{Initial: 1000, Final: 890, Sold: 100, Ledger: 100}
 		if p := a.Problems(); len(p) != 2 || !strings.Contains(p[0], "lost 10 more") {
