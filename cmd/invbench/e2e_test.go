@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -95,6 +96,7 @@ func TestEndToEnd(t *testing.T) {
 			{"-scenario", "product", "-requests", "200", "-products", "10"},
 			{"-scenario", "storefront", "-requests", "50"},
 			{"-scenario", "flash-reads", "-duration", "1s", "-writers", "2"},
+			{"-scenario", "transfer", "-duration", "1s"},
 		} {
 			var stdout, stderr bytes.Buffer
 			args = append([]string{"invbench", "-url", srv.URL, "-clients", "8"}, args...)
@@ -128,6 +130,8 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("reserve: audit %+v: want 100 units held", a)
 			}
 		}
+
+		t.Run("transfer", func(t *testing.T) { testTransfer(ctx, t, srv.URL) })
 
 		// A short soak: peak for 1s, then half of it for 3s, sampled
 		// every 500ms; the server stays flat.
@@ -169,6 +173,55 @@ func TestEndToEnd(t *testing.T) {
 		env := func(k string) string { return map[string]string{"INVENTORY_TOKEN": token}[k] }
 		if err := run(ctx, args, env, &stdout, &stderr); err != nil {
 			t.Errorf("with INVENTORY_TOKEN: %v\n%s", err, stdout.String())
+		}
+	})
+}
+
+// testTransfer runs the transfer scenario against a running server and
+// checks its audit: every unit is sold, on hand at one of the locations,
+// or in transit.
+func testTransfer(ctx context.Context, t *testing.T, url string) {
+	// transfer runs the scenario with args and returns its result, failed
+	// unless it ran, was audited and its audit holds.
+	transfer := func(t *testing.T, args ...string) result {
+		t.Helper()
+		args = append([]string{"-url", url, "-scenario", "transfer", "-quiet"}, args...)
+		cfg, err := parseConfig(args, func(string) string { return "" }, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := against(ctx, cfg, &bytes.Buffer{})
+		if err != nil || r.err != nil {
+			t.Fatalf("against: %v / %v", err, r.err)
+		}
+		a, m := r.audit, r.moves
+		if a == nil || a.Transfers == nil || m == nil {
+			t.Fatalf("audit %+v, moves %+v: want a transfer audit", a, m)
+		}
+		t.Logf("sold %d, on hand %d, in transit %d of %d; %d steps, %d transfers received; transfers %v; errors %v",
+			a.Sold, a.Final, a.InTransit, a.Initial, m.steps, m.transfers, a.Transfers.ByStatus, r.errors)
+		if r.failed() || a.Unknown != 0 || a.Sold+a.Final+a.InTransit != a.Initial || a.Ledger != a.Sold {
+			t.Fatalf("audit %+v, problems %v: want every unit sold, on hand or in transit", *a, a.Problems())
+		}
+		return r
+	}
+	t.Run("InTransit", func(t *testing.T) {
+		// One client is one mover, so 29 steps are 9 transfers received
+		// and a tenth shipped.
+		r := transfer(t, "-clients", "1", "-requests", "29")
+		a := r.audit
+		want := map[string]int64{"RECEIVED": 9, "IN_TRANSIT": 1}
+		if len(r.errors) > 0 || r.moves.transfers != 9 || !maps.Equal(a.Transfers.ByStatus, want) || a.InTransit < 1 || a.InTransit > 3 {
+			t.Errorf("errors %v, %d received, transfers %v, %d in transit: want 9 received and 1..3 units in transit",
+				r.errors, r.moves.transfers, a.Transfers.ByStatus, a.InTransit)
+		}
+	})
+	t.Run("ErrInsufficientStock", func(t *testing.T) {
+		// Seven sellers and a mover: the origin sells out, and sales and
+		// shipments are refused as they should be.
+		r := transfer(t, "-clients", "8", "-requests", "600", "-stock", "100")
+		if n := r.errors["INSUFFICIENT_STOCK"]; n == 0 || len(r.errors) > 1 {
+			t.Errorf("errors %v: want INSUFFICIENT_STOCK only", r.errors)
 		}
 	})
 }

@@ -186,11 +186,12 @@ func ratio(r result, base *result) string {
 // notes explains the columns and lists skipped and failed rows.
 func notes(results []result) string {
 	var b strings.Builder
-	b.WriteString("\nops/s counts every answered request; errors are by extensions.code. oversold = sold − (initial − final).\n")
+	b.WriteString("\nops/s counts every answered request; errors are by extensions.code. oversold = sold − (initial − final − units in transit).\n")
 	b.WriteString("×lock-per-request: ops/s over flash/lock-per-request on the same lock backend; ×ceiling: over { __typename }.\n")
 	b.WriteString("cpu: % of one core during the timed run: this tool / the server / the whole machine (PostgreSQL, Redis, etcd included).\n")
 	b.WriteString(flashReadsNote(results))
 	b.WriteString(reservationNote(results))
+	b.WriteString(transferNote(results))
 	b.WriteString(transportNote(results))
 	b.WriteString(lagNote(results))
 	for _, r := range results {
@@ -244,6 +245,30 @@ func reservationNote(results []result) string {
 			fmt.Fprintf(&b, "%s: %s checkouts/s completed, %.2f× flash/combine.\n", r.row.name, thousands(int64(r.perSec(r.audit.Sold)+0.5)),
 				r.perSec(r.audit.Sold)/flash.opsPerSec())
 		}
+	}
+	return b.String()
+}
+
+// transferNote splits each transfer row's requests into sales and
+// transfer steps, and compares the sales with flash/combine's.
+func transferNote(results []result) string {
+	flash := find(results, func(o rowSpec) bool { return o.name == "flash/combine" })
+	var b strings.Builder
+	for _, r := range results {
+		m, a := r.moves, r.audit
+		if r.err != nil || m == nil || a == nil || a.Transfers == nil {
+			continue
+		}
+		sales := r.perSec(r.writes - m.steps)
+		fmt.Fprintf(&b, "%s: %s sales/s beside %s transfer steps/s (%s transfers received in full a second, %s units; steps p50 %s ms, p99 %s ms)",
+			r.row.name, thousands(int64(sales+0.5)), thousands(int64(r.perSec(m.steps)+0.5)),
+			thousands(int64(r.perSec(m.transfers)+0.5)), thousands(int64(r.perSec(m.units)+0.5)), ms(m.p50), ms(m.p99))
+		if flash != nil && flash.opsPerSec() > 0 {
+			fmt.Fprintf(&b, "; sales %.2f× flash/combine", sales/flash.opsPerSec())
+		}
+		t := a.Transfers
+		fmt.Fprintf(&b, ".\n  At the end: %s in transit; transfers %s; reconcile checked %d levels and %d transfer items.\n",
+			thousands(a.InTransit), formatCounts(t.ByStatus), t.LevelsChecked, t.ItemsChecked)
 	}
 	return b.String()
 }
