@@ -51,6 +51,11 @@ func newPipeline(s *Service, maxBatch, maxWaiting int) *stockPipeline {
 // its outcome.
 func (s *Service) submit(ctx context.Context, op inventory.StockOp) inventory.Outcome {
 	r, err := s.pipe.Submit(ctx, op.Key, op)
+	return s.outcome(ctx, r, err)
+}
+
+// outcome is a pipeline request's outcome, its error the client's.
+func (s *Service) outcome(ctx context.Context, r inventory.Outcome, err error) inventory.Outcome {
 	switch {
 	case errors.Is(err, pipeline.ErrFull):
 		return inventory.Outcome{Err: &inventory.Error{Code: inventory.CodeUnavailable, RetryAfter: pipelineBusyRetry,
@@ -63,14 +68,29 @@ func (s *Service) submit(ctx context.Context, op inventory.StockOp) inventory.Ou
 	return r
 }
 
+// maxAcross is the most levels of a request that joins the queue of one
+// of them (pipeline.SubmitAcross) rather than taking all their leases
+// itself: a transfer's shipment, a small cart.
+const maxAcross = 8
+
 // runLevels runs a LevelsOp. On one level it is combined with the level's
-// other requests; over several it takes their leases itself (in the
-// order lockLevels takes them in, so that no two such requests deadlock)
-// and is committed, alone in its job, with the next group.
+// other requests. Over a few, it joins the queue of one of them (a busy
+// one if there is one), whose worker takes the others' leases for its
+// batch if they are free: a shipment from a hot level is combined with
+// the level's sales instead of taking its lease away from them. Otherwise
+// it takes their leases itself (in the order lockLevels takes them in, so
+// that no two such requests deadlock) and is committed, alone in its job,
+// with the next group.
 func (s *Service) runLevels(ctx context.Context, op inventory.StockOp) inventory.Outcome {
 	keys := op.Levels.Keys
 	if len(keys) == 1 {
 		return s.submit(ctx, op)
+	}
+	if len(keys) <= maxAcross && op.Levels.Parts == nil {
+		r, err := s.pipe.SubmitAcross(ctx, keys, op)
+		if !errors.Is(err, pipeline.ErrAcross) {
+			return s.outcome(ctx, r, err)
+		}
 	}
 	leases, held, err := s.lockLevels(ctx, keys)
 	if err != nil {

@@ -7,6 +7,12 @@
 // job, under a lease it keeps while its queue stays busy (up to MaxHold, so
 // that other replicas get their turn).
 //
+// A request that writes several keys may join the queue of one of them
+// (SubmitAcross): the worker serving it takes the others' leases for the
+// batch, without waiting for them, so a request that also writes a hot
+// key is combined with that key's other requests rather than taking the
+// key's lease away from them.
+//
 // Workers hand their jobs to the committer, which runs the jobs waiting for
 // it, no two on one row, in one transaction: one commit for many keys. The
 // busier the service, the larger the batches and groups, so the cost per
@@ -106,6 +112,11 @@ type Config struct {
 	// CommitTimeout bounds a group transaction, which serves many requests
 	// and so is bounded by no request's context (default 5s).
 	CommitTimeout time.Duration
+	// AcrossWait bounds how long a worker waits for the lease of another
+	// key a request of its batch writes (SubmitAcross; default 5ms): it
+	// holds its own key's lease meanwhile, so it must not wait for a
+	// holder that may be waiting for it.
+	AcrossWait time.Duration
 }
 
 // Pipeline queues, combines and group-commits requests. Its zero value is
@@ -116,20 +127,22 @@ type Pipeline[K comparable, O, R any] struct {
 	waiting atomic.Int64 // requests queued or in a job, all keys
 
 	mu      sync.Mutex
-	queues  map[K]*queue[O, R]
+	queues  map[K]*queue[K, O, R]
 	workers sync.WaitGroup
 
 	commit committer[K, O, R]
 }
 
-type queue[O, R any] struct {
-	reqs []*pending[O, R]
+type queue[K comparable, O, R any] struct {
+	reqs []*pending[K, O, R]
 }
 
 // pending is one request in a queue. A worker takes it, or its caller
 // cancels it, whichever comes first.
-type pending[O, R any] struct {
+type pending[K comparable, O, R any] struct {
 	op O
+	// across are the other keys op writes (SubmitAcross).
+	across []K
 	// sc is the request's span, which the batch that serves it links to.
 	sc    trace.SpanContext
 	state atomic.Int32
@@ -164,7 +177,10 @@ func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O,
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 5 * time.Second
 	}
-	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[O, R])}
+	if cfg.AcrossWait <= 0 {
+		cfg.AcrossWait = 5 * time.Millisecond
+	}
+	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[K, O, R])}
 	p.commit = committer[K, O, R]{b: b, maxOps: cfg.MaxGroup, timeout: cfg.CommitTimeout}
 	return p
 }
@@ -175,16 +191,52 @@ func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O,
 // has taken it still waits for its outcome, since its transaction may
 // commit.
 func (p *Pipeline[K, O, R]) Submit(ctx context.Context, key K, op O) (R, error) {
+	return p.submit(ctx, func(map[K]*queue[K, O, R]) (K, []K) { return key, nil }, op)
+}
+
+// ErrAcross is the outcome of a request submitted across keys whose
+// worker could not take the other keys' leases at once: it had no
+// effect, and its caller takes the leases itself (Run).
+var ErrAcross = errors.New("pipeline: the other keys' leases are held")
+
+// SubmitAcross queues op, which writes every one of keys, behind the
+// requests of one of them: the one with the most requests queued among
+// those a worker is serving, or keys[0]. That worker takes the other keys' leases for the batch op runs
+// in, waiting at most AcrossWait for each; if it cannot, op fails with
+// ErrAcross. Otherwise it is as Submit.
+func (p *Pipeline[K, O, R]) SubmitAcross(ctx context.Context, keys []K, op O) (R, error) {
+	return p.submit(ctx, func(queues map[K]*queue[K, O, R]) (K, []K) {
+		host, busiest := 0, 0
+		for i, k := range keys {
+			if q := queues[k]; q != nil && len(q.reqs)+1 > busiest {
+				host, busiest = i, len(q.reqs)+1
+			}
+		}
+		var across []K
+		for i, k := range keys {
+			if i != host {
+				across = append(across, k)
+			}
+		}
+		return keys[host], across
+	}, op)
+}
+
+// submit queues op on the key host picks (with the queues locked) and
+// waits for its outcome.
+func (p *Pipeline[K, O, R]) submit(ctx context.Context, host func(map[K]*queue[K, O, R]) (K, []K), op O) (R, error) {
 	if p.waiting.Add(1) > int64(p.cfg.MaxWaiting) {
 		p.waiting.Add(-1)
 		var zero R
 		return zero, ErrFull
 	}
-	r := &pending[O, R]{op: op, sc: trace.SpanContextFromContext(ctx), done: make(chan outcome[R], 1)}
+	r := &pending[K, O, R]{op: op, sc: trace.SpanContextFromContext(ctx), done: make(chan outcome[R], 1)}
 	p.mu.Lock()
+	key, across := host(p.queues)
+	r.across = across
 	q := p.queues[key]
 	if q == nil {
-		q = &queue[O, R]{}
+		q = &queue[K, O, R]{}
 		p.queues[key] = q
 		p.workers.Add(1)
 		go p.work(key, q)
@@ -220,7 +272,7 @@ func (p *Pipeline[K, O, R]) Wait() {
 }
 
 // work serves the queue of key until it is empty.
-func (p *Pipeline[K, O, R]) work(key K, q *queue[O, R]) {
+func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R]) {
 	defer p.workers.Done()
 	ctx := context.Background()
 	var lease lock.Lease
@@ -254,18 +306,80 @@ func (p *Pipeline[K, O, R]) work(key K, q *queue[O, R]) {
 			}
 			lease, since = l, time.Now()
 		}
-		job := &Job[K, O, R]{Levels: []Held[K]{{Key: key, Lease: lease}}, Ops: make([]O, len(batch)), SC: span.SpanContext()}
+		batch, levels := p.takeAcross(bctx, batch)
+		if len(batch) == 0 {
+			span.End()
+			continue
+		}
+		job := &Job[K, O, R]{Levels: append([]Held[K]{{Key: key, Lease: lease}}, levels...), Ops: make([]O, len(batch)), SC: span.SpanContext()}
 		for i, r := range batch {
 			job.Ops[i] = r.op
 		}
 		p.commit.run(job)
 		span.End()
+		for _, l := range levels {
+			p.b.Unlock(ctx, l.Key, l.Lease)
+		}
 		p.answer(batch, job.Results, nil)
 	}
 }
 
+// takeAcross takes the leases of the other keys the requests of batch
+// write (SubmitAcross), each waiting at most AcrossWait, and returns the
+// requests that can run (the others are answered ErrAcross) and the
+// levels they write besides the worker's own.
+func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, batch []*pending[K, O, R]) ([]*pending[K, O, R], []Held[K]) {
+	var levels []Held[K]
+	failed := map[K]bool{}
+	leaseOf := func(k K) bool {
+		if failed[k] {
+			return false
+		}
+		if slices.ContainsFunc(levels, func(h Held[K]) bool { return h.Key == k }) {
+			return true
+		}
+		lctx, cancel := context.WithTimeout(ctx, p.cfg.AcrossWait)
+		defer cancel()
+		l, err := p.b.Lock(lctx, k)
+		if err != nil {
+			failed[k] = true
+			return false
+		}
+		levels = append(levels, Held[K]{Key: k, Lease: l})
+		return true
+	}
+	kept := batch[:0]
+	var refused []*pending[K, O, R]
+	for _, r := range batch {
+		ok := true
+		for _, k := range r.across {
+			ok = ok && leaseOf(k)
+		}
+		if ok {
+			kept = append(kept, r)
+		} else {
+			refused = append(refused, r)
+		}
+	}
+	if len(refused) > 0 {
+		p.answer(refused, nil, ErrAcross)
+		// A lease taken for a refused request only is given back.
+		levels = slices.DeleteFunc(levels, func(h Held[K]) bool {
+			used := slices.ContainsFunc(kept, func(r *pending[K, O, R]) bool { return slices.Contains(r.across, h.Key) })
+			if !used {
+				p.b.Unlock(context.WithoutCancel(ctx), h.Key, h.Lease)
+			}
+			return !used
+		})
+	}
+	return kept, levels
+}
+
 // answer gives each request of batch its result, or err.
-func (p *Pipeline[K, O, R]) answer(batch []*pending[O, R], results []R, err error) {
+func (p *Pipeline[K, O, R]) answer(batch []*pending[K, O, R], results []R, err error) {
+	// They stop waiting before any of them hears: a caller that has its
+	// answer never counts itself as waiting.
+	p.waiting.Add(-int64(len(batch)))
 	for i, r := range batch {
 		if err != nil {
 			r.done <- outcome[R]{err: err}
@@ -273,7 +387,6 @@ func (p *Pipeline[K, O, R]) answer(batch []*pending[O, R], results []R, err erro
 			r.done <- outcome[R]{r: results[i]}
 		}
 	}
-	p.waiting.Add(-int64(len(batch)))
 }
 
 // take removes up to MaxBatch live requests from the head of q, dropping
@@ -281,10 +394,10 @@ func (p *Pipeline[K, O, R]) answer(batch []*pending[O, R], results []R, err erro
 // batch has stays queued for the next batch, so it sees the other's
 // outcome. With none left it removes the queue and returns nil: the worker
 // ends, and the next request starts a new one.
-func (p *Pipeline[K, O, R]) take(key K, q *queue[O, R]) []*pending[O, R] {
+func (p *Pipeline[K, O, R]) take(key K, q *queue[K, O, R]) []*pending[K, O, R] {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var batch, later []*pending[O, R]
+	var batch, later []*pending[K, O, R]
 	var serials []int64
 	n := 0
 	for n < len(q.reqs) && len(batch) < p.cfg.MaxBatch {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
@@ -22,6 +24,9 @@ type key struct{ row, n int64 }
 type op struct {
 	add    int64
 	serial int64
+	// across, if set, are the keys the op adds to (SubmitAcross), each of
+	// which must be a level of its job.
+	across []key
 }
 
 // counters is a Backend whose "transaction" adds each op to its key's
@@ -36,8 +41,10 @@ type counters struct {
 	// busyRows are rows a transaction with skipLocked finds held.
 	busyRows map[int64]bool
 	alone    int
-	// gate, when set, holds every Commit until it is closed.
-	gate chan struct{}
+	// gate, when set, holds every Commit until it is closed; committing
+	// counts the Commits that began.
+	gate       chan struct{}
+	committing atomic.Int32
 }
 
 func newCounters() *counters {
@@ -55,6 +62,7 @@ func (c *counters) StartBatch(ctx context.Context, _ key, _ []trace.SpanContext,
 }
 
 func (c *counters) Commit(_ context.Context, jobs []*pipeline.Job[key, op, int64], skipLocked bool) {
+	c.committing.Add(1)
 	if c.gate != nil {
 		<-c.gate
 	}
@@ -72,8 +80,17 @@ func (c *counters) Commit(_ context.Context, jobs []*pipeline.Job[key, op, int64
 		}
 		j.Results = make([]int64, len(j.Ops))
 		for i, o := range j.Ops {
-			c.values[k] += o.add
-			j.Results[i] = c.values[k]
+			if o.across == nil {
+				c.values[k] += o.add
+				j.Results[i] = c.values[k]
+				continue
+			}
+			for _, ak := range o.across {
+				if !slices.ContainsFunc(j.Levels, func(h pipeline.Held[key]) bool { return h.Key == ak && h.Lease != nil }) {
+					panic(fmt.Sprintf("a request across %v ran in a job without the lease of %v", o.across, ak))
+				}
+				c.values[ak] += o.add
+			}
 		}
 	}
 }
@@ -143,7 +160,9 @@ func TestSerialRequestsNeverShareABatch(t *testing.T) {
 	var wg sync.WaitGroup
 	// The first request holds the committer; the next three queue behind it.
 	wg.Go(func() { _, _ = p.Submit(context.Background(), k, op{add: 1}) })
-	testenv.Eventually(t, "the first request in the committer", func() bool { return p.Waiting() == 1 })
+	// (Waiting alone would not do: a worker that has not taken the first
+	// request yet would take the second with it.)
+	testenv.Eventually(t, "the first request in the committer", func() bool { return c.committing.Load() == 1 })
 	for _, o := range []op{{add: 1, serial: 7}, {add: 1, serial: 7}, {add: 1}} {
 		wg.Go(func() { _, _ = p.Submit(context.Background(), k, o) })
 	}
@@ -209,4 +228,67 @@ func TestRefusals(t *testing.T) {
 	if p.Waiting() != 0 {
 		t.Fatalf("Waiting = %d at the end", p.Waiting())
 	}
+}
+
+// TestAcross: a request over two keys joins the busy queue of one, whose
+// worker takes the other's lease for the batch; if another holds that
+// lease, the request fails with ErrAcross and changed nothing.
+func TestAcross(t *testing.T) {
+	c := newCounters()
+	c.gate = make(chan struct{})
+	p := pipeline.New[key, op, int64](c, pipeline.Config{MaxBatch: 16})
+	defer p.Wait()
+	hot, cold := key{1, 1}, key{1, 2}
+	var wg sync.WaitGroup
+	submit := func() {
+		wg.Go(func() {
+			if _, err := p.Submit(context.Background(), hot, op{add: 1}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	// The hot key's worker is committing a batch while ten more requests
+	// queue behind it; then comes a request across both keys.
+	submit()
+	testenv.Eventually(t, "a batch of the hot key in the committer", func() bool { return c.committing.Load() == 1 })
+	for range 10 {
+		submit()
+	}
+	testenv.Eventually(t, "ten requests queued", func() bool { return p.Waiting() == 11 })
+	wg.Go(func() {
+		if _, err := p.SubmitAcross(context.Background(), []key{cold, hot}, op{add: 1, across: []key{hot, cold}}); err != nil {
+			t.Error(err)
+		}
+	})
+	testenv.Eventually(t, "the request across both queued", func() bool { return p.Waiting() == 12 })
+	close(c.gate)
+	wg.Wait()
+	if c.values[hot] != 12 || c.values[cold] != 1 {
+		t.Fatalf("hot %d, cold %d; want 12 and 1", c.values[hot], c.values[cold])
+	}
+	joined := false
+	for _, g := range c.groups {
+		for _, j := range g {
+			joined = joined || len(j.Levels) == 2 && len(j.Ops) == 11
+		}
+	}
+	if !joined {
+		t.Errorf("the request across both keys did not join the hot key's batch: %d groups", len(c.groups))
+	}
+
+	t.Run("ErrAcross", func(t *testing.T) {
+		held, err := c.locker.Lock(context.Background(), fmt.Sprint(cold))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Unlock(context.Background())
+		before := c.values[hot]
+		_, err = p.SubmitAcross(context.Background(), []key{hot, cold}, op{add: 1, across: []key{hot, cold}})
+		if !errors.Is(err, pipeline.ErrAcross) || c.values[hot] != before {
+			t.Fatalf("across a held key: %v, hot %d -> %d", err, before, c.values[hot])
+		}
+		if p.Waiting() != 0 {
+			t.Errorf("Waiting = %d after every request was answered", p.Waiting())
+		}
+	})
 }
