@@ -3,6 +3,7 @@ package gormstore
 import (
 	"context"
 	"fmt"
+	"gorm.io/gorm"
 	"regexp"
 	"strings"
 
@@ -126,4 +127,14 @@ func Setting(ctx context.Context, s *Store, name string) (string, error) {
 	var v string
 	err := s.db.WithContext(ctx).Raw("SELECT current_setting(?)", name).Scan(&v).Error
 	return v, err
+}
+
+// Raw runs a query on the store's database and scans its rows into dest.
+func Raw(ctx context.Context, s *Store, dest any, sql string, args ...any) error {
+	return s.db.WithContext(ctx).Raw(sql, args...).Scan(dest).Error
+}
+
+// Rebuild runs sql as the store runs a migration that rebuilds tables.
+func Rebuild(ctx context.Context, s *Store, sql string) error {
+	return s.rebuild(ctx, func(tx *gorm.DB) error { return tx.Exec(sql).Error })
 }

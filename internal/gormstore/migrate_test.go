@@ -74,3 +74,90 @@ func TestReservationKeysMigration(t *testing.T) {
 		}
 	})
 }
+
+// TestBackorderSchema: migration 0013 lets a level's stock go below zero
+// down to its backorder limit (no limit when NULL), and no further. On
+// SQLite, whose tables it rebuilds, running it again over a database with
+// products, reservations, transfers and their ledger keeps every row and
+// every reference, and the service goes on writing.
+func TestBackorderSchema(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		st := gormstoretest.Open(t, driver)
+		svc := inventorytest.Start(t, st, app.Config{})
+		p, err := svc.CreateProduct(ctx, inventory.NewProduct{SKU: "REBUILT", Name: "Rebuilt", InitialStock: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := p.Product.ID
+		shop, err := svc.CreateLocation(ctx, inventory.NewLocation{Code: "SHOP", Name: "Shop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.ReserveStock(ctx, inventory.NewReservation{Items: []inventory.ReservationItemInput{{ProductID: id, Quantity: 2}}}); err != nil {
+			t.Fatal(err)
+		}
+		tr, err := svc.CreateTransfer(ctx, inventory.NewTransfer{OriginID: inventory.DefaultLocationID, DestinationID: shop.ID,
+			Items: []inventory.TransferItemInput{{ProductID: id, Quantity: 3}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.ShipTransfer(ctx, tr.Transfer.ID, "ship-1"); err != nil {
+			t.Fatal(err)
+		}
+		before := ledgerOf(t, svc, id)
+
+		if driver == gormstore.SQLite {
+			sql, err := gormstore.Migration(st, 13)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := gormstore.Rebuild(ctx, st, sql); err != nil {
+				t.Fatal(err)
+			}
+			var bad []struct{ Table string }
+			if err := gormstore.Raw(ctx, st, &bad, "PRAGMA foreign_key_check"); err != nil || len(bad) > 0 {
+				t.Fatalf("references after the rebuild: %+v %v", bad, err)
+			}
+			var renamed int
+			if err := gormstore.Raw(ctx, st, &renamed, "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%_0013%'"); err != nil || renamed > 0 {
+				t.Fatalf("%d schema objects still name a table of the rebuild (%v)", renamed, err)
+			}
+			if after := ledgerOf(t, svc, id); len(after) != len(before) || after[len(after)-1] != before[len(before)-1] {
+				t.Fatalf("ledger after the rebuild: %d rows, was %d", len(after), len(before))
+			}
+			next, err := svc.CreateProduct(ctx, inventory.NewProduct{SKU: "AFTER", Name: "After"})
+			if err != nil || next.Product.ID <= id {
+				t.Fatalf("a product after the rebuild: %+v %v", next.Product, err)
+			}
+		}
+		if _, err := svc.StockOut(ctx, inventory.StockChange{ProductID: id, Quantity: 5, IdempotencyKey: "after"}); err != nil {
+			t.Fatal(err)
+		}
+		level := func(set string) error {
+			return gormstore.Exec(ctx, st, "UPDATE stock_levels SET "+set+" WHERE product_id = ? AND location_id = 1", id)
+		}
+		// On hand 0, reserved 2: with a limit of 5, on hand may go to -3.
+		if err := level("backorder_limit = 5, stock = -3"); err != nil {
+			t.Fatalf("within the backorder limit: %v", err)
+		}
+		if err := level("stock = -4"); err == nil {
+			t.Fatal("a level went beyond its backorder limit")
+		}
+		if err := level("backorder_limit = NULL, stock = -100"); err != nil {
+			t.Fatalf("an untracked level: %v", err)
+		}
+		if err := level("backorder_limit = 0, stock = 1"); err == nil {
+			t.Fatal("a level holds more reserved than on hand without a backorder limit")
+		}
+	})
+}
+
+func ledgerOf(t *testing.T, svc *app.Service, id int64) []inventory.Movement {
+	t.Helper()
+	page, err := svc.Movements(context.Background(), inventory.MovementQuery{ProductID: id, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return page.Movements
+}

@@ -35,6 +35,7 @@ package gormstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -153,7 +154,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", cfg.Driver, err)
 	}
-	if err := migrations.Apply(ctx, cfg.Driver, s.write); err != nil {
+	if err := migrations.Apply(ctx, cfg.Driver, migrations.Runners{Write: s.write, Rebuild: s.rebuild}); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
@@ -239,16 +240,65 @@ func (s *Store) Clock(ctx context.Context) (time.Time, error) {
 	return now, nil
 }
 
-// write runs fn in a read-write transaction. On SQLite, writers queue in Go
-// rather than in SQLite's busy handler, which sleeps in steps of up to 100ms.
-func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	if s.writers != nil {
-		select {
-		case s.writers <- struct{}{}:
-			defer func() { <-s.writers }()
-		case <-ctx.Done():
-			return translate(ctx.Err())
-		}
+// rebuild runs fn in a read-write transaction on one SQLite connection
+// with foreign keys off (migrations.Runners), and commits only if every
+// reference still holds. The connection gets its foreign keys back before
+// it returns to the pool; if that fails, so does rebuild.
+func (s *Store) rebuild(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	release, err := s.queueWriter(ctx)
+	if err != nil {
+		return err
 	}
+	defer release()
+	err = s.db.WithContext(ctx).Connection(func(conn *gorm.DB) (err error) {
+		if err := conn.Exec("PRAGMA foreign_keys = OFF").Error; err != nil {
+			return err
+		}
+		defer func() {
+			c := conn.WithContext(context.WithoutCancel(ctx))
+			var on int
+			if e := c.Exec("PRAGMA foreign_keys = ON").Error; e != nil || c.Raw("PRAGMA foreign_keys").Scan(&on).Error != nil || on != 1 {
+				err = errors.Join(err, fmt.Errorf("turn foreign keys back on: %v", e))
+			}
+		}()
+		return conn.Transaction(func(tx *gorm.DB) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			var broken []struct{ Table, Parent string }
+			if err := tx.Raw("PRAGMA foreign_key_check").Scan(&broken).Error; err != nil {
+				return err
+			}
+			if len(broken) > 0 {
+				return fmt.Errorf("%d rows refer to rows that do not exist (the first: %s to %s)", len(broken), broken[0].Table, broken[0].Parent)
+			}
+			return nil
+		})
+	})
+	return translate(err)
+}
+
+// queueWriter waits for the writer's turn (SQLite: writers queue in Go
+// rather than in SQLite's busy handler, which sleeps in steps of up to
+// 100ms) and returns its release.
+func (s *Store) queueWriter(ctx context.Context) (release func(), err error) {
+	if s.writers == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.writers <- struct{}{}:
+		return func() { <-s.writers }, nil
+	case <-ctx.Done():
+		return nil, translate(ctx.Err())
+	}
+}
+
+// write runs fn in a read-write transaction, in the writers' turn.
+func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	release, err := s.queueWriter(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return translate(s.db.WithContext(ctx).Transaction(fn))
 }

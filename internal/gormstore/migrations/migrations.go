@@ -26,16 +26,34 @@ type Migration struct {
 	Version int
 	Name    string
 	SQL     string
+	// Rebuild marks a SQLite migration that rebuilds tables other tables
+	// refer to (a line "-- migrate: rebuild"): SQLite changes a table's
+	// constraints only by making it anew, and the one safe way is with
+	// foreign keys off (Runners.Rebuild).
+	Rebuild bool
 }
+
+// rebuildMark is the line that marks a Rebuild migration.
+const rebuildMark = "-- migrate: rebuild"
 
 // Tx runs fn in a read-write transaction of the store's.
 type Tx func(ctx context.Context, fn func(tx *gorm.DB) error) error
 
+// Runners run the migrations' transactions: Write runs each, but a
+// Rebuild migration, which Rebuild runs on a connection of its own with
+// foreign keys off (they cannot be switched inside a transaction), and
+// whose transaction commits only if every reference still holds (PRAGMA
+// foreign_key_check): the procedure of SQLite's ALTER TABLE documentation.
+type Runners struct {
+	Write, Rebuild Tx
+}
+
 // Apply applies the pending migrations of driver ("postgres" or "sqlite"),
-// each in its own transaction run by write, recording them in
+// each in its own transaction run by run, recording them in
 // schema_migrations. On PostgreSQL an advisory lock keeps replicas that
 // start together from racing.
-func Apply(ctx context.Context, driver string, write Tx) error {
+func Apply(ctx context.Context, driver string, run Runners) error {
+	write := run.Write
 	all, err := Load(driver)
 	if err != nil {
 		return err
@@ -55,7 +73,11 @@ func Apply(ctx context.Context, driver string, write Tx) error {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range all {
-		err := write(ctx, func(tx *gorm.DB) error {
+		tx := write
+		if m.Rebuild {
+			tx = run.Rebuild
+		}
+		err := tx(ctx, func(tx *gorm.DB) error {
 			if err := lock(tx, driver); err != nil {
 				return err
 			}
@@ -107,7 +129,7 @@ func Load(driver string) ([]Migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Migration{Version: v, Name: rest, SQL: string(b)})
+		out = append(out, Migration{Version: v, Name: rest, SQL: string(b), Rebuild: strings.Contains(string(b), "\n"+rebuildMark+"\n")})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
