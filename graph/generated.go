@@ -195,6 +195,8 @@ type ComplexityRoot struct {
 
 	Product struct {
 		Available      func(childComplexity int) int
+		BackorderLimit func(childComplexity int) int
+		Backordered    func(childComplexity int) int
 		CreatedAt      func(childComplexity int) int
 		Damaged        func(childComplexity int) int
 		ID             func(childComplexity int) int
@@ -309,6 +311,7 @@ type ComplexityRoot struct {
 
 	StockLevel struct {
 		Available      func(childComplexity int) int
+		Backordered    func(childComplexity int) int
 		Damaged        func(childComplexity int) int
 		Incoming       func(childComplexity int) int
 		Location       func(childComplexity int) int
@@ -1221,6 +1224,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Product.Available(childComplexity), true
+	case "Product.backorderLimit":
+		if e.ComplexityRoot.Product.BackorderLimit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.BackorderLimit(childComplexity), true
+	case "Product.backordered":
+		if e.ComplexityRoot.Product.Backordered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.Backordered(childComplexity), true
 	case "Product.createdAt":
 		if e.ComplexityRoot.Product.CreatedAt == nil {
 			break
@@ -1728,6 +1743,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockLevel.Available(childComplexity), true
+	case "StockLevel.backordered":
+		if e.ComplexityRoot.StockLevel.Backordered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockLevel.Backordered(childComplexity), true
 	case "StockLevel.damaged":
 		if e.ComplexityRoot.StockLevel.Damaged == nil {
 			break
@@ -2522,8 +2543,12 @@ type Product {
   safetyStock: Int!
   "Expected, not on hand, summed over locations."
   incoming: Int!
-  "What can be sold or reserved: stock - reserved - damaged - qualityControl - safetyStock."
+  "What can be sold or reserved: stock - reserved - damaged - qualityControl - safetyStock. Below zero when backordered."
   available: Int!
+  "How far below zero each location's available may go (0: no backorders)."
+  backorderLimit: Int!
+  "Units sold or held beyond what was on the shelf, summed over locations; stock-ins fill them first."
+  backordered: Int!
   lowStock: Boolean!
   "Counts edits of the product's attributes (stock levels have their own versions)."
   version: Int!
@@ -2549,8 +2574,10 @@ type StockLevel {
   safetyStock: Int!
   "Expected (from a supplier or a transfer), not on hand."
   incoming: Int!
-  "What can be sold or reserved: stock - reserved - damaged - qualityControl - safetyStock."
+  "What can be sold or reserved: stock - reserved - damaged - qualityControl - safetyStock. Below zero when backordered."
   available: Int!
+  "Units sold or held beyond what was on the shelf: -available when available is below zero."
+  backordered: Int!
   "Increases with every change of this level."
   version: Int!
   updatedAt: Time!
@@ -2901,6 +2928,8 @@ input CreateProductInput {
   name: String!
   price: Decimal!
   threshold: Int = 0
+  "How far below zero each location's available may go: up to this many units may be sold or held beyond the shelf (backorders, pre-orders). 0..2147483647."
+  backorderLimit: Int = 0
   "If positive, received at initialLocationId (default location) in the same transaction."
   initialStock: Int = 0
   initialLocationId: ID
@@ -2916,6 +2945,8 @@ input UpdateProductInput {
   name: String
   price: Decimal
   threshold: Int
+  "Not below the units backordered now (CONFLICT): fill them first."
+  backorderLimit: Int
   idempotencyKey: String
 }
 
@@ -3496,6 +3527,10 @@ func (ec *executionContext) childFields_Product(ctx context.Context, field graph
 		return ec.fieldContext_Product_incoming(ctx, field)
 	case "available":
 		return ec.fieldContext_Product_available(ctx, field)
+	case "backorderLimit":
+		return ec.fieldContext_Product_backorderLimit(ctx, field)
+	case "backordered":
+		return ec.fieldContext_Product_backordered(ctx, field)
 	case "lowStock":
 		return ec.fieldContext_Product_lowStock(ctx, field)
 	case "version":
@@ -3686,6 +3721,8 @@ func (ec *executionContext) childFields_StockLevel(ctx context.Context, field gr
 		return ec.fieldContext_StockLevel_incoming(ctx, field)
 	case "available":
 		return ec.fieldContext_StockLevel_available(ctx, field)
+	case "backordered":
+		return ec.fieldContext_StockLevel_backordered(ctx, field)
 	case "version":
 		return ec.fieldContext_StockLevel_version(ctx, field)
 	case "updatedAt":
@@ -7751,6 +7788,52 @@ func (ec *executionContext) fieldContext_Product_available(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Product", field, true, false, "Int")
 }
 
+func (ec *executionContext) _Product_backorderLimit(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_backorderLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BackorderLimit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_backorderLimit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Product_backordered(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_backordered(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backordered, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_backordered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Product_lowStock(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9856,6 +9939,29 @@ func (ec *executionContext) _StockLevel_available(ctx context.Context, field gra
 	)
 }
 func (ec *executionContext) fieldContext_StockLevel_available(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockLevel", field, true, false, "Int")
+}
+
+func (ec *executionContext) _StockLevel_backordered(ctx context.Context, field graphql.CollectedField, obj *model.StockLevel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockLevel_backordered(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backordered(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockLevel_backordered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StockLevel", field, true, false, "Int")
 }
 
@@ -13023,11 +13129,14 @@ func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context
 	if _, present := asMap["threshold"]; !present {
 		asMap["threshold"] = 0
 	}
+	if _, present := asMap["backorderLimit"]; !present {
+		asMap["backorderLimit"] = 0
+	}
 	if _, present := asMap["initialStock"]; !present {
 		asMap["initialStock"] = 0
 	}
 
-	fieldsInOrder := [...]string{"sku", "name", "price", "threshold", "initialStock", "initialLocationId", "idempotencyKey"}
+	fieldsInOrder := [...]string{"sku", "name", "price", "threshold", "backorderLimit", "initialStock", "initialLocationId", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13062,6 +13171,13 @@ func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context
 				return it, err
 			}
 			it.Threshold = data
+		case "backorderLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("backorderLimit"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BackorderLimit = data
 		case "initialStock":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("initialStock"))
 			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
@@ -13766,7 +13882,7 @@ func (ec *executionContext) unmarshalInputUpdateProductInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "expectedVersion", "sku", "name", "price", "threshold", "idempotencyKey"}
+	fieldsInOrder := [...]string{"id", "expectedVersion", "sku", "name", "price", "threshold", "backorderLimit", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13815,6 +13931,13 @@ func (ec *executionContext) unmarshalInputUpdateProductInput(ctx context.Context
 				return it, err
 			}
 			it.Threshold = data
+		case "backorderLimit":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("backorderLimit"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BackorderLimit = data
 		case "idempotencyKey":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -14890,6 +15013,16 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "backorderLimit":
+			out.Values[i] = ec._Product_backorderLimit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "backordered":
+			out.Values[i] = ec._Product_backordered(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "lowStock":
 			out.Values[i] = ec._Product_lowStock(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -15660,6 +15793,11 @@ func (ec *executionContext) _StockLevel(ctx context.Context, sel ast.SelectionSe
 			}
 		case "available":
 			out.Values[i] = ec._StockLevel_available(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "backordered":
+			out.Values[i] = ec._StockLevel_backordered(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -52,6 +52,7 @@ func (r *mutationResolver) CreateProduct(ctx context.Context, input model.Create
 		Name:              input.Name,
 		Price:             input.Price,
 		Threshold:         deref(input.Threshold),
+		BackorderLimit:    deref(input.BackorderLimit),
 		InitialStock:      deref(input.InitialStock),
 		InitialLocationID: deref(input.InitialLocationID),
 		IdempotencyKey:    deref(input.IdempotencyKey),
@@ -70,6 +71,7 @@ func (r *mutationResolver) UpdateProduct(ctx context.Context, input model.Update
 		Name:            input.Name,
 		Price:           input.Price,
 		Threshold:       input.Threshold,
+		BackorderLimit:  input.BackorderLimit,
 		ExpectedVersion: input.ExpectedVersion,
 		IdempotencyKey:  deref(input.IdempotencyKey),
 	})

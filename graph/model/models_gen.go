@@ -107,6 +107,8 @@ type CreateProductInput struct {
 	Name      string          `json:"name"`
 	Price     inventory.Price `json:"price"`
 	Threshold *int64          `json:"threshold,omitempty"`
+	// How far below zero each location's available may go: up to this many units may be sold or held beyond the shelf (backorders, pre-orders). 0..2147483647.
+	BackorderLimit *int64 `json:"backorderLimit,omitempty"`
 	// If positive, received at initialLocationId (default location) in the same transaction.
 	InitialStock      *int64 `json:"initialStock,omitempty"`
 	InitialLocationID *int64 `json:"initialLocationId,omitempty"`
@@ -377,7 +379,9 @@ type UpdateProductInput struct {
 	Name            *string          `json:"name,omitempty"`
 	Price           *inventory.Price `json:"price,omitempty"`
 	Threshold       *int64           `json:"threshold,omitempty"`
-	IdempotencyKey  *string          `json:"idempotencyKey,omitempty"`
+	// Not below the units backordered now (CONFLICT): fill them first.
+	BackorderLimit *int64  `json:"backorderLimit,omitempty"`
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
 // What a bulk adjustment does with items that fail.

@@ -56,7 +56,7 @@ func (s *Service) ReserveStock(ctx context.Context, in inventory.NewReservation)
 					if inventory.ErrorCode(err) == inventory.CodeInsufficientStock && len(items) > 1 {
 						// Say which item is short.
 						return false, inventory.Errorf(inventory.CodeInsufficientStock, "insufficient stock of %s at location %d: %d available, %d requested",
-							tx.Product.SKU, tx.Level.LocationID, max(tx.Level.Available(), 0), it.Quantity)
+							tx.Product.SKU, tx.Level.LocationID, tx.Sellable(), it.Quantity)
 					}
 					return false, err
 				}

@@ -228,7 +228,8 @@ func (s *Service) CreateProduct(ctx context.Context, np inventory.NewProduct) (_
 	}
 
 	now := s.now()
-	p := inventory.Product{SKU: np.SKU, Name: np.Name, Price: np.Price, Threshold: np.Threshold, Version: 1, CreatedAt: now, UpdatedAt: now}
+	p := inventory.Product{SKU: np.SKU, Name: np.Name, Price: np.Price, Threshold: np.Threshold, BackorderLimit: np.BackorderLimit,
+		Version: 1, CreatedAt: now, UpdatedAt: now}
 	var tx *inventory.StockTx
 	if np.InitialStock > 0 {
 		if _, err := s.Location(ctx, loc); err != nil {
@@ -276,8 +277,8 @@ func (s *Service) UpdateProduct(ctx context.Context, u inventory.ProductUpdate) 
 		if u.ExpectedVersion != nil && *u.ExpectedVersion != p.Version {
 			return false, inventory.Errorf(inventory.CodeConflict, "product is at version %d, not the expected %d", p.Version, *u.ExpectedVersion)
 		}
-		if !u.ApplyTo(p) {
-			return false, nil
+		if changed, err := u.ApplyTo(p); !changed || err != nil {
+			return false, err
 		}
 		p.Version++
 		p.UpdatedAt = now

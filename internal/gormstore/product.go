@@ -20,7 +20,7 @@ func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial
 		err := r.Run([]dialect.Stmt{
 			{SQL: s.writes.nextRevision},
 			{SQL: s.writes.insertProduct, Args: []any{p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted,
-				p.Version, p.CreatedAt.UTC(), p.UpdatedAt.UTC()}, Dest: []any{&p.ID, &p.Revision}, Row: func() error { return nil }},
+				p.Version, p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.BackorderLimit}, Dest: []any{&p.ID, &p.Revision}, Row: func() error { return nil }},
 		})
 		if err != nil {
 			return err
@@ -52,8 +52,8 @@ const (
 	// in order (see migration 0008).
 	nextRevisionSQL  = "UPDATE catalog_sequence SET last = last + 1 WHERE id = 1 RETURNING last"
 	insertProductSQL = `INSERT INTO products (sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version,
-			created_at, updated_at, revision)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT last FROM catalog_sequence WHERE id = 1)) RETURNING id, revision`
+			created_at, updated_at, backorder_limit, revision)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT last FROM catalog_sequence WHERE id = 1)) RETURNING id, revision`
 	insertKeySQL = "INSERT INTO idempotency_keys (key, operation, request_hash, product_id, created_at) VALUES (?, ?, ?, ?, ?)"
 )
 
@@ -91,8 +91,9 @@ func (s *Store) UpdateProduct(ctx context.Context, id int64, key inventory.Idemp
 		if p.Revision, err = nextRevision(tx); err != nil {
 			return err
 		}
-		return tx.Exec(`UPDATE products SET sku = ?, name = ?, price_micros = ?, threshold = ?, version = ?, updated_at = ?, revision = ? WHERE id = ?`,
-			p.SKU, p.Name, int64(p.Price), p.Threshold, p.Version, p.UpdatedAt, p.Revision, p.ID).Error
+		return tx.Exec(`UPDATE products SET sku = ?, name = ?, price_micros = ?, threshold = ?, backorder_limit = ?, version = ?, updated_at = ?,
+				revision = ? WHERE id = ?`,
+			p.SKU, p.Name, int64(p.Price), p.Threshold, p.BackorderLimit, p.Version, p.UpdatedAt, p.Revision, p.ID).Error
 	})
 	return p, err
 }

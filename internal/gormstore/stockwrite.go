@@ -82,7 +82,7 @@ const (
 	rejectionsSQL = `INSERT INTO stock_rejections (idempotency_key, request_hash, code, message, created_at)
 		SELECT k, h, c, m, at FROM %s WHERE true ON CONFLICT (idempotency_key) DO NOTHING`
 	levelUpdatesSQL = `UPDATE stock_levels AS l SET stock = v.stock, reserved = v.reserved, damaged = v.damaged,
-			quality_control = v.qc, safety_stock = v.safety, incoming = v.incoming, version = l.version + 1,
+			quality_control = v.qc, safety_stock = v.safety, incoming = v.incoming, backorder_limit = v.blimit, version = l.version + 1,
 			lease_epoch = CASE WHEN v.fenced THEN v.epoch ELSE l.lease_epoch END,
 			lease_token = CASE WHEN v.fenced THEN v.token ELSE l.lease_token END,
 			updated_at = v.at, next_expiry = v.next
@@ -91,8 +91,8 @@ const (
 		AND (NOT v.fenced OR l.lease_epoch < v.epoch OR (l.lease_epoch = v.epoch AND l.lease_token <= v.token))`
 	// (WHERE true: SQLite's parser needs it before ON CONFLICT.)
 	levelInsertsSQL = `INSERT INTO stock_levels (product_id, location_id, stock, reserved, version, lease_epoch, lease_token,
-			updated_at, next_expiry, ` + stateColumns + `)
-		SELECT pid, lid, stock, reserved, 1, epoch, token, at, next, damaged, qc, safety, incoming FROM %s WHERE true
+			updated_at, next_expiry, ` + stateColumns + `, backorder_limit)
+		SELECT pid, lid, stock, reserved, 1, epoch, token, at, next, damaged, qc, safety, incoming, blimit FROM %s WHERE true
 		ON CONFLICT (product_id, location_id) DO NOTHING`
 	reservationsSQL = `INSERT INTO reservations (id, status, expires_at, reference, actor, idempotency_key, request_hash, version,
 			created_at, updated_at)
@@ -115,7 +115,7 @@ const (
 	// productsSQL saves the product totals v (%[1]s), and each product's
 	// last sequence (%[2]s, dialect.lastSeq).
 	productsSQL = `UPDATE products AS p SET stock = v.stock, reserved = v.reserved, low_stock_alerted = v.alerted,
-			damaged = v.damaged, quality_control = v.qc, safety_stock = v.safety, incoming = v.incoming,
+			damaged = v.damaged, quality_control = v.qc, safety_stock = v.safety, incoming = v.incoming, backordered = v.backordered,
 			last_seq = coalesce(%[2]s, p.last_seq)
 		FROM %[1]s
 		WHERE p.id = v.pid
@@ -372,11 +372,14 @@ func (r *rejectionRows) add(x inventory.Rejection, at time.Time) {
 // its first).
 type levelRows struct {
 	pid, lid, stock, reserved, readver dialect.Col[int64]
-	states                             stateRows
-	fenced                             dialect.Col[bool]
-	epoch, token                       dialect.Col[int64]
-	at                                 dialect.Col[time.Time]
-	next                               dialect.Col[*time.Time]
+	// blimit is the level's copy of its product's backorder limit, which
+	// the level's check holds it to.
+	blimit       dialect.Col[int64]
+	states       stateRows
+	fenced       dialect.Col[bool]
+	epoch, token dialect.Col[int64]
+	at           dialect.Col[time.Time]
+	next         dialect.Col[*time.Time]
 }
 
 func (r *levelRows) init() {
@@ -385,10 +388,11 @@ func (r *levelRows) init() {
 	r.epoch, r.token = bigint("epoch"), bigint("token")
 	r.at, r.next = dialect.NewCol[time.Time]("at", "timestamptz"), dialect.NewCol[*time.Time]("next", "timestamptz")
 	r.states.init()
+	r.blimit = bigint("blimit")
 }
 
 func (r *levelRows) columns() []dialect.Column {
-	return append([]dialect.Column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.readver, &r.fenced, &r.epoch, &r.token, &r.at, &r.next},
+	return append([]dialect.Column{&r.pid, &r.lid, &r.stock, &r.reserved, &r.readver, &r.fenced, &r.epoch, &r.token, &r.at, &r.next, &r.blimit},
 		r.states.columns()...)
 }
 
@@ -405,6 +409,7 @@ func (r *levelRows) add(it stockItem) {
 	r.at.Add(it.lastAt())
 	r.next.Add(timePtr(l.NextExpiry))
 	r.states.add(l.States)
+	r.blimit.Add(it.st.Product.BackorderLimit)
 }
 
 // stateRows are the states of the levels or products written.
@@ -609,18 +614,19 @@ func statePtr(s inventory.StockState) *string {
 }
 
 type productRows struct {
-	id, stock, reserved dialect.Col[int64]
-	alerted             dialect.Col[bool]
-	states              stateRows
+	id, stock, reserved, backordered dialect.Col[int64]
+	alerted                          dialect.Col[bool]
+	states                           stateRows
 }
 
 func (r *productRows) init() {
 	r.id, r.stock, r.reserved, r.alerted = bigint("pid"), bigint("stock"), bigint("reserved"), dialect.NewCol[bool]("alerted", "boolean")
+	r.backordered = bigint("backordered")
 	r.states.init()
 }
 
 func (r *productRows) columns() []dialect.Column {
-	return append([]dialect.Column{&r.id, &r.stock, &r.reserved, &r.alerted}, r.states.columns()...)
+	return append([]dialect.Column{&r.id, &r.stock, &r.reserved, &r.alerted, &r.backordered}, r.states.columns()...)
 }
 
 func (r *productRows) add(p *inventory.Product) {
@@ -628,6 +634,7 @@ func (r *productRows) add(p *inventory.Product) {
 	r.stock.Add(p.Stock)
 	r.reserved.Add(p.Reserved)
 	r.alerted.Add(p.LowStockAlerted)
+	r.backordered.Add(p.Backordered)
 	r.states.add(p.States)
 }
 

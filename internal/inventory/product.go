@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -35,6 +36,12 @@ type Product struct {
 	Reserved  int64
 	// States are the sums of its levels' states.
 	States
+	// BackorderLimit is how far below zero each level's available may go:
+	// stock-outs and reservations may sell or hold up to that many units
+	// the level does not have. Backordered is the sum over the levels of
+	// the units sold or held beyond what was there (Level.Backordered).
+	BackorderLimit int64
+	Backordered    int64
 	// LowStockAlerted is the edge-trigger state of the low-stock alert: set
 	// when an alert is raised, cleared (re-armed) when available stock is back
 	// at or above the threshold.
@@ -65,6 +72,8 @@ type NewProduct struct {
 	Name      string
 	Price     Price
 	Threshold int64
+	// BackorderLimit is the product's; see Product.
+	BackorderLimit int64
 	// InitialStock, if positive, is received at InitialLocationID (the default
 	// location if zero) in the same transaction, with an IN ledger row.
 	InitialStock      int64
@@ -80,6 +89,8 @@ type ProductUpdate struct {
 	Name      *string
 	Price     *Price
 	Threshold *int64
+	// BackorderLimit may not go below the units backordered now.
+	BackorderLimit *int64
 	// ExpectedVersion, if set, makes the update a compare-and-set.
 	ExpectedVersion *int64
 	IdempotencyKey  string
@@ -153,6 +164,13 @@ func validateThreshold(t int64) error {
 	return nil
 }
 
+func validateBackorderLimit(l int64) error {
+	if l < 0 || l > MaxStock {
+		return Invalid("backorderLimit", "backorderLimit must be between 0 and %d", MaxStock)
+	}
+	return nil
+}
+
 func validatePrice(p Price) error {
 	if p < 0 || p > MaxPrice {
 		return Invalid("price", "price must be between 0 and %s", MaxPrice)
@@ -187,6 +205,9 @@ func (np *NewProduct) Normalize() error {
 		return err
 	}
 	if err := validateThreshold(np.Threshold); err != nil {
+		return err
+	}
+	if err := validateBackorderLimit(np.BackorderLimit); err != nil {
 		return err
 	}
 	if np.InitialStock < 0 || np.InitialStock > MaxQuantity {
@@ -227,12 +248,26 @@ func (u *ProductUpdate) Normalize() error {
 			return err
 		}
 	}
+	if u.BackorderLimit != nil {
+		if err := validateBackorderLimit(*u.BackorderLimit); err != nil {
+			return err
+		}
+	}
 	return ValidateIdempotencyKey(u.IdempotencyKey)
 }
 
-// ApplyTo changes p as u says and reports whether anything changed.
-func (u ProductUpdate) ApplyTo(p *Product) bool {
+// ApplyTo changes p as u says and reports whether anything changed. A
+// backorder limit below the units p has backordered is a CONFLICT: the
+// backorders are filled first.
+func (u ProductUpdate) ApplyTo(p *Product) (bool, error) {
 	changed := false
+	if l := u.BackorderLimit; l != nil && *l != p.BackorderLimit {
+		if *l < p.Backordered {
+			return false, &Error{Code: CodeConflict, Field: "backorderLimit",
+				Message: fmt.Sprintf("%d units of the product are backordered; fill them before lowering its backorder limit to %d", p.Backordered, *l)}
+		}
+		p.BackorderLimit, changed = *l, true
+	}
 	if u.SKU != nil && *u.SKU != p.SKU {
 		p.SKU, changed = *u.SKU, true
 	}
@@ -245,7 +280,7 @@ func (u ProductUpdate) ApplyTo(p *Product) bool {
 	if u.Threshold != nil && *u.Threshold != p.Threshold {
 		p.Threshold, changed = *u.Threshold, true
 	}
-	return changed
+	return changed, nil
 }
 
 // Location is a place where stock is kept. Locations are never edited or

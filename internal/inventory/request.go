@@ -94,7 +94,8 @@ func (in StockAdjustment) Fingerprint(key LevelKey) string {
 // Fingerprint of a (normalized) new product whose initial stock goes to
 // location loc.
 func (np NewProduct) Fingerprint(loc int64) string {
-	return requestHash(OpCreateProduct, np.SKU, np.Name, np.Price.String(), itoa(np.Threshold), itoa(np.InitialStock), itoa(loc))
+	return requestHash(OpCreateProduct, np.SKU, np.Name, np.Price.String(), itoa(np.Threshold), itoa(np.InitialStock), itoa(loc),
+		itoa(np.BackorderLimit))
 }
 
 // Fingerprint of a (normalized) product update.
@@ -105,7 +106,7 @@ func (u ProductUpdate) Fingerprint() string {
 		price = &ps
 	}
 	return requestHash(OpUpdateProduct, itoa(u.ID), optString(u.SKU), optString(u.Name), optString(price),
-		optItoa(u.Threshold), optItoa(u.ExpectedVersion))
+		optItoa(u.Threshold), optItoa(u.ExpectedVersion), optItoa(u.BackorderLimit))
 }
 
 // ReservationFingerprint is the fingerprint of a new reservation of items

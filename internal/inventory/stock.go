@@ -210,17 +210,21 @@ func (tx *StockTx) Apply(m *Movement) error {
 		st := states.Negative()
 		return Errorf(CodeInsufficientStock, "insufficient stock: %d %s, %d requested",
 			tx.Level.States.Of(st), st, -m.StatesDelta.Of(st))
-	case available(stock, reserved, states) < 0:
+	case available(stock, reserved, states) < -tx.Product.BackorderLimit && m.ReservedDelta+m.StatesDelta.Held()-m.Delta > 0:
 		// What the movement asks of the available stock: units taken out,
-		// plus units newly held or reserved.
+		// plus units newly held or reserved. (A movement that asks
+		// nothing of it is never refused for want of stock: a level below
+		// its limit still fills its backorders.)
 		return Errorf(CodeInsufficientStock, "insufficient stock: %d available, %d requested",
-			max(tx.Level.Available(), 0), m.ReservedDelta+m.StatesDelta.Held()-m.Delta)
+			tx.Sellable(), m.ReservedDelta+m.StatesDelta.Held()-m.Delta)
 	case total > MaxStock || tx.Product.Incoming+m.StatesDelta.Incoming > MaxStock:
 		return Invalid("quantity", "stock of a product cannot exceed %d", MaxStock)
 	}
+	backordered := tx.Level.Backordered()
 	tx.Level.States, tx.Product.States = states, tx.Product.States.Plus(m.StatesDelta)
 	tx.Level.Stock, tx.Level.Reserved = stock, reserved
 	tx.Product.Stock, tx.Product.Reserved = total, totalReserved
+	tx.Product.Backordered += tx.Level.Backordered() - backordered
 	m.ProductID, m.LocationID = tx.Level.ProductID, tx.Level.LocationID
 	m.QuantityAfter = stock
 	m.AvailableAfter = tx.Product.Available()
@@ -235,6 +239,10 @@ func (tx *StockTx) Apply(m *Movement) error {
 	tx.movements = append(tx.movements, *m)
 	return nil
 }
+
+// Sellable is what the level can still sell or hold: its available units,
+// and the backorders its product allows.
+func (tx *StockTx) Sellable() int64 { return max(tx.Level.Available()+tx.Product.BackorderLimit, 0) }
 
 // txMark is a StockTx's state at one point of the transaction, which
 // restore goes back to.

@@ -59,7 +59,7 @@ func (x *TransferTx) Ship() (replayed bool, err error) {
 			if ErrorCode(err) == CodeInsufficientStock {
 				tx, _ := x.Level(origin)
 				return false, Errorf(CodeInsufficientStock, "insufficient stock of %s at location %d: %d available, %d to ship",
-					tx.Product.SKU, t.OriginID, max(tx.Level.Available(), 0), it.Quantity)
+					tx.Product.SKU, t.OriginID, tx.Sellable(), it.Quantity)
 			}
 			return false, err
 		}

@@ -68,11 +68,12 @@ func (e *entry) merge(ps inventory.ProductStock) {
 // setStock copies the stock of from into p.
 func setStock(p *inventory.Product, from inventory.Product) {
 	p.Stock, p.Reserved, p.States, p.LowStockAlerted, p.LastSeq = from.Stock, from.Reserved, from.States, from.LowStockAlerted, from.LastSeq
+	p.Backordered = from.Backordered
 }
 
 // setAttributes copies the attributes of from into p.
 func setAttributes(p *inventory.Product, from inventory.Product) {
-	p.SKU, p.Name, p.Price, p.Threshold = from.SKU, from.Name, from.Price, from.Threshold
+	p.SKU, p.Name, p.Price, p.Threshold, p.BackorderLimit = from.SKU, from.Name, from.Price, from.Threshold, from.BackorderLimit
 	p.Version, p.Revision, p.CreatedAt, p.UpdatedAt = from.Version, from.Revision, from.CreatedAt, from.UpdatedAt
 }
 
