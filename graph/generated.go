@@ -212,6 +212,7 @@ type ComplexityRoot struct {
 		SafetyStock    func(childComplexity int) int
 		Stock          func(childComplexity int) int
 		Threshold      func(childComplexity int) int
+		Tracked        func(childComplexity int) int
 		UpdatedAt      func(childComplexity int) int
 		Version        func(childComplexity int) int
 	}
@@ -1331,6 +1332,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Product.Threshold(childComplexity), true
+	case "Product.tracked":
+		if e.ComplexityRoot.Product.Tracked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.Tracked(childComplexity), true
 	case "Product.updatedAt":
 		if e.ComplexityRoot.Product.UpdatedAt == nil {
 			break
@@ -2549,6 +2556,8 @@ type Product {
   backorderLimit: Int!
   "Units sold or held beyond what was on the shelf, summed over locations; stock-ins fill them first."
   backordered: Int!
+  "False: nobody counts this product's stock; its changes are recorded and never refused, and it is never low."
+  tracked: Boolean!
   lowStock: Boolean!
   "Counts edits of the product's attributes (stock levels have their own versions)."
   version: Int!
@@ -2930,6 +2939,8 @@ input CreateProductInput {
   threshold: Int = 0
   "How far below zero each location's available may go: up to this many units may be sold or held beyond the shelf (backorders, pre-orders). 0..2147483647."
   backorderLimit: Int = 0
+  "False for stock nobody counts (digital goods, services, made to order): its changes are recorded, never refused for want of stock, and raise no low-stock alerts."
+  tracked: Boolean = true
   "If positive, received at initialLocationId (default location) in the same transaction."
   initialStock: Int = 0
   initialLocationId: ID
@@ -2947,6 +2958,8 @@ input UpdateProductInput {
   threshold: Int
   "Not below the units backordered now (CONFLICT): fill them first."
   backorderLimit: Int
+  "Switching tracking on needs no level further below zero than backorderLimit (CONFLICT): count them first (adjustStock)."
+  tracked: Boolean
   idempotencyKey: String
 }
 
@@ -3531,6 +3544,8 @@ func (ec *executionContext) childFields_Product(ctx context.Context, field graph
 		return ec.fieldContext_Product_backorderLimit(ctx, field)
 	case "backordered":
 		return ec.fieldContext_Product_backordered(ctx, field)
+	case "tracked":
+		return ec.fieldContext_Product_tracked(ctx, field)
 	case "lowStock":
 		return ec.fieldContext_Product_lowStock(ctx, field)
 	case "version":
@@ -7832,6 +7847,29 @@ func (ec *executionContext) _Product_backordered(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_Product_backordered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Product_tracked(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_tracked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tracked(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_tracked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, true, false, "Boolean")
 }
 
 func (ec *executionContext) _Product_lowStock(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
@@ -13132,11 +13170,14 @@ func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context
 	if _, present := asMap["backorderLimit"]; !present {
 		asMap["backorderLimit"] = 0
 	}
+	if _, present := asMap["tracked"]; !present {
+		asMap["tracked"] = true
+	}
 	if _, present := asMap["initialStock"]; !present {
 		asMap["initialStock"] = 0
 	}
 
-	fieldsInOrder := [...]string{"sku", "name", "price", "threshold", "backorderLimit", "initialStock", "initialLocationId", "idempotencyKey"}
+	fieldsInOrder := [...]string{"sku", "name", "price", "threshold", "backorderLimit", "tracked", "initialStock", "initialLocationId", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13178,6 +13219,13 @@ func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context
 				return it, err
 			}
 			it.BackorderLimit = data
+		case "tracked":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tracked"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tracked = data
 		case "initialStock":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("initialStock"))
 			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
@@ -13882,7 +13930,7 @@ func (ec *executionContext) unmarshalInputUpdateProductInput(ctx context.Context
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"id", "expectedVersion", "sku", "name", "price", "threshold", "backorderLimit", "idempotencyKey"}
+	fieldsInOrder := [...]string{"id", "expectedVersion", "sku", "name", "price", "threshold", "backorderLimit", "tracked", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13938,6 +13986,13 @@ func (ec *executionContext) unmarshalInputUpdateProductInput(ctx context.Context
 				return it, err
 			}
 			it.BackorderLimit = data
+		case "tracked":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tracked"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tracked = data
 		case "idempotencyKey":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -15020,6 +15075,11 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "backordered":
 			out.Values[i] = ec._Product_backordered(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "tracked":
+			out.Values[i] = ec._Product_tracked(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}

@@ -53,6 +53,7 @@ func (r *mutationResolver) CreateProduct(ctx context.Context, input model.Create
 		Price:             input.Price,
 		Threshold:         deref(input.Threshold),
 		BackorderLimit:    deref(input.BackorderLimit),
+		Untracked:         !derefOr(input.Tracked, true),
 		InitialStock:      deref(input.InitialStock),
 		InitialLocationID: deref(input.InitialLocationID),
 		IdempotencyKey:    deref(input.IdempotencyKey),
@@ -72,6 +73,7 @@ func (r *mutationResolver) UpdateProduct(ctx context.Context, input model.Update
 		Price:           input.Price,
 		Threshold:       input.Threshold,
 		BackorderLimit:  input.BackorderLimit,
+		Tracked:         input.Tracked,
 		ExpectedVersion: input.ExpectedVersion,
 		IdempotencyKey:  deref(input.IdempotencyKey),
 	})

@@ -109,6 +109,8 @@ type CreateProductInput struct {
 	Threshold *int64          `json:"threshold,omitempty"`
 	// How far below zero each location's available may go: up to this many units may be sold or held beyond the shelf (backorders, pre-orders). 0..2147483647.
 	BackorderLimit *int64 `json:"backorderLimit,omitempty"`
+	// False for stock nobody counts (digital goods, services, made to order): its changes are recorded, never refused for want of stock, and raise no low-stock alerts.
+	Tracked *bool `json:"tracked,omitempty"`
 	// If positive, received at initialLocationId (default location) in the same transaction.
 	InitialStock      *int64 `json:"initialStock,omitempty"`
 	InitialLocationID *int64 `json:"initialLocationId,omitempty"`
@@ -380,7 +382,9 @@ type UpdateProductInput struct {
 	Price           *inventory.Price `json:"price,omitempty"`
 	Threshold       *int64           `json:"threshold,omitempty"`
 	// Not below the units backordered now (CONFLICT): fill them first.
-	BackorderLimit *int64  `json:"backorderLimit,omitempty"`
+	BackorderLimit *int64 `json:"backorderLimit,omitempty"`
+	// Switching tracking on needs no level further below zero than backorderLimit (CONFLICT): count them first (adjustStock).
+	Tracked        *bool   `json:"tracked,omitempty"`
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 

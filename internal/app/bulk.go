@@ -102,7 +102,7 @@ func (s *Service) bulkOp(ctx context.Context, i int, it inventory.BulkItem, in i
 		} else {
 			delta = *it.Quantity - tx.Level.Stock
 		}
-		if err := tx.Level.CheckOnHand(tx.Level.Stock+delta, tx.Product.BackorderLimit); err != nil {
+		if err := tx.CheckOnHand(tx.Level.Stock + delta); err != nil {
 			return inventory.Movement{}, err
 		}
 		return s.newMovement(ctx, inventory.MovementAdjust, delta, in.Reason, in.Reference, op.IdempotencyKey, op.Hash), nil

@@ -144,6 +144,9 @@ func (pipeBackend) Row(key inventory.LevelKey) int64 { return key.ProductID }
 // transfer never share a batch, so each sees the other's outcome.
 func (pipeBackend) Serial(op inventory.StockOp) int64 { return op.Serial() }
 
+// Unlocked: a request on an untracked product takes no lease.
+func (pipeBackend) Unlocked(op inventory.StockOp) bool { return op.Unlocked }
+
 // fence is the fence of a write under lease; the zero Fence for a write
 // made without one.
 func (s *Service) fence(lease lock.Lease) inventory.Fence {
@@ -380,6 +383,7 @@ func (s *Service) committed(requests int, txs []*inventory.StockTx) {
 		if tx != nil && tx.Err == nil {
 			ms = append(ms, tx.Movements()...)
 			written = append(written, tx)
+			s.untracked.saw(tx.Product)
 		}
 	}
 	if s.reads != nil && len(written) > 0 {

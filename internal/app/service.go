@@ -102,6 +102,7 @@ type Service struct {
 	strategy    Strategy
 	pipe        *stockPipeline
 	resLevels   levelsCache
+	untracked   untrackedSet // products whose requests need no lease
 	tracer      trace.Tracer
 	obs         inventory.Observer
 	reads       inventory.ReadModel // nil: none
@@ -229,7 +230,7 @@ func (s *Service) CreateProduct(ctx context.Context, np inventory.NewProduct) (_
 
 	now := s.now()
 	p := inventory.Product{SKU: np.SKU, Name: np.Name, Price: np.Price, Threshold: np.Threshold, BackorderLimit: np.BackorderLimit,
-		Version: 1, CreatedAt: now, UpdatedAt: now}
+		Untracked: np.Untracked, Version: 1, CreatedAt: now, UpdatedAt: now}
 	var tx *inventory.StockTx
 	if np.InitialStock > 0 {
 		if _, err := s.Location(ctx, loc); err != nil {
@@ -299,6 +300,7 @@ func (s *Service) UpdateProduct(ctx context.Context, u inventory.ProductUpdate) 
 // productSaved tells the read model of a product this replica created or
 // edited.
 func (s *Service) productSaved(p inventory.Product) {
+	s.untracked.saw(&p)
 	if s.reads != nil {
 		s.reads.ProductSaved(p)
 	}

@@ -97,7 +97,7 @@ func (s *Service) AdjustStock(ctx context.Context, in inventory.StockAdjustment)
 			if c := in.ChangeFromQuantity; c != nil && *c != tx.Level.Stock {
 				return inventory.Movement{}, inventory.Errorf(inventory.CodeConflict, "stock at the location is %d, not the expected %d", tx.Level.Stock, *c)
 			}
-			if err := tx.Level.CheckOnHand(in.Quantity, tx.Product.BackorderLimit); err != nil {
+			if err := tx.CheckOnHand(in.Quantity); err != nil {
 				return inventory.Movement{}, err
 			}
 			return s.newMovement(ctx, inventory.MovementAdjust, in.Quantity-tx.Level.Stock, in.Reason, in.Reference, in.IdempotencyKey, hash), nil

@@ -41,6 +41,8 @@ var stockSpanNames = map[inventory.MovementType]string{
 	inventory.MovementIn:     "inventory.StockIn",
 	inventory.MovementOut:    "inventory.StockOut",
 	inventory.MovementAdjust: "inventory.AdjustStock",
+	inventory.MovementMove:   "inventory.MoveStock",
+	inventory.MovementExpect: "inventory.ExpectStock",
 	inventory.MovementExpire: "inventory.ReleaseExpired", // the reaper's touch of a level
 }
 
@@ -54,6 +56,7 @@ func (s *Service) applyStock(ctx context.Context, op inventory.StockOp) (invento
 		}
 		endSpan(span, r.Err)
 	}()
+	op.Unlocked = s.untracked.has(op.Key.ProductID)
 	if run := benchStrategies[s.strategy]; run != nil {
 		r = run(s, ctx, op)
 	} else {

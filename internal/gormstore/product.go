@@ -20,7 +20,7 @@ func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial
 		err := r.Run([]dialect.Stmt{
 			{SQL: s.writes.nextRevision},
 			{SQL: s.writes.insertProduct, Args: []any{p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted,
-				p.Version, p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.BackorderLimit}, Dest: []any{&p.ID, &p.Revision}, Row: func() error { return nil }},
+				p.Version, p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.BackorderLimit, !p.Untracked}, Dest: []any{&p.ID, &p.Revision}, Row: func() error { return nil }},
 		})
 		if err != nil {
 			return err
@@ -52,8 +52,8 @@ const (
 	// in order (see migration 0008).
 	nextRevisionSQL  = "UPDATE catalog_sequence SET last = last + 1 WHERE id = 1 RETURNING last"
 	insertProductSQL = `INSERT INTO products (sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version,
-			created_at, updated_at, backorder_limit, revision)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT last FROM catalog_sequence WHERE id = 1)) RETURNING id, revision`
+			created_at, updated_at, backorder_limit, tracked, revision)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT last FROM catalog_sequence WHERE id = 1)) RETURNING id, revision`
 	insertKeySQL = "INSERT INTO idempotency_keys (key, operation, request_hash, product_id, created_at) VALUES (?, ?, ?, ?, ?)"
 )
 
@@ -91,9 +91,9 @@ func (s *Store) UpdateProduct(ctx context.Context, id int64, key inventory.Idemp
 		if p.Revision, err = nextRevision(tx); err != nil {
 			return err
 		}
-		return tx.Exec(`UPDATE products SET sku = ?, name = ?, price_micros = ?, threshold = ?, backorder_limit = ?, version = ?, updated_at = ?,
-				revision = ? WHERE id = ?`,
-			p.SKU, p.Name, int64(p.Price), p.Threshold, p.BackorderLimit, p.Version, p.UpdatedAt, p.Revision, p.ID).Error
+		return tx.Exec(`UPDATE products SET sku = ?, name = ?, price_micros = ?, threshold = ?, backorder_limit = ?, tracked = ?, version = ?,
+				updated_at = ?, revision = ? WHERE id = ?`,
+			p.SKU, p.Name, int64(p.Price), p.Threshold, p.BackorderLimit, !p.Untracked, p.Version, p.UpdatedAt, p.Revision, p.ID).Error
 	})
 	return p, err
 }
@@ -164,16 +164,17 @@ func productWhere(f inventory.ProductFilter) ([]string, []any) {
 	}
 	if f.LowStock != nil {
 		if *f.LowStock {
-			where = append(where, availableSQL+" < threshold")
+			where = append(where, "tracked AND "+availableSQL+" < threshold")
 		} else {
-			where = append(where, availableSQL+" >= threshold")
+			where = append(where, "NOT (tracked AND "+availableSQL+" < threshold)")
 		}
 	}
 	return where, args
 }
 
 // availableSQL is a product row's available stock, as
-// inventory.Product.Available defines it, for filters that run in SQL.
+// inventory.Product.Available defines it, for filters that run in SQL
+// (with Product.LowStock's: an untracked product is never low).
 const availableSQL = "(stock - reserved - damaged - quality_control - safety_stock)"
 
 // escapeLike escapes the LIKE wildcards in s, with backslash as the escape.

@@ -12,7 +12,7 @@ import (
 // Row types mirror the tables; the domain types carry no storage tags.
 
 const productColumns = "id, sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, last_seq, revision, created_at, updated_at, " +
-	stateColumns + ", backorder_limit, backordered"
+	stateColumns + ", backorder_limit, backordered, tracked"
 
 // stateColumns are the columns of a level's or a product's states.
 const stateColumns = "damaged, quality_control, safety_stock, incoming"
@@ -48,12 +48,13 @@ type productRow struct {
 	StateCols       `gorm:"embedded"`
 	BackorderLimit  int64
 	Backordered     int64
+	Tracked         bool
 }
 
 func (r productRow) product() inventory.Product {
 	return inventory.Product{
 		ID: r.ID, SKU: r.SKU, Name: r.Name, Price: inventory.Price(r.PriceMicros), Threshold: r.Threshold,
-		Stock: r.Stock, Reserved: r.Reserved, States: r.states(), BackorderLimit: r.BackorderLimit, Backordered: r.Backordered, LowStockAlerted: r.LowStockAlerted, Version: r.Version, LastSeq: r.LastSeq, Revision: r.Revision,
+		Stock: r.Stock, Reserved: r.Reserved, States: r.states(), BackorderLimit: r.BackorderLimit, Backordered: r.Backordered, Untracked: !r.Tracked, LowStockAlerted: r.LowStockAlerted, Version: r.Version, LastSeq: r.LastSeq, Revision: r.Revision,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 }
@@ -165,7 +166,7 @@ func (r locationRow) location() inventory.Location {
 func (r *productRow) fields() []any {
 	return []any{&r.ID, &r.SKU, &r.Name, &r.PriceMicros, &r.Threshold, &r.Stock, &r.Reserved, &r.LowStockAlerted,
 		&r.Version, &r.LastSeq, &r.Revision, &r.CreatedAt, &r.UpdatedAt, &r.Damaged, &r.QualityControl, &r.SafetyStock, &r.Incoming,
-		&r.BackorderLimit, &r.Backordered}
+		&r.BackorderLimit, &r.Backordered, &r.Tracked}
 }
 
 func (r *levelRow) fields() []any {

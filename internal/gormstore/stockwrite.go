@@ -373,8 +373,8 @@ func (r *rejectionRows) add(x inventory.Rejection, at time.Time) {
 type levelRows struct {
 	pid, lid, stock, reserved, readver dialect.Col[int64]
 	// blimit is the level's copy of its product's backorder limit, which
-	// the level's check holds it to.
-	blimit       dialect.Col[int64]
+	// the level's check holds it to (NULL, no limit: untracked).
+	blimit       dialect.Col[*int64]
 	states       stateRows
 	fenced       dialect.Col[bool]
 	epoch, token dialect.Col[int64]
@@ -388,7 +388,7 @@ func (r *levelRows) init() {
 	r.epoch, r.token = bigint("epoch"), bigint("token")
 	r.at, r.next = dialect.NewCol[time.Time]("at", "timestamptz"), dialect.NewCol[*time.Time]("next", "timestamptz")
 	r.states.init()
-	r.blimit = bigint("blimit")
+	r.blimit = dialect.NewCol[*int64]("blimit", "bigint")
 }
 
 func (r *levelRows) columns() []dialect.Column {
@@ -409,7 +409,7 @@ func (r *levelRows) add(it stockItem) {
 	r.at.Add(it.lastAt())
 	r.next.Add(timePtr(l.NextExpiry))
 	r.states.add(l.States)
-	r.blimit.Add(it.st.Product.BackorderLimit)
+	r.blimit.Add(backorderLimit(it.st.Product))
 }
 
 // stateRows are the states of the levels or products written.
@@ -665,4 +665,14 @@ func keyAndHash(key, hash string) (*string, *string) {
 		return nil, nil
 	}
 	return &key, &hash
+}
+
+// backorderLimit is the limit a level of p is held to: none (NULL) for an
+// untracked product.
+func backorderLimit(p *inventory.Product) *int64 {
+	if p.Untracked {
+		return nil
+	}
+	l := p.BackorderLimit
+	return &l
 }

@@ -42,6 +42,10 @@ type Product struct {
 	// the units sold or held beyond what was there (Level.Backordered).
 	BackorderLimit int64
 	Backordered    int64
+	// Untracked products' stock nobody counts (digital goods, services,
+	// made to order): their changes are recorded, never refused for want
+	// of stock, and raise no low-stock alerts.
+	Untracked bool
 	// LowStockAlerted is the edge-trigger state of the low-stock alert: set
 	// when an alert is raised, cleared (re-armed) when available stock is back
 	// at or above the threshold.
@@ -63,8 +67,12 @@ type Product struct {
 // and held, over all locations.
 func (p Product) Available() int64 { return available(p.Stock, p.Reserved, p.States) }
 
-// LowStock reports whether available stock is below the threshold.
-func (p Product) LowStock() bool { return p.Available() < p.Threshold }
+// Tracked reports whether the product's stock is counted.
+func (p Product) Tracked() bool { return !p.Untracked }
+
+// LowStock reports whether available stock is below the threshold; an
+// untracked product's never is.
+func (p Product) LowStock() bool { return !p.Untracked && p.Available() < p.Threshold }
 
 // NewProduct is the input of Service.CreateProduct.
 type NewProduct struct {
@@ -72,8 +80,9 @@ type NewProduct struct {
 	Name      string
 	Price     Price
 	Threshold int64
-	// BackorderLimit is the product's; see Product.
+	// BackorderLimit and Untracked are the product's; see Product.
 	BackorderLimit int64
+	Untracked      bool
 	// InitialStock, if positive, is received at InitialLocationID (the default
 	// location if zero) in the same transaction, with an IN ledger row.
 	InitialStock      int64
@@ -91,6 +100,10 @@ type ProductUpdate struct {
 	Threshold *int64
 	// BackorderLimit may not go below the units backordered now.
 	BackorderLimit *int64
+	// Tracked switches tracking on or off. On, the product may have no
+	// level further below zero than its backorder limit: count it first
+	// (AdjustStock).
+	Tracked *bool
 	// ExpectedVersion, if set, makes the update a compare-and-set.
 	ExpectedVersion *int64
 	IdempotencyKey  string
@@ -267,6 +280,13 @@ func (u ProductUpdate) ApplyTo(p *Product) (bool, error) {
 				Message: fmt.Sprintf("%d units of the product are backordered; fill them before lowering its backorder limit to %d", p.Backordered, *l)}
 		}
 		p.BackorderLimit, changed = *l, true
+	}
+	if tr := u.Tracked; tr != nil && *tr == p.Untracked {
+		if *tr && p.Backordered > p.BackorderLimit {
+			return false, &Error{Code: CodeConflict, Field: "tracked",
+				Message: fmt.Sprintf("the product's levels are %d units below zero, beyond its backorder limit of %d; count them (adjustStock) before tracking it", p.Backordered, p.BackorderLimit)}
+		}
+		p.Untracked, changed = !*tr, true
 	}
 	if u.SKU != nil && *u.SKU != p.SKU {
 		p.SKU, changed = *u.SKU, true

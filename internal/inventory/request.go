@@ -34,6 +34,13 @@ func optItoa(p *int64) string {
 	return itoa(*p)
 }
 
+func optBool(p *bool) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.FormatBool(*p)
+}
+
 func optString(p *string) string {
 	if p == nil {
 		return "\x00nil"
@@ -95,7 +102,7 @@ func (in StockAdjustment) Fingerprint(key LevelKey) string {
 // location loc.
 func (np NewProduct) Fingerprint(loc int64) string {
 	return requestHash(OpCreateProduct, np.SKU, np.Name, np.Price.String(), itoa(np.Threshold), itoa(np.InitialStock), itoa(loc),
-		itoa(np.BackorderLimit))
+		itoa(np.BackorderLimit), strconv.FormatBool(np.Untracked))
 }
 
 // Fingerprint of a (normalized) product update.
@@ -106,7 +113,7 @@ func (u ProductUpdate) Fingerprint() string {
 		price = &ps
 	}
 	return requestHash(OpUpdateProduct, itoa(u.ID), optString(u.SKU), optString(u.Name), optString(price),
-		optItoa(u.Threshold), optItoa(u.ExpectedVersion), optItoa(u.BackorderLimit))
+		optItoa(u.Threshold), optItoa(u.ExpectedVersion), optItoa(u.BackorderLimit), optBool(u.Tracked))
 }
 
 // ReservationFingerprint is the fingerprint of a new reservation of items

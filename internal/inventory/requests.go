@@ -17,6 +17,12 @@ type StockOp struct {
 	// Levels, instead of Movement, is a request over one or more levels
 	// (Key is its first): a reservation's, a bulk adjustment's, a repair's.
 	Levels *LevelsOp
+	// Unlocked says the request needs no lease of its level: its product
+	// is untracked, so nothing is refused for want of stock, and the
+	// transaction's lock of the product row orders its writes. (If the
+	// product became tracked meanwhile, the transaction judges it as
+	// any other: the lease never decides an outcome.)
+	Unlocked bool
 }
 
 // LevelsOp is a request that changes all its levels or none: a

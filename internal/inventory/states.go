@@ -130,17 +130,6 @@ func (l Level) Quantity(st StockState) int64 {
 	return l.States.Of(st)
 }
 
-// CheckOnHand refuses to set the level's on-hand stock to q if that would
-// leave fewer units than it has reserved and held, beyond the backorder
-// limit of its product.
-func (l Level) CheckOnHand(q, backorderLimit int64) error {
-	if available(q, l.Reserved, l.States) < -backorderLimit {
-		return Errorf(CodeInsufficientStock, "stock of product %d at location %d cannot be %d: %d units are reserved and %d held",
-			l.ProductID, l.LocationID, q, l.Reserved, l.Held())
-	}
-	return nil
-}
-
 // Backordered is the units the level sold or holds beyond what it has:
 // how far its available is below zero.
 func (l Level) Backordered() int64 { return max(0, -l.Available()) }

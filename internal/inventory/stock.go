@@ -210,7 +210,7 @@ func (tx *StockTx) Apply(m *Movement) error {
 		st := states.Negative()
 		return Errorf(CodeInsufficientStock, "insufficient stock: %d %s, %d requested",
 			tx.Level.States.Of(st), st, -m.StatesDelta.Of(st))
-	case available(stock, reserved, states) < -tx.Product.BackorderLimit && m.ReservedDelta+m.StatesDelta.Held()-m.Delta > 0:
+	case tx.oversells(available(stock, reserved, states)) && m.ReservedDelta+m.StatesDelta.Held()-m.Delta > 0:
 		// What the movement asks of the available stock: units taken out,
 		// plus units newly held or reserved. (A movement that asks
 		// nothing of it is never refused for want of stock: a level below
@@ -237,6 +237,24 @@ func (tx *StockTx) Apply(m *Movement) error {
 		tx.Product.LowStockAlerted = false
 	}
 	tx.movements = append(tx.movements, *m)
+	return nil
+}
+
+// oversells reports whether available, the level's available units after
+// a change, is more than its product lets it sell: below its backorder
+// limit, for a tracked product (an untracked one is never refused for
+// want of stock).
+func (tx *StockTx) oversells(available int64) bool {
+	return !tx.Product.Untracked && available < -tx.Product.BackorderLimit
+}
+
+// CheckOnHand refuses to set the level's on-hand stock to q if that would
+// leave it more reserved and held than its product lets it sell.
+func (tx *StockTx) CheckOnHand(q int64) error {
+	if l := tx.Level; tx.oversells(available(q, l.Reserved, l.States)) {
+		return Errorf(CodeInsufficientStock, "stock of product %d at location %d cannot be %d: %d units are reserved and %d held",
+			l.ProductID, l.LocationID, q, l.Reserved, l.Held())
+	}
 	return nil
 }
 

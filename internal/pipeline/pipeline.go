@@ -56,6 +56,9 @@ type Backend[K comparable, O, R any] interface {
 	// Serial returns a nonzero ID for a request that must see the outcome
 	// of any earlier request with the same ID: the two never share a batch.
 	Serial(op O) int64
+	// Unlocked reports whether op needs no lease: a batch of such requests
+	// runs without one (unless its worker holds one already).
+	Unlocked(op O) bool
 }
 
 // Job is a batch of requests on its levels, and then their outcomes.
@@ -297,7 +300,7 @@ func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R]) {
 			links[i] = r.sc
 		}
 		bctx, span := p.b.StartBatch(trace.ContextWithSpanContext(ctx, batch[0].sc), key, links, lease)
-		if lease == nil {
+		if lease == nil && !p.unlocked(batch) {
 			l, err := p.b.Lock(bctx, key)
 			if err != nil {
 				span.End()
@@ -373,6 +376,16 @@ func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, batch []*pending[K, 
 		})
 	}
 	return kept, levels
+}
+
+// unlocked reports whether no request of batch needs a lease.
+func (p *Pipeline[K, O, R]) unlocked(batch []*pending[K, O, R]) bool {
+	for _, r := range batch {
+		if !p.b.Unlocked(r.op) || len(r.across) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // answer gives each request of batch its result, or err.

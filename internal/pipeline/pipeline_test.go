@@ -27,6 +27,8 @@ type op struct {
 	// across, if set, are the keys the op adds to (SubmitAcross), each of
 	// which must be a level of its job.
 	across []key
+	// unlocked ops need no lease.
+	unlocked bool
 }
 
 // counters is a Backend whose "transaction" adds each op to its key's
@@ -98,6 +100,8 @@ func (c *counters) Commit(_ context.Context, jobs []*pipeline.Job[key, op, int64
 func (c *counters) Row(k key) int64 { return k.row }
 
 func (c *counters) Serial(o op) int64 { return o.serial }
+
+func (c *counters) Unlocked(o op) bool { return o.unlocked }
 
 func TestCombinesAndGroups(t *testing.T) {
 	c := newCounters()

@@ -73,7 +73,7 @@ func setStock(p *inventory.Product, from inventory.Product) {
 
 // setAttributes copies the attributes of from into p.
 func setAttributes(p *inventory.Product, from inventory.Product) {
-	p.SKU, p.Name, p.Price, p.Threshold, p.BackorderLimit = from.SKU, from.Name, from.Price, from.Threshold, from.BackorderLimit
+	p.SKU, p.Name, p.Price, p.Threshold, p.BackorderLimit, p.Untracked = from.SKU, from.Name, from.Price, from.Threshold, from.BackorderLimit, from.Untracked
 	p.Version, p.Revision, p.CreatedAt, p.UpdatedAt = from.Version, from.Revision, from.CreatedAt, from.UpdatedAt
 }
 
