@@ -122,9 +122,11 @@ func (s *Service) checkNewReservation(in *inventory.NewReservation) ([]inventory
 		}
 		return cmp.Compare(a.LocationID, b.LocationID)
 	})
-	for i := 1; i < len(items); i++ {
-		if items[i].Key() == items[i-1].Key() {
-			return nil, 0, inventory.Invalid(reservationItemsFieldName, "product %d at location %d is listed twice", items[i].ProductID, items[i].LocationID)
+	items = inventory.SumLines(items, func(it inventory.ReservationItem) inventory.LevelKey { return it.Key() },
+		func(it *inventory.ReservationItem) *int64 { return &it.Quantity })
+	for _, it := range items {
+		if it.Quantity > inventory.MaxQuantity {
+			return nil, 0, inventory.Invalid("quantity", "quantity must be between 1 and %d", inventory.MaxQuantity)
 		}
 	}
 	return items, ttl, nil

@@ -134,7 +134,7 @@ func TestTransfers(t *testing.T) {
 				{OriginID: 1, DestinationID: 1, Items: []inventory.TransferItemInput{{ProductID: a.ID, Quantity: 1}}},
 				{OriginID: 1, DestinationID: shop.ID},
 				{OriginID: 1, DestinationID: shop.ID, Items: []inventory.TransferItemInput{{ProductID: a.ID, Quantity: 0}}},
-				{OriginID: 1, DestinationID: shop.ID, Items: []inventory.TransferItemInput{{ProductID: a.ID, Quantity: 1}, {ProductID: a.ID, Quantity: 2}}},
+				{OriginID: 1, DestinationID: shop.ID, Items: []inventory.TransferItemInput{{ProductID: a.ID, Quantity: inventory.MaxQuantity}, {ProductID: a.ID, Quantity: 1}}},
 			} {
 				_, err := e.svc.CreateTransfer(ctx, in)
 				wantCode(t, err, inventory.CodeBadInput)

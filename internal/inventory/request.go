@@ -137,3 +137,19 @@ func (in BulkAdjustment) Fingerprint() string {
 func (it BulkItem) Fingerprint(call string, i int, key LevelKey) string {
 	return requestHash(call, itoa(int64(i)), itoa(key.ProductID), itoa(key.LocationID), optItoa(it.Delta), optItoa(it.Quantity), optItoa(it.ChangeFromQuantity))
 }
+
+// SumLines merges the lines of lines (sorted by key) that share a key into
+// one, whose quantity is their sum: two lines of one level (or product)
+// are one demand, judged on the sum, never each against what the other
+// has not taken yet.
+func SumLines[T any, K comparable](lines []T, key func(T) K, quantity func(*T) *int64) []T {
+	out := lines[:0]
+	for _, l := range lines {
+		if n := len(out); n > 0 && key(out[n-1]) == key(l) {
+			*quantity(&out[n-1]) += *quantity(&l)
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}

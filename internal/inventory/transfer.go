@@ -154,9 +154,10 @@ func (in NewTransfer) Check() ([]TransferItem, error) {
 		items[i] = TransferItem{ProductID: it.ProductID, Quantity: it.Quantity}
 	}
 	slices.SortFunc(items, func(a, b TransferItem) int { return cmp.Compare(a.ProductID, b.ProductID) })
-	for i := 1; i < len(items); i++ {
-		if items[i].ProductID == items[i-1].ProductID {
-			return nil, Invalid("items", "product %d is listed twice", items[i].ProductID)
+	items = SumLines(items, func(it TransferItem) int64 { return it.ProductID }, func(it *TransferItem) *int64 { return &it.Quantity })
+	for _, it := range items {
+		if it.Quantity > MaxQuantity {
+			return nil, Invalid("quantity", "quantity must be between 1 and %d", MaxQuantity)
 		}
 	}
 	return items, nil
