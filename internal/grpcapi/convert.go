@@ -23,6 +23,7 @@ func toProduct(p inventory.Product, levels []inventory.Level) *v1.Product {
 		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), LowStock: p.LowStock(), Version: p.Version,
 		CreateTime: ts(p.CreatedAt), UpdateTime: ts(p.UpdatedAt),
 		Damaged: p.Damaged, QualityControl: p.QualityControl, SafetyStock: p.SafetyStock, Incoming: p.Incoming,
+		BackorderLimit: p.BackorderLimit, Backordered: p.Backordered,
 	}
 	for _, l := range levels {
 		out.Levels = append(out.Levels, toLevel(l))
@@ -33,7 +34,8 @@ func toProduct(p inventory.Product, levels []inventory.Level) *v1.Product {
 func toLevel(l inventory.Level) *v1.Level {
 	return &v1.Level{LocationId: l.LocationID, Stock: l.Stock, Reserved: l.Reserved, Available: l.Available(),
 		Version: l.Version, UpdateTime: ts(l.UpdatedAt),
-		Damaged: l.Damaged, QualityControl: l.QualityControl, SafetyStock: l.SafetyStock, Incoming: l.Incoming}
+		Damaged: l.Damaged, QualityControl: l.QualityControl, SafetyStock: l.SafetyStock, Incoming: l.Incoming,
+		Backordered: l.Backordered()}
 }
 
 func toStates(s inventory.States) *v1.StockStates {

@@ -357,7 +357,8 @@ type Product struct {
 	// Units held by active reservations.
 	Reserved int64 `protobuf:"varint,7,opt,name=reserved,proto3" json:"reserved,omitempty"`
 	// What can be sold or reserved: stock - reserved - damaged -
-	// quality_control - safety_stock.
+	// quality_control - safety_stock. Negative when the product is
+	// backordered (see backorder_limit).
 	Available int64 `protobuf:"varint,8,opt,name=available,proto3" json:"available,omitempty"`
 	// available < threshold.
 	LowStock   bool                   `protobuf:"varint,9,opt,name=low_stock,json=lowStock,proto3" json:"low_stock,omitempty"`
@@ -373,7 +374,14 @@ type Product struct {
 	// Units on hand but kept as safety stock, over all locations.
 	SafetyStock int64 `protobuf:"varint,16,opt,name=safety_stock,json=safetyStock,proto3" json:"safety_stock,omitempty"`
 	// Units expected, not on hand, over all locations.
-	Incoming      int64 `protobuf:"varint,17,opt,name=incoming,proto3" json:"incoming,omitempty"`
+	Incoming int64 `protobuf:"varint,17,opt,name=incoming,proto3" json:"incoming,omitempty"`
+	// How far below zero each level's available may go: up to this many
+	// units may be sold or held beyond the shelf (backorders, pre-orders).
+	// Zero: no backorders.
+	BackorderLimit int64 `protobuf:"varint,18,opt,name=backorder_limit,json=backorderLimit,proto3" json:"backorder_limit,omitempty"`
+	// Units sold or held beyond what was on the shelf, summed over the
+	// levels; stock-ins fill them first.
+	Backordered   int64 `protobuf:"varint,19,opt,name=backordered,proto3" json:"backordered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -527,6 +535,20 @@ func (x *Product) GetIncoming() int64 {
 	return 0
 }
 
+func (x *Product) GetBackorderLimit() int64 {
+	if x != nil {
+		return x.BackorderLimit
+	}
+	return 0
+}
+
+func (x *Product) GetBackordered() int64 {
+	if x != nil {
+		return x.Backordered
+	}
+	return 0
+}
+
 // The stock of a product at a location.
 type Level struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -535,7 +557,8 @@ type Level struct {
 	Stock    int64 `protobuf:"varint,2,opt,name=stock,proto3" json:"stock,omitempty"`
 	Reserved int64 `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
 	// What can be sold or reserved: stock - reserved - damaged -
-	// quality_control - safety_stock.
+	// quality_control - safety_stock. Negative when the level is
+	// backordered; stock may then be negative too.
 	Available  int64                  `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
 	Version    int64                  `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
@@ -546,7 +569,10 @@ type Level struct {
 	// On hand, kept back from sale.
 	SafetyStock int64 `protobuf:"varint,9,opt,name=safety_stock,json=safetyStock,proto3" json:"safety_stock,omitempty"`
 	// Expected (from a supplier or a transfer), not on hand.
-	Incoming      int64 `protobuf:"varint,10,opt,name=incoming,proto3" json:"incoming,omitempty"`
+	Incoming int64 `protobuf:"varint,10,opt,name=incoming,proto3" json:"incoming,omitempty"`
+	// Units sold or held beyond what was on the shelf: -available when
+	// available is below zero, else zero.
+	Backordered   int64 `protobuf:"varint,11,opt,name=backordered,proto3" json:"backordered,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -651,6 +677,13 @@ func (x *Level) GetIncoming() int64 {
 	return 0
 }
 
+func (x *Level) GetBackordered() int64 {
+	if x != nil {
+		return x.Backordered
+	}
+	return 0
+}
+
 // The quantities of a level's states, or their changes on a ledger row.
 type StockStates struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -731,9 +764,12 @@ type Movement struct {
 	// The change of stock on hand.
 	Delta int64 `protobuf:"varint,5,opt,name=delta,proto3" json:"delta,omitempty"`
 	// The change of reserved units.
-	ReservedDelta  int64 `protobuf:"varint,6,opt,name=reserved_delta,json=reservedDelta,proto3" json:"reserved_delta,omitempty"`
-	ReservationId  int64 `protobuf:"varint,7,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
-	QuantityAfter  int64 `protobuf:"varint,8,opt,name=quantity_after,json=quantityAfter,proto3" json:"quantity_after,omitempty"`
+	ReservedDelta int64 `protobuf:"varint,6,opt,name=reserved_delta,json=reservedDelta,proto3" json:"reserved_delta,omitempty"`
+	ReservationId int64 `protobuf:"varint,7,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	// The level's on-hand stock after the change.
+	QuantityAfter int64 `protobuf:"varint,8,opt,name=quantity_after,json=quantityAfter,proto3" json:"quantity_after,omitempty"`
+	// The product's available units (all locations) after the change. Both
+	// may be negative for a backordered product.
 	AvailableAfter int64 `protobuf:"varint,9,opt,name=available_after,json=availableAfter,proto3" json:"available_after,omitempty"`
 	// This change took available below the threshold.
 	LowStockAlert bool   `protobuf:"varint,10,opt,name=low_stock_alert,json=lowStockAlert,proto3" json:"low_stock_alert,omitempty"`
@@ -4394,7 +4430,7 @@ var File_inventory_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x04\n" +
+	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x04\n" +
 	"\aProduct\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x12\n" +
@@ -4415,7 +4451,9 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\adamaged\x18\x0e \x01(\x03R\adamaged\x12'\n" +
 	"\x0fquality_control\x18\x0f \x01(\x03R\x0equalityControl\x12!\n" +
 	"\fsafety_stock\x18\x10 \x01(\x03R\vsafetyStock\x12\x1a\n" +
-	"\bincoming\x18\x11 \x01(\x03R\bincoming\"\xd1\x02\n" +
+	"\bincoming\x18\x11 \x01(\x03R\bincoming\x12'\n" +
+	"\x0fbackorder_limit\x18\x12 \x01(\x03R\x0ebackorderLimit\x12 \n" +
+	"\vbackordered\x18\x13 \x01(\x03R\vbackordered\"\xf3\x02\n" +
 	"\x05Level\x12\x1f\n" +
 	"\vlocation_id\x18\x01 \x01(\x03R\n" +
 	"locationId\x12\x14\n" +
@@ -4429,7 +4467,8 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x0fquality_control\x18\b \x01(\x03R\x0equalityControl\x12!\n" +
 	"\fsafety_stock\x18\t \x01(\x03R\vsafetyStock\x12\x1a\n" +
 	"\bincoming\x18\n" +
-	" \x01(\x03R\bincoming\"\x8f\x01\n" +
+	" \x01(\x03R\bincoming\x12 \n" +
+	"\vbackordered\x18\v \x01(\x03R\vbackordered\"\x8f\x01\n" +
 	"\vStockStates\x12\x18\n" +
 	"\adamaged\x18\x01 \x01(\x03R\adamaged\x12'\n" +
 	"\x0fquality_control\x18\x02 \x01(\x03R\x0equalityControl\x12!\n" +

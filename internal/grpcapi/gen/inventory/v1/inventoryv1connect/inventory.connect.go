@@ -112,7 +112,8 @@ type InventoryServiceClient interface {
 	GetProductBySku(context.Context, *connect.Request[v1.GetProductBySkuRequest]) (*connect.Response[v1.GetProductBySkuResponse], error)
 	// Adds stock to a level (a delivery, a return).
 	StockIn(context.Context, *connect.Request[v1.StockInRequest]) (*connect.Response[v1.StockInResponse], error)
-	// Removes stock from a level (a sale); never more than is available.
+	// Removes stock from a level (a sale); never more than is available,
+	// plus the product's backorder limit.
 	StockOut(context.Context, *connect.Request[v1.StockOutRequest]) (*connect.Response[v1.StockOutResponse], error)
 	// Sets a level to a counted quantity, optionally only if it still holds
 	// change_from_quantity.
@@ -469,7 +470,8 @@ type InventoryServiceHandler interface {
 	GetProductBySku(context.Context, *connect.Request[v1.GetProductBySkuRequest]) (*connect.Response[v1.GetProductBySkuResponse], error)
 	// Adds stock to a level (a delivery, a return).
 	StockIn(context.Context, *connect.Request[v1.StockInRequest]) (*connect.Response[v1.StockInResponse], error)
-	// Removes stock from a level (a sale); never more than is available.
+	// Removes stock from a level (a sale); never more than is available,
+	// plus the product's backorder limit.
 	StockOut(context.Context, *connect.Request[v1.StockOutRequest]) (*connect.Response[v1.StockOutResponse], error)
 	// Sets a level to a counted quantity, optionally only if it still holds
 	// change_from_quantity.
