@@ -84,15 +84,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // productRequest is the body of POST /product. The seed's body was
 // {"id","name","price","stock","threshold"} with a client-chosen id: the
-// SKU.
+// SKU. The other fields are optional, so a seed client's body means what
+// it meant (no backorders, stock at the default location).
 type productRequest struct {
-	ID        *flexString `json:"id"`
-	SKU       *string     `json:"sku"`
-	Name      string      `json:"name"`
-	Price     *flexString `json:"price"`
-	Threshold int64       `json:"threshold"`
-	Stock     int64       `json:"stock"`
-	Location  *flexString `json:"location"`
+	ID             *flexString `json:"id"`
+	SKU            *string     `json:"sku"`
+	Name           string      `json:"name"`
+	Price          *flexString `json:"price"`
+	Threshold      int64       `json:"threshold"`
+	Stock          int64       `json:"stock"`
+	Location       *flexString `json:"location"`
+	BackorderLimit int64       `json:"backorderLimit"`
 }
 
 func (h *Handler) createProduct(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +102,8 @@ func (h *Handler) createProduct(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &req) {
 		return
 	}
-	np := inventory.NewProduct{Name: req.Name, Threshold: req.Threshold, InitialStock: req.Stock, IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	np := inventory.NewProduct{Name: req.Name, Threshold: req.Threshold, BackorderLimit: req.BackorderLimit, InitialStock: req.Stock,
+		IdempotencyKey: r.Header.Get("Idempotency-Key")}
 	switch {
 	case req.SKU != nil && req.ID != nil && string(*req.ID) != *req.SKU:
 		h.fail(w, r, badInput("id", "give the SKU as sku or as id, not two different values"))

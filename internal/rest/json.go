@@ -151,43 +151,47 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 
 // product is a product as the seed's clients read it ({id, name, price,
 // stock, threshold}, the id being the SKU and the price a number), and
-// more.
+// more. Stock and available are negative when the product is backordered:
+// the seed's fields keep their meaning, units on hand and for sale.
 type product struct {
-	ID        string      `json:"id"`
-	ProductID string      `json:"productId"`
-	SKU       string      `json:"sku"`
-	Name      string      `json:"name"`
-	Price     json.Number `json:"price"` // the exact decimal, as a JSON number
-	Threshold int64       `json:"threshold"`
-	Stock     int64       `json:"stock"`
-	Reserved  int64       `json:"reserved"`
-	Available int64       `json:"available"`
-	LowStock  bool        `json:"lowStock"`
-	Version   int64       `json:"version"`
-	CreatedAt time.Time   `json:"createdAt"`
-	UpdatedAt time.Time   `json:"updatedAt"`
+	ID             string      `json:"id"`
+	ProductID      string      `json:"productId"`
+	SKU            string      `json:"sku"`
+	Name           string      `json:"name"`
+	Price          json.Number `json:"price"` // the exact decimal, as a JSON number
+	Threshold      int64       `json:"threshold"`
+	Stock          int64       `json:"stock"`
+	Reserved       int64       `json:"reserved"`
+	Available      int64       `json:"available"`
+	BackorderLimit int64       `json:"backorderLimit"`
+	Backordered    int64       `json:"backordered"`
+	LowStock       bool        `json:"lowStock"`
+	Version        int64       `json:"version"`
+	CreatedAt      time.Time   `json:"createdAt"`
+	UpdatedAt      time.Time   `json:"updatedAt"`
 }
 
 func toProduct(p inventory.Product) product {
 	return product{
 		ID: p.SKU, ProductID: strconv.FormatInt(p.ID, 10), SKU: p.SKU, Name: p.Name, Price: json.Number(p.Price.String()), Threshold: p.Threshold,
-		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), LowStock: p.LowStock(), Version: p.Version,
-		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), BackorderLimit: p.BackorderLimit, Backordered: p.Backordered,
+		LowStock: p.LowStock(), Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 }
 
 type level struct {
-	LocationID string    `json:"locationId"`
-	Stock      int64     `json:"stock"`
-	Reserved   int64     `json:"reserved"`
-	Available  int64     `json:"available"`
-	Version    int64     `json:"version"`
-	UpdatedAt  time.Time `json:"updatedAt"`
+	LocationID  string    `json:"locationId"`
+	Stock       int64     `json:"stock"`
+	Reserved    int64     `json:"reserved"`
+	Available   int64     `json:"available"`
+	Backordered int64     `json:"backordered"`
+	Version     int64     `json:"version"`
+	UpdatedAt   time.Time `json:"updatedAt"`
 }
 
 func toLevel(l inventory.Level) level {
 	return level{LocationID: strconv.FormatInt(l.LocationID, 10), Stock: l.Stock, Reserved: l.Reserved,
-		Available: l.Available(), Version: l.Version, UpdatedAt: l.UpdatedAt}
+		Available: l.Available(), Backordered: l.Backordered(), Version: l.Version, UpdatedAt: l.UpdatedAt}
 }
 
 type movement struct {
