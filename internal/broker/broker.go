@@ -39,7 +39,9 @@ type Event struct {
 	Data  []byte
 }
 
-// eventJSON is SchemaV1.
+// eventJSON is SchemaV1. Its quantityAfter and availableAfter are
+// negative after a sale beyond the shelf of a product with a backorder
+// limit.
 type eventJSON struct {
 	Schema         string    `json:"schema"`
 	Sequence       int64     `json:"sequence"`

@@ -143,7 +143,8 @@ type Outcome struct {
 	DeadLettered bool `json:"deadLettered,omitempty"`
 	Attempts     int  `json:"attempts"`
 	// Sequence and the levels after the change, for stockIn, stockOut,
-	// moveStock and expectStock.
+	// moveStock and expectStock; as in the events, the levels are
+	// negative for a product sold beyond its shelf.
 	Sequence       int64 `json:"sequence,omitempty"`
 	QuantityAfter  int64 `json:"quantityAfter,omitempty"`
 	AvailableAfter int64 `json:"availableAfter,omitempty"`
