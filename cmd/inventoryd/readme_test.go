@@ -13,7 +13,7 @@ import (
 
 // TestReadmeWalkthroughs runs the README's curl walkthroughs against a
 // server of the test's own, in the README's order, as a reader would paste
-// them: "Try it", then "Warehouse stock". Each "# -> …" line must appear in
+// them: "Try it", then "Warehouse stock", then "Selling beyond the shelf". Each "# -> …" line must appear in
 // what the commands before it printed, after the previous one's match.
 func TestReadmeWalkthroughs(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
@@ -27,7 +27,7 @@ func TestReadmeWalkthroughs(t *testing.T) {
 	s := startServer(t, map[string]string{"INVENTORY_DB_DRIVER": gormstore.SQLite, "INVENTORY_DB_DSN": gormstoretest.DSN(t, gormstore.SQLite)})
 	t.Cleanup(s.stop)
 	host := strings.TrimPrefix(s.url, "http://")
-	for _, section := range []string{"## Try it", "## Warehouse stock"} {
+	for _, section := range []string{"## Try it", "## Warehouse stock", "## Selling beyond the shelf"} {
 		block := firstShellBlock(t, readme, section)
 		if section != "## Try it" {
 			block = firstShellBlock(t, readme, "## Try it") + "\n" + block // q comes from there
