@@ -228,12 +228,20 @@ func runCase(t *testing.T, s setup, dsn string) {
 	admin := &client{t: t, replicas: rs[:1], http: &http.Client{Timeout: 10 * time.Second}, retryFor: 30 * time.Second}
 	ids := createProducts(t, admin, "F", products, initial)
 	dest := createDestination(t, admin)
+	// The first product takes backorders: its sales may go that far
+	// below the shelf, and no further.
+	var updated map[string]any
+	if code, err := admin.do(`mutation($id: ID!) { updateProduct(input: {id: $id, backorderLimit: 5}) { product { id } } }`,
+		map[string]any{"id": ids[0]}, &updated); code != "OK" || err != nil {
+		t.Fatalf("backorder limit: %s %v", code, err)
+	}
 
 	retryFor := s.retryFor
 	if retryFor == 0 {
 		retryFor = 20 * time.Second
 	}
 	h := NewHistory()
+	h.SetBackorderLimit(ids[0], 5)
 	cs := make([]*client, clients)
 	for i := range cs {
 		cs[i] = &client{t: t, id: i, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}

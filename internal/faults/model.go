@@ -71,8 +71,8 @@ type Output struct {
 	Transit  int64 // incoming at the destination
 }
 
-// state is one product's units.
-type state struct{ stock, reserved, damaged, dest, transit int64 }
+// state is one product's units, and its backorder limit (constant).
+type state struct{ stock, reserved, damaged, dest, transit, limit int64 }
 
 // StockModel is one product's units, starting with initial on hand at the
 // origin and nothing anywhere else: stock-in adds; stock-out takes, a
@@ -84,9 +84,14 @@ type state struct{ stock, reserved, damaged, dest, transit int64 }
 // sees all of it. Units are conserved: stock, dest and transit change only
 // together, but by stock-in, stock-out and commits. An unknown outcome
 // may or may not have happened, once.
-func StockModel(initial int64) porcupine.Model {
+func StockModel(initial int64) porcupine.Model { return BackorderModel(initial, 0) }
+
+// BackorderModel is StockModel for a product whose backorder limit is
+// limit: what takes from the available units may take it down to -limit
+// (so on hand may go below zero), and no further.
+func BackorderModel(initial, limit int64) porcupine.Model {
 	m := porcupine.NondeterministicModel{
-		Init:              func() []any { return []any{state{stock: initial}} },
+		Init:              func() []any { return []any{state{stock: initial, limit: limit}} },
 		Step:              step,
 		DescribeOperation: describe,
 	}
@@ -96,7 +101,7 @@ func StockModel(initial int64) porcupine.Model {
 func step(st, input, output any) []any {
 	s, in, out := st.(state), input.(Input), output.(Output)
 	next, applies := s, true
-	available := s.stock - s.reserved - s.damaged
+	available := s.stock - s.reserved - s.damaged + s.limit // what may still be taken
 	switch in.Kind {
 	case OpIn:
 		next.stock += in.Qty
@@ -128,7 +133,7 @@ func step(st, input, output any) []any {
 		applies = s.transit >= in.Qty
 		next.transit, next.stock = s.transit-in.Qty, s.stock+in.Qty
 	case OpRead:
-		if out.Kind == OK && out == (Output{Kind: OK, After: s.stock, Reserved: s.reserved, Damaged: s.damaged, Dest: s.dest, Transit: s.transit}) {
+		if out == (Output{Kind: OK, After: s.stock, Reserved: s.reserved, Damaged: s.damaged, Dest: s.dest, Transit: s.transit}) {
 			return []any{s}
 		}
 		return nil
@@ -170,6 +175,18 @@ type History struct {
 	start time.Time
 	mu    sync.Mutex
 	ops   map[int64][]porcupine.Operation // by product
+	// limits are the products' backorder limits (absent: 0).
+	limits map[int64]int64
+}
+
+// SetBackorderLimit records product's backorder limit for the check.
+func (h *History) SetBackorderLimit(product, limit int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.limits == nil {
+		h.limits = map[int64]int64{}
+	}
+	h.limits[product] = limit
 }
 
 // NewHistory starts a history; times are taken from now.
@@ -301,7 +318,7 @@ func (h *History) Check(initial map[int64]int64, timeout time.Duration) []Result
 				r.Unknown++
 			}
 		}
-		r.Linearized = porcupine.CheckOperationsTimeout(StockModel(initial[product]), ops, timeout)
+		r.Linearized = porcupine.CheckOperationsTimeout(BackorderModel(initial[product], h.limits[product]), ops, timeout)
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Product < out[j].Product })

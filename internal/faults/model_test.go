@@ -113,6 +113,34 @@ func TestStockModel(t *testing.T) {
 	}
 }
 
+// TestBackorderModel: with a backorder limit of 2, one unit on hand sells
+// three times, on hand going to -2, and a fourth sale is an oversell.
+func TestBackorderModel(t *testing.T) {
+	out1 := Input{OpOut, 1}
+	for name, c := range map[string]struct {
+		ops  []porcupine.Operation
+		want bool
+	}{
+		"three sales within the limit": {[]porcupine.Operation{
+			op(0, 0, 10, out1, Output{Kind: OK, After: 0}), op(0, 20, 30, out1, Output{Kind: OK, After: -1}),
+			op(0, 40, 50, out1, Output{Kind: OK, After: -2}), op(1, 60, 61, Input{OpRead, 0}, Output{Kind: OK, After: -2}),
+		}, true},
+		"a fourth sale (oversold beyond the limit)": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpOut, 3}, Output{Kind: OK, After: -2}), op(1, 20, 30, out1, Output{Kind: OK, After: -3}),
+		}, false},
+		"a sale refused while within the limit": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpOut, 2}, Output{Kind: Insufficient}),
+		}, false},
+		"a hold beyond the shelf": {[]porcupine.Operation{
+			op(0, 0, 10, Input{OpReserve, 3}, Output{Kind: OK}), op(1, 20, 30, out1, Output{Kind: Insufficient}),
+		}, true},
+	} {
+		if got := porcupine.CheckOperations(BackorderModel(1, 2), c.ops); got != c.want {
+			t.Errorf("%s: linearizable %v, want %v", name, got, c.want)
+		}
+	}
+}
+
 // TestResolveUnknown: unknown stock changes the ledger holds become what
 // the ledger says (still open-ended in time: one may have committed after
 // the final read); those it does not hold leave the history, so a stock
