@@ -23,7 +23,7 @@ func toProduct(p inventory.Product, levels []inventory.Level) *v1.Product {
 		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), LowStock: p.LowStock(), Version: p.Version,
 		CreateTime: ts(p.CreatedAt), UpdateTime: ts(p.UpdatedAt),
 		Damaged: p.Damaged, QualityControl: p.QualityControl, SafetyStock: p.SafetyStock, Incoming: p.Incoming,
-		BackorderLimit: p.BackorderLimit, Backordered: p.Backordered,
+		BackorderLimit: p.BackorderLimit, Backordered: p.Backordered, Tracked: p.Tracked(),
 	}
 	for _, l := range levels {
 		out.Levels = append(out.Levels, toLevel(l))

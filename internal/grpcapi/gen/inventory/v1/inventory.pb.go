@@ -360,7 +360,8 @@ type Product struct {
 	// quality_control - safety_stock. Negative when the product is
 	// backordered (see backorder_limit).
 	Available int64 `protobuf:"varint,8,opt,name=available,proto3" json:"available,omitempty"`
-	// available < threshold.
+	// available < threshold, for a tracked product; never for an untracked
+	// one.
 	LowStock   bool                   `protobuf:"varint,9,opt,name=low_stock,json=lowStock,proto3" json:"low_stock,omitempty"`
 	Version    int64                  `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
@@ -380,8 +381,13 @@ type Product struct {
 	// Zero: no backorders.
 	BackorderLimit int64 `protobuf:"varint,18,opt,name=backorder_limit,json=backorderLimit,proto3" json:"backorder_limit,omitempty"`
 	// Units sold or held beyond what was on the shelf, summed over the
-	// levels; stock-ins fill them first.
-	Backordered   int64 `protobuf:"varint,19,opt,name=backordered,proto3" json:"backordered,omitempty"`
+	// levels; stock-ins fill them first. May exceed backorder_limit when the
+	// product is not tracked.
+	Backordered int64 `protobuf:"varint,19,opt,name=backordered,proto3" json:"backordered,omitempty"`
+	// False means nobody counts the stock (digital goods, services, made to
+	// order): its changes are recorded but never refused for want of stock,
+	// its levels may go any way below zero, and it is never low on stock.
+	Tracked       bool `protobuf:"varint,20,opt,name=tracked,proto3" json:"tracked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -547,6 +553,13 @@ func (x *Product) GetBackordered() int64 {
 		return x.Backordered
 	}
 	return 0
+}
+
+func (x *Product) GetTracked() bool {
+	if x != nil {
+		return x.Tracked
+	}
+	return false
 }
 
 // The stock of a product at a location.
@@ -4430,7 +4443,7 @@ var File_inventory_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x04\n" +
+	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x05\n" +
 	"\aProduct\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x12\n" +
@@ -4453,7 +4466,8 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\fsafety_stock\x18\x10 \x01(\x03R\vsafetyStock\x12\x1a\n" +
 	"\bincoming\x18\x11 \x01(\x03R\bincoming\x12'\n" +
 	"\x0fbackorder_limit\x18\x12 \x01(\x03R\x0ebackorderLimit\x12 \n" +
-	"\vbackordered\x18\x13 \x01(\x03R\vbackordered\"\xf3\x02\n" +
+	"\vbackordered\x18\x13 \x01(\x03R\vbackordered\x12\x18\n" +
+	"\atracked\x18\x14 \x01(\bR\atracked\"\xf3\x02\n" +
 	"\x05Level\x12\x1f\n" +
 	"\vlocation_id\x18\x01 \x01(\x03R\n" +
 	"locationId\x12\x14\n" +

@@ -113,7 +113,7 @@ type InventoryServiceClient interface {
 	// Adds stock to a level (a delivery, a return).
 	StockIn(context.Context, *connect.Request[v1.StockInRequest]) (*connect.Response[v1.StockInResponse], error)
 	// Removes stock from a level (a sale); never more than is available,
-	// plus the product's backorder limit.
+	// plus the product's backorder limit, unless the product is not tracked.
 	StockOut(context.Context, *connect.Request[v1.StockOutRequest]) (*connect.Response[v1.StockOutResponse], error)
 	// Sets a level to a counted quantity, optionally only if it still holds
 	// change_from_quantity.
@@ -471,7 +471,7 @@ type InventoryServiceHandler interface {
 	// Adds stock to a level (a delivery, a return).
 	StockIn(context.Context, *connect.Request[v1.StockInRequest]) (*connect.Response[v1.StockInResponse], error)
 	// Removes stock from a level (a sale); never more than is available,
-	// plus the product's backorder limit.
+	// plus the product's backorder limit, unless the product is not tracked.
 	StockOut(context.Context, *connect.Request[v1.StockOutRequest]) (*connect.Response[v1.StockOutResponse], error)
 	// Sets a level to a counted quantity, optionally only if it still holds
 	// change_from_quantity.
