@@ -17,6 +17,7 @@ func FuzzREST(f *testing.F) {
 		{"POST", "/product", `{"id": "MUG-1", "name": "Mug", "price": "8.00", "stock": 20, "threshold": 5}`},
 		{"POST", "/product", `{"sku": "A", "name": "", "price": 1e309}`},
 		{"POST", "/product", `{"id": "PRE-1", "name": "Pre", "price": 5, "stock": 1, "backorderLimit": 3}`},
+		{"POST", "/product", `{"id": "EBOOK-1", "name": "E-book", "price": 5, "tracked": false}`},
 		{"GET", "/product?sku=MUG-1", ""},
 		{"GET", "/product/1", ""},
 		{"GET", "/product/99999999999999999999", ""},

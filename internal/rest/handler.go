@@ -85,7 +85,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // productRequest is the body of POST /product. The seed's body was
 // {"id","name","price","stock","threshold"} with a client-chosen id: the
 // SKU. The other fields are optional, so a seed client's body means what
-// it meant (no backorders, stock at the default location).
+// it meant (no backorders, tracked, stock at the default location);
+// Tracked is a pointer because an absent tracked means true.
 type productRequest struct {
 	ID             *flexString `json:"id"`
 	SKU            *string     `json:"sku"`
@@ -95,6 +96,7 @@ type productRequest struct {
 	Stock          int64       `json:"stock"`
 	Location       *flexString `json:"location"`
 	BackorderLimit int64       `json:"backorderLimit"`
+	Tracked        *bool       `json:"tracked"`
 }
 
 func (h *Handler) createProduct(w http.ResponseWriter, r *http.Request) {
@@ -103,7 +105,7 @@ func (h *Handler) createProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	np := inventory.NewProduct{Name: req.Name, Threshold: req.Threshold, BackorderLimit: req.BackorderLimit, InitialStock: req.Stock,
-		IdempotencyKey: r.Header.Get("Idempotency-Key")}
+		Untracked: req.Tracked != nil && !*req.Tracked, IdempotencyKey: r.Header.Get("Idempotency-Key")}
 	switch {
 	case req.SKU != nil && req.ID != nil && string(*req.ID) != *req.SKU:
 		h.fail(w, r, badInput("id", "give the SKU as sku or as id, not two different values"))

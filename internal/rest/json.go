@@ -165,6 +165,7 @@ type product struct {
 	Available      int64       `json:"available"`
 	BackorderLimit int64       `json:"backorderLimit"`
 	Backordered    int64       `json:"backordered"`
+	Tracked        bool        `json:"tracked"`
 	LowStock       bool        `json:"lowStock"`
 	Version        int64       `json:"version"`
 	CreatedAt      time.Time   `json:"createdAt"`
@@ -175,7 +176,7 @@ func toProduct(p inventory.Product) product {
 	return product{
 		ID: p.SKU, ProductID: strconv.FormatInt(p.ID, 10), SKU: p.SKU, Name: p.Name, Price: json.Number(p.Price.String()), Threshold: p.Threshold,
 		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), BackorderLimit: p.BackorderLimit, Backordered: p.Backordered,
-		LowStock: p.LowStock(), Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		Tracked: p.Tracked(), LowStock: p.LowStock(), Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 }
 
