@@ -229,11 +229,18 @@ func runCase(t *testing.T, s setup, dsn string) {
 	ids := createProducts(t, admin, "F", products, initial)
 	dest := createDestination(t, admin)
 	// The first product takes backorders: its sales may go that far
-	// below the shelf, and no further.
+	// below the shelf, and no further. The second is untracked: nothing
+	// of it is refused for want of stock, and it takes no stock lock.
 	var updated map[string]any
-	if code, err := admin.do(`mutation($id: ID!) { updateProduct(input: {id: $id, backorderLimit: 5}) { product { id } } }`,
-		map[string]any{"id": ids[0]}, &updated); code != "OK" || err != nil {
-		t.Fatalf("backorder limit: %s %v", code, err)
+	for _, change := range []string{"backorderLimit: 5", "tracked: false"} {
+		id := ids[0]
+		if change == "tracked: false" {
+			id = ids[1]
+		}
+		if code, err := admin.do(`mutation($id: ID!) { updateProduct(input: {id: $id, `+change+`}) { product { id } } }`,
+			map[string]any{"id": id}, &updated); code != "OK" || err != nil {
+			t.Fatalf("%s: %s %v", change, code, err)
+		}
 	}
 
 	retryFor := s.retryFor
@@ -242,6 +249,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 	}
 	h := NewHistory()
 	h.SetBackorderLimit(ids[0], 5)
+	h.SetBackorderLimit(ids[1], Untracked)
 	cs := make([]*client, clients)
 	for i := range cs {
 		cs[i] = &client{t: t, id: i, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}
@@ -360,10 +368,11 @@ func checkLedger(t *testing.T, dsn string, acked *sync.Map) (lost, dup, negative
 		}
 		return true
 	})
-	// Oversold means beyond the level's backorder limit (0 here: none).
+	// Oversold means beyond the level's backorder limit; an untracked
+	// product's level has none (NULL), and is never oversold.
 	if err := db.QueryRow(`SELECT count(*) FROM stock_levels
 		WHERE reserved < 0 OR damaged < 0 OR incoming < 0
-		OR stock + COALESCE(backorder_limit, 0) < reserved + damaged + quality_control + safety_stock`).Scan(&negative); err != nil {
+		OR stock + backorder_limit < reserved + damaged + quality_control + safety_stock`).Scan(&negative); err != nil {
 		t.Fatal(err)
 	}
 	if negative > 0 {

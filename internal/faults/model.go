@@ -179,7 +179,12 @@ type History struct {
 	limits map[int64]int64
 }
 
-// SetBackorderLimit records product's backorder limit for the check.
+// Untracked is the backorder limit of an untracked product: nothing of it
+// is refused for want of stock.
+const Untracked = math.MaxInt32
+
+// SetBackorderLimit records product's backorder limit for the check
+// (Untracked for an untracked product).
 func (h *History) SetBackorderLimit(product, limit int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -139,6 +139,13 @@ func TestBackorderModel(t *testing.T) {
 			t.Errorf("%s: linearizable %v, want %v", name, got, c.want)
 		}
 	}
+	// An untracked product: any sale goes through, and a refusal for want
+	// of stock is wrong.
+	untracked := BackorderModel(0, Untracked)
+	if !porcupine.CheckOperations(untracked, []porcupine.Operation{op(0, 0, 10, Input{OpOut, 100}, Output{Kind: OK, After: -100})}) ||
+		porcupine.CheckOperations(untracked, []porcupine.Operation{op(0, 0, 10, Input{OpOut, 100}, Output{Kind: Insufficient})}) {
+		t.Error("the model judges an untracked product's sales by its stock")
+	}
 }
 
 // TestResolveUnknown: unknown stock changes the ledger holds become what
