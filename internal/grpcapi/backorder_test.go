@@ -10,8 +10,6 @@ import (
 
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
-	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestBackorders: over both servers, a product with a backorder limit
@@ -20,13 +18,7 @@ import (
 // refused as INSUFFICIENT_STOCK, changing nothing. (Products are created
 // through the service: the gRPC API only reads them.)
 func TestBackorders(t *testing.T) {
-	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
-		for _, srv := range servers {
-			t.Run(srv.name, func(t *testing.T) {
-				testBackorders(t, srv.serve(t, startService(t, gormstoretest.Open(t, driver), memlock.New(0)), nil))
-			})
-		}
-	})
+	forEachServer(t, testBackorders)
 }
 
 func testBackorders(t *testing.T, e env) {

@@ -154,14 +154,20 @@ func reason(err error) (codes.Code, string) {
 	return st.Code(), ""
 }
 
-func TestGRPC(t *testing.T) {
+// forEachServer runs fn against each server (connect and grpc-go) over a
+// fresh service, on each database.
+func forEachServer(t *testing.T, fn func(t *testing.T, e env)) {
 	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
 		for _, srv := range servers {
 			t.Run(srv.name, func(t *testing.T) {
-				testGRPC(t, srv.serve(t, startService(t, gormstoretest.Open(t, driver), memlock.New(0)), nil))
+				fn(t, srv.serve(t, startService(t, gormstoretest.Open(t, driver), memlock.New(0)), nil))
 			})
 		}
 	})
+}
+
+func TestGRPC(t *testing.T) {
+	forEachServer(t, testGRPC)
 }
 
 func testGRPC(t *testing.T, e env) {

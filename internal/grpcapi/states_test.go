@@ -11,21 +11,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
-	"github.com/shopstack/inventory/internal/lock/memlock"
-	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestStockStates: ExpectStock and MoveStock over both servers, with the
 // states on the product, the level, the ledger row and the change stream,
 // and the refusals the GraphQL API gives, as gRPC statuses.
 func TestStockStates(t *testing.T) {
-	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
-		for _, srv := range servers {
-			t.Run(srv.name, func(t *testing.T) {
-				testStockStates(t, srv.serve(t, startService(t, gormstoretest.Open(t, driver), memlock.New(0)), nil))
-			})
-		}
-	})
+	forEachServer(t, testStockStates)
 }
 
 func testStockStates(t *testing.T, e env) {

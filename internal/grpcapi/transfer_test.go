@@ -10,21 +10,13 @@ import (
 
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
-	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestTransfers: a transfer drafted, shipped and received in two receipts
 // over both servers, with the SHIP rows on the change stream, and the
 // refusals the GraphQL API gives, as gRPC statuses.
 func TestTransfers(t *testing.T) {
-	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
-		for _, srv := range servers {
-			t.Run(srv.name, func(t *testing.T) {
-				testTransfers(t, srv.serve(t, startService(t, gormstoretest.Open(t, driver), memlock.New(0)), nil))
-			})
-		}
-	})
+	forEachServer(t, testTransfers)
 }
 
 // refuse checks that calling method with req is refused with code and

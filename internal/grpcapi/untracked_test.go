@@ -7,8 +7,6 @@ import (
 
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 	"github.com/shopstack/inventory/internal/inventory"
-	"github.com/shopstack/inventory/internal/lock/memlock"
-	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 )
 
 // TestUntracked: over both servers, an untracked product sells and is held
@@ -16,13 +14,7 @@ import (
 // low on stock; a tracked product says tracked=true. (Products are created
 // through the service: the gRPC API only reads them.)
 func TestUntracked(t *testing.T) {
-	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
-		for _, srv := range servers {
-			t.Run(srv.name, func(t *testing.T) {
-				testUntracked(t, srv.serve(t, startService(t, gormstoretest.Open(t, driver), memlock.New(0)), nil))
-			})
-		}
-	})
+	forEachServer(t, testUntracked)
 }
 
 func testUntracked(t *testing.T, e env) {
