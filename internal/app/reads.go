@@ -41,7 +41,10 @@ func (s *Service) ProductStocks(ctx context.Context, ids []int64) ([]inventory.P
 	if err != nil {
 		return nil, err
 	}
-	return stocks, s.withoutExpired(ctx, stocks)
+	if err := s.withoutExpired(ctx, stocks); err != nil {
+		return nil, err
+	}
+	return stocks, s.withBundles(ctx, stocks)
 }
 
 // ProductStock returns the product with the given ID and its levels.
@@ -75,7 +78,11 @@ func (s *Service) ProductStockBySKU(ctx context.Context, sku string) (inventory.
 		return inventory.ProductStock{}, err
 	}
 	stocks := []inventory.ProductStock{ps}
-	return stocks[0], s.withoutExpired(ctx, stocks)
+	if err := s.withoutExpired(ctx, stocks); err != nil {
+		return inventory.ProductStock{}, err
+	}
+	err = s.withBundles(ctx, stocks)
+	return stocks[0], err
 }
 
 // ProductBySKU returns the product with the given SKU (case-insensitive).

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -27,9 +26,32 @@ func (s *Service) ReserveStock(ctx context.Context, in inventory.NewReservation)
 		return inventory.ReservationResult{}, err
 	}
 	hash := inventory.ReservationFingerprint(items, ttl, in.Reference)
-	keys := make([]inventory.LevelKey, len(items))
-	for i, it := range items {
-		keys[i] = it.Key()
+	for attempt := 0; ; attempt++ {
+		res, err := s.reserve(ctx, in, items, ttl, hash)
+		if attempt == 0 {
+			if learned, lerr := s.learnedBundle(ctx, err); lerr != nil || learned {
+				if lerr != nil {
+					return inventory.ReservationResult{}, lerr
+				}
+				continue // run again with the bundle's components
+			}
+		}
+		return res, err
+	}
+}
+
+// reserve makes the reservation of the requested items (summed per
+// level), its bundles' items made of their components'.
+func (s *Service) reserve(ctx context.Context, in inventory.NewReservation, requested []inventory.ReservationItem, ttl time.Duration,
+	hash string) (inventory.ReservationResult, error) {
+	items, err := s.expandBundles(ctx, requested)
+	if err != nil {
+		return inventory.ReservationResult{}, err
+	}
+	keys := reservationKeys(inventory.Reservation{Items: items})
+	demand := map[inventory.LevelKey]int64{}
+	for _, it := range items {
+		demand[it.Key()] += it.Quantity
 	}
 	key := ""
 	if in.IdempotencyKey != "" {
@@ -41,22 +63,28 @@ func (s *Service) ReserveStock(ctx context.Context, in inventory.NewReservation)
 	r := s.runLevels(ctx, inventory.StockOp{Type: inventory.MovementReserve, Key: keys[0], IdempotencyKey: key, Hash: hash,
 		Levels: &inventory.LevelsOp{Keys: keys, Create: true, Apply: func(lt inventory.LevelsTx) (bool, error) {
 			made = nil
+			// Each level is judged on the request's whole demand there:
+			// a product's own items and its bundles' alike.
+			sellable := make(map[inventory.LevelKey]int64, len(keys))
+			for _, tx := range lt.Levels {
+				sellable[tx.Level.Key()] = tx.Sellable()
+			}
 			r := &inventory.Reservation{ID: lt.NewID, Status: inventory.ReservationActive, Items: items, ExpiresAt: lt.Set.Now.Add(ttl),
 				Reference: in.Reference, Actor: inventory.ActorFrom(ctx), IdempotencyKey: in.IdempotencyKey, RequestHash: hash,
 				Version: 1, CreatedAt: lt.Set.Now, UpdatedAt: lt.Set.Now}
 			for i, it := range items {
-				tx, fence := lt.Levels[i], lt.Fences[i]
+				tx, fence := lt.Level(it.Key())
 				m := s.newMovement(ctx, inventory.MovementReserve, 0, "", in.Reference, "", "")
 				if i == 0 && key != "" {
 					// The ledger row answers a retry, as a stock movement's does.
 					m.IdempotencyKey, m.RequestHash = key, hash
 				}
-				m.ReservedDelta, m.ReservationID, m.Fence = it.Quantity, r.ID, fence
+				m.ReservedDelta, m.ReservationID, m.BundleID, m.Fence = it.Quantity, r.ID, it.BundleID, fence
 				if err := tx.Apply(&m); err != nil {
 					if inventory.ErrorCode(err) == inventory.CodeInsufficientStock && len(items) > 1 {
-						// Say which item is short.
+						// Say which level is short, and of the whole demand.
 						return false, inventory.Errorf(inventory.CodeInsufficientStock, "insufficient stock of %s at location %d: %d available, %d requested",
-							tx.Product.SKU, tx.Level.LocationID, tx.Sellable(), it.Quantity)
+							tx.Product.SKU, tx.Level.LocationID, sellable[it.Key()], demand[it.Key()])
 					}
 					return false, err
 				}
@@ -116,12 +144,7 @@ func (s *Service) checkNewReservation(in *inventory.NewReservation) ([]inventory
 		}
 		items[i] = inventory.ReservationItem{ProductID: key.ProductID, LocationID: key.LocationID, Quantity: it.Quantity, Active: true}
 	}
-	slices.SortFunc(items, func(a, b inventory.ReservationItem) int {
-		if a.ProductID != b.ProductID {
-			return cmp.Compare(a.ProductID, b.ProductID)
-		}
-		return cmp.Compare(a.LocationID, b.LocationID)
-	})
+	inventory.SortItems(items)
 	items = inventory.SumLines(items, func(it inventory.ReservationItem) inventory.LevelKey { return it.Key() },
 		func(it *inventory.ReservationItem) *int64 { return &it.Quantity })
 	for _, it := range items {
@@ -177,13 +200,13 @@ func (s *Service) closeReservation(ctx context.Context, id int64, to inventory.R
 			}
 			tx, fence := lt.Level(it.Key())
 			m := s.newMovement(ctx, typ, delta, "", r.Reference, "", "")
-			m.ReservedDelta, m.ReservationID, m.Fence = -it.Quantity, id, fence
+			m.ReservedDelta, m.ReservationID, m.BundleID, m.Fence = -it.Quantity, id, it.BundleID, fence
 			if err := tx.Apply(&m); err != nil {
 				return false, fmt.Errorf("%s reservation %d: %w", typ, id, err)
 			}
 			closed, at = append(closed, it.Key()), m.CreatedAt
 		}
-		lt.Set.Close(id, to, at, closed...)
+		lt.Set.Close(id, to, at, slices.Compact(closed)...) // items are in level order
 		return false, nil
 	})
 }
@@ -269,12 +292,43 @@ func extendError(r inventory.Reservation, err error) error {
 	return inventory.Errorf(inventory.CodeConflict, "reservation %d is %s", r.ID, r.Status)
 }
 
+// reservationKeys returns r's levels, each once (its items are in level
+// order; a level may hold items for the product and for bundles).
 func reservationKeys(r inventory.Reservation) []inventory.LevelKey {
 	keys := make([]inventory.LevelKey, len(r.Items))
 	for i, it := range r.Items {
 		keys[i] = it.Key()
 	}
-	return keys
+	return slices.Compact(keys)
+}
+
+// expandBundles replaces the items of bundles among items with their
+// components' (each naming its bundle), in level order, one item per
+// level and bundle.
+func (s *Service) expandBundles(ctx context.Context, items []inventory.ReservationItem) ([]inventory.ReservationItem, error) {
+	var out []inventory.ReservationItem
+	for _, it := range items {
+		comps, ok := s.bundles.get(it.ProductID)
+		if !ok {
+			out = append(out, it)
+			continue
+		}
+		for _, l := range inventory.BundleLines(it.ProductID, comps, it.LocationID, it.Quantity) {
+			if l.Quantity > inventory.MaxQuantity {
+				return nil, inventory.Invalid("quantity", "quantity must be at most %d bundles", inventory.MaxQuantity/maxComponentQuantity(comps))
+			}
+			out = append(out, l)
+		}
+	}
+	inventory.SortItems(out)
+	return inventory.SumLines(out, func(it inventory.ReservationItem) itemKey { return itemKey{it.Key(), it.BundleID} },
+		func(it *inventory.ReservationItem) *int64 { return &it.Quantity }), nil
+}
+
+// itemKey is what tells reservation items apart: their level and bundle.
+type itemKey struct {
+	level  inventory.LevelKey
+	bundle int64
 }
 
 // reservationLevels returns the levels reservation id holds stock at: the

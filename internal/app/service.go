@@ -103,6 +103,7 @@ type Service struct {
 	pipe        *stockPipeline
 	resLevels   levelsCache
 	untracked   untrackedSet // products whose requests need no lease
+	bundles     bundleSet    // the components of the bundles this replica knows
 	tracer      trace.Tracer
 	obs         inventory.Observer
 	reads       inventory.ReadModel // nil: none
@@ -294,7 +295,8 @@ func (s *Service) UpdateProduct(ctx context.Context, u inventory.ProductUpdate) 
 		return inventory.ProductResult{}, err
 	}
 	s.productSaved(p)
-	return inventory.ProductResult{Product: p}, nil
+	p, err = s.bundleView(ctx, p)
+	return inventory.ProductResult{Product: p}, err
 }
 
 // productSaved tells the read model of a product this replica created or
@@ -320,6 +322,9 @@ func (s *Service) replayProduct(ctx context.Context, rec inventory.IdempotencyRe
 		return inventory.ProductResult{}, true, inventory.KeyReused()
 	}
 	p, err := s.catalog.Product(ctx, old.ProductID)
+	if err == nil {
+		p, err = s.bundleView(ctx, p)
+	}
 	if err != nil {
 		return inventory.ProductResult{}, true, err
 	}

@@ -60,8 +60,11 @@ func (s *Service) change(ctx context.Context, typ inventory.MovementType, in inv
 		return inventory.StockResult{}, inventory.Invalid("quantity", "quantity must be between 1 and %d", inventory.MaxQuantity)
 	}
 	hash := in.Fingerprint(typ, key)
+	if comps, ok := s.bundles.get(key.ProductID); ok && typ == inventory.MovementOut {
+		return s.sellBundle(ctx, in, key, hash, comps)
+	}
 	t := in.Transition(typ)
-	return s.applyStock(ctx, inventory.StockOp{
+	res, err := s.applyStock(ctx, inventory.StockOp{
 		Type:           typ,
 		Key:            key,
 		IdempotencyKey: in.IdempotencyKey,
@@ -72,6 +75,16 @@ func (s *Service) change(ctx context.Context, typ inventory.MovementType, in inv
 			return m, nil
 		},
 	})
+	if typ == inventory.MovementOut {
+		if learned, lerr := s.learnedBundle(ctx, err); lerr != nil || learned {
+			if lerr != nil {
+				return inventory.StockResult{}, lerr
+			}
+			comps, _ := s.bundles.get(key.ProductID)
+			return s.sellBundle(ctx, in, key, hash, comps)
+		}
+	}
+	return res, err
 }
 
 // AdjustStock sets the on-hand quantity at a location, for example after a

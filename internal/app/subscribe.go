@@ -43,7 +43,7 @@ func (s *Service) Subscriptions() int { return s.feed.Count() }
 func (s *Service) EndSubscriptions() { s.feed.CloseAll() }
 
 // Subscribe streams ledger events that match filter, in sequence order,
-// until ctx is done. With AfterSeq it first replays what the ledger holds
+// until ctx is done; a bundle's events are its components' (BundlesOf). With AfterSeq it first replays what the ledger holds
 // after that sequence, then continues live without gap or duplicate. The
 // channel is closed when ctx is done, when the service stops, or when the
 // subscriber falls too far behind (it may then resubscribe with AfterSeq set
@@ -61,8 +61,16 @@ func (s *Service) Subscribe(ctx context.Context, filter inventory.EventFilter) (
 	filter.ProductIDs = slices.Clone(filter.ProductIDs)
 	filter.ReservationIDs = slices.Clone(filter.ReservationIDs)
 	for _, id := range filter.ProductIDs {
-		if _, err := s.Product(ctx, id); err != nil {
+		p, err := s.Product(ctx, id)
+		if err != nil {
 			return nil, err
+		}
+		// A bundle changes whenever a component does (BundlesOf names
+		// the bundles a component's event is about).
+		for _, c := range p.Components {
+			if !slices.Contains(filter.ProductIDs, c.ProductID) {
+				filter.ProductIDs = append(filter.ProductIDs, c.ProductID)
+			}
 		}
 	}
 	for _, id := range filter.ReservationIDs {

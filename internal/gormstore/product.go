@@ -20,12 +20,15 @@ func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial
 		err := r.Run([]dialect.Stmt{
 			{SQL: s.writes.nextRevision},
 			{SQL: s.writes.insertProduct, Args: []any{p.SKU, p.Name, int64(p.Price), p.Threshold, p.Stock, p.Reserved, p.LowStockAlerted,
-				p.Version, p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.BackorderLimit, !p.Untracked}, Dest: []any{&p.ID, &p.Revision}, Row: func() error { return nil }},
+				p.Version, p.CreatedAt.UTC(), p.UpdatedAt.UTC(), p.BackorderLimit, !p.Untracked, p.Bundle}, Dest: []any{&p.ID, &p.Revision}, Row: func() error { return nil }},
 		})
 		if err != nil {
 			return err
 		}
 		var stmts []dialect.Stmt
+		if p.Bundle {
+			stmts = append(stmts, bundleComponentsStmt(s.d, p.ID, p.Components))
+		}
 		if key.Key != "" {
 			stmts = append(stmts, dialect.Stmt{SQL: s.writes.insertKey, Args: []any{key.Key, key.Operation, key.RequestHash, p.ID, p.CreatedAt.UTC()}})
 		}
@@ -45,6 +48,36 @@ func (s *Store) CreateProduct(ctx context.Context, p *inventory.Product, initial
 	return err
 }
 
+// bundleComponentsStmt inserts bundle id's components.
+func bundleComponentsStmt(d dialect.Dialect, id int64, comps []inventory.BundleComponent) dialect.Stmt {
+	values := make([]string, len(comps))
+	args := make([]any, 0, 3*len(comps))
+	for i, c := range comps {
+		values[i] = "(?, ?, ?)"
+		args = append(args, id, c.ProductID, c.Quantity)
+	}
+	return dialect.Stmt{SQL: d.Text("INSERT INTO bundle_components (bundle_id, component_id, quantity) VALUES " + strings.Join(values, ", ")), Args: args}
+}
+
+// BundleComponents returns the components of the bundles among ids, by
+// bundle, in product order.
+func (s *Store) BundleComponents(ctx context.Context, ids []int64) (map[int64][]inventory.BundleComponent, error) {
+	out := map[int64][]inventory.BundleComponent{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []struct{ BundleID, ComponentID, Quantity int64 }
+	err := s.db.WithContext(ctx).Raw(`SELECT bundle_id, component_id, quantity FROM bundle_components
+		WHERE bundle_id IN ? ORDER BY bundle_id, component_id`, ids).Scan(&rows).Error
+	if err != nil {
+		return nil, translate(err)
+	}
+	for _, r := range rows {
+		out[r.BundleID] = append(out[r.BundleID], inventory.BundleComponent{ProductID: r.ComponentID, Quantity: r.Quantity})
+	}
+	return out, nil
+}
+
 // Product writes outside the stock transaction, for both databases.
 const (
 	// nextRevisionSQL takes the next catalog revision. The counter's row
@@ -52,8 +85,8 @@ const (
 	// in order (see migration 0008).
 	nextRevisionSQL  = "UPDATE catalog_sequence SET last = last + 1 WHERE id = 1 RETURNING last"
 	insertProductSQL = `INSERT INTO products (sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version,
-			created_at, updated_at, backorder_limit, tracked, revision)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT last FROM catalog_sequence WHERE id = 1)) RETURNING id, revision`
+			created_at, updated_at, backorder_limit, tracked, bundle, revision)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT last FROM catalog_sequence WHERE id = 1)) RETURNING id, revision`
 	insertKeySQL = "INSERT INTO idempotency_keys (key, operation, request_hash, product_id, created_at) VALUES (?, ?, ?, ?, ?)"
 )
 
@@ -164,9 +197,9 @@ func productWhere(f inventory.ProductFilter) ([]string, []any) {
 	}
 	if f.LowStock != nil {
 		if *f.LowStock {
-			where = append(where, "tracked AND "+availableSQL+" < threshold")
+			where = append(where, "tracked AND NOT bundle AND "+availableSQL+" < threshold")
 		} else {
-			where = append(where, "NOT (tracked AND "+availableSQL+" < threshold)")
+			where = append(where, "NOT (tracked AND NOT bundle AND "+availableSQL+" < threshold)")
 		}
 	}
 	return where, args

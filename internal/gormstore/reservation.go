@@ -38,7 +38,7 @@ func (r reservationRow) reservation() *inventory.Reservation {
 	}
 }
 
-const itemColumns = "reservation_id, product_id, location_id, quantity, active"
+const itemColumns = "reservation_id, product_id, location_id, quantity, active, bundle_id"
 
 type itemRow struct {
 	ReservationID int64
@@ -46,14 +46,15 @@ type itemRow struct {
 	LocationID    int64
 	Quantity      int64
 	Active        bool
+	BundleID      int64
 }
 
 func (r *itemRow) fields() []any {
-	return []any{&r.ReservationID, &r.ProductID, &r.LocationID, &r.Quantity, &r.Active}
+	return []any{&r.ReservationID, &r.ProductID, &r.LocationID, &r.Quantity, &r.Active, &r.BundleID}
 }
 
 func (r itemRow) item() inventory.ReservationItem {
-	return inventory.ReservationItem{ProductID: r.ProductID, LocationID: r.LocationID, Quantity: r.Quantity, Active: r.Active}
+	return inventory.ReservationItem{ProductID: r.ProductID, LocationID: r.LocationID, Quantity: r.Quantity, BundleID: r.BundleID, Active: r.Active}
 }
 
 // attachItems gives each reservation its items, in level order.
@@ -120,7 +121,7 @@ func (s *Store) ActiveReservations(ctx context.Context, now time.Time) (int64, e
 // loadReservations runs a query for reservation rows and loads their items.
 func (s *Store) loadReservations(db *gorm.DB, query string, args ...any) ([]inventory.Reservation, error) {
 	return loadDocuments(db, query, args,
-		"SELECT "+itemColumns+" FROM reservation_items WHERE reservation_id IN ? ORDER BY reservation_id, product_id, location_id",
+		"SELECT "+itemColumns+" FROM reservation_items WHERE reservation_id IN ? ORDER BY reservation_id, product_id, location_id, bundle_id",
 		func(r reservationRow) (int64, *inventory.Reservation) { return r.ID, r.reservation() }, attachItems)
 }
 

@@ -12,7 +12,7 @@ import (
 // Row types mirror the tables; the domain types carry no storage tags.
 
 const productColumns = "id, sku, name, price_micros, threshold, stock, reserved, low_stock_alerted, version, last_seq, revision, created_at, updated_at, " +
-	stateColumns + ", backorder_limit, backordered, tracked"
+	stateColumns + ", backorder_limit, backordered, tracked, bundle"
 
 // stateColumns are the columns of a level's or a product's states.
 const stateColumns = "damaged, quality_control, safety_stock, incoming"
@@ -49,12 +49,13 @@ type productRow struct {
 	BackorderLimit  int64
 	Backordered     int64
 	Tracked         bool
+	Bundle          bool
 }
 
 func (r productRow) product() inventory.Product {
 	return inventory.Product{
 		ID: r.ID, SKU: r.SKU, Name: r.Name, Price: inventory.Price(r.PriceMicros), Threshold: r.Threshold,
-		Stock: r.Stock, Reserved: r.Reserved, States: r.states(), BackorderLimit: r.BackorderLimit, Backordered: r.Backordered, Untracked: !r.Tracked, LowStockAlerted: r.LowStockAlerted, Version: r.Version, LastSeq: r.LastSeq, Revision: r.Revision,
+		Stock: r.Stock, Reserved: r.Reserved, States: r.states(), BackorderLimit: r.BackorderLimit, Backordered: r.Backordered, Untracked: !r.Tracked, Bundle: r.Bundle, LowStockAlerted: r.LowStockAlerted, Version: r.Version, LastSeq: r.LastSeq, Revision: r.Revision,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 }
@@ -88,7 +89,7 @@ func (r levelRow) level() inventory.Level {
 
 const movementColumns = "seq, product_id, location_id, type, delta, quantity_after, available_after, low_stock_alert, " +
 	"reason, reference, actor, idempotency_key, request_hash, lease_epoch, lease_token, trace_id, created_at, " +
-	"reserved_delta, reservation_id, damaged_delta, quality_control_delta, safety_stock_delta, incoming_delta, from_state, to_state, transfer_id"
+	"reserved_delta, reservation_id, damaged_delta, quality_control_delta, safety_stock_delta, incoming_delta, from_state, to_state, transfer_id, bundle_id"
 
 type movementRow struct {
 	Seq            int64
@@ -114,6 +115,7 @@ type movementRow struct {
 	DamagedDelta, QualityControlDelta, SafetyStockDelta, IncomingDelta sql.NullInt64
 	FromState, ToState                                                 sql.NullString
 	TransferID                                                         sql.NullInt64
+	BundleID                                                           sql.NullInt64
 }
 
 // scanMovements reads ledger rows selected as movementColumns. It scans
@@ -141,7 +143,7 @@ func (r movementRow) movement() inventory.Movement {
 		ReservedDelta: r.ReservedDelta, ReservationID: r.ReservationID.Int64,
 		StatesDelta: inventory.States{Damaged: r.DamagedDelta.Int64, QualityControl: r.QualityControlDelta.Int64,
 			SafetyStock: r.SafetyStockDelta.Int64, Incoming: r.IncomingDelta.Int64},
-		FromState: inventory.StockState(r.FromState.String), ToState: inventory.StockState(r.ToState.String), TransferID: r.TransferID.Int64,
+		FromState: inventory.StockState(r.FromState.String), ToState: inventory.StockState(r.ToState.String), TransferID: r.TransferID.Int64, BundleID: r.BundleID.Int64,
 		Seq: r.Seq, ProductID: r.ProductID, LocationID: r.LocationID, Type: inventory.MovementType(r.Type),
 		Delta: r.Delta, QuantityAfter: r.QuantityAfter, AvailableAfter: r.AvailableAfter, LowStockAlert: r.LowStockAlert,
 		Reason: r.Reason, Reference: r.Reference, Actor: r.Actor, IdempotencyKey: r.IdempotencyKey.String,
@@ -166,7 +168,7 @@ func (r locationRow) location() inventory.Location {
 func (r *productRow) fields() []any {
 	return []any{&r.ID, &r.SKU, &r.Name, &r.PriceMicros, &r.Threshold, &r.Stock, &r.Reserved, &r.LowStockAlerted,
 		&r.Version, &r.LastSeq, &r.Revision, &r.CreatedAt, &r.UpdatedAt, &r.Damaged, &r.QualityControl, &r.SafetyStock, &r.Incoming,
-		&r.BackorderLimit, &r.Backordered, &r.Tracked}
+		&r.BackorderLimit, &r.Backordered, &r.Tracked, &r.Bundle}
 }
 
 func (r *levelRow) fields() []any {
@@ -178,7 +180,7 @@ func (r *movementRow) fields() []any {
 	return []any{&r.Seq, &r.ProductID, &r.LocationID, &r.Type, &r.Delta, &r.QuantityAfter, &r.AvailableAfter, &r.LowStockAlert,
 		&r.Reason, &r.Reference, &r.Actor, &r.IdempotencyKey, &r.RequestHash, &r.LeaseEpoch, &r.LeaseToken, &r.TraceID, &r.CreatedAt,
 		&r.ReservedDelta, &r.ReservationID, &r.DamagedDelta, &r.QualityControlDelta, &r.SafetyStockDelta, &r.IncomingDelta,
-		&r.FromState, &r.ToState, &r.TransferID}
+		&r.FromState, &r.ToState, &r.TransferID, &r.BundleID}
 }
 
 type rejectionRow struct {

@@ -42,7 +42,7 @@ func newStockSQL(d dialect.Dialect) *stockSQL {
 	q.audits = "SELECT " + auditColumns + " FROM " + d.Pairs() + " JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid"
 	q.reservations = "SELECT " + reservationColumns + " FROM reservations WHERE " + d.In("id", "bigint") + " ORDER BY id" + d.ForUpdate()
 	q.items = "SELECT " + itemColumns + " FROM reservation_items WHERE " + d.In("reservation_id", "bigint") +
-		" ORDER BY reservation_id, product_id, location_id"
+		" ORDER BY reservation_id, product_id, location_id, bundle_id"
 	q.transfers = "SELECT " + transferColumns + " FROM transfers WHERE " + d.In("id", "bigint") + " ORDER BY id" + d.ForUpdate()
 	q.transferItems = "SELECT " + transferItemColumns + " FROM transfer_items WHERE " + d.In("transfer_id", "bigint") +
 		" ORDER BY transfer_id, product_id"
@@ -52,7 +52,7 @@ func newStockSQL(d dialect.Dialect) *stockSQL {
 	// expired returns the expired active items of the levels, and
 	// nextExpiry the earliest expiry of each level's other active items:
 	// one index probe per level, never all of a hot level's items.
-	q.expired = `SELECT i.product_id, i.location_id, i.reservation_id, i.quantity
+	q.expired = `SELECT i.product_id, i.location_id, i.reservation_id, i.quantity, i.bundle_id
 		FROM ` + d.Pairs() + `
 		JOIN reservation_items i ON i.product_id = k.pid AND i.location_id = k.lid AND i.active AND i.expires_at <= ?
 		ORDER BY i.expires_at, i.reservation_id`
@@ -230,10 +230,10 @@ func followUps(q *stockSQL, items []stockItem, data stockData, missing []int64, 
 	var pid, lid int64
 	var next anyTime
 	return append(qs,
-		dialect.Stmt{SQL: q.expired, Args: append(d.PairArgs(keys), now), Dest: []any{&e.ProductID, &e.LocationID, &e.ReservationID, &e.Quantity},
+		dialect.Stmt{SQL: q.expired, Args: append(d.PairArgs(keys), now), Dest: []any{&e.ProductID, &e.LocationID, &e.ReservationID, &e.Quantity, &e.BundleID},
 			Row: func() error {
 				it := due[inventory.LevelKey{ProductID: e.ProductID, LocationID: e.LocationID}]
-				it.st.Expired = append(it.st.Expired, inventory.ReservedItem{ReservationID: e.ReservationID, Quantity: e.Quantity})
+				it.st.Expired = append(it.st.Expired, inventory.ReservedItem{ReservationID: e.ReservationID, Quantity: e.Quantity, BundleID: e.BundleID})
 				return nil
 			}},
 		dialect.Stmt{SQL: q.nextExpiry, Args: append([]any{now}, d.PairArgs(keys)...), Dest: []any{&pid, &lid, &next},

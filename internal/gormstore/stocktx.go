@@ -160,7 +160,7 @@ func dueLevels(items []stockItem, now time.Time) map[inventory.LevelKey]*stockIt
 
 // expiredRow is an expired active reservation item of a due level.
 type expiredRow struct {
-	ProductID, LocationID, ReservationID, Quantity int64
+	ProductID, LocationID, ReservationID, Quantity, BundleID int64
 }
 
 // lastAt is the level's new updated_at: when its last movement was made,

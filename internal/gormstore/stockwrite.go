@@ -97,8 +97,8 @@ const (
 	reservationsSQL = `INSERT INTO reservations (id, status, expires_at, reference, actor, idempotency_key, request_hash, version,
 			created_at, updated_at)
 		SELECT id, 'ACTIVE', exp, ref, actor, key, hash, 1, at, at FROM %s`
-	reservationItemsSQL = `INSERT INTO reservation_items (reservation_id, product_id, location_id, quantity, expires_at, active)
-		SELECT rid, pid, lid, qty, exp, TRUE FROM %s`
+	reservationItemsSQL = `INSERT INTO reservation_items (reservation_id, product_id, location_id, quantity, expires_at, active, bundle_id)
+		SELECT rid, pid, lid, qty, exp, TRUE, bid FROM %s`
 	itemsClosedSQL = `UPDATE reservation_items AS i SET active = FALSE FROM %s
 		WHERE i.reservation_id = v.rid AND i.product_id = v.pid AND i.location_id = v.lid`
 	// A reservation closes only if it is ACTIVE: the items of an expired
@@ -463,17 +463,17 @@ func (r *createdRows) add(x *inventory.Reservation) {
 }
 
 type createdItemRows struct {
-	rid, pid, lid, qty dialect.Col[int64]
+	rid, pid, lid, qty, bid dialect.Col[int64]
 	exp                dialect.Col[time.Time]
 }
 
 func (r *createdItemRows) init() {
-	r.rid, r.pid, r.lid, r.qty = bigint("rid"), bigint("pid"), bigint("lid"), bigint("qty")
+	r.rid, r.pid, r.lid, r.qty, r.bid = bigint("rid"), bigint("pid"), bigint("lid"), bigint("qty"), bigint("bid")
 	r.exp = dialect.NewCol[time.Time]("exp", "timestamptz")
 }
 
 func (r *createdItemRows) columns() []dialect.Column {
-	return []dialect.Column{&r.rid, &r.pid, &r.lid, &r.qty, &r.exp}
+	return []dialect.Column{&r.rid, &r.pid, &r.lid, &r.qty, &r.exp, &r.bid}
 }
 
 func (r *createdItemRows) add(id int64, it inventory.ReservationItem, exp time.Time) {
@@ -482,6 +482,7 @@ func (r *createdItemRows) add(id int64, it inventory.ReservationItem, exp time.T
 	r.lid.Add(it.LocationID)
 	r.qty.Add(it.Quantity)
 	r.exp.Add(exp.UTC())
+	r.bid.Add(it.BundleID)
 }
 
 type closedItemRows struct {
@@ -549,7 +550,7 @@ type movementRows struct {
 	resv               dialect.Col[*int64]
 	sdelta             [4]dialect.Col[*int64] // the states' changes, in stateColumns order
 	from, to           dialect.Col[*string]
-	transfer           dialect.Col[*int64]
+	transfer, bundle   dialect.Col[*int64]
 }
 
 func (r *movementRows) init() {
@@ -564,13 +565,13 @@ func (r *movementRows) init() {
 		r.sdelta[i] = dialect.NewCol[*int64](name+"_delta", "bigint")
 	}
 	r.from, r.to = dialect.NewCol[*string]("from_state", "text"), dialect.NewCol[*string]("to_state", "text")
-	r.transfer = dialect.NewCol[*int64]("transfer_id", "bigint")
+	r.transfer, r.bundle = dialect.NewCol[*int64]("transfer_id", "bigint"), dialect.NewCol[*int64]("bundle_id", "bigint")
 }
 
 func (r *movementRows) columns() []dialect.Column {
 	return []dialect.Column{&r.pid, &r.lid, &r.typ, &r.delta, &r.qty, &r.avail, &r.alert, &r.reason, &r.ref, &r.actor,
 		&r.key, &r.hash, &r.epoch, &r.token, &r.trace, &r.at, &r.rdelta, &r.resv,
-		&r.sdelta[0], &r.sdelta[1], &r.sdelta[2], &r.sdelta[3], &r.from, &r.to, &r.transfer}
+		&r.sdelta[0], &r.sdelta[1], &r.sdelta[2], &r.sdelta[3], &r.from, &r.to, &r.transfer, &r.bundle}
 }
 
 // add adds m, a movement of the level k (a new product's first movement
@@ -602,6 +603,7 @@ func (r *movementRows) add(k inventory.LevelKey, m inventory.Movement) {
 	r.from.Add(statePtr(m.FromState))
 	r.to.Add(statePtr(m.ToState))
 	r.transfer.Add(idPtr(m.TransferID))
+	r.bundle.Add(idPtr(m.BundleID))
 }
 
 // statePtr is nil for no state (stored as NULL).

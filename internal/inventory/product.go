@@ -46,6 +46,11 @@ type Product struct {
 	// made to order): their changes are recorded, never refused for want
 	// of stock, and raise no low-stock alerts.
 	Untracked bool
+	// Bundle products have no stock of their own: Components are what one
+	// unit is made of (see bundle.go). A bundle's stock fields, as read,
+	// are made from its components' (BundleStock).
+	Bundle     bool
+	Components []BundleComponent
 	// LowStockAlerted is the edge-trigger state of the low-stock alert: set
 	// when an alert is raised, cleared (re-armed) when available stock is back
 	// at or above the threshold.
@@ -274,6 +279,13 @@ func (u *ProductUpdate) Normalize() error {
 // backorders are filled first.
 func (u ProductUpdate) ApplyTo(p *Product) (bool, error) {
 	changed := false
+	if p.Bundle && (u.BackorderLimit != nil || u.Tracked != nil) {
+		field := "backorderLimit"
+		if u.BackorderLimit == nil {
+			field = "tracked"
+		}
+		return false, Invalid(field, "product %s is a bundle: its components' backorder limits and tracking apply", p.SKU)
+	}
 	if l := u.BackorderLimit; l != nil && *l != p.BackorderLimit {
 		if *l < p.Backordered {
 			return false, &Error{Code: CodeConflict, Field: "backorderLimit",

@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -72,6 +73,10 @@ type ReservationItem struct {
 	ProductID  int64
 	LocationID int64
 	Quantity   int64
+	// BundleID is the bundle the item holds units for (zero: the product
+	// itself). One level may hold items of a reservation for the product
+	// and for bundles alike.
+	BundleID int64
 	// Active is true while the item holds stock (it counts in its level's
 	// reserved).
 	Active bool
@@ -80,6 +85,14 @@ type ReservationItem struct {
 // Key is the level the item holds stock at.
 func (it ReservationItem) Key() LevelKey {
 	return LevelKey{ProductID: it.ProductID, LocationID: it.LocationID}
+}
+
+// SortItems sorts items by level, then bundle: the order of a
+// reservation's items.
+func SortItems(items []ReservationItem) {
+	slices.SortFunc(items, func(a, b ReservationItem) int {
+		return cmp.Or(cmp.Compare(a.ProductID, b.ProductID), cmp.Compare(a.LocationID, b.LocationID), cmp.Compare(a.BundleID, b.BundleID))
+	})
 }
 
 // StatusAt is the reservation's status at now: an ACTIVE reservation past
@@ -96,6 +109,7 @@ func (r Reservation) StatusAt(now time.Time) ReservationStatus {
 type ReservedItem struct {
 	ReservationID int64
 	Quantity      int64
+	BundleID      int64
 }
 
 // StockSet is what one stock transaction reads and changes: its levels,

@@ -114,6 +114,8 @@ type Movement struct {
 	TransferID int64
 	// ReservationID is the reservation a reservation movement belongs to.
 	ReservationID int64
+	// BundleID is the bundle sold or reserved, on a component's movement.
+	BundleID int64
 	// QuantityAfter is the level's on-hand stock after this movement.
 	QuantityAfter int64
 	// AvailableAfter is the product's available stock (all locations) after

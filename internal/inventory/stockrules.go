@@ -79,17 +79,25 @@ func (jt jobTxs) replay(op StockOp, k string) (Movement, bool) {
 
 // unusable is why one of op's levels cannot be changed (its product or
 // location does not exist), or nil.
+// A bundle's level is one: a bundle has no stock of its own.
 func (jt jobTxs) unusable(op StockOp) error {
 	if op.Levels == nil {
 		tx, _ := jt.level(op.Key)
-		return tx.Err
+		return tx.unusable()
 	}
 	for _, k := range op.Levels.Keys {
-		if tx, _ := jt.level(k); tx.Err != nil {
-			return tx.Err
+		if tx, _ := jt.level(k); tx.unusable() != nil {
+			return tx.unusable()
 		}
 	}
 	return nil
+}
+
+func (tx *StockTx) unusable() error {
+	if tx.Err == nil && tx.Product.Bundle {
+		return bundleStockError(tx.Product)
+	}
+	return tx.Err
 }
 
 // stale returns the STALE_LEASE error if a newer lease wrote one of op's
@@ -144,7 +152,7 @@ func ApplyOps(txs []*StockTx, fences []Fence, set *StockSet, newIDs *[]int64, op
 // touch) only does that.
 func applyOps(jt jobTxs, ops []StockOp, now time.Time, traceID string) []Step {
 	for i, tx := range jt.txs {
-		if tx.Err == nil && jt.staleAt(i) == nil {
+		if tx.unusable() == nil && jt.staleAt(i) == nil {
 			releaseExpired(jt.set, tx, jt.fences[i], now, traceID)
 		}
 	}
@@ -296,7 +304,7 @@ func final(e *Error) bool { return !e.Retryable() && e.Code != CodeInternal }
 // level's NextExpiry exact again.
 func releaseExpired(set *StockSet, tx *StockTx, fence Fence, now time.Time, traceID string) {
 	for _, it := range tx.Expired {
-		m := Movement{Type: MovementExpire, ReservedDelta: -it.Quantity, ReservationID: it.ReservationID,
+		m := Movement{Type: MovementExpire, ReservedDelta: -it.Quantity, ReservationID: it.ReservationID, BundleID: it.BundleID,
 			Reason: "reservation expired", Actor: systemActor, Fence: fence, TraceID: traceID, CreatedAt: now}
 		if err := tx.Apply(&m); err != nil {
 			// Releasing held units cannot fail while the level's reserved

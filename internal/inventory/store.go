@@ -47,7 +47,8 @@ type Writer interface {
 	// levels their new version and fence, and the products their LastSeq.
 	UpdateStocks(ctx context.Context, works []LevelWork, opts StockOptions, cb StockCallbacks) error
 	// CreateProduct inserts p and, if initial is not nil, the product's first
-	// movement (which must be applied to tx state first) in one transaction.
+	// movement (which must be applied to tx state first) in one transaction;
+	// a bundle (p.Bundle) with its components.
 	// It fills p.ID and initial.Seq. A taken SKU is CodeConflict; a taken
 	// idempotency key is ErrDuplicateKey.
 	CreateProduct(ctx context.Context, p *Product, initial *StockTx, key IdempotencyRecord) error
@@ -72,6 +73,8 @@ type Catalog interface {
 	Product(ctx context.Context, id int64) (Product, error)
 	// IdempotencyRecord looks up a key recorded by a product mutation.
 	IdempotencyRecord(ctx context.Context, key string) (IdempotencyRecord, bool, error)
+	// BundleComponents returns the components of the bundles among ids.
+	BundleComponents(ctx context.Context, ids []int64) (map[int64][]BundleComponent, error)
 	Locations(ctx context.Context) ([]Location, error)
 }
 
