@@ -29,6 +29,7 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	BundleComponent() BundleComponentResolver
 	HotProduct() HotProductResolver
 	LevelDrift() LevelDriftResolver
 	LowStockAlert() LowStockAlertResolver
@@ -79,6 +80,11 @@ type ComplexityRoot struct {
 		Level    func(childComplexity int) int
 		Movement func(childComplexity int) int
 		Status   func(childComplexity int) int
+	}
+
+	BundleComponent struct {
+		Product  func(childComplexity int) int
+		Quantity func(childComplexity int) int
 	}
 
 	CircuitBreaker struct {
@@ -162,6 +168,7 @@ type ComplexityRoot struct {
 		BulkAdjustStock    func(childComplexity int, input model.BulkAdjustStockInput) int
 		CancelTransfer     func(childComplexity int, id int64, idempotencyKey *string) int
 		CommitReservation  func(childComplexity int, id int64) int
+		CreateBundle       func(childComplexity int, input model.CreateBundleInput) int
 		CreateLocation     func(childComplexity int, input model.CreateLocationInput) int
 		CreateProduct      func(childComplexity int, input model.CreateProductInput) int
 		CreateTransfer     func(childComplexity int, input model.CreateTransferInput) int
@@ -197,6 +204,8 @@ type ComplexityRoot struct {
 		Available      func(childComplexity int) int
 		BackorderLimit func(childComplexity int) int
 		Backordered    func(childComplexity int) int
+		Bundle         func(childComplexity int) int
+		Components     func(childComplexity int) int
 		CreatedAt      func(childComplexity int) int
 		Damaged        func(childComplexity int) int
 		ID             func(childComplexity int) int
@@ -294,6 +303,7 @@ type ComplexityRoot struct {
 
 	ReservationItem struct {
 		Active   func(childComplexity int) int
+		Bundle   func(childComplexity int) int
 		Location func(childComplexity int) int
 		Product  func(childComplexity int) int
 		Quantity func(childComplexity int) int
@@ -305,6 +315,7 @@ type ComplexityRoot struct {
 	}
 
 	StockChangedEvent struct {
+		Bundles  func(childComplexity int) int
 		Movement func(childComplexity int) int
 		Product  func(childComplexity int) int
 		Sequence func(childComplexity int) int
@@ -327,6 +338,7 @@ type ComplexityRoot struct {
 	StockMovement struct {
 		Actor          func(childComplexity int) int
 		AvailableAfter func(childComplexity int) int
+		Bundle         func(childComplexity int) int
 		CreatedAt      func(childComplexity int) int
 		Delta          func(childComplexity int) int
 		FromState      func(childComplexity int) int
@@ -430,6 +442,9 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
+type BundleComponentResolver interface {
+	Product(ctx context.Context, obj *inventory.BundleComponent) (*inventory.Product, error)
+}
 type HotProductResolver interface {
 	Product(ctx context.Context, obj *model.HotProduct) (*inventory.Product, error)
 }
@@ -445,6 +460,7 @@ type LowStockAlertResolver interface {
 type MutationResolver interface {
 	CreateProduct(ctx context.Context, input model.CreateProductInput) (*model.ProductPayload, error)
 	UpdateProduct(ctx context.Context, input model.UpdateProductInput) (*model.ProductPayload, error)
+	CreateBundle(ctx context.Context, input model.CreateBundleInput) (*model.ProductPayload, error)
 	CreateLocation(ctx context.Context, input model.CreateLocationInput) (*inventory.Location, error)
 	StockIn(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error)
 	StockOut(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error)
@@ -489,9 +505,12 @@ type ReservationEventResolver interface {
 type ReservationItemResolver interface {
 	Product(ctx context.Context, obj *inventory.ReservationItem) (*inventory.Product, error)
 	Location(ctx context.Context, obj *inventory.ReservationItem) (*inventory.Location, error)
+
+	Bundle(ctx context.Context, obj *inventory.ReservationItem) (*inventory.Product, error)
 }
 type StockChangedEventResolver interface {
 	Product(ctx context.Context, obj *model.StockChangedEvent) (*inventory.Product, error)
+	Bundles(ctx context.Context, obj *model.StockChangedEvent) ([]*inventory.Product, error)
 }
 type StockMovementResolver interface {
 	ID(ctx context.Context, obj *inventory.Movement) (int64, error)
@@ -503,6 +522,7 @@ type StockMovementResolver interface {
 	ToState(ctx context.Context, obj *inventory.Movement) (*inventory.StockState, error)
 	Reservation(ctx context.Context, obj *inventory.Movement) (*inventory.Reservation, error)
 	Transfer(ctx context.Context, obj *inventory.Movement) (*inventory.Transfer, error)
+	Bundle(ctx context.Context, obj *inventory.Movement) (*inventory.Product, error)
 
 	IdempotencyKey(ctx context.Context, obj *inventory.Movement) (*string, error)
 	LeaseEpoch(ctx context.Context, obj *inventory.Movement) (int64, error)
@@ -660,6 +680,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.BulkRowResult.Status(childComplexity), true
+
+	case "BundleComponent.product":
+		if e.ComplexityRoot.BundleComponent.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BundleComponent.Product(childComplexity), true
+	case "BundleComponent.quantity":
+		if e.ComplexityRoot.BundleComponent.Quantity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BundleComponent.Quantity(childComplexity), true
 
 	case "CircuitBreaker.resource":
 		if e.ComplexityRoot.CircuitBreaker.Resource == nil {
@@ -1008,6 +1041,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CommitReservation(childComplexity, args["id"].(int64)), true
+	case "Mutation.createBundle":
+		if e.ComplexityRoot.Mutation.CreateBundle == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createBundle_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateBundle(childComplexity, args["input"].(model.CreateBundleInput)), true
 	case "Mutation.createLocation":
 		if e.ComplexityRoot.Mutation.CreateLocation == nil {
 			break
@@ -1237,6 +1281,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Product.Backordered(childComplexity), true
+	case "Product.isBundle":
+		if e.ComplexityRoot.Product.Bundle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.Bundle(childComplexity), true
+	case "Product.components":
+		if e.ComplexityRoot.Product.Components == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Product.Components(childComplexity), true
 	case "Product.createdAt":
 		if e.ComplexityRoot.Product.CreatedAt == nil {
 			break
@@ -1693,6 +1749,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ReservationItem.Active(childComplexity), true
+	case "ReservationItem.bundle":
+		if e.ComplexityRoot.ReservationItem.Bundle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationItem.Bundle(childComplexity), true
 	case "ReservationItem.location":
 		if e.ComplexityRoot.ReservationItem.Location == nil {
 			break
@@ -1725,6 +1787,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ReservationPayload.Reservation(childComplexity), true
 
+	case "StockChangedEvent.bundles":
+		if e.ComplexityRoot.StockChangedEvent.Bundles == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockChangedEvent.Bundles(childComplexity), true
 	case "StockChangedEvent.movement":
 		if e.ComplexityRoot.StockChangedEvent.Movement == nil {
 			break
@@ -1823,6 +1891,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockMovement.AvailableAfter(childComplexity), true
+	case "StockMovement.bundle":
+		if e.ComplexityRoot.StockMovement.Bundle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.Bundle(childComplexity), true
 	case "StockMovement.createdAt":
 		if e.ComplexityRoot.StockMovement.CreatedAt == nil {
 			break
@@ -2240,6 +2314,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("AdjustStockInput", ec.unmarshalInputAdjustStockInput),
 			graphql.NewInputUnmarshaler("BulkAdjustStockInput", ec.unmarshalInputBulkAdjustStockInput),
 			graphql.NewInputUnmarshaler("BulkStockItemInput", ec.unmarshalInputBulkStockItemInput),
+			graphql.NewInputUnmarshaler("BundleComponentInput", ec.unmarshalInputBundleComponentInput),
+			graphql.NewInputUnmarshaler("CreateBundleInput", ec.unmarshalInputCreateBundleInput),
 			graphql.NewInputUnmarshaler("CreateLocationInput", ec.unmarshalInputCreateLocationInput),
 			graphql.NewInputUnmarshaler("CreateProductInput", ec.unmarshalInputCreateProductInput),
 			graphql.NewInputUnmarshaler("CreateTransferInput", ec.unmarshalInputCreateTransferInput),
@@ -2424,6 +2500,15 @@ type Mutation {
   createProduct(input: CreateProductInput!): ProductPayload
   "Changes a product's attributes. Stock changes go through the stock mutations."
   updateProduct(input: UpdateProductInput!): ProductPayload
+  """
+  Creates a bundle (a kit): a product made of other products, with no stock
+  of its own. Its available units at a location are the minimum over its
+  components of floor(component available / quantity). stockOut and
+  reserveStock of a bundle take its components' units, all or nothing; the
+  ledger rows are the components', each naming the bundle. Other stock
+  mutations of a bundle are BAD_USER_INPUT. Its components cannot be bundles.
+  """
+  createBundle(input: CreateBundleInput!): ProductPayload
   createLocation(input: CreateLocationInput!): Location
   "Receives stock at a location."
   stockIn(input: StockChangeInput!): StockPayload
@@ -2558,6 +2643,14 @@ type Product {
   backordered: Int!
   "False: nobody counts this product's stock; its changes are recorded and never refused, and it is never low."
   tracked: Boolean!
+  """
+  True for a bundle: its stock fields are made from its components' (stock
+  and available: the bundles they make; backordered: below zero), and it
+  changes whenever a component does.
+  """
+  isBundle: Boolean!
+  "A bundle's components, by product ID (empty for other products)."
+  components: [BundleComponent!]!
   lowStock: Boolean!
   "Counts edits of the product's attributes (stock levels have their own versions)."
   version: Int!
@@ -2780,6 +2873,8 @@ type StockMovement {
   reservation: Reservation
   "The transfer of a SHIP, RECEIVE or RETURN movement."
   transfer: Transfer
+  "The bundle sold or reserved, on a component's row."
+  bundle: Product
   "On-hand stock at the location after this movement."
   quantityAfter: Int!
   "The product's available stock (all locations) after this movement."
@@ -2806,6 +2901,11 @@ type StockChangedEvent {
   movement: StockMovement!
   "The product as it is now (not as of the event); see movement.availableAfter for then."
   product: Product!
+  """
+  The subscribed bundles the movement's product is a component of, as they
+  are now: a subscription to a bundle gets an event whenever a component changes.
+  """
+  bundles: [Product!]!
 }
 
 type LowStockAlert {
@@ -2844,10 +2944,13 @@ type Reservation {
   updatedAt: Time!
 }
 
+"Stock a reservation holds at one level: for the product itself, or for a bundle it is a component of (bundle)."
 type ReservationItem {
   product: Product!
   location: Location!
   quantity: Int!
+  "The bundle the units are held for, if any: a bundle's line is held as one item per component."
+  bundle: Product
   "True while the item holds its units."
   active: Boolean!
 }
@@ -2946,6 +3049,32 @@ input CreateProductInput {
   initialLocationId: ID
   "A retry with the same key and input returns the original product; with a different input, CONFLICT."
   idempotencyKey: String
+}
+
+input CreateBundleInput {
+  sku: String!
+  "1..200 characters."
+  name: String!
+  price: Decimal!
+  "The bundle is low when its available is below it."
+  threshold: Int = 0
+  "1..20 components (a product named twice counts once, with the quantities summed); none may be a bundle."
+  components: [BundleComponentInput!]!
+  "A retry with the same key and input returns the original bundle; with a different input, CONFLICT."
+  idempotencyKey: String
+}
+
+input BundleComponentInput {
+  productId: ID!
+  "Units of the product in one bundle: 1..1000000000."
+  quantity: Int!
+}
+
+"One product of a bundle."
+type BundleComponent {
+  product: Product!
+  "Units of the product in one bundle."
+  quantity: Int!
 }
 
 input UpdateProductInput {
@@ -3332,6 +3461,16 @@ func (ec *executionContext) childFields_BulkRowResult(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type BulkRowResult", field.Name)
 }
 
+func (ec *executionContext) childFields_BundleComponent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_BundleComponent_product(ctx, field)
+	case "quantity":
+		return ec.fieldContext_BundleComponent_quantity(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BundleComponent", field.Name)
+}
+
 func (ec *executionContext) childFields_CircuitBreaker(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "resource":
@@ -3546,6 +3685,10 @@ func (ec *executionContext) childFields_Product(ctx context.Context, field graph
 		return ec.fieldContext_Product_backordered(ctx, field)
 	case "tracked":
 		return ec.fieldContext_Product_tracked(ctx, field)
+	case "isBundle":
+		return ec.fieldContext_Product_isBundle(ctx, field)
+	case "components":
+		return ec.fieldContext_Product_components(ctx, field)
 	case "lowStock":
 		return ec.fieldContext_Product_lowStock(ctx, field)
 	case "version":
@@ -3690,6 +3833,8 @@ func (ec *executionContext) childFields_ReservationItem(ctx context.Context, fie
 		return ec.fieldContext_ReservationItem_location(ctx, field)
 	case "quantity":
 		return ec.fieldContext_ReservationItem_quantity(ctx, field)
+	case "bundle":
+		return ec.fieldContext_ReservationItem_bundle(ctx, field)
 	case "active":
 		return ec.fieldContext_ReservationItem_active(ctx, field)
 	}
@@ -3714,6 +3859,8 @@ func (ec *executionContext) childFields_StockChangedEvent(ctx context.Context, f
 		return ec.fieldContext_StockChangedEvent_movement(ctx, field)
 	case "product":
 		return ec.fieldContext_StockChangedEvent_product(ctx, field)
+	case "bundles":
+		return ec.fieldContext_StockChangedEvent_bundles(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type StockChangedEvent", field.Name)
 }
@@ -3772,6 +3919,8 @@ func (ec *executionContext) childFields_StockMovement(ctx context.Context, field
 		return ec.fieldContext_StockMovement_reservation(ctx, field)
 	case "transfer":
 		return ec.fieldContext_StockMovement_transfer(ctx, field)
+	case "bundle":
+		return ec.fieldContext_StockMovement_bundle(ctx, field)
 	case "quantityAfter":
 		return ec.fieldContext_StockMovement_quantityAfter(ctx, field)
 	case "availableAfter":
@@ -4113,6 +4262,20 @@ func (ec *executionContext) field_Mutation_commitReservation_args(ctx context.Co
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createBundle_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateBundleInput, error) {
+			return ec.unmarshalNCreateBundleInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCreateBundleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -5273,6 +5436,61 @@ func (ec *executionContext) fieldContext_BulkRowResult_error(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _BundleComponent_product(ctx context.Context, field graphql.CollectedField, obj *inventory.BundleComponent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BundleComponent_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.BundleComponent().Product(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BundleComponent_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BundleComponent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BundleComponent_quantity(ctx context.Context, field graphql.CollectedField, obj *inventory.BundleComponent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BundleComponent_quantity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quantity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BundleComponent_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BundleComponent", field, false, false, "Int")
 }
 
 func (ec *executionContext) _CircuitBreaker_resource(ctx context.Context, field graphql.CollectedField, obj *model.CircuitBreaker) (ret graphql.Marshaler) {
@@ -6616,6 +6834,50 @@ func (ec *executionContext) fieldContext_Mutation_updateProduct(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createBundle(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createBundle(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateBundle(ctx, fc.Args["input"].(model.CreateBundleInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ProductPayload) graphql.Marshaler {
+			return ec.marshalOProductPayload2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐProductPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createBundle(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProductPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createBundle_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createLocation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7870,6 +8132,61 @@ func (ec *executionContext) _Product_tracked(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Product_tracked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Product", field, true, false, "Boolean")
+}
+
+func (ec *executionContext) _Product_isBundle(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_isBundle(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bundle, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_isBundle(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Product_components(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_components(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Components, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []inventory.BundleComponent) graphql.Marshaler {
+			return ec.marshalNBundleComponent2ᚕgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐBundleComponentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_components(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Product",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BundleComponent(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Product_lowStock(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
@@ -9622,6 +9939,38 @@ func (ec *executionContext) fieldContext_ReservationItem_quantity(_ context.Cont
 	return graphql.NewScalarFieldContext("ReservationItem", field, false, false, "Int")
 }
 
+func (ec *executionContext) _ReservationItem_bundle(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationItem_bundle(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ReservationItem().Bundle(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
+			return ec.marshalOProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationItem_bundle(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationItem",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ReservationItem_active(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationItem) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9775,6 +10124,38 @@ func (ec *executionContext) _StockChangedEvent_product(ctx context.Context, fiel
 	)
 }
 func (ec *executionContext) fieldContext_StockChangedEvent_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockChangedEvent",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StockChangedEvent_bundles(ctx context.Context, field graphql.CollectedField, obj *model.StockChangedEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockChangedEvent_bundles(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockChangedEvent().Bundles(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*inventory.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProductᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockChangedEvent_bundles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "StockChangedEvent",
 		Field:      field,
@@ -10365,6 +10746,38 @@ func (ec *executionContext) fieldContext_StockMovement_transfer(_ context.Contex
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Transfer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StockMovement_bundle(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_bundle(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovement().Bundle(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
+			return ec.marshalOProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_bundle(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StockMovement",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
 		},
 	}
 	return fc, nil
@@ -13104,6 +13517,136 @@ func UnmarshalBulkStockItemInput(ctx context.Context, raw any) (model.BulkStockI
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputBundleComponentInput(ctx context.Context, obj any) (model.BundleComponentInput, error) {
+	var it model.BundleComponentInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"productId", "quantity"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "productId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductID = data
+		case "quantity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
+			data, err := ec.unmarshalNInt2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Quantity = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalBundleComponentInput unmarshals raw into the BundleComponentInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalBundleComponentInput(ctx context.Context, raw any) (model.BundleComponentInput, error) {
+	var out model.BundleComponentInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "BundleComponentInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCreateBundleInput(ctx context.Context, obj any) (model.CreateBundleInput, error) {
+	var it model.CreateBundleInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["threshold"]; !present {
+		asMap["threshold"] = 0
+	}
+
+	fieldsInOrder := [...]string{"sku", "name", "price", "threshold", "components", "idempotencyKey"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "sku":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sku"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sku = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "price":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐPrice(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Price = data
+		case "threshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("threshold"))
+			data, err := ec.unmarshalOInt2ᚖint64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Threshold = data
+		case "components":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("components"))
+			data, err := ec.unmarshalNBundleComponentInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBundleComponentInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Components = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateBundleInput unmarshals raw into the CreateBundleInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateBundleInput(ctx context.Context, raw any) (model.CreateBundleInput, error) {
+	var out model.CreateBundleInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateBundleInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCreateLocationInput(ctx context.Context, obj any) (model.CreateLocationInput, error) {
 	var it model.CreateLocationInput
 	if obj == nil {
@@ -14232,6 +14775,45 @@ func (ec *executionContext) _BulkRowResult(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var bundleComponentImplementors = []string{"BundleComponent"}
+
+func (ec *executionContext) _BundleComponent(ctx context.Context, sel ast.SelectionSet, obj *inventory.BundleComponent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bundleComponentImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BundleComponent")
+		case "product":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._BundleComponent_product(ctx, field, obj)
+				})
+		case "quantity":
+			out.Values[i] = ec._BundleComponent_quantity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var circuitBreakerImplementors = []string{"CircuitBreaker"}
 
 func (ec *executionContext) _CircuitBreaker(ctx context.Context, sel ast.SelectionSet, obj *model.CircuitBreaker) graphql.Marshaler {
@@ -14767,6 +15349,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "createBundle":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createBundle(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "createLocation":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createLocation(ctx, field)
@@ -15080,6 +15669,16 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "tracked":
 			out.Values[i] = ec._Product_tracked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "isBundle":
+			out.Values[i] = ec._Product_isBundle(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "components":
+			out.Values[i] = ec._Product_components(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -15701,6 +16300,12 @@ func (ec *executionContext) _ReservationItem(ctx context.Context, sel ast.Select
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "bundle":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ReservationItem_bundle(ctx, field, obj)
+				})
 		case "active":
 			out.Values[i] = ec._ReservationItem_active(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -15787,6 +16392,12 @@ func (ec *executionContext) _StockChangedEvent(ctx context.Context, sel ast.Sele
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._StockChangedEvent_product(ctx, field, obj)
+				})
+		case "bundles":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockChangedEvent_bundles(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -15966,6 +16577,12 @@ func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.Selectio
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._StockMovement_transfer(ctx, field, obj)
+				})
+		case "bundle":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovement_bundle(ctx, field, obj)
 				})
 		case "quantityAfter":
 			out.Values[i] = ec._StockMovement_quantityAfter(ctx, field, obj)
@@ -17009,6 +17626,45 @@ func (ec *executionContext) unmarshalNBulkStockItemInput2ᚖgithubᚗcomᚋshops
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNBundleComponent2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐBundleComponent(ctx context.Context, sel ast.SelectionSet, v inventory.BundleComponent) graphql.Marshaler {
+	return ec._BundleComponent(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNBundleComponent2ᚕgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐBundleComponentᚄ(ctx context.Context, sel ast.SelectionSet, v []inventory.BundleComponent) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNBundleComponent2githubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐBundleComponent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNBundleComponentInput2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBundleComponentInputᚄ(ctx context.Context, v any) ([]*model.BundleComponentInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.BundleComponentInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNBundleComponentInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBundleComponentInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNBundleComponentInput2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐBundleComponentInput(ctx context.Context, v any) (*model.BundleComponentInput, error) {
+	res, err := ec.unmarshalInputBundleComponentInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNCircuitBreaker2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreakerᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CircuitBreaker) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -17041,6 +17697,11 @@ func (ec *executionContext) unmarshalNCircuitBreakerState2githubᚗcomᚋshopsta
 
 func (ec *executionContext) marshalNCircuitBreakerState2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCircuitBreakerState(ctx context.Context, sel ast.SelectionSet, v model.CircuitBreakerState) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNCreateBundleInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCreateBundleInput(ctx context.Context, v any) (model.CreateBundleInput, error) {
+	res, err := ec.unmarshalInputCreateBundleInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNCreateLocationInput2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐCreateLocationInput(ctx context.Context, v any) (model.CreateLocationInput, error) {

@@ -13,6 +13,11 @@ import (
 )
 
 // Product is the resolver for the product field.
+func (r *bundleComponentResolver) Product(ctx context.Context, obj *inventory.BundleComponent) (*inventory.Product, error) {
+	return r.product(ctx, obj.ProductID)
+}
+
+// Product is the resolver for the product field.
 func (r *hotProductResolver) Product(ctx context.Context, obj *model.HotProduct) (*inventory.Product, error) {
 	p, err := r.product(ctx, obj.ProductID)
 	if inventory.ErrorCode(err) == inventory.CodeNotFound {
@@ -76,6 +81,26 @@ func (r *mutationResolver) UpdateProduct(ctx context.Context, input model.Update
 		Tracked:         input.Tracked,
 		ExpectedVersion: input.ExpectedVersion,
 		IdempotencyKey:  deref(input.IdempotencyKey),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &model.ProductPayload{Product: &res.Product, Replayed: res.Replayed}, nil
+}
+
+// CreateBundle is the resolver for the createBundle field.
+func (r *mutationResolver) CreateBundle(ctx context.Context, input model.CreateBundleInput) (*model.ProductPayload, error) {
+	comps := make([]inventory.BundleComponent, len(input.Components))
+	for i, c := range input.Components {
+		comps[i] = inventory.BundleComponent{ProductID: c.ProductID, Quantity: c.Quantity}
+	}
+	res, err := r.Service.CreateBundle(ctx, inventory.NewBundle{
+		SKU:            input.Sku,
+		Name:           input.Name,
+		Price:          input.Price,
+		Threshold:      deref(input.Threshold),
+		Components:     comps,
+		IdempotencyKey: deref(input.IdempotencyKey),
 	})
 	if err != nil {
 		return nil, err
@@ -411,9 +436,30 @@ func (r *reservationItemResolver) Location(ctx context.Context, obj *inventory.R
 	return r.location(ctx, obj.LocationID)
 }
 
+// Bundle is the resolver for the bundle field.
+func (r *reservationItemResolver) Bundle(ctx context.Context, obj *inventory.ReservationItem) (*inventory.Product, error) {
+	if obj.BundleID == 0 {
+		return nil, nil
+	}
+	return r.product(ctx, obj.BundleID)
+}
+
 // Product is the resolver for the product field.
 func (r *stockChangedEventResolver) Product(ctx context.Context, obj *model.StockChangedEvent) (*inventory.Product, error) {
 	return r.product(ctx, obj.Movement.ProductID)
+}
+
+// Bundles is the resolver for the bundles field.
+func (r *stockChangedEventResolver) Bundles(ctx context.Context, obj *model.StockChangedEvent) ([]*inventory.Product, error) {
+	out := make([]*inventory.Product, 0, len(obj.Bundles))
+	for _, id := range obj.Bundles {
+		p, err := r.product(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // ID is the resolver for the id field.
@@ -462,6 +508,14 @@ func (r *stockMovementResolver) Transfer(ctx context.Context, obj *inventory.Mov
 	return r.transfer(ctx, obj.TransferID)
 }
 
+// Bundle is the resolver for the bundle field.
+func (r *stockMovementResolver) Bundle(ctx context.Context, obj *inventory.Movement) (*inventory.Product, error) {
+	if obj.BundleID == 0 {
+		return nil, nil
+	}
+	return r.product(ctx, obj.BundleID)
+}
+
 // IdempotencyKey is the resolver for the idempotencyKey field.
 func (r *stockMovementResolver) IdempotencyKey(ctx context.Context, obj *inventory.Movement) (*string, error) {
 	if obj.IdempotencyKey == "" {
@@ -498,7 +552,7 @@ func (r *subscriptionResolver) StockChanged(ctx context.Context, productIds []in
 		return nil, err
 	}
 	return relay(ctx, events, func(m inventory.Movement) *model.StockChangedEvent {
-		return &model.StockChangedEvent{Sequence: m.Seq, Movement: m}
+		return &model.StockChangedEvent{Sequence: m.Seq, Movement: m, Bundles: r.Service.BundlesOf(productIds, m.ProductID)}
 	}), nil
 }
 
@@ -537,6 +591,9 @@ func (r *transferDriftResolver) Product(ctx context.Context, obj *inventory.Tran
 func (r *transferItemResolver) Product(ctx context.Context, obj *inventory.TransferItem) (*inventory.Product, error) {
 	return r.product(ctx, obj.ProductID)
 }
+
+// BundleComponent returns BundleComponentResolver implementation.
+func (r *Resolver) BundleComponent() BundleComponentResolver { return &bundleComponentResolver{r} }
 
 // HotProduct returns HotProductResolver implementation.
 func (r *Resolver) HotProduct() HotProductResolver { return &hotProductResolver{r} }
@@ -588,6 +645,7 @@ func (r *Resolver) TransferDrift() TransferDriftResolver { return &transferDrift
 func (r *Resolver) TransferItem() TransferItemResolver { return &transferItemResolver{r} }
 
 type (
+	bundleComponentResolver   struct{ *Resolver }
 	hotProductResolver        struct{ *Resolver }
 	levelDriftResolver        struct{ *Resolver }
 	lowStockAlertResolver     struct{ *Resolver }

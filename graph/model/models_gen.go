@@ -90,10 +90,29 @@ type BulkStockItemInput struct {
 	ChangeFromQuantity *int64 `json:"changeFromQuantity,omitempty"`
 }
 
+type BundleComponentInput struct {
+	ProductID int64 `json:"productId"`
+	// Units of the product in one bundle: 1..1000000000.
+	Quantity int64 `json:"quantity"`
+}
+
 type CircuitBreaker struct {
 	Resource string              `json:"resource"`
 	State    CircuitBreakerState `json:"state"`
 	Since    time.Time           `json:"since"`
+}
+
+type CreateBundleInput struct {
+	Sku string `json:"sku"`
+	// 1..200 characters.
+	Name  string          `json:"name"`
+	Price inventory.Price `json:"price"`
+	// The bundle is low when its available is below it.
+	Threshold *int64 `json:"threshold,omitempty"`
+	// 1..20 components (a product named twice counts once, with the quantities summed); none may be a bundle.
+	Components []*BundleComponentInput `json:"components"`
+	// A retry with the same key and input returns the original bundle; with a different input, CONFLICT.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
 type CreateLocationInput struct {

@@ -18,6 +18,9 @@ type ProductConnection struct {
 type StockChangedEvent struct {
 	Sequence int64
 	Movement inventory.Movement
+	// Bundles are the subscribed bundles the movement's product is a
+	// component of.
+	Bundles []int64
 }
 
 // LowStockAlert is raised by the movement that took a product below its

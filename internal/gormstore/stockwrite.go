@@ -464,7 +464,7 @@ func (r *createdRows) add(x *inventory.Reservation) {
 
 type createdItemRows struct {
 	rid, pid, lid, qty, bid dialect.Col[int64]
-	exp                dialect.Col[time.Time]
+	exp                     dialect.Col[time.Time]
 }
 
 func (r *createdItemRows) init() {
