@@ -69,7 +69,7 @@ var operationRoles = map[string]Role{
 	"extendReservation": RoleOperator, "moveStock": RoleOperator, "expectStock": RoleOperator,
 	"createTransfer": RoleOperator, "shipTransfer": RoleOperator, "receiveTransfer": RoleOperator, "cancelTransfer": RoleOperator,
 
-	"createProduct": RoleAdmin, "updateProduct": RoleAdmin, "createLocation": RoleAdmin, "repairDrift": RoleAdmin,
+	"createProduct": RoleAdmin, "updateProduct": RoleAdmin, "createBundle": RoleAdmin, "createLocation": RoleAdmin, "repairDrift": RoleAdmin,
 	"reconcile": RoleAdmin, "flowControl": RoleAdmin,
 }
 
