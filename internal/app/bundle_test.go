@@ -124,7 +124,7 @@ func TestBundles(t *testing.T) {
 		})
 		t.Run("ExpiryNamesTheBundle", func(t *testing.T) {
 			r, err := e.svc.ReserveStock(ctx, inventory.NewReservation{TTL: time.Second,
-				Items: []inventory.ReservationItemInput{{ProductID: box.ID, Quantity: 1}, {ProductID: tea.ID, Quantity: 0 + 0 + 0}}})
+				Items: []inventory.ReservationItemInput{{ProductID: box.ID, Quantity: 1}, {ProductID: tea.ID, Quantity: 0}}})
 			wantCode(t, err, inventory.CodeBadInput) // a zero line
 			r, err = e.svc.ReserveStock(ctx, inventory.NewReservation{TTL: time.Second,
 				Items: []inventory.ReservationItemInput{{ProductID: box.ID, Quantity: 1}}})
@@ -163,6 +163,11 @@ func TestBundles(t *testing.T) {
 			wantCode(t, err, inventory.CodeBadInput)
 			_, err = e.svc.CreateBundle(ctx, inventory.NewBundle{SKU: "GHOST", Name: "Ghost", Components: []inventory.BundleComponent{{ProductID: 99999, Quantity: 1}}})
 			wantCode(t, err, inventory.CodeNotFound)
+			shop, err := e.svc.CreateLocation(ctx, inventory.NewLocation{Code: "BOX-SHOP", Name: "Shop"})
+			mustNoErr(t, err)
+			_, err = e.svc.CreateTransfer(ctx, inventory.NewTransfer{OriginID: inventory.DefaultLocationID, DestinationID: shop.ID,
+				Items: []inventory.TransferItemInput{{ProductID: box.ID, Quantity: 1}}})
+			wantCode(t, err, inventory.CodeBadInput)
 			limit := int64(3)
 			_, err = e.svc.UpdateProduct(ctx, inventory.ProductUpdate{ID: box.ID, BackorderLimit: &limit})
 			wantCode(t, err, inventory.CodeBadInput)

@@ -89,6 +89,11 @@ func (s *Service) checkTransferRefs(ctx context.Context, origin, dest int64, ite
 	if err != nil {
 		return err
 	}
+	for _, ps := range found {
+		if ps.Product.Bundle {
+			return inventory.Invalid("items", "product %s is a bundle: it has no stock of its own; transfer its components", ps.Product.SKU)
+		}
+	}
 	if len(found) == len(ids) {
 		return nil
 	}
