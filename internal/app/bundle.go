@@ -67,14 +67,12 @@ func (s *Service) bundleComponents(ctx context.Context, ids []int64) (map[int64]
 }
 
 // learnedBundle reports whether err refused a request for naming a
-// bundle as a product with stock of its own, after learning the bundle's
-// components: the request may then run again on them.
+// bundle as a product with stock of its own, once the bundle's components
+// are known (learned now, or by a concurrent request that met the same
+// refusal): the request may then run again on them, once.
 func (s *Service) learnedBundle(ctx context.Context, err error) (bool, error) {
 	be, ok := errors.AsType[*inventory.BundleError](err)
 	if !ok {
-		return false, nil
-	}
-	if _, known := s.bundles.get(be.ProductID); known {
 		return false, nil
 	}
 	comps, lerr := s.bundleComponents(ctx, []int64{be.ProductID})

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -198,6 +199,40 @@ func TestBundles(t *testing.T) {
 				t.Fatalf("reservation on another replica: %+v", r.Reservation)
 			}
 		})
+	})
+}
+
+// TestBundleFirstSalesAtOnce sends a bundle's first sales and
+// reservations, all at once, to replicas that did not create it: each
+// meets the bundle's own level, and each must be run again on the
+// components, whichever of them learned the bundle first.
+func TestBundleFirstSalesAtOnce(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		st := gormstoretest.Open(t, driver)
+		locker := memlock.New(0)
+		one, two, three := startService(t, st, locker), startService(t, st, locker), startService(t, st, locker)
+		cup := mustProduct(t, one, "CUP", 100, 0)
+		set, err := one.CreateBundle(ctx, inventory.NewBundle{SKU: "CUPS", Name: "Two cups",
+			Components: []inventory.BundleComponent{{ProductID: cup.ID, Quantity: 2}}})
+		mustNoErr(t, err)
+		var wg sync.WaitGroup
+		sales, holds := make([]error, 8), make([]error, 8)
+		for i := range sales {
+			wg.Go(func() { _, sales[i] = two.StockOut(ctx, inventory.StockChange{ProductID: set.Product.ID, Quantity: 1}) })
+			wg.Go(func() {
+				_, holds[i] = three.ReserveStock(ctx, inventory.NewReservation{Items: []inventory.ReservationItemInput{{ProductID: set.Product.ID, Quantity: 1}}})
+			})
+		}
+		wg.Wait()
+		for i := range sales {
+			if sales[i] != nil || holds[i] != nil {
+				t.Errorf("request %d: sale %v, reservation %v", i, sales[i], holds[i])
+			}
+		}
+		if p, err := one.Product(ctx, cup.ID); err != nil || p.Stock != 100-16 || p.Reserved != 16 {
+			t.Fatalf("cups after 8 sales and 8 holds of two: %+v %v", p, err)
+		}
 	})
 }
 
