@@ -2,13 +2,16 @@
 // clients record every request's invocation and outcome, unknown outcomes
 // included, and each product's history is checked for linearizability
 // against a model of its units (porcupine): on hand, reserved and damaged
-// at the origin, in transit, and on hand at a second location. The fault cases themselves
+// at the origin, in transit, and on hand at a second location. A bundle's
+// sales and its components' own changes are checked together, against
+// the units of all its components (bundle.go). The fault cases themselves
 // run with `make test-faults` (build tag faults).
 package faults
 
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -98,10 +101,13 @@ func BackorderModel(initial, limit int64) porcupine.Model {
 	return m.ToModel()
 }
 
+// available is what may still be taken of s: down to its backorder limit.
+func (s state) available() int64 { return s.stock - s.reserved - s.damaged + s.limit }
+
 func step(st, input, output any) []any {
 	s, in, out := st.(state), input.(Input), output.(Output)
 	next, applies := s, true
-	available := s.stock - s.reserved - s.damaged + s.limit // what may still be taken
+	available := s.available()
 	switch in.Kind {
 	case OpIn:
 		next.stock += in.Qty
@@ -177,6 +183,8 @@ type History struct {
 	ops   map[int64][]porcupine.Operation // by product
 	// limits are the products' backorder limits (absent: 0).
 	limits map[int64]int64
+	// bundles are the bundles' components, in product order (SetBundle).
+	bundles map[int64][]Component
 }
 
 // Untracked is the backorder limit of an untracked product: nothing of it
@@ -303,36 +311,45 @@ func (h *History) ResolveUnknown(settle func(stockKeys, reservationKeys []string
 	return applied, dropped, nil
 }
 
-// Result is the check of one product's history.
+// Result is the check of one product's history, or of a bundle's with its
+// components'.
 type Result struct {
-	Product    int64
+	Product int64
+	// Components are a bundle's components, checked with it.
+	Components []int64
 	Ops        int
 	Unknown    int
 	Linearized porcupine.CheckResult
 }
 
-// Check checks each product's history, starting from its initial stock.
+// Check checks each product's history, starting from its initial stock,
+// and each bundle's with its components'.
 func (h *History) Check(initial map[int64]int64, timeout time.Duration) []Result {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []Result
-	for product, ops := range h.ops {
-		r := Result{Product: product, Ops: len(ops)}
-		for _, op := range ops {
+	for _, p := range h.partitions(initial) {
+		r := Result{Product: p.product, Components: p.components, Ops: len(p.ops)}
+		for _, op := range p.ops {
 			if op.Output.(Output).Kind == Unknown {
 				r.Unknown++
 			}
 		}
-		r.Linearized = porcupine.CheckOperationsTimeout(BackorderModel(initial[product], h.limits[product]), ops, timeout)
+		r.Linearized = porcupine.CheckOperationsTimeout(p.model, p.ops, timeout)
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Product < out[j].Product })
 	return out
 }
 
-// Ops returns the operations recorded on product.
+// Ops returns the operations recorded on product, and on its components
+// if it is a bundle.
 func (h *History) Ops(product int64) []porcupine.Operation {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]porcupine.Operation(nil), h.ops[product]...)
+	ops := slices.Clone(h.ops[product])
+	for _, c := range h.bundles[product] {
+		ops = append(ops, h.ops[c.Product]...)
+	}
+	return ops
 }

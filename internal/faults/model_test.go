@@ -2,13 +2,14 @@ package faults
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 )
 
-func op(client int, call, ret int64, in Input, out Output) porcupine.Operation {
+func op(client int, call, ret int64, in any, out Output) porcupine.Operation {
 	return porcupine.Operation{ClientId: client, Call: call, Return: ret, Input: in, Output: out}
 }
 
@@ -195,5 +196,107 @@ func TestResolveUnknownReservations(t *testing.T) {
 	// 5 units: r1 holds 2, r2 held 1 and sold it: stock 4, reserved 2.
 	if r := h.Check(map[int64]int64{1: 5}, time.Second)[0].Linearized; r != porcupine.Ok {
 		t.Fatalf("linearizability %v", r)
+	}
+}
+
+// TestBundleModel: a bundle of 2 units of part 0 (4 on hand) and 1 of
+// part 1 (2 on hand). A sale of bundles takes both parts' units or
+// neither, and only if both cover it; the parts' own sales compete for
+// the same units.
+func TestBundleModel(t *testing.T) {
+	bundle := func(in Input) BundleInput { return BundleInput{Part: WholeBundle, In: in} }
+	part := func(i int, in Input) BundleInput { return BundleInput{Part: i, In: in} }
+	read := func(client int, at int64, i int, stock int64) porcupine.Operation {
+		return op(client, at, at+1, part(i, Input{OpRead, 0}), Output{Kind: OK, After: stock})
+	}
+	sell1 := bundle(Input{OpOut, 1})
+	for name, c := range map[string]struct {
+		ops  []porcupine.Operation
+		want bool
+	}{
+		"a sale takes both parts": {[]porcupine.Operation{
+			op(0, 0, 10, sell1, Output{Kind: OK, After: 2}), read(1, 20, 0, 2), read(1, 30, 1, 1),
+		}, true},
+		"a sale that took one part only": {[]porcupine.Operation{
+			op(0, 0, 10, sell1, Output{Kind: OK, After: 2}), read(1, 20, 0, 2), read(1, 30, 1, 2),
+		}, false},
+		"a sale reports the first part's on hand": {[]porcupine.Operation{
+			op(0, 0, 10, sell1, Output{Kind: OK, After: 1}),
+		}, false},
+		"a sale of what one part cannot cover (oversell)": {[]porcupine.Operation{
+			op(0, 0, 10, part(1, Input{OpOut, 2}), Output{Kind: OK, After: 0}), op(1, 20, 30, sell1, Output{Kind: OK, After: 2}),
+		}, false},
+		"a sale refused for one part's shortage changes neither": {[]porcupine.Operation{
+			op(0, 0, 10, part(1, Input{OpOut, 2}), Output{Kind: OK, After: 0}), op(1, 20, 30, sell1, Output{Kind: Insufficient}),
+			read(2, 40, 0, 4), read(2, 50, 1, 0),
+		}, true},
+		"a sale refused while both parts cover it": {[]porcupine.Operation{
+			op(0, 0, 10, bundle(Input{OpOut, 2}), Output{Kind: Insufficient}),
+		}, false},
+		"a sale and a part's sale of its last units: one wins": {[]porcupine.Operation{
+			op(0, 0, 10, sell1, Output{Kind: Insufficient}), op(1, 1, 11, part(1, Input{OpOut, 2}), Output{Kind: OK, After: 0}),
+		}, true},
+		"a sale and a part's sale of its last units: both won": {[]porcupine.Operation{
+			op(0, 0, 10, sell1, Output{Kind: OK, After: 2}), op(1, 1, 11, part(1, Input{OpOut, 2}), Output{Kind: OK, After: 0}),
+		}, false},
+		"a part's stock-in covers a sale": {[]porcupine.Operation{
+			op(0, 0, 10, part(1, Input{OpOut, 2}), Output{Kind: OK, After: 0}), op(0, 20, 30, part(1, Input{OpIn, 1}), Output{Kind: OK, After: 1}),
+			op(1, 40, 50, sell1, Output{Kind: OK, After: 2}), read(2, 60, 1, 0),
+		}, true},
+		"an unknown sale that happened took both": {[]porcupine.Operation{
+			op(0, 0, math.MaxInt64, sell1, Output{Kind: Unknown}), read(1, 20, 0, 2), read(1, 30, 1, 1),
+		}, true},
+		"an unknown sale that took one part only": {[]porcupine.Operation{
+			op(0, 0, math.MaxInt64, sell1, Output{Kind: Unknown}), read(1, 20, 0, 2), read(1, 30, 1, 2),
+		}, false},
+	} {
+		if got := porcupine.CheckOperations(BundleModel(Part{Qty: 2, Initial: 4}, Part{Qty: 1, Initial: 2}), c.ops); got != c.want {
+			t.Errorf("%s: linearizable %v, want %v", name, got, c.want)
+		}
+	}
+	// A part that takes backorders: the sale may take it that far below
+	// the shelf.
+	backorders := BundleModel(Part{Qty: 2, Initial: 4}, Part{Qty: 1, Limit: 1})
+	if !porcupine.CheckOperations(backorders, []porcupine.Operation{op(0, 0, 10, sell1, Output{Kind: OK, After: 2})}) ||
+		porcupine.CheckOperations(backorders, []porcupine.Operation{op(0, 0, 10, bundle(Input{OpOut, 2}), Output{Kind: OK, After: 0})}) {
+		t.Error("the model judges a backordered part without its limit")
+	}
+}
+
+// TestHistoryBundle: a history checks a bundle's sales with its
+// components' ops in one partition (the components in product order,
+// whatever order they are given in), settles an unknown sale by the
+// ledger row that carries its key (the first component's), and checks
+// other products alone.
+func TestHistoryBundle(t *testing.T) {
+	const box, mug, tea, other = 9, 1, 2, 3
+	check := func(ledger map[string]int64, teaRead int64) []Result {
+		h := NewHistory()
+		h.SetBundle(box, Component{Product: tea, Qty: 1}, Component{Product: mug, Qty: 2})
+		h.Call(0, box, Input{OpOut, 1}, "sold")(Output{Kind: OK, After: 2})
+		h.Call(0, box, Input{OpOut, 1}, "lost")(Output{Kind: Unknown})
+		h.Call(1, tea, Input{OpIn, 1}, "in")(Output{Kind: OK, After: 2})
+		h.Call(2, other, Input{OpOut, 1}, "x")(Output{Kind: OK, After: 0})
+		if _, _, err := h.ResolveUnknown(func(_, _ []string) (Settled, error) { return Settled{After: ledger}, nil }); err != nil {
+			t.Fatal(err)
+		}
+		h.Call(3, mug, Input{OpRead, 0}, "")(Output{Kind: OK, After: 2 - 2*int64(len(ledger))})
+		h.Call(3, tea, Input{OpRead, 0}, "")(Output{Kind: OK, After: teaRead})
+		return h.Check(map[int64]int64{mug: 4, tea: 2, other: 1}, time.Second)
+	}
+	rs := check(map[string]int64{"lost": 0}, 1)
+	if len(rs) != 2 || rs[0].Product != other || rs[1].Product != box || !slices.Equal(rs[1].Components, []int64{mug, tea}) || rs[1].Ops != 5 {
+		t.Fatalf("partitions: %+v", rs)
+	}
+	for _, r := range rs {
+		if r.Linearized != porcupine.Ok {
+			t.Errorf("product %d: %v", r.Product, r.Linearized)
+		}
+	}
+	if r := check(map[string]int64{}, 2)[1].Linearized; r != porcupine.Ok {
+		t.Errorf("the second sale never happened: %v", r)
+	}
+	if r := check(map[string]int64{"lost": 0}, 2)[1].Linearized; r != porcupine.Illegal {
+		t.Errorf("the ledger has the second sale, but the tea read misses it: %v, want illegal", r)
 	}
 }
