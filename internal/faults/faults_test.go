@@ -250,6 +250,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 	h := NewHistory()
 	h.SetBackorderLimit(ids[0], 5)
 	h.SetBackorderLimit(ids[1], Untracked)
+	kit := newBundles(t, admin, h)
 	cs := make([]*client, clients)
 	for i := range cs {
 		cs[i] = &client{t: t, id: i, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}
@@ -275,6 +276,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 	shipper := &client{t: t, id: clients + 2 + holders, replicas: rs, http: &http.Client{Timeout: timeout}, retryFor: retryFor}
 	holdWG.Go(func() { mover.moveLoop(ctx, h, ids, warehouse) })
 	holdWG.Go(func() { shipper.transferLoop(ctx, h, ids, dest, warehouse) })
+	holdWG.Go(func() { kit.run(ctx, t, h, rs, timeout, retryFor) })
 	acked := workload(ctx, h, cs, ids)
 	holdWG.Wait()
 	steps := map[string]int{}
@@ -289,21 +291,23 @@ func runCase(t *testing.T, s setup, dsn string) {
 	})
 	t.Logf("warehouse steps acknowledged: %d moves, %d shipped, %d received, %d cancelled",
 		steps["move"], steps["ship"], steps["receive"], steps["cancel"])
+	kit.acked.Range(func(k, v any) bool { acked.Store(k, v); return true })
+	t.Logf("bundle %d sales: %s", kit.id, kit)
 	faultDone.Wait()
 	checkHolds(t, held)
 
 	// Reads after the dust settles: each product's final units, at both
-	// locations and in transit.
+	// locations and in transit, and the bundle's components'.
 	reader := &client{t: t, id: clients, replicas: rs, http: &http.Client{Timeout: 10 * time.Second}, retryFor: 30 * time.Second}
+	init := maps.Clone(kit.initial)
 	for _, id := range ids {
+		init[id] = initial
+	}
+	for id := range init {
 		ret := h.Call(reader.id, id, Input{Kind: OpRead}, "")
 		ret(readUnits(t, reader, id, dest))
 	}
 
-	init := map[int64]int64{}
-	for _, id := range ids {
-		init[id] = initial
-	}
 	applied, dropped, err := h.ResolveUnknown(func(stockKeys, resKeys []string) (Settled, error) { return settled(dsn, stockKeys, resKeys) })
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +321,10 @@ func runCase(t *testing.T, s setup, dsn string) {
 		if r.Linearized != "Ok" {
 			linearizable = false
 			explain(t, dsn, h.Ops(r.Product))
-			t.Errorf("product %d: %d operations (%d unknown): linearizability %s", r.Product, r.Ops, r.Unknown, r.Linearized)
+			t.Errorf("product %d (components %v): %d operations (%d unknown): linearizability %s", r.Product, r.Components, r.Ops, r.Unknown, r.Linearized)
+		}
+		if r.Product == kit.id {
+			t.Logf("bundle %d with components %v: %d operations (%d unknown): linearizability %s", r.Product, r.Components, r.Ops, r.Unknown, r.Linearized)
 		}
 	}
 	n := 0
@@ -328,11 +335,12 @@ func runCase(t *testing.T, s setup, dsn string) {
 	}
 	lost, dup, negative := checkLedger(t, dsn, acked)
 	drift := reconcile(t, admin)
+	kit.audit(t, dsn)
 	if s.audit != nil {
 		s.audit(t, dsn, rs)
 	}
-	t.Logf("RESULT | %s | %d | %d | %d | %d | %v | %d | %d | %d | %d |",
-		strings.TrimPrefix(t.Name(), "TestFaults/"), total, n, retries, unknown, linearizable, negative, lost, dup, drift)
+	t.Logf("RESULT | %s | %d | %d | %d | %d | %v | %d | %d | %d | %d | bundles=%s |",
+		strings.TrimPrefix(t.Name(), "TestFaults/"), total, n, retries, unknown, linearizable, negative, lost, dup, drift, kit)
 }
 
 // checkLedger compares the ledger with what clients were told: every
