@@ -33,6 +33,8 @@ type bundles struct {
 	// acked holds the keys of the changes acknowledged.
 	acked                  sync.Map
 	sold, refused, unknown atomic.Int64 // the bundle's sales
+	// checked is the check of the bundle's history with its components'.
+	checked Result
 }
 
 // newBundles creates the components and the bundle, and records the
@@ -98,8 +100,8 @@ func (b *bundles) run(ctx context.Context, t *testing.T, h *History, rs []*repli
 	wg.Wait()
 }
 
-// String sums up the bundle's sales, for the RESULT line.
-func (b *bundles) String() string {
+// sales sums up the bundle's sales.
+func (b *bundles) sales() string {
 	return fmt.Sprintf("%d ok/%d refused/%d unknown", b.sold.Load(), b.refused.Load(), b.unknown.Load())
 }
 

@@ -292,7 +292,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 	t.Logf("warehouse steps acknowledged: %d moves, %d shipped, %d received, %d cancelled",
 		steps["move"], steps["ship"], steps["receive"], steps["cancel"])
 	kit.acked.Range(func(k, v any) bool { acked.Store(k, v); return true })
-	t.Logf("bundle %d sales: %s", kit.id, kit)
+	t.Logf("bundle %d sales: %s", kit.id, kit.sales())
 	faultDone.Wait()
 	checkHolds(t, held)
 
@@ -324,8 +324,11 @@ func runCase(t *testing.T, s setup, dsn string) {
 			t.Errorf("product %d (components %v): %d operations (%d unknown): linearizability %s", r.Product, r.Components, r.Ops, r.Unknown, r.Linearized)
 		}
 		if r.Product == kit.id {
-			t.Logf("bundle %d with components %v: %d operations (%d unknown): linearizability %s", r.Product, r.Components, r.Ops, r.Unknown, r.Linearized)
+			kit.checked = r
 		}
+	}
+	if kit.checked.Ops == 0 {
+		t.Errorf("bundle %d: no history checked", kit.id)
 	}
 	n := 0
 	acked.Range(func(any, any) bool { n++; return true })
@@ -339,8 +342,9 @@ func runCase(t *testing.T, s setup, dsn string) {
 	if s.audit != nil {
 		s.audit(t, dsn, rs)
 	}
-	t.Logf("RESULT | %s | %d | %d | %d | %d | %v | %d | %d | %d | %d | bundles=%s |",
-		strings.TrimPrefix(t.Name(), "TestFaults/"), total, n, retries, unknown, linearizable, negative, lost, dup, drift, kit)
+	t.Logf("RESULT | %s | %d | %d | %d | %d | %v | %d | %d | %d | %d | bundles=%s, %d ops with its components %s |",
+		strings.TrimPrefix(t.Name(), "TestFaults/"), total, n, retries, unknown, linearizable, negative, lost, dup, drift,
+		kit.sales(), kit.checked.Ops, kit.checked.Linearized)
 }
 
 // checkLedger compares the ledger with what clients were told: every
