@@ -23,7 +23,10 @@ func toProduct(p inventory.Product, levels []inventory.Level) *v1.Product {
 		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), LowStock: p.LowStock(), Version: p.Version,
 		CreateTime: ts(p.CreatedAt), UpdateTime: ts(p.UpdatedAt),
 		Damaged: p.Damaged, QualityControl: p.QualityControl, SafetyStock: p.SafetyStock, Incoming: p.Incoming,
-		BackorderLimit: p.BackorderLimit, Backordered: p.Backordered, Tracked: p.Tracked(),
+		BackorderLimit: p.BackorderLimit, Backordered: p.Backordered, Tracked: p.Tracked(), IsBundle: p.Bundle,
+	}
+	for _, c := range p.Components {
+		out.Components = append(out.Components, &v1.BundleComponent{ProductId: c.ProductID, Quantity: c.Quantity})
 	}
 	for _, l := range levels {
 		out.Levels = append(out.Levels, toLevel(l))
@@ -78,7 +81,7 @@ func toMovement(m inventory.Movement) *v1.Movement {
 		Reason: m.Reason, Reference: m.Reference, Actor: m.Actor, IdempotencyKey: m.IdempotencyKey,
 		LeaseEpoch: m.Fence.Epoch, LeaseToken: m.Fence.Token, TraceId: m.TraceID, CreateTime: ts(m.CreatedAt),
 		StatesDelta: toStates(m.StatesDelta), FromState: toStockState(m.FromState), ToState: toStockState(m.ToState),
-		TransferId: m.TransferID,
+		TransferId: m.TransferID, BundleId: m.BundleID,
 	}
 }
 
@@ -92,7 +95,7 @@ func toReservation(r inventory.Reservation) *v1.Reservation {
 	}
 	for _, it := range r.Items {
 		out.Items = append(out.Items, &v1.ReservationItem{ProductId: it.ProductID, LocationId: it.LocationID,
-			Quantity: it.Quantity, Active: it.Active})
+			Quantity: it.Quantity, Active: it.Active, BundleId: it.BundleID})
 	}
 	return out
 }

@@ -26,7 +26,7 @@ var internalText = regexp.MustCompile(`(?i)sqlstate|sqlite|pgx|postgres|gorm|gor
 var unaryMethods = []string{"GetProduct", "BatchGetProducts", "GetProductBySku", "StockIn", "StockOut", "AdjustStock",
 	"BulkAdjustStock", "ReserveStock", "CommitReservation", "ReleaseReservation", "ExtendReservation", "GetReservation",
 	"ListMovements", "MoveStock", "ExpectStock", "CreateTransfer", "ShipTransfer", "ReceiveTransfer", "CancelTransfer",
-	"GetTransfer", "ListTransfers"}
+	"GetTransfer", "ListTransfers", "CreateBundle"}
 
 // FuzzGRPC sends arbitrary messages (binary and JSON) to every unary
 // method: never an INTERNAL answer, never internal text.
@@ -49,6 +49,8 @@ func FuzzGRPC(f *testing.F) {
 	seed(16, &v1.ShipTransferRequest{Id: 1, IdempotencyKey: "k"})
 	seed(17, &v1.ReceiveTransferRequest{Id: 1, Items: []*v1.ReceiveTransferItem{{ProductId: 1, Quantity: 1, State: v1.StockState(99)}}})
 	seed(20, &v1.ListTransfersRequest{Status: v1.TransferStatus(7), PageSize: -1, PageToken: "-2"})
+	seed(21, &v1.CreateBundleRequest{Sku: "KIT", Name: "Kit", Price: "1.5e3",
+		Components: []*v1.BundleComponent{{ProductId: 1, Quantity: 2}, {ProductId: 1, Quantity: -1}, {ProductId: 99}}})
 	f.Add(uint8(2), []byte(`{"sku": "fuzz"}`), true)
 	f.Add(uint8(3), []byte(`{"productId": "1", "quantity": "9223372036854775807"}`), true)
 	f.Add(uint8(1), []byte(`{"ids": [1, 2, -3]}`), true)

@@ -63,6 +63,7 @@ func serviceDesc(s *server) *grpc.ServiceDesc {
 			unary("GetProduct", s.GetProduct),
 			unary("BatchGetProducts", s.BatchGetProducts),
 			unary("GetProductBySku", s.GetProductBySku),
+			unary("CreateBundle", s.CreateBundle),
 			unary("StockIn", s.StockIn),
 			unary("StockOut", s.StockOut),
 			unary("AdjustStock", s.AdjustStock),

@@ -330,7 +330,11 @@ func (s *server) watch(ctx context.Context, req *v1.WatchStockChangesRequest, se
 				}
 				return errStreamEnded
 			}
-			if err := send(&v1.WatchStockChangesResponse{Movement: toMovement(m)}); err != nil {
+			bundles, err := s.watchedBundles(ctx, req.GetProductIds(), m.ProductID)
+			if err != nil {
+				return toStatus(ctx, s.opts.Log, err)
+			}
+			if err := send(&v1.WatchStockChangesResponse{Movement: toMovement(m), Bundles: bundles}); err != nil {
 				return err
 			}
 		}

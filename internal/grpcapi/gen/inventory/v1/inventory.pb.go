@@ -387,7 +387,13 @@ type Product struct {
 	// False means nobody counts the stock (digital goods, services, made to
 	// order): its changes are recorded but never refused for want of stock,
 	// its levels may go any way below zero, and it is never low on stock.
-	Tracked       bool `protobuf:"varint,20,opt,name=tracked,proto3" json:"tracked,omitempty"`
+	Tracked bool `protobuf:"varint,20,opt,name=tracked,proto3" json:"tracked,omitempty"`
+	// True for a bundle: its stock fields and levels are made from its
+	// components' (stock and available: the bundles they make; backordered:
+	// below zero), and they change whenever a component's do.
+	IsBundle bool `protobuf:"varint,21,opt,name=is_bundle,json=isBundle,proto3" json:"is_bundle,omitempty"`
+	// A bundle's components; empty for other products.
+	Components    []*BundleComponent `protobuf:"bytes,22,rep,name=components,proto3" json:"components,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -562,6 +568,74 @@ func (x *Product) GetTracked() bool {
 	return false
 }
 
+func (x *Product) GetIsBundle() bool {
+	if x != nil {
+		return x.IsBundle
+	}
+	return false
+}
+
+func (x *Product) GetComponents() []*BundleComponent {
+	if x != nil {
+		return x.Components
+	}
+	return nil
+}
+
+// One product of a bundle.
+type BundleComponent struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProductId int64                  `protobuf:"varint,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	// Units of the product in one bundle: 1 to 1,000,000,000.
+	Quantity      int64 `protobuf:"varint,2,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleComponent) Reset() {
+	*x = BundleComponent{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleComponent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleComponent) ProtoMessage() {}
+
+func (x *BundleComponent) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleComponent.ProtoReflect.Descriptor instead.
+func (*BundleComponent) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BundleComponent) GetProductId() int64 {
+	if x != nil {
+		return x.ProductId
+	}
+	return 0
+}
+
+func (x *BundleComponent) GetQuantity() int64 {
+	if x != nil {
+		return x.Quantity
+	}
+	return 0
+}
+
 // The stock of a product at a location.
 type Level struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -592,7 +666,7 @@ type Level struct {
 
 func (x *Level) Reset() {
 	*x = Level{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[1]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +678,7 @@ func (x *Level) String() string {
 func (*Level) ProtoMessage() {}
 
 func (x *Level) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[1]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +691,7 @@ func (x *Level) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Level.ProtoReflect.Descriptor instead.
 func (*Level) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{1}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Level) GetLocationId() int64 {
@@ -710,7 +784,7 @@ type StockStates struct {
 
 func (x *StockStates) Reset() {
 	*x = StockStates{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[2]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +796,7 @@ func (x *StockStates) String() string {
 func (*StockStates) ProtoMessage() {}
 
 func (x *StockStates) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[2]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +809,7 @@ func (x *StockStates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockStates.ProtoReflect.Descriptor instead.
 func (*StockStates) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{2}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StockStates) GetDamaged() int64 {
@@ -805,14 +879,17 @@ type Movement struct {
 	// names none.
 	ToState StockState `protobuf:"varint,21,opt,name=to_state,json=toState,proto3,enum=inventory.v1.StockState" json:"to_state,omitempty"`
 	// The transfer of a SHIP, RECEIVE or RETURN row; zero for other rows.
-	TransferId    int64 `protobuf:"varint,22,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
+	TransferId int64 `protobuf:"varint,22,opt,name=transfer_id,json=transferId,proto3" json:"transfer_id,omitempty"`
+	// The bundle sold or reserved, on a component's row; zero for other
+	// rows.
+	BundleId      int64 `protobuf:"varint,23,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Movement) Reset() {
 	*x = Movement{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[3]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +901,7 @@ func (x *Movement) String() string {
 func (*Movement) ProtoMessage() {}
 
 func (x *Movement) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[3]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +914,7 @@ func (x *Movement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Movement.ProtoReflect.Descriptor instead.
 func (*Movement) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{3}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Movement) GetSequence() int64 {
@@ -994,6 +1071,13 @@ func (x *Movement) GetTransferId() int64 {
 	return 0
 }
 
+func (x *Movement) GetBundleId() int64 {
+	if x != nil {
+		return x.BundleId
+	}
+	return 0
+}
+
 // A request for GetProduct.
 type GetProductRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1004,7 +1088,7 @@ type GetProductRequest struct {
 
 func (x *GetProductRequest) Reset() {
 	*x = GetProductRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[4]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1100,7 @@ func (x *GetProductRequest) String() string {
 func (*GetProductRequest) ProtoMessage() {}
 
 func (x *GetProductRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[4]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1113,7 @@ func (x *GetProductRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductRequest.ProtoReflect.Descriptor instead.
 func (*GetProductRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{4}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetProductRequest) GetId() int64 {
@@ -1049,7 +1133,7 @@ type GetProductResponse struct {
 
 func (x *GetProductResponse) Reset() {
 	*x = GetProductResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1145,7 @@ func (x *GetProductResponse) String() string {
 func (*GetProductResponse) ProtoMessage() {}
 
 func (x *GetProductResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[5]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1158,7 @@ func (x *GetProductResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductResponse.ProtoReflect.Descriptor instead.
 func (*GetProductResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{5}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetProductResponse) GetProduct() *Product {
@@ -1095,7 +1179,7 @@ type BatchGetProductsRequest struct {
 
 func (x *BatchGetProductsRequest) Reset() {
 	*x = BatchGetProductsRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1191,7 @@ func (x *BatchGetProductsRequest) String() string {
 func (*BatchGetProductsRequest) ProtoMessage() {}
 
 func (x *BatchGetProductsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[6]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1204,7 @@ func (x *BatchGetProductsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetProductsRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetProductsRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{6}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BatchGetProductsRequest) GetIds() []int64 {
@@ -1140,7 +1224,7 @@ type BatchGetProductsResponse struct {
 
 func (x *BatchGetProductsResponse) Reset() {
 	*x = BatchGetProductsResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1236,7 @@ func (x *BatchGetProductsResponse) String() string {
 func (*BatchGetProductsResponse) ProtoMessage() {}
 
 func (x *BatchGetProductsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[7]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1249,7 @@ func (x *BatchGetProductsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetProductsResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetProductsResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{7}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BatchGetProductsResponse) GetProducts() []*Product {
@@ -1185,7 +1269,7 @@ type GetProductBySkuRequest struct {
 
 func (x *GetProductBySkuRequest) Reset() {
 	*x = GetProductBySkuRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1281,7 @@ func (x *GetProductBySkuRequest) String() string {
 func (*GetProductBySkuRequest) ProtoMessage() {}
 
 func (x *GetProductBySkuRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[8]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1294,7 @@ func (x *GetProductBySkuRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductBySkuRequest.ProtoReflect.Descriptor instead.
 func (*GetProductBySkuRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{8}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetProductBySkuRequest) GetSku() string {
@@ -1230,7 +1314,7 @@ type GetProductBySkuResponse struct {
 
 func (x *GetProductBySkuResponse) Reset() {
 	*x = GetProductBySkuResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1326,7 @@ func (x *GetProductBySkuResponse) String() string {
 func (*GetProductBySkuResponse) ProtoMessage() {}
 
 func (x *GetProductBySkuResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[9]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1339,7 @@ func (x *GetProductBySkuResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProductBySkuResponse.ProtoReflect.Descriptor instead.
 func (*GetProductBySkuResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{9}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetProductBySkuResponse) GetProduct() *Product {
@@ -1263,6 +1347,153 @@ func (x *GetProductBySkuResponse) GetProduct() *Product {
 		return x.Product
 	}
 	return nil
+}
+
+// A request for CreateBundle.
+type CreateBundleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Sku   string                 `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	// 1 to 200 characters.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The price as an exact decimal string, such as "18.00".
+	Price string `protobuf:"bytes,3,opt,name=price,proto3" json:"price,omitempty"`
+	// The bundle is low on stock when its available is below it.
+	Threshold int64 `protobuf:"varint,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// 1 to 20 components (a product named twice counts once, with the
+	// quantities summed); none may be a bundle.
+	Components []*BundleComponent `protobuf:"bytes,5,rep,name=components,proto3" json:"components,omitempty"`
+	// A retry with the same key and request returns the first answer
+	// (replayed); with another request it is ABORTED (CONFLICT).
+	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CreateBundleRequest) Reset() {
+	*x = CreateBundleRequest{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBundleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBundleRequest) ProtoMessage() {}
+
+func (x *CreateBundleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBundleRequest.ProtoReflect.Descriptor instead.
+func (*CreateBundleRequest) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CreateBundleRequest) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *CreateBundleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateBundleRequest) GetPrice() string {
+	if x != nil {
+		return x.Price
+	}
+	return ""
+}
+
+func (x *CreateBundleRequest) GetThreshold() int64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *CreateBundleRequest) GetComponents() []*BundleComponent {
+	if x != nil {
+		return x.Components
+	}
+	return nil
+}
+
+func (x *CreateBundleRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+// The answer to CreateBundle.
+type CreateBundleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bundle, without its levels (GetProduct has them).
+	Product *Product `protobuf:"bytes,1,opt,name=product,proto3" json:"product,omitempty"`
+	// The idempotency key was seen before: nothing changed now.
+	Replayed      bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBundleResponse) Reset() {
+	*x = CreateBundleResponse{}
+	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBundleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBundleResponse) ProtoMessage() {}
+
+func (x *CreateBundleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBundleResponse.ProtoReflect.Descriptor instead.
+func (*CreateBundleResponse) Descriptor() ([]byte, []int) {
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CreateBundleResponse) GetProduct() *Product {
+	if x != nil {
+		return x.Product
+	}
+	return nil
+}
+
+func (x *CreateBundleResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
 }
 
 // A request for StockIn.
@@ -1283,7 +1514,7 @@ type StockInRequest struct {
 
 func (x *StockInRequest) Reset() {
 	*x = StockInRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1526,7 @@ func (x *StockInRequest) String() string {
 func (*StockInRequest) ProtoMessage() {}
 
 func (x *StockInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[10]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1539,7 @@ func (x *StockInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockInRequest.ProtoReflect.Descriptor instead.
 func (*StockInRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{10}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StockInRequest) GetProductId() int64 {
@@ -1367,7 +1598,7 @@ type StockInResponse struct {
 
 func (x *StockInResponse) Reset() {
 	*x = StockInResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1610,7 @@ func (x *StockInResponse) String() string {
 func (*StockInResponse) ProtoMessage() {}
 
 func (x *StockInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[11]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1623,7 @@ func (x *StockInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockInResponse.ProtoReflect.Descriptor instead.
 func (*StockInResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{11}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StockInResponse) GetProduct() *Product {
@@ -1439,7 +1670,7 @@ type StockOutRequest struct {
 
 func (x *StockOutRequest) Reset() {
 	*x = StockOutRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1682,7 @@ func (x *StockOutRequest) String() string {
 func (*StockOutRequest) ProtoMessage() {}
 
 func (x *StockOutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[12]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1695,7 @@ func (x *StockOutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockOutRequest.ProtoReflect.Descriptor instead.
 func (*StockOutRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{12}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StockOutRequest) GetProductId() int64 {
@@ -1522,7 +1753,7 @@ type StockOutResponse struct {
 
 func (x *StockOutResponse) Reset() {
 	*x = StockOutResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1765,7 @@ func (x *StockOutResponse) String() string {
 func (*StockOutResponse) ProtoMessage() {}
 
 func (x *StockOutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[13]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1778,7 @@ func (x *StockOutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockOutResponse.ProtoReflect.Descriptor instead.
 func (*StockOutResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{13}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StockOutResponse) GetProduct() *Product {
@@ -1598,7 +1829,7 @@ type AdjustStockRequest struct {
 
 func (x *AdjustStockRequest) Reset() {
 	*x = AdjustStockRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[14]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1841,7 @@ func (x *AdjustStockRequest) String() string {
 func (*AdjustStockRequest) ProtoMessage() {}
 
 func (x *AdjustStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[14]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1854,7 @@ func (x *AdjustStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustStockRequest.ProtoReflect.Descriptor instead.
 func (*AdjustStockRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{14}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AdjustStockRequest) GetProductId() int64 {
@@ -1688,7 +1919,7 @@ type AdjustStockResponse struct {
 
 func (x *AdjustStockResponse) Reset() {
 	*x = AdjustStockResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[15]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1931,7 @@ func (x *AdjustStockResponse) String() string {
 func (*AdjustStockResponse) ProtoMessage() {}
 
 func (x *AdjustStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[15]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1944,7 @@ func (x *AdjustStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustStockResponse.ProtoReflect.Descriptor instead.
 func (*AdjustStockResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{15}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AdjustStockResponse) GetProduct() *Product {
@@ -1767,7 +1998,7 @@ type MoveStockRequest struct {
 
 func (x *MoveStockRequest) Reset() {
 	*x = MoveStockRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[16]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +2010,7 @@ func (x *MoveStockRequest) String() string {
 func (*MoveStockRequest) ProtoMessage() {}
 
 func (x *MoveStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[16]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +2023,7 @@ func (x *MoveStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveStockRequest.ProtoReflect.Descriptor instead.
 func (*MoveStockRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{16}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MoveStockRequest) GetProductId() int64 {
@@ -1871,7 +2102,7 @@ type MoveStockResponse struct {
 
 func (x *MoveStockResponse) Reset() {
 	*x = MoveStockResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[17]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +2114,7 @@ func (x *MoveStockResponse) String() string {
 func (*MoveStockResponse) ProtoMessage() {}
 
 func (x *MoveStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[17]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2127,7 @@ func (x *MoveStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveStockResponse.ProtoReflect.Descriptor instead.
 func (*MoveStockResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{17}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MoveStockResponse) GetProduct() *Product {
@@ -1944,7 +2175,7 @@ type ExpectStockRequest struct {
 
 func (x *ExpectStockRequest) Reset() {
 	*x = ExpectStockRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[18]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2187,7 @@ func (x *ExpectStockRequest) String() string {
 func (*ExpectStockRequest) ProtoMessage() {}
 
 func (x *ExpectStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[18]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2200,7 @@ func (x *ExpectStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpectStockRequest.ProtoReflect.Descriptor instead.
 func (*ExpectStockRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{18}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExpectStockRequest) GetProductId() int64 {
@@ -2027,7 +2258,7 @@ type ExpectStockResponse struct {
 
 func (x *ExpectStockResponse) Reset() {
 	*x = ExpectStockResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[19]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2270,7 @@ func (x *ExpectStockResponse) String() string {
 func (*ExpectStockResponse) ProtoMessage() {}
 
 func (x *ExpectStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[19]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2283,7 @@ func (x *ExpectStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpectStockResponse.ProtoReflect.Descriptor instead.
 func (*ExpectStockResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{19}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ExpectStockResponse) GetProduct() *Product {
@@ -2102,7 +2333,7 @@ type BulkAdjustItem struct {
 
 func (x *BulkAdjustItem) Reset() {
 	*x = BulkAdjustItem{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[20]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2345,7 @@ func (x *BulkAdjustItem) String() string {
 func (*BulkAdjustItem) ProtoMessage() {}
 
 func (x *BulkAdjustItem) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[20]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2358,7 @@ func (x *BulkAdjustItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkAdjustItem.ProtoReflect.Descriptor instead.
 func (*BulkAdjustItem) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{20}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BulkAdjustItem) GetProductId() int64 {
@@ -2214,7 +2445,7 @@ type BulkAdjustStockRequest struct {
 
 func (x *BulkAdjustStockRequest) Reset() {
 	*x = BulkAdjustStockRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[21]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2457,7 @@ func (x *BulkAdjustStockRequest) String() string {
 func (*BulkAdjustStockRequest) ProtoMessage() {}
 
 func (x *BulkAdjustStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[21]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2470,7 @@ func (x *BulkAdjustStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkAdjustStockRequest.ProtoReflect.Descriptor instead.
 func (*BulkAdjustStockRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{21}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *BulkAdjustStockRequest) GetItems() []*BulkAdjustItem {
@@ -2294,7 +2525,7 @@ type BulkAdjustRow struct {
 
 func (x *BulkAdjustRow) Reset() {
 	*x = BulkAdjustRow{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[22]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2537,7 @@ func (x *BulkAdjustRow) String() string {
 func (*BulkAdjustRow) ProtoMessage() {}
 
 func (x *BulkAdjustRow) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[22]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2550,7 @@ func (x *BulkAdjustRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkAdjustRow.ProtoReflect.Descriptor instead.
 func (*BulkAdjustRow) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{22}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BulkAdjustRow) GetIndex() int32 {
@@ -2378,7 +2609,7 @@ type BulkAdjustStockResponse struct {
 
 func (x *BulkAdjustStockResponse) Reset() {
 	*x = BulkAdjustStockResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[23]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2390,7 +2621,7 @@ func (x *BulkAdjustStockResponse) String() string {
 func (*BulkAdjustStockResponse) ProtoMessage() {}
 
 func (x *BulkAdjustStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[23]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2403,7 +2634,7 @@ func (x *BulkAdjustStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkAdjustStockResponse.ProtoReflect.Descriptor instead.
 func (*BulkAdjustStockResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{23}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BulkAdjustStockResponse) GetApplied() int32 {
@@ -2447,7 +2678,7 @@ type ReserveItem struct {
 
 func (x *ReserveItem) Reset() {
 	*x = ReserveItem{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[24]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2690,7 @@ func (x *ReserveItem) String() string {
 func (*ReserveItem) ProtoMessage() {}
 
 func (x *ReserveItem) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[24]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2703,7 @@ func (x *ReserveItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveItem.ProtoReflect.Descriptor instead.
 func (*ReserveItem) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{24}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReserveItem) GetProductId() int64 {
@@ -2496,21 +2727,25 @@ func (x *ReserveItem) GetQuantity() int64 {
 	return 0
 }
 
-// One item of a reservation.
+// One item of a reservation: units held of the product itself, or of a
+// component of a bundle (bundle_id). A bundle's line is held as one item
+// per component.
 type ReservationItem struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ProductId  int64                  `protobuf:"varint,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
 	LocationId int64                  `protobuf:"varint,2,opt,name=location_id,json=locationId,proto3" json:"location_id,omitempty"`
 	Quantity   int64                  `protobuf:"varint,3,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// The item still holds its units.
-	Active        bool `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
+	Active bool `protobuf:"varint,4,opt,name=active,proto3" json:"active,omitempty"`
+	// The bundle the units are held for; zero for the product itself.
+	BundleId      int64 `protobuf:"varint,5,opt,name=bundle_id,json=bundleId,proto3" json:"bundle_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReservationItem) Reset() {
 	*x = ReservationItem{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[25]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2757,7 @@ func (x *ReservationItem) String() string {
 func (*ReservationItem) ProtoMessage() {}
 
 func (x *ReservationItem) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[25]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2770,7 @@ func (x *ReservationItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationItem.ProtoReflect.Descriptor instead.
 func (*ReservationItem) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{25}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReservationItem) GetProductId() int64 {
@@ -2566,6 +2801,13 @@ func (x *ReservationItem) GetActive() bool {
 	return false
 }
 
+func (x *ReservationItem) GetBundleId() int64 {
+	if x != nil {
+		return x.BundleId
+	}
+	return 0
+}
+
 // Stock held for a while, all items or none.
 type Reservation struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -2585,7 +2827,7 @@ type Reservation struct {
 
 func (x *Reservation) Reset() {
 	*x = Reservation{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[26]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2839,7 @@ func (x *Reservation) String() string {
 func (*Reservation) ProtoMessage() {}
 
 func (x *Reservation) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[26]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2852,7 @@ func (x *Reservation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reservation.ProtoReflect.Descriptor instead.
 func (*Reservation) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{26}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Reservation) GetId() int64 {
@@ -2698,7 +2940,7 @@ type ReserveStockRequest struct {
 
 func (x *ReserveStockRequest) Reset() {
 	*x = ReserveStockRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[27]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2952,7 @@ func (x *ReserveStockRequest) String() string {
 func (*ReserveStockRequest) ProtoMessage() {}
 
 func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[27]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +2965,7 @@ func (x *ReserveStockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveStockRequest.ProtoReflect.Descriptor instead.
 func (*ReserveStockRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{27}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ReserveStockRequest) GetItems() []*ReserveItem {
@@ -2765,7 +3007,7 @@ type ReserveStockResponse struct {
 
 func (x *ReserveStockResponse) Reset() {
 	*x = ReserveStockResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[28]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3019,7 @@ func (x *ReserveStockResponse) String() string {
 func (*ReserveStockResponse) ProtoMessage() {}
 
 func (x *ReserveStockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[28]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3032,7 @@ func (x *ReserveStockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveStockResponse.ProtoReflect.Descriptor instead.
 func (*ReserveStockResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{28}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReserveStockResponse) GetReservation() *Reservation {
@@ -2817,7 +3059,7 @@ type CommitReservationRequest struct {
 
 func (x *CommitReservationRequest) Reset() {
 	*x = CommitReservationRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[29]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +3071,7 @@ func (x *CommitReservationRequest) String() string {
 func (*CommitReservationRequest) ProtoMessage() {}
 
 func (x *CommitReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[29]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +3084,7 @@ func (x *CommitReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitReservationRequest.ProtoReflect.Descriptor instead.
 func (*CommitReservationRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{29}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CommitReservationRequest) GetId() int64 {
@@ -2863,7 +3105,7 @@ type CommitReservationResponse struct {
 
 func (x *CommitReservationResponse) Reset() {
 	*x = CommitReservationResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[30]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2875,7 +3117,7 @@ func (x *CommitReservationResponse) String() string {
 func (*CommitReservationResponse) ProtoMessage() {}
 
 func (x *CommitReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[30]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +3130,7 @@ func (x *CommitReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitReservationResponse.ProtoReflect.Descriptor instead.
 func (*CommitReservationResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{30}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CommitReservationResponse) GetReservation() *Reservation {
@@ -2915,7 +3157,7 @@ type ReleaseReservationRequest struct {
 
 func (x *ReleaseReservationRequest) Reset() {
 	*x = ReleaseReservationRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[31]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3169,7 @@ func (x *ReleaseReservationRequest) String() string {
 func (*ReleaseReservationRequest) ProtoMessage() {}
 
 func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[31]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3182,7 @@ func (x *ReleaseReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{31}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReleaseReservationRequest) GetId() int64 {
@@ -2961,7 +3203,7 @@ type ReleaseReservationResponse struct {
 
 func (x *ReleaseReservationResponse) Reset() {
 	*x = ReleaseReservationResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[32]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3215,7 @@ func (x *ReleaseReservationResponse) String() string {
 func (*ReleaseReservationResponse) ProtoMessage() {}
 
 func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[32]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3228,7 @@ func (x *ReleaseReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseReservationResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseReservationResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{32}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReleaseReservationResponse) GetReservation() *Reservation {
@@ -3014,7 +3256,7 @@ type ExtendReservationRequest struct {
 
 func (x *ExtendReservationRequest) Reset() {
 	*x = ExtendReservationRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[33]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3026,7 +3268,7 @@ func (x *ExtendReservationRequest) String() string {
 func (*ExtendReservationRequest) ProtoMessage() {}
 
 func (x *ExtendReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[33]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3039,7 +3281,7 @@ func (x *ExtendReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendReservationRequest.ProtoReflect.Descriptor instead.
 func (*ExtendReservationRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{33}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ExtendReservationRequest) GetId() int64 {
@@ -3067,7 +3309,7 @@ type ExtendReservationResponse struct {
 
 func (x *ExtendReservationResponse) Reset() {
 	*x = ExtendReservationResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[34]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3079,7 +3321,7 @@ func (x *ExtendReservationResponse) String() string {
 func (*ExtendReservationResponse) ProtoMessage() {}
 
 func (x *ExtendReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[34]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3092,7 +3334,7 @@ func (x *ExtendReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExtendReservationResponse.ProtoReflect.Descriptor instead.
 func (*ExtendReservationResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{34}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExtendReservationResponse) GetReservation() *Reservation {
@@ -3119,7 +3361,7 @@ type GetReservationRequest struct {
 
 func (x *GetReservationRequest) Reset() {
 	*x = GetReservationRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[35]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3373,7 @@ func (x *GetReservationRequest) String() string {
 func (*GetReservationRequest) ProtoMessage() {}
 
 func (x *GetReservationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[35]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3386,7 @@ func (x *GetReservationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReservationRequest.ProtoReflect.Descriptor instead.
 func (*GetReservationRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{35}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetReservationRequest) GetId() int64 {
@@ -3164,7 +3406,7 @@ type GetReservationResponse struct {
 
 func (x *GetReservationResponse) Reset() {
 	*x = GetReservationResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[36]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3176,7 +3418,7 @@ func (x *GetReservationResponse) String() string {
 func (*GetReservationResponse) ProtoMessage() {}
 
 func (x *GetReservationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[36]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3189,7 +3431,7 @@ func (x *GetReservationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReservationResponse.ProtoReflect.Descriptor instead.
 func (*GetReservationResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{36}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetReservationResponse) GetReservation() *Reservation {
@@ -3218,7 +3460,7 @@ type TransferItem struct {
 
 func (x *TransferItem) Reset() {
 	*x = TransferItem{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3230,7 +3472,7 @@ func (x *TransferItem) String() string {
 func (*TransferItem) ProtoMessage() {}
 
 func (x *TransferItem) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[37]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3243,7 +3485,7 @@ func (x *TransferItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferItem.ProtoReflect.Descriptor instead.
 func (*TransferItem) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{37}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TransferItem) GetProductId() int64 {
@@ -3310,7 +3552,7 @@ type Transfer struct {
 
 func (x *Transfer) Reset() {
 	*x = Transfer{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3322,7 +3564,7 @@ func (x *Transfer) String() string {
 func (*Transfer) ProtoMessage() {}
 
 func (x *Transfer) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[38]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3335,7 +3577,7 @@ func (x *Transfer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transfer.ProtoReflect.Descriptor instead.
 func (*Transfer) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{38}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Transfer) GetId() int64 {
@@ -3426,7 +3668,7 @@ type CreateTransferItem struct {
 
 func (x *CreateTransferItem) Reset() {
 	*x = CreateTransferItem{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3438,7 +3680,7 @@ func (x *CreateTransferItem) String() string {
 func (*CreateTransferItem) ProtoMessage() {}
 
 func (x *CreateTransferItem) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[39]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3451,7 +3693,7 @@ func (x *CreateTransferItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTransferItem.ProtoReflect.Descriptor instead.
 func (*CreateTransferItem) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{39}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreateTransferItem) GetProductId() int64 {
@@ -3484,7 +3726,7 @@ type CreateTransferRequest struct {
 
 func (x *CreateTransferRequest) Reset() {
 	*x = CreateTransferRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +3738,7 @@ func (x *CreateTransferRequest) String() string {
 func (*CreateTransferRequest) ProtoMessage() {}
 
 func (x *CreateTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[40]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +3751,7 @@ func (x *CreateTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTransferRequest.ProtoReflect.Descriptor instead.
 func (*CreateTransferRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{40}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateTransferRequest) GetOriginLocationId() int64 {
@@ -3559,7 +3801,7 @@ type CreateTransferResponse struct {
 
 func (x *CreateTransferResponse) Reset() {
 	*x = CreateTransferResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[41]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3571,7 +3813,7 @@ func (x *CreateTransferResponse) String() string {
 func (*CreateTransferResponse) ProtoMessage() {}
 
 func (x *CreateTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[41]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3584,7 +3826,7 @@ func (x *CreateTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTransferResponse.ProtoReflect.Descriptor instead.
 func (*CreateTransferResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{41}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CreateTransferResponse) GetTransfer() *Transfer {
@@ -3612,7 +3854,7 @@ type ShipTransferRequest struct {
 
 func (x *ShipTransferRequest) Reset() {
 	*x = ShipTransferRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[42]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +3866,7 @@ func (x *ShipTransferRequest) String() string {
 func (*ShipTransferRequest) ProtoMessage() {}
 
 func (x *ShipTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[42]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +3879,7 @@ func (x *ShipTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShipTransferRequest.ProtoReflect.Descriptor instead.
 func (*ShipTransferRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{42}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ShipTransferRequest) GetId() int64 {
@@ -3667,7 +3909,7 @@ type ShipTransferResponse struct {
 
 func (x *ShipTransferResponse) Reset() {
 	*x = ShipTransferResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[43]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3679,7 +3921,7 @@ func (x *ShipTransferResponse) String() string {
 func (*ShipTransferResponse) ProtoMessage() {}
 
 func (x *ShipTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[43]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3692,7 +3934,7 @@ func (x *ShipTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShipTransferResponse.ProtoReflect.Descriptor instead.
 func (*ShipTransferResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{43}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ShipTransferResponse) GetTransfer() *Transfer {
@@ -3723,7 +3965,7 @@ type ReceiveTransferItem struct {
 
 func (x *ReceiveTransferItem) Reset() {
 	*x = ReceiveTransferItem{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[44]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3735,7 +3977,7 @@ func (x *ReceiveTransferItem) String() string {
 func (*ReceiveTransferItem) ProtoMessage() {}
 
 func (x *ReceiveTransferItem) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[44]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3748,7 +3990,7 @@ func (x *ReceiveTransferItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveTransferItem.ProtoReflect.Descriptor instead.
 func (*ReceiveTransferItem) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{44}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReceiveTransferItem) GetProductId() int64 {
@@ -3785,7 +4027,7 @@ type ReceiveTransferRequest struct {
 
 func (x *ReceiveTransferRequest) Reset() {
 	*x = ReceiveTransferRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[45]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3797,7 +4039,7 @@ func (x *ReceiveTransferRequest) String() string {
 func (*ReceiveTransferRequest) ProtoMessage() {}
 
 func (x *ReceiveTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[45]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3810,7 +4052,7 @@ func (x *ReceiveTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveTransferRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveTransferRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{45}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReceiveTransferRequest) GetId() int64 {
@@ -3845,7 +4087,7 @@ type ReceiveTransferResponse struct {
 
 func (x *ReceiveTransferResponse) Reset() {
 	*x = ReceiveTransferResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[46]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3857,7 +4099,7 @@ func (x *ReceiveTransferResponse) String() string {
 func (*ReceiveTransferResponse) ProtoMessage() {}
 
 func (x *ReceiveTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[46]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3870,7 +4112,7 @@ func (x *ReceiveTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveTransferResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveTransferResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{46}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ReceiveTransferResponse) GetTransfer() *Transfer {
@@ -3898,7 +4140,7 @@ type CancelTransferRequest struct {
 
 func (x *CancelTransferRequest) Reset() {
 	*x = CancelTransferRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[47]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +4152,7 @@ func (x *CancelTransferRequest) String() string {
 func (*CancelTransferRequest) ProtoMessage() {}
 
 func (x *CancelTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[47]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4165,7 @@ func (x *CancelTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTransferRequest.ProtoReflect.Descriptor instead.
 func (*CancelTransferRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{47}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CancelTransferRequest) GetId() int64 {
@@ -3951,7 +4193,7 @@ type CancelTransferResponse struct {
 
 func (x *CancelTransferResponse) Reset() {
 	*x = CancelTransferResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[48]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3963,7 +4205,7 @@ func (x *CancelTransferResponse) String() string {
 func (*CancelTransferResponse) ProtoMessage() {}
 
 func (x *CancelTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[48]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3976,7 +4218,7 @@ func (x *CancelTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTransferResponse.ProtoReflect.Descriptor instead.
 func (*CancelTransferResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{48}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CancelTransferResponse) GetTransfer() *Transfer {
@@ -4003,7 +4245,7 @@ type GetTransferRequest struct {
 
 func (x *GetTransferRequest) Reset() {
 	*x = GetTransferRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[49]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4015,7 +4257,7 @@ func (x *GetTransferRequest) String() string {
 func (*GetTransferRequest) ProtoMessage() {}
 
 func (x *GetTransferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[49]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4028,7 +4270,7 @@ func (x *GetTransferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransferRequest.ProtoReflect.Descriptor instead.
 func (*GetTransferRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{49}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetTransferRequest) GetId() int64 {
@@ -4048,7 +4290,7 @@ type GetTransferResponse struct {
 
 func (x *GetTransferResponse) Reset() {
 	*x = GetTransferResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[50]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4060,7 +4302,7 @@ func (x *GetTransferResponse) String() string {
 func (*GetTransferResponse) ProtoMessage() {}
 
 func (x *GetTransferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[50]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4073,7 +4315,7 @@ func (x *GetTransferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransferResponse.ProtoReflect.Descriptor instead.
 func (*GetTransferResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{50}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetTransferResponse) GetTransfer() *Transfer {
@@ -4098,7 +4340,7 @@ type ListTransfersRequest struct {
 
 func (x *ListTransfersRequest) Reset() {
 	*x = ListTransfersRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[51]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4110,7 +4352,7 @@ func (x *ListTransfersRequest) String() string {
 func (*ListTransfersRequest) ProtoMessage() {}
 
 func (x *ListTransfersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[51]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4123,7 +4365,7 @@ func (x *ListTransfersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransfersRequest.ProtoReflect.Descriptor instead.
 func (*ListTransfersRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{51}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListTransfersRequest) GetStatus() TransferStatus {
@@ -4160,7 +4402,7 @@ type ListTransfersResponse struct {
 
 func (x *ListTransfersResponse) Reset() {
 	*x = ListTransfersResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[52]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4172,7 +4414,7 @@ func (x *ListTransfersResponse) String() string {
 func (*ListTransfersResponse) ProtoMessage() {}
 
 func (x *ListTransfersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[52]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4185,7 +4427,7 @@ func (x *ListTransfersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransfersResponse.ProtoReflect.Descriptor instead.
 func (*ListTransfersResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{52}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListTransfersResponse) GetTransfers() []*Transfer {
@@ -4221,7 +4463,7 @@ type ListMovementsRequest struct {
 
 func (x *ListMovementsRequest) Reset() {
 	*x = ListMovementsRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[53]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4233,7 +4475,7 @@ func (x *ListMovementsRequest) String() string {
 func (*ListMovementsRequest) ProtoMessage() {}
 
 func (x *ListMovementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[53]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4246,7 +4488,7 @@ func (x *ListMovementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMovementsRequest.ProtoReflect.Descriptor instead.
 func (*ListMovementsRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{53}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListMovementsRequest) GetProductId() int64 {
@@ -4296,7 +4538,7 @@ type ListMovementsResponse struct {
 
 func (x *ListMovementsResponse) Reset() {
 	*x = ListMovementsResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[54]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4308,7 +4550,7 @@ func (x *ListMovementsResponse) String() string {
 func (*ListMovementsResponse) ProtoMessage() {}
 
 func (x *ListMovementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[54]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4321,7 +4563,7 @@ func (x *ListMovementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMovementsResponse.ProtoReflect.Descriptor instead.
 func (*ListMovementsResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{54}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListMovementsResponse) GetMovements() []*Movement {
@@ -4341,7 +4583,9 @@ func (x *ListMovementsResponse) GetNextPageToken() string {
 // A request for WatchStockChanges.
 type WatchStockChangesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Empty: every product.
+	// Empty: every product. A bundle's changes are its components': naming
+	// a bundle streams every change of its components (see
+	// WatchStockChangesResponse.bundles).
 	ProductIds []int64 `protobuf:"varint,1,rep,packed,name=product_ids,json=productIds,proto3" json:"product_ids,omitempty"`
 	// Resume after this sequence: the changes after it come first, from the
 	// ledger. Unset: live changes only.
@@ -4352,7 +4596,7 @@ type WatchStockChangesRequest struct {
 
 func (x *WatchStockChangesRequest) Reset() {
 	*x = WatchStockChangesRequest{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[55]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4364,7 +4608,7 @@ func (x *WatchStockChangesRequest) String() string {
 func (*WatchStockChangesRequest) ProtoMessage() {}
 
 func (x *WatchStockChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[55]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4377,7 +4621,7 @@ func (x *WatchStockChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockChangesRequest.ProtoReflect.Descriptor instead.
 func (*WatchStockChangesRequest) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{55}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *WatchStockChangesRequest) GetProductIds() []int64 {
@@ -4396,15 +4640,22 @@ func (x *WatchStockChangesRequest) GetAfterSequence() int64 {
 
 // One committed change, in sequence order.
 type WatchStockChangesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Movement      *Movement              `protobuf:"bytes,1,opt,name=movement,proto3" json:"movement,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Movement *Movement              `protobuf:"bytes,1,opt,name=movement,proto3" json:"movement,omitempty"`
+	// The bundles among the request's product_ids that the movement's
+	// product is a component of, with their stock and levels as they are
+	// now (not as of the change; see movement.available_after for the
+	// component then): a watcher of a bundle gets a change whenever a
+	// component changes, sold through the bundle or directly. Empty when
+	// the request names no bundle of that product.
+	Bundles       []*Product `protobuf:"bytes,2,rep,name=bundles,proto3" json:"bundles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchStockChangesResponse) Reset() {
 	*x = WatchStockChangesResponse{}
-	mi := &file_inventory_v1_inventory_proto_msgTypes[56]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4416,7 +4667,7 @@ func (x *WatchStockChangesResponse) String() string {
 func (*WatchStockChangesResponse) ProtoMessage() {}
 
 func (x *WatchStockChangesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_inventory_v1_inventory_proto_msgTypes[56]
+	mi := &file_inventory_v1_inventory_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4429,7 +4680,7 @@ func (x *WatchStockChangesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStockChangesResponse.ProtoReflect.Descriptor instead.
 func (*WatchStockChangesResponse) Descriptor() ([]byte, []int) {
-	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{56}
+	return file_inventory_v1_inventory_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WatchStockChangesResponse) GetMovement() *Movement {
@@ -4439,11 +4690,18 @@ func (x *WatchStockChangesResponse) GetMovement() *Movement {
 	return nil
 }
 
+func (x *WatchStockChangesResponse) GetBundles() []*Product {
+	if x != nil {
+		return x.Bundles
+	}
+	return nil
+}
+
 var File_inventory_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x05\n" +
+	"\x1cinventory/v1/inventory.proto\x12\finventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x05\n" +
 	"\aProduct\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x10\n" +
 	"\x03sku\x18\x02 \x01(\tR\x03sku\x12\x12\n" +
@@ -4467,7 +4725,15 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\bincoming\x18\x11 \x01(\x03R\bincoming\x12'\n" +
 	"\x0fbackorder_limit\x18\x12 \x01(\x03R\x0ebackorderLimit\x12 \n" +
 	"\vbackordered\x18\x13 \x01(\x03R\vbackordered\x12\x18\n" +
-	"\atracked\x18\x14 \x01(\bR\atracked\"\xf3\x02\n" +
+	"\atracked\x18\x14 \x01(\bR\atracked\x12\x1b\n" +
+	"\tis_bundle\x18\x15 \x01(\bR\bisBundle\x12=\n" +
+	"\n" +
+	"components\x18\x16 \x03(\v2\x1d.inventory.v1.BundleComponentR\n" +
+	"components\"L\n" +
+	"\x0fBundleComponent\x12\x1d\n" +
+	"\n" +
+	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1a\n" +
+	"\bquantity\x18\x02 \x01(\x03R\bquantity\"\xf3\x02\n" +
 	"\x05Level\x12\x1f\n" +
 	"\vlocation_id\x18\x01 \x01(\x03R\n" +
 	"locationId\x12\x14\n" +
@@ -4487,7 +4753,7 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\adamaged\x18\x01 \x01(\x03R\adamaged\x12'\n" +
 	"\x0fquality_control\x18\x02 \x01(\x03R\x0equalityControl\x12!\n" +
 	"\fsafety_stock\x18\x03 \x01(\x03R\vsafetyStock\x12\x1a\n" +
-	"\bincoming\x18\x04 \x01(\x03R\bincoming\"\xce\x06\n" +
+	"\bincoming\x18\x04 \x01(\x03R\bincoming\"\xeb\x06\n" +
 	"\bMovement\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x03R\bsequence\x12\x1d\n" +
 	"\n" +
@@ -4518,7 +4784,8 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"from_state\x18\x14 \x01(\x0e2\x18.inventory.v1.StockStateR\tfromState\x123\n" +
 	"\bto_state\x18\x15 \x01(\x0e2\x18.inventory.v1.StockStateR\atoState\x12\x1f\n" +
 	"\vtransfer_id\x18\x16 \x01(\x03R\n" +
-	"transferId\"#\n" +
+	"transferId\x12\x1b\n" +
+	"\tbundle_id\x18\x17 \x01(\x03R\bbundleId\"#\n" +
 	"\x11GetProductRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"E\n" +
 	"\x12GetProductResponse\x12/\n" +
@@ -4530,7 +4797,19 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x16GetProductBySkuRequest\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\"J\n" +
 	"\x17GetProductBySkuResponse\x12/\n" +
-	"\aproduct\x18\x01 \x01(\v2\x15.inventory.v1.ProductR\aproduct\"\xcb\x01\n" +
+	"\aproduct\x18\x01 \x01(\v2\x15.inventory.v1.ProductR\aproduct\"\xd7\x01\n" +
+	"\x13CreateBundleRequest\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05price\x18\x03 \x01(\tR\x05price\x12\x1c\n" +
+	"\tthreshold\x18\x04 \x01(\x03R\tthreshold\x12=\n" +
+	"\n" +
+	"components\x18\x05 \x03(\v2\x1d.inventory.v1.BundleComponentR\n" +
+	"components\x12'\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\"c\n" +
+	"\x14CreateBundleResponse\x12/\n" +
+	"\aproduct\x18\x01 \x01(\v2\x15.inventory.v1.ProductR\aproduct\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xcb\x01\n" +
 	"\x0eStockInRequest\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1f\n" +
@@ -4643,14 +4922,15 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1f\n" +
 	"\vlocation_id\x18\x02 \x01(\x03R\n" +
 	"locationId\x12\x1a\n" +
-	"\bquantity\x18\x03 \x01(\x03R\bquantity\"\x85\x01\n" +
+	"\bquantity\x18\x03 \x01(\x03R\bquantity\"\xa2\x01\n" +
 	"\x0fReservationItem\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\x03R\tproductId\x12\x1f\n" +
 	"\vlocation_id\x18\x02 \x01(\x03R\n" +
 	"locationId\x12\x1a\n" +
 	"\bquantity\x18\x03 \x01(\x03R\bquantity\x12\x16\n" +
-	"\x06active\x18\x04 \x01(\bR\x06active\"\xb9\x03\n" +
+	"\x06active\x18\x04 \x01(\bR\x06active\x12\x1b\n" +
+	"\tbundle_id\x18\x05 \x01(\x03R\bbundleId\"\xb9\x03\n" +
 	"\vReservation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x127\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1f.inventory.v1.ReservationStatusR\x06status\x123\n" +
@@ -4785,9 +5065,10 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\vproduct_ids\x18\x01 \x03(\x03R\n" +
 	"productIds\x12*\n" +
 	"\x0eafter_sequence\x18\x02 \x01(\x03H\x00R\rafterSequence\x88\x01\x01B\x11\n" +
-	"\x0f_after_sequence\"O\n" +
+	"\x0f_after_sequence\"\x80\x01\n" +
 	"\x19WatchStockChangesResponse\x122\n" +
-	"\bmovement\x18\x01 \x01(\v2\x16.inventory.v1.MovementR\bmovement*\xb6\x01\n" +
+	"\bmovement\x18\x01 \x01(\v2\x16.inventory.v1.MovementR\bmovement\x12/\n" +
+	"\abundles\x18\x02 \x03(\v2\x15.inventory.v1.ProductR\abundles*\xb6\x01\n" +
 	"\n" +
 	"StockState\x12\x1b\n" +
 	"\x17STOCK_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
@@ -4827,12 +5108,13 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x15TRANSFER_STATUS_DRAFT\x10\x01\x12\x1e\n" +
 	"\x1aTRANSFER_STATUS_IN_TRANSIT\x10\x02\x12\x1c\n" +
 	"\x18TRANSFER_STATUS_RECEIVED\x10\x03\x12\x1d\n" +
-	"\x19TRANSFER_STATUS_CANCELLED\x10\x042\xfc\x0f\n" +
+	"\x19TRANSFER_STATUS_CANCELLED\x10\x042\xd3\x10\n" +
 	"\x10InventoryService\x12T\n" +
 	"\n" +
 	"GetProduct\x12\x1f.inventory.v1.GetProductRequest\x1a .inventory.v1.GetProductResponse\"\x03\x90\x02\x01\x12f\n" +
 	"\x10BatchGetProducts\x12%.inventory.v1.BatchGetProductsRequest\x1a&.inventory.v1.BatchGetProductsResponse\"\x03\x90\x02\x01\x12c\n" +
-	"\x0fGetProductBySku\x12$.inventory.v1.GetProductBySkuRequest\x1a%.inventory.v1.GetProductBySkuResponse\"\x03\x90\x02\x01\x12F\n" +
+	"\x0fGetProductBySku\x12$.inventory.v1.GetProductBySkuRequest\x1a%.inventory.v1.GetProductBySkuResponse\"\x03\x90\x02\x01\x12U\n" +
+	"\fCreateBundle\x12!.inventory.v1.CreateBundleRequest\x1a\".inventory.v1.CreateBundleResponse\x12F\n" +
 	"\aStockIn\x12\x1c.inventory.v1.StockInRequest\x1a\x1d.inventory.v1.StockInResponse\x12I\n" +
 	"\bStockOut\x12\x1d.inventory.v1.StockOutRequest\x1a\x1e.inventory.v1.StockOutResponse\x12R\n" +
 	"\vAdjustStock\x12 .inventory.v1.AdjustStockRequest\x1a!.inventory.v1.AdjustStockResponse\x12L\n" +
@@ -4866,7 +5148,7 @@ func file_inventory_v1_inventory_proto_rawDescGZIP() []byte {
 }
 
 var file_inventory_v1_inventory_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_inventory_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_inventory_v1_inventory_proto_goTypes = []any{
 	(StockState)(0),                    // 0: inventory.v1.StockState
 	(MovementType)(0),                  // 1: inventory.v1.MovementType
@@ -4874,175 +5156,184 @@ var file_inventory_v1_inventory_proto_goTypes = []any{
 	(ReservationStatus)(0),             // 3: inventory.v1.ReservationStatus
 	(TransferStatus)(0),                // 4: inventory.v1.TransferStatus
 	(*Product)(nil),                    // 5: inventory.v1.Product
-	(*Level)(nil),                      // 6: inventory.v1.Level
-	(*StockStates)(nil),                // 7: inventory.v1.StockStates
-	(*Movement)(nil),                   // 8: inventory.v1.Movement
-	(*GetProductRequest)(nil),          // 9: inventory.v1.GetProductRequest
-	(*GetProductResponse)(nil),         // 10: inventory.v1.GetProductResponse
-	(*BatchGetProductsRequest)(nil),    // 11: inventory.v1.BatchGetProductsRequest
-	(*BatchGetProductsResponse)(nil),   // 12: inventory.v1.BatchGetProductsResponse
-	(*GetProductBySkuRequest)(nil),     // 13: inventory.v1.GetProductBySkuRequest
-	(*GetProductBySkuResponse)(nil),    // 14: inventory.v1.GetProductBySkuResponse
-	(*StockInRequest)(nil),             // 15: inventory.v1.StockInRequest
-	(*StockInResponse)(nil),            // 16: inventory.v1.StockInResponse
-	(*StockOutRequest)(nil),            // 17: inventory.v1.StockOutRequest
-	(*StockOutResponse)(nil),           // 18: inventory.v1.StockOutResponse
-	(*AdjustStockRequest)(nil),         // 19: inventory.v1.AdjustStockRequest
-	(*AdjustStockResponse)(nil),        // 20: inventory.v1.AdjustStockResponse
-	(*MoveStockRequest)(nil),           // 21: inventory.v1.MoveStockRequest
-	(*MoveStockResponse)(nil),          // 22: inventory.v1.MoveStockResponse
-	(*ExpectStockRequest)(nil),         // 23: inventory.v1.ExpectStockRequest
-	(*ExpectStockResponse)(nil),        // 24: inventory.v1.ExpectStockResponse
-	(*BulkAdjustItem)(nil),             // 25: inventory.v1.BulkAdjustItem
-	(*BulkAdjustStockRequest)(nil),     // 26: inventory.v1.BulkAdjustStockRequest
-	(*BulkAdjustRow)(nil),              // 27: inventory.v1.BulkAdjustRow
-	(*BulkAdjustStockResponse)(nil),    // 28: inventory.v1.BulkAdjustStockResponse
-	(*ReserveItem)(nil),                // 29: inventory.v1.ReserveItem
-	(*ReservationItem)(nil),            // 30: inventory.v1.ReservationItem
-	(*Reservation)(nil),                // 31: inventory.v1.Reservation
-	(*ReserveStockRequest)(nil),        // 32: inventory.v1.ReserveStockRequest
-	(*ReserveStockResponse)(nil),       // 33: inventory.v1.ReserveStockResponse
-	(*CommitReservationRequest)(nil),   // 34: inventory.v1.CommitReservationRequest
-	(*CommitReservationResponse)(nil),  // 35: inventory.v1.CommitReservationResponse
-	(*ReleaseReservationRequest)(nil),  // 36: inventory.v1.ReleaseReservationRequest
-	(*ReleaseReservationResponse)(nil), // 37: inventory.v1.ReleaseReservationResponse
-	(*ExtendReservationRequest)(nil),   // 38: inventory.v1.ExtendReservationRequest
-	(*ExtendReservationResponse)(nil),  // 39: inventory.v1.ExtendReservationResponse
-	(*GetReservationRequest)(nil),      // 40: inventory.v1.GetReservationRequest
-	(*GetReservationResponse)(nil),     // 41: inventory.v1.GetReservationResponse
-	(*TransferItem)(nil),               // 42: inventory.v1.TransferItem
-	(*Transfer)(nil),                   // 43: inventory.v1.Transfer
-	(*CreateTransferItem)(nil),         // 44: inventory.v1.CreateTransferItem
-	(*CreateTransferRequest)(nil),      // 45: inventory.v1.CreateTransferRequest
-	(*CreateTransferResponse)(nil),     // 46: inventory.v1.CreateTransferResponse
-	(*ShipTransferRequest)(nil),        // 47: inventory.v1.ShipTransferRequest
-	(*ShipTransferResponse)(nil),       // 48: inventory.v1.ShipTransferResponse
-	(*ReceiveTransferItem)(nil),        // 49: inventory.v1.ReceiveTransferItem
-	(*ReceiveTransferRequest)(nil),     // 50: inventory.v1.ReceiveTransferRequest
-	(*ReceiveTransferResponse)(nil),    // 51: inventory.v1.ReceiveTransferResponse
-	(*CancelTransferRequest)(nil),      // 52: inventory.v1.CancelTransferRequest
-	(*CancelTransferResponse)(nil),     // 53: inventory.v1.CancelTransferResponse
-	(*GetTransferRequest)(nil),         // 54: inventory.v1.GetTransferRequest
-	(*GetTransferResponse)(nil),        // 55: inventory.v1.GetTransferResponse
-	(*ListTransfersRequest)(nil),       // 56: inventory.v1.ListTransfersRequest
-	(*ListTransfersResponse)(nil),      // 57: inventory.v1.ListTransfersResponse
-	(*ListMovementsRequest)(nil),       // 58: inventory.v1.ListMovementsRequest
-	(*ListMovementsResponse)(nil),      // 59: inventory.v1.ListMovementsResponse
-	(*WatchStockChangesRequest)(nil),   // 60: inventory.v1.WatchStockChangesRequest
-	(*WatchStockChangesResponse)(nil),  // 61: inventory.v1.WatchStockChangesResponse
-	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
+	(*BundleComponent)(nil),            // 6: inventory.v1.BundleComponent
+	(*Level)(nil),                      // 7: inventory.v1.Level
+	(*StockStates)(nil),                // 8: inventory.v1.StockStates
+	(*Movement)(nil),                   // 9: inventory.v1.Movement
+	(*GetProductRequest)(nil),          // 10: inventory.v1.GetProductRequest
+	(*GetProductResponse)(nil),         // 11: inventory.v1.GetProductResponse
+	(*BatchGetProductsRequest)(nil),    // 12: inventory.v1.BatchGetProductsRequest
+	(*BatchGetProductsResponse)(nil),   // 13: inventory.v1.BatchGetProductsResponse
+	(*GetProductBySkuRequest)(nil),     // 14: inventory.v1.GetProductBySkuRequest
+	(*GetProductBySkuResponse)(nil),    // 15: inventory.v1.GetProductBySkuResponse
+	(*CreateBundleRequest)(nil),        // 16: inventory.v1.CreateBundleRequest
+	(*CreateBundleResponse)(nil),       // 17: inventory.v1.CreateBundleResponse
+	(*StockInRequest)(nil),             // 18: inventory.v1.StockInRequest
+	(*StockInResponse)(nil),            // 19: inventory.v1.StockInResponse
+	(*StockOutRequest)(nil),            // 20: inventory.v1.StockOutRequest
+	(*StockOutResponse)(nil),           // 21: inventory.v1.StockOutResponse
+	(*AdjustStockRequest)(nil),         // 22: inventory.v1.AdjustStockRequest
+	(*AdjustStockResponse)(nil),        // 23: inventory.v1.AdjustStockResponse
+	(*MoveStockRequest)(nil),           // 24: inventory.v1.MoveStockRequest
+	(*MoveStockResponse)(nil),          // 25: inventory.v1.MoveStockResponse
+	(*ExpectStockRequest)(nil),         // 26: inventory.v1.ExpectStockRequest
+	(*ExpectStockResponse)(nil),        // 27: inventory.v1.ExpectStockResponse
+	(*BulkAdjustItem)(nil),             // 28: inventory.v1.BulkAdjustItem
+	(*BulkAdjustStockRequest)(nil),     // 29: inventory.v1.BulkAdjustStockRequest
+	(*BulkAdjustRow)(nil),              // 30: inventory.v1.BulkAdjustRow
+	(*BulkAdjustStockResponse)(nil),    // 31: inventory.v1.BulkAdjustStockResponse
+	(*ReserveItem)(nil),                // 32: inventory.v1.ReserveItem
+	(*ReservationItem)(nil),            // 33: inventory.v1.ReservationItem
+	(*Reservation)(nil),                // 34: inventory.v1.Reservation
+	(*ReserveStockRequest)(nil),        // 35: inventory.v1.ReserveStockRequest
+	(*ReserveStockResponse)(nil),       // 36: inventory.v1.ReserveStockResponse
+	(*CommitReservationRequest)(nil),   // 37: inventory.v1.CommitReservationRequest
+	(*CommitReservationResponse)(nil),  // 38: inventory.v1.CommitReservationResponse
+	(*ReleaseReservationRequest)(nil),  // 39: inventory.v1.ReleaseReservationRequest
+	(*ReleaseReservationResponse)(nil), // 40: inventory.v1.ReleaseReservationResponse
+	(*ExtendReservationRequest)(nil),   // 41: inventory.v1.ExtendReservationRequest
+	(*ExtendReservationResponse)(nil),  // 42: inventory.v1.ExtendReservationResponse
+	(*GetReservationRequest)(nil),      // 43: inventory.v1.GetReservationRequest
+	(*GetReservationResponse)(nil),     // 44: inventory.v1.GetReservationResponse
+	(*TransferItem)(nil),               // 45: inventory.v1.TransferItem
+	(*Transfer)(nil),                   // 46: inventory.v1.Transfer
+	(*CreateTransferItem)(nil),         // 47: inventory.v1.CreateTransferItem
+	(*CreateTransferRequest)(nil),      // 48: inventory.v1.CreateTransferRequest
+	(*CreateTransferResponse)(nil),     // 49: inventory.v1.CreateTransferResponse
+	(*ShipTransferRequest)(nil),        // 50: inventory.v1.ShipTransferRequest
+	(*ShipTransferResponse)(nil),       // 51: inventory.v1.ShipTransferResponse
+	(*ReceiveTransferItem)(nil),        // 52: inventory.v1.ReceiveTransferItem
+	(*ReceiveTransferRequest)(nil),     // 53: inventory.v1.ReceiveTransferRequest
+	(*ReceiveTransferResponse)(nil),    // 54: inventory.v1.ReceiveTransferResponse
+	(*CancelTransferRequest)(nil),      // 55: inventory.v1.CancelTransferRequest
+	(*CancelTransferResponse)(nil),     // 56: inventory.v1.CancelTransferResponse
+	(*GetTransferRequest)(nil),         // 57: inventory.v1.GetTransferRequest
+	(*GetTransferResponse)(nil),        // 58: inventory.v1.GetTransferResponse
+	(*ListTransfersRequest)(nil),       // 59: inventory.v1.ListTransfersRequest
+	(*ListTransfersResponse)(nil),      // 60: inventory.v1.ListTransfersResponse
+	(*ListMovementsRequest)(nil),       // 61: inventory.v1.ListMovementsRequest
+	(*ListMovementsResponse)(nil),      // 62: inventory.v1.ListMovementsResponse
+	(*WatchStockChangesRequest)(nil),   // 63: inventory.v1.WatchStockChangesRequest
+	(*WatchStockChangesResponse)(nil),  // 64: inventory.v1.WatchStockChangesResponse
+	(*timestamppb.Timestamp)(nil),      // 65: google.protobuf.Timestamp
 }
 var file_inventory_v1_inventory_proto_depIdxs = []int32{
-	62, // 0: inventory.v1.Product.create_time:type_name -> google.protobuf.Timestamp
-	62, // 1: inventory.v1.Product.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 2: inventory.v1.Product.levels:type_name -> inventory.v1.Level
-	62, // 3: inventory.v1.Level.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 4: inventory.v1.Movement.type:type_name -> inventory.v1.MovementType
-	62, // 5: inventory.v1.Movement.create_time:type_name -> google.protobuf.Timestamp
-	7,  // 6: inventory.v1.Movement.states_delta:type_name -> inventory.v1.StockStates
-	0,  // 7: inventory.v1.Movement.from_state:type_name -> inventory.v1.StockState
-	0,  // 8: inventory.v1.Movement.to_state:type_name -> inventory.v1.StockState
-	5,  // 9: inventory.v1.GetProductResponse.product:type_name -> inventory.v1.Product
-	5,  // 10: inventory.v1.BatchGetProductsResponse.products:type_name -> inventory.v1.Product
-	5,  // 11: inventory.v1.GetProductBySkuResponse.product:type_name -> inventory.v1.Product
-	5,  // 12: inventory.v1.StockInResponse.product:type_name -> inventory.v1.Product
-	6,  // 13: inventory.v1.StockInResponse.level:type_name -> inventory.v1.Level
-	8,  // 14: inventory.v1.StockInResponse.movement:type_name -> inventory.v1.Movement
-	5,  // 15: inventory.v1.StockOutResponse.product:type_name -> inventory.v1.Product
-	6,  // 16: inventory.v1.StockOutResponse.level:type_name -> inventory.v1.Level
-	8,  // 17: inventory.v1.StockOutResponse.movement:type_name -> inventory.v1.Movement
-	5,  // 18: inventory.v1.AdjustStockResponse.product:type_name -> inventory.v1.Product
-	6,  // 19: inventory.v1.AdjustStockResponse.level:type_name -> inventory.v1.Level
-	8,  // 20: inventory.v1.AdjustStockResponse.movement:type_name -> inventory.v1.Movement
-	0,  // 21: inventory.v1.MoveStockRequest.from_state:type_name -> inventory.v1.StockState
-	0,  // 22: inventory.v1.MoveStockRequest.to_state:type_name -> inventory.v1.StockState
-	5,  // 23: inventory.v1.MoveStockResponse.product:type_name -> inventory.v1.Product
-	6,  // 24: inventory.v1.MoveStockResponse.level:type_name -> inventory.v1.Level
-	8,  // 25: inventory.v1.MoveStockResponse.movement:type_name -> inventory.v1.Movement
-	5,  // 26: inventory.v1.ExpectStockResponse.product:type_name -> inventory.v1.Product
-	6,  // 27: inventory.v1.ExpectStockResponse.level:type_name -> inventory.v1.Level
-	8,  // 28: inventory.v1.ExpectStockResponse.movement:type_name -> inventory.v1.Movement
-	25, // 29: inventory.v1.BulkAdjustStockRequest.items:type_name -> inventory.v1.BulkAdjustItem
-	2,  // 30: inventory.v1.BulkAdjustStockRequest.error_policy:type_name -> inventory.v1.BulkErrorPolicy
-	8,  // 31: inventory.v1.BulkAdjustRow.movement:type_name -> inventory.v1.Movement
-	6,  // 32: inventory.v1.BulkAdjustRow.level:type_name -> inventory.v1.Level
-	27, // 33: inventory.v1.BulkAdjustStockResponse.rows:type_name -> inventory.v1.BulkAdjustRow
-	3,  // 34: inventory.v1.Reservation.status:type_name -> inventory.v1.ReservationStatus
-	30, // 35: inventory.v1.Reservation.items:type_name -> inventory.v1.ReservationItem
-	62, // 36: inventory.v1.Reservation.expire_time:type_name -> google.protobuf.Timestamp
-	62, // 37: inventory.v1.Reservation.create_time:type_name -> google.protobuf.Timestamp
-	62, // 38: inventory.v1.Reservation.update_time:type_name -> google.protobuf.Timestamp
-	29, // 39: inventory.v1.ReserveStockRequest.items:type_name -> inventory.v1.ReserveItem
-	31, // 40: inventory.v1.ReserveStockResponse.reservation:type_name -> inventory.v1.Reservation
-	31, // 41: inventory.v1.CommitReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	31, // 42: inventory.v1.ReleaseReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	31, // 43: inventory.v1.ExtendReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	31, // 44: inventory.v1.GetReservationResponse.reservation:type_name -> inventory.v1.Reservation
-	4,  // 45: inventory.v1.Transfer.status:type_name -> inventory.v1.TransferStatus
-	42, // 46: inventory.v1.Transfer.items:type_name -> inventory.v1.TransferItem
-	62, // 47: inventory.v1.Transfer.create_time:type_name -> google.protobuf.Timestamp
-	62, // 48: inventory.v1.Transfer.update_time:type_name -> google.protobuf.Timestamp
-	44, // 49: inventory.v1.CreateTransferRequest.items:type_name -> inventory.v1.CreateTransferItem
-	43, // 50: inventory.v1.CreateTransferResponse.transfer:type_name -> inventory.v1.Transfer
-	43, // 51: inventory.v1.ShipTransferResponse.transfer:type_name -> inventory.v1.Transfer
-	0,  // 52: inventory.v1.ReceiveTransferItem.state:type_name -> inventory.v1.StockState
-	49, // 53: inventory.v1.ReceiveTransferRequest.items:type_name -> inventory.v1.ReceiveTransferItem
-	43, // 54: inventory.v1.ReceiveTransferResponse.transfer:type_name -> inventory.v1.Transfer
-	43, // 55: inventory.v1.CancelTransferResponse.transfer:type_name -> inventory.v1.Transfer
-	43, // 56: inventory.v1.GetTransferResponse.transfer:type_name -> inventory.v1.Transfer
-	4,  // 57: inventory.v1.ListTransfersRequest.status:type_name -> inventory.v1.TransferStatus
-	43, // 58: inventory.v1.ListTransfersResponse.transfers:type_name -> inventory.v1.Transfer
-	8,  // 59: inventory.v1.ListMovementsResponse.movements:type_name -> inventory.v1.Movement
-	8,  // 60: inventory.v1.WatchStockChangesResponse.movement:type_name -> inventory.v1.Movement
-	9,  // 61: inventory.v1.InventoryService.GetProduct:input_type -> inventory.v1.GetProductRequest
-	11, // 62: inventory.v1.InventoryService.BatchGetProducts:input_type -> inventory.v1.BatchGetProductsRequest
-	13, // 63: inventory.v1.InventoryService.GetProductBySku:input_type -> inventory.v1.GetProductBySkuRequest
-	15, // 64: inventory.v1.InventoryService.StockIn:input_type -> inventory.v1.StockInRequest
-	17, // 65: inventory.v1.InventoryService.StockOut:input_type -> inventory.v1.StockOutRequest
-	19, // 66: inventory.v1.InventoryService.AdjustStock:input_type -> inventory.v1.AdjustStockRequest
-	21, // 67: inventory.v1.InventoryService.MoveStock:input_type -> inventory.v1.MoveStockRequest
-	23, // 68: inventory.v1.InventoryService.ExpectStock:input_type -> inventory.v1.ExpectStockRequest
-	26, // 69: inventory.v1.InventoryService.BulkAdjustStock:input_type -> inventory.v1.BulkAdjustStockRequest
-	32, // 70: inventory.v1.InventoryService.ReserveStock:input_type -> inventory.v1.ReserveStockRequest
-	34, // 71: inventory.v1.InventoryService.CommitReservation:input_type -> inventory.v1.CommitReservationRequest
-	36, // 72: inventory.v1.InventoryService.ReleaseReservation:input_type -> inventory.v1.ReleaseReservationRequest
-	38, // 73: inventory.v1.InventoryService.ExtendReservation:input_type -> inventory.v1.ExtendReservationRequest
-	40, // 74: inventory.v1.InventoryService.GetReservation:input_type -> inventory.v1.GetReservationRequest
-	45, // 75: inventory.v1.InventoryService.CreateTransfer:input_type -> inventory.v1.CreateTransferRequest
-	47, // 76: inventory.v1.InventoryService.ShipTransfer:input_type -> inventory.v1.ShipTransferRequest
-	50, // 77: inventory.v1.InventoryService.ReceiveTransfer:input_type -> inventory.v1.ReceiveTransferRequest
-	52, // 78: inventory.v1.InventoryService.CancelTransfer:input_type -> inventory.v1.CancelTransferRequest
-	54, // 79: inventory.v1.InventoryService.GetTransfer:input_type -> inventory.v1.GetTransferRequest
-	56, // 80: inventory.v1.InventoryService.ListTransfers:input_type -> inventory.v1.ListTransfersRequest
-	58, // 81: inventory.v1.InventoryService.ListMovements:input_type -> inventory.v1.ListMovementsRequest
-	60, // 82: inventory.v1.InventoryService.WatchStockChanges:input_type -> inventory.v1.WatchStockChangesRequest
-	10, // 83: inventory.v1.InventoryService.GetProduct:output_type -> inventory.v1.GetProductResponse
-	12, // 84: inventory.v1.InventoryService.BatchGetProducts:output_type -> inventory.v1.BatchGetProductsResponse
-	14, // 85: inventory.v1.InventoryService.GetProductBySku:output_type -> inventory.v1.GetProductBySkuResponse
-	16, // 86: inventory.v1.InventoryService.StockIn:output_type -> inventory.v1.StockInResponse
-	18, // 87: inventory.v1.InventoryService.StockOut:output_type -> inventory.v1.StockOutResponse
-	20, // 88: inventory.v1.InventoryService.AdjustStock:output_type -> inventory.v1.AdjustStockResponse
-	22, // 89: inventory.v1.InventoryService.MoveStock:output_type -> inventory.v1.MoveStockResponse
-	24, // 90: inventory.v1.InventoryService.ExpectStock:output_type -> inventory.v1.ExpectStockResponse
-	28, // 91: inventory.v1.InventoryService.BulkAdjustStock:output_type -> inventory.v1.BulkAdjustStockResponse
-	33, // 92: inventory.v1.InventoryService.ReserveStock:output_type -> inventory.v1.ReserveStockResponse
-	35, // 93: inventory.v1.InventoryService.CommitReservation:output_type -> inventory.v1.CommitReservationResponse
-	37, // 94: inventory.v1.InventoryService.ReleaseReservation:output_type -> inventory.v1.ReleaseReservationResponse
-	39, // 95: inventory.v1.InventoryService.ExtendReservation:output_type -> inventory.v1.ExtendReservationResponse
-	41, // 96: inventory.v1.InventoryService.GetReservation:output_type -> inventory.v1.GetReservationResponse
-	46, // 97: inventory.v1.InventoryService.CreateTransfer:output_type -> inventory.v1.CreateTransferResponse
-	48, // 98: inventory.v1.InventoryService.ShipTransfer:output_type -> inventory.v1.ShipTransferResponse
-	51, // 99: inventory.v1.InventoryService.ReceiveTransfer:output_type -> inventory.v1.ReceiveTransferResponse
-	53, // 100: inventory.v1.InventoryService.CancelTransfer:output_type -> inventory.v1.CancelTransferResponse
-	55, // 101: inventory.v1.InventoryService.GetTransfer:output_type -> inventory.v1.GetTransferResponse
-	57, // 102: inventory.v1.InventoryService.ListTransfers:output_type -> inventory.v1.ListTransfersResponse
-	59, // 103: inventory.v1.InventoryService.ListMovements:output_type -> inventory.v1.ListMovementsResponse
-	61, // 104: inventory.v1.InventoryService.WatchStockChanges:output_type -> inventory.v1.WatchStockChangesResponse
-	83, // [83:105] is the sub-list for method output_type
-	61, // [61:83] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	65, // 0: inventory.v1.Product.create_time:type_name -> google.protobuf.Timestamp
+	65, // 1: inventory.v1.Product.update_time:type_name -> google.protobuf.Timestamp
+	7,  // 2: inventory.v1.Product.levels:type_name -> inventory.v1.Level
+	6,  // 3: inventory.v1.Product.components:type_name -> inventory.v1.BundleComponent
+	65, // 4: inventory.v1.Level.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 5: inventory.v1.Movement.type:type_name -> inventory.v1.MovementType
+	65, // 6: inventory.v1.Movement.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 7: inventory.v1.Movement.states_delta:type_name -> inventory.v1.StockStates
+	0,  // 8: inventory.v1.Movement.from_state:type_name -> inventory.v1.StockState
+	0,  // 9: inventory.v1.Movement.to_state:type_name -> inventory.v1.StockState
+	5,  // 10: inventory.v1.GetProductResponse.product:type_name -> inventory.v1.Product
+	5,  // 11: inventory.v1.BatchGetProductsResponse.products:type_name -> inventory.v1.Product
+	5,  // 12: inventory.v1.GetProductBySkuResponse.product:type_name -> inventory.v1.Product
+	6,  // 13: inventory.v1.CreateBundleRequest.components:type_name -> inventory.v1.BundleComponent
+	5,  // 14: inventory.v1.CreateBundleResponse.product:type_name -> inventory.v1.Product
+	5,  // 15: inventory.v1.StockInResponse.product:type_name -> inventory.v1.Product
+	7,  // 16: inventory.v1.StockInResponse.level:type_name -> inventory.v1.Level
+	9,  // 17: inventory.v1.StockInResponse.movement:type_name -> inventory.v1.Movement
+	5,  // 18: inventory.v1.StockOutResponse.product:type_name -> inventory.v1.Product
+	7,  // 19: inventory.v1.StockOutResponse.level:type_name -> inventory.v1.Level
+	9,  // 20: inventory.v1.StockOutResponse.movement:type_name -> inventory.v1.Movement
+	5,  // 21: inventory.v1.AdjustStockResponse.product:type_name -> inventory.v1.Product
+	7,  // 22: inventory.v1.AdjustStockResponse.level:type_name -> inventory.v1.Level
+	9,  // 23: inventory.v1.AdjustStockResponse.movement:type_name -> inventory.v1.Movement
+	0,  // 24: inventory.v1.MoveStockRequest.from_state:type_name -> inventory.v1.StockState
+	0,  // 25: inventory.v1.MoveStockRequest.to_state:type_name -> inventory.v1.StockState
+	5,  // 26: inventory.v1.MoveStockResponse.product:type_name -> inventory.v1.Product
+	7,  // 27: inventory.v1.MoveStockResponse.level:type_name -> inventory.v1.Level
+	9,  // 28: inventory.v1.MoveStockResponse.movement:type_name -> inventory.v1.Movement
+	5,  // 29: inventory.v1.ExpectStockResponse.product:type_name -> inventory.v1.Product
+	7,  // 30: inventory.v1.ExpectStockResponse.level:type_name -> inventory.v1.Level
+	9,  // 31: inventory.v1.ExpectStockResponse.movement:type_name -> inventory.v1.Movement
+	28, // 32: inventory.v1.BulkAdjustStockRequest.items:type_name -> inventory.v1.BulkAdjustItem
+	2,  // 33: inventory.v1.BulkAdjustStockRequest.error_policy:type_name -> inventory.v1.BulkErrorPolicy
+	9,  // 34: inventory.v1.BulkAdjustRow.movement:type_name -> inventory.v1.Movement
+	7,  // 35: inventory.v1.BulkAdjustRow.level:type_name -> inventory.v1.Level
+	30, // 36: inventory.v1.BulkAdjustStockResponse.rows:type_name -> inventory.v1.BulkAdjustRow
+	3,  // 37: inventory.v1.Reservation.status:type_name -> inventory.v1.ReservationStatus
+	33, // 38: inventory.v1.Reservation.items:type_name -> inventory.v1.ReservationItem
+	65, // 39: inventory.v1.Reservation.expire_time:type_name -> google.protobuf.Timestamp
+	65, // 40: inventory.v1.Reservation.create_time:type_name -> google.protobuf.Timestamp
+	65, // 41: inventory.v1.Reservation.update_time:type_name -> google.protobuf.Timestamp
+	32, // 42: inventory.v1.ReserveStockRequest.items:type_name -> inventory.v1.ReserveItem
+	34, // 43: inventory.v1.ReserveStockResponse.reservation:type_name -> inventory.v1.Reservation
+	34, // 44: inventory.v1.CommitReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	34, // 45: inventory.v1.ReleaseReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	34, // 46: inventory.v1.ExtendReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	34, // 47: inventory.v1.GetReservationResponse.reservation:type_name -> inventory.v1.Reservation
+	4,  // 48: inventory.v1.Transfer.status:type_name -> inventory.v1.TransferStatus
+	45, // 49: inventory.v1.Transfer.items:type_name -> inventory.v1.TransferItem
+	65, // 50: inventory.v1.Transfer.create_time:type_name -> google.protobuf.Timestamp
+	65, // 51: inventory.v1.Transfer.update_time:type_name -> google.protobuf.Timestamp
+	47, // 52: inventory.v1.CreateTransferRequest.items:type_name -> inventory.v1.CreateTransferItem
+	46, // 53: inventory.v1.CreateTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	46, // 54: inventory.v1.ShipTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	0,  // 55: inventory.v1.ReceiveTransferItem.state:type_name -> inventory.v1.StockState
+	52, // 56: inventory.v1.ReceiveTransferRequest.items:type_name -> inventory.v1.ReceiveTransferItem
+	46, // 57: inventory.v1.ReceiveTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	46, // 58: inventory.v1.CancelTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	46, // 59: inventory.v1.GetTransferResponse.transfer:type_name -> inventory.v1.Transfer
+	4,  // 60: inventory.v1.ListTransfersRequest.status:type_name -> inventory.v1.TransferStatus
+	46, // 61: inventory.v1.ListTransfersResponse.transfers:type_name -> inventory.v1.Transfer
+	9,  // 62: inventory.v1.ListMovementsResponse.movements:type_name -> inventory.v1.Movement
+	9,  // 63: inventory.v1.WatchStockChangesResponse.movement:type_name -> inventory.v1.Movement
+	5,  // 64: inventory.v1.WatchStockChangesResponse.bundles:type_name -> inventory.v1.Product
+	10, // 65: inventory.v1.InventoryService.GetProduct:input_type -> inventory.v1.GetProductRequest
+	12, // 66: inventory.v1.InventoryService.BatchGetProducts:input_type -> inventory.v1.BatchGetProductsRequest
+	14, // 67: inventory.v1.InventoryService.GetProductBySku:input_type -> inventory.v1.GetProductBySkuRequest
+	16, // 68: inventory.v1.InventoryService.CreateBundle:input_type -> inventory.v1.CreateBundleRequest
+	18, // 69: inventory.v1.InventoryService.StockIn:input_type -> inventory.v1.StockInRequest
+	20, // 70: inventory.v1.InventoryService.StockOut:input_type -> inventory.v1.StockOutRequest
+	22, // 71: inventory.v1.InventoryService.AdjustStock:input_type -> inventory.v1.AdjustStockRequest
+	24, // 72: inventory.v1.InventoryService.MoveStock:input_type -> inventory.v1.MoveStockRequest
+	26, // 73: inventory.v1.InventoryService.ExpectStock:input_type -> inventory.v1.ExpectStockRequest
+	29, // 74: inventory.v1.InventoryService.BulkAdjustStock:input_type -> inventory.v1.BulkAdjustStockRequest
+	35, // 75: inventory.v1.InventoryService.ReserveStock:input_type -> inventory.v1.ReserveStockRequest
+	37, // 76: inventory.v1.InventoryService.CommitReservation:input_type -> inventory.v1.CommitReservationRequest
+	39, // 77: inventory.v1.InventoryService.ReleaseReservation:input_type -> inventory.v1.ReleaseReservationRequest
+	41, // 78: inventory.v1.InventoryService.ExtendReservation:input_type -> inventory.v1.ExtendReservationRequest
+	43, // 79: inventory.v1.InventoryService.GetReservation:input_type -> inventory.v1.GetReservationRequest
+	48, // 80: inventory.v1.InventoryService.CreateTransfer:input_type -> inventory.v1.CreateTransferRequest
+	50, // 81: inventory.v1.InventoryService.ShipTransfer:input_type -> inventory.v1.ShipTransferRequest
+	53, // 82: inventory.v1.InventoryService.ReceiveTransfer:input_type -> inventory.v1.ReceiveTransferRequest
+	55, // 83: inventory.v1.InventoryService.CancelTransfer:input_type -> inventory.v1.CancelTransferRequest
+	57, // 84: inventory.v1.InventoryService.GetTransfer:input_type -> inventory.v1.GetTransferRequest
+	59, // 85: inventory.v1.InventoryService.ListTransfers:input_type -> inventory.v1.ListTransfersRequest
+	61, // 86: inventory.v1.InventoryService.ListMovements:input_type -> inventory.v1.ListMovementsRequest
+	63, // 87: inventory.v1.InventoryService.WatchStockChanges:input_type -> inventory.v1.WatchStockChangesRequest
+	11, // 88: inventory.v1.InventoryService.GetProduct:output_type -> inventory.v1.GetProductResponse
+	13, // 89: inventory.v1.InventoryService.BatchGetProducts:output_type -> inventory.v1.BatchGetProductsResponse
+	15, // 90: inventory.v1.InventoryService.GetProductBySku:output_type -> inventory.v1.GetProductBySkuResponse
+	17, // 91: inventory.v1.InventoryService.CreateBundle:output_type -> inventory.v1.CreateBundleResponse
+	19, // 92: inventory.v1.InventoryService.StockIn:output_type -> inventory.v1.StockInResponse
+	21, // 93: inventory.v1.InventoryService.StockOut:output_type -> inventory.v1.StockOutResponse
+	23, // 94: inventory.v1.InventoryService.AdjustStock:output_type -> inventory.v1.AdjustStockResponse
+	25, // 95: inventory.v1.InventoryService.MoveStock:output_type -> inventory.v1.MoveStockResponse
+	27, // 96: inventory.v1.InventoryService.ExpectStock:output_type -> inventory.v1.ExpectStockResponse
+	31, // 97: inventory.v1.InventoryService.BulkAdjustStock:output_type -> inventory.v1.BulkAdjustStockResponse
+	36, // 98: inventory.v1.InventoryService.ReserveStock:output_type -> inventory.v1.ReserveStockResponse
+	38, // 99: inventory.v1.InventoryService.CommitReservation:output_type -> inventory.v1.CommitReservationResponse
+	40, // 100: inventory.v1.InventoryService.ReleaseReservation:output_type -> inventory.v1.ReleaseReservationResponse
+	42, // 101: inventory.v1.InventoryService.ExtendReservation:output_type -> inventory.v1.ExtendReservationResponse
+	44, // 102: inventory.v1.InventoryService.GetReservation:output_type -> inventory.v1.GetReservationResponse
+	49, // 103: inventory.v1.InventoryService.CreateTransfer:output_type -> inventory.v1.CreateTransferResponse
+	51, // 104: inventory.v1.InventoryService.ShipTransfer:output_type -> inventory.v1.ShipTransferResponse
+	54, // 105: inventory.v1.InventoryService.ReceiveTransfer:output_type -> inventory.v1.ReceiveTransferResponse
+	56, // 106: inventory.v1.InventoryService.CancelTransfer:output_type -> inventory.v1.CancelTransferResponse
+	58, // 107: inventory.v1.InventoryService.GetTransfer:output_type -> inventory.v1.GetTransferResponse
+	60, // 108: inventory.v1.InventoryService.ListTransfers:output_type -> inventory.v1.ListTransfersResponse
+	62, // 109: inventory.v1.InventoryService.ListMovements:output_type -> inventory.v1.ListMovementsResponse
+	64, // 110: inventory.v1.InventoryService.WatchStockChanges:output_type -> inventory.v1.WatchStockChangesResponse
+	88, // [88:111] is the sub-list for method output_type
+	65, // [65:88] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_inventory_v1_inventory_proto_init() }
@@ -5050,20 +5341,20 @@ func file_inventory_v1_inventory_proto_init() {
 	if File_inventory_v1_inventory_proto != nil {
 		return
 	}
-	file_inventory_v1_inventory_proto_msgTypes[14].OneofWrappers = []any{}
-	file_inventory_v1_inventory_proto_msgTypes[16].OneofWrappers = []any{}
-	file_inventory_v1_inventory_proto_msgTypes[20].OneofWrappers = []any{
+	file_inventory_v1_inventory_proto_msgTypes[17].OneofWrappers = []any{}
+	file_inventory_v1_inventory_proto_msgTypes[19].OneofWrappers = []any{}
+	file_inventory_v1_inventory_proto_msgTypes[23].OneofWrappers = []any{
 		(*BulkAdjustItem_Delta)(nil),
 		(*BulkAdjustItem_Quantity)(nil),
 	}
-	file_inventory_v1_inventory_proto_msgTypes[55].OneofWrappers = []any{}
+	file_inventory_v1_inventory_proto_msgTypes[58].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_inventory_v1_inventory_proto_rawDesc), len(file_inventory_v1_inventory_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   57,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

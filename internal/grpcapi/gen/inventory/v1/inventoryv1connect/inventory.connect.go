@@ -42,6 +42,9 @@ const (
 	// InventoryServiceGetProductBySkuProcedure is the fully-qualified name of the InventoryService's
 	// GetProductBySku RPC.
 	InventoryServiceGetProductBySkuProcedure = "/inventory.v1.InventoryService/GetProductBySku"
+	// InventoryServiceCreateBundleProcedure is the fully-qualified name of the InventoryService's
+	// CreateBundle RPC.
+	InventoryServiceCreateBundleProcedure = "/inventory.v1.InventoryService/CreateBundle"
 	// InventoryServiceStockInProcedure is the fully-qualified name of the InventoryService's StockIn
 	// RPC.
 	InventoryServiceStockInProcedure = "/inventory.v1.InventoryService/StockIn"
@@ -110,6 +113,15 @@ type InventoryServiceClient interface {
 	BatchGetProducts(context.Context, *connect.Request[v1.BatchGetProductsRequest]) (*connect.Response[v1.BatchGetProductsResponse], error)
 	// Gets a product by SKU (case-insensitive).
 	GetProductBySku(context.Context, *connect.Request[v1.GetProductBySkuRequest]) (*connect.Response[v1.GetProductBySkuResponse], error)
+	// Creates a bundle (a kit): a product made of other products, with no
+	// stock of its own. Its available units at a location are the minimum
+	// over its components of floor(component available / quantity).
+	// StockOut and ReserveStock of a bundle take its components' units, all
+	// or nothing; the ledger rows are the components', each naming the
+	// bundle (bundle_id). Other stock changes of a bundle are
+	// INVALID_ARGUMENT (BAD_USER_INPUT), as is a component that is a bundle;
+	// an unknown component is NOT_FOUND.
+	CreateBundle(context.Context, *connect.Request[v1.CreateBundleRequest]) (*connect.Response[v1.CreateBundleResponse], error)
 	// Adds stock to a level (a delivery, a return).
 	StockIn(context.Context, *connect.Request[v1.StockInRequest]) (*connect.Response[v1.StockInResponse], error)
 	// Removes stock from a level (a sale); never more than is available,
@@ -200,6 +212,12 @@ func NewInventoryServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			baseURL+InventoryServiceGetProductBySkuProcedure,
 			connect.WithSchema(inventoryServiceMethods.ByName("GetProductBySku")),
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		createBundle: connect.NewClient[v1.CreateBundleRequest, v1.CreateBundleResponse](
+			httpClient,
+			baseURL+InventoryServiceCreateBundleProcedure,
+			connect.WithSchema(inventoryServiceMethods.ByName("CreateBundle")),
 			connect.WithClientOptions(opts...),
 		),
 		stockIn: connect.NewClient[v1.StockInRequest, v1.StockInResponse](
@@ -328,6 +346,7 @@ type inventoryServiceClient struct {
 	getProduct         *connect.Client[v1.GetProductRequest, v1.GetProductResponse]
 	batchGetProducts   *connect.Client[v1.BatchGetProductsRequest, v1.BatchGetProductsResponse]
 	getProductBySku    *connect.Client[v1.GetProductBySkuRequest, v1.GetProductBySkuResponse]
+	createBundle       *connect.Client[v1.CreateBundleRequest, v1.CreateBundleResponse]
 	stockIn            *connect.Client[v1.StockInRequest, v1.StockInResponse]
 	stockOut           *connect.Client[v1.StockOutRequest, v1.StockOutResponse]
 	adjustStock        *connect.Client[v1.AdjustStockRequest, v1.AdjustStockResponse]
@@ -362,6 +381,11 @@ func (c *inventoryServiceClient) BatchGetProducts(ctx context.Context, req *conn
 // GetProductBySku calls inventory.v1.InventoryService.GetProductBySku.
 func (c *inventoryServiceClient) GetProductBySku(ctx context.Context, req *connect.Request[v1.GetProductBySkuRequest]) (*connect.Response[v1.GetProductBySkuResponse], error) {
 	return c.getProductBySku.CallUnary(ctx, req)
+}
+
+// CreateBundle calls inventory.v1.InventoryService.CreateBundle.
+func (c *inventoryServiceClient) CreateBundle(ctx context.Context, req *connect.Request[v1.CreateBundleRequest]) (*connect.Response[v1.CreateBundleResponse], error) {
+	return c.createBundle.CallUnary(ctx, req)
 }
 
 // StockIn calls inventory.v1.InventoryService.StockIn.
@@ -468,6 +492,15 @@ type InventoryServiceHandler interface {
 	BatchGetProducts(context.Context, *connect.Request[v1.BatchGetProductsRequest]) (*connect.Response[v1.BatchGetProductsResponse], error)
 	// Gets a product by SKU (case-insensitive).
 	GetProductBySku(context.Context, *connect.Request[v1.GetProductBySkuRequest]) (*connect.Response[v1.GetProductBySkuResponse], error)
+	// Creates a bundle (a kit): a product made of other products, with no
+	// stock of its own. Its available units at a location are the minimum
+	// over its components of floor(component available / quantity).
+	// StockOut and ReserveStock of a bundle take its components' units, all
+	// or nothing; the ledger rows are the components', each naming the
+	// bundle (bundle_id). Other stock changes of a bundle are
+	// INVALID_ARGUMENT (BAD_USER_INPUT), as is a component that is a bundle;
+	// an unknown component is NOT_FOUND.
+	CreateBundle(context.Context, *connect.Request[v1.CreateBundleRequest]) (*connect.Response[v1.CreateBundleResponse], error)
 	// Adds stock to a level (a delivery, a return).
 	StockIn(context.Context, *connect.Request[v1.StockInRequest]) (*connect.Response[v1.StockInResponse], error)
 	// Removes stock from a level (a sale); never more than is available,
@@ -554,6 +587,12 @@ func NewInventoryServiceHandler(svc InventoryServiceHandler, opts ...connect.Han
 		svc.GetProductBySku,
 		connect.WithSchema(inventoryServiceMethods.ByName("GetProductBySku")),
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	inventoryServiceCreateBundleHandler := connect.NewUnaryHandler(
+		InventoryServiceCreateBundleProcedure,
+		svc.CreateBundle,
+		connect.WithSchema(inventoryServiceMethods.ByName("CreateBundle")),
 		connect.WithHandlerOptions(opts...),
 	)
 	inventoryServiceStockInHandler := connect.NewUnaryHandler(
@@ -682,6 +721,8 @@ func NewInventoryServiceHandler(svc InventoryServiceHandler, opts ...connect.Han
 			inventoryServiceBatchGetProductsHandler.ServeHTTP(w, r)
 		case InventoryServiceGetProductBySkuProcedure:
 			inventoryServiceGetProductBySkuHandler.ServeHTTP(w, r)
+		case InventoryServiceCreateBundleProcedure:
+			inventoryServiceCreateBundleHandler.ServeHTTP(w, r)
 		case InventoryServiceStockInProcedure:
 			inventoryServiceStockInHandler.ServeHTTP(w, r)
 		case InventoryServiceStockOutProcedure:
@@ -739,6 +780,10 @@ func (UnimplementedInventoryServiceHandler) BatchGetProducts(context.Context, *c
 
 func (UnimplementedInventoryServiceHandler) GetProductBySku(context.Context, *connect.Request[v1.GetProductBySkuRequest]) (*connect.Response[v1.GetProductBySkuResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.GetProductBySku is not implemented"))
+}
+
+func (UnimplementedInventoryServiceHandler) CreateBundle(context.Context, *connect.Request[v1.CreateBundleRequest]) (*connect.Response[v1.CreateBundleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inventory.v1.InventoryService.CreateBundle is not implemented"))
 }
 
 func (UnimplementedInventoryServiceHandler) StockIn(context.Context, *connect.Request[v1.StockInRequest]) (*connect.Response[v1.StockInResponse], error) {
