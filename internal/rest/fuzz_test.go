@@ -18,6 +18,7 @@ func FuzzREST(f *testing.F) {
 		{"POST", "/product", `{"sku": "A", "name": "", "price": 1e309}`},
 		{"POST", "/product", `{"id": "PRE-1", "name": "Pre", "price": 5, "stock": 1, "backorderLimit": 3}`},
 		{"POST", "/product", `{"id": "EBOOK-1", "name": "E-book", "price": 5, "tracked": false}`},
+		{"POST", "/bundle", `{"id": "KIT-1", "name": "Kit", "price": "9.00", "components": [{"id": "MUG-1", "quantity": 2}, {"productId": 1, "quantity": 1}]}`},
 		{"GET", "/product?sku=MUG-1", ""},
 		{"GET", "/product/1", ""},
 		{"GET", "/product/99999999999999999999", ""},

@@ -38,14 +38,15 @@ func NewHandler(svc *app.Service, gate *inventory.Gate, log *slog.Logger) *Handl
 	}
 	h := &Handler{svc: svc, gate: gate, log: log, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /product", h.admitted("createProduct", h.createProduct))
+	h.mux.HandleFunc("POST /bundle", h.admitted("createBundle", h.createBundle))
 	h.mux.HandleFunc("GET /product", h.admitted("productBySku", h.productBySKU))
 	h.mux.HandleFunc("GET /product/{id}", h.admitted("product", h.product))
 	h.mux.HandleFunc("POST /stock/in", h.stock("stockIn", svc.StockIn))
 	h.mux.HandleFunc("POST /stock/out", h.stock("stockOut", svc.StockOut))
 	h.mux.HandleFunc("POST /stock/bulk", h.stockBulk)
 	// Other methods on the routes, and other paths, answer in JSON too.
-	for path, allow := range map[string]string{"/product": "GET, POST", "/product/{id}": "GET", "/stock/in": "POST",
-		"/stock/out": "POST", "/stock/bulk": "POST"} {
+	for path, allow := range map[string]string{"/product": "GET, POST", "/product/{id}": "GET", "/bundle": "POST",
+		"/stock/in": "POST", "/stock/out": "POST", "/stock/bulk": "POST"} {
 		h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, errorBody{Code: string(inventory.CodeBadInput),
@@ -106,28 +107,15 @@ func (h *Handler) createProduct(w http.ResponseWriter, r *http.Request) {
 	}
 	np := inventory.NewProduct{Name: req.Name, Threshold: req.Threshold, BackorderLimit: req.BackorderLimit, InitialStock: req.Stock,
 		Untracked: req.Tracked != nil && !*req.Tracked, IdempotencyKey: r.Header.Get("Idempotency-Key")}
-	switch {
-	case req.SKU != nil && req.ID != nil && string(*req.ID) != *req.SKU:
-		h.fail(w, r, badInput("id", "give the SKU as sku or as id, not two different values"))
-		return
-	case req.SKU != nil:
-		np.SKU = *req.SKU
-	case req.ID != nil:
-		np.SKU = string(*req.ID)
-	default:
-		h.fail(w, r, badInput("sku", "sku is required"))
-		return
-	}
-	if req.Price == nil {
-		h.fail(w, r, badInput("price", "price is required"))
-		return
-	}
-	price, err := inventory.ParsePrice(string(*req.Price))
-	if err != nil {
+	var err error
+	if np.SKU, err = requestSKU(req.ID, req.SKU); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	np.Price = price
+	if np.Price, err = requestPrice(req.Price); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	if req.Location != nil {
 		if np.InitialLocationID, err = parseID("location", string(*req.Location)); err != nil {
 			h.fail(w, r, err)
@@ -139,6 +127,33 @@ func (h *Handler) createProduct(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	created(w, res)
+}
+
+// requestSKU is the SKU a body gives as sku or, as the seed did, as id.
+func requestSKU(id *flexString, sku *string) (string, error) {
+	switch {
+	case sku != nil && id != nil && string(*id) != *sku:
+		return "", badInput("id", "give the SKU as sku or as id, not two different values")
+	case sku != nil:
+		return *sku, nil
+	case id != nil:
+		return string(*id), nil
+	}
+	return "", badInput("sku", "sku is required")
+}
+
+// requestPrice is a body's price, a JSON number or string.
+func requestPrice(price *flexString) (inventory.Price, error) {
+	if price == nil {
+		return 0, badInput("price", "price is required")
+	}
+	return inventory.ParsePrice(string(*price))
+}
+
+// created answers a product's creation: 201 with its Location, or 200
+// when an Idempotency-Key replays it.
+func created(w http.ResponseWriter, res inventory.ProductResult) {
 	status := http.StatusCreated
 	if res.Replayed {
 		status = http.StatusOK
@@ -171,20 +186,26 @@ func (h *Handler) productBySKU(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toProduct(p))
 }
 
-// stockRequest is the seed's body of /stock/in and /stock/out: the
-// product by id (its SKU) or by productId (the service's ID); productId and
-// location may be JSON strings or numbers.
-type stockRequest struct {
+// productRef names a product by id (its SKU) or by productId (the
+// service's ID, a JSON string or number).
+type productRef struct {
 	ID        *flexString `json:"id"`
 	ProductID *flexString `json:"productId"`
+}
+
+// stockRequest is the seed's body of /stock/in and /stock/out: the
+// product (productRef), and the count; location may be a JSON string or
+// number.
+type stockRequest struct {
+	productRef
 	Count     *int64      `json:"count"`
 	Location  *flexString `json:"location"`
 	Reason    string      `json:"reason"`
 	Reference string      `json:"reference"`
 }
 
-// productID resolves the product of a stock request.
-func (h *Handler) productID(ctx context.Context, req stockRequest) (int64, error) {
+// productID resolves the product req names.
+func (h *Handler) productID(ctx context.Context, req productRef) (int64, error) {
 	switch {
 	case req.ID != nil && req.ProductID != nil:
 		return 0, badInput("id", "give the product as id (its SKU) or as productId, not both")
@@ -222,7 +243,7 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 			return
 		}
 		in := inventory.StockChange{Quantity: *req.Count, Reason: req.Reason, Reference: req.Reference, IdempotencyKey: r.Header.Get("Idempotency-Key")}
-		if in.ProductID, err = h.productID(r.Context(), req); err != nil {
+		if in.ProductID, err = h.productID(r.Context(), req.productRef); err != nil {
 			h.fail(w, r, err)
 			return
 		}

@@ -152,7 +152,8 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 // product is a product as the seed's clients read it ({id, name, price,
 // stock, threshold}, the id being the SKU and the price a number), and
 // more. Stock and available are negative when the product is backordered:
-// the seed's fields keep their meaning, units on hand and for sale.
+// the seed's fields keep their meaning, units on hand and for sale. A
+// bundle's are the bundles its components make.
 type product struct {
 	ID             string      `json:"id"`
 	ProductID      string      `json:"productId"`
@@ -166,18 +167,31 @@ type product struct {
 	BackorderLimit int64       `json:"backorderLimit"`
 	Backordered    int64       `json:"backordered"`
 	Tracked        bool        `json:"tracked"`
+	IsBundle       bool        `json:"isBundle"`
+	Components     []component `json:"components"` // [] unless a bundle
 	LowStock       bool        `json:"lowStock"`
 	Version        int64       `json:"version"`
 	CreatedAt      time.Time   `json:"createdAt"`
 	UpdatedAt      time.Time   `json:"updatedAt"`
 }
 
+// component is one product of a bundle.
+type component struct {
+	ProductID string `json:"productId"`
+	Quantity  int64  `json:"quantity"`
+}
+
 func toProduct(p inventory.Product) product {
-	return product{
+	out := product{
 		ID: p.SKU, ProductID: strconv.FormatInt(p.ID, 10), SKU: p.SKU, Name: p.Name, Price: json.Number(p.Price.String()), Threshold: p.Threshold,
 		Stock: p.Stock, Reserved: p.Reserved, Available: p.Available(), BackorderLimit: p.BackorderLimit, Backordered: p.Backordered,
-		Tracked: p.Tracked(), LowStock: p.LowStock(), Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		Tracked: p.Tracked(), IsBundle: p.Bundle, Components: make([]component, len(p.Components)), LowStock: p.LowStock(),
+		Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
+	for i, c := range p.Components {
+		out.Components[i] = component{ProductID: strconv.FormatInt(c.ProductID, 10), Quantity: c.Quantity}
+	}
+	return out
 }
 
 type level struct {
@@ -196,10 +210,12 @@ func toLevel(l inventory.Level) level {
 }
 
 type movement struct {
-	ID             string    `json:"id"`
-	Sequence       int64     `json:"sequence"`
-	ProductID      string    `json:"productId"`
-	LocationID     string    `json:"locationId"`
+	ID         string `json:"id"`
+	Sequence   int64  `json:"sequence"`
+	ProductID  string `json:"productId"`
+	LocationID string `json:"locationId"`
+	// BundleID is the bundle sold, on a component's row.
+	BundleID       string    `json:"bundleId,omitempty"`
 	Type           string    `json:"type"`
 	Delta          int64     `json:"delta"`
 	QuantityAfter  int64     `json:"quantityAfter"`
@@ -216,12 +232,16 @@ type movement struct {
 }
 
 func toMovement(m inventory.Movement) movement {
-	return movement{
+	out := movement{
 		ID: strconv.FormatInt(m.Seq, 10), Sequence: m.Seq, ProductID: strconv.FormatInt(m.ProductID, 10),
 		LocationID: strconv.FormatInt(m.LocationID, 10), Type: string(m.Type), Delta: m.Delta, QuantityAfter: m.QuantityAfter,
 		AvailableAfter: m.AvailableAfter, LowStockAlert: m.LowStockAlert, Reason: m.Reason, Reference: m.Reference,
 		Actor: m.Actor, IdempotencyKey: m.IdempotencyKey, LeaseEpoch: m.Fence.Epoch, LeaseToken: m.Fence.Token, TraceID: m.TraceID, CreatedAt: m.CreatedAt,
 	}
+	if m.BundleID != 0 {
+		out.BundleID = strconv.FormatInt(m.BundleID, 10)
+	}
+	return out
 }
 
 // stockResponse is the answer to a stock change: the product as it is
