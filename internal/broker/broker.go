@@ -41,7 +41,8 @@ type Event struct {
 
 // eventJSON is SchemaV1. Its quantityAfter and availableAfter are
 // negative after a sale beyond the shelf of a product with a backorder
-// limit.
+// limit. A component's row of a bundle's sale or reservation names the
+// bundle (bundleId).
 type eventJSON struct {
 	Schema         string    `json:"schema"`
 	Sequence       int64     `json:"sequence"`
@@ -55,6 +56,7 @@ type eventJSON struct {
 	ToState        string    `json:"toState,omitempty"`
 	ReservationID  string    `json:"reservationId,omitempty"`
 	TransferID     string    `json:"transferId,omitempty"`
+	BundleID       string    `json:"bundleId,omitempty"`
 	QuantityAfter  int64     `json:"quantityAfter"`
 	AvailableAfter int64     `json:"availableAfter"`
 	LowStockAlert  bool      `json:"lowStockAlert"`
@@ -93,6 +95,9 @@ func NewEvent(m inventory.Movement) Event {
 	}
 	if m.TransferID != 0 {
 		e.TransferID = strconv.FormatInt(m.TransferID, 10)
+	}
+	if m.BundleID != 0 {
+		e.BundleID = strconv.FormatInt(m.BundleID, 10)
 	}
 	b, _ := json.Marshal(e) // strings, numbers and a time only
 	return Event{Seq: m.Seq, ProductID: m.ProductID, Alert: m.LowStockAlert, Data: b}
