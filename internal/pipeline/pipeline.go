@@ -138,14 +138,21 @@ type Pipeline[K comparable, O, R any] struct {
 
 type queue[K comparable, O, R any] struct {
 	reqs []*pending[K, O, R]
+	// ownAt is when a request that writes only the key last joined:
+	// requests across keys join the queue their other keys' own requests
+	// keep busy.
+	ownAt time.Time
 }
 
 // pending is one request in a queue. A worker takes it, or its caller
 // cancels it, whichever comes first.
 type pending[K comparable, O, R any] struct {
 	op O
-	// across are the other keys op writes (SubmitAcross).
+	// across are the other keys op writes (SubmitAcross); moved says
+	// it has moved once to the queue of a key whose lease its first
+	// worker could not take.
 	across []K
+	moved  bool
 	// sc is the request's span, which the batch that serves it links to.
 	sc    trace.SpanContext
 	state atomic.Int32
@@ -203,16 +210,19 @@ func (p *Pipeline[K, O, R]) Submit(ctx context.Context, key K, op O) (R, error) 
 var ErrAcross = errors.New("pipeline: the other keys' leases are held")
 
 // SubmitAcross queues op, which writes every one of keys, behind the
-// requests of one of them: the one with the most requests queued among
-// those a worker is serving, or keys[0]. That worker takes the other keys' leases for the batch op runs
-// in, waiting at most AcrossWait for each; if it cannot, op fails with
-// ErrAcross. Otherwise it is as Submit.
+// requests of one of them: the one whose own requests (those that write
+// it alone) joined last, or keys[0]. That worker takes the other keys'
+// leases for the batch op runs in, waiting at most AcrossWait for each.
+// If it cannot, op moves, once, to the queue of the key whose lease it
+// did not get, whose worker is the one holding it; failing there too, op
+// fails with ErrAcross. Otherwise it is as Submit.
 func (p *Pipeline[K, O, R]) SubmitAcross(ctx context.Context, keys []K, op O) (R, error) {
 	return p.submit(ctx, func(queues map[K]*queue[K, O, R]) (K, []K) {
-		host, busiest := 0, 0
+		host := 0
+		var latest time.Time
 		for i, k := range keys {
-			if q := queues[k]; q != nil && len(q.reqs)+1 > busiest {
-				host, busiest = i, len(q.reqs)+1
+			if q := queues[k]; q != nil && q.ownAt.After(latest) {
+				host, latest = i, q.ownAt
 			}
 		}
 		var across []K
@@ -237,14 +247,10 @@ func (p *Pipeline[K, O, R]) submit(ctx context.Context, host func(map[K]*queue[K
 	p.mu.Lock()
 	key, across := host(p.queues)
 	r.across = across
-	q := p.queues[key]
-	if q == nil {
-		q = &queue[K, O, R]{}
-		p.queues[key] = q
-		p.workers.Add(1)
-		go p.work(key, q)
+	q := p.enqueue(key, r)
+	if len(across) == 0 {
+		q.ownAt = time.Now()
 	}
-	q.reqs = append(q.reqs, r)
 	p.mu.Unlock()
 
 	select {
@@ -258,6 +264,20 @@ func (p *Pipeline[K, O, R]) submit(ctx context.Context, host func(map[K]*queue[K
 		o := <-r.done
 		return o.r, o.err
 	}
+}
+
+// enqueue appends r to key's queue, starting its worker if it has none.
+// p.mu must be held.
+func (p *Pipeline[K, O, R]) enqueue(key K, r *pending[K, O, R]) *queue[K, O, R] {
+	q := p.queues[key]
+	if q == nil {
+		q = &queue[K, O, R]{}
+		p.queues[key] = q
+		p.workers.Add(1)
+		go p.work(key, q)
+	}
+	q.reqs = append(q.reqs, r)
+	return q
 }
 
 // Run has job, whose leases its caller holds, committed in the next group
@@ -309,7 +329,7 @@ func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R]) {
 			}
 			lease, since = l, time.Now()
 		}
-		batch, levels := p.takeAcross(bctx, batch)
+		batch, levels := p.takeAcross(bctx, key, batch)
 		if len(batch) == 0 {
 			span.End()
 			continue
@@ -328,10 +348,11 @@ func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R]) {
 }
 
 // takeAcross takes the leases of the other keys the requests of batch
-// write (SubmitAcross), each waiting at most AcrossWait, and returns the
-// requests that can run (the others are answered ErrAcross) and the
-// levels they write besides the worker's own.
-func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, batch []*pending[K, O, R]) ([]*pending[K, O, R], []Held[K]) {
+// (on key) write (SubmitAcross), each waiting at most AcrossWait, and
+// returns the requests that can run and the levels they write besides the
+// worker's own. The others move to the queue of a key whose lease they did
+// not get, or, if they moved once already, are answered ErrAcross.
+func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, key K, batch []*pending[K, O, R]) ([]*pending[K, O, R], []Held[K]) {
 	var levels []Held[K]
 	failed := map[K]bool{}
 	leaseOf := func(k K) bool {
@@ -365,6 +386,7 @@ func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, batch []*pending[K, 
 		}
 	}
 	if len(refused) > 0 {
+		refused = p.move(key, refused, failed)
 		p.answer(refused, nil, ErrAcross)
 		// A lease taken for a refused request only is given back.
 		levels = slices.DeleteFunc(levels, func(h Held[K]) bool {
@@ -376,6 +398,27 @@ func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, batch []*pending[K, 
 		})
 	}
 	return kept, levels
+}
+
+// move moves the requests of refused (taken from key's queue) that have
+// not moved yet to the queue of the first of their keys whose lease was
+// refused (failed), where they write key instead of it, and returns the
+// others.
+func (p *Pipeline[K, O, R]) move(key K, refused []*pending[K, O, R], failed map[K]bool) []*pending[K, O, R] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.DeleteFunc(refused, func(r *pending[K, O, R]) bool {
+		if r.moved {
+			return false
+		}
+		i := slices.IndexFunc(r.across, func(k K) bool { return failed[k] })
+		to := r.across[i]
+		r.across = append(slices.Delete(slices.Clone(r.across), i, i+1), key)
+		r.moved = true
+		r.state.Store(queued) // its caller may cancel it again
+		p.enqueue(to, r)
+		return true
+	})
 }
 
 // unlocked reports whether no request of batch needs a lease.

@@ -47,14 +47,26 @@ type counters struct {
 	// counts the Commits that began.
 	gate       chan struct{}
 	committing atomic.Int32
+	// locks counts the Lock calls of each key.
+	locks map[key]int
 }
 
 func newCounters() *counters {
-	return &counters{locker: memlock.New(1), values: map[key]int64{}, busyRows: map[int64]bool{}}
+	return &counters{locker: memlock.New(1), values: map[key]int64{}, busyRows: map[int64]bool{}, locks: map[key]int{}}
 }
 
 func (c *counters) Lock(ctx context.Context, k key) (lock.Lease, error) {
+	c.mu.Lock()
+	c.locks[k]++
+	c.mu.Unlock()
 	return c.locker.Lock(ctx, fmt.Sprint(k))
+}
+
+// lockCalls returns how many times k's lease was asked for.
+func (c *counters) lockCalls(k key) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.locks[k]
 }
 
 func (c *counters) Unlock(ctx context.Context, _ key, l lock.Lease) { _ = l.Unlock(ctx) }
@@ -280,15 +292,56 @@ func TestAcross(t *testing.T) {
 		t.Errorf("the request across both keys did not join the hot key's batch: %d groups", len(c.groups))
 	}
 
-	t.Run("ErrAcross", func(t *testing.T) {
+	t.Run("MovesToTheHolder", func(t *testing.T) {
+		// The cold key's lease is held elsewhere: the request, queued on
+		// the hot key, moves to the cold key's queue, whose worker waits
+		// for that lease and then takes the hot one.
 		held, err := c.locker.Lock(context.Background(), fmt.Sprint(cold))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer held.Unlock(context.Background())
+		hotBefore, coldBefore := c.values[hot], c.values[cold]
+		calls := c.lockCalls(cold)
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.SubmitAcross(context.Background(), []key{hot, cold}, op{add: 1, across: []key{hot, cold}})
+			done <- err
+		}()
+		// Asked for by the hot key's worker, then by the cold key's own.
+		testenv.Eventually(t, "the request waiting in the cold key's queue", func() bool { return c.lockCalls(cold) > calls+1 })
+		if err := held.Unlock(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if c.values[hot] != hotBefore+1 || c.values[cold] != coldBefore+1 {
+			t.Fatalf("hot %d -> %d, cold %d -> %d", hotBefore, c.values[hot], coldBefore, c.values[cold])
+		}
+	})
+	t.Run("ErrAcross", func(t *testing.T) {
+		// Refused at both keys' workers: ErrAcross, and nothing changed.
+		heldCold, err := c.locker.Lock(context.Background(), fmt.Sprint(cold))
+		if err != nil {
+			t.Fatal(err)
+		}
 		before := c.values[hot]
-		_, err = p.SubmitAcross(context.Background(), []key{hot, cold}, op{add: 1, across: []key{hot, cold}})
-		if !errors.Is(err, pipeline.ErrAcross) || c.values[hot] != before {
+		calls := c.lockCalls(cold)
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.SubmitAcross(context.Background(), []key{hot, cold}, op{add: 1, across: []key{hot, cold}})
+			done <- err
+		}()
+		testenv.Eventually(t, "the request waiting in the cold key's queue", func() bool { return c.lockCalls(cold) > calls+1 })
+		heldHot, err := c.locker.Lock(context.Background(), fmt.Sprint(hot)) // once the hot worker lets it go
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer heldHot.Unlock(context.Background())
+		if err := heldCold.Unlock(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, pipeline.ErrAcross) || c.values[hot] != before {
 			t.Fatalf("across a held key: %v, hot %d -> %d", err, before, c.values[hot])
 		}
 		if p.Waiting() != 0 {
