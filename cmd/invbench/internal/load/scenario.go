@@ -28,13 +28,15 @@ const (
 	// kindTransfer is a step of a transfer: create, ship, receive or
 	// cancel.
 	kindTransfer
+	// kindBundleOut is a stock-out of one bundle.
+	kindBundleOut
 )
 
 // want is what an OK answer of a kind must contain, so that OK means the
 // change was made; nil for reads.
 func (k reqKind) want() []byte {
 	switch k {
-	case kindStockOut:
+	case kindStockOut, kindBundleOut:
 		return movementField
 	case kindReserve:
 		return reservationField
@@ -59,7 +61,7 @@ const (
 
 // Scenarios lists the workloads the tool knows.
 func Scenarios() []string {
-	return []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads", "reserve", "checkout", "transfer"}
+	return []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads", "reserve", "checkout", "transfer", "bundle"}
 }
 
 // movementField is what an OK stock-out response must contain.
@@ -68,7 +70,7 @@ var movementField = []byte(`"sequence"`)
 // Sells reports whether a scenario sells, and so has an audit.
 func Sells(scenario string) bool {
 	switch scenario {
-	case "flash", "spread", "mixed", "flash-reads", "reserve", "checkout", "transfer":
+	case "flash", "spread", "mixed", "flash-reads", "reserve", "checkout", "transfer", "bundle":
 		return true
 	}
 	return false
@@ -80,6 +82,8 @@ func productCount(scenario string, override int) int {
 	switch scenario {
 	case "flash", "flash-reads", "transfer":
 		return 1
+	case "bundle":
+		return len(bundleParts)
 	case "storefront":
 		return 50
 	case "spread":
@@ -120,6 +124,11 @@ type Workload struct {
 	// default one and one of the run's own), and transfer its bodies.
 	origin, destination string
 	transfer            transferBodies
+	// bundleID is the bundle scenario's bundle, made of its products
+	// (bundleParts), and bundleHead and bundleTail surround the
+	// idempotency key of its stock-out body.
+	bundleID               string
+	bundleHead, bundleTail []byte
 }
 
 // Sells reports whether the scenario sells, and so has an audit.
@@ -182,6 +191,8 @@ func (w *Workload) next(wk *worker) ([]byte, reqKind) {
 		if mover(wk.id) {
 			return w.nextTransfer(wk)
 		}
+	case "bundle":
+		return w.nextBundle(wk)
 	case "mixed":
 		switch r := wk.rand(10); {
 		case r < 6:
@@ -258,11 +269,10 @@ func Prepare(ctx context.Context, c *transport.Client, scenario string, products
 		return nil, err
 	}
 	for _, id := range w.productIDs {
-		body, err := json.Marshal(map[string]any{"query": stockOutQuery, "variables": map[string]string{"id": id, "key": keyMark}})
+		head, tail, err := stockOutBody(id)
 		if err != nil {
 			return nil, err
 		}
-		head, tail, _ := bytes.Cut(body, []byte(keyMark))
 		w.outHead, w.outTail = append(w.outHead, head), append(w.outTail, tail)
 		read, err := json.Marshal(map[string]any{"query": productQuery, "variables": map[string]string{"id": id}})
 		if err != nil {
@@ -277,12 +287,28 @@ func Prepare(ctx context.Context, c *transport.Client, scenario string, products
 	if err := w.reservationBodies(); err != nil {
 		return nil, err
 	}
-	if scenario == "transfer" {
+	switch scenario {
+	case "transfer":
 		if err := w.prepareTransfers(ctx, c); err != nil {
+			return nil, err
+		}
+	case "bundle":
+		if err := w.prepareBundle(ctx, c); err != nil {
 			return nil, err
 		}
 	}
 	return w, nil
+}
+
+// stockOutBody marshals a stock-out of one unit of product id, cut around
+// its idempotency key.
+func stockOutBody(id string) (head, tail []byte, err error) {
+	body, err := json.Marshal(map[string]any{"query": stockOutQuery, "variables": map[string]string{"id": id, "key": keyMark}})
+	if err != nil {
+		return nil, nil, err
+	}
+	head, tail, _ = bytes.Cut(body, []byte(keyMark))
+	return head, tail, nil
 }
 
 // createProducts creates n products with the given stock, parallel at a

@@ -30,6 +30,12 @@ type Tally struct {
 	Steps             int64
 	StepLatencies     []time.Duration
 	Moved, MovedUnits int64
+	// BundleOuts counts the bundle scenario's stock-outs of its bundle
+	// (among Writes, not among Sold and Unknown), BundleLatencies their
+	// latencies (also in Latencies); Bundles counts the OK ones, of one
+	// bundle each, and BundlesUnknown those whose result never arrived.
+	BundleOuts, Bundles, BundlesUnknown int64
+	BundleLatencies                     []time.Duration
 }
 
 func (t *Tally) record(lat time.Duration, kind reqKind, out string) {
@@ -43,9 +49,13 @@ func (t *Tally) record(lat time.Duration, kind reqKind, out string) {
 		return
 	}
 	t.Writes++
-	if kind == kindTransfer {
+	switch kind {
+	case kindTransfer:
 		t.Steps++
 		t.StepLatencies = append(t.StepLatencies, lat)
+	case kindBundleOut:
+		t.recordBundle(lat, out)
+		return
 	}
 	switch {
 	case kind == kindReserve && out == transport.OK:
@@ -55,6 +65,18 @@ func (t *Tally) record(lat time.Duration, kind reqKind, out string) {
 		t.Sold++
 	case out == transport.NoAnswer, out == transport.BadAnswer:
 		t.Unknown++
+	}
+}
+
+// recordBundle counts a stock-out of the bundle.
+func (t *Tally) recordBundle(lat time.Duration, out string) {
+	t.BundleOuts++
+	t.BundleLatencies = append(t.BundleLatencies, lat)
+	switch out {
+	case transport.OK:
+		t.Bundles++
+	case transport.NoAnswer, transport.BadAnswer:
+		t.BundlesUnknown++
 	}
 }
 
@@ -76,6 +98,10 @@ func (t *Tally) merge(o *Tally) {
 	t.StepLatencies = append(t.StepLatencies, o.StepLatencies...)
 	t.Moved += o.Moved
 	t.MovedUnits += o.MovedUnits
+	t.BundleOuts += o.BundleOuts
+	t.Bundles += o.Bundles
+	t.BundlesUnknown += o.BundlesUnknown
+	t.BundleLatencies = append(t.BundleLatencies, o.BundleLatencies...)
 }
 
 // Requests is how many requests were answered or given up on.
