@@ -26,6 +26,7 @@ type result struct {
 	cpu           cpu.Use
 	lag           *metrics.Lag // nil unless the server's publisher was sampled
 	moves         *moves       // nil unless the scenario moves stock
+	bundle        *bundleSales // nil unless the scenario sells a bundle
 	skipped       string       // why the row did not run
 	err           error        // why the row failed
 }
@@ -48,6 +49,14 @@ type moves struct {
 	p50, p99                time.Duration
 }
 
+// bundleSales is what the clients that sell a bundle did: their requests
+// (stock-outs of one bundle), the bundles sold, and the requests' latency.
+// The row's other writes sold one of its components directly.
+type bundleSales struct {
+	outs, sold int64
+	p50, p99   time.Duration
+}
+
 // failed reports whether the row failed, or shows an oversell or a ledger
 // mismatch although its strategy claims to be safe.
 func (r result) failed() bool {
@@ -65,17 +74,20 @@ type target struct {
 
 // measure runs a prepared workload against the client's server, timed, and
 // audits it: stock before and after through GraphQL, the ledger through SQL
-// if t.db is known, and for a run that moves stock its transfers, levels
-// and reconcile's report through GraphQL.
+// if t.db is known, for a run that moves stock its transfers, levels and
+// reconcile's report through GraphQL, and for a run that sells a bundle
+// each of its components on its own.
 func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg load.Config, row rowSpec, t target, progress io.Writer) (result, error) {
 	res := result{row: row, clients: cfg.Clients}
 	var a audit.Audit
+	var initial []audit.Held
 	if w.Sells() {
-		initial, reserved, err := audit.Stock(ctx, c, w.ProductIDs())
-		if err != nil {
+		var err error
+		if initial, err = audit.Stocks(ctx, c, w.ProductIDs()); err != nil {
 			return res, fmt.Errorf("before the run: %w", err)
 		}
-		a.Initial, a.ReservedBefore = initial, reserved
+		sum := audit.Sum(initial)
+		a.Initial, a.ReservedBefore = sum.Stock, sum.Reserved
 	}
 	var lag *metrics.LagSampler
 	if t.metrics != "" {
@@ -97,6 +109,10 @@ func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg loa
 		ps := load.Percentiles(lr.Tally.StepLatencies, 50, 99)
 		res.moves = &moves{steps: lr.Tally.Steps, transfers: lr.Tally.Moved, units: lr.Tally.MovedUnits, p50: ps[0], p99: ps[1]}
 	}
+	if t := lr.Tally; t.BundleOuts > 0 {
+		ps := load.Percentiles(t.BundleLatencies, 50, 99)
+		res.bundle = &bundleSales{outs: t.BundleOuts, sold: t.Bundles, p50: ps[0], p99: ps[1]}
+	}
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("interrupted: %w", err)
 	}
@@ -107,11 +123,12 @@ func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg loa
 	if w.Scenario() == "reserve" {
 		a.Holds, a.Held = true, lr.Tally.Held
 	}
-	final, reserved, err := audit.Stock(ctx, c, w.ProductIDs())
+	final, err := audit.Stocks(ctx, c, w.ProductIDs())
 	if err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}
-	a.Final, a.ReservedAfter = final, reserved
+	sum := audit.Sum(final)
+	a.Final, a.ReservedAfter = sum.Stock, sum.Reserved
 	if dest := w.Destination(); dest != "" {
 		inTransit, tr, err := audit.ReadTransfers(ctx, c, w.ProductIDs()[0], dest)
 		if err != nil {
@@ -119,9 +136,42 @@ func measure(ctx context.Context, c *transport.Client, w *load.Workload, cfg loa
 		}
 		a.InTransit, a.Transfers = inTransit, &tr
 	}
-	if a.Ledger, err = audit.LedgerOuts(ctx, c, t.db, w.ProductIDs()); err != nil {
+	if id, parts := w.Bundle(); id != "" {
+		b, err := auditBundle(ctx, c, t.db, id, parts, &lr.Tally, initial, final)
+		if err != nil {
+			return res, fmt.Errorf("audit: %w", err)
+		}
+		total := b.Total()
+		a.Sold, a.Unknown, a.Ledger, a.Bundle = total.Sold, total.Unknown, total.Ledger, b
+	} else if a.Ledger, err = audit.LedgerOuts(ctx, c, t.db, w.ProductIDs()); err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}
 	res.audit = &a
 	return res, nil
+}
+
+// auditBundle audits each component of a run's bundle on its own: its
+// stock before and after (in the order of the parts, which is the
+// workload's products'), the units promised of it by the bundles sold and
+// its own sales, and its ledger.
+func auditBundle(ctx context.Context, c *transport.Client, db *audit.DB, id string, parts []load.Part, t *load.Tally,
+	initial, final []audit.Held) (*audit.Bundle, error) {
+	ids := make([]string, len(parts))
+	for i, p := range parts {
+		ids[i] = p.ID
+	}
+	outs, err := audit.Ledger(ctx, c, db, ids, id)
+	if err != nil {
+		return nil, err
+	}
+	b := &audit.Bundle{ID: id, Sold: t.Bundles, Unknown: t.BundlesUnknown}
+	for i, p := range parts {
+		a := audit.Audit{Initial: initial[i].Stock, Final: final[i].Stock, Ledger: outs[i].Units,
+			Sold: p.Quantity * t.Bundles, Unknown: p.Quantity * t.BundlesUnknown}
+		if p.Direct {
+			a.Sold, a.Unknown = a.Sold+t.Sold, a.Unknown+t.Unknown
+		}
+		b.Parts = append(b.Parts, audit.Part{ID: p.ID, Quantity: p.Quantity, Audit: a, BundleRows: outs[i].BundleRows})
+	}
+	return b, nil
 }

@@ -2,9 +2,11 @@
 // tool was told it sold must have left the stock and be in the ledger,
 // and every unit it was told it held must be reserved; in a run that also
 // moves stock between locations, every unit not sold is on hand at one of
-// them or in transit, no level is negative, and reconcile finds no drift.
-// It reads stock through GraphQL and counts the ledger with SQL when it
-// knows the database, else through GraphQL.
+// them or in transit, no level is negative, and reconcile finds no drift;
+// in a run that sells a bundle, each component's stock and ledger hold on
+// their own, and every bundle sold left one row on each component's
+// ledger. It reads stock through GraphQL and counts the ledger with SQL
+// when it knows the database, else through GraphQL.
 package audit
 
 import (
@@ -23,13 +25,17 @@ type Audit struct {
 	// Transfers is what a run that moves stock adds to its audit; nil if
 	// it moves none.
 	Transfers *Transfers
-	// Sold is the count of OK stock-outs of one unit each.
+	// Bundle is what a run that sells a bundle adds to its audit; nil if
+	// it sells none.
+	Bundle *Bundle
+	// Sold is the units the tool was told it sold: one per OK stock-out,
+	// and in a bundle run, the components' units of each bundle sold.
 	Sold int64
-	// Unknown counts stock-outs without an answer: each may or may not have
-	// sold, so it explains up to one unit of difference.
+	// Unknown is the units of the stock-outs without an answer: each may
+	// or may not have sold, so it explains up to its units of difference.
 	Unknown int64
-	// Ledger counts the rows of the products' ledger that took stock out
-	// (OUT and COMMIT).
+	// Ledger is the units the products' ledger rows took out (OUT and
+	// COMMIT).
 	Ledger int64
 	// ReservedBefore and ReservedAfter are the products' summed reserved
 	// units; in a run that only holds (Holds), every OK hold (Held) of one
@@ -62,19 +68,22 @@ func (a Audit) Problems() []string {
 		p = append(p, fmt.Sprintf("stock lost %d more than sold (%d outcomes unknown)", extra, a.Unknown))
 	}
 	if a.Ledger < a.Sold {
-		p = append(p, fmt.Sprintf("ledger misses %d acknowledged sales", a.Sold-a.Ledger))
+		p = append(p, fmt.Sprintf("ledger misses %d units of acknowledged sales", a.Sold-a.Ledger))
 	}
 	if extra := a.Ledger - a.Sold; extra > a.Unknown {
-		p = append(p, fmt.Sprintf("ledger has %d OUT or COMMIT rows nobody was told about (%d outcomes unknown)", extra, a.Unknown))
+		p = append(p, fmt.Sprintf("ledger has %d units OUT or COMMIT nobody was told about (%d units' outcomes unknown)", extra, a.Unknown))
 	}
 	if a.Ledger != a.Lost() {
-		p = append(p, fmt.Sprintf("ledger (%d OUT and COMMIT) does not explain the stock change (%d)", a.Ledger, a.Lost()))
+		p = append(p, fmt.Sprintf("ledger (%d units OUT and COMMIT) does not explain the stock change (%d)", a.Ledger, a.Lost()))
 	}
 	if gain := a.ReservedAfter - a.ReservedBefore; a.Holds && gain < a.Held {
 		p = append(p, fmt.Sprintf("%d units held, but reserved grew by %d", a.Held, gain))
 	}
 	if a.Transfers != nil {
 		p = append(p, a.Transfers.problems()...)
+	}
+	if a.Bundle != nil {
+		p = append(p, a.Bundle.problems()...)
 	}
 	return p
 }
@@ -94,6 +103,9 @@ func (a Audit) Flags() string {
 	}
 	if a.Transfers != nil {
 		f = append(f, a.Transfers.flags()...)
+	}
+	if a.Bundle != nil {
+		f = append(f, a.Bundle.flags()...)
 	}
 	if len(f) == 0 {
 		return "ok"
