@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"maps"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strings"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/shopstack/inventory/cmd/invbench/internal/audit"
 	"github.com/shopstack/inventory/cmd/invbench/internal/load"
 	"github.com/shopstack/inventory/cmd/invbench/internal/server"
 	"github.com/shopstack/inventory/internal/testenv"
+	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
 // TestEndToEnd builds ./cmd/inventoryd and drives it through the tool's own
@@ -77,9 +80,46 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	// The bundle row as -compare runs it: PostgreSQL (the ledger counted
+	// with SQL there) and a Redis of the test's own.
+	t.Run("compare/bundle", func(t *testing.T) {
+		redis := redistest.Start(t)
+		cfg, err := parseConfig([]string{"-compare", "-rows", "bundle", "-duration", "1s", "-clients", "8", "-server-bin", bin,
+			"-redis", redis.Addr, "-quiet"}, os.Getenv, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, err := neturl.Parse(cfg.pgAdminDSN); err != nil || !reachable(ctx, u.Host) {
+			testenv.SkipOrFail(t, "PostgreSQL is not reachable at "+cfg.pgAdminDSN)
+		}
+		results, err := compare(ctx, cfg, &bytes.Buffer{})
+		if err != nil || len(results) != 1 || results[0].err != nil {
+			t.Fatalf("compare: %d results, err %v", len(results), err)
+		}
+		r := results[0]
+		a, s := r.audit, r.bundle
+		if a == nil || a.Bundle == nil || s == nil || s.sold == 0 || r.failed() || len(a.Problems()) > 0 {
+			t.Fatalf("audit %+v, bundle sales %+v: want bundles sold, audited", a, s)
+		}
+		for _, p := range a.Bundle.Parts {
+			if p.BundleRows < s.sold || p.Audit.Ledger != p.Audit.Lost() {
+				t.Errorf("product %s: %+v, %d rows naming the bundle; want the ledger explaining the stock, %d rows", p.ID, p.Audit, p.BundleRows, s.sold)
+			}
+		}
+		var out bytes.Buffer
+		if err := render(&out, "markdown", header(cfg, time.Now()), results); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "| bundle |") || !strings.Contains(out.String(), "bundles sold a second") {
+			t.Errorf("report lacks the bundle row or its note:\n%s", out.String())
+		}
+		t.Logf("bundle:\n%s", out.String())
+	})
+
 	t.Run("url", func(t *testing.T) {
+		dbPath := t.TempDir() + "/inventory.db"
 		srv, err := server.Start(ctx, bin, map[string]string{
-			"INVENTORY_DB_DRIVER": "sqlite", "INVENTORY_DB_DSN": t.TempDir() + "/inventory.db",
+			"INVENTORY_DB_DRIVER": "sqlite", "INVENTORY_DB_DSN": dbPath,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -97,6 +137,7 @@ func TestEndToEnd(t *testing.T) {
 			{"-scenario", "storefront", "-requests", "50"},
 			{"-scenario", "flash-reads", "-duration", "1s", "-writers", "2"},
 			{"-scenario", "transfer", "-duration", "1s"},
+			{"-scenario", "bundle", "-duration", "1s"},
 		} {
 			var stdout, stderr bytes.Buffer
 			args = append([]string{"invbench", "-url", srv.URL, "-clients", "8"}, args...)
@@ -132,6 +173,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 
 		t.Run("transfer", func(t *testing.T) { testTransfer(ctx, t, srv.URL) })
+		t.Run("bundle", func(t *testing.T) { testBundle(ctx, t, srv.URL, dbPath) })
 
 		// A short soak: peak for 1s, then half of it for 3s, sampled
 		// every 500ms; the server stays flat.
@@ -222,6 +264,79 @@ func testTransfer(ctx context.Context, t *testing.T, url string) {
 		r := transfer(t, "-clients", "8", "-requests", "600", "-stock", "100")
 		if n := r.errors["INSUFFICIENT_STOCK"]; n == 0 || len(r.errors) > 1 {
 			t.Errorf("errors %v: want INSUFFICIENT_STOCK only", r.errors)
+		}
+	})
+}
+
+// testBundle runs the bundle scenario against a running server on SQLite
+// (dbPath) and checks its audit: each component's stock fell by the units
+// of the bundles sold and of its own sales, and its ledger, read through
+// GraphQL and with SQL alike, says so, with one row naming the bundle per
+// bundle sold.
+func testBundle(ctx context.Context, t *testing.T, url, dbPath string) {
+	// bundle runs the scenario with args and returns its result, failed
+	// unless it ran, was audited and its audit holds.
+	bundle := func(t *testing.T, args ...string) result {
+		t.Helper()
+		args = append([]string{"-url", url, "-scenario", "bundle", "-clients", "8", "-quiet"}, args...)
+		cfg, err := parseConfig(args, func(string) string { return "" }, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := against(ctx, cfg, &bytes.Buffer{})
+		if err != nil || r.err != nil {
+			t.Fatalf("against: %v / %v", err, r.err)
+		}
+		a, s := r.audit, r.bundle
+		if a == nil || a.Bundle == nil || s == nil {
+			t.Fatalf("audit %+v, bundle sales %+v: want a bundle audit", a, s)
+		}
+		b := a.Bundle
+		t.Logf("%d bundle stock-outs, %d bundles sold, %d direct stock-outs; parts %+v; errors %v",
+			s.outs, s.sold, r.writes-s.outs, b.Parts, r.errors)
+		if r.failed() || a.Unknown != 0 || b.Sold != s.sold || s.sold == 0 || len(b.Parts) != 2 {
+			t.Fatalf("audit %+v, problems %v: want bundles sold and the audit holding", *a, a.Problems())
+		}
+		for _, p := range b.Parts {
+			if p.Audit.Lost() != p.Audit.Sold || p.Audit.Ledger != p.Audit.Sold || p.BundleRows != s.sold {
+				t.Errorf("product %s: %+v, %d rows naming the bundle; want its units sold lost and in the ledger, %d rows",
+					p.ID, p.Audit, p.BundleRows, s.sold)
+			}
+		}
+		// The ledger with SQL says what it said through GraphQL.
+		ids := []string{b.Parts[0].ID, b.Parts[1].ID}
+		outs, err := audit.Ledger(ctx, nil, &audit.DB{Driver: "sqlite", DSN: "file:" + dbPath + "?_pragma=busy_timeout(10000)"}, ids, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range b.Parts {
+			if outs[i] != (audit.Outs{Units: p.Audit.Ledger, BundleRows: p.BundleRows}) {
+				t.Errorf("product %s: SQL %+v, GraphQL %d units, %d rows", p.ID, outs[i], p.Audit.Ledger, p.BundleRows)
+			}
+		}
+		return r
+	}
+	t.Run("OK", func(t *testing.T) {
+		r := bundle(t, "-requests", "200")
+		s, parts := r.bundle, r.audit.Bundle.Parts
+		direct := r.writes - s.outs
+		if len(r.errors) > 0 || s.sold != s.outs || direct == 0 || r.writes != 200 {
+			t.Errorf("errors %v, %d bundle stock-outs (%d sold) of %d: want no error, and direct sales beside them", r.errors, s.outs, s.sold, r.writes)
+		}
+		if parts[0].Audit.Sold != 2*s.sold+direct || parts[1].Audit.Sold != s.sold {
+			t.Errorf("units sold %d and %d: want %d (2 a bundle, and %d on their own) and %d",
+				parts[0].Audit.Sold, parts[1].Audit.Sold, 2*s.sold+direct, direct, s.sold)
+		}
+	})
+	t.Run("ErrInsufficientStock", func(t *testing.T) {
+		// 100 units of each component: the first sells out, between
+		// bundles and its own sales, and then neither sells.
+		r := bundle(t, "-requests", "600", "-stock", "100")
+		if n := r.errors["INSUFFICIENT_STOCK"]; n == 0 || len(r.errors) > 1 {
+			t.Errorf("errors %v: want INSUFFICIENT_STOCK only", r.errors)
+		}
+		if p := r.audit.Bundle.Parts[0].Audit; p.Final > 1 {
+			t.Errorf("the first component ends at %d: want fewer than a bundle's 2", p.Final)
 		}
 	})
 }

@@ -192,6 +192,7 @@ func notes(results []result) string {
 	b.WriteString(flashReadsNote(results))
 	b.WriteString(reservationNote(results))
 	b.WriteString(transferNote(results))
+	b.WriteString(bundleNote(results))
 	b.WriteString(transportNote(results))
 	b.WriteString(lagNote(results))
 	for _, r := range results {
@@ -269,6 +270,35 @@ func transferNote(results []result) string {
 		t := a.Transfers
 		fmt.Fprintf(&b, ".\n  At the end: %s in transit; transfers %s; reconcile checked %d levels and %d transfer items.\n",
 			thousands(a.InTransit), formatCounts(t.ByStatus), t.LevelsChecked, t.ItemsChecked)
+	}
+	return b.String()
+}
+
+// bundleNote splits each bundle row's requests into stock-outs of the
+// bundle and direct sales of its component, compares them with
+// flash/combine's, and gives each component's audit.
+func bundleNote(results []result) string {
+	flash := find(results, func(o rowSpec) bool { return o.name == "flash/combine" })
+	var b strings.Builder
+	for _, r := range results {
+		s, a := r.bundle, r.audit
+		if r.err != nil || s == nil || a == nil || a.Bundle == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %s bundle stock-outs/s (%s bundles sold a second; p50 %s ms, p99 %s ms) beside %s direct stock-outs/s of a component",
+			r.row.name, thousands(int64(r.perSec(s.outs)+0.5)), thousands(int64(r.perSec(s.sold)+0.5)), ms(s.p50), ms(s.p99),
+			thousands(int64(r.perSec(r.writes-s.outs)+0.5)))
+		if flash != nil && flash.opsPerSec() > 0 {
+			fmt.Fprintf(&b, "; %.2f× flash/combine in ops/s, bundle stock-outs %.2f×", r.opsPerSec()/flash.opsPerSec(), r.perSec(s.outs)/flash.opsPerSec())
+		}
+		b.WriteString(".\n  Components (sold: units of the bundles sold and of direct sales):")
+		for _, p := range a.Bundle.Parts {
+			pa := p.Audit
+			fmt.Fprintf(&b, " product %s (%d a bundle): sold %s, stock %s → %s, ledger %s units, %s rows naming the bundle, %s;",
+				p.ID, p.Quantity, thousands(pa.Sold), thousands(pa.Initial), thousands(pa.Final), thousands(pa.Ledger),
+				thousands(p.BundleRows), pa.Flags())
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -38,9 +38,15 @@ func TestParseConfig(t *testing.T) {
 		{"-url", "http://x", "-transport", "nats", "-scenario", "ceiling"},
 		{"-url", "http://x", "-transport", "nats", "-scenario", "mixed"},
 		{"-url", "http://x", "-transport", "rabbitmq", "-scenario", "ceiling"},
+		{"-url", "http://x", "-transport", "grpc", "-scenario", "bundle"},
 	} {
 		if _, err := parseConfig(args, env, &strings.Builder{}); err == nil {
 			t.Errorf("parseConfig(%q) accepted", args)
+		}
+	}
+	for _, args := range [][]string{{"-compare", "-rows", "flash/combine,bundle"}, {"-url", "http://x", "-scenario", "bundle"}} {
+		if _, err := parseConfig(args, env, &strings.Builder{}); err != nil {
+			t.Errorf("parseConfig(%q): %v", args, err)
 		}
 	}
 	cfg, err := parseConfig([]string{"-compare", "-rows", "ceiling,flash/combine"}, func(k string) string {
