@@ -138,6 +138,7 @@ func TestEndToEnd(t *testing.T) {
 			{"-scenario", "flash-reads", "-duration", "1s", "-writers", "2"},
 			{"-scenario", "transfer", "-duration", "1s"},
 			{"-scenario", "bundle", "-duration", "1s"},
+			{"-scenario", "bundle-hot-last", "-duration", "1s"},
 		} {
 			var stdout, stderr bytes.Buffer
 			args = append([]string{"invbench", "-url", srv.URL, "-clients", "8"}, args...)
@@ -173,7 +174,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 
 		t.Run("transfer", func(t *testing.T) { testTransfer(ctx, t, srv.URL) })
-		t.Run("bundle", func(t *testing.T) { testBundle(ctx, t, srv.URL, dbPath) })
+		for _, scenario := range []string{"bundle", "bundle-hot-last"} {
+			t.Run(scenario, func(t *testing.T) { testBundle(ctx, t, srv.URL, dbPath, scenario) })
+		}
 
 		// A short soak: peak for 1s, then half of it for 3s, sampled
 		// every 500ms; the server stays flat.
@@ -268,17 +271,18 @@ func testTransfer(ctx context.Context, t *testing.T, url string) {
 	})
 }
 
-// testBundle runs the bundle scenario against a running server on SQLite
+// testBundle runs a bundle scenario against a running server on SQLite
 // (dbPath) and checks its audit: each component's stock fell by the units
 // of the bundles sold and of its own sales, and its ledger, read through
 // GraphQL and with SQL alike, says so, with one row naming the bundle per
-// bundle sold.
-func testBundle(ctx context.Context, t *testing.T, url, dbPath string) {
+// bundle sold. The hot component has the lower product ID in bundle, the
+// higher in bundle-hot-last.
+func testBundle(ctx context.Context, t *testing.T, url, dbPath, scenario string) {
 	// bundle runs the scenario with args and returns its result, failed
 	// unless it ran, was audited and its audit holds.
 	bundle := func(t *testing.T, args ...string) result {
 		t.Helper()
-		args = append([]string{"-url", url, "-scenario", "bundle", "-clients", "8", "-quiet"}, args...)
+		args = append([]string{"-url", url, "-scenario", scenario, "-clients", "8", "-quiet"}, args...)
 		cfg, err := parseConfig(args, func(string) string { return "" }, &bytes.Buffer{})
 		if err != nil {
 			t.Fatal(err)
@@ -296,6 +300,10 @@ func testBundle(ctx context.Context, t *testing.T, url, dbPath string) {
 			s.outs, s.sold, r.writes-s.outs, b.Parts, r.errors)
 		if r.failed() || a.Unknown != 0 || b.Sold != s.sold || s.sold == 0 || len(b.Parts) != 2 {
 			t.Fatalf("audit %+v, problems %v: want bundles sold and the audit holding", *a, a.Problems())
+		}
+		hot, cold := b.Parts[0].ID, b.Parts[1].ID
+		if last := len(hot) > len(cold) || len(hot) == len(cold) && hot > cold; last != (scenario == "bundle-hot-last") {
+			t.Errorf("%s: the hot component is product %s, the other %s", scenario, hot, cold)
 		}
 		for _, p := range b.Parts {
 			if p.Audit.Lost() != p.Audit.Sold || p.Audit.Ledger != p.Audit.Sold || p.BundleRows != s.sold {

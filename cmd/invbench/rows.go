@@ -82,6 +82,7 @@ func compareRows() []rowSpec {
 		{name: "checkout/spread", scenario: "checkout", strategy: "combine", db: "postgres", lock: "redsync", products: 1000},
 		{name: "transfer", scenario: "transfer", strategy: "combine", db: "postgres", lock: "redsync"},
 		{name: "bundle", scenario: "bundle", strategy: "combine", db: "postgres", lock: "redsync"},
+		{name: "bundle/hot-last", scenario: "bundle-hot-last", strategy: "combine", db: "postgres", lock: "redsync"},
 		{name: "flash/combine/rest", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.REST},
 		{name: "flash/combine/grpc", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.GRPC},
 		{name: "flash/combine/events", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", broker: brokerNATS},

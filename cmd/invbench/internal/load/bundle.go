@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 )
 
-// The bundle scenario: a flash sale of a bundle (two units of one product
+// The bundle scenarios: a flash sale of a bundle (two units of one product
 // and one of another) while every fourth client sells the bundle's first
 // component on its own. A bundle's sale takes its components' units in
 // one transaction, all or nothing, so the first component's level is hot
-// from both sides at once.
+// from both sides at once. A bundle's levels are in product ID order; in
+// bundle the hot component comes first (it has the lower ID), in
+// bundle-hot-last last.
 const (
 	createBundleQuery = `mutation($sku: String!, $parts: [BundleComponentInput!]!) { createBundle(input: {sku: $sku, name: "invbench", price: "3.00", components: $parts}) { product { id isBundle } } }`
 	// directEvery says which clients sell the first component directly:
@@ -23,6 +26,10 @@ const (
 
 // bundleParts are the bundle's units of each of the scenario's products.
 var bundleParts = []int64{2, 1}
+
+// bundleOrder says, per bundle scenario, whether its first product (the
+// hot one) is created last, and so has the higher ID.
+var bundleOrder = map[string]bool{"bundle": false, "bundle-hot-last": true}
 
 // direct reports whether client id sells the bundle's first component in
 // the bundle scenario; the others sell the bundle.
@@ -49,6 +56,17 @@ func (w *Workload) Bundle() (string, []Part) {
 		parts[i] = Part{ID: id, Quantity: bundleParts[i], Direct: i == 0}
 	}
 	return w.bundleID, parts
+}
+
+// bundleProducts creates the bundle scenario's products one after the
+// other, so that their IDs are in SKU order, and returns their IDs in the
+// order of bundleParts: the hot one first.
+func (w *Workload) bundleProducts(ctx context.Context, c *transport.Client, stock int) ([]string, error) {
+	ids, err := createProducts(ctx, c, w.prefix(), len(bundleParts), stock, 1)
+	if err == nil && bundleOrder[w.scenario] {
+		slices.Reverse(ids)
+	}
+	return ids, err
 }
 
 // prepareBundle creates the bundle of the scenario's products, its SKU the

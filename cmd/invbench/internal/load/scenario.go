@@ -61,7 +61,7 @@ const (
 
 // Scenarios lists the workloads the tool knows.
 func Scenarios() []string {
-	return []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads", "reserve", "checkout", "transfer", "bundle"}
+	return []string{"flash", "spread", "mixed", "ceiling", "product", "storefront", "flash-reads", "reserve", "checkout", "transfer", "bundle", "bundle-hot-last"}
 }
 
 // movementField is what an OK stock-out response must contain.
@@ -70,7 +70,7 @@ var movementField = []byte(`"sequence"`)
 // Sells reports whether a scenario sells, and so has an audit.
 func Sells(scenario string) bool {
 	switch scenario {
-	case "flash", "spread", "mixed", "flash-reads", "reserve", "checkout", "transfer", "bundle":
+	case "flash", "spread", "mixed", "flash-reads", "reserve", "checkout", "transfer", "bundle", "bundle-hot-last":
 		return true
 	}
 	return false
@@ -82,8 +82,6 @@ func productCount(scenario string, override int) int {
 	switch scenario {
 	case "flash", "flash-reads", "transfer":
 		return 1
-	case "bundle":
-		return len(bundleParts)
 	case "storefront":
 		return 50
 	case "spread":
@@ -191,7 +189,7 @@ func (w *Workload) next(wk *worker) ([]byte, reqKind) {
 		if mover(wk.id) {
 			return w.nextTransfer(wk)
 		}
-	case "bundle":
+	case "bundle", "bundle-hot-last":
 		return w.nextBundle(wk)
 	case "mixed":
 		switch r := wk.rand(10); {
@@ -264,8 +262,12 @@ func Prepare(ctx context.Context, c *transport.Client, scenario string, products
 		}
 	}
 	var err error
-	n := productCount(scenario, products)
-	if w.productIDs, err = createProducts(ctx, c, w.prefix(), n, stock, parallel); err != nil {
+	if _, ok := bundleOrder[scenario]; ok {
+		w.productIDs, err = w.bundleProducts(ctx, c, stock)
+	} else {
+		w.productIDs, err = createProducts(ctx, c, w.prefix(), productCount(scenario, products), stock, parallel)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for _, id := range w.productIDs {
@@ -292,7 +294,7 @@ func Prepare(ctx context.Context, c *transport.Client, scenario string, products
 		if err := w.prepareTransfers(ctx, c); err != nil {
 			return nil, err
 		}
-	case "bundle":
+	case "bundle", "bundle-hot-last":
 		if err := w.prepareBundle(ctx, c); err != nil {
 			return nil, err
 		}
