@@ -57,7 +57,7 @@ type handlerDeps struct {
 	checks     []check
 	tracer     trace.TracerProvider // nil: tracing off
 	propagator propagation.TextMapPropagator
-	tokens     *auth.Tokens // nil: no authentication (loopback only)
+	authn      *auth.Authenticator // not Enabled: no authentication (loopback only)
 	log        *slog.Logger
 	// GraphQL request limits.
 	introspection           bool
@@ -73,10 +73,8 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 	mux := http.NewServeMux()
 	gql := graph.NewHandler(svc, log, graph.Options{Gate: d.gate, Flow: flowReporter{d.flow},
 		TracerProvider: d.tracer, Propagator: d.propagator, WebSocketOrigins: d.wsOrigins, Answers: d.answers,
-		Limits: graph.Limits{MaxDepth: d.maxDepth, MaxComplexity: d.maxComplexity, NoIntrospection: !d.introspection},
-		AuthenticateInit: func(ctx context.Context, payload map[string]any) (context.Context, error) {
-			return auth.FromInitPayload(ctx, d.tokens, payload)
-		}, Sockets: d.sockets})
+		Limits:           graph.Limits{MaxDepth: d.maxDepth, MaxComplexity: d.maxComplexity, NoIntrospection: !d.introspection},
+		AuthenticateInit: d.authn.FromInitPayload, Sockets: d.sockets})
 	mux.Handle("/query", gql)
 	graphiql := graph.NewGraphiQL("/query")
 	mux.Handle("GET /{$}", graphiql)
@@ -117,7 +115,7 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grpc: %w", err)
 	}
-	web := deadlines(auth.Middleware(d.tokens, "/query", public, mux))
+	web := deadlines(d.authn.Middleware("/query", public, mux))
 	// gRPC calls authenticate per call (a refusal is a gRPC status) and
 	// are bounded by their callers' deadlines; streams last.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -134,9 +132,7 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 func grpcOptions(d handlerDeps) grpcapi.Options {
 	return grpcapi.Options{Gate: d.gate, Log: d.log,
 		TracerProvider: d.tracer, Propagator: d.propagator, Ready: ready(d.checks),
-		Authenticate: func(ctx context.Context, header string) (context.Context, error) {
-			return auth.FromHeader(ctx, d.tokens, header)
-		}}
+		Authenticate: d.authn.FromHeader}
 }
 
 // ready is the readiness of checks as one error, for grpc.health.v1.

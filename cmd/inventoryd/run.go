@@ -81,12 +81,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			continue
 		}
 		switch addr, changed := loopbackOnly(*a); {
-		case tokens != nil || !changed:
+		case tokens != nil || cfg.OIDCIssuer != "" || !changed:
 		case cfg.AllowAnonymous:
 			log.Warn("no INVENTORY_AUTH_TOKENS and INVENTORY_ALLOW_ANONYMOUS=true: every caller who can reach the address is admin", "addr", *a)
 		default:
-			log.Warn("no INVENTORY_AUTH_TOKENS: every caller would be admin, so the server listens on loopback only; "+
-				"set tokens, or INVENTORY_ALLOW_ANONYMOUS=true on a private network", "asked", *a, "addr", addr)
+			log.Warn("no INVENTORY_AUTH_TOKENS or INVENTORY_OIDC_ISSUER: every caller would be admin, so the server listens on loopback only; "+
+				"set tokens or a provider, or INVENTORY_ALLOW_ANONYMOUS=true on a private network", "asked", *a, "addr", addr)
 			*a = addr
 		}
 	}
@@ -107,6 +107,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("read the database's clock: %w", err)
 	}
 	defer clock.Close()
+	authn, err := openAuth(ctx, cfg, tokens, clock.Now, log)
+	if err != nil {
+		return err
+	}
+	defer authn.Close()
 	locker, err := openLocker(ctx, cfg, store, obs.traced, log)
 	if err != nil {
 		return err
@@ -188,7 +193,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// One admission chain for every transport: each operation is authorized,
 	// then flow-controlled (and counted) the same way whatever it came by.
 	deps := handlerDeps{svc: svc, flow: fc, gate: inventory.NewGate(obs.metrics.Admission(fc)), registry: newRegistry(fc, obs.metrics),
-		checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, tokens: tokens, log: log,
+		checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, authn: authn, log: log,
 		introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins,
 		answers: answers, sockets: sockets}
 	deps.registry.MustRegister(dutyLeading("reaper", svc.Leading))
@@ -260,7 +265,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stopPprof()
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/",
-		"db", cfg.DBDriver, "lock", cfg.LockBackend, "auth", authMode(tokens, cfg.AllowAnonymous), "lockDomain", locker.Domain(), "lockEpoch", svc.LockEpoch(), "flowRules", fc.Status().Source)
+		"db", cfg.DBDriver, "lock", cfg.LockBackend, "auth", authMode(authn, cfg.AllowAnonymous), "lockDomain", locker.Domain(), "lockEpoch", svc.LockEpoch(), "flowRules", fc.Status().Source)
 
 	select {
 	case err := <-serveErr:
@@ -332,15 +337,25 @@ func loopbackOnly(addr string) (string, bool) {
 	return net.JoinHostPort("127.0.0.1", port), true
 }
 
+// openAuth is the authenticator of every transport: the static tokens,
+// and the OpenID provider's access tokens if one is configured.
+func openAuth(ctx context.Context, cfg config.Config, tokens *auth.Tokens, now func() time.Time, log *slog.Logger) (*auth.Authenticator, error) {
+	ac := auth.Config{Tokens: tokens, Now: now, Log: log}
+	if cfg.OIDCIssuer != "" {
+		ac.OIDC = &auth.OIDC{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, RolesClaim: cfg.OIDCRolesClaim}
+	}
+	return auth.New(ctx, ac)
+}
+
 // authMode says how callers are authenticated, for the start-up log.
-func authMode(t *auth.Tokens, anonymous bool) string {
+func authMode(a *auth.Authenticator, anonymous bool) string {
 	switch {
-	case t == nil && anonymous:
+	case !a.Enabled() && anonymous:
 		return "none (INVENTORY_ALLOW_ANONYMOUS)"
-	case t == nil:
+	case !a.Enabled():
 		return "none (loopback only)"
 	}
-	return fmt.Sprintf("bearer tokens (%d)", t.Len())
+	return a.Mode()
 }
 
 // newRegistry is the registry /metrics serves.

@@ -1,15 +1,21 @@
-// Package auth authenticates callers by bearer token: the tokens of
-// INVENTORY_AUTH_TOKENS, each naming a principal and its role. What each
-// role may do is the domain's (inventory.Authorize).
+// Package auth authenticates callers by bearer token: a static token of
+// INVENTORY_AUTH_TOKENS, each naming a principal and its role, or an access
+// token (a JWT) the shop's OpenID provider issued, checked locally against
+// the provider's keys, its scopes or a claim naming the role. One
+// Authenticator turns a token into an inventory.Principal for every
+// transport. What each role may do is the domain's (inventory.Authorize).
 package auth
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
@@ -73,43 +79,179 @@ func Bearer(v string) (string, bool) {
 	return strings.TrimSpace(token), true
 }
 
-// Anonymous is the principal of every request when no tokens are
+// Anonymous is the principal of every request when no authentication is
 // configured (the server then listens on loopback only).
 var Anonymous = inventory.Principal{Name: "anonymous", Role: inventory.RoleAdmin}
 
+// Client messages of refusals. Nothing a library says reaches a client.
+const (
+	msgRequired     = "authentication required: send Authorization: Bearer <token>"
+	msgInvalid      = "the bearer token is not valid"
+	msgInitRequired = "connection_init needs a valid token: {\"Authorization\": \"Bearer <token>\"}"
+)
+
+// Config is how callers are authenticated: by static tokens, by an OpenID
+// provider's access tokens, or both. Neither: every caller is Anonymous.
+type Config struct {
+	Tokens *Tokens // nil: no static tokens
+	OIDC   *OIDC   // nil: no OpenID provider
+	// Now is the clock tokens' lifetimes are judged by; nil: time.Now.
+	Now func() time.Time
+	// Log receives why a token was refused; nil discards it.
+	Log *slog.Logger
+}
+
+// Authenticator turns bearer tokens into principals: the one place every
+// transport's authentication goes through. Its methods are safe for
+// concurrent use; a nil *Authenticator authenticates no one and lets
+// everyone in as Anonymous.
+type Authenticator struct {
+	tokens *Tokens
+	oidc   *verifier
+	log    *slog.Logger
+}
+
+// New returns an authenticator. With an OpenID provider it discovers it
+// and fetches its keys first (retrying for a while if it does not answer
+// yet), and refreshes the keys in the background until Close.
+func New(ctx context.Context, cfg Config) (*Authenticator, error) {
+	a := &Authenticator{tokens: cfg.Tokens, log: cfg.Log}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.OIDC != nil {
+		v, err := newVerifier(ctx, *cfg.OIDC, cfg.Now, a.log)
+		if err != nil {
+			return nil, err
+		}
+		a.oidc = v
+	}
+	return a, nil
+}
+
+// Static returns an authenticator of static tokens only (nil: none, every
+// caller is Anonymous), which needs no start-up.
+func Static(t *Tokens) *Authenticator {
+	return &Authenticator{tokens: t, log: slog.New(slog.DiscardHandler)}
+}
+
+// Close stops refreshing the provider's keys.
+func (a *Authenticator) Close() {
+	if a != nil && a.oidc != nil {
+		a.oidc.close()
+	}
+}
+
+// Enabled reports whether callers must authenticate.
+func (a *Authenticator) Enabled() bool { return a != nil && (a.tokens != nil || a.oidc != nil) }
+
+// Mode says how callers are authenticated, for the start-up log.
+func (a *Authenticator) Mode() string {
+	var modes []string
+	if a.Enabled() && a.tokens != nil {
+		modes = append(modes, fmt.Sprintf("bearer tokens (%d)", a.tokens.Len()))
+	}
+	if a.Enabled() && a.oidc != nil {
+		modes = append(modes, "OpenID Connect access tokens ("+a.oidc.issuer+")")
+	}
+	return strings.Join(modes, " and ")
+}
+
+// Authenticate returns the principal a bearer token stands for. A refusal
+// is an *inventory.Error with code UNAUTHENTICATED whose message says
+// what a client can do about it; the cause, if any, is logged. A valid
+// access token that grants no inventory role is a principal with RoleNone,
+// which inventory.Authorize refuses everything (FORBIDDEN).
+func (a *Authenticator) Authenticate(ctx context.Context, token string) (inventory.Principal, error) {
+	if !a.Enabled() {
+		return Anonymous, nil
+	}
+	if token == "" {
+		return inventory.Principal{}, inventory.Errorf(inventory.CodeUnauthenticated, msgRequired)
+	}
+	if a.tokens != nil {
+		if p, ok := a.tokens.Lookup(token); ok {
+			return p, nil
+		}
+	}
+	if a.oidc == nil {
+		return inventory.Principal{}, inventory.Errorf(inventory.CodeUnauthenticated, msgInvalid)
+	}
+	p, err := a.oidc.verify(ctx, token)
+	if err != nil {
+		msg := msgInvalid
+		if r, ok := errors.AsType[*refusal](err); ok {
+			msg = r.message
+		}
+		a.log.InfoContext(ctx, "bearer token refused", "transport", inventory.TransportFrom(ctx), "reason", err.Error())
+		return inventory.Principal{}, inventory.Errorf(inventory.CodeUnauthenticated, "%s", msg)
+	}
+	return p, nil
+}
+
+// authenticate adds the principal of an Authorization header's value to
+// ctx.
+func (a *Authenticator) authenticate(ctx context.Context, header string) (context.Context, error) {
+	if !a.Enabled() {
+		return inventory.WithPrincipal(ctx, Anonymous), nil
+	}
+	if header == "" {
+		return ctx, inventory.Errorf(inventory.CodeUnauthenticated, msgRequired)
+	}
+	token, ok := Bearer(header)
+	if !ok {
+		return ctx, inventory.Errorf(inventory.CodeUnauthenticated, msgInvalid)
+	}
+	p, err := a.Authenticate(ctx, token)
+	if err != nil {
+		return ctx, err
+	}
+	return inventory.WithPrincipal(ctx, p), nil
+}
+
 // Middleware attaches the caller's principal to each request's context.
-// Without tokens (t nil) every request acts as Anonymous. With tokens, a
+// Without authentication every request acts as Anonymous. With it, a
 // request needs a valid Authorization: Bearer header, except those public
 // reports true for and WebSocket upgrades, which authenticate with their
 // connection_init payload instead. A refusal is 401 UNAUTHENTICATED, as a
-// GraphQL response on graphQLPath and as a REST error elsewhere.
-func Middleware(t *Tokens, graphQLPath string, public func(*http.Request) bool, next http.Handler) http.Handler {
+// GraphQL response on graphQLPath and as a REST error elsewhere. A
+// server-sent event stream ends when the caller's access token expires.
+func (a *Authenticator) Middleware(graphQLPath string, public func(*http.Request) bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if t == nil {
-			next.ServeHTTP(w, r.WithContext(inventory.WithPrincipal(r.Context(), Anonymous)))
-			return
-		}
 		header := r.Header.Get("Authorization")
-		if header == "" {
-			if public(r) || strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-				next.ServeHTTP(w, r)
-				return
-			}
-			deny(w, r, graphQLPath, "authentication required: send Authorization: Bearer <token>")
+		if a.Enabled() && header == "" && (public(r) || strings.EqualFold(r.Header.Get("Upgrade"), "websocket")) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		token, ok := Bearer(header)
-		p, known := t.Lookup(token)
-		if !ok || !known {
-			deny(w, r, graphQLPath, "the bearer token is not valid")
+		ctx, err := a.authenticate(r.Context(), header)
+		if err != nil {
+			deny(w, r, graphQLPath, header != "", err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(inventory.WithPrincipal(r.Context(), p)))
+		if p, _ := inventory.PrincipalFrom(ctx); !p.Expires.IsZero() && strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, p.Expires)
+			defer cancel()
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-func deny(w http.ResponseWriter, r *http.Request, graphQLPath, message string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="inventory"`)
+// deny answers 401 with err's message; presented says whether a token
+// came with the request (RFC 6750's invalid_token).
+func deny(w http.ResponseWriter, r *http.Request, graphQLPath string, presented bool, err error) {
+	message := msgInvalid
+	if e, ok := errors.AsType[*inventory.Error](err); ok {
+		message = e.Message
+	}
+	challenge := `Bearer realm="inventory"`
+	if presented {
+		challenge += `, error="invalid_token", error_description="` + message + `"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusUnauthorized)
 	code := string(inventory.CodeUnauthenticated)
@@ -122,29 +264,18 @@ func deny(w http.ResponseWriter, r *http.Request, graphQLPath, message string) {
 
 // FromHeader authenticates a call by its Authorization header value, for
 // transports that authenticate per call rather than through Middleware
-// (gRPC, whose refusals are statuses). Without tokens every caller is
-// Anonymous.
-func FromHeader(ctx context.Context, t *Tokens, header string) (context.Context, error) {
-	if t == nil {
-		return inventory.WithPrincipal(ctx, Anonymous), nil
-	}
-	if header == "" {
-		return ctx, inventory.Errorf(inventory.CodeUnauthenticated, "authentication required: send authorization: Bearer <token>")
-	}
-	token, ok := Bearer(header)
-	p, known := t.Lookup(token)
-	if !ok || !known {
-		return ctx, inventory.Errorf(inventory.CodeUnauthenticated, "the bearer token is not valid")
-	}
-	return inventory.WithPrincipal(ctx, p), nil
+// (gRPC, whose refusals are statuses). Without authentication every
+// caller is Anonymous.
+func (a *Authenticator) FromHeader(ctx context.Context, header string) (context.Context, error) {
+	return a.authenticate(ctx, header)
 }
 
 // FromInitPayload authenticates a WebSocket connection by its
 // connection_init payload: {"Authorization": "Bearer <token>"}, the key in
-// any case (or {"authToken": "<token>"}). A context that already has a principal (the
-// upgrade request carried a valid header) keeps it.
-func FromInitPayload(ctx context.Context, t *Tokens, payload map[string]any) (context.Context, error) {
-	if _, ok := inventory.PrincipalFrom(ctx); ok || t == nil {
+// any case (or {"authToken": "<token>"}). A context that already has a
+// principal (the upgrade request carried a valid header) keeps it.
+func (a *Authenticator) FromInitPayload(ctx context.Context, payload map[string]any) (context.Context, error) {
+	if _, ok := inventory.PrincipalFrom(ctx); ok || !a.Enabled() {
 		return ctx, nil
 	}
 	var token string
@@ -158,9 +289,12 @@ func FromInitPayload(ctx context.Context, t *Tokens, payload map[string]any) (co
 			token = s
 		}
 	}
-	p, ok := t.Lookup(token)
-	if token == "" || !ok {
-		return ctx, inventory.Errorf(inventory.CodeUnauthenticated, "connection_init needs a valid token: {\"Authorization\": \"Bearer <token>\"}")
+	if token == "" {
+		return ctx, inventory.Errorf(inventory.CodeUnauthenticated, msgInitRequired)
+	}
+	p, err := a.Authenticate(ctx, token)
+	if err != nil {
+		return ctx, err
 	}
 	return inventory.WithPrincipal(ctx, p), nil
 }

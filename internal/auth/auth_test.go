@@ -43,7 +43,8 @@ func TestMiddleware(t *testing.T) {
 		}
 	})
 	public := func(r *http.Request) bool { return r.URL.Path == "/healthz" }
-	do := func(tok *auth.Tokens, path, authz, upgrade string) *httptest.ResponseRecorder {
+	with, without := mustNew(t, auth.Config{Tokens: tokens}), mustNew(t, auth.Config{})
+	do := func(a *auth.Authenticator, path, authz, upgrade string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", path, nil)
 		if authz != "" {
 			req.Header.Set("Authorization", authz)
@@ -53,39 +54,50 @@ func TestMiddleware(t *testing.T) {
 		}
 		rec := httptest.NewRecorder()
 		got = nil
-		auth.Middleware(tok, "/query", public, next).ServeHTTP(rec, req)
+		a.Middleware("/query", public, next).ServeHTTP(rec, req)
 		return rec
 	}
-	if rec := do(tokens, "/query", "Bearer 0123456789abcdef", ""); rec.Code != 200 || got == nil || got.Name != "app" {
+	if rec := do(with, "/query", "Bearer 0123456789abcdef", ""); rec.Code != 200 || got == nil || got.Name != "app" {
 		t.Errorf("valid token: %d %+v", rec.Code, got)
 	}
-	if rec := do(tokens, "/query", "", ""); rec.Code != 401 || !strings.Contains(rec.Body.String(), `"errors"`) || rec.Header().Get("WWW-Authenticate") == "" {
+	if rec := do(with, "/query", "", ""); rec.Code != 401 || !strings.Contains(rec.Body.String(), `"errors"`) || rec.Header().Get("WWW-Authenticate") == "" {
 		t.Errorf("no token on /query: %d %s", rec.Code, rec.Body)
 	}
-	if rec := do(tokens, "/product/1", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", ""); rec.Code != 401 || !strings.Contains(rec.Body.String(), `"error":{"code":"UNAUTHENTICATED"`) {
+	if rec := do(with, "/product/1", "Basic YWxhZGRpbjpvcGVuc2VzYW1l", ""); rec.Code != 401 || !strings.Contains(rec.Body.String(), `"error":{"code":"UNAUTHENTICATED"`) {
 		t.Errorf("basic auth on REST: %d %s", rec.Code, rec.Body)
 	}
-	if rec := do(tokens, "/healthz", "", ""); rec.Code != 200 || got != nil {
+	if rec := do(with, "/healthz", "", ""); rec.Code != 200 || got != nil {
 		t.Errorf("public path: %d %+v", rec.Code, got)
 	}
-	if rec := do(tokens, "/query", "", "websocket"); rec.Code != 200 || got != nil {
+	if rec := do(with, "/query", "", "websocket"); rec.Code != 200 || got != nil {
 		t.Errorf("WebSocket upgrade: %d %+v (authenticated by connection_init)", rec.Code, got)
 	}
-	if rec := do(nil, "/query", "", ""); rec.Code != 200 || got == nil || *got != auth.Anonymous {
+	if rec := do(without, "/query", "", ""); rec.Code != 200 || got == nil || *got != auth.Anonymous {
 		t.Errorf("no tokens configured: %d %+v", rec.Code, got)
 	}
 }
 
 func TestFromInitPayload(t *testing.T) {
 	tokens, _ := auth.Parse("app:reader:0123456789abcdef")
+	a := mustNew(t, auth.Config{Tokens: tokens})
 	ctx := context.Background()
 	for payload, ok := range map[string]bool{"Bearer 0123456789abcdef": true, "Bearer nope-nope-nope-nope": false, "": false} {
-		c, err := auth.FromInitPayload(ctx, tokens, map[string]any{"Authorization": payload})
+		c, err := a.FromInitPayload(ctx, map[string]any{"Authorization": payload})
 		if _, has := inventory.PrincipalFrom(c); (err == nil) != ok || has != ok {
 			t.Errorf("%q: %v, principal %v", payload, err, has)
 		}
 	}
-	if c, err := auth.FromInitPayload(ctx, tokens, map[string]any{"authToken": "0123456789abcdef"}); err != nil || inventory.ActorFrom(c) != "app" {
+	if c, err := a.FromInitPayload(ctx, map[string]any{"authToken": "0123456789abcdef"}); err != nil || inventory.ActorFrom(c) != "app" {
 		t.Errorf("authToken: %v, actor %s", err, inventory.ActorFrom(c))
 	}
+}
+
+func mustNew(tb testing.TB, cfg auth.Config) *auth.Authenticator {
+	tb.Helper()
+	a, err := auth.New(tb.Context(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(a.Close)
+	return a
 }

@@ -104,6 +104,10 @@ type Config struct {
 	// AuthTokens lists the bearer tokens, "name:role:token,…"; empty: no
 	// authentication, and the server listens on loopback only.
 	AuthTokens string
+	// OIDCIssuer, if set, accepts the access tokens (JWTs) this OpenID
+	// provider issues for OIDCAudience, beside AuthTokens; their roles come
+	// from their scopes, or from the claim OIDCRolesClaim names.
+	OIDCIssuer, OIDCAudience, OIDCRolesClaim string
 	// AllowAnonymous, without AuthTokens, listens on Addr as given (every
 	// caller is admin) instead of on loopback: an operator's explicit
 	// choice, for a container on a private network.
@@ -229,7 +233,13 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.FlowCheckInterval, err = time.ParseDuration(v); return err }},
 	{"auth-tokens", "INVENTORY_AUTH_TOKENS", "", "bearer tokens as name:role:token,… (roles reader, operator, admin; tokens of 16+ characters); empty: no authentication and loopback only",
 		func(c *Config, v string) error { c.AuthTokens = v; return nil }},
-	{"allow-anonymous", "INVENTORY_ALLOW_ANONYMOUS", "false", "without INVENTORY_AUTH_TOKENS, listen on INVENTORY_ADDR as given instead of loopback only: every caller is admin (a container on a private network)",
+	{"oidc-issuer", "INVENTORY_OIDC_ISSUER", "", "accept access tokens (JWTs) from this OpenID provider, beside INVENTORY_AUTH_TOKENS: its issuer URL (discovery at <issuer>/.well-known/openid-configuration)",
+		func(c *Config, v string) error { c.OIDCIssuer = v; return nil }},
+	{"oidc-audience", "INVENTORY_OIDC_AUDIENCE", "", "with INVENTORY_OIDC_ISSUER: the audience (aud) tokens must be issued for, the provider's identifier of this API",
+		func(c *Config, v string) error { c.OIDCAudience = v; return nil }},
+	{"oidc-roles-claim", "INVENTORY_OIDC_ROLES_CLAIM", "", "with INVENTORY_OIDC_ISSUER: the claim naming the role (reader, operator or admin; a string or an array; a dotted path reaches into objects); empty: the scopes inventory:read, inventory:write, inventory:admin",
+		func(c *Config, v string) error { c.OIDCRolesClaim = v; return nil }},
+	{"allow-anonymous", "INVENTORY_ALLOW_ANONYMOUS", "false", "without INVENTORY_AUTH_TOKENS or INVENTORY_OIDC_ISSUER, listen on INVENTORY_ADDR as given instead of loopback only: every caller is admin (a container on a private network)",
 		func(c *Config, v string) (err error) { c.AllowAnonymous, err = strconv.ParseBool(v); return err }},
 	{"introspection", "INVENTORY_INTROSPECTION", "true", "answer GraphQL introspection (__schema, __type); GraphiQL needs it",
 		func(c *Config, v string) (err error) { c.Introspection, err = strconv.ParseBool(v); return err }},
@@ -326,6 +336,9 @@ func (c Config) validate() error {
 	if c.BrokerInFlight < 1 || c.BrokerInFlight > 10_000 {
 		return fmt.Errorf("INVENTORY_BROKER_IN_FLIGHT: must be between 1 and 10000, got %d", c.BrokerInFlight)
 	}
+	if err := c.validateOIDC(); err != nil {
+		return err
+	}
 	if c.BrokerActor == "" {
 		return errors.New("INVENTORY_BROKER_ACTOR must not be empty")
 	}
@@ -374,6 +387,22 @@ func (c Config) validate() error {
 	}
 	if c.LockRetryMin <= 0 || c.LockRetryMax < c.LockRetryMin {
 		return fmt.Errorf("INVENTORY_LOCK_RETRY_MIN (%v) must be positive and INVENTORY_LOCK_RETRY_MAX (%v) at least as large", c.LockRetryMin, c.LockRetryMax)
+	}
+	return nil
+}
+
+func (c Config) validateOIDC() error {
+	if c.OIDCIssuer == "" {
+		if c.OIDCAudience != "" || c.OIDCRolesClaim != "" {
+			return errors.New("INVENTORY_OIDC_AUDIENCE and INVENTORY_OIDC_ROLES_CLAIM need INVENTORY_OIDC_ISSUER")
+		}
+		return nil
+	}
+	if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("INVENTORY_OIDC_ISSUER: %q is not an http(s) URL without query or fragment", c.OIDCIssuer)
+	}
+	if c.OIDCAudience == "" {
+		return errors.New("INVENTORY_OIDC_ISSUER needs INVENTORY_OIDC_AUDIENCE: without it a token the provider issued for any other API would be accepted")
 	}
 	return nil
 }

@@ -79,6 +79,9 @@ func TestBadValues(t *testing.T) {
 		"etcd mixed":  {env: map[string]string{"INVENTORY_ETCD_ENDPOINTS": "https://e1:2379,e2:2379"}, want: "mixed"},
 		"etcd ca":     {env: map[string]string{"INVENTORY_ETCD_CA_FILE": "/ca.pem"}, want: "INVENTORY_ETCD_CA_FILE"},
 		"retry order": {env: map[string]string{"INVENTORY_LOCK_RETRY_MIN": "1s", "INVENTORY_LOCK_RETRY_MAX": "10ms"}, want: "INVENTORY_LOCK_RETRY_MAX"},
+		"oidc no aud": {env: map[string]string{"INVENTORY_OIDC_ISSUER": "https://id.example.com"}, want: "INVENTORY_OIDC_AUDIENCE"},
+		"oidc url":    {env: map[string]string{"INVENTORY_OIDC_ISSUER": "id.example.com", "INVENTORY_OIDC_AUDIENCE": "inv"}, want: "INVENTORY_OIDC_ISSUER"},
+		"oidc alone":  {env: map[string]string{"INVENTORY_OIDC_ROLES_CLAIM": "roles"}, want: "INVENTORY_OIDC_ISSUER"},
 	} {
 		_, err := config.Load(tc.args, env(tc.env), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

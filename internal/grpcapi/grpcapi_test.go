@@ -80,9 +80,7 @@ func serveWith(t *testing.T, svc *app.Service, opts grpcapi.Options) env {
 // tokens every caller is auth.Anonymous, an admin.
 func options(tokens *auth.Tokens) grpcapi.Options {
 	return grpcapi.Options{
-		Authenticate: func(ctx context.Context, header string) (context.Context, error) {
-			return auth.FromHeader(ctx, tokens, header)
-		}}
+		Authenticate: auth.Static(tokens).FromHeader}
 }
 
 // serveNative serves svc's gRPC API on grpc-go's own server, as on

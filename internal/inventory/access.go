@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 )
 
 // Role is what a caller may do; each role may also do what the roles
@@ -41,6 +42,10 @@ func ParseRole(s string) (Role, error) {
 type Principal struct {
 	Name string
 	Role Role
+	// Expires is when the credential it came with stops being valid (an
+	// access token's expiry); zero: never. A connection that outlives it,
+	// such as a subscription, is ended then.
+	Expires time.Time
 }
 
 type principalKey struct{}

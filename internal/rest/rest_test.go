@@ -30,7 +30,7 @@ func newEnv(t testing.TB) env {
 	// Behind the server's authentication without tokens, every request
 	// acts as auth.Anonymous (an admin), whom the routes authorize as
 	// they do every caller.
-	return env{h: auth.Middleware(nil, "/query", nil, rest.NewHandler(svc, nil, nil)), store: st}
+	return env{h: auth.Static(nil).Middleware("/query", nil, rest.NewHandler(svc, nil, nil)), store: st}
 }
 
 type response struct {
@@ -249,7 +249,7 @@ func TestOutcomesReachFlowControl(t *testing.T) {
 	st := gormstoretest.Open(t, gormstore.SQLite)
 	svc := inventorytest.Start(t, st, app.Config{})
 	rec := &outcomes{}
-	h := auth.Middleware(nil, "/query", nil, rest.NewHandler(svc, inventory.NewGate(rec), nil))
+	h := auth.Static(nil).Middleware("/query", nil, rest.NewHandler(svc, inventory.NewGate(rec), nil))
 	e := env{h: h, store: st}
 	for _, c := range []struct{ method, path, body string }{
 		{"POST", "/product", `{"sku": "OUT-1", "name": "n", "price": "1.00", "stock": 1}`},
