@@ -1,7 +1,7 @@
 # Run `make help` for the targets.
 GO ?= go
 
-.PHONY: help run build test test-faults fuzz generate check-generated check-compose check-chart helm kube-apiserver lint
+.PHONY: help run build test test-faults fuzz generate check-generated check-compose check-chart helm kube-apiserver lint oidc-provider-deps oidc-provider
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -14,6 +14,16 @@ build: ## build bin/inventoryd
 
 test: ## run all tests with -race on SQLite and PostgreSQL (see scripts/test.sh)
 	./scripts/test.sh
+
+# The OpenID provider the authentication tests run (internal/testenv/oidctest):
+# the npm package oidc-provider, pinned by its lockfile.
+OIDC_PROVIDER_DIR := internal/testenv/oidctest/testdata
+oidc-provider-deps: ## install the tests' OpenID provider with npm ci from its lockfile, unless installed (make test does)
+	@test $(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json -nt $(OIDC_PROVIDER_DIR)/package-lock.json || \
+		{ echo "installing the test OpenID provider (npm ci in $(OIDC_PROVIDER_DIR))"; cd $(OIDC_PROVIDER_DIR) && npm ci --no-audit --no-fund --loglevel=error; }
+
+oidc-provider: oidc-provider-deps ## run an OpenID provider with demo clients on 127.0.0.1:9090, for the README's walkthrough (see Authentication and roles)
+	node $(OIDC_PROVIDER_DIR)/provider.mjs
 
 test-faults: ## the fault suite: replicas as processes, faults injected, histories checked (see docs/RELIABILITY.md)
 	TEST_TAGS=faults GO_TEST_PKGS=./internal/faults GO_TEST_FLAGS="-v -run TestFaults" ./scripts/test.sh
@@ -28,6 +38,7 @@ fuzz: ## run each fuzz target FUZZTIME (default 30000x: 30,000 executions, 8-18 
 	$(GO) test -run '^$$' -fuzz '^FuzzGRPC$$' -fuzztime $(FUZZTIME) ./internal/grpcapi
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePrice$$' -fuzztime $(FUZZTIME) ./internal/inventory
 	$(GO) test -run '^$$' -fuzz '^FuzzProductInput$$' -fuzztime $(FUZZTIME) ./internal/app
+	$(GO) test -run '^$$' -fuzz '^FuzzToken$$' -fuzztime $(FUZZTIME) ./internal/auth
 
 generate: ## regenerate graph/ from schema.graphqls, and internal/grpcapi/gen from proto/ (after buf lint)
 	$(GO) generate ./...

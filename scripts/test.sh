@@ -8,7 +8,7 @@
 #
 # Under CI (CI=true) INVENTORY_TEST_STRICT=1 makes any skipped component a
 # failure, a stopped local PostgreSQL is started first, and a missing
-# redis-server, Chromium or helm is installed, and kube-apiserver built.
+# redis-server, Chromium, Node.js or helm is installed, and kube-apiserver built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,9 +33,19 @@ command -v chromium >/dev/null || command -v chromium-browser >/dev/null || comm
 command -v nats-server >/dev/null || missing+=(nats-server) # the broker-restart test runs one of its own
 # The database-restart fault case runs a PostgreSQL server of its own (pgtest).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=(postgresql)
+# The authentication tests run a real OpenID provider, the npm package
+# oidc-provider (internal/testenv/oidctest), on Node.js.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
   echo "test: installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The OpenID provider's npm packages, from its lockfile (npm ci), unless
+# installed; without npm its tests skip (and fail under CI).
+if command -v npm >/dev/null; then
+  make -s oidc-provider-deps
 fi
 
 # The Helm chart's checks (deploy/helm/charttest) run helm, and apply the
