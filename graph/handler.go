@@ -38,9 +38,11 @@ func NewHandler(svc *app.Service, log *slog.Logger, opts Options) http.Handler {
 		// Pages of other origins may subscribe only if listed: a
 		// browser sends its cookies and tokens with any page's socket.
 		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{OriginPatterns: opts.WebSocketOrigins}}}
-	if opts.Sockets != nil {
-		ws.Implementation = opts.Sockets.wrap(ws.Implementation)
+	sockets := opts.Sockets
+	if sockets == nil {
+		sockets = &Sockets{} // for the connections' ends at their tokens' expiry
 	}
+	ws.Implementation = sockets.wrap(ws.Implementation)
 	srv.AddTransport(ws)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: 15 * time.Second}) // before POST, which would take the request too
@@ -66,7 +68,7 @@ func NewHandler(svc *app.Service, log *slog.Logger, opts Options) http.Handler {
 	if opts.Propagator != nil {
 		h = extractTrace(opts.Propagator, h)
 	}
-	return limitBody(codeTransportErrors(byGraphQL(h)))
+	return limitBody(codeTransportErrors(byGraphQL(withConnSlot(h))))
 }
 
 // byGraphQL names GraphQL as the requests' transport, for the metrics.
@@ -125,6 +127,7 @@ func wsInit(opts Options) transport.WebsocketInitFunc {
 				return refuseInit(ctx, err)
 			}
 		}
+		endAtExpiry(ctx)
 		return ctx, nil, nil
 	}
 }

@@ -1,11 +1,15 @@
 package graph
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/shopstack/inventory/internal/inventory"
 )
 
 // Close codes of the graphql-ws protocols that the endpoint sends.
@@ -77,10 +81,51 @@ func (t trackingImpl) Accept(w http.ResponseWriter, r *http.Request, opts transp
 		return nil, err
 	}
 	c := &trackedConn{WebsocketConn: conn, s: t.s}
+	if slot, ok := r.Context().Value(connSlotKey{}).(*connSlot); ok {
+		slot.conn = c
+	}
 	if !t.s.add(c) {
 		c.goAway()
 	}
 	return c, nil
+}
+
+// connSlot hands a connection from Accept to the connection_init
+// handling, which gqlgen gives the upgrade request's context only.
+type connSlot struct{ conn *trackedConn }
+
+type connSlotKey struct{}
+
+// withConnSlot gives each WebSocket upgrade request a connSlot.
+func withConnSlot(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			r = r.WithContext(context.WithValue(r.Context(), connSlotKey{}, &connSlot{}))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// endAtExpiry closes the connection of ctx (the one connection_init came
+// on) with 4401 when its principal's credential expires: a subscription
+// must not outlive the access token it was opened with. The client gets a
+// new token and reconnects.
+func endAtExpiry(ctx context.Context) {
+	p, ok := inventory.PrincipalFrom(ctx)
+	slot, _ := ctx.Value(connSlotKey{}).(*connSlot)
+	if !ok || p.Expires.IsZero() || slot == nil || slot.conn == nil {
+		return
+	}
+	c := slot.conn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.expiry = time.AfterFunc(time.Until(p.Expires), func() {
+		_ = c.WebsocketConn.WriteClose(closeUnauthorized, "the access token has expired")
+		_ = c.WebsocketConn.Close()
+	})
 }
 
 // trackedConn is a connection Sockets can close. It passes on the
@@ -88,6 +133,10 @@ func (t trackingImpl) Accept(w http.ResponseWriter, r *http.Request, opts transp
 type trackedConn struct {
 	transport.WebsocketConn
 	s *Sockets
+
+	mu     sync.Mutex
+	closed bool
+	expiry *time.Timer // ends the connection when its token expires
 }
 
 var (
@@ -102,6 +151,12 @@ func (c *trackedConn) goAway() {
 
 func (c *trackedConn) Close() error {
 	c.s.remove(c)
+	c.mu.Lock()
+	c.closed = true
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	c.mu.Unlock()
 	return c.WebsocketConn.Close()
 }
 
