@@ -8,7 +8,7 @@
 // clusters), natstest (nats-server with JetStream), redistest (redis-server
 // processes), pgtest (a PostgreSQL server of the test's own, to kill),
 // gormstoretest (SQLite and PostgreSQL databases), telemetrytest (an OTLP
-// receiver and trace checks) and inventorytest (an inventory service on
+// receiver and trace checks), oidctest (an OpenID provider) and inventorytest (an inventory service on
 // one of those databases). Conformance suites stay beside the contract
 // they check (lock/locktest, broker/brokertest).
 //
