@@ -22,7 +22,7 @@ oidc-provider-deps: ## install the tests' OpenID provider with npm ci from its l
 	@test $(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json -nt $(OIDC_PROVIDER_DIR)/package-lock.json || \
 		{ echo "installing the test OpenID provider (npm ci in $(OIDC_PROVIDER_DIR))"; cd $(OIDC_PROVIDER_DIR) && npm ci --no-audit --no-fund --loglevel=error; }
 
-oidc-provider: oidc-provider-deps ## run an OpenID provider with demo clients on 127.0.0.1:9090, for the README's walkthrough (see Authentication and roles)
+oidc-provider: oidc-provider-deps ## run an OpenID provider with demo clients on 127.0.0.1:9400, for the README's walkthrough (see Authentication and roles)
 	node $(OIDC_PROVIDER_DIR)/provider.mjs
 
 test-faults: ## the fault suite: replicas as processes, faults injected, histories checked (see docs/RELIABILITY.md)

@@ -83,7 +83,7 @@ func TestReadmeOIDCWalkthrough(t *testing.T) {
 	// The commands after the one that starts the server.
 	block := firstShellBlock(t, string(b), "Then, with curl and jq")
 	runWalkthrough(t, "Tokens from your OpenID provider", block, strings.NewReplacer(
-		"localhost:8080", strings.TrimPrefix(s.url, "http://"), "http://127.0.0.1:9090", p.Issuer))
+		"localhost:8080", strings.TrimPrefix(s.url, "http://"), "http://127.0.0.1:9400", p.Issuer))
 }
 
 // firstShellBlock returns the first ```sh block after heading in readme.

@@ -1,9 +1,11 @@
 // A real OpenID provider (the certified npm package oidc-provider) for the
 // tests and the README's walkthrough: client-credentials clients whose
-// access tokens are JWTs (RFC 9068) for one audience. It listens on
-// loopback only. Settings come from the environment:
+// access tokens are JWTs (RFC 9068) for one audience. Settings come from
+// the environment:
 //
-//   OIDC_PORT            the port (default 9090)
+//   OIDC_PORT            the port (default 9400)
+//   OIDC_HOST            the address to listen on (default 127.0.0.1; the
+//                        compose stack's container listens on 0.0.0.0)
 //   OIDC_ISSUER          the issuer (default http://127.0.0.1:OIDC_PORT)
 //   OIDC_AUDIENCE        the resource (API) the tokens are for (default
 //                        urn:shopstack:inventory); a client may ask for
@@ -21,7 +23,8 @@ import { readFileSync } from 'node:fs';
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
 
-const port = Number(process.env.OIDC_PORT || 9090);
+const port = Number(process.env.OIDC_PORT || 9400);
+const host = process.env.OIDC_HOST || '127.0.0.1';
 const issuer = process.env.OIDC_ISSUER || `http://127.0.0.1:${port}`;
 const audience = process.env.OIDC_AUDIENCE || 'urn:shopstack:inventory';
 const ttl = Number(process.env.OIDC_TOKEN_TTL || 600);
@@ -92,7 +95,7 @@ const provider = new Provider(issuer, {
 });
 provider.proxy = false;
 
-const server = provider.listen(port, '127.0.0.1', () => {
+const server = provider.listen(port, host, () => {
   console.log(`oidc-provider listening on ${issuer}`);
 });
 
