@@ -294,7 +294,7 @@ func runCase(t *testing.T, s setup, dsn string) {
 	kit.acked.Range(func(k, v any) bool { acked.Store(k, v); return true })
 	t.Logf("bundle %d sales: %s", kit.id, kit.sales())
 	faultDone.Wait()
-	checkHolds(t, held)
+	checkHolds(t, held, s.timeout != 0)
 
 	// Reads after the dust settles: each product's final units, at both
 	// locations and in transit, and the bundle's components'.
@@ -469,14 +469,18 @@ func createProducts(t *testing.T, admin *client, prefix string, n int, stock int
 // refused for want of stock, but every reservation made was committed or
 // released as asked (none expired: their TTL outlasts the run). What they
 // did to the stock is checked with the stock changes, by the model.
-func checkHolds(t *testing.T, h *holds) {
+// Where clients are cut off (cutOff), a request's answer may be lost
+// however fast the service is, so the holders need only have run: a
+// reservation made but not heard of is unknown, and the model settles it.
+func checkHolds(t *testing.T, h *holds, cutOff bool) {
 	t.Logf("reservation outcomes: %v", h.outcomes)
 	for what, n := range h.outcomes {
 		if !strings.HasSuffix(what, " OK") && !strings.HasSuffix(what, " unknown") && what != "reserve INSUFFICIENT_STOCK" && what != "cart INSUFFICIENT_STOCK" {
 			t.Errorf("%d × %s", n, what)
 		}
 	}
-	if h.outcomes["reserve OK"] == 0 || h.outcomes["cart OK"] == 0 {
+	made := func(kind string) bool { return h.outcomes[kind+" OK"] > 0 || cutOff && h.outcomes[kind+" unknown"] > 0 }
+	if !made("reserve") || !made("cart") {
 		t.Errorf("no reservation of one product, or none of two, was made")
 	}
 }
