@@ -44,15 +44,11 @@ func (s *Service) ReserveStock(ctx context.Context, in inventory.NewReservation)
 // level), its bundles' items made of their components'.
 func (s *Service) reserve(ctx context.Context, in inventory.NewReservation, requested []inventory.ReservationItem, ttl time.Duration,
 	hash string) (inventory.ReservationResult, error) {
-	items, err := s.expandBundles(ctx, requested)
+	items, err := s.expandBundles(requested)
 	if err != nil {
 		return inventory.ReservationResult{}, err
 	}
 	keys := reservationKeys(inventory.Reservation{Items: items})
-	demand := map[inventory.LevelKey]int64{}
-	for _, it := range items {
-		demand[it.Key()] += it.Quantity
-	}
 	key := ""
 	if in.IdempotencyKey != "" {
 		key = reserveKeyPrefix + in.IdempotencyKey
@@ -63,17 +59,19 @@ func (s *Service) reserve(ctx context.Context, in inventory.NewReservation, requ
 	r := s.runLevels(ctx, inventory.StockOp{Type: inventory.MovementReserve, Key: keys[0], IdempotencyKey: key, Hash: hash,
 		Levels: &inventory.LevelsOp{Keys: keys, Create: true, Apply: func(lt inventory.LevelsTx) (bool, error) {
 			made = nil
-			// Each level is judged on the request's whole demand there:
-			// a product's own items and its bundles' alike.
-			sellable := make(map[inventory.LevelKey]int64, len(keys))
-			for _, tx := range lt.Levels {
-				sellable[tx.Level.Key()] = tx.Sellable()
-			}
+			// Each level is judged on the request's whole demand there,
+			// a product's own items and its bundles' alike (they are
+			// adjacent: items are in level order); sellable is what the
+			// level had before the first of them.
+			var sellable int64
 			r := &inventory.Reservation{ID: lt.NewID, Status: inventory.ReservationActive, Items: items, ExpiresAt: lt.Set.Now.Add(ttl),
 				Reference: in.Reference, Actor: inventory.ActorFrom(ctx), IdempotencyKey: in.IdempotencyKey, RequestHash: hash,
 				Version: 1, CreatedAt: lt.Set.Now, UpdatedAt: lt.Set.Now}
 			for i, it := range items {
 				tx, fence := lt.Level(it.Key())
+				if i == 0 || items[i-1].Key() != it.Key() {
+					sellable = tx.Sellable()
+				}
 				m := s.newMovement(ctx, inventory.MovementReserve, 0, "", in.Reference, "", "")
 				if i == 0 && key != "" {
 					// The ledger row answers a retry, as a stock movement's does.
@@ -84,7 +82,7 @@ func (s *Service) reserve(ctx context.Context, in inventory.NewReservation, requ
 					if inventory.ErrorCode(err) == inventory.CodeInsufficientStock && len(items) > 1 {
 						// Say which level is short, and of the whole demand.
 						return false, inventory.Errorf(inventory.CodeInsufficientStock, "insufficient stock of %s at location %d: %d available, %d requested",
-							tx.Product.SKU, tx.Level.LocationID, sellable[it.Key()], demand[it.Key()])
+							tx.Product.SKU, tx.Level.LocationID, sellable, levelDemand(items, it.Key()))
 					}
 					return false, err
 				}
@@ -305,7 +303,10 @@ func reservationKeys(r inventory.Reservation) []inventory.LevelKey {
 // expandBundles replaces the items of bundles among items with their
 // components' (each naming its bundle), in level order, one item per
 // level and bundle.
-func (s *Service) expandBundles(ctx context.Context, items []inventory.ReservationItem) ([]inventory.ReservationItem, error) {
+func (s *Service) expandBundles(items []inventory.ReservationItem) ([]inventory.ReservationItem, error) {
+	if !slices.ContainsFunc(items, func(it inventory.ReservationItem) bool { _, ok := s.bundles.get(it.ProductID); return ok }) {
+		return items, nil // in level order and summed already
+	}
 	var out []inventory.ReservationItem
 	for _, it := range items {
 		comps, ok := s.bundles.get(it.ProductID)
@@ -323,6 +324,17 @@ func (s *Service) expandBundles(ctx context.Context, items []inventory.Reservati
 	inventory.SortItems(out)
 	return inventory.SumLines(out, func(it inventory.ReservationItem) itemKey { return itemKey{it.Key(), it.BundleID} },
 		func(it *inventory.ReservationItem) *int64 { return &it.Quantity }), nil
+}
+
+// levelDemand is what items ask of level key.
+func levelDemand(items []inventory.ReservationItem, key inventory.LevelKey) int64 {
+	var n int64
+	for _, it := range items {
+		if it.Key() == key {
+			n += it.Quantity
+		}
+	}
+	return n
 }
 
 // itemKey is what tells reservation items apart: their level and bundle.
