@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
@@ -18,27 +17,9 @@ import (
 // stock of its own, inventory.BundleError); the service then learns the
 // bundle's components and runs the request again on them.
 
-// bundleSet holds the components of the bundles this replica knows.
-type bundleSet struct {
-	mu sync.RWMutex
-	m  map[int64][]inventory.BundleComponent
-}
-
-func (b *bundleSet) get(id int64) ([]inventory.BundleComponent, bool) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	comps, ok := b.m[id]
-	return comps, ok
-}
-
-func (b *bundleSet) put(id int64, comps []inventory.BundleComponent) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.m == nil {
-		b.m = map[int64][]inventory.BundleComponent{}
-	}
-	b.m[id] = comps
-}
+// maxCachedBundles bounds the bundles whose components a service
+// remembers; a bundle it forgot it learns again (learnedBundle).
+const maxCachedBundles = 1 << 16
 
 // bundleComponents returns the components of the bundles among ids (not
 // bundles are left out), reading the ones this replica does not know yet.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/shopstack/inventory/internal/inventory"
@@ -359,38 +358,9 @@ func (s *Service) reservationLevels(ctx context.Context, id int64) ([]inventory.
 	return keys, nil
 }
 
-// levelsCache maps reservation IDs to their levels, holding at most max.
-type levelsCache struct {
-	mu  sync.Mutex
-	m   map[int64][]inventory.LevelKey
-	max int
-}
-
 // maxCachedReservations bounds the reservations whose levels a service
 // remembers (about 100 bytes each).
 const maxCachedReservations = 1 << 17
-
-func (c *levelsCache) get(id int64) ([]inventory.LevelKey, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	keys, ok := c.m[id]
-	return keys, ok
-}
-
-func (c *levelsCache) put(id int64, keys []inventory.LevelKey) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[int64][]inventory.LevelKey)
-	}
-	if len(c.m) >= c.max {
-		for k := range c.m { // an arbitrary one: map order is random
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[id] = keys
-}
 
 // reserveKeyPrefix sets reservations' idempotency keys apart from stock
 // movements': a reservation made with key K records "reserve:K" on its

@@ -101,9 +101,9 @@ type Service struct {
 	feed        *feed.Feed[inventory.Movement]
 	strategy    Strategy
 	pipe        *stockPipeline
-	resLevels   levelsCache
-	untracked   untrackedSet // products whose requests need no lease
-	bundles     bundleSet    // the components of the bundles this replica knows
+	resLevels   idCache[[]inventory.LevelKey]
+	untracked   untrackedSet                         // products whose requests need no lease
+	bundles     idCache[[]inventory.BundleComponent] // the components of the bundles this replica knows
 	tracer      trace.Tracer
 	obs         inventory.Observer
 	reads       inventory.ReadModel // nil: none
@@ -170,7 +170,7 @@ func New(cfg Config) *Service {
 	if maxWaiting <= 0 {
 		maxWaiting = 10_000
 	}
-	s.resLevels.max = maxCachedReservations
+	s.resLevels.max, s.bundles.max = maxCachedReservations, maxCachedBundles
 	s.pipe = newPipeline(s, min(maxBatch, inventory.MaxBatchLimit), maxWaiting)
 	s.maxReservationTTL = cfg.MaxReservationTTL
 	if s.maxReservationTTL <= 0 {
