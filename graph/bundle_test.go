@@ -64,19 +64,7 @@ func TestBundles(t *testing.T) {
 		sku   string
 		delta int
 	}{{"MUG", -4}, {"TEA", -2}} {
-		var ev struct {
-			StockChanged struct {
-				Movement struct {
-					Delta   int
-					Product struct{ SKU string }
-					Bundle  *struct{ SKU string }
-				}
-				Bundles []struct {
-					SKU       string
-					Available int
-				}
-			}
-		}
+		var ev bundleEvent
 		if err := sub.Next(&ev); err != nil {
 			t.Fatal(err)
 		}
@@ -87,19 +75,7 @@ func TestBundles(t *testing.T) {
 	}
 	// A direct sale of a component changes the bundle too.
 	e.must(t, `mutation($id: ID!) { stockOut(input: {productId: $id, quantity: 1}) { replayed } }`, nil, client.Var("id", tea.CreateProduct.Product.ID))
-	var ev struct {
-		StockChanged struct {
-			Movement struct {
-				Delta   int
-				Product struct{ SKU string }
-				Bundle  *struct{ SKU string }
-			}
-			Bundles []struct {
-				SKU       string
-				Available int
-			}
-		}
-	}
+	var ev bundleEvent
 	if err := sub.Next(&ev); err != nil {
 		t.Fatal(err)
 	}
@@ -133,4 +109,19 @@ func TestBundles(t *testing.T) {
 	errs = e.do(t, `mutation($id: ID!) { createBundle(input: {sku: "NESTED", name: "Nested", price: "1.00", components: [{productId: $id, quantity: 1}]}) { product { id } } }`,
 		nil, client.Var("id", box.ID))
 	wantCode(t, errs, "BAD_USER_INPUT")
+}
+
+// bundleEvent is a stockChanged event as TestBundles asks for it.
+type bundleEvent struct {
+	StockChanged struct {
+		Movement struct {
+			Delta   int
+			Product struct{ SKU string }
+			Bundle  *struct{ SKU string }
+		}
+		Bundles []struct {
+			SKU       string
+			Available int
+		}
+	}
 }
