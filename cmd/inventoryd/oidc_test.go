@@ -108,6 +108,7 @@ func TestOIDCEndToEnd(t *testing.T) {
 	t.Run("GRPC", func(t *testing.T) { oidcGRPC(t, s, reader, operator) })
 	t.Run("WebSocketEndsAtExpiry", func(t *testing.T) { oidcWebSocketExpiry(t, s, p) })
 	t.Run("EventStreamEndsAtExpiry", func(t *testing.T) { oidcEventStreamExpiry(t, s, p) })
+	t.Run("GRPCStreamEndsAtExpiry", func(t *testing.T) { oidcGRPCStreamExpiry(t, s, p) })
 
 	// The provider rotates its key; the server follows without a restart.
 	p.Rotate(t, false)
@@ -173,6 +174,41 @@ func oidcWebSocketExpiry(t *testing.T, s *server, p *oidctest.Provider) {
 			t.Errorf("the WebSocket ended with %v after %v, want close 4401 saying the token expired", err, time.Since(start))
 		}
 		return
+	}
+}
+
+// oidcGRPCStreamExpiry: a WatchStockChanges stream whose token expires
+// ends with UNAUTHENTICATED, saying so.
+func oidcGRPCStreamExpiry(t *testing.T, s *server, p *oidctest.Provider) {
+	s.mu.Lock()
+	addr := s.grpcAddr
+	s.mu.Unlock()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+shortLived(t, p, 3*time.Second))
+	stream, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/inventory.v1.InventoryService/WatchStockChanges")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.SendMsg(&v1.WatchStockChangesRequest{AfterSequence: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for {
+		if err = stream.RecvMsg(new(v1.WatchStockChangesResponse)); err != nil {
+			break
+		}
+	}
+	if st := status.Convert(err); st.Code() != codes.Unauthenticated || !strings.Contains(st.Message(), "expired") || ctx.Err() != nil {
+		t.Errorf("the stream ended with %v after %v, want UNAUTHENTICATED at the token's expiry", err, time.Since(start))
 	}
 }
 

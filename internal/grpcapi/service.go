@@ -315,18 +315,33 @@ func (s *server) watch(ctx context.Context, req *v1.WatchStockChangesRequest, se
 		return toStatus(ctx, s.opts.Log, err)
 	}
 	f := inventory.EventFilter{ProductIDs: req.GetProductIds(), AfterSeq: req.AfterSequence}
-	ch, err := s.svc.Subscribe(ctx, f)
+	// A stream ends when its caller's credential expires (an access
+	// token's expiry), UNAUTHENTICATED: the client gets a new token and
+	// watches again from the last sequence it saw.
+	sub := ctx
+	if p, _ := inventory.PrincipalFrom(ctx); !p.Expires.IsZero() {
+		var cancel context.CancelFunc
+		sub, cancel = context.WithDeadline(ctx, p.Expires)
+		defer cancel()
+	}
+	ended := func() error {
+		if ctx.Err() == nil && sub.Err() != nil {
+			return toStatus(ctx, s.opts.Log, inventory.Errorf(inventory.CodeUnauthenticated, "the access token has expired"))
+		}
+		return nil
+	}
+	ch, err := s.svc.Subscribe(sub, f)
 	if err != nil {
 		return toStatus(ctx, s.opts.Log, err)
 	}
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
+		case <-sub.Done():
+			return ended()
 		case m, ok := <-ch:
 			if !ok {
-				if ctx.Err() != nil {
-					return nil
+				if sub.Err() != nil {
+					return ended()
 				}
 				return errStreamEnded
 			}
