@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopstack/inventory/internal/app"
+	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
@@ -83,7 +84,7 @@ func newBrokerAdapter(cfg config.Config) (brokerAdapter, error) {
 // (unless turned off), and registers their metrics. stop ends both; ready
 // reports the broker for /readyz (nil without a broker).
 func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store, svc *app.Service,
-	gate *inventory.Gate, el lock.Elector, reg prometheus.Registerer, log *slog.Logger) (stop func(), ready *check, err error) {
+	gate *inventory.Gate, authn *auth.Authenticator, el lock.Elector, reg prometheus.Registerer, log *slog.Logger) (stop func(), ready *check, err error) {
 	if cfg.Broker == config.BrokerNone {
 		return func() {}, nil, nil
 	}
@@ -108,6 +109,9 @@ func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store,
 		consumer := &broker.Consumer{Service: svc, Gate: gate, Principal: inventory.Principal{Name: cfg.BrokerActor, Role: inventory.RoleOperator},
 			Retry: cfg.BrokerRetry, InFlight: cfg.BrokerInFlight, Log: log.With("component", "commands"),
 			Counts: func(typ, result string) { metrics.commands.WithLabelValues(typ, result).Inc() }}
+		if authn.Enabled() {
+			consumer.Authenticate = authn.FromHeader
+		}
 		go func() {
 			defer close(consumed)
 			consumer.Run(ctx, a.commands)

@@ -207,7 +207,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return nil
 	}})
-	stopEvents, brokerReady, err := startBroker(ctx, cfg, store, svc, deps.gate, elector(locker), deps.registry, log)
+	stopEvents, brokerReady, err := startBroker(ctx, cfg, store, svc, deps.gate, authn, elector(locker), deps.registry, log)
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}

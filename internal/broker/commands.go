@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -229,6 +230,12 @@ type Consumer struct {
 	// Principal is whom commands act as (the actor on their ledger rows);
 	// whoever may publish to the command subject or queue acts as it.
 	Principal inventory.Principal
+	// Authenticate, if set, authenticates a command that carries an
+	// Authorization header ("Bearer <token>", the header's name in any
+	// case): it acts as the token's principal instead (its role, its
+	// subject as the actor), and a refused token is its outcome
+	// (UNAUTHENTICATED, not retried).
+	Authenticate func(ctx context.Context, header string) (context.Context, error)
 	// Retry is the delay before each retry of a transient failure; a
 	// command fails len(Retry)+1 times before it is dead-lettered.
 	Retry []time.Duration
@@ -283,6 +290,16 @@ func (c *Consumer) Run(ctx context.Context, src CommandSource) {
 	})
 }
 
+// authorization is the Authorization header of a delivery's headers.
+func authorization(h map[string]string) string {
+	for k, v := range h {
+		if strings.EqualFold(k, "Authorization") {
+			return v
+		}
+	}
+	return ""
+}
+
 var tracer = otel.Tracer("github.com/shopstack/inventory/internal/broker")
 
 // Handle runs one delivery and says what to do with it.
@@ -323,7 +340,13 @@ func (c *Consumer) Handle(ctx context.Context, d Delivery) Disposition {
 		err = inventory.Errorf(inventory.CodeInternal, "delivered %d times without an outcome", d.Attempt)
 	} else {
 		actx, cancel := context.WithTimeout(ctx, c.Timeout)
-		err = c.run(inventory.WithTransport(inventory.WithPrincipal(actx, c.Principal), "broker"), decodeErr, cmd, &out)
+		actx = inventory.WithTransport(inventory.WithPrincipal(actx, c.Principal), "broker")
+		if h := authorization(d.Header); h != "" && c.Authenticate != nil {
+			actx, err = c.Authenticate(actx, h)
+		}
+		if err == nil {
+			err = c.run(actx, decodeErr, cmd, &out)
+		}
 		cancel()
 	}
 	if err == nil {
