@@ -179,13 +179,13 @@ func (s *Service) sellBundle(ctx context.Context, in inventory.StockChange, key 
 	ctx, span := s.startSpan(ctx, "inventory.StockOut", attrProduct.Int64(key.ProductID), attrLocation.Int64(key.LocationID))
 	var r inventory.Outcome
 	defer func() { endSpan(span, r.Err) }()
-	lines := inventory.BundleLines(key.ProductID, comps, key.LocationID, in.Quantity)
+	lines, err := inventory.BundleLines(key.ProductID, comps, key.LocationID, in.Quantity)
+	if err != nil {
+		r.Err = err
+		return inventory.StockResult{}, err
+	}
 	keys := make([]inventory.LevelKey, len(lines))
 	for i, l := range lines {
-		if l.Quantity > inventory.MaxQuantity {
-			r.Err = inventory.Invalid("quantity", "quantity must be at most %d bundles", inventory.MaxQuantity/maxComponentQuantity(comps))
-			return inventory.StockResult{}, r.Err
-		}
 		keys[i] = l.Key()
 	}
 	r = s.runLevels(ctx, inventory.StockOp{Type: inventory.MovementOut, Key: keys[0], IdempotencyKey: in.IdempotencyKey, Hash: hash,
@@ -216,14 +216,6 @@ func (s *Service) sellBundle(ctx context.Context, in inventory.StockChange, key 
 		res.Level = ps.Levels[i]
 	}
 	return res, nil
-}
-
-func maxComponentQuantity(comps []inventory.BundleComponent) int64 {
-	q := int64(1)
-	for _, c := range comps {
-		q = max(q, c.Quantity)
-	}
-	return q
 }
 
 // componentShort says which component is short when err refused a

@@ -156,6 +156,11 @@ func TestBundles(t *testing.T) {
 			}
 			_, err := e.svc.AdjustStock(ctx, inventory.StockAdjustment{ProductID: box.ID, Quantity: 3})
 			wantCode(t, err, inventory.CodeBadInput)
+			// 2 mugs a box: a billion boxes would ask more than a billion mugs.
+			_, err = e.svc.StockOut(ctx, inventory.StockChange{ProductID: box.ID, Quantity: inventory.MaxQuantity})
+			wantCode(t, err, inventory.CodeBadInput)
+			_, err = e.svc.ReserveStock(ctx, inventory.NewReservation{Items: []inventory.ReservationItemInput{{ProductID: box.ID, Quantity: inventory.MaxQuantity}}})
+			wantCode(t, err, inventory.CodeBadInput)
 			_, err = e.svc.CreateBundle(ctx, inventory.NewBundle{SKU: "NESTED", Name: "Nested", Components: []inventory.BundleComponent{{ProductID: box.ID, Quantity: 1}}})
 			wantCode(t, err, inventory.CodeBadInput)
 			_, err = e.svc.CreateBundle(ctx, inventory.NewBundle{SKU: "EMPTY", Name: "Empty"})

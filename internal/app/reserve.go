@@ -313,12 +313,11 @@ func (s *Service) expandBundles(items []inventory.ReservationItem) ([]inventory.
 			out = append(out, it)
 			continue
 		}
-		for _, l := range inventory.BundleLines(it.ProductID, comps, it.LocationID, it.Quantity) {
-			if l.Quantity > inventory.MaxQuantity {
-				return nil, inventory.Invalid("quantity", "quantity must be at most %d bundles", inventory.MaxQuantity/maxComponentQuantity(comps))
-			}
-			out = append(out, l)
+		lines, err := inventory.BundleLines(it.ProductID, comps, it.LocationID, it.Quantity)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, lines...)
 	}
 	inventory.SortItems(out)
 	return inventory.SumLines(out, func(it inventory.ReservationItem) itemKey { return itemKey{it.Key(), it.BundleID} },

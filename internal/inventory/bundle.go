@@ -112,13 +112,19 @@ func bundleStockError(p *Product) *Error {
 }
 
 // BundleLines are the component lines of n units of a bundle at a
-// location: one per component, each naming the bundle.
-func BundleLines(bundleID int64, comps []BundleComponent, locationID, n int64) []ReservationItem {
+// location: one per component, each naming the bundle. No line may ask
+// more than MaxQuantity units (BAD_USER_INPUT).
+func BundleLines(bundleID int64, comps []BundleComponent, locationID, n int64) ([]ReservationItem, error) {
 	out := make([]ReservationItem, len(comps))
+	most := int64(1)
 	for i, c := range comps {
+		most = max(most, c.Quantity)
 		out[i] = ReservationItem{ProductID: c.ProductID, LocationID: locationID, Quantity: c.Quantity * n, BundleID: bundleID, Active: true}
 	}
-	return out
+	if n > MaxQuantity/most {
+		return nil, Invalid("quantity", "quantity must be at most %d bundles", MaxQuantity/most)
+	}
+	return out, nil
 }
 
 // BundleStock makes a bundle's stock from its components' (parts, by
@@ -180,19 +186,6 @@ func BundleStock(b Product, parts map[int64]ProductStock) ProductStock {
 		}
 	}
 	return ps
-}
-
-// BundleStockFromTxs is BundleStock of the component levels a
-// transaction left, at their location only.
-func BundleStockFromTxs(b Product, txs []*StockTx) ProductStock {
-	parts := make(map[int64]ProductStock, len(txs))
-	for _, tx := range txs {
-		part := parts[tx.Product.ID]
-		part.Product = *tx.Product
-		part.Levels = append(part.Levels, tx.Level)
-		parts[tx.Product.ID] = part
-	}
-	return BundleStock(b, parts)
 }
 
 func floorDiv(a, b int64) int64 {
