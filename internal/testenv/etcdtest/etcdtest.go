@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -86,7 +85,7 @@ func startWith(tb testing.TB, members int, certs *testenv.Certs) *Cluster {
 }
 
 func start(tb testing.TB, members int, certs *testenv.Certs) (*Cluster, error) {
-	ports, err := freePorts(2 * members)
+	ports, err := testenv.FreePorts(2 * members)
 	if err != nil {
 		return nil, err
 	}
@@ -152,22 +151,6 @@ func start(tb testing.TB, members int, certs *testenv.Certs) (*Cluster, error) {
 		}
 	}
 	return c, nil
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		// Keep every listener open until all are chosen, so that the
-		// ports are distinct.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // Endpoints returns the client URLs of all members that were started,

@@ -47,12 +47,11 @@ func Start(tb testing.TB) *Server {
 		testenv.SkipOrFail(tb, "no nats-server binary in PATH (apt-get install nats-server)")
 		return nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := testenv.FreePorts(1)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
+	port := ports[0]
 	s := &Server{bin: bin, dir: tb.TempDir(), port: port, URL: "nats://127.0.0.1:" + strconv.Itoa(port)}
 	tb.Cleanup(s.stop)
 	s.start(tb)

@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -94,12 +93,11 @@ func Start(tb testing.TB) *Provider {
 		testenv.SkipOrFail(tb, "the test OpenID provider is not installed: make oidc-provider-deps")
 		return nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := testenv.FreePorts(1)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
+	port := ports[0]
 	p := &Provider{Issuer: "http://127.0.0.1:" + strconv.Itoa(port), Audience: DefaultAudience, dir: tb.TempDir(), port: port,
 		keys: []Key{NewKey(tb)}}
 	tb.Cleanup(p.stop)

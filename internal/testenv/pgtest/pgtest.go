@@ -81,13 +81,14 @@ func Start(tb testing.TB) *Server {
 	tb.Cleanup(s.stop)
 	var errs []error
 	for range startTries {
-		port, err := freePort()
+		ports, err := testenv.FreePorts(1, sharedPort)
 		if err != nil {
 			tb.Fatalf("pgtest: %v", err)
 		}
+		port := ports[0]
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		s.DSN = "postgres://postgres@" + s.Addr + "/postgres?sslmode=disable"
-		// Another process may take the port between freePort and the
+		// Another process may take the port between FreePorts and the
 		// server's bind; the server then exits and we try another port.
 		if err := s.start(); err != nil {
 			errs = append(errs, err)
@@ -323,22 +324,6 @@ func binDir() (string, error) {
 func executable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
-}
-
-// freePort returns a loopback port that was free a moment ago, never the
-// shared PostgreSQL port.
-func freePort() (int, error) {
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("find a free port: %w", err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-		if port != sharedPort {
-			return port, nil
-		}
-	}
 }
 
 // logTail returns the end of the server log, for start errors.

@@ -106,19 +106,16 @@ func (s *Server) startOnFreePort(tb testing.TB, args func(port int, dir string, 
 	dir := s.dir
 	var errs []error
 	for range startTries {
-		port, err := freePort()
+		ports, err := testenv.FreePorts(2, sharedPort) // the second for args
 		if err != nil {
 			tb.Fatalf("redistest: %v", err)
 		}
+		port := ports[0]
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if args != nil {
-			port2, err := freePort()
-			if err != nil {
-				tb.Fatalf("redistest: %v", err)
-			}
-			s.args = args(port, dir, port2)
+			s.args = args(port, dir, ports[1])
 		}
-		// Another process may take the port between freePort and the
+		// Another process may take the port between FreePorts and the
 		// server's bind; the server then exits and we try another port.
 		if err := s.start(); err != nil {
 			errs = append(errs, err)
@@ -290,22 +287,6 @@ func (s *Server) ping(timeout time.Duration) error {
 		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
 	}
 	return nil
-}
-
-// freePort returns a loopback port that was free a moment ago, never the
-// shared Redis port.
-func freePort() (int, error) {
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("find a free port: %w", err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-		if port != sharedPort {
-			return port, nil
-		}
-	}
 }
 
 // logTail returns the end of the server log, for start errors.
