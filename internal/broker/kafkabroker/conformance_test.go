@@ -121,4 +121,3 @@ func (n *namespace) DeadLetters(t *testing.T) <-chan broker.DeadLetter {
 	}
 	return ch
 }
-
