@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +15,7 @@ import (
 	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/broker"
+	"github.com/shopstack/inventory/internal/broker/kafkabroker"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 	"github.com/shopstack/inventory/internal/config"
@@ -34,7 +36,7 @@ type brokerAdapter struct {
 
 // newBrokerAdapter connects to the configured broker. It does not wait for
 // it: the broker may come up later, or go away, and both sides resume.
-func newBrokerAdapter(cfg config.Config) (brokerAdapter, error) {
+func newBrokerAdapter(cfg config.Config, log *slog.Logger) (brokerAdapter, error) {
 	switch cfg.Broker {
 	case config.BrokerNATS:
 		nc, err := nats.Connect(cfg.NATSURL, nats.Name("inventoryd"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
@@ -75,6 +77,21 @@ func newBrokerAdapter(cfg config.Config) (brokerAdapter, error) {
 		return brokerAdapter{publisher: pub, commands: c, reachable: pub.Ping,
 			close: func() { _ = c.Close(); _ = pub.Close() },
 			where: []any{"url", redactURL(cfg.RabbitMQURL), "exchange", rb.Exchange, "commands", rb.CommandQueue}}, nil
+	case config.BrokerKafka:
+		kb, err := kafkaConfig(cfg)
+		if err != nil {
+			return brokerAdapter{}, err
+		}
+		pub, err := kafkabroker.New(kb)
+		if err != nil {
+			return brokerAdapter{}, err
+		}
+		c, err := kafkabroker.NewCommands(kb, log.With("component", "commands"))
+		if err != nil {
+			return brokerAdapter{}, err
+		}
+		return brokerAdapter{publisher: pub, commands: c, reachable: func() error { return pub.Ping(context.Background()) }, close: pub.Close,
+			where: []any{"brokers", strings.Join(kb.Brokers, ","), "topics", cfg.Namespace + ".*", "group", kb.Group}}, nil
 	}
 	return brokerAdapter{}, fmt.Errorf("no broker %q", cfg.Broker)
 }
@@ -88,7 +105,7 @@ func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store,
 	if cfg.Broker == config.BrokerNone {
 		return func() {}, nil, nil
 	}
-	a, err := newBrokerAdapter(cfg)
+	a, err := newBrokerAdapter(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -127,6 +144,21 @@ func startBroker(ctx context.Context, cfg config.Config, store *gormstore.Store,
 		<-consumed
 		a.close()
 	}, ready, nil
+}
+
+// kafkaConfig is the Kafka adapter's configuration.
+func kafkaConfig(cfg config.Config) (kafkabroker.Config, error) {
+	kb := kafkabroker.ConfigFor(cfg.KafkaBrokers, cfg.Namespace, cfg.BrokerRetry)
+	kb.SASL = kafkabroker.SASL{Mechanism: cfg.KafkaSASLMechanism, User: cfg.KafkaUsername, Password: cfg.KafkaPassword}
+	kb.Partitions, kb.ReplicationFactor = int32(cfg.KafkaPartitions), int16(cfg.KafkaReplicationFactor)
+	if cfg.KafkaTLS {
+		t, err := tlsTrusting(cfg.KafkaCAFile)
+		if err != nil {
+			return kafkabroker.Config{}, fmt.Errorf("INVENTORY_KAFKA_CA_FILE: %w", err)
+		}
+		kb.TLS = t
+	}
+	return kb, nil
 }
 
 // redactURL hides a URL's password for the log.

@@ -20,11 +20,13 @@ import (
 
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/brokertest"
+	"github.com/shopstack/inventory/internal/broker/kafkabroker"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/kafkatest"
 	"github.com/shopstack/inventory/internal/testenv/natstest"
 	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
@@ -194,6 +196,41 @@ func brokerForTest(t *testing.T, kind string) (env map[string]string, client com
 				seen.Range(func(any, any) bool { n++; return true })
 				return n
 			}
+	case "kafka":
+		// kfake, franz-go's Kafka cluster, in the test's process: no Kafka
+		// broker can be installed here.
+		k := kafkatest.Start(t)
+		namespace := testNamespace("srv")
+		c := kafkabroker.NewClient(kafkabroker.ConfigFor(k.Addrs, namespace, nil))
+		t.Cleanup(c.Close)
+		var seenOnce sync.Once
+		var seen sync.Map
+		return map[string]string{"INVENTORY_BROKER": "kafka", "INVENTORY_KAFKA_BROKERS": strings.Join(k.Addrs, ","), "INVENTORY_NAMESPACE": namespace}, c, "orders",
+			func() int {
+				// Read once, then counted: distinct sequences of stock
+				// events (read_committed holds each once).
+				seenOnce.Do(func() {
+					ctx, cancel := context.WithCancel(context.Background())
+					t.Cleanup(cancel)
+					evs, err := c.Events(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					go func() {
+						for e := range evs {
+							if !e.Alert {
+								if _, dup := seen.LoadOrStore(e.Seq, true); dup {
+									t.Errorf("event %d read twice", e.Seq)
+								}
+							}
+						}
+					}()
+				})
+				n := 0
+				seen.Range(func(any, any) bool { n++; return true })
+				return n
+			}
 	}
 	t.Fatalf("no broker %s", kind)
 	return nil, nil, "", nil
@@ -204,7 +241,7 @@ func brokerForTest(t *testing.T, kind string) (env map[string]string, client com
 // is answered, as many OK as units, the ledger holds exactly the OK
 // commands' IDs, and nothing drifts.
 func TestCommandsFromBroker(t *testing.T) {
-	for _, kind := range []string{"nats", "rabbitmq"} {
+	for _, kind := range []string{"nats", "rabbitmq", "kafka"} {
 		t.Run(kind, func(t *testing.T) { testCommandBurst(t, kind) })
 	}
 }

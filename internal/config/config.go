@@ -38,9 +38,19 @@ type Config struct {
 	// deployments with different namespaces never share any of them.
 	Namespace string
 	// Broker is where committed changes are published and stock commands
-	// are taken from: BrokerNone, BrokerNATS or BrokerRabbitMQ; NATSURL or
-	// RabbitMQURL say where, Namespace under which names.
+	// are taken from: BrokerNone, BrokerNATS, BrokerRabbitMQ or
+	// BrokerKafka; NATSURL, RabbitMQURL or KafkaBrokers say where,
+	// Namespace under which names.
 	Broker, NATSURL, RabbitMQURL string
+	// KafkaBrokers are Kafka's seed brokers; KafkaSASLMechanism (PLAIN,
+	// SCRAM-SHA-256, SCRAM-SHA-512) with KafkaUsername and KafkaPassword
+	// authenticates; KafkaTLS encrypts, trusting the system's CAs and
+	// KafkaCAFile's. KafkaPartitions and KafkaReplicationFactor are for
+	// the topics the service creates (-1: the cluster's default).
+	KafkaBrokers                                                  []string
+	KafkaSASLMechanism, KafkaUsername, KafkaPassword, KafkaCAFile string
+	KafkaTLS                                                      bool
+	KafkaPartitions, KafkaReplicationFactor                       int
 	// BrokerCommands turns the command consumer on; commands act as
 	// BrokerActor (role operator), at most BrokerInFlight at once, and a
 	// transient failure is retried after each of BrokerRetry, then
@@ -134,6 +144,7 @@ const (
 	BrokerNone     = "none"
 	BrokerNATS     = "nats"
 	BrokerRabbitMQ = "rabbitmq"
+	BrokerKafka    = "kafka"
 
 	// Redis modes.
 	RedisStandalone = "standalone"
@@ -157,7 +168,7 @@ var settings = []setting{
 		func(c *Config, v string) error { c.Addr = v; return nil }},
 	{"grpc-addr", "INVENTORY_GRPC_ADDR", "", "also serve the gRPC API on grpc-go's own server at this address (faster for service calls than the main port; empty: main port only)",
 		func(c *Config, v string) error { c.GRPCAddr = v; return nil }},
-	{"namespace", "INVENTORY_NAMESPACE", "inventory", "this deployment's name on shared infrastructure: prefixes every Redis and etcd key, lock and election, the NATS stream (upper-cased) and subjects, and the RabbitMQ exchanges and queues; lowercase letters, digits and '-', at most 40",
+	{"namespace", "INVENTORY_NAMESPACE", "inventory", "this deployment's name on shared infrastructure: prefixes every Redis and etcd key, lock and election, the NATS stream (upper-cased) and subjects, the RabbitMQ exchanges and queues, and the Kafka topics, consumer group and transactional ID; lowercase letters, digits and '-', at most 40",
 		func(c *Config, v string) error { c.Namespace = v; return nil }},
 	{"db-driver", "INVENTORY_DB_DRIVER", "sqlite", "database: sqlite or postgres",
 		func(c *Config, v string) error { c.DBDriver = v; return nil }},
@@ -165,12 +176,28 @@ var settings = []setting{
 		func(c *Config, v string) error { c.DBDSN = v; return nil }},
 	{"db-max-conns", "INVENTORY_DB_MAX_CONNS", "16", "database connection pool size",
 		func(c *Config, v string) (err error) { c.DBMaxConns, err = strconv.Atoi(v); return err }},
-	{"broker", "INVENTORY_BROKER", BrokerNone, "message broker for stock events out and stock commands in: none, nats (JetStream) or rabbitmq",
+	{"broker", "INVENTORY_BROKER", BrokerNone, "message broker for stock events out and stock commands in: none, nats (JetStream), rabbitmq or kafka",
 		func(c *Config, v string) error { c.Broker = v; return nil }},
 	{"nats-url", "INVENTORY_NATS_URL", "nats://127.0.0.1:4222", "nats broker: the NATS server(s), comma-separated URLs",
 		func(c *Config, v string) error { c.NATSURL = v; return nil }},
 	{"rabbitmq-url", "INVENTORY_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/", "rabbitmq broker: the AMQP 0-9-1 URL",
 		func(c *Config, v string) error { c.RabbitMQURL = v; return nil }},
+	{"kafka-brokers", "INVENTORY_KAFKA_BROKERS", "127.0.0.1:9092", "kafka broker: seed brokers, host:port, comma-separated",
+		func(c *Config, v string) (err error) { c.KafkaBrokers, err = hostPorts(v); return err }},
+	{"kafka-sasl-mechanism", "INVENTORY_KAFKA_SASL_MECHANISM", "", "kafka: SASL mechanism, PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: none)",
+		func(c *Config, v string) error { c.KafkaSASLMechanism = strings.ToUpper(v); return nil }},
+	{"kafka-username", "INVENTORY_KAFKA_USERNAME", "", "kafka with SASL: the user",
+		func(c *Config, v string) error { c.KafkaUsername = v; return nil }},
+	{"kafka-password", "INVENTORY_KAFKA_PASSWORD", "", "kafka with SASL: the password; prefer the variable to the flag, which shows in the process list",
+		func(c *Config, v string) error { c.KafkaPassword = v; return nil }},
+	{"kafka-tls", "INVENTORY_KAFKA_TLS", "false", "kafka: connect over TLS (trusting the system's CAs and INVENTORY_KAFKA_CA_FILE's)",
+		func(c *Config, v string) (err error) { c.KafkaTLS, err = strconv.ParseBool(v); return err }},
+	{"kafka-ca-file", "INVENTORY_KAFKA_CA_FILE", "", "kafka with TLS: a PEM file of CA certificates to trust beside the system's",
+		func(c *Config, v string) error { c.KafkaCAFile = v; return nil }},
+	{"kafka-partitions", "INVENTORY_KAFKA_PARTITIONS", "6", "kafka: partitions of the topics the service creates when they do not exist (events keyed by product, commands)",
+		func(c *Config, v string) (err error) { c.KafkaPartitions, err = strconv.Atoi(v); return err }},
+	{"kafka-replication-factor", "INVENTORY_KAFKA_REPLICATION_FACTOR", "-1", "kafka: replication factor of the topics the service creates (-1: the cluster's default)",
+		func(c *Config, v string) (err error) { c.KafkaReplicationFactor, err = strconv.Atoi(v); return err }},
 	{"broker-commands", "INVENTORY_BROKER_COMMANDS", "true", "with a broker: take stock commands from it (false: publish events only)",
 		func(c *Config, v string) (err error) { c.BrokerCommands, err = strconv.ParseBool(v); return err }},
 	{"broker-actor", "INVENTORY_BROKER_ACTOR", "broker", "the principal broker commands act as (role operator), recorded on their ledger rows",
@@ -329,9 +356,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("INVENTORY_DB_MAX_CONNS: must be at least 1, got %d", c.DBMaxConns)
 	}
 	switch c.Broker {
-	case BrokerNone, BrokerNATS, BrokerRabbitMQ:
+	case BrokerNone, BrokerNATS, BrokerRabbitMQ, BrokerKafka:
 	default:
-		return fmt.Errorf("INVENTORY_BROKER: %q is not a broker (want %s, %s or %s)", c.Broker, BrokerNone, BrokerNATS, BrokerRabbitMQ)
+		return fmt.Errorf("INVENTORY_BROKER: %q is not a broker (want %s, %s, %s or %s)", c.Broker, BrokerNone, BrokerNATS, BrokerRabbitMQ, BrokerKafka)
+	}
+	if err := c.validateKafka(); err != nil {
+		return err
 	}
 	if c.BrokerInFlight < 1 || c.BrokerInFlight > 10_000 {
 		return fmt.Errorf("INVENTORY_BROKER_IN_FLIGHT: must be between 1 and 10000, got %d", c.BrokerInFlight)
@@ -509,4 +539,25 @@ func writeUsage(w io.Writer) {
 		fmt.Fprintf(tw, "-%s\t%s\t%s\t%s\n", s.flag, s.env, s.def, s.usage)
 	}
 	_ = tw.Flush()
+}
+
+func (c Config) validateKafka() error {
+	switch c.KafkaSASLMechanism {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		return fmt.Errorf("INVENTORY_KAFKA_SASL_MECHANISM: %q is not a mechanism (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.KafkaSASLMechanism)
+	}
+	if (c.KafkaSASLMechanism == "") != (c.KafkaUsername == "") {
+		return errors.New("INVENTORY_KAFKA_SASL_MECHANISM and INVENTORY_KAFKA_USERNAME go together")
+	}
+	if c.KafkaCAFile != "" && !c.KafkaTLS {
+		return errors.New("INVENTORY_KAFKA_CA_FILE needs INVENTORY_KAFKA_TLS=true")
+	}
+	if c.KafkaPartitions < 1 || c.KafkaPartitions > 10_000 {
+		return fmt.Errorf("INVENTORY_KAFKA_PARTITIONS: must be between 1 and 10000, got %d", c.KafkaPartitions)
+	}
+	if c.KafkaReplicationFactor == 0 || c.KafkaReplicationFactor < -1 || c.KafkaReplicationFactor > 100 {
+		return fmt.Errorf("INVENTORY_KAFKA_REPLICATION_FACTOR: -1 (the cluster's default) or between 1 and 100, got %d", c.KafkaReplicationFactor)
+	}
+	return nil
 }

@@ -24,6 +24,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := config.Config{Addr: "127.0.0.1:8080", DBDriver: "sqlite", DBDSN: "inventory.db", DBMaxConns: 16,
 		LockBackend: "local", Broker: "none", NATSURL: "nats://127.0.0.1:4222", RabbitMQURL: "amqp://guest:guest@127.0.0.1:5672/", Namespace: "inventory", RedisMode: "standalone",
+		KafkaBrokers: []string{"127.0.0.1:9092"}, KafkaPartitions: 6, KafkaReplicationFactor: -1,
 		BrokerCommands: true, BrokerActor: "broker", BrokerInFlight: 64, BrokerRetry: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second},
 		RedisAddrs: []string{"127.0.0.1:6379"}, EtcdEndpoints: []string{"127.0.0.1:2379"},
 		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
@@ -82,6 +83,13 @@ func TestBadValues(t *testing.T) {
 		"oidc no aud": {env: map[string]string{"INVENTORY_OIDC_ISSUER": "https://id.example.com"}, want: "INVENTORY_OIDC_AUDIENCE"},
 		"oidc url":    {env: map[string]string{"INVENTORY_OIDC_ISSUER": "id.example.com", "INVENTORY_OIDC_AUDIENCE": "inv"}, want: "INVENTORY_OIDC_ISSUER"},
 		"oidc alone":  {env: map[string]string{"INVENTORY_OIDC_ROLES_CLAIM": "roles"}, want: "INVENTORY_OIDC_ISSUER"},
+		"broker":      {env: map[string]string{"INVENTORY_BROKER": "kinesis"}, want: "INVENTORY_BROKER"},
+		"kafka addr":  {env: map[string]string{"INVENTORY_KAFKA_BROKERS": "kafka"}, want: "INVENTORY_KAFKA_BROKERS"},
+		"kafka sasl":  {env: map[string]string{"INVENTORY_KAFKA_SASL_MECHANISM": "GSSAPI", "INVENTORY_KAFKA_USERNAME": "app"}, want: "INVENTORY_KAFKA_SASL_MECHANISM"},
+		"kafka user":  {env: map[string]string{"INVENTORY_KAFKA_SASL_MECHANISM": "PLAIN"}, want: "INVENTORY_KAFKA_USERNAME"},
+		"kafka ca":    {env: map[string]string{"INVENTORY_KAFKA_CA_FILE": "/ca.pem"}, want: "INVENTORY_KAFKA_TLS"},
+		"kafka parts": {env: map[string]string{"INVENTORY_KAFKA_PARTITIONS": "0"}, want: "INVENTORY_KAFKA_PARTITIONS"},
+		"kafka rf":    {env: map[string]string{"INVENTORY_KAFKA_REPLICATION_FACTOR": "0"}, want: "INVENTORY_KAFKA_REPLICATION_FACTOR"},
 	} {
 		_, err := config.Load(tc.args, env(tc.env), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

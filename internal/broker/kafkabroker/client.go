@@ -45,11 +45,16 @@ func (c *Client) Close() {
 	}
 }
 
-// Send stores a command (CommandSchemaV1 JSON) in the command topic with
-// key (a product's ID keeps its commands in one partition; nil spreads
-// them) and header as record headers (the trace context among them), and
+// Send stores a command (CommandSchemaV1 JSON) in the command topic,
+// with header as record headers (the trace context among them), and
 // returns when the cluster has it.
-func (c *Client) Send(ctx context.Context, key, data []byte, header map[string]string) error {
+func (c *Client) Send(ctx context.Context, data []byte, header map[string]string) error {
+	return c.SendKeyed(ctx, nil, data, header)
+}
+
+// SendKeyed is Send with a record key: commands with one key (a product's
+// ID, an order's) stay in one partition, in order.
+func (c *Client) SendKeyed(ctx context.Context, key, data []byte, header map[string]string) error {
 	prod, err := c.producer(ctx)
 	if err != nil {
 		return err

@@ -97,7 +97,7 @@ func readEvents(t *testing.T, client *kafkabroker.Client, want int) []brokertest
 }
 
 func (n *namespace) Send(t *testing.T, data []byte, header map[string]string) {
-	if err := n.client.Send(context.Background(), nil, data, header); err != nil {
+	if err := n.client.Send(context.Background(), data, header); err != nil {
 		t.Error(err)
 	}
 }

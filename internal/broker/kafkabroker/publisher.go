@@ -22,6 +22,10 @@ type Publisher struct {
 	mu   sync.Mutex
 	cl   *kgo.Client // the transactional producer; nil until Last, and after a failure
 	last int64       // the checkpoint as Last read it or Publish left it
+
+	pingOnce sync.Once
+	pinger   *kgo.Client
+	pingErr  error
 }
 
 var _ broker.Publisher = (*Publisher)(nil)
@@ -41,6 +45,20 @@ func (p *Publisher) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.drop()
+	if p.pinger != nil {
+		p.pinger.Close()
+	}
+}
+
+// Ping reports whether a broker of the cluster answers, within 2 s.
+func (p *Publisher) Ping(ctx context.Context) error {
+	p.pingOnce.Do(func() { p.pinger, p.pingErr = kgo.NewClient(p.cfg.opts()...) })
+	if p.pingErr != nil {
+		return p.pingErr
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return p.pinger.Ping(ctx)
 }
 
 func (p *Publisher) drop() {
