@@ -6,7 +6,7 @@
 // Start runs a three-broker cluster in the test's process, with a store in
 // a temporary directory so Restart brings it back with what it held;
 // StartProcess runs one as a process of its own (kfakeserver), for tests
-// that SIGKILL it.
+// that stop and restart it beside other processes.
 package kafkatest
 
 import (
@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,16 +192,41 @@ func (p *Process) start(tb testing.TB) {
 	p.mu.Unlock()
 }
 
-// Kill stops the process with SIGKILL, as in a crash.
-func (p *Process) Kill(tb testing.TB) {
+// Stop stops the process with SIGTERM: every broker stops at once,
+// closing its store.
+//
+// There is no Kill: killed mid-commit (SIGKILL), kfake treats a
+// transaction whose markers it had written to only some of its
+// partitions as aborted on the others (its persist.go: "Implicitly abort
+// in-flight transactions"), so a transaction is no longer atomic, which
+// Kafka's transaction coordinator guarantees (it completes a prepared
+// commit when it recovers). A test killing kfake would test kfake.
+func (p *Process) Stop(tb testing.TB) {
 	tb.Helper()
-	p.stop()
+	p.mu.Lock()
+	cmd := p.cmd
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		tb.Fatal("kafkatest: kfakeserver did not stop within 30s of SIGTERM")
+	}
 }
 
-// Restart starts the process again on the same ports and store.
+// Restart starts the process again on the same ports and store, after
+// stopping it if it runs.
 func (p *Process) Restart(tb testing.TB) {
 	tb.Helper()
-	p.stop()
+	p.Stop(tb)
 	p.start(tb)
 }
 
