@@ -58,6 +58,7 @@ check-compose: ## validate docker-compose.yml (installs docker-compose under CI 
 	@command -v docker-compose >/dev/null || { [ "$$CI" = "true" ] && command -v apt-get >/dev/null && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
 	docker-compose -f docker-compose.yml config -q
+	INVENTORY_BROKER=kafka docker-compose -f docker-compose.yml --profile kafka --profile rabbitmq --profile oidc config -q
 
 # The helm the chart's checks run (deploy/helm/charttest), built from source:
 # a few minutes, once per machine.

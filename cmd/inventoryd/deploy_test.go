@@ -155,7 +155,7 @@ func TestComposeStack(t *testing.T) {
 		}
 	}
 	readYAML(t, "docker-compose.yml", &compose)
-	for _, name := range []string{"inventory-a", "inventory-b", "proxy", "postgres", "redis", "etcd", "nats", "rabbitmq", "otel-collector", "jaeger", "prometheus", "grafana"} {
+	for _, name := range []string{"inventory-a", "inventory-b", "proxy", "postgres", "redis", "etcd", "nats", "rabbitmq", "kafka", "otel-collector", "jaeger", "prometheus", "grafana"} {
 		if _, ok := compose.Services[name]; !ok {
 			t.Errorf("no %s service", name)
 		}
@@ -175,9 +175,16 @@ func TestComposeStack(t *testing.T) {
 		if env["INVENTORY_OTLP_ENDPOINT"] != "otel-collector:4317" || env["INVENTORY_DB_DRIVER"] != "postgres" || env["INVENTORY_ADDR"] != ":8080" ||
 			env["INVENTORY_AUTH_TOKENS"] == "" || // without tokens a replica would listen on loopback only
 			env["INVENTORY_BROKER"] != "${INVENTORY_BROKER:-nats}" || env["INVENTORY_NATS_URL"] != "nats://nats:4222" ||
-			!strings.Contains(env["INVENTORY_RABBITMQ_URL"], "@rabbitmq:5672/") {
+			!strings.Contains(env["INVENTORY_RABBITMQ_URL"], "@rabbitmq:5672/") || env["INVENTORY_KAFKA_BROKERS"] != "kafka:9092" {
 			t.Errorf("%s environment %v", name, env)
 		}
+	}
+	// The replicas reach Kafka where it advertises itself, and it keeps
+	// transactions (the event publisher's) with its one replica.
+	kafka := compose.Services["kafka"].Environment
+	if !strings.Contains(kafka["KAFKA_ADVERTISED_LISTENERS"], "PLAINTEXT://kafka:9092") || kafka["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] != "1" ||
+		kafka["KAFKA_PROCESS_ROLES"] != "broker,controller" {
+		t.Errorf("kafka environment %v", kafka)
 	}
 	// Published on loopback unless the operator says otherwise: the demo
 	// tokens are public.
