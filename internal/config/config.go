@@ -34,7 +34,8 @@ type Config struct {
 	LockBackend string
 	// Namespace names this deployment on shared infrastructure: it
 	// prefixes every Redis and etcd key, lock and election, the NATS
-	// stream and subjects, and the RabbitMQ exchanges and queues, so two
+	// stream and subjects, the RabbitMQ exchanges and queues, and the
+	// Kafka topics, consumer group and transactional ID, so two
 	// deployments with different namespaces never share any of them.
 	Namespace string
 	// Broker is where committed changes are published and stock commands
@@ -153,7 +154,8 @@ const (
 
 // NamespacePattern is what INVENTORY_NAMESPACE may be: a name that is a
 // valid Redis key and etcd path segment, NATS subject token and stream
-// name (upper-cased), and RabbitMQ name part as it stands.
+// name (upper-cased), RabbitMQ name part, and Kafka topic, group and
+// transactional ID prefix as it stands.
 var NamespacePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
 // setting is one configuration entry: a flag, its environment variable and
