@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -321,17 +322,31 @@ func testCommandBurst(t *testing.T, kind string) {
 }
 
 // TestEventsAcrossReplicaKill: the replica publishing events is SIGKILLed
-// right after its sales commit, and later the next leader shuts down
-// gracefully while another waits; after each takeover the stream still
-// holds every committed change once, in order.
+// right after its sales commit (on Kafka, possibly in the middle of a
+// transaction, which the next publisher's fencing aborts), and later the
+// next leader shuts down gracefully while another waits; after each
+// takeover the broker still holds every committed change once, in order.
 func TestEventsAcrossReplicaKill(t *testing.T) {
-	url, nc, names := natsForTest(t)
-	stream := names.Stream
+	for _, kind := range []string{"nats", "kafka"} {
+		t.Run(kind, func(t *testing.T) { testEventsAcrossReplicaKill(t, kind) })
+	}
+}
+
+func testEventsAcrossReplicaKill(t *testing.T, kind string) {
 	env := redsyncEnv(gormstoretest.DSN(t, gormstore.Postgres), redistest.Start(t).Addr)
+	var read func() []published
+	switch kind {
+	case "nats":
+		url, nc, names := natsForTest(t)
+		env["INVENTORY_BROKER"], env["INVENTORY_NATS_URL"], env["INVENTORY_NAMESPACE"] = "nats", url, names.namespace
+		read = natsPublished(t, nc, names.Stream)
+	case "kafka":
+		k := kafkatest.Start(t)
+		namespace := testNamespace("kill")
+		env["INVENTORY_BROKER"], env["INVENTORY_KAFKA_BROKERS"], env["INVENTORY_NAMESPACE"] = "kafka", strings.Join(k.Addrs, ","), namespace
+		read = kafkaPublished(t, kafkabroker.ConfigFor(k.Addrs, namespace, nil))
+	}
 	env["INVENTORY_LOCK_TTL"] = "2s"
-	env["INVENTORY_BROKER"] = "nats"
-	env["INVENTORY_NATS_URL"] = url
-	env["INVENTORY_NAMESPACE"] = names.namespace
 	env["INVENTORY_BROKER_COMMANDS"] = "false"
 	const leading = "event publisher: leading"
 
@@ -350,7 +365,7 @@ func TestEventsAcrossReplicaKill(t *testing.T) {
 	child.kill()
 	testenv.Eventually(t, "the other replica to publish", func() bool { return b.logged(leading) })
 	stopB()
-	wantStreamIsLedger(t, nc, stream, b)
+	wantBrokerIsLedger(t, read, b)
 
 	// A graceful leader change: b stops while c waits behind it.
 	c := startServer(t, env)
@@ -361,23 +376,81 @@ func TestEventsAcrossReplicaKill(t *testing.T) {
 	b.shutdown(t)
 	testenv.Eventually(t, "the third replica to publish", func() bool { return c.logged(leading) })
 	stopC()
-	wantStreamIsLedger(t, nc, stream, c)
+	wantBrokerIsLedger(t, read, c)
 }
 
-// wantStreamIsLedger waits until the stream's stock events are the
-// ledger's sequences, in order, each once.
-func wantStreamIsLedger(t *testing.T, nc *nats.Conn, stream string, s *server) {
+// natsPublished reads every stock event of a stream: one order.
+func natsPublished(t *testing.T, nc *nats.Conn, stream string) func() []published {
+	return func() []published {
+		var out []published
+		for _, seq := range natstest.StockSequences(t, nc, stream) {
+			out = append(out, published{seq: seq})
+		}
+		return out
+	}
+}
+
+// published is a stock event a broker holds: its sequence, and the unit
+// within which the broker keeps order (the stream; a Kafka partition).
+type published struct {
+	seq   int64
+	order int32
+}
+
+// kafkaPublished reads every committed stock event of cfg's topic, from
+// the start, until none has come for a moment.
+func kafkaPublished(t *testing.T, cfg kafkabroker.Config) func() []published {
+	return func() []published {
+		c := kafkabroker.NewClient(cfg)
+		defer c.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ch, err := c.Events(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []published
+		for {
+			select {
+			case e := <-ch:
+				if !e.Alert {
+					out = append(out, published{seq: e.Seq, order: e.Partition})
+				}
+				continue
+			case <-time.After(time.Second):
+			}
+			return out
+		}
+	}
+}
+
+// wantBrokerIsLedger waits until the broker holds as many stock events
+// as the ledger has changes, then checks it holds each change once, in
+// order within each ordering unit.
+func wantBrokerIsLedger(t *testing.T, read func() []published, s *server) {
 	t.Helper()
 	want := ledgerSeqs(t, s)
-	var got []int64
+	var got []published
 	testenv.Poll(time.Minute, func() bool {
-		got = natstest.StockSequences(t, nc, stream)
+		got = read()
 		return len(got) >= len(want)
 	})
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("the stream holds %d events, the ledger %d:\nstream %v\nledger %v", len(got), len(want), got, want)
+	byOrder := map[int32][]int64{}
+	for _, p := range got {
+		byOrder[p.order] = append(byOrder[p.order], p.seq)
 	}
-	t.Logf("the stream holds the ledger's %d changes, in order", len(want))
+	var all []int64
+	for order, seqs := range byOrder {
+		if !slices.IsSorted(seqs) || len(slices.Compact(slices.Clone(seqs))) != len(seqs) {
+			t.Fatalf("the broker's events of %d are not each once in ascending order: %v", order, seqs)
+		}
+		all = append(all, seqs...)
+	}
+	slices.Sort(all)
+	if fmt.Sprint(all) != fmt.Sprint(want) {
+		t.Fatalf("the broker holds %d events, the ledger %d:\nbroker %v\nledger %v", len(all), len(want), all, want)
+	}
+	t.Logf("the broker holds the ledger's %d changes, each once, in order", len(want))
 }
 
 // ledgerSeqs is every sequence of s's ledger, in order.

@@ -105,7 +105,7 @@ func TestNamespacesShareNothing(t *testing.T) {
 						return leaders == 1
 					})
 				}
-				wantStreamIsLedger(t, nc, d.names.Stream, d.replicas[0])
+				wantBrokerIsLedger(t, natsPublished(t, nc, d.names.Stream), d.replicas[0])
 			}
 			all := keys()
 			if len(all) == 0 {
