@@ -111,9 +111,7 @@ type Process struct {
 
 	bin, dir string
 	ports    []int
-
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	proc     testenv.Proc
 }
 
 var (
@@ -187,9 +185,7 @@ func (p *Process) start(tb testing.TB) {
 			tb.Fatal("kafkatest: kfakeserver ended before listening")
 		}
 	}
-	p.mu.Lock()
-	p.cmd = cmd
-	p.mu.Unlock()
+	p.proc.Set(cmd)
 }
 
 // Stop stops the process with SIGTERM: every broker stops at once,
@@ -203,21 +199,7 @@ func (p *Process) start(tb testing.TB) {
 // commit when it recovers). A test killing kfake would test kfake.
 func (p *Process) Stop(tb testing.TB) {
 	tb.Helper()
-	p.mu.Lock()
-	cmd := p.cmd
-	p.cmd = nil
-	p.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	if !p.proc.Stop(syscall.SIGTERM, 30*time.Second) {
 		tb.Fatal("kafkatest: kfakeserver did not stop within 30s of SIGTERM")
 	}
 }
@@ -230,13 +212,4 @@ func (p *Process) Restart(tb testing.TB) {
 	p.start(tb)
 }
 
-func (p *Process) stop() {
-	p.mu.Lock()
-	cmd := p.cmd
-	p.cmd = nil
-	p.mu.Unlock()
-	if cmd != nil && cmd.Process != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-}
+func (p *Process) stop() { p.proc.Kill() }

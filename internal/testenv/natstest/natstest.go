@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,9 +32,7 @@ type Server struct {
 
 	bin, dir string
 	port     int
-
-	mu  sync.Mutex
-	cmd *exec.Cmd // nil while stopped
+	proc     testenv.Proc
 }
 
 // Start starts a nats-server on a free port and waits until it accepts
@@ -79,9 +76,7 @@ func (s *Server) start(tb testing.TB) {
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("natstest: %v", err)
 	}
-	s.mu.Lock()
-	s.cmd = cmd
-	s.mu.Unlock()
+	s.proc.Set(cmd)
 	if !testenv.Poll(10*time.Second, func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(s.port))
 		if err == nil {
@@ -93,16 +88,7 @@ func (s *Server) start(tb testing.TB) {
 	}
 }
 
-func (s *Server) stop() {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd != nil && cmd.Process != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-}
+func (s *Server) stop() { s.proc.Kill() }
 
 // Message is one message a stream holds.
 type Message struct {

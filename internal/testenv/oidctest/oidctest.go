@@ -68,9 +68,9 @@ type Provider struct {
 	dir  string
 	port int
 
+	proc testenv.Proc
 	mu   sync.Mutex
 	keys []Key // keys[0] signs
-	cmd  *exec.Cmd
 	n    int
 }
 
@@ -169,9 +169,7 @@ func (p *Provider) start(tb testing.TB) {
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("oidctest: %v", err)
 	}
-	p.mu.Lock()
-	p.cmd = cmd
-	p.mu.Unlock()
+	p.proc.Set(cmd)
 	if !testenv.Poll(testenv.Wait, func() bool {
 		resp, err := http.Get(p.Issuer + "/.well-known/openid-configuration")
 		if err == nil {
@@ -184,16 +182,7 @@ func (p *Provider) start(tb testing.TB) {
 	}
 }
 
-func (p *Provider) stop() {
-	p.mu.Lock()
-	cmd := p.cmd
-	p.cmd = nil
-	p.mu.Unlock()
-	if cmd != nil && cmd.Process != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-}
+func (p *Provider) stop() { p.proc.Kill() }
 
 // Token gets an access token for c with the client-credentials grant,
 // asking for c.Scope and, with extra, more parameters (resource=…).
