@@ -60,6 +60,19 @@ type Namespace interface {
 	DeadLetters(t *testing.T) <-chan broker.DeadLetter
 }
 
+// Open returns what open delivers, reading until t ends; an error fails
+// t. Namespaces implement Outcomes and DeadLetters with it.
+func Open[T any](t *testing.T, open func(context.Context) (<-chan T, error)) <-chan T {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch, err := open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
 // Received is an event as a consumer got it.
 type Received struct {
 	// Alert is true for the copy published as a low-stock alert.
@@ -238,9 +251,13 @@ func testTwoPublishers(t *testing.T, b Backend) {
 // the returned stop.
 func (e *env) consumer(t *testing.T, svc broker.Service) (stop func()) {
 	t.Helper()
-	c := &broker.Consumer{Service: svc, Principal: inventory.Principal{Name: "orders", Role: inventory.RoleOperator},
-		Retry: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}}
-	src := e.ns.Commands(t)
+	return Consume(svc, e.ns.Commands(t), []time.Duration{50 * time.Millisecond, 100 * time.Millisecond})
+}
+
+// Consume runs a broker.Consumer acting as an operator on svc, with the
+// retry schedule retry, on src until the returned stop.
+func Consume(svc broker.Service, src broker.CommandSource, retry []time.Duration) (stop func()) {
+	c := &broker.Consumer{Service: svc, Principal: inventory.Principal{Name: "orders", Role: inventory.RoleOperator}, Retry: retry}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx, src) }()

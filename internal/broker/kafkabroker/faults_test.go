@@ -212,12 +212,7 @@ func TestLeaderChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	outcomes := e.Outcomes(t)
-	cons := &broker.Consumer{Service: e.svc, Principal: inventory.Principal{Name: "orders", Role: inventory.RoleOperator},
-		Retry: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}}
-	ctx, cancel := context.WithCancel(context.Background())
-	consumed := make(chan struct{})
-	go func() { defer close(consumed); cons.Run(ctx, e.Commands(t)) }()
-	defer func() { cancel(); <-consumed }()
+	defer brokertest.Consume(e.svc, e.Commands(t), []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond})()
 	send := func(from, to int) {
 		for i := from; i < to; i++ {
 			cmd := broker.Command{ID: "l" + strconv.Itoa(i), Type: broker.CommandStockOut, ProductID: broker.ID(hot.Product.ID), Quantity: 1}
@@ -301,12 +296,7 @@ func TestCrashedConsumerCounted(t *testing.T) {
 	// delivered twice) but not two.
 	commitAs(t, adm, e.cfg.Group, e.cfg.Prefix+".commands", 0, "1/3")
 
-	cons := &broker.Consumer{Service: e.svc, Principal: inventory.Principal{Name: "orders", Role: inventory.RoleOperator},
-		Retry: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}}
-	ctx, cancel := context.WithCancel(context.Background())
-	consumed := make(chan struct{})
-	go func() { defer close(consumed); cons.Run(ctx, e.Commands(t)) }()
-	defer func() { cancel(); <-consumed }()
+	defer brokertest.Consume(e.svc, e.Commands(t), []time.Duration{50 * time.Millisecond, 100 * time.Millisecond})()
 	got := collect(t, outcomes, 3)
 	if o := got["poison"]; o.OK || !o.DeadLettered || o.Code != string(inventory.CodeInternal) || o.Attempts != 5 {
 		t.Errorf("poison: %+v, want dead-lettered at its 5th delivery without running", o)
@@ -357,11 +347,7 @@ func TestRetryDoesNotHoldThePartition(t *testing.T) {
 	outcomes := e.Outcomes(t)
 	adm := e.admin(t, c.Addrs)
 	svc := &failing{Service: e.svc, key: "slow"}
-	cons := &broker.Consumer{Service: svc, Principal: inventory.Principal{Name: "orders", Role: inventory.RoleOperator}, Retry: e.cfg.Retry}
-	ctx, cancel := context.WithCancel(context.Background())
-	consumed := make(chan struct{})
-	go func() { defer close(consumed); cons.Run(ctx, e.Commands(t)) }()
-	defer func() { cancel(); <-consumed }()
+	defer brokertest.Consume(svc, e.Commands(t), e.cfg.Retry)()
 	for _, cid := range []string{"slow", "a", "b", "c"} {
 		data, _ := json.Marshal(broker.Command{ID: cid, Type: broker.CommandStockOut, ProductID: broker.ID(id), Quantity: 1})
 		e.Send(t, data, nil)

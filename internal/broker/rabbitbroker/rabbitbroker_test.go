@@ -163,23 +163,11 @@ func (n *namespace) Send(t *testing.T, data []byte, header map[string]string) {
 }
 
 func (n *namespace) Outcomes(t *testing.T) <-chan []byte {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	ch, err := n.client.Outcomes(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
+	return brokertest.Open(t, func(ctx context.Context) (<-chan []byte, error) { return n.client.Outcomes(ctx, "") })
 }
 
 func (n *namespace) DeadLetters(t *testing.T) <-chan broker.DeadLetter {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	ch, err := n.client.DeadLetters(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
+	return brokertest.Open(t, n.client.DeadLetters)
 }
 
 // TestPublishUnroutableFails: with no events queue and nothing bound, an
