@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/brokertest"
@@ -480,5 +483,61 @@ func ledgerSeqs(t *testing.T, s *server) []int64 {
 			return seqs
 		}
 		after = out.StockMovements.PageInfo.EndCursor
+	}
+}
+
+// TestKafkaTLSAndSASL: with INVENTORY_KAFKA_TLS, INVENTORY_KAFKA_CA_FILE
+// and SCRAM credentials the server reaches a cluster that requires both,
+// and publishes; with a wrong password it publishes nothing, logs its
+// failures and stays ready (the broker is optional), reporting the broker
+// not ok.
+func TestKafkaTLSAndSASL(t *testing.T) {
+	certs := testenv.NewCerts(t)
+	cert, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, err := testenv.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(ports...), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}}),
+		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "inventory", "s3cret-pass"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	namespace := testNamespace("tls")
+	env := envFor(t, gormstore.SQLite)
+	maps.Copy(env, map[string]string{"INVENTORY_BROKER": "kafka", "INVENTORY_KAFKA_BROKERS": kc.ListenAddrs()[0],
+		"INVENTORY_NAMESPACE": namespace, "INVENTORY_KAFKA_TLS": "true", "INVENTORY_KAFKA_CA_FILE": certs.CAFile,
+		"INVENTORY_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "INVENTORY_KAFKA_USERNAME": "inventory", "INVENTORY_KAFKA_PASSWORD": "s3cret-pass"})
+	s := startServer(t, env)
+	s.createProduct(t, "TLS", 3)
+
+	pem, err := os.ReadFile(certs.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg := kafkabroker.ConfigFor(kc.ListenAddrs(), namespace, nil)
+	cfg.TLS = &tls.Config{RootCAs: pool}
+	cfg.SASL = kafkabroker.SASL{Mechanism: kafkabroker.SASLScramSHA512, User: "inventory", Password: "s3cret-pass"}
+	read := kafkaPublished(t, cfg)
+	var got []published
+	testenv.Poll(30*time.Second, func() bool { got = read(); return len(got) >= 1 })
+	if len(got) != 1 || got[0].seq != 1 {
+		t.Fatalf("events %v, want the creation's (sequence 1)", got)
+	}
+
+	env["INVENTORY_KAFKA_PASSWORD"] = "wrong"
+	env["INVENTORY_NAMESPACE"] = testNamespace("tlsbad")
+	bad := startServer(t, env)
+	testenv.Eventually(t, "the publisher and the consumer to report failing", func() bool {
+		return bad.logged("event publisher: failed") && bad.logged("command consumer: broker failed")
+	})
+	if code, body := get(t, bad.url+"/readyz"); code != 200 || strings.Contains(body, `"broker":"ok"`) {
+		t.Errorf("/readyz = %d %s, want ready (the broker is optional) with the broker not ok", code, body)
 	}
 }
