@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -395,10 +396,20 @@ func (r *run) records(rec *kgo.Record, d broker.Delivery, disp broker.Dispositio
 }
 
 // store produces records and waits for the cluster's acknowledgements,
-// creating a reply topic a command named the first time.
+// creating a reply topic a command named the first time. A reply topic
+// the cluster refuses for good (not authorized, an invalid name, a
+// policy) gets the default outcome topic instead, as it would block its
+// command's partition for ever otherwise.
 func (r *run) store(ctx context.Context, out []*kgo.Record) error {
 	for _, rec := range out {
-		if err := r.topics.ensure(ctx, r.prod, rec.Topic); err != nil {
+		err := r.topics.ensure(ctx, r.prod, rec.Topic)
+		if ke, ok := errors.AsType[*kerr.Error](err); ok && !ke.Retriable && rec.Topic != r.cfg.OutcomeTopic("") &&
+			strings.HasPrefix(rec.Topic, r.cfg.OutcomeTopic("")) {
+			r.log.Warn("command consumer: the reply topic is refused; the outcome goes to the default", "topic", rec.Topic, "err", err)
+			rec.Topic = r.cfg.OutcomeTopic("")
+			err = r.topics.ensure(ctx, r.prod, rec.Topic)
+		}
+		if err != nil {
 			return err
 		}
 	}

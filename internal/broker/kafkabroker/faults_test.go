@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/broker"
@@ -428,5 +430,44 @@ func TestSASL(t *testing.T) {
 	defer cancel()
 	if _, err := p.Last(ctx); err == nil {
 		t.Fatal("a wrong password published")
+	}
+}
+
+// TestRefusedReplyTopic: a command naming a reply topic the cluster
+// refuses to create (here: not authorized) is answered on the default
+// outcome topic rather than blocking its partition; a reply topic that
+// can be made gets its outcome.
+func TestRefusedReplyTopic(t *testing.T) {
+	c := kafkatest.Start(t)
+	e := newEnv(t, c.Addrs)
+	id := e.products(t, 1, 10)[0]
+	forbidden := e.cfg.OutcomeTopic("forbidden")
+	c.Fake().ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.Fake().KeepControl()
+		creq := req.(*kmsg.CreateTopicsRequest)
+		if len(creq.Topics) != 1 || creq.Topics[0].Topic != forbidden {
+			return nil, nil, false
+		}
+		resp := creq.ResponseKind().(*kmsg.CreateTopicsResponse)
+		rt := kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic, rt.ErrorCode = forbidden, kerr.TopicAuthorizationFailed.Code
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	outcomes := e.Outcomes(t)
+	orders := brokertest.Open(t, func(ctx context.Context) (<-chan []byte, error) { return e.client.Outcomes(ctx, "orders") })
+	defer brokertest.Consume(e.svc, e.Commands(t), []time.Duration{50 * time.Millisecond})()
+	for _, cmd := range []broker.Command{
+		{ID: "f1", Type: broker.CommandStockOut, ProductID: broker.ID(id), Quantity: 1, ReplyTo: "forbidden"},
+		{ID: "o1", Type: broker.CommandStockOut, ProductID: broker.ID(id), Quantity: 1, ReplyTo: "orders"},
+	} {
+		data, _ := json.Marshal(cmd)
+		e.Send(t, data, nil)
+	}
+	if o := collect(t, outcomes, 1)["f1"]; !o.OK {
+		t.Errorf("f1 on the default topic: %+v", o)
+	}
+	if o := collect(t, orders, 1)["o1"]; !o.OK {
+		t.Errorf("o1 on its reply topic: %+v", o)
 	}
 }
