@@ -124,14 +124,19 @@ func TestRequiredValues(t *testing.T) {
 		{chartMade + ",secrets.values.etcdPassword=p", "go together"},
 		{chartMade + ",lock.etcd.auth=usernamePassword", "lock.etcd.auth"},
 		// The schema: the credentials' settings take no other value or key.
-		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.auth=token", "lock.redis.auth"},
-		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.etcd.auth=password", "lock.etcd.auth"},
-		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.caSecret.secretName=ca", "secretName"},
-		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},secrets.keys.redisPasword=p", "redisPasword"},
-		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.tls=yes", "lock.redis.tls"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.auth=token", "at '/lock/redis/auth'"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.etcd.auth=password", "at '/lock/etcd/auth'"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.caSecret.secretName=ca", "'secretName' not allowed"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},secrets.keys.redisPasword=p", "'redisPasword' not allowed"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.tls=yes", "at '/lock/redis/tls'"},
 	} {
 		_, err := runHelm(t, "template", release, chartDir, "--set", c.set)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
+		if err == nil {
+			t.Errorf("--set %s: rendered; want an error naming %q", c.set, c.want)
+			continue
+		}
+		// What helm says, after the command line (which names the values).
+		if _, said, _ := strings.Cut(err.Error(), "\n"); !strings.Contains(said, c.want) {
 			t.Errorf("--set %s: %v; want an error naming %q", c.set, err, c.want)
 		}
 	}
