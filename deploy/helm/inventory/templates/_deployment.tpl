@@ -14,8 +14,7 @@ Call with (dict "root" $ "track" "stable"|"canary").
 {{- $secret := include "inventory.secretName" $root }}
 {{- $redisAuth := include "inventory.redisAuth" $root }}
 {{- $etcdAuth := include "inventory.etcdAuth" $root }}
-{{- $redisCA := and (eq $v.lock.backend "redsync") $v.lock.redis.caSecret.name }}
-{{- $etcdCA := and (eq $v.lock.backend "etcd") $v.lock.etcd.caSecret.name }}
+{{- $cas := include "inventory.caSecrets" $root | fromJson }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -128,9 +127,9 @@ spec:
             {{- end }}
             - name: INVENTORY_REDIS_TLS
               value: {{ $v.lock.redis.tls | quote }}
-            {{- if $redisCA }}
+            {{- with index $cas "redis" }}
             - name: INVENTORY_REDIS_CA_FILE
-              value: /etc/inventory/redis-ca/ca.pem
+              value: {{ .file }}
             {{- end }}
             {{- else if eq $v.lock.backend "etcd" }}
             - name: INVENTORY_ETCD_ENDPOINTS
@@ -147,9 +146,9 @@ spec:
                   name: {{ $secret }}
                   key: {{ $v.secrets.keys.etcdPassword }}
             {{- end }}
-            {{- if $etcdCA }}
+            {{- with index $cas "etcd" }}
             - name: INVENTORY_ETCD_CA_FILE
-              value: /etc/inventory/etcd-ca/ca.pem
+              value: {{ .file }}
             {{- end }}
             {{- end }}
             - name: INVENTORY_BROKER
@@ -264,14 +263,9 @@ spec:
               mountPath: /etc/inventory/flow
               readOnly: true
             {{- end }}
-            {{- if $redisCA }}
-            - name: redis-ca
-              mountPath: /etc/inventory/redis-ca
-              readOnly: true
-            {{- end }}
-            {{- if $etcdCA }}
-            - name: etcd-ca
-              mountPath: /etc/inventory/etcd-ca
+            {{- range $cas }}
+            - name: {{ .volume }}
+              mountPath: {{ dir .file }}
               readOnly: true
             {{- end }}
       volumes:
@@ -285,25 +279,15 @@ spec:
           configMap:
             name: {{ include "inventory.fullname" $root }}-flow-rules
         {{- end }}
-        {{- if $redisCA }}
-        # The CA Secret's key, as ca.pem (INVENTORY_REDIS_CA_FILE,
-        # INVENTORY_ETCD_CA_FILE).
-        - name: redis-ca
+        {{- range $cas }}
+        # {{ .file }}: the CA Secret's key.
+        - name: {{ .volume }}
           secret:
-            secretName: {{ $v.lock.redis.caSecret.name }}
+            secretName: {{ .secret }}
             defaultMode: 0444
             items:
-              - key: {{ $v.lock.redis.caSecret.key }}
-                path: ca.pem
-        {{- end }}
-        {{- if $etcdCA }}
-        - name: etcd-ca
-          secret:
-            secretName: {{ $v.lock.etcd.caSecret.name }}
-            defaultMode: 0444
-            items:
-              - key: {{ $v.lock.etcd.caSecret.key }}
-                path: ca.pem
+              - key: {{ .key }}
+                path: {{ base .file }}
         {{- end }}
       {{- if $v.topologySpread.enabled }}
       topologySpreadConstraints:

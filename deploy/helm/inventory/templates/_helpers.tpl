@@ -83,6 +83,28 @@ keys it holds; the chart-made Secret holds the secrets.values given.
 {{- end }}
 {{- end }}
 
+{{/*
+The CAs the pod trusts beside the system's, by backend in use (redis,
+etcd) whose caSecret names a Secret: its key, mounted read-only as ca.pem
+in a directory of its own, which that backend's INVENTORY_*_CA_FILE names.
+A JSON object (read it with fromJson) of
+{"<backend>": {"volume", "secret", "key", "file"}}, so the setting, the
+mount and the volume cannot disagree.
+*/}}
+{{- define "inventory.caSecrets" -}}
+{{- $v := .Values }}
+{{- $in := dict }}
+{{- if eq $v.lock.backend "redsync" }}{{ $_ := set $in "redis" $v.lock.redis.caSecret }}{{ end }}
+{{- if eq $v.lock.backend "etcd" }}{{ $_ := set $in "etcd" $v.lock.etcd.caSecret }}{{ end }}
+{{- $out := dict }}
+{{- range $backend, $ca := $in }}
+{{- if $ca.name }}
+{{- $_ := set $out $backend (dict "volume" (printf "%s-ca" $backend) "secret" $ca.name "key" $ca.key "file" (printf "/etc/inventory/%s-ca/ca.pem" $backend)) }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
 {{/* The grace period: drain, then shutdown, then a margin; one sum, so they cannot disagree. */}}
 {{- define "inventory.terminationGracePeriodSeconds" -}}
 {{- add .Values.server.drainSeconds .Values.server.shutdownTimeoutSeconds .Values.server.terminationMarginSeconds }}
