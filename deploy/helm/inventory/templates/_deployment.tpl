@@ -169,6 +169,33 @@ spec:
                 secretKeyRef:
                   name: {{ $secret }}
                   key: {{ $v.secrets.keys.rabbitmqURL }}
+            {{- else if eq $v.broker.type "kafka" }}
+            - name: INVENTORY_KAFKA_BROKERS
+              value: {{ join "," $v.broker.kafka.brokers | quote }}
+            {{- with $v.broker.kafka.saslMechanism }}
+            - name: INVENTORY_KAFKA_SASL_MECHANISM
+              value: {{ . }}
+            - name: INVENTORY_KAFKA_USERNAME
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $secret }}
+                  key: {{ $v.secrets.keys.kafkaUsername }}
+            - name: INVENTORY_KAFKA_PASSWORD
+              valueFrom:
+                secretKeyRef:
+                  name: {{ $secret }}
+                  key: {{ $v.secrets.keys.kafkaPassword }}
+            {{- end }}
+            - name: INVENTORY_KAFKA_TLS
+              value: {{ $v.broker.kafka.tls | quote }}
+            {{- with index $cas "kafka" }}
+            - name: INVENTORY_KAFKA_CA_FILE
+              value: {{ .file }}
+            {{- end }}
+            - name: INVENTORY_KAFKA_PARTITIONS
+              value: {{ $v.broker.kafka.partitions | quote }}
+            - name: INVENTORY_KAFKA_REPLICATION_FACTOR
+              value: {{ $v.broker.kafka.replicationFactor | quote }}
             {{- end }}
             {{- if $v.auth.allowAnonymous }}
             - name: INVENTORY_ALLOW_ANONYMOUS

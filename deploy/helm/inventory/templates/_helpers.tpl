@@ -84,8 +84,8 @@ keys it holds; the chart-made Secret holds the secrets.values given.
 {{- end }}
 
 {{/*
-The CAs the pod trusts beside the system's, by backend in use (redis,
-etcd) whose caSecret names a Secret: its key, mounted read-only as ca.pem
+The CAs the pod trusts beside the system's, by backend in use (redis, etcd,
+kafka) whose caSecret names a Secret: its key, mounted read-only as ca.pem
 in a directory of its own, which that backend's INVENTORY_*_CA_FILE names.
 A JSON object (read it with fromJson) of
 {"<backend>": {"volume", "secret", "key", "file"}}, so the setting, the
@@ -96,6 +96,7 @@ mount and the volume cannot disagree.
 {{- $in := dict }}
 {{- if eq $v.lock.backend "redsync" }}{{ $_ := set $in "redis" $v.lock.redis.caSecret }}{{ end }}
 {{- if eq $v.lock.backend "etcd" }}{{ $_ := set $in "etcd" $v.lock.etcd.caSecret }}{{ end }}
+{{- if eq $v.broker.type "kafka" }}{{ $_ := set $in "kafka" $v.broker.kafka.caSecret }}{{ end }}
 {{- $out := dict }}
 {{- range $backend, $ca := $in }}
 {{- if $ca.name }}
@@ -163,6 +164,24 @@ mount and the volume cannot disagree.
 {{- if and $v.lock.etcd.caSecret.name (not $https) }}
 {{- fail "lock.etcd.caSecret needs https:// lock.etcd.endpoints (they turn TLS on)" }}
 {{- end }}
+{{- end }}
+{{- if eq $v.broker.type "kafka" }}
+{{- $k := $v.broker.kafka }}
+{{- if empty $k.brokers }}
+{{- fail "broker.type kafka needs broker.kafka.brokers (host:port of the seed brokers)" }}
+{{- end }}
+{{- if not $v.secrets.existingSecret }}
+{{- $s := $v.secrets.values }}
+{{- if and $k.saslMechanism (not (and $s.kafkaUsername $s.kafkaPassword)) }}
+{{- fail (printf "broker.kafka.saslMechanism %s needs secrets.values.kafkaUsername and secrets.values.kafkaPassword (or secrets.existingSecret)" $k.saslMechanism) }}
+{{- end }}
+{{- if and (not $k.saslMechanism) (or $s.kafkaUsername $s.kafkaPassword) }}
+{{- fail "secrets.values.kafkaUsername and kafkaPassword need broker.kafka.saslMechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), or leave them empty" }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $v.broker.kafka.caSecret.name (not $v.broker.kafka.tls) }}
+{{- fail "broker.kafka.caSecret needs broker.kafka.tls=true (INVENTORY_KAFKA_CA_FILE needs INVENTORY_KAFKA_TLS)" }}
 {{- end }}
 {{- if and $v.autoscaling.enabled (lt (int $v.autoscaling.maxReplicas) (int $v.autoscaling.minReplicas)) }}
 {{- fail "autoscaling.maxReplicas must be at least autoscaling.minReplicas" }}
