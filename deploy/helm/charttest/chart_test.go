@@ -28,6 +28,7 @@ var valueSets = map[string][]string{
 	"etcd":          {"etcd.yaml"},
 	"nats":          {"nats.yaml"},
 	"rabbitmq":      {"rabbitmq.yaml"},
+	"kafka":         {"kafka.yaml"},
 	"redis-cluster": {"redis-cluster.yaml"},
 	"canary":        {"canary.yaml"},
 	"monitoring":    {"monitoring.yaml"},
@@ -38,7 +39,12 @@ var valueSets = map[string][]string{
 	"redis-auth-tls":             {"redis-auth-tls.yaml"},
 	"etcd-auth-tls":              {"etcd-auth-tls.yaml"},
 	"etcd-auth-tls-chart-secret": {"etcd-auth-tls.yaml", "chart-secret.yaml"},
-	"everything":                 {"nats.yaml", "canary.yaml", "monitoring.yaml", "autoscaling.yaml", "chart-secret.yaml", "redis-auth-tls.yaml"},
+	// Kafka's SASL user and password and TLS with a CA of its own, from
+	// the existing Secret and from the chart-made one, and beside etcd's CA.
+	"kafka-sasl-tls":              {"kafka.yaml", "kafka-sasl-tls.yaml"},
+	"kafka-sasl-tls-chart-secret": {"kafka.yaml", "kafka-sasl-tls.yaml", "chart-secret.yaml"},
+	"kafka-sasl-tls-etcd-tls":     {"etcd-auth-tls.yaml", "kafka.yaml", "kafka-sasl-tls.yaml"},
+	"everything":                  {"nats.yaml", "canary.yaml", "monitoring.yaml", "autoscaling.yaml", "chart-secret.yaml", "redis-auth-tls.yaml"},
 }
 
 func TestLint(t *testing.T) {
@@ -129,6 +135,28 @@ func TestRequiredValues(t *testing.T) {
 		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.caSecret.secretName=ca", "'secretName' not allowed"},
 		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},secrets.keys.redisPasword=p", "'redisPasword' not allowed"},
 		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},lock.redis.tls=yes", "at '/lock/redis/tls'"},
+		// Kafka: the brokers, and the SASL credentials with their
+		// mechanism, both or neither; a CA only with TLS.
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.type=kafka", "broker.type kafka needs broker.kafka.brokers"},
+		{chartMade + ",broker.type=kafka,broker.kafka.brokers={k:9092},broker.kafka.saslMechanism=PLAIN",
+			"broker.kafka.saslMechanism PLAIN needs secrets.values.kafkaUsername and secrets.values.kafkaPassword"},
+		{chartMade + ",broker.type=kafka,broker.kafka.brokers={k:9092},broker.kafka.saslMechanism=SCRAM-SHA-256,secrets.values.kafkaUsername=u",
+			"broker.kafka.saslMechanism SCRAM-SHA-256 needs secrets.values.kafkaUsername and secrets.values.kafkaPassword"},
+		{chartMade + ",broker.type=kafka,broker.kafka.brokers={k:9092},secrets.values.kafkaPassword=p", "need broker.kafka.saslMechanism"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.type=kafka,broker.kafka.brokers={k:9092},broker.kafka.caSecret.name=ca", "broker.kafka.tls=true"},
+		// The schema: the broker, the mechanism, the topics' settings.
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.type=pulsar", "at '/broker/type': value must be one of"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.saslMechanism=GSSAPI", "at '/broker/kafka/saslMechanism'"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.brokers={kafka}", "at '/broker/kafka/brokers/0'"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.brokers={k:9092,k:9092}", "items at 0 and 1 are equal"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.partitions=0", "at '/broker/kafka/partitions'"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.replicationFactor=0", "at '/broker/kafka/replicationFactor'"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.replicationFactor=-2", "at '/broker/kafka/replicationFactor'"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.partitions=null", "missing property 'partitions'"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.tls=yes", "at '/broker/kafka/tls'"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.caSecret.secretName=ca", "'secretName' not allowed"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},broker.kafka.sasl=PLAIN", "'sasl' not allowed"},
+		{"secrets.existingSecret=x,lock.redis.addrs={r:6379},secrets.keys.kafkaUser=u", "'kafkaUser' not allowed"},
 	} {
 		_, err := runHelm(t, "template", release, chartDir, "--set", c.set)
 		if err == nil {
@@ -340,12 +368,18 @@ func TestBackends(t *testing.T) {
 		want map[string]string // "" means absent
 	}{
 		{"defaults", map[string]string{"INVENTORY_LOCK_BACKEND": "redsync", "INVENTORY_REDIS_MODE": "standalone", "INVENTORY_REDIS_ADDRS": "redis.data.svc:6379",
-			"INVENTORY_ETCD_ENDPOINTS": "", "INVENTORY_BROKER": "none", "INVENTORY_NAMESPACE": release, "INVENTORY_GRPC_ADDR": ":9090"}},
+			"INVENTORY_ETCD_ENDPOINTS": "", "INVENTORY_BROKER": "none", "INVENTORY_BROKER_COMMANDS": "", "INVENTORY_KAFKA_BROKERS": "",
+			"INVENTORY_NAMESPACE": release, "INVENTORY_GRPC_ADDR": ":9090"}},
 		{"etcd", map[string]string{"INVENTORY_LOCK_BACKEND": "etcd", "INVENTORY_REDIS_ADDRS": "", "INVENTORY_REDIS_MODE": "",
 			"INVENTORY_ETCD_ENDPOINTS": "etcd-0.etcd:2379,etcd-1.etcd:2379,http://etcd-2.etcd:2379"}},
 		{"redis-cluster", map[string]string{"INVENTORY_REDIS_MODE": "cluster", "INVENTORY_REDIS_ADDRS": "redis-0.redis:6379,redis-1.redis:6379,redis-2.redis:6379"}},
-		{"nats", map[string]string{"INVENTORY_BROKER": "nats", "INVENTORY_BROKER_COMMANDS": "true"}},
-		{"rabbitmq", map[string]string{"INVENTORY_BROKER": "rabbitmq", "INVENTORY_BROKER_COMMANDS": "false"}},
+		{"nats", map[string]string{"INVENTORY_BROKER": "nats", "INVENTORY_BROKER_COMMANDS": "true", "INVENTORY_RABBITMQ_URL": "", "INVENTORY_KAFKA_BROKERS": ""}},
+		{"rabbitmq", map[string]string{"INVENTORY_BROKER": "rabbitmq", "INVENTORY_BROKER_COMMANDS": "false", "INVENTORY_NATS_URL": "", "INVENTORY_KAFKA_BROKERS": ""}},
+		// Without SASL, nothing of Kafka's comes from the Secret.
+		{"kafka", map[string]string{"INVENTORY_BROKER": "kafka", "INVENTORY_BROKER_COMMANDS": "true", "INVENTORY_NATS_URL": "", "INVENTORY_RABBITMQ_URL": "",
+			"INVENTORY_KAFKA_BROKERS": "kafka-0.kafka:9092,kafka-1.kafka:9092,kafka-2.kafka:9092", "INVENTORY_KAFKA_SASL_MECHANISM": "",
+			"INVENTORY_KAFKA_USERNAME": "", "INVENTORY_KAFKA_PASSWORD": "", "INVENTORY_KAFKA_TLS": "false", "INVENTORY_KAFKA_CA_FILE": "",
+			"INVENTORY_KAFKA_PARTITIONS": "6", "INVENTORY_KAFKA_REPLICATION_FACTOR": "-1"}},
 	} {
 		t.Run(c.set, func(t *testing.T) {
 			d := render(t, valueSets[c.set]...).stable(t)
@@ -482,11 +516,24 @@ func TestMonitoring(t *testing.T) {
 			t.Errorf("no %s alert; have %v", want, alerts)
 		}
 	}
-	// The event publisher's alerts come with a broker.
-	rb := render(t, "monitoring.yaml", "nats.yaml")
-	for _, want := range []string{"InventoryEventsLagging", "InventoryNoEventPublisher"} {
-		if !slices.ContainsFunc(rb.rules[0].Spec.Groups[0].Rules, func(r monitoringv1.Rule) bool { return r.Alert == want }) {
-			t.Errorf("with a broker, no %s alert", want)
+	// The event publisher's alerts come with a broker, any of them, and
+	// name it; without one they are absent.
+	for _, b := range []string{"none", "nats", "rabbitmq", "kafka"} {
+		files := []string{"monitoring.yaml"}
+		if b != "none" {
+			files = append(files, b+".yaml")
+		}
+		rules := render(t, files...).rules[0].Spec.Groups[0].Rules
+		for _, want := range []string{"InventoryEventsLagging", "InventoryNoEventPublisher"} {
+			i := slices.IndexFunc(rules, func(r monitoringv1.Rule) bool { return r.Alert == want })
+			switch {
+			case b == "none" && i >= 0:
+				t.Errorf("without a broker, a %s alert", want)
+			case b != "none" && i < 0:
+				t.Errorf("with %s, no %s alert", b, want)
+			case b != "none" && !strings.Contains(rules[i].Annotations["summary"], b):
+				t.Errorf("with %s, %s's summary does not name it: %q", b, want, rules[i].Annotations["summary"])
+			}
 		}
 	}
 
