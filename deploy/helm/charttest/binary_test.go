@@ -3,6 +3,8 @@ package charttest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"encoding/json"
 	"io"
 	"maps"
 	"net"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -62,7 +65,10 @@ func knownSettings(t *testing.T, bin string) map[string]bool {
 // one; the ports for free loopback ones), then holds the chart to it:
 // every setting of every value set is one the binary knows, the probes' paths answer, the
 // alerts query metrics it reports, and SIGTERM makes it unready at once
-// and stops it within the grace period.
+// and stops it within the grace period. It does so without a broker, and
+// with Kafka over SASL and TLS (kfake, as the pod's settings ask for it):
+// the broker answers the pod with the Secret's user and the mounted CA,
+// and the pod publishes the events the broker alerts watch.
 func TestBinary(t *testing.T) {
 	bin := buildServer(t)
 	known := knownSettings(t, bin)
@@ -77,7 +83,15 @@ func TestBinary(t *testing.T) {
 		}
 	}
 
-	r := render(t, "chart-secret.yaml")
+	for _, set := range []string{"chart-secret", "kafka-sasl-tls-chart-secret"} {
+		t.Run(set, func(t *testing.T) { runPod(t, bin, valueSets[set]...) })
+	}
+}
+
+// runPod runs the binary as the chart's stable pod of the value files and
+// checks it as TestBinary says.
+func runPod(t *testing.T, bin string, files ...string) {
+	r := render(t, files...)
 	d := r.stable(t)
 	c := d.Spec.Template.Spec.Containers[0]
 
@@ -98,6 +112,9 @@ func TestBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if envs["INVENTORY_BROKER"] == "kafka" {
+		envs["INVENTORY_KAFKA_BROKERS"], envs["INVENTORY_KAFKA_CA_FILE"] = startKafka(t, envs, dir)
+	}
 	srv := startServer(t, bin, envs)
 	base := "http://" + addr
 
@@ -116,6 +133,15 @@ func TestBinary(t *testing.T) {
 		t.Errorf("the server did not load the rules file the chart mounts\n%s", srv.log())
 	}
 
+	if envs["INVENTORY_BROKER"] != "none" {
+		// The broker answers, and this replica leads the event publisher:
+		// neither InventoryNoEventPublisher's series nor the broker check
+		// is missing.
+		leading := `inventory_duty_leading{duty="events"}`
+		if !testenv.Poll(testenv.Wait, func() bool { return readyCheck(base, "broker") == "ok" && metric(base, leading) == "1" }) {
+			t.Fatalf("/readyz's broker check %q, %s %q\n%s", readyCheck(base, "broker"), leading, metric(base, leading), srv.log())
+		}
+	}
 	checkAlertMetrics(t, r, base, tokenOf(t, envs["INVENTORY_AUTH_TOKENS"]))
 
 	// A server-sent-events subscription, open when SIGTERM arrives: it
@@ -143,6 +169,81 @@ func TestBinary(t *testing.T) {
 		t.Error("the subscription did not end with the server")
 	}
 	t.Logf("stopped %v after SIGTERM (grace after the drain: %v)", time.Since(start).Round(time.Millisecond), grace)
+}
+
+// startKafka starts a three-broker Kafka cluster (kfake, franz-go's, in
+// the test's process) as the pod's settings ask for it: SASL with the
+// mechanism, user and password the pod has, from the chart-made Secret;
+// TLS with a certificate signed by a CA of the test's, which it writes
+// under dir with the name the pod's CA file has (the pod would find it in
+// the CA Secret's mount). It returns the brokers' addresses and the CA
+// file.
+func startKafka(t *testing.T, envs map[string]string, dir string) (brokers, caFile string) {
+	t.Helper()
+	opts := []kfake.Opt{kfake.NumBrokers(3)}
+	if m := envs["INVENTORY_KAFKA_SASL_MECHANISM"]; m != "" {
+		opts = append(opts, kfake.EnableSASL(), kfake.Superuser(m, envs["INVENTORY_KAFKA_USERNAME"], envs["INVENTORY_KAFKA_PASSWORD"]))
+	}
+	if envs["INVENTORY_KAFKA_TLS"] == "true" {
+		if envs["INVENTORY_KAFKA_CA_FILE"] == "" {
+			t.Fatal("Kafka over TLS without a CA file: the test's CA is not the system's")
+		}
+		certs := testenv.NewCerts(t)
+		pair, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}))
+		pem, err := os.ReadFile(certs.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caFile = filepath.Join(dir, "kafka-ca", filepath.Base(envs["INVENTORY_KAFKA_CA_FILE"]))
+		if err := os.MkdirAll(filepath.Dir(caFile), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(caFile, pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	return strings.Join(kc.ListenAddrs(), ","), caFile
+}
+
+// readyCheck is what /readyz says of the named check ("" if nothing).
+func readyCheck(base, name string) string {
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var body struct{ Checks map[string]string }
+	if json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return ""
+	}
+	return body.Checks[name]
+}
+
+// metric is the value /metrics reports for the series, as written there
+// ("" if none).
+func metric(base, series string) string {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // podEnv resolves the container's environment as the kubelet would, with
