@@ -549,8 +549,8 @@ func (c Config) validateKafka() error {
 	default:
 		return fmt.Errorf("INVENTORY_KAFKA_SASL_MECHANISM: %q is not a mechanism (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", c.KafkaSASLMechanism)
 	}
-	if (c.KafkaSASLMechanism == "") != (c.KafkaUsername == "") {
-		return errors.New("INVENTORY_KAFKA_SASL_MECHANISM and INVENTORY_KAFKA_USERNAME go together")
+	if (c.KafkaSASLMechanism == "") != (c.KafkaUsername == "") || (c.KafkaSASLMechanism == "") != (c.KafkaPassword == "") {
+		return errors.New("INVENTORY_KAFKA_SASL_MECHANISM, INVENTORY_KAFKA_USERNAME and INVENTORY_KAFKA_PASSWORD go together")
 	}
 	if c.KafkaCAFile != "" && !c.KafkaTLS {
 		return errors.New("INVENTORY_KAFKA_CA_FILE needs INVENTORY_KAFKA_TLS=true")

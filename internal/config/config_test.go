@@ -86,6 +86,7 @@ func TestBadValues(t *testing.T) {
 		"broker":      {env: map[string]string{"INVENTORY_BROKER": "kinesis"}, want: "INVENTORY_BROKER"},
 		"kafka addr":  {env: map[string]string{"INVENTORY_KAFKA_BROKERS": "kafka"}, want: "INVENTORY_KAFKA_BROKERS"},
 		"kafka sasl":  {env: map[string]string{"INVENTORY_KAFKA_SASL_MECHANISM": "GSSAPI", "INVENTORY_KAFKA_USERNAME": "app"}, want: "INVENTORY_KAFKA_SASL_MECHANISM"},
+		"kafka pass":  {env: map[string]string{"INVENTORY_KAFKA_SASL_MECHANISM": "PLAIN", "INVENTORY_KAFKA_USERNAME": "app"}, want: "INVENTORY_KAFKA_PASSWORD"},
 		"kafka user":  {env: map[string]string{"INVENTORY_KAFKA_SASL_MECHANISM": "PLAIN"}, want: "INVENTORY_KAFKA_USERNAME"},
 		"kafka ca":    {env: map[string]string{"INVENTORY_KAFKA_CA_FILE": "/ca.pem"}, want: "INVENTORY_KAFKA_TLS"},
 		"kafka parts": {env: map[string]string{"INVENTORY_KAFKA_PARTITIONS": "0"}, want: "INVENTORY_KAFKA_PARTITIONS"},

@@ -9,8 +9,11 @@
 package faults
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -336,6 +339,9 @@ func (h *History) Check(initial map[int64]int64, timeout time.Duration) []Result
 			}
 		}
 		r.Linearized = porcupine.CheckOperationsTimeout(p.model, p.ops, timeout)
+		if r.Linearized != porcupine.Ok && len(p.components) == 0 {
+			dump(p, initial[p.product], h.limits[p.product])
+		}
 		out = append(out, r)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Product < out[j].Product })
@@ -352,4 +358,34 @@ func (h *History) Ops(product int64) []porcupine.Operation {
 		ops = append(ops, h.ops[c.Product]...)
 	}
 	return ops
+}
+
+// Dumped is a product's history as dump writes it.
+type Dumped struct {
+	Initial, Limit int64
+	Ops            []DumpedOp
+}
+
+// DumpedOp is one operation of a Dumped history.
+type DumpedOp struct {
+	Client    int
+	Call, Ret int64
+	In        Input
+	Out       Output
+}
+
+// dump writes a product's history that did not check Ok to the directory
+// INVENTORY_FAULTS_DUMP, if set, for a look with porcupine outside the
+// run (TestReplayDumped).
+func dump(p partition, initial, limit int64) {
+	dir := os.Getenv("INVENTORY_FAULTS_DUMP")
+	if dir == "" {
+		return
+	}
+	d := Dumped{Initial: initial, Limit: limit}
+	for _, op := range p.ops {
+		d.Ops = append(d.Ops, DumpedOp{Client: op.ClientId, Call: op.Call, Ret: op.Return, In: op.Input.(Input), Out: op.Output.(Output)})
+	}
+	b, _ := json.Marshal(d)
+	_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("product-%d-%d.json", p.product, time.Now().UnixNano())), b, 0o644)
 }

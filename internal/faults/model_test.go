@@ -1,7 +1,9 @@
 package faults
 
 import (
+	"encoding/json"
 	"math"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -299,4 +301,28 @@ func TestHistoryBundle(t *testing.T) {
 	if r := check(map[string]int64{"lost": 0}, 2)[1].Linearized; r != porcupine.Illegal {
 		t.Errorf("the ledger has the second sale, but the tea read misses it: %v, want illegal", r)
 	}
+}
+
+// TestReplayDumped checks the history INVENTORY_FAULTS_REPLAY names (one
+// that dump wrote) with a long timeout, and says how long porcupine took.
+func TestReplayDumped(t *testing.T) {
+	file := os.Getenv("INVENTORY_FAULTS_REPLAY")
+	if file == "" {
+		t.Skip("INVENTORY_FAULTS_REPLAY names no dumped history")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Dumped
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	var ops []porcupine.Operation
+	for _, o := range d.Ops {
+		ops = append(ops, porcupine.Operation{ClientId: o.Client, Call: o.Call, Return: o.Ret, Input: o.In, Output: o.Out})
+	}
+	start := time.Now()
+	res := porcupine.CheckOperationsTimeout(BackorderModel(d.Initial, d.Limit), ops, 10*time.Minute)
+	t.Logf("%d operations: %s in %v", len(ops), res, time.Since(start))
 }
