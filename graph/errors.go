@@ -58,6 +58,7 @@ func fieldOutcome(ctx context.Context) error {
 var requestErrorCodes = map[string]bool{
 	errcode.ParseFailed: true, errcode.ValidationFailed: true,
 	"COMPLEXITY_LIMIT_EXCEEDED": true, depthLimitCode: true,
+	PersistedQueryNotFound: true, PersistedQueryNotInList: true, badRequestCode: true,
 }
 
 // rowError presents the error of one item of a bulk call as presentError

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
-	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/coder/websocket"
@@ -50,7 +49,11 @@ func NewHandler(svc *app.Service, log *slog.Logger, opts Options) http.Handler {
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	useLimits(srv, opts.Limits)
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](100)})
+	persisted := opts.PersistedQueries
+	if persisted == nil {
+		persisted = AutomaticPersistedQueries(DefaultPersistedQueries)
+	}
+	srv.Use(persisted)
 	if opts.TracerProvider != nil {
 		srv.Use(tracing{tracer: opts.TracerProvider.Tracer(tracerName)})
 	}
@@ -58,13 +61,14 @@ func NewHandler(svc *app.Service, log *slog.Logger, opts Options) http.Handler {
 	srv.Use(subscriptionAuth{gate: opts.Gate, present: presentError(log)})
 	// Root field interceptors run in the order they are added: answers are
 	// served after authorization and admission, and before any loading.
+	srv.Use(cacheGate{}) // before the answers, which may not run what follows
 	if opts.Answers != nil {
 		srv.Use(opts.Answers)
 	}
 	srv.Use(loading{svc: svc, wait: wait})
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
-	var h http.Handler = srv
+	var h http.Handler = httpCache(opts.HTTPCacheMaxAge, srv)
 	if opts.Propagator != nil {
 		h = extractTrace(opts.Propagator, h)
 	}
@@ -112,7 +116,17 @@ type Options struct {
 	// Sockets, if set, tracks the WebSocket connections, so that they can
 	// be closed with Going Away at shutdown.
 	Sockets *Sockets
+	// PersistedQueries are automatic persisted queries or a trusted
+	// documents list; nil: automatic, DefaultPersistedQueries of them.
+	PersistedQueries *PersistedQueries
+	// HTTPCacheMaxAge is the max-age of GET answers that may be cached
+	// (see httpCache); zero: none may.
+	HTTPCacheMaxAge time.Duration
 }
+
+// DefaultPersistedQueries is how many automatic persisted queries a
+// server learns by default.
+const DefaultPersistedQueries = 1000
 
 // wsInit is the WebSocket connection_init handling: the trace context the
 // payload carries, then its authentication.

@@ -65,6 +65,8 @@ type handlerDeps struct {
 	wsOrigins               []string
 	answers                 *graph.Answers // nil: no answer cache
 	sockets                 *graph.Sockets // WebSocket connections, closed at shutdown
+	persisted               *graph.PersistedQueries
+	httpCacheMaxAge         time.Duration
 }
 
 // newHandler routes every endpoint of the service.
@@ -74,7 +76,7 @@ func newHandler(d handlerDeps) (http.Handler, error) {
 	gql := graph.NewHandler(svc, log, graph.Options{Gate: d.gate, Flow: flowReporter{d.flow},
 		TracerProvider: d.tracer, Propagator: d.propagator, WebSocketOrigins: d.wsOrigins, Answers: d.answers,
 		Limits:           graph.Limits{MaxDepth: d.maxDepth, MaxComplexity: d.maxComplexity, NoIntrospection: !d.introspection},
-		AuthenticateInit: d.authn.FromInitPayload, Sockets: d.sockets})
+		AuthenticateInit: d.authn.FromInitPayload, Sockets: d.sockets, PersistedQueries: d.persisted, HTTPCacheMaxAge: d.httpCacheMaxAge})
 	mux.Handle("/query", gql)
 	graphiql := graph.NewGraphiQL("/query")
 	mux.Handle("GET /{$}", graphiql)

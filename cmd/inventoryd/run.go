@@ -192,10 +192,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sockets := &graph.Sockets{}
 	// One admission chain for every transport: each operation is authorized,
 	// then flow-controlled (and counted) the same way whatever it came by.
+	persisted := graph.AutomaticPersistedQueries(cfg.PersistedQueries)
+	if cfg.TrustedDocuments != "" {
+		if persisted, err = graph.LoadTrustedDocuments(cfg.TrustedDocuments); err != nil {
+			return fmt.Errorf("INVENTORY_TRUSTED_DOCUMENTS: %w", err)
+		}
+		log.Info("trusted documents: only their operations run", "file", cfg.TrustedDocuments, "operations", persisted.Trusted())
+	}
 	deps := handlerDeps{svc: svc, flow: fc, gate: inventory.NewGate(obs.metrics.Admission(fc)), registry: newRegistry(fc, obs.metrics),
 		checks: readiness(store, locker), tracer: obs.traced, propagator: obs.tel.Propagator, authn: authn, log: log,
 		introspection: cfg.Introspection, maxDepth: cfg.MaxQueryDepth, maxComplexity: cfg.MaxQueryComplexity, wsOrigins: cfg.WSOrigins,
-		answers: answers, sockets: sockets}
+		answers: answers, sockets: sockets, httpCacheMaxAge: cfg.HTTPCacheMaxAge, persisted: persisted}
 	deps.registry.MustRegister(dutyLeading("reaper", svc.Leading))
 	// From the shutdown signal on, /readyz says so, while requests are
 	// still served for INVENTORY_SHUTDOWN_DRAIN: load balancers that watch

@@ -102,7 +102,15 @@ type Config struct {
 	ReadModelProducts int
 	// AnswerCacheMB bounds the cached answers of root fields served from
 	// the read model, in MiB; zero turns the cache off.
-	AnswerCacheMB     int
+	AnswerCacheMB int
+	// PersistedQueries bounds the automatic persisted queries learned;
+	// TrustedDocuments, if set, is a manifest of the only operations run
+	// (and then nothing is learned). HTTPCacheMaxAge is the max-age of
+	// GET answers served from the read model to callers without a token;
+	// zero: no GET answer may be cached.
+	PersistedQueries  int
+	TrustedDocuments  string
+	HTTPCacheMaxAge   time.Duration
 	ReservationMaxTTL time.Duration
 	ReapInterval      time.Duration
 	// FlowRules is the flow-control rules file; empty means the defaults.
@@ -254,6 +262,12 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.EventPollInterval, err = time.ParseDuration(v); return err }},
 	{"read-model-products", "INVENTORY_READ_MODEL_PRODUCTS", "100000", "most products the read model keeps in memory to answer product reads (least recently used go first); 0: every read goes to the database",
 		func(c *Config, v string) (err error) { c.ReadModelProducts, err = nonNegative(v); return err }},
+	{"persisted-queries", "INVENTORY_PERSISTED_QUERIES", "1000", "automatic persisted queries learned from clients (their SHA-256 stands for their text, so queries fit in GET URLs), the most recently used kept",
+		func(c *Config, v string) (err error) { c.PersistedQueries, err = strconv.Atoi(v); return err }},
+	{"trusted-documents", "INVENTORY_TRUSTED_DOCUMENTS", "", "a persisted query manifest (apollo-persisted-query-manifest JSON): run only its operations, by hash or text, and learn none; empty: automatic persisted queries",
+		func(c *Config, v string) error { c.TrustedDocuments = v; return nil }},
+	{"http-cache-max-age", "INVENTORY_HTTP_CACHE_MAX_AGE", "5s", "Cache-Control max-age (with an ETag; 304 on If-None-Match) of GraphQL GET answers made only of read-model reads, for callers without a token; anything else over GET is no-store; 0: none cached",
+		func(c *Config, v string) (err error) { c.HTTPCacheMaxAge, err = time.ParseDuration(v); return err }},
 	{"answer-cache-mb", "INVENTORY_ANSWER_CACHE_MB", "32", "MiB of rendered GraphQL answers kept while the read-model products they show are unchanged (a category page is read far more often than it changes); 0: off",
 		func(c *Config, v string) (err error) { c.AnswerCacheMB, err = nonNegative(v); return err }},
 	{"flow-rules", "INVENTORY_FLOW_RULES", "", "flow-control rules file (YAML or JSON, see deploy/flow-rules.yaml); reloaded when it changes; empty: breakers only, no limits",
@@ -353,6 +367,12 @@ func (c Config) validate() error {
 	}
 	if c.DBDSN == "" {
 		return errors.New("INVENTORY_DB_DSN must not be empty")
+	}
+	if c.PersistedQueries < 1 || c.PersistedQueries > 1_000_000 {
+		return fmt.Errorf("INVENTORY_PERSISTED_QUERIES: must be between 1 and 1000000, got %d", c.PersistedQueries)
+	}
+	if c.HTTPCacheMaxAge < 0 || c.HTTPCacheMaxAge%time.Second != 0 {
+		return fmt.Errorf("INVENTORY_HTTP_CACHE_MAX_AGE: whole seconds, 0 or more, got %s", c.HTTPCacheMaxAge)
 	}
 	if c.DBMaxConns < 1 {
 		return fmt.Errorf("INVENTORY_DB_MAX_CONNS: must be at least 1, got %d", c.DBMaxConns)

@@ -24,7 +24,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := config.Config{Addr: "127.0.0.1:8080", DBDriver: "sqlite", DBDSN: "inventory.db", DBMaxConns: 16,
 		LockBackend: "local", Broker: "none", NATSURL: "nats://127.0.0.1:4222", RabbitMQURL: "amqp://guest:guest@127.0.0.1:5672/", Namespace: "inventory", RedisMode: "standalone",
-		KafkaBrokers: []string{"127.0.0.1:9092"}, KafkaPartitions: 6, KafkaReplicationFactor: -1,
+		KafkaBrokers: []string{"127.0.0.1:9092"}, KafkaPartitions: 6, KafkaReplicationFactor: -1, PersistedQueries: 1000, HTTPCacheMaxAge: 5 * time.Second,
 		BrokerCommands: true, BrokerActor: "broker", BrokerInFlight: 64, BrokerRetry: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second},
 		RedisAddrs: []string{"127.0.0.1:6379"}, EtcdEndpoints: []string{"127.0.0.1:2379"},
 		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
