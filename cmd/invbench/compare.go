@@ -142,10 +142,7 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *tra
 // rowBroker names a broker target of the row run's own, so rows and runs
 // never read each other's commands or events.
 func rowBroker(kind string, cfg config) transport.Broker {
-	if kind == brokerRabbitMQ {
-		return transport.RowRabbitMQ(cfg.rabbitURL)
-	}
-	return transport.RowNATS(cfg.natsURL)
+	return transport.Row(kind, cfg.brokerURL(kind))
 }
 
 // against measures one scenario against a running server (-url).
@@ -158,10 +155,7 @@ func against(ctx context.Context, cfg config, stderr io.Writer) (result, error) 
 	if cfg.grpcAddr != "" {
 		grpcTarget = "http://" + cfg.grpcAddr
 	}
-	bt := transport.Broker{Kind: cfg.transport, URL: cfg.natsURL, Namespace: cfg.namespace}
-	if cfg.transport == transport.RabbitMQ {
-		bt.URL = cfg.rabbitURL
-	}
+	bt := transport.Broker{Kind: cfg.transport, URL: cfg.brokerURL(cfg.transport), Namespace: cfg.namespace}
 	if err := c.Speak(cfg.transport, grpcTarget, bt); err != nil {
 		return result{row: row}, err
 	}

@@ -52,6 +52,14 @@ type config struct {
 	eventsLag bool
 }
 
+// brokerURL is where the broker of kind is: -nats-url or -rabbitmq-url.
+func (c config) brokerURL(kind string) string {
+	if kind == transport.RabbitMQ {
+		return c.rabbitURL
+	}
+	return c.natsURL
+}
+
 // defaultPGAdminDSN is the local PostgreSQL the tests use too.
 const defaultPGAdminDSN = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 

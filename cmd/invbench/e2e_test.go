@@ -17,6 +17,7 @@ import (
 	"github.com/shopstack/inventory/cmd/invbench/internal/audit"
 	"github.com/shopstack/inventory/cmd/invbench/internal/load"
 	"github.com/shopstack/inventory/cmd/invbench/internal/server"
+	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
@@ -83,15 +84,7 @@ func TestEndToEnd(t *testing.T) {
 	// The bundle row as -compare runs it: PostgreSQL (the ledger counted
 	// with SQL there) and a Redis of the test's own.
 	t.Run("compare/bundle", func(t *testing.T) {
-		redis := redistest.Start(t)
-		cfg, err := parseConfig([]string{"-compare", "-rows", "bundle", "-duration", "1s", "-clients", "8", "-server-bin", bin,
-			"-redis", redis.Addr, "-quiet"}, os.Getenv, &bytes.Buffer{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if u, err := neturl.Parse(cfg.pgAdminDSN); err != nil || !reachable(ctx, u.Host) {
-			testenv.SkipOrFail(t, "PostgreSQL is not reachable at "+cfg.pgAdminDSN)
-		}
+		cfg := postgresCompare(ctx, t, bin, "-rows", "bundle")
 		results, err := compare(ctx, cfg, &bytes.Buffer{})
 		if err != nil || len(results) != 1 || results[0].err != nil {
 			t.Fatalf("compare: %d results, err %v", len(results), err)
@@ -196,7 +189,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Stock-outs as commands through each broker, against a server that
 	// publishes its events there too.
-	for _, kind := range []string{brokerNATS, brokerRabbitMQ} {
+	for _, kind := range transport.Brokers() {
 		t.Run(kind, func(t *testing.T) { testCommandTransport(ctx, t, bin, kind) })
 	}
 
@@ -220,6 +213,23 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("with INVENTORY_TOKEN: %v\n%s", err, stdout.String())
 		}
 	})
+}
+
+// postgresCompare is the configuration of a -compare run of 1s rows of 8
+// clients on bin, as -compare runs them: PostgreSQL (the ledger counted
+// with SQL there) and a Redis of the test's own; args add to it.
+func postgresCompare(ctx context.Context, t *testing.T, bin string, args ...string) config {
+	t.Helper()
+	redis := redistest.Start(t)
+	cfg, err := parseConfig(append([]string{"-compare", "-duration", "1s", "-clients", "8", "-server-bin", bin,
+		"-redis", redis.Addr, "-quiet"}, args...), os.Getenv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := neturl.Parse(cfg.pgAdminDSN); err != nil || !reachable(ctx, u.Host) {
+		testenv.SkipOrFail(t, "PostgreSQL is not reachable at "+cfg.pgAdminDSN)
+	}
+	return cfg
 }
 
 // testTransfer runs the transfer scenario against a running server and
@@ -349,15 +359,23 @@ func testBundle(ctx context.Context, t *testing.T, url, dbPath, scenario string)
 	})
 }
 
+// testBroker is the broker of kind for a test, and the flag naming it:
+// the machine's NATS or RabbitMQ (or INVENTORY_TEST_NATS_URL,
+// INVENTORY_TEST_RABBITMQ_URL).
+func testBroker(t *testing.T, kind string) (url, flag string) {
+	switch kind {
+	case brokerRabbitMQ:
+		return cmp.Or(os.Getenv("INVENTORY_TEST_RABBITMQ_URL"), "amqp://guest:guest@127.0.0.1:5672/"), "-rabbitmq-url"
+	}
+	return cmp.Or(os.Getenv("INVENTORY_TEST_NATS_URL"), nats.DefaultURL), "-nats-url"
+}
+
 // testCommandTransport runs flash with -transport kind against a server
 // taking commands from a broker of the test's own: the sale sells out (the
 // rest answer INSUFFICIENT_STOCK), the audit holds, and the publisher's
 // lag and catching up are in the report.
 func testCommandTransport(ctx context.Context, t *testing.T, bin, kind string) {
-	url, urlFlag := cmp.Or(os.Getenv("INVENTORY_TEST_NATS_URL"), nats.DefaultURL), "-nats-url"
-	if kind == brokerRabbitMQ {
-		url, urlFlag = cmp.Or(os.Getenv("INVENTORY_TEST_RABBITMQ_URL"), "amqp://guest:guest@127.0.0.1:5672/"), "-rabbitmq-url"
-	}
+	url, urlFlag := testBroker(t, kind)
 	cfg := config{natsURL: url, rabbitURL: url}
 	bt := rowBroker(kind, cfg)
 	cleanup, err := bt.Claim(ctx)

@@ -38,6 +38,17 @@ const (
 	brokerRabbitMQ = transport.RabbitMQ
 )
 
+// brokerURLEnv is the server's variable saying where each broker is.
+func brokerURLEnv(kind string) string {
+	switch kind {
+	case brokerNATS:
+		return "INVENTORY_NATS_URL"
+	case brokerRabbitMQ:
+		return "INVENTORY_RABBITMQ_URL"
+	}
+	return ""
+}
+
 // commands reports whether the row's timed stock-outs are commands
 // through its broker.
 func (r rowSpec) commands() bool { return r.broker != "" && transport.ViaBroker(r.transport) }
@@ -142,12 +153,7 @@ func (r rowSpec) serverEnv(db *database, redis, etcd string, bt transport.Broker
 		env["INVENTORY_BROKER"] = r.broker
 		env["INVENTORY_NAMESPACE"] = bt.Namespace
 		env["INVENTORY_BROKER_COMMANDS"] = strconv.FormatBool(r.commands())
-	}
-	switch r.broker {
-	case brokerNATS:
-		env["INVENTORY_NATS_URL"] = bt.URL
-	case brokerRabbitMQ:
-		env["INVENTORY_RABBITMQ_URL"] = bt.URL
+		env[brokerURLEnv(r.broker)] = bt.URL
 	}
 	switch r.lock {
 	case "none":

@@ -88,21 +88,17 @@ func TestServerEnvBroker(t *testing.T) {
 			"INVENTORY_BROKER_COMMANDS": strconv.FormatBool(r.transport != ""),
 			"INVENTORY_LOCK_BACKEND":    "redsync", "INVENTORY_REDIS_ADDRS": "r:6379", "INVENTORY_STOCK_STRATEGY": "combine",
 			"INVENTORY_DB_DRIVER": "postgres"}
-		unwanted := []string{"INVENTORY_RABBITMQ_URL"}
-		if r.broker == brokerRabbitMQ {
-			want["INVENTORY_RABBITMQ_URL"] = bt.URL
-			unwanted = []string{"INVENTORY_NATS_URL"}
-		} else {
-			want["INVENTORY_NATS_URL"] = bt.URL
+		for _, kind := range transport.Brokers() {
+			k := brokerURLEnv(kind)
+			if kind == r.broker {
+				want[k] = bt.URL
+			} else if _, ok := env[k]; ok {
+				t.Errorf("%s: %s set for a %s broker", r.name, k, r.broker)
+			}
 		}
 		for k, v := range want {
 			if env[k] != v {
 				t.Errorf("%s: %s = %q, want %q", r.name, k, env[k], v)
-			}
-		}
-		for _, k := range unwanted {
-			if _, ok := env[k]; ok {
-				t.Errorf("%s: %s set for a %s broker", r.name, k, r.broker)
 			}
 		}
 	}
@@ -112,8 +108,9 @@ func TestServerEnvBroker(t *testing.T) {
 		}
 	}
 	cfg := config{natsURL: "nats://n", rabbitURL: "amqp://r"}
-	if n, r := rowBroker(brokerNATS, cfg), rowBroker(brokerRabbitMQ, cfg); n.URL != cfg.natsURL || r.URL != cfg.rabbitURL ||
-		n.Kind != brokerNATS || r.Kind != brokerRabbitMQ {
-		t.Errorf("row brokers %+v and %+v: want -nats-url and -rabbitmq-url", n, r)
+	for _, kind := range transport.Brokers() {
+		if bt := rowBroker(kind, cfg); bt.Kind != kind || bt.URL != cfg.brokerURL(kind) || bt.URL == "" {
+			t.Errorf("row broker %+v: want a %s at its flag's URL", bt, kind)
+		}
 	}
 }

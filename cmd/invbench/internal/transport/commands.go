@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
@@ -22,6 +24,14 @@ type Broker struct {
 	Namespace string
 }
 
+// Row names a broker of kind at url with names of the row run's own
+// (streams and subjects, or exchanges and queues), so
+// rows and runs never read each other's commands or events.
+func Row(kind, url string) Broker {
+	ns := "invbench-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	return Broker{Kind: kind, URL: url, Namespace: ns}
+}
+
 // Where is bt's URL without its password, for the report.
 func (bt Broker) Where() string {
 	if u, err := url.Parse(bt.URL); err == nil {
@@ -34,10 +44,21 @@ func (bt Broker) Where() string {
 // the server makes under bt's names, for after the row, so runs leave
 // nothing behind.
 func (bt Broker) Claim(ctx context.Context) (cleanup func() error, err error) {
-	if bt.Kind == RabbitMQ {
+	switch bt.Kind {
+	case RabbitMQ:
 		return claimQueues(bt)
 	}
 	return claimStreams(ctx, bt)
+}
+
+// dial connects to the broker and starts reading the outcomes of the
+// commands sent through it.
+func (bt Broker) dial() (*commandSender, error) {
+	switch bt.Kind {
+	case RabbitMQ:
+		return dialRabbitMQ(bt)
+	}
+	return dialNATS(bt)
 }
 
 // commandClient is an order service's side of a broker's commands.

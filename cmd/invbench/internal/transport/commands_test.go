@@ -102,11 +102,11 @@ func TestCommandSenderLost(t *testing.T) {
 // broker's password never shows in the report.
 func TestRowBrokers(t *testing.T) {
 	valid := regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`) // INVENTORY_NAMESPACE's form
-	if a, b := RowNATS("u"), RowNATS("u"); a.Namespace == b.Namespace || !valid.MatchString(a.Namespace) || a.Kind != NATS {
-		t.Errorf("row namespaces %+v and %+v: want unique and valid", a, b)
-	}
-	if a, b := RowRabbitMQ("u"), RowRabbitMQ("u"); a.Namespace == b.Namespace || !strings.HasPrefix(a.Namespace, "invbench-") || a.Kind != RabbitMQ {
-		t.Errorf("row namespaces %+v and %+v: want unique, invbench-*", a, b)
+	for _, kind := range Brokers() {
+		a, b := Row(kind, "u"), Row(kind, "u")
+		if a.Namespace == b.Namespace || !valid.MatchString(a.Namespace) || !strings.HasPrefix(a.Namespace, "invbench-") || a.Kind != kind || a.URL != "u" {
+			t.Errorf("%s: row brokers %+v and %+v: want unique valid namespaces, invbench-*", kind, a, b)
+		}
 	}
 	if got := (Broker{URL: "amqp://guest:secret@r:5672/"}).Where(); strings.Contains(got, "secret") {
 		t.Errorf("Where() = %q: the password shows", got)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,17 +11,6 @@ import (
 
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 )
-
-// RowNATS names a JetStream stream at url of the row run's own, so rows
-// and runs never read each other's commands or events.
-func RowNATS(url string) Broker {
-	return Broker{Kind: NATS, URL: url, Namespace: rowNamespace()}
-}
-
-// rowNamespace is a namespace of a row run's own.
-func rowNamespace() string {
-	return "invbench-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-}
 
 // natsConfig names what the server makes in bt's namespace.
 func (bt Broker) natsConfig() natsbroker.Config { return natsbroker.ConfigFor(bt.Namespace, nil) }

@@ -10,12 +10,6 @@ import (
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 )
 
-// RowRabbitMQ names an exchange and queues at url of the row run's own,
-// so rows and runs never read each other's commands or events.
-func RowRabbitMQ(url string) Broker {
-	return Broker{Kind: RabbitMQ, URL: url, Namespace: rowNamespace()}
-}
-
 // rabbitConfig names what the server declares under bt.Namespace. The retry
 // schedule is the server's default (INVENTORY_BROKER_RETRY): the client
 // declares the retry queues too, and a queue's TTL cannot change.

@@ -26,7 +26,7 @@ func rabbitURLForTest() string {
 // server and the client declare under the row's prefix are gone after
 // the row's clean-up.
 func TestRabbitMQCleanup(t *testing.T) {
-	bt := RowRabbitMQ(rabbitURLForTest())
+	bt := Row(RabbitMQ, rabbitURLForTest())
 	cleanup, err := bt.Claim(context.Background())
 	if err != nil {
 		testenv.SkipOrFail(t, "RabbitMQ is not reachable at "+bt.URL+": "+err.Error())

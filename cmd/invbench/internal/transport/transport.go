@@ -36,22 +36,23 @@ const (
 )
 
 // Names lists the transports, for the flag's help.
-func Names() []string { return []string{GraphQL, REST, GRPC, NATS, RabbitMQ} }
+func Names() []string { return append([]string{GraphQL, REST, GRPC}, Brokers()...) }
+
+// Brokers lists the transports that are brokers.
+func Brokers() []string { return []string{NATS, RabbitMQ} }
 
 // ViaBroker reports whether transport sends commands through a broker.
-func ViaBroker(transport string) bool {
-	return transport == NATS || transport == RabbitMQ
-}
+func ViaBroker(transport string) bool { return slices.Contains(Brokers(), transport) }
 
 // canRun reports whether a scenario can run over transport: REST and gRPC
 // run the stock-out scenarios and the no-op ceiling (gRPC's is the health
 // check, REST's GET /healthz); a broker, which has no no-op command, the
 // stock-out scenarios only.
 func canRun(transport, scenario string) bool {
-	switch transport {
-	case GraphQL, "":
+	switch {
+	case transport == GraphQL || transport == "":
 		return true
-	case NATS, RabbitMQ:
+	case ViaBroker(transport):
 		return scenario == "flash" || scenario == "spread"
 	}
 	switch scenario {
@@ -91,16 +92,15 @@ func (c *Client) Speak(transport, baseURL string, b Broker) error {
 		c.commands.close()
 		c.commands = nil
 	}
-	switch transport {
-	case GRPC:
+	switch {
+	case transport == GRPC:
 		return c.dialGRPC(baseURL)
-	case NATS:
+	case ViaBroker(transport):
+		if b.Kind != transport {
+			return fmt.Errorf("commands through %s to a %q broker", transport, b.Kind)
+		}
 		var err error
-		c.commands, err = dialNATS(b)
-		return err
-	case RabbitMQ:
-		var err error
-		c.commands, err = dialRabbitMQ(b)
+		c.commands, err = b.dial()
 		return err
 	}
 	return nil
