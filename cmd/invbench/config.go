@@ -43,19 +43,25 @@ type config struct {
 	writers    int
 	transport  string
 	grpcAddr   string
-	// natsURL and rabbitURL are the brokers of the broker rows and of
-	// -transport nats and rabbitmq; with -url, namespace is the server's
-	// INVENTORY_NAMESPACE.
-	natsURL   string
-	rabbitURL string
-	namespace string
-	eventsLag bool
+	// natsURL, rabbitURL and kafkaBrokers are the brokers of the broker
+	// rows and of -transport nats, rabbitmq and kafka (no kafkaBrokers:
+	// the kafka rows run on kfake in this process); with -url, namespace
+	// is the server's INVENTORY_NAMESPACE.
+	natsURL      string
+	rabbitURL    string
+	kafkaBrokers string
+	namespace    string
+	eventsLag    bool
 }
 
-// brokerURL is where the broker of kind is: -nats-url or -rabbitmq-url.
+// brokerURL is where the broker of kind is: -nats-url, -rabbitmq-url or
+// -kafka-brokers.
 func (c config) brokerURL(kind string) string {
-	if kind == transport.RabbitMQ {
+	switch kind {
+	case transport.RabbitMQ:
 		return c.rabbitURL
+	case transport.Kafka:
+		return c.kafkaBrokers
 	}
 	return c.natsURL
 }
@@ -82,11 +88,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.url, "url", "", "base URL of a running server (its GraphQL endpoint is URL/query)")
 	fs.StringVar(&c.scenario, "scenario", "flash", "with -url: "+strings.Join(load.Scenarios(), ", "))
 	fs.StringVar(&c.transport, "transport", transport.GraphQL, "with -url: what the timed requests speak: "+strings.Join(transport.Names(), ", ")+
-		" (rest and grpc: flash, spread and ceiling only; nats and rabbitmq: flash and spread, as stock-out commands through the broker)")
+		" (rest and grpc: flash, spread and ceiling only; nats, rabbitmq and kafka: flash and spread, as stock-out commands through the broker)")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "", "with -url -transport grpc: the server's INVENTORY_GRPC_ADDR (grpc-go's own server); empty: gRPC on -url's port")
 	fs.StringVar(&c.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS of -transport nats and, with -compare, of the nats rows (skipped if it does not answer)")
 	fs.StringVar(&c.rabbitURL, "rabbitmq-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ of -transport rabbitmq and, with -compare, of the rabbitmq rows (skipped if it does not answer)")
-	fs.StringVar(&c.namespace, "namespace", "inventory", "with -url: the server's INVENTORY_NAMESPACE (-transport nats, rabbitmq; rabbitmq: the server's INVENTORY_BROKER_RETRY must be the default)")
+	fs.StringVar(&c.kafkaBrokers, "kafka-brokers", "", "Kafka's seed brokers, host:port, comma-separated, of -transport kafka (needed there) and, with -compare, of the kafka rows; "+
+		"empty with -compare: the kafka rows run on kfake, franz-go's in-process emulation of Kafka, started in this tool for each row (its CPU is the tool's, its performance is not Kafka's)")
+	fs.StringVar(&c.namespace, "namespace", "inventory", "with -url: the server's INVENTORY_NAMESPACE (-transport nats, rabbitmq, kafka; rabbitmq: the server's INVENTORY_BROKER_RETRY must be the default)")
 	fs.BoolVar(&c.eventsLag, "events-lag", false, "with -url: sample the server's inventory_events_lag_seconds every 100ms during the run (a server with INVENTORY_BROKER); the broker rows of -compare always do")
 	fs.IntVar(&c.writers, "writers", 8, "flash-reads: clients that sell the hot product; the others read its page")
 	fs.IntVar(&c.clients, "clients", 64, "concurrent clients, each with one request in flight")
@@ -131,6 +139,9 @@ func (c config) validate() error {
 	if c.url != "" {
 		if err := transport.Check(c.transport, c.scenario); err != nil {
 			return err
+		}
+		if c.transport == transport.Kafka && c.kafkaBrokers == "" {
+			return errors.New("-transport kafka needs -kafka-brokers (the server's INVENTORY_KAFKA_BROKERS)")
 		}
 	}
 	switch {

@@ -19,6 +19,7 @@ import (
 	"github.com/shopstack/inventory/cmd/invbench/internal/server"
 	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 	"github.com/shopstack/inventory/internal/testenv"
+	"github.com/shopstack/inventory/internal/testenv/kafkatest"
 	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
@@ -361,11 +362,13 @@ func testBundle(ctx context.Context, t *testing.T, url, dbPath, scenario string)
 
 // testBroker is the broker of kind for a test, and the flag naming it:
 // the machine's NATS or RabbitMQ (or INVENTORY_TEST_NATS_URL,
-// INVENTORY_TEST_RABBITMQ_URL).
+// INVENTORY_TEST_RABBITMQ_URL), or a kfake cluster of the test's own.
 func testBroker(t *testing.T, kind string) (url, flag string) {
 	switch kind {
 	case brokerRabbitMQ:
 		return cmp.Or(os.Getenv("INVENTORY_TEST_RABBITMQ_URL"), "amqp://guest:guest@127.0.0.1:5672/"), "-rabbitmq-url"
+	case brokerKafka:
+		return strings.Join(kafkatest.Start(t).Addrs, ","), "-kafka-brokers"
 	}
 	return cmp.Or(os.Getenv("INVENTORY_TEST_NATS_URL"), nats.DefaultURL), "-nats-url"
 }
@@ -376,7 +379,7 @@ func testBroker(t *testing.T, kind string) (url, flag string) {
 // lag and catching up are in the report.
 func testCommandTransport(ctx context.Context, t *testing.T, bin, kind string) {
 	url, urlFlag := testBroker(t, kind)
-	cfg := config{natsURL: url, rabbitURL: url}
+	cfg := config{natsURL: url, rabbitURL: url, kafkaBrokers: url}
 	bt := rowBroker(kind, cfg)
 	cleanup, err := bt.Claim(ctx)
 	if err != nil {

@@ -26,8 +26,9 @@ type rowSpec struct {
 	products int
 	// transport is what the timed requests speak; empty: GraphQL.
 	transport string
-	// broker is INVENTORY_BROKER (nats, rabbitmq), or empty for none. The
-	// server takes commands from it only when the row speaks to it.
+	// broker is INVENTORY_BROKER (nats, rabbitmq, kafka), or empty for
+	// none. The server takes commands from it only when the row speaks to
+	// it.
 	broker string
 }
 
@@ -36,6 +37,7 @@ type rowSpec struct {
 const (
 	brokerNATS     = transport.NATS
 	brokerRabbitMQ = transport.RabbitMQ
+	brokerKafka    = transport.Kafka
 )
 
 // brokerURLEnv is the server's variable saying where each broker is.
@@ -45,6 +47,8 @@ func brokerURLEnv(kind string) string {
 		return "INVENTORY_NATS_URL"
 	case brokerRabbitMQ:
 		return "INVENTORY_RABBITMQ_URL"
+	case brokerKafka:
+		return "INVENTORY_KAFKA_BROKERS"
 	}
 	return ""
 }

@@ -38,6 +38,8 @@ func TestParseConfig(t *testing.T) {
 		{"-url", "http://x", "-transport", "nats", "-scenario", "ceiling"},
 		{"-url", "http://x", "-transport", "nats", "-scenario", "mixed"},
 		{"-url", "http://x", "-transport", "rabbitmq", "-scenario", "ceiling"},
+		{"-url", "http://x", "-transport", "kafka", "-kafka-brokers", "k:9092", "-scenario", "ceiling"},
+		{"-url", "http://x", "-transport", "kafka"}, // where is Kafka?
 		{"-url", "http://x", "-transport", "grpc", "-scenario", "bundle"},
 	} {
 		if _, err := parseConfig(args, env, &strings.Builder{}); err == nil {
@@ -60,6 +62,14 @@ func TestParseConfig(t *testing.T) {
 	if err != nil || cfg.transport != transport.RabbitMQ || cfg.rabbitURL != "amqp://a@b/" || cfg.namespace != "p" {
 		t.Errorf("-transport rabbitmq: cfg = %+v, err = %v", cfg, err)
 	}
+	cfg, err = parseConfig([]string{"-url", "http://x", "-transport", "kafka", "-kafka-brokers", "k1:9092,k2:9092", "-namespace", "p"},
+		env, &strings.Builder{})
+	if err != nil || cfg.transport != transport.Kafka || cfg.brokerURL(transport.Kafka) != "k1:9092,k2:9092" || cfg.namespace != "p" {
+		t.Errorf("-transport kafka: cfg = %+v, err = %v", cfg, err)
+	}
+	if cfg, err := parseConfig([]string{"-compare"}, env, &strings.Builder{}); err != nil || cfg.kafkaBrokers != "" {
+		t.Errorf("-compare: -kafka-brokers %q, err %v: want none (kfake)", cfg.kafkaBrokers, err)
+	}
 }
 
 func TestServerEnvBroker(t *testing.T) {
@@ -71,13 +81,14 @@ func TestServerEnvBroker(t *testing.T) {
 	targets := map[string]transport.Broker{
 		brokerNATS:     {Kind: brokerNATS, URL: "nats://n:4222", Namespace: "invbench-1-2"},
 		brokerRabbitMQ: {Kind: brokerRabbitMQ, URL: "amqp://g:g@r:5672/", Namespace: "invbench-1-3"},
+		brokerKafka:    {Kind: brokerKafka, URL: "k1:9092,k2:9092", Namespace: "invbench-1-4"},
 	}
 	db := &database{driver: "postgres", dsn: "postgres://x"}
 	for _, r := range rows {
 		bt := targets[r.broker]
 		env := r.serverEnv(db, "r:6379", "e:2379", bt)
 		if r.broker == "" {
-			for _, k := range []string{"INVENTORY_BROKER", "INVENTORY_NATS_URL", "INVENTORY_RABBITMQ_URL", "INVENTORY_NAMESPACE"} {
+			for _, k := range []string{"INVENTORY_BROKER", "INVENTORY_NATS_URL", "INVENTORY_RABBITMQ_URL", "INVENTORY_KAFKA_BROKERS", "INVENTORY_NAMESPACE"} {
 				if _, ok := env[k]; ok {
 					t.Errorf("%s: %s set without a broker", r.name, k)
 				}
@@ -107,9 +118,9 @@ func TestServerEnvBroker(t *testing.T) {
 			t.Errorf("%s speaks %q (commands %v), want %q", rows[i].name, rows[i].transport, rows[i].commands(), want)
 		}
 	}
-	cfg := config{natsURL: "nats://n", rabbitURL: "amqp://r"}
+	cfg := config{natsURL: "nats://n", rabbitURL: "amqp://r", kafkaBrokers: "k:9092"}
 	for _, kind := range transport.Brokers() {
-		if bt := rowBroker(kind, cfg); bt.Kind != kind || bt.URL != cfg.brokerURL(kind) || bt.URL == "" {
+		if bt := rowBroker(kind, cfg); bt.Kind != kind || bt.URL != cfg.brokerURL(kind) || bt.URL == "" || bt.Emulated {
 			t.Errorf("row broker %+v: want a %s at its flag's URL", bt, kind)
 		}
 	}

@@ -1,7 +1,7 @@
 // Package transport is how invbench talks to a server: GraphQL over HTTP
 // to prepare a run and to audit it, and each timed request over the
 // transport the run measures (GraphQL, REST, gRPC, or stock-out commands
-// through NATS JetStream or RabbitMQ), classified into an outcome.
+// through NATS JetStream, RabbitMQ or Kafka), classified into an outcome.
 package transport
 
 import (
@@ -40,7 +40,7 @@ type Client struct {
 	// auth is the Authorization header, for servers with tokens.
 	auth string
 	// transport is what the timed loop speaks (graphql, rest, grpc, nats,
-	// rabbitmq); grpc holds its connections when it is gRPC, commands its
+	// rabbitmq, kafka); grpc holds its connections when it is gRPC, commands its
 	// broker client when it is a broker.
 	transport string
 	grpc      []*grpc.ClientConn

@@ -11,21 +11,27 @@ import (
 	"time"
 
 	"github.com/shopstack/inventory/internal/broker"
+	"github.com/shopstack/inventory/internal/broker/kafkabroker"
 	"github.com/shopstack/inventory/internal/broker/natsbroker"
 	"github.com/shopstack/inventory/internal/broker/rabbitbroker"
 )
 
 // Broker is where a server's broker lives and what its names are.
 type Broker struct {
-	Kind string // INVENTORY_BROKER: NATS or RabbitMQ
-	URL  string
+	Kind string // INVENTORY_BROKER: NATS, RabbitMQ or Kafka
+	// URL is NATS's or RabbitMQ's URL, or Kafka's seed brokers
+	// (host:port, comma-separated).
+	URL string
 	// Namespace is the server's INVENTORY_NAMESPACE, which names its
-	// streams and subjects, or exchanges and queues.
+	// streams and subjects, exchanges and queues, or topics.
 	Namespace string
+	// Emulated says the broker is kfake in this process (see
+	// EmulateKafka), not the real thing.
+	Emulated bool
 }
 
 // Row names a broker of kind at url with names of the row run's own
-// (streams and subjects, or exchanges and queues), so
+// (streams and subjects, exchanges and queues, or topics and a group), so
 // rows and runs never read each other's commands or events.
 func Row(kind, url string) Broker {
 	ns := "invbench-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -47,6 +53,8 @@ func (bt Broker) Claim(ctx context.Context) (cleanup func() error, err error) {
 	switch bt.Kind {
 	case RabbitMQ:
 		return claimQueues(bt)
+	case Kafka:
+		return claimTopics(ctx, bt)
 	}
 	return claimStreams(ctx, bt)
 }
@@ -57,6 +65,8 @@ func (bt Broker) dial() (*commandSender, error) {
 	switch bt.Kind {
 	case RabbitMQ:
 		return dialRabbitMQ(bt)
+	case Kafka:
+		return dialKafka(bt)
 	}
 	return dialNATS(bt)
 }
@@ -70,6 +80,7 @@ type commandClient interface {
 var (
 	_ commandClient = (*natsbroker.Client)(nil)
 	_ commandClient = (*rabbitbroker.Client)(nil)
+	_ commandClient = (*kafkabroker.Client)(nil)
 )
 
 // commandSender sends the timed stock-outs as broker commands and hands

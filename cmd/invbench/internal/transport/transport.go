@@ -28,18 +28,19 @@ const (
 	GraphQL = "graphql"
 	REST    = "rest"
 	GRPC    = "grpc"
-	// NATS and RabbitMQ send stock-out commands through the broker
-	// (JetStream, RabbitMQ) and wait for their outcomes. They also name
-	// the broker a server publishes to (INVENTORY_BROKER).
+	// NATS, RabbitMQ and Kafka send stock-out commands through the
+	// broker (JetStream, RabbitMQ, Kafka) and wait for their outcomes.
+	// They also name the broker a server publishes to (INVENTORY_BROKER).
 	NATS     = "nats"
 	RabbitMQ = "rabbitmq"
+	Kafka    = "kafka"
 )
 
 // Names lists the transports, for the flag's help.
 func Names() []string { return append([]string{GraphQL, REST, GRPC}, Brokers()...) }
 
 // Brokers lists the transports that are brokers.
-func Brokers() []string { return []string{NATS, RabbitMQ} }
+func Brokers() []string { return []string{NATS, RabbitMQ, Kafka} }
 
 // ViaBroker reports whether transport sends commands through a broker.
 func ViaBroker(transport string) bool { return slices.Contains(Brokers(), transport) }
