@@ -64,8 +64,9 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *tra
 	}
 	var bt transport.Broker
 	if row.broker != "" {
-		bt = rowBroker(row.broker, cfg)
-		cleanup, err := bt.Claim(ctx)
+		var cleanup func() error
+		var err error
+		bt, cleanup, err = claimBroker(ctx, row.broker, cfg)
 		if err != nil {
 			res.skipped = fmt.Sprintf("%s does not answer at %s: %v", row.broker, bt.Where(), err)
 			logf("%s: skipped: %s", row.name, res.skipped)
@@ -135,7 +136,7 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *tra
 		t.metrics = srv.URL + "/metrics"
 	}
 	out, err := measure(ctx, c, w, lc, row, t, progress)
-	out.err = err
+	out.err, out.emulated = err, bt.Emulated
 	return out
 }
 
@@ -143,6 +144,29 @@ func compareRow(ctx context.Context, cfg config, bin string, row rowSpec, c *tra
 // never read each other's commands or events.
 func rowBroker(kind string, cfg config) transport.Broker {
 	return transport.Row(kind, cfg.brokerURL(kind))
+}
+
+// claimBroker names the row's broker target and claims it (see
+// transport.Broker.Claim). Kafka without -kafka-brokers is kfake, started
+// here for the row and closed by cleanup, after the claim's own clean-up.
+func claimBroker(ctx context.Context, kind string, cfg config) (bt transport.Broker, cleanup func() error, err error) {
+	stop := func() {}
+	if kind == brokerKafka && cfg.kafkaBrokers == "" {
+		if bt, stop, err = transport.EmulateKafka(); err != nil {
+			return bt, nil, err
+		}
+	} else {
+		bt = rowBroker(kind, cfg)
+	}
+	release, err := bt.Claim(ctx)
+	if err != nil {
+		stop()
+		return bt, nil, err
+	}
+	return bt, func() error {
+		defer stop()
+		return release()
+	}, nil
 }
 
 // against measures one scenario against a running server (-url).

@@ -110,6 +110,39 @@ func TestEndToEnd(t *testing.T) {
 		t.Logf("bundle:\n%s", out.String())
 	})
 
+	// The kafka rows as -compare runs them without -kafka-brokers: on kfake
+	// in the tool's process, started and closed for each row.
+	t.Run("compare/kafka", func(t *testing.T) {
+		cfg := postgresCompare(ctx, t, bin, "-rows", "flash/combine/events/kafka,flash/combine/kafka")
+		results, err := compare(ctx, cfg, &bytes.Buffer{})
+		if err != nil || len(results) != 2 {
+			t.Fatalf("compare: %d results, err %v", len(results), err)
+		}
+		for _, r := range results {
+			a, l := r.audit, r.lag
+			if r.err != nil || r.skipped != "" || r.failed() || a == nil || a.Sold == 0 || a.Ledger != a.Sold || len(r.errors) > 0 {
+				t.Errorf("%s: err %v, skipped %q, errors %v, audit %+v: want units sold, audited, no error", r.row.name, r.err, r.skipped, r.errors, a)
+				continue
+			}
+			if l == nil || l.Samples == 0 || l.CaughtErr != nil || l.Behind {
+				t.Errorf("%s: lag %+v: want sampled and caught up", r.row.name, l)
+			}
+			if !r.emulated {
+				t.Errorf("%s: not marked as run on kfake", r.row.name)
+			}
+		}
+		var out bytes.Buffer
+		if err := render(&out, "markdown", header(cfg, time.Now()), results); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"| flash/combine/kafka |", "flash/combine/events/kafka, flash/combine/kafka: Kafka here is kfake", "flash/combine/kafka: publisher lag "} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("report lacks %q:\n%s", want, out.String())
+			}
+		}
+		t.Logf("kafka:\n%s", out.String())
+	})
+
 	t.Run("url", func(t *testing.T) {
 		dbPath := t.TempDir() + "/inventory.db"
 		srv, err := server.Start(ctx, bin, map[string]string{

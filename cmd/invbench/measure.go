@@ -27,6 +27,7 @@ type result struct {
 	lag           *metrics.Lag // nil unless the server's publisher was sampled
 	moves         *moves       // nil unless the scenario moves stock
 	bundle        *bundleSales // nil unless the scenario sells a bundle
+	emulated      bool         // the row's broker was kfake, in this tool's process
 	skipped       string       // why the row did not run
 	err           error        // why the row failed
 }

@@ -195,6 +195,7 @@ func notes(results []result) string {
 	b.WriteString(bundleNote(results))
 	b.WriteString(transportNote(results))
 	b.WriteString(lagNote(results))
+	b.WriteString(emulatedNote(results))
 	for _, r := range results {
 		switch {
 		case r.skipped != "":
@@ -356,6 +357,22 @@ func lagNote(results []result) string {
 		b.WriteString(".\n")
 	}
 	return b.String()
+}
+
+// emulatedNote names the rows whose broker was an emulation in the tool's
+// process (kfake for Kafka), whose figures are not the real broker's.
+func emulatedNote(results []result) string {
+	var rows []string
+	for _, r := range results {
+		if r.emulated && r.requests > 0 {
+			rows = append(rows, r.row.name)
+		}
+	}
+	if len(rows) == 0 {
+		return ""
+	}
+	return strings.Join(rows, ", ") + ": Kafka here is kfake, franz-go's in-process emulation of the Kafka protocol, run in this tool's process\n" +
+		"  (its CPU is in the tool's column): the rows measure the server's side of Kafka, not Kafka's performance; -kafka-brokers names a real cluster.\n"
 }
 
 // formatCounts renders outcome counts as "CODE n, CODE n", most frequent

@@ -104,6 +104,8 @@ func compareRows() []rowSpec {
 		{name: "flash/combine/nats", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.NATS, broker: brokerNATS},
 		{name: "flash/combine/events/rabbitmq", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", broker: brokerRabbitMQ},
 		{name: "flash/combine/rabbitmq", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.RabbitMQ, broker: brokerRabbitMQ},
+		{name: "flash/combine/events/kafka", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", broker: brokerKafka},
+		{name: "flash/combine/kafka", scenario: "flash", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.Kafka, broker: brokerKafka},
 		{name: "ceiling/grpc", scenario: "ceiling", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.GRPC},
 		{name: "flash/combine/sqlite", scenario: "flash", strategy: "combine", db: "sqlite", lock: "local"},
 		{name: "flash/combine/etcd", scenario: "flash", strategy: "combine", db: "postgres", lock: "etcd"},

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
+	"github.com/shopstack/inventory/internal/testenv/kafkatest"
 )
 
 func TestSelectRows(t *testing.T) {
@@ -74,7 +77,7 @@ func TestParseConfig(t *testing.T) {
 
 func TestServerEnvBroker(t *testing.T) {
 	rows, err := selectRows(compareRows(), []string{"flash/combine", "flash/combine/events", "flash/combine/nats",
-		"flash/combine/events/rabbitmq", "flash/combine/rabbitmq"})
+		"flash/combine/events/rabbitmq", "flash/combine/rabbitmq", "flash/combine/events/kafka", "flash/combine/kafka"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +116,7 @@ func TestServerEnvBroker(t *testing.T) {
 			}
 		}
 	}
-	for i, want := range []string{"", "", transport.NATS, "", transport.RabbitMQ} {
+	for i, want := range []string{"", "", transport.NATS, "", transport.RabbitMQ, "", transport.Kafka} {
 		if rows[i].transport != want || rows[i].commands() != (want != "") {
 			t.Errorf("%s speaks %q (commands %v), want %q", rows[i].name, rows[i].transport, rows[i].commands(), want)
 		}
@@ -123,5 +126,40 @@ func TestServerEnvBroker(t *testing.T) {
 		if bt := rowBroker(kind, cfg); bt.Kind != kind || bt.URL != cfg.brokerURL(kind) || bt.URL == "" || bt.Emulated {
 			t.Errorf("row broker %+v: want a %s at its flag's URL", bt, kind)
 		}
+	}
+}
+
+// TestClaimBrokerKafka: without -kafka-brokers a kafka row runs on kfake,
+// started for the row and closed by its clean-up; with it, on the cluster
+// it names.
+func TestClaimBrokerKafka(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bt, cleanup, err := claimBroker(ctx, brokerKafka, config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bt.Emulated || bt.Kind != brokerKafka || bt.URL == "" {
+		t.Errorf("broker %+v: want kfake", bt)
+	}
+	if err := cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bt.Claim(ctx); err == nil {
+		t.Error("kfake answers after the row's clean-up")
+	}
+
+	brokers := strings.Join(kafkatest.Start(t).Addrs, ",")
+	bt, cleanup, err = claimBroker(ctx, brokerKafka, config{kafkaBrokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := cleanup(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if bt.Emulated || bt.URL != brokers {
+		t.Errorf("broker %+v: want the cluster at %s", bt, brokers)
 	}
 }
