@@ -2,6 +2,7 @@ package kafkabroker
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -18,7 +19,7 @@ type Client struct {
 	topics *topics
 
 	once sync.Once
-	prod *kgo.Client
+	prod *kgo.Client // set once by producer
 	err  error
 }
 
@@ -38,8 +39,9 @@ func (c *Client) producer(ctx context.Context) (*kgo.Client, error) {
 	return c.prod, c.err
 }
 
-// Close ends the client.
+// Close ends the client's producer; readers end with their contexts.
 func (c *Client) Close() {
+	c.once.Do(func() { c.err = errors.New("kafkabroker: client closed") }) // no producer after Close
 	if c.prod != nil {
 		c.prod.Close()
 	}
@@ -86,17 +88,29 @@ func (c *Client) record(key, data []byte, header map[string]string) *kgo.Record 
 // Config.OutcomeTopic), from the first kept, until ctx ends.
 func (c *Client) Outcomes(ctx context.Context, replyTo string) (<-chan []byte, error) {
 	ch := make(chan []byte, 1024)
-	err := c.read(ctx, []string{c.cfg.OutcomeTopic(replyTo)}, func(r *kgo.Record) { ch <- r.Value })
+	err := c.read(ctx, []string{c.cfg.OutcomeTopic(replyTo)}, func() { close(ch) }, func(r *kgo.Record) bool {
+		return send(ctx, ch, r.Value)
+	})
 	return ch, err
+}
+
+// send delivers v unless ctx ends first.
+func send[T any](ctx context.Context, ch chan<- T, v T) bool {
+	select {
+	case ch <- v:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // DeadLetters delivers the dead letters, from the first kept, until ctx
 // ends.
 func (c *Client) DeadLetters(ctx context.Context) (<-chan broker.DeadLetter, error) {
 	ch := make(chan broker.DeadLetter, 64)
-	err := c.read(ctx, []string{c.cfg.deadTopic()}, func(r *kgo.Record) {
+	err := c.read(ctx, []string{c.cfg.deadTopic()}, func() { close(ch) }, func(r *kgo.Record) bool {
 		n, _ := strconv.Atoi(header(r, HeaderAttempts))
-		ch <- broker.DeadLetter{Data: r.Value, Reason: header(r, HeaderDeadReason), Attempts: n}
+		return send(ctx, ch, broker.DeadLetter{Data: r.Value, Reason: header(r, HeaderDeadReason), Attempts: n})
 	})
 	return ch, err
 }
@@ -116,16 +130,17 @@ type Event struct {
 // until ctx ends, in each partition's order (read_committed).
 func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
 	ch := make(chan Event, 4096)
-	err := c.read(ctx, []string{c.cfg.stockTopic(), c.cfg.alertTopic()}, func(r *kgo.Record) {
+	err := c.read(ctx, []string{c.cfg.stockTopic(), c.cfg.alertTopic()}, func() { close(ch) }, func(r *kgo.Record) bool {
 		seq, _ := strconv.ParseInt(header(r, HeaderSequence), 10, 64)
-		ch <- Event{Alert: r.Topic == c.cfg.alertTopic(), ID: header(r, HeaderMessageID), Seq: seq, Partition: r.Partition, Data: r.Value}
+		return send(ctx, ch, Event{Alert: r.Topic == c.cfg.alertTopic(), ID: header(r, HeaderMessageID), Seq: seq, Partition: r.Partition, Data: r.Value})
 	})
 	return ch, err
 }
 
 // read consumes topics from their start, read_committed, outside any
-// group, until ctx ends.
-func (c *Client) read(ctx context.Context, topics []string, fn func(*kgo.Record)) error {
+// group, handing each record to fn until ctx ends (or fn returns false);
+// then it calls done.
+func (c *Client) read(ctx context.Context, topics []string, done func(), fn func(*kgo.Record) bool) error {
 	if _, err := c.producer(ctx); err != nil {
 		return err
 	}
@@ -136,13 +151,18 @@ func (c *Client) read(ctx context.Context, topics []string, fn func(*kgo.Record)
 		return err
 	}
 	go func() {
+		defer done()
 		defer cl.Close()
 		for {
 			fs := cl.PollFetches(ctx)
 			if ctx.Err() != nil || fs.IsClientClosed() {
 				return
 			}
-			fs.EachRecord(fn)
+			for it := fs.RecordIter(); !it.Done(); {
+				if !fn(it.Next()) {
+					return
+				}
+			}
 		}
 	}()
 	return nil
