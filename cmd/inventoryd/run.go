@@ -60,6 +60,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if len(args) == 2 && (args[1] == "-version" || args[1] == "--version") {
+		_, err := fmt.Fprintln(stdout, "inventoryd", buildVersion())
+		return err
+	}
 	cfg, err := config.Load(args[1:], getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
 		return nil

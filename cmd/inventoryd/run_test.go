@@ -508,3 +508,14 @@ func TestShutdownDrain(t *testing.T) {
 	}
 	s.done <- nil // for the cleanup
 }
+
+// TestVersion: -version prints what was built and starts nothing.
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"inventoryd", "-version"}, func(string) string { return "" }, &out, &out); err != nil {
+		t.Fatalf("-version: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "inventoryd ") || !strings.Contains(out.String(), "go1.") || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("-version printed %q", out.String())
+	}
+}

@@ -74,6 +74,25 @@ func version() string {
 	return v
 }
 
+// buildVersion says what was built: the version, the commit's time (and
+// whether the tree had changes), and the Go release.
+func buildVersion() string {
+	v := version()
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.time":
+			v += " " + s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			v += " (modified)"
+		}
+	}
+	return v + " " + bi.GoVersion
+}
+
 // instance names this replica in traces: host and process.
 func instance() string {
 	host, _ := os.Hostname()

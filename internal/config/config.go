@@ -554,6 +554,7 @@ func writeUsage(w io.Writer) {
 	fmt.Fprintln(w, "Runs the inventory service: GraphQL at /query (GraphiQL at /), REST routes, /healthz, /readyz.")
 	fmt.Fprintln(w, "Settings for a lock backend other than the chosen one are ignored.")
 	fmt.Fprintln(w, "Each flag can also be set by its environment variable; a flag wins.")
+	fmt.Fprintln(w, "inventoryd -version prints the build's version, commit time and Go release.")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
