@@ -256,7 +256,7 @@ func postgresCompare(ctx context.Context, t *testing.T, bin string, args ...stri
 	t.Helper()
 	redis := redistest.Start(t)
 	cfg, err := parseConfig(append([]string{"-compare", "-duration", "1s", "-clients", "8", "-server-bin", bin,
-		"-redis", redis.Addr, "-quiet"}, args...), os.Getenv, &bytes.Buffer{})
+		"-redis-addrs", redis.Addr, "-quiet"}, args...), os.Getenv, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
