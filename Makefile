@@ -1,13 +1,22 @@
 # Run `make help` for the targets.
 GO ?= go
 
-.PHONY: help run build test test-faults fuzz generate check-generated check-compose check-chart helm kube-apiserver lint oidc-provider-deps oidc-provider
+.PHONY: help run cluster cluster-stop demo-data build test test-faults fuzz generate check-generated check-compose check-chart helm kube-apiserver lint oidc-provider-deps oidc-provider
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 run: ## run the service on SQLite with the in-process lock (http://127.0.0.1:8080/)
 	$(GO) run ./cmd/inventoryd
+
+cluster: ## start a local cluster in .cluster/: PostgreSQL and etcd of its own, two replicas on :8081 and :8082 (scripts/cluster.sh)
+	scripts/cluster.sh start
+
+cluster-stop: ## stop the local cluster's processes, by their pids (its data stays in .cluster/)
+	scripts/cluster.sh stop
+
+demo-data: ## fill a running server (INVENTORY_URL, default http://127.0.0.1:8080) with a small shop's products; safe to run twice
+	scripts/demo-data.sh
 
 build: ## build bin/inventoryd
 	CGO_ENABLED=0 $(GO) build -o bin/inventoryd ./cmd/inventoryd
