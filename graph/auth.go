@@ -39,10 +39,47 @@ func admit(gate *inventory.Gate) graphql.RootFieldMiddleware {
 		if err != nil {
 			return refuse(ctx, err)
 		}
+		if ops := readsAs(rc.Field.Name, args); len(ops) > 0 {
+			if done, err = admitAs(ctx, gate, ops, done); err != nil {
+				return refuse(ctx, err)
+			}
+		}
 		res := next(ctx)
 		done(fieldOutcome(rootFieldContext(ctx)))
 		return res
 	}
+}
+
+// readsAs returns the operations a root field that reads objects by ID
+// (node, nodes) reads them as: their types' own queries (nodeOperations),
+// which it must pass as well as its own.
+func readsAs(field string, args map[string]any) []string {
+	var ops []string
+	for _, t := range nodeTypes(field, args) {
+		ops = append(ops, nodeOperations[t])
+	}
+	return ops
+}
+
+// admitAs runs ops through the whole chain after the field itself was
+// admitted (done): the field runs only if every one lets it, and its
+// outcome is reported to each. On a refusal, those admitted are let go.
+func admitAs(ctx context.Context, gate *inventory.Gate, ops []string, done func(error)) (func(error), error) {
+	dones := []func(error){done}
+	all := func(outcome error) {
+		for _, d := range dones {
+			d(outcome)
+		}
+	}
+	for _, op := range ops {
+		d, err := gate.Admit(ctx, op, nil)
+		if err != nil {
+			all(nil)
+			return nil, err
+		}
+		dones = append(dones, d)
+	}
+	return all, nil
 }
 
 // operation is the name a root field is authorized as: its own, or, for

@@ -20,18 +20,32 @@ type FlowReporter interface {
 // reservation's). Other inputs name none.
 func productKeys(input any) []int64 {
 	in, _ := input.(map[string]any)
-	if id, err := model.UnmarshalID(in["productId"]); in["productId"] != nil && err == nil {
+	if id, ok := productKey(in["productId"]); ok {
 		return []int64{id}
 	}
 	items, _ := in["items"].([]any)
 	var ids []int64
 	for _, it := range items {
 		item, _ := it.(map[string]any)
-		if id, err := model.UnmarshalID(item["productId"]); item["productId"] != nil && err == nil {
+		if id, ok := productKey(item["productId"]); ok {
 			ids = append(ids, id)
 		}
 	}
 	return ids
+}
+
+// productKey reads a raw productId as the field will (model.ParseID): an
+// ID that does not name a product is left to the field, which refuses it.
+func productKey(v any) (int64, bool) {
+	if v == nil {
+		return 0, false
+	}
+	id, err := model.ParseID(v, "productId")
+	if err != nil {
+		return 0, false
+	}
+	n, err := id.Of(model.ProductNode)
+	return n, err == nil
 }
 
 // Operations returns the names flow-control rules may limit: every root

@@ -5,6 +5,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -32,11 +33,13 @@ type ResolverRoot interface {
 	BundleComponent() BundleComponentResolver
 	HotProduct() HotProductResolver
 	LevelDrift() LevelDriftResolver
+	Location() LocationResolver
 	LowStockAlert() LowStockAlertResolver
 	Mutation() MutationResolver
 	Product() ProductResolver
 	ProductConnection() ProductConnectionResolver
 	Query() QueryResolver
+	Reservation() ReservationResolver
 	ReservationEvent() ReservationEventResolver
 	ReservationItem() ReservationItemResolver
 	StockChangedEvent() StockChangedEventResolver
@@ -166,20 +169,20 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AdjustStock        func(childComplexity int, input model.AdjustStockInput) int
 		BulkAdjustStock    func(childComplexity int, input model.BulkAdjustStockInput) int
-		CancelTransfer     func(childComplexity int, id int64, idempotencyKey *string) int
-		CommitReservation  func(childComplexity int, id int64) int
+		CancelTransfer     func(childComplexity int, id model.ID, idempotencyKey *string) int
+		CommitReservation  func(childComplexity int, id model.ID) int
 		CreateBundle       func(childComplexity int, input model.CreateBundleInput) int
 		CreateLocation     func(childComplexity int, input model.CreateLocationInput) int
 		CreateProduct      func(childComplexity int, input model.CreateProductInput) int
 		CreateTransfer     func(childComplexity int, input model.CreateTransferInput) int
 		ExpectStock        func(childComplexity int, input model.ExpectStockInput) int
-		ExtendReservation  func(childComplexity int, id int64, ttlSeconds int64) int
+		ExtendReservation  func(childComplexity int, id model.ID, ttlSeconds int64) int
 		MoveStock          func(childComplexity int, input model.MoveStockInput) int
 		ReceiveTransfer    func(childComplexity int, input model.ReceiveTransferInput) int
-		ReleaseReservation func(childComplexity int, id int64) int
-		RepairDrift        func(childComplexity int, productID int64, locationID *int64, reason string) int
+		ReleaseReservation func(childComplexity int, id model.ID) int
+		RepairDrift        func(childComplexity int, productID model.ID, locationID *model.ID, reason string) int
 		ReserveStock       func(childComplexity int, input model.ReserveStockInput) int
-		ShipTransfer       func(childComplexity int, id int64, idempotencyKey *string) int
+		ShipTransfer       func(childComplexity int, id model.ID, idempotencyKey *string) int
 		StockIn            func(childComplexity int, input model.StockChangeInput) int
 		StockOut           func(childComplexity int, input model.StockChangeInput) int
 		UpdateProduct      func(childComplexity int, input model.UpdateProductInput) int
@@ -247,14 +250,16 @@ type ComplexityRoot struct {
 		FlowControl      func(childComplexity int, hotProducts *int64) int
 		Locations        func(childComplexity int) int
 		LowStockProducts func(childComplexity int, first *int64, consistency *model.ReadConsistency) int
-		Product          func(childComplexity int, id int64, consistency *model.ReadConsistency) int
+		Node             func(childComplexity int, id model.ID) int
+		Nodes            func(childComplexity int, ids []*model.ID) int
+		Product          func(childComplexity int, id model.ID, consistency *model.ReadConsistency) int
 		ProductBySku     func(childComplexity int, sku string, consistency *model.ReadConsistency) int
 		Products         func(childComplexity int, first *int64, after *string, filter *model.ProductFilter, consistency *model.ReadConsistency) int
-		Reconcile        func(childComplexity int, productIds []int64, locationIds []int64) int
-		Reservation      func(childComplexity int, id int64) int
+		Reconcile        func(childComplexity int, productIds []*model.ID, locationIds []*model.ID) int
+		Reservation      func(childComplexity int, id model.ID) int
 		Reservations     func(childComplexity int, status *inventory.ReservationStatus, first *int64, after *string) int
-		StockMovements   func(childComplexity int, productID *int64, locationID *int64, first *int64, after *string, order *model.SortOrder) int
-		Transfer         func(childComplexity int, id int64) int
+		StockMovements   func(childComplexity int, productID *model.ID, locationID *model.ID, first *int64, after *string, order *model.SortOrder) int
+		Transfer         func(childComplexity int, id model.ID) int
 		Transfers        func(childComplexity int, status *inventory.TransferStatus, first *int64, after *string) int
 	}
 
@@ -340,6 +345,7 @@ type ComplexityRoot struct {
 		AvailableAfter func(childComplexity int) int
 		Bundle         func(childComplexity int) int
 		CreatedAt      func(childComplexity int) int
+		DatabaseID     func(childComplexity int) int
 		Delta          func(childComplexity int) int
 		FromState      func(childComplexity int) int
 		ID             func(childComplexity int) int
@@ -387,9 +393,9 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		LowStockAlerts    func(childComplexity int, productIds []int64, afterSequence *int64) int
-		ReservationEvents func(childComplexity int, reservationIds []int64, afterSequence *int64) int
-		StockChanged      func(childComplexity int, productIds []int64, afterSequence *int64) int
+		LowStockAlerts    func(childComplexity int, productIds []*model.ID, afterSequence *int64) int
+		ReservationEvents func(childComplexity int, reservationIds []*model.ID, afterSequence *int64) int
+		StockChanged      func(childComplexity int, productIds []*model.ID, afterSequence *int64) int
 	}
 
 	Transfer struct {
@@ -452,6 +458,9 @@ type LevelDriftResolver interface {
 	Product(ctx context.Context, obj *inventory.LevelAudit) (*inventory.Product, error)
 	Location(ctx context.Context, obj *inventory.LevelAudit) (*inventory.Location, error)
 }
+type LocationResolver interface {
+	ID(ctx context.Context, obj *inventory.Location) (*model.ID, error)
+}
 type LowStockAlertResolver interface {
 	Threshold(ctx context.Context, obj *model.LowStockAlert) (int64, error)
 
@@ -468,17 +477,19 @@ type MutationResolver interface {
 	MoveStock(ctx context.Context, input model.MoveStockInput) (*model.StockPayload, error)
 	ExpectStock(ctx context.Context, input model.ExpectStockInput) (*model.StockPayload, error)
 	BulkAdjustStock(ctx context.Context, input model.BulkAdjustStockInput) (*model.BulkAdjustStockPayload, error)
-	RepairDrift(ctx context.Context, productID int64, locationID *int64, reason string) (*model.RepairDriftPayload, error)
+	RepairDrift(ctx context.Context, productID model.ID, locationID *model.ID, reason string) (*model.RepairDriftPayload, error)
 	ReserveStock(ctx context.Context, input model.ReserveStockInput) (*model.ReservationPayload, error)
-	CommitReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
-	ReleaseReservation(ctx context.Context, id int64) (*model.ReservationPayload, error)
-	ExtendReservation(ctx context.Context, id int64, ttlSeconds int64) (*model.ReservationPayload, error)
+	CommitReservation(ctx context.Context, id model.ID) (*model.ReservationPayload, error)
+	ReleaseReservation(ctx context.Context, id model.ID) (*model.ReservationPayload, error)
+	ExtendReservation(ctx context.Context, id model.ID, ttlSeconds int64) (*model.ReservationPayload, error)
 	CreateTransfer(ctx context.Context, input model.CreateTransferInput) (*model.TransferPayload, error)
-	ShipTransfer(ctx context.Context, id int64, idempotencyKey *string) (*model.TransferPayload, error)
+	ShipTransfer(ctx context.Context, id model.ID, idempotencyKey *string) (*model.TransferPayload, error)
 	ReceiveTransfer(ctx context.Context, input model.ReceiveTransferInput) (*model.TransferPayload, error)
-	CancelTransfer(ctx context.Context, id int64, idempotencyKey *string) (*model.TransferPayload, error)
+	CancelTransfer(ctx context.Context, id model.ID, idempotencyKey *string) (*model.TransferPayload, error)
 }
 type ProductResolver interface {
+	ID(ctx context.Context, obj *inventory.Product) (*model.ID, error)
+
 	Levels(ctx context.Context, obj *inventory.Product) ([]*model.StockLevel, error)
 	Movements(ctx context.Context, obj *inventory.Product, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error)
 }
@@ -486,18 +497,23 @@ type ProductConnectionResolver interface {
 	TotalCount(ctx context.Context, obj *model.ProductConnection) (int64, error)
 }
 type QueryResolver interface {
-	Product(ctx context.Context, id int64, consistency *model.ReadConsistency) (*inventory.Product, error)
+	Node(ctx context.Context, id model.ID) (model.Node, error)
+	Nodes(ctx context.Context, ids []*model.ID) ([]model.Node, error)
+	Product(ctx context.Context, id model.ID, consistency *model.ReadConsistency) (*inventory.Product, error)
 	ProductBySku(ctx context.Context, sku string, consistency *model.ReadConsistency) (*inventory.Product, error)
 	Products(ctx context.Context, first *int64, after *string, filter *model.ProductFilter, consistency *model.ReadConsistency) (*model.ProductConnection, error)
 	LowStockProducts(ctx context.Context, first *int64, consistency *model.ReadConsistency) ([]*inventory.Product, error)
-	StockMovements(ctx context.Context, productID *int64, locationID *int64, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error)
+	StockMovements(ctx context.Context, productID *model.ID, locationID *model.ID, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error)
 	Locations(ctx context.Context) ([]*inventory.Location, error)
-	Reservation(ctx context.Context, id int64) (*inventory.Reservation, error)
+	Reservation(ctx context.Context, id model.ID) (*inventory.Reservation, error)
 	Reservations(ctx context.Context, status *inventory.ReservationStatus, first *int64, after *string) (*model.ReservationConnection, error)
-	Transfer(ctx context.Context, id int64) (*inventory.Transfer, error)
+	Transfer(ctx context.Context, id model.ID) (*inventory.Transfer, error)
 	Transfers(ctx context.Context, status *inventory.TransferStatus, first *int64, after *string) (*model.TransferConnection, error)
 	FlowControl(ctx context.Context, hotProducts *int64) (*model.FlowControl, error)
-	Reconcile(ctx context.Context, productIds []int64, locationIds []int64) (*model.ReconcileReport, error)
+	Reconcile(ctx context.Context, productIds []*model.ID, locationIds []*model.ID) (*model.ReconcileReport, error)
+}
+type ReservationResolver interface {
+	ID(ctx context.Context, obj *inventory.Reservation) (*model.ID, error)
 }
 type ReservationEventResolver interface {
 	Reservation(ctx context.Context, obj *model.ReservationEvent) (*inventory.Reservation, error)
@@ -513,7 +529,8 @@ type StockChangedEventResolver interface {
 	Bundles(ctx context.Context, obj *model.StockChangedEvent) ([]*inventory.Product, error)
 }
 type StockMovementResolver interface {
-	ID(ctx context.Context, obj *inventory.Movement) (int64, error)
+	ID(ctx context.Context, obj *inventory.Movement) (*model.ID, error)
+	DatabaseID(ctx context.Context, obj *inventory.Movement) (int64, error)
 	Sequence(ctx context.Context, obj *inventory.Movement) (int64, error)
 	Product(ctx context.Context, obj *inventory.Movement) (*inventory.Product, error)
 	Location(ctx context.Context, obj *inventory.Movement) (*inventory.Location, error)
@@ -529,11 +546,13 @@ type StockMovementResolver interface {
 	LeaseToken(ctx context.Context, obj *inventory.Movement) (int64, error)
 }
 type SubscriptionResolver interface {
-	LowStockAlerts(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.LowStockAlert, error)
-	StockChanged(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.StockChangedEvent, error)
-	ReservationEvents(ctx context.Context, reservationIds []int64, afterSequence *int64) (<-chan *model.ReservationEvent, error)
+	LowStockAlerts(ctx context.Context, productIds []*model.ID, afterSequence *int64) (<-chan *model.LowStockAlert, error)
+	StockChanged(ctx context.Context, productIds []*model.ID, afterSequence *int64) (<-chan *model.StockChangedEvent, error)
+	ReservationEvents(ctx context.Context, reservationIds []*model.ID, afterSequence *int64) (<-chan *model.ReservationEvent, error)
 }
 type TransferResolver interface {
+	ID(ctx context.Context, obj *inventory.Transfer) (*model.ID, error)
+
 	Origin(ctx context.Context, obj *inventory.Transfer) (*inventory.Location, error)
 	Destination(ctx context.Context, obj *inventory.Transfer) (*inventory.Location, error)
 }
@@ -941,7 +960,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Location.CreatedAt(childComplexity), true
-	case "Location.id":
+	case "Location.id", "Location.databaseId":
 		if e.ComplexityRoot.Location.ID == nil {
 			break
 		}
@@ -1029,7 +1048,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CancelTransfer(childComplexity, args["id"].(int64), args["idempotencyKey"].(*string)), true
+		return e.ComplexityRoot.Mutation.CancelTransfer(childComplexity, args["id"].(model.ID), args["idempotencyKey"].(*string)), true
 	case "Mutation.commitReservation":
 		if e.ComplexityRoot.Mutation.CommitReservation == nil {
 			break
@@ -1040,7 +1059,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CommitReservation(childComplexity, args["id"].(int64)), true
+		return e.ComplexityRoot.Mutation.CommitReservation(childComplexity, args["id"].(model.ID)), true
 	case "Mutation.createBundle":
 		if e.ComplexityRoot.Mutation.CreateBundle == nil {
 			break
@@ -1106,7 +1125,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ExtendReservation(childComplexity, args["id"].(int64), args["ttlSeconds"].(int64)), true
+		return e.ComplexityRoot.Mutation.ExtendReservation(childComplexity, args["id"].(model.ID), args["ttlSeconds"].(int64)), true
 	case "Mutation.moveStock":
 		if e.ComplexityRoot.Mutation.MoveStock == nil {
 			break
@@ -1139,7 +1158,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ReleaseReservation(childComplexity, args["id"].(int64)), true
+		return e.ComplexityRoot.Mutation.ReleaseReservation(childComplexity, args["id"].(model.ID)), true
 	case "Mutation.repairDrift":
 		if e.ComplexityRoot.Mutation.RepairDrift == nil {
 			break
@@ -1150,7 +1169,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RepairDrift(childComplexity, args["productId"].(int64), args["locationId"].(*int64), args["reason"].(string)), true
+		return e.ComplexityRoot.Mutation.RepairDrift(childComplexity, args["productId"].(model.ID), args["locationId"].(*model.ID), args["reason"].(string)), true
 	case "Mutation.reserveStock":
 		if e.ComplexityRoot.Mutation.ReserveStock == nil {
 			break
@@ -1172,7 +1191,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ShipTransfer(childComplexity, args["id"].(int64), args["idempotencyKey"].(*string)), true
+		return e.ComplexityRoot.Mutation.ShipTransfer(childComplexity, args["id"].(model.ID), args["idempotencyKey"].(*string)), true
 	case "Mutation.stockIn":
 		if e.ComplexityRoot.Mutation.StockIn == nil {
 			break
@@ -1305,7 +1324,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Product.Damaged(childComplexity), true
-	case "Product.id":
+	case "Product.id", "Product.databaseId":
 		if e.ComplexityRoot.Product.ID == nil {
 			break
 		}
@@ -1487,6 +1506,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.LowStockProducts(childComplexity, args["first"].(*int64), args["consistency"].(*model.ReadConsistency)), true
+	case "Query.node":
+		if e.ComplexityRoot.Query.Node == nil {
+			break
+		}
+
+		args, err := ec.field_Query_node_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Node(childComplexity, args["id"].(model.ID)), true
+	case "Query.nodes":
+		if e.ComplexityRoot.Query.Nodes == nil {
+			break
+		}
+
+		args, err := ec.field_Query_nodes_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]*model.ID)), true
 	case "Query.product":
 		if e.ComplexityRoot.Query.Product == nil {
 			break
@@ -1497,7 +1538,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Product(childComplexity, args["id"].(int64), args["consistency"].(*model.ReadConsistency)), true
+		return e.ComplexityRoot.Query.Product(childComplexity, args["id"].(model.ID), args["consistency"].(*model.ReadConsistency)), true
 	case "Query.productBySku":
 		if e.ComplexityRoot.Query.ProductBySku == nil {
 			break
@@ -1530,7 +1571,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Reconcile(childComplexity, args["productIds"].([]int64), args["locationIds"].([]int64)), true
+		return e.ComplexityRoot.Query.Reconcile(childComplexity, args["productIds"].([]*model.ID), args["locationIds"].([]*model.ID)), true
 	case "Query.reservation":
 		if e.ComplexityRoot.Query.Reservation == nil {
 			break
@@ -1541,7 +1582,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Reservation(childComplexity, args["id"].(int64)), true
+		return e.ComplexityRoot.Query.Reservation(childComplexity, args["id"].(model.ID)), true
 	case "Query.reservations":
 		if e.ComplexityRoot.Query.Reservations == nil {
 			break
@@ -1563,7 +1604,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.StockMovements(childComplexity, args["productId"].(*int64), args["locationId"].(*int64), args["first"].(*int64), args["after"].(*string), args["order"].(*model.SortOrder)), true
+		return e.ComplexityRoot.Query.StockMovements(childComplexity, args["productId"].(*model.ID), args["locationId"].(*model.ID), args["first"].(*int64), args["after"].(*string), args["order"].(*model.SortOrder)), true
 	case "Query.transfer":
 		if e.ComplexityRoot.Query.Transfer == nil {
 			break
@@ -1574,7 +1615,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Transfer(childComplexity, args["id"].(int64)), true
+		return e.ComplexityRoot.Query.Transfer(childComplexity, args["id"].(model.ID)), true
 	case "Query.transfers":
 		if e.ComplexityRoot.Query.Transfers == nil {
 			break
@@ -1655,7 +1696,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Reservation.ExpiresAt(childComplexity), true
-	case "Reservation.id":
+	case "Reservation.id", "Reservation.databaseId":
 		if e.ComplexityRoot.Reservation.ID == nil {
 			break
 		}
@@ -1903,6 +1944,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StockMovement.CreatedAt(childComplexity), true
+	case "StockMovement.databaseId":
+		if e.ComplexityRoot.StockMovement.DatabaseID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StockMovement.DatabaseID(childComplexity), true
 	case "StockMovement.delta":
 		if e.ComplexityRoot.StockMovement.Delta == nil {
 			break
@@ -2110,7 +2157,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.LowStockAlerts(childComplexity, args["productIds"].([]int64), args["afterSequence"].(*int64)), true
+		return e.ComplexityRoot.Subscription.LowStockAlerts(childComplexity, args["productIds"].([]*model.ID), args["afterSequence"].(*int64)), true
 	case "Subscription.reservationEvents":
 		if e.ComplexityRoot.Subscription.ReservationEvents == nil {
 			break
@@ -2121,7 +2168,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.ReservationEvents(childComplexity, args["reservationIds"].([]int64), args["afterSequence"].(*int64)), true
+		return e.ComplexityRoot.Subscription.ReservationEvents(childComplexity, args["reservationIds"].([]*model.ID), args["afterSequence"].(*int64)), true
 	case "Subscription.stockChanged":
 		if e.ComplexityRoot.Subscription.StockChanged == nil {
 			break
@@ -2132,7 +2179,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.StockChanged(childComplexity, args["productIds"].([]int64), args["afterSequence"].(*int64)), true
+		return e.ComplexityRoot.Subscription.StockChanged(childComplexity, args["productIds"].([]*model.ID), args["afterSequence"].(*int64)), true
 
 	case "Transfer.actor":
 		if e.ComplexityRoot.Transfer.Actor == nil {
@@ -2152,7 +2199,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Transfer.Destination(childComplexity), true
-	case "Transfer.id":
+	case "Transfer.id", "Transfer.databaseId":
 		if e.ComplexityRoot.Transfer.ID == nil {
 			break
 		}
@@ -2434,7 +2481,31 @@ scalar Int64
 "An RFC 3339 timestamp in UTC."
 scalar Time
 
+"""
+An object with a global ID (Relay's Global Object Identification): node
+and nodes fetch it again by its ID alone. IDs are opaque and unique across
+types; databaseId gives the number behind one.
+"""
+interface Node {
+  "The object's global ID."
+  id: ID!
+}
+
 type Query {
+  """
+  The object with this global ID, read as the type's own query reads it
+  (product, reservation, transfer, stockMovements, locations): the same
+  role, flow control and loaders. Null, with a NOT_FOUND error, for an
+  unknown ID; a malformed ID is BAD_USER_INPUT (field id). A bare database
+  ID is refused: it names no type.
+  """
+  node(id: ID!): Node
+  """
+  The objects with these global IDs (1..100), in the order asked, each
+  null with its NOT_FOUND error (path nodes.<index>) when unknown. Objects
+  of one type load in one batch.
+  """
+  nodes(ids: [ID!]!): [Node]!
   """
   A product by ID. Unknown IDs fail with NOT_FOUND. consistency applies to
   the field and everything under it.
@@ -2615,8 +2686,11 @@ type Subscription {
   reservationEvents(reservationIds: [ID!], afterSequence: Int64): ReservationEvent!
 }
 
-type Product {
+type Product implements Node {
+  "Global ID: opaque, unique across types. Inputs also take databaseId (deprecated)."
   id: ID!
+  "The number behind id: the ID this API gave before global IDs."
+  databaseId: Int!
   "Upper-case letters, digits, '.', '_' and '-'; unique, case-insensitive."
   sku: String!
   name: String!
@@ -2685,8 +2759,11 @@ type StockLevel {
   updatedAt: Time!
 }
 
-type Location {
+type Location implements Node {
+  "Global ID: opaque, unique across types. Inputs also take databaseId (deprecated)."
   id: ID!
+  "The number behind id: the ID this API gave before global IDs."
+  databaseId: Int!
   code: String!
   name: String!
   isDefault: Boolean!
@@ -2728,8 +2805,11 @@ enum TransferStatus {
 }
 
 "Units of products moving from one location to another, as a document."
-type Transfer {
+type Transfer implements Node {
+  "Global ID: opaque, unique across types. Inputs also take databaseId (deprecated)."
   id: ID!
+  "The number behind id: the ID this API gave before global IDs."
+  databaseId: Int!
   status: TransferStatus!
   origin: Location!
   destination: Location!
@@ -2848,8 +2928,11 @@ enum SortOrder {
 }
 
 "One row of the stock ledger. For every level, stock is the sum of its movements' deltas."
-type StockMovement {
+type StockMovement implements Node {
+  "Global ID: opaque, unique across types. Inputs also take databaseId (deprecated)."
   id: ID!
+  "The number behind id: the ID this API gave before global IDs."
+  databaseId: Int!
   """
   Ledger sequence: unique, increasing in commit order for each product, and a
   total order across products in which events are delivered; numbers may be
@@ -2930,8 +3013,11 @@ enum ReservationStatus {
   EXPIRED
 }
 
-type Reservation {
+type Reservation implements Node {
+  "Global ID: opaque, unique across types. Inputs also take databaseId (deprecated)."
   id: ID!
+  "The number behind id: the ID this API gave before global IDs."
+  databaseId: Int!
   "As of now: an ACTIVE reservation past expiresAt is EXPIRED."
   status: ReservationStatus!
   items: [ReservationItem!]!
@@ -3593,6 +3679,8 @@ func (ec *executionContext) childFields_Location(ctx context.Context, field grap
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_Location_id(ctx, field)
+	case "databaseId":
+		return ec.fieldContext_Location_databaseId(ctx, field)
 	case "code":
 		return ec.fieldContext_Location_code(ctx, field)
 	case "name":
@@ -3657,6 +3745,8 @@ func (ec *executionContext) childFields_Product(ctx context.Context, field graph
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_Product_id(ctx, field)
+	case "databaseId":
+		return ec.fieldContext_Product_databaseId(ctx, field)
 	case "sku":
 		return ec.fieldContext_Product_sku(ctx, field)
 	case "name":
@@ -3771,6 +3861,8 @@ func (ec *executionContext) childFields_Reservation(ctx context.Context, field g
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_Reservation_id(ctx, field)
+	case "databaseId":
+		return ec.fieldContext_Reservation_databaseId(ctx, field)
 	case "status":
 		return ec.fieldContext_Reservation_status(ctx, field)
 	case "items":
@@ -3897,6 +3989,8 @@ func (ec *executionContext) childFields_StockMovement(ctx context.Context, field
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_StockMovement_id(ctx, field)
+	case "databaseId":
+		return ec.fieldContext_StockMovement_databaseId(ctx, field)
 	case "sequence":
 		return ec.fieldContext_StockMovement_sequence(ctx, field)
 	case "product":
@@ -3999,6 +4093,8 @@ func (ec *executionContext) childFields_Transfer(ctx context.Context, field grap
 	switch field.Name {
 	case "id":
 		return ec.fieldContext_Transfer_id(ctx, field)
+	case "databaseId":
+		return ec.fieldContext_Transfer_databaseId(ctx, field)
 	case "status":
 		return ec.fieldContext_Transfer_status(ctx, field)
 	case "origin":
@@ -4233,8 +4329,8 @@ func (ec *executionContext) field_Mutation_cancelTransfer_args(ctx context.Conte
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
-		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNID2int64(ctx, v)
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4255,8 +4351,8 @@ func (ec *executionContext) field_Mutation_commitReservation_args(ctx context.Co
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
-		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNID2int64(ctx, v)
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4339,8 +4435,8 @@ func (ec *executionContext) field_Mutation_extendReservation_args(ctx context.Co
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
-		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNID2int64(ctx, v)
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4389,8 +4485,8 @@ func (ec *executionContext) field_Mutation_releaseReservation_args(ctx context.C
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
-		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNID2int64(ctx, v)
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4403,16 +4499,16 @@ func (ec *executionContext) field_Mutation_repairDrift_args(ctx context.Context,
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productId",
-		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNID2int64(ctx, v)
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
 	args["productId"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "locationId",
-		func(ctx context.Context, v any) (*int64, error) {
-			return ec.unmarshalOID2ᚖint64(ctx, v)
+		func(ctx context.Context, v any) (*model.ID, error) {
+			return ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4447,8 +4543,8 @@ func (ec *executionContext) field_Mutation_shipTransfer_args(ctx context.Context
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
-		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNID2int64(ctx, v)
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4587,6 +4683,34 @@ func (ec *executionContext) field_Query_lowStockProducts_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_node_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "ids",
+		func(ctx context.Context, v any) ([]*model.ID, error) {
+			return ec.unmarshalNID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ids"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_productBySku_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4613,8 +4737,8 @@ func (ec *executionContext) field_Query_product_args(ctx context.Context, rawArg
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
-		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNID2int64(ctx, v)
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4673,16 +4797,16 @@ func (ec *executionContext) field_Query_reconcile_args(ctx context.Context, rawA
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productIds",
-		func(ctx context.Context, v any) ([]int64, error) {
-			return ec.unmarshalOID2ᚕint64ᚄ(ctx, v)
+		func(ctx context.Context, v any) ([]*model.ID, error) {
+			return ec.unmarshalOID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
 	args["productIds"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "locationIds",
-		func(ctx context.Context, v any) ([]int64, error) {
-			return ec.unmarshalOID2ᚕint64ᚄ(ctx, v)
+		func(ctx context.Context, v any) ([]*model.ID, error) {
+			return ec.unmarshalOID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4695,8 +4819,8 @@ func (ec *executionContext) field_Query_reservation_args(ctx context.Context, ra
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
-		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNID2int64(ctx, v)
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4739,16 +4863,16 @@ func (ec *executionContext) field_Query_stockMovements_args(ctx context.Context,
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productId",
-		func(ctx context.Context, v any) (*int64, error) {
-			return ec.unmarshalOID2ᚖint64(ctx, v)
+		func(ctx context.Context, v any) (*model.ID, error) {
+			return ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
 	args["productId"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "locationId",
-		func(ctx context.Context, v any) (*int64, error) {
-			return ec.unmarshalOID2ᚖint64(ctx, v)
+		func(ctx context.Context, v any) (*model.ID, error) {
+			return ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4785,8 +4909,8 @@ func (ec *executionContext) field_Query_transfer_args(ctx context.Context, rawAr
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
-		func(ctx context.Context, v any) (int64, error) {
-			return ec.unmarshalNID2int64(ctx, v)
+		func(ctx context.Context, v any) (model.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4829,8 +4953,8 @@ func (ec *executionContext) field_Subscription_lowStockAlerts_args(ctx context.C
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productIds",
-		func(ctx context.Context, v any) ([]int64, error) {
-			return ec.unmarshalOID2ᚕint64ᚄ(ctx, v)
+		func(ctx context.Context, v any) ([]*model.ID, error) {
+			return ec.unmarshalOID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4851,8 +4975,8 @@ func (ec *executionContext) field_Subscription_reservationEvents_args(ctx contex
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reservationIds",
-		func(ctx context.Context, v any) ([]int64, error) {
-			return ec.unmarshalOID2ᚕint64ᚄ(ctx, v)
+		func(ctx context.Context, v any) ([]*model.ID, error) {
+			return ec.unmarshalOID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4873,8 +4997,8 @@ func (ec *executionContext) field_Subscription_stockChanged_args(ctx context.Con
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "productIds",
-		func(ctx context.Context, v any) ([]int64, error) {
-			return ec.unmarshalOID2ᚕint64ᚄ(ctx, v)
+		func(ctx context.Context, v any) ([]*model.ID, error) {
+			return ec.unmarshalOID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -5927,8 +6051,8 @@ func (ec *executionContext) _HotProduct_productId(ctx context.Context, field gra
 			return obj.ProductID, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNID2int64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v model.ID) graphql.Marshaler {
+			return ec.marshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, selections, v)
 		},
 		true,
 		true,
@@ -6198,8 +6322,8 @@ func (ec *executionContext) _HotspotOverride_productId(ctx context.Context, fiel
 			return obj.ProductID, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
-			return ec.marshalOID2ᚖint64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ID) graphql.Marshaler {
+			return ec.marshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, selections, v)
 		},
 		true,
 		false,
@@ -6484,18 +6608,41 @@ func (ec *executionContext) _Location_id(ctx context.Context, field graphql.Coll
 			return ec.fieldContext_Location_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ID, nil
+			return ec.Resolvers.Location().ID(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNID2int64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ID) graphql.Marshaler {
+			return ec.marshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Location_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Location", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("Location", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Location_databaseId(ctx context.Context, field graphql.CollectedField, obj *inventory.Location) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Location_databaseId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Location_databaseId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Location", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Location_code(ctx context.Context, field graphql.CollectedField, obj *inventory.Location) (ret graphql.Marshaler) {
@@ -7196,7 +7343,7 @@ func (ec *executionContext) _Mutation_repairDrift(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RepairDrift(ctx, fc.Args["productId"].(int64), fc.Args["locationId"].(*int64), fc.Args["reason"].(string))
+			return ec.Resolvers.Mutation().RepairDrift(ctx, fc.Args["productId"].(model.ID), fc.Args["locationId"].(*model.ID), fc.Args["reason"].(string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.RepairDriftPayload) graphql.Marshaler {
@@ -7284,7 +7431,7 @@ func (ec *executionContext) _Mutation_commitReservation(ctx context.Context, fie
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CommitReservation(ctx, fc.Args["id"].(int64))
+			return ec.Resolvers.Mutation().CommitReservation(ctx, fc.Args["id"].(model.ID))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
@@ -7328,7 +7475,7 @@ func (ec *executionContext) _Mutation_releaseReservation(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ReleaseReservation(ctx, fc.Args["id"].(int64))
+			return ec.Resolvers.Mutation().ReleaseReservation(ctx, fc.Args["id"].(model.ID))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
@@ -7372,7 +7519,7 @@ func (ec *executionContext) _Mutation_extendReservation(ctx context.Context, fie
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ExtendReservation(ctx, fc.Args["id"].(int64), fc.Args["ttlSeconds"].(int64))
+			return ec.Resolvers.Mutation().ExtendReservation(ctx, fc.Args["id"].(model.ID), fc.Args["ttlSeconds"].(int64))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationPayload) graphql.Marshaler {
@@ -7460,7 +7607,7 @@ func (ec *executionContext) _Mutation_shipTransfer(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ShipTransfer(ctx, fc.Args["id"].(int64), fc.Args["idempotencyKey"].(*string))
+			return ec.Resolvers.Mutation().ShipTransfer(ctx, fc.Args["id"].(model.ID), fc.Args["idempotencyKey"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.TransferPayload) graphql.Marshaler {
@@ -7548,7 +7695,7 @@ func (ec *executionContext) _Mutation_cancelTransfer(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CancelTransfer(ctx, fc.Args["id"].(int64), fc.Args["idempotencyKey"].(*string))
+			return ec.Resolvers.Mutation().CancelTransfer(ctx, fc.Args["id"].(model.ID), fc.Args["idempotencyKey"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.TransferPayload) graphql.Marshaler {
@@ -7798,18 +7945,41 @@ func (ec *executionContext) _Product_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Product_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ID, nil
+			return ec.Resolvers.Product().ID(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNID2int64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ID) graphql.Marshaler {
+			return ec.marshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Product_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Product", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("Product", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Product_databaseId(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Product_databaseId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Product_databaseId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Product", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Product_sku(ctx context.Context, field graphql.CollectedField, obj *inventory.Product) (ret graphql.Marshaler) {
@@ -8586,6 +8756,94 @@ func (ec *executionContext) fieldContext_ProductPayload_replayed(_ context.Conte
 	return graphql.NewScalarFieldContext("ProductPayload", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Node(ctx, fc.Args["id"].(model.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Node) graphql.Marshaler {
+			return ec.marshalONode2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐNode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_node(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_node_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_nodes(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Nodes(ctx, fc.Args["ids"].([]*model.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.Node) graphql.Marshaler {
+			return ec.marshalNNode2ᚕgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐNode(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_nodes(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("FieldContext.Child cannot be called on type INTERFACE")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_nodes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_product(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8596,7 +8854,7 @@ func (ec *executionContext) _Query_product(ctx context.Context, field graphql.Co
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Product(ctx, fc.Args["id"].(int64), fc.Args["consistency"].(*model.ReadConsistency))
+			return ec.Resolvers.Query().Product(ctx, fc.Args["id"].(model.ID), fc.Args["consistency"].(*model.ReadConsistency))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Product) graphql.Marshaler {
@@ -8772,7 +9030,7 @@ func (ec *executionContext) _Query_stockMovements(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().StockMovements(ctx, fc.Args["productId"].(*int64), fc.Args["locationId"].(*int64), fc.Args["first"].(*int64), fc.Args["after"].(*string), fc.Args["order"].(*model.SortOrder))
+			return ec.Resolvers.Query().StockMovements(ctx, fc.Args["productId"].(*model.ID), fc.Args["locationId"].(*model.ID), fc.Args["first"].(*int64), fc.Args["after"].(*string), fc.Args["order"].(*model.SortOrder))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.StockMovementConnection) graphql.Marshaler {
@@ -8848,7 +9106,7 @@ func (ec *executionContext) _Query_reservation(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Reservation(ctx, fc.Args["id"].(int64))
+			return ec.Resolvers.Query().Reservation(ctx, fc.Args["id"].(model.ID))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
@@ -8936,7 +9194,7 @@ func (ec *executionContext) _Query_transfer(ctx context.Context, field graphql.C
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Transfer(ctx, fc.Args["id"].(int64))
+			return ec.Resolvers.Query().Transfer(ctx, fc.Args["id"].(model.ID))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Transfer) graphql.Marshaler {
@@ -9068,7 +9326,7 @@ func (ec *executionContext) _Query_reconcile(ctx context.Context, field graphql.
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Reconcile(ctx, fc.Args["productIds"].([]int64), fc.Args["locationIds"].([]int64))
+			return ec.Resolvers.Query().Reconcile(ctx, fc.Args["productIds"].([]*model.ID), fc.Args["locationIds"].([]*model.ID))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReconcileReport) graphql.Marshaler {
@@ -9416,18 +9674,41 @@ func (ec *executionContext) _Reservation_id(ctx context.Context, field graphql.C
 			return ec.fieldContext_Reservation_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ID, nil
+			return ec.Resolvers.Reservation().ID(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNID2int64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ID) graphql.Marshaler {
+			return ec.marshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Reservation_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Reservation", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("Reservation", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Reservation_databaseId(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_databaseId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_databaseId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Reservation_status(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
@@ -10442,8 +10723,8 @@ func (ec *executionContext) _StockMovement_id(ctx context.Context, field graphql
 			return ec.Resolvers.StockMovement().ID(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNID2int64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ID) graphql.Marshaler {
+			return ec.marshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, selections, v)
 		},
 		true,
 		true,
@@ -10451,6 +10732,29 @@ func (ec *executionContext) _StockMovement_id(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_StockMovement_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("StockMovement", field, true, true, "ID")
+}
+
+func (ec *executionContext) _StockMovement_databaseId(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StockMovement_databaseId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.StockMovement().DatabaseID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StockMovement_databaseId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StockMovement", field, true, true, "Int")
 }
 
 func (ec *executionContext) _StockMovement_sequence(ctx context.Context, field graphql.CollectedField, obj *inventory.Movement) (ret graphql.Marshaler) {
@@ -11376,7 +11680,7 @@ func (ec *executionContext) _Subscription_lowStockAlerts(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().LowStockAlerts(ctx, fc.Args["productIds"].([]int64), fc.Args["afterSequence"].(*int64))
+			return ec.Resolvers.Subscription().LowStockAlerts(ctx, fc.Args["productIds"].([]*model.ID), fc.Args["afterSequence"].(*int64))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.LowStockAlert) graphql.Marshaler {
@@ -11420,7 +11724,7 @@ func (ec *executionContext) _Subscription_stockChanged(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().StockChanged(ctx, fc.Args["productIds"].([]int64), fc.Args["afterSequence"].(*int64))
+			return ec.Resolvers.Subscription().StockChanged(ctx, fc.Args["productIds"].([]*model.ID), fc.Args["afterSequence"].(*int64))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.StockChangedEvent) graphql.Marshaler {
@@ -11464,7 +11768,7 @@ func (ec *executionContext) _Subscription_reservationEvents(ctx context.Context,
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().ReservationEvents(ctx, fc.Args["reservationIds"].([]int64), fc.Args["afterSequence"].(*int64))
+			return ec.Resolvers.Subscription().ReservationEvents(ctx, fc.Args["reservationIds"].([]*model.ID), fc.Args["afterSequence"].(*int64))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ReservationEvent) graphql.Marshaler {
@@ -11507,18 +11811,41 @@ func (ec *executionContext) _Transfer_id(ctx context.Context, field graphql.Coll
 			return ec.fieldContext_Transfer_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ID, nil
+			return ec.Resolvers.Transfer().ID(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
-			return ec.marshalNID2int64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ID) graphql.Marshaler {
+			return ec.marshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Transfer_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Transfer", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("Transfer", field, true, true, "ID")
+}
+
+func (ec *executionContext) _Transfer_databaseId(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Transfer_databaseId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNInt2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Transfer_databaseId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Transfer", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Transfer_status(ctx context.Context, field graphql.CollectedField, obj *inventory.Transfer) (ret graphql.Marshaler) {
@@ -13302,14 +13629,14 @@ func (ec *executionContext) unmarshalInputAdjustStockInput(ctx context.Context, 
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProductID = data
 		case "locationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
-			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13460,7 +13787,7 @@ func (ec *executionContext) unmarshalInputBulkStockItemInput(ctx context.Context
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13474,7 +13801,7 @@ func (ec *executionContext) unmarshalInputBulkStockItemInput(ctx context.Context
 			it.Sku = data
 		case "locationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
-			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13537,7 +13864,7 @@ func (ec *executionContext) unmarshalInputBundleComponentInput(ctx context.Conte
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13778,7 +14105,7 @@ func (ec *executionContext) unmarshalInputCreateProductInput(ctx context.Context
 			it.InitialStock = data
 		case "initialLocationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("initialLocationId"))
-			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13827,14 +14154,14 @@ func (ec *executionContext) unmarshalInputCreateTransferInput(ctx context.Contex
 		switch k {
 		case "originLocationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("originLocationId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.OriginLocationID = data
 		case "destinationLocationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("destinationLocationId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13897,14 +14224,14 @@ func (ec *executionContext) unmarshalInputExpectStockInput(ctx context.Context, 
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProductID = data
 		case "locationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
-			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -13974,14 +14301,14 @@ func (ec *executionContext) unmarshalInputMoveStockInput(ctx context.Context, ob
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProductID = data
 		case "locationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
-			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -14125,7 +14452,7 @@ func (ec *executionContext) unmarshalInputReceiveItemInput(ctx context.Context, 
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -14181,7 +14508,7 @@ func (ec *executionContext) unmarshalInputReceiveTransferInput(ctx context.Conte
 		switch k {
 		case "id":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -14237,14 +14564,14 @@ func (ec *executionContext) unmarshalInputReservationItemInput(ctx context.Conte
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProductID = data
 		case "locationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
-			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -14356,14 +14683,14 @@ func (ec *executionContext) unmarshalInputStockChangeInput(ctx context.Context, 
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.ProductID = data
 		case "locationId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("locationId"))
-			data, err := ec.unmarshalOID2ᚖint64(ctx, v)
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -14433,7 +14760,7 @@ func (ec *executionContext) unmarshalInputTransferItemInput(ctx context.Context,
 		switch k {
 		case "productId":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productId"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -14482,7 +14809,7 @@ func (ec *executionContext) unmarshalInputUpdateProductInput(ctx context.Context
 		switch k {
 		case "id":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
-			data, err := ec.unmarshalNID2int64(ctx, v)
+			data, err := ec.unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -14563,6 +14890,54 @@ func UnmarshalUpdateProductInput(ctx context.Context, raw any) (model.UpdateProd
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
+
+func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj model.Node) graphql.Marshaler {
+	switch obj := (obj).(type) {
+	case nil:
+		return graphql.Null
+	case inventory.Transfer:
+		return ec._Transfer(ctx, sel, &obj)
+	case *inventory.Transfer:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Transfer(ctx, sel, obj)
+	case inventory.Movement:
+		return ec._StockMovement(ctx, sel, &obj)
+	case *inventory.Movement:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._StockMovement(ctx, sel, obj)
+	case inventory.Reservation:
+		return ec._Reservation(ctx, sel, &obj)
+	case *inventory.Reservation:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Reservation(ctx, sel, obj)
+	case inventory.Product:
+		return ec._Product(ctx, sel, &obj)
+	case *inventory.Product:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Product(ctx, sel, obj)
+	case inventory.Location:
+		return ec._Location(ctx, sel, &obj)
+	case *inventory.Location:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Location(ctx, sel, obj)
+	default:
+		if typedObj, ok := obj.(graphql.Marshaler); ok {
+			return typedObj
+		} else {
+			panic(fmt.Errorf("unexpected type %T; non-generated variants of Node must implement graphql.Marshaler", obj))
+		}
+	}
+}
 
 // endregion ************************** interface.gotpl ***************************
 
@@ -15203,7 +15578,7 @@ func (ec *executionContext) _LevelDrift(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
-var locationImplementors = []string{"Location"}
+var locationImplementors = []string{"Location", "Node"}
 
 func (ec *executionContext) _Location(ctx context.Context, sel ast.SelectionSet, obj *inventory.Location) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, locationImplementors)
@@ -15215,29 +15590,35 @@ func (ec *executionContext) _Location(ctx context.Context, sel ast.SelectionSet,
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Location")
 		case "id":
-			out.Values[i] = ec._Location_id(ctx, field, obj)
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Location_id(ctx, field, obj)
+				})
+		case "databaseId":
+			out.Values[i] = ec._Location_databaseId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "code":
 			out.Values[i] = ec._Location_code(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._Location_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "isDefault":
 			out.Values[i] = ec._Location_isDefault(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._Location_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -15586,7 +15967,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
-var productImplementors = []string{"Product"}
+var productImplementors = []string{"Product", "Node"}
 
 func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *inventory.Product) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, productImplementors)
@@ -15598,7 +15979,13 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Product")
 		case "id":
-			out.Values[i] = ec._Product_id(ctx, field, obj)
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Product_id(ctx, field, obj)
+				})
+		case "databaseId":
+			out.Values[i] = ec._Product_databaseId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -15875,6 +16262,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Query")
+		case "node":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_node(ctx, field)
+				})
+		case "nodes":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_nodes(ctx, field)
+				})
 		case "product":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -16074,7 +16473,7 @@ func (ec *executionContext) _RepairDriftPayload(ctx context.Context, sel ast.Sel
 	return out
 }
 
-var reservationImplementors = []string{"Reservation"}
+var reservationImplementors = []string{"Reservation", "Node"}
 
 func (ec *executionContext) _Reservation(ctx context.Context, sel ast.SelectionSet, obj *inventory.Reservation) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, reservationImplementors)
@@ -16086,49 +16485,55 @@ func (ec *executionContext) _Reservation(ctx context.Context, sel ast.SelectionS
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Reservation")
 		case "id":
-			out.Values[i] = ec._Reservation_id(ctx, field, obj)
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Reservation_id(ctx, field, obj)
+				})
+		case "databaseId":
+			out.Values[i] = ec._Reservation_databaseId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
 			out.Values[i] = ec._Reservation_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "items":
 			out.Values[i] = ec._Reservation_items(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "expiresAt":
 			out.Values[i] = ec._Reservation_expiresAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "reference":
 			out.Values[i] = ec._Reservation_reference(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "actor":
 			out.Values[i] = ec._Reservation_actor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "version":
 			out.Values[i] = ec._Reservation_version(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._Reservation_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Reservation_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -16499,7 +16904,7 @@ func (ec *executionContext) _StockLevel(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
-var stockMovementImplementors = []string{"StockMovement"}
+var stockMovementImplementors = []string{"StockMovement", "Node"}
 
 func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.SelectionSet, obj *inventory.Movement) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, stockMovementImplementors)
@@ -16515,6 +16920,12 @@ func (ec *executionContext) _StockMovement(ctx context.Context, sel ast.Selectio
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._StockMovement_id(ctx, field, obj)
+				})
+		case "databaseId":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._StockMovement_databaseId(ctx, field, obj)
 				})
 		case "sequence":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -16855,7 +17266,7 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	}
 }
 
-var transferImplementors = []string{"Transfer"}
+var transferImplementors = []string{"Transfer", "Node"}
 
 func (ec *executionContext) _Transfer(ctx context.Context, sel ast.SelectionSet, obj *inventory.Transfer) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, transferImplementors)
@@ -16867,7 +17278,13 @@ func (ec *executionContext) _Transfer(ctx context.Context, sel ast.SelectionSet,
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Transfer")
 		case "id":
-			out.Values[i] = ec._Transfer_id(ctx, field, obj)
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Transfer_id(ctx, field, obj)
+				})
+		case "databaseId":
+			out.Values[i] = ec._Transfer_databaseId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -17828,18 +18245,57 @@ func (ec *executionContext) marshalNHotspotOverride2ᚖgithubᚗcomᚋshopstack�
 	return ec._HotspotOverride(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNID2int64(ctx context.Context, v any) (int64, error) {
-	res, err := model.UnmarshalID(v)
+func (ec *executionContext) unmarshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx context.Context, v any) (model.ID, error) {
+	var res model.ID
+	err := res.UnmarshalGQLContext(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNID2int64(ctx context.Context, sel ast.SelectionSet, v int64) graphql.Marshaler {
-	_ = sel
-	res := model.MarshalID(v)
-	if res == graphql.Null {
-		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
+func (ec *executionContext) marshalNID2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx context.Context, sel ast.SelectionSet, v model.ID) graphql.Marshaler {
+	return graphql.WrapContextMarshaler(ctx, v)
+}
+
+func (ec *executionContext) unmarshalNID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx context.Context, v any) ([]*model.ID, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.ID, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
 	}
-	return res
+	return res, nil
+}
+
+func (ec *executionContext) marshalNID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ID) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx context.Context, v any) (*model.ID, error) {
+	var res = new(model.ID)
+	err := res.UnmarshalGQLContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx context.Context, sel ast.SelectionSet, v *model.ID) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ID!")
+		return graphql.Null
+	}
+	return graphql.WrapContextMarshaler(ctx, v)
 }
 
 func (ec *executionContext) unmarshalNInt2int64(ctx context.Context, v any) (int64, error) {
@@ -17978,6 +18434,16 @@ var (
 		inventory.MovementReturn:     "RETURN",
 	}
 )
+
+func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐNode(ctx context.Context, sel ast.SelectionSet, v []model.Node) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalONode2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐNode(ctx, sel, v[i])
+	})
+
+	return ret
+}
 
 func (ec *executionContext) marshalNOperationFlowRule2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐOperationFlowRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.OperationFlowRule) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
@@ -18777,16 +19243,16 @@ func (ec *executionContext) marshalOHotspotFlowRule2ᚖgithubᚗcomᚋshopstack�
 	return ec._HotspotFlowRule(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalOID2ᚕint64ᚄ(ctx context.Context, v any) ([]int64, error) {
+func (ec *executionContext) unmarshalOID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx context.Context, v any) ([]*model.ID, error) {
 	if v == nil {
 		return nil, nil
 	}
 	vSlice := graphql.CoerceList(v)
 	var err error
-	res := make([]int64, len(vSlice))
+	res := make([]*model.ID, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNID2int64(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -18794,13 +19260,13 @@ func (ec *executionContext) unmarshalOID2ᚕint64ᚄ(ctx context.Context, v any)
 	return res, nil
 }
 
-func (ec *executionContext) marshalOID2ᚕint64ᚄ(ctx context.Context, sel ast.SelectionSet, v []int64) graphql.Marshaler {
+func (ec *executionContext) marshalOID2ᚕᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐIDᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ID) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	ret := make(graphql.Array, len(v))
 	for i := range v {
-		ret[i] = ec.marshalNID2int64(ctx, sel, v[i])
+		ret[i] = ec.marshalNID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx, sel, v[i])
 	}
 
 	for _, e := range ret {
@@ -18812,22 +19278,20 @@ func (ec *executionContext) marshalOID2ᚕint64ᚄ(ctx context.Context, sel ast.
 	return ret
 }
 
-func (ec *executionContext) unmarshalOID2ᚖint64(ctx context.Context, v any) (*int64, error) {
+func (ec *executionContext) unmarshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx context.Context, v any) (*model.ID, error) {
 	if v == nil {
 		return nil, nil
 	}
-	res, err := model.UnmarshalID(v)
-	return &res, graphql.ErrorOnPath(ctx, err)
+	var res = new(model.ID)
+	err := res.UnmarshalGQLContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOID2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+func (ec *executionContext) marshalOID2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐID(ctx context.Context, sel ast.SelectionSet, v *model.ID) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	_ = sel
-	_ = ctx
-	res := model.MarshalID(*v)
-	return res
+	return graphql.WrapContextMarshaler(ctx, v)
 }
 
 func (ec *executionContext) unmarshalOInt2ᚖint64(ctx context.Context, v any) (*int64, error) {
@@ -18871,6 +19335,13 @@ func (ec *executionContext) marshalOLocation2ᚖgithubᚗcomᚋshopstackᚋinven
 		return graphql.Null
 	}
 	return ec._Location(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalONode2githubᚗcomᚋshopstackᚋinventoryᚋgraphᚋmodelᚐNode(ctx context.Context, sel ast.SelectionSet, v model.Node) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Node(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋshopstackᚋinventoryᚋinternalᚋinventoryᚐProduct(ctx context.Context, sel ast.SelectionSet, v *inventory.Product) graphql.Marshaler {

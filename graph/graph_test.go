@@ -15,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/client"
 
 	"github.com/shopstack/inventory/graph"
+	"github.com/shopstack/inventory/graph/model"
 	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/auth"
 	"github.com/shopstack/inventory/internal/gormstore"
@@ -177,7 +178,7 @@ func TestStockFlow(t *testing.T) {
 	e.must(t, stockOut, &out, client.Var("id", p.ID), client.Var("qty", 8), client.Var("key", "order-1"))
 	got := out.StockOut
 	if got.Replayed || got.Product.Stock != 2 || !got.Product.LowStock || got.Level.Stock != 2 || !got.Level.Location.IsDefault ||
-		got.Movement.Type != "OUT" || got.Movement.Delta != -8 || got.Movement.QuantityAfter != 2 || got.Movement.ID != fmt.Sprint(got.Movement.Sequence) ||
+		got.Movement.Type != "OUT" || got.Movement.Delta != -8 || got.Movement.QuantityAfter != 2 || got.Movement.ID != model.GlobalID(model.MovementNode, got.Movement.Sequence).String() ||
 		got.Movement.IdempotencyKey == nil || *got.Movement.IdempotencyKey != "order-1" || got.Movement.LeaseToken == 0 || got.Movement.Actor != "anonymous" {
 		t.Fatalf("stockOut: %+v", got)
 	}

@@ -53,7 +53,7 @@ func complexity() ComplexityRoot {
 		return page(child, first, 20)
 	}
 	c.Query.LowStockProducts = func(child int, first *int64, _ *model.ReadConsistency) int { return page(child, first, 100) }
-	c.Query.StockMovements = func(child int, _, _ *int64, first *int64, _ *string, _ *model.SortOrder) int {
+	c.Query.StockMovements = func(child int, _, _ *model.ID, first *int64, _ *string, _ *model.SortOrder) int {
 		return page(child, first, 50)
 	}
 	c.Query.Reservations = func(child int, _ *inventory.ReservationStatus, first *int64, _ *string) int {

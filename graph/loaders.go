@@ -2,6 +2,8 @@ package graph
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -41,6 +43,10 @@ type loaders struct {
 	movements    *dataloadgen.Loader[movementsKey, inventory.MovementPage]
 	reservations *dataloadgen.Loader[int64, inventory.Reservation]
 	transfers    *dataloadgen.Loader[int64, inventory.Transfer]
+	// locations and movementsBySeq load the objects node and nodes ask
+	// for by ID.
+	locations      *dataloadgen.Loader[int64, inventory.Location]
+	movementsBySeq *dataloadgen.Loader[int64, inventory.Movement]
 }
 
 // movementsKey is one product's page of movements as a field asks for it.
@@ -79,6 +85,14 @@ func newLoaders(svc *app.Service, wait time.Duration) *loaders {
 		transfers: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.Transfer, []error) {
 			ts, err := svc.TransfersByIDs(ctx, ids)
 			return byKey(ids, ts, err, func(t inventory.Transfer) int64 { return t.ID }, "transfer")
+		}, opts...),
+		locations: dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]inventory.Location, []error) {
+			locs, err := svc.LocationsByIDs(ctx, ids)
+			return byKey(ids, slices.Collect(maps.Values(locs)), err, func(l inventory.Location) int64 { return l.ID }, "location")
+		}, opts...),
+		movementsBySeq: dataloadgen.NewLoader(func(ctx context.Context, seqs []int64) ([]inventory.Movement, []error) {
+			ms, err := svc.MovementsBySeqs(ctx, seqs)
+			return byKey(seqs, ms, err, func(m inventory.Movement) int64 { return m.Seq }, "stock movement")
 		}, opts...),
 	}
 }

@@ -164,15 +164,17 @@ func pageInfo(hasNext, hasPrevious bool, first, last string) *model.PageInfo {
 	return pi
 }
 
-func stockChange(in model.StockChangeInput) inventory.StockChange {
+func stockChange(in model.StockChangeInput) (inventory.StockChange, error) {
+	var ids idReader
+	productID, locationID := ids.of(in.ProductID, model.ProductNode), ids.opt(in.LocationID, model.LocationNode)
 	return inventory.StockChange{
-		ProductID:      in.ProductID,
-		LocationID:     deref(in.LocationID),
+		ProductID:      productID,
+		LocationID:     locationID,
 		Quantity:       in.Quantity,
 		Reason:         deref(in.Reason),
 		Reference:      deref(in.Reference),
 		IdempotencyKey: deref(in.IdempotencyKey),
-	}
+	}, ids.err
 }
 
 func (r *Resolver) stockPayload(ctx context.Context, res inventory.StockResult, err error) (*model.StockPayload, error) {

@@ -19,7 +19,7 @@ func (r *bundleComponentResolver) Product(ctx context.Context, obj *inventory.Bu
 
 // Product is the resolver for the product field.
 func (r *hotProductResolver) Product(ctx context.Context, obj *model.HotProduct) (*inventory.Product, error) {
-	p, err := r.product(ctx, obj.ProductID)
+	p, err := r.product(ctx, obj.ProductID.DatabaseID)
 	if inventory.ErrorCode(err) == inventory.CodeNotFound {
 		return nil, nil
 	}
@@ -34,6 +34,11 @@ func (r *levelDriftResolver) Product(ctx context.Context, obj *inventory.LevelAu
 // Location is the resolver for the location field.
 func (r *levelDriftResolver) Location(ctx context.Context, obj *inventory.LevelAudit) (*inventory.Location, error) {
 	return r.location(ctx, obj.Key.LocationID)
+}
+
+// ID is the resolver for the id field.
+func (r *locationResolver) ID(ctx context.Context, obj *inventory.Location) (*model.ID, error) {
+	return globalID(model.LocationNode, obj.ID)
 }
 
 // Threshold is the resolver for the threshold field.
@@ -52,6 +57,11 @@ func (r *lowStockAlertResolver) Product(ctx context.Context, obj *model.LowStock
 
 // CreateProduct is the resolver for the createProduct field.
 func (r *mutationResolver) CreateProduct(ctx context.Context, input model.CreateProductInput) (*model.ProductPayload, error) {
+	var ids idReader
+	initialLocationID := ids.opt(input.InitialLocationID, model.LocationNode)
+	if ids.err != nil {
+		return nil, ids.err
+	}
 	res, err := r.Service.CreateProduct(ctx, inventory.NewProduct{
 		SKU:               input.Sku,
 		Name:              input.Name,
@@ -60,7 +70,7 @@ func (r *mutationResolver) CreateProduct(ctx context.Context, input model.Create
 		BackorderLimit:    deref(input.BackorderLimit),
 		Untracked:         !derefOr(input.Tracked, true),
 		InitialStock:      deref(input.InitialStock),
-		InitialLocationID: deref(input.InitialLocationID),
+		InitialLocationID: initialLocationID,
 		IdempotencyKey:    deref(input.IdempotencyKey),
 	})
 	if err != nil {
@@ -71,8 +81,12 @@ func (r *mutationResolver) CreateProduct(ctx context.Context, input model.Create
 
 // UpdateProduct is the resolver for the updateProduct field.
 func (r *mutationResolver) UpdateProduct(ctx context.Context, input model.UpdateProductInput) (*model.ProductPayload, error) {
+	id, err := input.ID.Of(model.ProductNode)
+	if err != nil {
+		return nil, err
+	}
 	res, err := r.Service.UpdateProduct(ctx, inventory.ProductUpdate{
-		ID:              input.ID,
+		ID:              id,
 		SKU:             input.Sku,
 		Name:            input.Name,
 		Price:           input.Price,
@@ -90,9 +104,13 @@ func (r *mutationResolver) UpdateProduct(ctx context.Context, input model.Update
 
 // CreateBundle is the resolver for the createBundle field.
 func (r *mutationResolver) CreateBundle(ctx context.Context, input model.CreateBundleInput) (*model.ProductPayload, error) {
+	var ids idReader
 	comps := make([]inventory.BundleComponent, len(input.Components))
 	for i, c := range input.Components {
-		comps[i] = inventory.BundleComponent{ProductID: c.ProductID, Quantity: c.Quantity}
+		comps[i] = inventory.BundleComponent{ProductID: ids.of(c.ProductID, model.ProductNode), Quantity: c.Quantity}
+	}
+	if ids.err != nil {
+		return nil, ids.err
 	}
 	res, err := r.Service.CreateBundle(ctx, inventory.NewBundle{
 		SKU:            input.Sku,
@@ -119,21 +137,34 @@ func (r *mutationResolver) CreateLocation(ctx context.Context, input model.Creat
 
 // StockIn is the resolver for the stockIn field.
 func (r *mutationResolver) StockIn(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error) {
-	res, err := r.Service.StockIn(ctx, stockChange(input))
+	in, err := stockChange(input)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.Service.StockIn(ctx, in)
 	return r.stockPayload(ctx, res, err)
 }
 
 // StockOut is the resolver for the stockOut field.
 func (r *mutationResolver) StockOut(ctx context.Context, input model.StockChangeInput) (*model.StockPayload, error) {
-	res, err := r.Service.StockOut(ctx, stockChange(input))
+	in, err := stockChange(input)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.Service.StockOut(ctx, in)
 	return r.stockPayload(ctx, res, err)
 }
 
 // AdjustStock is the resolver for the adjustStock field.
 func (r *mutationResolver) AdjustStock(ctx context.Context, input model.AdjustStockInput) (*model.StockPayload, error) {
+	var ids idReader
+	productID, locationID := ids.of(input.ProductID, model.ProductNode), ids.opt(input.LocationID, model.LocationNode)
+	if ids.err != nil {
+		return nil, ids.err
+	}
 	res, err := r.Service.AdjustStock(ctx, inventory.StockAdjustment{
-		ProductID:          input.ProductID,
-		LocationID:         deref(input.LocationID),
+		ProductID:          productID,
+		LocationID:         locationID,
 		Quantity:           input.Quantity,
 		ChangeFromQuantity: input.ChangeFromQuantity,
 		Reason:             deref(input.Reason),
@@ -145,9 +176,14 @@ func (r *mutationResolver) AdjustStock(ctx context.Context, input model.AdjustSt
 
 // MoveStock is the resolver for the moveStock field.
 func (r *mutationResolver) MoveStock(ctx context.Context, input model.MoveStockInput) (*model.StockPayload, error) {
+	var ids idReader
+	productID, locationID := ids.of(input.ProductID, model.ProductNode), ids.opt(input.LocationID, model.LocationNode)
+	if ids.err != nil {
+		return nil, ids.err
+	}
 	res, err := r.Service.MoveStock(ctx, inventory.StockMove{
-		ProductID:          input.ProductID,
-		LocationID:         deref(input.LocationID),
+		ProductID:          productID,
+		LocationID:         locationID,
 		Quantity:           input.Quantity,
 		From:               input.From,
 		To:                 input.To,
@@ -161,7 +197,11 @@ func (r *mutationResolver) MoveStock(ctx context.Context, input model.MoveStockI
 
 // ExpectStock is the resolver for the expectStock field.
 func (r *mutationResolver) ExpectStock(ctx context.Context, input model.ExpectStockInput) (*model.StockPayload, error) {
-	res, err := r.Service.ExpectStock(ctx, stockChange(model.StockChangeInput(input)))
+	in, err := stockChange(model.StockChangeInput(input))
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.Service.ExpectStock(ctx, in)
 	return r.stockPayload(ctx, res, err)
 }
 
@@ -176,9 +216,14 @@ func (r *mutationResolver) BulkAdjustStock(ctx context.Context, input model.Bulk
 	if input.ErrorPolicy != nil {
 		in.Policy = inventory.BulkErrorPolicy(*input.ErrorPolicy)
 	}
+	var ids idReader
 	for i, it := range input.Items {
-		in.Items[i] = inventory.BulkItem{ProductID: deref(it.ProductID), SKU: deref(it.Sku), LocationID: deref(it.LocationID),
-			Delta: it.Delta, Quantity: it.Quantity, ChangeFromQuantity: it.ChangeFromQuantity}
+		in.Items[i] = inventory.BulkItem{ProductID: ids.opt(it.ProductID, model.ProductNode), SKU: deref(it.Sku),
+			LocationID: ids.opt(it.LocationID, model.LocationNode),
+			Delta:      it.Delta, Quantity: it.Quantity, ChangeFromQuantity: it.ChangeFromQuantity}
+	}
+	if ids.err != nil {
+		return nil, ids.err
 	}
 	res, err := r.Service.BulkAdjustStock(ctx, in)
 	if err != nil {
@@ -188,8 +233,13 @@ func (r *mutationResolver) BulkAdjustStock(ctx context.Context, input model.Bulk
 }
 
 // RepairDrift is the resolver for the repairDrift field.
-func (r *mutationResolver) RepairDrift(ctx context.Context, productID int64, locationID *int64, reason string) (*model.RepairDriftPayload, error) {
-	res, err := r.Service.RepairDrift(ctx, inventory.LevelKey{ProductID: productID, LocationID: deref(locationID)}, reason)
+func (r *mutationResolver) RepairDrift(ctx context.Context, productID model.ID, locationID *model.ID, reason string) (*model.RepairDriftPayload, error) {
+	var ids idReader
+	key := inventory.LevelKey{ProductID: ids.of(productID, model.ProductNode), LocationID: ids.opt(locationID, model.LocationNode)}
+	if ids.err != nil {
+		return nil, ids.err
+	}
+	res, err := r.Service.RepairDrift(ctx, key, reason)
 	if err != nil {
 		return nil, err
 	}
@@ -207,54 +257,93 @@ func (r *mutationResolver) ReserveStock(ctx context.Context, input model.Reserve
 		Reference:      deref(input.Reference),
 		IdempotencyKey: deref(input.IdempotencyKey),
 	}
+	var ids idReader
 	for _, it := range input.Items {
-		in.Items = append(in.Items, inventory.ReservationItemInput{ProductID: it.ProductID, LocationID: deref(it.LocationID), Quantity: it.Quantity})
+		in.Items = append(in.Items, inventory.ReservationItemInput{ProductID: ids.of(it.ProductID, model.ProductNode),
+			LocationID: ids.opt(it.LocationID, model.LocationNode), Quantity: it.Quantity})
+	}
+	if ids.err != nil {
+		return nil, ids.err
 	}
 	return reservationPayload(r.Service.ReserveStock(ctx, in))
 }
 
 // CommitReservation is the resolver for the commitReservation field.
-func (r *mutationResolver) CommitReservation(ctx context.Context, id int64) (*model.ReservationPayload, error) {
-	return reservationPayload(r.Service.CommitReservation(ctx, id))
+func (r *mutationResolver) CommitReservation(ctx context.Context, id model.ID) (*model.ReservationPayload, error) {
+	n, err := id.Of(model.ReservationNode)
+	if err != nil {
+		return nil, err
+	}
+	return reservationPayload(r.Service.CommitReservation(ctx, n))
 }
 
 // ReleaseReservation is the resolver for the releaseReservation field.
-func (r *mutationResolver) ReleaseReservation(ctx context.Context, id int64) (*model.ReservationPayload, error) {
-	return reservationPayload(r.Service.ReleaseReservation(ctx, id))
+func (r *mutationResolver) ReleaseReservation(ctx context.Context, id model.ID) (*model.ReservationPayload, error) {
+	n, err := id.Of(model.ReservationNode)
+	if err != nil {
+		return nil, err
+	}
+	return reservationPayload(r.Service.ReleaseReservation(ctx, n))
 }
 
 // ExtendReservation is the resolver for the extendReservation field.
-func (r *mutationResolver) ExtendReservation(ctx context.Context, id int64, ttlSeconds int64) (*model.ReservationPayload, error) {
-	return reservationPayload(r.Service.ExtendReservation(ctx, id, ttl(&ttlSeconds)))
+func (r *mutationResolver) ExtendReservation(ctx context.Context, id model.ID, ttlSeconds int64) (*model.ReservationPayload, error) {
+	n, err := id.Of(model.ReservationNode)
+	if err != nil {
+		return nil, err
+	}
+	return reservationPayload(r.Service.ExtendReservation(ctx, n, ttl(&ttlSeconds)))
 }
 
 // CreateTransfer is the resolver for the createTransfer field.
 func (r *mutationResolver) CreateTransfer(ctx context.Context, input model.CreateTransferInput) (*model.TransferPayload, error) {
-	in := inventory.NewTransfer{OriginID: input.OriginLocationID, DestinationID: input.DestinationLocationID,
-		Reference: deref(input.Reference), IdempotencyKey: deref(input.IdempotencyKey)}
+	var ids idReader
+	in := inventory.NewTransfer{OriginID: ids.of(input.OriginLocationID, model.LocationNode),
+		DestinationID: ids.of(input.DestinationLocationID, model.LocationNode),
+		Reference:     deref(input.Reference), IdempotencyKey: deref(input.IdempotencyKey)}
 	for _, it := range input.Items {
-		in.Items = append(in.Items, inventory.TransferItemInput{ProductID: it.ProductID, Quantity: it.Quantity})
+		in.Items = append(in.Items, inventory.TransferItemInput{ProductID: ids.of(it.ProductID, model.ProductNode), Quantity: it.Quantity})
+	}
+	if ids.err != nil {
+		return nil, ids.err
 	}
 	return transferPayload(r.Service.CreateTransfer(ctx, in))
 }
 
 // ShipTransfer is the resolver for the shipTransfer field.
-func (r *mutationResolver) ShipTransfer(ctx context.Context, id int64, idempotencyKey *string) (*model.TransferPayload, error) {
-	return transferPayload(r.Service.ShipTransfer(ctx, id, deref(idempotencyKey)))
+func (r *mutationResolver) ShipTransfer(ctx context.Context, id model.ID, idempotencyKey *string) (*model.TransferPayload, error) {
+	n, err := id.Of(model.TransferNode)
+	if err != nil {
+		return nil, err
+	}
+	return transferPayload(r.Service.ShipTransfer(ctx, n, deref(idempotencyKey)))
 }
 
 // ReceiveTransfer is the resolver for the receiveTransfer field.
 func (r *mutationResolver) ReceiveTransfer(ctx context.Context, input model.ReceiveTransferInput) (*model.TransferPayload, error) {
-	in := inventory.TransferReceipt{TransferID: input.ID, IdempotencyKey: deref(input.IdempotencyKey)}
+	var ids idReader
+	in := inventory.TransferReceipt{TransferID: ids.of(input.ID, model.TransferNode), IdempotencyKey: deref(input.IdempotencyKey)}
 	for _, it := range input.Items {
-		in.Items = append(in.Items, inventory.ReceivedItem{ProductID: it.ProductID, Quantity: it.Quantity, State: deref(it.State)})
+		in.Items = append(in.Items, inventory.ReceivedItem{ProductID: ids.of(it.ProductID, model.ProductNode), Quantity: it.Quantity, State: deref(it.State)})
+	}
+	if ids.err != nil {
+		return nil, ids.err
 	}
 	return transferPayload(r.Service.ReceiveTransfer(ctx, in))
 }
 
 // CancelTransfer is the resolver for the cancelTransfer field.
-func (r *mutationResolver) CancelTransfer(ctx context.Context, id int64, idempotencyKey *string) (*model.TransferPayload, error) {
-	return transferPayload(r.Service.CancelTransfer(ctx, id, deref(idempotencyKey)))
+func (r *mutationResolver) CancelTransfer(ctx context.Context, id model.ID, idempotencyKey *string) (*model.TransferPayload, error) {
+	n, err := id.Of(model.TransferNode)
+	if err != nil {
+		return nil, err
+	}
+	return transferPayload(r.Service.CancelTransfer(ctx, n, deref(idempotencyKey)))
+}
+
+// ID is the resolver for the id field.
+func (r *productResolver) ID(ctx context.Context, obj *inventory.Product) (*model.ID, error) {
+	return globalID(model.ProductNode, obj.ID)
 }
 
 // Levels is the resolver for the levels field.
@@ -286,11 +375,25 @@ func (r *productConnectionResolver) TotalCount(ctx context.Context, obj *model.P
 	return int64(n), err
 }
 
+// Node is the resolver for the node field.
+func (r *queryResolver) Node(ctx context.Context, id model.ID) (model.Node, error) {
+	return r.node(ctx, id)
+}
+
+// Nodes is the resolver for the nodes field.
+func (r *queryResolver) Nodes(ctx context.Context, ids []*model.ID) ([]model.Node, error) {
+	return r.nodes(ctx, ids)
+}
+
 // Product is the resolver for the product field.
-func (r *queryResolver) Product(ctx context.Context, id int64, consistency *model.ReadConsistency) (*inventory.Product, error) {
+func (r *queryResolver) Product(ctx context.Context, id model.ID, consistency *model.ReadConsistency) (*inventory.Product, error) {
 	// consistency is in ctx already: the loading extension put it there,
 	// for this field and those under it.
-	ps, err := r.Service.ProductStock(ctx, id)
+	n, err := id.Of(model.ProductNode)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := r.Service.ProductStock(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -353,12 +456,16 @@ func (r *queryResolver) LowStockProducts(ctx context.Context, first *int64, cons
 }
 
 // StockMovements is the resolver for the stockMovements field.
-func (r *queryResolver) StockMovements(ctx context.Context, productID *int64, locationID *int64, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error) {
+func (r *queryResolver) StockMovements(ctx context.Context, productID *model.ID, locationID *model.ID, first *int64, after *string, order *model.SortOrder) (*model.StockMovementConnection, error) {
 	q, err := movementQuery(first, after, order)
 	if err != nil {
 		return nil, err
 	}
-	q.ProductID, q.LocationID = deref(productID), deref(locationID)
+	var ids idReader
+	q.ProductID, q.LocationID = ids.opt(productID, model.ProductNode), ids.opt(locationID, model.LocationNode)
+	if ids.err != nil {
+		return nil, ids.err
+	}
 	page, err := r.Service.Movements(ctx, q)
 	if err != nil {
 		return nil, err
@@ -376,8 +483,12 @@ func (r *queryResolver) Locations(ctx context.Context) ([]*inventory.Location, e
 }
 
 // Reservation is the resolver for the reservation field.
-func (r *queryResolver) Reservation(ctx context.Context, id int64) (*inventory.Reservation, error) {
-	return r.reservation(ctx, id)
+func (r *queryResolver) Reservation(ctx context.Context, id model.ID) (*inventory.Reservation, error) {
+	n, err := id.Of(model.ReservationNode)
+	if err != nil {
+		return nil, err
+	}
+	return r.reservation(ctx, n)
 }
 
 // Reservations is the resolver for the reservations field.
@@ -386,8 +497,12 @@ func (r *queryResolver) Reservations(ctx context.Context, status *inventory.Rese
 }
 
 // Transfer is the resolver for the transfer field.
-func (r *queryResolver) Transfer(ctx context.Context, id int64) (*inventory.Transfer, error) {
-	return r.transfer(ctx, id)
+func (r *queryResolver) Transfer(ctx context.Context, id model.ID) (*inventory.Transfer, error) {
+	n, err := id.Of(model.TransferNode)
+	if err != nil {
+		return nil, err
+	}
+	return r.transfer(ctx, n)
 }
 
 // Transfers is the resolver for the transfers field.
@@ -411,14 +526,24 @@ func (r *queryResolver) FlowControl(ctx context.Context, hotProducts *int64) (*m
 }
 
 // Reconcile is the resolver for the reconcile field.
-func (r *queryResolver) Reconcile(ctx context.Context, productIds []int64, locationIds []int64) (*model.ReconcileReport, error) {
-	report, err := r.Service.Reconcile(ctx, productIds, locationIds)
+func (r *queryResolver) Reconcile(ctx context.Context, productIds []*model.ID, locationIds []*model.ID) (*model.ReconcileReport, error) {
+	var ids idReader
+	products, locations := ids.list(productIds, model.ProductNode), ids.list(locationIds, model.LocationNode)
+	if ids.err != nil {
+		return nil, ids.err
+	}
+	report, err := r.Service.Reconcile(ctx, products, locations)
 	if err != nil {
 		return nil, err
 	}
 	out := &model.ReconcileReport{LevelsChecked: int64(report.Levels), Drifts: pointers(report.Drifts),
 		TransferItemsChecked: int64(report.TransferItems), TransferDrifts: pointers(report.TransferDrifts)}
 	return out, nil
+}
+
+// ID is the resolver for the id field.
+func (r *reservationResolver) ID(ctx context.Context, obj *inventory.Reservation) (*model.ID, error) {
+	return globalID(model.ReservationNode, obj.ID)
 }
 
 // Reservation is the resolver for the reservation field.
@@ -463,7 +588,12 @@ func (r *stockChangedEventResolver) Bundles(ctx context.Context, obj *model.Stoc
 }
 
 // ID is the resolver for the id field.
-func (r *stockMovementResolver) ID(ctx context.Context, obj *inventory.Movement) (int64, error) {
+func (r *stockMovementResolver) ID(ctx context.Context, obj *inventory.Movement) (*model.ID, error) {
+	return globalID(model.MovementNode, obj.Seq)
+}
+
+// DatabaseID is the resolver for the databaseId field.
+func (r *stockMovementResolver) DatabaseID(ctx context.Context, obj *inventory.Movement) (int64, error) {
 	return obj.Seq, nil
 }
 
@@ -535,8 +665,13 @@ func (r *stockMovementResolver) LeaseToken(ctx context.Context, obj *inventory.M
 }
 
 // LowStockAlerts is the resolver for the lowStockAlerts field.
-func (r *subscriptionResolver) LowStockAlerts(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.LowStockAlert, error) {
-	events, err := r.Service.Subscribe(ctx, inventory.EventFilter{ProductIDs: productIds, AfterSeq: afterSequence, AlertsOnly: true})
+func (r *subscriptionResolver) LowStockAlerts(ctx context.Context, productIds []*model.ID, afterSequence *int64) (<-chan *model.LowStockAlert, error) {
+	var ids idReader
+	products := ids.list(productIds, model.ProductNode)
+	if ids.err != nil {
+		return nil, ids.err
+	}
+	events, err := r.Service.Subscribe(ctx, inventory.EventFilter{ProductIDs: products, AfterSeq: afterSequence, AlertsOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -546,25 +681,40 @@ func (r *subscriptionResolver) LowStockAlerts(ctx context.Context, productIds []
 }
 
 // StockChanged is the resolver for the stockChanged field.
-func (r *subscriptionResolver) StockChanged(ctx context.Context, productIds []int64, afterSequence *int64) (<-chan *model.StockChangedEvent, error) {
-	events, err := r.Service.Subscribe(ctx, inventory.EventFilter{ProductIDs: productIds, AfterSeq: afterSequence})
+func (r *subscriptionResolver) StockChanged(ctx context.Context, productIds []*model.ID, afterSequence *int64) (<-chan *model.StockChangedEvent, error) {
+	var ids idReader
+	products := ids.list(productIds, model.ProductNode)
+	if ids.err != nil {
+		return nil, ids.err
+	}
+	events, err := r.Service.Subscribe(ctx, inventory.EventFilter{ProductIDs: products, AfterSeq: afterSequence})
 	if err != nil {
 		return nil, err
 	}
 	return relay(ctx, events, func(m inventory.Movement) *model.StockChangedEvent {
-		return &model.StockChangedEvent{Sequence: m.Seq, Movement: m, Bundles: r.Service.BundlesOf(productIds, m.ProductID)}
+		return &model.StockChangedEvent{Sequence: m.Seq, Movement: m, Bundles: r.Service.BundlesOf(products, m.ProductID)}
 	}), nil
 }
 
 // ReservationEvents is the resolver for the reservationEvents field.
-func (r *subscriptionResolver) ReservationEvents(ctx context.Context, reservationIds []int64, afterSequence *int64) (<-chan *model.ReservationEvent, error) {
-	events, err := r.Service.Subscribe(ctx, inventory.EventFilter{Reservations: true, ReservationIDs: reservationIds, AfterSeq: afterSequence})
+func (r *subscriptionResolver) ReservationEvents(ctx context.Context, reservationIds []*model.ID, afterSequence *int64) (<-chan *model.ReservationEvent, error) {
+	var ids idReader
+	reservations := ids.list(reservationIds, model.ReservationNode)
+	if ids.err != nil {
+		return nil, ids.err
+	}
+	events, err := r.Service.Subscribe(ctx, inventory.EventFilter{Reservations: true, ReservationIDs: reservations, AfterSeq: afterSequence})
 	if err != nil {
 		return nil, err
 	}
 	return relay(ctx, events, func(m inventory.Movement) *model.ReservationEvent {
 		return &model.ReservationEvent{Sequence: m.Seq, Type: m.Type, Movement: m}
 	}), nil
+}
+
+// ID is the resolver for the id field.
+func (r *transferResolver) ID(ctx context.Context, obj *inventory.Transfer) (*model.ID, error) {
+	return globalID(model.TransferNode, obj.ID)
 }
 
 // Origin is the resolver for the origin field.
@@ -601,6 +751,9 @@ func (r *Resolver) HotProduct() HotProductResolver { return &hotProductResolver{
 // LevelDrift returns LevelDriftResolver implementation.
 func (r *Resolver) LevelDrift() LevelDriftResolver { return &levelDriftResolver{r} }
 
+// Location returns LocationResolver implementation.
+func (r *Resolver) Location() LocationResolver { return &locationResolver{r} }
+
 // LowStockAlert returns LowStockAlertResolver implementation.
 func (r *Resolver) LowStockAlert() LowStockAlertResolver { return &lowStockAlertResolver{r} }
 
@@ -617,6 +770,9 @@ func (r *Resolver) ProductConnection() ProductConnectionResolver {
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
+
+// Reservation returns ReservationResolver implementation.
+func (r *Resolver) Reservation() ReservationResolver { return &reservationResolver{r} }
 
 // ReservationEvent returns ReservationEventResolver implementation.
 func (r *Resolver) ReservationEvent() ReservationEventResolver { return &reservationEventResolver{r} }
@@ -648,11 +804,13 @@ type (
 	bundleComponentResolver   struct{ *Resolver }
 	hotProductResolver        struct{ *Resolver }
 	levelDriftResolver        struct{ *Resolver }
+	locationResolver          struct{ *Resolver }
 	lowStockAlertResolver     struct{ *Resolver }
 	mutationResolver          struct{ *Resolver }
 	productResolver           struct{ *Resolver }
 	productConnectionResolver struct{ *Resolver }
 	queryResolver             struct{ *Resolver }
+	reservationResolver       struct{ *Resolver }
 	reservationEventResolver  struct{ *Resolver }
 	reservationItemResolver   struct{ *Resolver }
 	stockChangedEventResolver struct{ *Resolver }

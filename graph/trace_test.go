@@ -50,7 +50,13 @@ func newTracedEnv(t *testing.T, driver string) tracedEnv {
 // trace id, and returns the response.
 func (e tracedEnv) post(t *testing.T, traceID, query string) map[string]any {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"query": query})
+	return e.postVars(t, traceID, query, nil)
+}
+
+// postVars is post with variables.
+func (e tracedEnv) postVars(t *testing.T, traceID, query string, vars map[string]any) map[string]any {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req := httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")

@@ -62,7 +62,7 @@ func (f flowReporter) FlowControl(hotProducts int) *model.FlowControl {
 		for _, o := range h.Overrides {
 			ov := &model.HotspotOverride{QPS: o.QPS}
 			if o.ProductID != 0 {
-				ov.ProductID = ptr(int64(o.ProductID))
+				ov.ProductID = ptr(model.GlobalID(model.ProductNode, int64(o.ProductID)))
 			}
 			if o.SKU != "" {
 				ov.Sku = ptr(o.SKU)
@@ -88,7 +88,7 @@ func (f flowReporter) FlowControl(hotProducts int) *model.FlowControl {
 		out.Blocked = append(out.Blocked, &model.FlowBlockedCount{Resource: b.Resource, Rule: b.Rule, Count: b.Count})
 	}
 	for _, p := range f.c.HotProducts(hotProducts) {
-		out.HotProducts = append(out.HotProducts, &model.HotProduct{ProductID: p.ProductID, Admitted: p.Admitted, Blocked: p.Blocked})
+		out.HotProducts = append(out.HotProducts, &model.HotProduct{ProductID: model.GlobalID(model.ProductNode, p.ProductID), Admitted: p.Admitted, Blocked: p.Blocked})
 	}
 	return out
 }

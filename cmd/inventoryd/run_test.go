@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -209,14 +210,15 @@ func (s *server) graphql(t *testing.T, query string, vars map[string]any, out an
 func (s *server) createProduct(t *testing.T, sku string, stock int) string {
 	t.Helper()
 	var out struct {
-		CreateProduct struct{ Product struct{ ID string } }
+		CreateProduct struct{ Product struct{ DatabaseID int64 } }
 	}
-	r := s.graphql(t, `mutation($sku: String!, $stock: Int) { createProduct(input: {sku: $sku, name: "Item", price: "1.00", initialStock: $stock, threshold: 2}) { product { id } } }`,
+	// The database ID: the product's ID on every transport.
+	r := s.graphql(t, `mutation($sku: String!, $stock: Int) { createProduct(input: {sku: $sku, name: "Item", price: "1.00", initialStock: $stock, threshold: 2}) { product { databaseId } } }`,
 		map[string]any{"sku": sku, "stock": stock}, &out)
 	if len(r.Errors) > 0 {
 		t.Fatalf("createProduct: %+v", r.Errors)
 	}
-	return out.CreateProduct.Product.ID
+	return strconv.FormatInt(out.CreateProduct.Product.DatabaseID, 10)
 }
 
 func get(t *testing.T, url string) (int, string) {

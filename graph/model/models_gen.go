@@ -13,8 +13,8 @@ import (
 )
 
 type AdjustStockInput struct {
-	ProductID  int64  `json:"productId"`
-	LocationID *int64 `json:"locationId,omitempty"`
+	ProductID  ID  `json:"productId"`
+	LocationID *ID `json:"locationId,omitempty"`
 	// The new absolute on-hand quantity at the location.
 	Quantity int64 `json:"quantity"`
 	// If set, the adjustment fails with CONFLICT unless the current on-hand quantity equals it.
@@ -78,10 +78,10 @@ type BulkRowResult struct {
 
 // Exactly one of productId and sku, and exactly one of delta and quantity.
 type BulkStockItemInput struct {
-	ProductID *int64  `json:"productId,omitempty"`
+	ProductID *ID     `json:"productId,omitempty"`
 	Sku       *string `json:"sku,omitempty"`
 	// Defaults to the built-in default location.
-	LocationID *int64 `json:"locationId,omitempty"`
+	LocationID *ID `json:"locationId,omitempty"`
 	// Units to add (negative: remove); not 0.
 	Delta *int64 `json:"delta,omitempty"`
 	// The new absolute on-hand quantity.
@@ -91,7 +91,7 @@ type BulkStockItemInput struct {
 }
 
 type BundleComponentInput struct {
-	ProductID int64 `json:"productId"`
+	ProductID ID `json:"productId"`
 	// Units of the product in one bundle: 1..1000000000.
 	Quantity int64 `json:"quantity"`
 }
@@ -132,15 +132,15 @@ type CreateProductInput struct {
 	Tracked *bool `json:"tracked,omitempty"`
 	// If positive, received at initialLocationId (default location) in the same transaction.
 	InitialStock      *int64 `json:"initialStock,omitempty"`
-	InitialLocationID *int64 `json:"initialLocationId,omitempty"`
+	InitialLocationID *ID    `json:"initialLocationId,omitempty"`
 	// A retry with the same key and input returns the original product; with a different input, CONFLICT.
 	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
 }
 
 type CreateTransferInput struct {
-	OriginLocationID int64 `json:"originLocationId"`
+	OriginLocationID ID `json:"originLocationId"`
 	// Not the origin.
-	DestinationLocationID int64 `json:"destinationLocationId"`
+	DestinationLocationID ID `json:"destinationLocationId"`
 	// 1..100 items, each a different product.
 	Items          []*TransferItemInput `json:"items"`
 	Reference      *string              `json:"reference,omitempty"`
@@ -148,9 +148,9 @@ type CreateTransferInput struct {
 }
 
 type ExpectStockInput struct {
-	ProductID int64 `json:"productId"`
+	ProductID ID `json:"productId"`
 	// Defaults to the built-in default location.
-	LocationID *int64 `json:"locationId,omitempty"`
+	LocationID *ID `json:"locationId,omitempty"`
 	// 1..1000000000.
 	Quantity int64   `json:"quantity"`
 	Reason   *string `json:"reason,omitempty"`
@@ -199,15 +199,15 @@ type HotspotFlowRule struct {
 }
 
 type HotspotOverride struct {
-	ProductID *int64  `json:"productId,omitempty"`
+	ProductID *ID     `json:"productId,omitempty"`
 	Sku       *string `json:"sku,omitempty"`
 	QPS       int64   `json:"qps"`
 }
 
 type MoveStockInput struct {
-	ProductID int64 `json:"productId"`
+	ProductID ID `json:"productId"`
 	// Defaults to the built-in default location.
-	LocationID *int64 `json:"locationId,omitempty"`
+	LocationID *ID `json:"locationId,omitempty"`
 	// 1..1000000000.
 	Quantity int64                `json:"quantity"`
 	From     inventory.StockState `json:"from"`
@@ -268,7 +268,7 @@ type Query struct {
 }
 
 type ReceiveItemInput struct {
-	ProductID int64 `json:"productId"`
+	ProductID ID `json:"productId"`
 	// 1..the units of the product in transit.
 	Quantity int64 `json:"quantity"`
 	// Where the units go on hand: AVAILABLE (the default), DAMAGED, QUALITY_CONTROL or SAFETY_STOCK.
@@ -276,7 +276,7 @@ type ReceiveItemInput struct {
 }
 
 type ReceiveTransferInput struct {
-	ID int64 `json:"id"`
+	ID ID `json:"id"`
 	// 1..400 lines; a product may have several, each in a different state.
 	Items          []*ReceiveItemInput `json:"items"`
 	IdempotencyKey *string             `json:"idempotencyKey,omitempty"`
@@ -312,9 +312,9 @@ type ReservationEdge struct {
 }
 
 type ReservationItemInput struct {
-	ProductID int64 `json:"productId"`
+	ProductID ID `json:"productId"`
 	// Defaults to the built-in default location.
-	LocationID *int64 `json:"locationId,omitempty"`
+	LocationID *ID `json:"locationId,omitempty"`
 	// 1..1000000000.
 	Quantity int64 `json:"quantity"`
 }
@@ -336,9 +336,9 @@ type ReserveStockInput struct {
 }
 
 type StockChangeInput struct {
-	ProductID int64 `json:"productId"`
+	ProductID ID `json:"productId"`
 	// Defaults to the built-in default location.
-	LocationID *int64 `json:"locationId,omitempty"`
+	LocationID *ID `json:"locationId,omitempty"`
 	// 1..1000000000.
 	Quantity  int64   `json:"quantity"`
 	Reason    *string `json:"reason,omitempty"`
@@ -381,7 +381,7 @@ type TransferEdge struct {
 }
 
 type TransferItemInput struct {
-	ProductID int64 `json:"productId"`
+	ProductID ID `json:"productId"`
 	// 1..1000000000.
 	Quantity int64 `json:"quantity"`
 }
@@ -393,7 +393,7 @@ type TransferPayload struct {
 }
 
 type UpdateProductInput struct {
-	ID int64 `json:"id"`
+	ID ID `json:"id"`
 	// If set, the update fails with CONFLICT unless the product is at this version.
 	ExpectedVersion *int64           `json:"expectedVersion,omitempty"`
 	Sku             *string          `json:"sku,omitempty"`

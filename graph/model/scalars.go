@@ -4,7 +4,6 @@ package model
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"strconv"
 	"strings"
@@ -13,36 +12,6 @@ import (
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
-
-// MarshalID writes a numeric ID as a GraphQL ID string.
-func MarshalID(id int64) graphql.Marshaler {
-	return graphql.WriterFunc(func(w io.Writer) {
-		_, _ = io.WriteString(w, strconv.Quote(strconv.FormatInt(id, 10)))
-	})
-}
-
-// UnmarshalID reads a GraphQL ID (a string or an integer) as a positive
-// numeric ID.
-func UnmarshalID(v any) (int64, error) {
-	var s string
-	switch v := v.(type) {
-	case string:
-		s = v
-	case json.Number:
-		s = v.String()
-	case int64:
-		s = strconv.FormatInt(v, 10)
-	case int:
-		s = strconv.Itoa(v)
-	default:
-		return 0, inventory.Errorf(inventory.CodeBadInput, "an ID must be a string of digits")
-	}
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, inventory.Errorf(inventory.CodeBadInput, "%q is not a valid ID", clip(s))
-	}
-	return id, nil
-}
 
 // MarshalDecimal writes a price as a decimal string.
 func MarshalDecimal(p inventory.Price) graphql.Marshaler {

@@ -42,7 +42,7 @@ type ReservationEvent struct {
 // HotProduct is one of flowControl's hot products; its product is resolved
 // only when asked for.
 type HotProduct struct {
-	ProductID int64
+	ProductID ID
 	Admitted  int64
 	Blocked   int64
 }
@@ -54,3 +54,8 @@ type StockLevel struct {
 	inventory.Level
 	Location *inventory.Location
 }
+
+// Node is an object of a type that implements the GraphQL Node interface:
+// an *inventory.Product, *inventory.Location, *inventory.Movement,
+// *inventory.Reservation or *inventory.Transfer.
+type Node any

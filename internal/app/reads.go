@@ -206,6 +206,17 @@ func (s *Service) MovementsByProducts(ctx context.Context, ids []int64, q invent
 	return s.ledger.MovementsByProducts(ctx, ids, q)
 }
 
+// MovementsBySeqs returns the ledger rows of seqs that exist, in sequence
+// order, in one statement.
+func (s *Service) MovementsBySeqs(ctx context.Context, seqs []int64) ([]inventory.Movement, error) {
+	readlog.From(ctx).Unusable()
+	if len(seqs) == 0 {
+		return nil, nil
+	}
+	page, err := s.ledger.Movements(ctx, inventory.MovementQuery{Seqs: seqs, Limit: len(seqs)})
+	return page.Movements, err
+}
+
 func checkFirst(first int) error {
 	if first < 1 || first > inventory.MaxPageSize {
 		return inventory.Invalid("first", "first must be between 1 and %d", inventory.MaxPageSize)

@@ -25,6 +25,9 @@ func movementFilter(q inventory.MovementQuery) (where []string, args []any, orde
 	if len(q.ReservationIDs) > 0 {
 		where, args = append(where, "reservation_id IN ?"), append(args, q.ReservationIDs)
 	}
+	if len(q.Seqs) > 0 {
+		where, args = append(where, "seq IN ?"), append(args, q.Seqs)
+	}
 	order = "ASC"
 	if q.Descending {
 		order = "DESC"

@@ -67,7 +67,7 @@ var operationRoles = map[string]Role{
 	"product": RoleReader, "productBySku": RoleReader, "products": RoleReader, "lowStockProducts": RoleReader,
 	"stockMovements": RoleReader, "locations": RoleReader, "reservation": RoleReader, "reservations": RoleReader,
 	"lowStockAlerts": RoleReader, "stockChanged": RoleReader, "reservationEvents": RoleReader,
-	"transfer": RoleReader, "transfers": RoleReader,
+	"transfer": RoleReader, "transfers": RoleReader, "node": RoleReader, "nodes": RoleReader,
 
 	"stockIn": RoleOperator, "stockOut": RoleOperator, "adjustStock": RoleOperator, "bulkAdjustStock": RoleOperator,
 	"reserveStock": RoleOperator, "commitReservation": RoleOperator, "releaseReservation": RoleOperator,

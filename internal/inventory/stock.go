@@ -364,11 +364,13 @@ type MovementQuery struct {
 	// not empty.
 	Reservations   bool
 	ReservationIDs []int64
-	After          int64 // cursor: exclusive bound on Seq in the direction of travel
-	HasAfter       bool
-	UpTo           int64 // if positive, Seq <= UpTo
-	Limit          int
-	Descending     bool
+	// Seqs, if not empty, keeps only the rows of these sequences.
+	Seqs       []int64
+	After      int64 // cursor: exclusive bound on Seq in the direction of travel
+	HasAfter   bool
+	UpTo       int64 // if positive, Seq <= UpTo
+	Limit      int
+	Descending bool
 }
 
 // MovementPage is a page of ledger rows.
