@@ -292,7 +292,7 @@ func TestIDInputs(t *testing.T) {
 
 		for _, c := range []struct {
 			name, query, field string
-			vars           map[string]any
+			vars               map[string]any
 		}{
 			{"malformed argument", `{ product(id: "nope") { id } }`, "id", nil},
 			{"malformed variable", `query($id: ID!) { product(id: $id) { id } }`, "id", map[string]any{"id": "UHJvZHVjdDp4"}},
