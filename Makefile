@@ -1,7 +1,7 @@
 # Run `make help` for the targets.
 GO ?= go
 
-.PHONY: help run cluster cluster-stop demo-data build test test-faults fuzz generate check-generated check-compose check-chart helm kube-apiserver lint oidc-provider-deps oidc-provider
+.PHONY: help run cluster cluster-stop demo-data build test test-faults fuzz generate check-generated check-compose check-chart helm kube-apiserver lint oidc-provider-deps oidc-provider federation-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,6 +33,14 @@ oidc-provider-deps: ## install the tests' OpenID provider with npm ci from its l
 
 oidc-provider: oidc-provider-deps ## run an OpenID provider with demo clients on 127.0.0.1:9400, for the README's walkthrough (see Authentication and roles)
 	node $(OIDC_PROVIDER_DIR)/provider.mjs
+
+# Apollo Federation for graph's composition and gateway tests
+# (internal/testenv/federationtest): @apollo/composition, @apollo/gateway,
+# @apollo/server and @apollo/subgraph, pinned by their lockfile.
+FEDERATION_DIR := internal/testenv/federationtest/testdata
+federation-deps: ## install the federation tests' npm packages with npm ci from their lockfile, unless installed (make test does)
+	@test $(FEDERATION_DIR)/node_modules/.package-lock.json -nt $(FEDERATION_DIR)/package-lock.json || \
+		{ echo "installing the federation test packages (npm ci in $(FEDERATION_DIR))"; cd $(FEDERATION_DIR) && npm ci --no-audit --no-fund --loglevel=error; }
 
 test-faults: ## the fault suite: replicas as processes, faults injected, histories checked (see docs/RELIABILITY.md)
 	TEST_TAGS=faults GO_TEST_PKGS=./internal/faults GO_TEST_FLAGS="-v -run TestFaults" ./scripts/test.sh

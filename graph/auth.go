@@ -51,9 +51,12 @@ func admit(gate *inventory.Gate) graphql.RootFieldMiddleware {
 }
 
 // readsAs returns the operations a root field that reads objects by ID
-// (node, nodes) reads them as: their types' own queries (nodeOperations),
+// (node, nodes, _entities) reads them as: their types' own queries (nodeOperations),
 // which it must pass as well as its own.
 func readsAs(field string, args map[string]any) []string {
+	if field == "_entities" {
+		return entityOperations(args)
+	}
 	var ops []string
 	for _, t := range nodeTypes(field, args) {
 		ops = append(ops, nodeOperations[t])

@@ -47,6 +47,8 @@ type loaders struct {
 	// for by ID.
 	locations      *dataloadgen.Loader[int64, inventory.Location]
 	movementsBySeq *dataloadgen.Loader[int64, inventory.Movement]
+	// skus loads the products federation's _entities asks for by SKU.
+	skus *dataloadgen.Loader[string, inventory.ProductStock]
 }
 
 // movementsKey is one product's page of movements as a field asks for it.
@@ -94,6 +96,9 @@ func newLoaders(svc *app.Service, wait time.Duration) *loaders {
 			ms, err := svc.MovementsBySeqs(ctx, seqs)
 			return byKey(seqs, ms, err, func(m inventory.Movement) int64 { return m.Seq }, "stock movement")
 		}, opts...),
+		skus: dataloadgen.NewLoader(func(ctx context.Context, skus []string) ([]inventory.ProductStock, []error) {
+			return loadBySKU(ctx, svc, skus)
+		}, dataloadgen.WithWait(wait), dataloadgen.WithBatchCapacity(maxBatch)),
 	}
 }
 
@@ -114,6 +119,17 @@ func byKey[V any](keys []int64, values []V, err error, key func(V) int64, what s
 			errs[i] = inventory.Errorf(inventory.CodeNotFound, "%s %d not found", what, k)
 		}
 		out[i] = v
+	}
+	return out, errs
+}
+
+// loadBySKU loads the products of skus (normalized): each from the read
+// model, which indexes SKUs in memory (a STRONG read, or a miss, reads the
+// database once per SKU).
+func loadBySKU(ctx context.Context, svc *app.Service, skus []string) ([]inventory.ProductStock, []error) {
+	out, errs := make([]inventory.ProductStock, len(skus)), make([]error, len(skus))
+	for i, sku := range skus {
+		out[i], errs[i] = svc.ProductStockBySKU(ctx, sku)
 	}
 	return out, errs
 }

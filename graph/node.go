@@ -98,6 +98,38 @@ func nodeThunk[V any](thunk func() (V, error), node func(V) model.Node) func() (
 	}
 }
 
+// entityID returns the database ID of an entity representation's id, a
+// global ID of type t or its bare database ID; errors name representations.
+func entityID(id model.ID, t model.NodeType) (int64, error) {
+	id.Field = "representations"
+	return id.Of(t)
+}
+
+// entityOperations returns the operations an _entities field reads its
+// representations as: product or productBySku (by the key given) and
+// locations.
+func entityOperations(args map[string]any) []string {
+	reps, _ := args["representations"].([]any)
+	var ops []string
+	for _, r := range reps {
+		rep, _ := r.(map[string]any)
+		op := ""
+		switch rep["__typename"] {
+		case "Product":
+			op = "product"
+			if rep["id"] == nil && rep["sku"] != nil {
+				op = "productBySku"
+			}
+		case "Location":
+			op = "locations"
+		}
+		if op != "" && !slices.Contains(ops, op) {
+			ops = append(ops, op)
+		}
+	}
+	return ops
+}
+
 // nodeTypes returns the types of the global IDs among a node or nodes
 // field's raw arguments (what flow control sees before the field runs);
 // IDs that do not parse are left to the field, which refuses them.

@@ -42,10 +42,13 @@ if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The OpenID provider's npm packages, from its lockfile (npm ci), unless
-# installed; without npm its tests skip (and fail under CI).
+# The OpenID provider's and the federation tests' npm packages, from their
+# lockfiles (npm ci), unless installed; without npm their tests skip (and
+# fail under CI).
 if command -v npm >/dev/null; then
   make -s oidc-provider-deps
+  # Apollo Federation's composition and gateway for graph's tests.
+  make -s federation-deps
 fi
 
 # The Helm chart's checks (deploy/helm/charttest) run helm, and apply the

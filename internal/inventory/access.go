@@ -68,6 +68,7 @@ var operationRoles = map[string]Role{
 	"stockMovements": RoleReader, "locations": RoleReader, "reservation": RoleReader, "reservations": RoleReader,
 	"lowStockAlerts": RoleReader, "stockChanged": RoleReader, "reservationEvents": RoleReader,
 	"transfer": RoleReader, "transfers": RoleReader, "node": RoleReader, "nodes": RoleReader,
+	"_entities": RoleReader, "_service": RoleReader,
 
 	"stockIn": RoleOperator, "stockOut": RoleOperator, "adjustStock": RoleOperator, "bulkAdjustStock": RoleOperator,
 	"reserveStock": RoleOperator, "commitReservation": RoleOperator, "releaseReservation": RoleOperator,
