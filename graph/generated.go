@@ -2583,7 +2583,7 @@ type Query {
   """
   node(id: ID!): Node
   """
-  The objects with these global IDs (1..100), in the order asked, each
+  The objects with these global IDs (at most 100), in the order asked, each
   null with its NOT_FOUND error (path nodes.<index>) when unknown. Objects
   of one type load in one batch.
   """

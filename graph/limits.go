@@ -59,6 +59,10 @@ func complexity() ComplexityRoot {
 	c.Query.Reservations = func(child int, _ *inventory.ReservationStatus, first *int64, _ *string) int {
 		return page(child, first, 20)
 	}
+	// node and nodes, and federation's _entities, cost what each object
+	// they return selects.
+	c.Query.Nodes = func(child int, ids []*model.ID) int { return 1 + child*len(ids) }
+	c.Query.__resolve_entities = func(child int, reps []map[string]any) int { return 1 + child*len(reps) }
 	c.Product.Movements = func(child int, first *int64, _ *string, _ *model.SortOrder) int { return page(child, first, 50) }
 	return c
 }
