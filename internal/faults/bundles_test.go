@@ -47,15 +47,15 @@ func newBundles(t *testing.T, admin *client, h *History) *bundles {
 		b.initial[id] = c.stock
 	}
 	var out struct {
-		CreateBundle struct{ Product struct{ ID string } }
+		CreateBundle struct{ Product struct{ DatabaseID int64 } }
 	}
 	code, err := admin.do(`mutation($a: ID!, $b: ID!) { createBundle(input: {sku: "KIT", name: "Kit", price: "1.00",
-		components: [{productId: $a, quantity: 2}, {productId: $b, quantity: 1}]}) { product { id } } }`,
+		components: [{productId: $a, quantity: 2}, {productId: $b, quantity: 1}]}) { product { databaseId } } }`,
 		map[string]any{"a": b.comps[0].Product, "b": b.comps[1].Product}, &out)
-	if code != "OK" || err != nil {
+	if code != "OK" || err != nil || out.CreateBundle.Product.DatabaseID == 0 {
 		t.Fatalf("createBundle: %s %v", code, err)
 	}
-	fmt.Sscan(out.CreateBundle.Product.ID, &b.id)
+	b.id = out.CreateBundle.Product.DatabaseID
 	h.SetBundle(b.id, b.comps...)
 	return b
 }

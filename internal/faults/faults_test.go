@@ -475,13 +475,13 @@ func createProducts(t *testing.T, admin *client, prefix string, n int, stock int
 	ids := make([]int64, n)
 	for i := range ids {
 		var out struct {
-			CreateProduct struct{ Product struct{ ID string } }
+			CreateProduct struct{ Product struct{ DatabaseID int64 } }
 		}
-		q := fmt.Sprintf(`mutation { createProduct(input: {sku: "%s-%d", name: "Fault", price: "1.00", initialStock: %d}) { product { id } } }`, prefix, i, stock)
-		if code, err := admin.do(q, nil, &out); code != "OK" || err != nil {
+		q := fmt.Sprintf(`mutation { createProduct(input: {sku: "%s-%d", name: "Fault", price: "1.00", initialStock: %d}) { product { databaseId } } }`, prefix, i, stock)
+		if code, err := admin.do(q, nil, &out); code != "OK" || err != nil || out.CreateProduct.Product.DatabaseID == 0 {
 			t.Fatalf("createProduct: %s %v", code, err)
 		}
-		fmt.Sscan(out.CreateProduct.Product.ID, &ids[i])
+		ids[i] = out.CreateProduct.Product.DatabaseID
 	}
 	return ids
 }

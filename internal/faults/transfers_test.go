@@ -124,22 +124,25 @@ func readUnits(t *testing.T, reader *client, product int64, dest string) Output 
 	var out struct {
 		Product struct {
 			Levels []struct {
-				Location                           struct{ ID string }
+				Location struct {
+					ID         string
+					DatabaseID int64
+				}
 				Stock, Reserved, Damaged, Incoming int64
 			}
 		}
 	}
-	code, err := reader.do(`query($id: ID!) { product(id: $id, consistency: STRONG) { levels { location { id } stock reserved damaged incoming } } }`,
+	code, err := reader.do(`query($id: ID!) { product(id: $id, consistency: STRONG) { levels { location { id databaseId } stock reserved damaged incoming } } }`,
 		map[string]any{"id": product}, &out)
 	if code != "OK" || err != nil {
 		t.Fatalf("read product %d: %s %v", product, code, err)
 	}
 	o := Output{Kind: OK}
 	for _, l := range out.Product.Levels {
-		switch l.Location.ID {
-		case "1":
+		switch {
+		case l.Location.DatabaseID == 1: // the default location, the origin
 			o.After, o.Reserved, o.Damaged = l.Stock, l.Reserved, l.Damaged
-		case dest:
+		case l.Location.ID == dest:
 			o.Dest, o.Transit = l.Stock, l.Incoming
 		}
 	}

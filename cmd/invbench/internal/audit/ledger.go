@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -103,9 +102,17 @@ func Ledger(ctx context.Context, c *transport.Client, db *DB, ids []string, bund
 
 // ledgerSQL counts with SQL; ok is false if the IDs are not the integers
 // the store uses, so the caller falls back to GraphQL.
-func ledgerSQL(ctx context.Context, db DB, ids []string, bundle string) (outs []Outs, ok bool, err error) {
-	for _, id := range append([]string{cmp.Or(bundle, "0")}, ids...) {
-		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+func ledgerSQL(ctx context.Context, db DB, graphIDs []string, graphBundle string) (outs []Outs, ok bool, err error) {
+	// The store's integers, from the GraphQL IDs.
+	ids := make([]string, len(graphIDs))
+	for i, id := range graphIDs {
+		if ids[i] = strconv.FormatInt(transport.DatabaseID(id), 10); ids[i] == "0" {
+			return nil, false, nil
+		}
+	}
+	bundle := ""
+	if graphBundle != "" {
+		if bundle = strconv.FormatInt(transport.DatabaseID(graphBundle), 10); bundle == "0" {
 			return nil, false, nil
 		}
 	}

@@ -140,9 +140,8 @@ func (s *commandSender) read(ctx context.Context, outcomes <-chan []byte) {
 // service's, from sending to knowing.
 func (c *Client) sendCommand(ctx context.Context, productID, key string) string {
 	s := c.commands
-	pid, _ := strconv.ParseInt(productID, 10, 64)
 	cmd, err := json.Marshal(broker.Command{Schema: broker.CommandSchemaV1, ID: key, Type: broker.CommandStockOut,
-		ProductID: broker.ID(pid), Quantity: 1, ReplyTo: s.replyTo})
+		ProductID: broker.ID(DatabaseID(productID)), Quantity: 1, ReplyTo: s.replyTo})
 	if err != nil {
 		return BadAnswer
 	}

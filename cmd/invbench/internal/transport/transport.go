@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/shopstack/inventory/graph/model"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
 )
 
@@ -180,8 +181,18 @@ func (c *Client) outgoing(ctx context.Context) context.Context {
 	return ctx
 }
 
+// DatabaseID is the number gRPC and the brokers name an object by: the
+// database ID of a GraphQL ID (global, or the bare number), 0 if none.
+func DatabaseID(id string) int64 {
+	parsed, err := model.ParseID(id, "id")
+	if err != nil {
+		return 0
+	}
+	return parsed.DatabaseID
+}
+
 func (c *Client) grpcStockOut(ctx context.Context, worker int, productID, key string) string {
-	id, _ := strconv.ParseInt(productID, 10, 64)
+	id := DatabaseID(productID)
 	var resp v1.StockOutResponse
 	err := c.grpc[worker%len(c.grpc)].Invoke(c.outgoing(ctx), "/inventory.v1.InventoryService/StockOut",
 		&v1.StockOutRequest{ProductId: id, Quantity: 1, IdempotencyKey: key}, &resp)
