@@ -334,7 +334,12 @@ func runCase(t *testing.T, s setup, dsn string) {
 		t.Fatal(err)
 	}
 	if applied+dropped > 0 {
-		t.Logf("unknown outcomes settled by the database: %d took effect, %d never did", applied, dropped)
+		rows, err := ledgerRows(dsn, h.Keys())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("unknown outcomes settled by the database: %d took effect, %d never did; %d of them bounded by a later change of their level",
+			applied, dropped, h.Bound(rows))
 	}
 	total, unknown, linearizable := dropped, applied+dropped, true
 	for _, r := range h.Check(init, time.Minute) {
@@ -608,6 +613,31 @@ func settled(dsn string, stockKeys, resKeys []string) (Settled, error) {
 			return err
 		})
 	return out, err
+}
+
+// ledgerRows reads where the changes of the given idempotency keys are in
+// the ledger.
+func ledgerRows(dsn string, keys []string) (map[string]LedgerRow, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT idempotency_key, seq, product_id, location_id FROM stock_movements WHERE idempotency_key = ANY($1)", keys)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]LedgerRow{}
+	for rows.Next() {
+		var k string
+		var r LedgerRow
+		if err := rows.Scan(&k, &r.Seq, &r.Product, &r.Location); err != nil {
+			return nil, err
+		}
+		out[k] = r
+	}
+	return out, rows.Err()
 }
 
 // busiestFenceMaster finds the cluster master holding the most of the

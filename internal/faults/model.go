@@ -9,6 +9,7 @@
 package faults
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -346,6 +347,69 @@ func (h *History) Check(initial map[int64]int64, timeout time.Duration) []Result
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Product < out[j].Product })
 	return out
+}
+
+// Keys returns the idempotency keys of the stock changes recorded.
+func (h *History) Keys() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var keys []string
+	for _, ops := range h.ops {
+		for _, op := range ops {
+			if k, ok := op.Metadata.(string); ok && k != "" {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
+// LedgerRow is where a request's change is in the ledger: its sequence
+// and its level.
+type LedgerRow struct{ Seq, Product, Location int64 }
+
+// Bound narrows the window of each change whose outcome no client learned
+// but which the ledger holds (ResolveUnknown left its Return open): it
+// took effect before any later change of the same level had returned to
+// its client. A level's changes commit one transaction at a time (its
+// lease and its row lock) and take their sequences after its lock, so a
+// higher sequence on the level committed later. rows is by idempotency
+// key. Without this, a history with dozens of such open windows can take
+// porcupine longer than any timeout to decide. It returns how many
+// windows it closed.
+func (h *History) Bound(rows map[string]LedgerRow) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	type ref struct {
+		seq     int64
+		product int64
+		i       int
+	}
+	byLevel := map[[2]int64][]ref{}
+	for product, ops := range h.ops {
+		for i, op := range ops {
+			if k, ok := op.Metadata.(string); ok {
+				if r, ok := rows[k]; ok {
+					l := [2]int64{r.Product, r.Location}
+					byLevel[l] = append(byLevel[l], ref{seq: r.Seq, product: product, i: i})
+				}
+			}
+		}
+	}
+	bounded := 0
+	for _, refs := range byLevel {
+		slices.SortFunc(refs, func(a, b ref) int { return cmp.Compare(a.seq, b.seq) })
+		later := int64(math.MaxInt64) // the earliest return of a later change
+		for j := len(refs) - 1; j >= 0; j-- {
+			op := &h.ops[refs[j].product][refs[j].i]
+			if op.Return == math.MaxInt64 && later < math.MaxInt64 && op.Output.(Output).Kind != Unknown {
+				op.Return = max(later, op.Call)
+				bounded++
+			}
+			later = min(later, op.Return)
+		}
+	}
+	return bounded
 }
 
 // Ops returns the operations recorded on product, and on its components

@@ -326,3 +326,36 @@ func TestReplayDumped(t *testing.T) {
 	res := porcupine.CheckOperationsTimeout(BackorderModel(d.Initial, d.Limit), ops, 10*time.Minute)
 	t.Logf("%d operations: %s in %v", len(ops), res, time.Since(start))
 }
+
+// TestBound: a settled change's open window closes at the earliest return
+// of a later change of its level, by ledger sequence; changes of other
+// levels, and changes the ledger does not hold, do not close it.
+func TestBound(t *testing.T) {
+	h := NewHistory()
+	record := func(product int64, key string, call, ret int64, out Output) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.ops[product] = append(h.ops[product], porcupine.Operation{Input: Input{OpOut, 1}, Call: call, Return: ret, Output: out, Metadata: key})
+	}
+	settled := Output{Kind: OK, After: 9}
+	record(1, "lost", 10, math.MaxInt64, settled)       // seq 5
+	record(1, "later", 20, 40, Output{Kind: OK})        // seq 7, same level
+	record(1, "latest", 30, 35, Output{Kind: OK})       // seq 9, same level: the earliest return after
+	record(1, "earlier", 1, 50, Output{Kind: OK})       // seq 3: before it, no bound
+	record(2, "elsewhere", 11, math.MaxInt64, settled)  // seq 6, another level, nothing later there
+	record(2, "unrecorded", 12, math.MaxInt64, settled) // not in the ledger
+	n := h.Bound(map[string]LedgerRow{
+		"lost": {Seq: 5, Product: 1, Location: 1}, "later": {Seq: 7, Product: 1, Location: 1},
+		"latest": {Seq: 9, Product: 1, Location: 1}, "earlier": {Seq: 3, Product: 1, Location: 1},
+		"elsewhere": {Seq: 6, Product: 2, Location: 1},
+	})
+	if n != 1 {
+		t.Fatalf("bounded %d, want 1", n)
+	}
+	for _, op := range append(h.Ops(1), h.Ops(2)...) {
+		want := map[string]int64{"lost": 35, "later": 40, "latest": 35, "earlier": 50, "elsewhere": math.MaxInt64, "unrecorded": math.MaxInt64}[op.Metadata.(string)]
+		if op.Return != want {
+			t.Errorf("%s returns at %d, want %d", op.Metadata, op.Return, want)
+		}
+	}
+}
