@@ -57,7 +57,7 @@ func fieldOutcome(ctx context.Context) error {
 // ran: presented as they are.
 var requestErrorCodes = map[string]bool{
 	errcode.ParseFailed: true, errcode.ValidationFailed: true,
-	"COMPLEXITY_LIMIT_EXCEEDED": true, depthLimitCode: true,
+	complexityLimitCode: true, depthLimitCode: true,
 	PersistedQueryNotFound: true, PersistedQueryNotInList: true, badRequestCode: true,
 }
 

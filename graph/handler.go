@@ -54,6 +54,7 @@ func NewHandler(svc *app.Service, log *slog.Logger, opts Options) http.Handler {
 		persisted = AutomaticPersistedQueries(DefaultPersistedQueries)
 	}
 	srv.Use(persisted)
+	srv.Use(requireQuery{}) // after the persisted queries, which may fill the query in
 	if opts.TracerProvider != nil {
 		srv.Use(tracing{tracer: opts.TracerProvider.Tracer(tracerName)})
 	}

@@ -1,8 +1,10 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -67,7 +69,10 @@ func complexity() ComplexityRoot {
 	return c
 }
 
-const depthLimitCode = "DEPTH_LIMIT_EXCEEDED"
+const (
+	depthLimitCode      = "DEPTH_LIMIT_EXCEEDED"
+	complexityLimitCode = "COMPLEXITY_LIMIT_EXCEEDED" // gqlgen's extension.ComplexityLimit's
+)
 
 // depthLimit refuses operations nested deeper than max.
 type depthLimit struct{ max int }
@@ -134,17 +139,54 @@ func useLimits(srv interface {
 	srv.Use(extension.FixedComplexityLimit(l.MaxComplexity))
 }
 
-// limitBody refuses bodies over MaxBodyBytes: 413 at once when the
-// request says its length, and a read error past the limit otherwise.
+// requireQuery refuses a request without a query (once automatic
+// persisted queries had their chance to fill it in) as not a GraphQL
+// request, rather than as a document without an operation.
+type requireQuery struct{}
+
+var (
+	_ graphql.HandlerExtension          = requireQuery{}
+	_ graphql.OperationParameterMutator = requireQuery{}
+)
+
+func (requireQuery) ExtensionName() string                   { return "RequireQuery" }
+func (requireQuery) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (requireQuery) MutateOperationParameters(_ context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if strings.TrimSpace(p.Query) != "" {
+		return nil
+	}
+	err := &gqlerror.Error{Message: `the request has no query: send {"query": "…"} (or ?query= on a GET)`}
+	errcode.Set(err, badRequestCode)
+	return err
+}
+
+// limitBody refuses bodies over MaxBodyBytes with 413, as every other
+// request error is answered: at once when the request says its length, and
+// after reading MaxBodyBytes of a body of unknown length (chunked).
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > MaxBodyBytes {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			fmt.Fprintf(w, `{"errors":[{"message":"request body is larger than %d bytes","extensions":{"code":"BAD_USER_INPUT"}}]}`+"\n", MaxBodyBytes)
+		tooLarge := r.ContentLength > MaxBodyBytes
+		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+			b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+			tooLarge = len(b) > MaxBodyBytes
+			var rest io.Reader = http.NoBody
+			if err != nil {
+				rest = errReader{err} // the transport answers it
+			}
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), rest))
+		}
+		if tooLarge {
+			writeRequestErrors(w, responseMediaType(http.Header{}, r), http.StatusRequestEntityTooLarge, []answeredError{{
+				Message:    fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes),
+				Extensions: map[string]any{"code": badRequestCode}}})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		next.ServeHTTP(w, r)
 	})
 }
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
