@@ -1,7 +1,7 @@
 # Run `make help` for the targets.
 GO ?= go
 
-.PHONY: help run cluster cluster-stop demo-data build test test-faults fuzz generate check-generated check-compose check-chart helm kube-apiserver lint oidc-provider-deps oidc-provider federation-deps
+.PHONY: help run cluster cluster-stop demo-data build test test-faults fuzz generate check-generated check-compose check-chart helm kube-apiserver lint oidc-provider-deps oidc-provider federation-deps graphql-http-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -30,6 +30,14 @@ OIDC_PROVIDER_DIR := internal/testenv/oidctest/testdata
 oidc-provider-deps: ## install the tests' OpenID provider with npm ci from its lockfile, unless installed (make test does)
 	@test $(OIDC_PROVIDER_DIR)/node_modules/.package-lock.json -nt $(OIDC_PROVIDER_DIR)/package-lock.json || \
 		{ echo "installing the test OpenID provider (npm ci in $(OIDC_PROVIDER_DIR))"; cd $(OIDC_PROVIDER_DIR) && npm ci --no-audit --no-fund --loglevel=error; }
+
+# The GraphQL-over-HTTP spec's audit suite the tests run against /query
+# (internal/testenv/gqlaudit): the npm package graphql-http, pinned by its
+# lockfile.
+GRAPHQL_HTTP_DIR := internal/testenv/gqlaudit/testdata
+graphql-http-deps: ## install the GraphQL-over-HTTP audit (npm graphql-http) with npm ci from its lockfile, unless installed (make test does)
+	@test $(GRAPHQL_HTTP_DIR)/node_modules/.package-lock.json -nt $(GRAPHQL_HTTP_DIR)/package-lock.json || \
+		{ echo "installing the GraphQL-over-HTTP audit (npm ci in $(GRAPHQL_HTTP_DIR))"; cd $(GRAPHQL_HTTP_DIR) && npm ci --no-audit --no-fund --loglevel=error; }
 
 oidc-provider: oidc-provider-deps ## run an OpenID provider with demo clients on 127.0.0.1:9400, for the README's walkthrough (see Authentication and roles)
 	node $(OIDC_PROVIDER_DIR)/provider.mjs

@@ -34,7 +34,8 @@ command -v nats-server >/dev/null || missing+=(nats-server) # the broker-restart
 # The database-restart fault case runs a PostgreSQL server of its own (pgtest).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=(postgresql)
 # The authentication tests run a real OpenID provider, the npm package
-# oidc-provider (internal/testenv/oidctest), on Node.js.
+# oidc-provider (internal/testenv/oidctest), on Node.js; the GraphQL-over-HTTP
+# audit (internal/testenv/gqlaudit) runs on it too.
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command -v apt-get >/dev/null; then
@@ -42,13 +43,14 @@ if [ ${#missing[@]} -gt 0 ] && [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && command
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The OpenID provider's and the federation tests' npm packages, from their
-# lockfiles (npm ci), unless installed; without npm their tests skip (and
-# fail under CI).
+# The OpenID provider's, the federation tests' and the GraphQL-over-HTTP
+# audit's npm packages, from their lockfiles (npm ci), unless installed;
+# without npm their tests skip (and fail under CI).
 if command -v npm >/dev/null; then
   make -s oidc-provider-deps
   # Apollo Federation's composition and gateway for graph's tests.
   make -s federation-deps
+  make -s graphql-http-deps
 fi
 
 # The Helm chart's checks (deploy/helm/charttest) run helm, and apply the
