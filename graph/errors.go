@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"go.opentelemetry.io/otel/trace"
 
@@ -88,11 +90,20 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if traceID != "" {
 			ext["traceId"] = traceID
 		}
+		path, field := gqlErr.Path, ""
+		if own, arg := argumentError(ctx, gqlErr.Path); arg != "" {
+			// An argument's value refused: at the field's own path,
+			// naming the input.
+			path, field = own, arg
+		}
 		if de, ok := errors.AsType[*inventory.Error](err); ok {
 			if code, known := extensionCodes[de.Code]; known {
 				ext["code"] = code
 				if de.Field != "" {
-					ext["field"] = de.Field
+					field = de.Field
+				}
+				if field != "" && de.Code == inventory.CodeBadInput {
+					ext["field"] = field
 				}
 				if de.Retryable() {
 					ext["retryable"] = true
@@ -103,8 +114,15 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 				if de.Err != nil && de.Code == inventory.CodeUnavailable {
 					log.WarnContext(ctx, "request failed (retryable)", "err", err, "traceId", traceID, "path", gqlErr.Path.String())
 				}
-				return &gqlerror.Error{Message: de.Message, Path: gqlErr.Path, Locations: gqlErr.Locations, Extensions: ext}
+				return &gqlerror.Error{Message: de.Message, Path: path, Locations: gqlErr.Locations, Extensions: ext}
 			}
+		}
+		if field != "" {
+			// gqlgen's own scalars' refusals (an Int64 that is not a
+			// number): its text names Go's parsers, not the input.
+			ext["code"], ext["field"] = extensionCodes[inventory.CodeBadInput], field
+			return &gqlerror.Error{Message: field + " is not a valid " + argumentType(ctx, gqlErr.Path), Path: path,
+				Locations: gqlErr.Locations, Extensions: ext}
 		}
 		if ge, ok := err.(*gqlerror.Error); ok && ge.Err == nil && len(ge.Path) == 0 && ge.Extensions["code"] == nil {
 			// The transport's own complaint about the request (its text
@@ -126,6 +144,53 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		ext["code"] = internalCode
 		return &gqlerror.Error{Message: "Internal error.", Path: gqlErr.Path, Locations: gqlErr.Locations, Extensions: ext}
 	}
+}
+
+// argumentError reports whether path, an error's, is within the arguments
+// of the field of ctx (gqlgen puts an argument's refusal at the field's
+// path followed by the argument's): then it returns the field's own path,
+// and the input at fault as Field names it: the argument, then the input
+// object's fields and list indexes (items[2].delta), without the argument
+// name "input" of the mutations' input objects.
+func argumentError(ctx context.Context, path ast.Path) (own ast.Path, field string) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return nil, ""
+	}
+	own = fc.Path()
+	if len(path) <= len(own) || !slices.Equal(path[:len(own)], own) {
+		return nil, ""
+	}
+	rest := path[len(own):]
+	if len(rest) > 1 && rest[0] == ast.PathName("input") {
+		rest = rest[1:]
+	}
+	var b strings.Builder
+	for _, el := range rest {
+		switch el := el.(type) {
+		case ast.PathIndex:
+			fmt.Fprintf(&b, "[%d]", int(el))
+		case ast.PathName:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(string(el))
+		}
+	}
+	return own, b.String()
+}
+
+// argumentType names the type of the argument an argumentError is about,
+// or "value" for a field of an input object.
+func argumentType(ctx context.Context, path ast.Path) string {
+	fc := graphql.GetFieldContext(ctx)
+	own := fc.Path()
+	if name, ok := path[len(own)].(ast.PathName); ok && len(path) == len(own)+1 && fc.Field.Definition != nil {
+		if arg := fc.Field.Definition.Arguments.ForName(string(name)); arg != nil {
+			return arg.Type.Name()
+		}
+	}
+	return "value"
 }
 
 // recoverPanic turns a resolver panic into an internal error, logging the

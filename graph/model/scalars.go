@@ -38,7 +38,7 @@ func clip(s string) string {
 }
 
 // Cursor errors are client errors.
-var errBadCursor = inventory.Errorf(inventory.CodeBadInput, "after is not a cursor returned by this API")
+var errBadCursor = inventory.Invalid("after", "after is not a cursor returned by this API")
 
 // EncodeCursor makes an opaque Relay cursor from a kind and a position.
 func EncodeCursor(kind string, pos int64) string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,13 +110,14 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	s := string(b)
 	if len(s) >= 2 && s[0] == '"' {
 		var err error
-		if s, err = strconv.Unquote(s); err != nil {
+		if err = json.Unmarshal(b, &s); err != nil {
 			return err
 		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return fmt.Errorf("not an ID: %s", b)
+		// A type error: the decoder names the field.
+		return &json.UnmarshalTypeError{Value: "ID " + string(b), Type: reflect.TypeFor[ID]()}
 	}
 	*id = ID(n)
 	return nil
@@ -315,7 +317,7 @@ func (c *Consumer) Handle(ctx context.Context, d Delivery) Disposition {
 	if err := json.Unmarshal(d.Data, &head); err != nil || head.ID == "" {
 		reason := "BAD_USER_INPUT: not a command with an id"
 		if err != nil {
-			reason += ": " + err.Error()
+			reason += ": " + inventory.JSONError(err).Message
 		}
 		c.count("unknown", "DEAD")
 		return Disposition{Dead: &DeadLetter{Data: d.Data, Reason: reason, Attempts: d.Attempt}}
@@ -406,7 +408,9 @@ func (c *Consumer) marshal(o Outcome) []byte {
 // run checks cmd and runs it as its operation.
 func (c *Consumer) run(ctx context.Context, decodeErr error, cmd Command, out *Outcome) error {
 	if decodeErr != nil {
-		return &inventory.Error{Code: inventory.CodeBadInput, Message: "not a command: " + decodeErr.Error()}
+		e := inventory.JSONError(decodeErr)
+		e.Message = "not a command: " + e.Message
+		return e
 	}
 	if cmd.Schema != "" && cmd.Schema != CommandSchemaV1 {
 		return &inventory.Error{Code: inventory.CodeBadInput, Field: "schema", Message: fmt.Sprintf("unknown schema %q (want %s)", cmd.Schema, CommandSchemaV1)}

@@ -10,6 +10,7 @@ import (
 	"github.com/shopstack/inventory/internal/broker"
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
 
@@ -133,3 +134,37 @@ func TestStateCommands(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestBadCommandsNameTheirField sweeps the commands a consumer refuses as
+// BAD_USER_INPUT: every outcome names the field at fault (body for what is
+// not a command object at all), and no message carries a Go library's text.
+func TestBadCommandsNameTheirField(t *testing.T) {
+	svc, id := newService(t)
+	c := &broker.Consumer{Service: svc, Principal: inventory.Principal{Name: "orders", Role: inventory.RoleOperator}}
+	p := itoa(id)
+	for i, tc := range []struct{ name, data, field string }{
+		{"quantity not a number", `{"type":"stockIn","productId":` + p + `,"quantity":"two"}`, "quantity"},
+		{"quantity fractional", `{"type":"stockIn","productId":` + p + `,"quantity":1.5}`, "quantity"},
+		{"product not an ID", `{"type":"stockIn","productId":"abc","quantity":1}`, "productId"},
+		{"item's product not an ID", `{"type":"reserve","items":[{"productId":"abc","quantity":1}]}`, "items.productId"},
+		{"items not an array", `{"type":"reserve","items":7}`, "items"},
+		{"quantity out of range", `{"type":"stockIn","productId":` + p + `,"quantity":0}`, "quantity"},
+		{"unknown type", `{"type":"teleport"}`, "type"},
+		{"unknown schema", `{"schema":"v9","type":"stockIn"}`, "schema"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := fmt.Sprintf(`{"id":"bad-%d",`, i) + tc.data[1:]
+			d := c.Handle(context.Background(), broker.Delivery{Attempt: 1, Data: []byte(data)})
+			var o broker.Outcome
+			if err := json.Unmarshal(d.Outcome, &o); err != nil {
+				t.Fatalf("outcome %s: %v", d.Outcome, err)
+			}
+			if o.OK || o.Code != "BAD_USER_INPUT" || o.Field != tc.field || d.Retry {
+				t.Errorf("outcome %+v, want BAD_USER_INPUT naming %q", o, tc.field)
+			}
+			if m := testenv.LibraryText(o.Message); m != "" {
+				t.Errorf("message %q carries a library's text (%q)", o.Message, m)
+			}
+		})
+	}
+}

@@ -61,7 +61,7 @@ func (h *Handler) runStockTake(w http.ResponseWriter, r *http.Request) (int, bul
 		return 0, bulkResponse{}, errBodyTooLarge
 	}
 	if err != nil {
-		return 0, bulkResponse{}, badInput("", "could not read the request body")
+		return 0, bulkResponse{}, badInput(inventory.BodyField, "could not read the request body")
 	}
 	items, lines, err := parseStockTake(string(body))
 	if err != nil {

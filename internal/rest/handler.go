@@ -49,7 +49,7 @@ func NewHandler(svc *app.Service, gate *inventory.Gate, log *slog.Logger) *Handl
 		"/stock/in": "POST", "/stock/out": "POST", "/stock/bulk": "POST"} {
 		h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, errorBody{Code: string(inventory.CodeBadInput),
+			writeError(w, http.StatusMethodNotAllowed, errorBody{Code: string(inventory.CodeBadInput), Field: "method",
 				Message: r.Method + " is not allowed on " + r.URL.Path + "; use " + allow})
 		})
 	}

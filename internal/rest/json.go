@@ -80,11 +80,11 @@ func writeError(w http.ResponseWriter, status int, e errorBody) {
 	writeJSON(w, status, map[string]errorBody{"error": e})
 }
 
-var errBodyTooLarge = &inventory.Error{Code: inventory.CodeBadInput, Message: "request body is larger than 1 MiB"}
+var errBodyTooLarge = inventory.Invalid(inventory.BodyField, "request body is larger than 1 MiB")
 
 // tooLarge answers 413 for a body over maxBody.
 func tooLarge(w http.ResponseWriter) {
-	writeError(w, http.StatusRequestEntityTooLarge, errorBody{Code: string(errBodyTooLarge.Code), Message: errBodyTooLarge.Message})
+	writeError(w, http.StatusRequestEntityTooLarge, errorBody{Code: string(errBodyTooLarge.Code), Message: errBodyTooLarge.Message, Field: errBodyTooLarge.Field})
 }
 
 // decode reads one JSON object of at most maxBody bytes into v, refusing
@@ -96,39 +96,21 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	if err != nil {
-		h.fail(w, r, badInput("", "could not read the request body"))
+		h.fail(w, r, badInput(inventory.BodyField, "could not read the request body"))
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		h.fail(w, r, badInput("", "request body must be a JSON object with the documented fields: "+jsonProblem(err)))
+		h.fail(w, r, inventory.JSONError(err))
 		return false
 	}
 	if dec.More() {
-		h.fail(w, r, badInput("", "request body must hold exactly one JSON object"))
+		h.fail(w, r, badInput(inventory.BodyField, "request body must hold exactly one JSON object"))
 		return false
 	}
 	return true
-}
-
-// jsonProblem describes a decoding error without echoing Go type names.
-func jsonProblem(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return "malformed JSON at byte " + strconv.FormatInt(syntax.Offset, 10)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return typ.Field + " has the wrong type"
-		}
-		return "expected an object"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "body is empty or cut short"
-	}
-	return err.Error() // unknown field "x": safe, names only the client's own field
 }
 
 // flexString accepts a JSON string or number and keeps its literal text, so

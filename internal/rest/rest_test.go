@@ -14,6 +14,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/rest"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 )
@@ -163,38 +164,48 @@ func TestBadRequests(t *testing.T) {
 		name, method, path, body string
 		status                   int
 		code                     string
+		field                    string // of a BAD_USER_INPUT: every one names its field
 	}{
-		{"malformed JSON", "POST", "/stock/in", `{"id":`, 400, "BAD_USER_INPUT"},
-		{"not an object", "POST", "/stock/in", `[1,2]`, 400, "BAD_USER_INPUT"},
-		{"empty body", "POST", "/stock/in", ``, 400, "BAD_USER_INPUT"},
-		{"trailing data", "POST", "/stock/in", `{"id":"` + id + `","count":1} {}`, 400, "BAD_USER_INPUT"},
-		{"unknown field", "POST", "/stock/in", `{"id":"` + id + `","cout":1}`, 400, "BAD_USER_INPUT"},
-		{"missing count", "POST", "/stock/in", `{"id":"` + id + `"}`, 400, "BAD_USER_INPUT"},
-		{"missing id", "POST", "/stock/in", `{"count":1}`, 400, "BAD_USER_INPUT"},
-		{"fractional count", "POST", "/stock/in", `{"id":"` + id + `","count":1.5}`, 400, "BAD_USER_INPUT"},
-		{"exponent count", "POST", "/stock/in", `{"id":"` + id + `","count":1e3}`, 400, "BAD_USER_INPUT"},
-		{"string count", "POST", "/stock/in", `{"id":"` + id + `","count":"x"}`, 400, "BAD_USER_INPUT"},
-		{"zero count", "POST", "/stock/out", `{"id":"` + id + `","count":0}`, 400, "BAD_USER_INPUT"},
-		{"bad product id", "POST", "/stock/in", `{"productId":"abc","count":1}`, 400, "BAD_USER_INPUT"},
-		{"id and product id", "POST", "/stock/in", `{"id":"BAD","productId":"1","count":1}`, 400, "BAD_USER_INPUT"},
-		{"unknown product", "POST", "/stock/in", `{"id":"NOPE","count":1}`, 404, "NOT_FOUND"},
-		{"unknown product id", "POST", "/stock/in", `{"productId":9999,"count":1}`, 404, "NOT_FOUND"},
-		{"unknown location", "POST", "/stock/in", `{"id":"` + id + `","count":1,"location":77}`, 404, "NOT_FOUND"},
-		{"too large", "POST", "/stock/in", `{"reason":"` + strings.Repeat("x", 1<<20) + `"}`, 413, "BAD_USER_INPUT"},
-		{"price float text", "POST", "/product", `{"sku":"P1","name":"x","price":1e3}`, 400, "BAD_USER_INPUT"},
-		{"no price", "POST", "/product", `{"sku":"P1","name":"x"}`, 400, "BAD_USER_INPUT"},
-		{"no sku", "POST", "/product", `{"name":"x","price":"1"}`, 400, "BAD_USER_INPUT"},
-		{"two skus", "POST", "/product", `{"id":"A","sku":"B","name":"x","price":"1"}`, 400, "BAD_USER_INPUT"},
-		{"duplicate sku", "POST", "/product", `{"sku":"bad","name":"x","price":"1"}`, 409, "CONFLICT"},
-		{"unknown path id", "GET", "/product/NOPE", ``, 404, "NOT_FOUND"},
-		{"sku lookup without sku", "GET", "/product", ``, 400, "BAD_USER_INPUT"},
-		{"wrong method", "GET", "/stock/out", ``, 405, "BAD_USER_INPUT"},
-		{"wrong method on a product", "DELETE", "/product/BAD", ``, 405, "BAD_USER_INPUT"},
-		{"unknown route", "GET", "/stock/elsewhere", ``, 404, "NOT_FOUND"},
+		{"wrong type in an item", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":[{"productId":"1","quantity":"two"}]}`, 400, "BAD_USER_INPUT", "components.quantity"},
+		{"not CSV", "POST", "/stock/bulk", "sku,location,quantity\n\"x", 400, "BAD_USER_INPUT", "body"},
+		{"malformed JSON", "POST", "/stock/in", `{"id":`, 400, "BAD_USER_INPUT", "body"},
+		{"not an object", "POST", "/stock/in", `[1,2]`, 400, "BAD_USER_INPUT", "body"},
+		{"empty body", "POST", "/stock/in", ``, 400, "BAD_USER_INPUT", "body"},
+		{"trailing data", "POST", "/stock/in", `{"id":"` + id + `","count":1} {}`, 400, "BAD_USER_INPUT", "body"},
+		{"unknown field", "POST", "/stock/in", `{"id":"` + id + `","cout":1}`, 400, "BAD_USER_INPUT", "cout"},
+		{"missing count", "POST", "/stock/in", `{"id":"` + id + `"}`, 400, "BAD_USER_INPUT", "count"},
+		{"missing id", "POST", "/stock/in", `{"count":1}`, 400, "BAD_USER_INPUT", "id"},
+		{"fractional count", "POST", "/stock/in", `{"id":"` + id + `","count":1.5}`, 400, "BAD_USER_INPUT", "count"},
+		{"exponent count", "POST", "/stock/in", `{"id":"` + id + `","count":1e3}`, 400, "BAD_USER_INPUT", "count"},
+		{"string count", "POST", "/stock/in", `{"id":"` + id + `","count":"x"}`, 400, "BAD_USER_INPUT", "count"},
+		{"zero count", "POST", "/stock/out", `{"id":"` + id + `","count":0}`, 400, "BAD_USER_INPUT", "count"},
+		{"bad product id", "POST", "/stock/in", `{"productId":"abc","count":1}`, 400, "BAD_USER_INPUT", "productId"},
+		{"id and product id", "POST", "/stock/in", `{"id":"BAD","productId":"1","count":1}`, 400, "BAD_USER_INPUT", "id"},
+		{"unknown product", "POST", "/stock/in", `{"id":"NOPE","count":1}`, 404, "NOT_FOUND", ""},
+		{"unknown product id", "POST", "/stock/in", `{"productId":9999,"count":1}`, 404, "NOT_FOUND", ""},
+		{"unknown location", "POST", "/stock/in", `{"id":"` + id + `","count":1,"location":77}`, 404, "NOT_FOUND", ""},
+		{"too large", "POST", "/stock/in", `{"reason":"` + strings.Repeat("x", 1<<20) + `"}`, 413, "BAD_USER_INPUT", "body"},
+		{"price float text", "POST", "/product", `{"sku":"P1","name":"x","price":1e3}`, 400, "BAD_USER_INPUT", "price"},
+		{"no price", "POST", "/product", `{"sku":"P1","name":"x"}`, 400, "BAD_USER_INPUT", "price"},
+		{"no sku", "POST", "/product", `{"name":"x","price":"1"}`, 400, "BAD_USER_INPUT", "sku"},
+		{"two skus", "POST", "/product", `{"id":"A","sku":"B","name":"x","price":"1"}`, 400, "BAD_USER_INPUT", "id"},
+		{"duplicate sku", "POST", "/product", `{"sku":"bad","name":"x","price":"1"}`, 409, "CONFLICT", ""},
+		{"unknown path id", "GET", "/product/NOPE", ``, 404, "NOT_FOUND", ""},
+		{"sku lookup without sku", "GET", "/product", ``, 400, "BAD_USER_INPUT", "sku"},
+		{"wrong method", "GET", "/stock/out", ``, 405, "BAD_USER_INPUT", "method"},
+		{"wrong method on a product", "DELETE", "/product/BAD", ``, 405, "BAD_USER_INPUT", "method"},
+		{"unknown route", "GET", "/stock/elsewhere", ``, 404, "NOT_FOUND", ""},
 	} {
 		r := e.do(t, tc.method, tc.path, tc.body)
 		if r.status != tc.status || r.errCode() != tc.code {
 			t.Errorf("%s: %d %v, want %d %s (%.200s)", tc.name, r.status, r.errCode(), tc.status, tc.code, r.raw)
+		}
+		errBody, _ := r.body["error"].(map[string]any)
+		if f, _ := errBody["field"].(string); tc.code == "BAD_USER_INPUT" && f != tc.field {
+			t.Errorf("%s: field %q, want %q (%.200s)", tc.name, f, tc.field, r.raw)
+		}
+		if msg, _ := errBody["message"].(string); testenv.LibraryText(msg) != "" {
+			t.Errorf("%s: message %q carries a library's text", tc.name, msg)
 		}
 	}
 	if r := e.do(t, "GET", "/product/"+id, ""); r.body["stock"] != 10.0 {

@@ -1,0 +1,61 @@
+package grpcapi_test
+
+import (
+	"context"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shopstack/inventory/internal/gormstore"
+	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
+	"github.com/shopstack/inventory/internal/lock/memlock"
+	"github.com/shopstack/inventory/internal/testenv"
+	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+)
+
+// TestBadInputNamesItsField sweeps the calls refused as INVALID_ARGUMENT
+// (BAD_USER_INPUT) on both servers: the ErrorInfo's field metadata names
+// the input at fault, and no message carries a Go library's text.
+func TestBadInputNamesItsField(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			e := srv.serve(t, startService(t, gormstoretest.Open(t, gormstore.SQLite), memlock.New(0)), nil)
+			id := e.product(t, "FIELDS", 5)
+			ids := make([]int64, 1001)
+			for _, tc := range []struct {
+				name, method string
+				req, resp    proto.Message
+				field        string
+			}{
+				{"zero quantity", "StockIn", &v1.StockInRequest{ProductId: id, Quantity: 0}, &v1.StockInResponse{}, "quantity"},
+				{"bad page token", "ListMovements", &v1.ListMovementsRequest{ProductId: id, PageToken: "zz"}, &v1.ListMovementsResponse{}, "page_token"},
+				{"too many ids", "BatchGetProducts", &v1.BatchGetProductsRequest{Ids: ids}, &v1.BatchGetProductsResponse{}, "ids"},
+				{"no items", "ReserveStock", &v1.ReserveStockRequest{}, &v1.ReserveStockResponse{}, "items"},
+				{"item quantity", "ReserveStock", &v1.ReserveStockRequest{Items: []*v1.ReserveItem{{ProductId: id, Quantity: 0}}}, &v1.ReserveStockResponse{}, "quantity"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					err := e.call(context.Background(), tc.method, tc.req, tc.resp)
+					st := status.Convert(err)
+					if st.Code() != codes.InvalidArgument {
+						t.Fatalf("%v, want INVALID_ARGUMENT", err)
+					}
+					field := ""
+					for _, d := range st.Details() {
+						if info, ok := d.(*errdetails.ErrorInfo); ok {
+							field = info.GetMetadata()["field"]
+						}
+					}
+					if field != tc.field {
+						t.Errorf("field %q (%s), want %q", field, st.Message(), tc.field)
+					}
+					if m := testenv.LibraryText(st.Message()); m != "" {
+						t.Errorf("message %q carries a library's text (%q)", st.Message(), m)
+					}
+				})
+			}
+		})
+	}
+}
