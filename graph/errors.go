@@ -99,7 +99,9 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if de, ok := errors.AsType[*inventory.Error](err); ok {
 			if code, known := extensionCodes[de.Code]; known {
 				ext["code"] = code
-				if de.Field != "" {
+				if field == "" {
+					// Not an argument's value: the field the service
+					// names, if any.
 					field = de.Field
 				}
 				if field != "" && de.Code == inventory.CodeBadInput {
@@ -162,6 +164,10 @@ func argumentError(ctx context.Context, path ast.Path) (own ast.Path, field stri
 		return nil, ""
 	}
 	rest := path[len(own):]
+	// An argument's, not an item's of the field's list result.
+	if name, ok := rest[0].(ast.PathName); !ok || fc.Field.Definition == nil || fc.Field.Definition.Arguments.ForName(string(name)) == nil {
+		return nil, ""
+	}
 	if len(rest) > 1 && rest[0] == ast.PathName("input") {
 		rest = rest[1:]
 	}
