@@ -18,6 +18,8 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -31,4 +33,23 @@ func SkipOrFail(tb testing.TB, why string) {
 		tb.Fatalf("INVENTORY_TEST_STRICT=1: %s", why)
 	}
 	tb.Skip(why)
+}
+
+// NodePackages skips (or, strict, fails) tb unless node is in PATH and
+// every npm package of pkgs is installed in dir, the npm project (its
+// lockfile) of a test's node scripts; target is the make target that
+// installs them. It reports whether they are there.
+func NodePackages(tb testing.TB, dir, target string, pkgs ...string) bool {
+	tb.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		SkipOrFail(tb, "no node in PATH (apt-get install nodejs npm)")
+		return false
+	}
+	for _, pkg := range pkgs {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", filepath.FromSlash(pkg))); err != nil {
+			SkipOrFail(tb, pkg+" is not installed in "+dir+": make "+target)
+			return false
+		}
+	}
+	return true
 }

@@ -39,14 +39,7 @@ func Dir() string {
 // installed.
 func Require(tb testing.TB) {
 	tb.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		testenv.SkipOrFail(tb, "no node in PATH (apt-get install nodejs npm)")
-	}
-	for _, pkg := range []string{"composition", "gateway", "server", "subgraph"} {
-		if _, err := os.Stat(filepath.Join(Dir(), "node_modules", "@apollo", pkg)); err != nil {
-			testenv.SkipOrFail(tb, "the federation test packages are not installed: make federation-deps")
-		}
-	}
+	testenv.NodePackages(tb, Dir(), "federation-deps", "@apollo/composition", "@apollo/gateway", "@apollo/server", "@apollo/subgraph")
 }
 
 // Compose composes the subgraph inventory (its SDL, served at

@@ -47,12 +47,7 @@ func Dir() string {
 // sending headers with every request, and returns every audit's result.
 func Run(tb testing.TB, url string, headers map[string]string) []Result {
 	tb.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		testenv.SkipOrFail(tb, "no node in PATH (apt-get install nodejs npm)")
-		return nil
-	}
-	if _, err := os.Stat(filepath.Join(Dir(), "node_modules", "graphql-http")); err != nil {
-		testenv.SkipOrFail(tb, "the GraphQL-over-HTTP audit is not installed: make graphql-http-deps")
+	if !testenv.NodePackages(tb, Dir(), "graphql-http-deps", "graphql-http") {
 		return nil
 	}
 	h, err := json.Marshal(headers)

@@ -85,12 +85,7 @@ func Dir() string {
 // until its discovery document answers. It stops when the test ends.
 func Start(tb testing.TB) *Provider {
 	tb.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		testenv.SkipOrFail(tb, "no node in PATH (apt-get install nodejs npm)")
-		return nil
-	}
-	if _, err := os.Stat(filepath.Join(Dir(), "node_modules", "oidc-provider")); err != nil {
-		testenv.SkipOrFail(tb, "the test OpenID provider is not installed: make oidc-provider-deps")
+	if !testenv.NodePackages(tb, Dir(), "oidc-provider-deps", "oidc-provider") {
 		return nil
 	}
 	ports, err := testenv.FreePorts(1)
