@@ -176,8 +176,12 @@ func openFanout(ctx context.Context, cfg config.Config, log *slog.Logger) (fanou
 		if err != nil {
 			return nil, err
 		}
+		// Start-up waits for etcd as long as for the lock (the same
+		// cluster): with TLS and a password (etcd checks it with bcrypt) a
+		// busy member can take longer than pubsub's 2 s default to answer
+		// at first.
 		f, err := pubsub.NewEtcd(ctx, pubsub.EtcdConfig{Endpoints: cfg.EtcdEndpoints, Key: etcdPath(cfg.Namespace, "ledger/last"),
-			Username: access.username, Password: access.password, TLS: access.tls, Logger: log})
+			Username: access.username, Password: access.password, TLS: access.tls, Logger: log, StartTimeout: cfg.LockTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("event fan-out over etcd: %w", err)
 		}

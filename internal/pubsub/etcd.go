@@ -46,9 +46,12 @@ type EtcdConfig struct {
 	// Key is the key announcements are put on and watched. Default
 	// DefaultEtcdKey.
 	Key string
-	// DialTimeout bounds the connection check of NewEtcd, and each Put and
-	// Get afterwards. Default DefaultEtcdDialTimeout.
+	// DialTimeout bounds each Put and Get, and a connection's keepalive.
+	// Default DefaultEtcdDialTimeout.
 	DialTimeout time.Duration
+	// StartTimeout bounds NewEtcd's connection (with authentication, which
+	// etcd checks with bcrypt) and its first read. Default DialTimeout.
+	StartTimeout time.Duration
 	// Logger receives debug messages about failed sends and watches; nil
 	// discards.
 	Logger *slog.Logger
@@ -99,6 +102,9 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	case cfg.DialTimeout < 0:
 		return nil, fmt.Errorf("pubsub: negative etcd DialTimeout %v", cfg.DialTimeout)
 	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = cfg.DialTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = discard()
@@ -112,7 +118,7 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		Username:             cfg.Username,
 		Password:             cfg.Password,
 		TLS:                  cfg.TLS,
-		DialTimeout:          cfg.DialTimeout,
+		DialTimeout:          cfg.StartTimeout,
 		DialKeepAliveTime:    etcdKeepAliveTime,
 		DialKeepAliveTimeout: cfg.DialTimeout,
 		// Failures are logged here, at debug level; the client's own
@@ -126,12 +132,12 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	// clientv3.New does not wait for a connection: a read does. A
 	// serializable one answers during an election too. Its revision is
 	// where the watch starts: announcements made before are past.
-	rctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	rctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	resp, err := client.Get(rctx, cfg.Key, clientv3.WithSerializable())
 	cancel()
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("pubsub: etcd at %v did not answer within %v: %w", cfg.Endpoints, cfg.DialTimeout, err)
+		return nil, fmt.Errorf("pubsub: etcd at %v did not answer within %v: %w", cfg.Endpoints, cfg.StartTimeout, err)
 	}
 	e := &Etcd{
 		id:     newID(),
