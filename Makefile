@@ -39,7 +39,7 @@ graphql-http-deps: ## install the GraphQL-over-HTTP audit (npm graphql-http) wit
 	@test $(GRAPHQL_HTTP_DIR)/node_modules/.package-lock.json -nt $(GRAPHQL_HTTP_DIR)/package-lock.json || \
 		{ echo "installing the GraphQL-over-HTTP audit (npm ci in $(GRAPHQL_HTTP_DIR))"; cd $(GRAPHQL_HTTP_DIR) && npm ci --no-audit --no-fund --loglevel=error; }
 
-oidc-provider: oidc-provider-deps ## run an OpenID provider with demo clients on 127.0.0.1:9400, for the README's walkthrough (see Authentication and roles)
+oidc-provider: oidc-provider-deps ## run an OpenID provider with demo clients on 127.0.0.1:9400, for the walkthrough of docs/AUTH.md
 	node $(OIDC_PROVIDER_DIR)/provider.mjs
 
 # Apollo Federation for graph's composition and gateway tests

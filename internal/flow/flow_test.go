@@ -327,7 +327,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value stri
 	return total
 }
 
-// TestExampleFile: the README's example rules file is valid.
+// TestExampleFile: docs/OPERATIONS.md's example rules file is valid.
 func TestExampleFile(t *testing.T) {
 	data, err := os.ReadFile("../../deploy/flow-rules.yaml")
 	if err != nil {

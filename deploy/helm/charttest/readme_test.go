@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestReadmeCommands runs the helm commands of the README's "Deploy on
+// TestReadmeCommands runs the helm commands of docs/OPERATIONS.md's "Deploy on
 // Kubernetes" in order: lint as written, install and upgrade through helm
 // template, each upgrade with the values of those before it (as
 // --reuse-values keeps them). What each renders is checked like any value
@@ -15,7 +15,7 @@ import (
 func TestReadmeCommands(t *testing.T) {
 	cmds := readmeHelmCommands(t)
 	if len(cmds) < 6 {
-		t.Fatalf("found %d helm commands in the README's Deploy on Kubernetes", len(cmds))
+		t.Fatalf("found %d helm commands in docs/OPERATIONS.md's Deploy on Kubernetes", len(cmds))
 	}
 	var kept []string // the values so far, as --reuse-values keeps them
 	canaryPods := []int32{}
@@ -28,7 +28,7 @@ func TestReadmeCommands(t *testing.T) {
 			continue
 		case "install", "upgrade":
 		default:
-			t.Fatalf("the README runs helm %s, which this test does not know how to check", args[1])
+			t.Fatalf("docs/OPERATIONS.md runs helm %s, which this test does not know how to check", args[1])
 		}
 		var flags []string
 		for _, a := range args[4:] {
@@ -72,22 +72,22 @@ func inRepo(args []string) []string {
 	return out
 }
 
-// readmeHelmCommands returns the helm command lines of the README's
+// readmeHelmCommands returns the helm command lines of docs/OPERATIONS.md's
 // "Deploy on Kubernetes" shell block, split into words.
 func readmeHelmCommands(t *testing.T) [][]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	b, err := os.ReadFile(filepath.Join(repoRoot, "docs/OPERATIONS.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(b), "\n## Deploy on Kubernetes\n")
 	if !ok {
-		t.Fatal(`no "## Deploy on Kubernetes" in README.md`)
+		t.Fatal(`no "## Deploy on Kubernetes" in docs/OPERATIONS.md`)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	_, block, ok := strings.Cut(section, "```sh\n")
 	if !ok {
-		t.Fatal("no shell block in the README's Deploy on Kubernetes")
+		t.Fatal("no shell block in docs/OPERATIONS.md's Deploy on Kubernetes")
 	}
 	block, _, _ = strings.Cut(block, "```")
 	var cmds [][]string
@@ -100,7 +100,7 @@ func readmeHelmCommands(t *testing.T) [][]string {
 }
 
 // shellWords splits a command line as sh would, for the quoting the
-// README uses (single and double quotes, no expansions).
+// docs/OPERATIONS.md uses (single and double quotes, no expansions).
 func shellWords(t *testing.T, line string) []string {
 	t.Helper()
 	var words []string
