@@ -31,6 +31,9 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools) # creates the Redis Cluster tests' clusters
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || missing+=(chromium)
 command -v nats-server >/dev/null || missing+=(nats-server) # the broker-restart test runs one of its own
+# The walkthroughs of the README and docs/ (cmd/inventoryd TestWalkthroughs) use
+# curl, jq and kcat, as a reader would.
+for tool in curl jq kcat; do command -v $tool >/dev/null || missing+=($tool); done
 # The database-restart fault case runs a PostgreSQL server of its own (pgtest).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=(postgresql)
 # The authentication tests run a real OpenID provider, the npm package

@@ -18,6 +18,7 @@ var errHelp = errors.New("help requested")
 
 // config is the tool's command line.
 type config struct {
+	check      bool // only check the flags and rows, and say what would run
 	url        string
 	scenario   string
 	clients    int
@@ -104,6 +105,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.products, "products", 0, "products of spread, mixed and product (0: 1000 for spread, 100 for the others)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "longest wait for one response")
 	fs.StringVar(&c.ledgerDSN, "db-dsn", "", "with -url: the server's INVENTORY_DB_DSN (PostgreSQL), to count the ledger with SQL instead of paging through GraphQL")
+	fs.BoolVar(&c.check, "check", false, "check the flags and rows, print what would run, and exit without running it")
 	fs.BoolVar(&c.compare, "compare", false, "start a fresh server per row (strategy, database, lock) and compare them")
 	fs.StringVar(&rows, "rows", "", "with -compare: comma-separated rows to run (default: all)")
 	fs.StringVar(&c.serverBin, "server-bin", "", "with -compare: inventoryd binary to run (default: build ./cmd/inventoryd with -tags benchstrategies, which the rows of other strategies need)")

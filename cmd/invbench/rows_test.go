@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -161,5 +163,21 @@ func TestClaimBrokerKafka(t *testing.T) {
 	}()
 	if bt.Emulated || bt.URL != brokers {
 		t.Errorf("broker %+v: want the cluster at %s", bt, brokers)
+	}
+}
+
+// TestCheck: -check says what would run and runs nothing; an unknown row
+// fails it as it would fail the run.
+func TestCheck(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"invbench", "-check", "-compare", "-rows", "flash/combine,reserve", "-duration", "8s"},
+		func(string) string { return "" }, &out, io.Discard)
+	if err != nil || out.String() != "invbench: would compare 2 rows (flash/combine,reserve), 8s each, 64 clients\n" {
+		t.Errorf("-check = %q, %v", out.String(), err)
+	}
+	err = run(context.Background(), []string{"invbench", "-check", "-compare", "-rows", "flash/nope"},
+		func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "flash/nope") {
+		t.Errorf("-check with an unknown row: %v", err)
 	}
 }

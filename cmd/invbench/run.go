@@ -25,6 +25,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if cfg.check {
+		return describe(stdout, cfg)
+	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
 		if err != nil {
@@ -69,4 +72,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("failed rows: %s", strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// describe says what cfg would run, for -check.
+func describe(w io.Writer, cfg config) error {
+	switch {
+	case cfg.soak > 0:
+		_, err := fmt.Fprintf(w, "invbench: would soak %s for %s\n", cfg.url, cfg.soak)
+		return err
+	case cfg.compare:
+		rows, err := selectRows(compareRows(), cfg.rows)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "invbench: would compare %d rows (%s), %s each, %d clients\n", len(rows), strings.Join(rowNames(rows), ","), cfg.duration, cfg.clients)
+		return err
+	default:
+		_, err := fmt.Fprintf(w, "invbench: would run %s against %s for %s, %d clients\n", cfg.scenario, cfg.url, cfg.duration, cfg.clients)
+		return err
+	}
 }
