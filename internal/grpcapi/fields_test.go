@@ -11,6 +11,7 @@ import (
 
 	"github.com/shopstack/inventory/internal/gormstore"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
+	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/memlock"
 	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
@@ -42,19 +43,54 @@ func TestBadInputNamesItsField(t *testing.T) {
 					if st.Code() != codes.InvalidArgument {
 						t.Fatalf("%v, want INVALID_ARGUMENT", err)
 					}
-					field := ""
-					for _, d := range st.Details() {
-						if info, ok := d.(*errdetails.ErrorInfo); ok {
-							field = info.GetMetadata()["field"]
-						}
-					}
-					if field != tc.field {
+					if field := fieldOf(err); field != tc.field {
 						t.Errorf("field %q (%s), want %q", field, st.Message(), tc.field)
 					}
 					if m := testenv.LibraryText(st.Message()); m != "" {
 						t.Errorf("message %q carries a library's text (%q)", st.Message(), m)
 					}
 				})
+			}
+		})
+	}
+}
+
+// fieldOf returns the field metadata of a grpc-go error's ErrorInfo.
+func fieldOf(err error) string {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetMetadata()["field"]
+		}
+	}
+	return ""
+}
+
+// TestReplayedRefusalNamesItsField: a final refusal remembered under its
+// idempotency key is told to a retry with the same code, message and
+// field, even after the stock changed so the call would now succeed.
+func TestReplayedRefusalNamesItsField(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			e := srv.serve(t, startService(t, gormstoretest.Open(t, gormstore.SQLite), memlock.New(0)), nil)
+			id := e.product(t, "FULL", inventory.MaxQuantity)
+			ctx := context.Background()
+			for _, q := range []int64{inventory.MaxQuantity, inventory.MaxStock - 2*inventory.MaxQuantity} {
+				if err := e.call(ctx, "StockIn", &v1.StockInRequest{ProductId: id, Quantity: q}, &v1.StockInResponse{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			in := &v1.StockInRequest{ProductId: id, Quantity: 5, IdempotencyKey: "full"}
+			first := e.call(ctx, "StockIn", in, &v1.StockInResponse{})
+			if status.Code(first) != codes.InvalidArgument || fieldOf(first) != "quantity" {
+				t.Fatalf("first refusal %v (field %q), want INVALID_ARGUMENT naming quantity", first, fieldOf(first))
+			}
+			if err := e.call(ctx, "StockOut", &v1.StockOutRequest{ProductId: id, Quantity: 10}, &v1.StockOutResponse{}); err != nil {
+				t.Fatal(err)
+			}
+			again := e.call(ctx, "StockIn", in, &v1.StockInResponse{})
+			if status.Code(again) != status.Code(first) || status.Convert(again).Message() != status.Convert(first).Message() ||
+				fieldOf(again) != fieldOf(first) {
+				t.Errorf("retry answered %v (field %q), want %v (field %q)", again, fieldOf(again), first, fieldOf(first))
 			}
 		})
 	}
