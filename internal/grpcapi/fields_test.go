@@ -2,12 +2,14 @@ package grpcapi_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/shopstack/inventory/internal/gormstore"
 	v1 "github.com/shopstack/inventory/internal/grpcapi/gen/inventory/v1"
@@ -35,7 +37,9 @@ func TestBadInputNamesItsField(t *testing.T) {
 				{"bad page token", "ListMovements", &v1.ListMovementsRequest{ProductId: id, PageToken: "zz"}, &v1.ListMovementsResponse{}, "page_token"},
 				{"too many ids", "BatchGetProducts", &v1.BatchGetProductsRequest{Ids: ids}, &v1.BatchGetProductsResponse{}, "ids"},
 				{"no items", "ReserveStock", &v1.ReserveStockRequest{}, &v1.ReserveStockResponse{}, "items"},
-				{"item quantity", "ReserveStock", &v1.ReserveStockRequest{Items: []*v1.ReserveItem{{ProductId: id, Quantity: 0}}}, &v1.ReserveStockResponse{}, "quantity"},
+				{"long key", "StockIn", &v1.StockInRequest{ProductId: id, Quantity: 1, IdempotencyKey: strings.Repeat("k", 300)}, &v1.StockInResponse{}, "idempotency_key"},
+				{"negative count", "AdjustStock", &v1.AdjustStockRequest{ProductId: id, Quantity: 1, ChangeFromQuantity: proto.Int64(-1)}, &v1.AdjustStockResponse{}, "change_from_quantity"},
+				{"item quantity", "ReserveStock", &v1.ReserveStockRequest{Items: []*v1.ReserveItem{{ProductId: id, Quantity: 0}}}, &v1.ReserveStockResponse{}, "items[0].quantity"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					err := e.call(context.Background(), tc.method, tc.req, tc.resp)
@@ -45,6 +49,9 @@ func TestBadInputNamesItsField(t *testing.T) {
 					}
 					if field := fieldOf(err); field != tc.field {
 						t.Errorf("field %q (%s), want %q", field, st.Message(), tc.field)
+					}
+					if !inMessage(tc.req.ProtoReflect().Descriptor(), tc.field) {
+						t.Errorf("field %q is not a field of %s", tc.field, tc.req.ProtoReflect().Descriptor().FullName())
 					}
 					if m := testenv.LibraryText(st.Message()); m != "" {
 						t.Errorf("message %q carries a library's text (%q)", st.Message(), m)
@@ -94,4 +101,21 @@ func TestReplayedRefusalNamesItsField(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inMessage reports whether path (items[0].location_id) names a field of
+// a message of type m by the proto's names.
+func inMessage(m protoreflect.MessageDescriptor, path string) bool {
+	for name := range strings.SplitSeq(path, ".") {
+		name, _, indexed := strings.Cut(name, "[")
+		if m == nil {
+			return false
+		}
+		f := m.Fields().ByName(protoreflect.Name(name))
+		if f == nil || indexed && !f.IsList() {
+			return false
+		}
+		m = f.Message()
+	}
+	return true
 }
