@@ -151,9 +151,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 // argumentError reports whether path, an error's, is within the arguments
 // of the field of ctx (gqlgen puts an argument's refusal at the field's
 // path followed by the argument's): then it returns the field's own path,
-// and the input at fault as Field names it: the argument, then the input
-// object's fields and list indexes (items[2].delta), without the argument
-// name "input" of the mutations' input objects.
+// and the input at fault by its model.FieldPath.
 func argumentError(ctx context.Context, path ast.Path) (own ast.Path, field string) {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil {
@@ -168,22 +166,7 @@ func argumentError(ctx context.Context, path ast.Path) (own ast.Path, field stri
 	if name, ok := rest[0].(ast.PathName); !ok || fc.Field.Definition == nil || fc.Field.Definition.Arguments.ForName(string(name)) == nil {
 		return nil, ""
 	}
-	if len(rest) > 1 && rest[0] == ast.PathName("input") {
-		rest = rest[1:]
-	}
-	var b strings.Builder
-	for _, el := range rest {
-		switch el := el.(type) {
-		case ast.PathIndex:
-			fmt.Fprintf(&b, "[%d]", int(el))
-		case ast.PathName:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(string(el))
-		}
-	}
-	return own, b.String()
+	return own, model.FieldPath(rest)
 }
 
 // argumentType names the type of the argument an argumentError is about,

@@ -56,3 +56,23 @@ func TestBadInputNamesItsField(t *testing.T) {
 }
 
 const longName = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+// TestReplayedRefusalNamesItsField: a final refusal remembered under its
+// idempotency key is told to a retry with the same code, message and
+// field, even after the stock changed so the request would now succeed.
+func TestReplayedRefusalNamesItsField(t *testing.T) {
+	e := newEnv(t)
+	p := e.createProduct(t, "FULL-1", 1_000_000_000, 0)
+	e.must(t, `mutation { a: stockIn(input: {productId: "`+p.ID+`", quantity: 1000000000}) { replayed }
+		b: stockIn(input: {productId: "`+p.ID+`", quantity: 147483647}) { replayed } }`, nil)
+	in := `mutation { stockIn(input: {productId: "` + p.ID + `", quantity: 5, idempotencyKey: "full-1"}) { replayed } }`
+	first := wantCode(t, e.do(t, in, nil), "BAD_USER_INPUT")
+	if first.Extensions["field"] != "quantity" {
+		t.Fatalf("first refusal %+v, want field quantity", first)
+	}
+	e.must(t, `mutation { stockOut(input: {productId: "`+p.ID+`", quantity: 10}) { replayed } }`, nil)
+	again := wantCode(t, e.do(t, in, nil), "BAD_USER_INPUT")
+	if again.Message != first.Message || again.Extensions["field"] != first.Extensions["field"] {
+		t.Errorf("retry answered %q field %v, want %q field %v", again.Message, again.Extensions["field"], first.Message, first.Extensions["field"])
+	}
+}

@@ -302,14 +302,16 @@ func TestIDInputs(t *testing.T) {
 			{"wrong type input field", `mutation($id: ID!) { stockOut(input: {productId: $id, quantity: 1}) { replayed } }`, "productId",
 				map[string]any{"id": gid(model.ReservationNode, res)}},
 			{"wrong type in a list item", `mutation($p: ID!, $l: ID!) { reserveStock(input: {items: [{productId: $p, locationId: $l, quantity: 1}]}) { replayed } }`,
-				"locationId", map[string]any{"p": gid(model.ProductNode, p), "l": gid(model.ProductNode, p)}},
+				"items[0].locationId", map[string]any{"p": gid(model.ProductNode, p), "l": gid(model.ProductNode, p)}},
+			{"malformed in a list item", `mutation($p: ID!) { reserveStock(input: {items: [{productId: $p, locationId: "x", quantity: 1}]}) { replayed } }`,
+				"items[0].locationId", map[string]any{"p": gid(model.ProductNode, p)}},
 			{"malformed in a list", `{ reconcile(productIds: ["1", "x"]) { levelsChecked } }`, "productIds[1]", nil},
-			{"wrong type in a list", `query($ids: [ID!]) { reconcile(locationIds: $ids) { levelsChecked } }`, "locationIds",
+			{"wrong type in a list", `query($ids: [ID!]) { reconcile(locationIds: $ids) { levelsChecked } }`, "locationIds[1]",
 				map[string]any{"ids": []string{gid(model.LocationNode, loc), gid(model.TransferNode, 1)}}},
 			{"wrong type of transfer", `mutation($id: ID!) { shipTransfer(id: $id) { replayed } }`, "id", map[string]any{"id": gid(model.ProductNode, p)}},
 			{"node of a bare ID", `{ node(id: "1") { id } }`, "id", nil},
 			{"nodes malformed", `{ nodes(ids: ["` + gid(model.ProductNode, p) + `", "%%"]) { id } }`, "ids[1]", nil},
-			{"nodes of a bare ID", `{ nodes(ids: ["7"]) { id } }`, "ids", nil},
+			{"nodes of a bare ID", `{ nodes(ids: ["7"]) { id } }`, "ids[0]", nil},
 		} {
 			_, resp := e.run(t, c.query, c.vars)
 			if len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != "BAD_USER_INPUT" || resp.Errors[0].Extensions["field"] != c.field {

@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/shopstack/inventory/internal/inventory"
 )
@@ -66,22 +68,29 @@ func (id ID) MarshalGQLContext(_ context.Context, w io.Writer) error {
 }
 
 // UnmarshalGQLContext reads an ID argument or input field by ParseID,
-// naming in errors the argument or input field of ctx's path.
+// naming in errors the input being read by its FieldPath (an element of a
+// list or of an input object in a list by its index too), so an ID that
+// is malformed and one of another type are named alike.
 func (id *ID) UnmarshalGQLContext(ctx context.Context, v any) error {
 	var err error
-	*id, err = ParseID(v, pathField(ctx))
+	*id, err = ParseID(v, inputPath(ctx))
 	return err
 }
 
-// pathField returns the innermost field name of ctx's path: the argument
-// or input field being read (an element of a list reports its list's).
-func pathField(ctx context.Context) string {
+// inputPath returns the FieldPath of the argument or input field ctx's
+// path is reading.
+func inputPath(ctx context.Context) string {
+	var path ast.Path
 	for pc := graphql.GetPathContext(ctx); pc != nil; pc = pc.Parent {
-		if pc.Field != nil {
-			return *pc.Field
+		switch {
+		case pc.Index != nil:
+			path = append(path, ast.PathIndex(*pc.Index))
+		case pc.Field != nil:
+			path = append(path, ast.PathName(*pc.Field))
 		}
 	}
-	return ""
+	slices.Reverse(path)
+	return FieldPath(path)
 }
 
 // ParseID is the one rule for reading an ID a client sent in field: a

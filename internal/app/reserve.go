@@ -137,7 +137,7 @@ func (s *Service) checkNewReservation(in *inventory.NewReservation) ([]inventory
 			return nil, 0, err
 		}
 		if it.Quantity < 1 || it.Quantity > inventory.MaxQuantity {
-			return nil, 0, inventory.Invalid("quantity", "quantity must be between 1 and %d", inventory.MaxQuantity)
+			return nil, 0, inventory.Invalid(inventory.ItemField(reservationItemsFieldName, i, "quantity"), "quantity must be between 1 and %d", inventory.MaxQuantity)
 		}
 		items[i] = inventory.ReservationItem{ProductID: key.ProductID, LocationID: key.LocationID, Quantity: it.Quantity, Active: true}
 	}
@@ -146,7 +146,7 @@ func (s *Service) checkNewReservation(in *inventory.NewReservation) ([]inventory
 		func(it *inventory.ReservationItem) *int64 { return &it.Quantity })
 	for _, it := range items {
 		if it.Quantity > inventory.MaxQuantity {
-			return nil, 0, inventory.Invalid("quantity", "quantity must be between 1 and %d", inventory.MaxQuantity)
+			return nil, 0, inventory.Invalid(reservationItemsFieldName, "the items of one level sum to more than %d", inventory.MaxQuantity)
 		}
 	}
 	return items, ttl, nil

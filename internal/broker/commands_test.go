@@ -149,6 +149,9 @@ func TestBadCommandsNameTheirField(t *testing.T) {
 		{"item's product not an ID", `{"type":"reserve","items":[{"productId":"abc","quantity":1}]}`, "items.productId"},
 		{"items not an array", `{"type":"reserve","items":7}`, "items"},
 		{"quantity out of range", `{"type":"stockIn","productId":` + p + `,"quantity":0}`, "quantity"},
+		// A field this consumer does not know is dropped (a producer of a newer
+		// schema may send one); the one missing is named.
+		{"unknown field", `{"type":"stockIn","productId":` + p + `,"quantty":1}`, "quantity"},
 		{"unknown type", `{"type":"teleport"}`, "type"},
 		{"unknown schema", `{"schema":"v9","type":"stockIn"}`, "schema"},
 	} {

@@ -2,6 +2,7 @@ package gormstore_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/shopstack/inventory/internal/app"
@@ -167,4 +168,61 @@ func ledgerOf(t *testing.T, svc *app.Service, id int64) []inventory.Movement {
 		t.Fatal(err)
 	}
 	return page.Movements
+}
+
+// TestRejectionFieldMigration: a refusal remembered before migration 0015
+// (no field column) stays readable after it: a retry is refused with the
+// same code and message, naming no field; one remembered after it names
+// its field.
+func TestRejectionFieldMigration(t *testing.T) {
+	gormstoretest.ForEachDriver(t, func(t *testing.T, driver string) {
+		ctx := context.Background()
+		st := gormstoretest.Open(t, driver)
+		svc := inventorytest.Start(t, st, app.Config{})
+		res, err := svc.CreateProduct(ctx, inventory.NewProduct{SKU: "FULL", Name: "Full", InitialStock: inventory.MaxQuantity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := res.Product.ID
+		for _, q := range []int64{inventory.MaxQuantity, inventory.MaxStock - 2*inventory.MaxQuantity} {
+			if _, err := svc.StockIn(ctx, inventory.StockChange{ProductID: id, Quantity: q}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		over := func(key string) *inventory.Error {
+			_, err := svc.StockIn(ctx, inventory.StockChange{ProductID: id, Quantity: 1, IdempotencyKey: key})
+			e, ok := errors.AsType[*inventory.Error](err)
+			if !ok || e.Code != inventory.CodeBadInput {
+				t.Fatalf("stock-in over the limit with key %s: %v, want BAD_USER_INPUT", key, err)
+			}
+			return e
+		}
+		before := over("old")
+		if err := gormstore.Exec(ctx, st, "ALTER TABLE stock_rejections DROP COLUMN field"); err != nil {
+			t.Fatal(err)
+		}
+		sql, err := gormstore.Migration(st, 15)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gormstore.Exec(ctx, st, sql); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.StockOut(ctx, inventory.StockChange{ProductID: id, Quantity: 10}); err != nil {
+			t.Fatal(err)
+		}
+		if again := over("old"); again.Message != before.Message || again.Field != "" {
+			t.Errorf("retry of a refusal remembered without its field: %+v, want %q and no field", again, before.Message)
+		}
+		if _, err := svc.StockIn(ctx, inventory.StockChange{ProductID: id, Quantity: 10}); err != nil {
+			t.Fatal(err)
+		}
+		first := over("new")
+		if _, err := svc.StockOut(ctx, inventory.StockChange{ProductID: id, Quantity: 10}); err != nil {
+			t.Fatal(err)
+		}
+		if again := over("new"); again.Field != "quantity" || first.Field != "quantity" || again.Message != first.Message {
+			t.Errorf("refusal %+v, its retry %+v: want both naming quantity", first, again)
+		}
+	})
 }

@@ -184,13 +184,14 @@ func (r *movementRow) fields() []any {
 }
 
 type rejectionRow struct {
-	IdempotencyKey, RequestHash, Code, Message string
+	IdempotencyKey, RequestHash, Code, Message, Field string
 }
 
 func (r *rejectionRow) fields() []any {
-	return []any{&r.IdempotencyKey, &r.RequestHash, &r.Code, &r.Message}
+	return []any{&r.IdempotencyKey, &r.RequestHash, &r.Code, &r.Message, &r.Field}
 }
 
 func (r rejectionRow) rejection() inventory.Rejection {
-	return inventory.Rejection{Key: r.IdempotencyKey, RequestHash: r.RequestHash, Code: inventory.Code(r.Code), Message: r.Message}
+	return inventory.Rejection{Key: r.IdempotencyKey, RequestHash: r.RequestHash, Code: inventory.Code(r.Code), Message: r.Message,
+		Field: r.Field}
 }

@@ -38,7 +38,7 @@ func newStockSQL(d dialect.Dialect) *stockSQL {
 		FROM ` + d.Pairs() + `
 		JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid`
 	q.replays = "SELECT " + movementColumns + " FROM stock_movements WHERE " + d.In("idempotency_key", "text")
-	q.rejections = "SELECT idempotency_key, request_hash, code, message FROM stock_rejections WHERE " + d.In("idempotency_key", "text")
+	q.rejections = "SELECT idempotency_key, request_hash, code, message, field FROM stock_rejections WHERE " + d.In("idempotency_key", "text")
 	q.audits = "SELECT " + auditColumns + " FROM " + d.Pairs() + " JOIN stock_levels l ON l.product_id = k.pid AND l.location_id = k.lid"
 	q.reservations = "SELECT " + reservationColumns + " FROM reservations WHERE " + d.In("id", "bigint") + " ORDER BY id" + d.ForUpdate()
 	q.items = "SELECT " + itemColumns + " FROM reservation_items WHERE " + d.In("reservation_id", "bigint") +

@@ -79,8 +79,8 @@ type writeSQL struct {
 // Statement templates; %s is the table of rows (v or m), which
 // dialect.table makes from the columns of the rows types below.
 const (
-	rejectionsSQL = `INSERT INTO stock_rejections (idempotency_key, request_hash, code, message, created_at)
-		SELECT k, h, c, m, at FROM %s WHERE true ON CONFLICT (idempotency_key) DO NOTHING`
+	rejectionsSQL = `INSERT INTO stock_rejections (idempotency_key, request_hash, code, message, field, created_at)
+		SELECT k, h, c, m, f, at FROM %s WHERE true ON CONFLICT (idempotency_key) DO NOTHING`
 	levelUpdatesSQL = `UPDATE stock_levels AS l SET stock = v.stock, reserved = v.reserved, damaged = v.damaged,
 			quality_control = v.qc, safety_stock = v.safety, incoming = v.incoming, backorder_limit = v.blimit, version = l.version + 1,
 			lease_epoch = CASE WHEN v.fenced THEN v.epoch ELSE l.lease_epoch END,
@@ -346,17 +346,18 @@ func distinctProducts(items []stockItem) []*inventory.Product {
 // (dialect.table) and the arguments (dialect.tableArgs) follow.
 
 type rejectionRows struct {
-	k, h, c, m dialect.Col[string]
-	at         dialect.Col[time.Time]
+	k, h, c, m, f dialect.Col[string]
+	at            dialect.Col[time.Time]
 }
 
 func (r *rejectionRows) init() {
 	r.k, r.h, r.c, r.m = dialect.NewCol[string]("k", "text"), dialect.NewCol[string]("h", "text"), dialect.NewCol[string]("c", "text"), dialect.NewCol[string]("m", "text")
+	r.f = dialect.NewCol[string]("f", "text")
 	r.at = dialect.NewCol[time.Time]("at", "timestamptz")
 }
 
 func (r *rejectionRows) columns() []dialect.Column {
-	return []dialect.Column{&r.k, &r.h, &r.c, &r.m, &r.at}
+	return []dialect.Column{&r.k, &r.h, &r.c, &r.m, &r.f, &r.at}
 }
 
 func (r *rejectionRows) add(x inventory.Rejection, at time.Time) {
@@ -364,6 +365,7 @@ func (r *rejectionRows) add(x inventory.Rejection, at time.Time) {
 	r.h.Add(x.RequestHash)
 	r.c.Add(string(x.Code))
 	r.m.Add(x.Message)
+	r.f.Add(x.Field)
 	r.at.Add(at)
 }
 

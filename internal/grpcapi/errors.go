@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"connectrpc.com/connect"
 	"go.opentelemetry.io/otel/trace"
@@ -32,7 +33,8 @@ var grpcCodes = map[inventory.Code]connect.Code{
 const ErrorDomain = "inventory"
 
 // toStatus turns err into the caller's status: a domain error keeps its
-// message, with its code as the ErrorInfo reason (and the field, and a
+// message, with its code as the ErrorInfo reason (and the field by the
+// proto's names, and a
 // RetryInfo for a retry hint); anything else is logged with the trace id
 // and answered as INTERNAL with no detail of its cause.
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {
@@ -65,7 +67,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	ce := connect.NewError(code, errors.New(de.Message))
 	var meta map[string]string
 	if de.Field != "" {
-		meta = map[string]string{"field": de.Field}
+		meta = map[string]string{"field": protoPath(de.Field)}
 	}
 	ce = withInfo(ce, string(de.Code), meta)
 	if de.RetryAfter > 0 {
@@ -81,4 +83,20 @@ func withInfo(ce *connect.Error, reason string, meta map[string]string) *connect
 		ce.AddDetail(d)
 	}
 	return ce
+}
+
+// protoPath names a field path as the proto does: the service names fields
+// in camelCase (GraphQL's names, items[0].locationId), the proto in
+// snake_case (items[0].location_id). It is the one rule from one to the
+// other; a test holds it to every field of the proto's messages.
+func protoPath(path string) string {
+	var b strings.Builder
+	for _, r := range path {
+		if 'A' <= r && r <= 'Z' {
+			b.WriteByte('_')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -65,7 +65,7 @@ func NewHandler(svc *app.Service, opts Options) (*Handler, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	interceptors := []connect.Interceptor{}
+	interceptors := []connect.Interceptor{refuseUndecoded{opts.Log}}
 	if opts.TracerProvider != nil {
 		o := []otelconnect.Option{otelconnect.WithTracerProvider(opts.TracerProvider), otelconnect.WithoutMetrics(),
 			otelconnect.WithTrustRemote()}
@@ -81,10 +81,10 @@ func NewHandler(svc *app.Service, opts Options) (*Handler, error) {
 	if opts.Authenticate != nil {
 		interceptors = append(interceptors, authInterceptor{opts.Authenticate, opts.Log})
 	}
-	handlerOpts := []connect.HandlerOption{
+	handlerOpts := append(codecs(),
 		connect.WithInterceptors(interceptors...),
 		connect.WithReadMaxBytes(MaxMessageBytes),
-	}
+	)
 	mux := http.NewServeMux()
 	s := &server{svc: svc, opts: opts}
 	mux.Handle(inventoryv1connect.NewInventoryServiceHandler(s, handlerOpts...))

@@ -3,12 +3,15 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 
 	"connectrpc.com/connect"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	protoenc "google.golang.org/grpc/encoding/proto"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
@@ -32,10 +35,14 @@ import (
 // the net/http path 0.9x (docs/BENCHMARKS.md, "Three transports"). Both
 // call the same methods of server: one set of rules.
 func NewGRPCServer(svc *app.Service, opts Options) *grpc.Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	s := &server{svc: svc, opts: opts}
 	auth := nativeAuth{opts}
 	serverOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.ForceServerCodecV2(nativeCodec{encoding.GetCodecV2(protoenc.Name)}),
 		grpc.ChainUnaryInterceptor(auth.unary),
 		grpc.ChainStreamInterceptor(auth.stream),
 	}
@@ -60,28 +67,28 @@ func serviceDesc(s *server) *grpc.ServiceDesc {
 		ServiceName: inventoryv1connect.InventoryServiceName,
 		HandlerType: (*any)(nil),
 		Methods: []grpc.MethodDesc{
-			unary("GetProduct", s.GetProduct),
-			unary("BatchGetProducts", s.BatchGetProducts),
-			unary("GetProductBySku", s.GetProductBySku),
-			unary("CreateBundle", s.CreateBundle),
-			unary("StockIn", s.StockIn),
-			unary("StockOut", s.StockOut),
-			unary("AdjustStock", s.AdjustStock),
-			unary("MoveStock", s.MoveStock),
-			unary("ExpectStock", s.ExpectStock),
-			unary("BulkAdjustStock", s.BulkAdjustStock),
-			unary("ReserveStock", s.ReserveStock),
-			unary("CommitReservation", s.CommitReservation),
-			unary("ReleaseReservation", s.ReleaseReservation),
-			unary("ExtendReservation", s.ExtendReservation),
-			unary("GetReservation", s.GetReservation),
-			unary("CreateTransfer", s.CreateTransfer),
-			unary("ShipTransfer", s.ShipTransfer),
-			unary("ReceiveTransfer", s.ReceiveTransfer),
-			unary("CancelTransfer", s.CancelTransfer),
-			unary("GetTransfer", s.GetTransfer),
-			unary("ListTransfers", s.ListTransfers),
-			unary("ListMovements", s.ListMovements),
+			unary(s.opts.Log, "GetProduct", s.GetProduct),
+			unary(s.opts.Log, "BatchGetProducts", s.BatchGetProducts),
+			unary(s.opts.Log, "GetProductBySku", s.GetProductBySku),
+			unary(s.opts.Log, "CreateBundle", s.CreateBundle),
+			unary(s.opts.Log, "StockIn", s.StockIn),
+			unary(s.opts.Log, "StockOut", s.StockOut),
+			unary(s.opts.Log, "AdjustStock", s.AdjustStock),
+			unary(s.opts.Log, "MoveStock", s.MoveStock),
+			unary(s.opts.Log, "ExpectStock", s.ExpectStock),
+			unary(s.opts.Log, "BulkAdjustStock", s.BulkAdjustStock),
+			unary(s.opts.Log, "ReserveStock", s.ReserveStock),
+			unary(s.opts.Log, "CommitReservation", s.CommitReservation),
+			unary(s.opts.Log, "ReleaseReservation", s.ReleaseReservation),
+			unary(s.opts.Log, "ExtendReservation", s.ExtendReservation),
+			unary(s.opts.Log, "GetReservation", s.GetReservation),
+			unary(s.opts.Log, "CreateTransfer", s.CreateTransfer),
+			unary(s.opts.Log, "ShipTransfer", s.ShipTransfer),
+			unary(s.opts.Log, "ReceiveTransfer", s.ReceiveTransfer),
+			unary(s.opts.Log, "CancelTransfer", s.CancelTransfer),
+			unary(s.opts.Log, "GetTransfer", s.GetTransfer),
+			unary(s.opts.Log, "ListTransfers", s.ListTransfers),
+			unary(s.opts.Log, "ListMovements", s.ListMovements),
 		},
 		Streams: []grpc.StreamDesc{{
 			StreamName:    "WatchStockChanges",
@@ -91,6 +98,9 @@ func serviceDesc(s *server) *grpc.ServiceDesc {
 				if err := stream.RecvMsg(req); err != nil {
 					return err
 				}
+				if fault := marked(req); fault != nil {
+					return toGRPCStatus(toStatus(stream.Context(), s.opts.Log, fault))
+				}
 				err := s.watch(stream.Context(), req, func(m *v1.WatchStockChangesResponse) error { return stream.SendMsg(m) })
 				return toGRPCStatus(err)
 			},
@@ -99,17 +109,21 @@ func serviceDesc(s *server) *grpc.ServiceDesc {
 	}
 }
 
-// unary adapts a connect-go method to grpc-go.
+// unary adapts a connect-go method to grpc-go; a request that does not
+// decode is refused as on the connect-go handler.
 func unary[Req, Resp any, PReq interface {
 	*Req
 	proto.Message
-}](name string, fn func(context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) grpc.MethodDesc {
+}](log *slog.Logger, name string, fn func(context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) grpc.MethodDesc {
 	return grpc.MethodDesc{
 		MethodName: name,
 		Handler: func(_ any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 			in := PReq(new(Req))
 			if err := dec(in); err != nil {
 				return nil, err
+			}
+			if fault := marked(in); fault != nil {
+				return nil, toGRPCStatus(toStatus(ctx, log, fault))
 			}
 			call := func(ctx context.Context, req any) (any, error) {
 				resp, err := fn(ctx, connect.NewRequest((*Req)(req.(PReq))))

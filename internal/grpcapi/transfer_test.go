@@ -183,11 +183,11 @@ func testTransfers(t *testing.T, e env) {
 			return &v1.ReceiveTransferRequest{Id: tr.GetId(), Items: []*v1.ReceiveTransferItem{{ProductId: a, Quantity: 1, State: s}}}
 		}
 		e.refuse(ctx, t, "ReceiveTransfer", into(v1.StockState_STOCK_STATE_INCOMING), &v1.ReceiveTransferResponse{},
-			codes.InvalidArgument, "BAD_USER_INPUT", "state")
+			codes.InvalidArgument, "BAD_USER_INPUT", "items[0].state")
 		// A state this server does not know is refused, not received as
 		// AVAILABLE.
 		e.refuse(ctx, t, "ReceiveTransfer", into(v1.StockState(99)), &v1.ReceiveTransferResponse{},
-			codes.InvalidArgument, "BAD_USER_INPUT", "state")
+			codes.InvalidArgument, "BAD_USER_INPUT", "items[0].state")
 		e.refuse(ctx, t, "ListTransfers", &v1.ListTransfersRequest{Status: v1.TransferStatus(99)}, &v1.ListTransfersResponse{},
 			codes.InvalidArgument, "BAD_USER_INPUT", "status")
 		e.refuse(ctx, t, "ListTransfers", &v1.ListTransfersRequest{PageToken: "x"}, &v1.ListTransfersResponse{},

@@ -55,6 +55,12 @@ func Invalid(field, format string, args ...any) *Error {
 	return &Error{Code: CodeBadInput, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
+// ItemField names field of item i of the list input list (items[2].quantity),
+// as a CodeBadInput error's Field.
+func ItemField(list string, i int, field string) string {
+	return fmt.Sprintf("%s[%d].%s", list, i, field)
+}
+
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)

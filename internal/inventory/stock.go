@@ -181,6 +181,8 @@ type Rejection struct {
 	Key, RequestHash string
 	Code             Code
 	Message          string
+	// Field is the input the refusal named (Error.Field), if any.
+	Field string
 }
 
 // Reject records a final refusal, written with the transaction.

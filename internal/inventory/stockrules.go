@@ -192,7 +192,7 @@ func judge(jt jobTxs, ops []StockOp) []Step {
 		if rj, ok := tx.Rejections[k]; ok && k != "" {
 			st.err = KeyReused()
 			if rj.RequestHash == op.Hash {
-				st.err = &Error{Code: rj.Code, Message: rj.Message}
+				st.err = &Error{Code: rj.Code, Message: rj.Message, Field: rj.Field}
 			}
 			continue
 		}
@@ -232,7 +232,7 @@ func judge(jt jobTxs, ops []StockOp) []Step {
 		if err != nil {
 			st.err = err
 			if e, ok := errors.AsType[*Error](err); ok && k != "" && final(e) {
-				tx.Reject(Rejection{Key: k, RequestHash: op.Hash, Code: e.Code, Message: e.Message})
+				tx.Reject(Rejection{Key: k, RequestHash: op.Hash, Code: e.Code, Message: e.Message, Field: e.Field})
 				refused[k] = i
 			}
 			continue

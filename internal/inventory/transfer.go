@@ -149,7 +149,7 @@ func (in NewTransfer) Check() ([]TransferItem, error) {
 			return nil, Errorf(CodeNotFound, "product %d not found", it.ProductID)
 		}
 		if it.Quantity < 1 || it.Quantity > MaxQuantity {
-			return nil, Invalid("quantity", "quantity must be between 1 and %d", MaxQuantity)
+			return nil, Invalid(ItemField("items", i, "quantity"), "quantity must be between 1 and %d", MaxQuantity)
 		}
 		items[i] = TransferItem{ProductID: it.ProductID, Quantity: it.Quantity}
 	}
@@ -157,7 +157,7 @@ func (in NewTransfer) Check() ([]TransferItem, error) {
 	items = SumLines(items, func(it TransferItem) int64 { return it.ProductID }, func(it *TransferItem) *int64 { return &it.Quantity })
 	for _, it := range items {
 		if it.Quantity > MaxQuantity {
-			return nil, Invalid("quantity", "quantity must be between 1 and %d", MaxQuantity)
+			return nil, Invalid("items", "the items of one product sum to more than %d", MaxQuantity)
 		}
 	}
 	return items, nil
@@ -208,9 +208,9 @@ func (in *TransferReceipt) Check() error {
 		}
 		switch {
 		case it.Quantity < 1 || it.Quantity > MaxQuantity:
-			return Invalid("quantity", "quantity must be between 1 and %d", MaxQuantity)
+			return Invalid(ItemField("items", i, "quantity"), "quantity must be between 1 and %d", MaxQuantity)
 		case !it.State.Valid() || it.State == StateIncoming:
-			return Invalid("state", "received units go to AVAILABLE, DAMAGED, QUALITY_CONTROL or SAFETY_STOCK")
+			return Invalid(ItemField("items", i, "state"), "received units go to AVAILABLE, DAMAGED, QUALITY_CONTROL or SAFETY_STOCK")
 		case seen[ReceivedItem{ProductID: it.ProductID, State: it.State}]:
 			return Invalid("items", "product %d is listed twice in state %s", it.ProductID, it.State)
 		}
