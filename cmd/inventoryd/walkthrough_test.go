@@ -300,6 +300,7 @@ walkthrough_wait() { for p in "$@"; do for i in $(seq 1 600); do (exec 3<>/dev/t
 		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"GOBIN="+bin,
 		"INVENTORY_ADDR=127.0.0.1:"+r.ports["8080"],
+		"INVENTORY_URL=http://127.0.0.1:"+r.ports["8080"], // make demo-data's server
 		"OIDC_PORT="+r.ports["9400"],
 		"INVENTORY_NAMESPACE="+r.namespace,
 	)
