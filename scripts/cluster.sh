@@ -9,13 +9,18 @@
 #   scripts/cluster.sh status
 #
 # Replicas: http://127.0.0.1:8081/ and http://127.0.0.1:8082/. PostgreSQL:
-# postgres://postgres@127.0.0.1:55432/inventory. etcd: 127.0.0.1:23790.
+# postgres://postgres@127.0.0.1:55432/inventory. etcd: 127.0.0.1:23790 (its
+# peers 23800). Other ports, for a machine where these are taken:
+# INVENTORY_CLUSTER_PORTS="8081 8082 55432 23790 23800" (replica, replica,
+# PostgreSQL, etcd, etcd's peers), given to start, stop and status alike.
 # Needs PostgreSQL's server binaries (Debian: postgresql) and etcd
 # (Debian: etcd-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=.cluster
-pg_port=55432 etcd_port=23790 ports=(8081 8082)
+read -r r1 r2 pg_port etcd_port peer_port <<<"${INVENTORY_CLUSTER_PORTS:-8081 8082 55432 23790 23800}"
+ports=("$r1" "$r2")
+[ -n "$peer_port" ] || { echo "cluster: INVENTORY_CLUSTER_PORTS needs five ports: replica, replica, PostgreSQL, etcd, etcd's peers" >&2; exit 2; }
 dsn="postgres://postgres@127.0.0.1:$pg_port/inventory?sslmode=disable"
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -65,8 +70,8 @@ start() {
   fi
   if ! running "$dir/etcd.pid"; then
     etcd --name cluster --data-dir "$dir/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
-      --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls http://127.0.0.1:23800 \
-      --initial-advertise-peer-urls http://127.0.0.1:23800 --initial-cluster cluster=http://127.0.0.1:23800 >"$dir/etcd.log" 2>&1 &
+      --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" --initial-cluster "cluster=http://127.0.0.1:$peer_port" >"$dir/etcd.log" 2>&1 &
     echo $! >"$dir/etcd.pid"
     wait_port "$etcd_port" etcd "$dir/etcd.log"
   fi

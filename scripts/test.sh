@@ -34,6 +34,7 @@ command -v nats-server >/dev/null || missing+=(nats-server) # the broker-restart
 # The walkthroughs of the README and docs/ (cmd/inventoryd TestWalkthroughs) use
 # curl, jq and kcat, as a reader would.
 for tool in curl jq kcat; do command -v $tool >/dev/null || missing+=($tool); done
+command -v etcd >/dev/null || missing+=(etcd-server) # make cluster's, in docs/DEVELOPMENT.md's walkthrough
 # The database-restart fault case runs a PostgreSQL server of its own (pgtest).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing+=(postgresql)
 # The authentication tests run a real OpenID provider, the npm package

@@ -150,7 +150,7 @@ func TestWalkthroughs(t *testing.T) {
 
 // walkthroughTools are the programs a walkthrough that names the key needs
 // (beyond curl, jq and bash, which every one may use).
-var walkthroughTools = map[string]string{"kcat": "kcat", "openssl": "openssl", "make oidc-provider": "node", "nats pub": "go"}
+var walkthroughTools = map[string]string{"kcat": "kcat", "openssl": "openssl", "make oidc-provider": "node", "make cluster": "etcd"}
 
 // walkthroughBin builds a directory for the front of the walkthroughs'
 // PATH: inventoryd (this test binary, run as the service; see TestMain) and
@@ -241,6 +241,13 @@ func (r walkthroughReplacer) startedPorts(text string) []string {
 // file a walkthrough writes lands there).
 func runDocument(t *testing.T, bin string, blocks []walkthrough) {
 	dir := t.TempDir()
+	// Readable by others, as a reader's checkout is: make cluster's
+	// PostgreSQL runs as postgres when the tests run as root.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +265,7 @@ func runDocument(t *testing.T, bin string, blocks []walkthrough) {
 		}
 	}
 	r := walkthroughReplacer{ports: map[string]string{}, namespace: fmt.Sprintf("walkthrough-%d", time.Now().UnixNano()%1e9)}
-	free, err := testenv.FreePorts(len(walkthroughPorts))
+	free, err := testenv.FreePorts(len(walkthroughPorts) + 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +308,8 @@ walkthrough_wait() { for p in "$@"; do for i in $(seq 1 600); do (exec 3<>/dev/t
 		"GOBIN="+bin,
 		"INVENTORY_ADDR=127.0.0.1:"+r.ports["8080"],
 		"INVENTORY_URL=http://127.0.0.1:"+r.ports["8080"], // make demo-data's server
+		// make cluster's replicas, PostgreSQL, etcd and etcd's peers.
+		fmt.Sprintf("INVENTORY_CLUSTER_PORTS=%s %s %d %d %d", r.ports["8081"], r.ports["8082"], free[len(free)-3], free[len(free)-2], free[len(free)-1]),
 		"OIDC_PORT="+r.ports["9400"],
 		"INVENTORY_NAMESPACE="+r.namespace,
 	)
