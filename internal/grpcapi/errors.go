@@ -78,6 +78,18 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	return ce
 }
 
+// rowError is toStatus for one failed item of a bulk call, whose error is
+// told in its row: the code, the message and the field by the proto's
+// names; a code missing from grpcCodes is logged with the trace id and
+// told as an internal error.
+func rowError(ctx context.Context, log *slog.Logger, e *inventory.Error) (code, message, field string) {
+	if _, known := grpcCodes[e.Code]; !known {
+		log.ErrorContext(ctx, "internal error in a bulk item", "err", e, "traceId", trace.SpanContextFromContext(ctx).TraceID().String())
+		return string(inventory.CodeInternal), "Internal error.", ""
+	}
+	return string(e.Code), e.Message, protoPath(e.Field)
+}
+
 func withInfo(ce *connect.Error, reason string, meta map[string]string) *connect.Error {
 	if d, err := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: meta}); err == nil {
 		ce.AddDetail(d)

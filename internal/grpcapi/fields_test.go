@@ -119,3 +119,45 @@ func inMessage(m protoreflect.MessageDescriptor, path string) bool {
 	}
 	return true
 }
+
+// TestBulkRowNamesItsField: a bad item of BulkAdjustStock is told in its
+// row, and the row names the item's field by the proto's names, as a
+// call's ErrorInfo would, on both servers.
+func TestBulkRowNamesItsField(t *testing.T) {
+	for _, srv := range servers {
+		t.Run(srv.name, func(t *testing.T) {
+			e := srv.serve(t, startService(t, gormstoretest.Open(t, gormstore.SQLite), memlock.New(0)), nil)
+			id := e.product(t, "BULKFIELD", 5)
+			req := &v1.BulkAdjustStockRequest{ErrorPolicy: v1.BulkErrorPolicy_BULK_ERROR_POLICY_REJECT_FAILED_ROWS, Items: []*v1.BulkAdjustItem{
+				{ProductId: id, Change: &v1.BulkAdjustItem_Delta{Delta: 1}},
+				{Change: &v1.BulkAdjustItem_Delta{Delta: 1}},
+				{ProductId: id, LocationId: 7, Change: &v1.BulkAdjustItem_Quantity{Quantity: 3}, ChangeFromQuantity: proto.Int64(-1)},
+			}}
+			resp := &v1.BulkAdjustStockResponse{}
+			if err := e.call(context.Background(), "BulkAdjustStock", req, resp); err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetApplied() != 1 || resp.GetFailed() != 2 || len(resp.GetRows()) != 3 {
+				t.Fatalf("applied %d, failed %d, %d rows; want 1, 2, 3", resp.GetApplied(), resp.GetFailed(), len(resp.GetRows()))
+			}
+			for i, want := range []string{"", "items[1].product_id", "items[2].change_from_quantity"} {
+				row := resp.GetRows()[i]
+				if row.GetErrorField() != want {
+					t.Errorf("row %d: field %q (%s %s), want %q", i, row.GetErrorField(), row.GetErrorCode(), row.GetErrorMessage(), want)
+				}
+				if want == "" {
+					continue
+				}
+				if row.GetErrorCode() != string(inventory.CodeBadInput) {
+					t.Errorf("row %d: code %q, want %s", i, row.GetErrorCode(), inventory.CodeBadInput)
+				}
+				if !inMessage(req.ProtoReflect().Descriptor(), want) {
+					t.Errorf("row %d: field %q is not a field of %s", i, want, req.ProtoReflect().Descriptor().FullName())
+				}
+				if m := testenv.LibraryText(row.GetErrorMessage()); m != "" {
+					t.Errorf("row %d: message %q carries a library's text (%q)", i, row.GetErrorMessage(), m)
+				}
+			}
+		})
+	}
+}

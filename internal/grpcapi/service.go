@@ -177,11 +177,7 @@ func (s *server) BulkAdjustStock(ctx context.Context, req *connect.Request[v1.Bu
 			pr := &v1.BulkAdjustRow{Index: int32(row.Index), Status: string(row.Status)}
 			switch {
 			case row.Err != nil:
-				pr.ErrorCode, pr.ErrorMessage = string(row.Err.Code), row.Err.Message
-				if _, known := grpcCodes[row.Err.Code]; !known {
-					s.opts.Log.ErrorContext(ctx, "internal error in a bulk item", "err", row.Err)
-					pr.ErrorCode, pr.ErrorMessage = string(inventory.CodeInternal), "Internal error."
-				}
+				pr.ErrorCode, pr.ErrorMessage, pr.ErrorField = rowError(ctx, s.opts.Log, row.Err)
 			case row.Status == inventory.BulkApplied:
 				pr.Movement, pr.Level = toMovement(row.Result.Movement), toLevel(row.Result.Level)
 			}

@@ -2517,8 +2517,12 @@ type BulkAdjustRow struct {
 	Movement *Movement `protobuf:"bytes,3,opt,name=movement,proto3" json:"movement,omitempty"`
 	Level    *Level    `protobuf:"bytes,4,opt,name=level,proto3" json:"level,omitempty"`
 	// The error code of a failed item.
-	ErrorCode     string `protobuf:"bytes,5,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string `protobuf:"bytes,6,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	ErrorCode    string `protobuf:"bytes,5,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,6,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// The field at fault of a failed item, by the proto's names
+	// (items[2].product_id), as in the ErrorInfo's field of a call's error;
+	// empty when the error names none.
+	ErrorField    string `protobuf:"bytes,7,opt,name=error_field,json=errorField,proto3" json:"error_field,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2591,6 +2595,13 @@ func (x *BulkAdjustRow) GetErrorCode() string {
 func (x *BulkAdjustRow) GetErrorMessage() string {
 	if x != nil {
 		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *BulkAdjustRow) GetErrorField() string {
+	if x != nil {
+		return x.ErrorField
 	}
 	return ""
 }
@@ -4903,7 +4914,7 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\ferror_policy\x18\x02 \x01(\x0e2\x1d.inventory.v1.BulkErrorPolicyR\verrorPolicy\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1c\n" +
 	"\treference\x18\x04 \x01(\tR\treference\x12'\n" +
-	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\"\xe0\x01\n" +
+	"\x0fidempotency_key\x18\x05 \x01(\tR\x0eidempotencyKey\"\x81\x02\n" +
 	"\rBulkAdjustRow\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x122\n" +
@@ -4911,7 +4922,9 @@ const file_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x05level\x18\x04 \x01(\v2\x13.inventory.v1.LevelR\x05level\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x05 \x01(\tR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x06 \x01(\tR\ferrorMessage\"\x98\x01\n" +
+	"\rerror_message\x18\x06 \x01(\tR\ferrorMessage\x12\x1f\n" +
+	"\verror_field\x18\a \x01(\tR\n" +
+	"errorField\"\x98\x01\n" +
 	"\x17BulkAdjustStockResponse\x12\x18\n" +
 	"\aapplied\x18\x01 \x01(\x05R\aapplied\x12\x16\n" +
 	"\x06failed\x18\x02 \x01(\x05R\x06failed\x12\x1a\n" +
