@@ -3,6 +3,7 @@ package inventory
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strconv"
@@ -18,16 +19,55 @@ const BodyField = "body"
 // the service's words: encoding/json's text ("json: unknown field …")
 // never reaches a client.
 func JSONError(err error) *Error {
+	return jsonError("", err)
+}
+
+// JSONItems decodes list, the JSON array given as the list input name,
+// one item at a time with decode (the caller's json.Unmarshal, strict or
+// not), so that an error names its item as GraphQL does:
+// components[1].quantity, where encoding/json says components.quantity
+// (and, of an unknown field, names no list at all). An absent or null
+// list is no items.
+func JSONItems[T any](name string, list json.RawMessage, decode func([]byte, any) error) ([]T, error) {
+	if len(list) == 0 || string(list) == "null" {
+		return nil, nil
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(list, &raw); err != nil {
+		return nil, Invalid(name, "%s must be an array", name)
+	}
+	items := make([]T, len(raw))
+	for i, r := range raw {
+		if err := decode(r, &items[i]); err != nil {
+			return nil, jsonError(fmt.Sprintf("%s[%d]", name, i), err)
+		}
+	}
+	return items, nil
+}
+
+// jsonError is JSONError for a value at path within the body ("" for the
+// body itself).
+func jsonError(path string, err error) *Error {
+	at := func(field string) string {
+		switch {
+		case path == "":
+			return field
+		case field == "":
+			return path
+		}
+		return path + "." + field
+	}
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
 		return Invalid(BodyField, "the body is not valid JSON (at byte %d)", syntax.Offset)
 	case errors.As(err, &typ):
-		if typ.Field == "" {
+		field := at(typ.Field)
+		if field == "" {
 			return Invalid(BodyField, "the body must be a JSON object")
 		}
-		return Invalid(typ.Field, "%s must be %s", typ.Field, jsonKind(typ.Type))
+		return Invalid(field, "%s must be %s", field, jsonKind(typ.Type))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return Invalid(BodyField, "the body is empty or cut short")
 	}
@@ -35,6 +75,7 @@ func JSONError(err error) *Error {
 		if n, err := strconv.Unquote(name); err == nil {
 			name = n
 		}
+		name = at(name)
 		return Invalid(name, "%q is not a field of this request", clip(name, 40))
 	}
 	return Invalid(BodyField, "the body is not a JSON object of the documented fields")

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/shopstack/inventory/internal/inventory"
@@ -12,17 +13,18 @@ import (
 // bundle takes. A bundle has no stock of its own, so no stock, location,
 // backorderLimit or tracked.
 type bundleRequest struct {
-	ID         *flexString        `json:"id"`
-	SKU        *string            `json:"sku"`
-	Name       string             `json:"name"`
-	Price      *flexString        `json:"price"`
-	Threshold  int64              `json:"threshold"`
-	Components []componentRequest `json:"components"`
+	ID         *flexString     `json:"id"`
+	SKU        *string         `json:"sku"`
+	Name       string          `json:"name"`
+	Price      *flexString     `json:"price"`
+	Threshold  int64           `json:"threshold"`
+	Components json.RawMessage `json:"components"` // []componentRequest, read by items
 }
 
 type componentRequest struct {
-	productRef
-	Quantity int64 `json:"quantity"`
+	ID        *flexString `json:"id"`
+	ProductID *flexString `json:"productId"`
+	Quantity  int64       `json:"quantity"`
 }
 
 // createBundle is POST /bundle: the service's CreateBundle, answered as
@@ -32,8 +34,12 @@ func (h *Handler) createBundle(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &req) {
 		return
 	}
+	comps, err := items[componentRequest]("components", req.Components)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	nb := inventory.NewBundle{Name: req.Name, Threshold: req.Threshold, IdempotencyKey: r.Header.Get("Idempotency-Key")}
-	var err error
 	if nb.SKU, err = requestSKU(req.ID, req.SKU); err != nil {
 		h.fail(w, r, err)
 		return
@@ -42,15 +48,15 @@ func (h *Handler) createBundle(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if len(req.Components) > inventory.MaxBundleComponents {
+	if len(comps) > inventory.MaxBundleComponents {
 		// The service refuses it too; here before a lookup per SKU.
 		h.fail(w, r, inventory.Invalid("components", "a bundle has 1 to %d components", inventory.MaxBundleComponents))
 		return
 	}
-	for _, c := range req.Components {
-		id, err := h.productID(r.Context(), c.productRef)
+	for i, c := range comps {
+		id, err := h.productID(r.Context(), c.ID, c.ProductID)
 		if err != nil {
-			h.fail(w, r, err)
+			h.fail(w, r, inItem("components", i, err))
 			return
 		}
 		nb.Components = append(nb.Components, inventory.BundleComponent{ProductID: id, Quantity: c.Quantity})

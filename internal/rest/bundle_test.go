@@ -86,7 +86,7 @@ func TestBundles(t *testing.T) {
 			`{"id":"NONE","name":"x","price":1,"components":[]}`:                                        "components",
 			`{"id":"MANY","name":"x","price":1,"components":[` + strings.Join(many, ",") + `]}`:         "components",
 			`{"id":"FREE","name":"x","components":[{"id":"MUG","quantity":1}]}`:                         "price",
-			`{"id":"BOTH","name":"x","price":1,"components":[{"id":"MUG","productId":1,"quantity":1}]}`: "id",
+			`{"id":"BOTH","name":"x","price":1,"components":[{"id":"MUG","productId":1,"quantity":1}]}`: "components[0].id",
 			`{"id":"STOCK","name":"x","price":1,"stock":5,"components":[{"id":"MUG","quantity":1}]}`:    "stock",
 		} {
 			r := e.do(t, "POST", "/bundle", body)

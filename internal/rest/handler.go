@@ -186,38 +186,36 @@ func (h *Handler) productBySKU(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toProduct(p))
 }
 
-// productRef names a product by id (its SKU) or by productId (the
-// service's ID, a JSON string or number).
-type productRef struct {
+// stockRequest is the seed's body of /stock/in and /stock/out: the
+// product (id or productId), and the count; location may be a JSON string
+// or number.
+type stockRequest struct {
 	ID        *flexString `json:"id"`
 	ProductID *flexString `json:"productId"`
-}
-
-// stockRequest is the seed's body of /stock/in and /stock/out: the
-// product (productRef), and the count; location may be a JSON string or
-// number.
-type stockRequest struct {
-	productRef
 	Count     *int64      `json:"count"`
 	Location  *flexString `json:"location"`
 	Reason    string      `json:"reason"`
 	Reference string      `json:"reference"`
 }
 
-// productID resolves the product req names.
-func (h *Handler) productID(ctx context.Context, req productRef) (int64, error) {
+// productID resolves the product a body names by id (its SKU) or by
+// productId (the service's ID, a JSON string or number). They are two
+// fields of each body's own struct, not of an embedded one: encoding/json
+// would put the embedded struct's Go name in a type error's field
+// (productRef.productId).
+func (h *Handler) productID(ctx context.Context, id, productID *flexString) (int64, error) {
 	switch {
-	case req.ID != nil && req.ProductID != nil:
+	case id != nil && productID != nil:
 		return 0, badInput("id", "give the product as id (its SKU) or as productId, not both")
-	case req.ProductID != nil:
-		return parseID("productId", string(*req.ProductID))
-	case req.ID == nil:
+	case productID != nil:
+		return parseID("productId", string(*productID))
+	case id == nil:
 		return 0, badInput("id", "id (the product's SKU) is required")
 	}
-	if *req.ID == "" {
+	if *id == "" {
 		return 0, badInput("id", "id (the product's SKU) is required")
 	}
-	p, err := h.svc.ProductBySKU(ctx, string(*req.ID))
+	p, err := h.svc.ProductBySKU(ctx, string(*id))
 	if err != nil {
 		return 0, err
 	}
@@ -243,7 +241,7 @@ func (h *Handler) stock(op string, apply func(context.Context, inventory.StockCh
 			return
 		}
 		in := inventory.StockChange{Quantity: *req.Count, Reason: req.Reason, Reference: req.Reference, IdempotencyKey: r.Header.Get("Idempotency-Key")}
-		if in.ProductID, err = h.productID(r.Context(), req.productRef); err != nil {
+		if in.ProductID, err = h.productID(r.Context(), req.ID, req.ProductID); err != nil {
 			h.fail(w, r, err)
 			return
 		}

@@ -99,9 +99,7 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		h.fail(w, r, badInput(inventory.BodyField, "could not read the request body"))
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
+	dec := newDecoder(body)
 	if err := dec.Decode(v); err != nil {
 		h.fail(w, r, inventory.JSONError(err))
 		return false
@@ -111,6 +109,35 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// newDecoder is how these routes read JSON: unknown fields refused,
+// numbers kept as their text.
+func newDecoder(b []byte) *json.Decoder {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	return dec
+}
+
+// items decodes list, the body's list field name, one item at a time as
+// the body is decoded, so that an error names the item as GraphQL does
+// (components[1].quantity). A list in a body is a json.RawMessage read
+// through items: that is the one rule for every list of these routes.
+func items[T any](name string, list json.RawMessage) ([]T, error) {
+	return inventory.JSONItems[T](name, list, func(b []byte, v any) error { return newDecoder(b).Decode(v) })
+}
+
+// inItem names err's field as that of item i of the body's list name
+// (components[1].productId), for an error about one item of a list.
+func inItem(name string, i int, err error) error {
+	de, ok := errors.AsType[*inventory.Error](err)
+	if !ok || de.Field == "" {
+		return err
+	}
+	in := *de
+	in.Field = inventory.ItemField(name, i, de.Field)
+	return &in
 }
 
 // flexString accepts a JSON string or number and keeps its literal text, so

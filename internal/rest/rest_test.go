@@ -166,7 +166,15 @@ func TestBadRequests(t *testing.T) {
 		code                     string
 		field                    string // of a BAD_USER_INPUT: every one names its field
 	}{
-		{"wrong type in an item", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":[{"productId":"1","quantity":"two"}]}`, 400, "BAD_USER_INPUT", "components.quantity"},
+		// An item of a list is named by its index, as GraphQL names it.
+		{"wrong type in an item", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":[{"productId":"1","quantity":"two"}]}`, 400, "BAD_USER_INPUT", "components[0].quantity"},
+		{"wrong type in a later item", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":[{"productId":"1","quantity":1},{"productId":"1","quantity":"two"}]}`, 400, "BAD_USER_INPUT", "components[1].quantity"},
+		{"wrong type of an item's id", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":[{"productId":"1","quantity":1},{"productId":true,"quantity":1}]}`, 400, "BAD_USER_INPUT", "components[1].productId"},
+		{"bad id in an item", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":[{"productId":"1","quantity":1},{"productId":"abc","quantity":1}]}`, 400, "BAD_USER_INPUT", "components[1].productId"},
+		{"id and product id in an item", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":[{"id":"BAD","productId":"1","quantity":1}]}`, 400, "BAD_USER_INPUT", "components[0].id"},
+		{"unknown field in an item", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":[{"productId":"1","quantity":1},{"productId":"1","qty":1}]}`, 400, "BAD_USER_INPUT", "components[1].qty"},
+		{"item not an object", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":[1]}`, 400, "BAD_USER_INPUT", "components[0]"},
+		{"list not a list", "POST", "/bundle", `{"sku":"BB","name":"x","price":"1","components":{"productId":"1"}}`, 400, "BAD_USER_INPUT", "components"},
 		{"not CSV", "POST", "/stock/bulk", "sku,location,quantity\n\"x", 400, "BAD_USER_INPUT", "body"},
 		{"malformed JSON", "POST", "/stock/in", `{"id":`, 400, "BAD_USER_INPUT", "body"},
 		{"not an object", "POST", "/stock/in", `[1,2]`, 400, "BAD_USER_INPUT", "body"},
@@ -180,6 +188,7 @@ func TestBadRequests(t *testing.T) {
 		{"string count", "POST", "/stock/in", `{"id":"` + id + `","count":"x"}`, 400, "BAD_USER_INPUT", "count"},
 		{"zero count", "POST", "/stock/out", `{"id":"` + id + `","count":0}`, 400, "BAD_USER_INPUT", "count"},
 		{"bad product id", "POST", "/stock/in", `{"productId":"abc","count":1}`, 400, "BAD_USER_INPUT", "productId"},
+		{"wrong type of product id", "POST", "/stock/in", `{"productId":true,"count":1}`, 400, "BAD_USER_INPUT", "productId"},
 		{"id and product id", "POST", "/stock/in", `{"id":"BAD","productId":"1","count":1}`, 400, "BAD_USER_INPUT", "id"},
 		{"unknown product", "POST", "/stock/in", `{"id":"NOPE","count":1}`, 404, "NOT_FOUND", ""},
 		{"unknown product id", "POST", "/stock/in", `{"productId":9999,"count":1}`, 404, "NOT_FOUND", ""},
