@@ -323,7 +323,7 @@ func (c *Consumer) Handle(ctx context.Context, d Delivery) Disposition {
 		return Disposition{Dead: &DeadLetter{Data: d.Data, Reason: reason, Attempts: d.Attempt}}
 	}
 	var cmd Command
-	decodeErr := json.Unmarshal(d.Data, &cmd)
+	decodeErr := decodeCommand(d.Data, &cmd)
 	cmd.ID, cmd.ReplyTo = head.ID, head.ReplyTo
 	ctx, span := tracer.Start(ctx, "inventory.command "+cmd.Type, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("inventory.command.id", cmd.ID), attribute.Int("inventory.command.attempt", d.Attempt)))
@@ -382,6 +382,27 @@ func (c *Consumer) Handle(ctx context.Context, d Delivery) Disposition {
 	disp.Dead = &DeadLetter{Data: d.Data, Reason: out.Code + ": " + out.Message, Attempts: d.Attempt}
 	c.count(cmd.Type, "DEAD")
 	return disp
+}
+
+// decodeCommand decodes data into cmd as json.Unmarshal does, except that
+// an item of items that does not decode is named by its index, as GraphQL
+// names it (items[1].quantity, where encoding/json says items.quantity):
+// a command that does not decode has its items read once more, one at a
+// time, through inventory.JSONItems.
+func decodeCommand(data []byte, cmd *Command) error {
+	err := json.Unmarshal(data, cmd)
+	if err == nil {
+		return nil
+	}
+	var list struct {
+		Items json.RawMessage `json:"items"`
+	}
+	if json.Unmarshal(data, &list) == nil {
+		if _, itemErr := inventory.JSONItems[CommandItem]("items", list.Items, json.Unmarshal); itemErr != nil {
+			return itemErr
+		}
+	}
+	return err
 }
 
 // transient reports whether a failure may pass: the service unavailable,

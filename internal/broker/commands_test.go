@@ -146,7 +146,11 @@ func TestBadCommandsNameTheirField(t *testing.T) {
 		{"quantity not a number", `{"type":"stockIn","productId":` + p + `,"quantity":"two"}`, "quantity"},
 		{"quantity fractional", `{"type":"stockIn","productId":` + p + `,"quantity":1.5}`, "quantity"},
 		{"product not an ID", `{"type":"stockIn","productId":"abc","quantity":1}`, "productId"},
-		{"item's product not an ID", `{"type":"reserve","items":[{"productId":"abc","quantity":1}]}`, "items.productId"},
+		// An item is named by its index, as GraphQL names it.
+		{"item's product not an ID", `{"type":"reserve","items":[{"productId":"abc","quantity":1}]}`, "items[0].productId"},
+		{"later item's quantity not a number", `{"type":"reserve","items":[{"productId":` + p + `,"quantity":1},{"productId":` + p + `,"quantity":"two"}]}`, "items[1].quantity"},
+		{"item not an object", `{"type":"createTransfer","items":[{"productId":` + p + `,"quantity":1},7]}`, "items[1]"},
+		{"item's state not a string", `{"type":"receiveTransfer","transferId":1,"items":[{"productId":` + p + `,"quantity":1,"state":5}]}`, "items[0].state"},
 		{"items not an array", `{"type":"reserve","items":7}`, "items"},
 		{"quantity out of range", `{"type":"stockIn","productId":` + p + `,"quantity":0}`, "quantity"},
 		// A field this consumer does not know is dropped (a producer of a newer

@@ -17,8 +17,11 @@ const BodyField = "body"
 // JSONError describes why a JSON body did not decode as a CodeBadInput
 // error naming the field at fault (BodyField for the body as a whole), in
 // the service's words: encoding/json's text ("json: unknown field …")
-// never reaches a client.
+// never reaches a client. An *Error (JSONItems') is already in its words.
 func JSONError(err error) *Error {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e
+	}
 	return jsonError("", err)
 }
 
