@@ -51,12 +51,12 @@ func (nb *NewBundle) Normalize() error {
 		return Invalid("components", "a bundle has 1 to %d components", MaxBundleComponents)
 	}
 	nb.Components = slices.Clone(nb.Components)
-	for _, c := range nb.Components {
+	for i, c := range nb.Components {
 		if c.ProductID <= 0 {
 			return Errorf(CodeNotFound, "product %d not found", c.ProductID)
 		}
 		if c.Quantity < 1 || c.Quantity > MaxQuantity {
-			return Invalid("components", "a component's quantity must be between 1 and %d", MaxQuantity)
+			return Invalid(ItemField("components", i, "quantity"), "a component's quantity must be between 1 and %d", MaxQuantity)
 		}
 	}
 	slices.SortFunc(nb.Components, func(a, b BundleComponent) int { return cmp.Compare(a.ProductID, b.ProductID) })

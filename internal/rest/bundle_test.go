@@ -82,7 +82,7 @@ func TestBundles(t *testing.T) {
 		}
 		for body, field := range map[string]string{
 			`{"id":"NESTED","name":"x","price":1,"components":[{"id":"GIFT-BOX","quantity":1}]}`:        "components",
-			`{"id":"ZERO","name":"x","price":1,"components":[{"id":"MUG","quantity":0}]}`:               "components",
+			`{"id":"ZERO","name":"x","price":1,"components":[{"id":"MUG","quantity":0}]}`:               "components[0].quantity",
 			`{"id":"NONE","name":"x","price":1,"components":[]}`:                                        "components",
 			`{"id":"MANY","name":"x","price":1,"components":[` + strings.Join(many, ",") + `]}`:         "components",
 			`{"id":"FREE","name":"x","components":[{"id":"MUG","quantity":1}]}`:                         "price",
