@@ -222,7 +222,8 @@ func (r walkthroughReplacer) replace(text string) string {
 }
 
 // startedPorts are the ports a start block's servers listen on: those it
-// names, or the default address's.
+// names, and the default address's when it starts the service without
+// naming its address.
 func (r walkthroughReplacer) startedPorts(text string) []string {
 	var ports []string
 	for _, m := range portRef.FindAllStringSubmatch(text, -1) {
@@ -230,8 +231,9 @@ func (r walkthroughReplacer) startedPorts(text string) []string {
 			ports = append(ports, p)
 		}
 	}
-	if len(ports) == 0 {
-		ports = []string{r.ports["8080"]}
+	startsService := strings.Contains(text, "make run") || strings.Contains(text, "cmd/inventoryd")
+	if len(ports) == 0 || startsService && !strings.Contains(text, "-addr ") && !strings.Contains(text, "INVENTORY_ADDR=") {
+		ports = append(ports, r.ports["8080"])
 	}
 	return ports
 }
