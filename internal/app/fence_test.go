@@ -57,6 +57,16 @@ func (l *lapsingLocker) Lock(ctx context.Context, key string) (lock.Lease, error
 	return lease, err
 }
 
+func (l *lapsingLocker) TryLock(ctx context.Context, keys []string) []lock.Grant {
+	grants := l.Locker.TryLock(ctx, keys)
+	for _, g := range grants {
+		if g.Err == nil && l.lapse.Load() {
+			_ = g.Lease.Unlock(ctx)
+		}
+	}
+	return grants
+}
+
 // otherDomain is an in-process lock that claims another fencing domain, as
 // a replica configured with another backend would.
 type otherDomain struct{ *memlock.Locker }

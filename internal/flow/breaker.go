@@ -216,6 +216,28 @@ func (g guardedLocker) Lock(ctx context.Context, key string) (lock.Lease, error)
 	return lease, err
 }
 
+// TryLock is one guarded call: it fails when the backend was unreachable
+// for some key.
+func (g guardedLocker) TryLock(ctx context.Context, keys []string) []lock.Grant {
+	var grants []lock.Grant
+	err := g.c.guard(ResourceLock, func() error {
+		grants = g.Locker.TryLock(ctx, keys)
+		for _, gr := range grants {
+			if errors.Is(gr.Err, lock.ErrUnavailable) {
+				return gr.Err
+			}
+		}
+		return nil
+	}, func(err error) bool { return errors.Is(err, lock.ErrUnavailable) })
+	if grants == nil && err != nil {
+		grants = make([]lock.Grant, len(keys))
+		for i := range grants {
+			grants[i].Err = err
+		}
+	}
+	return grants
+}
+
 // GuardWriter returns w with every write under the database breaker. A
 // failure is an unavailable or internal error; domain outcomes, version
 // conflicts, duplicate keys, lost leases and cancelled requests are not.

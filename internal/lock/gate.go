@@ -55,6 +55,29 @@ func (g *Gate) Enter(ctx context.Context, key string) (leave func(), err error) 
 	}
 }
 
+// TryEnter holds key if it is free in this process, without waiting; ok
+// is false if another caller holds it.
+func (g *Gate) TryEnter(key string) (leave func(), ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.keys[key] != nil {
+		return nil, false
+	}
+	if g.keys == nil {
+		g.keys = make(map[string]*gateEntry)
+	}
+	e := &gateEntry{sem: make(chan struct{}, 1), refs: 1}
+	e.sem <- struct{}{}
+	g.keys[key] = e
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-e.sem
+			g.release(key, e)
+		})
+	}, true
+}
+
 func (g *Gate) release(key string, e *gateEntry) {
 	g.mu.Lock()
 	e.refs--

@@ -43,3 +43,32 @@ func TestGate(t *testing.T) {
 		t.Fatalf("%d keys kept after every holder left, want 0", n)
 	}
 }
+
+func TestGateTryEnter(t *testing.T) {
+	var g lock.Gate
+	leave, ok := g.TryEnter("k")
+	if !ok {
+		t.Fatal("TryEnter of a free key failed")
+	}
+	if _, ok := g.TryEnter("k"); ok {
+		t.Fatal("TryEnter of a held key succeeded")
+	}
+	if _, ok := g.TryEnter("other"); !ok {
+		t.Fatal("TryEnter of another key failed")
+	}
+	waitCtx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := g.Enter(waitCtx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Enter of a key held through TryEnter = %v", err)
+	}
+	leave()
+	leave()
+	again, err := g.Enter(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again()
+	if n := g.Len(); n != 1 { // "other" is still held
+		t.Fatalf("Len = %d, want 1", n)
+	}
+}

@@ -26,9 +26,23 @@ type Locker interface {
 	// ErrNotAcquired when the key stayed taken through every retry, and
 	// ErrUnavailable when the backend could not be reached.
 	Lock(ctx context.Context, key string) (Lease, error)
+	// TryLock tries once to acquire each of keys, waiting for none that
+	// another holder (in this process or elsewhere) has, in one round trip
+	// per lock server. Grant i is keys[i]'s: a lease, or an error
+	// wrapping ErrNotAcquired (the key is held; a key listed twice is
+	// granted once), ErrUnavailable, or ctx.Err(). A lease it grants is
+	// like one Lock grants.
+	TryLock(ctx context.Context, keys []string) []Grant
 	// Domain names the fencing domain of the tokens this locker grants:
 	// tokens from lockers with the same domain are comparable.
 	Domain() string
+}
+
+// Grant is the outcome of TryLock for one key: Lease if it was acquired,
+// else Err.
+type Grant struct {
+	Lease Lease
+	Err   error
 }
 
 // Lease is ownership of one key until Unlock or until it lapses.

@@ -21,6 +21,8 @@ const (
 	attrLockWait    = attribute.Key("lock.wait_ms")
 	attrLockToken   = attribute.Key("lock.fencing_token")
 	attrLockOutcome = attribute.Key("lock.outcome")
+	attrLockKeys    = attribute.Key("lock.keys")
+	attrLockGranted = attribute.Key("lock.granted")
 )
 
 // Lock outcomes, the values of lock.outcome and of the outcome label.
@@ -72,6 +74,30 @@ func (l observedLocker) Lock(ctx context.Context, key string) (lock.Lease, error
 	}
 	span.End()
 	return lease, err
+}
+
+// TryLock is traced as one "lock.try" span (backend, key count, how many
+// were granted) and counts each key's outcome as Lock's.
+func (l observedLocker) TryLock(ctx context.Context, keys []string) []lock.Grant {
+	ctx, span := l.tracer.Start(ctx, "lock.try", trace.WithAttributes(attrLockBackend.String(l.backend), attrLockKeys.Int(len(keys))))
+	start := time.Now()
+	grants := l.Locker.TryLock(ctx, keys)
+	wait := time.Since(start)
+	granted := 0
+	for _, g := range grants {
+		if g.Err == nil {
+			granted++
+		}
+		if l.m != nil {
+			l.m.lockAcquires.WithLabelValues(l.backend, lockOutcome(ctx, g.Err)).Inc()
+		}
+	}
+	if l.m != nil {
+		l.m.lockWait.WithLabelValues(l.backend).Observe(wait.Seconds())
+	}
+	span.SetAttributes(attrLockWait.Float64(float64(wait.Microseconds())/1000), attrLockGranted.Int(granted))
+	span.End()
+	return grants
 }
 
 // lockOutcome classifies the result of an acquisition made with ctx.

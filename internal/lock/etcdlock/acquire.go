@@ -159,7 +159,7 @@ func (l *Locker) try(ctx context.Context, key string) (*lease, *leftover, error)
 		err = errSessionLost
 	}
 	if err == nil {
-		return newLease(l, key, sess, m), nil, nil
+		return newLease(l, key, sess, m.Key(), m.IsOwner(), m.Header().Revision), nil, nil
 	}
 	if errors.Is(err, concurrency.ErrSessionExpired) || errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		// etcd says the lease is gone; the session has not noticed yet.

@@ -13,12 +13,14 @@ import (
 
 // lease is one acquisition of a key through the Locker's shared session.
 type lease struct {
-	l     *Locker
-	key   string
-	sess  *concurrency.Session
-	m     *concurrency.Mutex
-	token int64
-	leave func() // leaves the gate; set by acquire
+	l    *Locker
+	key  string
+	sess *concurrency.Session
+	// etcdKey is the key in etcd that holds the lock while owned holds.
+	etcdKey string
+	owned   clientv3.Cmp
+	token   int64
+	leave   func() // leaves the gate; set by acquire
 
 	done     chan struct{}
 	doneOnce sync.Once
@@ -28,12 +30,15 @@ type lease struct {
 	unlockErr  error
 }
 
-func newLease(l *Locker, key string, sess *concurrency.Session, m *concurrency.Mutex) *lease {
+// newLease is the lease on key held through sess by the etcd key etcdKey
+// while owned holds, with token.
+func newLease(l *Locker, key string, sess *concurrency.Session, etcdKey string, owned clientv3.Cmp, token int64) *lease {
 	le := &lease{
-		l:    l,
-		key:  key,
-		sess: sess,
-		m:    m,
+		l:       l,
+		key:     key,
+		sess:    sess,
+		etcdKey: etcdKey,
+		owned:   owned,
 		// The token is the store revision at acquisition (the header of
 		// the request that found this waiter first). Tokens increase
 		// strictly per key: the next holder acquires only after this
@@ -41,7 +46,7 @@ func newLease(l *Locker, key string, sess *concurrency.Session, m *concurrency.M
 		// delete is a write with a greater revision than any this holder
 		// observed, and the next holder's acquiring request comes after
 		// it, so its header revision is at least the delete's.
-		token: m.Header().Revision,
+		token: token,
 		done:  make(chan struct{}),
 	}
 	// One session serves many leases: each lease's Done follows it. The
@@ -77,7 +82,7 @@ func (le *lease) Unlock(ctx context.Context) error {
 func (le *lease) release(ctx context.Context) error {
 	// Like Mutex.Unlock, but only while the key is still ours, so that a
 	// lost key is reported rather than deleted blindly.
-	return le.l.deleteOwned(ctx, le.sess, le.m.Key(), le.m.IsOwner(), le.leave)
+	return le.l.deleteOwned(ctx, le.sess, le.etcdKey, le.owned, le.leave)
 }
 
 // deleteOwned deletes key, held through sess, while owned holds, retrying

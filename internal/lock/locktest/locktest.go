@@ -40,14 +40,33 @@ func Run(t *testing.T, b Backend) {
 	t.Run("DeadlineWhileWaiting", func(t *testing.T) { testDeadline(t, b) })
 	t.Run("IndependentKeys", func(t *testing.T) { testIndependentKeys(t, b.New(t)) })
 	t.Run("LockAllSorted", func(t *testing.T) { testLockAll(t, b) })
+	t.Run("TryLockEachKey", func(t *testing.T) { testTryLock(t, b) })
+	t.Run("TryLockTokensIncrease", func(t *testing.T) { testTryLockTokens(t, b) })
 	if b.TTL <= 0 {
 		return
 	}
 	if b.Abandon == nil {
 		t.Fatal("locktest: Backend.Abandon is required when TTL is set")
 	}
-	t.Run("ExpiryFreesKey", func(t *testing.T) { testExpiry(t, b) })
-	t.Run("LongHolderKeepsLease", func(t *testing.T) { testLongHolder(t, b) })
+	t.Run("ExpiryFreesKey", func(t *testing.T) { testExpiry(t, b, lockOne) })
+	t.Run("LongHolderKeepsLease", func(t *testing.T) { testLongHolder(t, b, lockOne) })
+	t.Run("TryLockExpiryFreesKey", func(t *testing.T) { testExpiry(t, b, tryLockOne) })
+	t.Run("TryLockLongHolderKeepsLease", func(t *testing.T) { testLongHolder(t, b, tryLockOne) })
+}
+
+// acquireFunc takes key's lease through l, with Lock or with TryLock.
+type acquireFunc func(ctx context.Context, l lock.Locker, key string) (lock.Lease, error)
+
+func lockOne(ctx context.Context, l lock.Locker, key string) (lock.Lease, error) {
+	return l.Lock(ctx, key)
+}
+
+func tryLockOne(ctx context.Context, l lock.Locker, key string) (lock.Lease, error) {
+	g := l.TryLock(ctx, []string{key})
+	if len(g) != 1 {
+		return nil, fmt.Errorf("TryLock of one key returned %d grants", len(g))
+	}
+	return g[0].Lease, g[0].Err
 }
 
 // testMutualExclusion runs 50 goroutines over two lockers (two "replicas")
@@ -270,10 +289,10 @@ func testLockAll(t *testing.T, b Backend) {
 // testExpiry abandons a lease: the key is free again about one TTL later,
 // the abandoned lease's Done fires, its Unlock reports ErrLeaseLost without
 // releasing the new holder, and the new holder's token is greater.
-func testExpiry(t *testing.T, b Backend) {
+func testExpiry(t *testing.T, b Backend, acquire acquireFunc) {
 	ctx := context.Background()
 	key := uniqueKey(t)
-	old, err := b.New(t).Lock(ctx, key)
+	old, err := acquire(ctx, b.New(t), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,10 +334,10 @@ func testExpiry(t *testing.T, b Backend) {
 
 // testLongHolder holds a lease for several TTLs: it is kept alive while its
 // holder works, so Done does not fire and nobody else gets the key.
-func testLongHolder(t *testing.T, b Backend) {
+func testLongHolder(t *testing.T, b Backend, acquire acquireFunc) {
 	ctx := context.Background()
 	key := uniqueKey(t)
-	lease, err := b.New(t).Lock(ctx, key)
+	lease, err := acquire(ctx, b.New(t), key)
 	if err != nil {
 		t.Fatal(err)
 	}

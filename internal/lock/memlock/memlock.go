@@ -38,6 +38,24 @@ func (l *Locker) Lock(ctx context.Context, key string) (lock.Lease, error) {
 	return &lease{leave: leave, token: l.token.Add(1), done: make(chan struct{})}, nil
 }
 
+// TryLock acquires each of keys that is free, without waiting.
+func (l *Locker) TryLock(ctx context.Context, keys []string) []lock.Grant {
+	grants := make([]lock.Grant, len(keys))
+	for i, key := range keys {
+		if err := ctx.Err(); err != nil {
+			grants[i].Err = fmt.Errorf("memlock: lock %s: %w", key, err)
+			continue
+		}
+		leave, ok := l.gate.TryEnter(key)
+		if !ok {
+			grants[i].Err = fmt.Errorf("memlock: lock %s: %w", key, lock.ErrNotAcquired)
+			continue
+		}
+		grants[i].Lease = &lease{leave: leave, token: l.token.Add(1), done: make(chan struct{})}
+	}
+	return grants
+}
+
 // Domain returns "local": in-process tokens are comparable only with tokens
 // of the same process lineage (see lock.Locker).
 func (l *Locker) Domain() string { return "local" }

@@ -3,6 +3,7 @@ package redislock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -39,6 +40,40 @@ func TestCluster(t *testing.T) {
 	})
 	t.Run("LeaseKeysShareASlot", func(t *testing.T) { testKeysShareSlot(t, c, cfg) })
 	t.Run("Namespace", func(t *testing.T) { testNamespace(t, cfg) })
+	t.Run("TryLockAcrossMasters", func(t *testing.T) { testTryLockAcrossMasters(t, c, cfg) })
+}
+
+// testTryLockAcrossMasters takes keys of every master in one TryLock: the
+// slots the Locker computes are the cluster's, and every key is granted
+// on its own master.
+func testTryLockAcrossMasters(t *testing.T, c *redistest.Cluster, cfg redislock.Config) {
+	l := newLocker(t, cfg)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: c.Addrs()[0]})
+	defer rdb.Close()
+	var keys []string
+	masters := map[string]bool{}
+	for i := range 50 {
+		key := fmt.Sprintf("stock/%d/0", i)
+		keys = append(keys, key)
+		masters[c.MasterOf(t, l.LockKey(key)).Addr] = true
+		want, err := rdb.ClusterKeySlot(ctx, l.LockKey(key)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := redislock.Slot(l.LockKey(key)); int64(got) != want {
+			t.Fatalf("slot of %s = %d, the cluster says %d", l.LockKey(key), got, want)
+		}
+	}
+	if len(masters) < 2 {
+		t.Fatal("every key on one master: the test proves little")
+	}
+	for i, g := range l.TryLock(ctx, keys) {
+		if g.Err != nil {
+			t.Fatalf("%s: %v", keys[i], g.Err)
+		}
+		_ = g.Lease.Unlock(ctx)
+	}
 }
 
 // testKeysShareSlot checks that a held lease's lock key and fencing counter

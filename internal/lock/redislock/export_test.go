@@ -16,3 +16,6 @@ func Abandon(l lock.Lease) {
 	le.stopped = true
 	le.extend.Stop()
 }
+
+// Slot is the cluster hash slot of a Redis key.
+func Slot(key string) int { return slot(key) }

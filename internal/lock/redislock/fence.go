@@ -23,18 +23,26 @@ const fenceTTL = 7 * 24 * time.Hour
 // by one per acquisition, far slower than one per microsecond. Numbers
 // travel as decimal strings: Lua's own number-to-string conversion may
 // switch to exponent notation, while values near 1.8e15 are exact doubles.
-var nextScript = redis.NewScript(`
-local c = redis.call('GET', KEYS[1])
-if c then
-	c = tonumber(c)
-else
-	local t = redis.call('TIME')
-	c = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-c = string.format('%d', c + 1)
-redis.call('SET', KEYS[1], c, 'EX', ARGV[1])
-return c
+var nextScript = redis.NewScript(nextLua + `
+return next(KEYS[1], ARGV[1])
 `)
+
+// nextLua defines next(counter, ttl), nextScript's step, which the scripts
+// that take many locks at once share.
+const nextLua = `
+local function next(k, ttl)
+	local c = redis.call('GET', k)
+	if c then
+		c = tonumber(c)
+	else
+		local t = redis.call('TIME')
+		c = tonumber(t[1]) * 1000000 + tonumber(t[2])
+	end
+	c = string.format('%d', c + 1)
+	redis.call('SET', k, c, 'EX', ttl)
+	return c
+end
+`
 
 // raiseScript sets the counter KEYS[1] to max(counter, ARGV[1]).
 var raiseScript = redis.NewScript(`

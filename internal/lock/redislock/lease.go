@@ -61,13 +61,12 @@ func (l *Locker) deadlineOf(until time.Time) time.Time {
 	return until.Add(-l.cfg.TTL / 10)
 }
 
-// start arms the timers of a lease just acquired.
-func (le *lease) start(leave func()) {
+// start arms the timers of a lease just acquired, valid until until.
+func (le *lease) start(leave func(), until time.Time) {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.leave = leave
 	now := time.Now()
-	until := le.m.Until()
 	le.deadline = le.l.deadlineOf(until)
 	le.bo.Reset()
 	le.expiry = time.AfterFunc(le.deadline.Sub(now), le.lapse)

@@ -160,7 +160,7 @@ func (l *Locker) Lock(ctx context.Context, key string) (lock.Lease, error) {
 		leave()
 		return nil, fmt.Errorf("redislock: lock %s: %w", key, err)
 	}
-	le.start(leave)
+	le.start(leave, le.m.Until())
 	return le, nil
 }
 
@@ -212,13 +212,7 @@ func (l *Locker) acquire(ctx context.Context, key string) (*lease, error) {
 // token. Its error wraps lock.ErrUnavailable when too few servers answered;
 // any other error means the key is taken.
 func (l *Locker) attempt(ctx context.Context, key string) (*lease, error) {
-	m := l.rs.NewMutex(l.lockKey(key),
-		redsync.WithExpiry(l.cfg.TTL),
-		redsync.WithTries(1),
-		redsync.WithFailFast(true),
-		// redsync bounds each attempt by TTL*factor: make that OpTimeout.
-		redsync.WithTimeoutFactor(float64(l.cfg.OpTimeout)/float64(l.cfg.TTL)),
-	)
+	m := l.mutex(key)
 	// A failed attempt is followed by a release on every server, which
 	// redsync bounds separately: one budget for both keeps an attempt on
 	// a stalled server at OpTimeout rather than twice that. The caller's
@@ -243,6 +237,18 @@ func (l *Locker) attempt(ctx context.Context, key string) (*lease, error) {
 		return nil, fmt.Errorf("%w: fencing token: %v", lock.ErrUnavailable, err)
 	}
 	return newLease(l, key, m, token), nil
+}
+
+// mutex is the Redlock on key: one attempt per call, over in OpTimeout.
+// opts add to those, WithValue for a lock TryLock took.
+func (l *Locker) mutex(key string, opts ...redsync.Option) *redsync.Mutex {
+	return l.rs.NewMutex(l.lockKey(key), append([]redsync.Option{
+		redsync.WithExpiry(l.cfg.TTL),
+		redsync.WithTries(1),
+		redsync.WithFailFast(true),
+		// redsync bounds each attempt by TTL*factor: make that OpTimeout.
+		redsync.WithTimeoutFactor(float64(l.cfg.OpTimeout) / float64(l.cfg.TTL)),
+	}, opts...)...)
 }
 
 // Check pings every server. It returns nil when a quorum answers, else an
