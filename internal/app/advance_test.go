@@ -9,6 +9,7 @@ import (
 	"github.com/shopstack/inventory/internal/app"
 	"github.com/shopstack/inventory/internal/inventory"
 	"github.com/shopstack/inventory/internal/lock/redislock"
+	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
 	"github.com/shopstack/inventory/internal/testenv/inventorytest"
 	"github.com/shopstack/inventory/internal/testenv/redistest"
@@ -50,6 +51,13 @@ func testCounterWentBack(t *testing.T, driver string, advance bool) {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
 	level := inventory.LevelKey{ProductID: p.ID, LocationID: first.Movement.LocationID}
+	// The failover comes after the level's lease was released: one kept
+	// for the level's next requests would still be valid.
+	if !testenv.Poll(testenv.Wait, func() bool {
+		return rdb.Exists(ctx, "inventory:lock:{"+level.LockName()+"}").Val() == 0
+	}) {
+		t.Fatal("the level's lease was not released once idle")
+	}
 	if err := rdb.Set(ctx, "inventory:fence:{"+level.LockName()+"}", seen-100, 0).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -41,9 +41,10 @@ var _ pipeline.Backend[inventory.LevelKey, inventory.StockOp, inventory.Outcome]
 // many are waiting.
 const pipelineBusyRetry = 100 * time.Millisecond
 
-func newPipeline(s *Service, maxBatch, maxWaiting int) *stockPipeline {
+func newPipeline(s *Service, maxBatch, maxWaiting int, idle time.Duration) *stockPipeline {
 	return pipeline.New(pipeBackend{s}, pipeline.Config{
 		MaxBatch: maxBatch, MaxWaiting: maxWaiting, MaxGroup: inventory.MaxBatchLimit, CommitTimeout: s.lockTimeout,
+		Idle: idle,
 	})
 }
 
@@ -92,6 +93,9 @@ func (s *Service) runLevels(ctx context.Context, op inventory.StockOp) inventory
 			return s.outcome(ctx, r, err)
 		}
 	}
+	// The pipeline may keep some of these leases for their levels' next
+	// requests: it lets them go rather than have this wait for them.
+	s.pipe.Release(ctx, keys)
 	leases, held, err := s.lockLevels(ctx, keys)
 	if err != nil {
 		return inventory.Outcome{Err: err}
@@ -112,6 +116,12 @@ func (b pipeBackend) Lock(ctx context.Context, key inventory.LevelKey) (lock.Lea
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attrFenceToken.Int64(l.Token()))
 	return l, nil
+}
+
+// TryLock takes the leases of the free levels of keys in one call to the
+// locker, each granted or refused on its own.
+func (b pipeBackend) TryLock(ctx context.Context, keys []inventory.LevelKey) []lock.Grant {
+	return b.s.tryLock(ctx, keys)
 }
 
 func (b pipeBackend) Unlock(ctx context.Context, key inventory.LevelKey, lease lock.Lease) {
@@ -277,7 +287,11 @@ func (s *Service) jobsTx(ctx context.Context, jobs []*levelJob, skipLocked bool)
 	for i, j := range jobs {
 		for k, l := range j.Levels {
 			if tx := set.Levels[first[i]+k]; tx != nil {
-				s.stale.refused(l.Key, s.fence(l.Lease), tx.Level.Fence)
+				f := s.fence(l.Lease)
+				s.stale.refused(l.Key, f, tx.Level.Fence)
+				// A lease the database refused is not kept for the
+				// level's next requests.
+				j.Stale = j.Stale || (f != inventory.Fence{} && f.Before(tx.Level.Fence))
 			}
 		}
 		if busy(set.Levels[first[i]:first[i]+len(j.Levels)]) != nil {

@@ -46,6 +46,11 @@ type Config struct {
 	// LockTimeout bounds the wait for a stock lock, and a combined stock
 	// transaction; zero means 10s.
 	LockTimeout time.Duration
+	// LeaseIdle is how long a level's lease is kept after its last
+	// request, for its next ones; zero means 250ms. Another replica that
+	// wants the level waits about this long once this one is done with it
+	// (see pipeline.Config.Idle and MaxHold).
+	LeaseIdle time.Duration
 	// PollInterval is how often the event feed checks the ledger for changes
 	// it was not told about (other replicas); zero means 1s.
 	PollInterval time.Duration
@@ -171,7 +176,7 @@ func New(cfg Config) *Service {
 		maxWaiting = 10_000
 	}
 	s.resLevels.max, s.bundles.max = maxCachedReservations, maxCachedBundles
-	s.pipe = newPipeline(s, min(maxBatch, inventory.MaxBatchLimit), maxWaiting)
+	s.pipe = newPipeline(s, min(maxBatch, inventory.MaxBatchLimit), maxWaiting, cfg.LeaseIdle)
 	s.maxReservationTTL = cfg.MaxReservationTTL
 	if s.maxReservationTTL <= 0 {
 		s.maxReservationTTL = inventory.DefaultMaxReservationTTL

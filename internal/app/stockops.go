@@ -147,6 +147,21 @@ func (s *Service) lock(ctx context.Context, key inventory.LevelKey) (lock.Lease,
 	return lease, nil
 }
 
+// tryLock takes the leases of the free levels of keys, each granted or
+// refused on its own (lock.Locker.TryLock); the errors are the locker's.
+func (s *Service) tryLock(ctx context.Context, keys []inventory.LevelKey) []lock.Grant {
+	lctx, cancel := context.WithTimeout(ctx, s.lockTimeout)
+	defer cancel()
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = k.LockName()
+		if err := s.stale.advance(lctx, names[i]); err != nil {
+			s.log.Warn("advance the lock's fencing tokens", "key", names[i], "err", err)
+		}
+	}
+	return s.locker.TryLock(lctx, names)
+}
+
 // lockLevels takes the leases of keys in the order of their lock names,
 // the one order every holder of several leases takes them in, and returns
 // each level's lease.

@@ -4,8 +4,14 @@
 // Requests queue by the key they write (a stock level). Each key with
 // requests waiting has one worker goroutine, started on demand and ended
 // when its queue is empty. It takes up to MaxBatch requests at a time as a
-// job, under a lease it keeps while its queue stays busy (up to MaxHold, so
-// that other replicas get their turn).
+// job, under the key's lease. The lease is kept while the key keeps
+// getting work: when the queue empties it is kept for Idle, and the next
+// worker of the key takes it over, so a key at a few requests a second
+// does not pay an acquisition per request. It is released once the key
+// got no work for Idle, and, however busy the key, after MaxHold (so that
+// other replicas get their turn). Workers that need a lease at once ask
+// for theirs together: one TryLock, one round trip per lock server, for
+// all of them; a key refused there is waited for with Lock.
 //
 // A request that writes several keys may join the queue of one of them
 // (SubmitAcross): the worker serving it takes the others' leases for the
@@ -39,8 +45,12 @@ import (
 // Backend is what the pipeline needs from its user. K is the key requests
 // queue by, O a request, R its outcome.
 type Backend[K comparable, O, R any] interface {
-	// Lock takes key's lease for a batch; Unlock returns it.
+	// Lock takes key's lease for a batch, waiting while it is held;
+	// Unlock returns it.
 	Lock(ctx context.Context, key K) (lock.Lease, error)
+	// TryLock takes the leases of keys that are free, waiting for none:
+	// each granted or refused on its own (lock.Locker.TryLock).
+	TryLock(ctx context.Context, keys []K) []lock.Grant
 	Unlock(ctx context.Context, key K, lease lock.Lease)
 	// StartBatch starts the span of a batch on key, a child of ctx's span
 	// linked to the other requests' (links). held is the lease the batch
@@ -72,6 +82,9 @@ type Job[K comparable, O, R any] struct {
 	SC trace.SpanContext
 	// Busy says the transaction skipped the job: another holds its row.
 	Busy bool
+	// Stale says the database holds a newer fence than one of the job's
+	// leases: they are released after the job rather than kept.
+	Stale bool
 }
 
 // Held is a key a job writes and the lease it writes it under (nil for a
@@ -109,9 +122,13 @@ type Config struct {
 	// MaxGroup is the most requests in one group transaction; a job larger
 	// than that runs alone (default 1,024).
 	MaxGroup int
-	// MaxHold bounds how long a worker keeps its lease across jobs
-	// (default 20ms).
+	// MaxHold bounds how long a key's lease is kept across jobs while the
+	// key stays busy: another replica waiting for the key gets it within
+	// about MaxHold (default 1s).
 	MaxHold time.Duration
+	// Idle is how long a key's lease is kept after its queue emptied, for
+	// the key's next requests; then it is released (default 250ms).
+	Idle time.Duration
 	// CommitTimeout bounds a group transaction, which serves many requests
 	// and so is bounded by no request's context (default 5s).
 	CommitTimeout time.Duration
@@ -134,6 +151,18 @@ type Pipeline[K comparable, O, R any] struct {
 	workers sync.WaitGroup
 
 	commit committer[K, O, R]
+	acq    acquirer[K]
+	// kept are the leases of keys without a worker, kept for Idle; p.mu
+	// guards it. releasing counts the releases of kept leases under way.
+	kept      map[K]*held
+	releasing sync.WaitGroup
+}
+
+// held is a lease and when it was acquired.
+type held struct {
+	lease lock.Lease
+	since time.Time
+	idle  *time.Timer // while kept: releases it
 }
 
 type queue[K comparable, O, R any] struct {
@@ -182,7 +211,10 @@ func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O,
 		cfg.MaxGroup = 1024
 	}
 	if cfg.MaxHold <= 0 {
-		cfg.MaxHold = 20 * time.Millisecond
+		cfg.MaxHold = time.Second
+	}
+	if cfg.Idle <= 0 {
+		cfg.Idle = 250 * time.Millisecond
 	}
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 5 * time.Second
@@ -190,8 +222,9 @@ func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O,
 	if cfg.AcrossWait <= 0 {
 		cfg.AcrossWait = 5 * time.Millisecond
 	}
-	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[K, O, R])}
+	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[K, O, R]), kept: make(map[K]*held)}
 	p.commit = committer[K, O, R]{b: b, maxOps: cfg.MaxGroup, timeout: cfg.CommitTimeout}
+	p.acq = acquirer[K]{try: b.TryLock}
 	return p
 }
 
@@ -274,7 +307,7 @@ func (p *Pipeline[K, O, R]) enqueue(key K, r *pending[K, O, R]) *queue[K, O, R] 
 		q = &queue[K, O, R]{}
 		p.queues[key] = q
 		p.workers.Add(1)
-		go p.work(key, q)
+		go p.work(key, q, p.unkeep(key))
 	}
 	q.reqs = append(q.reqs, r)
 	return q
@@ -288,32 +321,118 @@ func (p *Pipeline[K, O, R]) Run(job *Job[K, O, R]) { p.commit.run(job) }
 func (p *Pipeline[K, O, R]) Waiting() int64 { return p.waiting.Load() }
 
 // Wait waits for the workers and the committer to finish the requests
-// they have.
+// they have, then releases the leases kept for idle keys.
 func (p *Pipeline[K, O, R]) Wait() {
 	p.workers.Wait()
 	p.commit.wg.Wait()
-}
-
-// work serves the queue of key until it is empty.
-func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R]) {
-	defer p.workers.Done()
-	ctx := context.Background()
-	var lease lock.Lease
-	var since time.Time
-	release := func() {
-		if lease != nil {
-			p.b.Unlock(ctx, key, lease)
-			lease = nil
+	p.acq.wg.Wait()
+	p.mu.Lock()
+	kept := p.kept
+	p.kept = make(map[K]*held)
+	p.mu.Unlock()
+	for key, h := range kept {
+		if h.idle.Stop() {
+			p.releasing.Done()
+			p.b.Unlock(context.Background(), key, h.lease)
 		}
 	}
-	defer release()
-	for {
-		batch := p.take(key, q)
-		if batch == nil {
-			return
+	p.releasing.Wait()
+}
+
+// Release releases now the leases kept for keys, which have no work here:
+// a caller about to take their leases itself need not wait for Idle.
+func (p *Pipeline[K, O, R]) Release(ctx context.Context, keys []K) {
+	for _, key := range keys {
+		p.mu.Lock()
+		h := p.unkeep(key)
+		p.mu.Unlock()
+		if h != nil {
+			p.b.Unlock(ctx, key, h.lease)
 		}
-		if lease != nil && (closed(lease.Done()) || time.Since(since) > p.cfg.MaxHold) {
+	}
+}
+
+// keep keeps h, the lease of key, which has no worker now, for Idle; one
+// lapsed, held for MaxHold or refused by the database is released at once.
+// p.mu must be held.
+func (p *Pipeline[K, O, R]) keep(key K, h *held, stale bool) {
+	if h == nil {
+		return
+	}
+	if stale || closed(h.lease.Done()) || time.Since(h.since) > p.cfg.MaxHold || p.kept[key] != nil {
+		p.releasing.Add(1)
+		go func() {
+			defer p.releasing.Done()
+			p.b.Unlock(context.Background(), key, h.lease)
+		}()
+		return
+	}
+	p.releasing.Add(1)
+	h.idle = time.AfterFunc(p.cfg.Idle, func() {
+		defer p.releasing.Done()
+		p.mu.Lock()
+		mine := p.kept[key] == h
+		if mine {
+			delete(p.kept, key)
+		}
+		p.mu.Unlock()
+		if mine {
+			p.b.Unlock(context.Background(), key, h.lease)
+		}
+	})
+	p.kept[key] = h
+}
+
+// unkeep takes the lease kept for key, or nil. p.mu must be held.
+func (p *Pipeline[K, O, R]) unkeep(key K) *held {
+	h := p.kept[key]
+	if h == nil {
+		return nil
+	}
+	delete(p.kept, key)
+	if h.idle.Stop() {
+		p.releasing.Done()
+	}
+	return h
+}
+
+// lock takes key's lease for a batch: with the other workers that need
+// one at the same time (one TryLock), and, refused there, with Lock.
+func (p *Pipeline[K, O, R]) lock(ctx context.Context, key K) (*held, error) {
+	if g := p.acq.lock(ctx, key); g.Err == nil {
+		return &held{lease: g.Lease, since: time.Now()}, nil
+	}
+	l, err := p.b.Lock(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &held{lease: l, since: time.Now()}, nil
+}
+
+// work serves the queue of key until it is empty, starting with the lease
+// kept for key (h), if any.
+func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R], h *held) {
+	defer p.workers.Done()
+	ctx := context.Background()
+	release := func() {
+		if h != nil {
+			p.b.Unlock(ctx, key, h.lease)
+			h = nil
+		}
+	}
+	stale := false
+	for {
+		batch := p.take(key, q, h, stale)
+		if batch == nil {
+			return // take kept h
+		}
+		if h != nil && (stale || closed(h.lease.Done()) || time.Since(h.since) > p.cfg.MaxHold) {
 			release()
+		}
+		stale = false
+		var lease lock.Lease
+		if h != nil {
+			lease = h.lease
 		}
 		links := make([]trace.SpanContext, len(batch)-1)
 		for i, r := range batch[1:] {
@@ -321,81 +440,125 @@ func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R]) {
 		}
 		bctx, span := p.b.StartBatch(trace.ContextWithSpanContext(ctx, batch[0].sc), key, links, lease)
 		if lease == nil && !p.unlocked(batch) {
-			l, err := p.b.Lock(bctx, key)
+			nh, err := p.lock(bctx, key)
 			if err != nil {
 				span.End()
 				p.answer(batch, nil, err)
 				continue
 			}
-			lease, since = l, time.Now()
+			h, lease = nh, nh.lease
 		}
 		batch, levels := p.takeAcross(bctx, key, batch)
 		if len(batch) == 0 {
 			span.End()
+			p.putBack(levels, false)
 			continue
 		}
-		job := &Job[K, O, R]{Levels: append([]Held[K]{{Key: key, Lease: lease}}, levels...), Ops: make([]O, len(batch)), SC: span.SpanContext()}
+		job := &Job[K, O, R]{Levels: make([]Held[K], 0, 1+len(levels)), Ops: make([]O, len(batch)), SC: span.SpanContext()}
+		job.Levels = append(job.Levels, Held[K]{Key: key, Lease: lease})
+		for _, l := range levels {
+			job.Levels = append(job.Levels, Held[K]{Key: l.key, Lease: l.lease})
+		}
 		for i, r := range batch {
 			job.Ops[i] = r.op
 		}
 		p.commit.run(job)
 		span.End()
-		for _, l := range levels {
-			p.b.Unlock(ctx, l.Key, l.Lease)
-		}
+		stale = job.Stale
+		p.putBack(levels, job.Stale)
 		p.answer(batch, job.Results, nil)
 	}
 }
 
+// acrossLease is the lease of another key a batch writes.
+type acrossLease[K comparable] struct {
+	key K
+	*held
+}
+
+// putBack keeps the leases a batch took for other keys, for those keys'
+// next requests, or releases them where the key has a worker (which
+// waits for it) or stale is set.
+func (p *Pipeline[K, O, R]) putBack(levels []acrossLease[K], stale bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range levels {
+		if p.queues[l.key] != nil {
+			stale = true
+		}
+		p.keep(l.key, l.held, stale)
+	}
+}
+
 // takeAcross takes the leases of the other keys the requests of batch
-// (on key) write (SubmitAcross), each waiting at most AcrossWait, and
-// returns the requests that can run and the levels they write besides the
-// worker's own. The others move to the queue of a key whose lease they did
-// not get, or, if they moved once already, are answered ErrAcross.
-func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, key K, batch []*pending[K, O, R]) ([]*pending[K, O, R], []Held[K]) {
-	var levels []Held[K]
+// (on key) write (SubmitAcross): those kept here, then the rest in one
+// TryLock, then those refused there with Lock, each waiting at most
+// AcrossWait. It returns the requests that can run and the leases they
+// write under besides the worker's own. The others move to the queue of a
+// key whose lease they did not get, or, if they moved once already, are
+// answered ErrAcross.
+func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, key K, batch []*pending[K, O, R]) ([]*pending[K, O, R], []acrossLease[K]) {
+	var keys []K
+	for _, r := range batch {
+		for _, k := range r.across {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return batch, nil
+	}
+	var levels []acrossLease[K]
+	var rest []K
+	p.mu.Lock()
+	for _, k := range keys {
+		if h := p.unkeep(k); h != nil {
+			levels = append(levels, acrossLease[K]{k, h})
+		} else {
+			rest = append(rest, k)
+		}
+	}
+	p.mu.Unlock()
 	failed := map[K]bool{}
-	leaseOf := func(k K) bool {
-		if failed[k] {
-			return false
+	if len(rest) > 0 {
+		for i, g := range p.b.TryLock(ctx, rest) {
+			if g.Err == nil {
+				levels = append(levels, acrossLease[K]{rest[i], &held{lease: g.Lease, since: time.Now()}})
+				continue
+			}
+			lctx, cancel := context.WithTimeout(ctx, p.cfg.AcrossWait)
+			l, err := p.b.Lock(lctx, rest[i])
+			cancel()
+			if err != nil {
+				failed[rest[i]] = true
+				continue
+			}
+			levels = append(levels, acrossLease[K]{rest[i], &held{lease: l, since: time.Now()}})
 		}
-		if slices.ContainsFunc(levels, func(h Held[K]) bool { return h.Key == k }) {
-			return true
-		}
-		lctx, cancel := context.WithTimeout(ctx, p.cfg.AcrossWait)
-		defer cancel()
-		l, err := p.b.Lock(lctx, k)
-		if err != nil {
-			failed[k] = true
-			return false
-		}
-		levels = append(levels, Held[K]{Key: k, Lease: l})
-		return true
 	}
 	kept := batch[:0]
 	var refused []*pending[K, O, R]
 	for _, r := range batch {
-		ok := true
-		for _, k := range r.across {
-			ok = ok && leaseOf(k)
-		}
-		if ok {
-			kept = append(kept, r)
-		} else {
+		if slices.ContainsFunc(r.across, func(k K) bool { return failed[k] }) {
 			refused = append(refused, r)
+		} else {
+			kept = append(kept, r)
 		}
 	}
 	if len(refused) > 0 {
 		refused = p.move(key, refused, failed)
 		p.answer(refused, nil, ErrAcross)
-		// A lease taken for a refused request only is given back.
-		levels = slices.DeleteFunc(levels, func(h Held[K]) bool {
-			used := slices.ContainsFunc(kept, func(r *pending[K, O, R]) bool { return slices.Contains(r.across, h.Key) })
+		// A lease taken for a refused request only is kept for its key.
+		var unused []acrossLease[K]
+		levels = slices.DeleteFunc(levels, func(l acrossLease[K]) bool {
+			used := slices.ContainsFunc(kept, func(r *pending[K, O, R]) bool { return slices.Contains(r.across, l.key) })
 			if !used {
-				p.b.Unlock(context.WithoutCancel(ctx), h.Key, h.Lease)
+				unused = append(unused, l)
 			}
 			return !used
 		})
+		p.putBack(unused, false)
 	}
 	return kept, levels
 }
@@ -448,9 +611,10 @@ func (p *Pipeline[K, O, R]) answer(batch []*pending[K, O, R], results []R, err e
 // take removes up to MaxBatch live requests from the head of q, dropping
 // the cancelled ones. A request whose Serial an earlier request of the
 // batch has stays queued for the next batch, so it sees the other's
-// outcome. With none left it removes the queue and returns nil: the worker
-// ends, and the next request starts a new one.
-func (p *Pipeline[K, O, R]) take(key K, q *queue[K, O, R]) []*pending[K, O, R] {
+// outcome. With none left it removes the queue, keeps the worker's lease h
+// (see keep) and returns nil: the worker ends, and the next request starts
+// a new one, which takes the lease over.
+func (p *Pipeline[K, O, R]) take(key K, q *queue[K, O, R], h *held, stale bool) []*pending[K, O, R] {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var batch, later []*pending[K, O, R]
@@ -480,6 +644,7 @@ func (p *Pipeline[K, O, R]) take(key K, q *queue[K, O, R]) []*pending[K, O, R] {
 	}
 	if len(batch) == 0 {
 		delete(p.queues, key)
+		p.keep(key, h, stale)
 		return nil
 	}
 	return batch

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -47,8 +48,11 @@ type counters struct {
 	// counts the Commits that began.
 	gate       chan struct{}
 	committing atomic.Int32
-	// locks counts the Lock calls of each key.
-	locks map[key]int
+	// locks counts the Lock and TryLock calls of each key; tries counts
+	// the TryLock calls, each of which waits tryDelay first.
+	locks    map[key]int
+	tries    atomic.Int32
+	tryDelay time.Duration
 }
 
 func newCounters() *counters {
@@ -60,6 +64,19 @@ func (c *counters) Lock(ctx context.Context, k key) (lock.Lease, error) {
 	c.locks[k]++
 	c.mu.Unlock()
 	return c.locker.Lock(ctx, fmt.Sprint(k))
+}
+
+func (c *counters) TryLock(ctx context.Context, ks []key) []lock.Grant {
+	c.tries.Add(1)
+	time.Sleep(c.tryDelay)
+	names := make([]string, len(ks))
+	c.mu.Lock()
+	for i, k := range ks {
+		c.locks[k]++
+		names[i] = fmt.Sprint(k)
+	}
+	c.mu.Unlock()
+	return c.locker.TryLock(ctx, names)
 }
 
 // lockCalls returns how many times k's lease was asked for.

@@ -1,0 +1,148 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shopstack/inventory/internal/pipeline"
+	"github.com/shopstack/inventory/internal/testenv"
+)
+
+// TestKeepsLeaseWhileBusy: a key's requests, one at a time, a little
+// apart, are served under one lease; once the key got no work for Idle
+// the lease is released (another holder gets it), and the next request
+// takes a new one.
+func TestKeepsLeaseWhileBusy(t *testing.T) {
+	c := newCounters()
+	const idle = 300 * time.Millisecond
+	p := pipeline.New[key, op, int64](c, pipeline.Config{Idle: idle, MaxHold: time.Minute})
+	defer p.Wait()
+	ctx := context.Background()
+	k := key{1, 1}
+	for i := range 5 {
+		if _, err := p.Submit(ctx, k, op{add: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if i < 4 {
+			time.Sleep(idle / 10)
+		}
+	}
+	if n := c.lockCalls(k); n != 1 {
+		t.Fatalf("5 requests within the idle time asked for the lease %d times, want 1", n)
+	}
+	// The lease is kept: another holder cannot have it now...
+	lctx, cancel := context.WithTimeout(ctx, idle/10)
+	if l, err := c.locker.Lock(lctx, fmt.Sprint(k)); err == nil {
+		_ = l.Unlock(ctx)
+		t.Fatal("the key's lease was free right after its requests")
+	}
+	cancel()
+	// ...and gets it once the key was idle for Idle.
+	start := time.Now()
+	lctx, cancel = context.WithTimeout(ctx, 10*idle)
+	defer cancel()
+	l, err := c.locker.Lock(lctx, fmt.Sprint(k))
+	if err != nil {
+		t.Fatalf("the lease of an idle key was not released: %v", err)
+	}
+	t.Logf("released %v after it was asked for", time.Since(start).Round(time.Millisecond))
+	_ = l.Unlock(ctx)
+	if _, err := p.Submit(ctx, k, op{add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.lockCalls(k); n != 2 {
+		t.Fatalf("a request after the release asked for the lease %d times in all, want 2", n)
+	}
+}
+
+// TestMaxHoldBoundsAKeptLease: a lease kept across requests is released
+// after MaxHold however busy its key.
+func TestMaxHoldBoundsAKeptLease(t *testing.T) {
+	c := newCounters()
+	p := pipeline.New[key, op, int64](c, pipeline.Config{Idle: time.Minute, MaxHold: 50 * time.Millisecond})
+	defer p.Wait()
+	ctx := context.Background()
+	k := key{1, 1}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if _, err := p.Submit(ctx, k, op{add: 1}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := c.lockCalls(k); n < 3 {
+		t.Fatalf("300ms of requests with MaxHold 50ms asked for the lease %d times, want at least 3", n)
+	}
+}
+
+// TestLeasesOfManyKeysAtOnce: workers that need their keys' leases at the
+// same time get them from a few TryLock calls, not one each.
+func TestLeasesOfManyKeysAtOnce(t *testing.T) {
+	c := newCounters()
+	c.tryDelay = 50 * time.Millisecond
+	p := pipeline.New[key, op, int64](c, pipeline.Config{})
+	defer p.Wait()
+	const keys = 50
+	var wg sync.WaitGroup
+	for i := range keys {
+		wg.Go(func() {
+			if _, err := p.Submit(context.Background(), key{int64(i), 0}, op{add: 1}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := c.tries.Load(); n > 5 {
+		t.Fatalf("%d TryLock calls for %d keys asked for at once, want a few", n, keys)
+	}
+	t.Logf("%d TryLock calls for %d keys", c.tries.Load(), keys)
+}
+
+// TestHeldKeyStallsNoOtherKey holds one key's lease elsewhere: requests on
+// forty other keys, asked for in the same TryLock, complete while the held
+// key's request waits, and that one completes once the lease is let go.
+func TestHeldKeyStallsNoOtherKey(t *testing.T) {
+	c := newCounters()
+	p := pipeline.New[key, op, int64](c, pipeline.Config{})
+	defer p.Wait()
+	ctx := context.Background()
+	heldKey := key{0, 0}
+	lease, err := c.locker.Lock(ctx, fmt.Sprint(heldKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldDone := make(chan error, 1)
+	go func() {
+		_, err := p.Submit(ctx, heldKey, op{add: 1})
+		heldDone <- err
+	}()
+	var wg sync.WaitGroup
+	for i := 1; i <= 40; i++ {
+		wg.Go(func() {
+			if _, err := p.Submit(ctx, key{int64(i), 0}, op{add: 1}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	others := make(chan struct{})
+	go func() { wg.Wait(); close(others) }()
+	select {
+	case <-others:
+	case <-time.After(testenv.Wait):
+		t.Fatal("requests on other keys waited for the held key")
+	}
+	select {
+	case err := <-heldDone:
+		t.Fatalf("the held key's request returned (%v) while its lease was held elsewhere", err)
+	default:
+	}
+	if err := lease.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-heldDone; err != nil {
+		t.Fatal(err)
+	}
+}
