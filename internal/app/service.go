@@ -48,8 +48,9 @@ type Config struct {
 	LockTimeout time.Duration
 	// LeaseIdle is how long a level's lease is kept after its last
 	// request, for its next ones; zero means 250ms. Another replica that
-	// wants the level waits about this long once this one is done with it
-	// (see pipeline.Config.Idle and MaxHold).
+	// wants the level waits about this long once this one is done with it,
+	// and at most about a second while this one keeps it busy (see
+	// pipeline.Config.Idle and MaxKeep).
 	LeaseIdle time.Duration
 	// PollInterval is how often the event feed checks the ledger for changes
 	// it was not told about (other replicas); zero means 1s.

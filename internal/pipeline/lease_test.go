@@ -18,7 +18,7 @@ import (
 func TestKeepsLeaseWhileBusy(t *testing.T) {
 	c := newCounters()
 	const idle = 300 * time.Millisecond
-	p := pipeline.New[key, op, int64](c, pipeline.Config{Idle: idle, MaxHold: time.Minute})
+	p := pipeline.New[key, op, int64](c, pipeline.Config{Idle: idle, MaxKeep: time.Minute})
 	defer p.Wait()
 	ctx := context.Background()
 	k := key{1, 1}
@@ -58,11 +58,11 @@ func TestKeepsLeaseWhileBusy(t *testing.T) {
 	}
 }
 
-// TestMaxHoldBoundsAKeptLease: a lease kept across requests is released
-// after MaxHold however busy its key.
-func TestMaxHoldBoundsAKeptLease(t *testing.T) {
+// TestMaxKeepBoundsAKeptLease: a lease kept across requests is released
+// after MaxKeep however busy its key.
+func TestMaxKeepBoundsAKeptLease(t *testing.T) {
 	c := newCounters()
-	p := pipeline.New[key, op, int64](c, pipeline.Config{Idle: time.Minute, MaxHold: 50 * time.Millisecond})
+	p := pipeline.New[key, op, int64](c, pipeline.Config{Idle: time.Minute, MaxKeep: 50 * time.Millisecond})
 	defer p.Wait()
 	ctx := context.Background()
 	k := key{1, 1}
@@ -74,7 +74,7 @@ func TestMaxHoldBoundsAKeptLease(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if n := c.lockCalls(k); n < 3 {
-		t.Fatalf("300ms of requests with MaxHold 50ms asked for the lease %d times, want at least 3", n)
+		t.Fatalf("300ms of requests with MaxKeep 50ms asked for the lease %d times, want at least 3", n)
 	}
 }
 

@@ -8,8 +8,10 @@
 // getting work: when the queue empties it is kept for Idle, and the next
 // worker of the key takes it over, so a key at a few requests a second
 // does not pay an acquisition per request. It is released once the key
-// got no work for Idle, and, however busy the key, after MaxHold (so that
-// other replicas get their turn). Workers that need a lease at once ask
+// got no work for Idle, after a worker kept it through MaxHold of
+// continuous work, and after MaxKeep in all (so that other replicas, and
+// requests here that take the key's lease themselves, get their turn).
+// Workers that need a lease at once ask
 // for theirs together: one TryLock, one round trip per lock server, for
 // all of them; a key refused there is waited for with Lock.
 //
@@ -122,13 +124,16 @@ type Config struct {
 	// MaxGroup is the most requests in one group transaction; a job larger
 	// than that runs alone (default 1,024).
 	MaxGroup int
-	// MaxHold bounds how long a key's lease is kept across jobs while the
-	// key stays busy: another replica waiting for the key gets it within
-	// about MaxHold (default 1s).
+	// MaxHold bounds how long a worker keeps its lease across jobs while
+	// its queue stays busy (default 20ms).
 	MaxHold time.Duration
 	// Idle is how long a key's lease is kept after its queue emptied, for
 	// the key's next requests; then it is released (default 250ms).
 	Idle time.Duration
+	// MaxKeep bounds how long a lease is kept in all, across its key's
+	// busy and idle stretches: another replica waiting for a key this one
+	// keeps busy gets it within about MaxKeep (default 1s).
+	MaxKeep time.Duration
 	// CommitTimeout bounds a group transaction, which serves many requests
 	// and so is bounded by no request's context (default 5s).
 	CommitTimeout time.Duration
@@ -158,11 +163,23 @@ type Pipeline[K comparable, O, R any] struct {
 	releasing sync.WaitGroup
 }
 
-// held is a lease and when it was acquired.
+// held is a lease, when it was acquired, and when its worker took it.
 type held struct {
 	lease lock.Lease
+	at    time.Time
 	since time.Time
 	idle  *time.Timer // while kept: releases it
+}
+
+func newHeld(l lock.Lease) *held {
+	now := time.Now()
+	return &held{lease: l, at: now, since: now}
+}
+
+// spent reports whether h may no longer be used: it lapsed, its worker
+// held it for MaxHold, or it was kept for MaxKeep.
+func (p *Pipeline[K, O, R]) spent(h *held) bool {
+	return closed(h.lease.Done()) || time.Since(h.since) > p.cfg.MaxHold || time.Since(h.at) > p.cfg.MaxKeep
 }
 
 type queue[K comparable, O, R any] struct {
@@ -211,7 +228,10 @@ func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O,
 		cfg.MaxGroup = 1024
 	}
 	if cfg.MaxHold <= 0 {
-		cfg.MaxHold = time.Second
+		cfg.MaxHold = 20 * time.Millisecond
+	}
+	if cfg.MaxKeep <= 0 {
+		cfg.MaxKeep = time.Second
 	}
 	if cfg.Idle <= 0 {
 		cfg.Idle = 250 * time.Millisecond
@@ -353,13 +373,13 @@ func (p *Pipeline[K, O, R]) Release(ctx context.Context, keys []K) {
 }
 
 // keep keeps h, the lease of key, which has no worker now, for Idle; one
-// lapsed, held for MaxHold or refused by the database is released at once.
-// p.mu must be held.
+// spent or refused by the database is released at once. p.mu must be
+// held.
 func (p *Pipeline[K, O, R]) keep(key K, h *held, stale bool) {
 	if h == nil {
 		return
 	}
-	if stale || closed(h.lease.Done()) || time.Since(h.since) > p.cfg.MaxHold || p.kept[key] != nil {
+	if stale || p.spent(h) || p.kept[key] != nil {
 		p.releasing.Add(1)
 		go func() {
 			defer p.releasing.Done()
@@ -383,7 +403,8 @@ func (p *Pipeline[K, O, R]) keep(key K, h *held, stale bool) {
 	p.kept[key] = h
 }
 
-// unkeep takes the lease kept for key, or nil. p.mu must be held.
+// unkeep takes the lease kept for key, or nil, for a worker starting
+// now. p.mu must be held.
 func (p *Pipeline[K, O, R]) unkeep(key K) *held {
 	h := p.kept[key]
 	if h == nil {
@@ -393,6 +414,7 @@ func (p *Pipeline[K, O, R]) unkeep(key K) *held {
 	if h.idle.Stop() {
 		p.releasing.Done()
 	}
+	h.since = time.Now()
 	return h
 }
 
@@ -400,13 +422,13 @@ func (p *Pipeline[K, O, R]) unkeep(key K) *held {
 // one at the same time (one TryLock), and, refused there, with Lock.
 func (p *Pipeline[K, O, R]) lock(ctx context.Context, key K) (*held, error) {
 	if g := p.acq.lock(ctx, key); g.Err == nil {
-		return &held{lease: g.Lease, since: time.Now()}, nil
+		return newHeld(g.Lease), nil
 	}
 	l, err := p.b.Lock(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	return &held{lease: l, since: time.Now()}, nil
+	return newHeld(l), nil
 }
 
 // work serves the queue of key until it is empty, starting with the lease
@@ -426,7 +448,7 @@ func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R], h *held) {
 		if batch == nil {
 			return // take kept h
 		}
-		if h != nil && (stale || closed(h.lease.Done()) || time.Since(h.since) > p.cfg.MaxHold) {
+		if h != nil && (stale || p.spent(h)) {
 			release()
 		}
 		stale = false
@@ -524,7 +546,7 @@ func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, key K, batch []*pend
 	if len(rest) > 0 {
 		for i, g := range p.b.TryLock(ctx, rest) {
 			if g.Err == nil {
-				levels = append(levels, acrossLease[K]{rest[i], &held{lease: g.Lease, since: time.Now()}})
+				levels = append(levels, acrossLease[K]{rest[i], newHeld(g.Lease)})
 				continue
 			}
 			lctx, cancel := context.WithTimeout(ctx, p.cfg.AcrossWait)
@@ -534,7 +556,7 @@ func (p *Pipeline[K, O, R]) takeAcross(ctx context.Context, key K, batch []*pend
 				failed[rest[i]] = true
 				continue
 			}
-			levels = append(levels, acrossLease[K]{rest[i], &held{lease: l, since: time.Now()}})
+			levels = append(levels, acrossLease[K]{rest[i], newHeld(l)})
 		}
 	}
 	kept := batch[:0]
