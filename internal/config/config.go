@@ -76,6 +76,7 @@ type Config struct {
 	EtcdUsername, EtcdPassword, EtcdCAFile string
 	LockTTL                                time.Duration
 	LockTimeout                            time.Duration
+	LeaseIdle                              time.Duration
 	// LockRetryMin and LockRetryMax bound the exponential backoff (with
 	// jitter) between attempts to take a busy key or to reach the backend.
 	LockRetryMin time.Duration
@@ -242,6 +243,8 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.LockTTL, err = time.ParseDuration(v); return err }},
 	{"lock-timeout", "INVENTORY_LOCK_TIMEOUT", "10s", "longest wait for a stock lock, or a combined stock transaction, before answering UNAVAILABLE",
 		func(c *Config, v string) (err error) { c.LockTimeout, err = time.ParseDuration(v); return err }},
+	{"lease-idle", "INVENTORY_LEASE_IDLE", "250ms", "how long a level's lock is kept after its last stock request, for its next ones; another replica waits about this long for a level this one is done with",
+		func(c *Config, v string) (err error) { c.LeaseIdle, err = time.ParseDuration(v); return err }},
 	{"lock-retry-min", "INVENTORY_LOCK_RETRY_MIN", "5ms", "first delay of the exponential backoff (with jitter) between lock attempts",
 		func(c *Config, v string) (err error) { c.LockRetryMin, err = time.ParseDuration(v); return err }},
 	{"lock-retry-max", "INVENTORY_LOCK_RETRY_MAX", "100ms", "largest delay between lock attempts",
@@ -425,6 +428,9 @@ func (c Config) validate() error {
 	}
 	if c.ShutdownDrain < 0 || c.ShutdownDrain > 10*time.Minute {
 		return fmt.Errorf("INVENTORY_SHUTDOWN_DRAIN: must be between 0 and 10m, got %v", c.ShutdownDrain)
+	}
+	if c.LeaseIdle < time.Millisecond || c.LeaseIdle > 10*time.Second {
+		return fmt.Errorf("INVENTORY_LEASE_IDLE: must be between 1ms and 10s, got %v", c.LeaseIdle)
 	}
 	if c.LockTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		return errors.New("INVENTORY_LOCK_TIMEOUT and INVENTORY_SHUTDOWN_TIMEOUT must be positive durations such as 10s")

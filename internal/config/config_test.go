@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 		KafkaBrokers: []string{"127.0.0.1:9092"}, KafkaPartitions: 6, KafkaReplicationFactor: -1, PersistedQueries: 1000, HTTPCacheMaxAge: 5 * time.Second,
 		BrokerCommands: true, BrokerActor: "broker", BrokerInFlight: 64, BrokerRetry: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second},
 		RedisAddrs: []string{"127.0.0.1:6379"}, EtcdEndpoints: []string{"127.0.0.1:2379"},
-		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
+		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LeaseIdle: 250 * time.Millisecond, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
 		StockStrategy: "combine", CombineMaxBatch: 256, CombineMaxWaiting: 10_000,
 		ReservationMaxTTL: 24 * time.Hour, ReapInterval: time.Second, EventPollInterval: time.Second, ReadModelProducts: 100_000, AnswerCacheMB: 32, GCPercent: 400, FlowCheckInterval: time.Second,
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second, Introspection: true, MaxQueryDepth: 10, MaxQueryComplexity: 10000}
@@ -69,6 +69,7 @@ func TestBadValues(t *testing.T) {
 		"etcd scheme": {env: map[string]string{"INVENTORY_ETCD_ENDPOINTS": "unix://e1:2379"}, want: "INVENTORY_ETCD_ENDPOINTS"},
 		"etcd ttl":    {env: map[string]string{"INVENTORY_LOCK_BACKEND": "etcd", "INVENTORY_LOCK_TTL": "500ms"}, want: "INVENTORY_LOCK_TTL"},
 		"tiny ttl":    {env: map[string]string{"INVENTORY_LOCK_TTL": "1ms"}, want: "INVENTORY_LOCK_TTL"},
+		"lease idle":  {env: map[string]string{"INVENTORY_LEASE_IDLE": "0s"}, want: "INVENTORY_LEASE_IDLE"},
 		"strategy":    {env: map[string]string{"INVENTORY_STOCK_STRATEGY": "yolo"}, want: "INVENTORY_STOCK_STRATEGY"},
 		"batch":       {env: map[string]string{"INVENTORY_COMBINE_MAX_BATCH": "0"}, want: "INVENTORY_COMBINE_MAX_BATCH"},
 		"namespace":   {env: map[string]string{"INVENTORY_NAMESPACE": "Shop.A"}, want: "INVENTORY_NAMESPACE"},
