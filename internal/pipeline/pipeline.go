@@ -444,14 +444,16 @@ func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R], h *held) {
 	}
 	stale := false
 	for {
-		batch := p.take(key, q, h, stale)
-		if batch == nil {
-			return // take kept h
-		}
+		// A spent lease is released here, before the queue may empty: the
+		// key's next worker then finds it free at once.
 		if h != nil && (stale || p.spent(h)) {
 			release()
 		}
 		stale = false
+		batch := p.take(key, q, h)
+		if batch == nil {
+			return // take kept h
+		}
 		var lease lock.Lease
 		if h != nil {
 			lease = h.lease
@@ -636,7 +638,7 @@ func (p *Pipeline[K, O, R]) answer(batch []*pending[K, O, R], results []R, err e
 // outcome. With none left it removes the queue, keeps the worker's lease h
 // (see keep) and returns nil: the worker ends, and the next request starts
 // a new one, which takes the lease over.
-func (p *Pipeline[K, O, R]) take(key K, q *queue[K, O, R], h *held, stale bool) []*pending[K, O, R] {
+func (p *Pipeline[K, O, R]) take(key K, q *queue[K, O, R], h *held) []*pending[K, O, R] {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var batch, later []*pending[K, O, R]
@@ -666,7 +668,7 @@ func (p *Pipeline[K, O, R]) take(key K, q *queue[K, O, R], h *held, stale bool) 
 	}
 	if len(batch) == 0 {
 		delete(p.queues, key)
-		p.keep(key, h, stale)
+		p.keep(key, h, false)
 		return nil
 	}
 	return batch
