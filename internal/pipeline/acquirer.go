@@ -20,14 +20,16 @@ type acquirer[K comparable] struct {
 }
 
 type want[K comparable] struct {
+	ctx   context.Context
 	key   K
 	grant chan lock.Grant // buffered
 }
 
 // lock asks for key's lease with the others waiting and returns its grant.
-// The TryLock runs bounded by the Backend, not by ctx: it serves many.
-func (a *acquirer[K]) lock(_ context.Context, key K) lock.Grant {
-	w := want[K]{key: key, grant: make(chan lock.Grant, 1)}
+// The TryLock serves many: it runs in the first one's trace, bounded by the
+// Backend, not by any one's ctx.
+func (a *acquirer[K]) lock(ctx context.Context, key K) lock.Grant {
+	w := want[K]{ctx: ctx, key: key, grant: make(chan lock.Grant, 1)}
 	a.mu.Lock()
 	a.waiting = append(a.waiting, w)
 	if !a.running {
@@ -55,7 +57,7 @@ func (a *acquirer[K]) loop() {
 		for i, w := range ws {
 			keys[i] = w.key
 		}
-		for i, g := range a.try(context.Background(), keys) {
+		for i, g := range a.try(context.WithoutCancel(ws[0].ctx), keys) {
 			ws[i].grant <- g
 		}
 	}

@@ -76,10 +76,11 @@ func (l observedLocker) Lock(ctx context.Context, key string) (lock.Lease, error
 	return lease, err
 }
 
-// TryLock is traced as one "lock.try" span (backend, key count, how many
-// were granted) and counts each key's outcome as Lock's.
+// TryLock is traced as one "lock.acquire" span for all keys (backend, key
+// count, how many were granted; the key, token and outcome as Lock's for
+// one key) and counts each key's outcome as Lock's.
 func (l observedLocker) TryLock(ctx context.Context, keys []string) []lock.Grant {
-	ctx, span := l.tracer.Start(ctx, "lock.try", trace.WithAttributes(attrLockBackend.String(l.backend), attrLockKeys.Int(len(keys))))
+	ctx, span := l.tracer.Start(ctx, "lock.acquire", trace.WithAttributes(attrLockBackend.String(l.backend), attrLockKeys.Int(len(keys))))
 	start := time.Now()
 	grants := l.Locker.TryLock(ctx, keys)
 	wait := time.Since(start)
@@ -95,7 +96,15 @@ func (l observedLocker) TryLock(ctx context.Context, keys []string) []lock.Grant
 	if l.m != nil {
 		l.m.lockWait.WithLabelValues(l.backend).Observe(wait.Seconds())
 	}
-	span.SetAttributes(attrLockWait.Float64(float64(wait.Microseconds())/1000), attrLockGranted.Int(granted))
+	if span.IsRecording() {
+		span.SetAttributes(attrLockWait.Float64(float64(wait.Microseconds())/1000), attrLockGranted.Int(granted))
+		if len(keys) == 1 {
+			span.SetAttributes(attrLockKey.String(keys[0]), attrLockOutcome.String(lockOutcome(ctx, grants[0].Err)))
+			if grants[0].Err == nil {
+				span.SetAttributes(attrLockToken.Int64(grants[0].Lease.Token()))
+			}
+		}
+	}
 	span.End()
 	return grants
 }
