@@ -175,11 +175,11 @@ func TestMetricsEndpoint(t *testing.T) {
 	if got, ok := sample(mfs["inventory_read_model_lag_sequences"], nil); !ok || got != 0 {
 		t.Errorf("inventory_read_model_lag_sequences = %v (found %v): behind this replica's own commits", got, ok)
 	}
-	// Each sale's worker takes the level's lock, unless the previous one
-	// still held it (a worker keeps its lease while requests keep coming);
-	// the reservation takes its own.
-	if got, _ := sample(mfs["inventory_lock_acquisitions_total"], map[string]string{"backend": "local", "outcome": "acquired"}); got < 2 || got > 5 {
-		t.Errorf("lock acquisitions: %v, want 2..5", got)
+	// The level's lease is kept across its requests while they keep coming
+	// (INVENTORY_LEASE_IDLE), so the sales and the reservation take it once,
+	// or again where it was let go between them.
+	if got, _ := sample(mfs["inventory_lock_acquisitions_total"], map[string]string{"backend": "local", "outcome": "acquired"}); got < 1 || got > 5 {
+		t.Errorf("lock acquisitions: %v, want 1..5", got)
 	}
 	// The batch sizes' count is the committed stock transactions: the
 	// initial stock, 3 sales, the refused sale (its transaction judged it
