@@ -134,13 +134,13 @@ func (c *Consumer) transferOperation(cmd Command, out *Outcome) ([]int64, func(c
 // rather than ignore it: a location (the transfer's are its origin and
 // destination), or a state on an item not being received.
 func checkTransferItems(cmd Command) error {
-	for _, it := range cmd.Items {
+	for i, it := range cmd.Items {
 		switch {
 		case it.LocationID != 0:
-			return &inventory.Error{Code: inventory.CodeBadInput, Field: "locationId",
+			return &inventory.Error{Code: inventory.CodeBadInput, Field: inventory.ItemField("items", i, "locationId"),
 				Message: "a transfer's items move between its originLocationId and destinationLocationId"}
 		case it.State != "" && cmd.Type != CommandReceiveTransfer:
-			return &inventory.Error{Code: inventory.CodeBadInput, Field: "state", Message: "only receiveTransfer's items have a state"}
+			return &inventory.Error{Code: inventory.CodeBadInput, Field: inventory.ItemField("items", i, "state"), Message: "only receiveTransfer's items have a state"}
 		}
 	}
 	return nil

@@ -104,8 +104,8 @@ func TestTransferCommands(t *testing.T) {
 	}{
 		{broker.Command{ID: "v1", Type: broker.CommandShipTransfer}, "transferId"},
 		{broker.Command{ID: "v2", Type: broker.CommandCreateTransfer, DestinationLocationID: dest, Items: items(1)}, "originLocationId"},
-		{broker.Command{ID: "v3", Type: broker.CommandCreateTransfer, OriginLocationID: origin, DestinationLocationID: dest, Items: atShop}, "locationId"},
-		{broker.Command{ID: "v4", Type: broker.CommandCreateTransfer, OriginLocationID: origin, DestinationLocationID: dest, Items: damaged}, "state"},
+		{broker.Command{ID: "v3", Type: broker.CommandCreateTransfer, OriginLocationID: origin, DestinationLocationID: dest, Items: atShop}, "items[0].locationId"},
+		{broker.Command{ID: "v4", Type: broker.CommandCreateTransfer, OriginLocationID: origin, DestinationLocationID: dest, Items: damaged}, "items[0].state"},
 		{broker.Command{ID: "v5", Type: broker.CommandReceiveTransfer, TransferID: broker.ID(tid), Items: incoming}, "items[0].state"},
 	} {
 		if o := handle(tc.cmd); o.OK || o.Code != "BAD_USER_INPUT" || o.Field != tc.field {
