@@ -109,6 +109,7 @@ func compareRows() []rowSpec {
 		{name: "ceiling/grpc", scenario: "ceiling", strategy: "combine", db: "postgres", lock: "redsync", transport: transport.GRPC},
 		{name: "flash/combine/sqlite", scenario: "flash", strategy: "combine", db: "sqlite", lock: "local"},
 		{name: "flash/combine/etcd", scenario: "flash", strategy: "combine", db: "postgres", lock: "etcd"},
+		{name: "spread/combine/etcd", scenario: "spread", strategy: "combine", db: "postgres", lock: "etcd"},
 		{name: "flash/lock-per-request/etcd", scenario: "flash", strategy: "lock-per-request", db: "postgres", lock: "etcd"},
 	}
 }
