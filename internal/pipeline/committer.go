@@ -3,23 +3,17 @@ package pipeline
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 )
 
-// committer runs jobs in group transactions. Its goroutine runs while jobs
-// are waiting.
+// committer runs jobs in group transactions.
 type committer[K comparable, O, R any] struct {
+	gatherer[*entry[K, O, R]]
 	b       Backend[K, O, R]
 	maxOps  int
 	timeout time.Duration
-
-	mu      sync.Mutex
-	jobs    []*entry[K, O, R]
-	running bool
-	wg      sync.WaitGroup
 }
 
 type entry[K comparable, O, R any] struct {
@@ -27,46 +21,39 @@ type entry[K comparable, O, R any] struct {
 	done chan struct{}
 }
 
+func newCommitter[K comparable, O, R any](b Backend[K, O, R], maxOps int, timeout time.Duration) *committer[K, O, R] {
+	g := &committer[K, O, R]{b: b, maxOps: maxOps, timeout: timeout}
+	g.take, g.gatherer.run = g.takeGroup, g.commit
+	return g
+}
+
 // run has job committed in the next group and waits for its results.
 func (g *committer[K, O, R]) run(job *Job[K, O, R]) {
 	e := &entry[K, O, R]{job: job, done: make(chan struct{})}
-	g.mu.Lock()
-	g.jobs = append(g.jobs, e)
-	if !g.running {
-		g.running = true
-		g.wg.Add(1)
-		go g.loop()
-	}
-	g.mu.Unlock()
+	g.add(e)
 	<-e.done
 }
 
-func (g *committer[K, O, R]) loop() {
-	defer g.wg.Done()
-	for {
-		group := g.take()
-		if group == nil {
-			return
+// commit runs a group in one transaction.
+func (g *committer[K, O, R]) commit(group []*entry[K, O, R]) {
+	jobs := make([]*Job[K, O, R], len(group))
+	for i, e := range group {
+		jobs[i] = e.job
+	}
+	// A stalled database fails the group when the timeout ends rather
+	// than holding its requests. The group does not wait for a row
+	// another transaction holds: the jobs on one run alone, so that
+	// they wait, and nothing else does.
+	ctx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.Background(), jobs[0].SC), g.timeout)
+	g.b.Commit(ctx, jobs, true)
+	cancel()
+	for _, e := range group {
+		if e.job.Busy {
+			g.wg.Add(1)
+			go g.runAlone(e)
+			continue
 		}
-		jobs := make([]*Job[K, O, R], len(group))
-		for i, e := range group {
-			jobs[i] = e.job
-		}
-		// A stalled database fails the group when the timeout ends rather
-		// than holding its requests. The group does not wait for a row
-		// another transaction holds: the jobs on one run alone, so that
-		// they wait, and nothing else does.
-		ctx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.Background(), jobs[0].SC), g.timeout)
-		g.b.Commit(ctx, jobs, true)
-		cancel()
-		for _, e := range group {
-			if e.job.Busy {
-				g.wg.Add(1)
-				go g.runAlone(e)
-				continue
-			}
-			close(e.done)
-		}
+		close(e.done)
 	}
 }
 
@@ -80,17 +67,13 @@ func (g *committer[K, O, R]) runAlone(e *entry[K, O, R]) {
 	close(e.done)
 }
 
-// take removes the next group from the waiting jobs: in arrival order, no
-// two jobs on one row, up to maxOps requests (the first job always). With
-// none waiting it ends the loop and returns nil.
-func (g *committer[K, O, R]) take() []*entry[K, O, R] {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var group []*entry[K, O, R]
+// takeGroup takes the next group from the waiting jobs: in arrival order,
+// no two jobs on one row, up to maxOps requests (the first job always).
+func (g *committer[K, O, R]) takeGroup(waiting []*entry[K, O, R]) (group, rest []*entry[K, O, R]) {
 	rows := map[int64]bool{}
 	ops := 0
-	rest := g.jobs[:0]
-	for _, e := range g.jobs {
+	rest = waiting[:0] // in place: the rest never passes the one being read
+	for _, e := range waiting {
 		if slices.ContainsFunc(e.job.Levels, func(l Held[K]) bool { return rows[g.b.Row(l.Key)] }) ||
 			(len(group) > 0 && ops+len(e.job.Ops) > g.maxOps) {
 			rest = append(rest, e)
@@ -102,11 +85,6 @@ func (g *committer[K, O, R]) take() []*entry[K, O, R] {
 		ops += len(e.job.Ops)
 		group = append(group, e)
 	}
-	clear(g.jobs[len(rest):])
-	g.jobs = rest
-	if len(group) == 0 {
-		g.running = false
-		return nil
-	}
-	return group
+	clear(waiting[len(rest):])
+	return group, rest
 }

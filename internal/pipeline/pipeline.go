@@ -155,8 +155,8 @@ type Pipeline[K comparable, O, R any] struct {
 	queues  map[K]*queue[K, O, R]
 	workers sync.WaitGroup
 
-	commit committer[K, O, R]
-	acq    acquirer[K]
+	commit *committer[K, O, R]
+	acq    *acquirer[K]
 	// kept are the leases of keys without a worker, kept for Idle; p.mu
 	// guards it. releasing counts the releases of kept leases under way.
 	kept      map[K]*held
@@ -243,8 +243,8 @@ func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O,
 		cfg.AcrossWait = 5 * time.Millisecond
 	}
 	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[K, O, R]), kept: make(map[K]*held)}
-	p.commit = committer[K, O, R]{b: b, maxOps: cfg.MaxGroup, timeout: cfg.CommitTimeout}
-	p.acq = acquirer[K]{try: b.TryLock}
+	p.commit = newCommitter(b, cfg.MaxGroup, cfg.CommitTimeout)
+	p.acq = newAcquirer(b.TryLock)
 	return p
 }
 
