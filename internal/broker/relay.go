@@ -86,6 +86,13 @@ func (r *Relay) relay(ctx context.Context) error {
 		last = newest.Seq
 		r.published.Store(last)
 		r.lag.Store(int64(time.Since(newest.CreatedAt)))
+		if len(page.Movements) < r.Batch && !retry.Sleep(ctx, r.Poll) {
+			// A page short of Batch read all there was: the next read
+			// waits for Poll, so that under load each read (the
+			// watermark's and the page's statements) serves a Poll's
+			// worth of changes rather than what one commit wrote.
+			return ctx.Err()
+		}
 	}
 }
 
