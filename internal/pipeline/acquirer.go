@@ -20,7 +20,7 @@ type want[K comparable] struct {
 }
 
 func newAcquirer[K comparable](try func(ctx context.Context, keys []K) []lock.Grant) *acquirer[K] {
-	return &acquirer[K]{gatherer[want[K]]{take: takeAll[want[K]], run: func(ws []want[K]) {
+	return &acquirer[K]{gatherer[want[K]]{take: takeAll[want[K]], name: "acquirer", run: func(ws []want[K]) {
 		keys := make([]K, len(ws))
 		for i, w := range ws {
 			keys[i] = w.key

@@ -23,7 +23,7 @@ type entry[K comparable, O, R any] struct {
 
 func newCommitter[K comparable, O, R any](b Backend[K, O, R], maxOps int, timeout time.Duration) *committer[K, O, R] {
 	g := &committer[K, O, R]{b: b, maxOps: maxOps, timeout: timeout}
-	g.take, g.gatherer.run = g.takeGroup, g.commit
+	g.take, g.gatherer.run, g.name = g.takeGroup, g.commit, "committer"
 	return g
 }
 

@@ -1,6 +1,10 @@
 package pipeline
 
-import "sync"
+import (
+	"context"
+	"runtime/pprof"
+	"sync"
+)
 
 // gatherer runs what callers add in groups: while one group runs, the next
 // gathers, and the next group is taken from everything waiting. Its
@@ -12,6 +16,9 @@ type gatherer[T any] struct {
 	take func(waiting []T) (group, rest []T)
 	// run runs a group, outside the lock.
 	run func(group []T)
+	// name labels the goroutine's CPU profile samples (pprof label
+	// "pipeline"), so a profile tells the serial work of each stage.
+	name string
 
 	mu      sync.Mutex
 	waiting []T
@@ -34,6 +41,7 @@ func (g *gatherer[T]) add(item T) {
 
 func (g *gatherer[T]) loop() {
 	defer g.wg.Done()
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("pipeline", g.name)))
 	for {
 		g.mu.Lock()
 		group, rest := g.take(g.waiting)

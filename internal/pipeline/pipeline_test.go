@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -365,4 +367,33 @@ func TestAcross(t *testing.T) {
 			t.Errorf("Waiting = %d after every request was answered", p.Waiting())
 		}
 	})
+}
+
+// The committer's goroutine carries the pprof label pipeline=committer,
+// so a CPU profile of a server tells the serial work of the group
+// commits from the rest (go tool pprof -tagfocus pipeline=committer).
+func TestCommitterIsLabelled(t *testing.T) {
+	c := newCounters()
+	c.gate = make(chan struct{})
+	p := pipeline.New[key, op, int64](c, pipeline.Config{})
+	defer p.Wait()
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Submit(context.Background(), key{1, 1}, op{add: 1})
+		done <- err
+	}()
+	for c.committing.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	var b strings.Builder
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
+		t.Fatal(err)
+	}
+	close(c.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `labels: {"pipeline":"committer"}`) {
+		t.Fatalf("no goroutine labelled pipeline=committer while a commit ran:\n%s", b.String())
+	}
 }
