@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,5 +147,54 @@ func TestEventsAcrossLedgerGaps(t *testing.T) {
 	}
 	if want[len(want)-1] < int64(len(want))+6 {
 		t.Fatalf("ledger %v has no gaps: the test burnt no sequence", want)
+	}
+}
+
+// countingLedger counts the reads of a real store's ledger.
+type countingLedger struct {
+	broker.Ledger
+	reads atomic.Int64
+}
+
+func (l *countingLedger) Movements(ctx context.Context, q inventory.MovementQuery) (inventory.MovementPage, error) {
+	l.reads.Add(1)
+	return l.Ledger.Movements(ctx, q)
+}
+
+// TestRelayReadsAgainAfterPoll: after a page shorter than its batch the
+// relay reads the ledger again only once Poll has passed, so that under
+// a sale each read serves Poll's worth of changes; after a full page it
+// reads on at once. With Poll an hour, a change made after a short page
+// waits, while a backlog of many batches is published without waiting.
+func TestRelayReadsAgainAfterPoll(t *testing.T) {
+	e := newEnv(t)
+	id := e.product(t, 100, 0)
+	e.sell(t, id, 4) // 5 ledger rows with the initial stock: two full pages of 2 and a short one
+	p, err := natsbroker.New(e.nc, e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := &countingLedger{Ledger: e.store}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &broker.Relay{Ledger: ledger, Publisher: p, Batch: 2, Poll: time.Hour}
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	if seqs := e.stream(t, 5); len(seqs) != 5 {
+		t.Fatalf("published %v, want the 5 rows of the backlog without waiting for Poll", seqs)
+	}
+	if n := ledger.reads.Load(); n != 3 {
+		t.Fatalf("%d reads for pages of 2, 2 and 1, want 3", n)
+	}
+	e.sell(t, id, 1)
+	// The relay is in its Poll (an hour) after the short page: nothing
+	// reads the new row until then.
+	time.Sleep(300 * time.Millisecond)
+	if n := ledger.reads.Load(); n != 3 {
+		t.Fatalf("%d reads, want still 3: after a short page the relay waits for Poll", n)
+	}
+	if seqs := natstest.StockSequences(t, e.nc, e.cfg.Stream); len(seqs) != 5 {
+		t.Fatalf("published %d events, want 5 until Poll has passed", len(seqs))
 	}
 }
