@@ -20,8 +20,10 @@ import (
 type Relay struct {
 	Ledger    Ledger
 	Publisher Publisher
-	// Batch is the most events per Publish (default 500); Poll how often
-	// an idle relay looks for new changes (default 20ms).
+	// Batch is the most events per Publish (default 500). Poll is how
+	// often the relay reads the ledger when it is not behind (default
+	// 20ms): after a page shorter than Batch, or an empty one, it waits
+	// Poll before the next read; after a full page it reads on at once.
 	Batch int
 	Poll  time.Duration
 	Log   *slog.Logger
