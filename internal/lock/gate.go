@@ -42,13 +42,7 @@ func (g *Gate) Enter(ctx context.Context, key string) (leave func(), err error) 
 
 	select {
 	case e.sem <- struct{}{}:
-		var once sync.Once
-		return func() {
-			once.Do(func() {
-				<-e.sem
-				g.release(key, e)
-			})
-		}, nil
+		return g.leaver(key, e), nil
 	case <-ctx.Done():
 		g.release(key, e)
 		return nil, ctx.Err()
@@ -69,13 +63,19 @@ func (g *Gate) TryEnter(key string) (leave func(), ok bool) {
 	e := &gateEntry{sem: make(chan struct{}, 1), refs: 1}
 	e.sem <- struct{}{}
 	g.keys[key] = e
+	return g.leaver(key, e), true
+}
+
+// leaver returns the leave of a caller that holds key's entry e: it lets
+// e go once, however often it is called.
+func (g *Gate) leaver(key string, e *gateEntry) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			<-e.sem
 			g.release(key, e)
 		})
-	}, true
+	}
 }
 
 func (g *Gate) release(key string, e *gateEntry) {
