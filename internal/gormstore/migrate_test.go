@@ -3,6 +3,8 @@ package gormstore_test
 import (
 	"context"
 	"errors"
+	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/shopstack/inventory/internal/app"
@@ -225,4 +227,40 @@ func TestRejectionFieldMigration(t *testing.T) {
 			t.Errorf("refusal %+v, its retry %+v: want both naming quantity", first, again)
 		}
 	})
+}
+
+// TestMovementTypesAgree checks that the two databases accept the same
+// movement types: SQLite's ledger refers to the movement_types table,
+// PostgreSQL's lists them in a CHECK (migration 0016).
+func TestMovementTypesAgree(t *testing.T) {
+	ctx := context.Background()
+	types := map[string][]string{}
+	for _, driver := range gormstoretest.Drivers {
+		st := gormstoretest.Open(t, driver)
+		if driver == gormstore.SQLite {
+			var codes []string
+			if err := gormstore.Raw(ctx, st, &codes, "SELECT code FROM movement_types ORDER BY code"); err != nil {
+				t.Fatal(err)
+			}
+			types[driver] = codes
+			continue
+		}
+		var def string
+		if err := gormstore.Raw(ctx, st, &def, `SELECT pg_get_constraintdef(oid) FROM pg_constraint
+			WHERE conname = 'stock_movements_type_check' AND conrelid = 'stock_movements'::regclass`); err != nil {
+			t.Fatal(err)
+		}
+		var codes []string
+		for _, m := range regexp.MustCompile(`'([A-Z_]+)'`).FindAllStringSubmatch(def, -1) {
+			codes = append(codes, m[1])
+		}
+		slices.Sort(codes)
+		types[driver] = codes
+	}
+	if len(types[gormstore.SQLite]) < 13 {
+		t.Fatalf("SQLite's movement types: %v", types[gormstore.SQLite])
+	}
+	if pg, ok := types[gormstore.Postgres]; ok && !slices.Equal(pg, types[gormstore.SQLite]) {
+		t.Fatalf("PostgreSQL accepts %v, SQLite %v", pg, types[gormstore.SQLite])
+	}
 }

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// MovementType says why stock moved. The ledger's CHECK references the
-// movement_types table, so a new type is one migration row.
+// MovementType says why stock moved. The database knows the types too: a
+// new type is a row of SQLite's movement_types table and a value of
+// PostgreSQL's CHECK on the ledger (TestMovementTypesAgree).
 type MovementType string
 
 // Movement types.
