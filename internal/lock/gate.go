@@ -50,20 +50,29 @@ func (g *Gate) Enter(ctx context.Context, key string) (leave func(), err error) 
 }
 
 // TryEnter holds key if it is free in this process, without waiting; ok
-// is false if another caller holds it.
+// is false if another caller holds it. A key is free once its holder let
+// go, even while that caller is still inside its leave: the entry outlives
+// its slot by a moment, and refusing then would send the caller to wait
+// for a key nobody holds. It never takes a key from a waiter: a holder
+// that lets go hands the slot to a waiting Enter directly.
 func (g *Gate) TryEnter(key string) (leave func(), ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.keys[key] != nil {
-		return nil, false
-	}
 	if g.keys == nil {
 		g.keys = make(map[string]*gateEntry)
 	}
-	e := &gateEntry{sem: make(chan struct{}, 1), refs: 1}
-	e.sem <- struct{}{}
-	g.keys[key] = e
-	return g.leaver(key, e), true
+	e := g.keys[key]
+	if e == nil {
+		e = &gateEntry{sem: make(chan struct{}, 1)}
+		g.keys[key] = e
+	}
+	select {
+	case e.sem <- struct{}{}:
+		e.refs++
+		return g.leaver(key, e), true
+	default:
+		return nil, false
+	}
 }
 
 // leaver returns the leave of a caller that holds key's entry e: it lets
