@@ -94,11 +94,9 @@ func (s *Service) runLevels(ctx context.Context, op inventory.StockOp) inventory
 		}
 	}
 	// The pipeline may keep some of these leases for their levels' next
-	// requests, or hold them for a busy level's queue: it lets them go
-	// rather than have this wait for them.
-	wanted := s.pipe.Release(ctx, keys)
+	// requests: it lets them go rather than have this wait for them.
+	s.pipe.Release(ctx, keys)
 	leases, held, err := s.lockLevels(ctx, keys)
-	wanted()
 	if err != nil {
 		return inventory.Outcome{Err: err}
 	}

@@ -8,11 +8,9 @@
 // getting work: when the queue empties it is kept for Idle, and the next
 // worker of the key takes it over, so a key at a few requests a second
 // does not pay an acquisition per request. It is released once the key
-// got no work for Idle, after MaxKeep in all (so that other replicas get
-// their turn), and, while a caller here waits to take the key's lease
-// itself (Release), after MaxHold of continuous work. A hot key nobody
-// else here asks for thus costs no lease round trip in its queue's path
-// for up to MaxKeep.
+// got no work for Idle, after a worker kept it through MaxHold of
+// continuous work, and after MaxKeep in all (so that other replicas, and
+// requests here that take the key's lease themselves, get their turn).
 // Workers that need a lease at once ask
 // for theirs together: one TryLock, one round trip per lock server, for
 // all of them; a key refused there is waited for with Lock.
@@ -127,8 +125,7 @@ type Config struct {
 	// than that runs alone (default 1,024).
 	MaxGroup int
 	// MaxHold bounds how long a worker keeps its lease across jobs while
-	// its queue stays busy and a caller here waits to take the key's lease
-	// itself (Release; default 20ms).
+	// its queue stays busy (default 20ms).
 	MaxHold time.Duration
 	// Idle is how long a key's lease is kept after its queue emptied, for
 	// the key's next requests; then it is released (default 250ms).
@@ -164,9 +161,6 @@ type Pipeline[K comparable, O, R any] struct {
 	// guards it. releasing counts the releases of kept leases under way.
 	kept      map[K]*held
 	releasing sync.WaitGroup
-	// wanted counts, by key, the callers here waiting to take the key's
-	// lease themselves (Release); p.mu guards it.
-	wanted map[K]int
 }
 
 // held is a lease, when it was acquired, and when its worker took it.
@@ -182,12 +176,10 @@ func newHeld(l lock.Lease) *held {
 	return &held{lease: l, at: now, since: now}
 }
 
-// spent reports whether h, key's lease, may no longer be used: it lapsed,
-// it was kept for MaxKeep, or its worker held it for MaxHold while a caller
-// here waits for it (Release). p.mu must be held.
-func (p *Pipeline[K, O, R]) spent(key K, h *held) bool {
-	return closed(h.lease.Done()) || time.Since(h.at) > p.cfg.MaxKeep ||
-		p.wanted[key] > 0 && time.Since(h.since) > p.cfg.MaxHold
+// spent reports whether h may no longer be used: it lapsed, its worker
+// held it for MaxHold, or it was kept for MaxKeep.
+func (p *Pipeline[K, O, R]) spent(h *held) bool {
+	return closed(h.lease.Done()) || time.Since(h.since) > p.cfg.MaxHold || time.Since(h.at) > p.cfg.MaxKeep
 }
 
 type queue[K comparable, O, R any] struct {
@@ -250,8 +242,7 @@ func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O,
 	if cfg.AcrossWait <= 0 {
 		cfg.AcrossWait = 5 * time.Millisecond
 	}
-	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[K, O, R]), kept: make(map[K]*held),
-		wanted: make(map[K]int)}
+	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[K, O, R]), kept: make(map[K]*held)}
 	p.commit = newCommitter(b, cfg.MaxGroup, cfg.CommitTimeout)
 	p.acq = newAcquirer(b.TryLock)
 	return p
@@ -368,39 +359,17 @@ func (p *Pipeline[K, O, R]) Wait() {
 	p.releasing.Wait()
 }
 
-// Release is for a caller about to take the leases of keys itself: it
-// releases now the leases kept for keys without work here, and until the
-// returned func is called (once the caller has its leases, or gave up),
-// the workers of keys let theirs go after MaxHold of continuous work.
-func (p *Pipeline[K, O, R]) Release(ctx context.Context, keys []K) (done func()) {
+// Release releases now the leases kept for keys, which have no work here:
+// a caller about to take their leases itself need not wait for Idle.
+func (p *Pipeline[K, O, R]) Release(ctx context.Context, keys []K) {
 	for _, key := range keys {
 		p.mu.Lock()
-		p.wanted[key]++
 		h := p.unkeep(key)
 		p.mu.Unlock()
 		if h != nil {
 			p.b.Unlock(ctx, key, h.lease)
 		}
 	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			for _, key := range keys {
-				if p.wanted[key]--; p.wanted[key] == 0 {
-					delete(p.wanted, key)
-				}
-			}
-		})
-	}
-}
-
-// spentLocked is spent with p.mu taken for it.
-func (p *Pipeline[K, O, R]) spentLocked(key K, h *held) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.spent(key, h)
 }
 
 // keep keeps h, the lease of key, which has no worker now, for Idle; one
@@ -410,7 +379,7 @@ func (p *Pipeline[K, O, R]) keep(key K, h *held, stale bool) {
 	if h == nil {
 		return
 	}
-	if stale || p.spent(key, h) || p.kept[key] != nil {
+	if stale || p.spent(h) || p.kept[key] != nil {
 		p.releasing.Add(1)
 		go func() {
 			defer p.releasing.Done()
@@ -477,7 +446,7 @@ func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R], h *held) {
 	for {
 		// A spent lease is released here, before the queue may empty: the
 		// key's next worker then finds it free at once.
-		if h != nil && (stale || p.spentLocked(key, h)) {
+		if h != nil && (stale || p.spent(h)) {
 			release()
 		}
 		stale = false
