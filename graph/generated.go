@@ -2683,7 +2683,7 @@ type Mutation {
   expectStock(input: ExpectStockInput!): StockPayload
   """
   Adjusts many levels in one call, as after a stock-take: each item adds a
-  delta or sets an absolute quantity. The levels are locked in sorted order
+  delta or sets an absolute quantity. The levels are locked all at once
   and the items applied in one transaction, one ADJUST ledger row per
   applied item. errorPolicy decides what a failing item does. At most 1000
   items. A retry with the same idempotencyKey replays the items already

@@ -162,9 +162,8 @@ func (s *Service) tryLock(ctx context.Context, keys []inventory.LevelKey) []lock
 	return s.locker.TryLock(lctx, names)
 }
 
-// lockLevels takes the leases of keys in the order of their lock names,
-// the one order every holder of several leases takes them in, and returns
-// each level's lease.
+// lockLevels takes the leases of keys, all or none (lock.LockAll), and
+// returns each level's lease.
 func (s *Service) lockLevels(ctx context.Context, keys []inventory.LevelKey) (lock.Leases, map[inventory.LevelKey]lock.Lease, error) {
 	names := make([]string, len(keys))
 	byName := make(map[string]inventory.LevelKey, len(keys))

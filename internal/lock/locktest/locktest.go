@@ -40,6 +40,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("DeadlineWhileWaiting", func(t *testing.T) { testDeadline(t, b) })
 	t.Run("IndependentKeys", func(t *testing.T) { testIndependentKeys(t, b.New(t)) })
 	t.Run("LockAllSorted", func(t *testing.T) { testLockAll(t, b) })
+	t.Run("LockAllHoldsNoneWhileWaiting", func(t *testing.T) { testLockAllWaiting(t, b) })
 	t.Run("TryLockEachKey", func(t *testing.T) { testTryLock(t, b) })
 	t.Run("TryLockTokensIncrease", func(t *testing.T) { testTryLockTokens(t, b) })
 	if b.TTL <= 0 {
@@ -252,7 +253,7 @@ func testIndependentKeys(t *testing.T, l lock.Locker) {
 }
 
 // testLockAll runs two replicas that lock overlapping key sets given in
-// opposite orders: sorted acquisition means neither deadlocks.
+// opposite orders: neither deadlocks.
 func testLockAll(t *testing.T, b Backend) {
 	key := uniqueKey(t)
 	sets := [][]string{{key + "/c", key + "/a", key + "/b"}, {key + "/b", key + "/c", key + "/a", key + "/a"}}
@@ -284,6 +285,86 @@ func testLockAll(t *testing.T, b Backend) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// testLockAllWaiting has LockAll wait for a held key: meanwhile the other
+// key it wants stays free for others, and it returns both leases once
+// each holder has let go.
+func testLockAllWaiting(t *testing.T, b Backend) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key := uniqueKey(t)
+	free, busy := key+"/a", key+"/b"
+	other := b.New(t)
+	held, err := other.Lock(ctx, busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		leases lock.Leases
+		err    error
+	}
+	done := make(chan result, 1)
+	waiting := make(chan struct{})
+	go func() {
+		l := &announcer{Locker: b.New(t), key: busy, waiting: waiting}
+		leases, err := lock.LockAll(ctx, l, []string{busy, free})
+		done <- result{leases, err}
+	}()
+	select {
+	case <-waiting:
+	case r := <-done:
+		t.Fatalf("LockAll returned (%v) without waiting for %s", r.err, busy)
+	}
+	// LockAll waits for busy now: free must be free.
+	g := other.TryLock(ctx, []string{free})[0]
+	if g.Err != nil {
+		t.Fatalf("TryLock(%s) while LockAll waits for %s = %v, want it granted", free, busy, g.Err)
+	}
+	mine := g.Lease
+	select {
+	case r := <-done:
+		t.Fatalf("LockAll returned (%v) while both keys were held elsewhere", r.err)
+	default:
+	}
+	if err := held.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := mine.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("LockAll: %v", r.err)
+	}
+	if len(r.leases) != 2 || r.leases[0].Token() <= mine.Token() || r.leases[1].Token() <= held.Token() {
+		t.Errorf("LockAll returned %d leases, tokens %v; want 2, above %d and %d", len(r.leases), tokens(r.leases), mine.Token(), held.Token())
+	}
+	_ = r.leases.Unlock(context.Background())
+}
+
+// announcer is a Locker that closes waiting when Lock is first called
+// for key.
+type announcer struct {
+	lock.Locker
+	key     string
+	waiting chan struct{}
+	once    sync.Once
+}
+
+func (a *announcer) Lock(ctx context.Context, key string) (lock.Lease, error) {
+	if key == a.key {
+		a.once.Do(func() { close(a.waiting) })
+	}
+	return a.Locker.Lock(ctx, key)
+}
+
+func tokens(ls lock.Leases) []int64 {
+	var ts []int64
+	for _, l := range ls {
+		ts = append(ts, l.Token())
+	}
+	return ts
 }
 
 // testExpiry abandons a lease: the key is free again about one TTL later,
