@@ -79,9 +79,10 @@ const maxAcross = 8
 // one if there is one), whose worker takes the others' leases for its
 // batch if they are free: a shipment from a hot level is combined with
 // the level's sales instead of taking its lease away from them. Otherwise
-// it takes their leases itself (in the order lockLevels takes them in, so
-// that no two such requests deadlock) and is committed, alone in its job,
-// with the next group.
+// it takes their leases itself (lockLevels: all or none, holding none
+// while it waits for one, so that it neither deadlocks with another such
+// request nor keeps a level from the batches that would take it) and is
+// committed, alone in its job, with the next group.
 func (s *Service) runLevels(ctx context.Context, op inventory.StockOp) inventory.Outcome {
 	keys := op.Levels.Keys
 	if len(keys) == 1 {
@@ -94,9 +95,10 @@ func (s *Service) runLevels(ctx context.Context, op inventory.StockOp) inventory
 		}
 	}
 	// The pipeline may keep some of these leases for their levels' next
-	// requests: it lets them go rather than have this wait for them.
-	s.pipe.Release(ctx, keys)
+	// requests: it lets them go, and keeps none of them while this waits.
+	wanted := s.pipe.Release(ctx, keys)
 	leases, held, err := s.lockLevels(ctx, keys)
+	wanted()
 	if err != nil {
 		return inventory.Outcome{Err: err}
 	}

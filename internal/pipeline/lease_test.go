@@ -146,3 +146,34 @@ func TestHeldKeyStallsNoOtherKey(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReleaseKeepsNoLeaseWhileWanted: while a caller here waits to take a
+// key's lease itself (Release), the key's batches let the lease go after
+// them rather than keep it for Idle; once the caller is done, it is kept
+// again.
+func TestReleaseKeepsNoLeaseWhileWanted(t *testing.T) {
+	c := newCounters()
+	p := pipeline.New[key, op, int64](c, pipeline.Config{Idle: time.Minute, MaxKeep: time.Minute})
+	defer p.Wait()
+	ctx := context.Background()
+	k := key{1, 1}
+	free := func() bool {
+		g := c.locker.TryLock(ctx, []string{fmt.Sprint(k)})[0]
+		if g.Err == nil {
+			_ = g.Lease.Unlock(ctx)
+		}
+		return g.Err == nil
+	}
+	done := p.Release(ctx, []key{k})
+	if _, err := p.Submit(ctx, k, op{add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the lease let go after its batch while wanted", free)
+	done()
+	if _, err := p.Submit(ctx, k, op{add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if free() {
+		t.Fatal("the lease was let go after its batch with nobody here waiting for it")
+	}
+}

@@ -161,6 +161,9 @@ type Pipeline[K comparable, O, R any] struct {
 	// guards it. releasing counts the releases of kept leases under way.
 	kept      map[K]*held
 	releasing sync.WaitGroup
+	// wanted counts, by key, the callers here waiting to take the key's
+	// lease themselves (Release); p.mu guards it.
+	wanted map[K]int
 }
 
 // held is a lease, when it was acquired, and when its worker took it.
@@ -169,6 +172,10 @@ type held struct {
 	at    time.Time
 	since time.Time
 	idle  *time.Timer // while kept: releases it
+	// ownAt is its queue's ownAt, kept with the lease while the key has
+	// no queue: a busy key's queue empties between batches, and a request
+	// across keys should still join it there.
+	ownAt time.Time
 }
 
 func newHeld(l lock.Lease) *held {
@@ -242,7 +249,8 @@ func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O,
 	if cfg.AcrossWait <= 0 {
 		cfg.AcrossWait = 5 * time.Millisecond
 	}
-	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[K, O, R]), kept: make(map[K]*held)}
+	p := &Pipeline[K, O, R]{b: b, cfg: cfg, queues: make(map[K]*queue[K, O, R]), kept: make(map[K]*held),
+		wanted: make(map[K]int)}
 	p.commit = newCommitter(b, cfg.MaxGroup, cfg.CommitTimeout)
 	p.acq = newAcquirer(b.TryLock)
 	return p
@@ -264,7 +272,8 @@ var ErrAcross = errors.New("pipeline: the other keys' leases are held")
 
 // SubmitAcross queues op, which writes every one of keys, behind the
 // requests of one of them: the one whose own requests (those that write
-// it alone) joined last, or keys[0]. That worker takes the other keys'
+// it alone) joined last, by its queue or the lease kept for it, or
+// keys[0]. That worker takes the other keys'
 // leases for the batch op runs in, waiting at most AcrossWait for each.
 // If it cannot, op moves, once, to the queue of the key whose lease it
 // did not get, whose worker is the one holding it; failing there too, op
@@ -274,8 +283,14 @@ func (p *Pipeline[K, O, R]) SubmitAcross(ctx context.Context, keys []K, op O) (R
 		host := 0
 		var latest time.Time
 		for i, k := range keys {
-			if q := queues[k]; q != nil && q.ownAt.After(latest) {
-				host, latest = i, q.ownAt
+			var at time.Time
+			if q := queues[k]; q != nil {
+				at = q.ownAt
+			} else if h := p.kept[k]; h != nil {
+				at = h.ownAt
+			}
+			if at.After(latest) {
+				host, latest = i, at
 			}
 		}
 		var across []K
@@ -326,8 +341,12 @@ func (p *Pipeline[K, O, R]) enqueue(key K, r *pending[K, O, R]) *queue[K, O, R] 
 	if q == nil {
 		q = &queue[K, O, R]{}
 		p.queues[key] = q
+		h := p.unkeep(key)
+		if h != nil {
+			q.ownAt = h.ownAt
+		}
 		p.workers.Add(1)
-		go p.work(key, q, p.unkeep(key))
+		go p.work(key, q, h)
 	}
 	q.reqs = append(q.reqs, r)
 	return q
@@ -359,27 +378,43 @@ func (p *Pipeline[K, O, R]) Wait() {
 	p.releasing.Wait()
 }
 
-// Release releases now the leases kept for keys, which have no work here:
-// a caller about to take their leases itself need not wait for Idle.
-func (p *Pipeline[K, O, R]) Release(ctx context.Context, keys []K) {
+// Release is for a caller about to take the leases of keys itself: it
+// releases now the leases kept for keys without work here, and until the
+// returned func is called (once the caller has its leases, or gave up),
+// the leases of keys are not kept after their batches, so the caller
+// need not wait for Idle.
+func (p *Pipeline[K, O, R]) Release(ctx context.Context, keys []K) (done func()) {
 	for _, key := range keys {
 		p.mu.Lock()
+		p.wanted[key]++
 		h := p.unkeep(key)
 		p.mu.Unlock()
 		if h != nil {
 			p.b.Unlock(ctx, key, h.lease)
 		}
 	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			for _, key := range keys {
+				if p.wanted[key]--; p.wanted[key] == 0 {
+					delete(p.wanted, key)
+				}
+			}
+		})
+	}
 }
 
 // keep keeps h, the lease of key, which has no worker now, for Idle; one
-// spent or refused by the database is released at once. p.mu must be
-// held.
+// spent or refused by the database, or one a caller here waits for
+// (Release), is released at once. p.mu must be held.
 func (p *Pipeline[K, O, R]) keep(key K, h *held, stale bool) {
 	if h == nil {
 		return
 	}
-	if stale || p.spent(h) || p.kept[key] != nil {
+	if stale || p.spent(h) || p.kept[key] != nil || p.wanted[key] > 0 {
 		p.releasing.Add(1)
 		go func() {
 			defer p.releasing.Done()
@@ -668,6 +703,9 @@ func (p *Pipeline[K, O, R]) take(key K, q *queue[K, O, R], h *held) []*pending[K
 	}
 	if len(batch) == 0 {
 		delete(p.queues, key)
+		if h != nil {
+			h.ownAt = q.ownAt
+		}
 		p.keep(key, h, false)
 		return nil
 	}

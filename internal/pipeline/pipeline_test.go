@@ -397,3 +397,32 @@ func TestCommitterIsLabelled(t *testing.T) {
 		t.Fatalf("no goroutine labelled pipeline=committer while a commit ran:\n%s", b.String())
 	}
 }
+
+// TestAcrossFindsABusyKeyBetweenBatches: a busy key's queue empties
+// between its batches; a request across it and another key, listed
+// second, still joins it there (its lease kept for it says it is the
+// busy one), so that the next requests of that key and the request
+// across keys share a worker rather than contend for its lease.
+func TestAcrossFindsABusyKeyBetweenBatches(t *testing.T) {
+	c := newCounters()
+	p := pipeline.New[key, op, int64](c, pipeline.Config{Idle: time.Minute, MaxKeep: time.Minute})
+	defer p.Wait()
+	ctx := context.Background()
+	hot, cold := key{1, 1}, key{2, 1}
+	if _, err := p.Submit(ctx, hot, op{add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the hot key's queue emptied", func() bool { return p.Waiting() == 0 })
+	if _, err := p.SubmitAcross(ctx, []key{cold, hot}, op{add: 1, across: []key{cold, hot}}); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	last := c.groups[len(c.groups)-1]
+	c.mu.Unlock()
+	if host := last[0].Levels[0].Key; host != hot {
+		t.Errorf("the request across both keys ran on %v's worker, want the busy key %v's", host, hot)
+	}
+	if n := c.lockCalls(hot); n != 1 {
+		t.Errorf("the hot key's lease was asked for %d times, want 1 (kept between its requests)", n)
+	}
+}
