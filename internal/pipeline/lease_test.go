@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,62 +176,4 @@ func TestReleaseKeepsNoLeaseWhileWanted(t *testing.T) {
 	if free() {
 		t.Fatal("the lease was let go after its batch with nobody here waiting for it")
 	}
-}
-
-// TestBusyKeyKeepsItsLeaseUntilWanted: a key whose queue never empties
-// keeps one lease through many MaxHolds while nobody here asks for it.
-// Once a caller says it will take the lease itself (Release), the worker
-// lets it go after MaxHold, the caller gets it, and the queue's requests
-// go on once it is given back.
-func TestBusyKeyKeepsItsLeaseUntilWanted(t *testing.T) {
-	c := newCounters()
-	c.commitDelay = time.Millisecond
-	const maxHold = 5 * time.Millisecond
-	p := pipeline.New[key, op, int64](c, pipeline.Config{MaxHold: maxHold, Idle: time.Minute, MaxKeep: time.Minute})
-	defer p.Wait()
-	ctx := context.Background()
-	k := key{1, 1}
-	stop := make(chan struct{})
-	var served atomic.Int64
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := p.Submit(ctx, k, op{add: 1}); err != nil {
-					t.Error(err)
-					return
-				}
-				served.Add(1)
-			}
-		})
-	}
-	defer func() { close(stop); wg.Wait() }()
-
-	// Forty MaxHolds of continuous work, and nobody else asks for k.
-	time.Sleep(40 * maxHold)
-	if n := c.lockCalls(k); n != 1 {
-		t.Fatalf("a busy key nobody else asked for took its lease %d times, want 1", n)
-	}
-
-	done := p.Release(ctx, []key{k})
-	lctx, cancel := context.WithTimeout(ctx, testenv.Wait)
-	defer cancel()
-	l, err := c.locker.Lock(lctx, fmt.Sprint(k))
-	done()
-	if err != nil {
-		t.Fatalf("a caller that asked for a busy key's lease did not get it: %v", err)
-	}
-	before := served.Load()
-	if err := l.Unlock(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if !testenv.Poll(testenv.Wait, func() bool { return served.Load() > before+10 }) {
-		t.Fatal("the key's requests did not go on once its lease was given back")
-	}
-	t.Logf("%d requests, %d lease acquisitions", served.Load(), c.lockCalls(k))
 }

@@ -55,8 +55,6 @@ type counters struct {
 	locks    map[key]int
 	tries    atomic.Int32
 	tryDelay time.Duration
-	// commitDelay is how long each Commit takes.
-	commitDelay time.Duration
 }
 
 func newCounters() *counters {
@@ -101,7 +99,6 @@ func (c *counters) Commit(_ context.Context, jobs []*pipeline.Job[key, op, int64
 	if c.gate != nil {
 		<-c.gate
 	}
-	time.Sleep(c.commitDelay)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.groups = append(c.groups, jobs)
