@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 
+	"github.com/shopstack/inventory/internal/gather"
 	"github.com/shopstack/inventory/internal/lock"
 )
 
@@ -10,7 +11,7 @@ import (
 // TryLock: while one is under way, the next requests gather, and the next
 // TryLock asks for all of them.
 type acquirer[K comparable] struct {
-	gatherer[want[K]]
+	gather.Gatherer[want[K]]
 }
 
 type want[K comparable] struct {
@@ -20,7 +21,7 @@ type want[K comparable] struct {
 }
 
 func newAcquirer[K comparable](try func(ctx context.Context, keys []K) []lock.Grant) *acquirer[K] {
-	return &acquirer[K]{gatherer[want[K]]{take: takeAll[want[K]], name: "acquirer", run: func(ws []want[K]) {
+	return &acquirer[K]{gather.Gatherer[want[K]]{Labels: []string{"pipeline", "acquirer"}, Run: func(ws []want[K]) {
 		keys := make([]K, len(ws))
 		for i, w := range ws {
 			keys[i] = w.key
@@ -36,6 +37,6 @@ func newAcquirer[K comparable](try func(ctx context.Context, keys []K) []lock.Gr
 // Backend, not by any one's ctx.
 func (a *acquirer[K]) lock(ctx context.Context, key K) lock.Grant {
 	w := want[K]{ctx: ctx, key: key, grant: make(chan lock.Grant, 1)}
-	a.add(w)
+	a.Add(w)
 	return <-w.grant
 }

@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopstack/inventory/internal/gather"
 )
 
 // committer runs jobs in group transactions.
 type committer[K comparable, O, R any] struct {
-	gatherer[*entry[K, O, R]]
+	gather.Gatherer[*entry[K, O, R]]
 	b       Backend[K, O, R]
 	maxOps  int
 	timeout time.Duration
@@ -23,14 +25,14 @@ type entry[K comparable, O, R any] struct {
 
 func newCommitter[K comparable, O, R any](b Backend[K, O, R], maxOps int, timeout time.Duration) *committer[K, O, R] {
 	g := &committer[K, O, R]{b: b, maxOps: maxOps, timeout: timeout}
-	g.take, g.gatherer.run, g.name = g.takeGroup, g.commit, "committer"
+	g.Take, g.Run, g.Labels = g.takeGroup, g.commit, []string{"pipeline", "committer"}
 	return g
 }
 
 // run has job committed in the next group and waits for its results.
 func (g *committer[K, O, R]) run(job *Job[K, O, R]) {
 	e := &entry[K, O, R]{job: job, done: make(chan struct{})}
-	g.add(e)
+	g.Add(e)
 	<-e.done
 }
 
@@ -49,8 +51,7 @@ func (g *committer[K, O, R]) commit(group []*entry[K, O, R]) {
 	cancel()
 	for _, e := range group {
 		if e.job.Busy {
-			g.wg.Add(1)
-			go g.runAlone(e)
+			g.Go(func() { g.runAlone(e) })
 			continue
 		}
 		close(e.done)
@@ -60,7 +61,6 @@ func (g *committer[K, O, R]) commit(group []*entry[K, O, R]) {
 // runAlone runs a job whose row another transaction held, in a
 // transaction of its own that waits for the row up to the timeout.
 func (g *committer[K, O, R]) runAlone(e *entry[K, O, R]) {
-	defer g.wg.Done()
 	ctx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.Background(), e.job.SC), g.timeout)
 	defer cancel()
 	g.b.Commit(ctx, []*Job[K, O, R]{e.job}, false)

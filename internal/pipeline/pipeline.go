@@ -363,8 +363,8 @@ func (p *Pipeline[K, O, R]) Waiting() int64 { return p.waiting.Load() }
 // they have, then releases the leases kept for idle keys.
 func (p *Pipeline[K, O, R]) Wait() {
 	p.workers.Wait()
-	p.commit.wg.Wait()
-	p.acq.wg.Wait()
+	p.commit.Wait()
+	p.acq.Wait()
 	p.mu.Lock()
 	kept := p.kept
 	p.kept = make(map[K]*held)

@@ -289,5 +289,5 @@ func (le *electLease) Unlock(ctx context.Context) error {
 // looks at whether it succeeded, to report a lost key, and can retry:
 // Resign forgets the key after its first request, failed or not.
 func (le *electLease) resign(ctx context.Context) error {
-	return le.l.deleteOwned(ctx, le.sess, le.key, clientv3.Compare(clientv3.CreateRevision(le.key), "=", le.rev), le.leave)
+	return le.l.deleteOwned(ctx, le.sess, le.key, clientv3.Compare(clientv3.CreateRevision(le.key), "=", le.rev), le.leave, false)
 }

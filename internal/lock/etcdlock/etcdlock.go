@@ -39,6 +39,7 @@ import (
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 
+	"github.com/shopstack/inventory/internal/gather"
 	"github.com/shopstack/inventory/internal/lock"
 )
 
@@ -153,6 +154,10 @@ type Locker struct {
 	sess   *concurrency.Session // nil until the first Lock, or after it was lost
 	closed bool
 
+	// releases deletes the keys of leases unlocked at about the same time
+	// in one transaction (see lease.release).
+	releases gather.Gatherer[*release]
+
 	// Background cleanups (see cleanupLater) run under bg until Close
 	// cancels bgCtx.
 	bg       sync.WaitGroup
@@ -218,6 +223,7 @@ func New(ctx context.Context, cfg Config) (*Locker, error) {
 		domain: fmt.Sprintf("etcd/%x/%s", resp.Header.GetClusterId(), inc),
 	}
 	l.bgCtx, l.bgCancel = context.WithCancel(context.Background())
+	l.releases = gather.Gatherer[*release]{Take: takeReleases, Run: l.releaseGroup, Labels: []string{"etcdlock", "release"}}
 	return l, nil
 }
 

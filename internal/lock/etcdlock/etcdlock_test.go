@@ -309,3 +309,56 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestReleasesShareATransaction unlocks 64 leases at once: etcd sees a
+// few transactions, not one per key (its revision counts them), every
+// key is gone, and each lease reports a clean release.
+func TestReleasesShareATransaction(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	l := mustNew(t, c, etcdlock.Config{})
+	cli := mustClient(t, c)
+	ctx := context.Background()
+	keys := make([]string, 64)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("release/%d", i)
+	}
+	var leases []lock.Lease
+	for i, g := range l.TryLock(ctx, keys) {
+		if g.Err != nil {
+			t.Fatalf("TryLock(%s): %v", keys[i], g.Err)
+		}
+		leases = append(leases, g.Lease)
+	}
+	before, err := cli.Get(ctx, "release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := make(chan struct{})
+	errs := make(chan error, len(leases))
+	for _, le := range leases {
+		go func() {
+			<-start
+			errs <- le.Unlock(ctx)
+		}()
+	}
+	close(start)
+	for range leases {
+		if err := <-errs; err != nil {
+			t.Errorf("Unlock: %v", err)
+		}
+	}
+	after, err := cli.Get(ctx, "release", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	txns := after.Header.Revision - before.Header.Revision
+	t.Logf("%d releases in %d transactions", len(leases), txns)
+	if txns > int64(len(leases))/2 {
+		t.Errorf("%d releases at once took %d transactions, want them shared", len(leases), txns)
+	}
+	for _, k := range keys {
+		if l.TryLock(ctx, []string{k})[0].Err != nil {
+			t.Errorf("%s still held after its lease was released", k)
+		}
+	}
+}

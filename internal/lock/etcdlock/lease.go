@@ -79,21 +79,81 @@ func (le *lease) Unlock(ctx context.Context) error {
 	return le.unlockErr
 }
 
+// release deletes the lease's key while it is still ours (like
+// Mutex.Unlock, but a lost key is reported rather than deleted blindly).
+// Leases released at about the same time share one transaction (one
+// nested transaction each, as TryLock takes them): etcd pays per
+// transaction, so a spread of many levels, each let go about once per
+// request, costs it far less. If that transaction fails, the key is
+// deleted alone, with retries, as if its first try had been that one.
 func (le *lease) release(ctx context.Context) error {
-	// Like Mutex.Unlock, but only while the key is still ours, so that a
-	// lost key is reported rather than deleted blindly.
-	return le.l.deleteOwned(ctx, le.sess, le.etcdKey, le.owned, le.leave)
+	l := le.l
+	if le.sess.Ctx().Err() != nil || !l.connected() || l.isClosed() {
+		return l.deleteOwned(ctx, le.sess, le.etcdKey, le.owned, le.leave, false)
+	}
+	r := &release{ctx: ctx, key: le.etcdKey, owned: le.owned, done: make(chan releaseResult, 1)}
+	l.releases.Add(r)
+	res := <-r.done
+	switch {
+	case res.err != nil:
+		return l.deleteOwned(ctx, le.sess, le.etcdKey, le.owned, le.leave, true)
+	case le.sess.Ctx().Err() != nil, !res.deleted:
+		le.leave()
+		return lock.ErrLeaseLost
+	}
+	le.leave()
+	return nil
+}
+
+// release is a key to delete in releaseGroup's transaction, and then the
+// outcome.
+type release struct {
+	ctx   context.Context
+	key   string
+	owned clientv3.Cmp
+	done  chan releaseResult // buffered
+}
+
+type releaseResult struct {
+	deleted bool  // owned held, and the key was deleted
+	err     error // the transaction's
+}
+
+// takeReleases takes up to maxTxnOps releases for one transaction.
+func takeReleases(waiting []*release) (group, rest []*release) {
+	n := min(len(waiting), maxTxnOps)
+	return waiting[:n:n], waiting[n:]
+}
+
+// releaseGroup deletes the keys of group in one transaction, each while
+// its lease still owns it, bounded by OpTimeout.
+func (l *Locker) releaseGroup(group []*release) {
+	ops := make([]clientv3.Op, len(group))
+	for i, r := range group {
+		ops[i] = clientv3.OpTxn([]clientv3.Cmp{r.owned}, []clientv3.Op{clientv3.OpDelete(r.key)}, nil)
+	}
+	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(context.WithoutCancel(group[0].ctx)), l.cfg.OpTimeout)
+	resp, err := l.client.Txn(ctx).Then(ops...).Commit()
+	cancel()
+	for i, r := range group {
+		if err != nil {
+			r.done <- releaseResult{err: err}
+			continue
+		}
+		r.done <- releaseResult{deleted: resp.Responses[i].GetResponseTxn().GetSucceeded()}
+	}
 }
 
 // deleteOwned deletes key, held through sess, while owned holds, retrying
 // transient errors as Lock does, and leaves the gate (leave) once the key
-// is gone. It returns lock.ErrLeaseLost if the session was lost or the key
+// is gone. maybeApplied says an earlier try failed after it may have
+// deleted the key. It returns lock.ErrLeaseLost if the session was lost or the key
 // is gone already, and the retrier's error if etcd could not be told; the
 // key is then deleted in the background, since a live session's key is
 // never released by its lease.
-func (l *Locker) deleteOwned(ctx context.Context, sess *concurrency.Session, key string, owned clientv3.Cmp, leave func()) error {
+func (l *Locker) deleteOwned(ctx context.Context, sess *concurrency.Session, key string, owned clientv3.Cmp, leave func(), maybeApplied bool) error {
 	r := l.newRetrier()
-	maybeApplied := false // a failed try may have deleted the key
+	// maybeApplied says a failed try may have deleted the key.
 	for {
 		if sess.Ctx().Err() != nil {
 			leave()
