@@ -94,14 +94,13 @@ func (le *lease) release(ctx context.Context) error {
 	r := &release{ctx: ctx, key: le.etcdKey, owned: le.owned, done: make(chan releaseResult, 1)}
 	l.releases.Add(r)
 	res := <-r.done
-	switch {
-	case res.err != nil:
+	if res.err != nil {
 		return l.deleteOwned(ctx, le.sess, le.etcdKey, le.owned, le.leave, true)
-	case le.sess.Ctx().Err() != nil, !res.deleted:
-		le.leave()
-		return lock.ErrLeaseLost
 	}
 	le.leave()
+	if !res.deleted {
+		return lock.ErrLeaseLost // the key was gone: its session's lease lapsed
+	}
 	return nil
 }
 
@@ -146,14 +145,13 @@ func (l *Locker) releaseGroup(group []*release) {
 
 // deleteOwned deletes key, held through sess, while owned holds, retrying
 // transient errors as Lock does, and leaves the gate (leave) once the key
-// is gone. maybeApplied says an earlier try failed after it may have
-// deleted the key. It returns lock.ErrLeaseLost if the session was lost or the key
-// is gone already, and the retrier's error if etcd could not be told; the
-// key is then deleted in the background, since a live session's key is
-// never released by its lease.
+// is gone; maybeApplied says an earlier try failed after it may have
+// deleted the key. It returns lock.ErrLeaseLost if the session was lost or
+// the key is gone already, and the retrier's error if etcd could not be
+// told; the key is then deleted in the background, since a live session's
+// key is never released by its lease.
 func (l *Locker) deleteOwned(ctx context.Context, sess *concurrency.Session, key string, owned clientv3.Cmp, leave func(), maybeApplied bool) error {
 	r := l.newRetrier()
-	// maybeApplied says a failed try may have deleted the key.
 	for {
 		if sess.Ctx().Err() != nil {
 			leave()
