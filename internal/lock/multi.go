@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // Leases are the leases LockAll acquired, in key order.
@@ -78,8 +80,8 @@ func LockAll(ctx context.Context, l Locker, keys []string) (Leases, error) {
 		if round > 0 {
 			// Two callers that want each other's key must not keep
 			// refusing each other in step.
-			if err := pause(ctx, time.Duration(rand.Int64N(int64(time.Millisecond)))); err != nil {
-				return nil, fmt.Errorf("lock %s: %w", busy, err)
+			if !retry.Sleep(ctx, time.Duration(rand.Int64N(int64(time.Millisecond)))) {
+				return nil, fmt.Errorf("lock %s: %w", busy, ctx.Err())
 			}
 		}
 		lease, err := l.Lock(ctx, busy)
@@ -134,18 +136,6 @@ func lockInOrder(ctx context.Context, l Locker, sorted []string) (Leases, error)
 // refused reports whether err, a Grant's, says the key is held.
 func refused(err error) bool {
 	return errors.Is(err, ErrNotAcquired) && !errors.Is(err, ErrUnavailable)
-}
-
-// pause waits for d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Unlock releases every lease, in reverse order, and joins their errors.
