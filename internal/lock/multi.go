@@ -49,12 +49,14 @@ func LockAll(ctx context.Context, l Locker, keys []string) (Leases, error) {
 		leases := make(Leases, 0, len(sorted))
 		var busy string
 		var err error
+		j := 0 // rest is sorted without the key waited for
 		for _, k := range sorted {
 			if waited != nil && k == waitedKey {
 				leases = append(leases, waited)
 				continue
 			}
-			g := grants[slices.Index(rest, k)]
+			g := grants[j]
+			j++
 			switch {
 			case g.Err == nil:
 				leases = append(leases, g.Lease)
