@@ -66,20 +66,20 @@ if [ "${INVENTORY_TEST_STRICT:-}" = "1" ] && { [ -z "${GO_TEST_PKGS:-}" ] || [[ 
   [ -n "${INVENTORY_TEST_KUBE_APISERVER:-}" ] || make -s kube-apiserver
 fi
 
-# NATS with JetStream for the event publisher's tests: the machine's own on
-# 127.0.0.1:4222 (streams named per test), or, if none answers, one of our
-# own on a free port (nats-server is installed above under CI).
-if [ -z "${INVENTORY_TEST_NATS_URL:-}" ] && ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
-  if command -v nats-server >/dev/null; then
-    nats_dir=$(mktemp -d)
-    nats_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
-    nats_pid=$!
-    on_exit+=("kill $nats_pid 2>/dev/null; rm -rf '$nats_dir'")
-    for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/"$nats_port") 2>/dev/null && break; sleep 0.1; done
-    export INVENTORY_TEST_NATS_URL="nats://127.0.0.1:$nats_port"
-    echo "test: NATS JetStream of our own at $INVENTORY_TEST_NATS_URL"
-  fi
+# NATS with JetStream for the broker tests: one of our own on a free port,
+# so that the suite does not depend on the state the machine's server was
+# left in (a JetStream that stopped answering failed every NATS test once).
+# Without nats-server (installed above under CI) the tests use the
+# machine's on 127.0.0.1:4222, with streams named per test.
+if [ -z "${INVENTORY_TEST_NATS_URL:-}" ] && command -v nats-server >/dev/null; then
+  nats_dir=$(mktemp -d)
+  nats_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
+  nats_pid=$!
+  on_exit+=("kill $nats_pid 2>/dev/null; rm -rf '$nats_dir'")
+  for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/"$nats_port") 2>/dev/null && break; sleep 0.1; done
+  export INVENTORY_TEST_NATS_URL="nats://127.0.0.1:$nats_port"
+  echo "test: NATS JetStream of our own at $INVENTORY_TEST_NATS_URL"
 fi
 
 # RabbitMQ for its broker's tests: the machine's own on 127.0.0.1:5672

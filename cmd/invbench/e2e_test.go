@@ -12,14 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/shopstack/inventory/cmd/invbench/internal/audit"
 	"github.com/shopstack/inventory/cmd/invbench/internal/load"
 	"github.com/shopstack/inventory/cmd/invbench/internal/server"
 	"github.com/shopstack/inventory/cmd/invbench/internal/transport"
 	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/kafkatest"
+	"github.com/shopstack/inventory/internal/testenv/natstest"
 	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
@@ -394,7 +393,7 @@ func testBundle(ctx context.Context, t *testing.T, url, dbPath, scenario string)
 }
 
 // testBroker is the broker of kind for a test, and the flag naming it:
-// the machine's NATS or RabbitMQ (or INVENTORY_TEST_NATS_URL,
+// the tests' shared NATS (natstest.URL), the machine's RabbitMQ (or
 // INVENTORY_TEST_RABBITMQ_URL), or a kfake cluster of the test's own.
 func testBroker(t *testing.T, kind string) (url, flag string) {
 	switch kind {
@@ -403,7 +402,7 @@ func testBroker(t *testing.T, kind string) (url, flag string) {
 	case brokerKafka:
 		return strings.Join(kafkatest.Start(t).Addrs, ","), "-kafka-brokers"
 	}
-	return cmp.Or(os.Getenv("INVENTORY_TEST_NATS_URL"), nats.DefaultURL), "-nats-url"
+	return natstest.URL(), "-nats-url"
 }
 
 // testCommandTransport runs flash with -transport kind against a server

@@ -35,8 +35,8 @@ import (
 	"github.com/shopstack/inventory/internal/testenv/redistest"
 )
 
-// natsForTest connects to the machine's JetStream (or
-// INVENTORY_TEST_NATS_URL) and names a namespace of the test's own, whose
+// natsForTest connects to the tests' shared JetStream (natstest.URL) and
+// names a namespace of the test's own, whose
 // streams are deleted when it ends.
 func natsForTest(t *testing.T) (url string, nc *nats.Conn, ns natsNames) {
 	t.Helper()
@@ -51,10 +51,7 @@ func testNamespace(what string) string {
 // natsForTestNamed is natsForTest in the given namespace.
 func natsForTestNamed(t *testing.T, namespace string) (url string, nc *nats.Conn, ns natsNames) {
 	t.Helper()
-	url = os.Getenv("INVENTORY_TEST_NATS_URL")
-	if url == "" {
-		url = nats.DefaultURL
-	}
+	url = natstest.URL()
 	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
 	if err != nil {
 		testenv.SkipOrFail(t, "NATS is not reachable at "+url+": "+err.Error())

@@ -16,6 +16,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore"
 	"github.com/shopstack/inventory/internal/testenv"
 	"github.com/shopstack/inventory/internal/testenv/gormstoretest"
+	"github.com/shopstack/inventory/internal/testenv/natstest"
 )
 
 // The walkthroughs are the shell blocks (```sh) of README.md and docs/*.md.
@@ -314,6 +315,11 @@ walkthrough_wait() { for p in "$@"; do for i in $(seq 1 600); do (exec 3<>/dev/t
 		fmt.Sprintf("INVENTORY_CLUSTER_PORTS=%s %s %d %d %d", r.ports["8081"], r.ports["8082"], free[len(free)-3], free[len(free)-2], free[len(free)-1]),
 		"OIDC_PORT="+r.ports["9400"],
 		"INVENTORY_NAMESPACE="+r.namespace,
+		// The NATS the blocks use, the server's and the nats CLI's: the
+		// tests' shared one, which is the machine's unless the test script
+		// started one of its own.
+		"INVENTORY_NATS_URL="+natstest.URL(),
+		"NATS_URL="+natstest.URL(),
 	)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -26,14 +26,9 @@ import (
 	"github.com/shopstack/inventory/internal/testenv/natstest"
 )
 
-// natsURL is the JetStream server the tests use (the machine's own, with
-// stream names unique to each test).
-func natsURL() string {
-	if u := os.Getenv("INVENTORY_TEST_NATS_URL"); u != "" {
-		return u
-	}
-	return nats.DefaultURL
-}
+// natsURL is the JetStream server the tests use, with stream names unique
+// to each test.
+func natsURL() string { return natstest.URL() }
 
 type env struct {
 	svc   *app.Service

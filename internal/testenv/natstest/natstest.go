@@ -1,7 +1,7 @@
 // Package natstest runs a nats-server process with JetStream for tests
 // that kill and restart the broker: on a free loopback port, its store in
 // a temporary directory, stopped when the test ends. Tests that do not
-// need to kill it use the machine's server with names of their own. It
+// need to kill it use the shared server (URL) with names of their own. It
 // also reads a stream back, as tests check it.
 //
 // Without a nats-server binary in PATH tests are skipped, unless
@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -24,6 +25,16 @@ import (
 
 	"github.com/shopstack/inventory/internal/testenv"
 )
+
+// URL is the shared JetStream server of tests that do not kill it:
+// INVENTORY_TEST_NATS_URL (scripts/test.sh starts one of its own and sets
+// it), else the machine's on 127.0.0.1:4222.
+func URL() string {
+	if u := os.Getenv("INVENTORY_TEST_NATS_URL"); u != "" {
+		return u
+	}
+	return nats.DefaultURL
+}
 
 // Server is one nats-server with JetStream.
 type Server struct {
