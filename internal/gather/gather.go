@@ -2,8 +2,8 @@
 // the next gathers, and the next group is taken from everything waiting.
 // The busier its callers, the larger the groups, so the cost of a round
 // trip is shared by more of them. The write pipeline's acquirer (leases
-// asked for together) and committer (group commits), and etcdlock's
-// releases, are gatherers.
+// asked for together) and committer (group commits), and the releases of
+// etcdlock and redislock, are gatherers.
 package gather
 
 import (

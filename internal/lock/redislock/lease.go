@@ -155,15 +155,14 @@ func (le *lease) release(ctx context.Context) error {
 	// caller in this process does not find it still taken.
 	defer le.leave()
 
-	ok, err := le.m.UnlockContext(quorumContext(ctx, le.l.cfg.OpTimeout))
-	switch {
-	case lapsed:
+	// Leases released at about the same time share one script per server
+	// (releaseGroup): on a spread of many levels each is let go about once
+	// per request.
+	r := &release{key: le.key, value: le.m.Value(), done: make(chan error, 1)}
+	le.l.releases.Add(r)
+	err := <-r.done
+	if lapsed {
 		return lock.ErrLeaseLost
-	case ok:
-		return nil
-	case le.l.answered(err):
-		return fmt.Errorf("%w: %s", lock.ErrLeaseLost, flat(err))
-	default:
-		return fmt.Errorf("%w: %s", lock.ErrUnavailable, flat(err))
 	}
+	return err
 }

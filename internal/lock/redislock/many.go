@@ -175,6 +175,29 @@ type answer struct {
 // of them on a standalone server, one per hash slot on a cluster, sent in
 // one pipeline (one round trip per master).
 func (l *Locker) takeOn(ctx context.Context, c redis.UniversalClient, keys []string, value string) []answer {
+	args := []any{value, l.cfg.TTL.Milliseconds(), int64(fenceTTL / time.Second)}
+	out := make([]answer, len(keys))
+	l.evalOn(ctx, c, takeScript, keys,
+		func(i int) []string { return []string{l.lockKey(keys[i]), l.fenceKey(keys[i])} },
+		func([]int) []any { return args },
+		func(i int, reply string, err error) {
+			if err != nil {
+				out[i].err = err
+				return
+			}
+			out[i].token, out[i].err = strconv.ParseInt(reply, 10, 64)
+		})
+	return out
+}
+
+// evalOn runs script on one server for the keys: one script for all of
+// them on a standalone server, one per hash slot on a cluster, sent in one
+// pipeline (one round trip per master), and the script's text where the
+// server does not know it yet. redisKeys are the script's keys for key i,
+// args its arguments for the keys at idx; the script returns one reply
+// per key, which each gets, or the error of its script.
+func (l *Locker) evalOn(ctx context.Context, c redis.UniversalClient, script *redis.Script, keys []string,
+	redisKeys func(i int) []string, args func(idx []int) []any, each func(i int, reply string, err error)) {
 	groups := [][]int{make([]int, len(keys))}
 	if l.cluster != nil {
 		groups = bySlot(keys, l.lockKey)
@@ -183,41 +206,38 @@ func (l *Locker) takeOn(ctx context.Context, c redis.UniversalClient, keys []str
 			groups[0][i] = i
 		}
 	}
-	args := []any{value, l.cfg.TTL.Milliseconds(), int64(fenceTTL / time.Second)}
-	run := func(eval func(redis.Pipeliner, []string) *redis.Cmd) []*redis.Cmd {
+	run := func(eval func(redis.Pipeliner, []string, []any) *redis.Cmd) []*redis.Cmd {
 		cmds := make([]*redis.Cmd, len(groups))
 		_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for g, idx := range groups {
-				ks := make([]string, 0, 2*len(idx))
+				var ks []string
 				for _, i := range idx {
-					ks = append(ks, l.lockKey(keys[i]), l.fenceKey(keys[i]))
+					ks = append(ks, redisKeys(i)...)
 				}
-				cmds[g] = eval(p, ks)
+				cmds[g] = eval(p, ks, args(idx))
 			}
 			return nil
 		})
 		return cmds
 	}
-	cmds := run(func(p redis.Pipeliner, ks []string) *redis.Cmd { return takeScript.EvalSha(ctx, p, ks, args...) })
+	cmds := run(func(p redis.Pipeliner, ks []string, a []any) *redis.Cmd { return script.EvalSha(ctx, p, ks, a...) })
 	if slices.ContainsFunc(cmds, func(c *redis.Cmd) bool { return redis.HasErrorPrefix(c.Err(), "NOSCRIPT") }) {
 		// The server does not know the script yet (or restarted): send it.
-		cmds = run(func(p redis.Pipeliner, ks []string) *redis.Cmd { return takeScript.Eval(ctx, p, ks, args...) })
+		cmds = run(func(p redis.Pipeliner, ks []string, a []any) *redis.Cmd { return script.Eval(ctx, p, ks, a...) })
 	}
-	out := make([]answer, len(keys))
 	for g, idx := range groups {
-		tokens, err := cmds[g].StringSlice()
-		if err == nil && len(tokens) != len(idx) {
-			err = fmt.Errorf("%d tokens for %d keys", len(tokens), len(idx))
+		replies, err := cmds[g].StringSlice()
+		if err == nil && len(replies) != len(idx) {
+			err = fmt.Errorf("%d replies for %d keys", len(replies), len(idx))
 		}
 		for j, i := range idx {
 			if err != nil {
-				out[i].err = err
-				continue
+				each(i, "", err)
+			} else {
+				each(i, replies[j], nil)
 			}
-			out[i].token, out[i].err = strconv.ParseInt(tokens[j], 10, 64)
 		}
 	}
-	return out
 }
 
 // bySlot groups the indexes of keys by the cluster hash slot of their

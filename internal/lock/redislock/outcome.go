@@ -78,16 +78,6 @@ func (l *Locker) gone(err error) bool {
 	return countNodes(err).taken > len(l.clients)-l.quorum
 }
 
-// answered reports whether a quorum of servers answered the failed release
-// of err: the lock was no longer held, rather than out of reach.
-func (l *Locker) answered(err error) bool {
-	var t *redsync.ErrTaken
-	if errors.As(err, &t) {
-		return true
-	}
-	return len(l.clients)-countNodes(err).redisErrs >= l.quorum
-}
-
 // flat returns the message of err with the errors redsync joins (one per
 // server) on one line.
 func flat(err error) string {

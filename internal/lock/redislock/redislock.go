@@ -31,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/shopstack/inventory/internal/gather"
 	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/redisconn"
 	"github.com/shopstack/inventory/internal/retry"
@@ -45,6 +46,9 @@ type Locker struct {
 	rs      *redsync.Redsync
 	quorum  int
 	gate    lock.Gate
+	// releases releases the leases unlocked at about the same time
+	// together (releaseGroup).
+	releases gather.Gatherer[*release]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -64,6 +68,7 @@ func New(cfg Config) (*Locker, error) {
 		return nil, err
 	}
 	l := &Locker{cfg: cfg}
+	l.releases = gather.Gatherer[*release]{Take: takeReleases, Run: l.releaseGroup, Labels: []string{"redislock", "release"}}
 	if cfg.Cluster {
 		l.cluster = redis.NewClusterClient(clusterOptions(cfg))
 		l.clients = []redis.UniversalClient{l.cluster}

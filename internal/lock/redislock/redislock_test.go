@@ -166,6 +166,92 @@ func TestReleaseReachesEveryMaster(t *testing.T) {
 	t.Logf("stragglers: %d of 200 releases; slow locks with a master down: %d of 100", late, slow)
 }
 
+// TestReleasesShareAScript releases 64 leases at once, on one master and
+// on three: they share scripts (one per server for each group), every
+// released key is free afterwards, and a lease whose lock was deleted
+// behind its back reports lock.ErrLeaseLost without failing the others.
+func TestReleasesShareAScript(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(mastersName(n), func(t *testing.T) {
+			servers := startServers(t, n)
+			l := newLocker(t, redislock.Config{Addrs: addrs(servers)})
+			ctx := context.Background()
+			clients := make([]*redis.Client, n)
+			for i, s := range servers {
+				clients[i] = redis.NewClient(&redis.Options{Addr: s.Addr})
+				defer clients[i].Close()
+			}
+			scripts := func() (total int64) {
+				for _, c := range clients {
+					info, err := c.Info(ctx, "commandstats").Result()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, line := range strings.Split(info, "\n") {
+						for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+							if rest, ok := strings.CutPrefix(line, cmd); ok {
+								var calls int64
+								fmt.Sscanf(rest, "%d", &calls)
+								total += calls
+							}
+						}
+					}
+				}
+				return total
+			}
+			keys := make([]string, 64)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("%s/%d", t.Name(), i)
+			}
+			var leases []lock.Lease
+			for i, g := range l.TryLock(ctx, keys) {
+				if g.Err != nil {
+					t.Fatalf("TryLock(%s): %v", keys[i], g.Err)
+				}
+				leases = append(leases, g.Lease)
+			}
+			lost := keys[7] // deleted behind its lease's back, on every master
+			for _, c := range clients {
+				if err := c.Del(ctx, l.LockKey(lost)).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := scripts()
+			start := make(chan struct{})
+			errs := make([]error, len(leases))
+			var wg sync.WaitGroup
+			for i, le := range leases {
+				wg.Go(func() {
+					<-start
+					errs[i] = le.Unlock(ctx)
+				})
+			}
+			close(start)
+			wg.Wait()
+			ran := scripts() - before
+			t.Logf("%d releases on %d masters in %d scripts", len(leases), n, ran)
+			if ran > int64(n*len(leases)/2) {
+				t.Errorf("%d releases at once ran %d scripts on %d masters, want them shared", len(leases), ran, n)
+			}
+			for i, err := range errs {
+				switch {
+				case keys[i] == lost && !errors.Is(err, lock.ErrLeaseLost):
+					t.Errorf("Unlock of a lease whose lock was deleted = %v, want lock.ErrLeaseLost", err)
+				case keys[i] != lost && err != nil:
+					t.Errorf("Unlock(%s) = %v", keys[i], err)
+				}
+			}
+			for _, k := range keys {
+				for i, c := range clients {
+					if c.Exists(ctx, l.LockKey(k)).Val() != 0 {
+						t.Errorf("%s still held on master %d after its lease was released", k, i)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestOneMasterRestart kills the only master: Lock and Check fail fast, a
 // held lease's Unlock reports the backend unavailable, and after a restart
 // that lost the counters tokens still go up.
