@@ -158,7 +158,7 @@ func (le *lease) release(ctx context.Context) error {
 	// Leases released at about the same time share one script per server
 	// (releaseGroup): on a spread of many levels each is let go about once
 	// per request.
-	r := &release{key: le.key, value: le.m.Value(), done: make(chan error, 1)}
+	r := &release{ctx: ctx, key: le.key, value: le.m.Value(), done: make(chan error, 1)}
 	le.l.releases.Add(r)
 	err := <-r.done
 	if lapsed {

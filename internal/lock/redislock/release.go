@@ -37,6 +37,7 @@ const maxReleaseGroup = 512
 // release is a lease to release in releaseGroup's scripts, and then its
 // outcome.
 type release struct {
+	ctx        context.Context // its values (the caller's span) go with the group's scripts
 	key, value string
 	done       chan error // buffered
 }
@@ -60,7 +61,7 @@ func (l *Locker) releaseGroup(group []*release) {
 	for i, r := range group {
 		keys[i], values[i] = r.key, r.value
 	}
-	ctx := quorumContext(context.Background(), l.cfg.OpTimeout)
+	ctx := quorumContext(group[0].ctx, l.cfg.OpTimeout)
 	type serverAnswers struct {
 		server  int
 		replies []string
