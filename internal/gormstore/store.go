@@ -54,6 +54,7 @@ import (
 	"github.com/shopstack/inventory/internal/gormstore/migrations"
 	"github.com/shopstack/inventory/internal/gormstore/sqltrace"
 	"github.com/shopstack/inventory/internal/inventory"
+	"github.com/shopstack/inventory/internal/retry"
 )
 
 // Drivers.
@@ -103,27 +104,30 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	var dialector gorm.Dialector
+	gormConfig := func() *gorm.Config {
+		return &gorm.Config{
+			SkipDefaultTransaction: true,
+			Logger:                 logger.Discard,
+			NowFunc:                func() time.Time { return time.Now().UTC() },
+		}
+	}
+	var db *gorm.DB
+	var err error
 	switch cfg.Driver {
 	case SQLite:
-		dialector = sqlite.Open(sqliteDSN(cfg.DSN))
+		db, err = openSQLite(ctx, sqliteDSN(cfg.DSN), gormConfig)
 	case Postgres:
-		pgCfg, err := postgresConfig(cfg.DSN)
-		if err != nil {
-			return nil, err
+		pgCfg, cfgErr := postgresConfig(cfg.DSN)
+		if cfgErr != nil {
+			return nil, cfgErr
 		}
 		if cfg.TracerProvider != nil {
 			pgCfg.Tracer = sqltrace.PGBatchTracer{Tracer: cfg.TracerProvider.Tracer(sqltrace.Scope)}
 		}
-		dialector = postgres.New(postgres.Config{Conn: stdlib.OpenDB(*pgCfg)})
+		db, err = gorm.Open(postgres.New(postgres.Config{Conn: stdlib.OpenDB(*pgCfg)}), gormConfig())
 	default:
 		return nil, fmt.Errorf("unknown database driver %q (want %q or %q)", cfg.Driver, SQLite, Postgres)
 	}
-	db, err := gorm.Open(dialector, &gorm.Config{
-		SkipDefaultTransaction: true,
-		Logger:                 logger.Discard,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
-	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", cfg.Driver, err)
 	}
@@ -161,17 +165,47 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// sqliteOpenWait bounds how long Open retries a SQLite database that is
+// busy, as its busy timeout bounds a wait for its lock.
+const sqliteOpenWait = 10 * time.Second
+
+// openSQLite opens the SQLite database of dsn. Processes opening a new
+// database at once each switch it to WAL, which takes its lock; two of them
+// can deadlock on it, and SQLite then fails one at once (SQLITE_BUSY) rather
+// than wait out the busy timeout. Such a failure is retried, for up to
+// sqliteOpenWait.
+func openSQLite(ctx context.Context, dsn string, conf func() *gorm.Config) (*gorm.DB, error) {
+	deadline := time.Now().Add(sqliteOpenWait)
+	b := retry.Doubling(5*time.Millisecond, 200*time.Millisecond)
+	for {
+		db, err := gorm.Open(sqlite.Open(dsn), conf())
+		if err == nil || !transient(err) || time.Now().After(deadline) {
+			return db, err
+		}
+		if db != nil {
+			if sqlDB, dbErr := db.DB(); dbErr == nil {
+				_ = sqlDB.Close()
+			}
+		}
+		if !retry.Sleep(ctx, b.NextBackOff()) {
+			return nil, err
+		}
+	}
+}
+
 // sqliteDSN adds the connection settings the store relies on to a file
 // path: WAL for concurrent readers, full sync so an acknowledged change
 // survives power loss, foreign keys, a busy timeout for other processes,
 // and immediate transactions so a transaction that reads then writes never
-// fails to upgrade its lock.
+// fails to upgrade its lock. The pragmas run in order on each new
+// connection, so the busy timeout comes first: switching a new database
+// to WAL takes a lock that another process opening it may hold.
 func sqliteDSN(dsn string) string {
 	if !strings.HasPrefix(dsn, "file:") {
 		dsn = "file:" + dsn
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "busy_timeout(10000)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
