@@ -141,7 +141,7 @@ func (l *Locker) try(ctx context.Context, key string) (*lease, *leftover, error)
 	// Path-escaping keeps "/" out of the key, so that no key's mutex
 	// prefix is a prefix of another's ("a/" of "a/b/"), which would make
 	// "a" wait for holders of "a/b".
-	q := queue{l: l, sess: sess, pfx: l.cfg.Prefix + url.PathEscape(key)}
+	q := queue{l: l, sess: sess, pfx: l.cfg.Prefix + url.PathEscape(key), want: l.wantedKey(url.PathEscape(key))}
 	m := concurrency.NewMutex(sess, q.pfx)
 
 	// The wait also ends when the session is lost: the waiter key went

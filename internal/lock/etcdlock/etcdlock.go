@@ -157,6 +157,9 @@ type Locker struct {
 	// releases deletes the keys of leases unlocked at about the same time
 	// in one transaction (see lease.release).
 	releases gather.Gatherer[*release]
+	// wanted tells the leases held here that a replica queued for their
+	// key (wanted.go).
+	wanted lock.Signals
 
 	// Background cleanups (see cleanupLater) run under bg until Close
 	// cancels bgCtx.
@@ -166,8 +169,9 @@ type Locker struct {
 }
 
 var (
-	_ lock.Locker  = (*Locker)(nil)
-	_ lock.Checker = (*Locker)(nil)
+	_ lock.Locker    = (*Locker)(nil)
+	_ lock.Checker   = (*Locker)(nil)
+	_ lock.Contended = (*lease)(nil)
 )
 
 // New validates cfg, connects to etcd and reads the cluster ID. It fails if
@@ -224,6 +228,7 @@ func New(ctx context.Context, cfg Config) (*Locker, error) {
 	}
 	l.bgCtx, l.bgCancel = context.WithCancel(context.Background())
 	l.releases = gather.Gatherer[*release]{Take: takeReleases, Run: l.releaseGroup, Labels: []string{"etcdlock", "release"}}
+	l.watchWanted()
 	return l, nil
 }
 

@@ -53,9 +53,10 @@ func TestConformance(t *testing.T) {
 		t.Run(fmt.Sprintf("%dmembers", members), func(t *testing.T) {
 			c := etcdtest.Start(t, members)
 			locktest.Run(t, locktest.Backend{
-				New:     func(t *testing.T) lock.Locker { return mustNew(t, c, etcdlock.Config{}) },
-				TTL:     testTTL,
-				Abandon: func(_ *testing.T, le lock.Lease) { etcdlock.Abandon(le) },
+				New:       func(t *testing.T) lock.Locker { return mustNew(t, c, etcdlock.Config{}) },
+				TTL:       testTTL,
+				Abandon:   func(_ *testing.T, le lock.Lease) { etcdlock.Abandon(le) },
+				Contended: true,
 			})
 		})
 	}

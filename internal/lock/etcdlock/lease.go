@@ -25,6 +25,10 @@ type lease struct {
 	done     chan struct{}
 	doneOnce sync.Once
 	stopDone func() bool // stops closing done when the session ends
+	// wanted is closed when a replica queues for key; unwant stops
+	// listening.
+	wanted <-chan struct{}
+	unwant func()
 
 	unlockOnce sync.Once
 	unlockErr  error
@@ -52,6 +56,7 @@ func newLease(l *Locker, key string, sess *concurrency.Session, etcdKey string, 
 	// One session serves many leases: each lease's Done follows it. The
 	// session's context ends when its lease expires or is revoked, when
 	// keepalives got no answer for a TTL, and on Orphan or Close.
+	le.wanted, le.unwant = l.wanted.Listen(key)
 	le.stopDone = context.AfterFunc(sess.Ctx(), le.closeDone)
 	return le
 }
@@ -59,7 +64,15 @@ func newLease(l *Locker, key string, sess *concurrency.Session, etcdKey string, 
 func (le *lease) Token() int64          { return le.token }
 func (le *lease) Done() <-chan struct{} { return le.done }
 
-func (le *lease) closeDone() { le.doneOnce.Do(func() { close(le.done) }) }
+// Wanted is closed once a replica queued for the key.
+func (le *lease) Wanted() <-chan struct{} { return le.wanted }
+
+func (le *lease) closeDone() {
+	le.doneOnce.Do(func() {
+		le.unwant()
+		close(le.done)
+	})
+}
 
 // Unlock deletes the mutex key if this lease still owns it, retrying
 // transient errors as Lock does. It returns lock.ErrLeaseLost if the

@@ -23,6 +23,8 @@ type queue struct {
 	l    *Locker
 	sess *concurrency.Session
 	pfx  string
+	// want is the key that tells the holder it is wanted (wanted.go).
+	want string
 }
 
 // myKey is the waiter key of the session, as concurrency.Mutex names it.
@@ -48,13 +50,15 @@ func (q queue) lock(ctx context.Context, m *concurrency.Mutex) error {
 	}
 }
 
-// enqueue creates the session's waiter key unless it exists, and returns
+// enqueue creates the session's waiter key unless it exists, telling the
+// holder (want), and returns
 // its create revision, the place in the queue.
 func (q queue) enqueue(ctx context.Context) (int64, error) {
 	key := q.myKey()
 	resp, err := q.l.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, "", clientv3.WithLease(q.sess.Lease()))).
+		Then(clientv3.OpPut(key, "", clientv3.WithLease(q.sess.Lease())),
+			clientv3.OpPut(q.want, "", clientv3.WithLease(q.sess.Lease()))).
 		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {

@@ -26,6 +26,9 @@ type Backend struct {
 	// process were paused or had died, without releasing it. Required when
 	// TTL is set.
 	Abandon func(t *testing.T, lease lock.Lease)
+	// Contended says the backend's leases tell their holder when another
+	// replica waits for their key (lock.Contended).
+	Contended bool
 }
 
 // Run checks the lock.Locker contract.
@@ -43,6 +46,9 @@ func Run(t *testing.T, b Backend) {
 	t.Run("LockAllHoldsNoneWhileWaiting", func(t *testing.T) { testLockAllWaiting(t, b) })
 	t.Run("TryLockEachKey", func(t *testing.T) { testTryLock(t, b) })
 	t.Run("TryLockTokensIncrease", func(t *testing.T) { testTryLockTokens(t, b) })
+	if b.Contended {
+		t.Run("WantedHandsOff", func(t *testing.T) { testWantedHandsOff(t, b) })
+	}
 	if b.TTL <= 0 {
 		return
 	}
@@ -436,6 +442,60 @@ func testLongHolder(t *testing.T, b Backend, acquire acquireFunc) {
 	}
 	if err := lease.Unlock(ctx); err != nil {
 		t.Fatalf("unlock after %v: %v", 2*b.TTL+b.TTL/2, err)
+	}
+}
+
+// testWantedHandsOff has a replica wait for a key another holds: the
+// holder hears of it before it lets go (lock.Contended), and once it lets
+// go the key is the waiter's: the holder's own TryLock right after its
+// Unlock does not take it back.
+func testWantedHandsOff(t *testing.T, b Backend) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key := uniqueKey(t)
+	holder, waiter := b.New(t), b.New(t)
+	for round := range 3 {
+		held, err := holder.Lock(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wanted := lock.WantedOf(held)
+		if wanted == nil {
+			t.Fatal("the lease does not tell when its key is wanted (lock.Contended)")
+		}
+		select {
+		case <-wanted:
+			t.Fatalf("round %d: Wanted closed while nobody waits", round)
+		default:
+		}
+		type result struct {
+			lease lock.Lease
+			err   error
+		}
+		got := make(chan result, 1)
+		go func() {
+			l, err := waiter.Lock(ctx, key)
+			got <- result{l, err}
+		}()
+		select {
+		case <-wanted:
+		case <-ctx.Done():
+			t.Fatalf("round %d: the holder never heard that another replica waits for its key", round)
+		}
+		if err := held.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if g := holder.TryLock(ctx, []string{key}); g[0].Err == nil {
+			_ = g[0].Lease.Unlock(ctx)
+			t.Fatalf("round %d: the holder took back a key another replica waits for", round)
+		}
+		r := <-got
+		if r.err != nil {
+			t.Fatalf("round %d: the waiter did not get the key: %v", round, r.err)
+		}
+		if err := r.lease.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -22,9 +22,10 @@ func TestCluster(t *testing.T) {
 	cfg := redislock.Config{Addrs: c.Addrs(), Cluster: true, TTL: suiteTTL}
 	t.Run("Conformance", func(t *testing.T) {
 		locktest.Run(t, locktest.Backend{
-			New:     func(t *testing.T) lock.Locker { return newLocker(t, cfg) },
-			TTL:     suiteTTL,
-			Abandon: func(_ *testing.T, l lock.Lease) { redislock.Abandon(l) },
+			New:       func(t *testing.T) lock.Locker { return newLocker(t, cfg) },
+			TTL:       suiteTTL,
+			Abandon:   func(_ *testing.T, l lock.Lease) { redislock.Abandon(l) },
+			Contended: true,
 		})
 	})
 	t.Run("Elector", func(t *testing.T) {

@@ -22,6 +22,10 @@ type lease struct {
 	token int64
 	done  chan struct{}
 	leave func() // leaves the gate; set by start
+	// wanted is closed when a Lock elsewhere is refused key; unwant
+	// stops listening. Both set by start.
+	wanted <-chan struct{}
+	unwant func()
 
 	mu       sync.Mutex
 	deadline time.Time // validity minus the safety margin
@@ -36,7 +40,10 @@ type lease struct {
 	err  error
 }
 
-var _ lock.Lease = (*lease)(nil)
+var (
+	_ lock.Lease     = (*lease)(nil)
+	_ lock.Contended = (*lease)(nil)
+)
 
 func newLease(l *Locker, key string, m *redsync.Mutex, token int64) *lease {
 	return &lease{
@@ -66,6 +73,7 @@ func (le *lease) start(leave func(), until time.Time) {
 	le.mu.Lock()
 	defer le.mu.Unlock()
 	le.leave = leave
+	le.wanted, le.unwant = le.l.wanted.Listen(le.key)
 	now := time.Now()
 	le.deadline = le.l.deadlineOf(until)
 	le.bo.Reset()
@@ -75,6 +83,9 @@ func (le *lease) start(leave func(), until time.Time) {
 
 func (le *lease) Token() int64          { return le.token }
 func (le *lease) Done() <-chan struct{} { return le.done }
+
+// Wanted is closed once a Lock elsewhere was refused the key.
+func (le *lease) Wanted() <-chan struct{} { return le.wanted }
 
 // renew extends the lock once and schedules the next renewal: at half the
 // new validity after a success, after a backoff after a failure. A failure
@@ -128,6 +139,7 @@ func (le *lease) end(lapsed bool) {
 		return
 	}
 	le.ended, le.lapsed, le.stopped = true, lapsed, true
+	le.unwant()
 	le.expiry.Stop()
 	le.extend.Stop()
 	close(le.done)
@@ -161,8 +173,22 @@ func (le *lease) release(ctx context.Context) error {
 	r := &release{ctx: ctx, key: le.key, value: le.m.Value(), done: make(chan error, 1)}
 	le.l.releases.Add(r)
 	err := <-r.done
+	if err == nil && !lapsed && isClosed(le.wanted) {
+		// Leave the key to the waiter elsewhere, and wake it.
+		le.l.yields.add(le.key, le.l.yieldFor())
+		le.l.tell(msgFreed, le.key)
+	}
 	if lapsed {
 		return lock.ErrLeaseLost
 	}
 	return err
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

@@ -54,6 +54,10 @@ func (l *Locker) TryLock(ctx context.Context, keys []string) []lock.Grant {
 			grants[i].Err = fmt.Errorf("redislock: lock %s: %w", key, err)
 			continue
 		}
+		if l.yields.wait(key) > 0 {
+			grants[i].Err = fmt.Errorf("redislock: lock %s: %w: left to a waiter elsewhere", key, lock.ErrNotAcquired)
+			continue
+		}
 		leave, ok := l.gate.TryEnter(key)
 		if !ok {
 			grants[i].Err = fmt.Errorf("redislock: lock %s: %w: held in this process", key, lock.ErrNotAcquired)

@@ -49,6 +49,13 @@ type Locker struct {
 	// releases releases the leases unlocked at about the same time
 	// together (releaseGroup).
 	releases gather.Gatherer[*release]
+	// wanted tells the leases held here that a Lock elsewhere was refused
+	// their key; freed tells the Locks waiting here that a holder
+	// elsewhere let go of theirs; yields are the keys let go to a waiter
+	// elsewhere (wanted.go). subs are the subscriptions they listen on.
+	wanted, freed lock.Signals
+	yields        yields
+	subs          []*redis.PubSub
 
 	closeOnce sync.Once
 	closeErr  error
@@ -89,6 +96,7 @@ func New(cfg Config) (*Locker, error) {
 		pools = append(pools, goredis.NewPool(c))
 	}
 	l.rs = redsync.New(pools...)
+	l.listen()
 	return l, nil
 }
 
@@ -143,6 +151,9 @@ func (l *Locker) Domain() string {
 func (l *Locker) Close() error {
 	l.closeOnce.Do(func() {
 		var errs []error
+		for _, ps := range l.subs {
+			_ = ps.Close()
+		}
 		for _, c := range l.clients {
 			if c != nil {
 				errs = append(errs, c.Close())
@@ -171,8 +182,15 @@ func (l *Locker) Lock(ctx context.Context, key string) (lock.Lease, error) {
 
 // acquire retries one Redlock attempt and the fencing token until it has
 // both, the key stayed taken for cfg.Tries attempts, the backend failed
-// cfg.ErrorRetries attempts in a row, or ctx ended.
+// cfg.ErrorRetries attempts in a row, or ctx ended. Refused, it tells the
+// holder that the key is wanted, and tries again once the holder says it
+// let go, or after a backoff.
 func (l *Locker) acquire(ctx context.Context, key string) (*lease, error) {
+	if d := l.yields.wait(key); d > 0 && !retry.Sleep(ctx, d) {
+		return nil, ctx.Err()
+	}
+	freed, stop := l.freed.Listen(key)
+	defer func() { stop() }()
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     l.cfg.RetryMin,
 		RandomizationFactor: backoff.DefaultRandomizationFactor,
@@ -206,8 +224,16 @@ func (l *Locker) acquire(ctx context.Context, key string) (*lease, error) {
 			if l.cfg.Tries > 0 && taken >= l.cfg.Tries {
 				return nil, fmt.Errorf("%w after %d tries", lock.ErrNotAcquired, taken)
 			}
+			l.tell(msgWanted, key)
 		}
-		if !retry.Sleep(ctx, bo.NextBackOff()) {
+		t := time.NewTimer(bo.NextBackOff())
+		select {
+		case <-t.C:
+		case <-freed:
+			t.Stop()
+			freed, stop = l.freed.Listen(key)
+		case <-ctx.Done():
+			t.Stop()
 			return nil, ctxErr(ctx.Err(), last)
 		}
 	}

@@ -35,8 +35,9 @@ func TestConformance(t *testing.T) {
 				New: func(t *testing.T) lock.Locker {
 					return newLocker(t, redislock.Config{Addrs: addrs(servers), TTL: suiteTTL})
 				},
-				TTL:     suiteTTL,
-				Abandon: func(_ *testing.T, l lock.Lease) { redislock.Abandon(l) },
+				TTL:       suiteTTL,
+				Abandon:   func(_ *testing.T, l lock.Lease) { redislock.Abandon(l) },
+				Contended: true,
 			})
 		})
 	}

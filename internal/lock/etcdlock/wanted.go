@@ -1,0 +1,44 @@
+package etcdlock
+
+import (
+	"net/url"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// A replica that queues for a key another holds says so: the transaction
+// that queues it also puts <Prefix without its slash>.wanted/<key> (path
+// escaped), under its session's lease. Every Locker watches that prefix
+// and tells its lease on the key (lock.Contended), so a holder that keeps
+// a lease through idle stretches lets it go at once. The queue is FIFO: a
+// holder that let go cannot take the key back before the waiter.
+
+// wantedKey is the key a waiter for the lock key escaped (path escaped)
+// puts.
+func (l *Locker) wantedKey(escaped string) string { return l.wantedPrefix() + escaped }
+
+func (l *Locker) wantedPrefix() string { return strings.TrimSuffix(l.cfg.Prefix, "/") + ".wanted/" }
+
+// watchWanted tells the leases held here of every waiter that queues,
+// until Close. A watch that fails is started again.
+func (l *Locker) watchWanted() {
+	l.bg.Go(func() {
+		pfx := l.wantedPrefix()
+		for l.bgCtx.Err() == nil {
+			wch := l.client.Watch(l.bgCtx, pfx, clientv3.WithPrefix(), clientv3.WithFilterDelete())
+			for wr := range wch {
+				for _, ev := range wr.Events {
+					if key, err := url.PathUnescape(strings.TrimPrefix(string(ev.Kv.Key), pfx)); err == nil {
+						l.wanted.Signal(key)
+					}
+				}
+			}
+			select {
+			case <-l.bgCtx.Done():
+			case <-time.After(l.cfg.RetryMax):
+			}
+		}
+	})
+}
