@@ -47,10 +47,11 @@ type Config struct {
 	// transaction; zero means 10s.
 	LockTimeout time.Duration
 	// LeaseIdle is how long a level's lease is kept after its last
-	// request, for its next ones; zero means 250ms. Another replica that
-	// wants the level waits about this long once this one is done with it,
-	// and at most about a second while this one keeps it busy (see
-	// pipeline.Config.Idle and MaxKeep).
+	// request, for its next ones; zero means 5s. Another replica that
+	// waits for the level gets it at once when this one is done with it,
+	// and after MaxHold (20ms) while this one keeps it busy; should the
+	// lock backend's signal be lost, after at most LeaseIdle, or MaxKeep
+	// (10s) (see pipeline.Config).
 	LeaseIdle time.Duration
 	// PollInterval is how often the event feed checks the ledger for changes
 	// it was not told about (other replicas); zero means 1s.

@@ -243,7 +243,7 @@ var settings = []setting{
 		func(c *Config, v string) (err error) { c.LockTTL, err = time.ParseDuration(v); return err }},
 	{"lock-timeout", "INVENTORY_LOCK_TIMEOUT", "10s", "longest wait for a stock lock, or a combined stock transaction, before answering UNAVAILABLE",
 		func(c *Config, v string) (err error) { c.LockTimeout, err = time.ParseDuration(v); return err }},
-	{"lease-idle", "INVENTORY_LEASE_IDLE", "250ms", "how long a level's lock is kept after its last stock request, for its next ones; another replica waits about this long for a level this one is done with",
+	{"lease-idle", "INVENTORY_LEASE_IDLE", "5s", "how long a level's lock is kept after its last stock request, for its next ones; let go at once when another replica waits for it",
 		func(c *Config, v string) (err error) { c.LeaseIdle, err = time.ParseDuration(v); return err }},
 	{"lock-retry-min", "INVENTORY_LOCK_RETRY_MIN", "5ms", "first delay of the exponential backoff (with jitter) between lock attempts",
 		func(c *Config, v string) (err error) { c.LockRetryMin, err = time.ParseDuration(v); return err }},

@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 		KafkaBrokers: []string{"127.0.0.1:9092"}, KafkaPartitions: 6, KafkaReplicationFactor: -1, PersistedQueries: 1000, HTTPCacheMaxAge: 5 * time.Second,
 		BrokerCommands: true, BrokerActor: "broker", BrokerInFlight: 64, BrokerRetry: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second},
 		RedisAddrs: []string{"127.0.0.1:6379"}, EtcdEndpoints: []string{"127.0.0.1:2379"},
-		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LeaseIdle: 250 * time.Millisecond, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
+		LockTTL: 8 * time.Second, LockTimeout: 10 * time.Second, LeaseIdle: 5 * time.Second, LockRetryMin: 5 * time.Millisecond, LockRetryMax: 100 * time.Millisecond,
 		StockStrategy: "combine", CombineMaxBatch: 256, CombineMaxWaiting: 10_000,
 		ReservationMaxTTL: 24 * time.Hour, ReapInterval: time.Second, EventPollInterval: time.Second, ReadModelProducts: 100_000, AnswerCacheMB: 32, GCPercent: 400, FlowCheckInterval: time.Second,
 		LogLevel: slog.LevelInfo, ShutdownTimeout: 30 * time.Second, Introspection: true, MaxQueryDepth: 10, MaxQueryComplexity: 10000}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopstack/inventory/internal/lock"
 	"github.com/shopstack/inventory/internal/pipeline"
 	"github.com/shopstack/inventory/internal/testenv"
 )
@@ -33,28 +34,100 @@ func TestKeepsLeaseWhileBusy(t *testing.T) {
 	if n := c.lockCalls(k); n != 1 {
 		t.Fatalf("5 requests within the idle time asked for the lease %d times, want 1", n)
 	}
-	// The lease is kept: another holder cannot have it now...
-	lctx, cancel := context.WithTimeout(ctx, idle/10)
-	if l, err := c.locker.Lock(lctx, fmt.Sprint(k)); err == nil {
-		_ = l.Unlock(ctx)
+	// The lease is kept: another holder cannot have it now (TryLock
+	// waits for nobody, so the holder does not hear it is wanted)...
+	if g := c.locker.TryLock(ctx, []string{fmt.Sprint(k)})[0]; g.Err == nil {
+		_ = g.Lease.Unlock(ctx)
 		t.Fatal("the key's lease was free right after its requests")
 	}
-	cancel()
 	// ...and gets it once the key was idle for Idle.
-	start := time.Now()
-	lctx, cancel = context.WithTimeout(ctx, 10*idle)
-	defer cancel()
-	l, err := c.locker.Lock(lctx, fmt.Sprint(k))
-	if err != nil {
-		t.Fatalf("the lease of an idle key was not released: %v", err)
-	}
-	t.Logf("released %v after it was asked for", time.Since(start).Round(time.Millisecond))
-	_ = l.Unlock(ctx)
+	testenv.Eventually(t, "the lease of an idle key released", func() bool {
+		g := c.locker.TryLock(ctx, []string{fmt.Sprint(k)})[0]
+		if g.Err == nil {
+			_ = g.Lease.Unlock(ctx)
+		}
+		return g.Err == nil
+	})
 	if _, err := p.Submit(ctx, k, op{add: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if n := c.lockCalls(k); n != 2 {
 		t.Fatalf("a request after the release asked for the lease %d times in all, want 2", n)
+	}
+}
+
+// TestWantedLeaseLetGo: a lease kept for an idle key is let go as soon as
+// another holder waits for it (lock.Contended), not after Idle; a lease
+// kept busy through MaxHold is kept on while nobody waits, and let go,
+// between two batches, once someone does. The key's requests all succeed.
+func TestWantedLeaseLetGo(t *testing.T) {
+	c := newCounters()
+	p := pipeline.New[key, op, int64](c, pipeline.Config{Idle: time.Hour, MaxKeep: time.Hour, MaxHold: time.Millisecond, MaxBatch: 1})
+	defer p.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Wait)
+	defer cancel()
+	k := key{1, 1}
+	if _, err := p.Submit(ctx, k, op{add: 1}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.locker.Lock(ctx, fmt.Sprint(k))
+	if err != nil {
+		t.Fatalf("a kept lease was not let go to a holder waiting for it: %v", err)
+	}
+	_ = l.Unlock(ctx)
+
+	// Busy: three requests, one per batch, whose commits wait for the
+	// test, so that the queue does not empty.
+	c.gate = make(chan struct{})
+	openGate := sync.OnceFunc(func() { close(c.gate) })
+	defer openGate() // before p.Wait, should the test fail
+	c.committing.Store(0)
+	results := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := p.Submit(ctx, k, op{add: 1})
+			results <- err
+		}()
+	}
+	testenv.Eventually(t, "the first batch committing", func() bool { return c.committing.Load() == 1 })
+	time.Sleep(5 * time.Millisecond) // past MaxHold
+	before := c.lockCalls(k)
+	c.gate <- struct{}{}
+	testenv.Eventually(t, "the second batch committing", func() bool { return c.committing.Load() == 2 })
+	if n := c.lockCalls(k) - before; n != 0 {
+		t.Fatalf("a busy lease nobody else wants was let go after MaxHold: asked for %d more times", n)
+	}
+	got := make(chan lock.Lease, 1)
+	go func() {
+		l, err := c.locker.Lock(ctx, fmt.Sprint(k))
+		if err != nil {
+			t.Error(err)
+		}
+		got <- l
+	}()
+	testenv.Eventually(t, "the holder told its key is wanted", func() bool {
+		select {
+		case <-lock.WantedOf(c.lease(k)):
+			return true
+		default:
+			return false
+		}
+	})
+	c.gate <- struct{}{}
+	select {
+	case l = <-got:
+	case <-ctx.Done():
+		t.Fatal("a busy lease was not let go, after its batch, to a holder waiting for it")
+	}
+	if n := c.committing.Load(); n != 2 {
+		t.Fatalf("%d batches committing while the lease is held elsewhere, want 2 (the third waits for it)", n)
+	}
+	_ = l.Unlock(ctx)
+	openGate()
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -8,9 +8,13 @@
 // getting work: when the queue empties it is kept for Idle, and the next
 // worker of the key takes it over, so a key at a few requests a second
 // does not pay an acquisition per request. It is released once the key
-// got no work for Idle, after a worker kept it through MaxHold of
-// continuous work, and after MaxKeep in all (so that other replicas, and
-// requests here that take the key's lease themselves, get their turn).
+// got no work for Idle, and when someone else wants it: a kept lease at
+// once, a busy one once its worker has held it through MaxHold of
+// continuous work. Someone else is another replica (the lock backend
+// tells, lock.Contended; from a backend that does not, a busy lease is
+// let go after MaxHold whether or not one waits) or a request here that
+// takes the key's lease itself (Release). MaxKeep bounds a lease's keep in
+// all, in case a backend's signal was lost.
 // Workers that need a lease at once ask
 // for theirs together: one TryLock, one round trip per lock server, for
 // all of them; a key refused there is waited for with Lock.
@@ -124,15 +128,16 @@ type Config struct {
 	// MaxGroup is the most requests in one group transaction; a job larger
 	// than that runs alone (default 1,024).
 	MaxGroup int
-	// MaxHold bounds how long a worker keeps its lease across jobs while
-	// its queue stays busy (default 20ms).
+	// MaxHold is how long a worker keeps a lease someone else wants
+	// across jobs while its queue stays busy (default 20ms).
 	MaxHold time.Duration
 	// Idle is how long a key's lease is kept after its queue emptied, for
-	// the key's next requests; then it is released (default 250ms).
+	// the key's next requests, unless someone else wants it; then it is
+	// released (default 5s).
 	Idle time.Duration
 	// MaxKeep bounds how long a lease is kept in all, across its key's
-	// busy and idle stretches: another replica waiting for a key this one
-	// keeps busy gets it within about MaxKeep (default 1s).
+	// busy and idle stretches: another replica whose wait the backend did
+	// not tell of gets the key within about MaxKeep (default 10s).
 	MaxKeep time.Duration
 	// CommitTimeout bounds a group transaction, which serves many requests
 	// and so is bounded by no request's context (default 5s).
@@ -171,7 +176,8 @@ type held struct {
 	lease lock.Lease
 	at    time.Time
 	since time.Time
-	idle  *time.Timer // while kept: releases it
+	// unkept is closed when a worker takes the lease over from keep.
+	unkept chan struct{}
 	// ownAt is its queue's ownAt, kept with the lease while the key has
 	// no queue: a busy key's queue empties between batches, and a request
 	// across keys should still join it there.
@@ -183,10 +189,18 @@ func newHeld(l lock.Lease) *held {
 	return &held{lease: l, at: now, since: now}
 }
 
-// spent reports whether h may no longer be used: it lapsed, its worker
-// held it for MaxHold, or it was kept for MaxKeep.
-func (p *Pipeline[K, O, R]) spent(h *held) bool {
-	return closed(h.lease.Done()) || time.Since(h.since) > p.cfg.MaxHold || time.Since(h.at) > p.cfg.MaxKeep
+// spent reports whether h may no longer be used: it lapsed, it was kept
+// for MaxKeep, or its worker held it for MaxHold while someone else wants
+// it (wantedHere: a caller here, see Release).
+func (p *Pipeline[K, O, R]) spent(h *held, wantedHere bool) bool {
+	if closed(h.lease.Done()) || time.Since(h.at) > p.cfg.MaxKeep {
+		return true
+	}
+	if time.Since(h.since) <= p.cfg.MaxHold {
+		return false
+	}
+	w := lock.WantedOf(h.lease)
+	return wantedHere || w == nil || closed(w)
 }
 
 type queue[K comparable, O, R any] struct {
@@ -238,10 +252,10 @@ func New[K comparable, O, R any](b Backend[K, O, R], cfg Config) *Pipeline[K, O,
 		cfg.MaxHold = 20 * time.Millisecond
 	}
 	if cfg.MaxKeep <= 0 {
-		cfg.MaxKeep = time.Second
+		cfg.MaxKeep = 10 * time.Second
 	}
 	if cfg.Idle <= 0 {
-		cfg.Idle = 250 * time.Millisecond
+		cfg.Idle = 5 * time.Second
 	}
 	if cfg.CommitTimeout <= 0 {
 		cfg.CommitTimeout = 5 * time.Second
@@ -370,10 +384,8 @@ func (p *Pipeline[K, O, R]) Wait() {
 	p.kept = make(map[K]*held)
 	p.mu.Unlock()
 	for key, h := range kept {
-		if h.idle.Stop() {
-			p.releasing.Done()
-			p.b.Unlock(context.Background(), key, h.lease)
-		}
+		close(h.unkept)
+		p.b.Unlock(context.Background(), key, h.lease)
 	}
 	p.releasing.Wait()
 }
@@ -407,14 +419,22 @@ func (p *Pipeline[K, O, R]) Release(ctx context.Context, keys []K) (done func())
 	}
 }
 
+// wantedHere reports whether a caller here waits to take key's lease
+// itself (Release).
+func (p *Pipeline[K, O, R]) wantedHere(key K) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.wanted[key] > 0
+}
+
 // keep keeps h, the lease of key, which has no worker now, for Idle; one
-// spent or refused by the database, or one a caller here waits for
-// (Release), is released at once. p.mu must be held.
+// spent or refused by the database, or one someone else wants, is
+// released at once. p.mu must be held.
 func (p *Pipeline[K, O, R]) keep(key K, h *held, stale bool) {
 	if h == nil {
 		return
 	}
-	if stale || p.spent(h) || p.kept[key] != nil || p.wanted[key] > 0 {
+	if stale || p.spent(h, false) || p.kept[key] != nil || p.wanted[key] > 0 || closed(lock.WantedOf(h.lease)) {
 		p.releasing.Add(1)
 		go func() {
 			defer p.releasing.Done()
@@ -423,19 +443,33 @@ func (p *Pipeline[K, O, R]) keep(key K, h *held, stale bool) {
 		return
 	}
 	p.releasing.Add(1)
-	h.idle = time.AfterFunc(p.cfg.Idle, func() {
-		defer p.releasing.Done()
-		p.mu.Lock()
-		mine := p.kept[key] == h
-		if mine {
-			delete(p.kept, key)
-		}
-		p.mu.Unlock()
-		if mine {
-			p.b.Unlock(context.Background(), key, h.lease)
-		}
-	})
+	h.unkept = make(chan struct{})
+	go p.idle(key, h, h.unkept)
 	p.kept[key] = h
+}
+
+// idle releases h, kept for key, after Idle, or at once when another
+// replica wants it or it lapsed, unless a worker takes it over first.
+func (p *Pipeline[K, O, R]) idle(key K, h *held, unkept <-chan struct{}) {
+	defer p.releasing.Done()
+	t := time.NewTimer(p.cfg.Idle)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-lock.WantedOf(h.lease):
+	case <-h.lease.Done():
+	case <-unkept:
+		return
+	}
+	p.mu.Lock()
+	mine := p.kept[key] == h
+	if mine {
+		delete(p.kept, key)
+	}
+	p.mu.Unlock()
+	if mine {
+		p.b.Unlock(context.Background(), key, h.lease)
+	}
 }
 
 // unkeep takes the lease kept for key, or nil, for a worker starting
@@ -446,9 +480,7 @@ func (p *Pipeline[K, O, R]) unkeep(key K) *held {
 		return nil
 	}
 	delete(p.kept, key)
-	if h.idle.Stop() {
-		p.releasing.Done()
-	}
+	close(h.unkept)
 	h.since = time.Now()
 	return h
 }
@@ -481,7 +513,7 @@ func (p *Pipeline[K, O, R]) work(key K, q *queue[K, O, R], h *held) {
 	for {
 		// A spent lease is released here, before the queue may empty: the
 		// key's next worker then finds it free at once.
-		if h != nil && (stale || p.spent(h)) {
+		if h != nil && (stale || p.spent(h, p.wantedHere(key))) {
 			release()
 		}
 		stale = false

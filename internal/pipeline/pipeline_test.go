@@ -55,17 +55,33 @@ type counters struct {
 	locks    map[key]int
 	tries    atomic.Int32
 	tryDelay time.Duration
+	// leases are the last lease granted for each key.
+	leases map[key]lock.Lease
 }
 
 func newCounters() *counters {
-	return &counters{locker: memlock.New(1), values: map[key]int64{}, busyRows: map[int64]bool{}, locks: map[key]int{}}
+	return &counters{locker: memlock.New(1), values: map[key]int64{}, busyRows: map[int64]bool{}, locks: map[key]int{},
+		leases: map[key]lock.Lease{}}
 }
 
 func (c *counters) Lock(ctx context.Context, k key) (lock.Lease, error) {
 	c.mu.Lock()
 	c.locks[k]++
 	c.mu.Unlock()
-	return c.locker.Lock(ctx, fmt.Sprint(k))
+	l, err := c.locker.Lock(ctx, fmt.Sprint(k))
+	if err == nil {
+		c.mu.Lock()
+		c.leases[k] = l
+		c.mu.Unlock()
+	}
+	return l, err
+}
+
+// lease returns the last lease granted for k.
+func (c *counters) lease(k key) lock.Lease {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leases[k]
 }
 
 func (c *counters) TryLock(ctx context.Context, ks []key) []lock.Grant {
@@ -78,7 +94,15 @@ func (c *counters) TryLock(ctx context.Context, ks []key) []lock.Grant {
 		names[i] = fmt.Sprint(k)
 	}
 	c.mu.Unlock()
-	return c.locker.TryLock(ctx, names)
+	grants := c.locker.TryLock(ctx, names)
+	c.mu.Lock()
+	for i, g := range grants {
+		if g.Err == nil {
+			c.leases[ks[i]] = g.Lease
+		}
+	}
+	c.mu.Unlock()
+	return grants
 }
 
 // lockCalls returns how many times k's lease was asked for.

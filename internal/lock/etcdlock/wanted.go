@@ -22,13 +22,25 @@ func (l *Locker) wantedKey(escaped string) string { return l.wantedPrefix() + es
 func (l *Locker) wantedPrefix() string { return strings.TrimSuffix(l.cfg.Prefix, "/") + ".wanted/" }
 
 // watchWanted tells the leases held here of every waiter that queues,
-// until Close. A watch that fails is started again.
+// until Close. A watch that fails is started again from the revision
+// after the last it reported, so no waiter goes unheard (unless etcd
+// compacted that revision away meanwhile).
 func (l *Locker) watchWanted() {
 	l.bg.Go(func() {
 		pfx := l.wantedPrefix()
+		var rev int64
 		for l.bgCtx.Err() == nil {
-			wch := l.client.Watch(l.bgCtx, pfx, clientv3.WithPrefix(), clientv3.WithFilterDelete())
-			for wr := range wch {
+			opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithFilterDelete()}
+			if rev > 0 {
+				opts = append(opts, clientv3.WithRev(rev+1))
+			}
+			for wr := range l.client.Watch(l.bgCtx, pfx, opts...) {
+				switch {
+				case wr.CompactRevision > 0:
+					rev = 0 // compacted past rev: from now on
+				case wr.Err() == nil:
+					rev = max(rev, wr.Header.Revision)
+				}
 				for _, ev := range wr.Events {
 					if key, err := url.PathUnescape(strings.TrimPrefix(string(ev.Kv.Key), pfx)); err == nil {
 						l.wanted.Signal(key)

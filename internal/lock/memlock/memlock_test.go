@@ -12,7 +12,7 @@ import (
 func TestConformance(t *testing.T) {
 	// Every replica of the in-process backend is the same process.
 	shared := memlock.New(0)
-	locktest.Run(t, locktest.Backend{New: func(*testing.T) lock.Locker { return shared }})
+	locktest.Run(t, locktest.Backend{New: func(*testing.T) lock.Locker { return shared }, Contended: true})
 }
 
 func TestTokensStartAboveBase(t *testing.T) {
