@@ -23,6 +23,17 @@ func WantedOf(l Lease) <-chan struct{} {
 	return nil
 }
 
+// Closed reports whether ch is closed: a lease's Done or Wanted has
+// fired.
+func Closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Signals are one-shot signals by key inside one process: a backend's
 // leases waiting to hear that their key is wanted elsewhere, or its
 // waiters waiting to hear that a key was let go. The gate in front of

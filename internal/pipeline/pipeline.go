@@ -104,7 +104,7 @@ type Held[K comparable] struct {
 // that its writes may no longer be made.
 func (j *Job[K, O, R]) LeaseLost() bool {
 	for _, l := range j.Levels {
-		if l.Lease != nil && closed(l.Lease.Done()) {
+		if l.Lease != nil && lock.Closed(l.Lease.Done()) {
 			return true
 		}
 	}
@@ -193,14 +193,14 @@ func newHeld(l lock.Lease) *held {
 // for MaxKeep, or its worker held it for MaxHold while someone else wants
 // it (wantedHere: a caller here, see Release).
 func (p *Pipeline[K, O, R]) spent(h *held, wantedHere bool) bool {
-	if closed(h.lease.Done()) || time.Since(h.at) > p.cfg.MaxKeep {
+	if lock.Closed(h.lease.Done()) || time.Since(h.at) > p.cfg.MaxKeep {
 		return true
 	}
 	if time.Since(h.since) <= p.cfg.MaxHold {
 		return false
 	}
 	w := lock.WantedOf(h.lease)
-	return wantedHere || w == nil || closed(w)
+	return wantedHere || w == nil || lock.Closed(w)
 }
 
 type queue[K comparable, O, R any] struct {
@@ -434,7 +434,7 @@ func (p *Pipeline[K, O, R]) keep(key K, h *held, stale bool) {
 	if h == nil {
 		return
 	}
-	if stale || p.spent(h, false) || p.kept[key] != nil || p.wanted[key] > 0 || closed(lock.WantedOf(h.lease)) {
+	if stale || p.spent(h, false) || p.kept[key] != nil || p.wanted[key] > 0 || lock.Closed(lock.WantedOf(h.lease)) {
 		p.releasing.Add(1)
 		go func() {
 			defer p.releasing.Done()
@@ -742,13 +742,4 @@ func (p *Pipeline[K, O, R]) take(key K, q *queue[K, O, R], h *held) []*pending[K
 		return nil
 	}
 	return batch
-}
-
-func closed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }

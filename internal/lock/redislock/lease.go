@@ -173,7 +173,7 @@ func (le *lease) release(ctx context.Context) error {
 	r := &release{ctx: ctx, key: le.key, value: le.m.Value(), done: make(chan error, 1)}
 	le.l.releases.Add(r)
 	err := <-r.done
-	if err == nil && !lapsed && isClosed(le.wanted) {
+	if err == nil && !lapsed && lock.Closed(le.wanted) {
 		// Leave the key to the waiter elsewhere, and wake it.
 		le.l.yields.add(le.key, le.l.yieldFor())
 		le.l.tell(msgFreed, le.key)
@@ -182,13 +182,4 @@ func (le *lease) release(ctx context.Context) error {
 		return lock.ErrLeaseLost
 	}
 	return err
-}
-
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
