@@ -176,8 +176,10 @@ type held struct {
 	lease lock.Lease
 	at    time.Time
 	since time.Time
-	// unkept is closed when a worker takes the lease over from keep.
-	unkept chan struct{}
+	idle  *time.Timer // while kept: releases it
+	// watched says a goroutine waits for the lease's key to be wanted
+	// elsewhere (watch); p.mu guards it.
+	watched bool
 	// ownAt is its queue's ownAt, kept with the lease while the key has
 	// no queue: a busy key's queue empties between batches, and a request
 	// across keys should still join it there.
@@ -384,8 +386,10 @@ func (p *Pipeline[K, O, R]) Wait() {
 	p.kept = make(map[K]*held)
 	p.mu.Unlock()
 	for key, h := range kept {
-		close(h.unkept)
-		p.b.Unlock(context.Background(), key, h.lease)
+		if h.idle.Stop() {
+			p.releasing.Done()
+			p.b.Unlock(context.Background(), key, h.lease)
+		}
 	}
 	p.releasing.Wait()
 }
@@ -443,24 +447,44 @@ func (p *Pipeline[K, O, R]) keep(key K, h *held, stale bool) {
 		return
 	}
 	p.releasing.Add(1)
-	h.unkept = make(chan struct{})
-	go p.idle(key, h, h.unkept)
+	h.idle = time.AfterFunc(p.cfg.Idle, func() {
+		defer p.releasing.Done()
+		p.release(key, h)
+	})
 	p.kept[key] = h
+	if w := lock.WantedOf(h.lease); w != nil && !h.watched {
+		h.watched = true
+		go p.watch(key, h, w)
+	}
 }
 
-// idle releases h, kept for key, after Idle, or at once when another
-// replica wants it or it lapsed, unless a worker takes it over first.
-func (p *Pipeline[K, O, R]) idle(key K, h *held, unkept <-chan struct{}) {
-	defer p.releasing.Done()
-	t := time.NewTimer(p.cfg.Idle)
-	defer t.Stop()
+// watch releases h, the lease of key, once another replica wants it, if
+// it is kept then: a worker that has it lets it go itself (spent), and
+// keeps it no more (keep). One goroutine per lease, not per keep: it ends
+// with the lease.
+func (p *Pipeline[K, O, R]) watch(key K, h *held, wanted <-chan struct{}) {
 	select {
-	case <-t.C:
-	case <-lock.WantedOf(h.lease):
+	case <-wanted:
 	case <-h.lease.Done():
-	case <-unkept:
 		return
 	}
+	p.mu.Lock()
+	mine := p.kept[key] == h
+	if mine {
+		delete(p.kept, key)
+		if h.idle.Stop() {
+			p.releasing.Done()
+		}
+	}
+	p.mu.Unlock()
+	if mine {
+		p.b.Unlock(context.Background(), key, h.lease)
+	}
+}
+
+// release releases h, the lease kept for key, unless a worker took it
+// over (or Wait released it) first.
+func (p *Pipeline[K, O, R]) release(key K, h *held) {
 	p.mu.Lock()
 	mine := p.kept[key] == h
 	if mine {
@@ -480,7 +504,9 @@ func (p *Pipeline[K, O, R]) unkeep(key K) *held {
 		return nil
 	}
 	delete(p.kept, key)
-	close(h.unkept)
+	if h.idle.Stop() {
+		p.releasing.Done()
+	}
 	h.since = time.Now()
 	return h
 }
